@@ -1,0 +1,1 @@
+"""Canonical types shared by every layer: no I/O, no web framework, no vendor names."""

@@ -1,0 +1,144 @@
+"""The canonical chat request and result, decoded from any served dialect.
+
+Field semantics follow the most common denominator of the vendors: token counts are inclusive
+(``input_tokens`` includes cached and cache-write tokens; ``output_tokens`` includes reasoning
+tokens), so a codec whose vendor reports them separately adds them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+ToolChoiceMode = Literal["auto", "none", "required"]
+ResponseFormatKind = Literal["text", "json_object", "json_schema"]
+
+
+@dataclass(slots=True, frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ImagePart:
+    """An image by URL; inline images arrive as ``data:`` URLs."""
+
+    url: str
+    detail: str | None = None
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    """A call the model asked for; ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: tuple[ContentPart, ...] = ()
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+
+    def text(self) -> str:
+        """The concatenated text parts (images ignored)."""
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def has_images(self) -> bool:
+        return any(isinstance(p, ImagePart) for p in self.content)
+
+
+@dataclass(slots=True, frozen=True)
+class ToolSpec:
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class NamedToolChoice:
+    name: str
+
+
+ToolChoice = ToolChoiceMode | NamedToolChoice
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseFormat:
+    kind: ResponseFormatKind
+    schema: Mapping[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat request, whatever dialect it came through.
+
+    ``extra`` keeps fields this type does not model, so that an upstream speaking the same API
+    receives them unchanged instead of having them silently dropped.
+    """
+
+    model: str
+    messages: list[Message]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+    metadata: Mapping[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def has_images(self) -> bool:
+        return any(m.has_images() for m in self.messages)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Choice:
+    index: int
+    message: Message
+    finish_reason: FinishReason | None
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A whole (non-streamed) answer; ``upstream_model`` is the model the vendor says it used."""
+
+    choices: list[Choice]
+    usage: Usage | None
+    upstream_model: str | None = None
+    upstream_id: str | None = None
+    system_fingerprint: str | None = None

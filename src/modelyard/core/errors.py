@@ -1,0 +1,148 @@
+"""The one error tree of Modelyard.
+
+Every error knows its HTTP status, a dialect-neutral ``kind`` (each served protocol maps the kind
+to its own error type string) and whether a retry against the same or another target may succeed.
+Foreign exceptions are translated into this tree once, at the boundary where they occur.
+
+::
+
+    ModelyardError (500, internal)
+    ├── InvalidRequest (400, invalid_request)            a field of the request is wrong
+    │   └── UnsupportedCapability (400)                  the target model cannot do what is asked
+    ├── AuthenticationFailed (401, authentication)       no key, or a key we do not know
+    ├── PermissionDenied (403, permission)
+    ├── NotFound (404, not_found)
+    │   └── ModelNotFound (404)                          names the models that exist
+    ├── PayloadTooLarge (413, request_too_large)
+    ├── RateLimited (429, rate_limit, retryable)         carries retry_after
+    │   └── QueueFull (429)                              a bounded queue refused the request
+    ├── UpstreamError (502, upstream, retryable)         the upstream failed or answered nonsense
+    │   ├── UpstreamConnectionError (502)                refused, reset, closed mid-response
+    │   ├── UpstreamUnavailable (503)                    overloaded or out of service
+    │   └── UpstreamTimeout (504, timeout)               connect, first-token or total timeout
+    └── InternalError (500, internal)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ModelyardError(Exception):
+    """Base of every error Modelyard raises on purpose."""
+
+    status: ClassVar[int] = 500
+    kind: ClassVar[str] = "internal"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"
+
+
+class InvalidRequest(ModelyardError):
+    status = 400
+    kind = "invalid_request"
+
+
+class UnsupportedCapability(InvalidRequest):
+    """The request needs something (images, tools, JSON schema...) the target cannot do."""
+
+    def __init__(self, capability: str, model: str, *, param: str | None = None) -> None:
+        super().__init__(
+            f"model {model!r} does not support {capability}",
+            param=param,
+            code="unsupported_capability",
+        )
+        self.capability = capability
+        self.model = model
+
+
+class AuthenticationFailed(ModelyardError):
+    status = 401
+    kind = "authentication"
+
+
+class PermissionDenied(ModelyardError):
+    status = 403
+    kind = "permission"
+
+
+class NotFound(ModelyardError):
+    status = 404
+    kind = "not_found"
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model: str, known: list[str]) -> None:
+        listed = ", ".join(sorted(known)) if known else "none"
+        super().__init__(
+            f"model {model!r} does not exist; available models: {listed}",
+            param="model",
+            code="model_not_found",
+        )
+        self.model = model
+
+
+class PayloadTooLarge(ModelyardError):
+    status = 413
+    kind = "request_too_large"
+
+
+class RateLimited(ModelyardError):
+    status = 429
+    kind = "rate_limit"
+    retryable = True
+
+
+class QueueFull(RateLimited):
+    pass
+
+
+class UpstreamError(ModelyardError):
+    """The upstream failed; ``upstream_status`` is its HTTP status when it sent one."""
+
+    status = 502
+    kind = "upstream"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.upstream_status = upstream_status
+
+
+class UpstreamConnectionError(UpstreamError):
+    pass
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 503
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    kind = "timeout"
+
+
+class InternalError(ModelyardError):
+    pass
