@@ -1,0 +1,161 @@
+"""``modelyard chat``: one prompt or an interactive chat, streamed to the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from modelyard.cli.client import auth_headers
+from modelyard.config import ConfigError, config_path_from_env, load_settings
+from modelyard.core.chat import ChatRequest, Message, TextPart
+from modelyard.core.errors import ModelyardError
+from modelyard.core.events import TextDelta
+from modelyard.providers.base import CallContext
+from modelyard.providers.sse import SSEDecoder
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    history: list[dict[str, str]] = []
+    if args.system:
+        history.append({"role": "system", "content": args.system})
+    try:
+        if args.prompt:
+            return asyncio.run(_turns(args, history, [args.prompt]))
+        return asyncio.run(_turns(args, history, None))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _turns(args: argparse.Namespace, history: list[dict[str, str]], prompts: list[str] | None) -> int:
+    async with _Backend.open(args) as backend:
+        while True:
+            prompt = prompts.pop(0) if prompts else (None if prompts is not None else _ask())
+            if prompt is None:
+                return 0
+            history.append({"role": "user", "content": prompt})
+            reply: list[str] = []
+            try:
+                async for piece in backend.stream(history):
+                    reply.append(piece)
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            except (ModelyardError, aiohttp.ClientError, OSError) as exc:
+                print(f"\nerror: {exc}", file=sys.stderr)
+                return 1
+            sys.stdout.write("\n")
+            history.append({"role": "assistant", "content": "".join(reply)})
+
+
+def _ask() -> str | None:
+    try:
+        line = input("you> ")
+    except EOFError:
+        return None
+    return None if line.strip() in ("/exit", "/quit") else line
+
+
+class _Backend:
+    """Either a running server over HTTP, or the gateway in this very process."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._session: aiohttp.ClientSession | None = None
+        self._inproc: Any = None
+
+    @classmethod
+    def open(cls, args: argparse.Namespace) -> _BackendContext:
+        return _BackendContext(cls(args))
+
+    def _body(self, history: list[dict[str, str]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.args.model, "messages": history, "stream": True}
+        if self.args.max_tokens is not None:
+            body["max_tokens"] = self.args.max_tokens
+        if self.args.temperature is not None:
+            body["temperature"] = self.args.temperature
+        return body
+
+    async def stream(self, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        if self._inproc is not None:
+            async for piece in self._inproc.stream(self._body(history)):
+                yield piece
+            return
+        assert self._session is not None
+        url = f"{self.args.url.rstrip('/')}/v1/chat/completions"
+        headers = {"content-type": "application/json", **auth_headers(self.args.api_key)}
+        async with self._session.post(url, data=orjson.dumps(self._body(history)), headers=headers) as resp:
+            if resp.status >= 400:
+                err = orjson.loads(await resp.read()).get("error", {})
+                raise ModelyardError(f"HTTP {resp.status}: {err.get('message')}")
+            decoder = SSEDecoder()
+            async for chunk in resp.content.iter_any():
+                for event in decoder.feed(chunk):
+                    text = _text_of(event.data)
+                    if text:
+                        yield text
+
+
+def _text_of(data: str) -> str | None:
+    if data == "[DONE]":
+        return None
+    parsed = orjson.loads(data)
+    if "error" in parsed:
+        raise ModelyardError(str(parsed["error"].get("message")))
+    choices = parsed.get("choices") or []
+    return choices[0].get("delta", {}).get("content") if choices else None
+
+
+class _InProcess:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from modelyard.cli.serve import _start_local
+        from modelyard.services.chat import ChatService
+        from modelyard.services.gateway import Gateway
+
+        settings = load_settings(config_path_from_env(args.config))
+        self.runtime = _start_local(settings)
+        self.gateway = Gateway(settings, self.runtime.base_url if self.runtime else None)
+        self.chat = ChatService(self.gateway)
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
+        request = ChatRequest(
+            model=body["model"],
+            messages=[Message(role=m["role"], content=(TextPart(m["content"]),)) for m in body["messages"]],
+            stream=True,
+            max_tokens=body.get("max_tokens"),
+            temperature=body.get("temperature"),
+        )
+        opened = await self.chat.stream(request, CallContext("cli"))
+        async for event in opened.events:
+            if isinstance(event, TextDelta):
+                yield event.text
+
+    async def close(self) -> None:
+        await self.gateway.aclose()
+        if self.runtime is not None:
+            self.runtime.stop()
+
+
+class _BackendContext:
+    def __init__(self, backend: _Backend) -> None:
+        self.backend = backend
+
+    async def __aenter__(self) -> _Backend:
+        if self.backend.args.in_process:
+            try:
+                self.backend._inproc = _InProcess(self.backend.args)
+            except ConfigError as exc:
+                raise SystemExit(str(exc)) from exc
+        else:
+            self.backend._session = aiohttp.ClientSession()
+        return self.backend
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.backend._session is not None:
+            await self.backend._session.close()
+        if self.backend._inproc is not None:
+            await self.backend._inproc.close()

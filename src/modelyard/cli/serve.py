@@ -1,0 +1,88 @@
+"""``modelyard serve``: start the local runtime (if enabled), then the gateway workers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
+from modelyard.server.app import LOCAL_URL_ENV
+from modelyard.services.build import build_components, local_models
+
+if TYPE_CHECKING:
+    from modelyard.local.supervisor import LocalRuntime
+
+log = logging.getLogger("modelyard")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    path = config_path_from_env(args.config)
+    try:
+        settings = load_settings(path)
+        components = build_components(settings, None)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    host = args.host or settings.server.host
+    port = settings.server.port if args.port is None else args.port
+    data = data_dir()
+    data.mkdir(parents=True, exist_ok=True)
+    runtime = _start_local(settings)
+    os.environ["MODELYARD_CONFIG"] = str(path.resolve()) if path else ""
+    os.environ[LOCAL_URL_ENV] = runtime.base_url if runtime else ""
+    print(f"Modelyard listening on http://{host}:{port} (OpenAI API at /v1)", flush=True)
+    print(f"  serving models: {', '.join(sorted(components.table.names)) or 'none'}", flush=True)
+    print(f"  data directory: {data}", flush=True)
+    print(f"  config: {path or 'none (defaults)'}", flush=True)
+    if not settings.server.api_keys:
+        print("  no API keys configured: every caller is accepted", flush=True)
+    try:
+        uvicorn.run(
+            "modelyard.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level=args.log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if runtime is not None:
+            runtime.stop()
+    return 0
+
+
+def _start_local(settings: Settings) -> LocalRuntime | None:
+    models = local_models(settings)
+    if not models:
+        return None
+    from modelyard.local.supervisor import LocalRuntime, LocalRuntimeSpec
+
+    spec = LocalRuntimeSpec(
+        models=models,
+        threads=settings.local.threads,
+        ctx=settings.local.context,
+        queue_size=settings.local.queue_size,
+    )
+    runtime = LocalRuntime(spec)
+    log.info("loading local models: %s", ", ".join(models))
+    runtime.start()
+    return runtime

@@ -1,0 +1,235 @@
+"""Decode OpenAI Chat Completions and Embeddings request bodies into core requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelyard.core.chat import (
+    ChatRequest,
+    ContentPart,
+    ImagePart,
+    Message,
+    NamedToolChoice,
+    ResponseFormat,
+    TextPart,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+)
+from modelyard.core.embeddings import EmbeddingRequest
+from modelyard.protocols.validate import (
+    bad,
+    get_bool,
+    get_dict,
+    get_int,
+    get_list,
+    get_number,
+    get_str,
+    require_dict,
+)
+
+# Fields modelled by ChatRequest; every other top-level field travels in ``extra``.
+_KNOWN = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+        "temperature", "top_p", "stop", "seed", "n", "tools", "tool_choice",
+        "parallel_tool_calls", "response_format", "user", "metadata",
+    }
+)  # fmt: skip
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+_PART_TYPES = ("text", "image_url")
+
+
+def decode_chat(body: Any) -> ChatRequest:
+    body = require_dict(body, "body")
+    messages_raw = get_list(body, "messages", "messages", required=True) or []
+    if not messages_raw:
+        raise bad("messages", "must contain at least one message")
+    stream_options = get_dict(body, "stream_options", "stream_options") or {}
+    max_tokens = get_int(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
+    if max_tokens is None:
+        max_tokens = get_int(body, "max_tokens", "max_tokens", minimum=1)
+    return ChatRequest(
+        model=get_str(body, "model", "model", required=True) or "",
+        messages=[_message(m, f"messages[{i}]") for i, m in enumerate(messages_raw)],
+        stream=bool(get_bool(body, "stream", "stream")),
+        include_usage=bool(get_bool(stream_options, "include_usage", "stream_options.include_usage")),
+        max_tokens=max_tokens,
+        temperature=get_number(body, "temperature", "temperature", minimum=0, maximum=2),
+        top_p=get_number(body, "top_p", "top_p", minimum=0, maximum=1),
+        stop=_stop(body.get("stop")),
+        seed=get_int(body, "seed", "seed"),
+        n=get_int(body, "n", "n", minimum=1, maximum=128),
+        tools=_tools(get_list(body, "tools", "tools")),
+        tool_choice=_tool_choice(body.get("tool_choice")),
+        parallel_tool_calls=get_bool(body, "parallel_tool_calls", "parallel_tool_calls"),
+        response_format=_response_format(get_dict(body, "response_format", "response_format")),
+        user=get_str(body, "user", "user"),
+        metadata=_metadata(get_dict(body, "metadata", "metadata")),
+        extra={k: v for k, v in body.items() if k not in _KNOWN},
+    )
+
+
+def _message(raw: Any, param: str) -> Message:
+    obj = require_dict(raw, param)
+    role = get_str(obj, "role", f"{param}.role", required=True)
+    if role not in _ROLES:
+        raise bad(f"{param}.role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
+    tool_calls = _tool_calls(get_list(obj, "tool_calls", f"{param}.tool_calls"), param)
+    content = _content(obj.get("content"), f"{param}.content", role)
+    if role == "assistant" and not content and not tool_calls:
+        if obj.get("content") is None and not obj.get("refusal"):
+            raise bad(f"{param}.content", "an assistant message needs content or tool_calls")
+    tool_call_id = get_str(obj, "tool_call_id", f"{param}.tool_call_id", required=role == "tool")
+    return Message(
+        role=role,  # type: ignore[arg-type]  # checked against _ROLES above
+        content=content,
+        name=get_str(obj, "name", f"{param}.name"),
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        reasoning=get_str(obj, "reasoning_content", f"{param}.reasoning_content"),
+    )
+
+
+def _content(raw: Any, param: str, role: str) -> tuple[ContentPart, ...]:
+    if raw is None:
+        if role in ("assistant",):
+            return ()
+        raise bad(param, "is required")
+    if isinstance(raw, str):
+        return (TextPart(raw),)
+    if not isinstance(raw, list):
+        raise bad(param, "must be a string or an array of content parts")
+    parts: list[ContentPart] = []
+    for i, item in enumerate(raw):
+        parts.append(_part(item, f"{param}[{i}]", role))
+    return tuple(parts)
+
+
+def _part(raw: Any, param: str, role: str) -> ContentPart:
+    obj = require_dict(raw, param)
+    kind = get_str(obj, "type", f"{param}.type", required=True)
+    if kind == "text":
+        return TextPart(get_str(obj, "text", f"{param}.text", required=True) or "")
+    if kind == "image_url" and role == "user":
+        image = get_dict(obj, "image_url", f"{param}.image_url", required=True) or {}
+        url = get_str(image, "url", f"{param}.image_url.url", required=True) or ""
+        return ImagePart(url=url, detail=get_str(image, "detail", f"{param}.image_url.detail"))
+    accepted = "text, image_url" if role == "user" else "text"
+    raise bad(f"{param}.type", f"content part type {kind!r} is not supported here; accepted: {accepted}")
+
+
+def _tool_calls(raw: list[Any] | None, param: str) -> tuple[ToolCall, ...]:
+    if not raw:
+        return ()
+    calls = []
+    for i, item in enumerate(raw):
+        p = f"{param}.tool_calls[{i}]"
+        obj = require_dict(item, p)
+        fn = get_dict(obj, "function", f"{p}.function", required=True) or {}
+        calls.append(
+            ToolCall(
+                id=get_str(obj, "id", f"{p}.id", required=True) or "",
+                name=get_str(fn, "name", f"{p}.function.name", required=True) or "",
+                arguments=get_str(fn, "arguments", f"{p}.function.arguments") or "",
+            )
+        )
+    return tuple(calls)
+
+
+def _stop(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        if len(raw) > 4:
+            raise bad("stop", f"accepts at most 4 sequences, got {len(raw)}")
+        return tuple(raw)
+    raise bad("stop", "must be a string or an array of strings")
+
+
+def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
+    if not raw:
+        return ()
+    tools = []
+    for i, item in enumerate(raw):
+        obj = require_dict(item, f"tools[{i}]")
+        kind = get_str(obj, "type", f"tools[{i}].type", required=True)
+        if kind != "function":
+            raise bad(f"tools[{i}].type", f"must be 'function', got {kind!r}")
+        fn = get_dict(obj, "function", f"tools[{i}].function", required=True) or {}
+        tools.append(
+            ToolSpec(
+                name=get_str(fn, "name", f"tools[{i}].function.name", required=True) or "",
+                description=get_str(fn, "description", f"tools[{i}].function.description"),
+                parameters=get_dict(fn, "parameters", f"tools[{i}].function.parameters"),
+                strict=get_bool(fn, "strict", f"tools[{i}].function.strict"),
+            )
+        )
+    return tuple(tools)
+
+
+def _tool_choice(raw: Any) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("auto", "none", "required"):
+        return raw  # type: ignore[no-any-return]  # narrowed by the membership test
+    if isinstance(raw, dict):
+        fn = get_dict(raw, "function", "tool_choice.function", required=True) or {}
+        return NamedToolChoice(get_str(fn, "name", "tool_choice.function.name", required=True) or "")
+    raise bad("tool_choice", "must be 'auto', 'none', 'required' or {type: function, function: {name}}")
+
+
+def _response_format(raw: dict[str, Any] | None) -> ResponseFormat | None:
+    if raw is None:
+        return None
+    kind = get_str(raw, "type", "response_format.type", required=True)
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)  # type: ignore[arg-type]  # narrowed by the membership test
+    if kind == "json_schema":
+        spec = get_dict(raw, "json_schema", "response_format.json_schema", required=True) or {}
+        return ResponseFormat(
+            "json_schema",
+            schema=get_dict(spec, "schema", "response_format.json_schema.schema"),
+            name=get_str(spec, "name", "response_format.json_schema.name", required=True),
+            strict=get_bool(spec, "strict", "response_format.json_schema.strict"),
+        )
+    raise bad("response_format.type", f"must be text, json_object or json_schema; got {kind!r}")
+
+
+def _metadata(raw: dict[str, Any] | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise bad(f"metadata.{key}", "metadata values must be strings")
+    return raw
+
+
+def decode_embeddings(body: Any) -> EmbeddingRequest:
+    body = require_dict(body, "body")
+    fmt = get_str(body, "encoding_format", "encoding_format")
+    if fmt not in (None, "float", "base64"):
+        raise bad("encoding_format", f"must be 'float' or 'base64', got {fmt!r}")
+    known = {"model", "input", "dimensions", "user", "encoding_format"}
+    return EmbeddingRequest(
+        model=get_str(body, "model", "model", required=True) or "",
+        inputs=_embedding_inputs(body.get("input")),
+        dimensions=get_int(body, "dimensions", "dimensions", minimum=1),
+        user=get_str(body, "user", "user"),
+        extra={k: v for k, v in body.items() if k not in known},
+    )
+
+
+def _embedding_inputs(raw: Any) -> list[str] | list[list[int]]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and raw:
+        if all(isinstance(x, str) for x in raw):
+            return raw
+        if all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+            return [raw]
+        if all(isinstance(x, list) and all(isinstance(t, int) for t in x) for x in raw):
+            return raw
+    raise bad("input", "must be a string, an array of strings, or token arrays, and not empty")

@@ -1,0 +1,45 @@
+"""Render core errors in OpenAI's error shape: ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from modelyard.core.errors import ModelyardError
+
+_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "request_too_large": "invalid_request_error",
+    "rate_limit": "rate_limit_error",
+    "upstream": "server_error",
+    "timeout": "timeout_error",
+    "internal": "server_error",
+}
+
+
+def error_body(err: ModelyardError) -> bytes:
+    return orjson.dumps(
+        {
+            "error": {
+                "message": err.message,
+                "type": _TYPES.get(err.kind, "server_error"),
+                "param": err.param,
+                "code": err.code,
+            }
+        }
+    )
+
+
+def error_headers(err: ModelyardError) -> dict[str, str]:
+    if err.retry_after is None:
+        return {}
+    return {"retry-after": str(max(1, math.ceil(err.retry_after)))}
+
+
+def stream_error_frame(err: ModelyardError) -> bytes:
+    """An error after the stream has begun: one SSE frame with the error object, as OpenAI sends."""
+    return b"data: " + error_body(err) + b"\n\n"

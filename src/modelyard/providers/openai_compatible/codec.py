@@ -1,0 +1,249 @@
+"""Build OpenAI Chat Completions requests and parse responses, chunks and errors into core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from modelyard.core.chat import (
+    ChatRequest,
+    ChatResult,
+    Choice,
+    FinishReason,
+    Message,
+    NamedToolChoice,
+    TextPart,
+    ToolCall,
+    Usage,
+)
+from modelyard.core.errors import (
+    InvalidRequest,
+    ModelyardError,
+    PayloadTooLarge,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from modelyard.core.events import (
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+from modelyard.protocols.openai.encode import content_json
+from modelyard.providers.openai_compatible.presets import Preset
+from modelyard.providers.transport import retry_after_seconds
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "eos": "stop",
+}
+
+
+def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
+    body: dict[str, Any] = dict(request.extra)
+    body["model"] = model
+    body["messages"] = [_message(m, preset) for m in request.messages]
+    _set_optional(body, request, preset)
+    if stream:
+        body["stream"] = True
+        if preset.stream_usage_option:
+            body["stream_options"] = {"include_usage": True}
+    return orjson.dumps(body)
+
+
+def _set_optional(body: dict[str, Any], r: ChatRequest, preset: Preset) -> None:
+    if r.max_tokens is not None:
+        body[preset.max_tokens_field] = r.max_tokens
+    for key, value in (
+        ("temperature", r.temperature),
+        ("top_p", r.top_p),
+        ("seed", r.seed),
+        ("n", r.n),
+        ("parallel_tool_calls", r.parallel_tool_calls),
+        ("user", r.user),
+        ("metadata", r.metadata),
+    ):
+        if value is not None:
+            body[key] = value
+    if r.stop:
+        body["stop"] = list(r.stop)
+    if r.tools:
+        body["tools"] = [_tool(t.name, t.description, t.parameters, t.strict) for t in r.tools]
+    if r.tool_choice is not None:
+        body["tool_choice"] = (
+            {"type": "function", "function": {"name": r.tool_choice.name}}
+            if isinstance(r.tool_choice, NamedToolChoice)
+            else r.tool_choice
+        )
+    if r.response_format is not None:
+        fmt = r.response_format
+        out: dict[str, Any] = {"type": fmt.kind}
+        if fmt.kind == "json_schema":
+            spec: dict[str, Any] = {"name": fmt.name or "response"}
+            if fmt.schema is not None:
+                spec["schema"] = fmt.schema
+            if fmt.strict is not None:
+                spec["strict"] = fmt.strict
+            out["json_schema"] = spec
+        body["response_format"] = out
+
+
+def _tool(
+    name: str, description: str | None, parameters: Mapping[str, Any] | None, strict: bool | None
+) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": name}
+    if description is not None:
+        fn["description"] = description
+    if parameters is not None:
+        fn["parameters"] = parameters
+    if strict is not None:
+        fn["strict"] = strict
+    return {"type": "function", "function": fn}
+
+
+def _message(m: Message, preset: Preset) -> dict[str, Any]:
+    role = "system" if m.role == "developer" and not preset.developer_role else m.role
+    out: dict[str, Any] = {"role": role, "content": content_json(m)}
+    if m.name is not None:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def parse_usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = raw.get("prompt_tokens_details") or {}
+    completion = raw.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        cached_input_tokens=int(prompt.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
+    )
+
+
+def parse_response(data: Any, label: str) -> ChatResult:
+    try:
+        choices = [_choice(c) for c in data["choices"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError(f"{label}: the upstream sent a malformed completion") from exc
+    return ChatResult(
+        choices=choices,
+        usage=parse_usage(data.get("usage")),
+        upstream_model=data.get("model"),
+        upstream_id=data.get("id"),
+        system_fingerprint=data.get("system_fingerprint"),
+    )
+
+
+def _choice(raw: dict[str, Any]) -> Choice:
+    msg = raw["message"]
+    content = msg.get("content")
+    calls = tuple(
+        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"].get("arguments", ""))
+        for c in msg.get("tool_calls") or ()
+    )
+    reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+    return Choice(
+        index=int(raw.get("index", 0)),
+        message=Message(
+            role="assistant",
+            content=(TextPart(content),) if isinstance(content, str) else (),
+            tool_calls=calls,
+            reasoning=reasoning if isinstance(reasoning, str) else None,
+        ),
+        finish_reason=_FINISH.get(raw.get("finish_reason") or "", None),
+    )
+
+
+def parse_chunk(data: Any) -> list[StreamEvent]:
+    """Events in one ``chat.completion.chunk``; raises ``KeyError``/``TypeError`` on nonsense."""
+    events: list[StreamEvent] = []
+    for choice in data.get("choices") or ():
+        index = int(choice.get("index", 0))
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning:
+            events.append(ReasoningDelta(reasoning, index))
+        text = delta.get("content")
+        if text:
+            events.append(TextDelta(text, index))
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    call_index=int(call.get("index", 0)),
+                    arguments=fn.get("arguments") or "",
+                    id=call.get("id"),
+                    name=fn.get("name"),
+                    index=index,
+                )
+            )
+        finish = choice.get("finish_reason")
+        if finish:
+            events.append(Finished(_FINISH.get(finish, "stop"), index))
+    usage = parse_usage(data.get("usage"))
+    if usage is not None:
+        events.append(UsageReport(usage))
+    return events
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes, label: str) -> ModelyardError:
+    """Translate an upstream error response into the core error the client should see."""
+    message, param = _error_message(body)
+    detail = f"{label}: upstream answered HTTP {status}: {message}"
+    if status in (401, 403):
+        # The client's key is fine; ours is not. The upstream's text may echo key fragments.
+        return UpstreamError(
+            f"{label}: the upstream rejected the gateway's credentials (HTTP {status})",
+            upstream_status=status,
+        )
+    if status == 408:
+        return UpstreamTimeout(detail, upstream_status=status)
+    if status == 413:
+        return PayloadTooLarge(detail)
+    if status == 429:
+        return RateLimited(detail, code="upstream_rate_limited", retry_after=retry_after_seconds(headers))
+    if status in (503, 529):
+        return UpstreamUnavailable(detail, upstream_status=status, retry_after=retry_after_seconds(headers))
+    if status == 504:
+        return UpstreamTimeout(detail, upstream_status=status)
+    if status == 404:
+        return UpstreamError(detail, upstream_status=status, code="upstream_not_found")
+    if 400 <= status < 500:
+        return InvalidRequest(detail, param=param, code="upstream_rejected")
+    return UpstreamError(detail, upstream_status=status)
+
+
+def _error_message(body: bytes) -> tuple[str, str | None]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:300] or "(empty body)"), None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        param = err.get("param")
+        return str(err.get("message") or err.get("type") or "error"), param if isinstance(param, str) else None
+    if isinstance(err, str):
+        return err, None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"], None
+    return body.decode("utf-8", "replace")[:300], None

@@ -1,0 +1,51 @@
+"""Presets: what differs between vendors that speak the OpenAI API.
+
+A new OpenAI-compatible vendor is one entry here (plus catalog facts), nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    type: str
+    base_url: str | None
+    key_required: bool
+    key_env: str = "API_KEY"
+    # Newer OpenAI models reject ``max_tokens``; most other servers only know ``max_tokens``.
+    max_tokens_field: str = "max_tokens"
+    # Only OpenAI knows the ``developer`` role; elsewhere it is sent as ``system``.
+    developer_role: bool = False
+    # Whether ``stream_options.include_usage`` is accepted (we always want usage for metering).
+    stream_usage_option: bool = True
+
+
+_LIST = [
+    Preset("openai_compatible", None, False),
+    Preset(
+        "openai",
+        "https://api.openai.com/v1",
+        True,
+        "OPENAI_API_KEY",
+        max_tokens_field="max_completion_tokens",
+        developer_role=True,
+    ),
+    Preset("xai", "https://api.x.ai/v1", True, "XAI_API_KEY"),
+    Preset("deepseek", "https://api.deepseek.com/v1", True, "DEEPSEEK_API_KEY"),
+    # Mistral reports usage in the last chunk unasked and rejects unknown stream options.
+    Preset(
+        "mistral", "https://api.mistral.ai/v1", True, "MISTRAL_API_KEY", stream_usage_option=False
+    ),
+    Preset("groq", "https://api.groq.com/openai/v1", True, "GROQ_API_KEY"),
+    Preset("together", "https://api.together.xyz/v1", True, "TOGETHER_API_KEY"),
+    Preset("fireworks", "https://api.fireworks.ai/inference/v1", True, "FIREWORKS_API_KEY"),
+    Preset("openrouter", "https://openrouter.ai/api/v1", True, "OPENROUTER_API_KEY"),
+    Preset("ollama", "http://127.0.0.1:11434/v1", False),
+    Preset("vllm", "http://127.0.0.1:8000/v1", False),
+    # The embedded llama.cpp runtime; its base_url is set by the supervisor at start.
+    Preset("local", None, False),
+]
+
+PRESETS: dict[str, Preset] = {p.type: p for p in _LIST}

@@ -1,0 +1,46 @@
+"""Provider types by name: the built-ins plus third-party adapters from an entry-point group.
+
+A third-party package registers ``[project.entry-points."modelyard.providers"] mytype =
+"pkg.module:factory"``, where ``factory(settings, transport) -> Provider``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from modelyard.providers.base import Provider, ProviderSettings
+from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
+from modelyard.providers.openai_compatible.presets import PRESETS
+from modelyard.providers.transport import Transport
+
+ProviderFactory = Callable[[ProviderSettings, Transport], Provider]
+ENTRY_POINT_GROUP = "modelyard.providers"
+
+
+def _builtin() -> dict[str, ProviderFactory]:
+    return {name: OpenAICompatibleProvider for name in PRESETS}
+
+
+def provider_types() -> dict[str, ProviderFactory]:
+    types = _builtin()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in types:
+            types[ep.name] = ep.load()
+    return types
+
+
+def check_settings(
+    settings: ProviderSettings, known: dict[str, ProviderFactory]
+) -> tuple[str, str] | None:
+    """The field at fault and a message fit for a config error, or None."""
+    if settings.type not in known:
+        return "type", f"unknown provider type {settings.type!r}; known: {', '.join(sorted(known))}"
+    preset = PRESETS.get(settings.type)
+    if preset is None:
+        return None
+    if preset.base_url is None and settings.base_url is None:
+        return "base_url", f"type {settings.type!r} needs a base_url"
+    if preset.key_required and not settings.api_key:
+        return "api_key", f"type {settings.type!r} needs an api_key, e.g. env::{preset.key_env}"
+    return None

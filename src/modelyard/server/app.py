@@ -1,0 +1,117 @@
+"""The ASGI app, built by ``create_app(settings)``; everything hangs off it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelyard.config import Settings, load_settings
+from modelyard.core.errors import InternalError, ModelyardError, NotFound
+from modelyard.protocols.openai import errors
+from modelyard.providers.transport import CallTimeouts
+from modelyard.server.http import json_response, request_id
+from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
+from modelyard.server.state import AppState, InFlight
+from modelyard.services.gateway import Gateway
+from modelyard.tenancy.static_keys import StaticKeys
+
+log = logging.getLogger("modelyard.server")
+LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
+_HEALTH_TIMEOUTS = CallTimeouts(connect=1.0, first_token=2.0, total=3.0)
+
+
+def create_app(settings: Settings, local_base_url: str | None = None) -> Starlette:
+    gateway = Gateway(settings, local_base_url)
+    state = AppState(
+        gateway=gateway,
+        auth=StaticKeys(k.reveal() for k in settings.server.api_keys),
+        in_flight=InFlight(settings.server.max_in_flight),
+        max_body_bytes=settings.server.max_body_bytes,
+        access_log=settings.server.access_log,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *OPENAI_ROUTES,
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _unhandled},
+    )
+    app.state.modelyard = state
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for uvicorn workers: ``serve`` passes the config path and local URL by env."""
+    config = os.environ.get("MODELYARD_CONFIG")
+    settings = load_settings(Path(config) if config else None)
+    return create_app(settings, os.environ.get(LOCAL_URL_ENV) or None)
+
+
+async def healthz(request: Request) -> Response:
+    return json_response(b'{"status":"ok"}')
+
+
+async def readyz(request: Request) -> Response:
+    state: AppState = request.app.state.modelyard
+    base = state.gateway.local_base_url
+    if state.gateway.settings.local.enabled and not await _local_ready(state, base):
+        return json_response(b'{"status":"starting","local":"not ready"}', 503)
+    return json_response(b'{"status":"ready"}')
+
+
+async def _local_ready(state: AppState, base: str | None) -> bool:
+    if base is None:
+        return False
+    now = time.monotonic()
+    if state.local_ready and now - state.ready_checked_at < 1.0:
+        return True
+    health = base.removesuffix("/v1") + "/health"
+    try:
+        resp = await state.gateway.transport.get(health, {}, _HEALTH_TIMEOUTS, "local runtime")
+    except ModelyardError:
+        state.local_ready = False
+        return False
+    state.local_ready = resp.status == 200
+    state.ready_checked_at = now
+    return state.local_ready
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    rid = request_id(request)
+    if exc.status_code == 404:
+        err: ModelyardError = NotFound(f"no route {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        err = NotFound(f"method {request.method} is not allowed on {request.url.path}")
+        return json_response(errors.error_body(err), 405, {"x-request-id": rid})
+    else:
+        err = InternalError(str(exc.detail))
+    return json_response(errors.error_body(err), exc.status_code, {"x-request-id": rid})
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    rid = request_id(request)
+    log.exception("request %s failed", rid, exc_info=exc)
+    err = InternalError(f"internal error (request id {rid})")
+    return json_response(errors.error_body(err), 500, {"x-request-id": rid})

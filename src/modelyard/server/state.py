@@ -1,0 +1,66 @@
+"""Everything a request handler needs, hung off the app (no globals)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from modelyard.core.errors import QueueFull
+from modelyard.services.chat import ChatService
+from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.gateway import Gateway
+from modelyard.services.models import ModelService
+from modelyard.tenancy.static_keys import StaticKeys
+
+access_log = logging.getLogger("modelyard.access")
+
+
+class InFlight:
+    """Bounds concurrent requests per process so overload becomes a 429, not unbounded memory."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def enter(self) -> None:
+        if self.count >= self.limit:
+            raise QueueFull(
+                f"the gateway is at its limit of {self.limit} requests in flight; retry shortly",
+                code="gateway_busy",
+                retry_after=1.0,
+            )
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+
+
+@dataclass
+class AppState:
+    gateway: Gateway
+    auth: StaticKeys
+    in_flight: InFlight
+    max_body_bytes: int
+    access_log: bool
+    chat: ChatService = field(init=False)
+    embeddings: EmbeddingService = field(init=False)
+    models: ModelService = field(init=False)
+    ready_checked_at: float = 0.0
+    local_ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.chat = ChatService(self.gateway)
+        self.embeddings = EmbeddingService(self.gateway)
+        self.models = ModelService(self.gateway)
+
+    def log_access(
+        self, rid: str, path: str, status: int, started: float, model: str | None
+    ) -> None:
+        if self.access_log and access_log.isEnabledFor(logging.INFO):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            access_log.info(
+                "%s %s %d %.1fms model=%s", rid, path, status, elapsed_ms, model or "-"
+            )

@@ -1,0 +1,103 @@
+"""Turn validated settings into the parts the services run on: providers, deployments, catalog.
+
+Everything here is checked before anything starts, so ``modelyard config check`` and ``serve``
+report the same errors, each naming its config path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelyard.catalog import Catalog, local_model_info
+from modelyard.config import ConfigError, ConfigIssue, Settings
+from modelyard.providers.base import ProviderSettings
+from modelyard.providers.registry import check_settings, provider_types
+from modelyard.providers.transport import CallTimeouts
+from modelyard.routing import Deployment, RoutingTable, Target
+
+LOCAL_PROVIDER = "local"
+LOCAL_DEPLOYMENT = "local"
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+# Generation on a CPU is slow; these bound the wait without cutting off long local answers.
+LOCAL_TIMEOUTS = CallTimeouts(connect=5.0, first_token=300.0, total=1800.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    providers: dict[str, ProviderSettings]
+    table: RoutingTable
+    catalog: Catalog
+
+
+def local_models(settings: Settings) -> dict[str, Path]:
+    """The GGUF files the embedded runtime must load, by served name (empty when disabled)."""
+    if not settings.local.enabled:
+        return {}
+    from modelyard.local.paths import default_model_path
+
+    models = {DEFAULT_MODEL_NAME: default_model_path()}
+    models.update({name: m.path for name, m in settings.local.models.items()})
+    return models
+
+
+def build_components(settings: Settings, local_base_url: str | None) -> Components:
+    issues: list[ConfigIssue] = []
+    known = provider_types()
+    providers: dict[str, ProviderSettings] = {}
+    for name, cfg in settings.providers.items():
+        ps = ProviderSettings(
+            name=name,
+            type=cfg.type,
+            base_url=cfg.base_url,
+            api_key=cfg.api_key.reveal() if cfg.api_key else None,
+            headers=dict(cfg.headers),
+            timeouts=CallTimeouts(cfg.timeouts.connect, cfg.timeouts.first_token, cfg.timeouts.total),
+        )
+        problem = check_settings(ps, known)
+        if problem:
+            issues.append(ConfigIssue(f"providers.{name}.{problem[0]}", problem[1]))
+        providers[name] = ps
+    catalog = Catalog()
+    deployments = {
+        name: Deployment(
+            name, tuple(Target(t.provider, t.model, dict(t.params)) for t in d.targets), d.description
+        )
+        for name, d in settings.deployments.items()
+    }
+    if settings.local.enabled:
+        _add_local(settings, local_base_url, providers, deployments, catalog, issues)
+    if issues:
+        raise ConfigError(issues)
+    return Components(providers, RoutingTable(deployments), catalog)
+
+
+def _add_local(
+    settings: Settings,
+    base_url: str | None,
+    providers: dict[str, ProviderSettings],
+    deployments: dict[str, Deployment],
+    catalog: Catalog,
+    issues: list[ConfigIssue],
+) -> None:
+    providers[LOCAL_PROVIDER] = ProviderSettings(
+        name=LOCAL_PROVIDER,
+        type="local",
+        base_url=base_url or "http://127.0.0.1:0/v1",
+        timeouts=LOCAL_TIMEOUTS,
+    )
+    served = [DEFAULT_MODEL_NAME, *settings.local.models]
+    for name in served:
+        model_cfg = settings.local.models.get(name)
+        context = (model_cfg.context if model_cfg else None) or settings.local.context
+        catalog.add("local", local_model_info(name, context))
+    for name in [LOCAL_DEPLOYMENT, *served]:
+        if name in deployments:
+            issues.append(
+                ConfigIssue(f"deployments.{name}", "this name is taken by the embedded runtime")
+            )
+            continue
+        model = DEFAULT_MODEL_NAME if name == LOCAL_DEPLOYMENT else name
+        deployments[name] = Deployment(
+            name, (Target(LOCAL_PROVIDER, model),), "embedded llama.cpp runtime"
+        )
