@@ -32,7 +32,9 @@ def run_chat(args: argparse.Namespace) -> int:
         return 130
 
 
-async def _turns(args: argparse.Namespace, history: list[dict[str, str]], prompts: list[str] | None) -> int:
+async def _turns(
+    args: argparse.Namespace, history: list[dict[str, str]], prompts: list[str] | None
+) -> int:
     async with _Backend.open(args) as backend:
         while True:
             prompt = prompts.pop(0) if prompts else (None if prompts is not None else _ask())
@@ -88,7 +90,9 @@ class _Backend:
         assert self._session is not None
         url = f"{self.args.url.rstrip('/')}/v1/chat/completions"
         headers = {"content-type": "application/json", **auth_headers(self.args.api_key)}
-        async with self._session.post(url, data=orjson.dumps(self._body(history)), headers=headers) as resp:
+        async with self._session.post(
+            url, data=orjson.dumps(self._body(history)), headers=headers
+        ) as resp:
             if resp.status >= 400:
                 err = orjson.loads(await resp.read()).get("error", {})
                 raise ModelyardError(f"HTTP {resp.status}: {err.get('message')}")
@@ -124,7 +128,9 @@ class _InProcess:
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
         request = ChatRequest(
             model=body["model"],
-            messages=[Message(role=m["role"], content=(TextPart(m["content"]),)) for m in body["messages"]],
+            messages=[
+                Message(role=m["role"], content=(TextPart(m["content"]),)) for m in body["messages"]
+            ],
             stream=True,
             max_tokens=body.get("max_tokens"),
             temperature=body.get("temperature"),

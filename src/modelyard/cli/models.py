@@ -23,7 +23,12 @@ def run_models(args: argparse.Namespace) -> int:
             print(str(exc), file=sys.stderr)
             return 1
         rows = [
-            (name, ", ".join(f"{t.provider}/{t.model}" for t in components.table.resolve(name).targets))
+            (
+                name,
+                ", ".join(
+                    f"{t.provider}/{t.model}" for t in components.table.resolve(name).targets
+                ),
+            )
             for name in sorted(components.table.names)
         ]
     else:
@@ -45,7 +50,9 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 async def _fetch(url: str, headers: dict[str, str]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{url.rstrip('/')}/v1/models", headers=headers) as resp:
-            data: dict[str, Any] = orjson.loads(await resp.read())
-            return data
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url.rstrip('/')}/v1/models", headers=headers) as resp,
+    ):
+        data: dict[str, Any] = orjson.loads(await resp.read())
+        return data

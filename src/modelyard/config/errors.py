@@ -24,7 +24,7 @@ class ConfigError(Exception):
 
 
 def format_path(parts: tuple[int | str, ...]) -> str:
-    """``("deployments", "chat", "targets", 1, "provider")`` → ``deployments.chat.targets[1].provider``."""
+    """``("deployments", "chat", "targets", 1, "x")`` → ``deployments.chat.targets[1].x``."""
     out = ""
     for part in parts:
         if isinstance(part, int):

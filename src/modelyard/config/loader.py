@@ -59,14 +59,21 @@ def settings_from_data(raw: Any, source: str | None = None) -> Settings:
 def check_references(settings: Settings) -> list[ConfigIssue]:
     """Cross-field rules the schema cannot express."""
     issues: list[ConfigIssue] = []
-    for section, names in (("providers", settings.providers), ("deployments", settings.deployments)):
+    for section, names in (
+        ("providers", settings.providers),
+        ("deployments", settings.deployments),
+    ):
         for name in names:
             if not _NAME_RE.match(name):
-                issues.append(ConfigIssue(f"{section}.{name}", "names use letters, digits, . _ : / -"))
+                issues.append(
+                    ConfigIssue(f"{section}.{name}", "names use letters, digits, . _ : / -")
+                )
     known = sorted(settings.providers)
     if settings.local.enabled:
         if "local" in settings.providers:
-            issues.append(ConfigIssue("providers.local", "the name 'local' is the embedded runtime"))
+            issues.append(
+                ConfigIssue("providers.local", "the name 'local' is the embedded runtime")
+            )
         known.append("local")
     for dep_name, dep in settings.deployments.items():
         for i, target in enumerate(dep.targets):
@@ -74,7 +81,8 @@ def check_references(settings: Settings) -> list[ConfigIssue]:
                 issues.append(
                     ConfigIssue(
                         f"deployments.{dep_name}.targets[{i}].provider",
-                        f"unknown provider {target.provider!r}; known: {', '.join(known) or 'none'}",
+                        f"unknown provider {target.provider!r}; "
+                        f"known: {', '.join(known) or 'none'}",
                     )
                 )
     return issues

@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 
 
 class Timeouts(_Strict):
-    """Seconds. ``first_token`` bounds the wait for response headers and the first streamed event."""
+    """Seconds. ``first_token`` bounds the wait for headers and for each streamed chunk."""
 
     connect: float = Field(10.0, gt=0)
     first_token: float = Field(60.0, gt=0)
@@ -29,7 +29,7 @@ class ProviderConfig(_Strict):
     base_url: str | None = None
     api_key: Secret | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
+    timeouts: Timeouts = Timeouts()
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -104,7 +104,7 @@ class ServerConfig(_Strict):
 
 
 class Settings(_Strict):
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    local: LocalConfig = Field(default_factory=LocalConfig)
+    server: ServerConfig = ServerConfig()
+    local: LocalConfig = LocalConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)

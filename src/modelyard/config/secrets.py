@@ -25,7 +25,7 @@ class Secret:
 
     @property
     def source(self) -> str:
-        """Where the value came from (``env::NAME``, ``file::PATH`` or ``literal``): safe to show."""
+        """Where the value came from (``env::NAME``, ``file::PATH``, ``literal``): safe to show."""
         return self._source
 
     def __repr__(self) -> str:

@@ -9,7 +9,13 @@ from typing import Any
 
 from modelyard.core.errors import InvalidRequest
 
-_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", dict: "an object", list: "an array"}
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    dict: "an object",
+    list: "an array",
+}
 
 
 def bad(param: str, message: str) -> InvalidRequest:
@@ -35,7 +41,12 @@ def get_bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
 
 
 def get_int(
-    obj: dict[str, Any], key: str, param: str, *, minimum: int | None = None, maximum: int | None = None
+    obj: dict[str, Any],
+    key: str,
+    param: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int | None:
     value = obj.get(key)
     if value is None:
@@ -47,7 +58,12 @@ def get_int(
 
 
 def get_number(
-    obj: dict[str, Any], key: str, param: str, *, minimum: float | None = None, maximum: float | None = None
+    obj: dict[str, Any],
+    key: str,
+    param: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> float | None:
     value = obj.get(key)
     if value is None:
@@ -58,7 +74,9 @@ def get_number(
     return float(value)
 
 
-def get_dict(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -> dict[str, Any] | None:
+def get_dict(
+    obj: dict[str, Any], key: str, param: str, *, required: bool = False
+) -> dict[str, Any] | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -69,7 +87,9 @@ def get_dict(obj: dict[str, Any], key: str, param: str, *, required: bool = Fals
     return value
 
 
-def get_list(obj: dict[str, Any], key: str, param: str, *, required: bool = False) -> list[Any] | None:
+def get_list(
+    obj: dict[str, Any], key: str, param: str, *, required: bool = False
+) -> list[Any] | None:
     value = obj.get(key)
     if value is None:
         if required:

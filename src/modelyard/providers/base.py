@@ -50,7 +50,7 @@ class Provider(ABC):
     def stream(
         self, request: ChatRequest, model: str, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]:
-        """Stream events. Must raise a ``ModelyardError`` before yielding if the call fails early."""
+        """Stream events; a call that fails early raises ``ModelyardError`` before any event."""
 
     @abstractmethod
     async def embed(

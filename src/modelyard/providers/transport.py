@@ -51,7 +51,7 @@ class UpstreamStream:
     async def read_all(self) -> bytes:
         try:
             return await self._response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, self._label) from exc
         finally:
             self._response.release()
@@ -60,7 +60,7 @@ class UpstreamStream:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, self._label) from exc
 
     def close(self) -> None:
@@ -94,16 +94,18 @@ class Transport:
             ) as resp:
                 payload = await resp.read()
                 return RawResponse(resp.status, resp.headers, payload)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, label) from exc
 
     async def get(
         self, url: str, headers: Mapping[str, str], timeouts: CallTimeouts, label: str
     ) -> RawResponse:
         try:
-            async with self._client().get(url, headers=headers, timeout=timeouts.to_aiohttp()) as resp:
+            async with self._client().get(
+                url, headers=headers, timeout=timeouts.to_aiohttp()
+            ) as resp:
                 return RawResponse(resp.status, resp.headers, await resp.read())
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, label) from exc
 
     async def open_stream(
@@ -113,7 +115,7 @@ class Transport:
             resp = await self._client().post(
                 url, data=body, headers=headers, timeout=timeouts.to_aiohttp()
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, label) from exc
         return UpstreamStream(resp, label)
 

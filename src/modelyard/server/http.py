@@ -44,5 +44,7 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(f"request body is not valid JSON: {exc}", param="body") from exc
 
 
-def json_response(body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(body, status_code=status, headers=headers, media_type="application/json")

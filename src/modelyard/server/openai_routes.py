@@ -15,9 +15,9 @@ from modelyard.core.errors import InternalError, ModelyardError
 from modelyard.protocols.openai import encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
 from modelyard.providers.base import CallContext
-from modelyard.services.chat import ChatStream, Served
 from modelyard.server.http import json_response, read_json, request_id
 from modelyard.server.state import AppState
+from modelyard.services.chat import ChatStream, Served
 from modelyard.tenancy.static_keys import Principal, bearer_token
 
 log = logging.getLogger("modelyard.server")
@@ -46,7 +46,9 @@ def served_headers(served: Served, rid: str) -> dict[str, str]:
 
 def _authenticate(state: AppState, request: Request) -> Principal:
     headers = request.headers
-    return state.auth.authenticate(bearer_token(headers.get("authorization"), headers.get("x-api-key")))
+    return state.auth.authenticate(
+        bearer_token(headers.get("authorization"), headers.get("x-api-key"))
+    )
 
 
 async def chat_completions(request: Request) -> Response:
@@ -118,7 +120,9 @@ async def embeddings(request: Request) -> Response:
         body = await read_json(request, state.max_body_bytes)
         emb_request = decode_embeddings(body)
         model = emb_request.model
-        result, served = await state.embeddings.embed(emb_request, CallContext(rid, principal.key_id))
+        result, served = await state.embeddings.embed(
+            emb_request, CallContext(rid, principal.key_id)
+        )
         as_b64 = isinstance(body, dict) and body.get("encoding_format") == "base64"
         payload = encode.embeddings_json(result, model, as_b64)
         return json_response(payload, headers=served_headers(served, rid))
@@ -148,7 +152,9 @@ async def get_model(request: Request) -> Response:
         entry = state.models.get(request.path_params["model"])
     except ModelyardError as err:
         return error_response(err, rid)
-    return json_response(encode.dumps(encode.model_json(entry.id, entry.created)), headers={"x-request-id": rid})
+    return json_response(
+        encode.dumps(encode.model_json(entry.id, entry.created)), headers={"x-request-id": rid}
+    )
 
 
 def _completion_id() -> str:

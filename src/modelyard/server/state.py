@@ -61,6 +61,4 @@ class AppState:
     ) -> None:
         if self.access_log and access_log.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
-            access_log.info(
-                "%s %s %d %.1fms model=%s", rid, path, status, elapsed_ms, model or "-"
-            )
+            access_log.info("%s %s %d %.1fms model=%s", rid, path, status, elapsed_ms, model or "-")

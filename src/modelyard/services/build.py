@@ -52,7 +52,9 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
             base_url=cfg.base_url,
             api_key=cfg.api_key.reveal() if cfg.api_key else None,
             headers=dict(cfg.headers),
-            timeouts=CallTimeouts(cfg.timeouts.connect, cfg.timeouts.first_token, cfg.timeouts.total),
+            timeouts=CallTimeouts(
+                cfg.timeouts.connect, cfg.timeouts.first_token, cfg.timeouts.total
+            ),
         )
         problem = check_settings(ps, known)
         if problem:
@@ -61,7 +63,9 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     catalog = Catalog()
     deployments = {
         name: Deployment(
-            name, tuple(Target(t.provider, t.model, dict(t.params)) for t in d.targets), d.description
+            name,
+            tuple(Target(t.provider, t.model, dict(t.params)) for t in d.targets),
+            d.description,
         )
         for name, d in settings.deployments.items()
     }

@@ -36,7 +36,8 @@ class Gateway:
         self.transport = Transport()
         factories = provider_types()
         self.providers: dict[str, Provider] = {
-            name: factories[ps.type](ps, self.transport) for name, ps in components.providers.items()
+            name: factories[ps.type](ps, self.transport)
+            for name, ps in components.providers.items()
         }
         self.started_at = int(time.time())
 

@@ -50,7 +50,7 @@ class StaticKeys:
 
 
 def bearer_token(authorization: str | None, api_key_header: str | None) -> str | None:
-    """The key from ``Authorization: Bearer`` or, as Anthropic clients send it, ``x-api-key``."""
+    """The key from ``Authorization: Bearer`` or the ``x-api-key`` header some SDKs use."""
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():

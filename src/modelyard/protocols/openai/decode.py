@@ -53,7 +53,9 @@ def decode_chat(body: Any) -> ChatRequest:
         model=get_str(body, "model", "model", required=True) or "",
         messages=[_message(m, f"messages[{i}]") for i, m in enumerate(messages_raw)],
         stream=bool(get_bool(body, "stream", "stream")),
-        include_usage=bool(get_bool(stream_options, "include_usage", "stream_options.include_usage")),
+        include_usage=bool(
+            get_bool(stream_options, "include_usage", "stream_options.include_usage")
+        ),
         max_tokens=max_tokens,
         temperature=get_number(body, "temperature", "temperature", minimum=0, maximum=2),
         top_p=get_number(body, "top_p", "top_p", minimum=0, maximum=1),
@@ -77,9 +79,9 @@ def _message(raw: Any, param: str) -> Message:
         raise bad(f"{param}.role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
     tool_calls = _tool_calls(get_list(obj, "tool_calls", f"{param}.tool_calls"), param)
     content = _content(obj.get("content"), f"{param}.content", role)
-    if role == "assistant" and not content and not tool_calls:
-        if obj.get("content") is None and not obj.get("refusal"):
-            raise bad(f"{param}.content", "an assistant message needs content or tool_calls")
+    empty = not content and not tool_calls and not obj.get("refusal")
+    if role == "assistant" and empty and obj.get("content") is None:
+        raise bad(f"{param}.content", "an assistant message needs content or tool_calls")
     tool_call_id = get_str(obj, "tool_call_id", f"{param}.tool_call_id", required=role == "tool")
     return Message(
         role=role,  # type: ignore[arg-type]  # checked against _ROLES above
@@ -116,7 +118,9 @@ def _part(raw: Any, param: str, role: str) -> ContentPart:
         url = get_str(image, "url", f"{param}.image_url.url", required=True) or ""
         return ImagePart(url=url, detail=get_str(image, "detail", f"{param}.image_url.detail"))
     accepted = "text, image_url" if role == "user" else "text"
-    raise bad(f"{param}.type", f"content part type {kind!r} is not supported here; accepted: {accepted}")
+    raise bad(
+        f"{param}.type", f"content part type {kind!r} is not supported here; accepted: {accepted}"
+    )
 
 
 def _tool_calls(raw: list[Any] | None, param: str) -> tuple[ToolCall, ...]:
@@ -177,8 +181,12 @@ def _tool_choice(raw: Any) -> ToolChoice | None:
         return raw  # type: ignore[no-any-return]  # narrowed by the membership test
     if isinstance(raw, dict):
         fn = get_dict(raw, "function", "tool_choice.function", required=True) or {}
-        return NamedToolChoice(get_str(fn, "name", "tool_choice.function.name", required=True) or "")
-    raise bad("tool_choice", "must be 'auto', 'none', 'required' or {type: function, function: {name}}")
+        return NamedToolChoice(
+            get_str(fn, "name", "tool_choice.function.name", required=True) or ""
+        )
+    raise bad(
+        "tool_choice", "must be 'auto', 'none', 'required' or {type: function, function: {name}}"
+    )
 
 
 def _response_format(raw: dict[str, Any] | None) -> ResponseFormat | None:

@@ -78,7 +78,12 @@ class ChunkEncoder:
     def __init__(self, response_id: str, created: int, model: str, include_usage: bool) -> None:
         # Every chunk shares these fields; serialising them once saves work per token.
         head = orjson.dumps(
-            {"id": response_id, "object": "chat.completion.chunk", "created": created, "model": model}
+            {
+                "id": response_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+            }
         )
         self._prefix = b"data: " + head[:-1] + b',"choices":'
         self._include_usage = include_usage
@@ -95,7 +100,9 @@ class ChunkEncoder:
             self._started.add(index)
             delta = {"role": "assistant", **delta}
             delta.setdefault("content", "")
-        return self._frame([{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}])
+        return self._frame(
+            [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        )
 
     def encode(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):

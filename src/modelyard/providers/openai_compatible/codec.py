@@ -157,7 +157,9 @@ def _choice(raw: dict[str, Any]) -> Choice:
     msg = raw["message"]
     content = msg.get("content")
     calls = tuple(
-        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"].get("arguments", ""))
+        ToolCall(
+            id=c["id"], name=c["function"]["name"], arguments=c["function"].get("arguments", "")
+        )
         for c in msg.get("tool_calls") or ()
     )
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
@@ -169,7 +171,7 @@ def _choice(raw: dict[str, Any]) -> Choice:
             tool_calls=calls,
             reasoning=reasoning if isinstance(reasoning, str) else None,
         ),
-        finish_reason=_FINISH.get(raw.get("finish_reason") or "", None),
+        finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
     )
 
 
@@ -205,7 +207,9 @@ def parse_chunk(data: Any) -> list[StreamEvent]:
     return events
 
 
-def classify_error(status: int, headers: Mapping[str, str], body: bytes, label: str) -> ModelyardError:
+def classify_error(
+    status: int, headers: Mapping[str, str], body: bytes, label: str
+) -> ModelyardError:
     """Translate an upstream error response into the core error the client should see."""
     message, param = _error_message(body)
     detail = f"{label}: upstream answered HTTP {status}: {message}"
@@ -220,9 +224,13 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, label: 
     if status == 413:
         return PayloadTooLarge(detail)
     if status == 429:
-        return RateLimited(detail, code="upstream_rate_limited", retry_after=retry_after_seconds(headers))
+        return RateLimited(
+            detail, code="upstream_rate_limited", retry_after=retry_after_seconds(headers)
+        )
     if status in (503, 529):
-        return UpstreamUnavailable(detail, upstream_status=status, retry_after=retry_after_seconds(headers))
+        return UpstreamUnavailable(
+            detail, upstream_status=status, retry_after=retry_after_seconds(headers)
+        )
     if status == 504:
         return UpstreamTimeout(detail, upstream_status=status)
     if status == 404:
@@ -241,7 +249,9 @@ def _error_message(body: bytes) -> tuple[str, str | None]:
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         param = err.get("param")
-        return str(err.get("message") or err.get("type") or "error"), param if isinstance(param, str) else None
+        return str(err.get("message") or err.get("type") or "error"), param if isinstance(
+            param, str
+        ) else None
     if isinstance(err, str):
         return err, None
     if isinstance(data, dict) and isinstance(data.get("message"), str):

@@ -1,0 +1,120 @@
+import orjson
+import pytest
+
+from modelyard.core.chat import ChatRequest, Message, TextPart
+from modelyard.core.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from modelyard.core.events import Finished, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
+from modelyard.providers.openai_compatible import codec
+from modelyard.providers.openai_compatible.presets import PRESETS
+from modelyard.providers.transport import retry_after_seconds
+
+
+def _req(**kw):
+    return ChatRequest(
+        model="dep",
+        messages=[
+            Message("developer", (TextPart("be brief"),)),
+            Message("user", (TextPart("hi"),)),
+        ],
+        **kw,
+    )
+
+
+def test_body_uses_upstream_model_and_preset_quirks():
+    body = orjson.loads(
+        codec.build_body(
+            _req(max_tokens=5, extra={"logit_bias": {}}), "gpt", PRESETS["openai"], True
+        )
+    )
+    assert body["model"] == "gpt"
+    assert body["max_completion_tokens"] == 5
+    assert body["messages"][0] == {"role": "developer", "content": "be brief"}
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["logit_bias"] == {}
+    other = orjson.loads(codec.build_body(_req(max_tokens=5), "m", PRESETS["mistral"], True))
+    assert other["max_tokens"] == 5 and "max_completion_tokens" not in other
+    assert other["messages"][0]["role"] == "system"
+    assert "stream_options" not in other
+
+
+def test_parse_chunk_events():
+    events = codec.parse_chunk(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "reasoning_content": "hmm",
+                        "content": "a",
+                        "tool_calls": [
+                            {"index": 1, "id": "c", "function": {"name": "f", "arguments": ""}}
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 2,
+                "completion_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 1},
+            },
+        }
+    )
+    assert events[0] == ReasoningDelta("hmm")
+    assert events[1] == TextDelta("a")
+    assert events[2] == ToolCallDelta(1, "", id="c", name="f")
+    assert events[3] == Finished("tool_calls")
+    assert isinstance(events[4], UsageReport) and events[4].usage.cached_input_tokens == 1
+
+
+def test_malformed_completion_is_an_upstream_error():
+    with pytest.raises(UpstreamError):
+        codec.parse_response({"nope": 1}, "p")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "client_status"),
+    [
+        (400, InvalidRequest, 400),
+        (401, UpstreamError, 502),
+        (404, UpstreamError, 502),
+        (408, UpstreamTimeout, 504),
+        (413, PayloadTooLarge, 413),
+        (429, RateLimited, 429),
+        (500, UpstreamError, 502),
+        (503, UpstreamUnavailable, 503),
+        (529, UpstreamUnavailable, 503),
+        (504, UpstreamTimeout, 504),
+    ],
+)
+def test_classify_error(status, kind, client_status):
+    body = orjson.dumps({"error": {"message": "boom sk-secret", "param": "messages"}})
+    err = codec.classify_error(status, {"retry-after": "3"}, body, "provider 'p'")
+    assert type(err) is kind
+    assert err.status == client_status
+    if status == 401:
+        assert "sk-secret" not in err.message  # upstream text may echo key fragments
+    else:
+        assert "boom" in err.message
+    if status == 429:
+        assert err.retry_after == 3.0
+
+
+def test_classify_non_json_error_body():
+    err = codec.classify_error(502, {}, b"<html>bad gateway</html>", "p")
+    assert "bad gateway" in err.message
+
+
+def test_retry_after_forms():
+    assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
+    assert retry_after_seconds({"retry-after": "7"}) == 7.0
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
