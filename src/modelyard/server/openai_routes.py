@@ -105,7 +105,7 @@ async def _sse(
         status = 500
         yield errors.stream_error_frame(InternalError("internal error while streaming"))
     finally:
-        await opened.events.aclose()  # type: ignore[attr-defined]  # an async generator
+        await opened.events.aclose()
         state.in_flight.leave()
         state.log_access(rid, "/v1/chat/completions", status, started, model)
 

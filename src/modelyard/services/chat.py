@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from modelyard.core.chat import ChatRequest, ChatResult, ResponseFormat
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability
-from modelyard.core.events import StreamEvent, UsageReport
+from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
 from modelyard.services.gateway import Gateway, Resolved
 
@@ -30,7 +30,7 @@ class Served:
 @dataclass(slots=True)
 class ChatStream:
     served: Served
-    events: AsyncIterator[StreamEvent]
+    events: AsyncGenerator[StreamEvent, None]
 
 
 class ChatService:
@@ -94,7 +94,7 @@ def _served(chosen: Resolved) -> Served:
 
 async def _prepend(
     first: StreamEvent | None, rest: AsyncIterator[StreamEvent]
-) -> AsyncIterator[StreamEvent]:
+) -> AsyncGenerator[StreamEvent, None]:
     try:
         if first is not None:
             yield first
@@ -104,7 +104,3 @@ async def _prepend(
         close = getattr(rest, "aclose", None)
         if close is not None:
             await close()
-
-
-def usage_of(event: StreamEvent) -> UsageReport | None:
-    return event if isinstance(event, UsageReport) else None

@@ -1,0 +1,88 @@
+"""Run a real ``modelyard serve`` process on loopback for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_server(
+    tmp: Path, config: dict[str, Any] | None, env: dict[str, str] | None = None, ready_s: float = 90
+) -> Iterator[RunningServer]:
+    port = free_port()
+    args = [sys.executable, "-m", "modelyard.cli.main", "serve", "--port", str(port)]
+    if config is not None:
+        path = tmp / "modelyard.yaml"
+        path.write_text(yaml.safe_dump(config))
+        args += ["--config", str(path)]
+    log_path = tmp / "server.log"
+    full_env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp / "data"), **(env or {})}
+    full_env.pop("MODELYARD_CONFIG", None)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", proc, log_path)
+    try:
+        _wait_ready(server, ready_s)
+        yield server
+    finally:
+        _stop(proc)
+
+
+def _wait_ready(server: RunningServer, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready within {limit_s}s:\n{server.log()}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

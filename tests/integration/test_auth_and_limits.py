@@ -1,0 +1,80 @@
+"""Keys (when configured) and the gateway's bound on requests in flight."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.conftest import UPSTREAM_KEY
+from tests.integration.server import RunningServer, run_server
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def keyed(
+    fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    tmp: Path = tmp_path_factory.mktemp("keyed")
+    config = {
+        "local": {"enabled": False},
+        "server": {"api_keys": ["env::GATEWAY_KEY", "second-key"], "max_in_flight": 2},
+        "providers": {
+            "fake": {
+                "type": "openai_compatible",
+                "base_url": fake_upstream.base_url,
+                "api_key": "env::UP_KEY",
+            }
+        },
+        "deployments": {
+            "chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]},
+            "slow": {"targets": [{"provider": "fake", "model": "slow-1500"}]},
+        },
+    }
+    with run_server(
+        tmp, config, env={"GATEWAY_KEY": "my-gateway-key", "UP_KEY": UPSTREAM_KEY}
+    ) as server:
+        yield server
+
+
+def _client(server: RunningServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+
+
+def test_keys_required_when_configured(keyed: RunningServer):
+    for key in ("my-gateway-key", "second-key"):
+        assert _client(keyed, key).chat.completions.create(model="chat", messages=USER).choices
+    with pytest.raises(openai.AuthenticationError) as info:
+        _client(keyed, "wrong").chat.completions.create(model="chat", messages=USER)
+    assert info.value.code == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        _client(keyed, "wrong").models.list()
+    with pytest.raises(openai.AuthenticationError):
+        _client(keyed, "wrong").embeddings.create(model="chat", input="x")
+
+
+def test_key_never_logged(keyed: RunningServer):
+    _client(keyed, "my-gateway-key").chat.completions.create(model="chat", messages=USER)
+    assert "my-gateway-key" not in keyed.log()
+
+
+def test_in_flight_limit_answers_429_with_retry_after(keyed: RunningServer):
+    client = _client(keyed, "my-gateway-key")
+
+    def call() -> int:
+        try:
+            client.chat.completions.create(model="slow", messages=USER)
+            return 200
+        except openai.RateLimitError as exc:
+            assert exc.response.headers["retry-after"] == "1"
+            assert exc.code == "gateway_busy"
+            return 429
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(lambda _: call(), range(4)))
+    assert statuses.count(200) == 2 and statuses.count(429) == 2
