@@ -30,6 +30,8 @@ class ProviderConfig(_Strict):
     api_key: Secret | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
+    # Adapter-specific settings (e.g. azure_openai's api_version); each adapter checks its own.
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("api_key", mode="before")
     @classmethod

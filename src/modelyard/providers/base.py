@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
@@ -22,6 +23,7 @@ class ProviderSettings:
     api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict)
     timeouts: CallTimeouts = field(default_factory=CallTimeouts)
+    options: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,19 @@ class Provider(ABC):
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         self.settings = settings
         self.transport = transport
+
+    # Adapter-specific options this provider type accepts, with a description each.
+    OPTIONS: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
+        """Problems with ``options`` as (option name, message); empty when all is well."""
+        accepted = ", ".join(sorted(cls.OPTIONS)) or "none"
+        return [
+            (key, f"unknown option {key!r}; accepted: {accepted}")
+            for key in options
+            if key not in cls.OPTIONS
+        ]
 
     @property
     def name(self) -> str:

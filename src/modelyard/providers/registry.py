@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 from modelyard.providers.base import Provider, ProviderSettings
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
+from modelyard.providers.openai_compatible.azure import AzureOpenAIProvider
 from modelyard.providers.openai_compatible.presets import PRESETS
 from modelyard.providers.transport import Transport
 
@@ -19,7 +20,9 @@ ENTRY_POINT_GROUP = "modelyard.providers"
 
 
 def _builtin() -> dict[str, ProviderFactory]:
-    return {name: OpenAICompatibleProvider for name in PRESETS}
+    types: dict[str, ProviderFactory] = {name: OpenAICompatibleProvider for name in PRESETS}
+    types["azure_openai"] = AzureOpenAIProvider
+    return types
 
 
 def provider_types() -> dict[str, ProviderFactory]:
@@ -36,6 +39,10 @@ def check_settings(
     """The field at fault and a message fit for a config error, or None."""
     if settings.type not in known:
         return "type", f"unknown provider type {settings.type!r}; known: {', '.join(sorted(known))}"
+    check = getattr(known[settings.type], "check_options", None)
+    problems = check(settings.options) if check is not None else []
+    if problems:
+        return f"options.{problems[0][0]}", problems[0][1]
     preset = PRESETS.get(settings.type)
     if preset is None:
         return None

@@ -55,6 +55,7 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
             timeouts=CallTimeouts(
                 cfg.timeouts.connect, cfg.timeouts.first_token, cfg.timeouts.total
             ),
+            options=dict(cfg.options),
         )
         problem = check_settings(ps, known)
         if problem:

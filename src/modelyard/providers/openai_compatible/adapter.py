@@ -30,10 +30,16 @@ class OpenAICompatibleProvider(Provider):
         self.base_url = base.rstrip("/")
         headers = {"content-type": "application/json", "accept": "application/json"}
         headers.update(settings.headers)
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers.update(self._auth_headers(settings.api_key))
         self._headers = headers
         self._label = f"provider {settings.name!r}"
+
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def _url(self, operation: str, model: str) -> str:
+        """The URL of ``operation`` (``chat/completions``, ``embeddings``) for ``model``."""
+        return f"{self.base_url}/{operation}"
 
     def _headers_for(self, ctx: CallContext) -> dict[str, str]:
         if ctx.client_id is None:
@@ -43,7 +49,7 @@ class OpenAICompatibleProvider(Provider):
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult:
         body = codec.build_body(request, model, self.preset, stream=False)
         resp = await self.transport.post(
-            f"{self.base_url}/chat/completions",
+            self._url("chat/completions", model),
             self._headers_for(ctx),
             body,
             self.settings.timeouts,
@@ -58,7 +64,7 @@ class OpenAICompatibleProvider(Provider):
     ) -> AsyncIterator[StreamEvent]:
         body = codec.build_body(request, model, self.preset, stream=True)
         upstream = await self.transport.open_stream(
-            f"{self.base_url}/chat/completions",
+            self._url("chat/completions", model),
             {**self._headers_for(ctx), "accept": "text/event-stream"},
             body,
             self.settings.timeouts,
@@ -98,7 +104,7 @@ class OpenAICompatibleProvider(Provider):
         if request.user is not None:
             payload["user"] = request.user
         resp = await self.transport.post(
-            f"{self.base_url}/embeddings",
+            self._url("embeddings", model),
             self._headers_for(ctx),
             orjson.dumps(payload),
             self.settings.timeouts,

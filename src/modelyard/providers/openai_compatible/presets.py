@@ -44,6 +44,14 @@ _LIST = [
     Preset("openrouter", "https://openrouter.ai/api/v1", True, "OPENROUTER_API_KEY"),
     Preset("ollama", "http://127.0.0.1:11434/v1", False),
     Preset("vllm", "http://127.0.0.1:8000/v1", False),
+    # Azure takes max_completion_tokens and stream usage from api-version 2024-10-21 on.
+    Preset(
+        "azure_openai",
+        None,
+        True,
+        "AZURE_OPENAI_API_KEY",
+        max_tokens_field="max_completion_tokens",
+    ),
     # The embedded llama.cpp runtime; its base_url is set by the supervisor at start.
     Preset("local", None, False),
 ]
