@@ -15,7 +15,7 @@ def test_unknown_keys_name_path_and_accepted_keys():
     issues = _issues({"providers": {"x": {"type": "xai", "api_kye": "k"}}})
     assert issues == [
         "providers.x.api_kye: unknown key 'api_kye'; "
-        "accepted: type, base_url, api_key, headers, timeouts"
+        "accepted: type, base_url, api_key, headers, timeouts, options"
     ]
     issues = _issues(
         {"deployments": {"d": {"targets": [{"provider": "local", "model": "m", "x": 1}]}}}
