@@ -11,6 +11,7 @@ from pathlib import Path
 
 from modelyard.catalog import Catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
+from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
 from modelyard.providers.transport import CallTimeouts
@@ -18,7 +19,6 @@ from modelyard.routing import Deployment, RoutingTable, Target
 
 LOCAL_PROVIDER = "local"
 LOCAL_DEPLOYMENT = "local"
-DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 # Generation on a CPU is slow; these bound the wait without cutting off long local answers.
 LOCAL_TIMEOUTS = CallTimeouts(connect=5.0, first_token=300.0, total=1800.0)
 

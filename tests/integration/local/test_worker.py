@@ -1,0 +1,373 @@
+"""The local model worker, for real: the embedded SmolLM2 behind LocalRuntime, over loopback.
+
+Clients are the official ``openai`` SDK where a user would use it, and aiohttp where the exact
+bytes on the wire (SSE frames, headers) are what is under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import os
+import signal
+import struct
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import orjson
+import pytest
+import pytest_asyncio
+
+from modelyard.local import (
+    DEFAULT_MODEL_NAME,
+    LocalRuntime,
+    LocalRuntimeError,
+    LocalRuntimeSpec,
+    default_model_path,
+)
+
+MODEL = DEFAULT_MODEL_NAME
+LONG_PROMPT = [{"role": "user", "content": "Write a very long story about a dragon."}]
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    spec = LocalRuntimeSpec({MODEL: default_model_path()}, ready_timeout_s=60)
+    with LocalRuntime(spec) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def tiny_queue_runtime() -> Iterator[LocalRuntime]:
+    spec = LocalRuntimeSpec({MODEL: default_model_path()}, queue_size=1, ready_timeout_s=60)
+    with LocalRuntime(spec) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module")
+async def client(runtime: LocalRuntime) -> AsyncIterator[openai.AsyncOpenAI]:
+    sdk = openai.AsyncOpenAI(base_url=runtime.base_url, api_key="unused", max_retries=0)
+    yield sdk
+    await sdk.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+def _root(runtime: LocalRuntime) -> str:
+    return runtime.base_url.removesuffix("/v1")
+
+
+async def _sse_payloads(response: aiohttp.ClientResponse) -> list[Any]:
+    """Every ``data:`` payload of an SSE body, checking the framing on the way."""
+    raw = (await response.read()).decode()
+    assert raw.endswith("\n\n")
+    payloads: list[Any] = []
+    for block in raw.split("\n\n")[:-1]:
+        assert block.startswith("data: "), block
+        data = block.removeprefix("data: ")
+        payloads.append(data if data == "[DONE]" else orjson.loads(data))
+    return payloads
+
+
+async def test_health_and_models(runtime: LocalRuntime, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{_root(runtime)}/health") as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "ok", "models": [MODEL]}
+    async with http.get(f"{runtime.base_url}/models") as response:
+        listing = await response.json()
+    assert listing["object"] == "list"
+    (entry,) = listing["data"]
+    assert entry["id"] == MODEL
+    assert entry["object"] == "model"
+    assert entry["context_window"] == 4096
+    assert entry["n_ctx_train"] == 8192  # SmolLM2's GGUF says llama.context_length = 8192
+
+
+async def test_chat_answers_the_capital_of_france(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=24,
+        temperature=0,
+    )
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.object == "chat.completion"
+    assert completion.model == MODEL
+    (choice,) = completion.choices
+    assert choice.message.role == "assistant"
+    assert "Paris" in (choice.message.content or "")
+    assert choice.finish_reason in ("stop", "length")
+    usage = completion.usage
+    assert usage is not None
+    assert 0 < usage.completion_tokens <= 24
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+async def test_chat_wire_shape_and_n_choices(
+    runtime: LocalRuntime, http: aiohttp.ClientSession
+) -> None:
+    body = {
+        "model": MODEL,
+        "messages": [
+            {"role": "developer", "content": "Answer briefly."},
+            {"role": "user", "content": [{"type": "text", "text": "Name a colour."}]},
+        ],
+        "max_completion_tokens": 8,
+        "temperature": 0.7,
+        "seed": 7,
+        "stop": ["\n\n"],
+        "n": 2,
+    }
+    async with http.post(f"{runtime.base_url}/chat/completions", json=body) as response:
+        assert response.status == 200
+        completion = await response.json()
+    assert set(completion) == {"id", "object", "created", "model", "choices", "usage"}
+    assert [choice["index"] for choice in completion["choices"]] == [0, 1]
+    for choice in completion["choices"]:
+        assert set(choice) == {"index", "message", "finish_reason", "logprobs"}
+        assert set(choice["message"]) == {"role", "content"}
+        assert choice["logprobs"] is None
+    usage = completion["usage"]
+    assert 0 < usage["completion_tokens"] <= 16
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+async def test_stream_frames_with_usage(runtime: LocalRuntime, http: aiohttp.ClientSession) -> None:
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "max_tokens": 12,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    async with http.post(f"{runtime.base_url}/chat/completions", json=body) as response:
+        assert response.status == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        payloads = await _sse_payloads(response)
+    assert payloads[-1] == "[DONE]"
+    chunks = payloads[:-1]
+    assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+    assert len({chunk["id"] for chunk in chunks}) == 1
+    first, *middle, finish, usage_chunk = chunks
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    assert middle and all("content" in chunk["choices"][0]["delta"] for chunk in middle)
+    assert finish["choices"][0]["finish_reason"] in ("stop", "length")
+    assert usage_chunk["choices"] == []
+    usage = usage_chunk["usage"]
+    assert 0 < usage["completion_tokens"] <= 12
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+async def test_stream_through_the_sdk(client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Count to three."}],
+        max_tokens=10,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens <= 10
+
+
+async def test_json_object_response_parses(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "user", "content": 'Return a JSON object with a key "city" set to "Paris".'}
+        ],
+        response_format={"type": "json_object"},
+        max_tokens=48,
+        temperature=0,
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert isinstance(orjson.loads(completion.choices[0].message.content or ""), dict)
+
+
+async def test_json_schema_response_follows_the_schema(client: openai.AsyncOpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    }
+    completion = await client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France? Reply in JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
+        max_tokens=32,
+        temperature=0,
+    )
+    answer = orjson.loads(completion.choices[0].message.content or "")
+    assert isinstance(answer["city"], str)
+
+
+async def test_embeddings(
+    client: openai.AsyncOpenAI, runtime: LocalRuntime, http: aiohttp.ClientSession
+) -> None:
+    result = await client.embeddings.create(
+        model=MODEL, input=["hello world", "the cat sat on the mat"]
+    )
+    first, second = (item.embedding for item in result.data)
+    assert len(first) == len(second) > 0
+    assert first != second
+    assert math.isclose(sum(x * x for x in first), 1.0, rel_tol=1e-3)  # normalised
+    assert result.usage.prompt_tokens == result.usage.total_tokens > 0
+    body = {"model": MODEL, "input": "hello world", "encoding_format": "base64"}
+    async with http.post(f"{runtime.base_url}/embeddings", json=body) as response:
+        packed = base64.b64decode((await response.json())["data"][0]["embedding"])
+    decoded = struct.unpack(f"<{len(packed) // 4}f", packed)
+    assert decoded == pytest.approx(first, abs=1e-5)
+
+
+async def test_image_input_is_refused(client: openai.AsyncOpenAI) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": [{"type": "text", "text": "What?"}, image]}],
+            max_tokens=8,
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["type"] == "invalid_request_error"
+    assert "image input" in error["message"] and MODEL in error["message"]
+
+
+async def test_tools_are_refused(client: openai.AsyncOpenAI) -> None:
+    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=[tool],  # type: ignore[list-item]
+            max_tokens=8,
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert "tools" in error["message"] and MODEL in error["message"]
+    assert error["param"] == "tools"
+
+
+async def test_unknown_model_is_404(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.chat.completions.create(
+            model="no-such-model", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+    assert caught.value.status_code == 404
+    assert MODEL in str(caught.value)
+
+
+_HI = [{"role": "user", "content": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (b"{not json", None),
+        (orjson.dumps({"model": MODEL, "messages": "hi"}), "messages"),
+        (orjson.dumps({"model": MODEL, "messages": _HI, "temperature": "hot"}), "temperature"),
+        (orjson.dumps({"model": MODEL, "messages": _HI, "max_tokens": 1.5}), "max_tokens"),
+        (orjson.dumps({"model": MODEL, "messages": _HI, "stream": "yes"}), "stream"),
+        (
+            orjson.dumps({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}),
+            "messages[0]",
+        ),
+    ],
+)
+async def test_malformed_requests_are_400(
+    runtime: LocalRuntime, http: aiohttp.ClientSession, raw: bytes, param: str | None
+) -> None:
+    async with http.post(
+        f"{runtime.base_url}/chat/completions",
+        data=raw,
+        headers={"content-type": "application/json"},
+    ) as response:
+        assert response.status == 400
+        error = (await response.json())["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+
+
+async def test_full_queue_answers_429_with_retry_after(
+    tiny_queue_runtime: LocalRuntime, http: aiohttp.ClientSession
+) -> None:
+    url = f"{tiny_queue_runtime.base_url}/chat/completions"
+    body = {"model": MODEL, "messages": LONG_PROMPT, "max_tokens": 64, "temperature": 0}
+
+    async def call(client_id: str) -> tuple[int, str | None, Any]:
+        headers = {"x-modelyard-client": client_id}
+        async with http.post(url, json=body, headers=headers) as response:
+            return response.status, response.headers.get("retry-after"), await response.json()
+
+    results = await asyncio.gather(*(call(f"client-{i}") for i in range(4)))
+    statuses = sorted(status for status, _, _ in results)
+    # One runs, one waits (queue size 1), the rest are turned away.
+    assert statuses == [200, 200, 429, 429]
+    for status, retry_after, payload in results:
+        if status == 429:
+            assert retry_after is not None and int(retry_after) >= 1
+            assert payload["error"]["type"] == "rate_limit_error"
+            assert payload["error"]["code"] == "queue_full"
+
+
+async def test_disconnect_mid_stream_stops_the_generation(
+    runtime: LocalRuntime, client: openai.AsyncOpenAI
+) -> None:
+    # Without cancellation this generation would hold the model for many seconds.
+    body = {"model": MODEL, "messages": LONG_PROMPT, "max_tokens": 3000, "temperature": 0}
+    body |= {"stream": True}
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(f"{runtime.base_url}/chat/completions", json=body)
+        assert response.status == 200
+        for _ in range(5):
+            await response.content.readline()
+        response.close()  # drops the connection mid-stream
+    started = time.monotonic()
+    completion = await client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0
+    )
+    assert completion.choices[0].message.content
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_worker_that_cannot_load_fails_start_with_its_stderr(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.gguf"
+    spec = LocalRuntimeSpec({"broken": missing}, ready_timeout_s=30)
+    runtime = LocalRuntime(spec)
+    with pytest.raises(LocalRuntimeError) as caught:
+        runtime.start()
+    runtime.stop()
+    message = str(caught.value)
+    assert "before it was ready" in message
+    assert "missing.gguf" in message  # from the worker's stderr
+
+
+async def test_supervisor_restarts_a_killed_worker_on_the_same_port(
+    runtime: LocalRuntime, client: openai.AsyncOpenAI
+) -> None:
+    old_pid, port = runtime.pid, runtime.port
+    assert old_pid is not None and runtime.alive
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not (runtime.alive and runtime.pid != old_pid):
+        assert time.monotonic() < deadline, "the worker was not restarted"
+        await asyncio.sleep(0.1)
+    assert runtime.port == port
+    completion = await client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0
+    )
+    assert completion.choices[0].message.content
