@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,12 @@ class ModelEngine:
             self._embedder.close()
 
 
+# Tokens streamed within this interval travel together. Every frame wakes the worker's loop,
+# the gateway and the client while llama.cpp's threads hold every core; one frame per token
+# cost about 13 % of generation speed on 2 cores. The first token still goes out at once.
+STREAM_FLUSH_INTERVAL_S = 0.02
+
+
 def _pump(
     chunks: Generator[Any, None, None],
     index: int,
@@ -238,13 +245,20 @@ def _pump(
     collected. Returns the collected text and the finish reason.
     """
     collected: list[str] = []
+    pending: list[str] = []
     finish_reason = "stop"
+    last_flush = 0.0
     try:
         for chunk in chunks:
             choice = chunk["choices"][0]
             text = choice["delta"].get("content")
             if text and emit is not None:
-                emit(TextDelta(index, text))
+                pending.append(text)
+                now = time.monotonic()
+                if now - last_flush >= STREAM_FLUSH_INTERVAL_S:
+                    emit(TextDelta(index, "".join(pending)))
+                    pending.clear()
+                    last_flush = now
             elif text:
                 collected.append(text)
             if choice["finish_reason"] is not None:
@@ -253,6 +267,8 @@ def _pump(
                 break
     finally:
         chunks.close()
+    if pending and emit is not None:
+        emit(TextDelta(index, "".join(pending)))
     return "".join(collected), finish_reason
 
 
