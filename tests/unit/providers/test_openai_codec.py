@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from modelyard.core.chat import ChatRequest, Message, TextPart
+from modelyard.core.chat import ChatRequest, Message, TextPart, ToolCall
 from modelyard.core.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -118,3 +118,53 @@ def test_retry_after_forms():
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({"retry-after": "soon"}) is None
     assert retry_after_seconds({}) is None
+
+
+def test_vendor_usage_quirks():
+    deepseek = codec.parse_usage(
+        {"prompt_tokens": 10, "completion_tokens": 4, "prompt_cache_hit_tokens": 6},
+        PRESETS["deepseek"],
+    )
+    assert deepseek is not None and deepseek.cached_input_tokens == 6
+    grok = codec.parse_usage(
+        {
+            "prompt_tokens": 5,
+            "completion_tokens": 50,
+            "completion_tokens_details": {"reasoning_tokens": 30},
+        },
+        PRESETS["xai"],
+    )
+    assert grok is not None and grok.output_tokens == 80 and grok.reasoning_tokens == 30
+    openai_usage = codec.parse_usage(
+        {
+            "prompt_tokens": 5,
+            "completion_tokens": 50,
+            "completion_tokens_details": {"reasoning_tokens": 30},
+        },
+        PRESETS["openai"],
+    )
+    assert openai_usage is not None and openai_usage.output_tokens == 50
+    groq = codec.parse_chunk(
+        {"choices": [], "x_groq": {"usage": {"prompt_tokens": 1, "completion_tokens": 2}}},
+        PRESETS["groq"],
+    )
+    assert isinstance(groq[0], UsageReport) and groq[0].usage.total_tokens == 3
+
+
+def test_mistral_quirks():
+    req = ChatRequest(
+        model="d",
+        messages=[
+            Message("user", (TextPart("hi"),)),
+            Message("assistant", (), tool_calls=(ToolCall("call_abc123xyz", "f", "{}"),)),
+            Message("tool", (TextPart("ok"),), tool_call_id="call_abc123xyz"),
+        ],
+        seed=3,
+        user="u",
+    )
+    body = orjson.loads(codec.build_body(req, "mistral-small", PRESETS["mistral"], False))
+    sent_id = body["messages"][1]["tool_calls"][0]["id"]
+    assert len(sent_id) == 9 and sent_id.isalnum()
+    assert body["messages"][2]["tool_call_id"] == sent_id
+    assert body["random_seed"] == 3 and "seed" not in body and "user" not in body
+    assert codec.short_tool_id("abcDEF123") == "abcDEF123"

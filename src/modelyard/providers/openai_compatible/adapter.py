@@ -57,7 +57,7 @@ class OpenAICompatibleProvider(Provider):
         )
         if resp.status >= 400:
             raise codec.classify_error(resp.status, resp.headers, resp.body, self._label)
-        return codec.parse_response(self._json(resp.body), self._label)
+        return codec.parse_response(self._json(resp.body), self._label, self.preset)
 
     async def stream(
         self, request: ChatRequest, model: str, ctx: CallContext
@@ -90,7 +90,7 @@ class OpenAICompatibleProvider(Provider):
         if isinstance(parsed, dict) and "error" in parsed:
             raise codec.classify_error(500, {}, data.encode(), self._label)
         try:
-            return codec.parse_chunk(parsed)
+            return codec.parse_chunk(parsed, self.preset)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamError(f"{self._label}: the upstream sent a malformed chunk") from exc
 

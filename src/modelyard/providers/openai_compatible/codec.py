@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ from modelyard.protocols.openai.encode import content_json
 from modelyard.providers.openai_compatible.presets import Preset
 from modelyard.providers.transport import retry_after_seconds
 
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -67,13 +69,13 @@ def _set_optional(body: dict[str, Any], r: ChatRequest, preset: Preset) -> None:
     for key, value in (
         ("temperature", r.temperature),
         ("top_p", r.top_p),
-        ("seed", r.seed),
+        (preset.seed_field, r.seed),
         ("n", r.n),
         ("parallel_tool_calls", r.parallel_tool_calls),
         ("user", r.user),
         ("metadata", r.metadata),
     ):
-        if value is not None:
+        if value is not None and key not in preset.omit_fields:
             body[key] = value
     if r.stop:
         body["stop"] = list(r.stop)
@@ -116,37 +118,64 @@ def _message(m: Message, preset: Preset) -> dict[str, Any]:
     out: dict[str, Any] = {"role": role, "content": content_json(m)}
     if m.name is not None:
         out["name"] = m.name
+    ids = short_tool_id if preset.short_tool_ids else _same
     if m.tool_calls:
         out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {
+                "id": ids(c.id),
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
             for c in m.tool_calls
         ]
     if m.tool_call_id is not None:
-        out["tool_call_id"] = m.tool_call_id
+        out["tool_call_id"] = ids(m.tool_call_id)
     return out
 
 
-def parse_usage(raw: Any) -> Usage | None:
+def _same(tool_id: str) -> str:
+    return tool_id
+
+
+def short_tool_id(tool_id: str) -> str:
+    """A stable 9-character alphanumeric id for ``tool_id`` (ids already of that form kept)."""
+    if len(tool_id) == 9 and tool_id.isalnum() and tool_id.isascii():
+        return tool_id
+    digest = int.from_bytes(hashlib.sha256(tool_id.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(9):
+        digest, rem = divmod(digest, 62)
+        chars.append(_BASE62[rem])
+    return "".join(chars)
+
+
+def parse_usage(raw: Any, preset: Preset | None = None) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt = raw.get("prompt_tokens_details") or {}
     completion = raw.get("completion_tokens_details") or {}
+    # DeepSeek reports cache hits in its own field; prompt_tokens already includes them.
+    cached = prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens") or 0
+    reasoning = int(completion.get("reasoning_tokens") or 0)
+    output = int(raw.get("completion_tokens") or 0)
+    if preset is not None and preset.reasoning_outside_completion:
+        output += reasoning
     return Usage(
         input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        cached_input_tokens=int(prompt.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
+        output_tokens=output,
+        cached_input_tokens=int(cached),
+        reasoning_tokens=reasoning,
     )
 
 
-def parse_response(data: Any, label: str) -> ChatResult:
+def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatResult:
     try:
         choices = [_choice(c) for c in data["choices"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed completion") from exc
     return ChatResult(
         choices=choices,
-        usage=parse_usage(data.get("usage")),
+        usage=parse_usage(data.get("usage"), preset),
         upstream_model=data.get("model"),
         upstream_id=data.get("id"),
         system_fingerprint=data.get("system_fingerprint"),
@@ -175,7 +204,7 @@ def _choice(raw: dict[str, Any]) -> Choice:
     )
 
 
-def parse_chunk(data: Any) -> list[StreamEvent]:
+def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
     """Events in one ``chat.completion.chunk``; raises ``KeyError``/``TypeError`` on nonsense."""
     events: list[StreamEvent] = []
     for choice in data.get("choices") or ():
@@ -201,7 +230,8 @@ def parse_chunk(data: Any) -> list[StreamEvent]:
         finish = choice.get("finish_reason")
         if finish:
             events.append(Finished(_FINISH.get(finish, "stop"), index))
-    usage = parse_usage(data.get("usage"))
+    # Groq has sent the final usage under ``x_groq`` rather than ``usage``.
+    usage = parse_usage(data.get("usage") or (data.get("x_groq") or {}).get("usage"), preset)
     if usage is not None:
         events.append(UsageReport(usage))
     return events

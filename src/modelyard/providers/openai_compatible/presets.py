@@ -20,6 +20,14 @@ class Preset:
     developer_role: bool = False
     # Whether ``stream_options.include_usage`` is accepted (we always want usage for metering).
     stream_usage_option: bool = True
+    # The name of the sampling seed field (Mistral calls it ``random_seed``).
+    seed_field: str = "seed"
+    # Mistral accepts only tool-call ids of 9 letters and digits; others are mapped to such ids.
+    short_tool_ids: bool = False
+    # Annotation fields the vendor rejects as unknown; they carry no meaning for generation.
+    omit_fields: tuple[str, ...] = ()
+    # xAI counts reasoning tokens outside ``completion_tokens``; core output includes them.
+    reasoning_outside_completion: bool = False
 
 
 _LIST = [
@@ -32,11 +40,18 @@ _LIST = [
         max_tokens_field="max_completion_tokens",
         developer_role=True,
     ),
-    Preset("xai", "https://api.x.ai/v1", True, "XAI_API_KEY"),
+    Preset("xai", "https://api.x.ai/v1", True, "XAI_API_KEY", reasoning_outside_completion=True),
     Preset("deepseek", "https://api.deepseek.com/v1", True, "DEEPSEEK_API_KEY"),
     # Mistral reports usage in the last chunk unasked and rejects unknown stream options.
     Preset(
-        "mistral", "https://api.mistral.ai/v1", True, "MISTRAL_API_KEY", stream_usage_option=False
+        "mistral",
+        "https://api.mistral.ai/v1",
+        True,
+        "MISTRAL_API_KEY",
+        stream_usage_option=False,
+        seed_field="random_seed",
+        short_tool_ids=True,
+        omit_fields=("user", "metadata"),
     ),
     Preset("groq", "https://api.groq.com/openai/v1", True, "GROQ_API_KEY"),
     Preset("together", "https://api.together.xyz/v1", True, "TOGETHER_API_KEY"),
