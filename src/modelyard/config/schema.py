@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -50,15 +50,63 @@ class ProviderConfig(_Strict):
         return value.rstrip("/") if value else value
 
 
+class TargetTimeouts(_Strict):
+    """Per-target overrides of the provider's timeouts (seconds); unset keeps the provider's."""
+
+    connect: float | None = Field(None, gt=0)
+    first_token: float | None = Field(None, gt=0)
+    total: float | None = Field(None, gt=0)
+
+
 class TargetConfig(_Strict):
     provider: str
     model: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(1.0, ge=0)
+    timeouts: TargetTimeouts = TargetTimeouts()
+
+
+class RetryConfig(_Strict):
+    """Retries of retryable failures (connection errors, 408, 409, 429, 5xx, 529, timeouts)."""
+
+    attempts: int = Field(3, ge=1, le=10)
+    backoff_ms: float = Field(200, ge=0)
+    max_backoff_ms: float = Field(5000, ge=0)
+    budget_s: float = Field(60, gt=0)
 
 
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
+    strategy: Literal["failover", "weighted", "latency", "cost"] = "failover"
+    # Requests carrying this header stay on one target (a conversation keeps its model).
+    sticky_header: str | None = None
+    retry: RetryConfig = RetryConfig()
+
+
+class BreakerConfig(_Strict):
+    """A target's circuit opens after ``failures`` consecutive failures, or when at least
+    ``min_requests`` calls in ``window_s`` failed at ``error_rate`` or more; it half-opens
+    (one probe) after ``cooldown_s``."""
+
+    failures: int = Field(5, ge=1)
+    error_rate: float = Field(0.5, gt=0, le=1)
+    min_requests: int = Field(20, ge=1)
+    window_s: float = Field(30, gt=0)
+    cooldown_s: float = Field(15, gt=0)
+
+
+class RoutingConfig(_Strict):
+    breaker: BreakerConfig = BreakerConfig()
+    # Weight of the newest time-to-first-token in the latency moving average.
+    latency_alpha: float = Field(0.3, gt=0, le=1)
+
+
+class PriceConfig(_Strict):
+    """Dollars per million tokens, for the cost strategy (and, later, metering)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class LocalModelConfig(_Strict):
@@ -108,5 +156,8 @@ class ServerConfig(_Strict):
 class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     local: LocalConfig = LocalConfig()
+    routing: RoutingConfig = RoutingConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
+    # Price overrides by "provider/model" (negotiated prices, local models).
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)

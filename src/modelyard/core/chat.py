@@ -50,6 +50,9 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     reasoning: str | None = None
+    # An opaque token some vendors attach to their reasoning (a signed thinking block); it must
+    # go back upstream unchanged with ``reasoning`` when the conversation continues with tools.
+    reasoning_signature: str | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""

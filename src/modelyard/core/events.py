@@ -19,8 +19,11 @@ class TextDelta:
 
 @dataclass(slots=True, frozen=True)
 class ReasoningDelta:
+    """A piece of reasoning; ``signature`` (usually with empty ``text``) closes a signed block."""
+
     text: str
     index: int = 0
+    signature: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -10,7 +10,8 @@ from typing import ClassVar
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.events import StreamEvent
-from modelyard.providers.transport import CallTimeouts, Transport
+from modelyard.core.timeouts import CallTimeouts
+from modelyard.providers.transport import Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class CallContext:
 
     request_id: str
     client_id: str | None = None
+    # A routing target's own timeouts, overriding the provider's for this call.
+    timeouts: CallTimeouts | None = None
 
 
 class Provider(ABC):
@@ -43,6 +46,8 @@ class Provider(ABC):
 
     # Adapter-specific options this provider type accepts, with a description each.
     OPTIONS: ClassVar[Mapping[str, str]] = {}
+    # The environment variable a config usually names for this type's key; None: no key needed.
+    KEY_ENV: ClassVar[str | None] = None
 
     @classmethod
     def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
@@ -53,6 +58,10 @@ class Provider(ABC):
             for key in options
             if key not in cls.OPTIONS
         ]
+
+    def timeouts(self, ctx: CallContext) -> CallTimeouts:
+        """The timeouts for this call: the target's own when it has them, else the provider's."""
+        return ctx.timeouts or self.settings.timeouts
 
     @property
     def name(self) -> str:

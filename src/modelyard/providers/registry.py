@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from modelyard.providers.anthropic import AnthropicProvider
 from modelyard.providers.base import Provider, ProviderSettings
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.openai_compatible.azure import AzureOpenAIProvider
@@ -22,6 +23,7 @@ ENTRY_POINT_GROUP = "modelyard.providers"
 def _builtin() -> dict[str, ProviderFactory]:
     types: dict[str, ProviderFactory] = {name: OpenAICompatibleProvider for name in PRESETS}
     types["azure_openai"] = AzureOpenAIProvider
+    types["anthropic"] = AnthropicProvider
     return types
 
 
@@ -45,6 +47,9 @@ def check_settings(
         return f"options.{problems[0][0]}", problems[0][1]
     preset = PRESETS.get(settings.type)
     if preset is None:
+        key_env = getattr(known[settings.type], "KEY_ENV", None)
+        if key_env and not settings.api_key:
+            return "api_key", f"type {settings.type!r} needs an api_key, e.g. env::{key_env}"
         return None
     if preset.base_url is None and settings.base_url is None:
         return "base_url", f"type {settings.type!r} needs a base_url"

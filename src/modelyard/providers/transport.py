@@ -14,22 +14,16 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from modelyard.core.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
+from modelyard.core.timeouts import CallTimeouts
 
 
-@dataclass(frozen=True, slots=True)
-class CallTimeouts:
-    """Seconds. ``first_token`` also bounds each silence between streamed chunks."""
-
-    connect: float = 10.0
-    first_token: float = 60.0
-    total: float = 600.0
-
-    def to_aiohttp(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=self.total, sock_connect=self.connect, sock_read=self.first_token
-        )
+def _client_timeout(timeouts: CallTimeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.first_token
+    )
 
 
 @dataclass(slots=True)
@@ -69,6 +63,10 @@ class UpstreamStream:
 
 
 class Transport:
+    """Upstream HTTP calls. A ``str`` URL is normalised by yarl (``%3A`` becomes ``:``); pass a
+    ``yarl.URL(..., encoded=True)`` when the path must go out byte for byte, as a signed one must.
+    """
+
     def __init__(self, *, pool_size: int = 1000, keepalive_s: float = 30.0) -> None:
         self._pool_size = pool_size
         self._keepalive_s = keepalive_s
@@ -86,11 +84,16 @@ class Transport:
         return self._session
 
     async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: CallTimeouts, label: str
+        self,
+        url: str | URL,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: CallTimeouts,
+        label: str,
     ) -> RawResponse:
         try:
             async with self._client().post(
-                url, data=body, headers=headers, timeout=timeouts.to_aiohttp()
+                url, data=body, headers=headers, timeout=_client_timeout(timeouts)
             ) as resp:
                 payload = await resp.read()
                 return RawResponse(resp.status, resp.headers, payload)
@@ -98,22 +101,27 @@ class Transport:
             raise _translate(exc, label) from exc
 
     async def get(
-        self, url: str, headers: Mapping[str, str], timeouts: CallTimeouts, label: str
+        self, url: str | URL, headers: Mapping[str, str], timeouts: CallTimeouts, label: str
     ) -> RawResponse:
         try:
             async with self._client().get(
-                url, headers=headers, timeout=timeouts.to_aiohttp()
+                url, headers=headers, timeout=_client_timeout(timeouts)
             ) as resp:
                 return RawResponse(resp.status, resp.headers, await resp.read())
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, label) from exc
 
     async def open_stream(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: CallTimeouts, label: str
+        self,
+        url: str | URL,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: CallTimeouts,
+        label: str,
     ) -> UpstreamStream:
         try:
             resp = await self._client().post(
-                url, data=body, headers=headers, timeout=timeouts.to_aiohttp()
+                url, data=body, headers=headers, timeout=_client_timeout(timeouts)
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, label) from exc

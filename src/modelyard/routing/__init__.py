@@ -1,5 +1,17 @@
-"""Deployments → ordered candidate targets."""
+"""Deployments → ordered candidate targets; health, strategies and retry policy."""
 
-from modelyard.routing.table import Deployment, RoutingTable, Target
+from modelyard.routing.health import BreakerSettings, HealthBoard, TargetHealth
+from modelyard.routing.router import PlanRequest, Router
+from modelyard.routing.table import Deployment, RetryPolicy, RoutingTable, Target
 
-__all__ = ["Deployment", "RoutingTable", "Target"]
+__all__ = [
+    "BreakerSettings",
+    "Deployment",
+    "HealthBoard",
+    "PlanRequest",
+    "RetryPolicy",
+    "Router",
+    "RoutingTable",
+    "Target",
+    "TargetHealth",
+]

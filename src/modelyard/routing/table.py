@@ -4,16 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from modelyard.core.errors import ModelNotFound
+from modelyard.core.timeouts import CallTimeouts
+
+Strategy = Literal["failover", "weighted", "latency", "cost"]
 
 
 @dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+    budget_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity: two targets may look alike
 class Target:
     provider: str
     model: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    # Overrides the provider's timeouts for this target only; None keeps the provider's.
+    timeouts: CallTimeouts | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +39,9 @@ class Deployment:
     name: str
     targets: tuple[Target, ...]
     description: str | None = None
+    strategy: Strategy = "failover"
+    sticky_header: str | None = None
+    retry: RetryPolicy = RetryPolicy()
 
 
 class RoutingTable:
@@ -34,10 +55,6 @@ class RoutingTable:
         if deployment is None:
             raise ModelNotFound(name, list(self._deployments))
         return deployment
-
-    def candidates(self, deployment: Deployment) -> tuple[Target, ...]:
-        """Targets in the order to try them (strategies beyond priority order come later)."""
-        return deployment.targets
 
     @property
     def names(self) -> list[str]:

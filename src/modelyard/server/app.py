@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from modelyard.config import Settings, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
+from modelyard.core.timeouts import CallTimeouts
 from modelyard.protocols.openai import errors
-from modelyard.providers.transport import CallTimeouts
 from modelyard.server.http import json_response, request_id
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.server.state import AppState, InFlight

@@ -69,12 +69,12 @@ async def chat_completions(request: Request) -> Response:
         model = chat_request.model
         ctx = CallContext(rid, principal.key_id)
         if chat_request.stream:
-            opened = await state.chat.stream(chat_request, ctx)
+            opened = await state.chat.stream(chat_request, ctx, request.headers.get)
             streaming = True
             body = _sse(state, opened, chat_request.model, chat_request.include_usage, rid, started)
             headers = {**served_headers(opened.served, rid), **SSE_HEADERS}
             return StreamingResponse(body, media_type="text/event-stream", headers=headers)
-        result, served = await state.chat.complete(chat_request, ctx)
+        result, served = await state.chat.complete(chat_request, ctx, request.headers.get)
         payload = encode.completion_json(result, _completion_id(), int(time.time()), model)
         return json_response(payload, headers=served_headers(served, rid))
     except ModelyardError as err:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from modelyard.catalog import Catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
+from modelyard.config.schema import DeploymentConfig, TargetTimeouts
+from modelyard.core.timeouts import CallTimeouts
 from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
-from modelyard.providers.transport import CallTimeouts
-from modelyard.routing import Deployment, RoutingTable, Target
+from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Target
 
 LOCAL_PROVIDER = "local"
 LOCAL_DEPLOYMENT = "local"
@@ -63,18 +64,47 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
         providers[name] = ps
     catalog = Catalog()
     deployments = {
-        name: Deployment(
-            name,
-            tuple(Target(t.provider, t.model, dict(t.params)) for t in d.targets),
-            d.description,
-        )
-        for name, d in settings.deployments.items()
+        name: _deployment(name, d, providers) for name, d in settings.deployments.items()
     }
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
     if issues:
         raise ConfigError(issues)
     return Components(providers, RoutingTable(deployments), catalog)
+
+
+def _deployment(
+    name: str, cfg: DeploymentConfig, providers: dict[str, ProviderSettings]
+) -> Deployment:
+    targets = tuple(
+        Target(
+            t.provider,
+            t.model,
+            dict(t.params),
+            weight=t.weight,
+            timeouts=_target_timeouts(
+                t.timeouts, providers[t.provider].timeouts if t.provider in providers else None
+            ),
+        )
+        for t in cfg.targets
+    )
+    retry = RetryPolicy(
+        attempts=cfg.retry.attempts,
+        backoff_s=cfg.retry.backoff_ms / 1000,
+        max_backoff_s=cfg.retry.max_backoff_ms / 1000,
+        budget_s=cfg.retry.budget_s,
+    )
+    return Deployment(name, targets, cfg.description, cfg.strategy, cfg.sticky_header, retry)
+
+
+def _target_timeouts(cfg: TargetTimeouts, provider: CallTimeouts | None) -> CallTimeouts | None:
+    """The provider's timeouts with this target's overrides; None when it overrides nothing."""
+    if cfg.connect is None and cfg.first_token is None and cfg.total is None:
+        return None
+    base = provider or LOCAL_TIMEOUTS
+    return CallTimeouts(
+        cfg.connect or base.connect, cfg.first_token or base.first_token, cfg.total or base.total
+    )
 
 
 def _add_local(
@@ -103,6 +133,11 @@ def _add_local(
             )
             continue
         model = DEFAULT_MODEL_NAME if name == LOCAL_DEPLOYMENT else name
+        # One attempt: a full local queue answers 429 with Retry-After, and retrying it here
+        # would only move the wait from the worker's bounded queue into the gateway.
         deployments[name] = Deployment(
-            name, (Target(LOCAL_PROVIDER, model),), "embedded llama.cpp runtime"
+            name,
+            (Target(LOCAL_PROVIDER, model),),
+            "embedded llama.cpp runtime",
+            retry=RetryPolicy(attempts=1),
         )

@@ -1,20 +1,27 @@
-"""The chat use case: resolve the deployment, check capabilities, call the upstream."""
+"""The chat use case: resolve the deployment, plan its targets, call them with failover."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.core.chat import ChatRequest, ChatResult, ResponseFormat
-from modelyard.core.errors import InvalidRequest, UnsupportedCapability
+from modelyard.core.chat import ChatRequest, ChatResult
+from modelyard.core.errors import ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
+from modelyard.routing import PlanRequest, Target, TargetHealth
+from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
 
 # Target ``params`` that map onto modelled request fields; the rest travel as extra fields.
 _MODELLED = frozenset({"temperature", "top_p", "max_tokens", "seed", "n", "user"})
+# Characters per token, for a rough context-length check before calling anyone.
+_CHARS_PER_TOKEN = 4
+
+HeaderLookup = Callable[[str], str | None]
 
 
 @dataclass(slots=True)
@@ -34,47 +41,79 @@ class ChatStream:
 
 
 class ChatService:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, rng: random.Random | None = None) -> None:
         self._gateway = gateway
+        self._rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
+        self.sleep: Sleep | None = None  # tests may replace the wait between attempts
 
-    def _pick(self, request: ChatRequest) -> tuple[Resolved, ChatRequest]:
-        candidates = self._gateway.resolve(request.model)
-        chosen = candidates[0]
-        self._check_capabilities(request, chosen)
-        return chosen, apply_params(request, chosen.target.params)
-
-    async def complete(self, request: ChatRequest, ctx: CallContext) -> tuple[ChatResult, Served]:
-        chosen, upstream_request = self._pick(request)
-        result = await chosen.provider.chat(upstream_request, chosen.target.model, ctx)
-        return result, _served(chosen)
-
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> ChatStream:
-        """Open the stream and wait for its first event, so early failures raise here."""
-        chosen, upstream_request = self._pick(request)
-        events = chosen.provider.stream(upstream_request, chosen.target.model, ctx)
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            first = None
-        return ChatStream(_served(chosen), _prepend(first, events))
-
-    def _check_capabilities(self, request: ChatRequest, chosen: Resolved) -> None:
-        info = self._gateway.catalog.lookup(chosen.provider.settings.type, chosen.target.model)
-        if info is None:
-            return
-        model = chosen.deployment.name
-        if info.images is False and request.has_images():
-            raise UnsupportedCapability("image input", model, param="messages")
-        if info.tools is False and request.tools:
-            raise UnsupportedCapability("tools", model, param="tools")
-        fmt: ResponseFormat | None = request.response_format
-        if info.json_schema is False and fmt is not None and fmt.kind == "json_schema":
-            raise UnsupportedCapability("json_schema output", model, param="response_format")
-        if info.max_output is not None and (request.max_tokens or 0) > info.max_output:
-            raise InvalidRequest(
-                f"max_tokens {request.max_tokens} exceeds {model!r}'s limit of {info.max_output}",
-                param="max_tokens",
+    def _loop(self, request: ChatRequest, headers: HeaderLookup | None) -> AttemptLoop:
+        deployment = self._gateway.table.resolve(request.model)
+        sticky = headers(deployment.sticky_header) if headers and deployment.sticky_header else None
+        plan = self._gateway.plan(
+            PlanRequest(
+                deployment,
+                sticky_key=sticky,
+                capable=lambda target: self._incapable(request, target),
+                price_of=self._gateway.price_of,
             )
+        )
+        if self.sleep is None:
+            return AttemptLoop(plan, self._rng)
+        return AttemptLoop(plan, self._rng, self.sleep)
+
+    def _health(self, chosen: Resolved) -> TargetHealth:
+        return self._gateway.router.health.of(chosen.target.key)
+
+    async def complete(
+        self, request: ChatRequest, ctx: CallContext, headers: HeaderLookup | None = None
+    ) -> tuple[ChatResult, Served]:
+        async def call(chosen: Resolved) -> ChatResult:
+            upstream = apply_params(request, chosen.target.params)
+            return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
+
+        outcome = await self._loop(request, headers).run(call, self._health)
+        return outcome.value, _served(outcome.chosen, outcome.attempts)
+
+    async def stream(
+        self, request: ChatRequest, ctx: CallContext, headers: HeaderLookup | None = None
+    ) -> ChatStream:
+        """Open the stream and wait for its first event: failover happens only before it."""
+
+        async def call(chosen: Resolved) -> tuple[StreamEvent | None, AsyncIterator[StreamEvent]]:
+            upstream = apply_params(request, chosen.target.params)
+            events = chosen.provider.stream(upstream, chosen.target.model, _ctx(ctx, chosen))
+            try:
+                return await anext(events), events
+            except StopAsyncIteration:
+                return None, events
+            except BaseException:
+                await _close(events)
+                raise
+
+        outcome = await self._loop(request, headers).run(call, self._health)
+        first, rest = outcome.value
+        health = self._health(outcome.chosen)
+        return ChatStream(_served(outcome.chosen, outcome.attempts), _continue(first, rest, health))
+
+    def _incapable(self, request: ChatRequest, target: Target) -> str | None:
+        provider = self._gateway.providers[target.provider]
+        info = self._gateway.catalog.lookup(provider.settings.type, target.model)
+        if info is None:
+            return None
+        if info.images is False and request.has_images():
+            return "image input"
+        if info.tools is False and request.tools:
+            return "tools"
+        fmt = request.response_format
+        if info.json_schema is False and fmt is not None and fmt.kind == "json_schema":
+            return "json_schema output"
+        if info.max_output is not None and (request.max_tokens or 0) > info.max_output:
+            return f"max_tokens above {info.max_output}"
+        if info.context_window is not None:
+            estimate = sum(len(m.text()) for m in request.messages) // _CHARS_PER_TOKEN
+            if estimate > info.context_window:
+                return f"a prompt of about {estimate} tokens (context {info.context_window})"
+        return None
 
 
 def apply_params(request: ChatRequest, params: dict[str, Any] | Any) -> ChatRequest:
@@ -88,19 +127,33 @@ def apply_params(request: ChatRequest, params: dict[str, Any] | Any) -> ChatRequ
     return dataclasses.replace(request, **modelled)
 
 
-def _served(chosen: Resolved) -> Served:
-    return Served(chosen.deployment.name, chosen.provider.name, chosen.target.model)
+def _ctx(ctx: CallContext, chosen: Resolved) -> CallContext:
+    if chosen.target.timeouts is None:
+        return ctx
+    return dataclasses.replace(ctx, timeouts=chosen.target.timeouts)
 
 
-async def _prepend(
-    first: StreamEvent | None, rest: AsyncIterator[StreamEvent]
+def _served(chosen: Resolved, attempts: int) -> Served:
+    return Served(chosen.deployment.name, chosen.provider.name, chosen.target.model, attempts)
+
+
+async def _close(events: AsyncIterator[StreamEvent]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _continue(
+    first: StreamEvent | None, rest: AsyncIterator[StreamEvent], health: TargetHealth
 ) -> AsyncGenerator[StreamEvent, None]:
+    """The stream after its first event; a failure past that point counts against the target."""
     try:
         if first is not None:
             yield first
         async for event in rest:
             yield event
+    except ModelyardError:
+        health.failure()
+        raise
     finally:
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()
+        await _close(rest)

@@ -1,4 +1,4 @@
-"""The composition root of the services: providers, the routing table and the catalog.
+"""The composition root of the services: providers, the routing table, the router, the catalog.
 
 One ``Gateway`` per process, built by ``create_app`` from settings; nothing global.
 """
@@ -13,13 +13,21 @@ from modelyard.config import Settings
 from modelyard.providers.base import Provider
 from modelyard.providers.registry import provider_types
 from modelyard.providers.transport import Transport
-from modelyard.routing import Deployment, RoutingTable, Target
+from modelyard.routing import (
+    BreakerSettings,
+    Deployment,
+    HealthBoard,
+    PlanRequest,
+    Router,
+    RoutingTable,
+    Target,
+)
 from modelyard.services.build import build_components
 
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A deployment resolved to the target that will serve it."""
+    """A deployment resolved to one target that may serve it."""
 
     deployment: Deployment
     target: Target
@@ -39,15 +47,34 @@ class Gateway:
             name: factories[ps.type](ps, self.transport)
             for name, ps in components.providers.items()
         }
+        breaker = settings.routing.breaker
+        self.router = Router(
+            HealthBoard(
+                BreakerSettings(
+                    breaker.failures,
+                    breaker.error_rate,
+                    breaker.min_requests,
+                    breaker.window_s,
+                    breaker.cooldown_s,
+                ),
+                settings.routing.latency_alpha,
+            )
+        )
         self.started_at = int(time.time())
 
-    def resolve(self, model: str) -> list[Resolved]:
-        """Candidates for a requested model, in the order to try them."""
-        deployment = self.table.resolve(model)
+    def plan(self, request: PlanRequest) -> list[Resolved]:
+        """Targets of a deployment in the order to try them."""
         return [
-            Resolved(deployment, target, self.providers[target.provider])
-            for target in self.table.candidates(deployment)
+            Resolved(request.deployment, target, self.providers[target.provider])
+            for target in self.router.plan(request)
         ]
+
+    def price_of(self, target: Target) -> float | None:
+        """Dollars per million input plus output tokens, when known."""
+        prices = self.settings.prices.get(target.key)
+        if prices is not None:
+            return prices.input + prices.output
+        return None
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

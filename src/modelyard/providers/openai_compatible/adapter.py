@@ -52,7 +52,7 @@ class OpenAICompatibleProvider(Provider):
             self._url("chat/completions", model),
             self._headers_for(ctx),
             body,
-            self.settings.timeouts,
+            self.timeouts(ctx),
             self._label,
         )
         if resp.status >= 400:
@@ -67,7 +67,7 @@ class OpenAICompatibleProvider(Provider):
             self._url("chat/completions", model),
             {**self._headers_for(ctx), "accept": "text/event-stream"},
             body,
-            self.settings.timeouts,
+            self.timeouts(ctx),
             self._label,
         )
         try:
@@ -107,7 +107,7 @@ class OpenAICompatibleProvider(Provider):
             self._url("embeddings", model),
             self._headers_for(ctx),
             orjson.dumps(payload),
-            self.settings.timeouts,
+            self.timeouts(ctx),
             self._label,
         )
         if resp.status >= 400:

@@ -1,0 +1,113 @@
+"""One request's walk through its candidate targets: failover, retries, breakers, budget.
+
+A failure moves on to the next candidate at once when there is a healthy one; coming back to a
+target already tried waits a jittered exponential backoff (or the upstream's Retry-After, when
+longer). Nothing is retried that the client got wrong, and nothing waits past the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from modelyard.core.errors import ModelyardError, UpstreamUnavailable
+from modelyard.routing.health import TargetHealth
+from modelyard.routing.retry import backoff_s, is_retryable
+from modelyard.services.gateway import Resolved
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+HealthOf = Callable[[Resolved], TargetHealth]
+
+
+@dataclass(slots=True)
+class Outcome(Generic[T]):
+    value: T
+    chosen: Resolved
+    attempts: int
+
+
+@dataclass(slots=True)
+class AttemptLoop:
+    plan: list[Resolved]
+    rng: random.Random
+    sleep: Sleep = asyncio.sleep
+    failures: list[tuple[str, ModelyardError]] = field(default_factory=list)
+
+    async def run(
+        self, call: Callable[[Resolved], Awaitable[T]], health_of: HealthOf
+    ) -> Outcome[T]:
+        deployment = self.plan[0].deployment
+        policy = deployment.retry
+        started = time.monotonic()
+        attempt = 0
+        position = 0
+        while attempt < policy.attempts:
+            chosen, position = self._next_available(position, health_of)
+            if chosen is None:
+                break
+            attempt += 1
+            t0 = time.monotonic()
+            try:
+                value = await call(chosen)
+            except ModelyardError as err:
+                if not is_retryable(err):
+                    raise
+                health_of(chosen).failure()
+                self.failures.append((chosen.target.key, err))
+                wait = self._wait_before(position, chosen, err, attempt, health_of)
+                if (
+                    attempt >= policy.attempts
+                    or time.monotonic() - started + wait > policy.budget_s
+                ):
+                    break
+                if wait > 0:
+                    await self.sleep(wait)
+                continue
+            health_of(chosen).success(time.monotonic() - t0)
+            return Outcome(value, chosen, attempt)
+        raise self._exhausted(deployment.name)
+
+    def _next_available(self, position: int, health_of: HealthOf) -> tuple[Resolved | None, int]:
+        """The next candidate (cycling) whose breaker lets a request through."""
+        for step in range(len(self.plan)):
+            index = (position + step) % len(self.plan)
+            candidate = self.plan[index]
+            if health_of(candidate).available():
+                return candidate, index + 1
+        return None, position
+
+    def _wait_before(
+        self,
+        position: int,
+        chosen: Resolved,
+        err: ModelyardError,
+        attempt: int,
+        health_of: HealthOf,
+    ) -> float:
+        upcoming = self.plan[position % len(self.plan)]
+        if upcoming is not chosen and health_of(upcoming).state == "closed":
+            return 0.0  # fail over to another healthy target at once
+        wait = backoff_s(chosen.deployment.retry, attempt, self.rng)
+        return max(wait, err.retry_after or 0.0)
+
+    def _exhausted(self, deployment: str) -> ModelyardError:
+        if not self.failures:
+            tried = ", ".join(c.target.key for c in self.plan)
+            return UpstreamUnavailable(
+                f"deployment {deployment!r}: every target is failing and its circuit is open "
+                f"({tried}); retry later",
+                retry_after=1.0,
+            )
+        last = copy.copy(self.failures[-1][1])
+        summary = "; ".join(f"{key}: {err.message}" for key, err in self.failures)
+        last.message = (
+            f"deployment {deployment!r}: {len(self.failures)} attempt(s) failed: {summary}"
+        )
+        last.args = (last.message,)
+        return last

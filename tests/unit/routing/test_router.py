@@ -1,0 +1,105 @@
+import random
+from collections import Counter
+
+import pytest
+
+from modelyard.core.errors import InvalidRequest, RateLimited, UnsupportedCapability, UpstreamError
+from modelyard.routing import BreakerSettings, Deployment, HealthBoard, PlanRequest, Router, Target
+from modelyard.routing.health import TargetHealth
+from modelyard.routing.retry import backoff_s, is_retryable
+from modelyard.routing.table import RetryPolicy
+
+A, B, C = Target("p", "a", weight=80), Target("p", "b", weight=20), Target("q", "c", weight=0)
+
+
+def _router(seed: int = 1) -> Router:
+    return Router(HealthBoard(BreakerSettings(), 0.5), random.Random(seed))
+
+
+def test_failover_keeps_order_and_puts_open_breakers_last():
+    router = _router()
+    dep = Deployment("d", (A, B, C))
+    assert router.plan(PlanRequest(dep)) == [A, B, C]
+    for _ in range(5):
+        router.health.of(A.key).failure()
+    assert router.plan(PlanRequest(dep)) == [B, C, A]
+
+
+def test_weighted_split_matches_weights():
+    router = _router(7)
+    dep = Deployment("d", (A, B, C), strategy="weighted")
+    firsts = Counter(router.plan(PlanRequest(dep))[0] for _ in range(10_000))
+    assert firsts[C] == 0  # weight 0 is never chosen first, only as a fallback
+    assert 0.78 < firsts[A] / 10_000 < 0.82
+    assert router.plan(PlanRequest(dep))[1:] in ([A, C], [B, C])
+
+
+def test_sticky_key_pins_a_target():
+    router = _router()
+    dep = Deployment("d", (A, B), strategy="weighted", sticky_header="x-session")
+    picks = {router.plan(PlanRequest(dep, sticky_key="conv-42"))[0] for _ in range(50)}
+    assert len(picks) == 1
+    spread = {router.plan(PlanRequest(dep, sticky_key=f"c{i}"))[0] for i in range(200)}
+    assert spread == {A, B}
+
+
+def test_latency_prefers_fastest_and_measures_unknown_first():
+    router = _router()
+    dep = Deployment("d", (A, B, C), strategy="latency")
+    router.health.of(A.key).success(0.9)
+    router.health.of(B.key).success(0.1)
+    assert router.plan(PlanRequest(dep)) == [C, B, A]
+
+
+def test_cost_orders_by_price_unknown_last():
+    router = _router()
+    dep = Deployment("d", (A, B, C), strategy="cost")
+    prices = {A.key: 10.0, C.key: 1.0}
+    plan = router.plan(PlanRequest(dep, price_of=lambda t: prices.get(t.key)))
+    assert plan == [C, A, B]
+
+
+def test_capability_filter():
+    router = _router()
+    dep = Deployment("d", (A, B))
+    plan = router.plan(PlanRequest(dep, capable=lambda t: "image input" if t is A else None))
+    assert plan == [B]
+    with pytest.raises(UnsupportedCapability) as info:
+        router.plan(PlanRequest(dep, capable=lambda t: "image input"))
+    assert "'d' does not support image input" in info.value.message
+
+
+def test_breaker_opens_half_opens_and_closes():
+    health = TargetHealth(BreakerSettings(failures=2, cooldown_s=10))
+    health.failure(now=0)
+    assert health.available(now=0)
+    health.failure(now=1)
+    assert health.state == "open" and not health.available(now=5)
+    assert health.available(now=12)  # the one half-open probe
+    assert not health.available(now=12)  # no second probe while the first is out
+    health.failure(now=13)
+    assert health.state == "open" and not health.available(now=14)
+    assert health.available(now=24)
+    health.success(0.2, now=24)
+    assert health.state == "closed" and health.available(now=24)
+
+
+def test_breaker_error_rate_rule():
+    health = TargetHealth(
+        BreakerSettings(failures=100, error_rate=0.5, min_requests=10, window_s=60)
+    )
+    for i in range(10):
+        health.failure(now=i) if i % 2 else health.success(None, now=i)
+    assert health.state == "open"
+
+
+def test_retryable_rules_and_backoff():
+    assert not is_retryable(InvalidRequest("bad"))
+    assert is_retryable(RateLimited("slow down"))
+    assert is_retryable(UpstreamError("x", upstream_status=503))
+    assert not is_retryable(UpstreamError("x", upstream_status=404))
+    assert is_retryable(UpstreamError("refused"))
+    policy = RetryPolicy(backoff_s=0.1, max_backoff_s=1.0)
+    rng = random.Random(3)
+    assert all(0 <= backoff_s(policy, 2, rng) <= 0.2 for _ in range(100))
+    assert all(backoff_s(policy, 10, rng) <= 1.0 for _ in range(100))
