@@ -1,0 +1,248 @@
+"""Build Messages API requests (``anthropic-version: 2023-06-01``) from core chat requests.
+
+Responses, streams and errors are parsed in ``response``, ``stream`` and ``errors``; the adapter
+does the I/O. Decisions where the mapping is lossy:
+
+* ``max_tokens`` is required upstream. When the client sends none, ``DEFAULT_MAX_TOKENS``
+  (4096, or the provider option ``default_max_tokens``) is sent, plus the thinking budget when
+  extended thinking is on, so that thinking never eats the whole answer.
+* JSON output (``response_format``): with the default ``structured_output: tool`` the schema
+  becomes the input schema of one extra tool (``JSON_TOOL_PREFIX`` + name) the model is made to
+  call; its input is returned as the answer's JSON text and the tool never reaches the client.
+  This works on every Claude model with tool use, but cannot be combined with extended thinking
+  (the API forbids forced tool use there). ``structured_output: native`` sends
+  ``output_config.format`` instead (Claude 4.5 and later); ``json_object`` always uses the tool.
+* ``reasoning_effort`` becomes ``thinking: {type: enabled, budget_tokens}`` (``EFFORT_BUDGETS``);
+  a client's own ``thinking`` object wins and is sent unchanged. Enabled thinking is left out of
+  a request that continues a tool-use turn whose signed thinking block did not come back (the
+  API would refuse it: clients of dialects without signatures cannot send it back).
+* Prompt caching: a client's top-level ``cache_control`` (``{"type": "ephemeral"}``, optional
+  ``ttl``), sent as an extra field, is passed through; the API then puts the breakpoint on the
+  last cacheable block, which caches the system prompt, tools and history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolSpec
+from modelyard.core.errors import InvalidRequest
+from modelyard.providers.anthropic import params
+from modelyard.providers.anthropic.messages import convert_messages
+
+DEFAULT_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024  # the API's floor for budget_tokens
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+JSON_TOOL_PREFIX = "json_"
+StructuredOutput = Literal["tool", "native"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    provider: str
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    structured_output: StructuredOutput = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """The body to send, and the synthetic JSON-answer tool to fold back into text (if any)."""
+
+    body: dict[str, Any]
+    json_tool: str | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.body)
+
+
+def build_request(
+    request: ChatRequest, model: str, options: BuildOptions, *, stream: bool
+) -> UpstreamRequest:
+    provider = options.provider
+    params.check_core_fields(request, provider)
+    body = params.passthrough_extras(request, provider)
+    system, turns = convert_messages(request.messages, provider)
+    body["model"] = model
+    body["messages"] = turns
+    if system:
+        body["system"] = system
+    _sampling(body, request)
+    budget = _thinking(body, request, provider)
+    if budget is not None and _continues_unsigned_tool_use(turns):
+        # The API refuses enabled thinking when the tool-use turn being continued lost its signed
+        # thinking block (clients of dialects without signatures); that turn goes on without.
+        del body["thinking"]
+        budget = None
+    body["max_tokens"] = _max_tokens(request, options, budget)
+    _tools(body, request, provider)
+    json_tool = _response_format(body, request, options, thinking=budget is not None)
+    if stream:
+        body["stream"] = True
+    return UpstreamRequest(body, json_tool)
+
+
+def _sampling(body: dict[str, Any], r: ChatRequest) -> None:
+    if r.temperature is not None:
+        body["temperature"] = r.temperature
+    if r.top_p is not None:
+        body["top_p"] = r.top_p
+    if r.stop:
+        body["stop_sequences"] = list(r.stop)
+    user = params.user_id(r)
+    if user is not None:
+        body["metadata"] = {"user_id": user}
+
+
+def _thinking(body: dict[str, Any], r: ChatRequest, provider: str) -> int | None:
+    """Set ``thinking``; the budget in tokens when thinking is enabled with one."""
+    own = body.get("thinking")
+    if isinstance(own, Mapping):
+        budget = own.get("budget_tokens")
+        return budget if own.get("type") == "enabled" and isinstance(budget, int) else None
+    effort = r.extra.get("reasoning_effort")
+    if effort is None or effort == "none":
+        return None
+    if effort not in EFFORT_BUDGETS:
+        raise InvalidRequest(
+            f"reasoning_effort: must be one of none, {', '.join(EFFORT_BUDGETS)}; got {effort!r}",
+            param="reasoning_effort",
+        )
+    budget = EFFORT_BUDGETS[effort]
+    if r.max_tokens is not None:
+        # Thinking counts toward max_tokens: keep at least half of it for the answer.
+        budget = min(budget, r.max_tokens // 2)
+        if budget < MIN_THINKING_BUDGET:
+            raise InvalidRequest(
+                f"max_tokens: provider {provider!r} needs max_tokens of at least "
+                f"{2 * MIN_THINKING_BUDGET} to think (reasoning_effort {effort!r})",
+                param="max_tokens",
+            )
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return budget
+
+
+def _continues_unsigned_tool_use(turns: list[dict[str, Any]]) -> bool:
+    if len(turns) < 2 or turns[-1]["role"] != "user" or turns[-2]["role"] != "assistant":
+        return False
+    if not any(block["type"] == "tool_result" for block in turns[-1]["content"]):
+        return False
+    blocks = turns[-2]["content"]
+    return blocks[0]["type"] not in ("thinking", "redacted_thinking")
+
+
+def _max_tokens(r: ChatRequest, options: BuildOptions, budget: int | None) -> int:
+    if r.max_tokens is not None:
+        return r.max_tokens
+    return options.default_max_tokens + (budget or 0)
+
+
+def _tools(body: dict[str, Any], r: ChatRequest, provider: str) -> None:
+    if r.tools:
+        body["tools"] = [tool_json(t) for t in r.tools]
+    choice = _tool_choice(r, provider)
+    if choice is not None:
+        body["tool_choice"] = choice
+
+
+def tool_json(tool: ToolSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    out["input_schema"] = (
+        dict(tool.parameters) if tool.parameters else {"type": "object", "properties": {}}
+    )
+    if tool.strict:
+        out["strict"] = True
+    return out
+
+
+def _tool_choice(r: ChatRequest, provider: str) -> dict[str, Any] | None:
+    choice = r.tool_choice
+    if not r.tools:
+        if choice == "required" or isinstance(choice, NamedToolChoice):
+            raise InvalidRequest(
+                f"tool_choice: provider {provider!r} needs tools to choose from",
+                param="tool_choice",
+            )
+        return None
+    if choice == "none":
+        return {"type": "none"}  # this type takes no disable_parallel_tool_use
+    if isinstance(choice, NamedToolChoice):
+        out: dict[str, Any] = {"type": "tool", "name": choice.name}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "auto" or r.parallel_tool_calls is False:
+        out = {"type": "auto"}
+    else:
+        return None
+    if r.parallel_tool_calls is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _response_format(
+    body: dict[str, Any], r: ChatRequest, options: BuildOptions, *, thinking: bool
+) -> str | None:
+    fmt = r.response_format
+    if fmt is None or fmt.kind == "text":
+        return None
+    schema = _object_schema(fmt, options.provider)
+    if fmt.kind == "json_schema" and options.structured_output == "native":
+        config = body.get("output_config")
+        merged = dict(config) if isinstance(config, Mapping) else {}
+        merged["format"] = {"type": "json_schema", "schema": schema}
+        body["output_config"] = merged
+        return None
+    if r.tool_choice == "required" or isinstance(r.tool_choice, NamedToolChoice):
+        return None  # the client demands a call of its own tools: no answer text is coming
+    if thinking:
+        raise InvalidRequest(
+            f"response_format: provider {options.provider!r} answers in JSON through forced "
+            "tool use, which the API does not allow together with extended thinking; drop "
+            "one of them (or set the provider option structured_output: native)",
+            param="response_format",
+        )
+    return _add_json_tool(body, r, fmt, schema)
+
+
+def _add_json_tool(
+    body: dict[str, Any], r: ChatRequest, fmt: ResponseFormat, schema: dict[str, Any]
+) -> str:
+    name = (JSON_TOOL_PREFIX + (fmt.name or "response"))[:64]  # the API's limit on names
+    tools: list[dict[str, Any]] = body.get("tools", [])
+    if any(t.get("name") == name for t in tools):
+        raise InvalidRequest(
+            f"tools: the tool name {name!r} is reserved for JSON answers", param="tools"
+        )
+    tools.append(
+        {
+            "name": name,
+            "description": "Give your final answer by calling this tool; its input is the "
+            "answer, a JSON value that follows the input schema.",
+            "input_schema": schema,
+        }
+    )
+    body["tools"] = tools
+    client_tools = bool(r.tools) and r.tool_choice != "none"
+    # With tools of its own in play the model may call those or answer; "any" leaves it both.
+    choice: dict[str, Any] = {"type": "any"} if client_tools else {"type": "tool", "name": name}
+    if not client_tools or r.parallel_tool_calls is False:
+        choice["disable_parallel_tool_use"] = True
+    body["tool_choice"] = choice
+    return name
+
+
+def _object_schema(fmt: ResponseFormat, provider: str) -> dict[str, Any]:
+    schema = dict(fmt.schema) if fmt.kind == "json_schema" and fmt.schema else {}
+    kind = schema.setdefault("type", "object")
+    if kind != "object":
+        raise InvalidRequest(
+            f"response_format: provider {provider!r} needs a JSON schema whose root is an "
+            f"object, got type {kind!r}",
+            param="response_format",
+        )
+    return schema

@@ -1,0 +1,171 @@
+"""Core messages → the Messages API's top-level ``system`` and its ``messages`` turns.
+
+The Messages API has no system role: system and developer messages, wherever they stand, are
+hoisted in order into ``system`` (position in the conversation is lost; Claude reads them as one
+preamble). Tool results travel as ``tool_result`` blocks in a user turn, and consecutive turns of
+the same role are merged into one, so parallel tool results share a single user message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from modelyard.core.chat import ImagePart, Message, TextPart, ToolCall
+from modelyard.core.errors import InvalidRequest
+
+Block = dict[str, Any]
+Turn = dict[str, Any]
+
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# Tool-use ids must match ^[a-zA-Z0-9_-]+$; ids minted by other vendors may not, so they are
+# rewritten the same way on the call and on its result, which keeps the pair matched.
+_ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+# Within one turn these blocks must come first: thinking before an assistant's text and tool
+# use, tool results before a user's own text.
+_LEADING_BLOCKS = frozenset({"thinking", "redacted_thinking", "tool_result"})
+
+
+def convert_messages(messages: Sequence[Message], provider: str) -> tuple[list[Block], list[Turn]]:
+    """``(system blocks, turns)`` for ``messages``; raises ``InvalidRequest`` naming the field."""
+    system: list[Block] = []
+    turns: list[Turn] = []
+    for i, message in enumerate(messages):
+        if message.role in ("system", "developer"):
+            system.extend(_system_blocks(message, i, provider))
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message, i, provider)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            merged = [*turns[-1]["content"], *blocks]
+            turns[-1]["content"] = sorted(merged, key=lambda b: b["type"] not in _LEADING_BLOCKS)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def tool_use_id(raw: str) -> str:
+    return _ID_BAD_CHARS.sub("_", raw) or "toolu_"
+
+
+def _system_blocks(message: Message, i: int, provider: str) -> list[Block]:
+    if message.has_images():
+        raise InvalidRequest(
+            f"messages[{i}]: provider {provider!r} accepts only text in {message.role} messages",
+            param=f"messages[{i}].content",
+        )
+    text = message.text()
+    return [{"type": "text", "text": text}] if text else []
+
+
+def _blocks(message: Message, i: int, provider: str) -> list[Block]:
+    if message.role == "tool":
+        return [_tool_result(message, i, provider)]
+    blocks: list[Block] = []
+    if message.role == "assistant" and message.reasoning_signature is not None:
+        # Only a signed block can go back; unsigned reasoning (from another vendor) is dropped.
+        blocks.append(
+            {
+                "type": "thinking",
+                "thinking": message.reasoning or "",
+                "signature": message.reasoning_signature,
+            }
+        )
+    blocks.extend(_content_blocks(message, i, provider))
+    for j, call in enumerate(message.tool_calls):
+        blocks.append(_tool_use(call, f"messages[{i}].tool_calls[{j}].function.arguments"))
+    return blocks
+
+
+def _content_blocks(message: Message, i: int, provider: str) -> list[Block]:
+    blocks: list[Block] = []
+    for j, part in enumerate(message.content):
+        if isinstance(part, TextPart):
+            # The API rejects empty text blocks; an empty string carries nothing anyway.
+            if part.text:
+                blocks.append({"type": "text", "text": part.text})
+        elif message.role == "assistant":
+            raise InvalidRequest(
+                f"messages[{i}].content[{j}]: provider {provider!r} accepts no images in "
+                "assistant messages",
+                param=f"messages[{i}].content[{j}]",
+            )
+        else:
+            blocks.append(image_block(part, f"messages[{i}].content[{j}]", provider))
+    return blocks
+
+
+def image_block(part: ImagePart, param: str, provider: str) -> Block:
+    """An image block; ``detail`` has no counterpart here and is not sent."""
+    url = part.url
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    if not url.startswith("data:"):
+        raise InvalidRequest(
+            f"{param}: provider {provider!r} takes images as http(s) or data: URLs", param=param
+        )
+    header, sep, data = url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if not sep or encoding != "base64":
+        raise InvalidRequest(f"{param}: a data: URL image must be base64-encoded", param=param)
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise InvalidRequest(
+            f"{param}: provider {provider!r} does not accept images of type {media_type!r}; "
+            f"accepted: {', '.join(IMAGE_MEDIA_TYPES)}",
+            param=param,
+        )
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"{param}: the image data is not valid base64", param=param) from exc
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _tool_use(call: ToolCall, param: str) -> Block:
+    return {
+        "type": "tool_use",
+        "id": tool_use_id(call.id),
+        "name": call.name,
+        "input": _tool_input(call, param),
+    }
+
+
+def _tool_input(call: ToolCall, param: str) -> dict[str, Any]:
+    if not call.arguments.strip():
+        return {}  # OpenAI clients send "" for a call without arguments
+    try:
+        value = orjson.loads(call.arguments)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"{param}: the arguments of tool call {call.id!r} ({call.name}) are not valid JSON",
+            param=param,
+        ) from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest(
+            f"{param}: the arguments of tool call {call.id!r} ({call.name}) must be a JSON object",
+            param=param,
+        )
+    return value
+
+
+def _tool_result(message: Message, i: int, provider: str) -> Block:
+    if message.tool_call_id is None:
+        raise InvalidRequest(
+            f"messages[{i}].tool_call_id: a tool message needs the id of the call it answers",
+            param=f"messages[{i}].tool_call_id",
+        )
+    block: Block = {"type": "tool_result", "tool_use_id": tool_use_id(message.tool_call_id)}
+    if message.has_images():
+        block["content"] = _content_blocks(message, i, provider)
+    else:
+        text = message.text()
+        if text:
+            block["content"] = text
+    return block

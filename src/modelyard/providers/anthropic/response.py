@@ -1,0 +1,95 @@
+"""Parse a Messages API ``message`` (the non-streamed answer) and its usage into core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall, Usage
+from modelyard.core.errors import UpstreamError
+
+_STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    # The server paused a long-running turn (server tools); the answer so far is whole.
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def finish_reason(stop_reason: object, client_calls: bool) -> FinishReason:
+    """The core finish reason; ``tool_use`` for the JSON-answer tool alone is a plain stop."""
+    reason = _STOP_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    if reason == "tool_calls" and not client_calls:
+        return "stop"
+    return reason
+
+
+def parse_usage(raw: object) -> Usage | None:
+    """Core usage is inclusive: the API's ``input_tokens`` excludes cache reads and writes."""
+    if not isinstance(raw, dict):
+        return None
+    fresh = _count(raw, "input_tokens")
+    cache_read = _count(raw, "cache_read_input_tokens")
+    cache_write = _count(raw, "cache_creation_input_tokens")
+    details = raw.get("output_tokens_details")
+    thinking = _count(details, "thinking_tokens") if isinstance(details, dict) else 0
+    return Usage(
+        input_tokens=fresh + cache_read + cache_write,
+        output_tokens=_count(raw, "output_tokens"),
+        cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=thinking,
+    )
+
+
+def _count(raw: dict[str, Any], key: str) -> int:
+    value = raw.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> ChatResult:
+    try:
+        message, client_calls = _message(data["content"], json_tool)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError(f"{label}: the upstream sent a malformed message") from exc
+    choice = Choice(0, message, finish_reason(data.get("stop_reason"), client_calls))
+    return ChatResult(
+        choices=[choice],
+        usage=parse_usage(data.get("usage")),
+        upstream_model=data.get("model"),
+        upstream_id=data.get("id"),
+    )
+
+
+def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Message, bool]:
+    texts: list[str] = []
+    thoughts: list[str] = []
+    signature: str | None = None
+    calls: list[ToolCall] = []
+    for block in blocks:
+        kind = block["type"]
+        if kind == "text":
+            texts.append(block["text"])
+        elif kind == "thinking":
+            thoughts.append(block["thinking"])
+            signature = block.get("signature") or signature
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            if block["name"] == json_tool:
+                texts.append(arguments)
+            else:
+                calls.append(ToolCall(block["id"], block["name"], arguments))
+        # redacted_thinking and server-tool blocks have no core counterpart; they are skipped.
+    message = Message(
+        role="assistant",
+        content=(TextPart("".join(texts)),) if texts else (),
+        tool_calls=tuple(calls),
+        reasoning="".join(thoughts) if thoughts else None,
+        reasoning_signature=signature,
+    )
+    return message, bool(calls)

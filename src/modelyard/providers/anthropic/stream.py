@@ -1,0 +1,142 @@
+"""Turn the Messages API's SSE events into core stream events.
+
+The API streams ``message_start`` (input usage), then per content block ``content_block_start``,
+``content_block_delta``\\ s and ``content_block_stop``, then ``message_delta`` (stop reason and the
+cumulative output count) and ``message_stop``; ``ping`` may come anywhere, and an ``error`` event
+may replace the rest of the stream. Block indices count every block (thinking, text, tool use),
+while core tool-call indices count tool calls only, so they are renumbered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from modelyard.core.chat import Usage
+from modelyard.core.errors import UpstreamError
+from modelyard.core.events import (
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+from modelyard.providers.anthropic.errors import stream_error
+from modelyard.providers.anthropic.response import finish_reason, parse_usage
+
+
+@dataclass(slots=True)
+class _Block:
+    kind: str  # "text", "thinking", "tool" (a client's tool), "json" (the JSON-answer tool)
+    call_index: int = -1
+    start_input: Any = None
+    emitted: bool = False
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Feed it each SSE event; ``finished`` turns true at ``message_stop``."""
+
+    json_tool: str | None
+    label: str
+    finished: bool = False
+    _blocks: dict[int, _Block] = field(default_factory=dict)
+    _calls: int = 0
+    _usage: dict[str, Any] = field(default_factory=dict)
+    _stop_reason: str | None = None
+
+    def feed(self, event: str | None, data: str) -> list[StreamEvent]:
+        payload = self._json(data)
+        kind = payload.get("type") or event
+        try:
+            return self._dispatch(kind, payload)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamError(
+                f"{self.label}: the upstream sent a malformed {kind} event"
+            ) from exc
+
+    def _dispatch(self, kind: object, payload: dict[str, Any]) -> list[StreamEvent]:
+        if kind == "message_start":
+            self._merge_usage(payload["message"].get("usage"))
+        elif kind == "content_block_start":
+            return self._start(int(payload["index"]), payload["content_block"])
+        elif kind == "content_block_delta":
+            return self._delta(self._blocks.get(int(payload["index"])), payload["delta"])
+        elif kind == "content_block_stop":
+            return self._stop(self._blocks.get(int(payload["index"])))
+        elif kind == "message_delta":
+            reason = payload.get("delta", {}).get("stop_reason")
+            self._stop_reason = reason or self._stop_reason
+            self._merge_usage(payload.get("usage"))
+        elif kind == "message_stop":
+            self.finished = True
+            usage = parse_usage(self._usage) or Usage()
+            reason = finish_reason(self._stop_reason, self._calls > 0)
+            return [UsageReport(usage), Finished(reason)]
+        elif kind == "error":
+            raise stream_error(payload, self.label)
+        # ping, and event types added after this was written, carry nothing for us.
+        return []
+
+    def _start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
+        kind = block["type"]
+        if kind == "text":
+            self._blocks[index] = _Block("text")
+            return [TextDelta(block["text"])] if block.get("text") else []
+        if kind == "thinking":
+            self._blocks[index] = _Block("thinking")
+            return [ReasoningDelta(block["thinking"])] if block.get("thinking") else []
+        if kind == "tool_use" and block["name"] == self.json_tool:
+            self._blocks[index] = _Block("json", start_input=block.get("input"))
+            return []
+        if kind == "tool_use":
+            call = _Block("tool", call_index=self._calls, start_input=block.get("input"))
+            self._calls += 1
+            self._blocks[index] = call
+            return [ToolCallDelta(call.call_index, "", id=block["id"], name=block["name"])]
+        return []  # redacted_thinking and server-tool blocks have no core counterpart
+
+    def _delta(self, block: _Block | None, delta: dict[str, Any]) -> list[StreamEvent]:
+        kind = delta["type"]
+        if block is None:
+            return []
+        if kind == "text_delta":
+            return [TextDelta(delta["text"])] if delta["text"] else []
+        if kind == "thinking_delta":
+            return [ReasoningDelta(delta["thinking"])] if delta["thinking"] else []
+        if kind == "signature_delta":
+            return [ReasoningDelta("", signature=delta["signature"])]
+        if kind == "input_json_delta" and delta["partial_json"]:
+            block.emitted = True
+            if block.kind == "json":
+                return [TextDelta(delta["partial_json"])]
+            return [ToolCallDelta(block.call_index, delta["partial_json"])]
+        return []
+
+    def _stop(self, block: _Block | None) -> list[StreamEvent]:
+        if block is None or block.kind not in ("tool", "json") or block.emitted:
+            return []
+        # A call without input streams no JSON at all; give clients the "{}" a whole answer has.
+        arguments = orjson.dumps(block.start_input or {}).decode()
+        if block.kind == "json":
+            return [TextDelta(arguments)]
+        return [ToolCallDelta(block.call_index, arguments)]
+
+    def _merge_usage(self, raw: object) -> None:
+        # message_delta counts are cumulative, so a later value replaces an earlier one.
+        if isinstance(raw, dict):
+            self._usage.update({k: v for k, v in raw.items() if v is not None})
+
+    def _json(self, data: str) -> dict[str, Any]:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                f"{self.label}: the upstream sent an event that is not JSON"
+            ) from exc
+        if not isinstance(payload, dict):
+            raise UpstreamError(f"{self.label}: the upstream sent an event that is not an object")
+        return payload
