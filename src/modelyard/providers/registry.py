@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 from modelyard.providers.anthropic import AnthropicProvider
 from modelyard.providers.base import Provider, ProviderSettings
+from modelyard.providers.gemini import GeminiProvider
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.openai_compatible.azure import AzureOpenAIProvider
 from modelyard.providers.openai_compatible.presets import PRESETS
@@ -24,6 +25,7 @@ def _builtin() -> dict[str, ProviderFactory]:
     types: dict[str, ProviderFactory] = {name: OpenAICompatibleProvider for name in PRESETS}
     types["azure_openai"] = AzureOpenAIProvider
     types["anthropic"] = AnthropicProvider
+    types["gemini"] = GeminiProvider
     return types
 
 
