@@ -96,7 +96,7 @@ async def _sse(
             frame = encoder.encode(event)
             if frame is not None:
                 yield frame
-        yield encode.DONE_FRAME
+        yield encoder.close()
     except ModelyardError as err:
         status = err.status
         yield errors.stream_error_frame(err)

@@ -52,10 +52,14 @@ def test_chunks_role_first_then_deltas_and_usage_only_when_asked():
     }
     done = _frame(enc.encode(Finished("stop")))
     assert done["choices"][0]["finish_reason"] == "stop"
-    usage = _frame(enc.encode(UsageReport(Usage(3, 2))))
+    assert enc.encode(UsageReport(Usage(3, 2))) is None  # held for the end
+    tail = enc.close()
+    usage = _frame(tail[: -len(encode.DONE_FRAME)])
     assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 5
+    assert tail.endswith(encode.DONE_FRAME)
     quiet = encode.ChunkEncoder("id1", 1, "dep", include_usage=False)
-    assert quiet.encode(UsageReport(Usage(3, 2))) is None
+    quiet.encode(UsageReport(Usage(3, 2)))
+    assert quiet.close() == encode.DONE_FRAME
 
 
 def test_embeddings_base64_is_little_endian_float32():

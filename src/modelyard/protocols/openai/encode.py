@@ -73,7 +73,7 @@ def completion_json(result: ChatResult, response_id: str, created: int, model: s
 class ChunkEncoder:
     """Turns core stream events into ``chat.completion.chunk`` SSE frames for one response."""
 
-    __slots__ = ("_include_usage", "_prefix", "_started")
+    __slots__ = ("_include_usage", "_prefix", "_started", "_usage")
 
     def __init__(self, response_id: str, created: int, model: str, include_usage: bool) -> None:
         # Every chunk shares these fields; serialising them once saves work per token.
@@ -88,6 +88,7 @@ class ChunkEncoder:
         self._prefix = b"data: " + head[:-1] + b',"choices":'
         self._include_usage = include_usage
         self._started: set[int] = set()
+        self._usage: Usage | None = None
 
     def _frame(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
         tail = b"}\n\n"
@@ -118,16 +119,22 @@ class ChunkEncoder:
             call["function"] = fn
             return self._delta(event.index, {"tool_calls": [call]})
         if isinstance(event, ReasoningDelta):
-            return self._delta(event.index, {"reasoning_content": event.text})
+            # A signature-only delta has no text for this dialect to carry.
+            return (
+                self._delta(event.index, {"reasoning_content": event.text}) if event.text else None
+            )
         if isinstance(event, Finished):
             return self._delta(event.index, {}, event.reason)
         if isinstance(event, UsageReport):
-            return self._frame([], event.usage) if self._include_usage else None
+            # Held back: OpenAI sends the usage chunk last, whatever order the upstream used.
+            self._usage = event.usage
         return None
 
-    def start(self) -> bytes:
-        """The opening frame (role only), sent as soon as the upstream answers."""
-        return self._delta(0, {})
+    def close(self) -> bytes:
+        """The end of a complete stream: the usage chunk when asked for, then ``[DONE]``."""
+        if self._include_usage and self._usage is not None:
+            return self._frame([], self._usage) + DONE_FRAME
+        return DONE_FRAME
 
 
 def embeddings_json(result: EmbeddingResult, model: str, base64_format: bool) -> bytes:
