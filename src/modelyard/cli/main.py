@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=None)
     chat.add_argument("--api-key", default=None, help="key for the server (or MODELYARD_API_KEY)")
 
+    reload = sub.add_parser(
+        "reload", help="re-read the config of the running server (same as sending it SIGHUP)"
+    )
+    reload.add_argument("--pid-file", default=None, help="default: <data dir>/modelyard.pid")
+
     models = sub.add_parser("models", help="list the models a server (or a config) serves")
     models.add_argument("--url", default=DEFAULT_URL)
     models.add_argument("--config", default=None, help="list from a config instead of a server")
@@ -60,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from modelyard.cli.chat import run_chat
 
         return run_chat(args)
+    if args.command == "reload":
+        from modelyard.cli.serve import run_reload
+
+        return run_reload(args)
     if args.command == "models":
         from modelyard.cli.models import run_models
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from modelyard.local.supervisor import LocalRuntime
 
 log = logging.getLogger("modelyard")
+PID_FILE = "modelyard.pid"
 
 
 def configure_logging(level: str) -> None:
@@ -41,6 +44,8 @@ def run_serve(args: argparse.Namespace) -> int:
     port = settings.server.port if args.port is None else args.port
     data = data_dir()
     data.mkdir(parents=True, exist_ok=True)
+    pid_file = data / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
     runtime = _start_local(settings)
     os.environ["MODELYARD_CONFIG"] = str(path.resolve()) if path else ""
     os.environ[LOCAL_URL_ENV] = runtime.base_url if runtime else ""
@@ -65,8 +70,22 @@ def run_serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=30,
         )
     finally:
+        pid_file.unlink(missing_ok=True)
         if runtime is not None:
             runtime.stop()
+    return 0
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    """SIGHUP the server: one worker swaps its config in place; several are replaced in turn."""
+    pid_file = Path(args.pid_file) if args.pid_file else data_dir() / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        print(f"cannot signal the server via {pid_file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"asked the server (pid {pid}) to reload its config")
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,37 +17,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelyard.config import Settings, load_settings
+from modelyard.config import ConfigError, Settings, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.protocols.openai import errors
 from modelyard.server.http import json_response, request_id
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
-from modelyard.server.state import AppState, InFlight
+from modelyard.server.state import AppState
 from modelyard.services.gateway import Gateway
-from modelyard.tenancy.static_keys import StaticKeys
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
 _HEALTH_TIMEOUTS = CallTimeouts(connect=1.0, first_token=2.0, total=3.0)
 
 
-def create_app(settings: Settings, local_base_url: str | None = None) -> Starlette:
-    gateway = Gateway(settings, local_base_url)
-    state = AppState(
-        gateway=gateway,
-        auth=StaticKeys(k.reveal() for k in settings.server.api_keys),
-        in_flight=InFlight(settings.server.max_in_flight),
-        max_body_bytes=settings.server.max_body_bytes,
-        access_log=settings.server.access_log,
-    )
+def create_app(
+    settings: Settings, local_base_url: str | None = None, config_path: Path | None = None
+) -> Starlette:
+    state = AppState(Gateway(settings, local_base_url))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload(state, config_path)))
         try:
             yield
         finally:
-            await gateway.aclose()
+            loop.remove_signal_handler(signal.SIGHUP)
+            await state.gateway.aclose()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -64,8 +63,22 @@ def create_app(settings: Settings, local_base_url: str | None = None) -> Starlet
 def app_from_env() -> Starlette:
     """Factory for uvicorn workers: ``serve`` passes the config path and local URL by env."""
     config = os.environ.get("MODELYARD_CONFIG")
-    settings = load_settings(Path(config) if config else None)
-    return create_app(settings, os.environ.get(LOCAL_URL_ENV) or None)
+    path = Path(config) if config else None
+    return create_app(load_settings(path), os.environ.get(LOCAL_URL_ENV) or None, path)
+
+
+async def reload(state: AppState, config_path: Path | None) -> bool:
+    """Re-read the config and swap it in whole; a config with errors leaves the running one."""
+    old = state.gateway
+    try:
+        settings = await asyncio.to_thread(load_settings, config_path)
+        new = Gateway(settings, old.local_base_url, previous=old)
+    except ConfigError as exc:
+        log.error("reload refused, the running config stays: %s", exc)
+        return False
+    state.install(new)
+    log.info("reloaded %s: deployments %s", config_path, ", ".join(sorted(new.table.names)))
+    return True
 
 
 async def healthz(request: Request) -> Response:

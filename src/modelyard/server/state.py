@@ -40,11 +40,14 @@ class InFlight:
 
 @dataclass
 class AppState:
+    """Config-derived parts are replaced whole on reload; a request keeps the ones it started
+    with, because it took its references before the swap."""
+
     gateway: Gateway
-    auth: StaticKeys
-    in_flight: InFlight
-    max_body_bytes: int
-    access_log: bool
+    auth: StaticKeys = field(init=False)
+    in_flight: InFlight = field(init=False)
+    max_body_bytes: int = field(init=False)
+    access_log: bool = field(init=False)
     chat: ChatService = field(init=False)
     embeddings: EmbeddingService = field(init=False)
     models: ModelService = field(init=False)
@@ -52,9 +55,19 @@ class AppState:
     local_ready: bool = False
 
     def __post_init__(self) -> None:
-        self.chat = ChatService(self.gateway)
-        self.embeddings = EmbeddingService(self.gateway)
-        self.models = ModelService(self.gateway)
+        self.in_flight = InFlight(self.gateway.settings.server.max_in_flight)
+        self.install(self.gateway)
+
+    def install(self, gateway: Gateway) -> None:
+        server = gateway.settings.server
+        self.gateway = gateway
+        self.auth = StaticKeys(k.reveal() for k in server.api_keys)
+        self.in_flight.limit = server.max_in_flight
+        self.max_body_bytes = server.max_body_bytes
+        self.access_log = server.access_log
+        self.chat = ChatService(gateway)
+        self.embeddings = EmbeddingService(gateway)
+        self.models = ModelService(gateway)
 
     def log_access(
         self, rid: str, path: str, status: int, started: float, model: str | None

@@ -35,19 +35,32 @@ class Resolved:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, local_base_url: str | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        local_base_url: str | None,
+        previous: Gateway | None = None,
+    ) -> None:
+        """With ``previous`` (a reload), the connection pool and target health carry over."""
         components = build_components(settings, local_base_url)
         self.settings = settings
         self.local_base_url = local_base_url
         self.table: RoutingTable = components.table
         self.catalog: Catalog = components.catalog
-        self.transport = Transport()
+        self.transport: Transport = previous.transport if previous else Transport()
         factories = provider_types()
         self.providers: dict[str, Provider] = {
             name: factories[ps.type](ps, self.transport)
             for name, ps in components.providers.items()
         }
         breaker = settings.routing.breaker
+        self.router: Router
+        self.started_at: int
+        if previous is not None:
+            # Breaker state and latency history belong to the targets, not to the config.
+            self.router = previous.router
+            self.started_at = previous.started_at
+            return
         self.router = Router(
             HealthBoard(
                 BreakerSettings(
