@@ -21,6 +21,7 @@ from modelyard.config import ConfigError, Settings, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.protocols.openai import errors
+from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.server.state import AppState
@@ -39,17 +40,25 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload(state, config_path)))
+        try:
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: loop.create_task(reload(state, config_path))
+            )
+            on_hup = True
+        except (ValueError, NotImplementedError, RuntimeError):
+            on_hup = False  # served off the main thread (tests, embedding): no signal reload
         try:
             yield
         finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+            if on_hup:
+                loop.remove_signal_handler(signal.SIGHUP)
             await state.gateway.aclose()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *OPENAI_ROUTES,
+        *ANTHROPIC_ROUTES,
     ]
     app = Starlette(
         routes=routes,

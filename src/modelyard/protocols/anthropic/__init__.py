@@ -1,0 +1,1 @@
+"""protocols/anthropic: the Messages API the gateway serves."""

@@ -1,0 +1,192 @@
+"""Decode the Messages API's turns and content blocks into core messages.
+
+One turn may become several core messages: a user turn's ``tool_result`` blocks become ``tool``
+messages (in their order), placed before a user message holding the turn's other blocks, which
+is the order every chat API expects (results answer the previous assistant turn; the user then
+speaks). An assistant turn becomes one message: its text, its ``tool_use`` blocks as tool calls
+and its ``thinking`` as reasoning.
+
+Lossy points, decided here:
+
+* ``cache_control`` on a block is accepted and not carried: the core has no per-block cache
+  marker. A top-level ``cache_control`` (automatic caching) travels as an extra field.
+* ``is_error`` on a tool result has no core counterpart; the result's text is prefixed with
+  ``ERROR_PREFIX`` so the model of any target still learns that the call failed.
+* ``redacted_thinking`` is dropped: its data is encrypted, readable by no other model, and the
+  core has no field to carry it back. Signed ``thinking`` keeps its signature.
+* A tool-use ``input`` of exactly ``{"_raw": "<text>"}`` is the encoder's wrapping of arguments
+  that were not valid JSON; it is unwrapped back to that text, so a round trip is lossless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
+from modelyard.core.errors import InvalidRequest
+from modelyard.protocols.validate import bad, get_bool, get_dict, get_str, require_dict
+
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+ERROR_PREFIX = "Error: "
+RAW_INPUT_KEY = "_raw"
+_USER_BLOCKS = "text, image, tool_result"
+_ASSISTANT_BLOCKS = "text, tool_use, thinking, redacted_thinking"
+_RESULT_BLOCKS = "text, image"
+
+
+def turn_messages(raw: Any, param: str) -> list[Message]:
+    """The core messages for one turn of ``messages``."""
+    obj = require_dict(raw, param)
+    role = get_str(obj, "role", f"{param}.role", required=True)
+    if role not in ("user", "assistant"):
+        raise bad(f"{param}.role", f"must be 'user' or 'assistant'; got {role!r}")
+    content = obj.get("content")
+    if isinstance(content, str):
+        return [Message("user" if role == "user" else "assistant", (TextPart(content),))]
+    if not isinstance(content, list):
+        raise bad(f"{param}.content", "must be a string or an array of content blocks")
+    if not content:
+        raise bad(f"{param}.content", "must contain at least one content block")
+    if role == "user":
+        return _user_turn(content, f"{param}.content")
+    return [_assistant_turn(content, f"{param}.content")]
+
+
+def system_message(raw: Any) -> Message | None:
+    """The top-level ``system`` (a string or text blocks) as one system message."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return Message("system", (TextPart(raw),)) if raw else None
+    if not isinstance(raw, list):
+        raise bad("system", "must be a string or an array of text blocks")
+    parts: list[ContentPart] = []
+    for i, item in enumerate(raw):
+        block = require_dict(item, f"system[{i}]")
+        kind = get_str(block, "type", f"system[{i}].type", required=True)
+        if kind != "text":
+            raise bad(f"system[{i}].type", f"must be 'text'; got {kind!r}")
+        parts.append(TextPart(get_str(block, "text", f"system[{i}].text", required=True) or ""))
+    return Message("system", tuple(parts)) if parts else None
+
+
+def _user_turn(blocks: list[Any], param: str) -> list[Message]:
+    results: list[Message] = []
+    parts: list[ContentPart] = []
+    for i, item in enumerate(blocks):
+        p = f"{param}[{i}]"
+        block = require_dict(item, p)
+        kind = get_str(block, "type", f"{p}.type", required=True)
+        if kind == "tool_result":
+            results.append(_tool_result(block, p))
+        elif kind == "text":
+            parts.append(_text(block, p))
+        elif kind == "image":
+            parts.append(_image(block, p))
+        else:
+            raise _unsupported(p, kind, _USER_BLOCKS, "user")
+    if parts:
+        results.append(Message("user", tuple(parts)))
+    return results
+
+
+def _assistant_turn(blocks: list[Any], param: str) -> Message:
+    parts: list[ContentPart] = []
+    calls: list[ToolCall] = []
+    thoughts: list[str] = []
+    signature: str | None = None
+    for i, item in enumerate(blocks):
+        p = f"{param}[{i}]"
+        block = require_dict(item, p)
+        kind = get_str(block, "type", f"{p}.type", required=True)
+        if kind == "text":
+            parts.append(_text(block, p))
+        elif kind == "tool_use":
+            calls.append(_tool_use(block, p))
+        elif kind == "thinking":
+            thoughts.append(get_str(block, "thinking", f"{p}.thinking", required=True) or "")
+            signature = get_str(block, "signature", f"{p}.signature") or signature
+        elif kind != "redacted_thinking":
+            raise _unsupported(p, kind, _ASSISTANT_BLOCKS, "assistant")
+    return Message(
+        "assistant",
+        tuple(parts),
+        tool_calls=tuple(calls),
+        reasoning="".join(thoughts) if thoughts else None,
+        reasoning_signature=signature,
+    )
+
+
+def _text(block: dict[str, Any], param: str) -> TextPart:
+    return TextPart(get_str(block, "text", f"{param}.text", required=True) or "")
+
+
+def _image(block: dict[str, Any], param: str) -> ImagePart:
+    source = get_dict(block, "source", f"{param}.source", required=True) or {}
+    kind = get_str(source, "type", f"{param}.source.type", required=True)
+    if kind == "url":
+        return ImagePart(get_str(source, "url", f"{param}.source.url", required=True) or "")
+    if kind != "base64":
+        raise bad(f"{param}.source.type", f"must be 'base64' or 'url'; got {kind!r}")
+    media_type = get_str(source, "media_type", f"{param}.source.media_type", required=True)
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise bad(
+            f"{param}.source.media_type",
+            f"must be one of {', '.join(IMAGE_MEDIA_TYPES)}; got {media_type!r}",
+        )
+    data = get_str(source, "data", f"{param}.source.data", required=True)
+    if not data:
+        raise bad(f"{param}.source.data", "must not be empty")
+    return ImagePart(f"data:{media_type};base64,{data}")
+
+
+def _tool_use(block: dict[str, Any], param: str) -> ToolCall:
+    call_id = get_str(block, "id", f"{param}.id", required=True) or ""
+    name = get_str(block, "name", f"{param}.name", required=True) or ""
+    value = block.get("input")
+    if not isinstance(value, dict):
+        raise bad(f"{param}.input", "must be an object")
+    raw = value.get(RAW_INPUT_KEY)
+    if len(value) == 1 and isinstance(raw, str):
+        return ToolCall(call_id, name, raw)
+    return ToolCall(call_id, name, orjson.dumps(value).decode())
+
+
+def _tool_result(block: dict[str, Any], param: str) -> Message:
+    call_id = get_str(block, "tool_use_id", f"{param}.tool_use_id", required=True) or ""
+    content = block.get("content")
+    parts: list[ContentPart] = []
+    if isinstance(content, str):
+        parts.append(TextPart(content))
+    elif isinstance(content, list):
+        for i, item in enumerate(content):
+            p = f"{param}.content[{i}]"
+            inner = require_dict(item, p)
+            kind = get_str(inner, "type", f"{p}.type", required=True)
+            if kind == "text":
+                parts.append(_text(inner, p))
+            elif kind == "image":
+                parts.append(_image(inner, p))
+            else:
+                raise _unsupported(p, kind, _RESULT_BLOCKS, "tool_result")
+    elif content is not None:
+        raise bad(f"{param}.content", "must be a string or an array of content blocks")
+    if get_bool(block, "is_error", f"{param}.is_error"):
+        parts = _mark_error(parts)
+    return Message("tool", tuple(parts), tool_call_id=call_id)
+
+
+def _mark_error(parts: list[ContentPart]) -> list[ContentPart]:
+    for i, part in enumerate(parts):
+        if isinstance(part, TextPart):
+            return [*parts[:i], TextPart(ERROR_PREFIX + part.text), *parts[i + 1 :]]
+    return [TextPart(ERROR_PREFIX.rstrip()), *parts]
+
+
+def _unsupported(param: str, kind: str | None, accepted: str, where: str) -> InvalidRequest:
+    return bad(
+        f"{param}.type",
+        f"content block type {kind!r} is not supported in {where} content; accepted: {accepted}",
+    )

@@ -1,0 +1,110 @@
+"""Encode core results and stream events as Messages API JSON and SSE events.
+
+Usage: core counts are inclusive (input includes cached and cache-write tokens); this API counts
+them apart, so ``input_tokens`` = core input - cached - cache writes, and the other two go to
+``cache_read_input_tokens`` and ``cache_creation_input_tokens``. Output includes reasoning in
+both.
+
+Stop reasons: ``stop`` → ``end_turn``, ``length`` → ``max_tokens``, ``tool_calls`` →
+``tool_use``, ``content_filter`` → ``refusal``. An answer that made tool calls is ``tool_use``
+even when the upstream said ``stop`` (some OpenAI-compatible servers do), because clients loop
+on that value. ``stop_sequence`` is always null: the core's ``stop`` does not say whether a stop
+sequence matched, so ``end_turn`` is reported for both.
+
+Tool-call arguments are sent as the parsed object in ``input``. Arguments that are not a JSON
+object (a model's malformed output) are sent as ``{"_raw": "<text>"}`` rather than failing the
+whole answer: the client sees exactly what the model wrote and can answer with an error result;
+the decoder turns that wrapping back into the original text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelyard.core.chat import ChatResult, FinishReason, Message, Usage
+from modelyard.protocols.anthropic.content import RAW_INPUT_KEY
+
+_STOP_REASONS: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def usage_json(usage: Usage | None) -> dict[str, int]:
+    usage = usage or Usage()
+    cached, written = usage.cached_input_tokens, usage.cache_write_tokens
+    return {
+        "input_tokens": max(0, usage.input_tokens - cached - written),
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": cached,
+    }
+
+
+def stop_reason(reason: FinishReason | None, made_tool_calls: bool) -> str:
+    if made_tool_calls and reason in (None, "stop", "tool_calls"):
+        return "tool_use"
+    return _STOP_REASONS.get(reason or "stop", "end_turn")
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    """The tool-use ``input`` for a call's argument text (see the module docstring)."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {RAW_INPUT_KEY: arguments}
+    return value if isinstance(value, dict) else {RAW_INPUT_KEY: arguments}
+
+
+def content_json(message: Message) -> list[dict[str, Any]]:
+    """The content blocks of an answer: thinking first, then text, then tool uses."""
+    blocks: list[dict[str, Any]] = []
+    if message.reasoning or message.reasoning_signature:
+        blocks.append(
+            {
+                "type": "thinking",
+                "thinking": message.reasoning or "",
+                "signature": message.reasoning_signature or "",
+            }
+        )
+    text = message.text()
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for call in message.tool_calls:
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": tool_input(call.arguments),
+            }
+        )
+    return blocks
+
+
+def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
+    """A whole answer as a ``message`` object; ``model`` is what the client asked for."""
+    choice = result.choices[0] if result.choices else None
+    message = choice.message if choice is not None else Message("assistant")
+    reason = choice.finish_reason if choice is not None else None
+    body = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content_json(message),
+        "stop_reason": stop_reason(reason, bool(message.tool_calls)),
+        "stop_sequence": None,
+        "usage": usage_json(result.usage),
+    }
+    return orjson.dumps(body)
+
+
+def count_json(input_tokens: int) -> bytes:
+    return orjson.dumps({"input_tokens": input_tokens})
