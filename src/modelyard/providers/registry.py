@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 from modelyard.providers.anthropic import AnthropicProvider
 from modelyard.providers.base import Provider, ProviderSettings
+from modelyard.providers.bedrock import BedrockProvider
 from modelyard.providers.gemini import GeminiProvider
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.openai_compatible.azure import AzureOpenAIProvider
@@ -26,6 +27,7 @@ def _builtin() -> dict[str, ProviderFactory]:
     types["azure_openai"] = AzureOpenAIProvider
     types["anthropic"] = AnthropicProvider
     types["gemini"] = GeminiProvider
+    types["bedrock"] = BedrockProvider
     return types
 
 

@@ -1,0 +1,113 @@
+"""What happens to request fields Converse has no counterpart for.
+
+A field that would change the answer and that Converse cannot honour (``n`` > 1, ``seed``,
+``logit_bias``, penalties, log-probabilities...) is refused with an ``InvalidRequest`` naming it,
+rather than silently dropped; its default value (``n: 1``, ``logprobs: false``) asks for nothing
+and passes. Bookkeeping fields (``store``, ``prompt_cache_key``, OpenAI's ``service_tier``) are
+dropped. Converse's own top-level fields (``additionalModelRequestFields`` for model-specific
+parameters such as ``top_k`` or Claude's ``thinking``, ``guardrailConfig``, ``performanceConfig``
+...) are sent unchanged. Anything else is refused by name, since Converse rejects unknown fields
+and a model-specific one belongs in ``additionalModelRequestFields``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from modelyard.core.chat import ChatRequest
+from modelyard.core.errors import InvalidRequest
+
+# Field → predicate telling whether the value asks for something (True means refuse it).
+_REFUSED: dict[str, Callable[[Any], bool]] = {
+    "logit_bias": bool,
+    "logprobs": bool,
+    "top_logprobs": bool,
+    "frequency_penalty": bool,
+    "presence_penalty": bool,
+    "audio": lambda value: value is not None,
+    "prediction": lambda value: value is not None,
+    "web_search_options": lambda value: value is not None,
+    "modalities": lambda value: value not in (None, ["text"]),
+    "functions": bool,
+    "function_call": lambda value: value not in (None, "none", "auto"),
+}
+_DROPPED = frozenset(
+    {"store", "prompt_cache_key", "safety_identifier", "verbosity", "service_tier"}
+)
+# Converse request fields a client may set directly; sent as they are.
+PASSTHROUGH = frozenset(
+    {
+        "additionalModelRequestFields",
+        "additionalModelResponseFieldPaths",
+        "guardrailConfig",
+        "performanceConfig",
+        "promptVariables",
+        "requestMetadata",
+        "serviceTier",
+        "outputConfig",
+    }
+)
+# Consumed by the codec (``reasoning_effort`` becomes ``outputConfig.effort``).
+CONSUMED = frozenset({"reasoning_effort"})
+EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
+
+
+def passthrough_extras(request: ChatRequest, provider: str) -> dict[str, Any]:
+    """The ``extra`` fields to send as they are; raises on fields that cannot be honoured."""
+    out: dict[str, Any] = {}
+    for key, value in request.extra.items():
+        refuse = _REFUSED.get(key)
+        if refuse is not None:
+            if refuse(value):
+                raise unsupported_field(key, provider)
+            continue
+        if key in _DROPPED or key in CONSUMED:
+            continue
+        if key not in PASSTHROUGH:
+            raise InvalidRequest(
+                f"{key}: provider {provider!r} (Bedrock Converse) has no such parameter; put "
+                "model-specific parameters in additionalModelRequestFields",
+                param=key,
+                code="unsupported_parameter",
+            )
+        out[key] = value
+    return out
+
+
+def check_core_fields(request: ChatRequest, provider: str) -> None:
+    if request.n is not None and request.n > 1:
+        raise unsupported_field("n", provider, "Converse returns exactly one choice per request")
+    if request.seed is not None:
+        raise unsupported_field("seed", provider, "Converse has no sampling seed")
+
+
+def effort(request: ChatRequest) -> str | None:
+    """``outputConfig.effort`` for the client's ``reasoning_effort`` (``none`` means no field)."""
+    value = request.extra.get("reasoning_effort")
+    if value is None or value == "none":
+        return None
+    if value not in EFFORTS:
+        raise InvalidRequest(
+            f"reasoning_effort: must be one of none, {', '.join(EFFORTS)}; got {value!r}",
+            param="reasoning_effort",
+        )
+    return EFFORTS[value]
+
+
+def request_metadata(request: ChatRequest) -> dict[str, str] | None:
+    """``requestMetadata`` (kept in invocation logs): the client's metadata plus ``user``."""
+    merged: dict[str, str] = dict(request.metadata or {})
+    if request.user and "user" not in merged:
+        merged["user"] = request.user
+    return merged or None
+
+
+def unsupported_field(field: str, provider: str, why: str = "") -> InvalidRequest:
+    reason = f" ({why})" if why else ""
+    return InvalidRequest(
+        f"{field}: provider {provider!r} cannot honour this parameter{reason}; remove it or "
+        "send its default value",
+        param=field,
+        code="unsupported_parameter",
+    )
