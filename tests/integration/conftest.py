@@ -6,6 +6,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.bedrock_upstream import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY, FakeBedrock
+from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.server import RunningServer, run_server
 
@@ -14,10 +17,64 @@ FAULTS = ["fail-400", "fail-401", "fail-429", "fail-500", "fail-503", "malformed
 STREAM_FAULTS = ["drop-mid-stream", "truncated-sse"]
 
 
+MATRIX_CASES = ["ok", "fail-400", "fail-429", "fail-500", "drop-mid-stream"]
+MATRIX_UPSTREAMS = ["openai", "anthropic", "gemini", "bedrock"]
+BEDROCK_ENV = {
+    "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY,
+    "AWS_REGION": TEST_REGION,
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+
+
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key=UPSTREAM_KEY) as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def vendor_fakes() -> Iterator[dict[str, FakeAnthropic | FakeGemini | FakeBedrock]]:
+    with (
+        FakeAnthropic(api_key=UPSTREAM_KEY) as a,
+        FakeGemini(api_key=UPSTREAM_KEY) as g,
+        FakeBedrock() as b,
+    ):
+        yield {"anthropic": a, "gemini": g, "bedrock": b}
+
+
+def matrix_config(
+    fake: FakeOpenAI, vendors: dict[str, FakeAnthropic | FakeGemini | FakeBedrock]
+) -> dict[str, object]:
+    """Providers m-<upstream> and deployments m-<upstream>-<case>, each with one attempt."""
+    providers: dict[str, object] = {
+        "m-openai": {
+            "type": "openai_compatible",
+            "base_url": fake.base_url,
+            "api_key": "env::UP_KEY",
+        },
+        "m-anthropic": {
+            "type": "anthropic",
+            "base_url": vendors["anthropic"].base_url,
+            "api_key": "env::UP_KEY",
+        },
+        "m-gemini": {
+            "type": "gemini",
+            "base_url": vendors["gemini"].base_url,
+            "api_key": "env::UP_KEY",
+        },
+        "m-bedrock": {"type": "bedrock", "base_url": vendors["bedrock"].base_url},
+    }
+    deployments = {
+        f"m-{up}-{case}": {
+            "retry": {"attempts": 1},
+            "targets": [{"provider": f"m-{up}", "model": "model-x" if case == "ok" else case}],
+        }
+        for up in MATRIX_UPSTREAMS
+        for case in MATRIX_CASES
+    }
+    return {"providers": providers, "deployments": deployments}
 
 
 def gateway_config(fake: FakeOpenAI) -> dict[str, object]:
@@ -55,10 +112,17 @@ def gateway_config(fake: FakeOpenAI) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def gateway(
-    fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+    fake_upstream: FakeOpenAI,
+    vendor_fakes: dict[str, FakeAnthropic | FakeGemini | FakeBedrock],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
     tmp: Path = tmp_path_factory.mktemp("gateway")
-    with run_server(tmp, gateway_config(fake_upstream), env={"UP_KEY": UPSTREAM_KEY}) as server:
+    config = gateway_config(fake_upstream)
+    matrix = matrix_config(fake_upstream, vendor_fakes)
+    config["providers"].update(matrix["providers"])  # type: ignore[attr-defined]
+    config["deployments"].update(matrix["deployments"])  # type: ignore[attr-defined]
+    env = {"UP_KEY": UPSTREAM_KEY, **BEDROCK_ENV}
+    with run_server(tmp, config, env=env) as server:
         yield server
 
 

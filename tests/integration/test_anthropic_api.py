@@ -146,7 +146,9 @@ def test_system_parameters_and_passthrough(client: anthropic.Anthropic, fake_ups
     assert sent["messages"][0] == {"role": "system", "content": "be brief"}
     assert (sent["temperature"], sent["top_p"], sent["stop"]) == (0.3, 0.8, ["zzz"])
     assert sent["user"] == "u-42"
-    assert sent["top_k"] == 20  # not modelled: passed through for upstreams that take it
+    # An Anthropic-dialect field means nothing to an OpenAI-compatible upstream, which would
+    # reject it as unknown: it is not sent there (an Anthropic upstream receives it).
+    assert "top_k" not in sent
 
 
 def test_multi_turn(client: anthropic.Anthropic, fake_upstream: FakeOpenAI):

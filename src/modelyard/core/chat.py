@@ -91,7 +91,8 @@ class ChatRequest:
     """One chat request, whatever dialect it came through.
 
     ``extra`` keeps fields this type does not model, so that an upstream speaking the same API
-    receives them unchanged instead of having them silently dropped.
+    receives them unchanged instead of having them silently dropped; ``extra_origin`` says
+    which API that is.
     """
 
     model: str
@@ -111,6 +112,12 @@ class ChatRequest:
     user: str | None = None
     metadata: Mapping[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The served dialect ``extra`` came from: its fields mean something only to upstreams that
+    # speak that dialect. Empty when unknown.
+    extra_origin: str = ""
+    # Unmodelled fields from the operator's deployment target ``params``: sent to any upstream
+    # that takes extra fields, whatever the client's dialect (they are also merged into extra).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def has_images(self) -> bool:
         return any(m.has_images() for m in self.messages)

@@ -17,7 +17,7 @@ from typing import Any
 
 import llama_cpp
 from llama_cpp import Llama
-from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from modelyard.core.errors import InvalidRequest
 from modelyard.local.wire import ChatParams, ResponseFormat
@@ -153,11 +153,22 @@ def grammar_for(response_format: ResponseFormat) -> LlamaGrammar | None:
     if response_format.kind == "json_object" or response_format.schema is None:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(response_format.schema), verbose=False)
+        gbnf = json_schema_to_gbnf(json.dumps(response_format.schema))
+        return LlamaGrammar.from_string(_strict_strings(gbnf), verbose=False)
     # The schema converter reports unsupported schemas with assertions and lookups that fail.
     except (AssertionError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
         param = "response_format.json_schema.schema"
         raise InvalidRequest(f"{param}: unsupported JSON schema: {exc}", param=param) from exc
+
+
+# The schema converter's string rule admits raw control characters, which JSON forbids inside
+# strings (a model that emits a newline there produces unparseable output).
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def _strict_strings(gbnf: str) -> str:
+    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
 
 
 def completion_kwargs(params: ChatParams, grammar: LlamaGrammar | None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from modelyard.protocols.anthropic import encode, errors
 from modelyard.protocols.anthropic.count import estimate_input_tokens
 from modelyard.protocols.anthropic.decode import decode_count_tokens, decode_messages
 from modelyard.protocols.anthropic.stream import StreamEncoder
+from modelyard.protocols.headers import error_headers
 from modelyard.providers.base import CallContext
 from modelyard.server.http import json_response, read_json, request_id
 from modelyard.server.openai_routes import SSE_HEADERS, served_headers
@@ -42,7 +43,7 @@ def _ids(rid: str) -> dict[str, str]:
 
 
 def error_response(err: ModelyardError, rid: str) -> Response:
-    headers = {**_ids(rid), **errors.error_headers(err)}
+    headers = {**_ids(rid), **error_headers(err)}
     return json_response(errors.error_body(err, rid), err.status, headers)
 
 

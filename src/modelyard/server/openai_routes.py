@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from modelyard.core.errors import InternalError, ModelyardError
+from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
 from modelyard.providers.base import CallContext
@@ -30,7 +31,7 @@ def _state(request: Request) -> AppState:
 
 
 def error_response(err: ModelyardError, rid: str) -> Response:
-    headers = {"x-request-id": rid, **errors.error_headers(err)}
+    headers = {"x-request-id": rid, **error_headers(err)}
     return json_response(errors.error_body(err), err.status, headers)
 
 

@@ -124,6 +124,7 @@ def apply_params(request: ChatRequest, params: dict[str, Any] | Any) -> ChatRequ
     extra = {k: v for k, v in params.items() if k not in _MODELLED}
     if extra:
         modelled["extra"] = {**request.extra, **extra}
+        modelled["overrides"] = {**request.overrides, **extra}
     return dataclasses.replace(request, **modelled)
 
 

@@ -27,6 +27,7 @@ from modelyard.protocols.anthropic import encode, errors
 from modelyard.protocols.anthropic.count import estimate_input_tokens
 from modelyard.protocols.anthropic.decode import decode_count_tokens
 from modelyard.protocols.anthropic.stream import StreamEncoder
+from modelyard.protocols.headers import error_headers
 
 
 def _frames(raw: bytes) -> list[tuple[str, dict]]:
@@ -274,9 +275,11 @@ def test_error_types_and_statuses(err, status, kind):
 
 
 def test_retry_after_header_rounds_up_and_is_absent_without_a_hint():
-    assert errors.error_headers(RateLimited("x", retry_after=2.2)) == {"retry-after": "3"}
-    assert errors.error_headers(RateLimited("x", retry_after=0.1)) == {"retry-after": "1"}
-    assert errors.error_headers(UpstreamError("x")) == {}
+    assert error_headers(RateLimited("x", retry_after=2.2)) == {"retry-after": "3"}
+    assert error_headers(RateLimited("x", retry_after=0.1)) == {"retry-after": "1"}
+    assert error_headers(UpstreamError("x")) == {}
+    # A 429 always says when to come back, even when nobody upstream said.
+    assert error_headers(RateLimited("x")) == {"retry-after": "1"}
 
 
 def test_stream_error_frame():

@@ -7,6 +7,7 @@ from modelyard.core.chat import ChatResult, Choice, Message, TextPart, ToolCall,
 from modelyard.core.embeddings import EmbeddingResult
 from modelyard.core.errors import QueueFull
 from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
+from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import encode, errors
 
 
@@ -85,4 +86,4 @@ def test_error_rendering_with_retry_after():
             "code": "queue_full",
         }
     }
-    assert errors.error_headers(err) == {"retry-after": "2"}
+    assert error_headers(err) == {"retry-after": "2"}

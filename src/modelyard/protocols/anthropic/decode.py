@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard.core.chat import ChatRequest, Message, NamedToolChoice, ToolChoice, ToolSpec
+from modelyard.core.chat import (
+    ChatRequest,
+    Message,
+    NamedToolChoice,
+    ResponseFormat,
+    ToolChoice,
+    ToolSpec,
+)
 from modelyard.protocols.anthropic.content import system_message, turn_messages
 from modelyard.protocols.validate import (
     bad,
@@ -40,6 +47,7 @@ _MODELLED = frozenset(
     }
 )  # fmt: skip
 _CUSTOM_TOOL_TYPES = (None, "custom")
+DIALECT = "anthropic"
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 _THINKING_TYPES = ("enabled", "disabled", "adaptive")
 
@@ -77,8 +85,23 @@ def _decode(body: Any, *, counting: bool) -> ChatRequest:
         tool_choice=choice,
         parallel_tool_calls=parallel,
         user=get_str(metadata, "user_id", "metadata.user_id"),
+        response_format=_response_format(body),
         extra=_extra(body),
+        extra_origin=DIALECT,
     )
+
+
+def _response_format(body: dict[str, Any]) -> ResponseFormat | None:
+    """``output_config.format`` (structured outputs) as the core's JSON-schema format."""
+    config = get_dict(body, "output_config", "output_config") or {}
+    fmt = get_dict(config, "format", "output_config.format")
+    if fmt is None:
+        return None
+    kind = get_str(fmt, "type", "output_config.format.type", required=True)
+    if kind != "json_schema":
+        raise bad("output_config.format.type", f"must be 'json_schema'; got {kind!r}")
+    schema = get_dict(fmt, "schema", "output_config.format.schema", required=True)
+    return ResponseFormat("json_schema", schema=schema, name="output")
 
 
 def _messages(body: dict[str, Any]) -> list[Message]:
@@ -149,6 +172,14 @@ def _extra(body: dict[str, Any]) -> dict[str, Any]:
     get_int(body, "top_k", "top_k", minimum=0)  # validated here, sent as it is
     # An explicit null asks for the default, which leaving the field out also does.
     extra = {k: v for k, v in body.items() if k not in _MODELLED and v is not None}
+    config = extra.get("output_config")
+    if isinstance(config, dict) and "format" in config:
+        # Decoded into response_format; the rest of output_config (e.g. effort) travels on.
+        rest = {k: v for k, v in config.items() if k != "format"}
+        if rest:
+            extra["output_config"] = rest
+        else:
+            del extra["output_config"]
     thinking = get_dict(body, "thinking", "thinking")
     if thinking is not None:
         kind = get_str(thinking, "type", "thinking.type", required=True)

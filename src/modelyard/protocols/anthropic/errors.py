@@ -22,8 +22,6 @@ Where the gateway's status differs from the vendor's, the status stays the gatew
 
 from __future__ import annotations
 
-import math
-
 import orjson
 
 from modelyard.core.errors import ModelyardError
@@ -55,12 +53,6 @@ def error_body(err: ModelyardError, request_id: str | None = None) -> bytes:
     if request_id is not None:
         body["request_id"] = request_id
     return orjson.dumps(body)
-
-
-def error_headers(err: ModelyardError) -> dict[str, str]:
-    if err.retry_after is None:
-        return {}
-    return {"retry-after": str(max(1, math.ceil(err.retry_after)))}
 
 
 def stream_error_frame(err: ModelyardError, request_id: str | None = None) -> bytes:

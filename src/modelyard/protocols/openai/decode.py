@@ -37,6 +37,7 @@ _KNOWN = frozenset(
     }
 )  # fmt: skip
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+DIALECT = "openai"
 _PART_TYPES = ("text", "image_url")
 
 
@@ -69,6 +70,7 @@ def decode_chat(body: Any) -> ChatRequest:
         user=get_str(body, "user", "user"),
         metadata=_metadata(get_dict(body, "metadata", "metadata")),
         extra={k: v for k, v in body.items() if k not in _KNOWN},
+        extra_origin=DIALECT,
     )
 
 

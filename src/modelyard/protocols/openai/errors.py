@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import orjson
 
 from modelyard.core.errors import ModelyardError
@@ -32,12 +30,6 @@ def error_body(err: ModelyardError) -> bytes:
             }
         }
     )
-
-
-def error_headers(err: ModelyardError) -> dict[str, str]:
-    if err.retry_after is None:
-        return {}
-    return {"retry-after": str(max(1, math.ceil(err.retry_after)))}
 
 
 def stream_error_frame(err: ModelyardError) -> bytes:

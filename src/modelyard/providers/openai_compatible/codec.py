@@ -51,8 +51,13 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
+# Extra fields from this dialect's clients mean something here; another dialect's do not.
+_SAME_DIALECT = ("", "openai")
+
+
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
-    body: dict[str, Any] = dict(request.extra)
+    same = request.extra_origin in _SAME_DIALECT
+    body: dict[str, Any] = dict(request.extra) if same else dict(request.overrides)
     body["model"] = model
     body["messages"] = [_message(m, preset) for m in request.messages]
     _set_optional(body, request, preset)
