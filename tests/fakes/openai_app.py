@@ -84,6 +84,12 @@ def build_app(state: FakeState) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", endpoints.chat, methods=["POST"]),
+            # Azure OpenAI serves the same API at deployment URLs with an api-version.
+            Route(
+                "/openai/deployments/{deployment}/chat/completions",
+                endpoints.azure_chat,
+                methods=["POST"],
+            ),
             Route("/v1/embeddings", endpoints.embeddings, methods=["POST"]),
             Route("/v1/models", endpoints.list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", endpoints.get_model, methods=["GET"]),
@@ -119,6 +125,13 @@ class _Endpoints:
             frames = stream_frames(answer, body.get("stream_options"))
             return shape_stream(fault, frames, self._closing)
         return shape_body(fault, orjson.dumps(completion_body(answer)), {})
+
+    async def azure_chat(self, request: Request) -> Response:
+        if "api-version" not in request.query_params:
+            # What Azure answers a request without its api-version.
+            body = {"error": {"code": "404", "message": "Resource not found"}}
+            return Response(orjson.dumps(body), 404, media_type="application/json")
+        return await self.chat(request)
 
     async def embeddings(self, request: Request) -> Response:
         body = await _json_body(request)

@@ -18,7 +18,7 @@ STREAM_FAULTS = ["drop-mid-stream", "truncated-sse"]
 
 
 MATRIX_CASES = ["ok", "fail-400", "fail-429", "fail-500", "drop-mid-stream"]
-MATRIX_UPSTREAMS = ["openai", "anthropic", "gemini", "bedrock"]
+MATRIX_UPSTREAMS = ["openai", "azure", "anthropic", "gemini", "bedrock"]
 BEDROCK_ENV = {
     "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
     "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY,
@@ -53,6 +53,13 @@ def matrix_config(
             "type": "openai_compatible",
             "base_url": fake.base_url,
             "api_key": "env::UP_KEY",
+        },
+        # Azure with an Entra-style bearer token (the fake checks bearer keys).
+        "m-azure": {
+            "type": "azure_openai",
+            "base_url": fake.base_url.removesuffix("/v1"),
+            "api_key": "env::UP_KEY",
+            "options": {"auth": "bearer"},
         },
         "m-anthropic": {
             "type": "anthropic",

@@ -37,7 +37,7 @@ def driver(request: pytest.FixtureRequest, gateway: RunningServer) -> Driver:
 
 @pytest.fixture(scope="module")
 def fakes(fake_upstream: FakeOpenAI, vendor_fakes: dict[str, Any]) -> dict[str, Any]:
-    return {"openai": fake_upstream, **vendor_fakes}
+    return {"openai": fake_upstream, "azure": fake_upstream, **vendor_fakes}
 
 
 def dep(upstream: str, case: str = "ok") -> str:
@@ -159,3 +159,10 @@ def test_upstream_errors(driver: Driver, upstream: str, case: str, status: int, 
 @pytest.mark.parametrize("upstream", VENDORS)
 def test_mid_stream_disconnect_ends_with_an_error_event(driver: Driver, upstream: str):
     assert driver.error(dep(upstream, "drop-mid-stream"), stream=True)[0] == -1
+
+
+def test_azure_cells_use_deployment_urls(gateway: RunningServer, fake_upstream: FakeOpenAI):
+    OpenAIDriver(gateway.base_url).text(dep("azure"), "where am I")
+    sent = fake_upstream.last_request
+    assert sent.path == "/openai/deployments/model-x/chat/completions"
+    assert sent.query == "api-version=2024-10-21"
