@@ -6,12 +6,11 @@ A third-party package registers ``[project.entry-points."modelyard.providers"] m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 
 from modelyard.providers.anthropic import AnthropicProvider
 from modelyard.providers.base import Provider, ProviderSettings
-from modelyard.providers.bedrock import BedrockProvider
 from modelyard.providers.gemini import GeminiProvider
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.openai_compatible.azure import AzureOpenAIProvider
@@ -27,8 +26,27 @@ def _builtin() -> dict[str, ProviderFactory]:
     types["azure_openai"] = AzureOpenAIProvider
     types["anthropic"] = AnthropicProvider
     types["gemini"] = GeminiProvider
-    types["bedrock"] = BedrockProvider
+    types["bedrock"] = _bedrock
     return types
+
+
+class _LazyBedrock:
+    """Bedrock's factory: botocore is large, so a gateway without Bedrock never imports it."""
+
+    def __call__(self, settings: ProviderSettings, transport: Transport) -> Provider:
+        return self._cls()(settings, transport)
+
+    def check_options(self, options: Mapping[str, object]) -> list[tuple[str, str]]:
+        return self._cls().check_options(options)
+
+    @staticmethod
+    def _cls() -> type[Provider]:
+        from modelyard.providers.bedrock import BedrockProvider
+
+        return BedrockProvider
+
+
+_bedrock = _LazyBedrock()
 
 
 def provider_types() -> dict[str, ProviderFactory]:

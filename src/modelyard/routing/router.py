@@ -37,6 +37,11 @@ class Router:
 
     def plan(self, req: PlanRequest) -> list[Target]:
         targets = list(req.deployment.targets)
+        if len(targets) == 1:
+            # Most deployments have one target: nothing to order, only capability to check.
+            if req.capable is not None:
+                self._filter(req, targets)
+            return targets
         if req.capable is not None:
             targets = self._filter(req, targets)
         ordered = self._order(req, targets)

@@ -53,6 +53,12 @@ class Gateway:
             name: factories[ps.type](ps, self.transport)
             for name, ps in components.providers.items()
         }
+        # Built once per config, not per request; keyed by target identity.
+        self._resolved: dict[int, Resolved] = {
+            id(target): Resolved(dep, target, self.providers[target.provider])
+            for dep in (self.table.resolve(name) for name in self.table.names)
+            for target in dep.targets
+        }
         breaker = settings.routing.breaker
         self.router: Router
         self.started_at: int
@@ -77,10 +83,8 @@ class Gateway:
 
     def plan(self, request: PlanRequest) -> list[Resolved]:
         """Targets of a deployment in the order to try them."""
-        return [
-            Resolved(request.deployment, target, self.providers[target.provider])
-            for target in self.router.plan(request)
-        ]
+        resolved = self._resolved
+        return [resolved[id(target)] for target in self.router.plan(request)]
 
     def price_of(self, target: Target) -> float | None:
         """Dollars per million input plus output tokens, when known."""
