@@ -129,7 +129,7 @@ def test_stream_text_sequence():
         UsageReport(Usage(12, 3, cached_input_tokens=2)),
     ):
         raw += enc.encode(event)
-    raw += enc.finish()
+    raw += enc.close()
     frames = _frames(raw)
     assert [e for e, _ in frames] == [
         "message_start",
@@ -180,7 +180,7 @@ def test_stream_thinking_then_text_then_tool_calls():
         Finished("tool_calls"),
     ):
         raw += enc.encode(event)
-    raw += enc.finish()
+    raw += enc.close()
     frames = _frames(raw)
     summary = [
         (e, d.get("index"), (d.get("content_block") or d.get("delta") or {}).get("type"))
@@ -230,7 +230,7 @@ def test_stream_interleaved_call_pieces_go_to_their_block_and_missing_ids_are_mi
             Finished("stop"),
         )
     )
-    frames = _frames(raw + enc.finish())
+    frames = _frames(raw + enc.close())
     first = frames[0][1]["content_block"]
     assert first["id"].startswith("toolu_") and first["name"] == "f"
     late = [d for e, d in frames if e == "content_block_delta" and d["index"] == 0]
@@ -242,7 +242,7 @@ def test_stream_ignores_other_choices():
     enc = StreamEncoder("msg_c", "dep")
     assert enc.encode(TextDelta("x", index=1)) == b""
     assert enc.encode(Finished("length", index=1)) == b""
-    frames = _frames(enc.finish())
+    frames = _frames(enc.close())
     assert [e for e, _ in frames] == ["message_delta", "message_stop"]
     assert frames[0][1]["delta"]["stop_reason"] == "end_turn"
 

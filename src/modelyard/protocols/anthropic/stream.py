@@ -94,7 +94,7 @@ class StreamEncoder:
             self._reason = event.reason
         return b""
 
-    def finish(self) -> bytes:
+    def close(self) -> bytes:
         """The closing frames, once the core stream has ended without an error."""
         delta = {
             "type": "message_delta",

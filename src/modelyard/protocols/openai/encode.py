@@ -130,6 +130,10 @@ class ChunkEncoder:
             self._usage = event.usage
         return None
 
+    def start(self) -> bytes:
+        """Nothing: the first delta carries the role, as OpenAI's first chunk does."""
+        return b""
+
     def close(self) -> bytes:
         """The end of a complete stream: the usage chunk when asked for, then ``[DONE]``."""
         if self._include_usage and self._usage is not None:
