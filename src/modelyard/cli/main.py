@@ -1,4 +1,4 @@
-"""``modelyard`` command line: serve, chat, models, config check."""
+"""``modelyard`` command line: serve, chat, models, deployments, config check."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--api-key", default=None)
     models.add_argument("--json", action="store_true", help="print JSON")
 
+    # Added with deployment versions: `deployments history|rollback`.
+    from modelyard.cli.deployments import add_parsers as add_deployment_parsers
+
+    add_deployment_parsers(sub)
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     check = config_sub.add_parser("check", help="validate a config file and summarise it")
@@ -73,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from modelyard.cli.models import run_models
 
         return run_models(args)
+    if args.command == "deployments":
+        from modelyard.cli.deployments import run_deployments
+
+        return run_deployments(args)
     from modelyard.cli.config_check import run_check
 
     return run_check(args)

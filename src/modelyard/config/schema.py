@@ -153,10 +153,29 @@ class ServerConfig(_Strict):
         return keys
 
 
+# Added for deployment versions: where the store lives (MODELYARD_DATABASE_URL overrides it).
+class StoreConfig(_Strict):
+    """``url``: an SQLAlchemy async URL (``postgresql+asyncpg://...``), a literal or a secret
+    reference (``env::NAME``, ``file::PATH``) since it may carry a password; unset: SQLite in
+    the data directory."""
+
+    url: Secret | None = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _resolve_url(cls, value: Any) -> Secret | None:
+        if value is None or isinstance(value, Secret):
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be a database URL, env::NAME or file::PATH")
+        return resolve_secret(value)
+
+
 class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     local: LocalConfig = LocalConfig()
     routing: RoutingConfig = RoutingConfig()
+    store: StoreConfig = StoreConfig()  # added with deployment versions
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     # Price overrides by "provider/model" (negotiated prices, local models).

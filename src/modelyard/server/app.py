@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelyard.config import ConfigError, Settings, load_settings
+from modelyard.config import ConfigError, Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.protocols.openai import errors
@@ -25,7 +25,10 @@ from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.server.state import AppState
+from modelyard.services.build import with_overrides
+from modelyard.services.deployments import sync_versions
 from modelyard.services.gateway import Gateway
+from modelyard.store import Store, StoreError, database_url, open_store, redact
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
@@ -33,16 +36,23 @@ _HEALTH_TIMEOUTS = CallTimeouts(connect=1.0, first_token=2.0, total=3.0)
 
 
 def create_app(
-    settings: Settings, local_base_url: str | None = None, config_path: Path | None = None
+    settings: Settings,
+    local_base_url: str | None = None,
+    config_path: Path | None = None,
+    store_url: str | None = None,
 ) -> Starlette:
+    """``store_url``: the deployment-version store; None (embedding, tests) keeps no versions."""
     state = AppState(Gateway(settings, local_base_url))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        # Deployment versions: recorded and applied before the first request; a store that
+        # cannot open fails startup rather than silently serving a rolled-back deployment wrong.
+        store = await _open_versions(state, store_url) if store_url else None
         try:
             loop.add_signal_handler(
-                signal.SIGHUP, lambda: loop.create_task(reload(state, config_path))
+                signal.SIGHUP, lambda: loop.create_task(reload(state, config_path, store))
             )
             on_hup = True
         except (ValueError, NotImplementedError, RuntimeError):
@@ -53,6 +63,8 @@ def create_app(
             if on_hup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await state.gateway.aclose()
+            if store is not None:
+                await store.aclose()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -73,17 +85,44 @@ def app_from_env() -> Starlette:
     """Factory for uvicorn workers: ``serve`` passes the config path and local URL by env."""
     config = os.environ.get("MODELYARD_CONFIG")
     path = Path(config) if config else None
-    return create_app(load_settings(path), os.environ.get(LOCAL_URL_ENV) or None, path)
+    settings = load_settings(path)
+    url = database_url(settings.store.url.reveal() if settings.store.url else None, data_dir())
+    return create_app(settings, os.environ.get(LOCAL_URL_ENV) or None, path, url)
 
 
-async def reload(state: AppState, config_path: Path | None) -> bool:
-    """Re-read the config and swap it in whole; a config with errors leaves the running one."""
+async def _open_versions(state: AppState, url: str) -> Store:
+    """Open (and migrate) the store, record the config's versions, serve any rollbacks."""
+    store = await open_store(url)
+    log.info("deployment versions in %s", redact(url))
+    try:
+        settings = state.gateway.settings
+        overrides = await sync_versions(store, settings)
+        if overrides:
+            served = with_overrides(settings, overrides)
+            old = state.gateway
+            state.install(Gateway(served, old.local_base_url, previous=old))
+    except ConfigError as exc:
+        log.error("rolled-back deployments not applied, serving the config: %s", exc)
+    except BaseException:
+        await store.aclose()
+        raise
+    return store
+
+
+async def reload(state: AppState, config_path: Path | None, store: Store | None = None) -> bool:
+    """Re-read the config and swap it in whole; a config with errors, or a version store that
+    fails, leaves the running one."""
     old = state.gateway
     try:
         settings = await asyncio.to_thread(load_settings, config_path)
+        if store is not None:
+            settings = with_overrides(settings, await sync_versions(store, settings))
         new = Gateway(settings, old.local_base_url, previous=old)
     except ConfigError as exc:
         log.error("reload refused, the running config stays: %s", exc)
+        return False
+    except StoreError as exc:
+        log.error("reload refused, the running config stays: version store: %s", exc)
         return False
     state.install(new)
     log.info("reloaded %s: deployments %s", config_path, ", ".join(sorted(new.table.names)))

@@ -6,6 +6,7 @@ report the same errors, each naming its config path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +142,13 @@ def _add_local(
             "embedded llama.cpp runtime",
             retry=RetryPolicy(attempts=1),
         )
+
+
+def with_overrides(settings: Settings, overrides: Mapping[str, DeploymentConfig]) -> Settings:
+    """Settings whose deployments of those names are replaced (rolled-back versions, see
+    ``services.deployments``); added for deployment versions, before ``build_components``."""
+    if not overrides:
+        return settings
+    deployments = dict(settings.deployments)
+    deployments.update({name: cfg for name, cfg in overrides.items() if name in deployments})
+    return settings.model_copy(update={"deployments": deployments})

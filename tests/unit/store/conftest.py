@@ -1,0 +1,43 @@
+"""Every store test runs against SQLite (a temp file) and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from modelyard.store import Store, open_store
+from tests.unit.store.postgres import running_postgres
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to an empty database: a fresh file, or a fresh database on the shared server."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}"
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"t{next(_databases)}"
+    conn = await asyncpg.connect(server.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(store_url)
+    yield opened
+    await opened.aclose()

