@@ -5,10 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import orjson
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
+from modelyard.core.errors import UpstreamError
 from modelyard.core.events import StreamEvent
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.transport import Transport
@@ -66,6 +69,17 @@ class Provider(ABC):
     @property
     def name(self) -> str:
         return self.settings.name
+
+    def _json(self, body: bytes | str) -> dict[str, Any]:
+        """An upstream's JSON object body; anything else is the upstream's failure."""
+        label = f"provider {self.settings.name!r}"
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"{label}: the upstream sent a body that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{label}: the upstream sent JSON that is not an object")
+        return data
 
     @abstractmethod
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult: ...

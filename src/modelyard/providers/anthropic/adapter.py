@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 
@@ -142,14 +142,3 @@ class AnthropicProvider(Provider):
     ) -> EmbeddingResult:
         # The Messages API has no embeddings endpoint; fail before any network call.
         raise UnsupportedCapability("embeddings", model, param="model")
-
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                f"{self._label}: the upstream sent a body that is not JSON"
-            ) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError(f"{self._label}: the upstream sent JSON that is not an object")
-        return data

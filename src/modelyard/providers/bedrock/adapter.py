@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 from urllib.parse import quote
 
-import orjson
 from yarl import URL
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
-from modelyard.core.errors import InvalidRequest, UpstreamConnectionError, UpstreamError
+from modelyard.core.errors import InvalidRequest, UpstreamConnectionError
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext, Provider, ProviderSettings
 from modelyard.providers.bedrock import codec, embeddings, errors, signing
@@ -136,17 +135,6 @@ class BedrockProvider(Provider):
             url, {**self._headers, "accept": "application/json"}, body
         )
         return await self.transport.post(url, headers, body, self.timeouts(ctx), self._label)
-
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                f"{self._label}: the upstream sent a body that is not JSON"
-            ) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError(f"{self._label}: the upstream sent JSON that is not an object")
-        return data
 
 
 async def _all_or_nothing(jobs: list[Awaitable[_T]]) -> list[_T]:

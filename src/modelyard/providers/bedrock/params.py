@@ -12,26 +12,14 @@ and a model-specific one belongs in ``additionalModelRequestFields``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import InvalidRequest
+from modelyard.providers.openai_only import REFUSED_UNLESS_DEFAULT
 
 # Field → predicate telling whether the value asks for something (True means refuse it).
-_REFUSED: dict[str, Callable[[Any], bool]] = {
-    "logit_bias": bool,
-    "logprobs": bool,
-    "top_logprobs": bool,
-    "frequency_penalty": bool,
-    "presence_penalty": bool,
-    "audio": lambda value: value is not None,
-    "prediction": lambda value: value is not None,
-    "web_search_options": lambda value: value is not None,
-    "modalities": lambda value: value not in (None, ["text"]),
-    "functions": bool,
-    "function_call": lambda value: value not in (None, "none", "auto"),
-}
+_REFUSED = REFUSED_UNLESS_DEFAULT
 _DROPPED = frozenset(
     {"store", "prompt_cache_key", "safety_identifier", "verbosity", "service_tier"}
 )

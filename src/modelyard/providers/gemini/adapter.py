@@ -12,14 +12,11 @@ models named ``gemini-1*``/``gemini-2*``, a level otherwise).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote
-
-import orjson
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
-from modelyard.core.errors import UpstreamError
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext, Provider, ProviderSettings
 from modelyard.providers.gemini import codec
@@ -139,14 +136,3 @@ class GeminiProvider(Provider):
                 raise classify_error(resp.status, resp.headers, resp.body, self._label)
             vectors.extend(parse_embeddings(self._json(resp.body), count, self._label))
         return EmbeddingResult(vectors=vectors, usage=None, upstream_model=model)
-
-    def _json(self, body: bytes | str) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                f"{self._label}: the upstream sent a body that is not JSON"
-            ) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError(f"{self._label}: the upstream sent JSON that is not an object")
-        return data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 
@@ -121,14 +120,3 @@ class OpenAICompatibleProvider(Provider):
         usage_raw = data.get("usage") or {}
         usage = Usage(input_tokens=int(usage_raw.get("prompt_tokens") or 0))
         return EmbeddingResult(vectors=vectors, usage=usage, upstream_model=data.get("model"))
-
-    def _json(self, body: bytes | str) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                f"{self._label}: the upstream sent a body that is not JSON"
-            ) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError(f"{self._label}: the upstream sent JSON that is not an object")
-        return data
