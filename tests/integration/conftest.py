@@ -92,6 +92,7 @@ def gateway_config(fake: FakeOpenAI) -> dict[str, object]:
         "embed": {"targets": [{"provider": "fake", "model": "text-embedding-3-small"}]},
         "down": {"targets": [{"provider": "nowhere", "model": "x"}]},
         "stalled": {"targets": [{"provider": "impatient", "model": "hang"}]},
+        "endless": {"targets": [{"provider": "fake", "model": "endless-stream"}]},
     }
     for name in FAULTS + STREAM_FAULTS:
         deployments[name] = {"targets": [{"provider": "fake", "model": name}]}
