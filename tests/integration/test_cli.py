@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,26 @@ def test_models_and_chat_against_a_running_server(gateway: RunningServer):
     assert "echo: first" in interactive.stdout and "echo: second" in interactive.stdout
     missing = _run("chat", "x", "-m", "nope", "--url", gateway.url)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_the_example_config_is_valid(tmp_path: Path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "modelyard.yaml"
+    env_keys = [
+        "MODELYARD_API_KEY",
+        "OPENAI_API_KEY",
+        "XAI_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "AZURE_OPENAI_API_KEY",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli.main", "config", "check", "--config", str(example)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **{k: "test-value" for k in env_keys}},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deployment canary -> openai/gpt-4o-mini, gemini/gemini-2.5-flash" in result.stdout
