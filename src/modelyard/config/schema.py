@@ -103,10 +103,15 @@ class RoutingConfig(_Strict):
 
 
 class PriceConfig(_Strict):
-    """Dollars per million tokens, for the cost strategy (and, later, metering)."""
+    """Dollars per million tokens, overriding the catalog's (negotiated prices, local models).
+    Unset optional prices fall back to ``input`` (cached input, cache writes) and ``output``
+    (reasoning)."""
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    reasoning: float | None = Field(None, ge=0)
 
 
 class LocalModelConfig(_Strict):
