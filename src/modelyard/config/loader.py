@@ -76,13 +76,15 @@ def check_references(settings: Settings) -> list[ConfigIssue]:
             )
         known.append("local")
     for dep_name, dep in settings.deployments.items():
-        for i, target in enumerate(dep.targets):
-            if target.provider not in known:
+        used = [(f"targets[{i}]", t.provider) for i, t in enumerate(dep.targets)]
+        if dep.shadow is not None:
+            used.append(("shadow", dep.shadow.provider))
+        for where, provider in used:
+            if provider not in known:
                 issues.append(
                     ConfigIssue(
-                        f"deployments.{dep_name}.targets[{i}].provider",
-                        f"unknown provider {target.provider!r}; "
-                        f"known: {', '.join(known) or 'none'}",
+                        f"deployments.{dep_name}.{where}.provider",
+                        f"unknown provider {provider!r}; known: {', '.join(known) or 'none'}",
                     )
                 )
     return issues

@@ -75,6 +75,19 @@ class RetryConfig(_Strict):
     budget_s: float = Field(60, gt=0)
 
 
+class ShadowConfig(_Strict):
+    """Mirror ``percent`` of a deployment's requests to a candidate target in the background:
+    the client gets the primary's answer; both answers are stored for ``modelyard eval shadow``.
+    At most ``max_in_flight`` shadow calls run at once per process; beyond that a sample is
+    skipped, never queued."""
+
+    provider: str
+    model: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    percent: float = Field(gt=0, le=100)
+    max_in_flight: int = Field(8, ge=1, le=1024)
+
+
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
@@ -82,6 +95,7 @@ class DeploymentConfig(_Strict):
     # Requests carrying this header stay on one target (a conversation keeps its model).
     sticky_header: str | None = None
     retry: RetryConfig = RetryConfig()
+    shadow: ShadowConfig | None = None
 
 
 class BreakerConfig(_Strict):

@@ -2,7 +2,7 @@
 
 from modelyard.routing.health import BreakerSettings, HealthBoard, TargetHealth
 from modelyard.routing.router import PlanRequest, Router
-from modelyard.routing.table import Deployment, RetryPolicy, RoutingTable, Target
+from modelyard.routing.table import Deployment, RetryPolicy, RoutingTable, Shadow, Target
 
 __all__ = [
     "BreakerSettings",
@@ -12,6 +12,7 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "RoutingTable",
+    "Shadow",
     "Target",
     "TargetHealth",
 ]

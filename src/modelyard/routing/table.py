@@ -35,6 +35,15 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class Shadow:
+    """A candidate target that receives a sample of a deployment's requests in the background."""
+
+    target: Target
+    percent: float
+    max_in_flight: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     name: str
     targets: tuple[Target, ...]
@@ -42,6 +51,7 @@ class Deployment:
     strategy: Strategy = "failover"
     sticky_header: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    shadow: Shadow | None = None
 
 
 class RoutingTable:

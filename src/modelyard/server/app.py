@@ -28,7 +28,10 @@ from modelyard.server.state import AppState
 from modelyard.services.build import with_overrides
 from modelyard.services.deployments import sync_versions
 from modelyard.services.gateway import Gateway
+from modelyard.services.shadow import ShadowMirror
 from modelyard.store import Store, StoreError, database_url, open_store, redact
+from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
+from modelyard.store.sink import BatchSink
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
@@ -50,6 +53,7 @@ def create_app(
         # Deployment versions: recorded and applied before the first request; a store that
         # cannot open fails startup rather than silently serving a rolled-back deployment wrong.
         store = await _open_versions(state, store_url) if store_url else None
+        records = _records(state, store) if store is not None else None
         try:
             loop.add_signal_handler(
                 signal.SIGHUP, lambda: loop.create_task(reload(state, config_path, store))
@@ -62,6 +66,10 @@ def create_app(
         finally:
             if on_hup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            if state.shadow is not None:
+                await state.shadow.aclose()
+            if records is not None:
+                await records.aclose()
             await state.gateway.aclose()
             if store is not None:
                 await store.aclose()
@@ -107,6 +115,19 @@ async def _open_versions(state: AppState, url: str) -> Store:
         await store.aclose()
         raise
     return store
+
+
+def _records(state: AppState, store: Store) -> BatchSink[ShadowRecord]:
+    """The background writer of shadow records, and the mirror that feeds it."""
+
+    async def write(batch: list[ShadowRecord]) -> None:
+        async with store.transaction() as session:
+            await ShadowRecords(session).append(batch)
+
+    sink: BatchSink[ShadowRecord] = BatchSink("shadow records", write, max_queue=10_000)
+    sink.start()
+    state.attach_shadow(ShadowMirror(sink.put))
+    return sink
 
 
 async def reload(state: AppState, config_path: Path | None, store: Store | None = None) -> bool:

@@ -11,6 +11,7 @@ from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
 from modelyard.services.models import ModelService
+from modelyard.services.shadow import ShadowMirror
 from modelyard.tenancy.static_keys import StaticKeys
 
 access_log = logging.getLogger("modelyard.access")
@@ -53,6 +54,8 @@ class AppState:
     models: ModelService = field(init=False)
     ready_checked_at: float = 0.0
     local_ready: bool = False
+    # Set once the store is open (serve); None when embedded without a store.
+    shadow: ShadowMirror | None = None
 
     def __post_init__(self) -> None:
         self.in_flight = InFlight(self.gateway.settings.server.max_in_flight)
@@ -65,9 +68,13 @@ class AppState:
         self.in_flight.limit = server.max_in_flight
         self.max_body_bytes = server.max_body_bytes
         self.access_log = server.access_log
-        self.chat = ChatService(gateway)
+        self.chat = ChatService(gateway, shadow=self.shadow)
         self.embeddings = EmbeddingService(gateway)
         self.models = ModelService(gateway)
+
+    def attach_shadow(self, mirror: ShadowMirror) -> None:
+        self.shadow = mirror
+        self.chat = ChatService(self.gateway, shadow=mirror)
 
     def log_access(
         self, rid: str, path: str, status: int, started: float, model: str | None

@@ -17,7 +17,7 @@ from modelyard.core.timeouts import CallTimeouts
 from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
-from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Target
+from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Shadow, Target
 
 LOCAL_PROVIDER = "local"
 LOCAL_DEPLOYMENT = "local"
@@ -95,7 +95,14 @@ def _deployment(
         max_backoff_s=cfg.retry.max_backoff_ms / 1000,
         budget_s=cfg.retry.budget_s,
     )
-    return Deployment(name, targets, cfg.description, cfg.strategy, cfg.sticky_header, retry)
+    shadow = None
+    if cfg.shadow is not None:
+        s = cfg.shadow
+        candidate = Target(s.provider, s.model, dict(s.params))
+        shadow = Shadow(candidate, s.percent, s.max_in_flight)
+    return Deployment(
+        name, targets, cfg.description, cfg.strategy, cfg.sticky_header, retry, shadow
+    )
 
 
 def _target_timeouts(cfg: TargetTimeouts, provider: CallTimeouts | None) -> CallTimeouts | None:

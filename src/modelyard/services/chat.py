@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.core.chat import ChatRequest, ChatResult
+from modelyard.core.chat import ChatRequest, ChatResult, Usage
 from modelyard.core.errors import ModelyardError
-from modelyard.core.events import StreamEvent
+from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.providers.base import CallContext
-from modelyard.routing import PlanRequest, Target, TargetHealth
+from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
 from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
+from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_text
 
 # Target ``params`` that map onto modelled request fields; the rest travel as extra fields.
 _MODELLED = frozenset({"temperature", "top_p", "max_tokens", "seed", "n", "user"})
@@ -41,13 +44,20 @@ class ChatStream:
 
 
 class ChatService:
-    def __init__(self, gateway: Gateway, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        rng: random.Random | None = None,
+        shadow: ShadowMirror | None = None,
+    ) -> None:
         self._gateway = gateway
         self._rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
+        self._shadow = shadow
         self.sleep: Sleep | None = None  # tests may replace the wait between attempts
 
-    def _loop(self, request: ChatRequest, headers: HeaderLookup | None) -> AttemptLoop:
-        deployment = self._gateway.table.resolve(request.model)
+    def _loop(
+        self, deployment: Deployment, request: ChatRequest, headers: HeaderLookup | None
+    ) -> AttemptLoop:
         sticky = headers(deployment.sticky_header) if headers and deployment.sticky_header else None
         plan = self._gateway.plan(
             PlanRequest(
@@ -71,8 +81,21 @@ class ChatService:
             upstream = apply_params(request, chosen.target.params)
             return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
 
-        outcome = await self._loop(request, headers).run(call, self._health)
-        return outcome.value, _served(outcome.chosen, outcome.attempts)
+        started = time.perf_counter()
+        deployment = self._gateway.table.resolve(request.model)
+        outcome = await self._loop(deployment, request, headers).run(call, self._health)
+        served = _served(outcome.chosen, outcome.attempts)
+        if self._shadow is not None and self._shadow.sampled(deployment):
+            result = outcome.value
+            answer = PrimaryAnswer(
+                served.provider,
+                served.model,
+                result_text(result),
+                result.usage,
+                time.perf_counter() - started,
+            )
+            self._shadow.mirror(self._gateway, deployment, request, ctx.request_id, answer)
+        return outcome.value, served
 
     async def stream(
         self, request: ChatRequest, ctx: CallContext, headers: HeaderLookup | None = None
@@ -90,10 +113,19 @@ class ChatService:
                 await _close(events)
                 raise
 
-        outcome = await self._loop(request, headers).run(call, self._health)
+        started = time.perf_counter()
+        deployment = self._gateway.table.resolve(request.model)
+        outcome = await self._loop(deployment, request, headers).run(call, self._health)
         first, rest = outcome.value
         health = self._health(outcome.chosen)
-        return ChatStream(_served(outcome.chosen, outcome.attempts), _continue(first, rest, health))
+        served = _served(outcome.chosen, outcome.attempts)
+        events = _continue(first, rest, health)
+        if self._shadow is not None and self._shadow.sampled(deployment):
+            mirror = functools.partial(
+                self._shadow.mirror, self._gateway, deployment, request, ctx.request_id
+            )
+            events = _observed(events, served, started, mirror)
+        return ChatStream(served, events)
 
     def _incapable(self, request: ChatRequest, target: Target) -> str | None:
         provider = self._gateway.providers[target.provider]
@@ -158,3 +190,36 @@ async def _continue(
         raise
     finally:
         await _close(rest)
+
+
+async def _observed(
+    events: AsyncGenerator[StreamEvent, None],
+    served: Served,
+    started: float,
+    mirror: Callable[[PrimaryAnswer], None],
+) -> AsyncGenerator[StreamEvent, None]:
+    """The stream unchanged; once it has ended well, its answer goes to the shadow mirror."""
+    text: list[str] = []
+    calls: dict[int, list[str]] = {}
+    usage: Usage | None = None
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta) and event.index == 0:
+                text.append(event.text)
+            elif isinstance(event, ToolCallDelta) and event.index == 0:
+                call = calls.setdefault(event.call_index, ["", ""])
+                call[0] += event.name or ""
+                call[1] += event.arguments
+            elif isinstance(event, UsageReport):
+                usage = event.usage
+            yield event
+    finally:
+        await events.aclose()
+    answer = "".join(text)
+    lines = [answer, *(f"{name}({args})" for name, args in calls.values())]
+    elapsed = time.perf_counter() - started
+    mirror(
+        PrimaryAnswer(
+            served.provider, served.model, "\n".join(x for x in lines if x), usage, elapsed
+        )
+    )

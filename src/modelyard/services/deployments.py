@@ -44,9 +44,18 @@ _ATTEMPTS = 8
 T = TypeVar("T")
 
 
+# Fields added to deployments after versions were first recorded: left out of the spec while
+# unset, so an upgrade does not record a new version of every unchanged deployment.
+_ADDED_LATER = ("shadow",)
+
+
 def canonical_spec(cfg: DeploymentConfig) -> str:
     """The deployment as configured, as JSON that is equal exactly when the specs are."""
-    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = cfg.model_dump(mode="json")
+    for key in _ADDED_LATER:
+        if data.get(key) is None:
+            data.pop(key, None)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def spec_hash(spec: str) -> str:

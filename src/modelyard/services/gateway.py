@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 from modelyard.catalog import Catalog
 from modelyard.config import Settings
+from modelyard.core.chat import Usage
+from modelyard.core.money import dollars_to_micros
 from modelyard.providers.base import Provider
 from modelyard.providers.registry import provider_types
 from modelyard.providers.transport import Transport
@@ -92,6 +95,28 @@ class Gateway:
         if prices is not None:
             return prices.input + prices.output
         return None
+
+    def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None:
+        """Micro-dollars for ``usage`` at the target's prices; None when usage or price is
+        unknown."""
+        if usage is None:
+            return None
+        prices = self.settings.prices.get(f"{provider}/{model}")
+        if prices is None:
+            return 0 if provider == "local" else None
+        fresh_in = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens
+        plain_out = usage.output_tokens - usage.reasoning_tokens
+        cached = prices.input if prices.cached_input is None else prices.cached_input
+        write = prices.input if prices.cache_write is None else prices.cache_write
+        reasoning = prices.output if prices.reasoning is None else prices.reasoning
+        total = (
+            Decimal(str(prices.input)) * fresh_in
+            + Decimal(str(cached)) * usage.cached_input_tokens
+            + Decimal(str(write)) * usage.cache_write_tokens
+            + Decimal(str(prices.output)) * plain_out
+            + Decimal(str(reasoning)) * usage.reasoning_tokens
+        )
+        return dollars_to_micros(total / 1_000_000)
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

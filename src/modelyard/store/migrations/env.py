@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-import modelyard.store.deployment_versions  # noqa: F401  (registers the tables)
+# Imported for their side effect: each registers its tables on Base.metadata.
+import modelyard.store.deployment_versions
+import modelyard.store.shadow_records  # noqa: F401
 from modelyard.store.base import Base
 
 # Any constant: gateway workers starting at once migrate one after another on PostgreSQL.

@@ -1,0 +1,87 @@
+"""The shadow mirror samples by percent and bounds its background calls per deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from modelyard.core.chat import ChatRequest, ChatResult, Choice, Message, TextPart, Usage
+from modelyard.core.errors import UpstreamTimeout
+from modelyard.routing import Deployment, Shadow, Target
+from modelyard.services.shadow import PrimaryAnswer, ShadowMirror
+from modelyard.store.shadow_records import ShadowRecord
+
+
+class SlowProvider:
+    def __init__(self, fail: bool = False) -> None:
+        self.release = asyncio.Event()
+        self.calls: list[ChatRequest] = []
+        self.fail = fail
+
+    async def chat(self, request: ChatRequest, model: str, ctx: Any) -> ChatResult:
+        self.calls.append(request)
+        await self.release.wait()
+        if self.fail:
+            raise UpstreamTimeout("candidate: no first token within 1s")
+        message = Message("assistant", (TextPart("candidate says"),))
+        return ChatResult([Choice(0, message, "stop")], Usage(3, 2))
+
+
+class FakeGateway:
+    def __init__(self, provider: SlowProvider) -> None:
+        self.providers = {"cand": provider}
+
+    def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None:
+        return None if usage is None else 10 * usage.total_tokens
+
+
+def _deployment(percent: float, max_in_flight: int = 2) -> Deployment:
+    shadow = Shadow(Target("cand", "c-model", {"temperature": 0}), percent, max_in_flight)
+    return Deployment("d", (Target("prim", "p-model"),), shadow=shadow)
+
+
+REQUEST = ChatRequest("d", [Message("user", (TextPart("hello"),))], stream=True)
+PRIMARY = PrimaryAnswer("prim", "p-model", "primary says", Usage(3, 4), 0.05)
+
+
+async def test_calls_beyond_the_bound_are_skipped_and_the_rest_recorded():
+    provider = SlowProvider()
+    records: list[ShadowRecord] = []
+    mirror = ShadowMirror(records.append)
+    gateway: Any = FakeGateway(provider)
+    deployment = _deployment(100, max_in_flight=2)
+    for i in range(5):
+        mirror.mirror(gateway, deployment, REQUEST, f"r{i}", PRIMARY)
+    await asyncio.sleep(0)
+    assert (len(provider.calls), mirror.skipped) == (2, 3)
+    # The candidate is asked without streaming and with its own parameters.
+    assert provider.calls[0].stream is False and provider.calls[0].temperature == 0
+    provider.release.set()
+    await mirror.aclose()
+    assert [r.request_id for r in records] == ["r0", "r1"]
+    assert records[0].candidate_output == "candidate says"
+    assert (records[0].primary_cost_micros, records[0].candidate_cost_micros) == (70, 50)
+    mirror.mirror(gateway, deployment, REQUEST, "r5", PRIMARY)  # the bound was released
+    await mirror.aclose()
+    assert records[-1].request_id == "r5"
+
+
+async def test_a_failing_candidate_is_recorded_with_its_error():
+    provider = SlowProvider(fail=True)
+    provider.release.set()
+    records: list[ShadowRecord] = []
+    mirror = ShadowMirror(records.append)
+    gateway: Any = FakeGateway(provider)
+    mirror.mirror(gateway, _deployment(100), REQUEST, "r", PRIMARY)
+    await mirror.aclose()
+    assert records[0].candidate_output is None
+    assert records[0].candidate_error == "504 timeout: candidate: no first token within 1s"
+    assert records[0].candidate_cost_micros is None
+
+
+def test_sampling_follows_the_percentage():
+    mirror = ShadowMirror(lambda r: None, rng=random.Random(7))
+    hits = sum(mirror.sampled(_deployment(25)) for _ in range(10_000))
+    assert 2300 < hits < 2700
+    assert not mirror.sampled(Deployment("d", (Target("p", "m"),)))

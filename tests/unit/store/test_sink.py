@@ -1,0 +1,65 @@
+"""The batching writer: off the request path, bounded, retried, drained at close."""
+
+from __future__ import annotations
+
+import asyncio
+
+from modelyard.store.errors import StoreError
+from modelyard.store.sink import BatchSink
+
+
+class Target:
+    def __init__(self, failures: int = 0) -> None:
+        self.batches: list[list[int]] = []
+        self.failures = failures
+
+    async def write(self, batch: list[int]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database error: connection refused")
+        self.batches.append(list(batch))
+
+
+async def test_records_are_written_in_batches_by_the_background_task():
+    target = Target()
+    sink = BatchSink("t", target.write, max_batch=10, interval_s=0.01)
+    sink.start()
+    for i in range(25):
+        assert sink.put(i)
+    await asyncio.sleep(0.1)
+    assert [x for b in target.batches for x in b] == list(range(25))
+    assert max(len(b) for b in target.batches) <= 10
+    await sink.aclose()
+
+
+async def test_a_failed_batch_is_kept_and_retried_in_order():
+    target = Target(failures=2)
+    sink = BatchSink("t", target.write, interval_s=0.01)
+    sink.retry_backoff_s = 0.001
+    sink.start()
+    for i in range(5):
+        sink.put(i)
+    await asyncio.sleep(0.1)
+    assert target.batches == [[0, 1, 2, 3, 4]]
+    assert sink.written == 5
+    await sink.aclose()
+
+
+async def test_a_full_queue_refuses_and_counts_instead_of_growing():
+    target = Target()
+    sink = BatchSink("t", target.write, max_queue=3, interval_s=60)
+    assert [sink.put(i) for i in range(5)] == [True, True, True, False, False]
+    assert sink.dropped == 2
+    await sink.aclose()
+    assert target.batches == [[0, 1, 2]]
+
+
+async def test_close_drains_everything_queued_and_then_refuses():
+    target = Target()
+    sink = BatchSink("t", target.write, max_batch=2, interval_s=60)
+    sink.start()
+    for i in range(5):
+        sink.put(i)
+    await sink.aclose()
+    assert [x for b in target.batches for x in b] == [0, 1, 2, 3, 4]
+    assert not sink.put(9)
