@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.catalog import Catalog, local_model_info
+from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
 from modelyard.config.schema import DeploymentConfig, TargetTimeouts
 from modelyard.core.timeouts import CallTimeouts
@@ -63,7 +63,8 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
         if problem:
             issues.append(ConfigIssue(f"providers.{name}.{problem[0]}", problem[1]))
         providers[name] = ps
-    catalog = Catalog()
+    # Shipped model facts and list prices, with the config's negotiated/local price overrides.
+    catalog = build_catalog(settings.prices)
     deployments = {
         name: _deployment(name, d, providers) for name, d in settings.deployments.items()
     }

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 
-from modelyard.catalog import Catalog
+from modelyard.catalog import Catalog, base_rate, cost_micros
 from modelyard.config import Settings
 from modelyard.core.chat import Usage
-from modelyard.core.money import dollars_to_micros
 from modelyard.providers.base import Provider
 from modelyard.providers.registry import provider_types
 from modelyard.providers.transport import Transport
@@ -90,33 +88,24 @@ class Gateway:
         return [resolved[id(target)] for target in self.router.plan(request)]
 
     def price_of(self, target: Target) -> float | None:
-        """Dollars per million input plus output tokens, when known."""
-        prices = self.settings.prices.get(target.key)
-        if prices is not None:
-            return prices.input + prices.output
-        return None
+        """Dollars per million input plus output tokens (base tier), when known: the config's
+        override, else the catalog's list price; a float only to order targets by."""
+        provider = self.providers.get(target.provider)
+        if provider is None:
+            return None
+        prices = self.catalog.price(target.provider, provider.settings.type, target.model)
+        if prices is None:
+            return None
+        return float(base_rate(prices.input) + base_rate(prices.output))
 
     def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None:
-        """Micro-dollars for ``usage`` at the target's prices; None when usage or price is
-        unknown."""
+        """Micro-dollars for ``usage`` at the target's prices (config override, else the
+        catalog's list price); None when usage or price is unknown."""
         if usage is None:
             return None
-        prices = self.settings.prices.get(f"{provider}/{model}")
-        if prices is None:
-            return 0 if provider == "local" else None
-        fresh_in = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens
-        plain_out = usage.output_tokens - usage.reasoning_tokens
-        cached = prices.input if prices.cached_input is None else prices.cached_input
-        write = prices.input if prices.cache_write is None else prices.cache_write
-        reasoning = prices.output if prices.reasoning is None else prices.reasoning
-        total = (
-            Decimal(str(prices.input)) * fresh_in
-            + Decimal(str(cached)) * usage.cached_input_tokens
-            + Decimal(str(write)) * usage.cache_write_tokens
-            + Decimal(str(prices.output)) * plain_out
-            + Decimal(str(reasoning)) * usage.reasoning_tokens
-        )
-        return dollars_to_micros(total / 1_000_000)
+        found = self.providers.get(provider)
+        prices = self.catalog.price(provider, found.settings.type, model) if found else None
+        return None if prices is None else cost_micros(prices, usage)
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

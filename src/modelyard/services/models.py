@@ -1,10 +1,12 @@
-"""The models use case: what a client may send as ``model``."""
+"""The models use case: what a client may send as ``model``, and what the catalog knows of it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from modelyard.routing import Deployment
+from modelyard.catalog import CAPABILITIES, ModelPrices, Tiered
+from modelyard.routing import Deployment, Target
 from modelyard.services.gateway import Gateway
 
 
@@ -13,6 +15,8 @@ class ModelEntry:
     id: str
     created: int
     deployment: Deployment
+    # Catalog facts of the deployment and its targets, served under a namespaced key.
+    facts: dict[str, Any]
 
 
 class ModelService:
@@ -27,4 +31,49 @@ class ModelService:
         return self._entry(self._gateway.table.resolve(model))
 
     def _entry(self, deployment: Deployment) -> ModelEntry:
-        return ModelEntry(deployment.name, self._gateway.started_at, deployment)
+        facts = {
+            "deployment": deployment.name,
+            "description": deployment.description,
+            "strategy": deployment.strategy,
+            "targets": [self._target(t) for t in deployment.targets],
+        }
+        return ModelEntry(deployment.name, self._gateway.started_at, deployment, facts)
+
+    def _target(self, target: Target) -> dict[str, Any]:
+        """One target's facts; unknown facts are null. Prices are decimal strings of dollars
+        per million tokens (exact, never floats), with the config's overrides applied."""
+        provider = self._gateway.providers.get(target.provider)
+        provider_type = provider.settings.type if provider is not None else ""
+        info = self._gateway.catalog.lookup(provider_type, target.model)
+        prices = self._gateway.catalog.price(target.provider, provider_type, target.model)
+        return {
+            "provider": target.provider,
+            "model": target.model,
+            "catalog_id": info.id if info else None,
+            "vendor": info.vendor if info else None,
+            "context_window": info.context_window if info else None,
+            "max_output": info.max_output if info else None,
+            "input_modalities": list(info.input_modalities)
+            if info and info.input_modalities is not None
+            else None,
+            "capabilities": {c: info.capability(c) if info else None for c in CAPABILITIES},
+            "prices": prices_json(prices),
+        }
+
+
+def prices_json(prices: ModelPrices | None) -> dict[str, Any] | None:
+    """Dollars per million tokens as decimal strings; a tiered rate shows its base and its
+    ``tiers`` (the rate for a request whose input is above each threshold)."""
+    if prices is None:
+        return None
+    out: dict[str, Any] = {"source": prices.source}
+    tiers: dict[str, list[dict[str, Any]]] = {}
+    for name, rate in prices.rates().items():
+        if isinstance(rate, Tiered):
+            out[name] = f"{rate.base:f}"
+            tiers[name] = [{"above_input_tokens": t, "price": f"{p:f}"} for t, p in rate.tiers]
+        else:
+            out[name] = f"{rate:f}"
+    if tiers:
+        out["tiers"] = tiers
+    return out

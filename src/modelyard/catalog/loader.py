@@ -1,0 +1,61 @@
+"""Build a catalog for one config: the shipped facts plus the config's price overrides.
+
+The shipped data (genai-prices' bundled snapshot and our ``data/facts.json``) is parsed once per
+process and cached at module level (see ``genai.py`` and ``facts.py``); building a catalog per
+config reload only converts the handful of overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Protocol
+
+from modelyard.catalog import genai
+from modelyard.catalog.facts import all_facts
+from modelyard.catalog.models import Catalog
+from modelyard.catalog.pricing import ModelPrices, dollars
+
+
+class PriceSpec(Protocol):
+    """What a config price entry carries (``config.schema.PriceConfig``): dollars per million."""
+
+    @property
+    def input(self) -> float: ...
+    @property
+    def output(self) -> float: ...
+    @property
+    def cached_input(self) -> float | None: ...
+    @property
+    def cache_write(self) -> float | None: ...
+    @property
+    def reasoning(self) -> float | None: ...
+
+
+def price_overrides(specs: Mapping[str, PriceSpec]) -> dict[str, ModelPrices]:
+    """Config prices keyed ``"<provider name>/<model>"`` as exact decimals (the digits the
+    operator wrote, not the float's binary expansion)."""
+    return {key: _prices(spec) for key, spec in specs.items()}
+
+
+def _prices(spec: PriceSpec) -> ModelPrices:
+    return ModelPrices(
+        input=dollars(spec.input),
+        output=dollars(spec.output),
+        cached_input=_optional(spec.cached_input),
+        cache_write=_optional(spec.cache_write),
+        reasoning=_optional(spec.reasoning),
+        source="config",
+    )
+
+
+def _optional(value: float | None) -> Decimal | None:
+    return None if value is None else dollars(value)
+
+
+def build_catalog(prices: Mapping[str, PriceSpec] | None = None) -> Catalog:
+    """A catalog with the shipped facts and these config price overrides. Called at start-up
+    and at each reload (off the event loop); it loads the shipped data if not yet loaded."""
+    genai.load()
+    all_facts()
+    return Catalog(price_overrides(prices or {}))

@@ -1,0 +1,153 @@
+"""Prices of a model and the exact cost of a call.
+
+Prices are ``Decimal`` dollars per million tokens, exactly as the source states them. A price in
+dollars per million tokens times a token count is a cost in micro-dollars, so
+:func:`cost_micros` adds exact products and rounds once, half up, at the end.
+
+Usage is inclusive (see ``core.chat.Usage``): ``input_tokens`` includes cached reads and cache
+writes, ``output_tokens`` includes reasoning. A missing cached-input or cache-write price falls
+back to the input price, a missing reasoning price to the output price.
+
+Tiered prices ("every token of a request whose prompt exceeds N tokens costs more") pick their
+tier by the request's whole input (``input_tokens``, cached and cache-write tokens included): a
+tier applies when the input is strictly above its threshold, and then to every token of the
+request, input and output alike. This is the rule of the vendors that publish such prices and of
+``genai-prices``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+
+from modelyard.core.chat import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Tiered:
+    """A price that changes with the prompt size: ``tiers`` are (threshold, price), ascending."""
+
+    base: Decimal
+    tiers: tuple[tuple[int, Decimal], ...]
+
+    def at(self, input_tokens: int) -> Decimal:
+        for threshold, price in reversed(self.tiers):
+            if input_tokens > threshold:
+                return price
+        return self.base
+
+
+Rate = Decimal | Tiered
+
+
+def rate_at(rate: Rate, input_tokens: int) -> Decimal:
+    return rate.at(input_tokens) if isinstance(rate, Tiered) else rate
+
+
+def base_rate(rate: Rate) -> Decimal:
+    return rate.base if isinstance(rate, Tiered) else rate
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrices:
+    """Dollars per million tokens. ``source``: ``catalog``, ``config`` or ``local``."""
+
+    input: Rate
+    output: Rate
+    cached_input: Rate | None = None
+    cache_write: Rate | None = None
+    reasoning: Rate | None = None
+    source: str = "catalog"
+
+    @property
+    def tiered(self) -> bool:
+        return any(isinstance(r, Tiered) for r in self.rates().values())
+
+    def rates(self) -> dict[str, Rate]:
+        """The rates that are set, by name (``input``, ``output``, ``cached_input``, ...)."""
+        named: dict[str, Rate | None] = {
+            "input": self.input,
+            "output": self.output,
+            "cached_input": self.cached_input,
+            "cache_write": self.cache_write,
+            "reasoning": self.reasoning,
+        }
+        return {name: rate for name, rate in named.items() if rate is not None}
+
+
+FREE = ModelPrices(Decimal(0), Decimal(0), source="local")
+
+
+def cost_micros(prices: ModelPrices, usage: Usage) -> int:
+    """The cost of ``usage`` at ``prices`` in integer micro-dollars (rounded once, half up)."""
+    size = usage.input_tokens
+    cached = usage.cached_input_tokens
+    written = usage.cache_write_tokens
+    # A codec that reports more cached than total input must not make the cost negative.
+    fresh = max(usage.input_tokens - cached - written, 0)
+    reasoning = usage.reasoning_tokens
+    visible = max(usage.output_tokens - reasoning, 0)
+    input_rate = rate_at(prices.input, size)
+    output_rate = rate_at(prices.output, size)
+    total = (
+        fresh * input_rate
+        + cached * _or(prices.cached_input, input_rate, size)
+        + written * _or(prices.cache_write, input_rate, size)
+        + visible * output_rate
+        + reasoning * _or(prices.reasoning, output_rate, size)
+    )
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _or(rate: Rate | None, fallback: Decimal, size: int) -> Decimal:
+    return fallback if rate is None else rate_at(rate, size)
+
+
+@dataclass(frozen=True, slots=True)
+class PricePeriod:
+    """Prices valid from ``start`` (a UTC date) and/or daily within ``daily`` (naive UTC times)."""
+
+    prices: ModelPrices
+    start: date | None = None
+    daily: tuple[time, time] | None = None
+
+    def active(self, when: datetime) -> bool:
+        moment = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+        if self.start is not None and moment.date() < self.start:
+            return False
+        if self.daily is None:
+            return True
+        begin, end = self.daily
+        now = moment.time()
+        if end < begin:  # the window crosses midnight
+            return now >= begin or now < end
+        return begin <= now < end
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSchedule:
+    """A model's prices over time: the last active period wins, else the first one.
+
+    Covers price changes announced for a date and daily off-peak windows (DeepSeek's).
+    """
+
+    periods: tuple[PricePeriod, ...]
+
+    @classmethod
+    def flat(cls, prices: ModelPrices) -> PriceSchedule:
+        return cls((PricePeriod(prices),))
+
+    def at(self, when: datetime | None = None) -> ModelPrices:
+        moment = when or datetime.now(UTC)
+        for period in reversed(self.periods):
+            if period.active(moment):
+                return period.prices
+        return self.periods[0].prices
+
+
+def dollars(value: float | int | str | Decimal) -> Decimal:
+    """A config price (a float from YAML) as the decimal the operator wrote: ``0.1`` is 0.1,
+    not the float's binary expansion, and ``2`` (read as 2.0) is 2."""
+    exact = value if isinstance(value, Decimal) else Decimal(str(value))
+    return exact.quantize(Decimal(1)) if exact == exact.to_integral_value() else exact.normalize()

@@ -1,0 +1,97 @@
+"""Exact cost in micro-dollars: inclusive usage, fallbacks, one rounding, tiers, schedules."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from modelyard.catalog import ModelPrices, PricePeriod, PriceSchedule, Tiered, cost_micros
+from modelyard.core.chat import Usage
+
+D = Decimal
+
+
+def test_cached_input_cache_write_and_reasoning_each_at_their_rate():
+    prices = ModelPrices(D(3), D(15), cached_input=D("0.3"), cache_write=D("3.75"), reasoning=D(60))
+    usage = Usage(
+        input_tokens=10_000,
+        cached_input_tokens=2_000,
+        cache_write_tokens=1_000,
+        output_tokens=3_000,
+        reasoning_tokens=1_000,
+    )
+    # 7000*3 + 2000*0.3 + 1000*3.75 + 2000*15 + 1000*60
+    assert cost_micros(prices, usage) == 21_000 + 600 + 3_750 + 30_000 + 60_000
+
+
+def test_missing_rates_fall_back_to_input_and_output():
+    prices = ModelPrices(D("2.5"), D(10))
+    usage = Usage(
+        input_tokens=1_000,
+        cached_input_tokens=400,
+        cache_write_tokens=100,
+        output_tokens=50,
+        reasoning_tokens=20,
+    )
+    # every input token at 2.5, every output token at 10
+    assert cost_micros(prices, usage) == 2_500 + 500
+
+
+def test_cached_tokens_cost_less_than_fresh_ones():
+    prices = ModelPrices(D(1), D(1), cached_input=D("0.1"))
+    fresh = cost_micros(prices, Usage(input_tokens=1_000_000))
+    cached = cost_micros(prices, Usage(input_tokens=1_000_000, cached_input_tokens=1_000_000))
+    assert (fresh, cached) == (1_000_000, 100_000)
+
+
+def test_rounds_once_half_up_at_the_end():
+    prices = ModelPrices(D("0.4"), D("0.4"))
+    # 0.4 + 0.4 = 0.8 micro-dollars: one rounding gives 1; rounding each part would give 0.
+    assert cost_micros(prices, Usage(input_tokens=1, output_tokens=1)) == 1
+    assert cost_micros(ModelPrices(D("0.5"), D(0)), Usage(input_tokens=1)) == 1
+    assert cost_micros(ModelPrices(D("0.5"), D(0)), Usage(input_tokens=3)) == 2
+    assert cost_micros(ModelPrices(D("0.4"), D(0)), Usage(input_tokens=1)) == 0
+
+
+def test_inconsistent_usage_never_costs_less_than_zero():
+    prices = ModelPrices(D(1), D(1), cached_input=D("0.5"))
+    usage = Usage(input_tokens=10, cached_input_tokens=20, output_tokens=0, reasoning_tokens=5)
+    assert cost_micros(prices, usage) == 10 + 5
+
+
+def test_a_tier_applies_above_its_threshold_to_every_token():
+    prices = ModelPrices(
+        Tiered(D(3), ((200_000, D(6)),)),
+        Tiered(D(15), ((200_000, D("22.5")),)),
+        cached_input=Tiered(D("0.3"), ((200_000, D("0.6")),)),
+    )
+    at_threshold = Usage(input_tokens=200_000, output_tokens=1_000)
+    assert cost_micros(prices, at_threshold) == 600_000 + 15_000
+    above = Usage(input_tokens=200_001, cached_input_tokens=100_000, output_tokens=1_000)
+    assert cost_micros(prices, above) == 100_001 * 6 + 60_000 + 22_500
+
+
+def test_schedule_takes_the_last_active_period_else_the_first():
+    standard = ModelPrices(D(1), D(2))
+    peak = ModelPrices(D(4), D(8))
+    raised = ModelPrices(D(5), D(10))
+    schedule = PriceSchedule(
+        (
+            PricePeriod(standard),
+            PricePeriod(peak, daily=(time(1), time(4))),
+            PricePeriod(raised, start=date(2030, 1, 1)),
+        )
+    )
+    assert schedule.at(datetime(2029, 5, 1, 0, 30, tzinfo=UTC)) is standard
+    assert schedule.at(datetime(2029, 5, 1, 2, 0, tzinfo=UTC)) is peak
+    assert schedule.at(datetime(2029, 5, 1, 4, 0, tzinfo=UTC)) is standard
+    assert schedule.at(datetime(2030, 1, 1, 0, 0, tzinfo=UTC)) is raised
+
+
+def test_a_daily_window_may_cross_midnight():
+    night = ModelPrices(D(1), D(1))
+    day = ModelPrices(D(2), D(2))
+    schedule = PriceSchedule((PricePeriod(day), PricePeriod(night, daily=(time(22), time(6)))))
+    assert schedule.at(datetime(2029, 1, 1, 23, tzinfo=UTC)) is night
+    assert schedule.at(datetime(2029, 1, 1, 5, tzinfo=UTC)) is night
+    assert schedule.at(datetime(2029, 1, 1, 12, tzinfo=UTC)) is day
