@@ -14,8 +14,10 @@ Foreign exceptions are translated into this tree once, at the boundary where the
     ├── NotFound (404, not_found)
     │   └── ModelNotFound (404)                          names the models that exist
     ├── PayloadTooLarge (413, request_too_large)
+    ├── BudgetExceeded (402, insufficient_quota)         a daily or monthly budget is spent
     ├── RateLimited (429, rate_limit, retryable)         carries retry_after
-    │   └── QueueFull (429)                              a bounded queue refused the request
+    │   ├── QueueFull (429)                              a bounded queue refused the request
+    │   └── LimitExceeded (429)                          our requests/tokens per minute limit
     ├── UpstreamError (502, upstream, retryable)         the upstream failed or answered nonsense
     │   ├── UpstreamConnectionError (502)                refused, reset, closed mid-response
     │   ├── UpstreamUnavailable (503)                    overloaded or out of service
@@ -25,6 +27,7 @@ Foreign exceptions are translated into this tree once, at the boundary where the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 
@@ -110,6 +113,60 @@ class RateLimited(ModelyardError):
 
 class QueueFull(RateLimited):
     pass
+
+
+class LimitExceeded(RateLimited):
+    """A requests- or tokens-per-minute limit of a key or project refused the request.
+
+    ``scope`` names the limited subject (``key:abc123``), ``limit`` which limit refused it
+    (``requests`` or ``tokens``). ``headers`` are the ``x-ratelimit-*`` headers to send with the
+    429, next to ``retry-after``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        limit: str,
+        retry_after: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, code="rate_limit_exceeded", retry_after=retry_after)
+        self.scope = scope
+        self.limit = limit
+        self.headers = dict(headers or {})
+
+
+class BudgetExceeded(ModelyardError):
+    """A daily or monthly budget of a key or project is spent.
+
+    402 with code ``insufficient_quota`` rather than 429. Waiting seconds does not help: the
+    budget comes back at the next UTC day or month, or when an operator raises it. The official
+    SDKs retry a 429 on their own (and many client libraries keep retrying a rate-limit error
+    with backoff indefinitely), so a 429 here would turn into a retry loop against a door that
+    stays shut for hours; a 402 is not retried and surfaces at once (as a generic status error
+    rather than a rate-limit error), which is what the caller needs to see. The code stays the
+    one OpenAI uses for quota exhaustion, so clients that look at the code still recognise it.
+    ``retry_after`` is the time until the period ends; ``headers`` the ``x-ratelimit-*`` state.
+    """
+
+    status = 402
+    kind = "insufficient_quota"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        limit: str,
+        retry_after: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, code="insufficient_quota", retry_after=retry_after)
+        self.scope = scope
+        self.limit = limit
+        self.headers = dict(headers or {})
 
 
 class UpstreamError(ModelyardError):

@@ -33,6 +33,7 @@ _TYPES = {
     "not_found": "not_found_error",
     "request_too_large": "request_too_large",
     "rate_limit": "rate_limit_error",
+    "insufficient_quota": "billing_error",
     "upstream": "api_error",
     "timeout": "timeout_error",
     "internal": "api_error",

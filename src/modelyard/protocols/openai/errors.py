@@ -13,6 +13,7 @@ _TYPES = {
     "not_found": "not_found_error",
     "request_too_large": "invalid_request_error",
     "rate_limit": "rate_limit_error",
+    "insufficient_quota": "insufficient_quota",
     "upstream": "server_error",
     "timeout": "timeout_error",
     "internal": "server_error",
