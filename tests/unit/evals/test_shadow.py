@@ -1,0 +1,67 @@
+from collections.abc import Sequence
+
+import pytest
+
+from modelyard.core.chat import Message
+from modelyard.evals.graders import GraderContext, GraderError
+from modelyard.evals.runner import Grading
+from modelyard.evals.shadow import ShadowOptions, ShadowPair, evaluate_shadow
+
+
+def pairs(n: int = 20) -> list[ShadowPair]:
+    out = []
+    for i in range(n):
+        out.append(
+            ShadowPair.from_mapping(
+                {
+                    "id": f"s{i}",
+                    "request": {"messages": [{"role": "user", "content": f"capital {i}?"}]},
+                    "primary_output": "Paris",
+                    # The candidate agrees on 3 of 4 requests and failed on one in ten.
+                    "candidate_output": "Paris" if i % 4 else "Lyon",
+                    "candidate_error": "HTTP 503" if i == 5 else None,
+                    "primary_latency_s": 1.0,
+                    "candidate_latency_s": 0.5,
+                    "primary_cost_micros": 100,
+                    "candidate_cost_micros": 20,
+                }
+            )
+        )
+    return out
+
+
+async def test_agreement_with_the_primary():
+    report = await evaluate_shadow(pairs(), Grading(), ShadowOptions(mode="exact", name="sh"))
+    primary, candidate = report.summary("primary"), report.summary("candidate")
+    assert primary.score == 1.0
+    assert candidate.score == pytest.approx(14 / 20) and candidate.errors == 1
+    assert candidate.cost_per_1k_micros == 20_000 and candidate.latency_p50_s == 0.5
+    assert report.best == "primary" and report.dataset == "sh"
+
+
+async def test_pairwise_judge_in_both_orders():
+    asked: list[str] = []
+
+    async def judge(messages: Sequence[Message]) -> str:
+        text = messages[-1].text()
+        asked.append(text)
+        a = text.split("Answer A:\n<<<\n")[1].split("\n>>>")[0]
+        return '{"winner": "%s"}' % ("A" if a == "Paris" else "B")
+
+    grading = Grading(context=GraderContext(complete=judge))
+    report = await evaluate_shadow(pairs(8), grading, ShadowOptions(mode="pairwise"))
+    assert len(asked) == 2 * 7  # both orders, no call for the failed candidate
+    scores = {r.case_id: r.score for r in report.results if r.deployment == "candidate"}
+    assert scores["s1"] == 0.5 and scores["s4"] == 0.0  # tie when equal; Lyon loses
+    assert report.summary("primary").score > report.summary("candidate").score
+
+
+async def test_modes_need_their_models_and_records_are_checked():
+    with pytest.raises(GraderError, match="judge"):
+        await evaluate_shadow(pairs(1), Grading(), ShadowOptions(mode="pairwise"))
+    with pytest.raises(ValueError, match="unknown shadow mode"):
+        await evaluate_shadow(pairs(1), Grading(), ShadowOptions(mode="vibes"))
+    with pytest.raises(ValueError, match="primary_output"):
+        ShadowPair.from_mapping({"messages": [{"role": "user", "content": "q"}]}, "f:3")
+    with pytest.raises(ValueError, match="f:3: input"):
+        ShadowPair.from_mapping({"primary_output": "x"}, "f:3")
