@@ -42,22 +42,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reload.add_argument("--pid-file", default=None, help="default: <data dir>/modelyard.pid")
 
-    models = sub.add_parser("models", help="list the models a server (or a config) serves")
-    models.add_argument("--url", default=DEFAULT_URL)
-    models.add_argument("--config", default=None, help="list from a config instead of a server")
-    models.add_argument("--api-key", default=None)
-    models.add_argument("--json", action="store_true", help="print JSON")
+    _add_models_parser(sub)
 
     # Added with deployment versions: `deployments history|rollback`.
     from modelyard.cli.deployments import add_parsers as add_deployment_parsers
 
     add_deployment_parsers(sub)
 
+    # Added with evaluations: `eval run|show|shadow|prompts|datasets`.
+    from modelyard.cli.eval import add_parsers as add_eval_parsers
+
+    add_eval_parsers(sub)
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     check = config_sub.add_parser("check", help="validate a config file and summarise it")
     check.add_argument("--config", default=None, help="modelyard.yaml (or MODELYARD_CONFIG)")
     return parser
+
+
+def _add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    models = sub.add_parser(
+        "models", help="list the models a server (or a config) serves, or the model catalog"
+    )
+    models.add_argument("--url", default=DEFAULT_URL)
+    models.add_argument("--config", default=None, help="list from a config instead of a server")
+    models.add_argument("--api-key", default=None)
+    models.add_argument("--json", action="store_true", help="print JSON")
+    # The shipped model catalog, offline: facts and list prices of every known model.
+    models.add_argument(
+        "--catalog", action="store_true", help="list/search the shipped model catalog (offline)"
+    )
+    models.add_argument("--vendor", default=None, help="catalog: maker or provider type")
+    models.add_argument(
+        "--capability",
+        choices=["tools", "images", "json_schema", "reasoning"],
+        default=None,
+        help="catalog: models known to support it",
+    )
+    models.add_argument(
+        "--max-input-price",
+        type=float,
+        default=None,
+        metavar="DOLLARS",
+        help="catalog: at most this many dollars per million input tokens",
+    )
+    models.add_argument(
+        "--min-context", type=int, default=None, metavar="N", help="catalog: context >= N tokens"
+    )
+    models.add_argument("--search", default=None, metavar="TEXT", help="catalog: id contains")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from modelyard.cli.deployments import run_deployments
 
         return run_deployments(args)
+    if args.command == "eval":
+        from modelyard.cli.eval import run_eval_command
+
+        return run_eval_command(args)
     from modelyard.cli.config_check import run_check
 
     return run_check(args)

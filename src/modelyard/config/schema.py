@@ -190,11 +190,31 @@ class StoreConfig(_Strict):
         return resolve_secret(value)
 
 
+class LimitsConfig(_Strict):
+    """Where rate-limit and budget counters live: in memory (one node) or, with ``redis_url``
+    (``redis://...``, a literal or a secret reference; ``MODELYARD_REDIS_URL`` overrides it), in
+    Redis shared by every replica. ``fail_open``: when Redis cannot be reached, serve without
+    enforcing limits (true) or refuse with 503 (false)."""
+
+    redis_url: Secret | None = None
+    fail_open: bool = True
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _resolve_url(cls, value: Any) -> Secret | None:
+        if value is None or isinstance(value, Secret):
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be a redis:// URL, env::NAME or file::PATH")
+        return resolve_secret(value)
+
+
 class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     local: LocalConfig = LocalConfig()
     routing: RoutingConfig = RoutingConfig()
     store: StoreConfig = StoreConfig()  # added with deployment versions
+    limits: LimitsConfig = LimitsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     # Price overrides by "provider/model" (negotiated prices, local models).

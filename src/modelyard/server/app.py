@@ -22,16 +22,14 @@ from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.protocols.openai import errors
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
+from modelyard.server.backing import Backing
 from modelyard.server.http import json_response, request_id
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.server.state import AppState
 from modelyard.services.build import with_overrides
 from modelyard.services.deployments import sync_versions
 from modelyard.services.gateway import Gateway
-from modelyard.services.shadow import ShadowMirror
 from modelyard.store import Store, StoreError, database_url, open_store, redact
-from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
-from modelyard.store.sink import BatchSink
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
@@ -53,11 +51,15 @@ def create_app(
         # Deployment versions: recorded and applied before the first request; a store that
         # cannot open fails startup rather than silently serving a rolled-back deployment wrong.
         store = await _open_versions(state, store_url) if store_url else None
-        records = _records(state, store) if store is not None else None
+        backing = Backing(state, store)
+        await backing.start()
+
+        async def on_reload() -> None:
+            if await reload(state, config_path, store):
+                await backing.keys_changed()
+
         try:
-            loop.add_signal_handler(
-                signal.SIGHUP, lambda: loop.create_task(reload(state, config_path, store))
-            )
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(on_reload()))
             on_hup = True
         except (ValueError, NotImplementedError, RuntimeError):
             on_hup = False  # served off the main thread (tests, embedding): no signal reload
@@ -66,10 +68,7 @@ def create_app(
         finally:
             if on_hup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            if state.shadow is not None:
-                await state.shadow.aclose()
-            if records is not None:
-                await records.aclose()
+            await backing.aclose()
             await state.gateway.aclose()
             if store is not None:
                 await store.aclose()
@@ -115,19 +114,6 @@ async def _open_versions(state: AppState, url: str) -> Store:
         await store.aclose()
         raise
     return store
-
-
-def _records(state: AppState, store: Store) -> BatchSink[ShadowRecord]:
-    """The background writer of shadow records, and the mirror that feeds it."""
-
-    async def write(batch: list[ShadowRecord]) -> None:
-        async with store.transaction() as session:
-            await ShadowRecords(session).append(batch)
-
-    sink: BatchSink[ShadowRecord] = BatchSink("shadow records", write, max_queue=10_000)
-    sink.start()
-    state.attach_shadow(ShadowMirror(sink.put))
-    return sink
 
 
 async def reload(state: AppState, config_path: Path | None, store: Store | None = None) -> bool:

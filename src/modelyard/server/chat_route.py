@@ -24,10 +24,12 @@ from modelyard.providers.base import CallContext
 from modelyard.server.http import json_response, read_json, request_id
 from modelyard.server.state import AppState
 from modelyard.services.chat import ChatStream, Served
-from modelyard.tenancy.static_keys import Principal, bearer_token
+from modelyard.services.metering import Ticket
+from modelyard.tenancy.keys import Principal, bearer_token
 
 log = logging.getLogger("modelyard.server")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+CLIENT_GONE = 499  # the client closed the connection before the answer ended
 
 
 class StreamWriter(Protocol):
@@ -56,7 +58,7 @@ def state_of(request: Request) -> AppState:
 
 def authenticate(state: AppState, request: Request) -> Principal:
     headers = request.headers
-    return state.auth.authenticate(
+    return state.keys.authenticate(
         bearer_token(headers.get("authorization"), headers.get("x-api-key"))
     )
 
@@ -66,9 +68,12 @@ def error_response(dialect: Dialect, err: ModelyardError, rid: str) -> Response:
     return json_response(dialect.error_body(err, rid), err.status, headers)
 
 
-def served_headers(dialect: Dialect, served: Served, rid: str) -> dict[str, str]:
+def served_headers(
+    dialect: Dialect, served: Served, rid: str, ticket: Ticket | None = None
+) -> dict[str, str]:
     return {
         **dialect.id_headers(rid),
+        **(ticket.headers() if ticket else {}),
         "x-modelyard-deployment": served.deployment,
         "x-modelyard-provider": served.provider,
         "x-modelyard-model": served.model,
@@ -88,22 +93,30 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
     except ModelyardError as err:
         state.log_access(rid, dialect.path, err.status, started, None)
         return error_response(dialect, err, rid)
+    ticket: Ticket | None = None
+    meter = state.meter
     try:
         principal = authenticate(state, request)
         chat_request = dialect.decode(await read_json(request, state.max_body_bytes))
         model = chat_request.model
+        principal.may_call(model)
+        ticket = await meter.admit(principal, chat_request, rid, dialect.path)
         ctx = CallContext(rid, principal.key_id)
         if chat_request.stream:
             opened = await state.chat.stream(chat_request, ctx, request.headers.get)
             streaming = True
-            body = _sse(dialect, state, opened, chat_request, (rid, started))
-            headers = {**served_headers(dialect, opened.served, rid), **SSE_HEADERS}
+            body = _sse(dialect, state, opened, ticket, started)
+            headers = {**served_headers(dialect, opened.served, rid, ticket), **SSE_HEADERS}
             return StreamingResponse(body, media_type="text/event-stream", headers=headers)
         result, served = await state.chat.complete(chat_request, ctx, request.headers.get)
+        meter.observe_result(ticket, result)
+        await meter.finish(ticket, served, 200)
         payload = dialect.encode_result(result, model)
-        return json_response(payload, headers=served_headers(dialect, served, rid))
+        return json_response(payload, headers=served_headers(dialect, served, rid, ticket))
     except ModelyardError as err:
         status = err.status
+        if ticket is not None:
+            await meter.finish(ticket, None, status)
         return error_response(dialect, err, rid)
     finally:
         if not streaming:
@@ -112,32 +125,33 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
 
 
 async def _sse(
-    dialect: Dialect,
-    state: AppState,
-    opened: ChatStream,
-    chat_request: ChatRequest,
-    timing: tuple[str, float],
+    dialect: Dialect, state: AppState, opened: ChatStream, ticket: Ticket, started: float
 ) -> AsyncIterator[bytes]:
-    rid, started = timing
+    rid, chat_request = ticket.request_id, ticket.request
     writer = dialect.stream_writer(chat_request)
+    events = state.meter.observe_stream(ticket, opened.events)
     status = 200
+    ended = False
     try:
         opening = writer.start()
         if opening:
             yield opening
-        async for event in opened.events:
+        async for event in events:
             frame = writer.encode(event)
             if frame:
                 yield frame
+        ended = True
         yield writer.close()
     except ModelyardError as err:
-        status = err.status
+        status, ended = err.status, True
         yield dialect.error_frame(err, rid)
     except Exception:  # an after-first-byte bug must still end the stream with an error, not a hang
         log.exception("request %s: stream failed", rid)
-        status = 500
+        status, ended = 500, True
         yield dialect.error_frame(InternalError("internal error while streaming"), rid)
     finally:
-        await opened.events.aclose()
+        await events.aclose()
+        # A client that left mid-stream is recorded as 499 with what it was sent so far.
+        await state.meter.finish(ticket, opened.served, status if ended else CLIENT_GONE)
         state.in_flight.leave()
         state.log_access(rid, dialect.path, status, started, chat_request.model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from functools import partial
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +25,7 @@ from modelyard.server.chat_route import (
     state_of,
 )
 from modelyard.server.http import json_response, read_json, request_id
+from modelyard.services.models import ModelEntry
 
 
 def _ids(rid: str) -> dict[str, str]:
@@ -61,6 +63,7 @@ async def embeddings(request: Request) -> Response:
         body = await read_json(request, state.max_body_bytes)
         emb_request = decode_embeddings(body)
         model = emb_request.model
+        principal.may_call(model)
         result, served = await state.embeddings.embed(
             emb_request, CallContext(rid, principal.key_id)
         )
@@ -81,7 +84,7 @@ async def list_models(request: Request) -> Response:
         authenticate(state, request)
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)
-    data = [encode.model_json(e.id, e.created) for e in state.models.list()]
+    data = [_model_json(e) for e in state.models.list()]
     return json_response(encode.list_json(data), headers={"x-request-id": rid})
 
 
@@ -93,9 +96,12 @@ async def get_model(request: Request) -> Response:
         entry = state.models.get(request.path_params["model"])
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)
-    return json_response(
-        encode.dumps(encode.model_json(entry.id, entry.created)), headers={"x-request-id": rid}
-    )
+    return json_response(encode.dumps(_model_json(entry)), headers={"x-request-id": rid})
+
+
+def _model_json(entry: ModelEntry) -> dict[str, Any]:
+    """The OpenAI model object, plus the catalog's facts under our own namespaced key."""
+    return {**encode.model_json(entry.id, entry.created), "modelyard": entry.facts}
 
 
 def _completion_id() -> str:

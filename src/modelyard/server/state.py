@@ -10,9 +10,11 @@ from modelyard.core.errors import QueueFull
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
+from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.shadow import ShadowMirror
-from modelyard.tenancy.static_keys import StaticKeys
+from modelyard.services.tenancy import TenancyAdmin, bootstrap_keys
+from modelyard.tenancy.keys import KeyRing
 
 access_log = logging.getLogger("modelyard.access")
 
@@ -45,7 +47,8 @@ class AppState:
     with, because it took its references before the swap."""
 
     gateway: Gateway
-    auth: StaticKeys = field(init=False)
+    keys: KeyRing = field(init=False)
+    meter: Meter = field(init=False)
     in_flight: InFlight = field(init=False)
     max_body_bytes: int = field(init=False)
     access_log: bool = field(init=False)
@@ -56,21 +59,29 @@ class AppState:
     local_ready: bool = False
     # Set once the store is open (serve); None when embedded without a store.
     shadow: ShadowMirror | None = None
+    admin: TenancyAdmin | None = None
+    stored_keys: KeyRing | None = None  # keys from the store, installed by the refresher
 
     def __post_init__(self) -> None:
         self.in_flight = InFlight(self.gateway.settings.server.max_in_flight)
+        self.meter = Meter(None, None, lambda: self.gateway)
         self.install(self.gateway)
 
     def install(self, gateway: Gateway) -> None:
         server = gateway.settings.server
         self.gateway = gateway
-        self.auth = StaticKeys(k.reveal() for k in server.api_keys)
+        if self.stored_keys is None:
+            self.keys = KeyRing(bootstrap=bootstrap_keys(gateway.settings))
         self.in_flight.limit = server.max_in_flight
         self.max_body_bytes = server.max_body_bytes
         self.access_log = server.access_log
         self.chat = ChatService(gateway, shadow=self.shadow)
         self.embeddings = EmbeddingService(gateway)
         self.models = ModelService(gateway)
+
+    def install_keys(self, keys: KeyRing) -> None:
+        self.stored_keys = keys
+        self.keys = keys
 
     def attach_shadow(self, mirror: ShadowMirror) -> None:
         self.shadow = mirror

@@ -20,9 +20,11 @@ from modelyard.store import (
     redact,
 )
 from modelyard.store.base import Base
-from modelyard.store.migrate import alembic_config
 from modelyard.store.deployment_versions import DeploymentVersions, NewVersion
+from modelyard.store.migrate import alembic_config
 from modelyard.store.shadow_records import ShadowRecordRow  # noqa: F401  (compared below)
+from modelyard.store.tenancy import ApiKeyRow  # noqa: F401
+from modelyard.store.usage import UsageRow  # noqa: F401
 
 
 def _new(name: str, spec: str = '{"a":1}', source: str = "config") -> NewVersion:

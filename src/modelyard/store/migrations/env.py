@@ -8,7 +8,9 @@ from sqlalchemy.engine import Connection
 
 # Imported for their side effect: each registers its tables on Base.metadata.
 import modelyard.store.deployment_versions
-import modelyard.store.shadow_records  # noqa: F401
+import modelyard.store.shadow_records
+import modelyard.store.tenancy
+import modelyard.store.usage  # noqa: F401
 from modelyard.store.base import Base
 
 # Any constant: gateway workers starting at once migrate one after another on PostgreSQL.

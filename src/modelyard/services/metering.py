@@ -1,0 +1,191 @@
+"""Metering: limits before the call, the usage ledger after it.
+
+``admit`` reserves one request, an estimate of the tokens and of the cost from every limited
+scope of the caller (its key, then its project); ``finish`` settles the reservation with the
+actual usage and hands one ledger record to the background writer. A caller with no limits
+skips the limiter entirely; nothing here waits on the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from modelyard.core.chat import ChatRequest, ChatResult, Usage
+from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.services.chat import Served
+from modelyard.services.gateway import Gateway
+from modelyard.store.tenancy import Limits
+from modelyard.store.usage import UsageRecord
+from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.limits import Limiter, Reservation, Scope
+
+# Characters per token, for estimates when the upstream reports no usage.
+CHARS_PER_TOKEN = 4
+# Output tokens assumed for a request that sets no max_tokens, when reserving.
+DEFAULT_OUTPUT_ESTIMATE = 512
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One admitted request, from ``admit`` to ``finish``."""
+
+    request_id: str
+    endpoint: str
+    principal: Principal
+    request: ChatRequest
+    started: float
+    created_at: datetime
+    estimate: Usage
+    reservation: Reservation | None = None
+    first_token_at: float | None = None
+    output_chars: int = 0
+    usage: Usage | None = None
+    finished: bool = False
+
+    def headers(self) -> dict[str, str]:
+        return self.reservation.headers() if self.reservation else {}
+
+
+def _scopes(principal: Principal) -> list[Scope]:
+    scopes = []
+    if principal.key_id and principal.key_limits != Limits():
+        scopes.append(_scope(f"key:{principal.key_id}", principal.key_limits))
+    if principal.project_id and principal.project_limits != Limits():
+        scopes.append(_scope(f"project:{principal.project_id}", principal.project_limits))
+    return scopes
+
+
+def _scope(name: str, limits: Limits) -> Scope:
+    return Scope(
+        name, limits.rpm, limits.tpm, limits.daily_budget_micros, limits.monthly_budget_micros
+    )
+
+
+def estimate_usage(request: ChatRequest) -> Usage:
+    prompt = sum(len(m.text()) for m in request.messages) // CHARS_PER_TOKEN + 1
+    return Usage(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
+
+
+class Meter:
+    def __init__(
+        self,
+        limiter: Limiter | None,
+        record: Callable[[UsageRecord], object] | None,
+        gateway: Callable[[], Gateway],
+    ) -> None:
+        self._limiter = limiter
+        self._record = record
+        self._gateway = gateway
+
+    async def admit(
+        self, principal: Principal, request: ChatRequest, request_id: str, endpoint: str
+    ) -> Ticket:
+        estimate = estimate_usage(request)
+        ticket = Ticket(
+            request_id,
+            endpoint,
+            principal,
+            request,
+            time.perf_counter(),
+            datetime.now(UTC),
+            estimate,
+        )
+        if self._limiter is not None and principal.limited:
+            scopes = _scopes(principal)
+            cost = self._estimated_cost(request.model, estimate)
+            ticket.reservation = await self._limiter.acquire(scopes, estimate.total_tokens, cost)
+        return ticket
+
+    def _estimated_cost(self, deployment: str, estimate: Usage) -> int:
+        """The estimate priced at the deployment's dearest known target (0 when none known)."""
+        gateway = self._gateway()
+        resolved = gateway.table.get(deployment)
+        if resolved is None:
+            return 0
+        costs = [gateway.cost_of(t.provider, t.model, estimate) for t in resolved.targets]
+        return max((c for c in costs if c is not None), default=0)
+
+    async def finish(self, ticket: Ticket, served: Served | None, status: int) -> None:
+        """Settle the reservation and record the request (once, whatever called first)."""
+        if ticket.finished:
+            return
+        ticket.finished = True
+        usage = ticket.usage
+        reported = usage is not None
+        if usage is None:
+            usage = self._estimated(ticket, served)
+        cost = (
+            self._gateway().cost_of(served.provider, served.model, usage)
+            if served is not None
+            else 0
+        )
+        if ticket.reservation is not None and self._limiter is not None:
+            await self._limiter.settle(ticket.reservation, usage.total_tokens, cost or 0)
+        if self._record is not None:
+            self._record(_record(ticket, served, status, usage, cost, reported))
+
+    def _estimated(self, ticket: Ticket, served: Served | None) -> Usage:
+        if served is None:
+            return Usage()
+        output = (ticket.output_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+        return Usage(ticket.estimate.input_tokens, output)
+
+    def observe_result(self, ticket: Ticket, result: ChatResult) -> None:
+        ticket.usage = result.usage
+        if result.usage is None:
+            ticket.output_chars = sum(len(c.message.text()) for c in result.choices)
+
+    async def observe_stream(
+        self, ticket: Ticket, events: AsyncGenerator[StreamEvent, None]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The stream unchanged, noting its first token, its length and its usage."""
+        try:
+            async for event in events:
+                if ticket.first_token_at is None and isinstance(event, TextDelta | ToolCallDelta):
+                    ticket.first_token_at = time.perf_counter()
+                if isinstance(event, TextDelta):
+                    ticket.output_chars += len(event.text)
+                elif isinstance(event, UsageReport):
+                    ticket.usage = event.usage
+                yield event
+        finally:
+            await events.aclose()
+
+
+def _record(
+    ticket: Ticket,
+    served: Served | None,
+    status: int,
+    usage: Usage,
+    cost: int | None,
+    reported: bool,
+) -> UsageRecord:
+    now = time.perf_counter()
+    principal = ticket.principal
+    ttft = ticket.first_token_at
+    return UsageRecord(
+        request_id=ticket.request_id,
+        created_at=ticket.created_at,
+        day=ticket.created_at.date().isoformat(),
+        project_id=principal.project_id,
+        key_id=principal.key_id,
+        endpoint=ticket.endpoint,
+        deployment=served.deployment if served else ticket.request.model,
+        provider=served.provider if served else None,
+        model=served.model if served else None,
+        status=status,
+        stream=ticket.request.stream,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_micros=cost,
+        latency_ms=round((now - ticket.started) * 1000, 3),
+        ttft_ms=round((ttft - ticket.started) * 1000, 3) if ttft is not None else None,
+        attempts=served.attempts if served else 0,
+        usage_reported=reported,
+    )

@@ -1,0 +1,278 @@
+"""Projects, keys and usage: the use cases behind the admin API and the CLI, with their roles.
+
+Roles: ``operator`` may do everything; a project ``owner`` manages its project's keys and limits
+and reads its usage; a ``member`` calls models and reads its own key's usage. Every check is made
+here, so the admin API and the CLI cannot disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelyard.config import Settings
+from modelyard.core.errors import InvalidRequest, NotFound, PermissionDenied
+from modelyard.store import Store, StoreError, VersionConflict
+from modelyard.store.tenancy import ApiKey, Limits, Project, Tenancy
+from modelyard.store.usage import GroupBy, UsageFilter, UsageLedger, UsageRecord
+from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
+
+log = logging.getLogger("modelyard.tenancy")
+ADMIN_KEY_ENV = "MODELYARD_ADMIN_KEY"
+PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def bootstrap_keys(settings: Settings) -> list[tuple[str, Principal]]:
+    """The operator key from ``MODELYARD_ADMIN_KEY`` and the config's ``server.api_keys``
+    (members of no project: they call models and nothing else)."""
+    keys = [
+        (k.reveal(), Principal(key_id=f"config-{i}", role="member"))
+        for i, k in enumerate(settings.server.api_keys)
+    ]
+    admin = os.environ.get(ADMIN_KEY_ENV)
+    if admin:
+        keys.append((admin, Principal(key_id="admin-env", role="operator")))
+    return keys
+
+
+async def load_keyring(store: Store, bootstrap: Sequence[tuple[str, Principal]]) -> KeyRing:
+    async with store.transaction() as session:
+        tenancy = Tenancy(session)
+        return KeyRing(await tenancy.keys(), await tenancy.projects(), bootstrap)
+
+
+async def tenancy_generation(store: Store) -> int:
+    async with store.transaction() as session:
+        return await Tenancy(session).generation()
+
+
+class KeyRefresher:
+    """Polls the store's tenancy generation and installs a new ``KeyRing`` when it moved."""
+
+    def __init__(
+        self,
+        store: Store,
+        bootstrap: Callable[[], Sequence[tuple[str, Principal]]],
+        install: Callable[[KeyRing], None],
+        interval_s: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._bootstrap = bootstrap
+        self._install = install
+        self._interval_s = interval_s
+        self._seen = -1
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self, force: bool = False) -> None:
+        generation = await tenancy_generation(self._store)
+        if generation != self._seen or force:
+            self._install(await load_keyring(self._store, self._bootstrap()))
+            self._seen = generation
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.refresh()
+            except StoreError as exc:  # keep serving with the keys we have
+                log.warning("key refresh failed, keeping the current keys: %s", exc)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise InvalidRequest(
+            f"not a duration: {text!r}; use a number and a unit s, m, h, d or w (e.g. 30d)",
+            param="expires",
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    project_id: str | None
+    role: str = "member"
+    name: str | None = None
+    deployments: tuple[str, ...] | None = None
+    limits: Limits = NO_LIMITS
+    expires_in: timedelta | None = None
+
+
+def require_operator(principal: Principal) -> None:
+    if principal.role != "operator":
+        raise PermissionDenied("this needs the operator role", code="operator_only")
+
+
+def require_project(principal: Principal, project_id: str, *, manage: bool) -> None:
+    """Operators reach every project; owners their own; members only read their own usage."""
+    if principal.role == "operator":
+        return
+    if principal.project_id != project_id:
+        raise PermissionDenied(f"no access to project {project_id!r}", code="wrong_project")
+    if manage and principal.role != "owner":
+        raise PermissionDenied(
+            f"managing project {project_id!r} needs its owner role", code="owner_only"
+        )
+
+
+class TenancyAdmin:
+    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+        self._store = store
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    async def create_project(
+        self, principal: Principal, project_id: str, description: str | None, limits: Limits
+    ) -> Project:
+        require_operator(principal)
+        if not PROJECT_ID.match(project_id):
+            raise InvalidRequest(
+                f"project id {project_id!r}: use 1-64 lowercase letters, digits, _ or -, "
+                "starting with a letter or digit",
+                param="id",
+            )
+        project = Project(project_id, description, limits, self._now())
+        try:
+            async with self._store.transaction() as session:
+                await Tenancy(session).add_project(project)
+        except VersionConflict as exc:
+            raise InvalidRequest(
+                f"project {project_id!r} already exists", param="id", code="project_exists"
+            ) from exc
+        return project
+
+    async def projects(self, principal: Principal) -> list[Project]:
+        async with self._store.transaction() as session:
+            found = await Tenancy(session).projects()
+        if principal.role == "operator":
+            return found
+        return [p for p in found if p.id == principal.project_id]
+
+    async def project(self, principal: Principal, project_id: str) -> Project:
+        require_project(principal, project_id, manage=False)
+        async with self._store.transaction() as session:
+            project = await Tenancy(session).project(project_id)
+        if project is None:
+            raise NotFound(f"no project {project_id!r}", code="project_not_found")
+        return project
+
+    async def set_project_limits(
+        self, principal: Principal, project_id: str, limits: Limits
+    ) -> Project:
+        require_operator(principal)  # an owner may not lift its own project's limits
+        async with self._store.transaction() as session:
+            if not await Tenancy(session).set_project_limits(project_id, limits):
+                raise NotFound(f"no project {project_id!r}", code="project_not_found")
+        return await self.project(principal, project_id)
+
+    async def create_key(self, principal: Principal, spec: KeySpec) -> tuple[ApiKey, NewKey]:
+        if spec.role not in ROLES:
+            raise InvalidRequest(
+                f"role {spec.role!r}: must be one of {', '.join(ROLES)}", param="role"
+            )
+        if spec.role == "operator":
+            require_operator(principal)
+        elif spec.project_id is None:
+            raise InvalidRequest("a key belongs to a project: give project", param="project")
+        else:
+            require_project(principal, spec.project_id, manage=True)
+        fresh = new_key()
+        now = self._now()
+        key = ApiKey(
+            id=fresh.id,
+            digest=fresh.digest,
+            role=spec.role,
+            project_id=spec.project_id if spec.role != "operator" else None,
+            name=spec.name,
+            deployments=spec.deployments,
+            limits=spec.limits,
+            expires_at=now + spec.expires_in if spec.expires_in else None,
+            revoked_at=None,
+            created_at=now,
+        )
+        async with self._store.transaction() as session:
+            tenancy = Tenancy(session)
+            if key.project_id is not None and await tenancy.project(key.project_id) is None:
+                raise NotFound(f"no project {key.project_id!r}", code="project_not_found")
+            await tenancy.add_key(key)
+        return key, fresh
+
+    async def keys(self, principal: Principal, project_id: str | None) -> list[ApiKey]:
+        if project_id is None:
+            require_operator(principal)
+        else:
+            require_project(principal, project_id, manage=True)
+        async with self._store.transaction() as session:
+            return await Tenancy(session).keys(project_id)
+
+    async def _key_to_manage(self, principal: Principal, key_id: str) -> ApiKey:
+        async with self._store.transaction() as session:
+            key = await Tenancy(session).key(key_id)
+        if key is None:
+            raise NotFound(f"no key {key_id!r}", code="key_not_found")
+        if key.project_id is None:
+            require_operator(principal)
+        else:
+            require_project(principal, key.project_id, manage=True)
+        return key
+
+    async def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
+        await self._key_to_manage(principal, key_id)
+        async with self._store.transaction() as session:
+            await Tenancy(session).revoke_key(key_id, self._now())
+            key = await Tenancy(session).key(key_id)
+        assert key is not None
+        return key
+
+    async def set_key_limits(self, principal: Principal, key_id: str, limits: Limits) -> ApiKey:
+        await self._key_to_manage(principal, key_id)
+        async with self._store.transaction() as session:
+            await Tenancy(session).set_key_limits(key_id, limits)
+            key = await Tenancy(session).key(key_id)
+        assert key is not None
+        return key
+
+    def _usage_filter(self, principal: Principal, where: UsageFilter) -> UsageFilter:
+        """Narrow a usage query to what ``principal`` may see."""
+        if principal.role == "operator":
+            return where
+        if where.project_id not in (None, principal.project_id):
+            raise PermissionDenied(f"no access to project {where.project_id!r}")
+        key_id = where.key_id
+        if principal.role == "member":
+            if key_id not in (None, principal.key_id):
+                raise PermissionDenied("a member sees only its own key's usage")
+            key_id = principal.key_id
+        return UsageFilter(principal.project_id, key_id, where.deployment, where.since, where.until)
+
+    async def usage(
+        self, principal: Principal, by: GroupBy, where: UsageFilter
+    ) -> list[dict[str, Any]]:
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await UsageLedger(session).grouped(by, narrowed)
+
+    async def usage_records(
+        self, principal: Principal, where: UsageFilter, limit: int = 10_000
+    ) -> list[UsageRecord]:
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await UsageLedger(session).records(narrowed, limit)

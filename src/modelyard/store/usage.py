@@ -1,0 +1,145 @@
+"""The usage ledger: one row per served request, appended in batches, queried grouped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelyard.store.base import Base
+
+GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
+
+
+class UsageRow(Base):
+    __tablename__ = "usage_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    day: Mapped[str] = mapped_column(String(10))  # UTC date, for grouping on any backend
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    deployment: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    status: Mapped[int] = mapped_column(Integer)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer)
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    usage_reported: Mapped[bool] = mapped_column(Boolean)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    request_id: str
+    created_at: datetime
+    day: str
+    project_id: str | None
+    key_id: str | None
+    endpoint: str
+    deployment: str | None
+    provider: str | None
+    model: str | None
+    status: int
+    stream: bool
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_micros: int | None
+    latency_ms: float
+    ttft_ms: float | None
+    attempts: int
+    usage_reported: bool  # False: the upstream sent no usage and the tokens are an estimate
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    project_id: str | None = None
+    key_id: str | None = None
+    deployment: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+_COLUMNS = {
+    "project": UsageRow.project_id,
+    "key": UsageRow.key_id,
+    "deployment": UsageRow.deployment,
+    "model": UsageRow.model,
+    "provider": UsageRow.provider,
+    "day": UsageRow.day,
+    "status": UsageRow.status,
+}
+_FIELDS = tuple(UsageRecord.__dataclass_fields__)
+
+
+class UsageLedger:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def append(self, records: Sequence[UsageRecord]) -> None:
+        if records:
+            await self._session.execute(insert(UsageRow), [asdict(r) for r in records])
+
+    def _where(self, query: Any, where: UsageFilter) -> Any:
+        if where.project_id is not None:
+            query = query.where(UsageRow.project_id == where.project_id)
+        if where.key_id is not None:
+            query = query.where(UsageRow.key_id == where.key_id)
+        if where.deployment is not None:
+            query = query.where(UsageRow.deployment == where.deployment)
+        if where.since is not None:
+            query = query.where(UsageRow.created_at >= where.since)
+        if where.until is not None:
+            query = query.where(UsageRow.created_at < where.until)
+        return query
+
+    async def records(self, where: UsageFilter, limit: int = 1000) -> list[UsageRecord]:
+        query = self._where(select(UsageRow), where).order_by(UsageRow.id).limit(limit)
+        rows = (await self._session.scalars(query)).all()
+        return [UsageRecord(**{f: getattr(r, f) for f in _FIELDS}) for r in rows]
+
+    async def grouped(self, by: GroupBy, where: UsageFilter) -> list[dict[str, Any]]:
+        """Totals per value of ``by``: requests, errors, tokens, cost."""
+        column = _COLUMNS[by]
+        query = select(
+            column.label("group"),
+            func.count().label("requests"),
+            func.sum(func.cast(UsageRow.status >= 400, Integer)).label("errors"),
+            func.sum(UsageRow.input_tokens).label("input_tokens"),
+            func.sum(UsageRow.output_tokens).label("output_tokens"),
+            func.sum(UsageRow.cached_input_tokens).label("cached_input_tokens"),
+            func.sum(UsageRow.reasoning_tokens).label("reasoning_tokens"),
+            func.sum(UsageRow.cost_micros).label("cost_micros"),
+        )
+        query = self._where(query, where).group_by(column).order_by(column)
+        rows = (await self._session.execute(query)).all()
+        return [
+            {
+                by: row.group,
+                "requests": int(row.requests),
+                "errors": int(row.errors or 0),
+                "input_tokens": int(row.input_tokens or 0),
+                "output_tokens": int(row.output_tokens or 0),
+                "cached_input_tokens": int(row.cached_input_tokens or 0),
+                "reasoning_tokens": int(row.reasoning_tokens or 0),
+                "cost_micros": int(row.cost_micros or 0),
+            }
+            for row in rows
+        ]

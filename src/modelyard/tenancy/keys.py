@@ -1,0 +1,162 @@
+"""API keys: ``my-<id>-<secret>``, shown once, kept only as a SHA-256 digest.
+
+The ``<id>`` part is not secret: it finds the key's record in memory in O(1); the whole key's
+digest is then compared in constant time. The record cache (``KeyRing``) is rebuilt whenever
+the store's tenancy generation moves, so no request waits on the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from modelyard.core.errors import AuthenticationFailed, PermissionDenied
+from modelyard.store.tenancy import ApiKey, Limits, Project
+
+Role = Literal["operator", "owner", "member"]
+ROLES: tuple[Role, ...] = ("operator", "owner", "member")
+PREFIX = "my"
+_KEY_RE = re.compile(r"^my-([a-z0-9]{12})-([A-Za-z0-9_-]{32,128})$")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. ``anonymous``: no keys exist at all (loopback-only open mode)."""
+
+    key_id: str | None
+    anonymous: bool = False
+    role: Role = "member"
+    project_id: str | None = None
+    deployments: frozenset[str] | None = None  # None: every deployment
+    key_limits: Limits = NO_LIMITS
+    project_limits: Limits = NO_LIMITS
+
+    def may_call(self, deployment: str) -> None:
+        if self.deployments is not None and deployment not in self.deployments:
+            raise PermissionDenied(
+                f"key {self.key_id} may not call deployment {deployment!r}; "
+                f"it may call: {', '.join(sorted(self.deployments))}",
+                code="deployment_not_allowed",
+            )
+
+    @property
+    def limited(self) -> bool:
+        return self.key_limits != NO_LIMITS or self.project_limits != NO_LIMITS
+
+
+ANONYMOUS = Principal(key_id=None, anonymous=True, role="operator")
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    id: str
+    secret: str  # the whole key, shown once
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.secret)
+
+
+def new_key() -> NewKey:
+    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+    return NewKey(key_id, f"{PREFIX}-{key_id}-{secrets.token_urlsafe(32)}")
+
+
+def digest_of(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_id_of(presented: str) -> str | None:
+    match = _KEY_RE.match(presented)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    digest: bytes
+    principal: Principal
+    expires_at: datetime | None
+    revoked: bool
+
+
+class KeyRing:
+    """Keys from the store (by id) plus bootstrap keys (operator from the environment, and the
+    config file's ``server.api_keys``, members of no project), matched by digest."""
+
+    def __init__(
+        self,
+        keys: Iterable[ApiKey] = (),
+        projects: Iterable[Project] = (),
+        bootstrap: Iterable[tuple[str, Principal]] = (),
+    ) -> None:
+        by_project = {p.id: p for p in projects}
+        self._entries: dict[str, _Entry] = {}
+        for key in keys:
+            project = by_project.get(key.project_id or "")
+            principal = Principal(
+                key_id=key.id,
+                role=key.role if key.role in ROLES else "member",
+                project_id=key.project_id,
+                deployments=frozenset(key.deployments) if key.deployments else None,
+                key_limits=key.limits,
+                project_limits=project.limits if project else NO_LIMITS,
+            )
+            self._entries[key.id] = _Entry(
+                bytes.fromhex(key.digest), principal, key.expires_at, key.revoked_at is not None
+            )
+        self._bootstrap = [(hashlib.sha256(k.encode()).digest(), p) for k, p in bootstrap]
+        self.stored = len(self._entries)
+
+    @property
+    def enabled(self) -> bool:
+        """Once any key exists, every request needs one."""
+        return bool(self._entries or self._bootstrap)
+
+    def authenticate(self, presented: str | None, now: datetime | None = None) -> Principal:
+        if not self.enabled:
+            return ANONYMOUS
+        if not presented:
+            raise AuthenticationFailed(
+                "no API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+            )
+        digest = hashlib.sha256(presented.encode()).digest()
+        key_id = key_id_of(presented)
+        entry = self._entries.get(key_id) if key_id else None
+        if entry is not None and hmac.compare_digest(digest, entry.digest):
+            if entry.revoked:
+                raise AuthenticationFailed(f"API key {key_id} was revoked", code="revoked_api_key")
+            if entry.expires_at is not None and (now or datetime.now(UTC)) >= _aware(
+                entry.expires_at
+            ):
+                raise AuthenticationFailed(f"API key {key_id} has expired", code="expired_api_key")
+            return entry.principal
+        found: Principal | None = None
+        # Compare against every bootstrap key so the time taken says nothing about which one.
+        for known, principal in self._bootstrap:
+            if hmac.compare_digest(digest, known):
+                found = principal
+        if found is None:
+            raise AuthenticationFailed("invalid API key", code="invalid_api_key")
+        return found
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def bearer_token(authorization: str | None, api_key_header: str | None) -> str | None:
+    """The key from ``Authorization: Bearer`` or the ``x-api-key`` header some SDKs use."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return api_key_header or None
