@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.server import RunningServer
+from tests.integration.server import RunningServer, run_server
 
 
 def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,3 +98,29 @@ def test_the_example_config_is_valid(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "deployment canary -> openai/gpt-4o-mini, gemini/gemini-2.5-flash" in result.stdout
+
+
+PUBLIC = ("--host", "0.0.0.0", "--port", "0")
+
+
+def test_serve_refuses_a_public_interface_without_keys(tmp_path: Path):
+    config = tmp_path / "modelyard.yaml"
+    config.write_text("local: {enabled: false}\n")
+    env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data")}
+    env.pop("MODELYARD_ADMIN_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli.main", "serve", "--config", str(config), *PUBLIC],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "refusing to serve 0.0.0.0 without API keys" in result.stderr
+    assert "--allow-unauthenticated" in result.stderr
+
+
+def test_serve_says_it_is_open_on_loopback(tmp_path: Path):
+    with run_server(tmp_path, {"local": {"enabled": False}}) as server:
+        assert "no API keys exist: every caller is accepted, on loopback only" in server.log()

@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default 8700)")
     serve.add_argument("--config", default=None, help="modelyard.yaml (or MODELYARD_CONFIG)")
     serve.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve a non-loopback interface even though no API key exists",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     chat = sub.add_parser("chat", help="chat with a model, streaming to the terminal")

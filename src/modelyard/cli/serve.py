@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -15,6 +17,9 @@ import uvicorn
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 from modelyard.server.app import LOCAL_URL_ENV
 from modelyard.services.build import build_components, local_models
+from modelyard.services.tenancy import ADMIN_KEY_ENV
+from modelyard.store import StoreError, database_url, open_store
+from modelyard.store.tenancy import Tenancy
 
 if TYPE_CHECKING:
     from modelyard.local.supervisor import LocalRuntime
@@ -44,6 +49,17 @@ def run_serve(args: argparse.Namespace) -> int:
     port = settings.server.port if args.port is None else args.port
     data = data_dir()
     data.mkdir(parents=True, exist_ok=True)
+    keyed = _has_keys(settings, data)
+    if keyed is None:
+        return 2
+    if not keyed and not _is_loopback(host) and not args.allow_unauthenticated:
+        print(
+            f"refusing to serve {host} without API keys: anyone who can reach it could spend "
+            "your providers' credit. Create a key (modelyard admin init, then modelyard keys "
+            "create), set MODELYARD_ADMIN_KEY, or pass --allow-unauthenticated.",
+            file=sys.stderr,
+        )
+        return 2
     pid_file = data / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     runtime = _start_local(settings)
@@ -53,8 +69,9 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"  serving models: {', '.join(sorted(components.table.names)) or 'none'}", flush=True)
     print(f"  data directory: {data}", flush=True)
     print(f"  config: {path or 'none (defaults)'}", flush=True)
-    if not settings.server.api_keys:
-        print("  no API keys configured: every caller is accepted", flush=True)
+    if not keyed:
+        where = "on loopback only" if _is_loopback(host) else f"on {host} (--allow-unauthenticated)"
+        print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
     try:
         uvicorn.run(
             "modelyard.server.app:app_from_env",
@@ -74,6 +91,36 @@ def run_serve(args: argparse.Namespace) -> int:
         if runtime is not None:
             runtime.stop()
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _has_keys(settings: Settings, data: Path) -> bool | None:
+    """Whether any key exists (config, environment or store); None when the store fails."""
+    if settings.server.api_keys or os.environ.get(ADMIN_KEY_ENV):
+        return True
+    url = database_url(settings.store.url.reveal() if settings.store.url else None, data)
+
+    async def count() -> int:
+        store = await open_store(url)
+        try:
+            async with store.transaction() as session:
+                return len(await Tenancy(session).keys())
+        finally:
+            await store.aclose()
+
+    try:
+        return asyncio.run(count()) > 0
+    except StoreError as exc:
+        print(f"cannot open the store: {exc}", file=sys.stderr)
+        return None
 
 
 def run_reload(args: argparse.Namespace) -> int:
