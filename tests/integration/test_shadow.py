@@ -4,6 +4,9 @@ the candidate; both answers are stored (flushed at shutdown) for ``modelyard eva
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
 
+GRADE = ("--mode", "exact", "--json")
 # The candidate takes 1.5 s; a primary answer arriving well before that proves nobody waited.
 SLOW_CANDIDATE = "slow-1500"
 
@@ -115,6 +119,23 @@ def test_shadow_calls_are_recorded_off_the_request_path(
     broken = asyncio.run(_records(data, "broken-candidate"))
     assert len(broken) == 3
     assert all(r.candidate_output is None and "500" in (r.candidate_error or "") for r in broken)
+
+    # `modelyard eval shadow` grades the stored pairs: the fake echoes, so they agree.
+    config = ("--config", str(tmp_path / "modelyard.yaml"))
+    graded = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli.main", "eval", "shadow", "mirrored", *GRADE, *config],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MODELYARD_DATA_DIR": str(data), "K": UPSTREAM_KEY},
+        timeout=120,
+        check=False,
+    )
+    assert graded.returncode == 0, graded.stderr
+    report = orjson.loads(graded.stdout)
+    summaries = {s["deployment"]: s for s in report["summaries"]}
+    assert summaries["candidate"]["score"] == 1.0 and summaries["candidate"]["cases"] == 7
+    # Candidate costs come from the records: 8 micro-dollars a call on this config's prices.
+    assert summaries["candidate"]["cost_micros"] == 7 * 8
 
     sampled = len(asyncio.run(_records(data, "sampled")))
     # 30 % of 200: the binomial's standard deviation is 6.5; ±4.5 of them is one in 10^5.

@@ -178,6 +178,7 @@ def test_the_ledger_holds_exactly_one_record_per_request(cluster: Cluster):
             reply = _post(server, key, model="broken")
         else:
             reply = _post(server, key)
+            assert reply.headers["x-modelyard-cost-micros"] == "300000"
         sent.append(reply.headers["x-request-id"])
     records = _wait_for_ledger(cluster, "metered", len(sent))
     time.sleep(0.5)  # nothing more arrives late

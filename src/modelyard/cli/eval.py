@@ -17,7 +17,8 @@ from typing import Any, TextIO
 import orjson
 
 from modelyard.cli.client import auth_headers
-from modelyard.config import data_dir
+from modelyard.config import ConfigError, data_dir
+from modelyard.store import StoreError
 
 DEFAULT_URL = "http://127.0.0.1:8700"
 
@@ -40,7 +41,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     show.add_argument("--json", action="store_true", help="print the report as JSON")
     shadow = ev.add_parser("shadow", help="grade shadow traffic: primary vs candidate answers")
     shadow.add_argument("deployment", help="the deployment whose shadow traffic to grade")
-    shadow.add_argument("--from", dest="source", default=None, help="JSONL of shadow records")
+    shadow.add_argument(
+        "--from", dest="source", default=None, help="JSONL of shadow records (default: the store)"
+    )
+    shadow.add_argument("--config", default=None, help="modelyard.yaml, to find the store")
+    shadow.add_argument("--limit", type=int, default=500, help="newest records to grade")
     shadow.add_argument(
         "--mode",
         default="pairwise",
@@ -224,26 +229,66 @@ def _shadow(args: argparse.Namespace) -> int:
     from modelyard.evals.graders import GraderError
     from modelyard.evals.shadow import ShadowPair
 
-    if args.source is None:
-        print(
-            "error: reading shadow traffic from the store is not available yet (it needs the "
-            "shadow store); export the records and pass --from FILE.jsonl",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        lines = Path(args.source).read_bytes().splitlines()
-        pairs = [
-            ShadowPair.from_mapping(orjson.loads(line), f"{args.source}:{i}")
-            for i, line in enumerate(lines, start=1)
-            if line.strip()
-        ]
+        if args.source is None:
+            raws = _stored_shadow_records(args)
+        else:
+            lines = Path(args.source).read_bytes().splitlines()
+            raws = [
+                (orjson.loads(line), f"{args.source}:{i}")
+                for i, line in enumerate(lines, start=1)
+                if line.strip()
+            ]
+        if not raws:
+            print(f"no shadow records for deployment {args.deployment!r}", file=sys.stderr)
+            return 1
+        pairs = [ShadowPair.from_mapping(raw, where) for raw, where in raws]
         report = asyncio.run(_shadow_async(args, pairs))
-    except (OSError, orjson.JSONDecodeError, ValueError, GraderError) as exc:
+    except (OSError, orjson.JSONDecodeError, ValueError, GraderError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
     _save_and_print(report, args.json)
     return 0
+
+
+def _stored_shadow_records(args: argparse.Namespace) -> list[tuple[dict[str, Any], str]]:
+    """The deployment's newest shadow records from the server's store, oldest first."""
+    from modelyard.config import config_path_from_env, load_settings
+    from modelyard.store import database_url, open_store
+    from modelyard.store.shadow_records import ShadowRecords
+
+    settings = load_settings(config_path_from_env(args.config))
+    url = database_url(settings.store.url.reveal() if settings.store.url else None, data_dir())
+
+    async def read() -> list[tuple[dict[str, Any], str]]:
+        store = await open_store(url)
+        try:
+            async with store.transaction() as session:
+                found = await ShadowRecords(session).list(args.deployment, limit=args.limit)
+        finally:
+            await store.aclose()
+        return [
+            (
+                {
+                    "id": r.request_id,
+                    "request": orjson.loads(r.request),
+                    "primary_output": r.primary_output,
+                    "candidate_output": r.candidate_output,
+                    "primary_latency_s": r.primary_latency_ms / 1000,
+                    "candidate_latency_s": r.candidate_latency_ms / 1000,
+                    "primary_cost_micros": r.primary_cost_micros,
+                    "candidate_cost_micros": r.candidate_cost_micros,
+                    "candidate_error": r.candidate_error,
+                },
+                f"shadow record {r.request_id}",
+            )
+            for r in found
+        ]
+
+    return asyncio.run(read())
 
 
 async def _shadow_async(args: argparse.Namespace, pairs: list[Any]) -> Any:

@@ -26,6 +26,7 @@ from modelyard.tenancy.limits import Limiter, Reservation, Scope
 CHARS_PER_TOKEN = 4
 # Output tokens assumed for a request that sets no max_tokens, when reserving.
 DEFAULT_OUTPUT_ESTIMATE = 512
+COST_HEADER = "x-modelyard-cost-micros"
 
 
 @dataclass(slots=True)
@@ -43,10 +44,15 @@ class Ticket:
     first_token_at: float | None = None
     output_chars: int = 0
     usage: Usage | None = None
+    cost_micros: int | None = None
     finished: bool = False
 
     def headers(self) -> dict[str, str]:
-        return self.reservation.headers() if self.reservation else {}
+        """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only)."""
+        out = self.reservation.headers() if self.reservation else {}
+        if self.cost_micros is not None:
+            out[COST_HEADER] = str(self.cost_micros)
+        return out
 
 
 def _scopes(principal: Principal) -> list[Scope]:
@@ -122,6 +128,7 @@ class Meter:
             if served is not None
             else 0
         )
+        ticket.cost_micros = cost
         if ticket.reservation is not None and self._limiter is not None:
             await self._limiter.settle(ticket.reservation, usage.total_tokens, cost or 0)
         if self._record is not None:

@@ -145,7 +145,7 @@ def test_cli_errors_and_helpers(tmp_path):
     assert "rubric@1" in prompts.stdout and "pairwise@1" in prompts.stdout
     assert "smoke" in cli(tmp_path, "datasets").stdout
     shadow = cli(tmp_path, "shadow", "chat")
-    assert shadow.returncode == 2 and "--from" in shadow.stderr
+    assert shadow.returncode == 1 and "no shadow records for deployment 'chat'" in shadow.stderr
     judged = cli(tmp_path, "run", "judged", "--deployments", "a")
     assert judged.returncode == 2 and "needs a judge" in judged.stderr
 
