@@ -1,0 +1,73 @@
+"""What the usage ledger can lose: on a graceful stop nothing; on a hard crash (SIGKILL) at most
+the records of the last flush interval (0.2 s), which is the documented bound."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+
+from modelyard.store import open_store
+from modelyard.store.usage import UsageFilter, UsageLedger
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.conftest import UPSTREAM_KEY
+from tests.integration.server import RunningServer, run_server
+
+FLUSH_INTERVAL_S = 0.2  # BatchSink's default, as documented in ARCHITECTURE.md
+
+
+def _config(fake: FakeOpenAI) -> dict[str, object]:
+    return {
+        "local": {"enabled": False},
+        "providers": {
+            "fake": {"type": "openai_compatible", "base_url": fake.base_url, "api_key": "env::K"}
+        },
+        "deployments": {"chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]}},
+    }
+
+
+async def _request_ids(data: Path) -> set[str]:
+    store = await open_store(f"sqlite+aiosqlite:///{data / 'modelyard.db'}")
+    try:
+        async with store.transaction() as session:
+            records = await UsageLedger(session).records(UsageFilter(), limit=100_000)
+        return {r.request_id for r in records}
+    finally:
+        await store.aclose()
+
+
+def _send(server: RunningServer, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        reply = httpx.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        ids.append(reply.headers["x-request-id"])
+    return ids
+
+
+def test_a_graceful_stop_loses_nothing(fake_upstream: FakeOpenAI, tmp_path: Path):
+    with run_server(tmp_path, _config(fake_upstream), env={"K": UPSTREAM_KEY}) as server:
+        sent = _send(server, 30)
+    assert asyncio.run(_request_ids(tmp_path / "data")) == set(sent)
+
+
+def test_a_hard_crash_loses_at_most_the_last_flush_interval(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+):
+    with run_server(tmp_path, _config(fake_upstream), env={"K": UPSTREAM_KEY}) as server:
+        settled = _send(server, 20)
+        time.sleep(FLUSH_INTERVAL_S * 5)  # older than the interval: written by now
+        recent = _send(server, 10)
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+    written = asyncio.run(_request_ids(tmp_path / "data"))
+    assert set(settled) <= written
+    assert written <= set(settled) | set(recent)
