@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parsers(sub)
 
+    # Added with projects and keys: `projects`, `keys`, `usage`, `admin init`.
+    from modelyard.cli.tenancy import add_parsers as add_tenancy_parsers
+
+    add_tenancy_parsers(sub)
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     check = config_sub.add_parser("check", help="validate a config file and summarise it")
@@ -124,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from modelyard.cli.eval import run_eval_command
 
         return run_eval_command(args)
+    if args.command in ("projects", "keys", "usage", "admin"):
+        from modelyard.cli.tenancy import run_tenancy
+
+        return run_tenancy(args)
     from modelyard.cli.config_check import run_check
 
     return run_check(args)

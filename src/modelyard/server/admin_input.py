@@ -152,7 +152,7 @@ def limits_from(body: Mapping[str, Any], base: Limits | None = None) -> Limits:
 def duration(value: Any, param: str, maximum: timedelta) -> timedelta:
     """``30d``, ``12h``, ``90m``, ``2w``, ``45s``: more than zero and at most ``maximum``."""
     if not isinstance(value, str):
-        raise bad(param, f"must be a duration string like \"30d\", got {json_type(value)}")
+        raise bad(param, f'must be a duration string like "30d", got {json_type(value)}')
     if not _SHORT_DURATION.fullmatch(value):
         raise bad(param, f"{value[:40]!r} is not a duration; use a number and s, m, h, d or w")
     span = parse_duration(value)
@@ -172,9 +172,7 @@ def deployments(value: Any, param: str = "deployments") -> tuple[str, ...] | Non
     names: list[str] = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not DEPLOYMENT.fullmatch(item):
-            raise bad(
-                f"{param}[{i}]", "must be a deployment name (1-128 characters, no commas)"
-            )
+            raise bad(f"{param}[{i}]", "must be a deployment name (1-128 characters, no commas)")
         if item not in names:
             names.append(item)
     return tuple(names)

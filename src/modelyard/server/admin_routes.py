@@ -25,8 +25,6 @@ from modelyard.core.errors import (
     AuthenticationFailed,
     InvalidRequest,
     ModelyardError,
-    NotFound,
-    PermissionDenied,
 )
 from modelyard.protocols.openai import errors
 from modelyard.server import admin_input as check
@@ -37,7 +35,6 @@ from modelyard.server.http import json_response, read_json, request_id
 from modelyard.server.state import AppState
 from modelyard.services.tenancy import KeySpec, TenancyAdmin
 from modelyard.store import StoreError
-from modelyard.store.tenancy import ApiKey
 from modelyard.store.usage import UsageFilter
 from modelyard.tenancy.keys import Principal
 
@@ -213,28 +210,13 @@ async def create_key(call: Call) -> Response:
     return _json(view.new_key_json(key, fresh.secret, call.now), call.rid, 201)
 
 
-async def _visible_key(call: Call, key_id: str) -> ApiKey:
-    """A key the caller may manage (operator: any; owner: its project's), else 403 or 404."""
-    principal = call.principal
-    if principal.role == "operator":
-        found = await call.admin.keys(principal, None)
-    elif principal.project_id is not None:
-        found = await call.admin.keys(principal, principal.project_id)
-    else:
-        raise PermissionDenied("this needs the operator role", code="operator_only")
-    for key in found:
-        if key.id == key_id:
-            return key
-    raise NotFound(f"no key {key_id!r}", code="key_not_found")
-
-
 def _path_key(call: Call) -> str:
     return check.key_id(call.request.path_params["key_id"])
 
 
 async def get_key(call: Call) -> Response:
     call.params(())
-    key = await _visible_key(call, _path_key(call))
+    key = await call.admin.key(call.principal, _path_key(call))
     return _json(view.key_json(key, call.now), call.rid)
 
 
@@ -242,7 +224,7 @@ async def patch_key(call: Call) -> Response:
     call.params(())
     key_id = _path_key(call)
     body = await call.body(check.LIMIT_FIELDS)
-    current = await _visible_key(call, key_id)
+    current = await call.admin.key(call.principal, key_id)
     limits = check.limits_from(body, current.limits)
     key = await call.admin.set_key_limits(call.principal, key_id, limits)
     return _json(view.key_json(key, call.now), call.rid)

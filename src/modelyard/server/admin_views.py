@@ -19,7 +19,7 @@ from modelyard.store.tenancy import ApiKey, Limits, Project
 from modelyard.store.usage import UsageRecord
 from modelyard.tenancy.keys import Principal
 
-SECRET_WARNING = (
+ONCE_WARNING = (
     "This is the only time the key is shown: store it now. Modelyard keeps only its digest."
 )
 CSV_FIELDS: tuple[str, ...] = (*UsageRecord.__dataclass_fields__, "cost_usd")
@@ -86,7 +86,7 @@ def key_json(key: ApiKey, now: datetime) -> dict[str, Any]:
 
 
 def new_key_json(key: ApiKey, secret: str, now: datetime) -> dict[str, Any]:
-    return {**key_json(key, now), "secret": secret, "warning": SECRET_WARNING}
+    return {**key_json(key, now), "secret": secret, "warning": ONCE_WARNING}
 
 
 def principal_json(principal: Principal) -> dict[str, Any]:
@@ -168,6 +168,4 @@ def records_csv(records: Iterable[UsageRecord], chunk: int = 500) -> Iterator[st
 def _safe_row(values: Iterable[Any]) -> list[Any]:
     # A cell starting with = + - @ is run as a formula by spreadsheets; names come from
     # configs and upstreams, so quote such text cells (numbers are left alone).
-    return [
-        "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in values
-    ]
+    return ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in values]

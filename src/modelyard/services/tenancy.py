@@ -143,7 +143,7 @@ class TenancyAdmin:
         self, principal: Principal, project_id: str, description: str | None, limits: Limits
     ) -> Project:
         require_operator(principal)
-        if not PROJECT_ID.match(project_id):
+        if not PROJECT_ID.fullmatch(project_id):
             raise InvalidRequest(
                 f"project id {project_id!r}: use 1-64 lowercase letters, digits, _ or -, "
                 "starting with a letter or digit",
@@ -233,6 +233,10 @@ class TenancyAdmin:
         else:
             require_project(principal, key.project_id, manage=True)
         return key
+
+    async def key(self, principal: Principal, key_id: str) -> ApiKey:
+        """One key the caller may manage (404 when there is none, 403 when not theirs)."""
+        return await self._key_to_manage(principal, key_id)
 
     async def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
         await self._key_to_manage(principal, key_id)

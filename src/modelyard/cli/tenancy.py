@@ -1,0 +1,340 @@
+"""``modelyard projects|keys|usage|admin``: projects, API keys and usage, straight on the store.
+
+The CLI acts as the operator: whoever can read the config and the store may administer them,
+as with ``modelyard deployments``. It opens the store the server uses (``--config`` or
+``MODELYARD_CONFIG``, ``MODELYARD_DATABASE_URL``, else SQLite in the data directory) and goes
+through the same ``TenancyAdmin`` use cases as the admin API. Every write bumps the store's
+tenancy generation, so running servers pick up a new or revoked key within a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
+
+if TYPE_CHECKING:
+    from modelyard.services.tenancy import TenancyAdmin
+    from modelyard.store.tenancy import ApiKey, Limits
+
+T = TypeVar("T")
+COMMANDS = ("projects", "keys", "usage", "admin")
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="modelyard.yaml (or MODELYARD_CONFIG)")
+    parser.add_argument("--json", action="store_true", help="print JSON (the admin API's shape)")
+
+
+def _limit_args(parser: argparse.ArgumentParser, monthly_flag: str) -> None:
+    parser.add_argument("--rpm", type=int, default=None, help="requests per minute")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+    parser.add_argument(
+        monthly_flag, dest="budget_month", default=None, metavar="USD", help="monthly budget"
+    )
+    parser.add_argument(
+        "--budget-usd-day", dest="budget_day", default=None, metavar="USD", help="daily budget"
+    )
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    projects = sub.add_parser("projects", help="create and list projects")
+    proj = projects.add_subparsers(dest="projects_command", required=True, metavar="SUBCOMMAND")
+    create = proj.add_parser("create", help="create a project")
+    create.add_argument("id", help="project id: lowercase letters, digits, _ or -")
+    create.add_argument("--description", default=None)
+    _limit_args(create, "--budget-usd-month")
+    _config_arg(create)
+    _config_arg(proj.add_parser("list", help="list projects"))
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    key_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    kc = key_sub.add_parser("create", help="create a key (printed once)")
+    kc.add_argument("--project", required=True, help="the project the key belongs to")
+    kc.add_argument("--role", choices=["member", "owner"], default="member")
+    kc.add_argument("--name", default=None, help="a label for the key")
+    _limit_args(kc, "--budget-usd")
+    kc.add_argument("--deployments", default=None, help="comma-separated: only these (a,b)")
+    kc.add_argument("--expires", default=None, metavar="DURATION", help="e.g. 30d, 12h, 2w")
+    _config_arg(kc)
+    kl = key_sub.add_parser("list", help="list keys")
+    kl.add_argument("--project", default=None)
+    _config_arg(kl)
+    kr = key_sub.add_parser("revoke", help="revoke a key (running servers stop it within 1 s)")
+    kr.add_argument("id", help="key id (the part after 'my-')")
+    _config_arg(kr)
+
+    usage = sub.add_parser("usage", help="usage and cost, grouped, or the per-request ledger")
+    usage.add_argument("--project", default=None)
+    usage.add_argument("--key", default=None, help="key id")
+    usage.add_argument("--deployment", default=None)
+    usage.add_argument(
+        "--by", choices=["model", "deployment", "day", "project", "key"], default="model"
+    )
+    usage.add_argument("--since", default=None, help="ISO 8601 date/time, or back: 7d, 24h")
+    usage.add_argument("--until", default=None, help="ISO 8601 date/time (exclusive), or 1d")
+    usage.add_argument("--csv", action="store_true", help="print CSV")
+    usage.add_argument("--records", action="store_true", help="per-request rows, not groups")
+    usage.add_argument("--limit", type=int, default=10_000, help="--records: at most N rows")
+    _config_arg(usage)
+
+    admin = sub.add_parser("admin", help="operator keys")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="SUBCOMMAND")
+    init = admin_sub.add_parser("init", help="create the operator key (printed once)")
+    init.add_argument("--force", action="store_true", help="create one even if one exists")
+    init.add_argument("--name", default="operator", help="a label for the key")
+    _config_arg(init)
+
+
+def run_tenancy(args: argparse.Namespace) -> int:
+    from modelyard.core.errors import ModelyardError
+
+    if args.command == "usage" and args.csv and args.json:
+        print("choose one of --json and --csv", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(config_path_from_env(args.config))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    try:
+        return _dispatch(args, settings)
+    except ModelyardError as exc:  # the store's errors included: one line, no traceback
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.cli import tenancy_usage
+
+    if args.command == "usage":
+        return tenancy_usage.run_usage(args, lambda work: with_admin(settings, work))
+    if args.command == "admin":
+        return _admin_init(args, settings)
+    if args.command == "projects":
+        if args.projects_command == "create":
+            return _project_create(args, settings)
+        return _project_list(args, settings)
+    if args.keys_command == "create":
+        return _key_create(args, settings)
+    if args.keys_command == "list":
+        return _key_list(args, settings)
+    return _key_revoke(args, settings)
+
+
+def with_admin(settings: Settings, work: Callable[[TenancyAdmin], Awaitable[T]]) -> T:
+    """Open the store, run ``work`` with the use cases, close the store."""
+    from modelyard.services.tenancy import TenancyAdmin
+    from modelyard.store import database_url, open_store
+
+    url = database_url(settings.store.url.reveal() if settings.store.url else None, data_dir())
+
+    async def run() -> T:
+        store = await open_store(url)
+        try:
+            return await work(TenancyAdmin(store))
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+def operator() -> Any:
+    from modelyard.tenancy.keys import Principal
+
+    return Principal(key_id="cli", role="operator")
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    from modelyard.server import admin_input as check
+
+    fields: dict[str, Any] = {"rpm": args.rpm, "tpm": args.tpm}
+    if args.budget_day is not None:
+        fields["daily_budget_usd"] = args.budget_day
+    if args.budget_month is not None:
+        fields["monthly_budget_usd"] = args.budget_month
+    return check.limits_from({k: v for k, v in fields.items() if v is not None})
+
+
+def _limits_text(limits: Limits) -> str:
+    from modelyard.server.admin_views import usd
+
+    parts = []
+    if limits.rpm is not None:
+        parts.append(f"rpm {limits.rpm}")
+    if limits.tpm is not None:
+        parts.append(f"tpm {limits.tpm}")
+    if limits.daily_budget_micros is not None:
+        parts.append(f"${usd(limits.daily_budget_micros)}/day")
+    if limits.monthly_budget_micros is not None:
+        parts.append(f"${usd(limits.monthly_budget_micros)}/month")
+    return ", ".join(parts) or "no limits"
+
+
+def _project_create(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.server import admin_input as check
+    from modelyard.server.admin_views import project_json
+
+    project_id = check.project_id(args.id, "id")
+    description = (
+        check.text(args.description, "description", max_len=2000) if args.description else None
+    )
+    limits = _limits(args)
+    project = with_admin(
+        settings, lambda a: a.create_project(operator(), project_id, description, limits)
+    )
+    if args.json:
+        print_json(project_json(project))
+    else:
+        print(f"created project {project.id} ({_limits_text(project.limits)})")
+    return 0
+
+
+def _project_list(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.server.admin_views import project_json
+
+    found = with_admin(settings, lambda a: a.projects(operator()))
+    if args.json:
+        print_json([project_json(p) for p in found])
+        return 0
+    if not found:
+        print("no projects yet: modelyard projects create ID")
+    for p in found:
+        print(f"{p.id:<24} {_limits_text(p.limits):<40} {p.description or ''}".rstrip())
+    return 0
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _warn_unknown(names: tuple[str, ...] | None, settings: Settings) -> None:
+    """The config's deployments (and the local model's) are checked, but only warned about:
+    a key may be made ahead of a deployment the config gains later."""
+    known = set(settings.deployments)
+    if settings.local.enabled:
+        from modelyard.local.paths import DEFAULT_MODEL_NAME
+
+        known |= {"local", DEFAULT_MODEL_NAME, *settings.local.models}
+    for name in names or ():
+        if name not in known:
+            print(f"note: deployment {name!r} is not in the config (yet)", file=sys.stderr)
+
+
+def _key_create(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.server import admin_input as check
+    from modelyard.server.admin_views import ONCE_WARNING, new_key_json
+    from modelyard.services.tenancy import KeySpec
+
+    names = None
+    if args.deployments is not None:
+        listed = [n.strip() for n in args.deployments.split(",") if n.strip()]
+        names = check.deployments(listed)
+    spec = KeySpec(
+        project_id=check.project_id(args.project, "project"),
+        role=args.role,
+        name=check.text(args.name, "name", max_len=128) if args.name else None,
+        deployments=names,
+        limits=_limits(args),
+        expires_in=check.duration(args.expires, "expires", check.MAX_EXPIRY)
+        if args.expires
+        else None,
+    )
+    _warn_unknown(names, settings)
+    key, fresh = with_admin(settings, lambda a: a.create_key(operator(), spec))
+    if args.json:
+        print_json(new_key_json(key, fresh.secret, _now()))
+        return 0
+    print(f"created {_key_summary(key)}")
+    print(f"\n    {fresh.secret}\n")
+    print(ONCE_WARNING)
+    print("Running servers accept it within a second.")
+    return 0
+
+
+def _key_summary(key: ApiKey) -> str:
+    from modelyard.server.admin_views import stamp
+
+    where = f"in project {key.project_id}" if key.project_id else "(no project)"
+    parts = [f"{key.role} key {key.id} {where}", _limits_text(key.limits)]
+    if key.deployments:
+        parts.append("deployments " + ",".join(key.deployments))
+    if key.expires_at is not None:
+        parts.append(f"expires {stamp(key.expires_at)}")
+    return "; ".join(parts)
+
+
+def _key_list(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.server import admin_input as check
+    from modelyard.server.admin_views import key_json, key_status
+
+    project = check.project_id(args.project, "project") if args.project else None
+    found = with_admin(settings, lambda a: a.keys(operator(), project))
+    now = _now()
+    if args.json:
+        print_json([key_json(k, now) for k in found])
+        return 0
+    if not found:
+        print("no keys" + (f" in project {project}" if project else ""))
+    for k in found:
+        status = key_status(k, now)
+        print(f"{k.id}  {status:<8} {_key_summary(k)}" + (f"  [{k.name}]" if k.name else ""))
+    return 0
+
+
+def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.server import admin_input as check
+    from modelyard.server.admin_views import key_json
+
+    key_id = check.key_id(args.id, "id")
+    key = with_admin(settings, lambda a: a.revoke_key(operator(), key_id))
+    if args.json:
+        print_json(key_json(key, _now()))
+        return 0
+    print(f"revoked key {key.id}; running servers refuse it within a second")
+    return 0
+
+
+def _admin_init(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.server import admin_input as check
+    from modelyard.server.admin_views import ONCE_WARNING, key_json, key_status, new_key_json
+    from modelyard.services.tenancy import KeySpec
+
+    name = check.text(args.name, "name", max_len=128)
+    now = _now()
+
+    async def work(admin: TenancyAdmin) -> tuple[Any, list[ApiKey]]:
+        if not args.force:
+            keys = await admin.keys(operator(), None)
+            live = [k for k in keys if k.role == "operator" and key_status(k, now) == "active"]
+            if live:
+                return None, live
+        return await admin.create_key(operator(), KeySpec(None, "operator", name)), []
+
+    created, existing = with_admin(settings, work)
+    if created is None:
+        if args.json:
+            print_json({"created": False, "existing": [key_json(k, now) for k in existing]})
+        ids = ", ".join(k.id for k in existing)
+        print(f"an operator key exists already ({ids}); --force makes another", file=sys.stderr)
+        return 0
+    key, fresh = created
+    if args.json:
+        print_json({"created": True, **new_key_json(key, fresh.secret, now)})
+        return 0
+    print(f"created operator key {key.id}\n\n    {fresh.secret}\n")
+    print(ONCE_WARNING)
+    print("Send it as 'Authorization: Bearer <key>' to /admin/v1 on servers using this store.")
+    return 0

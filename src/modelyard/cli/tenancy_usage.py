@@ -1,0 +1,76 @@
+"""``modelyard usage``: totals grouped by model, deployment, day, project or key (a table, JSON
+or CSV), or with ``--records`` the per-request ledger rows (JSON or CSV, as the admin API's
+``usage.csv``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelyard.services.tenancy import TenancyAdmin
+
+RunWithAdmin = Callable[[Callable[["TenancyAdmin"], Awaitable[Any]]], Any]
+_COLUMNS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
+
+
+def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
+    from datetime import UTC, datetime
+
+    from modelyard.cli.tenancy import operator, print_json
+    from modelyard.server import admin_input as check
+    from modelyard.server import admin_views as view
+    from modelyard.store.usage import UsageFilter
+
+    params = {
+        name: value
+        for name in ("project", "key", "deployment", "since", "until")
+        if (value := getattr(args, name)) is not None
+    }
+    query = check.usage_query(
+        {**params, "by": args.by, "limit": str(args.limit)}, datetime.now(UTC)
+    )
+    where = UsageFilter(query.project_id, query.key_id, query.deployment, query.since, query.until)
+    if args.records:
+        records = with_admin(lambda a: a.usage_records(operator(), where, query.limit))
+        if args.json:
+            print_json(
+                [dict(zip(view.CSV_FIELDS, view.record_row(r), strict=True)) for r in records]
+            )
+        else:
+            sys.stdout.writelines(view.records_csv(records))
+        return 0
+    rows = [
+        view.usage_group_json(r) for r in with_admin(lambda a: a.usage(operator(), query.by, where))
+    ]
+    totals = view.usage_totals(rows)
+    if args.json:
+        print_json({"by": query.by, "data": rows, "totals": totals})
+    elif args.csv:
+        header = (query.by, *_COLUMNS, "cost_micros")
+        sys.stdout.write(view.csv_text(header, ([r.get(h) for h in header] for r in rows)))
+    else:
+        _table(query.by, rows, totals)
+    return 0
+
+
+def _table(by: str, rows: list[dict[str, Any]], totals: dict[str, Any]) -> None:
+    if not rows:
+        print("no usage recorded for this selection")
+        return
+    lines = [
+        [str(r[by]) if r[by] is not None else "-", *(_cell(r, c) for c in _COLUMNS)] for r in rows
+    ]
+    lines.append(["TOTAL", *(_cell(totals, c) for c in _COLUMNS)])
+    header = [by, "requests", "errors", "input tok", "output tok", "cost $"]
+    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
+    for line in [header, *lines]:
+        first = line[0].ljust(widths[0])
+        print("  ".join([first, *(v.rjust(w) for v, w in zip(line[1:], widths[1:], strict=True))]))
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    return "-" if value is None else str(value)
