@@ -1,9 +1,13 @@
-"""``modelyard eval run|show|shadow|prompts|datasets``: evaluations against a running server.
+"""``modelyard eval run|show|list|shadow|prompts|datasets``: evaluations against a running server.
 
 Runs go through the server's HTTP API like any client, so limits, the ledger and routing apply
-and eval spend shows up in usage. Results are appended to ``<data dir>/evals/<run>.jsonl`` as
-they arrive (``--run-id`` of an interrupted run resumes it without repeating finished cases);
-the report is saved as ``<run>.json`` and ``<run>.html`` next to it.
+and eval spend shows up in usage under the key's project. Runs, their per-case results and their
+reports live in the server's store (the same database as the usage ledger, found like
+``modelyard deployments`` finds it: ``--config``/``MODELYARD_CONFIG``, ``MODELYARD_DATABASE_URL``,
+else SQLite in the data directory). Every result is written as it arrives, so ``--run-id`` of an
+interrupted run resumes it without repeating finished cases. The report is also exported as
+``<data dir>/evals/<run>.json`` and ``<run>.html``; ``eval show`` reads the store first and
+falls back to such a file.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
@@ -20,7 +24,12 @@ from modelyard.cli.client import auth_headers
 from modelyard.config import ConfigError, data_dir
 from modelyard.store import StoreError
 
+if TYPE_CHECKING:
+    from modelyard.evals.report import RunReport
+    from modelyard.evals.store_recorder import Starter, StoreRecorder
+
 DEFAULT_URL = "http://127.0.0.1:8700"
+CONFIG_HELP = "modelyard.yaml, to find the store (or MODELYARD_CONFIG)"
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,16 +44,22 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument("--judge", default=None, help="deployment that grades judge/pairwise cases")
     run.add_argument("--embeddings", default="local", help="deployment for similarity cases")
     run.add_argument("--run-id", default=None, help="resume this run (or name a new one)")
+    run.add_argument("--config", default=None, help=CONFIG_HELP)
     _server_args(run)
-    show = ev.add_parser("show", help="show a saved run's report")
+    show = ev.add_parser("show", help="show a run's report (from the store, or a .json file)")
     show.add_argument("run", help="run id (or a report .json path)")
     show.add_argument("--json", action="store_true", help="print the report as JSON")
+    show.add_argument("--config", default=None, help=CONFIG_HELP)
+    listing = ev.add_parser("list", help="list the stored runs, newest first")
+    listing.add_argument("--limit", type=int, default=20, help="newest runs to list")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--config", default=None, help=CONFIG_HELP)
     shadow = ev.add_parser("shadow", help="grade shadow traffic: primary vs candidate answers")
     shadow.add_argument("deployment", help="the deployment whose shadow traffic to grade")
     shadow.add_argument(
         "--from", dest="source", default=None, help="JSONL of shadow records (default: the store)"
     )
-    shadow.add_argument("--config", default=None, help="modelyard.yaml, to find the store")
+    shadow.add_argument("--config", default=None, help=CONFIG_HELP)
     shadow.add_argument("--limit", type=int, default=500, help="newest records to grade")
     shadow.add_argument(
         "--mode",
@@ -74,6 +89,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "show":
         return _show(args)
+    if command == "list":
+        return _list(args)
     if command == "shadow":
         return _shadow(args)
     if command == "prompts":
@@ -89,6 +106,15 @@ def evals_dir() -> Path:
     return data_dir() / "evals"
 
 
+def _store_url(config: str | None) -> str:
+    """The server's store URL, resolved as ``serve`` resolves it."""
+    from modelyard.config import config_path_from_env, load_settings
+    from modelyard.store import database_url
+
+    settings = load_settings(config_path_from_env(config))
+    return database_url(settings.store.url.reveal() if settings.store.url else None, data_dir())
+
+
 def _run(args: argparse.Namespace) -> int:
     from modelyard.evals.datasets import DatasetError, resolve_dataset
     from modelyard.evals.graders import GraderError
@@ -100,31 +126,107 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         dataset = resolve_dataset(args.dataset)
+        url = _store_url(args.config)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     run_id = args.run_id or new_run_id()
     try:
-        report = asyncio.run(_run_async(args, dataset, deployments, run_id))
+        report = asyncio.run(_run_stored(args, url, dataset, deployments, run_id))
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with --run-id {run_id}", file=sys.stderr)
         return 130
     except (GraderError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     _save_and_print(report, args.json)
     return 0
 
 
+async def _run_stored(
+    args: argparse.Namespace, url: str, dataset: Any, deployments: list[str], run_id: str
+) -> Any:
+    """Record the run in the store, run it, and store how it ended (interrupted included)."""
+    from modelyard.evals.graders import GraderContext, GraderRegistry
+    from modelyard.evals.store_recorder import StoreRecorder, check_storable
+    from modelyard.store import open_store
+
+    # Refuse a dataset that cannot be graded before anything is stored.
+    placeholder = GraderContext(embed=_unused, complete=_unused if args.judge else None)
+    GraderRegistry().check(dataset.cases, placeholder)
+    check_storable(run_id, dataset.name, deployments, [c.id for c in dataset.cases])
+    store = await open_store(url)
+    try:
+        recorder = StoreRecorder(store)
+        options = {
+            "repeat": args.repeat,
+            "concurrency": args.concurrency,
+            "retries": args.retries,
+            "judge": args.judge,
+            "embeddings": args.embeddings,
+            "url": args.url,
+            "dataset_path": dataset.path,
+        }
+        starter = await _starter(args.url, auth_headers(args.api_key))
+        await recorder.save_run(run_id, dataset.name, deployments, options, starter)
+        try:
+            report = await _run_async(args, dataset, deployments, run_id, recorder)
+        except BaseException:
+            await recorder.finish_run(run_id, None, "interrupted")
+            raise
+        await recorder.finish_run(run_id, report, "done")
+        return report
+    finally:
+        await store.aclose()
+
+
+async def _unused(_: Any) -> Any:
+    raise AssertionError("only used to check which graders a dataset needs")
+
+
+async def _starter(url: str, headers: dict[str, str]) -> Starter:
+    """Who the server says our key is (``/admin/v1/me``), so the run is attributed to the
+    key's project; unknown (an older server, no key, the server down) attributes it to no one."""
+    import aiohttp
+
+    from modelyard.evals.store_recorder import Starter
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{url.rstrip('/')}/admin/v1/me", headers=headers) as resp,
+        ):
+            if resp.status != 200:
+                return Starter()
+            me = orjson.loads(await resp.read())
+    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+        return Starter()
+    if not isinstance(me, dict):
+        return Starter()
+    project, key_id = me.get("project"), me.get("key_id")
+    return Starter(
+        project if isinstance(project, str) else None, key_id if isinstance(key_id, str) else None
+    )
+
+
 async def _run_async(
-    args: argparse.Namespace, dataset: Any, deployments: list[str], run_id: str
+    args: argparse.Namespace,
+    dataset: Any,
+    deployments: list[str],
+    run_id: str,
+    recorder: StoreRecorder,
 ) -> Any:
     from modelyard.evals.client import ServerClient
     from modelyard.evals.graders import GraderContext
-    from modelyard.evals.recorders import JsonlRecorder
     from modelyard.evals.runner import Grading, RunOptions, judge_from_caller, run_eval
 
-    recorder = JsonlRecorder(evals_dir() / f"{run_id}.jsonl")
     options = RunOptions(
         run_id=run_id, repeat=args.repeat, concurrency=args.concurrency, retries=args.retries
     )
@@ -204,24 +306,101 @@ def _save_and_print(report: Any, as_json: bool) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from modelyard.evals.report import RunReport, render_table
+    from modelyard.evals.report import render_table
 
     path = Path(args.run)
+    report: RunReport | None = None
+    status = "done"
     if not (path.suffix == ".json" and path.exists()):
+        try:
+            found = _with_recorder(args.config, lambda rec: _stored_report(rec, args.run))
+        except (StoreError, ConfigError) as exc:
+            print(f"warning: cannot read the store ({exc}); looking for a file", file=sys.stderr)
+            found = None
+        if found is not None:
+            report, status = found
         path = evals_dir() / f"{args.run}.json"
-    try:
-        report = RunReport.from_dict(orjson.loads(path.read_bytes()))
-    except FileNotFoundError:
-        print(f"error: no saved report for run {args.run!r} ({path})", file=sys.stderr)
-        return 1
-    except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
-        print(f"error: {path}: not a report: {exc}", file=sys.stderr)
-        return 1
+    if report is None:
+        report = _report_file(path, args.run)
+        if report is None:
+            return 1
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(render_table(report))
-        print(f"html: {path.with_suffix('.html')}", file=sys.stderr)
+    if status != "done":
+        print(
+            f"run {report.run_id} is {status} ({len(report.results)} results so far); "
+            f"resume it with 'modelyard eval run ... --run-id {report.run_id}'",
+            file=sys.stderr,
+        )
+    html = path.with_suffix(".html")
+    if not args.json and html.exists():
+        print(f"html: {html}", file=sys.stderr)
+    return 0
+
+
+def _report_file(path: Path, run: str) -> RunReport | None:
+    from modelyard.evals.report import RunReport
+
+    try:
+        return RunReport.from_dict(orjson.loads(path.read_bytes()))
+    except FileNotFoundError:
+        print(f"error: no run {run!r} in the store and no saved report ({path})", file=sys.stderr)
+    except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+        print(f"error: {path}: not a report: {exc}", file=sys.stderr)
+    return None
+
+
+async def _stored_report(recorder: StoreRecorder, run_id: str) -> tuple[RunReport, str] | None:
+    run = await recorder.get_run(run_id)
+    if run is None:
+        return None
+    return await recorder.report(run), run.status
+
+
+def _with_recorder(config: str | None, work: Any) -> Any:
+    """``work(recorder)`` on the server's store, opened and closed around it."""
+    from modelyard.evals.store_recorder import StoreRecorder
+    from modelyard.store import open_store
+
+    url = _store_url(config)
+
+    async def run() -> Any:
+        store = await open_store(url)
+        try:
+            return await work(StoreRecorder(store))
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+def _list(args: argparse.Namespace) -> int:
+    from modelyard.evals.store_recorder import run_json
+
+    async def read(recorder: StoreRecorder) -> list[dict[str, Any]]:
+        runs = await recorder.list_runs(limit=max(1, args.limit))
+        counts = await recorder.result_counts([r.id for r in runs])
+        return [run_json(r, counts.get(r.id, 0)) for r in runs]
+
+    try:
+        rows: list[dict[str, Any]] = _with_recorder(args.config, read)
+    except (StoreError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if not rows:
+        print("no evaluation runs stored yet (start one with 'modelyard eval run')")
+        return 0
+    for row in rows:
+        best = f"  best {row['best']}" if row["best"] else ""
+        print(
+            f"{row['id']:<24} {row['status']:<11} {row['created_at']}  {row['dataset']:<16} "
+            f"{','.join(row['deployments'])}  {row['results']} results{best}"
+        )
     return 0
 
 
@@ -256,12 +435,10 @@ def _shadow(args: argparse.Namespace) -> int:
 
 def _stored_shadow_records(args: argparse.Namespace) -> list[tuple[dict[str, Any], str]]:
     """The deployment's newest shadow records from the server's store, oldest first."""
-    from modelyard.config import config_path_from_env, load_settings
-    from modelyard.store import database_url, open_store
+    from modelyard.store import open_store
     from modelyard.store.shadow_records import ShadowRecords
 
-    settings = load_settings(config_path_from_env(args.config))
-    url = database_url(settings.store.url.reveal() if settings.store.url else None, data_dir())
+    url = _store_url(args.config)
 
     async def read() -> list[tuple[dict[str, Any], str]]:
         store = await open_store(url)

@@ -14,6 +14,7 @@ from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.tenancy import TenancyAdmin, bootstrap_keys
+from modelyard.store import Store
 from modelyard.tenancy.keys import KeyRing
 
 access_log = logging.getLogger("modelyard.access")
@@ -60,6 +61,7 @@ class AppState:
     # Set once the store is open (serve); None when embedded without a store.
     shadow: ShadowMirror | None = None
     admin: TenancyAdmin | None = None
+    store: Store | None = None  # the open store, for read-only admin views (eval runs)
     stored_keys: KeyRing | None = None  # keys from the store, installed by the refresher
 
     def __post_init__(self) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,26 +51,50 @@ def answering(model: str):
     return handler
 
 
+def slowly(model: str, delay_s: float):
+    answer = answering(model)
+
+    async def handler(request: Request, body: dict[str, Any]) -> Response:
+        await asyncio.sleep(delay_s)
+        return await answer(request, body)
+
+    return handler
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("eval-cli")
-    with FakeOpenAI(api_key=KEY) as fake:
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as upstream:
         for model in RIGHT:
-            fake.script(model, answering(model))
-        provider = {"type": "openai_compatible", "base_url": fake.base_url, "api_key": "env::UP"}
-        config = {
-            "providers": {"fake": provider},
-            "deployments": {
-                "good": {"targets": [{"provider": "fake", "model": "good-model"}]},
-                "bad": {"targets": [{"provider": "fake", "model": "bad-model"}]},
-            },
-        }
-        with run_server(tmp, config, env={"UP": KEY}) as running:
-            yield running
+            upstream.script(model, answering(model))
+        upstream.script("slow-model", slowly("good-model", 0.15))
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI) -> Iterator[RunningServer]:
+    tmp = tmp_path_factory.mktemp("eval-cli")
+    provider = {"type": "openai_compatible", "base_url": fake.base_url, "api_key": "env::UP"}
+    config = {
+        "providers": {"fake": provider},
+        "deployments": {
+            "good": {"targets": [{"provider": "fake", "model": "good-model"}]},
+            "bad": {"targets": [{"provider": "fake", "model": "bad-model"}]},
+            "slow": {"targets": [{"provider": "fake", "model": "slow-model"}]},
+        },
+    }
+    with run_server(tmp, config, env={"UP": KEY}) as running:
+        yield running
+
+
+def cli_env(tmp: Path) -> dict[str, str]:
+    env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp / "data")}
+    for name in ("MODELYARD_CONFIG", "MODELYARD_DATABASE_URL"):
+        env.pop(name, None)
+    return env
 
 
 def cli(tmp: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp / "data")}
+    env = cli_env(tmp)
     return subprocess.run(
         [sys.executable, "-m", "modelyard.cli.main", "eval", *args],
         capture_output=True,
@@ -94,7 +123,7 @@ def dataset(tmp: Path, n: int = 30) -> Path:
     return path
 
 
-def test_run_ranks_deployments_saves_reports_and_shows_them(server, tmp_path):
+def test_run_ranks_deployments_stores_reports_and_shows_them(server, fake, tmp_path):
     path = dataset(tmp_path)
     args = [str(path), "--deployments", "bad,good", "--url", server.url, "--run-id", "e2e"]
     done = cli(tmp_path, "run", *args, "--json")
@@ -109,22 +138,82 @@ def test_run_ranks_deployments_saves_reports_and_shows_them(server, tmp_path):
     summary = {s["deployment"]: s for s in report["summaries"]}["good"]
     assert summary["input_tokens"] > 0 and summary["cost_per_1k_micros"] is None
     folder = tmp_path / "data" / "evals"
-    assert (folder / "e2e.json").exists() and (folder / "e2e.jsonl").exists()
+    assert (folder / "e2e.json").exists()  # exported; the run itself lives in the store
     assert "<svg" in (folder / "e2e.html").read_text()
+    assert stored_results(tmp_path, "e2e") == 60
 
+    listed = cli(tmp_path, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (run,) = orjson.loads(listed.stdout)
+    assert (run["id"], run["status"], run["results"], run["best"]) == ("e2e", "done", 60, "good")
+    assert run["deployments"] == ["bad", "good"] and run["dataset"] == "arith"
+    assert "e2e" in cli(tmp_path, "list").stdout
+
+    # show reads the store: the exported file is not needed.
+    (folder / "e2e.json").unlink()
     shown = cli(tmp_path, "show", "e2e")
     assert shown.returncode == 0, shown.stderr
     assert "good" in shown.stdout and "mcnemar_exact" in shown.stdout
     assert "Costs are unknown" not in shown.stdout  # bad is significantly worse: no margin
-    as_json = cli(tmp_path, "show", "e2e", "--json")
-    assert orjson.loads(as_json.stdout)["run_id"] == "e2e"
+    as_json = orjson.loads(cli(tmp_path, "show", "e2e", "--json").stdout)
+    assert as_json["run_id"] == "e2e" and len(as_json["results"]) == 60
+    assert as_json["summaries"] == report["summaries"]
 
     # Running the same run id again resumes: every case is done, nothing is called again.
-    lines_before = (folder / "e2e.jsonl").read_text().count("\n")
+    calls_before = len(fake.requests)
     again = cli(tmp_path, "run", *args, "--json")
     assert again.returncode == 0, again.stderr
-    assert (folder / "e2e.jsonl").read_text().count("\n") == lines_before
+    assert len(fake.requests) == calls_before
     assert orjson.loads(again.stdout)["best"] == "good"
+    assert stored_results(tmp_path, "e2e") == 60
+
+
+def stored_results(tmp: Path, run_id: str) -> int:
+    """Results of ``run_id`` in the CLI's store (0 while it is not created yet)."""
+    try:
+        path = tmp / "data" / "modelyard.db"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            query = "SELECT count(*) FROM eval_results WHERE run_id = ?"
+            (count,) = db.execute(query, (run_id,)).fetchone()
+    except sqlite3.OperationalError:  # the migrations have not run yet
+        return 0
+    return int(count)
+
+
+def test_an_interrupted_run_is_marked_and_resumes_without_repeating(server, fake, tmp_path):
+    path = dataset(tmp_path, 20)
+    args = ["run", str(path), "--deployments", "slow", "--url", server.url, "--run-id", "cut"]
+    args += ["--concurrency", "1", "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard.cli.main", "eval", *args],
+        env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while stored_results(tmp_path, "cut") < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, "no results stored"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "resume with --run-id cut" in err
+    (run,) = orjson.loads(cli(tmp_path, "list", "--json").stdout)
+    assert run["status"] == "interrupted" and 3 <= run["results"] < 20
+    partial = cli(tmp_path, "show", "cut")
+    assert partial.returncode == 0 and "is interrupted" in partial.stderr
+
+    done = stored_results(tmp_path, "cut")
+    calls_before = len(fake.requests)
+    resumed = cli(tmp_path, *args)
+    assert resumed.returncode == 0, resumed.stderr
+    # Only the cases not finished before the interruption were asked again.
+    assert len(fake.requests) - calls_before == 20 - done
+    (summary,) = orjson.loads(resumed.stdout)["summaries"]
+    assert summary["calls"] == 20 and summary["errors"] == 0
+    (run,) = orjson.loads(cli(tmp_path, "list", "--json").stdout)
+    assert run["status"] == "done" and run["results"] == 20
 
 
 def test_unknown_deployment_is_an_error_per_case_not_a_crash(server, tmp_path):
@@ -140,7 +229,12 @@ def test_cli_errors_and_helpers(tmp_path):
     bad.write_text('{"input": "q", "expected": "x"}\n{"input": 3}\n')
     done = cli(tmp_path, "run", str(bad), "--deployments", "a")
     assert done.returncode == 2 and f"{bad}:2: input" in done.stderr
-    assert cli(tmp_path, "show", "missing").returncode == 1
+    missing = cli(tmp_path, "show", "missing")
+    assert missing.returncode == 1 and "no run 'missing'" in missing.stderr
+    too_long = cli(tmp_path, "run", "smoke", "--deployments", "a", "--run-id", "r" * 200)
+    assert too_long.returncode == 2 and "longer than 128 characters" in too_long.stderr
+    empty = cli(tmp_path, "list")
+    assert empty.returncode == 0 and "no evaluation runs stored yet" in empty.stdout
     prompts = cli(tmp_path, "prompts")
     assert "rubric@1" in prompts.stdout and "pairwise@1" in prompts.stdout
     assert "smoke" in cli(tmp_path, "datasets").stdout
