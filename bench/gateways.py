@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -87,6 +90,11 @@ def modelyard_config(upstream: Upstream, access_log: bool = True) -> dict[str, o
     return config
 
 
+def foundation_config(upstream: Upstream, access_log: bool = True) -> dict[str, object]:
+    """As the foundation issue measured it: no keys, no limits, no usage ledger."""
+    return {**modelyard_config(upstream, access_log), "store": {"usage_ledger": False}}
+
+
 def modelyard_bin() -> Path:
     """The console script next to the interpreter running the benchmark (the project venv)."""
     candidates = [
@@ -101,7 +109,7 @@ def modelyard_bin() -> Path:
 
 def modelyard_spec(upstream: Upstream, access_log: bool = True) -> GatewaySpec:
     """``modelyard serve`` on one worker with the benchmark config and a scratch data dir."""
-    config = _write_yaml("modelyard.yaml", modelyard_config(upstream, access_log))
+    config = _write_yaml("modelyard.yaml", foundation_config(upstream, access_log))
     data_dir = WORK_DIR / "modelyard-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -114,6 +122,54 @@ def modelyard_spec(upstream: Upstream, access_log: bool = True) -> GatewaySpec:
         port=port,
         env={"MODELYARD_DATA_DIR": str(data_dir)},
     )
+
+
+METERED_DATA = WORK_DIR / "modelyard-metered-data"
+
+
+def modelyard_metered_spec(upstream: Upstream) -> tuple[GatewaySpec, str]:
+    """``modelyard serve`` with a project key carrying RPM/TPM limits and a budget, prices for
+    the upstream model (so every request is costed), and the usage ledger in SQLite. Returns
+    the spec and the key. Limits are set far above what the run can reach: the point is what
+    checking and settling them costs, not refusals."""
+    shutil.rmtree(METERED_DATA, ignore_errors=True)
+    METERED_DATA.mkdir(parents=True)
+    key = asyncio.run(_seed_key(METERED_DATA))
+    config = modelyard_config(upstream)
+    if os.environ.get("BENCH_NO_LEDGER"):  # to split the cost: limits and auth alone
+        config["store"] = {"usage_ledger": False}
+    config["prices"] = {
+        f"{p}/{UPSTREAM_MODEL}": {"input": 0.15, "output": 0.6} for p in ("fake", "fake_stream")
+    }
+    path = _write_yaml("modelyard-metered.yaml", config)
+    port = free_port()
+    argv = [str(modelyard_bin()), "serve", "--host", LOOPBACK, "--port", str(port)]
+    argv += ["--workers", "1", "--config", str(path)]
+    env = {"MODELYARD_DATA_DIR": str(METERED_DATA)}
+    return GatewaySpec("modelyard-metered", argv, "/readyz", port, env), key
+
+
+async def _seed_key(data: Path) -> str:
+    from modelyard.services.tenancy import KeySpec, TenancyAdmin
+    from modelyard.store import open_store
+    from modelyard.store.tenancy import Limits
+    from modelyard.tenancy.keys import Principal
+
+    store = await open_store(f"sqlite+aiosqlite:///{data / 'modelyard.db'}")
+    try:
+        admin = TenancyAdmin(store)
+        operator = Principal("bench", role="operator")
+        huge = Limits(
+            rpm=100_000_000,
+            tpm=1_000_000_000,
+            daily_budget_micros=10**15,
+            monthly_budget_micros=10**15,
+        )
+        await admin.create_project(operator, "bench", None, huge)
+        _, fresh = await admin.create_key(operator, KeySpec("bench", limits=huge))
+        return fresh.secret
+    finally:
+        await store.aclose()
 
 
 def ensure_litellm() -> Path:

@@ -11,12 +11,13 @@ from typing import Any
 from bench.procs import WORK_DIR, BenchError
 
 _MARK = "BENCH_RESULT "
+BENCH_KEY = "sk-bench"  # the peer's master key; Modelyard without keys ignores it
 
 # ``done`` runs once, after all threads finished, with aggregated statistics (latency in µs).
 _LUA = """wrk.method = "POST"
 wrk.body = %(body)s
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["Authorization"] = "Bearer %(key)s"
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -40,13 +41,15 @@ def request_body(model: str, stream: bool) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
-def write_script(model: str, stream: bool) -> Path:
-    """A Lua script for ``wrk -s`` posting the chat request for ``model``."""
+def write_script(model: str, stream: bool, key: str = BENCH_KEY) -> Path:
+    """A Lua script for ``wrk -s`` posting the chat request for ``model`` with ``key``."""
     lua_dir = WORK_DIR / "lua"
     lua_dir.mkdir(parents=True, exist_ok=True)
-    path = lua_dir / f"{model}{'-stream' if stream else ''}.lua"
+    tag = "" if key == BENCH_KEY else "-keyed"
+    path = lua_dir / f"{model}{'-stream' if stream else ''}{tag}.lua"
     # A JSON string literal is also a valid Lua string literal for this ASCII body.
-    path.write_text(_LUA % {"body": json.dumps(request_body(model, stream)), "mark": _MARK})
+    body = json.dumps(request_body(model, stream))
+    path.write_text(_LUA % {"body": body, "mark": _MARK, "key": key})
     return path
 
 

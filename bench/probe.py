@@ -6,16 +6,16 @@ import json
 import urllib.error
 import urllib.request
 
-from bench.load import request_body
+from bench.load import BENCH_KEY, request_body
 from bench.procs import BenchError
 from bench.upstream import REPLY_TEXT
 
 
-def _post(url: str, body: str) -> tuple[int, str, str]:
+def _post(url: str, body: str, key: str) -> tuple[int, str, str]:
     request = urllib.request.Request(
         url,
         data=body.encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer sk-bench"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
     )
     try:
@@ -47,9 +47,9 @@ def _stream_text(body: str) -> tuple[str, bool]:
     return "".join(pieces), done
 
 
-def check_chat(url: str, model: str, stream: bool) -> None:
+def check_chat(url: str, model: str, stream: bool, key: str = BENCH_KEY) -> None:
     """POST the benchmark request once and check the answer is the fake upstream's reply."""
-    status, ctype, body = _post(url, request_body(model, stream))
+    status, ctype, body = _post(url, request_body(model, stream), key)
     if status != 200:
         raise BenchError(f"probe POST {url} ({model}) answered {status}: {body[:500]}")
     try:

@@ -11,7 +11,10 @@ from bench.load import LoadResult
 
 TARGET_RPS = 4000.0
 TARGET_ADDED_P50_MS = 0.5
-ROWS = ("upstream", "modelyard", "litellm")
+# Auth, limits and the ledger may cost at most 15 % of Modelyard's own throughput.
+TARGET_METERED_RATIO = 0.85
+METERED = "metered"
+ROWS = ("upstream", "modelyard", METERED, "litellm")
 MODES = ("nonstream", "stream")
 
 
@@ -173,6 +176,7 @@ def target_lines(results: Results) -> tuple[list[str], bool]:
         )
     if conns != 32:
         lines.append(f"      (the target is defined at 32 connections; this run used {conns})")
+    passed &= _metered_line(results, lines)
     for mode in MODES:
         added = added_p50(results, mode, "modelyard")
         label = f"modelyard {mode} added p50 @1 ≤ {TARGET_ADDED_P50_MS} ms"
@@ -188,6 +192,25 @@ def target_lines(results: Results) -> tuple[list[str], bool]:
             passed &= ok
         lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: {added:.3f} ms")
     return lines, passed
+
+
+def _metered_line(results: Results, lines: list[str]) -> bool:
+    """Modelyard with auth, limits and the ledger against itself without, same run."""
+    plain, metered = results.get("nonstream", "modelyard"), results.get("nonstream", METERED)
+    if metered is None:
+        lines.append("NOT RUN  metered ÷ modelyard (--skip-metered)")
+        return True
+    label = f"metered ÷ modelyard non-streaming req/s ≥ {TARGET_METERED_RATIO}"
+    if not (plain and plain.ok and plain.throughput and metered.ok and metered.throughput):
+        lines.append(f"FAIL  {label}: no result")
+        return False
+    ratio = metered.throughput.rps / plain.throughput.rps
+    ok = ratio >= TARGET_METERED_RATIO
+    lines.append(
+        f"{'PASS' if ok else 'FAIL'}  {label}: {ratio:.3f} "
+        f"({metered.throughput.rps:,.0f} vs {plain.throughput.rps:,.0f})"
+    )
+    return ok
 
 
 def rss_lines(results: Results) -> list[str]:

@@ -23,13 +23,15 @@ from bench.gateways import (
     STREAM_MODEL,
     ensure_litellm,
     litellm_spec,
+    modelyard_metered_spec,
     modelyard_spec,
     run_gateway,
 )
-from bench.load import LoadSpec, run_wrk, write_script
+from bench.load import BENCH_KEY, LoadSpec, run_wrk, write_script
 from bench.probe import check_chat
 from bench.procs import REPO_DIR, WORK_DIR, BenchError, rss_bytes, stop_on_sigterm, warn_if_busy
 from bench.report import (
+    METERED,
     MODES,
     Results,
     TargetRun,
@@ -63,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=MODES, help="run only one mode")
     parser.add_argument("--skip-litellm", action="store_true", help="do not measure the peer")
     parser.add_argument(
+        "--skip-metered", action="store_true", help="do not measure Modelyard with auth and limits"
+    )
+    parser.add_argument(
         "--no-access-log",
         action="store_true",
         help="start Modelyard with server.access_log: false",
@@ -75,7 +80,9 @@ def loud(message: str) -> None:
     print(f"\n{BANNER}\n{message}\n{BANNER}\n", flush=True)
 
 
-def measure(plan: Plan, results: Results, name: str, urls: dict[str, str]) -> None:
+def measure(
+    plan: Plan, results: Results, name: str, urls: dict[str, str], key: str = BENCH_KEY
+) -> None:
     """Probe, warm up and measure one target in every planned mode."""
     for mode in plan.modes:
         stream = mode == "stream"
@@ -83,8 +90,8 @@ def measure(plan: Plan, results: Results, name: str, urls: dict[str, str]) -> No
         run = TargetRun(name=name, mode=mode)
         results.put(run)
         try:
-            check_chat(urls[mode], model, stream)
-            script = write_script(model, stream)
+            check_chat(urls[mode], model, stream, key)
+            script = write_script(model, stream, key)
             threads = min(2, plan.connections)
             if plan.warmup > 0:
                 warm = LoadSpec(urls[mode], script, plan.connections, threads, plan.warmup)
@@ -123,6 +130,19 @@ def run_modelyard(plan: Plan, results: Results, upstream: Upstream, access_log: 
     except BenchError as exc:
         results.missing["modelyard"] = "did not start"
         loud(f"MODELYARD COULD NOT BE MEASURED: {exc}")
+
+
+def run_modelyard_metered(plan: Plan, results: Results, upstream: Upstream) -> None:
+    """Modelyard with a project key, RPM/TPM limits, a budget and the usage ledger on."""
+    print("modelyard with auth, limits and the ledger: starting", flush=True)
+    try:
+        spec, key = modelyard_metered_spec(upstream)
+        with run_gateway(spec) as gateway:
+            measure(plan, results, METERED, _gateway_urls(gateway.chat_url), key)
+            results.rss[METERED] = rss_bytes(gateway.pid)
+    except BenchError as exc:
+        results.missing[METERED] = "did not start"
+        loud(f"METERED MODELYARD COULD NOT BE MEASURED: {exc}")
 
 
 def run_litellm(plan: Plan, results: Results, upstream: Upstream, cli: Path) -> None:
@@ -213,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         }
         measure(plan, results, "upstream", upstream_urls)
         run_modelyard(plan, results, upstream, access_log=not args.no_access_log)
+        if not args.skip_metered:
+            run_modelyard_metered(plan, results, upstream)
         if cli is not None:
             run_litellm(plan, results, upstream, cli)
 

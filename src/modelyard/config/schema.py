@@ -179,6 +179,8 @@ class StoreConfig(_Strict):
     the data directory."""
 
     url: Secret | None = None
+    # One usage record per request (the ledger behind `modelyard usage` and budgets' audit).
+    usage_ledger: bool = True
 
     @field_validator("url", mode="before")
     @classmethod

@@ -56,9 +56,11 @@ class Backing:
         self.shadows = BatchSink("shadow records", write_shadows, max_queue=10_000)
         self.ledger.start()
         self.shadows.start()
-        state.meter = Meter(self.limiter, self.ledger.put, lambda: state.gateway)
+        record = self.ledger.put if state.gateway.settings.store.usage_ledger else None
+        state.meter = Meter(self.limiter, record, lambda: state.gateway)
         state.attach_shadow(ShadowMirror(self.shadows.put))
         state.admin = TenancyAdmin(store)
+        state.store = store
         self.refresher = KeyRefresher(
             store, lambda: bootstrap_keys(state.gateway.settings), state.install_keys
         )

@@ -17,10 +17,9 @@ from modelyard.core.chat import ChatRequest, ChatResult, Usage
 from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
-from modelyard.store.tenancy import Limits
 from modelyard.store.usage import UsageRecord
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import Limiter, Reservation, Scope
+from modelyard.tenancy.limits import Limiter, Reservation
 
 # Characters per token, for estimates when the upstream reports no usage.
 CHARS_PER_TOKEN = 4
@@ -55,21 +54,6 @@ class Ticket:
         return out
 
 
-def _scopes(principal: Principal) -> list[Scope]:
-    scopes = []
-    if principal.key_id and principal.key_limits != Limits():
-        scopes.append(_scope(f"key:{principal.key_id}", principal.key_limits))
-    if principal.project_id and principal.project_limits != Limits():
-        scopes.append(_scope(f"project:{principal.project_id}", principal.project_limits))
-    return scopes
-
-
-def _scope(name: str, limits: Limits) -> Scope:
-    return Scope(
-        name, limits.rpm, limits.tpm, limits.daily_budget_micros, limits.monthly_budget_micros
-    )
-
-
 def estimate_usage(request: ChatRequest) -> Usage:
     prompt = sum(len(m.text()) for m in request.messages) // CHARS_PER_TOKEN + 1
     return Usage(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
@@ -99,10 +83,11 @@ class Meter:
             datetime.now(UTC),
             estimate,
         )
-        if self._limiter is not None and principal.limited:
-            scopes = _scopes(principal)
-            cost = self._estimated_cost(request.model, estimate)
-            ticket.reservation = await self._limiter.acquire(scopes, estimate.total_tokens, cost)
+        if self._limiter is not None and principal.scopes:
+            cost = self._estimated_cost(request.model, estimate) if principal.budgeted else 0
+            ticket.reservation = await self._limiter.acquire(
+                principal.scopes, estimate.total_tokens, cost
+            )
         return ticket
 
     def _estimated_cost(self, deployment: str, estimate: Usage) -> int:

@@ -95,6 +95,11 @@ def _engine(url: URL) -> AsyncEngine:
 
 def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
+    # Write-ahead logging: readers never block the ledger's writer and a commit is an append,
+    # not a rewrite; NORMAL syncs at checkpoints, so a power cut (not a crash) may lose the
+    # last commits while the database stays consistent.
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _begin_immediate(conn: Any) -> None:

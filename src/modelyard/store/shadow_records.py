@@ -3,8 +3,9 @@ to the same request, appended in batches, read back by ``modelyard eval shadow``
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, insert, select
@@ -65,6 +66,7 @@ class ShadowRecord:
 
 
 _FIELDS = tuple(ShadowRecord.__dataclass_fields__)
+_values = operator.attrgetter(*_FIELDS)
 
 
 class ShadowRecords:
@@ -75,7 +77,8 @@ class ShadowRecords:
 
     async def append(self, records: Sequence[ShadowRecord]) -> None:
         if records:
-            await self._session.execute(insert(ShadowRecordRow), [asdict(r) for r in records])
+            rows = [dict(zip(_FIELDS, _values(r), strict=True)) for r in records]
+            await self._session.execute(insert(ShadowRecordRow), rows)
 
     async def list(
         self, deployment: str, *, limit: int = 1000, since: datetime | None = None

@@ -18,6 +18,7 @@ from typing import Literal
 
 from modelyard.core.errors import AuthenticationFailed, PermissionDenied
 from modelyard.store.tenancy import ApiKey, Limits, Project
+from modelyard.tenancy.limits import Scope
 
 Role = Literal["operator", "owner", "member"]
 ROLES: tuple[Role, ...] = ("operator", "owner", "member")
@@ -38,6 +39,9 @@ class Principal:
     deployments: frozenset[str] | None = None  # None: every deployment
     key_limits: Limits = NO_LIMITS
     project_limits: Limits = NO_LIMITS
+    # What the limiter checks, built once per key (not per request): key first, then project.
+    scopes: tuple[Scope, ...] = ()
+    budgeted: bool = False  # any scope has a budget: requests need a cost estimate
 
     def may_call(self, deployment: str) -> None:
         if self.deployments is not None and deployment not in self.deployments:
@@ -49,7 +53,24 @@ class Principal:
 
     @property
     def limited(self) -> bool:
-        return self.key_limits != NO_LIMITS or self.project_limits != NO_LIMITS
+        return bool(self.scopes)
+
+
+def scopes_of(
+    key_id: str | None, key: Limits, project_id: str | None, project: Limits
+) -> tuple[Scope, ...]:
+    found = []
+    if key_id and key != NO_LIMITS:
+        found.append(_scope(f"key:{key_id}", key))
+    if project_id and project != NO_LIMITS:
+        found.append(_scope(f"project:{project_id}", project))
+    return tuple(found)
+
+
+def _scope(name: str, limits: Limits) -> Scope:
+    return Scope(
+        name, limits.rpm, limits.tpm, limits.daily_budget_micros, limits.monthly_budget_micros
+    )
 
 
 ANONYMOUS = Principal(key_id=None, anonymous=True, role="operator")
@@ -101,13 +122,20 @@ class KeyRing:
         self._entries: dict[str, _Entry] = {}
         for key in keys:
             project = by_project.get(key.project_id or "")
+            project_limits = project.limits if project else NO_LIMITS
+            scopes = scopes_of(key.id, key.limits, key.project_id, project_limits)
             principal = Principal(
                 key_id=key.id,
                 role=key.role if key.role in ROLES else "member",
                 project_id=key.project_id,
                 deployments=frozenset(key.deployments) if key.deployments else None,
                 key_limits=key.limits,
-                project_limits=project.limits if project else NO_LIMITS,
+                project_limits=project_limits,
+                scopes=scopes,
+                budgeted=any(
+                    s.daily_budget_micros is not None or s.monthly_budget_micros is not None
+                    for s in scopes
+                ),
             )
             self._entries[key.id] = _Entry(
                 bytes.fromhex(key.digest), principal, key.expires_at, key.revoked_at is not None

@@ -26,6 +26,7 @@ event loop runs each acquisition whole. Across processes use ``RedisLimiter``
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -172,7 +173,12 @@ def format_duration(ms: int) -> str:
 
 def periods(now_ms: int) -> tuple[str, str]:
     """The UTC day (``2026-12-02``) and month (``2026-12``) of a time in ms since the epoch."""
-    day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=now_ms // DAY_MS)).date()
+    return _periods_of_day(now_ms // DAY_MS)
+
+
+@functools.lru_cache(maxsize=4)
+def _periods_of_day(days: int) -> tuple[str, str]:
+    day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).date()
     return day.isoformat(), day.isoformat()[:7]
 
 
