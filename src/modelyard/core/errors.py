@@ -115,13 +115,12 @@ class QueueFull(RateLimited):
     pass
 
 
-class LimitExceeded(RateLimited):
-    """A requests- or tokens-per-minute limit of a key or project refused the request.
+class _Refusal(ModelyardError):
+    """One of our own limits refused the request. ``scope`` names the limited subject
+    (``key:abc123``), ``limit`` which limit; ``headers`` are the ``x-ratelimit-*`` headers to
+    send with the refusal, next to ``retry-after``."""
 
-    ``scope`` names the limited subject (``key:abc123``), ``limit`` which limit refused it
-    (``requests`` or ``tokens``). ``headers`` are the ``x-ratelimit-*`` headers to send with the
-    429, next to ``retry-after``.
-    """
+    refusal_code: ClassVar[str]
 
     def __init__(
         self,
@@ -132,13 +131,20 @@ class LimitExceeded(RateLimited):
         retry_after: float | None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message, code="rate_limit_exceeded", retry_after=retry_after)
+        super().__init__(message, code=self.refusal_code, retry_after=retry_after)
         self.scope = scope
         self.limit = limit
         self.headers = dict(headers or {})
 
 
-class BudgetExceeded(ModelyardError):
+class LimitExceeded(_Refusal, RateLimited):
+    """A requests- or tokens-per-minute limit of a key or project (``limit`` is ``requests`` or
+    ``tokens``): 429 ``rate_limit_exceeded``."""
+
+    refusal_code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(_Refusal):
     """A daily or monthly budget of a key or project is spent.
 
     402 with code ``insufficient_quota`` rather than 429. Waiting seconds does not help: the
@@ -148,25 +154,12 @@ class BudgetExceeded(ModelyardError):
     stays shut for hours; a 402 is not retried and surfaces at once (as a generic status error
     rather than a rate-limit error), which is what the caller needs to see. The code stays the
     one OpenAI uses for quota exhaustion, so clients that look at the code still recognise it.
-    ``retry_after`` is the time until the period ends; ``headers`` the ``x-ratelimit-*`` state.
+    ``retry_after`` is the time until the period ends.
     """
 
     status = 402
     kind = "insufficient_quota"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        scope: str,
-        limit: str,
-        retry_after: float | None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message, code="insufficient_quota", retry_after=retry_after)
-        self.scope = scope
-        self.limit = limit
-        self.headers = dict(headers or {})
+    refusal_code = "insufficient_quota"
 
 
 class UpstreamError(ModelyardError):
