@@ -73,6 +73,7 @@ def _config(fake: FakeOpenAI) -> dict[str, object]:
             "chat": {"targets": [target]},
             "other": {"targets": [target]},
             "broken": {"targets": [{"provider": "fake", "model": "fail-400"}]},
+            "embed": {"targets": [{"provider": "fake", "model": "text-embedding-3-small"}]},
         },
     }
 
@@ -180,6 +181,14 @@ def test_the_ledger_holds_exactly_one_record_per_request(cluster: Cluster):
             reply = _post(server, key)
             assert reply.headers["x-modelyard-cost-micros"] == "300000"
         sent.append(reply.headers["x-request-id"])
+    embedded = httpx.post(
+        f"{cluster.servers[1].base_url}/embeddings",
+        json={"model": "embed", "input": ["one two three", "four"]},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert embedded.status_code == 200
+    sent.append(embedded.headers["x-request-id"])
     records = _wait_for_ledger(cluster, "metered", len(sent))
     time.sleep(0.5)  # nothing more arrives late
     records = asyncio.run(_ledger(cluster.db_url, cluster.key_ids["metered"]))
@@ -198,6 +207,13 @@ def test_the_ledger_holds_exactly_one_record_per_request(cluster: Cluster):
     assert streamed.stream and streamed.status == 200 and streamed.ttft_ms is not None
     assert streamed.cost_micros == 300_000
     assert by_id[sent[1]].status == 400 and by_id[sent[1]].cost_micros == 0
+    embedding = by_id[sent[-1]]
+    assert (embedding.endpoint, embedding.deployment, embedding.status) == (
+        "/v1/embeddings",
+        "embed",
+        200,
+    )
+    assert embedding.input_tokens == embedded.json()["usage"]["prompt_tokens"] > 0
 
 
 def test_a_budget_stops_spending_at_the_budget(cluster: Cluster):

@@ -24,7 +24,7 @@ from modelyard.providers.base import CallContext
 from modelyard.server.http import json_response, read_json, request_id
 from modelyard.server.state import AppState
 from modelyard.services.chat import ChatStream, Served
-from modelyard.services.metering import Ticket
+from modelyard.services.metering import Call, Ticket, estimate_usage
 from modelyard.tenancy.keys import Principal, bearer_token
 
 log = logging.getLogger("modelyard.server")
@@ -100,12 +100,13 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
         chat_request = dialect.decode(await read_json(request, state.max_body_bytes))
         model = chat_request.model
         principal.may_call(model)
-        ticket = await meter.admit(principal, chat_request, rid, dialect.path)
+        call = Call(rid, dialect.path, model, estimate_usage(chat_request), chat_request.stream)
+        ticket = await meter.admit(principal, call)
         ctx = CallContext(rid, principal.key_id)
         if chat_request.stream:
             opened = await state.chat.stream(chat_request, ctx, request.headers.get)
             streaming = True
-            body = _sse(dialect, state, opened, ticket, started)
+            body = _sse(dialect, state, opened, chat_request, ticket, started)
             headers = {**served_headers(dialect, opened.served, rid, ticket), **SSE_HEADERS}
             return StreamingResponse(body, media_type="text/event-stream", headers=headers)
         result, served = await state.chat.complete(chat_request, ctx, request.headers.get)
@@ -125,9 +126,14 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
 
 
 async def _sse(
-    dialect: Dialect, state: AppState, opened: ChatStream, ticket: Ticket, started: float
+    dialect: Dialect,
+    state: AppState,
+    opened: ChatStream,
+    chat_request: ChatRequest,
+    ticket: Ticket,
+    started: float,
 ) -> AsyncIterator[bytes]:
-    rid, chat_request = ticket.request_id, ticket.request
+    rid = ticket.request_id
     writer = dialect.stream_writer(chat_request)
     events = state.meter.observe_stream(ticket, opened.events)
     status = 200

@@ -25,6 +25,7 @@ from modelyard.server.chat_route import (
     state_of,
 )
 from modelyard.server.http import json_response, read_json, request_id
+from modelyard.services.metering import Call, Ticket, estimate_embedding_usage
 from modelyard.services.models import ModelEntry
 
 
@@ -58,20 +59,27 @@ async def embeddings(request: Request) -> Response:
     rid = request_id(request)
     started = time.perf_counter()
     status, model = 200, None
+    ticket: Ticket | None = None
     try:
         principal = authenticate(state, request)
         body = await read_json(request, state.max_body_bytes)
         emb_request = decode_embeddings(body)
         model = emb_request.model
         principal.may_call(model)
+        call = Call(rid, request.url.path, model, estimate_embedding_usage(emb_request))
+        ticket = await state.meter.admit(principal, call)
         result, served = await state.embeddings.embed(
             emb_request, CallContext(rid, principal.key_id)
         )
+        state.meter.observe_result(ticket, result)
+        await state.meter.finish(ticket, served, 200)
         as_b64 = isinstance(body, dict) and body.get("encoding_format") == "base64"
         payload = encode.embeddings_json(result, model, as_b64)
-        return json_response(payload, headers=served_headers(DIALECT, served, rid))
+        return json_response(payload, headers=served_headers(DIALECT, served, rid, ticket))
     except ModelyardError as err:
         status = err.status
+        if ticket is not None:
+            await state.meter.finish(ticket, None, status)
         return error_response(DIALECT, err, rid)
     finally:
         state.log_access(rid, request.url.path, status, started, model)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from modelyard.core.chat import ChatRequest, ChatResult, Usage
+from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
@@ -35,7 +36,8 @@ class Ticket:
     request_id: str
     endpoint: str
     principal: Principal
-    request: ChatRequest
+    model: str  # the deployment asked for
+    stream: bool
     started: float
     created_at: datetime
     estimate: Usage
@@ -59,6 +61,23 @@ def estimate_usage(request: ChatRequest) -> Usage:
     return Usage(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
 
 
+def estimate_embedding_usage(request: EmbeddingRequest) -> Usage:
+    inputs = request.inputs
+    tokens = sum(len(i) if isinstance(i, list) else len(i) // CHARS_PER_TOKEN + 1 for i in inputs)
+    return Usage(tokens, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What ``admit`` needs to know of a request, whatever its endpoint."""
+
+    request_id: str
+    endpoint: str
+    model: str
+    estimate: Usage
+    stream: bool = False
+
+
 class Meter:
     def __init__(
         self,
@@ -70,21 +89,20 @@ class Meter:
         self._record = record
         self._gateway = gateway
 
-    async def admit(
-        self, principal: Principal, request: ChatRequest, request_id: str, endpoint: str
-    ) -> Ticket:
-        estimate = estimate_usage(request)
+    async def admit(self, principal: Principal, call: Call) -> Ticket:
+        estimate = call.estimate
         ticket = Ticket(
-            request_id,
-            endpoint,
+            call.request_id,
+            call.endpoint,
             principal,
-            request,
+            call.model,
+            call.stream,
             time.perf_counter(),
             datetime.now(UTC),
             estimate,
         )
         if self._limiter is not None and principal.scopes:
-            cost = self._estimated_cost(request.model, estimate) if principal.budgeted else 0
+            cost = self._estimated_cost(call.model, estimate) if principal.budgeted else 0
             ticket.reservation = await self._limiter.acquire(
                 principal.scopes, estimate.total_tokens, cost
             )
@@ -125,9 +143,9 @@ class Meter:
         output = (ticket.output_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
         return Usage(ticket.estimate.input_tokens, output)
 
-    def observe_result(self, ticket: Ticket, result: ChatResult) -> None:
+    def observe_result(self, ticket: Ticket, result: ChatResult | EmbeddingResult) -> None:
         ticket.usage = result.usage
-        if result.usage is None:
+        if result.usage is None and isinstance(result, ChatResult):
             ticket.output_chars = sum(len(c.message.text()) for c in result.choices)
 
     async def observe_stream(
@@ -165,11 +183,11 @@ def _record(
         project_id=principal.project_id,
         key_id=principal.key_id,
         endpoint=ticket.endpoint,
-        deployment=served.deployment if served else ticket.request.model,
+        deployment=served.deployment if served else ticket.model,
         provider=served.provider if served else None,
         model=served.model if served else None,
         status=status,
-        stream=ticket.request.stream,
+        stream=ticket.stream,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cached_input_tokens=usage.cached_input_tokens,
