@@ -71,3 +71,32 @@ def test_a_hard_crash_loses_at_most_the_last_flush_interval(
     written = asyncio.run(_request_ids(tmp_path / "data"))
     assert set(settled) <= written
     assert written <= set(settled) | set(recent)
+
+
+def test_a_client_leaving_mid_stream_is_recorded_as_499(fake_upstream: FakeOpenAI, tmp_path: Path):
+    config = _config(fake_upstream)
+    config["deployments"]["slow"] = {  # type: ignore[index]
+        "targets": [{"provider": "fake", "model": "trickle-300"}]
+    }
+    with run_server(tmp_path, config, env={"K": UPSTREAM_KEY}) as server:
+        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.stream(
+            "POST", f"{server.base_url}/chat/completions", json=body, timeout=30
+        ) as reply:
+            left = reply.headers["x-request-id"]
+            next(reply.iter_raw())  # the first frame, then hang up
+        finished = _send(server, 1)[0]
+        time.sleep(1.0)  # the server notices the hang-up at its next write
+    store = asyncio.run(_statuses(tmp_path / "data"))
+    assert store[left] == 499
+    assert store[finished] == 200
+
+
+async def _statuses(data: Path) -> dict[str, int]:
+    store = await open_store(f"sqlite+aiosqlite:///{data / 'modelyard.db'}")
+    try:
+        async with store.transaction() as session:
+            records = await UsageLedger(session).records(UsageFilter(), limit=100)
+        return {r.request_id: r.status for r in records}
+    finally:
+        await store.aclose()
