@@ -249,7 +249,9 @@ def render_table(report: RunReport) -> str:
     title = (
         f"run {report.run_id} · dataset {report.dataset} · {report.cases} cases × {report.repeat}"
     )
-    notes = [f"* significantly different from {report.best} at p < {report.alpha:g}"]
+    notes = []
+    if report.comparisons:  # nothing to compare when one deployment ran
+        notes.append(f"* significantly different from {report.best} at p < {report.alpha:g}")
     for c in report.comparisons:
         verdict = "significant" if c.significant else "not significant"
         notes.append(

@@ -85,3 +85,14 @@ def test_errors_score_zero_and_are_counted():
     s = build_report("r", "d", ["a"], results).summary("a")
     assert s.score == 0.5 and s.errors == 1 and s.pass_rate == 0.5
     assert s.latency_p95_s == 1.0  # failed calls do not count in latency
+
+
+def test_a_single_deployment_table_has_no_significance_legend():
+    results = [CaseResult(f"c{i}", "a", 0, score=1.0, passed=True) for i in range(5)]
+    text = render_table(build_report("r", "d", ["a"], results))
+    assert "significantly different" not in text
+    assert "significantly different" in render_table(
+        build_report(
+            "r", "d", ["a", "b"], [*results, *[CaseResult(f"c{i}", "b", 0) for i in range(5)]]
+        )
+    )
