@@ -134,7 +134,7 @@ def modelyard_metered_spec(upstream: Upstream) -> tuple[GatewaySpec, str]:
     checking and settling them costs, not refusals."""
     shutil.rmtree(METERED_DATA, ignore_errors=True)
     METERED_DATA.mkdir(parents=True)
-    key = asyncio.run(_seed_key(METERED_DATA))
+    key = asyncio.run(_seed_key(METERED_DATA, limited=not os.environ.get("BENCH_NO_LIMITS")))
     config = modelyard_config(upstream)
     if os.environ.get("BENCH_NO_LEDGER"):  # to split the cost: limits and auth alone
         config["store"] = {"usage_ledger": False}
@@ -149,7 +149,7 @@ def modelyard_metered_spec(upstream: Upstream) -> tuple[GatewaySpec, str]:
     return GatewaySpec("modelyard-metered", argv, "/readyz", port, env), key
 
 
-async def _seed_key(data: Path) -> str:
+async def _seed_key(data: Path, limited: bool = True) -> str:
     from modelyard.services.tenancy import KeySpec, TenancyAdmin
     from modelyard.store import open_store
     from modelyard.store.tenancy import Limits
@@ -165,6 +165,8 @@ async def _seed_key(data: Path) -> str:
             daily_budget_micros=10**15,
             monthly_budget_micros=10**15,
         )
+        if not limited:  # BENCH_NO_LIMITS: auth and the ledger alone
+            huge = Limits()
         await admin.create_project(operator, "bench", None, huge)
         _, fresh = await admin.create_key(operator, KeySpec("bench", limits=huge))
         return fresh.secret

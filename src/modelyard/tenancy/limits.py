@@ -359,12 +359,6 @@ class MemoryLimiter:
     def _now_ms(self) -> int:
         return round(self._clock() * 1000)
 
-    def _level(self, kind: str, name: str, limit: int | None, now_ms: int) -> int:
-        if limit is None:
-            return 0
-        bucket = self._buckets.get((kind, name))
-        return limit * UNIT if bucket is None else bucket.refill(limit, now_ms)
-
     def _take(self, kind: str, name: str, limit: int, units: int, now_ms: int) -> int:
         """Move a bucket's level by ``-units`` (a refund when negative); return the new level."""
         bucket = self._buckets.get((kind, name))
@@ -377,34 +371,41 @@ class MemoryLimiter:
         return bucket.level
 
     def _snapshot(
-        self, scope: Scope, day: str, month: str, now_ms: int
+        self, scope: Scope, keys: tuple[str, str], now_ms: int
     ) -> tuple[int, int, int, int]:
-        d = self._spend.get((f"day:{day}", scope.name), _Spend())
-        m = self._spend.get((f"month:{month}", scope.name), _Spend())
-        return (
-            self._level("rpm", scope.name, scope.rpm, now_ms),
-            self._level("tpm", scope.name, scope.tpm, now_ms),
-            d.spent + d.reserved,
-            m.spent + m.reserved,
-        )
+        """(rpm level, tpm level, day committed, month committed) of one scope, refilled."""
+        name, buckets, spend = scope.name, self._buckets, self._spend
+        rpm = tpm = day = month = 0
+        if scope.rpm is not None:
+            bucket = buckets.get(("rpm", name))
+            rpm = scope.rpm * UNIT if bucket is None else bucket.refill(scope.rpm, now_ms)
+        if scope.tpm is not None:
+            bucket = buckets.get(("tpm", name))
+            tpm = scope.tpm * UNIT if bucket is None else bucket.refill(scope.tpm, now_ms)
+        if scope.daily_budget_micros is not None and (d := spend.get((keys[0], name))):
+            day = d.spent + d.reserved
+        if scope.monthly_budget_micros is not None and (m := spend.get((keys[1], name))):
+            month = m.spent + m.reserved
+        return rpm, tpm, day, month
 
     async def acquire(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
         chosen = check_arguments(scopes, tokens, cost_micros)
         now = self._now_ms()
         day, month = periods(now)
-        snapshots = [self._snapshot(s, day, month, now) for s in chosen]
+        keys = (f"day:{day}", f"month:{month}")
+        snapshots = [self._snapshot(s, keys, now) for s in chosen]
         failures = [
             f for i, s in enumerate(chosen) for f in check_scope(i, s, snapshots[i], tokens)
         ]
         if failures:
             state = rate_state(chosen, [(sn[0], sn[1]) for sn in snapshots])
             raise refusal(chosen, failures, state, tokens, now)
-        levels = [self._apply(s, day, month, (tokens, cost_micros), now) for s in chosen]
+        levels = [self._apply(s, keys, (tokens, cost_micros), now) for s in chosen]
         self._maybe_sweep(now)
         return Reservation(chosen, tokens, cost_micros, day, month, rate_state(chosen, levels))
 
     def _apply(
-        self, scope: Scope, day: str, month: str, usage: tuple[int, int], now_ms: int
+        self, scope: Scope, keys: tuple[str, str], usage: tuple[int, int], now_ms: int
     ) -> tuple[int, int]:
         tokens, cost = usage
         rpm = tpm = 0
@@ -413,9 +414,9 @@ class MemoryLimiter:
         if scope.tpm is not None:
             tpm = self._take("tpm", scope.name, scope.tpm, tokens * UNIT, now_ms)
         if scope.daily_budget_micros is not None:
-            self._spend.setdefault((f"day:{day}", scope.name), _Spend()).reserved += cost
+            self._spend.setdefault((keys[0], scope.name), _Spend()).reserved += cost
         if scope.monthly_budget_micros is not None:
-            self._spend.setdefault((f"month:{month}", scope.name), _Spend()).reserved += cost
+            self._spend.setdefault((keys[1], scope.name), _Spend()).reserved += cost
         return rpm, tpm
 
     async def settle(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
