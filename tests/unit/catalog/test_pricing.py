@@ -95,3 +95,32 @@ def test_a_daily_window_may_cross_midnight():
     assert schedule.at(datetime(2029, 1, 1, 23, tzinfo=UTC)) is night
     assert schedule.at(datetime(2029, 1, 1, 5, tzinfo=UTC)) is night
     assert schedule.at(datetime(2029, 1, 1, 12, tzinfo=UTC)) is day
+
+
+def test_the_integer_fast_path_equals_the_exact_decimal_sum():
+    import random
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from modelyard.catalog.pricing import ModelPrices, cost_micros
+    from modelyard.core.chat import Usage
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        rates = [
+            Decimal(rng.randint(0, 10**7)) / Decimal(10 ** rng.randint(0, 12)) for _ in range(5)
+        ]
+        optional = [r if rng.random() < 0.7 else None for r in rates[2:]]
+        prices = ModelPrices(rates[0], rates[1], *optional)
+        inp, out = rng.randint(0, 10**6), rng.randint(0, 10**5)
+        cached, written = rng.randint(0, inp // 2), rng.randint(0, inp // 4)
+        usage = Usage(inp, out, cached, written, rng.randint(0, out))
+        fresh = inp - cached - written
+        visible = out - usage.reasoning_tokens
+        expected = (
+            fresh * rates[0]
+            + cached * (optional[0] if optional[0] is not None else rates[0])
+            + written * (optional[1] if optional[1] is not None else rates[0])
+            + visible * rates[1]
+            + usage.reasoning_tokens * (optional[2] if optional[2] is not None else rates[1])
+        )
+        assert cost_micros(prices, usage) == int(expected.quantize(Decimal(1), ROUND_HALF_UP))
