@@ -88,6 +88,8 @@ class Meter:
         self._limiter = limiter
         self._record = record
         self._gateway = gateway
+        # deployment → (the config's gateway, dearest micro-$ per million input, output tokens)
+        self._rates: dict[str, tuple[Gateway, int, int]] = {}
 
     async def admit(self, principal: Principal, call: Call) -> Ticket:
         estimate = call.estimate
@@ -109,13 +111,16 @@ class Meter:
         return ticket
 
     def _estimated_cost(self, deployment: str, estimate: Usage) -> int:
-        """The estimate priced at the deployment's dearest known target (0 when none known)."""
+        """The estimate at the deployment's dearest known rates (0 when none known), rounded
+        up; the rates are worked out once per deployment and config."""
         gateway = self._gateway()
-        resolved = gateway.table.get(deployment)
-        if resolved is None:
-            return 0
-        costs = [gateway.cost_of(t.provider, t.model, estimate) for t in resolved.targets]
-        return max((c for c in costs if c is not None), default=0)
+        found = self._rates.get(deployment)
+        if found is None or found[0] is not gateway:  # new, or the config was reloaded
+            if len(self._rates) > 1024:
+                self._rates.clear()  # deployment names come and go with reloads
+            found = self._rates[deployment] = (gateway, *_dearest_rates(gateway, deployment))
+        micros = estimate.input_tokens * found[1] + estimate.output_tokens * found[2]
+        return -(-micros // 1_000_000)
 
     async def finish(self, ticket: Ticket, served: Served | None, status: int) -> None:
         """Settle the reservation and record the request (once, whatever called first)."""
@@ -163,6 +168,19 @@ class Meter:
                 yield event
         finally:
             await events.aclose()
+
+
+def _dearest_rates(gateway: Gateway, deployment: str) -> tuple[int, int]:
+    resolved = gateway.table.get(deployment)
+    if resolved is None:
+        return 0, 0
+    million_in, million_out = Usage(1_000_000, 0), Usage(0, 1_000_000)
+    inputs = [gateway.cost_of(t.provider, t.model, million_in) for t in resolved.targets]
+    outputs = [gateway.cost_of(t.provider, t.model, million_out) for t in resolved.targets]
+    return (
+        max((c for c in inputs if c is not None), default=0),
+        max((c for c in outputs if c is not None), default=0),
+    )
 
 
 def _record(

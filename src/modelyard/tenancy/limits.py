@@ -203,17 +203,37 @@ def window(limit: int, level: int) -> Window:
     )
 
 
-def _tightest(windows: list[Window]) -> Window | None:
-    if not windows:
-        return None
-    return min(windows, key=lambda w: (w.remaining, w.limit, -w.reset_ms))
-
-
 def rate_state(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> RateState:
-    """The tightest windows over all scopes, from each scope's (rpm level, tpm level)."""
-    requests = [window(s.rpm, lv[0]) for s, lv in zip(scopes, levels, strict=True) if s.rpm]
-    tokens = [window(s.tpm, lv[1]) for s, lv in zip(scopes, levels, strict=True) if s.tpm]
-    return RateState(requests=_tightest(requests), tokens=_tightest(tokens))
+    """The tightest windows over all scopes, from each scope's (rpm level, tpm level).
+
+    Runs on every admitted request, so it compares plain tuples and builds only the two
+    windows it returns."""
+    requests: tuple[int, int, int] | None = None  # (remaining, limit, level) of the tightest
+    tokens: tuple[int, int, int] | None = None
+    for scope, (rpm_level, tpm_level) in zip(scopes, levels, strict=True):
+        if scope.rpm:
+            candidate = (max(0, min(scope.rpm, rpm_level // UNIT)), scope.rpm, rpm_level)
+            if requests is None or _tighter(candidate, requests):
+                requests = candidate
+        if scope.tpm:
+            candidate = (max(0, min(scope.tpm, tpm_level // UNIT)), scope.tpm, tpm_level)
+            if tokens is None or _tighter(candidate, tokens):
+                tokens = candidate
+    return RateState(
+        requests=window(requests[1], requests[2]) if requests else None,
+        tokens=window(tokens[1], tokens[2]) if tokens else None,
+    )
+
+
+def _tighter(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    """Fewer remaining, then the lower limit, then the longer wait to refill."""
+    if a[:2] != b[:2]:
+        return a[:2] < b[:2]
+    return _reset_ms(a[1], a[2]) > _reset_ms(b[1], b[2])
+
+
+def _reset_ms(limit: int, level: int) -> int:
+    return max(0, ceil_div(limit * UNIT - level, limit))
 
 
 def check_scope(
