@@ -379,6 +379,12 @@ class MemoryLimiter:
     def _now_ms(self) -> int:
         return round(self._clock() * 1000)
 
+    def _spend_of(self, key: tuple[str, str]) -> _Spend:
+        spend = self._spend.get(key)
+        if spend is None:
+            spend = self._spend[key] = _Spend()
+        return spend
+
     def _take(self, kind: str, name: str, limit: int, units: int, now_ms: int) -> int:
         """Move a bucket's level by ``-units`` (a refund when negative); return the new level."""
         bucket = self._buckets.get((kind, name))
@@ -434,9 +440,9 @@ class MemoryLimiter:
         if scope.tpm is not None:
             tpm = self._take("tpm", scope.name, scope.tpm, tokens * UNIT, now_ms)
         if scope.daily_budget_micros is not None:
-            self._spend.setdefault((keys[0], scope.name), _Spend()).reserved += cost
+            self._spend_of((keys[0], scope.name)).reserved += cost
         if scope.monthly_budget_micros is not None:
-            self._spend.setdefault((keys[1], scope.name), _Spend()).reserved += cost
+            self._spend_of((keys[1], scope.name)).reserved += cost
         return rpm, tpm
 
     async def settle(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
@@ -455,7 +461,7 @@ class MemoryLimiter:
                 (f"month:{reservation.month}", scope.monthly_budget_micros),
             ):
                 if budget is not None:
-                    spend = self._spend.setdefault((period, scope.name), _Spend())
+                    spend = self._spend_of((period, scope.name))
                     spend.reserved -= reservation.cost_micros
                     spend.spent += cost_micros
 
