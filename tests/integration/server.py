@@ -40,10 +40,14 @@ class RunningServer:
 
 @contextlib.contextmanager
 def run_server(
-    tmp: Path, config: dict[str, Any] | None, env: dict[str, str] | None = None, ready_s: float = 90
+    tmp: Path,
+    config: dict[str, Any] | None,
+    env: dict[str, str] | None = None,
+    ready_s: float = 90,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningServer]:
     port = free_port()
-    args = [sys.executable, "-m", "modelyard.cli.main", "serve", "--port", str(port)]
+    args = [sys.executable, "-m", "modelyard.cli.main", "serve", "--port", str(port), *extra_args]
     if config is not None:
         path = tmp / "modelyard.yaml"
         path.write_text(yaml.safe_dump(config))

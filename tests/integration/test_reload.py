@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import openai
+import pytest
 import yaml
 
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -60,9 +61,16 @@ def _served_model(client: openai.OpenAI, stream: bool) -> str:
     return raw.headers["x-modelyard-model"]
 
 
-def test_reload_under_load_loses_no_request(fake_upstream: FakeOpenAI, tmp_path: Path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reload_under_load_loses_no_request(
+    workers: int, fake_upstream: FakeOpenAI, tmp_path: Path
+):
+    """One worker swaps its config in place; with several, uvicorn replaces them in turn."""
     with run_server(
-        tmp_path, _config(fake_upstream, "slow-150"), env={"UP_KEY": UPSTREAM_KEY}
+        tmp_path,
+        _config(fake_upstream, "slow-150"),
+        env={"UP_KEY": UPSTREAM_KEY},
+        extra_args=("--workers", str(workers)),
     ) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=30)
         seen: list[str] = []
@@ -82,7 +90,7 @@ def test_reload_under_load_loses_no_request(fake_upstream: FakeOpenAI, tmp_path:
         time.sleep(1.0)
         (tmp_path / "modelyard.yaml").write_text(yaml.safe_dump(_config(fake_upstream, "model-b")))
         _reload(tmp_path / "data")
-        time.sleep(1.5)
+        time.sleep(1.5 if workers == 1 else 6.0)  # new workers start and load the config
         stop.set()
         for t in threads:
             t.join(timeout=30)
