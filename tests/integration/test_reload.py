@@ -98,6 +98,8 @@ def test_reload_under_load_loses_no_request(
         assert "slow-150" in seen and "model-b" in seen
         assert seen.count("model-b") >= 6  # every thread got answers from the new target
         assert server.process.poll() is None  # the same process, never restarted
+        # Without Redis, several workers cannot share one limit, and serve says so.
+        assert ("times its limits" in server.log()) == (workers > 1)
 
 
 def test_a_broken_config_is_refused_and_the_old_one_keeps_serving(

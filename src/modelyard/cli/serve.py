@@ -16,6 +16,7 @@ import uvicorn
 
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 from modelyard.server.app import LOCAL_URL_ENV
+from modelyard.server.backing import REDIS_URL_ENV
 from modelyard.services.build import build_components, local_models
 from modelyard.services.tenancy import ADMIN_KEY_ENV
 from modelyard.store import StoreError, database_url, open_store
@@ -72,6 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not keyed:
         where = "on loopback only" if _is_loopback(host) else f"on {host} (--allow-unauthenticated)"
         print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
+    _warn_unshared_limits(settings, args.workers)
     try:
         uvicorn.run(
             "modelyard.server.app:app_from_env",
@@ -91,6 +93,16 @@ def run_serve(args: argparse.Namespace) -> int:
         if runtime is not None:
             runtime.stop()
     return 0
+
+
+def _warn_unshared_limits(settings: Settings, workers: int) -> None:
+    shared = settings.limits.redis_url or os.environ.get(REDIS_URL_ENV)
+    if workers > 1 and not shared:
+        print(
+            f"  warning: {workers} workers without limits.redis_url: each worker keeps its own "
+            f"rate limits and budgets, so a key gets up to {workers} times its limits",
+            flush=True,
+        )
 
 
 def _is_loopback(host: str) -> bool:
