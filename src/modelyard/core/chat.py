@@ -152,3 +152,12 @@ class ChatResult:
     upstream_model: str | None = None
     upstream_id: str | None = None
     system_fingerprint: str | None = None
+
+
+# Characters per token, for estimates made before (or without) the upstream's own count.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """A rough prompt size (text only), for context checks and limit reservations."""
+    return sum(len(m.text()) for m in request.messages) // CHARS_PER_TOKEN

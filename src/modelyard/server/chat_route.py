@@ -133,7 +133,7 @@ async def _sse(
     ticket: Ticket,
     started: float,
 ) -> AsyncIterator[bytes]:
-    rid = ticket.request_id
+    rid = ticket.call.request_id
     writer = dialect.stream_writer(chat_request)
     events = state.meter.observe_stream(ticket, opened.events)
     status = 200

@@ -8,21 +8,16 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from modelyard.core.chat import ChatRequest, ChatResult, Usage
+from modelyard.core.chat import ChatRequest, ChatResult, Usage, estimate_prompt_tokens
 from modelyard.core.errors import ModelyardError
 from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
 from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
+from modelyard.services.params import apply_params
 from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_text
-
-# Target ``params`` that map onto modelled request fields; the rest travel as extra fields.
-_MODELLED = frozenset({"temperature", "top_p", "max_tokens", "seed", "n", "user"})
-# Characters per token, for a rough context-length check before calling anyone.
-_CHARS_PER_TOKEN = 4
 
 HeaderLookup = Callable[[str], str | None]
 
@@ -142,22 +137,10 @@ class ChatService:
         if info.max_output is not None and (request.max_tokens or 0) > info.max_output:
             return f"max_tokens above {info.max_output}"
         if info.context_window is not None:
-            estimate = sum(len(m.text()) for m in request.messages) // _CHARS_PER_TOKEN
+            estimate = estimate_prompt_tokens(request)
             if estimate > info.context_window:
                 return f"a prompt of about {estimate} tokens (context {info.context_window})"
         return None
-
-
-def apply_params(request: ChatRequest, params: dict[str, Any] | Any) -> ChatRequest:
-    """The request with a target's parameter overrides applied (the operator's word wins)."""
-    if not params:
-        return request
-    modelled = {k: v for k, v in params.items() if k in _MODELLED}
-    extra = {k: v for k, v in params.items() if k not in _MODELLED}
-    if extra:
-        modelled["extra"] = {**request.extra, **extra}
-        modelled["overrides"] = {**request.overrides, **extra}
-    return dataclasses.replace(request, **modelled)
 
 
 def _ctx(ctx: CallContext, chosen: Resolved) -> CallContext:

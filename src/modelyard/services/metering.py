@@ -13,7 +13,13 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from modelyard.core.chat import ChatRequest, ChatResult, Usage
+from modelyard.core.chat import (
+    CHARS_PER_TOKEN,
+    ChatRequest,
+    ChatResult,
+    Usage,
+    estimate_prompt_tokens,
+)
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.services.chat import Served
@@ -22,25 +28,30 @@ from modelyard.store.usage import UsageRecord
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.limits import Limiter, Reservation
 
-# Characters per token, for estimates when the upstream reports no usage.
-CHARS_PER_TOKEN = 4
 # Output tokens assumed for a request that sets no max_tokens, when reserving.
 DEFAULT_OUTPUT_ESTIMATE = 512
 COST_HEADER = "x-modelyard-cost-micros"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What ``admit`` needs to know of a request, whatever its endpoint."""
+
+    request_id: str
+    endpoint: str
+    model: str
+    estimate: Usage
+    stream: bool = False
 
 
 @dataclass(slots=True)
 class Ticket:
     """One admitted request, from ``admit`` to ``finish``."""
 
-    request_id: str
-    endpoint: str
+    call: Call
     principal: Principal
-    model: str  # the deployment asked for
-    stream: bool
     started: float
     created_at: datetime
-    estimate: Usage
     reservation: Reservation | None = None
     first_token_at: float | None = None
     output_chars: int = 0
@@ -57,25 +68,14 @@ class Ticket:
 
 
 def estimate_usage(request: ChatRequest) -> Usage:
-    prompt = sum(len(m.text()) for m in request.messages) // CHARS_PER_TOKEN + 1
-    return Usage(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
+    # +1: never reserve nothing, however short the prompt.
+    return Usage(estimate_prompt_tokens(request) + 1, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
 
 
 def estimate_embedding_usage(request: EmbeddingRequest) -> Usage:
     inputs = request.inputs
     tokens = sum(len(i) if isinstance(i, list) else len(i) // CHARS_PER_TOKEN + 1 for i in inputs)
     return Usage(tokens, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """What ``admit`` needs to know of a request, whatever its endpoint."""
-
-    request_id: str
-    endpoint: str
-    model: str
-    estimate: Usage
-    stream: bool = False
 
 
 class Meter:
@@ -93,16 +93,7 @@ class Meter:
 
     async def admit(self, principal: Principal, call: Call) -> Ticket:
         estimate = call.estimate
-        ticket = Ticket(
-            call.request_id,
-            call.endpoint,
-            principal,
-            call.model,
-            call.stream,
-            time.perf_counter(),
-            datetime.now(UTC),
-            estimate,
-        )
+        ticket = Ticket(call, principal, time.perf_counter(), datetime.now(UTC))
         if self._limiter is not None and principal.scopes:
             cost = self._estimated_cost(call.model, estimate) if principal.budgeted else 0
             ticket.reservation = await self._limiter.acquire(
@@ -146,7 +137,7 @@ class Meter:
         if served is None:
             return Usage()
         output = (ticket.output_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-        return Usage(ticket.estimate.input_tokens, output)
+        return Usage(ticket.call.estimate.input_tokens, output)
 
     def observe_result(self, ticket: Ticket, result: ChatResult | EmbeddingResult) -> None:
         ticket.usage = result.usage
@@ -192,20 +183,20 @@ def _record(
     reported: bool,
 ) -> UsageRecord:
     now = time.perf_counter()
-    principal = ticket.principal
+    call, principal = ticket.call, ticket.principal
     ttft = ticket.first_token_at
     return UsageRecord(
-        request_id=ticket.request_id,
+        request_id=call.request_id,
         created_at=ticket.created_at,
         day=ticket.created_at.date().isoformat(),
         project_id=principal.project_id,
         key_id=principal.key_id,
-        endpoint=ticket.endpoint,
-        deployment=served.deployment if served else ticket.model,
+        endpoint=call.endpoint,
+        deployment=served.deployment if served else call.model,
         provider=served.provider if served else None,
         model=served.model if served else None,
         status=status,
-        stream=ticket.stream,
+        stream=call.stream,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cached_input_tokens=usage.cached_input_tokens,

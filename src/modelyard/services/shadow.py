@@ -28,6 +28,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment
 from modelyard.services.gateway import Gateway
+from modelyard.services.params import apply_params
 from modelyard.store.shadow_records import ShadowRecord
 
 log = logging.getLogger("modelyard.shadow")
@@ -101,7 +102,7 @@ class ShadowMirror:
         target = shadow.target
         provider = call.gateway.providers[target.provider]
         upstream = dataclasses.replace(call.request, stream=False, include_usage=False)
-        upstream = _with_params(upstream, target.params)
+        upstream = apply_params(upstream, target.params)
         ctx = CallContext(f"{call.request_id}-shadow")
         started = self._clock()
         output: str | None = None
@@ -157,12 +158,6 @@ class _Call:
     request: ChatRequest
     request_id: str
     primary: PrimaryAnswer
-
-
-def _with_params(request: ChatRequest, params: Any) -> ChatRequest:
-    from modelyard.services.chat import apply_params  # chat imports this module
-
-    return apply_params(request, params)
 
 
 def result_text(result: ChatResult) -> str:

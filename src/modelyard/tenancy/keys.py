@@ -51,10 +51,6 @@ class Principal:
                 code="deployment_not_allowed",
             )
 
-    @property
-    def limited(self) -> bool:
-        return bool(self.scopes)
-
 
 def scopes_of(
     key_id: str | None, key: Limits, project_id: str | None, project: Limits

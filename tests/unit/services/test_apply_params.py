@@ -1,5 +1,5 @@
 from modelyard.core.chat import ChatRequest, Message, TextPart
-from modelyard.services.chat import apply_params
+from modelyard.services.params import apply_params
 
 
 def test_operator_params_override_and_extend():

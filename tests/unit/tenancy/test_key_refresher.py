@@ -1,0 +1,60 @@
+"""The key refresher installs a new key ring when the store's generation moves, and keeps the
+running keys when the store fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard.core.errors import AuthenticationFailed
+from modelyard.services.tenancy import KeyRefresher, KeySpec, TenancyAdmin
+from modelyard.store import Store, StoreError, open_store
+from modelyard.store.tenancy import Limits
+from modelyard.tenancy.keys import KeyRing, Principal
+
+OPERATOR = Principal("op", role="operator")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
+    yield opened
+    await opened.aclose()
+
+
+async def test_new_keys_arrive_and_a_failing_store_keeps_the_old_ones(store: Store):
+    rings: list[KeyRing] = []
+    refresher = KeyRefresher(store, lambda: [], rings.append, interval_s=0.01)
+    await refresher.refresh()
+    assert len(rings) == 1 and not rings[-1].enabled
+    await refresher.refresh()
+    assert len(rings) == 1  # nothing changed, nothing rebuilt
+
+    admin = TenancyAdmin(store)
+    await admin.create_project(OPERATOR, "p", None, Limits())
+    _, fresh = await admin.create_key(OPERATOR, KeySpec("p"))
+    refresher.start()
+    for _ in range(200):
+        if len(rings) > 1:
+            break
+        await asyncio.sleep(0.01)
+    assert rings[-1].authenticate(fresh.secret).project_id == "p"
+
+    @contextlib.asynccontextmanager
+    async def failing() -> AsyncIterator[AsyncSession]:
+        raise StoreError("database error: connection refused")
+        yield  # pragma: no cover
+
+    store.transaction = failing  # type: ignore[method-assign]
+    installed = len(rings)
+    await asyncio.sleep(0.1)  # several polls fail: the running ring stays
+    assert len(rings) == installed
+    assert rings[-1].authenticate(fresh.secret).key_id
+    await refresher.aclose()
+    with pytest.raises(AuthenticationFailed):
+        rings[-1].authenticate("my-aaaaaaaaaaaa-" + "x" * 43)
