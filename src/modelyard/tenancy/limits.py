@@ -27,11 +27,12 @@ event loop runs each acquisition whole. Across processes use ``RedisLimiter``
 from __future__ import annotations
 
 import functools
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, NoReturn, Protocol
 
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.money import MICROS_PER_DOLLAR
@@ -75,8 +76,9 @@ class Scope:
         return self.name.replace(":", " ", 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+# Window and RateState are named tuples, not frozen dataclasses: one of each is built on every
+# admitted request, and a frozen dataclass takes several times longer to construct.
+class Window(NamedTuple):
     """One rate limit's state for headers: the limit, what is left, ms until it is full again."""
 
     limit: int
@@ -84,8 +86,7 @@ class Window:
     reset_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class RateState:
+class RateState(NamedTuple):
     """The tightest scope's request and token windows (either absent when nothing limits it)."""
 
     requests: Window | None = None
@@ -193,47 +194,35 @@ def ms_until_period_end(now_ms: int, kind: str) -> int:
     return epoch_days * DAY_MS - now_ms
 
 
-def window(limit: int, level: int) -> Window:
-    """A bucket's header state from its level in units (negative when in debt)."""
-    cap = limit * UNIT
-    return Window(
-        limit=limit,
-        remaining=max(0, min(limit, level // UNIT)),
-        reset_ms=max(0, ceil_div(cap - level, limit)),
-    )
-
-
 def rate_state(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> RateState:
     """The tightest windows over all scopes, from each scope's (rpm level, tpm level).
 
-    Runs on every admitted request, so it compares plain tuples and builds only the two
-    windows it returns."""
-    requests: tuple[int, int, int] | None = None  # (remaining, limit, level) of the tightest
+    Tightest: fewer remaining, then the lower limit, then the longer wait to refill; the first
+    scope wins a tie. Runs on every admitted request, so it ranks plain tuples, works out a
+    wait only for a candidate, and builds only the two windows it returns."""
+    requests: tuple[int, int, int] | None = None  # the tightest's (remaining, limit, -reset ms)
     tokens: tuple[int, int, int] | None = None
     for scope, (rpm_level, tpm_level) in zip(scopes, levels, strict=True):
         if scope.rpm:
-            candidate = (max(0, min(scope.rpm, rpm_level // UNIT)), scope.rpm, rpm_level)
-            if requests is None or _tighter(candidate, requests):
-                requests = candidate
+            requests = _tightest(requests, scope.rpm, rpm_level)
         if scope.tpm:
-            candidate = (max(0, min(scope.tpm, tpm_level // UNIT)), scope.tpm, tpm_level)
-            if tokens is None or _tighter(candidate, tokens):
-                tokens = candidate
+            tokens = _tightest(tokens, scope.tpm, tpm_level)
     return RateState(
-        requests=window(requests[1], requests[2]) if requests else None,
-        tokens=window(tokens[1], tokens[2]) if tokens else None,
+        Window(requests[1], requests[0], -requests[2]) if requests else None,
+        Window(tokens[1], tokens[0], -tokens[2]) if tokens else None,
     )
 
 
-def _tighter(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
-    """Fewer remaining, then the lower limit, then the longer wait to refill."""
-    if a[:2] != b[:2]:
-        return a[:2] < b[:2]
-    return _reset_ms(a[1], a[2]) > _reset_ms(b[1], b[2])
-
-
-def _reset_ms(limit: int, level: int) -> int:
-    return max(0, ceil_div(limit * UNIT - level, limit))
+def _tightest(
+    best: tuple[int, int, int] | None, limit: int, level: int
+) -> tuple[int, int, int] | None:
+    remaining = level // UNIT
+    remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
+    if best is not None and remaining > best[0]:
+        return best
+    reset = (level - limit * UNIT) // limit  # minus the ms until full, rounded up
+    rank = (remaining, limit, reset if reset < 0 else 0)
+    return rank if best is None or rank < best else best
 
 
 def check_scope(
@@ -337,23 +326,24 @@ def refusal(
 def check_arguments(scopes: Sequence[Scope], tokens: int, cost_micros: int) -> tuple[Scope, ...]:
     if tokens < 0 or cost_micros < 0:
         raise ValueError("tokens and cost must not be negative")
-    names = [s.name for s in scopes]
-    if len(set(names)) != len(names):
-        raise ValueError(f"scope names must be unique: {names}")
-    return tuple(scopes)
+    chosen = scopes if type(scopes) is tuple else tuple(scopes)
+    count = len(chosen)
+    if count > 1 and (
+        chosen[0].name == chosen[1].name if count == 2 else len(set(map(_NAME, chosen))) != count
+    ):
+        raise ValueError(f"scope names must be unique: {[s.name for s in chosen]}")
+    return chosen
 
 
-@dataclass(slots=True)
-class _Bucket:
-    limit: int
-    level: int
-    at_ms: int
+_NAME = operator.attrgetter("name")
 
-    def refill(self, limit: int, now_ms: int) -> int:
-        """The level now, with the current limit (a reload may have changed it)."""
-        self.level = min(limit * UNIT, self.level + max(0, now_ms - self.at_ms) * limit)
-        self.limit, self.at_ms = limit, max(self.at_ms, now_ms)
-        return self.level
+
+def _refilled(level: int, at_ms: int, limit: int, now_ms: int) -> int:
+    """A bucket's level at ``now_ms``: ``limit`` units more per ms since ``at_ms``, at most full."""
+    if now_ms > at_ms:
+        level += (now_ms - at_ms) * limit
+    cap = limit * UNIT
+    return cap if level > cap else level
 
 
 @dataclass(slots=True)
@@ -362,22 +352,89 @@ class _Spend:
     reserved: int = 0
 
 
+class _Counters:
+    """One scope's counters. Its two buckets: the limit each was last refilled with (0: never
+    used), the level in units and the ms of that refill. Its spend in the current UTC day and
+    month (``None`` without that budget), looked up in ``MemoryLimiter._spend`` once a day
+    rather than on every request; ``period`` is the day they belong to."""
+
+    __slots__ = (
+        "day",
+        "month",
+        "period",
+        "rpm",
+        "rpm_at",
+        "rpm_level",
+        "tpm",
+        "tpm_at",
+        "tpm_level",
+    )
+
+    def __init__(self) -> None:
+        self.rpm = self.rpm_level = self.rpm_at = 0
+        self.tpm = self.tpm_level = self.tpm_at = 0
+        self.period = ""
+        self.day: _Spend | None = None
+        self.month: _Spend | None = None
+
+    def refill(self, scope: Scope, now_ms: int) -> tuple[int, int]:
+        """Both levels now, refilled at the scope's current limits (a reload may change them);
+        0 for a limit the scope does not have. A bucket first used starts full."""
+        rpm_level = tpm_level = 0
+        limit = scope.rpm
+        if limit is not None:
+            rpm_level = (
+                _refilled(self.rpm_level, self.rpm_at, limit, now_ms) if self.rpm else limit * UNIT
+            )
+            self.rpm, self.rpm_level = limit, rpm_level
+            self.rpm_at = max(self.rpm_at, now_ms)
+        limit = scope.tpm
+        if limit is not None:
+            tpm_level = self.refill_tpm(limit, now_ms)
+        return rpm_level, tpm_level
+
+    def refill_tpm(self, limit: int, now_ms: int) -> int:
+        level = _refilled(self.tpm_level, self.tpm_at, limit, now_ms) if self.tpm else limit * UNIT
+        self.tpm, self.tpm_level = limit, level
+        self.tpm_at = max(self.tpm_at, now_ms)
+        return level
+
+    def full(self, now_ms: int) -> bool:
+        """Both buckets full at their last limits, so forgetting them changes nothing."""
+        rpm, tpm = self.rpm, self.tpm
+        return (not rpm or self.rpm_level + max(0, now_ms - self.rpm_at) * rpm >= rpm * UNIT) and (
+            not tpm or self.tpm_level + max(0, now_ms - self.tpm_at) * tpm >= tpm * UNIT
+        )
+
+
+def _committed(spend: _Spend | None) -> int:
+    return spend.spent + spend.reserved if spend is not None else 0
+
+
+@functools.lru_cache(maxsize=4)
+def _period_keys(days: int) -> tuple[str, str, str, str]:
+    """(day, month, day key, month key) of a day since the epoch, keys as ``_spend`` has them."""
+    day, month = _periods_of_day(days)
+    return day, month, f"day:{day}", f"month:{month}"
+
+
 class MemoryLimiter:
     """Counters in this process: the limiter for a single node.
 
     ``clock`` returns seconds since the epoch (``time.time``); tests inject their own. Full
     buckets and past periods with nothing reserved are dropped once a minute, so memory follows
     the scopes in use, not every scope ever seen.
+
+    Every admitted request goes through ``acquire`` and ``settle``, so both make one pass over
+    the scopes' counters and build nothing they do not return; refusals take the general
+    ``check_scope`` and ``refusal``.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._counters: dict[str, _Counters] = {}  # by scope name
         self._spend: dict[tuple[str, str], _Spend] = {}  # (period key, scope name)
         self._swept_ms = 0
-
-    def _now_ms(self) -> int:
-        return round(self._clock() * 1000)
 
     def _spend_of(self, key: tuple[str, str]) -> _Spend:
         spend = self._spend.get(key)
@@ -385,65 +442,74 @@ class MemoryLimiter:
             spend = self._spend[key] = _Spend()
         return spend
 
-    def _take(self, kind: str, name: str, limit: int, units: int, now_ms: int) -> int:
-        """Move a bucket's level by ``-units`` (a refund when negative); return the new level."""
-        bucket = self._buckets.get((kind, name))
-        if bucket is None:
-            if units <= 0:
-                return limit * UNIT  # a refund to a full bucket: it stays full
-            bucket = self._buckets[(kind, name)] = _Bucket(limit, limit * UNIT, now_ms)
-        bucket.refill(limit, now_ms)
-        bucket.level = min(limit * UNIT, bucket.level - units)
-        return bucket.level
-
-    def _snapshot(
-        self, scope: Scope, keys: tuple[str, str], now_ms: int
-    ) -> tuple[int, int, int, int]:
-        """(rpm level, tpm level, day committed, month committed) of one scope, refilled."""
-        name, buckets, spend = scope.name, self._buckets, self._spend
-        rpm = tpm = day = month = 0
-        if scope.rpm is not None:
-            bucket = buckets.get(("rpm", name))
-            rpm = scope.rpm * UNIT if bucket is None else bucket.refill(scope.rpm, now_ms)
-        if scope.tpm is not None:
-            bucket = buckets.get(("tpm", name))
-            tpm = scope.tpm * UNIT if bucket is None else bucket.refill(scope.tpm, now_ms)
-        if scope.daily_budget_micros is not None and (d := spend.get((keys[0], name))):
-            day = d.spent + d.reserved
-        if scope.monthly_budget_micros is not None and (m := spend.get((keys[1], name))):
-            month = m.spent + m.reserved
-        return rpm, tpm, day, month
+    def _counters_of(self, scope: Scope, periods: tuple[str, str, str, str]) -> _Counters:
+        """The scope's counters, their spends those of the period ``periods`` names."""
+        name = scope.name
+        held = self._counters.get(name)
+        if held is None:
+            held = self._counters[name] = _Counters()
+        if (
+            held.period != periods[0]
+            or (scope.daily_budget_micros is not None and held.day is None)
+            or (scope.monthly_budget_micros is not None and held.month is None)
+        ):
+            held.period = periods[0]
+            daily, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
+            held.day = None if daily is None else self._spend_of((periods[2], name))
+            held.month = None if monthly is None else self._spend_of((periods[3], name))
+        return held
 
     async def acquire(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
         chosen = check_arguments(scopes, tokens, cost_micros)
-        now = self._now_ms()
-        day, month = periods(now)
-        keys = (f"day:{day}", f"month:{month}")
-        snapshots = [self._snapshot(s, keys, now) for s in chosen]
-        failures = [
-            f for i, s in enumerate(chosen) for f in check_scope(i, s, snapshots[i], tokens)
-        ]
-        if failures:
-            state = rate_state(chosen, [(sn[0], sn[1]) for sn in snapshots])
-            raise refusal(chosen, failures, state, tokens, now)
-        levels = [self._apply(s, keys, (tokens, cost_micros), now) for s in chosen]
-        self._maybe_sweep(now)
-        return Reservation(chosen, tokens, cost_micros, day, month, rate_state(chosen, levels))
+        now = round(self._clock() * 1000)
+        periods = _period_keys(now // DAY_MS)
+        found: list[tuple[_Counters, int, int]] = []
+        admitted = True
+        units = tokens * UNIT
+        for scope in chosen:
+            held = self._counters_of(scope, periods)
+            rpm_level, tpm_level = held.refill(scope, now)
+            found.append((held, rpm_level, tpm_level))
+            daily, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
+            if (
+                (scope.rpm is not None and rpm_level < UNIT)
+                or (scope.tpm is not None and (tokens > scope.tpm or tpm_level < units))
+                or (daily is not None and _committed(held.day) >= daily)
+                or (monthly is not None and _committed(held.month) >= monthly)
+            ):
+                admitted = False
+        if not admitted:
+            levels = [(rpm, tpm) for _, rpm, tpm in found]
+            spends = [(_committed(held.day), _committed(held.month)) for held, _, _ in found]
+            self._refuse(chosen, levels, spends, tokens, now)
+        taken: list[tuple[int, int]] = []
+        for scope, (held, rpm_level, tpm_level) in zip(chosen, found, strict=True):
+            if scope.rpm is not None:
+                held.rpm_level = rpm_level - UNIT
+            if scope.tpm is not None:
+                held.tpm_level = tpm_level - units
+            taken.append((held.rpm_level, held.tpm_level))
+            if held.day is not None:
+                held.day.reserved += cost_micros
+            if held.month is not None:
+                held.month.reserved += cost_micros
+        if now - self._swept_ms >= SWEEP_EVERY_MS:
+            self._sweep(now)
+        state = rate_state(chosen, taken)
+        return Reservation(chosen, tokens, cost_micros, periods[0], periods[1], state)
 
-    def _apply(
-        self, scope: Scope, keys: tuple[str, str], usage: tuple[int, int], now_ms: int
-    ) -> tuple[int, int]:
-        tokens, cost = usage
-        rpm = tpm = 0
-        if scope.rpm is not None:
-            rpm = self._take("rpm", scope.name, scope.rpm, UNIT, now_ms)
-        if scope.tpm is not None:
-            tpm = self._take("tpm", scope.name, scope.tpm, tokens * UNIT, now_ms)
-        if scope.daily_budget_micros is not None:
-            self._spend_of((keys[0], scope.name)).reserved += cost
-        if scope.monthly_budget_micros is not None:
-            self._spend_of((keys[1], scope.name)).reserved += cost
-        return rpm, tpm
+    def _refuse(
+        self,
+        scopes: tuple[Scope, ...],
+        levels: list[tuple[int, int]],
+        spends: list[tuple[int, int]],
+        tokens: int,
+        now_ms: int,
+    ) -> NoReturn:
+        failures = []
+        for i, scope in enumerate(scopes):
+            failures.extend(check_scope(i, scope, (*levels[i], *spends[i]), tokens))
+        raise refusal(scopes, failures, rate_state(scopes, levels), tokens, now_ms)
 
     async def settle(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         if reservation.settled or not reservation.enforced:
@@ -451,29 +517,40 @@ class MemoryLimiter:
         if tokens < 0 or cost_micros < 0:
             raise ValueError("tokens and cost must not be negative")
         reservation.settled = True
-        now = self._now_ms()
         extra = tokens - reservation.tokens
+        now = round(self._clock() * 1000) if extra else 0
+        reserved = reservation.cost_micros
         for scope in reservation.scopes:
-            if scope.tpm is not None and extra:
-                self._take("tpm", scope.name, scope.tpm, extra * UNIT, now)
-            for period, budget in (
-                (f"day:{reservation.day}", scope.daily_budget_micros),
-                (f"month:{reservation.month}", scope.monthly_budget_micros),
-            ):
-                if budget is not None:
-                    spend = self._spend_of((period, scope.name))
-                    spend.reserved -= reservation.cost_micros
-                    spend.spent += cost_micros
+            held = self._counters.get(scope.name)
+            limit = scope.tpm
+            if limit is not None and extra and (held is not None or extra > 0):
+                if held is None:  # swept while full (a refund would leave it full)
+                    held = self._counters[scope.name] = _Counters()
+                held.tpm_level = min(limit * UNIT, held.refill_tpm(limit, now) - extra * UNIT)
+            if scope.daily_budget_micros is None and scope.monthly_budget_micros is None:
+                continue
+            if held is None or held.period != reservation.day:
+                # The day has turned since, or the counters were swept: look the spends up.
+                held = _Counters()
+                held.period = reservation.day
+                if scope.daily_budget_micros is not None:
+                    held.day = self._spend_of((f"day:{reservation.day}", scope.name))
+                if scope.monthly_budget_micros is not None:
+                    held.month = self._spend_of((f"month:{reservation.month}", scope.name))
+            if scope.daily_budget_micros is not None and held.day is not None:
+                held.day.reserved -= reserved
+                held.day.spent += cost_micros
+            if scope.monthly_budget_micros is not None and held.month is not None:
+                held.month.reserved -= reserved
+                held.month.spent += cost_micros
 
-    def _maybe_sweep(self, now_ms: int) -> None:
-        if now_ms - self._swept_ms < SWEEP_EVERY_MS:
-            return
+    def _sweep(self, now_ms: int) -> None:
         self._swept_ms = now_ms
-        full = [k for k, b in self._buckets.items() if b.refill(b.limit, now_ms) >= b.limit * UNIT]
-        for key in full:
-            del self._buckets[key]
-        day, month = periods(now_ms)
-        current = {f"day:{day}", f"month:{month}"}
+        full = [name for name, held in self._counters.items() if held.full(now_ms)]
+        for name in full:
+            del self._counters[name]
+        _, _, day_key, month_key = _period_keys(now_ms // DAY_MS)
+        current = {day_key, month_key}
         stale = [k for k, s in self._spend.items() if k[0] not in current and s.reserved <= 0]
         for key in stale:
             del self._spend[key]

@@ -378,3 +378,20 @@ async def test_two_limiters_on_one_store_share_the_limit(
     key = Scope("key:abc", rpm=4)
     assert await admitted(a, [key], 3) == 3
     assert await admitted(b, [key], 3) == 1
+
+
+async def test_a_refund_to_forgotten_full_buckets_still_settles_the_budget(
+    limiter: Limiter, clock: FakeClock
+) -> None:
+    """A long call: its buckets refill and are forgotten while it runs (the memory backend
+    drops full buckets once a minute); settling with fewer tokens than reserved must still
+    move its cost from reserved to spent."""
+    key = Scope("key:long", tpm=1_000, daily_budget_micros=10)
+    long_call = await limiter.acquire([key], 100, 10)
+    clock.advance(120)
+    await limiter.acquire([Scope("key:other", rpm=1)], 0, 0)  # time for a sweep
+    await limiter.settle(long_call, 40, 7)
+    await limiter.settle(await limiter.acquire([key], 10, 2), 10, 2)  # 7 spent + 2 < 10
+    with pytest.raises(BudgetExceeded):  # 9 spent + 1 reserved
+        await limiter.settle(await limiter.acquire([key], 10, 1), 10, 1)
+        await limiter.acquire([key], 10, 1)

@@ -15,17 +15,17 @@ async def test_idle_full_buckets_and_past_periods_are_dropped() -> None:
     indebted = await limiter.acquire([Scope("key:debt", tpm=1000)], 100, 0)
     await limiter.settle(indebted, 5000, 0)  # 4,000 tokens of debt: 5 minutes to full
     in_flight = await limiter.acquire([Scope("key:busy", daily_budget_micros=100)], 0, 10)
-    assert len(limiter._buckets) == 1001
+    assert len(limiter._counters) == 502  # by scope name, both buckets of one scope together
     assert len(limiter._spend) == 501
 
     clock.advance(61)  # everything refilled but the debt
     await limiter.acquire([], 0, 0)
-    assert list(limiter._buckets) == [("tpm", "key:debt")]
+    assert list(limiter._counters) == ["key:debt"]
     assert len(limiter._spend) == 501  # today's spend stays
 
     clock.advance(86_400)  # the next day: yesterday's spend goes, unless still reserved
     await limiter.acquire([], 0, 0)
-    assert limiter._buckets == {}
+    assert limiter._counters == {}
     assert list(limiter._spend) == [("day:2026-12-02", "key:busy")]
     await limiter.settle(in_flight, 0, 10)
     clock.advance(61)
