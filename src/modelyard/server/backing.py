@@ -14,7 +14,7 @@ from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_key
 from modelyard.store import Store
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
 from modelyard.store.sink import BatchSink
-from modelyard.store.usage import UsageLedger, UsageRecord
+from modelyard.store.usage import LedgerRow, UsageLedger
 from modelyard.tenancy.limits import Limiter, limiter_from_url
 
 log = logging.getLogger("modelyard.server")
@@ -34,7 +34,7 @@ class Backing:
         self.state = state
         self.store = store
         self.limiter = limiter_for(state)
-        self.ledger: BatchSink[UsageRecord] | None = None
+        self.ledger: BatchSink[LedgerRow] | None = None
         self.shadows: BatchSink[ShadowRecord] | None = None
         self.refresher: KeyRefresher | None = None
 
@@ -44,7 +44,7 @@ class Backing:
             state.meter = Meter(self.limiter, None, lambda: state.gateway)
             return
 
-        async def write_usage(batch: list[UsageRecord]) -> None:
+        async def write_usage(batch: list[LedgerRow]) -> None:
             async with store.transaction() as session:
                 await UsageLedger(session).append(batch)
 

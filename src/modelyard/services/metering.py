@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from modelyard.core.chat import (
     CHARS_PER_TOKEN,
@@ -24,9 +23,9 @@ from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
-from modelyard.store.usage import UsageRecord
+from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import Limiter, Reservation
+from modelyard.tenancy.limits import Limiter, Reservation, periods
 
 # Output tokens assumed for a request that sets no max_tokens, when reserving.
 DEFAULT_OUTPUT_ESTIMATE = 512
@@ -50,8 +49,8 @@ class Ticket:
 
     call: Call
     principal: Principal
-    started: float
-    created_at: datetime
+    started: float  # perf_counter
+    created_at: float  # seconds since the epoch
     reservation: Reservation | None = None
     first_token_at: float | None = None
     output_chars: int = 0
@@ -82,7 +81,7 @@ class Meter:
     def __init__(
         self,
         limiter: Limiter | None,
-        record: Callable[[UsageRecord], object] | None,
+        record: Callable[[LedgerRow], object] | None,
         gateway: Callable[[], Gateway],
     ) -> None:
         self._limiter = limiter
@@ -93,7 +92,7 @@ class Meter:
 
     async def admit(self, principal: Principal, call: Call) -> Ticket:
         estimate = call.estimate
-        ticket = Ticket(call, principal, time.perf_counter(), datetime.now(UTC))
+        ticket = Ticket(call, principal, time.perf_counter(), time.time())
         if self._limiter is not None and principal.scopes:
             cost = self._estimated_cost(call.model, estimate) if principal.budgeted else 0
             ticket.reservation = await self._limiter.acquire(
@@ -181,30 +180,31 @@ def _record(
     usage: Usage,
     cost: int | None,
     reported: bool,
-) -> UsageRecord:
+) -> LedgerRow:
+    """The ledger row, in ``UsageRecord``'s field order (see ``store.usage.LedgerRow``)."""
     now = time.perf_counter()
     call, principal = ticket.call, ticket.principal
     ttft = ticket.first_token_at
-    return UsageRecord(
-        request_id=call.request_id,
-        created_at=ticket.created_at,
-        day=ticket.created_at.date().isoformat(),
-        project_id=principal.project_id,
-        key_id=principal.key_id,
-        endpoint=call.endpoint,
-        deployment=served.deployment if served else call.model,
-        provider=served.provider if served else None,
-        model=served.model if served else None,
-        status=status,
-        stream=call.stream,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        cost_micros=cost,
-        latency_ms=round((now - ticket.started) * 1000, 3),
-        ttft_ms=round((ttft - ticket.started) * 1000, 3) if ttft is not None else None,
-        attempts=served.attempts if served else 0,
-        usage_reported=reported,
+    return (
+        call.request_id,
+        ticket.created_at,
+        periods(int(ticket.created_at * 1000))[0],
+        principal.project_id,
+        principal.key_id,
+        call.endpoint,
+        served.deployment if served else call.model,
+        served.provider if served else None,
+        served.model if served else None,
+        status,
+        call.stream,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+        cost,
+        round((now - ticket.started) * 1000, 3),
+        round((ttft - ticket.started) * 1000, 3) if ttft is not None else None,
+        served.attempts if served else 0,
+        reported,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,20 @@ class UsageRecord:
     usage_reported: bool  # False: the upstream sent no usage and the tokens are an estimate
 
 
+# One ledger row as the meter hands it to the writer: ``UsageRecord``'s values in field order,
+# except ``created_at``, which is seconds since the epoch. A plain tuple of atoms is the
+# cheapest thing to build on the request path, and the cyclic collector stops tracking it at
+# its first pass, so rows waiting in the writer's queue do not lengthen every collection.
+LedgerRow = tuple[Any, ...]
+
+
+def ledger_row(record: UsageRecord) -> LedgerRow:
+    """A record as the row the writer takes (for callers that hold records, such as tests)."""
+    values = list(_values(record))
+    values[_CREATED_AT] = record.created_at.timestamp()
+    return tuple(values)
+
+
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
     project_id: str | None = None
@@ -111,25 +126,30 @@ def _sqlite_insert(rows: int) -> str:
 
 
 _CREATED_AT = _FIELDS.index("created_at")
+_WIDTH = len(_FIELDS)
 
 
-def _sqlite_row(record: UsageRecord) -> tuple[Any, ...]:
-    """The record's values with its time as SQLAlchemy's SQLite DATETIME text (UTC, naive),
-    so the ORM reads the rows back exactly as if it had written them."""
-    values = list(_values(record))
-    values[_CREATED_AT] = record.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return tuple(values)
+def _sqlite_time(seconds: float) -> str:
+    """Seconds since the epoch as SQLAlchemy's SQLite DATETIME text (UTC, naive, to the
+    microsecond), so the ORM reads the rows back exactly as if it had written them."""
+    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
+    return f"{_second_text(whole)}.{micros:06d}"
+
+
+@functools.lru_cache(maxsize=16)
+def _second_text(whole: int) -> str:
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class UsageLedger:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def append(self, records: Sequence[UsageRecord]) -> None:
+    async def append(self, rows: Sequence[LedgerRow]) -> None:
         """One executemany per batch. On SQLite the rows go to the driver as tuples (the ledger
         is the one table written thousands of times a second, and SQLAlchemy's per-value
         processing would cost the event loop more than the insert); elsewhere through Core."""
-        if not records:
+        if not rows:
             return
         conn = await self._session.connection()
         if conn.dialect.name == "sqlite":
@@ -137,14 +157,19 @@ class UsageLedger:
             # the GIL back once per chunk rather than once per row. Chunk sizes come from a
             # fixed set, so the driver's statement cache holds a few prepared statements.
             start = 0
-            for size in _chunks(len(records)):
-                chunk = records[start : start + size]
+            for size in _chunks(len(rows)):
+                params = list(itertools.chain.from_iterable(rows[start : start + size]))
                 start += size
-                params = tuple(v for r in chunk for v in _sqlite_row(r))
-                await conn.exec_driver_sql(_sqlite_insert(size), params)
+                for i in range(_CREATED_AT, len(params), _WIDTH):
+                    params[i] = _sqlite_time(params[i])
+                await conn.exec_driver_sql(_sqlite_insert(size), tuple(params))
             return
-        rows = [dict(zip(_FIELDS, _values(r), strict=True)) for r in records]
-        await conn.execute(insert(UsageRow), rows)
+        values = []
+        for row in rows:
+            value = dict(zip(_FIELDS, row, strict=True))
+            value["created_at"] = datetime.fromtimestamp(row[_CREATED_AT], UTC)
+            values.append(value)
+        await conn.execute(insert(UsageRow), values)
 
     def _where(self, query: Any, where: UsageFilter) -> Any:
         if where.project_id is not None:

@@ -20,7 +20,7 @@ from modelyard.cli.main import main
 from modelyard.server.admin_views import CSV_FIELDS
 from modelyard.server.app import create_app
 from modelyard.store import database_url, open_store
-from modelyard.store.usage import UsageLedger, UsageRecord
+from modelyard.store.usage import UsageLedger, UsageRecord, ledger_row
 from tests.fakes.openai_upstream import FakeOpenAI
 
 from .conftest import Admin, admin_settings, wait_for
@@ -176,7 +176,7 @@ def _seed_usage(data: Path) -> None:
         store = await open_store(database_url(None, data))
         try:
             async with store.transaction() as session:
-                await UsageLedger(session).append(records)
+                await UsageLedger(session).append([ledger_row(r) for r in records])
         finally:
             await store.aclose()
 

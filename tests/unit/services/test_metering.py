@@ -1,0 +1,81 @@
+"""The meter's ledger row: every field in its column, whatever the request's fate."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+from modelyard.core.chat import Usage
+from modelyard.services.chat import Served
+from modelyard.services.gateway import Gateway
+from modelyard.services.metering import Call, Meter
+from modelyard.store.usage import LedgerRow, UsageRecord
+from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.limits import MemoryLimiter, Scope
+
+FIELDS = tuple(UsageRecord.__dataclass_fields__)
+
+
+class _Prices:
+    """A gateway whose only price: 1 µ$ per input token, 2 per output token."""
+
+    def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None:
+        if usage is None or (provider, model) != ("up", "gpt-x"):
+            return None
+        return usage.input_tokens + 2 * usage.output_tokens
+
+
+def _meter(rows: list[LedgerRow]) -> Meter:
+    prices = cast(Gateway, _Prices())
+    return Meter(MemoryLimiter(), rows.append, lambda: prices)
+
+
+async def test_a_served_request_fills_every_column() -> None:
+    rows: list[LedgerRow] = []
+    meter = _meter(rows)
+    principal = Principal("abcdefabcdef", project_id="p1", scopes=(Scope("key:x", rpm=10),))
+    before = time.time()
+    ticket = await meter.admit(principal, Call("req-1", "/v1/messages", "chat", Usage(7, 100)))
+    ticket.usage = Usage(10, 20, cached_input_tokens=3, reasoning_tokens=4)
+    await meter.finish(ticket, Served("chat", "up", "gpt-x", attempts=2), 200)
+    await meter.finish(ticket, None, 500)  # a second finish records nothing
+    (row,) = rows
+    got = dict(zip(FIELDS, row, strict=True))
+    assert before <= got.pop("created_at") <= time.time()
+    assert got.pop("latency_ms") >= 0
+    assert got == {
+        "request_id": "req-1",
+        "day": time.strftime("%Y-%m-%d", time.gmtime(before)),
+        "project_id": "p1",
+        "key_id": "abcdefabcdef",
+        "endpoint": "/v1/messages",
+        "deployment": "chat",
+        "provider": "up",
+        "model": "gpt-x",
+        "status": 200,
+        "stream": False,
+        "input_tokens": 10,
+        "output_tokens": 20,
+        "cached_input_tokens": 3,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 4,
+        "cost_micros": 50,
+        "ttft_ms": None,
+        "attempts": 2,
+        "usage_reported": True,
+    }
+    assert ticket.headers()["x-modelyard-cost-micros"] == "50"
+    assert ticket.headers()["x-ratelimit-limit-requests"] == "10"
+
+
+async def test_a_refused_call_is_recorded_with_its_status_and_no_usage() -> None:
+    rows: list[LedgerRow] = []
+    meter = _meter(rows)
+    call = Call("req-2", "/v1/chat/completions", "nope", Usage(5, 512), stream=True)
+    ticket = await meter.admit(Principal("k", project_id="p"), call)
+    await meter.finish(ticket, None, 404)
+    got = dict(zip(FIELDS, rows[0], strict=True))
+    assert (got["deployment"], got["provider"], got["model"]) == ("nope", None, None)
+    assert (got["status"], got["stream"], got["attempts"]) == (404, True, 0)
+    assert (got["input_tokens"], got["output_tokens"], got["cost_micros"]) == (0, 0, 0)
+    assert got["usage_reported"] is False

@@ -1,0 +1,64 @@
+"""The usage ledger's write path: rows in, records out, exactly, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from modelyard.store import Store
+from modelyard.store.usage import UsageFilter, UsageLedger, UsageRecord, ledger_row
+
+START = datetime(2026, 12, 2, 23, 59, 59, 999_000, tzinfo=UTC)
+
+
+def _record(i: int) -> UsageRecord:
+    at = START + timedelta(microseconds=1_001 * i)  # crosses a second, a day and a month
+    return UsageRecord(
+        request_id=f"req-{i}",
+        created_at=at,
+        day=at.date().isoformat(),
+        project_id=f"p{i % 3}" if i % 5 else None,
+        key_id=f"key{i:09d}" if i % 7 else None,
+        endpoint="/v1/chat/completions" if i % 2 else "/v1/embeddings",
+        deployment=f"d{i % 4}",
+        provider="fake" if i % 11 else None,
+        model="gpt-4o-mini" if i % 11 else None,
+        status=200 if i % 13 else 499,
+        stream=bool(i % 2),
+        input_tokens=i,
+        output_tokens=2 * i,
+        cached_input_tokens=i // 2,
+        cache_write_tokens=i // 3,
+        reasoning_tokens=i // 4,
+        cost_micros=i * 1_000_003 if i % 17 else None,
+        latency_ms=i + 0.125,
+        ttft_ms=i / 8 if i % 2 else None,
+        attempts=1 + i % 3,
+        usage_reported=bool(i % 3),
+    )
+
+
+async def test_rows_come_back_as_the_records_they_were_made_from(store: Store) -> None:
+    # 300 rows: on SQLite several multi-row statements of different sizes (256, 16, 16, 4, 4, 4).
+    records = [_record(i) for i in range(300)]
+    async with store.transaction() as session:
+        await UsageLedger(session).append([ledger_row(r) for r in records])
+    async with store.transaction() as session:
+        back = await UsageLedger(session).records(UsageFilter(), limit=1_000)
+    assert len(back) == len(records)
+    for want, got in zip(records, back, strict=True):
+        got_at = got.created_at if got.created_at.tzinfo else got.created_at.replace(tzinfo=UTC)
+        assert got_at == want.created_at, want.request_id
+        assert dataclasses.replace(got, created_at=want.created_at) == want
+
+
+async def test_a_time_a_hair_before_the_second_rounds_to_the_microsecond(store: Store) -> None:
+    record = _record(1)
+    row = list(ledger_row(record))
+    row[1] = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC).timestamp() - 1e-7
+    async with store.transaction() as session:
+        await UsageLedger(session).append([tuple(row)])
+    async with store.transaction() as session:
+        (back,) = await UsageLedger(session).records(UsageFilter())
+    got = back.created_at if back.created_at.tzinfo else back.created_at.replace(tzinfo=UTC)
+    assert got == datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
