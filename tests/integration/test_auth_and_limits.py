@@ -63,6 +63,17 @@ def test_key_never_logged(keyed: RunningServer):
     assert "my-gateway-key" not in keyed.log()
 
 
+def test_the_callers_key_id_stays_inside_the_platform(
+    keyed: RunningServer, fake_upstream: FakeOpenAI
+):
+    """Only the embedded model's worker gets ``x-modelyard-client`` (for its fair queues);
+    a vendor's upstream never learns which of our keys called."""
+    _client(keyed, "my-gateway-key").chat.completions.create(model="chat", messages=USER)
+    seen = fake_upstream.last_request.headers
+    assert seen["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert not [name for name in seen if name.startswith("x-modelyard")]
+
+
 def test_in_flight_limit_answers_429_with_retry_after(keyed: RunningServer):
     client = _client(keyed, "my-gateway-key")
 

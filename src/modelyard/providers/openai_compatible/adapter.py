@@ -41,7 +41,9 @@ class OpenAICompatibleProvider(Provider):
         return f"{self.base_url}/{operation}"
 
     def _headers_for(self, ctx: CallContext) -> dict[str, str]:
-        if ctx.client_id is None:
+        # Only our own model worker takes turns between clients; a vendor has no use for the
+        # caller's key id, so it never leaves the platform.
+        if ctx.client_id is None or self.preset.type != "local":
             return self._headers
         return {**self._headers, CLIENT_HEADER: ctx.client_id}
 
