@@ -12,9 +12,10 @@ from modelyard.services.metering import Meter
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
 from modelyard.store import Store
+from modelyard.store.ledger_writer import LedgerWriter, ledger_writer
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
 from modelyard.store.sink import BatchSink
-from modelyard.store.usage import LedgerRow, UsageLedger
+from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.limits import Limiter, limiter_from_url
 
 log = logging.getLogger("modelyard.server")
@@ -35,6 +36,7 @@ class Backing:
         self.store = store
         self.limiter = limiter_for(state)
         self.ledger: BatchSink[LedgerRow] | None = None
+        self.ledger_writer: LedgerWriter | None = None
         self.shadows: BatchSink[ShadowRecord] | None = None
         self.refresher: KeyRefresher | None = None
 
@@ -44,15 +46,12 @@ class Backing:
             state.meter = Meter(self.limiter, None, lambda: state.gateway)
             return
 
-        async def write_usage(batch: list[LedgerRow]) -> None:
-            async with store.transaction() as session:
-                await UsageLedger(session).append(batch)
-
         async def write_shadows(batch: list[ShadowRecord]) -> None:
             async with store.transaction() as session:
                 await ShadowRecords(session).append(batch)
 
-        self.ledger = BatchSink("usage ledger", write_usage)
+        self.ledger_writer = ledger_writer(store)
+        self.ledger = BatchSink("usage ledger", self.ledger_writer.write)
         self.shadows = BatchSink("shadow records", write_shadows, max_queue=10_000)
         self.ledger.start()
         self.shadows.start()
@@ -80,4 +79,6 @@ class Backing:
         for sink in (self.shadows, self.ledger):
             if sink is not None:
                 await sink.aclose()
+        if self.ledger_writer is not None:
+            await self.ledger_writer.aclose()
         await self.limiter.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,7 +23,7 @@ class UsageRow(Base):
     __tablename__ = "usage_records"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    request_id: Mapped[str] = mapped_column(String(128))  # not indexed: see revision 0005
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     day: Mapped[str] = mapped_column(String(10))  # UTC date, for grouping on any backend
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
@@ -136,6 +136,21 @@ def _sqlite_time(seconds: float) -> str:
     return f"{_second_text(whole)}.{micros:06d}"
 
 
+def sqlite_inserts(rows: Sequence[LedgerRow]) -> Iterator[tuple[str, list[Any]]]:
+    """The multi-row INSERT statements (and their parameters) that write ``rows`` to SQLite.
+
+    One statement per chunk: one sqlite3_step each, so a driver thread gives the GIL back once
+    per chunk rather than once per row. Chunk sizes come from a fixed set, so the driver's
+    statement cache holds a few prepared statements."""
+    start = 0
+    for size in _chunks(len(rows)):
+        params = list(itertools.chain.from_iterable(rows[start : start + size]))
+        start += size
+        for i in range(_CREATED_AT, len(params), _WIDTH):
+            params[i] = _sqlite_time(params[i])
+        yield _sqlite_insert(size), params
+
+
 @functools.lru_cache(maxsize=16)
 def _second_text(whole: int) -> str:
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -146,23 +161,15 @@ class UsageLedger:
         self._session = session
 
     async def append(self, rows: Sequence[LedgerRow]) -> None:
-        """One executemany per batch. On SQLite the rows go to the driver as tuples (the ledger
-        is the one table written thousands of times a second, and SQLAlchemy's per-value
-        processing would cost the event loop more than the insert); elsewhere through Core."""
+        """Rows in the session's transaction: on SQLite as multi-row statements of plain
+        values, elsewhere one executemany through Core. The server's own ledger writer on
+        SQLite goes around the session altogether (``store.ledger_writer``)."""
         if not rows:
             return
         conn = await self._session.connection()
         if conn.dialect.name == "sqlite":
-            # Multi-row statements: one sqlite3_step per chunk, so the driver's thread gives
-            # the GIL back once per chunk rather than once per row. Chunk sizes come from a
-            # fixed set, so the driver's statement cache holds a few prepared statements.
-            start = 0
-            for size in _chunks(len(rows)):
-                params = list(itertools.chain.from_iterable(rows[start : start + size]))
-                start += size
-                for i in range(_CREATED_AT, len(params), _WIDTH):
-                    params[i] = _sqlite_time(params[i])
-                await conn.exec_driver_sql(_sqlite_insert(size), tuple(params))
+            for statement, params in sqlite_inserts(rows):
+                await conn.exec_driver_sql(statement, tuple(params))
             return
         values = []
         for row in rows:

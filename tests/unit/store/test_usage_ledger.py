@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from modelyard.store import Store
+import pytest
+from sqlalchemy import text
+
+from modelyard.store import Store, StoreError, open_store
+from modelyard.store.ledger_writer import SqliteLedgerWriter, ledger_writer
 from modelyard.store.usage import UsageFilter, UsageLedger, UsageRecord, ledger_row
 
 START = datetime(2026, 12, 2, 23, 59, 59, 999_000, tzinfo=UTC)
@@ -62,3 +68,40 @@ async def test_a_time_a_hair_before_the_second_rounds_to_the_microsecond(store: 
         (back,) = await UsageLedger(session).records(UsageFilter())
     got = back.created_at if back.created_at.tzinfo else back.created_at.replace(tzinfo=UTC)
     assert got == datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
+
+
+async def test_the_servers_writer_round_trips_on_either_backend(store: Store) -> None:
+    writer = ledger_writer(store)
+    try:
+        records = [_record(i) for i in range(300)]
+        await writer.write([ledger_row(r) for r in records[:100]])
+        await writer.write([ledger_row(r) for r in records[100:]])
+    finally:
+        await writer.aclose()
+    async with store.transaction() as session:
+        back = await UsageLedger(session).records(UsageFilter(), limit=1_000)
+    assert [r.request_id for r in back] == [r.request_id for r in records]
+    assert back[-1].cost_micros == records[-1].cost_micros
+
+
+async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
+    writer = ledger_writer(store)
+    assert isinstance(writer, SqliteLedgerWriter)
+    try:
+        async with store.transaction() as session:  # BEGIN IMMEDIATE: the file's write lock
+            await session.execute(text("UPDATE tenancy_generation SET generation = generation"))
+            pending = asyncio.create_task(writer.write([ledger_row(_record(1))]))
+            await asyncio.sleep(0.3)
+            assert not pending.done()  # waiting on the lock, not failing
+        await pending
+        async with store.transaction() as session:
+            assert len(await UsageLedger(session).records(UsageFilter())) == 1
+            await session.execute(text("DROP TABLE usage_records"))
+        with pytest.raises(StoreError, match="no such table: usage_records"):
+            await writer.write([ledger_row(_record(2))])
+    finally:
+        await writer.aclose()
+        await store.aclose()
