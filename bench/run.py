@@ -27,6 +27,7 @@ from bench.gateways import (
     modelyard_spec,
     run_gateway,
 )
+from bench.interleaved import measure_interleaved
 from bench.load import BENCH_KEY, LoadSpec, run_wrk, write_script
 from bench.probe import check_chat
 from bench.procs import REPO_DIR, WORK_DIR, BenchError, rss_bytes, stop_on_sigterm, warn_if_busy
@@ -66,6 +67,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-litellm", action="store_true", help="do not measure the peer")
     parser.add_argument(
         "--skip-metered", action="store_true", help="do not measure Modelyard with auth and limits"
+    )
+    parser.add_argument(
+        "--metered-rounds",
+        type=int,
+        default=10,
+        help="interleaved rounds for the metered target (see bench/interleaved.py)",
+    )
+    parser.add_argument(
+        "--metered-seconds", type=float, default=4.0, help="seconds per interleaved round"
     )
     parser.add_argument(
         "--no-access-log",
@@ -143,6 +153,30 @@ def run_modelyard_metered(plan: Plan, results: Results, upstream: Upstream) -> N
     except BenchError as exc:
         results.missing[METERED] = "did not start"
         loud(f"METERED MODELYARD COULD NOT BE MEASURED: {exc}")
+
+
+def run_interleaved(
+    plan: Plan, results: Results, upstream: Upstream, args: argparse.Namespace
+) -> None:
+    """The metered target: both configurations loaded in alternating rounds."""
+    print(
+        f"modelyard and metered, interleaved: {args.metered_rounds} rounds of "
+        f"{args.metered_seconds:g} s each",
+        flush=True,
+    )
+    try:
+        results.interleaved = measure_interleaved(
+            plan.wrk,
+            upstream,
+            rounds=args.metered_rounds,
+            seconds=args.metered_seconds,
+            connections=plan.connections,
+        )
+    except BenchError as exc:
+        loud(f"THE INTERLEAVED METERED MEASUREMENT FAILED: {exc}")
+        return
+    for line in results.interleaved.lines():
+        print(f"  {line}", flush=True)
 
 
 def run_litellm(plan: Plan, results: Results, upstream: Upstream, cli: Path) -> None:
@@ -235,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
         run_modelyard(plan, results, upstream, access_log=not args.no_access_log)
         if not args.skip_metered:
             run_modelyard_metered(plan, results, upstream)
+            if "nonstream" in plan.modes:
+                run_interleaved(plan, results, upstream, args)
         if cli is not None:
             run_litellm(plan, results, upstream, cli)
 

@@ -95,12 +95,18 @@ class RateState(NamedTuple):
     def headers(self) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers, named as OpenAI names them."""
         out: dict[str, str] = {}
-        for suffix, window in (("requests", self.requests), ("tokens", self.tokens)):
+        for (limit, remaining, reset), window in zip(_HEADER_NAMES, self, strict=True):
             if window is not None:
-                out[f"x-ratelimit-limit-{suffix}"] = str(window.limit)
-                out[f"x-ratelimit-remaining-{suffix}"] = str(window.remaining)
-                out[f"x-ratelimit-reset-{suffix}"] = format_duration(window.reset_ms)
+                out[limit] = str(window.limit)
+                out[remaining] = str(window.remaining)
+                out[reset] = format_duration(window.reset_ms)
         return out
+
+
+_HEADER_NAMES = tuple(
+    (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in ("requests", "tokens")
+)
 
 
 @dataclass(slots=True)

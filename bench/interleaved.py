@@ -1,0 +1,135 @@
+"""The metered overhead, measured fairly on a machine whose speed drifts.
+
+Measured one after the other, two configurations of the same server differ by whatever the
+machine (other tenants, frequency, the noisy neighbours of a 2-core VM) did between the two
+runs: on this project's machines, back-to-back runs of the *same* configuration differ by up to
+30 %. So both gateways run at once, idle while the other is loaded, and are loaded in turns:
+``rounds`` rounds of ``seconds`` each, the order alternating (ABBA), so each round's pair shares
+the machine's condition. The result is the median over rounds of metered ÷ foundation
+requests/s, and the same for the server's CPU time per request (every thread, from ``/proc``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.gateways import MODEL, modelyard_metered_spec, modelyard_spec, run_gateway
+from bench.load import BENCH_KEY, LoadSpec, run_wrk, write_script
+from bench.probe import check_chat
+from bench.procs import BenchError
+from bench.upstream import Upstream
+
+FOUNDATION, METERED = "foundation", "metered"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of every thread of ``pid`` so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+@dataclass
+class Sample:
+    rps: float
+    cpu_us: float  # server CPU per request
+
+
+@dataclass
+class Interleaved:
+    rounds: int
+    seconds: float
+    samples: dict[str, list[Sample]] = field(default_factory=lambda: {FOUNDATION: [], METERED: []})
+
+    def _ratios(self, pick: str) -> list[float]:
+        pairs = zip(self.samples[FOUNDATION], self.samples[METERED], strict=True)
+        if pick == "rps":
+            return [m.rps / f.rps for f, m in pairs if f.rps]
+        return [f.cpu_us / m.cpu_us for f, m in pairs if m.cpu_us]  # > 1 would mean cheaper
+
+    @property
+    def ratio(self) -> float:
+        """Median over rounds of metered ÷ foundation requests/s."""
+        return statistics.median(self._ratios("rps"))
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Median over rounds of foundation ÷ metered CPU per request."""
+        return statistics.median(self._ratios("cpu"))
+
+    def median(self, name: str, what: str) -> float:
+        return float(statistics.median(getattr(s, what) for s in self.samples[name]))
+
+    def lines(self) -> list[str]:
+        out = [f"interleaved: {self.rounds} rounds of {self.seconds:g} s per configuration"]
+        for name in (FOUNDATION, METERED):
+            cells = " ".join(f"{s.rps:,.0f}" for s in self.samples[name])
+            out.append(f"  {name:<10} req/s per round: {cells}")
+        rounds = " ".join(f"{r:.2f}" for r in self._ratios("rps"))
+        out.append(f"  metered ÷ foundation per round: {rounds}")
+        out.append(
+            f"  median req/s {self.median(FOUNDATION, 'rps'):,.0f} vs "
+            f"{self.median(METERED, 'rps'):,.0f}; median ratio {self.ratio:.3f}"
+        )
+        out.append(
+            f"  server CPU per request (median) {self.median(FOUNDATION, 'cpu_us'):,.0f} µs vs "
+            f"{self.median(METERED, 'cpu_us'):,.0f} µs; median ratio {self.cpu_ratio:.3f}"
+        )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "seconds": self.seconds,
+            "ratio": self.ratio,
+            "cpu_ratio": self.cpu_ratio,
+            "samples": {k: [vars(s) for s in v] for k, v in self.samples.items()},
+        }
+
+
+def measure_interleaved(
+    wrk: str,
+    upstream: Upstream,
+    rounds: int = 10,
+    seconds: float = 4.0,
+    connections: int = 32,
+    warmup: float = 3.0,
+) -> Interleaved:
+    """Start both configurations, warm each up, then load them in alternating turns."""
+    if rounds < 1:
+        raise BenchError("interleaved rounds must be at least 1")
+    result = Interleaved(rounds, seconds)
+    metered_spec, metered_key = modelyard_metered_spec(upstream)
+    with (
+        run_gateway(modelyard_spec(upstream)) as foundation,
+        run_gateway(metered_spec) as metered,
+    ):
+        targets = {
+            FOUNDATION: (foundation, write_script(MODEL, False, BENCH_KEY), BENCH_KEY),
+            METERED: (metered, write_script(MODEL, False, metered_key), metered_key),
+        }
+        threads = min(2, connections)
+        for gateway, script, key in targets.values():
+            check_chat(gateway.chat_url, MODEL, False, key)
+            if warmup > 0:
+                run_wrk(wrk, LoadSpec(gateway.chat_url, script, connections, threads, warmup))
+        for i in range(rounds):
+            order = (FOUNDATION, METERED) if i % 2 == 0 else (METERED, FOUNDATION)
+            for name in order:
+                gateway, script, _ = targets[name]
+                before = cpu_seconds(gateway.pid)
+                spec = LoadSpec(gateway.chat_url, script, connections, threads, seconds)
+                load = run_wrk(wrk, spec)
+                used = cpu_seconds(gateway.pid) - before
+                if load.failures:
+                    raise BenchError(f"{name}: {load.failures} failed requests in round {i + 1}")
+                result.samples[name].append(Sample(load.rps, used / max(1, load.requests) * 1e6))
+    return result
