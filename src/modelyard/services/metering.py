@@ -188,7 +188,7 @@ def _record(
     return (
         call.request_id,
         ticket.created_at,
-        periods(int(ticket.created_at * 1000))[0],
+        periods(int(ticket.created_at * 1000))[0],  # the UTC day, cached by the day
         principal.project_id,
         principal.key_id,
         call.endpoint,
@@ -203,8 +203,8 @@ def _record(
         usage.cache_write_tokens,
         usage.reasoning_tokens,
         cost,
-        round((now - ticket.started) * 1000, 3),
-        round((ttft - ticket.started) * 1000, 3) if ttft is not None else None,
+        round((now - ticket.started) * 1_000_000) / 1000,  # ms, to the µs
+        round((ttft - ticket.started) * 1_000_000) / 1000 if ttft is not None else None,
         served.attempts if served else 0,
         reported,
     )
