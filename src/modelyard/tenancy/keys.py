@@ -25,6 +25,8 @@ ROLES: tuple[Role, ...] = ("operator", "owner", "member")
 PREFIX = "my"
 _KEY_RE = re.compile(r"^my-([a-z0-9]{12})-([A-Za-z0-9_-]{32,128})$")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_HEAD = f"{PREFIX}-"
+_ID_AT, _ID_END = len(_HEAD), len(_HEAD) + 12  # where a key's id sits: my-<12 characters>-
 NO_LIMITS = Limits()
 
 
@@ -155,7 +157,8 @@ class KeyRing:
         # Where the id would sit in a well-formed key; no need to check the rest of its shape
         # (a regular expression costs more than the whole lookup): only the stored key's
         # own digest can match.
-        key_id = presented[3:15] if presented[15:16] == "-" and presented[:3] == "my-" else None
+        well_placed = presented.startswith(_HEAD) and presented[_ID_END : _ID_END + 1] == "-"
+        key_id = presented[_ID_AT:_ID_END] if well_placed else None
         entry = self._entries.get(key_id) if key_id else None
         if entry is not None and hmac.compare_digest(digest, entry.digest):
             if entry.revoked:
