@@ -1,4 +1,5 @@
-"""Find the tools the benchmark drives (nginx, wrk); install the Debian packages if missing."""
+"""Find the tools the benchmark drives (nginx, wrk, valgrind); install the Debian packages if
+missing."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def _apt_install(packages: list[str]) -> None:
                 raise BenchError(f"`{' '.join(argv)}` failed ({result.returncode}); see {log_path}")
 
 
-def ensure_tools() -> dict[str, str]:
-    """Absolute paths of ``nginx`` and ``wrk``, installed with apt-get when absent."""
-    wanted = {"nginx": "nginx", "wrk": "wrk"}
+def ensure_tools(*extra: str) -> dict[str, str]:
+    """Absolute paths of ``nginx``, ``wrk`` and the ``extra`` binaries (each from the Debian
+    package of its own name), installed with apt-get when absent."""
+    wanted = {"nginx": "nginx", "wrk": "wrk", **{name: name for name in extra}}
     missing = [package for binary, package in wanted.items() if _which(binary) is None]
     if missing:
         _apt_install(missing)
