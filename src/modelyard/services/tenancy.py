@@ -71,6 +71,7 @@ class KeyRefresher:
         self._interval_s = interval_s
         self._seen = -1
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def refresh(self, force: bool = False) -> None:
         generation = await tenancy_generation(self._store)
@@ -83,17 +84,21 @@ class KeyRefresher:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval_s)
+            if self._stop.is_set():
+                return
             try:
                 await self.refresh()
             except StoreError as exc:  # keep serving with the keys we have
                 log.warning("key refresh failed, keeping the current keys: %s", exc)
 
     async def aclose(self) -> None:
+        """Stop polling. A poll under way finishes first: cancelled inside its transaction, it
+        could leave SQLite's write lock held and every other writer waiting."""
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
 
 def parse_duration(text: str) -> timedelta:

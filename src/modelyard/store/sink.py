@@ -75,22 +75,27 @@ class BatchSink(Generic[T]):
             await self._write_batch()
 
     async def aclose(self) -> None:
-        """Stop taking records and write what is queued."""
+        """Stop taking records and write what is queued.
+
+        The background task is not cancelled mid-batch but let finish the batch it is writing:
+        a writer that hands the batch to another thread (the SQLite ledger writer) would commit
+        it anyway, and the flush below would then write it a second time."""
         self._closing = True
+        self._wake.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task
         try:
             await self.flush()
         except StoreError as exc:
             log.error("%s: %d record(s) not written at shutdown: %s", self.name, self.pending, exc)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            if self._closing:
+                return  # aclose writes the rest
             self._wake.clear()
             while self._queue:
                 try:

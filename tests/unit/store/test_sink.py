@@ -63,3 +63,25 @@ async def test_close_drains_everything_queued_and_then_refuses():
     await sink.aclose()
     assert [x for b in target.batches for x in b] == [0, 1, 2, 3, 4]
     assert not sink.put(9)
+
+
+async def test_a_batch_being_written_at_close_is_written_once():
+    """A writer that hands the batch to another thread commits it even if the awaiting task is
+    cancelled; closing must let that write finish rather than cancel it and write it again."""
+    handed_over: list[list[int]] = []
+    started = asyncio.Event()
+
+    async def slow_write(batch: list[int]) -> None:
+        handed_over.append(list(batch))  # committed from here on, whatever happens to us
+        started.set()
+        await asyncio.sleep(0.2)
+
+    sink = BatchSink("t", slow_write, interval_s=0.01)
+    sink.start()
+    for i in range(5):
+        sink.put(i)
+    await started.wait()
+    sink.put(5)  # arrives while the first batch is being written
+    await sink.aclose()
+    assert [x for b in handed_over for x in b] == list(range(6))
+    assert sink.pending == 0

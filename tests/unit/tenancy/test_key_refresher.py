@@ -58,3 +58,33 @@ async def test_new_keys_arrive_and_a_failing_store_keeps_the_old_ones(store: Sto
     await refresher.aclose()
     with pytest.raises(AuthenticationFailed):
         rings[-1].authenticate("my-aaaaaaaaaaaa-" + "x" * 43)
+
+
+async def test_closing_lets_a_poll_under_way_finish(store: Store):
+    """Cancelled inside its transaction, a poll could leave SQLite's write lock held."""
+    entered, release, exits = asyncio.Event(), asyncio.Event(), []
+    real = store.transaction
+
+    @contextlib.asynccontextmanager
+    async def slow() -> AsyncIterator[AsyncSession]:
+        async with real() as session:
+            entered.set()
+            await release.wait()
+            try:
+                yield session
+            except BaseException as exc:
+                exits.append(type(exc).__name__)
+                raise
+            exits.append("committed")
+
+    refresher = KeyRefresher(store, lambda: [], lambda ring: None, interval_s=0.01)
+    await refresher.refresh()
+    store.transaction = slow  # type: ignore[method-assign]
+    refresher.start()
+    await asyncio.wait_for(entered.wait(), 5)
+    closing = asyncio.create_task(refresher.aclose())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # waiting for the poll, not cancelling it
+    release.set()
+    await asyncio.wait_for(closing, 5)
+    assert exits == ["committed"]
