@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from modelyard.tenancy.limits import Scope
 Role = Literal["operator", "owner", "member"]
 ROLES: tuple[Role, ...] = ("operator", "owner", "member")
 PREFIX = "my"
-_KEY_RE = re.compile(r"^my-([a-z0-9]{12})-([A-Za-z0-9_-]{32,128})$")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _HEAD = f"{PREFIX}-"
 _ID_AT, _ID_END = len(_HEAD), len(_HEAD) + 12  # where a key's id sits: my-<12 characters>-
@@ -94,8 +92,12 @@ def digest_of(key: str) -> str:
 
 
 def key_id_of(presented: str) -> str | None:
-    match = _KEY_RE.match(presented)
-    return match.group(1) if match else None
+    """The part of ``presented`` where a key's id sits, if it has the shape ``my-<id>-…``.
+
+    Only the shape around the id is checked (a regular expression costs more than the whole
+    lookup): only the stored key's own digest can match what was presented."""
+    well_placed = presented.startswith(_HEAD) and presented[_ID_END : _ID_END + 1] == "-"
+    return presented[_ID_AT:_ID_END] if well_placed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +156,7 @@ class KeyRing:
                 "no API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
             )
         digest = hashlib.sha256(presented.encode()).digest()
-        # Where the id would sit in a well-formed key; no need to check the rest of its shape
-        # (a regular expression costs more than the whole lookup): only the stored key's
-        # own digest can match.
-        well_placed = presented.startswith(_HEAD) and presented[_ID_END : _ID_END + 1] == "-"
-        key_id = presented[_ID_AT:_ID_END] if well_placed else None
+        key_id = key_id_of(presented)
         entry = self._entries.get(key_id) if key_id else None
         if entry is not None and hmac.compare_digest(digest, entry.digest):
             if entry.revoked:

@@ -408,8 +408,8 @@ class _Counters:
     def full(self, now_ms: int) -> bool:
         """Both buckets full at their last limits, so forgetting them changes nothing."""
         rpm, tpm = self.rpm, self.tpm
-        return (not rpm or self.rpm_level + max(0, now_ms - self.rpm_at) * rpm >= rpm * UNIT) and (
-            not tpm or self.tpm_level + max(0, now_ms - self.tpm_at) * tpm >= tpm * UNIT
+        return (not rpm or _refilled(self.rpm_level, self.rpm_at, rpm, now_ms) == rpm * UNIT) and (
+            not tpm or _refilled(self.tpm_level, self.tpm_at, tpm, now_ms) == tpm * UNIT
         )
 
 
@@ -533,22 +533,19 @@ class MemoryLimiter:
                 if held is None:  # swept while full (a refund would leave it full)
                     held = self._counters[scope.name] = _Counters()
                 held.tpm_level = min(limit * UNIT, held.refill_tpm(limit, now) - extra * UNIT)
-            if scope.daily_budget_micros is None and scope.monthly_budget_micros is None:
-                continue
-            if held is None or held.period != reservation.day:
-                # The day has turned since, or the counters were swept: look the spends up.
-                held = _Counters()
-                held.period = reservation.day
-                if scope.daily_budget_micros is not None:
-                    held.day = self._spend_of((f"day:{reservation.day}", scope.name))
-                if scope.monthly_budget_micros is not None:
-                    held.month = self._spend_of((f"month:{reservation.month}", scope.name))
-            if scope.daily_budget_micros is not None and held.day is not None:
-                held.day.reserved -= reserved
-                held.day.spent += cost_micros
-            if scope.monthly_budget_micros is not None and held.month is not None:
-                held.month.reserved -= reserved
-                held.month.spent += cost_micros
+            daily = scope.daily_budget_micros is not None
+            monthly = scope.monthly_budget_micros is not None
+            if held is not None and held.period == reservation.day:
+                day, month = held.day, held.month
+            else:  # the day has turned since, or the counters were swept: look the spends up
+                day = self._spend_of((f"day:{reservation.day}", scope.name)) if daily else None
+                month = (
+                    self._spend_of((f"month:{reservation.month}", scope.name)) if monthly else None
+                )
+            for spend in (day if daily else None, month if monthly else None):
+                if spend is not None:
+                    spend.reserved -= reserved
+                    spend.spent += cost_micros
 
     def _sweep(self, now_ms: int) -> None:
         self._swept_ms = now_ms
