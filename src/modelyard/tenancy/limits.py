@@ -30,9 +30,9 @@ import functools
 import operator
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.money import MICROS_PER_DOLLAR
@@ -76,42 +76,23 @@ class Scope:
         return self.name.replace(":", " ", 1)
 
 
-# Window and RateState are named tuples, not frozen dataclasses: one of each is built on every
-# admitted request, and a frozen dataclass takes several times longer to construct.
-class Window(NamedTuple):
-    """One rate limit's state for headers: the limit, what is left, ms until it is full again."""
-
-    limit: int
-    remaining: int
-    reset_ms: int
-
-
-class RateState(NamedTuple):
-    """The tightest scope's request and token windows (either absent when nothing limits it)."""
-
-    requests: Window | None = None
-    tokens: Window | None = None
-
-    def headers(self) -> dict[str, str]:
-        """The ``x-ratelimit-*`` headers, named as OpenAI names them."""
-        out: dict[str, str] = {}
-        for (limit, remaining, reset), window in zip(_HEADER_NAMES, self, strict=True):
-            if window is not None:
-                out[limit] = str(window.limit)
-                out[remaining] = str(window.remaining)
-                out[reset] = format_duration(window.reset_ms)
-        return out
-
-
-_HEADER_NAMES = tuple(
-    (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
-    for kind in ("requests", "tokens")
+# The ``x-ratelimit-*`` headers, named as OpenAI names them.
+LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+)
+LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
 )
 
 
 @dataclass(slots=True)
 class Reservation:
-    """What one ``acquire`` took, for ``settle``; and the rate state for response headers.
+    """What one ``acquire`` took, for ``settle``; and each scope's bucket levels after it,
+    (rpm level, tpm level) in units, for the response headers.
 
     ``enforced`` is false when a shared store was unreachable and the limiter failed open: nothing
     was taken, and settling does nothing.
@@ -122,12 +103,12 @@ class Reservation:
     cost_micros: int
     day: str
     month: str
-    state: RateState = field(default_factory=RateState)
+    levels: Sequence[tuple[int, int]] = ()
     enforced: bool = True
     settled: bool = False
 
     def headers(self) -> dict[str, str]:
-        return self.state.headers()
+        return rate_headers(self.scopes, self.levels) if self.levels else {}
 
 
 class Limiter(Protocol):
@@ -200,35 +181,68 @@ def ms_until_period_end(now_ms: int, kind: str) -> int:
     return epoch_days * DAY_MS - now_ms
 
 
-def rate_state(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> RateState:
-    """The tightest windows over all scopes, from each scope's (rpm level, tpm level).
+def rate_headers(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers of the tightest request and token windows over all scopes,
+    from each scope's (rpm level, tpm level); none for a kind no scope limits.
 
     Tightest: fewer remaining, then the lower limit, then the longer wait to refill; the first
     scope wins a tie. Runs on every admitted request, so it ranks plain tuples, works out a
-    wait only for a candidate, and builds only the two windows it returns."""
-    requests: tuple[int, int, int] | None = None  # the tightest's (remaining, limit, -reset ms)
-    tokens: tuple[int, int, int] | None = None
-    for scope, (rpm_level, tpm_level) in zip(scopes, levels, strict=True):
-        if scope.rpm:
-            requests = _tightest(requests, scope.rpm, rpm_level)
-        if scope.tpm:
-            tokens = _tightest(tokens, scope.tpm, tpm_level)
-    return RateState(
-        Window(requests[1], requests[0], -requests[2]) if requests else None,
-        Window(tokens[1], tokens[0], -tokens[2]) if tokens else None,
-    )
+    wait only for a candidate, and indexes rather than zips (``zip(strict=True)`` costs more
+    than the rest of the loop)."""
+    if len(levels) != len(scopes):
+        raise ValueError(f"{len(levels)} levels for {len(scopes)} scopes")
+    requests = _tightest(scopes, levels, 0)
+    tokens = _tightest(scopes, levels, 1)
+    out: dict[str, str] = {}
+    if requests is not None:
+        remaining, limit, wait = requests
+        out[LIMIT_REQUESTS] = str(limit)
+        out[REMAINING_REQUESTS] = str(remaining)
+        out[RESET_REQUESTS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
+    if tokens is not None:
+        remaining, limit, wait = tokens
+        out[LIMIT_TOKENS] = str(limit)
+        out[REMAINING_TOKENS] = str(remaining)
+        out[RESET_TOKENS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
+    return out
 
 
 def _tightest(
-    best: tuple[int, int, int] | None, limit: int, level: int
+    scopes: Sequence[Scope], levels: Sequence[tuple[int, int]], kind: int
 ) -> tuple[int, int, int] | None:
-    remaining = level // UNIT
-    remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
-    if best is not None and remaining > best[0]:
-        return best
-    reset = (level - limit * UNIT) // limit  # minus the ms until full, rounded up
-    rank = (remaining, limit, reset if reset < 0 else 0)
-    return rank if best is None or rank < best else best
+    """(remaining, limit, ms until full) of the tightest request (``kind`` 0) or token (1)
+    bucket, None when no scope has that limit. Plain locals, not ranked tuples: this runs
+    twice on every admitted request."""
+    best_remaining = best_limit = best_level = 0  # best_limit 0: no candidate yet
+    for i, scope in enumerate(scopes):
+        limit = scope.tpm if kind else scope.rpm
+        if not limit:
+            continue
+        level = levels[i][kind]
+        remaining = level // UNIT
+        if remaining < 0:
+            remaining = 0
+        elif remaining > limit:
+            remaining = limit
+        if (
+            not best_limit
+            or remaining < best_remaining
+            or (
+                remaining == best_remaining
+                # at the same limit, the lower level waits longer to be full
+                and (limit < best_limit or (limit == best_limit and level < best_level))
+            )
+        ):
+            best_remaining, best_limit, best_level = remaining, limit, level
+    if not best_limit:
+        return None
+    return best_remaining, best_limit, _ms_to_full(best_level, best_limit)
+
+
+def _ms_to_full(level: int, limit: int) -> int:
+    """Milliseconds until a bucket at ``level`` refilling at ``limit`` is full (rounded up)."""
+    wait = (limit * UNIT - level + limit - 1) // limit
+    return wait if wait > 0 else 0
 
 
 def check_scope(
@@ -309,7 +323,7 @@ def _rate_error(
 def refusal(
     scopes: Sequence[Scope],
     failures: Sequence[Failure],
-    state: RateState,
+    levels: Sequence[tuple[int, int]],
     tokens: int,
     now_ms: int,
 ) -> ModelyardError:
@@ -319,7 +333,7 @@ def refusal(
     that can never fit; then the rate limit with the longest wait, since retrying any sooner
     would be refused again.
     """
-    headers = state.headers()
+    headers = rate_headers(scopes, levels)
     budgets = [f for f in failures if f.kind in (DAILY, MONTHLY)]
     if budgets:
         worst = max(budgets, key=lambda f: ms_until_period_end(now_ms, f.kind))
@@ -362,7 +376,8 @@ class _Counters:
     """One scope's counters. Its two buckets: the limit each was last refilled with (0: never
     used), the level in units and the ms of that refill. Its spend in the current UTC day and
     month (``None`` without that budget), looked up in ``MemoryLimiter._spend`` once a day
-    rather than on every request; ``period`` is the day they belong to."""
+    rather than on every request; ``period`` is the day they belong to, ``scope`` the scope
+    they were looked up for (a reload may bring the same name with other budgets)."""
 
     __slots__ = (
         "day",
@@ -371,6 +386,7 @@ class _Counters:
         "rpm",
         "rpm_at",
         "rpm_level",
+        "scope",
         "tpm",
         "tpm_at",
         "tpm_level",
@@ -380,29 +396,33 @@ class _Counters:
         self.rpm = self.rpm_level = self.rpm_at = 0
         self.tpm = self.tpm_level = self.tpm_at = 0
         self.period = ""
+        self.scope: Scope | None = None
         self.day: _Spend | None = None
         self.month: _Spend | None = None
 
-    def refill(self, scope: Scope, now_ms: int) -> tuple[int, int]:
-        """Both levels now, refilled at the scope's current limits (a reload may change them);
-        0 for a limit the scope does not have. A bucket first used starts full."""
-        rpm_level = tpm_level = 0
-        limit = scope.rpm
-        if limit is not None:
-            rpm_level = (
-                _refilled(self.rpm_level, self.rpm_at, limit, now_ms) if self.rpm else limit * UNIT
-            )
-            self.rpm, self.rpm_level = limit, rpm_level
-            self.rpm_at = max(self.rpm_at, now_ms)
-        limit = scope.tpm
-        if limit is not None:
-            tpm_level = self.refill_tpm(limit, now_ms)
-        return rpm_level, tpm_level
+    def refill_rpm(self, limit: int, now_ms: int) -> int:
+        """The request bucket's level now, refilled at ``limit`` (a reload may change it) and
+        stored; a bucket first used starts full. ``refill_tpm`` is the same for tokens. Both
+        do ``_refilled``'s arithmetic inline: they run twice per scope on every request."""
+        cap = limit * UNIT
+        level = self.rpm_level if self.rpm else cap
+        if now_ms > self.rpm_at:
+            if self.rpm:
+                level += (now_ms - self.rpm_at) * limit
+            self.rpm_at = now_ms
+        level = cap if level > cap else level
+        self.rpm, self.rpm_level = limit, level
+        return level
 
     def refill_tpm(self, limit: int, now_ms: int) -> int:
-        level = _refilled(self.tpm_level, self.tpm_at, limit, now_ms) if self.tpm else limit * UNIT
+        cap = limit * UNIT
+        level = self.tpm_level if self.tpm else cap
+        if now_ms > self.tpm_at:
+            if self.tpm:
+                level += (now_ms - self.tpm_at) * limit
+            self.tpm_at = now_ms
+        level = cap if level > cap else level
         self.tpm, self.tpm_level = limit, level
-        self.tpm_at = max(self.tpm_at, now_ms)
         return level
 
     def full(self, now_ms: int) -> bool:
@@ -411,6 +431,28 @@ class _Counters:
         return (not rpm or _refilled(self.rpm_level, self.rpm_at, rpm, now_ms) == rpm * UNIT) and (
             not tpm or _refilled(self.tpm_level, self.tpm_at, tpm, now_ms) == tpm * UNIT
         )
+
+
+def _take(
+    found: list[tuple[Scope, _Counters, int, int]], units: int, cost_micros: int
+) -> list[tuple[int, int]]:
+    """Take one request, ``units`` and ``cost_micros`` from each scope's refilled counters;
+    the levels after it, per scope."""
+    taken: list[tuple[int, int]] = []
+    for scope, held, rpm_before, tpm_before in found:
+        rpm_level = tpm_level = 0
+        if scope.rpm is not None:
+            rpm_level = held.rpm_level = rpm_before - UNIT
+        if scope.tpm is not None:
+            tpm_level = held.tpm_level = tpm_before - units
+        taken.append((rpm_level, tpm_level))
+        spend = held.day
+        if spend is not None:
+            spend.reserved += cost_micros
+        spend = held.month
+        if spend is not None:
+            spend.reserved += cost_micros
+    return taken
 
 
 def _committed(spend: _Spend | None) -> int:
@@ -454,12 +496,8 @@ class MemoryLimiter:
         held = self._counters.get(name)
         if held is None:
             held = self._counters[name] = _Counters()
-        if (
-            held.period != periods[0]
-            or (scope.daily_budget_micros is not None and held.day is None)
-            or (scope.monthly_budget_micros is not None and held.month is None)
-        ):
-            held.period = periods[0]
+        if held.scope is not scope or held.period != periods[0]:
+            held.scope, held.period = scope, periods[0]
             daily, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
             held.day = None if daily is None else self._spend_of((periods[2], name))
             held.month = None if monthly is None else self._spend_of((periods[3], name))
@@ -469,40 +507,39 @@ class MemoryLimiter:
         chosen = check_arguments(scopes, tokens, cost_micros)
         now = round(self._clock() * 1000)
         periods = _period_keys(now // DAY_MS)
-        found: list[tuple[_Counters, int, int]] = []
+        period = periods[0]
+        counters = self._counters
+        found: list[tuple[Scope, _Counters, int, int]] = []
         admitted = True
         units = tokens * UNIT
         for scope in chosen:
-            held = self._counters_of(scope, periods)
-            rpm_level, tpm_level = held.refill(scope, now)
-            found.append((held, rpm_level, tpm_level))
-            daily, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
-            if (
-                (scope.rpm is not None and rpm_level < UNIT)
-                or (scope.tpm is not None and (tokens > scope.tpm or tpm_level < units))
-                or (daily is not None and _committed(held.day) >= daily)
-                or (monthly is not None and _committed(held.month) >= monthly)
-            ):
+            held = counters.get(scope.name)
+            if held is None or held.scope is not scope or held.period != period:
+                held = self._counters_of(scope, periods)
+            limit = scope.rpm
+            rpm_level = 0 if limit is None else held.refill_rpm(limit, now)
+            if rpm_level < UNIT and limit is not None:
+                admitted = False
+            limit = scope.tpm
+            tpm_level = 0 if limit is None else held.refill_tpm(limit, now)
+            if limit is not None and (tokens > limit or tpm_level < units):
+                admitted = False
+            found.append((scope, held, rpm_level, tpm_level))
+            # held.day and held.month are set exactly when the scope has that budget.
+            budget, spend = scope.daily_budget_micros, held.day
+            if spend is not None and budget is not None and spend.spent + spend.reserved >= budget:
+                admitted = False
+            budget, spend = scope.monthly_budget_micros, held.month
+            if spend is not None and budget is not None and spend.spent + spend.reserved >= budget:
                 admitted = False
         if not admitted:
-            levels = [(rpm, tpm) for _, rpm, tpm in found]
-            spends = [(_committed(held.day), _committed(held.month)) for held, _, _ in found]
+            levels = [(rpm, tpm) for _, _, rpm, tpm in found]
+            spends = [(_committed(held.day), _committed(held.month)) for _, held, _, _ in found]
             self._refuse(chosen, levels, spends, tokens, now)
-        taken: list[tuple[int, int]] = []
-        for scope, (held, rpm_level, tpm_level) in zip(chosen, found, strict=True):
-            if scope.rpm is not None:
-                held.rpm_level = rpm_level - UNIT
-            if scope.tpm is not None:
-                held.tpm_level = tpm_level - units
-            taken.append((held.rpm_level, held.tpm_level))
-            if held.day is not None:
-                held.day.reserved += cost_micros
-            if held.month is not None:
-                held.month.reserved += cost_micros
+        taken = _take(found, units, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
-        state = rate_state(chosen, taken)
-        return Reservation(chosen, tokens, cost_micros, periods[0], periods[1], state)
+        return Reservation(chosen, tokens, cost_micros, period, periods[1], taken)
 
     def _refuse(
         self,
@@ -515,7 +552,7 @@ class MemoryLimiter:
         failures = []
         for i, scope in enumerate(scopes):
             failures.extend(check_scope(i, scope, (*levels[i], *spends[i]), tokens))
-        raise refusal(scopes, failures, rate_state(scopes, levels), tokens, now_ms)
+        raise refusal(scopes, failures, levels, tokens, now_ms)
 
     async def settle(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         if reservation.settled or not reservation.enforced:
@@ -526,26 +563,33 @@ class MemoryLimiter:
         extra = tokens - reservation.tokens
         now = round(self._clock() * 1000) if extra else 0
         reserved = reservation.cost_micros
+        counters = self._counters
         for scope in reservation.scopes:
-            held = self._counters.get(scope.name)
+            held = counters.get(scope.name)
             limit = scope.tpm
             if limit is not None and extra and (held is not None or extra > 0):
                 if held is None:  # swept while full (a refund would leave it full)
-                    held = self._counters[scope.name] = _Counters()
-                held.tpm_level = min(limit * UNIT, held.refill_tpm(limit, now) - extra * UNIT)
+                    held = counters[scope.name] = _Counters()
+                level = held.refill_tpm(limit, now) - extra * UNIT
+                cap = limit * UNIT
+                held.tpm_level = cap if level > cap else level
             daily = scope.daily_budget_micros is not None
             monthly = scope.monthly_budget_micros is not None
-            if held is not None and held.period == reservation.day:
-                day, month = held.day, held.month
+            if not (daily or monthly):
+                continue
+            if held is not None and held.scope is scope and held.period == reservation.day:
+                day, month = held.day, held.month  # set exactly for this scope's budgets
             else:  # the day has turned since, or the counters were swept: look the spends up
                 day = self._spend_of((f"day:{reservation.day}", scope.name)) if daily else None
                 month = (
                     self._spend_of((f"month:{reservation.month}", scope.name)) if monthly else None
                 )
-            for spend in (day if daily else None, month if monthly else None):
-                if spend is not None:
-                    spend.reserved -= reserved
-                    spend.spent += cost_micros
+            if day is not None:
+                day.reserved -= reserved
+                day.spent += cost_micros
+            if month is not None:
+                month.reserved -= reserved
+                month.spent += cost_micros
 
     def _sweep(self, now_ms: int) -> None:
         self._swept_ms = now_ms

@@ -41,7 +41,6 @@ from modelyard.tenancy.limits import (
     Scope,
     check_arguments,
     periods,
-    rate_state,
     refusal,
 )
 
@@ -264,15 +263,14 @@ class RedisLimiter:
         ok, now, day, month = int(reply[0]), int(reply[1]), _text(reply[2]), _text(reply[3])
         numbers = [int(v) for v in reply[4:]]
         levels = [(numbers[2 * i], numbers[2 * i + 1]) for i in range(len(chosen))]
-        state = rate_state(chosen, levels)
         if not ok:
             rest = numbers[2 * len(chosen) :]
             failures = [
                 Failure(rest[j] - 1, KINDS[rest[j + 1] - 1], rest[j + 2])
                 for j in range(0, len(rest), 3)
             ]
-            raise refusal(chosen, failures, state, tokens, now)
-        return Reservation(chosen, tokens, cost_micros, day, month, state)
+            raise refusal(chosen, failures, levels, tokens, now)
+        return Reservation(chosen, tokens, cost_micros, day, month, levels)
 
     def _unavailable(
         self, scopes: tuple[Scope, ...], tokens: int, cost: int, exc: Exception
