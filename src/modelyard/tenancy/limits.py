@@ -504,6 +504,13 @@ class MemoryLimiter:
         return held
 
     async def acquire(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
+        return self.acquire_now(scopes, tokens, cost_micros)
+
+    async def settle(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
+        self.settle_now(reservation, tokens, cost_micros)
+
+    def acquire_now(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
+        """``acquire`` without a coroutine: nothing here waits (the meter calls this one)."""
         chosen = check_arguments(scopes, tokens, cost_micros)
         now = round(self._clock() * 1000)
         periods = _period_keys(now // DAY_MS)
@@ -554,7 +561,7 @@ class MemoryLimiter:
             failures.extend(check_scope(i, scope, (*levels[i], *spends[i]), tokens))
         raise refusal(scopes, failures, levels, tokens, now_ms)
 
-    async def settle(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
+    def settle_now(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         if reservation.settled or not reservation.enforced:
             return
         if tokens < 0 or cost_micros < 0:
