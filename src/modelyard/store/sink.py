@@ -78,7 +78,7 @@ class BatchSink(Generic[T]):
         """Stop taking records and write what is queued.
 
         The background task is not cancelled mid-batch but let finish the batch it is writing:
-        a writer that hands the batch to another thread (the SQLite ledger writer) would commit
+        a writer that hands the batch to another process (the SQLite ledger writer) would commit
         it anyway, and the flush below would then write it a second time."""
         self._closing = True
         self._wake.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -105,3 +106,33 @@ async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
     finally:
         await writer.aclose()
         await store.aclose()
+
+
+async def test_the_sqlite_writer_process_ignores_group_signals_and_is_replaced_if_killed(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
+    writer = ledger_writer(store)
+    assert isinstance(writer, SqliteLedgerWriter)
+    try:
+        await writer.write([ledger_row(_record(1))])
+        child = writer._child
+        assert child is not None
+        # Ctrl-C or a service manager signals the whole group: the rows still to come (the
+        # server's shutdown flush) must reach the same writer.
+        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        await writer.write([ledger_row(_record(2))])
+        assert writer._child is child and child.returncode is None
+        child.kill()
+        await child.wait()
+        await writer.write([ledger_row(_record(3))])  # on a new process
+        assert writer._child is not child
+        async with store.transaction() as session:
+            written = await UsageLedger(session).records(UsageFilter())
+        assert sorted(r.request_id for r in written) == [_record(i).request_id for i in (1, 2, 3)]
+    finally:
+        await writer.aclose()
+        await store.aclose()
+    assert child.returncode is not None
