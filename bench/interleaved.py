@@ -20,20 +20,26 @@ from typing import Any
 from bench.gateways import MODEL, modelyard_metered_spec, modelyard_spec, run_gateway
 from bench.load import BENCH_KEY, LoadSpec, run_wrk, write_script
 from bench.probe import check_chat
-from bench.procs import BenchError
+from bench.procs import BenchError, descendants
 from bench.upstream import Upstream
 
 FOUNDATION, METERED = "foundation", "metered"
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of every thread of ``pid`` so far."""
+    """CPU seconds (user + system) so far of every thread of ``pid`` and of its descendants
+    (the SQLite ledger's writer is a child process of the server)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{tid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+    for proc in descendants(pid):
+        with contextlib.suppress(FileNotFoundError):
+            for tid in os.listdir(f"/proc/{proc}/task"):
+                with (
+                    contextlib.suppress(FileNotFoundError),
+                    open(f"/proc/{proc}/task/{tid}/stat") as stat,
+                ):
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
     return total / tick
 
 
