@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelyard")
 PID_FILE = "modelyard.pid"
+WORKER_READY_TIMEOUT_S = 60  # a new worker, on a reload with several (see uvicorn.run below)
 
 
 def configure_logging(level: str) -> None:
@@ -87,6 +88,10 @@ def run_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             lifespan="on",
             timeout_graceful_shutdown=30,
+            # A reload with several workers starts each new one before stopping its old one;
+            # uvicorn's default 5 s for it to be ready was too short on a loaded 2-core machine
+            # (the restart was aborted and the new config never served).
+            timeout_worker_healthcheck=WORKER_READY_TIMEOUT_S,
         )
     finally:
         pid_file.unlink(missing_ok=True)
