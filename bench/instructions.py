@@ -2,7 +2,8 @@
 
 ``python -m bench.instructions [--seconds S] [--connections N]`` runs each Modelyard
 configuration (foundation, then metered) under ``valgrind --tool=callgrind`` with counting
-switched off, warms it up, counts ``--idle`` seconds with no load (the periodic work: timers,
+switched off (its child processes too: the SQLite ledger writer is one, and its work
+counts), warms it up, counts ``--idle`` seconds with no load (the periodic work: timers,
 the key refresher, the ledger's flush ticks), then counts ``--seconds`` of wrk load. It prints
 instructions per request with the idle rate subtracted, and metered ÷ foundation.
 
@@ -57,14 +58,15 @@ def count(
 ) -> float:
     """Instructions per request of one configuration, the idle rate subtracted."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    out = OUT_DIR / name  # callgrind numbers each dump: NAME.1, NAME.2
+    out = OUT_DIR / name  # one file per process and dump: NAME.PID.1, NAME.PID.2
     for old in [*OUT_DIR.glob(f"{name}.*"), *OUT_DIR.glob(f"{name}-idle.*")]:
         old.unlink()
     argv = [
         tools["valgrind"],
         "--tool=callgrind",
         "--instr-atstart=no",
-        f"--callgrind-out-file={out}",
+        "--trace-children=yes",
+        f"--callgrind-out-file={out}.%p",
         sys.executable,
         *spec.argv,
     ]
@@ -80,7 +82,7 @@ def count(
         result = run_wrk(tools["wrk"], load)
         _control(tools, "-i", "off")
         for dump in OUT_DIR.glob(f"{name}.*"):
-            dump.rename(OUT_DIR / f"{name}-idle{dump.suffix}")
+            dump.rename(OUT_DIR / f"{name}-idle{dump.name.removeprefix(name)}")
         _control(tools, "-d")
         time.sleep(2)
     if result.failures or not result.requests:
