@@ -91,8 +91,9 @@ LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
 
 @dataclass(slots=True)
 class Reservation:
-    """What one ``acquire`` took, for ``settle``; and each scope's bucket levels after it,
-    (rpm level, tpm level) in units, for the response headers.
+    """What one ``acquire`` took, for ``settle``; and, for the response headers, each scope's
+    bucket levels after it, (rpm level, tpm level) in units, or the tightest buckets already
+    picked out (``tightest``, as ``_headers_of`` takes them; the memory limiter's way).
 
     ``enforced`` is false when a shared store was unreachable and the limiter failed open: nothing
     was taken, and settling does nothing.
@@ -106,8 +107,11 @@ class Reservation:
     levels: Sequence[tuple[int, int]] = ()
     enforced: bool = True
     settled: bool = False
+    tightest: tuple[int, int, int, int, int, int] | None = None
 
     def headers(self) -> dict[str, str]:
+        if self.tightest is not None:
+            return _headers_of(*self.tightest)
         return rate_headers(self.scopes, self.levels) if self.levels else {}
 
 
@@ -185,34 +189,43 @@ def rate_headers(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> 
     """The ``x-ratelimit-*`` headers of the tightest request and token windows over all scopes,
     from each scope's (rpm level, tpm level); none for a kind no scope limits.
 
-    Tightest: fewer remaining, then the lower limit, then the longer wait to refill; the first
-    scope wins a tie. Runs on every admitted request, so it ranks plain tuples, works out a
-    wait only for a candidate, and indexes rather than zips (``zip(strict=True)`` costs more
-    than the rest of the loop)."""
+    Tightest: fewer remaining, then the lower limit, then the longer wait to refill (the lower
+    level); the first scope wins a tie. The memory limiter ranks the same way as it takes
+    (``MemoryLimiter.acquire_now``)."""
     if len(levels) != len(scopes):
         raise ValueError(f"{len(levels)} levels for {len(scopes)} scopes")
-    requests = _tightest(scopes, levels, 0)
-    tokens = _tightest(scopes, levels, 1)
+    return _headers_of(*_tightest(scopes, levels, 0), *_tightest(scopes, levels, 1))
+
+
+def _headers_of(
+    requests_left: int,
+    requests_limit: int,
+    requests_level: int,
+    tokens_left: int,
+    tokens_limit: int,
+    tokens_level: int,
+) -> dict[str, str]:
+    """The headers of the tightest request and token buckets, each given as (remaining,
+    limit, level in units); a limit of 0 means no scope has that limit."""
     out: dict[str, str] = {}
-    if requests is not None:
-        remaining, limit, wait = requests
-        out[LIMIT_REQUESTS] = str(limit)
-        out[REMAINING_REQUESTS] = str(remaining)
+    if requests_limit:
+        wait = _ms_to_full(requests_level, requests_limit)
+        out[LIMIT_REQUESTS] = str(requests_limit)
+        out[REMAINING_REQUESTS] = str(requests_left)
         out[RESET_REQUESTS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
-    if tokens is not None:
-        remaining, limit, wait = tokens
-        out[LIMIT_TOKENS] = str(limit)
-        out[REMAINING_TOKENS] = str(remaining)
+    if tokens_limit:
+        wait = _ms_to_full(tokens_level, tokens_limit)
+        out[LIMIT_TOKENS] = str(tokens_limit)
+        out[REMAINING_TOKENS] = str(tokens_left)
         out[RESET_TOKENS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
     return out
 
 
 def _tightest(
     scopes: Sequence[Scope], levels: Sequence[tuple[int, int]], kind: int
-) -> tuple[int, int, int] | None:
-    """(remaining, limit, ms until full) of the tightest request (``kind`` 0) or token (1)
-    bucket, None when no scope has that limit. Plain locals, not ranked tuples: this runs
-    twice on every admitted request."""
+) -> tuple[int, int, int]:
+    """(remaining, limit, level) of the tightest request (``kind`` 0) or token (1) bucket;
+    (0, 0, 0) when no scope has that limit."""
     best_remaining = best_limit = best_level = 0  # best_limit 0: no candidate yet
     for i, scope in enumerate(scopes):
         limit = scope.tpm if kind else scope.rpm
@@ -234,9 +247,7 @@ def _tightest(
             )
         ):
             best_remaining, best_limit, best_level = remaining, limit, level
-    if not best_limit:
-        return None
-    return best_remaining, best_limit, _ms_to_full(best_level, best_limit)
+    return best_remaining, best_limit, best_level
 
 
 def _ms_to_full(level: int, limit: int) -> int:
@@ -435,24 +446,44 @@ class _Counters:
 
 def _take(
     found: list[tuple[Scope, _Counters, int, int]], units: int, cost_micros: int
-) -> list[tuple[int, int]]:
-    """Take one request, ``units`` and ``cost_micros`` from each scope's refilled counters;
-    the levels after it, per scope."""
-    taken: list[tuple[int, int]] = []
+) -> tuple[int, int, int, int, int, int]:
+    """Take one request, ``units`` and ``cost_micros`` from each admitted scope's refilled
+    counters, picking out the tightest request and token buckets after it as it goes (as
+    ``_headers_of`` takes them; ranked as ``rate_headers`` ranks). One pass, plain locals:
+    this runs on every admitted request.
+
+    No clamping is needed: an admitted request bucket held at least one request, so it keeps
+    between 0 and limit - 1 whole requests; an admitted token bucket keeps between 0 and
+    limit whole tokens."""
+    r_left = r_limit = r_level = t_left = t_limit = t_level = 0  # limit 0: none yet
     for scope, held, rpm_before, tpm_before in found:
-        rpm_level = tpm_level = 0
-        if scope.rpm is not None:
-            rpm_level = held.rpm_level = rpm_before - UNIT
-        if scope.tpm is not None:
-            tpm_level = held.tpm_level = tpm_before - units
-        taken.append((rpm_level, tpm_level))
+        limit = scope.rpm
+        if limit is not None:
+            level = held.rpm_level = rpm_before - UNIT
+            left = level // UNIT
+            if (
+                not r_limit
+                or left < r_left
+                or (left == r_left and (limit < r_limit or (limit == r_limit and level < r_level)))
+            ):
+                r_left, r_limit, r_level = left, limit, level
+        limit = scope.tpm
+        if limit is not None:
+            level = held.tpm_level = tpm_before - units
+            left = level // UNIT
+            if (
+                not t_limit
+                or left < t_left
+                or (left == t_left and (limit < t_limit or (limit == t_limit and level < t_level)))
+            ):
+                t_left, t_limit, t_level = left, limit, level
         spend = held.day
         if spend is not None:
             spend.reserved += cost_micros
         spend = held.month
         if spend is not None:
             spend.reserved += cost_micros
-    return taken
+    return r_left, r_limit, r_level, t_left, t_limit, t_level
 
 
 def _committed(spend: _Spend | None) -> int:
@@ -543,10 +574,12 @@ class MemoryLimiter:
             levels = [(rpm, tpm) for _, _, rpm, tpm in found]
             spends = [(_committed(held.day), _committed(held.month)) for _, held, _, _ in found]
             self._refuse(chosen, levels, spends, tokens, now)
-        taken = _take(found, units, cost_micros)
+        tightest = _take(found, units, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
-        return Reservation(chosen, tokens, cost_micros, period, periods[1], taken)
+        # Positional: a keyword argument costs the constructor some 900 instructions more.
+        day, month = period, periods[1]
+        return Reservation(chosen, tokens, cost_micros, day, month, (), True, False, tightest)
 
     def _refuse(
         self,
