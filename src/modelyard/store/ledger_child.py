@@ -2,8 +2,11 @@
 ``python -I``: it imports only the standard library.
 
 Protocol on its standard streams, one batch at a time: the parent sends a 4-byte little-endian
-length and a pickle of ``[(statement, parameters), ...]``; the child runs them in one
-transaction (BEGIN IMMEDIATE ... COMMIT) and answers ``ok`` or ``error <message>`` on one line.
+length and a pickle of ``(statement, time_column, rows)``: a one-row INSERT, the index of the
+column holding seconds since the epoch, and the rows as the parent holds them. The child turns
+that column into SQLAlchemy's SQLite DATETIME text (``sqlite_time``: work taken off the
+server's event loop), runs the statement for every row in one transaction (BEGIN IMMEDIATE ...
+COMMIT) and answers ``ok`` or ``error <message>`` on one line.
 It exits when its standard input closes, after the batch under way. It ignores SIGINT and
 SIGTERM, which a terminal's Ctrl-C or a service manager sends to the whole process group: the
 server's graceful shutdown still has rows to hand it, and closes its input when done.
@@ -11,20 +14,37 @@ server's graceful shutdown still has rows to hand it, and closes its input when 
 
 from __future__ import annotations
 
+import functools
 import pickle
 import signal
 import sqlite3
 import struct
 import sys
+from datetime import UTC, datetime
+from typing import Any
 
 BUSY_TIMEOUT_S = 30
+Batch = tuple[str, int, list[tuple[Any, ...]]]
 
 
-def _write(conn: sqlite3.Connection, statements: list[tuple[str, list[object]]]) -> None:
+def sqlite_time(seconds: float) -> str:
+    """Seconds since the epoch as SQLAlchemy's SQLite DATETIME text (UTC, naive, to the
+    microsecond), so the ORM reads the rows back exactly as if it had written them."""
+    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
+    return f"{_second_text(whole)}.{micros:06d}"
+
+
+@functools.lru_cache(maxsize=16)
+def _second_text(whole: int) -> str:
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _write(conn: sqlite3.Connection, batch: Batch) -> None:
+    statement, at, rows = batch
+    params = [(*row[:at], sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement, params in statements:
-            conn.execute(statement, params)
+        conn.executemany(statement, params)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

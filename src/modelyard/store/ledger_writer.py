@@ -2,11 +2,12 @@
 
 The ledger is the one table written on every request, so its writer is built for that. On
 SQLite it is a child process of its own (``store/ledger_child.py``): a batch is one message to
-it (its statements and parameters, pickled) and one line back once committed. A thread was
-tried first; waiting for the GIL between its statements while the event loop ran at full load,
-it woke on every GIL hand-off (some 4,000 futex calls a second under load) and cost the loop
-about as much as the rest of metering together. The file's lock keeps the child's writes and
-the engine's apart: each waits for the other (up to the same 30 s the engine waits).
+it (the rows as they are, pickled; it converts them itself) and one line back once committed.
+A thread was tried first; waiting for the GIL between its statements while the event loop
+ran at full load, it woke on every GIL hand-off (some 4,000 futex calls a second under load)
+and cost the loop about as much as the rest of metering together. The file's lock keeps the
+child's writes and the engine's apart: each waits for the other (up to the same 30 s the
+engine waits).
 Elsewhere (PostgreSQL) the rows go through the store's engine, whose driver (asyncpg) needs
 no thread.
 """
@@ -23,7 +24,7 @@ from typing import Protocol
 
 from modelyard.store.database import Store
 from modelyard.store.errors import StoreError
-from modelyard.store.usage import LedgerRow, UsageLedger, sqlite_inserts
+from modelyard.store.usage import LedgerRow, UsageLedger, sqlite_batch
 
 CHILD = Path(__file__).with_name("ledger_child.py")
 CLOSE_TIMEOUT_S = 60  # for the batch under way at shutdown (the busy timeout is 30 s)
@@ -62,7 +63,7 @@ class SqliteLedgerWriter:
         self._child: asyncio.subprocess.Process | None = None
 
     async def write(self, rows: list[LedgerRow]) -> None:
-        payload = pickle.dumps(list(sqlite_inserts(rows)), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(sqlite_batch(rows), protocol=pickle.HIGHEST_PROTOCOL)
         child = self._child
         if child is None or child.returncode is not None:
             child = self._child = await asyncio.create_subprocess_exec(

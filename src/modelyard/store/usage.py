@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
+from modelyard.store.ledger_child import Batch, sqlite_time
 
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
 
@@ -129,11 +130,10 @@ _CREATED_AT = _FIELDS.index("created_at")
 _WIDTH = len(_FIELDS)
 
 
-def _sqlite_time(seconds: float) -> str:
-    """Seconds since the epoch as SQLAlchemy's SQLite DATETIME text (UTC, naive, to the
-    microsecond), so the ORM reads the rows back exactly as if it had written them."""
-    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
-    return f"{_second_text(whole)}.{micros:06d}"
+def sqlite_batch(rows: list[LedgerRow]) -> Batch:
+    """``rows`` as the SQLite ledger writer's child takes them (see ``store.ledger_child``):
+    the one-row INSERT, the column of the time to convert, the rows untouched."""
+    return _sqlite_insert(1), _CREATED_AT, rows
 
 
 def sqlite_inserts(rows: Sequence[LedgerRow]) -> Iterator[tuple[str, list[Any]]]:
@@ -147,13 +147,8 @@ def sqlite_inserts(rows: Sequence[LedgerRow]) -> Iterator[tuple[str, list[Any]]]
         params = list(itertools.chain.from_iterable(rows[start : start + size]))
         start += size
         for i in range(_CREATED_AT, len(params), _WIDTH):
-            params[i] = _sqlite_time(params[i])
+            params[i] = sqlite_time(params[i])
         yield _sqlite_insert(size), params
-
-
-@functools.lru_cache(maxsize=16)
-def _second_text(whole: int) -> str:
-    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class UsageLedger:
