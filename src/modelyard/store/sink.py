@@ -97,11 +97,18 @@ class BatchSink(Generic[T]):
             if self._closing:
                 return  # aclose writes the rest
             self._wake.clear()
+            # What is queued now, then more only while whole batches wait. Writing until the
+            # queue was empty chased the records arriving during each write: under load that
+            # made a batch of three or four rows per round trip rather than one per interval,
+            # and the per-batch work (a message, a reply, a transaction) ran a few hundred
+            # times a second.
             while self._queue:
                 try:
                     await self._write_batch()
                 except StoreError as exc:
                     log.error("%s: batch not written, %s; retrying later", self.name, exc)
+                    break
+                if len(self._queue) < self._max_batch:
                     break
 
     async def _write_batch(self) -> None:

@@ -85,3 +85,35 @@ async def test_a_batch_being_written_at_close_is_written_once():
     await sink.aclose()
     assert [x for b in handed_over for x in b] == list(range(6))
     assert sink.pending == 0
+
+
+async def test_records_arriving_during_a_write_wait_for_the_next_interval():
+    """Under steady load the writer makes one batch per interval, not one per round trip."""
+    batches: list[list[int]] = []
+    sink: BatchSink[int]
+
+    async def slow_write(batch: list[int]) -> None:
+        batches.append(list(batch))
+        sink.put(100 + len(batches))  # a request finishing while this batch is written
+        await asyncio.sleep(0.01)
+
+    sink = BatchSink("t", slow_write, max_batch=50, interval_s=0.2)
+    sink.start()
+    sink.put(0)
+    await asyncio.sleep(0.3)  # one tick: the write of [0] and nothing chasing its arrivals
+    assert batches == [[0]]
+    await asyncio.sleep(0.2)  # the next tick takes what arrived meanwhile
+    assert batches == [[0], [101]]
+    await sink.aclose()
+
+
+async def test_whole_batches_waiting_are_written_without_waiting_for_the_tick():
+    target = Target()
+    sink = BatchSink("t", target.write, max_batch=4, interval_s=60)
+    sink.start()
+    for i in range(10):
+        sink.put(i)
+    await asyncio.sleep(0.05)
+    assert target.batches == [[0, 1, 2, 3], [4, 5, 6, 7]]  # the 2 left wait for the tick
+    await sink.aclose()
+    assert target.batches[-1] == [8, 9]
