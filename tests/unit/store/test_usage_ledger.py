@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,54 +86,58 @@ async def test_the_servers_writer_round_trips_on_either_backend(store: Store) ->
     assert back[-1].cost_micros == records[-1].cost_micros
 
 
-async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+async def sqlite_writer(tmp_path: Path) -> AsyncIterator[tuple[Store, SqliteLedgerWriter]]:
+    """A store on a SQLite file and the server's ledger writer for it (its own process)."""
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
     writer = ledger_writer(store)
     assert isinstance(writer, SqliteLedgerWriter)
     try:
-        async with store.transaction() as session:  # BEGIN IMMEDIATE: the file's write lock
-            await session.execute(text("UPDATE tenancy_generation SET generation = generation"))
-            pending = asyncio.create_task(writer.write([ledger_row(_record(1))]))
-            await asyncio.sleep(0.3)
-            assert not pending.done()  # waiting on the lock, not failing
-        await pending
-        async with store.transaction() as session:
-            assert len(await UsageLedger(session).records(UsageFilter())) == 1
-            await session.execute(text("DROP TABLE usage_records"))
-        with pytest.raises(StoreError, match="no such table: usage_records"):
-            await writer.write([ledger_row(_record(2))])
+        yield store, writer
     finally:
         await writer.aclose()
         await store.aclose()
+
+
+async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
+    sqlite_writer: tuple[Store, SqliteLedgerWriter],
+) -> None:
+    store, writer = sqlite_writer
+    async with store.transaction() as session:  # BEGIN IMMEDIATE: the file's write lock
+        await session.execute(text("UPDATE tenancy_generation SET generation = generation"))
+        pending = asyncio.create_task(writer.write([ledger_row(_record(1))]))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # waiting on the lock, not failing
+    await pending
+    async with store.transaction() as session:
+        assert len(await UsageLedger(session).records(UsageFilter())) == 1
+        await session.execute(text("DROP TABLE usage_records"))
+    with pytest.raises(StoreError, match="no such table: usage_records"):
+        await writer.write([ledger_row(_record(2))])
 
 
 async def test_the_sqlite_writer_process_ignores_group_signals_and_is_replaced_if_killed(
-    tmp_path: Path,
+    sqlite_writer: tuple[Store, SqliteLedgerWriter],
 ) -> None:
-    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
-    writer = ledger_writer(store)
-    assert isinstance(writer, SqliteLedgerWriter)
-    try:
-        await writer.write([ledger_row(_record(1))])
-        child = writer._child
-        assert child is not None
-        # Ctrl-C or a service manager signals the whole group: the rows still to come (the
-        # server's shutdown flush) must reach the same writer.
-        child.send_signal(signal.SIGINT)
-        child.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
-        await writer.write([ledger_row(_record(2))])
-        assert writer._child is child and child.returncode is None
-        child.kill()
-        await child.wait()
-        await writer.write([ledger_row(_record(3))])  # on a new process
-        assert writer._child is not child
-        async with store.transaction() as session:
-            written = await UsageLedger(session).records(UsageFilter())
-        assert sorted(r.request_id for r in written) == [_record(i).request_id for i in (1, 2, 3)]
-    finally:
-        await writer.aclose()
-        await store.aclose()
-    assert child.returncode is not None
+    store, writer = sqlite_writer
+    await writer.write([ledger_row(_record(1))])
+    child = writer._child
+    assert child is not None
+    # Ctrl-C or a service manager signals the whole group: the rows still to come (the
+    # server's shutdown flush) must reach the same writer.
+    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    await writer.write([ledger_row(_record(2))])
+    assert writer._child is child and child.returncode is None
+    child.kill()
+    await child.wait()
+    await writer.write([ledger_row(_record(3))])  # on a new process
+    assert writer._child is not child
+    async with store.transaction() as session:
+        written = await UsageLedger(session).records(UsageFilter())
+    assert sorted(r.request_id for r in written) == [_record(i).request_id for i in (1, 2, 3)]
+    current = writer._child
+    assert current is not None
+    await writer.aclose()
+    assert current.returncode is not None  # closing its input ended the process
