@@ -108,6 +108,9 @@ class BatchSink(Generic[T]):
                 except StoreError as exc:
                     log.error("%s: batch not written, %s; retrying later", self.name, exc)
                     break
+                except Exception:  # a bug in a writer must not end the task and strand the queue
+                    log.exception("%s: batch not written; retrying later", self.name)
+                    break
                 if len(self._queue) < self._max_batch:
                     break
 

@@ -117,3 +117,22 @@ async def test_whole_batches_waiting_are_written_without_waiting_for_the_tick():
     assert target.batches == [[0, 1, 2, 3], [4, 5, 6, 7]]  # the 2 left wait for the tick
     await sink.aclose()
     assert target.batches[-1] == [8, 9]
+
+
+async def test_an_unexpected_writer_error_is_logged_and_the_writer_carries_on(caplog):
+    calls: list[list[int]] = []
+
+    async def buggy_once(batch: list[int]) -> None:
+        calls.append(list(batch))
+        if len(calls) == 1:
+            raise KeyError("a bug")
+
+    sink = BatchSink("t", buggy_once, interval_s=0.01)
+    sink.put(1)
+    sink.put(2)
+    sink.start()
+    await asyncio.sleep(0.2)
+    assert calls == [[1, 2], [1, 2]]  # kept, and written on the next tick
+    assert sink.written == 2 and sink.pending == 0
+    assert "batch not written" in caplog.text
+    await sink.aclose()
