@@ -6,10 +6,12 @@ import socket
 from datetime import UTC
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from modelyard.store import (
     Store,
@@ -41,6 +43,23 @@ async def test_migrations_create_the_schema_from_empty_and_rerun_as_a_no_op(stor
         await store.aclose()
         assert {"deployment_versions", "shadow_records", "alembic_version"} <= tables
         assert head == [(ScriptDirectory.from_config(alembic_config()).get_current_head(),)]
+
+
+async def test_revision_0005_upgrades_when_the_index_was_already_dropped_by_hand(store_url: str):
+    def upgrade_by_hand(conn: Connection) -> set[str]:
+        command.upgrade(alembic_config(conn), "0004")
+        conn.execute(text("DROP INDEX ix_usage_records_request_id"))
+        command.upgrade(alembic_config(conn), "head")
+        return {ix["name"] for ix in inspect(conn).get_indexes("usage_records")}
+
+    engine = create_async_engine(store_url)
+    try:
+        async with engine.begin() as conn:
+            indexes = await conn.run_sync(upgrade_by_hand)
+    finally:
+        await engine.dispose()
+    assert "ix_usage_records_request_id" not in indexes
+    assert "ix_usage_records_created_at" in indexes
 
 
 async def test_versions_are_numbered_per_name(store: Store):

@@ -20,8 +20,11 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_usage_records_request_id", table_name="usage_records")
+    # IF EXISTS: an operator who dropped it by hand (as this revision advises) is not stuck.
+    op.drop_index("ix_usage_records_request_id", table_name="usage_records", if_exists=True)
 
 
 def downgrade() -> None:
-    op.create_index("ix_usage_records_request_id", "usage_records", ["request_id"])
+    op.create_index(
+        "ix_usage_records_request_id", "usage_records", ["request_id"], if_not_exists=True
+    )
