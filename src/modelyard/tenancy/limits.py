@@ -89,11 +89,15 @@ LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
 )
 
 
+# The tightest request and token buckets: (remaining, limit, level in units) of each, a limit
+# of 0 when no scope has that limit. What the response headers are made from.
+Tightest = tuple[int, int, int, int, int, int]
+
+
 @dataclass(slots=True)
 class Reservation:
-    """What one ``acquire`` took, for ``settle``; and, for the response headers, each scope's
-    bucket levels after it, (rpm level, tpm level) in units, or the tightest buckets already
-    picked out (``tightest``, as ``_headers_of`` takes them; the memory limiter's way).
+    """What one ``acquire`` took, for ``settle``; and the tightest buckets after it, for the
+    response headers (None when nothing was taken).
 
     ``enforced`` is false when a shared store was unreachable and the limiter failed open: nothing
     was taken, and settling does nothing.
@@ -104,15 +108,12 @@ class Reservation:
     cost_micros: int
     day: str
     month: str
-    levels: Sequence[tuple[int, int]] = ()
+    tightest: Tightest | None = None
     enforced: bool = True
     settled: bool = False
-    tightest: tuple[int, int, int, int, int, int] | None = None
 
     def headers(self) -> dict[str, str]:
-        if self.tightest is not None:
-            return _headers_of(*self.tightest)
-        return rate_headers(self.scopes, self.levels) if self.levels else {}
+        return _headers_of(*self.tightest) if self.tightest is not None else {}
 
 
 class Limiter(Protocol):
@@ -190,11 +191,15 @@ def rate_headers(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> 
     from each scope's (rpm level, tpm level); none for a kind no scope limits.
 
     Tightest: fewer remaining, then the lower limit, then the longer wait to refill (the lower
-    level); the first scope wins a tie. The memory limiter ranks the same way as it takes
-    (``MemoryLimiter.acquire_now``)."""
+    level); the first scope wins a tie (``_tighter``)."""
+    return _headers_of(*tightest_of(scopes, levels))
+
+
+def tightest_of(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> Tightest:
+    """The tightest buckets over ``scopes`` from each one's (rpm level, tpm level)."""
     if len(levels) != len(scopes):
         raise ValueError(f"{len(levels)} levels for {len(scopes)} scopes")
-    return _headers_of(*_tightest(scopes, levels, 0), *_tightest(scopes, levels, 1))
+    return (*_tightest(scopes, levels, 0), *_tightest(scopes, levels, 1))
 
 
 def _headers_of(
@@ -237,17 +242,25 @@ def _tightest(
             remaining = 0
         elif remaining > limit:
             remaining = limit
-        if (
-            not best_limit
-            or remaining < best_remaining
-            or (
-                remaining == best_remaining
-                # at the same limit, the lower level waits longer to be full
-                and (limit < best_limit or (limit == best_limit and level < best_level))
-            )
-        ):
+        if _tighter(remaining, limit, level, best_remaining, best_limit, best_level):
             best_remaining, best_limit, best_level = remaining, limit, level
     return best_remaining, best_limit, best_level
+
+
+def _tighter(
+    left: int, limit: int, level: int, best_left: int, best_limit: int, best_level: int
+) -> bool:
+    """Whether a bucket (whole ``left``, ``limit``, ``level`` in units) is tighter than the
+    best so far (a ``best_limit`` of 0: none yet): fewer left, then the lower limit, then,
+    at the same limit, the lower level (it waits longer to be full)."""
+    return (
+        not best_limit
+        or left < best_left
+        or (
+            left == best_left
+            and (limit < best_limit or (limit == best_limit and level < best_level))
+        )
+    )
 
 
 def _ms_to_full(level: int, limit: int) -> int:
@@ -444,13 +457,10 @@ class _Counters:
         )
 
 
-def _take(
-    found: list[tuple[Scope, _Counters, int, int]], units: int, cost_micros: int
-) -> tuple[int, int, int, int, int, int]:
+def _take(found: list[tuple[Scope, _Counters, int, int]], units: int, cost_micros: int) -> Tightest:
     """Take one request, ``units`` and ``cost_micros`` from each admitted scope's refilled
-    counters, picking out the tightest request and token buckets after it as it goes (as
-    ``_headers_of`` takes them; ranked as ``rate_headers`` ranks). One pass, plain locals:
-    this runs on every admitted request.
+    counters, picking out the tightest request and token buckets after it as it goes (ranked
+    by ``_tighter``, as ``rate_headers`` ranks). One pass: this runs on every admitted request.
 
     No clamping is needed: an admitted request bucket held at least one request, so it keeps
     between 0 and limit - 1 whole requests; an admitted token bucket keeps between 0 and
@@ -461,21 +471,13 @@ def _take(
         if limit is not None:
             level = held.rpm_level = rpm_before - UNIT
             left = level // UNIT
-            if (
-                not r_limit
-                or left < r_left
-                or (left == r_left and (limit < r_limit or (limit == r_limit and level < r_level)))
-            ):
+            if _tighter(left, limit, level, r_left, r_limit, r_level):
                 r_left, r_limit, r_level = left, limit, level
         limit = scope.tpm
         if limit is not None:
             level = held.tpm_level = tpm_before - units
             left = level // UNIT
-            if (
-                not t_limit
-                or left < t_left
-                or (left == t_left and (limit < t_limit or (limit == t_limit and level < t_level)))
-            ):
+            if _tighter(left, limit, level, t_left, t_limit, t_level):
                 t_left, t_limit, t_level = left, limit, level
         spend = held.day
         if spend is not None:
@@ -577,9 +579,7 @@ class MemoryLimiter:
         tightest = _take(found, units, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
-        # Positional: a keyword argument costs the constructor some 900 instructions more.
-        day, month = period, periods[1]
-        return Reservation(chosen, tokens, cost_micros, day, month, (), True, False, tightest)
+        return Reservation(chosen, tokens, cost_micros, period, periods[1], tightest)
 
     def _refuse(
         self,

@@ -42,6 +42,7 @@ from modelyard.tenancy.limits import (
     check_arguments,
     periods,
     refusal,
+    tightest_of,
 )
 
 log = logging.getLogger("modelyard.tenancy.limits")
@@ -270,7 +271,7 @@ class RedisLimiter:
                 for j in range(0, len(rest), 3)
             ]
             raise refusal(chosen, failures, levels, tokens, now)
-        return Reservation(chosen, tokens, cost_micros, day, month, levels)
+        return Reservation(chosen, tokens, cost_micros, day, month, tightest_of(chosen, levels))
 
     def _unavailable(
         self, scopes: tuple[Scope, ...], tokens: int, cost: int, exc: Exception
