@@ -39,9 +39,14 @@ def _second_text(whole: int) -> str:
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def sqlite_params(at: int, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` with column ``at`` (seconds since the epoch) as ``sqlite_time`` text."""
+    return [(*row[:at], sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
+
+
 def _write(conn: sqlite3.Connection, batch: Batch) -> None:
     statement, at, rows = batch
-    params = [(*row[:at], sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
+    params = sqlite_params(at, rows)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany(statement, params)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
-from modelyard.store.ledger_child import Batch, sqlite_time
+from modelyard.store.ledger_child import Batch, sqlite_params
 
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
 
@@ -106,49 +104,18 @@ _COLUMNS = {
 }
 _FIELDS = tuple(UsageRecord.__dataclass_fields__)
 _values = operator.attrgetter(*_FIELDS)
-# Rows per statement, largest first: 256 rows of 21 columns stay under SQLite's variable limit.
-_SQLITE_CHUNKS = (256, 64, 16, 4, 1)
-_SQLITE_ROW = f"({', '.join('?' * len(_FIELDS))})"
-
-
-def _chunks(count: int) -> list[int]:
-    sizes = []
-    for size in _SQLITE_CHUNKS:
-        while count >= size:
-            sizes.append(size)
-            count -= size
-    return sizes
-
-
-@functools.lru_cache(maxsize=8)
-def _sqlite_insert(rows: int) -> str:
-    columns = ", ".join(_FIELDS)  # our own column names, never input
-    return f"INSERT INTO usage_records ({columns}) VALUES " + ", ".join([_SQLITE_ROW] * rows)  # noqa: S608
-
-
+# Our own column names, never input.
+_SQLITE_INSERT = (
+    f"INSERT INTO usage_records ({', '.join(_FIELDS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_FIELDS))})"
+)
 _CREATED_AT = _FIELDS.index("created_at")
-_WIDTH = len(_FIELDS)
 
 
 def sqlite_batch(rows: list[LedgerRow]) -> Batch:
     """``rows`` as the SQLite ledger writer's child takes them (see ``store.ledger_child``):
     the one-row INSERT, the column of the time to convert, the rows untouched."""
-    return _sqlite_insert(1), _CREATED_AT, rows
-
-
-def sqlite_inserts(rows: Sequence[LedgerRow]) -> Iterator[tuple[str, list[Any]]]:
-    """The multi-row INSERT statements (and their parameters) that write ``rows`` to SQLite.
-
-    One statement per chunk: one sqlite3_step each, so a driver thread gives the GIL back once
-    per chunk rather than once per row. Chunk sizes come from a fixed set, so the driver's
-    statement cache holds a few prepared statements."""
-    start = 0
-    for size in _chunks(len(rows)):
-        params = list(itertools.chain.from_iterable(rows[start : start + size]))
-        start += size
-        for i in range(_CREATED_AT, len(params), _WIDTH):
-            params[i] = sqlite_time(params[i])
-        yield _sqlite_insert(size), params
+    return _SQLITE_INSERT, _CREATED_AT, rows
 
 
 class UsageLedger:
@@ -156,15 +123,14 @@ class UsageLedger:
         self._session = session
 
     async def append(self, rows: Sequence[LedgerRow]) -> None:
-        """Rows in the session's transaction: on SQLite as multi-row statements of plain
-        values, elsewhere one executemany through Core. The server's own ledger writer on
-        SQLite goes around the session altogether (``store.ledger_writer``)."""
+        """Rows in the session's transaction: on SQLite one executemany of plain values, as the
+        server's own ledger writer runs it (``store.ledger_writer``, which goes around the
+        session altogether); elsewhere one executemany through Core."""
         if not rows:
             return
         conn = await self._session.connection()
         if conn.dialect.name == "sqlite":
-            for statement, params in sqlite_inserts(rows):
-                await conn.exec_driver_sql(statement, tuple(params))
+            await conn.exec_driver_sql(_SQLITE_INSERT, sqlite_params(_CREATED_AT, list(rows)))
             return
         values = []
         for row in rows:
