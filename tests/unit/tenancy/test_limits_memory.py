@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from modelyard.core.errors import ModelyardError
-from modelyard.tenancy.limits import UNIT, MemoryLimiter, Scope, rate_headers
+from modelyard.tenancy.limits import (
+    UNIT,
+    MemoryLimiter,
+    Reservation,
+    Scope,
+    check_scope,
+    periods,
+    rate_headers,
+    refusal,
+)
 from tests.unit.tenancy.conftest import FakeClock
 
 
@@ -81,3 +91,160 @@ def test_the_fast_headers_rank_as_the_general_ones(
         else:
             levels.append((held.rpm_level if scope.rpm else 0, held.tpm_level if scope.tpm else 0))
     assert reservation.headers() == rate_headers(scopes, levels)
+
+
+class _Reference:
+    """The limits as the module's docstring defines them, kept the plainest way: every bucket
+    refilled on every use, every spend looked up by its period, nothing cached or forgotten.
+    The memory limiter's fast paths (one pass, refunds without a refill, counters dropped
+    when full) must be indistinguishable from it."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, int], tuple[int, int]] = {}  # (scope, kind) → level, ms
+        self.spends: dict[tuple[str, str], list[int]] = {}  # (period, scope) → spent, reserved
+
+    def level(self, scope: Scope, kind: int, now: int) -> int:
+        limit = scope.tpm if kind else scope.rpm
+        if limit is None:
+            return 0
+        level, at = self.buckets.get((scope.name, kind), (limit * UNIT, now))
+        level = min(limit * UNIT, level + max(0, now - at) * limit)
+        self.buckets[scope.name, kind] = (level, now)
+        return level
+
+    def spend(self, period: str, scope: Scope) -> list[int]:
+        return self.spends.setdefault((period, scope.name), [0, 0])
+
+    def acquire(
+        self, scopes: list[Scope], tokens: int, cost: int, now: int
+    ) -> tuple[ModelyardError | None, list[tuple[int, int]]]:
+        """The refusal (None: admitted) and the levels after the take (before, if refused)."""
+        day, month = periods(now)
+        levels = [(self.level(s, 0, now), self.level(s, 1, now)) for s in scopes]
+        failures = []
+        for i, scope in enumerate(scopes):
+            committed = (sum(self.spend(day, scope)), sum(self.spend(month, scope)))
+            failures += check_scope(i, scope, (*levels[i], *committed), tokens)
+        if failures:
+            return refusal(scopes, failures, levels, tokens, now), levels
+        after = []
+        for scope, (rpm_level, tpm_level) in zip(scopes, levels, strict=True):
+            for kind, level, taken in ((0, rpm_level, UNIT), (1, tpm_level, tokens * UNIT)):
+                if (scope.tpm if kind else scope.rpm) is not None:
+                    self.buckets[scope.name, kind] = (level - taken, now)
+            for period, budget in _budgets(scope, day, month):
+                if budget is not None:
+                    self.spend(period, scope)[1] += cost
+            after.append((self.level(scope, 0, now), self.level(scope, 1, now)))
+        return None, after
+
+    def settle(
+        self,
+        scopes: list[Scope],
+        reserved: tuple[int, int],
+        used: tuple[int, int],
+        at: int,
+        now: int,
+    ) -> None:
+        extra = used[0] - reserved[0]
+        day, month = periods(at)  # the periods the request started in
+        for scope in scopes:
+            if scope.tpm is not None:
+                level = min(scope.tpm * UNIT, self.level(scope, 1, now) - extra * UNIT)
+                self.buckets[scope.name, 1] = (level, now)
+            for period, budget in _budgets(scope, day, month):
+                if budget is not None:
+                    spend = self.spend(period, scope)
+                    spend[0] += used[1]
+                    spend[1] -= reserved[1]
+
+
+def _budgets(scope: Scope, day: str, month: str) -> tuple[tuple[str, int | None], ...]:
+    return (day, scope.daily_budget_micros), (month, scope.monthly_budget_micros)
+
+
+_small = st.none() | st.integers(1, 8) | st.integers(1, 8) | st.integers(1, 3_000_000_000)
+_budget = st.none() | st.integers(0, 40)
+_cost = st.integers(0, 12)
+_step = st.one_of(
+    st.tuples(st.just("wait"), st.sampled_from([0.001, 0.5, 7.5, 61, 86_400, 2_678_400])),
+    st.tuples(st.just("acquire"), st.integers(1, 7), st.integers(0, 9), _cost),
+    # settle: which open reservation, tokens used beyond the estimate (a refund if < 0), cost
+    st.tuples(st.just("settle"), st.integers(0, 5), st.sampled_from([-9, -1, 0, 1, 2, 7]), _cost),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    limits=st.lists(st.tuples(_small, _small, _budget, _budget), min_size=1, max_size=3),
+    steps=st.lists(_step, max_size=25),
+)
+# A debt settled after the bucket had time to fill: the refill comes first, then the debt.
+@example(
+    limits=[(None, 8, None, None)], steps=[("acquire", 1, 3, 0), ("wait", 61), ("settle", 0, 1, 0)]
+)
+# A refund after the bucket refilled and was taken from again.
+@example(
+    limits=[(None, 8, None, None)],
+    steps=[("acquire", 1, 6, 0), ("wait", 61), ("acquire", 1, 1, 0), ("settle", 0, -9, 0)],
+)
+# A settle after midnight counts in the day the request started.
+@example(
+    limits=[(None, None, 5, 20)],
+    steps=[("acquire", 1, 0, 4), ("wait", 86_400), ("settle", 0, 0, 4), ("acquire", 1, 0, 1)],
+)
+def test_the_memory_limiter_behaves_as_the_plain_definition(
+    limits: list[tuple[int | None, int | None, int | None, int | None]],
+    steps: list[tuple[Any, ...]],
+) -> None:
+    clock = FakeClock()
+    limiter = MemoryLimiter(clock=clock)
+    reference = _Reference()
+    scopes = [Scope(f"s{i}", *limit) for i, limit in enumerate(limits)]
+    open_: list[tuple[Reservation, list[Scope], int]] = []  # reservation, its scopes, its ms
+
+    def acquire(chosen: list[Scope], tokens: int, cost: int) -> None:
+        now = round(clock() * 1000)
+        expected, levels = reference.acquire(chosen, tokens, cost, now)
+        try:
+            reservation = limiter.acquire_now(chosen, tokens, cost)
+        except ModelyardError as refused:
+            assert expected is not None, f"refused, but admitted by definition: {refused}"
+            assert (type(refused), str(refused), refused.headers) == (
+                type(expected),
+                str(expected),
+                expected.headers,
+            )
+            assert refused.retry_after == expected.retry_after
+            return
+        assert expected is None, f"admitted, but refused by definition: {expected}"
+        assert reservation.headers() == rate_headers(chosen, levels)
+        open_.append((reservation, chosen, now))
+
+    for step in steps:
+        now = round(clock() * 1000)
+        if step[0] == "wait":
+            clock.advance(step[1])
+        elif step[0] == "acquire":
+            _, which, tokens, cost = step
+            acquire([s for i, s in enumerate(scopes) if which >> i & 1], tokens, cost)
+        elif open_:
+            _, index, extra, cost = step
+            reservation, chosen, at = open_[index % len(open_)]
+            tokens = max(0, reservation.tokens + extra)
+            if not reservation.settled:  # a second settle does nothing
+                estimate = (reservation.tokens, reservation.cost_micros)
+                reference.settle(chosen, estimate, (tokens, cost), at, now)
+            limiter.settle_now(reservation, tokens, cost)
+    # In the end, every bucket and spend of the limiter is the definition's.
+    day, month = periods(round(clock() * 1000))
+    for scope in scopes:
+        acquire([scope], 0, 0)  # its headers show both its buckets, or it is refused alike
+        for key, period, budget in (
+            (f"day:{day}", day, scope.daily_budget_micros),
+            (f"month:{month}", month, scope.monthly_budget_micros),
+        ):
+            if budget is not None:
+                spend = limiter._spend.get((key, scope.name))
+                held_spend = [spend.spent, spend.reserved] if spend else [0, 0]
+                assert held_spend == reference.spend(period, scope)
