@@ -213,17 +213,29 @@ def _headers_of(
     """The headers of the tightest request and token buckets, each given as (remaining,
     limit, level in units); a limit of 0 means no scope has that limit."""
     out: dict[str, str] = {}
+    # Every successful response carries these: the wait to full is _ms_to_full inline (a
+    # negative one formats as "0s"), and a limit's text is looked up, not converted each time.
     if requests_limit:
-        wait = _ms_to_full(requests_level, requests_limit)
-        out[LIMIT_REQUESTS] = str(requests_limit)
+        wait = (requests_limit * UNIT - requests_level + requests_limit - 1) // requests_limit
+        out[LIMIT_REQUESTS] = _LIMIT_TEXT.get(requests_limit) or _limit_text(requests_limit)
         out[REMAINING_REQUESTS] = str(requests_left)
         out[RESET_REQUESTS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
     if tokens_limit:
-        wait = _ms_to_full(tokens_level, tokens_limit)
-        out[LIMIT_TOKENS] = str(tokens_limit)
+        wait = (tokens_limit * UNIT - tokens_level + tokens_limit - 1) // tokens_limit
+        out[LIMIT_TOKENS] = _LIMIT_TEXT.get(tokens_limit) or _limit_text(tokens_limit)
         out[REMAINING_TOKENS] = str(tokens_left)
         out[RESET_TOKENS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
     return out
+
+
+_LIMIT_TEXT: dict[int, str] = {}  # limit → str(limit): limits are few and change on reloads
+
+
+def _limit_text(limit: int) -> str:
+    if len(_LIMIT_TEXT) >= 4096:
+        _LIMIT_TEXT.clear()
+    text = _LIMIT_TEXT[limit] = str(limit)
+    return text
 
 
 def _tightest(
@@ -471,13 +483,13 @@ def _take(found: list[tuple[Scope, _Counters, int, int]], units: int, cost_micro
         if limit is not None:
             level = held.rpm_level = rpm_before - UNIT
             left = level // UNIT
-            if _tighter(left, limit, level, r_left, r_limit, r_level):
+            if not r_limit or _tighter(left, limit, level, r_left, r_limit, r_level):
                 r_left, r_limit, r_level = left, limit, level
         limit = scope.tpm
         if limit is not None:
             level = held.tpm_level = tpm_before - units
             left = level // UNIT
-            if _tighter(left, limit, level, t_left, t_limit, t_level):
+            if not t_limit or _tighter(left, limit, level, t_left, t_limit, t_level):
                 t_left, t_limit, t_level = left, limit, level
         spend = held.day
         if spend is not None:
@@ -601,7 +613,7 @@ class MemoryLimiter:
             raise ValueError("tokens and cost must not be negative")
         reservation.settled = True
         extra = tokens - reservation.tokens
-        now = round(self._clock() * 1000) if extra else 0
+        now = 0  # read from the clock only when a bucket must be refilled first
         reserved = reservation.cost_micros
         counters = self._counters
         for scope in reservation.scopes:
@@ -610,7 +622,13 @@ class MemoryLimiter:
             if limit is not None and extra and (held is not None or extra > 0):
                 if held is None:  # swept while full (a refund would leave it full)
                     held = counters[scope.name] = _Counters()
-                level = held.refill_tpm(limit, now) - extra * UNIT
+                if extra < 0 and held.tpm == limit:
+                    # A refund needs no refill: capped, refund then refill comes to the same
+                    # level as refill then refund, now and at every later refill.
+                    level = held.tpm_level - extra * UNIT
+                else:
+                    now = now or round(self._clock() * 1000)
+                    level = held.refill_tpm(limit, now) - extra * UNIT
                 cap = limit * UNIT
                 held.tpm_level = cap if level > cap else level
             daily = scope.daily_budget_micros is not None
