@@ -410,94 +410,52 @@ class _Spend:
 
 class _Counters:
     """One scope's counters. Its two buckets: the limit each was last refilled with (0: never
-    used), the level in units and the ms of that refill. Its spend in the current UTC day and
-    month (``None`` without that budget), looked up in ``MemoryLimiter._spend`` once a day
-    rather than on every request; ``period`` is the day they belong to, ``scope`` the scope
-    they were looked up for (a reload may bring the same name with other budgets)."""
+    used, or unlimited since), the level in units; ``at``, the ms of their last refill. Its
+    spend in the current UTC day and month (``None`` without that budget), looked up in
+    ``MemoryLimiter._spend`` once a day rather than on every request; ``period`` is the day
+    they belong to, ``scope`` the scope they were looked up for (a reload may bring the same
+    name with other budgets)."""
 
-    __slots__ = (
-        "day",
-        "month",
-        "period",
-        "rpm",
-        "rpm_at",
-        "rpm_level",
-        "scope",
-        "tpm",
-        "tpm_at",
-        "tpm_level",
-    )
+    __slots__ = ("at", "day", "month", "period", "rpm", "rpm_level", "scope", "tpm", "tpm_level")
 
     def __init__(self) -> None:
-        self.rpm = self.rpm_level = self.rpm_at = 0
-        self.tpm = self.tpm_level = self.tpm_at = 0
+        self.at = 0
+        self.rpm = self.rpm_level = 0
+        self.tpm = self.tpm_level = 0
         self.period = ""
         self.scope: Scope | None = None
         self.day: _Spend | None = None
         self.month: _Spend | None = None
 
-    def refill_rpm(self, limit: int, now_ms: int) -> int:
-        """The request bucket's level now, refilled at ``limit`` (a reload may change it) and
-        stored; a bucket first used starts full. ``refill_tpm`` is the same for tokens. Both
-        do ``_refilled``'s arithmetic inline: they run twice per scope on every request."""
-        cap = limit * UNIT
-        level = self.rpm_level if self.rpm else cap
-        if now_ms > self.rpm_at:
-            if self.rpm:
-                level += (now_ms - self.rpm_at) * limit
-            self.rpm_at = now_ms
-        level = cap if level > cap else level
-        self.rpm, self.rpm_level = limit, level
-        return level
-
-    def refill_tpm(self, limit: int, now_ms: int) -> int:
-        cap = limit * UNIT
-        level = self.tpm_level if self.tpm else cap
-        if now_ms > self.tpm_at:
-            if self.tpm:
-                level += (now_ms - self.tpm_at) * limit
-            self.tpm_at = now_ms
-        level = cap if level > cap else level
-        self.tpm, self.tpm_level = limit, level
-        return level
+    def refill(self, rpm: int | None, tpm: int | None, now_ms: int) -> None:
+        """Both buckets brought to ``now_ms`` at the scope's limits (a reload may change them):
+        ``limit`` units more per ms, at most full; a bucket first used starts full. Refilling
+        again at the same ms changes nothing. This is ``_refilled`` inline, twice: it runs for
+        every scope of every request."""
+        elapsed = now_ms - self.at
+        if elapsed > 0:
+            self.at = now_ms
+        else:
+            elapsed = 0
+        if rpm is not None:
+            cap = rpm * UNIT
+            level = self.rpm_level + elapsed * rpm if self.rpm else cap
+            self.rpm, self.rpm_level = rpm, cap if level > cap else level
+        else:
+            self.rpm = 0  # should the limit come back, its bucket starts full
+        if tpm is not None:
+            cap = tpm * UNIT
+            level = self.tpm_level + elapsed * tpm if self.tpm else cap
+            self.tpm, self.tpm_level = tpm, cap if level > cap else level
+        else:
+            self.tpm = 0
 
     def full(self, now_ms: int) -> bool:
         """Both buckets full at their last limits, so forgetting them changes nothing."""
         rpm, tpm = self.rpm, self.tpm
-        return (not rpm or _refilled(self.rpm_level, self.rpm_at, rpm, now_ms) == rpm * UNIT) and (
-            not tpm or _refilled(self.tpm_level, self.tpm_at, tpm, now_ms) == tpm * UNIT
+        return (not rpm or _refilled(self.rpm_level, self.at, rpm, now_ms) == rpm * UNIT) and (
+            not tpm or _refilled(self.tpm_level, self.at, tpm, now_ms) == tpm * UNIT
         )
-
-
-def _take(found: list[tuple[Scope, _Counters, int, int]], units: int, cost_micros: int) -> Tightest:
-    """Take one request, ``units`` and ``cost_micros`` from each admitted scope's refilled
-    counters, picking out the tightest request and token buckets after it as it goes (ranked
-    by ``_tighter``, as ``rate_headers`` ranks). One pass: this runs on every admitted request.
-
-    No clamping is needed: an admitted request bucket held at least one request, so it keeps
-    between 0 and limit - 1 whole requests; an admitted token bucket keeps between 0 and
-    limit whole tokens."""
-    r_left = r_limit = r_level = t_left = t_limit = t_level = 0  # limit 0: none yet
-    for scope, held, rpm_before, tpm_before in found:
-        limit = scope.rpm
-        if limit is not None:
-            level = held.rpm_level = rpm_before - UNIT
-            left = level // UNIT
-            if not r_limit or _tighter(left, limit, level, r_left, r_limit, r_level):
-                r_left, r_limit, r_level = left, limit, level
-        limit = scope.tpm
-        if limit is not None:
-            level = held.tpm_level = tpm_before - units
-            left = level // UNIT
-            if not t_limit or _tighter(left, limit, level, t_left, t_limit, t_level):
-                t_left, t_limit, t_level = left, limit, level
-        spend = held.day
-        if spend is not None:
-            spend.reserved += cost_micros
-        spend = held.month
-        if spend is not None:
-            spend.reserved += cost_micros
-    return r_left, r_limit, r_level, t_left, t_limit, t_level
 
 
 def _committed(spend: _Spend | None) -> int:
@@ -555,55 +513,89 @@ class MemoryLimiter:
         self.settle_now(reservation, tokens, cost_micros)
 
     def acquire_now(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
-        """``acquire`` without a coroutine: nothing here waits (the meter calls this one)."""
+        """``acquire`` without a coroutine: nothing here waits (the meter calls this one).
+
+        One pass: each scope is checked and taken from in turn, and the tightest request and
+        token buckets after the take are picked out as it goes (ranked by ``_tighter``, as
+        ``rate_headers`` ranks). A refusal gives back what the scopes before it gave. No
+        clamping is needed: an admitted request bucket held at least one request, so it keeps
+        between 0 and limit - 1 whole requests; an admitted token bucket keeps between 0 and
+        limit whole tokens."""
         chosen = check_arguments(scopes, tokens, cost_micros)
         now = round(self._clock() * 1000)
         periods = _period_keys(now // DAY_MS)
         period = periods[0]
         counters = self._counters
-        found: list[tuple[Scope, _Counters, int, int]] = []
-        admitted = True
         units = tokens * UNIT
-        for scope in chosen:
+        r_left = r_limit = r_level = t_left = t_limit = t_level = 0  # limit 0: none yet
+        for taken, scope in enumerate(chosen):
             held = counters.get(scope.name)
             if held is None or held.scope is not scope or held.period != period:
                 held = self._counters_of(scope, periods)
-            limit = scope.rpm
-            rpm_level = 0 if limit is None else held.refill_rpm(limit, now)
-            if rpm_level < UNIT and limit is not None:
-                admitted = False
-            limit = scope.tpm
-            tpm_level = 0 if limit is None else held.refill_tpm(limit, now)
-            if limit is not None and (tokens > limit or tpm_level < units):
-                admitted = False
-            found.append((scope, held, rpm_level, tpm_level))
-            # held.day and held.month are set exactly when the scope has that budget.
-            budget, spend = scope.daily_budget_micros, held.day
-            if spend is not None and budget is not None and spend.spent + spend.reserved >= budget:
-                admitted = False
-            budget, spend = scope.monthly_budget_micros, held.month
-            if spend is not None and budget is not None and spend.spent + spend.reserved >= budget:
-                admitted = False
-        if not admitted:
-            levels = [(rpm, tpm) for _, _, rpm, tpm in found]
-            spends = [(_committed(held.day), _committed(held.month)) for _, held, _, _ in found]
-            self._refuse(chosen, levels, spends, tokens, now)
-        tightest = _take(found, units, cost_micros)
+            rpm, tpm = scope.rpm, scope.tpm
+            held.refill(rpm, tpm, now)
+            day, month = held.day, held.month  # set exactly when the scope has that budget
+            if (
+                (rpm is not None and held.rpm_level < UNIT)
+                or (tpm is not None and (tokens > tpm or held.tpm_level < units))
+                or (
+                    day is not None and day.spent + day.reserved >= (scope.daily_budget_micros or 0)
+                )
+                or (
+                    month is not None
+                    and month.spent + month.reserved >= (scope.monthly_budget_micros or 0)
+                )
+            ):
+                self._refuse(chosen, taken, units, cost_micros, tokens, now)
+            if rpm is not None:
+                level = held.rpm_level = held.rpm_level - UNIT
+                left = level // UNIT
+                if not r_limit or _tighter(left, rpm, level, r_left, r_limit, r_level):
+                    r_left, r_limit, r_level = left, rpm, level
+            if tpm is not None:
+                level = held.tpm_level = held.tpm_level - units
+                left = level // UNIT
+                if not t_limit or _tighter(left, tpm, level, t_left, t_limit, t_level):
+                    t_left, t_limit, t_level = left, tpm, level
+            if day is not None:
+                day.reserved += cost_micros
+            if month is not None:
+                month.reserved += cost_micros
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
+        tightest = (r_left, r_limit, r_level, t_left, t_limit, t_level)
         return Reservation(chosen, tokens, cost_micros, period, periods[1], tightest)
 
     def _refuse(
         self,
         scopes: tuple[Scope, ...],
-        levels: list[tuple[int, int]],
-        spends: list[tuple[int, int]],
+        taken: int,
+        units: int,
+        cost_micros: int,
         tokens: int,
         now_ms: int,
     ) -> NoReturn:
-        failures = []
+        """Give back what the first ``taken`` scopes gave, then raise the refusal made from
+        every scope's levels and spends (refilled to ``now_ms``, as ``acquire_now`` left them)."""
+        periods = _period_keys(now_ms // DAY_MS)
+        levels: list[tuple[int, int]] = []
+        failures: list[Failure] = []
         for i, scope in enumerate(scopes):
-            failures.extend(check_scope(i, scope, (*levels[i], *spends[i]), tokens))
+            held = self._counters_of(scope, periods)
+            if i < taken:
+                held.rpm_level += UNIT if scope.rpm is not None else 0
+                held.tpm_level += units if scope.tpm is not None else 0
+                for spend in (held.day, held.month):
+                    if spend is not None:
+                        spend.reserved -= cost_micros
+            held.refill(scope.rpm, scope.tpm, now_ms)
+            level = (
+                held.rpm_level if scope.rpm is not None else 0,
+                held.tpm_level if scope.tpm is not None else 0,
+            )
+            levels.append(level)
+            snapshot = (*level, _committed(held.day), _committed(held.month))
+            failures.extend(check_scope(i, scope, snapshot, tokens))
         raise refusal(scopes, failures, levels, tokens, now_ms)
 
     def settle_now(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
@@ -628,7 +620,8 @@ class MemoryLimiter:
                     level = held.tpm_level - extra * UNIT
                 else:
                     now = now or round(self._clock() * 1000)
-                    level = held.refill_tpm(limit, now) - extra * UNIT
+                    held.refill(scope.rpm, limit, now)
+                    level = held.tpm_level - extra * UNIT
                 cap = limit * UNIT
                 held.tpm_level = cap if level > cap else level
             daily = scope.daily_budget_micros is not None
