@@ -12,6 +12,7 @@ requests/s, and the same for the server's CPU time per request (every thread, fr
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -71,6 +72,11 @@ class Interleaved:
         """Median over rounds of foundation ÷ metered CPU per request."""
         return statistics.median(self._ratios("cpu"))
 
+    @property
+    def ratio_interval(self) -> tuple[float, float] | None:
+        """A 95 % confidence interval of the median ratio (see ``median_interval``)."""
+        return median_interval(self._ratios("rps"))
+
     def median(self, name: str, what: str) -> float:
         return float(statistics.median(getattr(s, what) for s in self.samples[name]))
 
@@ -81,9 +87,11 @@ class Interleaved:
             out.append(f"  {name:<10} req/s per round: {cells}")
         rounds = " ".join(f"{r:.2f}" for r in self._ratios("rps"))
         out.append(f"  metered ÷ foundation per round: {rounds}")
+        interval = self.ratio_interval
         out.append(
             f"  median req/s {self.median(FOUNDATION, 'rps'):,.0f} vs "
             f"{self.median(METERED, 'rps'):,.0f}; median ratio {self.ratio:.3f}"
+            + (f" (95 % interval {interval[0]:.3f}–{interval[1]:.3f})" if interval else "")
         )
         out.append(
             f"  server CPU per request (median) {self.median(FOUNDATION, 'cpu_us'):,.0f} µs vs "
@@ -96,9 +104,31 @@ class Interleaved:
             "rounds": self.rounds,
             "seconds": self.seconds,
             "ratio": self.ratio,
+            "ratio_interval": self.ratio_interval,
             "cpu_ratio": self.cpu_ratio,
             "samples": {k: [vars(s) for s in v] for k, v in self.samples.items()},
         }
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median of ``values``: the k-th smallest
+    and k-th largest, k the largest rank that keeps the chance that the median lies outside
+    below ``1 - confidence`` (each value falls either side of the median with even odds, so
+    the count below it is binomial). None when there are too few values for that
+    confidence (fewer than 6 at 95 %)."""
+    n = len(values)
+    tail = (1 - confidence) / 2
+    below = 0.0  # P(at most k - 1 of the n values fall below the median)
+    k = 0
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n
+        if below > tail:
+            break
+        k += 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
 
 
 def measure_interleaved(

@@ -214,10 +214,12 @@ def _metered_line(results: Results, lines: list[str]) -> bool:
         return ok
     interleaved = results.interleaved
     ok = interleaved.ratio >= TARGET_METERED_RATIO
+    interval = interleaved.ratio_interval
+    spread = f", 95 % interval {interval[0]:.3f}–{interval[1]:.3f}" if interval else ""
     lines.append(
         f"{'PASS' if ok else 'FAIL'}  {label}: {interleaved.ratio:.3f} "
-        f"(median of {interleaved.rounds} interleaved rounds; the table's back-to-back runs "
-        f"gave {sequential})"
+        f"(median of {interleaved.rounds} interleaved rounds{spread}; the table's back-to-back "
+        f"runs gave {sequential})"
     )
     return ok
 
