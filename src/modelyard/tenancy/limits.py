@@ -624,13 +624,11 @@ class MemoryLimiter:
                     level = held.tpm_level - extra * UNIT
                 cap = limit * UNIT
                 held.tpm_level = cap if level > cap else level
-            daily = scope.daily_budget_micros is not None
-            monthly = scope.monthly_budget_micros is not None
-            if not (daily or monthly):
-                continue
             if held is not None and held.scope is scope and held.period == reservation.day:
                 day, month = held.day, held.month  # set exactly for this scope's budgets
             else:  # the day has turned since, or the counters were swept: look the spends up
+                daily = scope.daily_budget_micros is not None
+                monthly = scope.monthly_budget_micros is not None
                 day = self._spend_of((f"day:{reservation.day}", scope.name)) if daily else None
                 month = (
                     self._spend_of((f"month:{reservation.month}", scope.name)) if monthly else None
