@@ -44,7 +44,41 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(f"request body is not valid JSON: {exc}", param="body") from exc
 
 
+class JSONBody(Response):
+    """An encoded JSON body and our own headers, put together the short way.
+
+    Every answer of the API is one of these. Starlette's general ``init_headers`` lowercases
+    each name, encodes names and values through the codec registry by name and searches the
+    list for content-length and content-type: about 2.5k instructions per header (callgrind),
+    a tenth of the work metering adds to a request, whose limits send 7 headers. Here: the
+    names must already be lowercase, as ASGI wants and as every name this server sends is,
+    and must not be content-length or content-type; values are encoded as Starlette encodes
+    them (latin-1, the same bytes as the default codec's fast path for ASCII).
+    """
+
+    media_type = "application/json"
+
+    def __init__(
+        self, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = body
+        raw = (
+            [
+                (name.encode(), value.encode() if value.isascii() else value.encode("latin-1"))
+                for name, value in headers.items()
+            ]
+            if headers
+            else []
+        )
+        if not (status < 200 or status in (204, 304)):
+            raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
+
+
 def json_response(
     body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return JSONBody(body, status, headers)
