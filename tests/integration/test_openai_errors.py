@@ -117,7 +117,9 @@ def test_failure_after_first_byte_ends_stream_with_error_event(
 
 def test_unknown_route_and_method(gateway: RunningServer):
     _assert_openai_error(httpx.get(f"{gateway.base_url}/nothing-here"), 404)
-    _assert_openai_error(httpx.get(f"{gateway.base_url}/chat/completions"), 405)
+    wrong_method = httpx.get(f"{gateway.base_url}/chat/completions")
+    _assert_openai_error(wrong_method, 405)
+    assert wrong_method.headers["allow"] == "POST"
 
 
 def test_health_and_readiness(gateway: RunningServer):

@@ -182,7 +182,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         err: ModelyardError = NotFound(f"no route {request.method} {request.url.path}")
     elif exc.status_code == 405:
         err = NotFound(f"method {request.method} is not allowed on {request.url.path}")
-        return json_response(errors.error_body(err), 405, {"x-request-id": rid})
+        headers = {"x-request-id": rid}
+        allowed = (exc.headers or {}).get("Allow")  # a 405 must say what is (RFC 9110 15.5.6)
+        if allowed:
+            headers["allow"] = allowed
+        return json_response(errors.error_body(err), 405, headers)
     else:
         err = InternalError(str(exc.detail))
     return json_response(errors.error_body(err), exc.status_code, {"x-request-id": rid})

@@ -51,10 +51,11 @@ def test_every_header_name_the_api_sends_is_lowercase(admin: Admin) -> None:
         "refused": admin.chat(key),  # over the RPM: retry-after and x-ratelimit-*
         "bad key": admin.chat("my-000000000000-nope"),
         "no route": admin.call(ADMIN_KEY, "GET", "/v1/nothing"),
+        "wrong method": admin.call(ADMIN_KEY, "GET", "/v1/chat/completions"),  # allow: POST
         "admin": admin.call(ADMIN_KEY, "GET", "/admin/v1/projects"),
         "models": admin.call(key, "GET", "/v1/models"),
     }
-    assert [r.status_code for r in answers.values()] == [200, 429, 401, 404, 200, 200]
+    assert [r.status_code for r in answers.values()] == [200, 429, 401, 404, 405, 200, 200]
     assert "x-ratelimit-remaining-tokens" in answers["chat"].headers
     assert "retry-after" in answers["refused"].headers
     for what, response in answers.items():
