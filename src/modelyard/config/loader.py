@@ -62,6 +62,7 @@ def check_references(settings: Settings) -> list[ConfigIssue]:
     for section, names in (
         ("providers", settings.providers),
         ("deployments", settings.deployments),
+        ("local.models", settings.local.models),  # served as deployments, named in headers
     ):
         for name in names:
             if not _NAME_RE.match(name):

@@ -65,6 +65,18 @@ class TargetConfig(_Strict):
     weight: float = Field(1.0, ge=0)
     timeouts: TargetTimeouts = TargetTimeouts()
 
+    @field_validator("model")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        # Every answer names the model that served it in x-modelyard-model: a header value
+        # is latin-1 text without control characters, or the answer could not be sent.
+        if any(c < " " or "\x7f" <= c <= "\x9f" or c > "\xff" for c in value):
+            raise ValueError(
+                f"{value!r}: a model id is sent back in a response header, so it must be "
+                "text without control characters, in latin-1 (vendors' model ids are ASCII)"
+            )
+        return value
+
 
 class RetryConfig(_Strict):
     """Retries of retryable failures (connection errors, 408, 409, 429, 5xx, 529, timeouts)."""

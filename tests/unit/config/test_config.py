@@ -91,3 +91,28 @@ def test_yaml_errors(tmp_path):
     assert "not valid YAML" in str(info.value)
     with pytest.raises(ConfigError):
         load_settings(tmp_path / "missing.yaml")
+
+
+def test_names_sent_back_in_headers_must_fit_in_one(tmp_path):
+    """Deployment, provider and local model names and target model ids come back in every
+    answer's x-modelyard-* headers; one that a header cannot carry made every call a 500."""
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    target = {"provider": "local", "model": "m"}
+    issues = _issues(
+        {
+            "deployments": {
+                "chat": {"targets": [{**target, "model": "gpt\n4"}]},
+                "other": {"targets": [{**target, "model": "モデル"}]},
+            },
+        }
+    )
+    assert len(issues) == 2, issues
+    assert issues[0].startswith("deployments.chat.targets[0].model: ")
+    assert "'gpt\\n4': a model id is sent back in a response header" in issues[0]
+    assert issues[1].startswith("deployments.other.targets[0].model: 'モデル'")
+    issues = _issues({"local": {"models": {"模型": {"path": str(gguf)}}}})
+    assert issues == ["local.models.模型: names use letters, digits, . _ : / -"]
+    # What vendors name their models still loads, Latin-1 text included.
+    for model in ("gpt-4o-mini", "claude-3-5-sonnet@20240620", "models/gemini-1.5-pro", "café"):
+        settings_from_data({"deployments": {"d": {"targets": [{**target, "model": model}]}}})
