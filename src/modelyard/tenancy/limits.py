@@ -213,8 +213,9 @@ def _headers_of(
     """The headers of the tightest request and token buckets, each given as (remaining,
     limit, level in units); a limit of 0 means no scope has that limit."""
     out: dict[str, str] = {}
-    # Every successful response carries these: the wait to full is _ms_to_full inline (a
-    # negative one formats as "0s"), and a limit's text is looked up, not converted each time.
+    # Every successful response carries these. The reset is the ms until the bucket is full
+    # again, rounded up (a full bucket's, 0 or less, formats as "0s"); a limit's text is
+    # looked up rather than converted each time.
     if requests_limit:
         wait = (requests_limit * UNIT - requests_level + requests_limit - 1) // requests_limit
         out[LIMIT_REQUESTS] = _LIMIT_TEXT.get(requests_limit) or _limit_text(requests_limit)
@@ -273,12 +274,6 @@ def _tighter(
             and (limit < best_limit or (limit == best_limit and level < best_level))
         )
     )
-
-
-def _ms_to_full(level: int, limit: int) -> int:
-    """Milliseconds until a bucket at ``level`` refilling at ``limit`` is full (rounded up)."""
-    wait = (limit * UNIT - level + limit - 1) // limit
-    return wait if wait > 0 else 0
 
 
 def check_scope(
