@@ -578,8 +578,10 @@ class MemoryLimiter:
         for i, scope in enumerate(scopes):
             held = self._counters_of(scope, periods)
             if i < taken:
-                held.rpm_level += UNIT if scope.rpm is not None else 0
-                held.tpm_level += units if scope.tpm is not None else 0
+                if scope.rpm is not None:
+                    held.rpm_level += UNIT
+                if scope.tpm is not None:
+                    held.tpm_level += units
                 for spend in (held.day, held.month):
                     if spend is not None:
                         spend.reserved -= cost_micros
@@ -609,14 +611,12 @@ class MemoryLimiter:
             if limit is not None and extra and (held is not None or extra > 0):
                 if held is None:  # swept while full (a refund would leave it full)
                     held = counters[scope.name] = _Counters()
-                if extra < 0 and held.tpm == limit:
-                    # A refund needs no refill: capped, refund then refill comes to the same
-                    # level as refill then refund, now and at every later refill.
-                    level = held.tpm_level - extra * UNIT
-                else:
+                # A refund needs no refill: capped, refund then refill comes to the same level
+                # as refill then refund, now and at every later refill. A debt does.
+                if extra > 0 or held.tpm != limit:
                     now = now or round(self._clock() * 1000)
                     held.refill(scope.rpm, limit, now)
-                    level = held.tpm_level - extra * UNIT
+                level = held.tpm_level - extra * UNIT
                 cap = limit * UNIT
                 held.tpm_level = cap if level > cap else level
             if held is not None and held.scope is scope and held.period == reservation.day:
