@@ -152,8 +152,8 @@ def modelyard_metered_spec(upstream: Upstream) -> tuple[GatewaySpec, str]:
 async def _seed_key(data: Path, limited: bool = True) -> str:
     from modelyard.services.tenancy import KeySpec, TenancyAdmin
     from modelyard.store import open_store
-    from modelyard.store.tenancy import Limits
     from modelyard.tenancy.keys import Principal
+    from modelyard.tenancy.model import Limits
 
     store = await open_store(f"sqlite+aiosqlite:///{data / 'modelyard.db'}")
     try:

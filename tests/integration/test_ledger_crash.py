@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx2 as httpx
 
 from modelyard.store import open_store
-from modelyard.store.usage import UsageFilter, UsageLedger
+from modelyard.store.usage import UsageLedger
+from modelyard.tenancy.model import UsageFilter
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server

@@ -15,9 +15,9 @@ import pytest
 
 from modelyard.services.tenancy import KeySpec, TenancyAdmin
 from modelyard.store import open_store
-from modelyard.store.tenancy import Limits
-from modelyard.store.usage import UsageFilter, UsageLedger, UsageRecord
+from modelyard.store.usage import UsageLedger, UsageRecord
 from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.model import Limits, UsageFilter
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server

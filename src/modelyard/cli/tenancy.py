@@ -20,10 +20,13 @@ import orjson
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from modelyard.services.tenancy import TenancyAdmin
-    from modelyard.store.tenancy import ApiKey, Limits
+    from modelyard.tenancy.model import ApiKey, Limits
 
 T = TypeVar("T")
+M = TypeVar("M", bound="BaseModel")
 COMMANDS = ("projects", "keys", "usage", "admin")
 
 
@@ -155,19 +158,31 @@ def print_json(payload: Any) -> None:
     sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _limits(args: argparse.Namespace) -> Limits:
-    from modelyard.server import admin_input as check
+def _limit_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The limit options given, under the admin API's field names."""
+    fields = {
+        "rpm": args.rpm,
+        "tpm": args.tpm,
+        "daily_budget_usd": args.budget_day,
+        "monthly_budget_usd": args.budget_month,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
-    fields: dict[str, Any] = {"rpm": args.rpm, "tpm": args.tpm}
-    if args.budget_day is not None:
-        fields["daily_budget_usd"] = args.budget_day
-    if args.budget_month is not None:
-        fields["monthly_budget_usd"] = args.budget_month
-    return check.limits_from({k: v for k, v in fields.items() if v is not None})
+
+def _checked(model: type[M], fields: dict[str, Any]) -> M:
+    """The options read through the admin API's own request model (the same checks)."""
+    from modelyard.services.admin_fields import parse
+
+    return parse(model, {k: v for k, v in fields.items() if v is not None}, "body")
+
+
+def shown(model: BaseModel) -> Any:
+    """A response model as the JSON the admin API sends."""
+    return model.model_dump(mode="json")
 
 
 def _limits_text(limits: Limits) -> str:
-    from modelyard.server.admin_views import usd
+    from modelyard.services.admin_models import usd
 
     parts = []
     if limits.rpm is not None:
@@ -182,30 +197,27 @@ def _limits_text(limits: Limits) -> str:
 
 
 def _project_create(args: argparse.Namespace, settings: Settings) -> int:
-    from modelyard.server import admin_input as check
-    from modelyard.server.admin_views import project_json
+    from modelyard.services import admin_models as models
 
-    project_id = check.project_id(args.id, "id")
-    description = (
-        check.text(args.description, "description", max_len=2000) if args.description else None
-    )
-    limits = _limits(args)
+    fields = {"id": args.id, "description": args.description or None, **_limit_fields(args)}
+    body = _checked(models.ProjectCreate, fields)
     project = with_admin(
-        settings, lambda a: a.create_project(operator(), project_id, description, limits)
+        settings,
+        lambda a: a.create_project(operator(), body.id, body.description, body.limits()),
     )
     if args.json:
-        print_json(project_json(project))
+        print_json(shown(models.Project.of_project(project)))
     else:
         print(f"created project {project.id} ({_limits_text(project.limits)})")
     return 0
 
 
 def _project_list(args: argparse.Namespace, settings: Settings) -> int:
-    from modelyard.server.admin_views import project_json
+    from modelyard.services import admin_models as models
 
     found = with_admin(settings, lambda a: a.projects(operator()))
     if args.json:
-        print_json([project_json(p) for p in found])
+        print_json([shown(models.Project.of_project(p)) for p in found])
         return 0
     if not found:
         print("no projects yet: modelyard projects create ID")
@@ -234,38 +246,34 @@ def _warn_unknown(names: tuple[str, ...] | None, settings: Settings) -> None:
 
 
 def _key_create(args: argparse.Namespace, settings: Settings) -> int:
-    from modelyard.server import admin_input as check
-    from modelyard.server.admin_views import ONCE_WARNING, new_key_json
-    from modelyard.services.tenancy import KeySpec
+    from modelyard.services import admin_models as models
 
-    names = None
+    listed = None
     if args.deployments is not None:
         listed = [n.strip() for n in args.deployments.split(",") if n.strip()]
-        names = check.deployments(listed)
-    spec = KeySpec(
-        project_id=check.project_id(args.project, "project"),
-        role=args.role,
-        name=check.text(args.name, "name", max_len=128) if args.name else None,
-        deployments=names,
-        limits=_limits(args),
-        expires_in=check.duration(args.expires, "expires", check.MAX_EXPIRY)
-        if args.expires
-        else None,
-    )
-    _warn_unknown(names, settings)
+    fields = {
+        "project": args.project,
+        "role": args.role,
+        "name": args.name or None,
+        "deployments": listed,
+        "expires_in": args.expires or None,
+        **_limit_fields(args),
+    }
+    spec = _checked(models.KeyCreate, fields).spec()
+    _warn_unknown(spec.deployments, settings)
     key, fresh = with_admin(settings, lambda a: a.create_key(operator(), spec))
     if args.json:
-        print_json(new_key_json(key, fresh.secret, _now()))
+        print_json(shown(models.NewApiKey.of_new(key, fresh.secret, _now())))
         return 0
     print(f"created {_key_summary(key)}")
     print(f"\n    {fresh.secret}\n")
-    print(ONCE_WARNING)
+    print(models.ONCE_WARNING)
     print("Running servers accept it within a second.")
     return 0
 
 
 def _key_summary(key: ApiKey) -> str:
-    from modelyard.server.admin_views import stamp
+    from modelyard.services.admin_models import stamp
 
     where = f"in project {key.project_id}" if key.project_id else "(no project)"
     parts = [f"{key.role} key {key.id} {where}", _limits_text(key.limits)]
@@ -277,64 +285,65 @@ def _key_summary(key: ApiKey) -> str:
 
 
 def _key_list(args: argparse.Namespace, settings: Settings) -> int:
-    from modelyard.server import admin_input as check
-    from modelyard.server.admin_views import key_json, key_status
+    from modelyard.services import admin_models as models
+    from modelyard.services.admin_fields import parse
 
-    project = check.project_id(args.project, "project") if args.project else None
+    project = parse(models.KeysQuery, {"project": args.project}, "query").project
     found = with_admin(settings, lambda a: a.keys(operator(), project))
     now = _now()
     if args.json:
-        print_json([key_json(k, now) for k in found])
+        print_json([shown(models.ApiKey.of_key(k, now)) for k in found])
         return 0
     if not found:
         print("no keys" + (f" in project {project}" if project else ""))
     for k in found:
-        status = key_status(k, now)
+        status = models.key_status(k, now)
         print(f"{k.id}  {status:<8} {_key_summary(k)}" + (f"  [{k.name}]" if k.name else ""))
     return 0
 
 
 def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from modelyard.server import admin_input as check
-    from modelyard.server.admin_views import key_json
+    from modelyard.services import admin_models as models
+    from modelyard.services.admin_fields import parse
 
-    key_id = check.key_id(args.id, "id")
+    key_id = parse(models.KeyPath, {"key_id": args.id}, "query").key_id
     key = with_admin(settings, lambda a: a.revoke_key(operator(), key_id))
     if args.json:
-        print_json(key_json(key, _now()))
+        print_json(shown(models.ApiKey.of_key(key, _now())))
         return 0
     print(f"revoked key {key.id}; running servers refuse it within a second")
     return 0
 
 
 def _admin_init(args: argparse.Namespace, settings: Settings) -> int:
-    from modelyard.server import admin_input as check
-    from modelyard.server.admin_views import ONCE_WARNING, key_json, key_status, new_key_json
-    from modelyard.services.tenancy import KeySpec
+    from modelyard.services import admin_models as models
 
-    name = check.text(args.name, "name", max_len=128)
+    spec = _checked(models.KeyCreate, {"role": "operator", "name": args.name}).spec()
     now = _now()
 
     async def work(admin: TenancyAdmin) -> tuple[Any, list[ApiKey]]:
         if not args.force:
             keys = await admin.keys(operator(), None)
-            live = [k for k in keys if k.role == "operator" and key_status(k, now) == "active"]
+            live = [
+                k for k in keys if k.role == "operator" and models.key_status(k, now) == "active"
+            ]
             if live:
                 return None, live
-        return await admin.create_key(operator(), KeySpec(None, "operator", name)), []
+        return await admin.create_key(operator(), spec), []
 
     created, existing = with_admin(settings, work)
     if created is None:
         if args.json:
-            print_json({"created": False, "existing": [key_json(k, now) for k in existing]})
+            shown_keys = [shown(models.ApiKey.of_key(k, now)) for k in existing]
+            print_json({"created": False, "existing": shown_keys})
         ids = ", ".join(k.id for k in existing)
         print(f"an operator key exists already ({ids}); --force makes another", file=sys.stderr)
         return 0
     key, fresh = created
     if args.json:
-        print_json({"created": True, **new_key_json(key, fresh.secret, now)})
+        print_json({"created": True, **shown(models.NewApiKey.of_new(key, fresh.secret, now))})
         return 0
     print(f"created operator key {key.id}\n\n    {fresh.secret}\n")
-    print(ONCE_WARNING)
+    print(models.ONCE_WARNING)
     print("Send it as 'Authorization: Bearer <key>' to /admin/v1 on servers using this store.")
     return 0

@@ -19,38 +19,36 @@ _COLUMNS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
 def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
     from datetime import UTC, datetime
 
-    from modelyard.cli.tenancy import operator, print_json
-    from modelyard.server import admin_input as check
-    from modelyard.server import admin_views as view
-    from modelyard.store.usage import UsageFilter
+    from modelyard.cli.tenancy import operator, print_json, shown
+    from modelyard.services import admin_models as models
+    from modelyard.services import usage_export as export
+    from modelyard.services.admin_fields import parse
 
     params = {
         name: value
         for name in ("project", "key", "deployment", "since", "until")
         if (value := getattr(args, name)) is not None
     }
-    query = check.usage_query(
-        {**params, "by": args.by, "limit": str(args.limit)}, datetime.now(UTC)
-    )
-    where = UsageFilter(query.project_id, query.key_id, query.deployment, query.since, query.until)
+    given = {**params, "by": args.by, "limit": str(args.limit)}
+    query = parse(models.UsageQuery, given, "query", datetime.now(UTC))
+    where = query.filter()
     if args.records:
         records = with_admin(lambda a: a.usage_records(operator(), where, query.limit))
         if args.json:
             print_json(
-                [dict(zip(view.CSV_FIELDS, view.record_row(r), strict=True)) for r in records]
+                [dict(zip(export.CSV_FIELDS, export.record_row(r), strict=True)) for r in records]
             )
         else:
-            sys.stdout.writelines(view.records_csv(records))
+            sys.stdout.writelines(export.records_csv(records))
         return 0
-    rows = [
-        view.usage_group_json(r) for r in with_admin(lambda a: a.usage(operator(), query.by, where))
-    ]
-    totals = view.usage_totals(rows)
+    grouped = with_admin(lambda a: a.usage(operator(), query.by, where))
+    rows = [shown(models.UsageRow.of_row(r)) for r in grouped]
+    totals = shown(models.UsageTotals.of_rows(rows))
     if args.json:
         print_json({"by": query.by, "data": rows, "totals": totals})
     elif args.csv:
         header = (query.by, *_COLUMNS, "cost_micros")
-        sys.stdout.write(view.csv_text(header, ([r.get(h) for h in header] for r in rows)))
+        sys.stdout.write(export.csv_text(header, ([r.get(h) for h in header] for r in rows)))
     else:
         _table(query.by, rows, totals)
     return 0

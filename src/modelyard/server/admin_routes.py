@@ -1,22 +1,26 @@
 """The admin API under ``/admin/v1``: projects, keys, limits, deployments (read), usage, me.
 
-Thin routes: authenticate, read and check the input strictly (``admin_input``), call
-``TenancyAdmin`` (which makes every role check, so the CLI and this API cannot disagree), render
-(``admin_views``). Errors use the OpenAI error shape. The admin API never serves anonymous
-callers: a server without any key is open for model calls on loopback, not for administration.
-Writes bump the store's tenancy generation; every server's key refresher picks them up within
-its poll interval (0.5 s), so created and revoked keys act without a restart.
+Thin routes: ``OPERATIONS`` lists every route with its input and response models
+(``services/admin_models.py``); ``endpoint`` authenticates, validates the path, the query and
+the body with those models (a mistake is a 400 naming the field), calls the handler, which
+calls ``TenancyAdmin`` (which makes every role check, so the CLI and this API cannot disagree),
+and renders the model it returns. The OpenAPI document is generated from the same list. Errors
+use the OpenAI error shape. The admin API never serves anonymous callers: a server without any
+key is open for model calls on loopback, not for administration. Writes bump the store's
+tenancy generation; every server's key refresher picks them up within its poll interval (0.5 s),
+so created and revoked keys act without a restart.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -27,21 +31,22 @@ from modelyard.core.errors import (
     ModelyardError,
 )
 from modelyard.protocols.openai import errors
-from modelyard.server import admin_input as check
-from modelyard.server import admin_views as view
-from modelyard.server.admin_schema import openapi_document
+from modelyard.server.admin_evals import OPENAPI_PATHS as EVAL_PATHS
+from modelyard.server.admin_openapi import Operation, document
 from modelyard.server.chat_route import authenticate, state_of
 from modelyard.server.http import json_response, read_json, request_id
 from modelyard.server.state import AppState
-from modelyard.services.tenancy import KeySpec, TenancyAdmin
+from modelyard.services import admin_models as models
+from modelyard.services.admin_fields import parse, single_values
+from modelyard.services.tenancy import TenancyAdmin
+from modelyard.services.usage_export import records_csv
 from modelyard.store import StoreError
-from modelyard.store.usage import UsageFilter
 from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.model import UsageFilter
 
 PREFIX = "/admin/v1"
 MAX_BODY = 64 * 1024
-PROJECT_FIELDS = ("id", "description", *check.LIMIT_FIELDS)
-KEY_FIELDS = ("project", "role", "name", "deployments", "expires_in", *check.LIMIT_FIELDS)
+M = TypeVar("M", bound=BaseModel)
 
 
 class Conflict(InvalidRequest):
@@ -54,13 +59,14 @@ class AdminUnavailable(ModelyardError):
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One admin request: who calls, with what state, at what time."""
+    """One admin request: who calls, with what state, at what time, with its checked input."""
 
     request: Request
     state: AppState
     principal: Principal
     rid: str
     now: datetime
+    inputs: tuple[BaseModel, ...]  # the path, query and body models the operation takes
 
     @property
     def admin(self) -> TenancyAdmin:
@@ -72,20 +78,15 @@ class Call:
             )
         return self.state.admin
 
-    def params(self, accepted: Sequence[str]) -> dict[str, str]:
-        query = self.request.query_params
-        check.only_params(query, [k for k, _ in query.multi_items()], accepted)
-        return dict(query)
-
-    async def body(self, accepted: Sequence[str]) -> dict[str, Any]:
-        return check.body_object(await read_json(self.request, MAX_BODY), accepted)
-
-
-Handler = Callable[[Call], Awaitable[Response]]
+    def given(self, model: type[M]) -> M:
+        """The validated input of type ``model`` (the operation declares it)."""
+        for value in self.inputs:
+            if isinstance(value, model):
+                return value
+        raise TypeError(f"{model.__name__} is not an input of this operation")
 
 
-def _json(payload: Any, rid: str, status: int = 200) -> Response:
-    return json_response(orjson.dumps(payload), status, {"x-request-id": rid})
+Handler = Callable[[Call], Awaitable[BaseModel | Response]]
 
 
 def _error(err: ModelyardError, rid: str) -> Response:
@@ -100,7 +101,20 @@ def _translate(err: ModelyardError) -> ModelyardError:
     return err
 
 
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseModel, ...]:
+    """The path, query and body of ``request`` checked against ``op``'s models, in that order."""
+    query = single_values(request.query_params.multi_items())
+    found: list[BaseModel] = [parse(op.query, query, "query", now)]
+    if op.path_params is not None:
+        found.append(parse(op.path_params, request.path_params, "path"))
+    if op.body is not None:
+        found.append(parse(op.body, await read_json(request, MAX_BODY), "body"))
+    return tuple(found)
+
+
+def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    status = op.answer[0]
+
     async def run(request: Request) -> Response:
         rid = request_id(request)
         started = time.perf_counter()
@@ -113,11 +127,16 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                     "'modelyard admin init'",
                     code="missing_api_key",
                 )
-            response = await handler(Call(request, state, principal, rid, datetime.now(UTC)))
+            now = datetime.now(UTC)
+            inputs = await _inputs(op, request, now)
+            answer = await op.handler(Call(request, state, principal, rid, now, inputs))
+            if isinstance(answer, BaseModel):
+                body = answer.model_dump_json().encode()
+                answer = json_response(body, status, {"x-request-id": rid})
         except ModelyardError as exc:
-            response = _error(_translate(exc), rid)
-        state.log_access(rid, request.url.path, response.status_code, started, None)
-        return response
+            answer = _error(_translate(exc), rid)
+        state.log_access(rid, request.url.path, answer.status_code, started, None)
+        return answer
 
     return run
 
@@ -125,159 +144,109 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 # --- projects -------------------------------------------------------------------------------
 
 
-async def list_projects(call: Call) -> Response:
-    call.params(())
+async def list_projects(call: Call) -> models.ProjectList:
     found = await call.admin.projects(call.principal)
-    return _json({"object": "list", "data": [view.project_json(p) for p in found]}, call.rid)
+    return models.ProjectList(data=[models.Project.of_project(p) for p in found])
 
 
-async def create_project(call: Call) -> Response:
-    call.params(())
-    body = await call.body(PROJECT_FIELDS)
-    if body.get("id") is None:
-        raise check.bad("id", "is required")
-    project_id = check.project_id(body["id"])
-    description = check.optional_text(body, "description", max_len=2000)
-    limits = check.limits_from(body)
-    project = await call.admin.create_project(call.principal, project_id, description, limits)
-    return _json(view.project_json(project), call.rid, 201)
+async def create_project(call: Call) -> models.Project:
+    body = call.given(models.ProjectCreate)
+    project = await call.admin.create_project(
+        call.principal, body.id, body.description, body.limits()
+    )
+    return models.Project.of_project(project)
 
 
-async def get_project(call: Call) -> Response:
-    call.params(())
-    project_id = check.project_id(call.request.path_params["project_id"], "project_id")
-    project = await call.admin.project(call.principal, project_id)
-    return _json(view.project_json(project), call.rid)
+async def get_project(call: Call) -> models.Project:
+    project_id = call.given(models.ProjectPath).project_id
+    return models.Project.of_project(await call.admin.project(call.principal, project_id))
 
 
-async def patch_project(call: Call) -> Response:
-    call.params(())
-    project_id = check.project_id(call.request.path_params["project_id"], "project_id")
-    body = await call.body(check.LIMIT_FIELDS)
+async def patch_project(call: Call) -> models.Project:
+    project_id = call.given(models.ProjectPath).project_id
     current = await call.admin.project(call.principal, project_id)
-    limits = check.limits_from(body, current.limits)
+    limits = call.given(models.LimitsPatch).limits(current.limits)
     project = await call.admin.set_project_limits(call.principal, project_id, limits)
-    return _json(view.project_json(project), call.rid)
+    return models.Project.of_project(project)
 
 
 # --- keys -----------------------------------------------------------------------------------
 
 
-async def list_keys(call: Call) -> Response:
-    given = call.params(("project",)).get("project")
-    project_id = check.project_id(given, "project") if given is not None else None
+async def list_keys(call: Call) -> models.KeyList:
+    project_id = call.given(models.KeysQuery).project
     if project_id is None and call.principal.role != "operator":
         project_id = call.principal.project_id  # an owner's own project by default
     found = await call.admin.keys(call.principal, project_id)
-    return _json({"object": "list", "data": [view.key_json(k, call.now) for k in found]}, call.rid)
+    return models.KeyList(data=[models.ApiKey.of_key(k, call.now) for k in found])
 
 
-def _key_spec(call: Call, body: dict[str, Any]) -> KeySpec:
-    role = body.get("role", "member")
-    if role not in check.ROLES:
-        raise check.bad("role", f"must be one of {', '.join(check.ROLES)}")
-    project = body.get("project")
-    project_id = check.project_id(project, "project") if project is not None else None
-    if role == "operator" and project_id is not None:
-        raise check.bad("project", "an operator key belongs to no project; leave project out")
-    if role != "operator" and project_id is None:
-        raise check.bad("project", "is required: a member or owner key belongs to a project")
-    names = check.deployments(body.get("deployments"))
+async def create_key(call: Call) -> models.NewApiKey:
+    spec = call.given(models.KeyCreate).spec()
     known = set(call.state.gateway.table.names)
-    unknown = [n for n in names or () if n not in known]
+    unknown = [n for n in spec.deployments or () if n not in known]
     if unknown:
-        raise check.bad(
-            "deployments",
-            f"no deployment {unknown[0]!r}; deployments: {', '.join(sorted(known)) or 'none'}",
+        listed = ", ".join(sorted(known)) or "none"
+        raise InvalidRequest(
+            f"deployments: no deployment {unknown[0]!r}; deployments: {listed}",
+            param="deployments",
+            code="invalid_value",
         )
-    expires = body.get("expires_in")
-    return KeySpec(
-        project_id=project_id,
-        role=role,
-        name=check.optional_text(body, "name", max_len=128),
-        deployments=names,
-        limits=check.limits_from(body),
-        expires_in=(
-            check.duration(expires, "expires_in", check.MAX_EXPIRY) if expires is not None else None
-        ),
-    )
-
-
-async def create_key(call: Call) -> Response:
-    call.params(())
-    spec = _key_spec(call, await call.body(KEY_FIELDS))
     key, fresh = await call.admin.create_key(call.principal, spec)
-    return _json(view.new_key_json(key, fresh.secret, call.now), call.rid, 201)
+    return models.NewApiKey.of_new(key, fresh.secret, call.now)
 
 
-def _path_key(call: Call) -> str:
-    return check.key_id(call.request.path_params["key_id"])
+async def get_key(call: Call) -> models.ApiKey:
+    key = await call.admin.key(call.principal, call.given(models.KeyPath).key_id)
+    return models.ApiKey.of_key(key, call.now)
 
 
-async def get_key(call: Call) -> Response:
-    call.params(())
-    key = await call.admin.key(call.principal, _path_key(call))
-    return _json(view.key_json(key, call.now), call.rid)
-
-
-async def patch_key(call: Call) -> Response:
-    call.params(())
-    key_id = _path_key(call)
-    body = await call.body(check.LIMIT_FIELDS)
+async def patch_key(call: Call) -> models.ApiKey:
+    key_id = call.given(models.KeyPath).key_id
     current = await call.admin.key(call.principal, key_id)
-    limits = check.limits_from(body, current.limits)
+    limits = call.given(models.LimitsPatch).limits(current.limits)
     key = await call.admin.set_key_limits(call.principal, key_id, limits)
-    return _json(view.key_json(key, call.now), call.rid)
+    return models.ApiKey.of_key(key, call.now)
 
 
-async def revoke_key(call: Call) -> Response:
-    call.params(())
-    key = await call.admin.revoke_key(call.principal, _path_key(call))
-    return _json(view.key_json(key, call.now), call.rid)
+async def revoke_key(call: Call) -> models.ApiKey:
+    key = await call.admin.revoke_key(call.principal, call.given(models.KeyPath).key_id)
+    return models.ApiKey.of_key(key, call.now)
 
 
 # --- deployments, usage, me -----------------------------------------------------------------
 
 
-async def list_deployments(call: Call) -> Response:
-    call.params(())
+async def list_deployments(call: Call) -> models.DeploymentList:
     table = call.state.gateway.table
     allowed = call.principal.deployments
     data = [
-        view.deployment_json(table.resolve(name))
+        models.Deployment.of(table.resolve(name))
         for name in sorted(table.names)
         if allowed is None or name in allowed
     ]
-    return _json({"object": "list", "data": data}, call.rid)
+    return models.DeploymentList(data=data)
 
 
-async def usage(call: Call) -> Response:
-    query = check.usage_query(call.params(check.USAGE_PARAMS), call.now)
-    where = UsageFilter(query.project_id, query.key_id, query.deployment, query.since, query.until)
+async def usage(call: Call) -> models.UsageReport | Response:
+    query = call.given(models.UsageQuery)
+    where = query.filter()
     if query.format == "csv":
         return await _csv(call, where, query.limit)
-    rows = await call.admin.usage(call.principal, query.by, where)
-    payload = {
-        "object": "list",
-        "by": query.by,
-        "filter": {
-            "project": where.project_id,
-            "key": where.key_id,
-            "deployment": where.deployment,
-            "since": view.stamp(where.since),
-            "until": view.stamp(where.until),
-        },
-        "data": [view.usage_group_json(r) for r in rows],
-        "totals": view.usage_totals(rows),
-    }
-    return _json(payload, call.rid)
+    rows = [
+        models.UsageRow.of_row(r) for r in await call.admin.usage(call.principal, query.by, where)
+    ]
+    return models.UsageReport(
+        by=query.by,
+        filter=models.UsageFilterShown.of(where),
+        data=rows,
+        totals=models.UsageTotals.of_rows([r.model_dump() for r in rows]),
+    )
 
 
 async def usage_csv(call: Call) -> Response:
-    accepted = tuple(p for p in check.USAGE_PARAMS if p not in ("by", "format"))
-    query = check.usage_query(call.params(accepted), call.now)
-    where = UsageFilter(query.project_id, query.key_id, query.deployment, query.since, query.until)
-    return await _csv(call, where, query.limit)
+    query = call.given(models.UsageCsvQuery)
+    return await _csv(call, query.filter(), query.limit)
 
 
 async def _csv(call: Call, where: UsageFilter, limit: int) -> Response:
@@ -288,13 +257,89 @@ async def _csv(call: Call, where: UsageFilter, limit: int) -> Response:
         "x-modelyard-truncated": "true" if len(records) >= limit else "false",
     }
     return StreamingResponse(
-        view.records_csv(records), media_type="text/csv; charset=utf-8", headers=headers
+        records_csv(records), media_type="text/csv; charset=utf-8", headers=headers
     )
 
 
-async def me(call: Call) -> Response:
-    call.params(())
-    return _json(view.principal_json(call.principal), call.rid)
+async def me(call: Call) -> models.Principal:
+    return models.Principal.of(call.principal)
+
+
+_ANY = (400, 401, 403, 503)
+_KEY = (200, models.ApiKey, "The key (never its secret or digest)")
+_REVOKE = "Revoke a key: it stops working on every server within a second"
+OPERATIONS = (
+    Operation(
+        "GET", "/me", "The calling key", me,
+        answer=(200, models.Principal, "Who calls"), errors=(401,),
+    ),
+    Operation(
+        "GET", "/projects", "Projects the caller may see", list_projects,
+        answer=(200, models.ProjectList, "Projects"), errors=(401, 503),
+    ),
+    Operation(
+        "POST", "/projects", "Create a project (operator)", create_project,
+        answer=(201, models.Project, "The new project"),
+        errors=(400, 401, 403, 409, 413, 503), body=models.ProjectCreate,
+    ),
+    Operation(
+        "GET", "/projects/{project_id}", "One project (operator, or its owner or member)",
+        get_project, answer=(200, models.Project, "The project"),
+        errors=(*_ANY, 404), path_params=models.ProjectPath,
+    ),
+    Operation(
+        "PATCH", "/projects/{project_id}", "Change a project's limits (operator)", patch_project,
+        answer=(200, models.Project, "The project as changed"),
+        errors=(*_ANY, 404, 413), path_params=models.ProjectPath, body=models.LimitsPatch,
+    ),
+    Operation(
+        "GET", "/keys", "Keys of a project (owner) or of all projects (operator)", list_keys,
+        answer=(200, models.KeyList, "Keys"), errors=_ANY, query=models.KeysQuery,
+    ),
+    Operation(
+        "POST", "/keys",
+        "Create a key (operator; an owner in its own project); the secret is shown once",
+        create_key, answer=(201, models.NewApiKey, "The key with its secret"),
+        errors=(*_ANY, 404, 413), body=models.KeyCreate,
+    ),
+    Operation(
+        "GET", "/keys/{key_id}", "One key", get_key,
+        answer=_KEY, errors=(*_ANY, 404), path_params=models.KeyPath,
+    ),
+    Operation(
+        "PATCH", "/keys/{key_id}", "Change a key's limits", patch_key,
+        answer=_KEY, errors=(*_ANY, 404, 413), path_params=models.KeyPath,
+        body=models.LimitsPatch,
+    ),
+    Operation(
+        "DELETE", "/keys/{key_id}", _REVOKE, revoke_key,
+        answer=_KEY, errors=(*_ANY, 404), path_params=models.KeyPath,
+    ),
+    Operation(
+        "POST", "/keys/{key_id}/revoke", _REVOKE, revoke_key,
+        answer=_KEY, errors=(*_ANY, 404), path_params=models.KeyPath,
+    ),
+    Operation(
+        "GET", "/deployments", "Deployments the caller's key may call, with their targets",
+        list_deployments, answer=(200, models.DeploymentList, "Deployments"), errors=(401,),
+    ),
+    Operation(
+        "GET", "/usage",
+        "Usage grouped by project, key, deployment, model or day (format=csv: ledger rows)",
+        usage, answer=(200, models.UsageReport, "Totals per group"), errors=_ANY,
+        query=models.UsageQuery, csv_too=True,
+    ),
+    Operation(
+        "GET", "/usage.csv", "The per-request usage ledger as CSV", usage_csv,
+        answer=(200, None, "The per-request ledger rows, a header row first."), errors=_ANY,
+        query=models.UsageCsvQuery,
+    ),
+)  # fmt: skip
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document, generated from ``OPERATIONS`` and their models."""
+    return document(PREFIX, OPERATIONS, EVAL_PATHS)
 
 
 _DOCUMENT = orjson.dumps(openapi_document())  # a constant: built once, at import
@@ -307,18 +352,5 @@ async def openapi(request: Request) -> Response:
 
 ROUTES = [
     Route(f"{PREFIX}/openapi.json", openapi, methods=["GET"]),
-    Route(f"{PREFIX}/me", endpoint(me), methods=["GET"]),
-    Route(f"{PREFIX}/projects", endpoint(list_projects), methods=["GET"]),
-    Route(f"{PREFIX}/projects", endpoint(create_project), methods=["POST"]),
-    Route(f"{PREFIX}/projects/{{project_id}}", endpoint(get_project), methods=["GET"]),
-    Route(f"{PREFIX}/projects/{{project_id}}", endpoint(patch_project), methods=["PATCH"]),
-    Route(f"{PREFIX}/keys", endpoint(list_keys), methods=["GET"]),
-    Route(f"{PREFIX}/keys", endpoint(create_key), methods=["POST"]),
-    Route(f"{PREFIX}/keys/{{key_id}}", endpoint(get_key), methods=["GET"]),
-    Route(f"{PREFIX}/keys/{{key_id}}", endpoint(patch_key), methods=["PATCH"]),
-    Route(f"{PREFIX}/keys/{{key_id}}", endpoint(revoke_key), methods=["DELETE"]),
-    Route(f"{PREFIX}/keys/{{key_id}}/revoke", endpoint(revoke_key), methods=["POST"]),
-    Route(f"{PREFIX}/deployments", endpoint(list_deployments), methods=["GET"]),
-    Route(f"{PREFIX}/usage", endpoint(usage), methods=["GET"]),
-    Route(f"{PREFIX}/usage.csv", endpoint(usage_csv), methods=["GET"]),
+    *(Route(PREFIX + op.path, endpoint(op), methods=[op.method]) for op in OPERATIONS),
 ]

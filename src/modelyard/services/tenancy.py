@@ -20,9 +20,10 @@ from typing import Any
 from modelyard.config import Settings
 from modelyard.core.errors import InvalidRequest, NotFound, PermissionDenied
 from modelyard.store import Store, StoreError, VersionConflict
-from modelyard.store.tenancy import ApiKey, Limits, Project, Tenancy
-from modelyard.store.usage import GroupBy, UsageFilter, UsageLedger, UsageRecord
+from modelyard.store.tenancy import Tenancy
+from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
 from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
+from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
 
 log = logging.getLogger("modelyard.tenancy")
 ADMIN_KEY_ENV = "MODELYARD_ADMIN_KEY"

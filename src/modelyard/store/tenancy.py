@@ -7,7 +7,6 @@ poll interval, without a restart and without a database round trip per request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
+from modelyard.tenancy.model import ApiKey, Limits, Project
 
 
 class ProjectRow(Base):
@@ -63,36 +63,6 @@ class TenancyGenerationRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    rpm: int | None = None
-    tpm: int | None = None
-    daily_budget_micros: int | None = None
-    monthly_budget_micros: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Project:
-    id: str
-    description: str | None
-    limits: Limits
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    digest: str
-    role: str
-    project_id: str | None
-    name: str | None
-    deployments: tuple[str, ...] | None
-    limits: Limits
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    created_at: datetime
 
 
 _LIMIT_FIELDS = ("rpm", "tpm", "daily_budget_micros", "monthly_budget_micros")

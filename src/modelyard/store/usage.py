@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
 from modelyard.store.ledger_child import Batch, sqlite_params
+from modelyard.tenancy.model import UsageFilter
 
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
 
@@ -82,15 +83,6 @@ def ledger_row(record: UsageRecord) -> LedgerRow:
     values = list(_values(record))
     values[_CREATED_AT] = record.created_at.timestamp()
     return tuple(values)
-
-
-@dataclass(frozen=True, slots=True)
-class UsageFilter:
-    project_id: str | None = None
-    key_id: str | None = None
-    deployment: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 _COLUMNS = {

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from modelyard.core.errors import AuthenticationFailed, PermissionDenied
-from modelyard.store.tenancy import ApiKey, Limits, Project
 from modelyard.tenancy.limits import Scope
+from modelyard.tenancy.model import ApiKey, Limits, Project
 
 Role = Literal["operator", "owner", "member"]
 ROLES: tuple[Role, ...] = ("operator", "owner", "member")

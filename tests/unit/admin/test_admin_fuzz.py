@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from modelyard.server.admin_schema import openapi_document
+from modelyard.server.admin_routes import openapi_document
 from modelyard.server.app import create_app
 from tests.fakes.openai_upstream import FakeOpenAI
 

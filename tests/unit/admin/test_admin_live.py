@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 from modelyard.core.money import cost_micros
-from modelyard.server.admin_views import CSV_FIELDS
+from modelyard.services.usage_export import CSV_FIELDS
 
 from .conftest import ADMIN_KEY, PRICE_IN, PRICE_OUT, Admin, wait_for
 

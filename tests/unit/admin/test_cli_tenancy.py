@@ -17,8 +17,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelyard.cli.main import main
-from modelyard.server.admin_views import CSV_FIELDS
 from modelyard.server.app import create_app
+from modelyard.services.usage_export import CSV_FIELDS
 from modelyard.store import database_url, open_store
 from modelyard.store.usage import UsageLedger, UsageRecord, ledger_row
 from tests.fakes.openai_upstream import FakeOpenAI

@@ -19,8 +19,9 @@ from modelyard.evals.store_recorder import Starter, StoreRecorder
 from modelyard.server.admin_evals import OPENAPI_PATHS
 from modelyard.server.app import create_app
 from modelyard.store import open_store
-from modelyard.store.tenancy import ApiKey, Limits, Project, Tenancy
+from modelyard.store.tenancy import Tenancy
 from modelyard.tenancy.keys import new_key
+from modelyard.tenancy.model import ApiKey, Limits, Project
 from tests.unit.evals.fakes import FakeCaller, arithmetic
 
 ADMIN_KEY = "operator-secret-for-eval-admin-tests"

@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from modelyard.store import Store, StoreError, open_store
 from modelyard.store.ledger_writer import SqliteLedgerWriter, ledger_writer
-from modelyard.store.usage import UsageFilter, UsageLedger, UsageRecord, ledger_row
+from modelyard.store.usage import UsageLedger, UsageRecord, ledger_row
+from modelyard.tenancy.model import UsageFilter
 
 START = datetime(2026, 12, 2, 23, 59, 59, 999_000, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard.core.errors import AuthenticationFailed
 from modelyard.services.tenancy import KeyRefresher, KeySpec, TenancyAdmin
 from modelyard.store import Store, StoreError, open_store
-from modelyard.store.tenancy import Limits
 from modelyard.tenancy.keys import KeyRing, Principal
+from modelyard.tenancy.model import Limits
 
 OPERATOR = Principal("op", role="operator")
 

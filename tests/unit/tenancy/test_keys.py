@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelyard.core.errors import AuthenticationFailed, PermissionDenied
-from modelyard.store.tenancy import ApiKey, Limits, Project
 from modelyard.tenancy.keys import KeyRing, Principal, bearer_token, key_id_of, new_key
+from modelyard.tenancy.model import ApiKey, Limits, Project
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
