@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 
 from modelyard.config import Settings
 from modelyard.core.errors import InvalidRequest, NotFound, PermissionDenied
+from modelyard.services.admin_fields import PROJECT_ID
 from modelyard.store import Store, StoreError, VersionConflict
 from modelyard.store.tenancy import Tenancy
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
@@ -27,9 +27,6 @@ from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
 
 log = logging.getLogger("modelyard.tenancy")
 ADMIN_KEY_ENV = "MODELYARD_ADMIN_KEY"
-PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def bootstrap_keys(settings: Settings) -> list[tuple[str, Principal]]:
@@ -100,17 +97,6 @@ class KeyRefresher:
         self._stop.set()
         if self._task is not None:
             await self._task
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise InvalidRequest(
-            f"not a duration: {text!r}; use a number and a unit s, m, h, d or w (e.g. 30d)",
-            param="expires",
-        )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 @dataclass(frozen=True, slots=True)
