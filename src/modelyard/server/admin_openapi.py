@@ -137,7 +137,7 @@ def _paths(prefix: str, operations: Sequence[Operation]) -> Schema:
     return paths
 
 
-def document(prefix: str, operations: Sequence[Operation], more_paths: Schema) -> Schema:
+def document(prefix: str, operations: Sequence[Operation]) -> Schema:
     """The whole document; roles: operator (everything), owner (its project), member (itself)."""
     error = _json({"$ref": REF.format(model="Error")}, "")
     responses = {f"E{code}": {**error, "description": text} for code, text in ERRORS.items()}
@@ -153,7 +153,7 @@ def document(prefix: str, operations: Sequence[Operation], more_paths: Schema) -
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**_paths(prefix, operations), **more_paths},
+        "paths": _paths(prefix, operations),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"}

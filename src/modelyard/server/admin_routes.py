@@ -1,144 +1,36 @@
 """The admin API under ``/admin/v1``: projects, keys, limits, deployments (read), usage, me.
 
 Thin routes: ``OPERATIONS`` lists every route with its input and response models
-(``services/admin_models.py``); ``endpoint`` authenticates, validates the path, the query and
-the body with those models (a mistake is a 400 naming the field), calls the handler, which
-calls ``TenancyAdmin`` (which makes every role check, so the CLI and this API cannot disagree),
-and renders the model it returns. The OpenAPI document is generated from the same list. Errors
-use the OpenAI error shape. The admin API never serves anonymous callers: a server without any
-key is open for model calls on loopback, not for administration. Writes bump the store's
-tenancy generation; every server's key refresher picks them up within its poll interval (0.5 s),
-so created and revoked keys act without a restart.
+(``services/admin_models.py``); ``admin_http.endpoint`` authenticates, validates the path, the
+query and the body with those models (a mistake is a 400 naming the field), calls the handler,
+which calls ``TenancyAdmin`` (which makes every role check, so the CLI and this API cannot
+disagree), and renders the model it returns. The OpenAPI document is generated from the same
+list (and the evaluation routes' list in ``admin_evals``). Errors use the OpenAI error shape.
+The admin API never serves anonymous callers: a server without any key is open for model calls
+on loopback, not for administration. Writes bump the store's tenancy generation; every server's
+key refresher picks them up within its poll interval (0.5 s), so created and revoked keys act
+without a restart.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelyard.core.errors import (
-    AuthenticationFailed,
-    InvalidRequest,
-    ModelyardError,
-)
-from modelyard.protocols.openai import errors
-from modelyard.server.admin_evals import OPENAPI_PATHS as EVAL_PATHS
+from modelyard.core.errors import InvalidRequest
+from modelyard.server.admin_evals import EVAL_OPERATIONS
+from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
-from modelyard.server.chat_route import authenticate, state_of
-from modelyard.server.http import json_response, read_json, request_id
-from modelyard.server.state import AppState
+from modelyard.server.http import json_response, request_id
 from modelyard.services import admin_models as models
-from modelyard.services.admin_fields import parse, single_values
-from modelyard.services.tenancy import TenancyAdmin
 from modelyard.services.usage_export import records_csv
-from modelyard.store import StoreError
-from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.model import UsageFilter
 
 PREFIX = "/admin/v1"
-MAX_BODY = 64 * 1024
-M = TypeVar("M", bound=BaseModel)
-
-
-class Conflict(InvalidRequest):
-    status = 409
-
-
-class AdminUnavailable(ModelyardError):
-    status = 503
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One admin request: who calls, with what state, at what time, with its checked input."""
-
-    request: Request
-    state: AppState
-    principal: Principal
-    rid: str
-    now: datetime
-    inputs: tuple[BaseModel, ...]  # the path, query and body models the operation takes
-
-    @property
-    def admin(self) -> TenancyAdmin:
-        if self.state.admin is None:
-            raise AdminUnavailable(
-                "this server has no store: projects, keys and usage need one "
-                "(start it with 'modelyard serve')",
-                code="no_store",
-            )
-        return self.state.admin
-
-    def given(self, model: type[M]) -> M:
-        """The validated input of type ``model`` (the operation declares it)."""
-        for value in self.inputs:
-            if isinstance(value, model):
-                return value
-        raise TypeError(f"{model.__name__} is not an input of this operation")
-
-
-Handler = Callable[[Call], Awaitable[BaseModel | Response]]
-
-
-def _error(err: ModelyardError, rid: str) -> Response:
-    return json_response(errors.error_body(err), err.status, {"x-request-id": rid})
-
-
-def _translate(err: ModelyardError) -> ModelyardError:
-    if isinstance(err, StoreError):
-        return AdminUnavailable(f"the store is unavailable: {err.message}", code="store_error")
-    if isinstance(err, InvalidRequest) and err.code == "project_exists":
-        return Conflict(err.message, param=err.param, code=err.code)
-    return err
-
-
-async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseModel, ...]:
-    """The path, query and body of ``request`` checked against ``op``'s models, in that order."""
-    query = single_values(request.query_params.multi_items())
-    found: list[BaseModel] = [parse(op.query, query, "query", now)]
-    if op.path_params is not None:
-        found.append(parse(op.path_params, request.path_params, "path"))
-    if op.body is not None:
-        found.append(parse(op.body, await read_json(request, MAX_BODY), "body"))
-    return tuple(found)
-
-
-def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
-    status = op.answer[0]
-
-    async def run(request: Request) -> Response:
-        rid = request_id(request)
-        started = time.perf_counter()
-        state = state_of(request)
-        try:
-            principal = authenticate(state, request)
-            if principal.anonymous:
-                raise AuthenticationFailed(
-                    "the admin API needs a key: set MODELYARD_ADMIN_KEY or run "
-                    "'modelyard admin init'",
-                    code="missing_api_key",
-                )
-            now = datetime.now(UTC)
-            inputs = await _inputs(op, request, now)
-            answer = await op.handler(Call(request, state, principal, rid, now, inputs))
-            if isinstance(answer, BaseModel):
-                body = answer.model_dump_json().encode()
-                answer = json_response(body, status, {"x-request-id": rid})
-        except ModelyardError as exc:
-            answer = _error(_translate(exc), rid)
-        state.log_access(rid, request.url.path, answer.status_code, started, None)
-        return answer
-
-    return run
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -338,8 +230,9 @@ OPERATIONS = (
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document, generated from ``OPERATIONS`` and their models."""
-    return document(PREFIX, OPERATIONS, EVAL_PATHS)
+    """The OpenAPI 3.1 document, generated from the operations (``OPERATIONS`` and the
+    evaluation routes') and their models."""
+    return document(PREFIX, (*OPERATIONS, *EVAL_OPERATIONS))
 
 
 _DOCUMENT = orjson.dumps(openapi_document())  # a constant: built once, at import

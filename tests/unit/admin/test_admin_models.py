@@ -145,7 +145,7 @@ def test_a_field_added_to_a_model_appears_in_the_document():
         errors=(400,),
         body=ProjectCreateWithOwner,
     )
-    doc = document(PREFIX, [op], {})
+    doc = document(PREFIX, [op])
     schemas = doc["components"]["schemas"]
     request = schemas["ProjectCreateWithOwner"]
     assert "owner_email" in request["properties"] and request["additionalProperties"] is False

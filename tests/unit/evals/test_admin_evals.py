@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
 from modelyard.config.schema import Settings
 from modelyard.evals.runner import RunOptions, run_eval
 from modelyard.evals.store_recorder import Starter, StoreRecorder
-from modelyard.server.admin_evals import OPENAPI_PATHS
+from modelyard.server.admin_routes import openapi_document
 from modelyard.server.app import create_app
 from modelyard.store import open_store
 from modelyard.store.tenancy import Tenancy
@@ -211,9 +212,27 @@ def test_a_config_member_key_is_forbidden_with_a_store(
 
 
 def test_the_openapi_paths_describe_both_routes():
-    assert set(OPENAPI_PATHS) == {RUNS, f"{RUNS}/{{run_id}}"}
-    listed = OPENAPI_PATHS[RUNS]["get"]
+    paths = {k: v for k, v in openapi_document()["paths"].items() if "/evals/" in k}
+    assert set(paths) == {RUNS, f"{RUNS}/{{run_id}}"}
+    listed = paths[RUNS]["get"]
     assert {p["name"] for p in listed["parameters"]} == {"limit", "offset"}
-    one = OPENAPI_PATHS[f"{RUNS}/{{run_id}}"]["get"]
+    one = paths[f"{RUNS}/{{run_id}}"]["get"]
     assert {p["name"] for p in one["parameters"]} == {"run_id", "limit", "offset"}
     assert {"200", "400", "401", "403", "404", "503"} <= set(one["responses"])
+
+
+def _conforms(body: Any, component: str) -> bool:
+    # The schema validator schemathesis itself uses (a dependency of it).
+    doc = openapi_document()
+    schema = {"$ref": f"#/components/schemas/{component}", "components": doc["components"]}
+    return bool(jsonschema_rs.Draft202012Validator(schema).is_valid(body))
+
+
+def test_the_answers_conform_to_the_generated_document(seeded: Seeded):
+    """A run with results (which the fuzzer, guessing ids, never finds) against its schema."""
+    assert _conforms(seeded.ok("operator", RUNS), "EvalRunList")
+    shown = seeded.ok("operator", f"{RUNS}/done", limit=3)
+    assert _conforms(shown, "EvalRunDetail")
+    assert len(shown["results"]["data"]) == 3
+    assert not _conforms({**shown, "results": 24}, "EvalRunDetail")
+    assert not _conforms({**shown, "status": "paused"}, "EvalRunDetail")

@@ -1,0 +1,126 @@
+"""What every ``/admin/v1`` route shares: authentication, inputs checked against the
+operation's models, rendering the model a handler returns, errors in the OpenAI error shape.
+
+``endpoint(op)`` turns an ``Operation`` (``admin_openapi.py``) into a Starlette endpoint: it
+authenticates (the admin API never serves anonymous callers), validates the path, the query and
+the body with the operation's models (a mistake is a 400 naming the field), calls the handler
+with a ``Call`` and renders what it returns. A store error is a 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelyard.core.errors import AuthenticationFailed, InvalidRequest, ModelyardError
+from modelyard.protocols.openai import errors
+from modelyard.server.admin_openapi import Operation
+from modelyard.server.chat_route import authenticate, state_of
+from modelyard.server.http import json_response, read_json, request_id
+from modelyard.server.state import AppState
+from modelyard.services.admin_fields import parse, single_values
+from modelyard.services.tenancy import TenancyAdmin
+from modelyard.store import StoreError
+from modelyard.tenancy.keys import Principal
+
+MAX_BODY = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
+
+
+class Conflict(InvalidRequest):
+    status = 409
+
+
+class AdminUnavailable(ModelyardError):
+    status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One admin request: who calls, with what state, at what time, with its checked input."""
+
+    request: Request
+    state: AppState
+    principal: Principal
+    rid: str
+    now: datetime
+    inputs: tuple[BaseModel, ...]  # the path, query and body models the operation takes
+
+    @property
+    def admin(self) -> TenancyAdmin:
+        if self.state.admin is None:
+            raise AdminUnavailable(
+                "this server has no store: projects, keys and usage need one "
+                "(start it with 'modelyard serve')",
+                code="no_store",
+            )
+        return self.state.admin
+
+    def given(self, model: type[M]) -> M:
+        """The validated input of type ``model`` (the operation declares it)."""
+        for value in self.inputs:
+            if isinstance(value, model):
+                return value
+        raise TypeError(f"{model.__name__} is not an input of this operation")
+
+
+Handler = Callable[[Call], Awaitable[BaseModel | Response]]
+
+
+def _error(err: ModelyardError, rid: str) -> Response:
+    return json_response(errors.error_body(err), err.status, {"x-request-id": rid})
+
+
+def _translate(err: ModelyardError) -> ModelyardError:
+    if isinstance(err, StoreError):
+        return AdminUnavailable(f"the store is unavailable: {err.message}", code="store_error")
+    if isinstance(err, InvalidRequest) and err.code == "project_exists":
+        return Conflict(err.message, param=err.param, code=err.code)
+    return err
+
+
+async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseModel, ...]:
+    """The path, query and body of ``request`` checked against ``op``'s models, in that order."""
+    query = single_values(request.query_params.multi_items())
+    found: list[BaseModel] = [parse(op.query, query, "query", now)]
+    if op.path_params is not None:
+        found.append(parse(op.path_params, request.path_params, "path"))
+    if op.body is not None:
+        found.append(parse(op.body, await read_json(request, MAX_BODY), "body"))
+    return tuple(found)
+
+
+def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    status = op.answer[0]
+
+    async def run(request: Request) -> Response:
+        rid = request_id(request)
+        started = time.perf_counter()
+        state = state_of(request)
+        try:
+            principal = authenticate(state, request)
+            if principal.anonymous:
+                raise AuthenticationFailed(
+                    "the admin API needs a key: set MODELYARD_ADMIN_KEY or run "
+                    "'modelyard admin init'",
+                    code="missing_api_key",
+                )
+            now = datetime.now(UTC)
+            inputs = await _inputs(op, request, now)
+            answer = await op.handler(Call(request, state, principal, rid, now, inputs))
+            if isinstance(answer, BaseModel):
+                body = answer.model_dump_json().encode()
+                answer = json_response(body, status, {"x-request-id": rid})
+        except ModelyardError as exc:
+            answer = _error(_translate(exc), rid)
+        state.log_access(rid, request.url.path, answer.status_code, started, None)
+        return answer
+
+    return run
