@@ -51,7 +51,7 @@ class Call:
     principal: Principal
     rid: str
     now: datetime
-    inputs: tuple[BaseModel, ...]  # the path, query and body models the operation takes
+    inputs: tuple[BaseModel, ...]  # the query, path and body models the operation takes
 
     @property
     def admin(self) -> TenancyAdmin:
@@ -71,9 +71,6 @@ class Call:
         raise TypeError(f"{model.__name__} is not an input of this operation")
 
 
-Handler = Callable[[Call], Awaitable[BaseModel | Response]]
-
-
 def _error(err: ModelyardError, rid: str) -> Response:
     return json_response(errors.error_body(err), err.status, {"x-request-id": rid})
 
@@ -87,7 +84,7 @@ def _translate(err: ModelyardError) -> ModelyardError:
 
 
 async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseModel, ...]:
-    """The path, query and body of ``request`` checked against ``op``'s models, in that order."""
+    """The query, path and body of ``request`` checked against ``op``'s models, in that order."""
     query = single_values(request.query_params.multi_items())
     found: list[BaseModel] = [parse(op.query, query, "query", now)]
     if op.path_params is not None:

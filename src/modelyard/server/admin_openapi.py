@@ -7,7 +7,7 @@ Nothing about a field is written here: a field added to a model appears in the d
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,15 +48,20 @@ class Operation:
     csv_too: bool = False  # the answer may also be CSV (``format=csv``)
 
 
-def _component_schemas(operations: Sequence[Operation]) -> Schema:
-    wanted: dict[type[BaseModel], JsonSchemaMode] = {models.Error: "serialization"}
+Refs = Mapping[tuple[type[Any], JsonSchemaMode], Schema]
+
+
+def _component_schemas(operations: Sequence[Operation]) -> tuple[Refs, Schema]:
+    """Every body (as read) and answer (as written) model, and the ``$ref`` of each: pydantic
+    names a model used both ways with differing schemas ``Name-Input`` and ``Name-Output``."""
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(models.Error, "serialization")]
     for op in operations:
         if op.body is not None:
-            wanted[op.body] = "validation"
+            wanted.append((op.body, "validation"))
         if op.answer[1] is not None:
-            wanted[op.answer[1]] = "serialization"
-    _, defs = models_json_schema(list(wanted.items()), ref_template=REF)
-    return dict(sorted(defs.get("$defs", {}).items()))
+            wanted.append((op.answer[1], "serialization"))
+    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF)
+    return refs, dict(sorted(defs.get("$defs", {}).items()))
 
 
 def _parameters(model: type[models.Query] | None, where: str) -> list[Schema]:
@@ -98,12 +103,12 @@ def _json(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _operation(op: Operation) -> Schema:
+def _operation(op: Operation, refs: Refs) -> Schema:
     status, model, description = op.answer
     if model is None:
         answer: Schema = {"description": description, "content": dict(CSV_CONTENT)}
     else:
-        answer = _json({"$ref": REF.format(model=model.__name__)}, description)
+        answer = _json(refs[model, "serialization"], description)
         if op.csv_too:
             answer["content"].update(CSV_CONTENT)
     spec: Schema = {
@@ -117,12 +122,12 @@ def _operation(op: Operation) -> Schema:
     if parameters:
         spec["parameters"] = parameters
     if op.body is not None:
-        ref = {"$ref": REF.format(model=op.body.__name__)}
-        spec["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+        body = {"application/json": {"schema": refs[op.body, "validation"]}}
+        spec["requestBody"] = {"required": True, "content": body}
     return spec
 
 
-def _paths(prefix: str, operations: Sequence[Operation]) -> Schema:
+def _paths(prefix: str, operations: Sequence[Operation], refs: Refs) -> Schema:
     paths: Schema = {
         f"{prefix}/openapi.json": {
             "get": {
@@ -133,13 +138,14 @@ def _paths(prefix: str, operations: Sequence[Operation]) -> Schema:
         }
     }
     for op in operations:
-        paths.setdefault(prefix + op.path, {})[op.method.lower()] = _operation(op)
+        paths.setdefault(prefix + op.path, {})[op.method.lower()] = _operation(op, refs)
     return paths
 
 
 def document(prefix: str, operations: Sequence[Operation]) -> Schema:
     """The whole document; roles: operator (everything), owner (its project), member (itself)."""
-    error = _json({"$ref": REF.format(model="Error")}, "")
+    refs, schemas = _component_schemas(operations)
+    error = _json(refs[models.Error, "serialization"], "")
     responses = {f"E{code}": {**error, "description": text} for code, text in ERRORS.items()}
     return {
         "openapi": "3.1.0",
@@ -153,12 +159,12 @@ def document(prefix: str, operations: Sequence[Operation]) -> Schema:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(prefix, operations),
+        "paths": _paths(prefix, operations, refs),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"}
             },
-            "schemas": _component_schemas(operations),
+            "schemas": schemas,
             "responses": responses,
         },
     }
