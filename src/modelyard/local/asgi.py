@@ -19,11 +19,11 @@ from modelyard.core.errors import ModelyardError, PayloadTooLarge
 from modelyard.local.render import error_body
 
 _JSON = (b"content-type", b"application/json")
-_SSE_HEADERS = [
+_SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
-]
+)
 
 
 class ClientDisconnected(Exception):

@@ -6,9 +6,9 @@ import base64
 import struct
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -17,7 +17,7 @@ from modelyard.core.errors import ModelyardError
 DONE_FRAME = b"data: [DONE]\n\n"
 
 # OpenAI's error "type" for each kind in the core error tree.
-_ERROR_TYPES = {
+_ERROR_TYPES: Final[Mapping[str, str]] = {
     "invalid_request": "invalid_request_error",
     "not_found": "invalid_request_error",
     "request_too_large": "invalid_request_error",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from modelyard.core.errors import InvalidRequest
 from modelyard.local.fields import (
@@ -25,7 +25,7 @@ MAX_CHOICES = 8
 
 # Roles the chat template understands, after folding: "developer" is OpenAI's newer name for
 # "system", and the legacy "function" role carries a tool result like "tool" does.
-_ROLES = {
+_ROLES: Final[Mapping[str, str]] = {
     "system": "system",
     "developer": "system",
     "user": "user",
@@ -34,7 +34,7 @@ _ROLES = {
     "function": "tool",
 }
 # Content part types we recognise but cannot feed to a text-only model, with the capability name.
-_MEDIA_PARTS = {
+_MEDIA_PARTS: Final[Mapping[str, str]] = {
     "image_url": "image input",
     "input_image": "image input",
     "input_audio": "audio input",
