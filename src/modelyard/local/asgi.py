@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import Receive, Send
 
 from modelyard.core.errors import ModelyardError, PayloadTooLarge
-from modelyard.local.render import error_body
+from modelyard.protocols.openai.errors import error_body
 
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = (
