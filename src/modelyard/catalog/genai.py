@@ -12,10 +12,11 @@ and is cached at module level; every catalog built afterwards (each config reloa
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from modelyard.catalog.pricing import ModelPrices, PricePeriod, PriceSchedule, Rate, Tiered
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 # Our provider types -> the genai-prices provider id whose prices they pay. Types without an
 # entry serve models at no list price we could know (self-hosted servers, generic endpoints).
-PROVIDER_IDS: dict[str, str | None] = {
+PROVIDER_IDS: Final[Mapping[str, str | None]] = {
     "openai": "openai",
     "azure_openai": "azure",  # falls back to OpenAI's prices inside genai-prices
     "anthropic": "anthropic",
@@ -89,14 +90,9 @@ def find(provider_id: str, model: str) -> SourceModel | None:
     found = provider.find_model(model, all_providers=_all_providers())
     if found is None:
         return None
-    # The bundled models live as long as the process, so their identity is a stable key.
-    converted = _CONVERTED.get(id(found))
-    if converted is None:
-        converted = _CONVERTED[id(found)] = _convert(found)
-    return converted
-
-
-_CONVERTED: dict[int, SourceModel] = {}
+    # Converted on every call: a catalog looks each (provider type, model) up once and keeps
+    # the answer (``Catalog.lookup``), and the prices it holds carry their integer rates.
+    return _convert(found)
 
 
 def _convert(model: gp.ModelInfo) -> SourceModel:

@@ -17,7 +17,7 @@ request, input and output alike. This is the rule of the vendors that publish su
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -49,9 +49,19 @@ def base_rate(rate: Rate) -> Decimal:
     return rate.base if isinstance(rate, Tiered) else rate
 
 
+# Flat prices as integers of 10^-9 dollars per million tokens: the same exact sum as with
+# Decimals, at a fraction of the cost (metering prices every request, twice).
+_SCALE = 10**9
+IntegerRates = tuple[int, int, int, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelPrices:
-    """Dollars per million tokens. ``source``: ``catalog``, ``config`` or ``local``."""
+    """Dollars per million tokens. ``source``: ``catalog``, ``config`` or ``local``.
+
+    ``integer_rates`` is derived when the prices are made: (input, output, cached input, cache
+    write, reasoning), fallbacks applied, in 10^-9 dollars per million tokens; None when a rate
+    is tiered or finer than that (those are priced with Decimals)."""
 
     input: Rate
     output: Rate
@@ -59,6 +69,11 @@ class ModelPrices:
     cache_write: Rate | None = None
     reasoning: Rate | None = None
     source: str = "catalog"
+    integer_rates: IntegerRates | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Computed once per prices object (catalog build or reload), read on every request.
+        object.__setattr__(self, "integer_rates", _integer_rates(self))
 
     @property
     def tiered(self) -> bool:
@@ -76,39 +91,26 @@ class ModelPrices:
         return {name: rate for name, rate in named.items() if rate is not None}
 
 
+def _integer_rates(prices: ModelPrices) -> IntegerRates | None:
+    """``prices.integer_rates``, computed."""
+    if prices.tiered:
+        return None
+    inp, out = prices.input, prices.output
+    named = (
+        inp,
+        out,
+        prices.cached_input if prices.cached_input is not None else inp,
+        prices.cache_write if prices.cache_write is not None else inp,
+        prices.reasoning if prices.reasoning is not None else out,
+    )
+    exact = [Decimal(r) * _SCALE for r in named]  # type: ignore[arg-type]
+    if not all(v == v.to_integral_value() for v in exact):
+        return None
+    a, b, c, d, e = (int(v) for v in exact)
+    return (a, b, c, d, e)
+
+
 FREE = ModelPrices(Decimal(0), Decimal(0), source="local")
-
-
-# Flat prices as integers of 10^-9 dollars per million tokens: the same exact sum as with
-# Decimals, at a fraction of the cost (metering prices every request, twice).
-_SCALE = 10**9
-_FAST: dict[int, tuple[ModelPrices, tuple[int, int, int, int, int] | None]] = {}
-
-
-def _integer_rates(prices: ModelPrices) -> tuple[int, int, int, int, int] | None:
-    """(input, output, cached input, cache write, reasoning) scaled to integers; None when a
-    rate is tiered or finer than the scale (those take the Decimal path)."""
-    found = _FAST.get(id(prices))
-    if found is not None and found[0] is prices:
-        return found[1]
-    if len(_FAST) > 4096:  # catalogs are rebuilt on reload; keep this bounded
-        _FAST.clear()
-    rates: tuple[int, int, int, int, int] | None = None
-    if not prices.tiered:
-        inp, out = prices.input, prices.output
-        named = (
-            inp,
-            out,
-            prices.cached_input if prices.cached_input is not None else inp,
-            prices.cache_write if prices.cache_write is not None else inp,
-            prices.reasoning if prices.reasoning is not None else out,
-        )
-        exact = [Decimal(r) * _SCALE for r in named]  # type: ignore[arg-type]
-        if all(v == v.to_integral_value() for v in exact):
-            a, b, c, d, e = (int(v) for v in exact)
-            rates = (a, b, c, d, e)
-    _FAST[id(prices)] = (prices, rates)
-    return rates
 
 
 def cost_micros(prices: ModelPrices, usage: Usage) -> int:
@@ -120,7 +122,7 @@ def cost_micros(prices: ModelPrices, usage: Usage) -> int:
     fresh = max(usage.input_tokens - cached - written, 0)
     reasoning = usage.reasoning_tokens
     visible = max(usage.output_tokens - reasoning, 0)
-    fast = _integer_rates(prices)
+    fast = prices.integer_rates
     if fast is not None:
         scaled = (
             fresh * fast[0]

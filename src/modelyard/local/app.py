@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from modelyard.core.chat import Usage
+from modelyard.core.embeddings import EmbeddingResult
 from modelyard.core.errors import (
     InternalError,
     InvalidRequest,
@@ -26,10 +28,9 @@ from modelyard.local.asgi import (
 )
 from modelyard.local.chat_response import collect_chat, stream_chat
 from modelyard.local.engine import ModelEngine
-from modelyard.local.fields import decode_body
-from modelyard.local.llama_model import ModelInfo
-from modelyard.local.render import embeddings_body
-from modelyard.local.wire import parse_chat, parse_embeddings
+from modelyard.local.llama_model import LoadedModel
+from modelyard.local.wire import decode_body, parse_chat, parse_embeddings
+from modelyard.protocols.openai.encode import embeddings_json
 
 logger = logging.getLogger("modelyard.local")
 
@@ -45,7 +46,7 @@ class MethodNotAllowed(InvalidRequest):
     status = 405
 
 
-def _model_json(info: ModelInfo) -> dict[str, object]:
+def _model_json(info: LoadedModel) -> dict[str, object]:
     return {
         "id": info.name,
         "object": "model",
@@ -160,5 +161,7 @@ class WorkerApp:
         ticket = engine.queue.enqueue(request.headers.get(CLIENT_HEADER, ""))
         await ticket.wait()
         vectors, tokens = await engine.embed(params, ticket)
-        body = embeddings_body(params.model, vectors, tokens, params.encoding_format)
-        await out.json(200, body)
+        result = EmbeddingResult(vectors, Usage(input_tokens=tokens))
+        await out.json(
+            200, embeddings_json(result, params.model, params.encoding_format == "base64")
+        )

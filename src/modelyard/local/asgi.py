@@ -16,14 +16,14 @@ from typing import Any
 from starlette.types import Receive, Send
 
 from modelyard.core.errors import ModelyardError, PayloadTooLarge
-from modelyard.local.render import error_body
+from modelyard.protocols.openai.errors import error_body
 
 _JSON = (b"content-type", b"application/json")
-_SSE_HEADERS = [
+_SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
-]
+)
 
 
 class ClientDisconnected(Exception):

@@ -23,6 +23,7 @@ from llama_cpp import Llama
 from llama_cpp.llama_grammar import LlamaGrammar
 from llama_cpp.llama_types import ChatCompletionRequestMessage
 
+from modelyard.core.chat import FinishReason, Usage
 from modelyard.core.errors import (
     InternalError,
     InvalidRequest,
@@ -30,19 +31,11 @@ from modelyard.core.errors import (
     UnsupportedCapability,
     UpstreamUnavailable,
 )
+from modelyard.core.events import Finished, TextDelta, UsageReport
 from modelyard.local import llama_model
-from modelyard.local.events import (
-    ChatEvent,
-    ChatRun,
-    ChoiceEnd,
-    GenerationEnd,
-    GenerationFailed,
-    TextDelta,
-    call_soon,
-)
-from modelyard.local.fair_queue import FairQueue, Ticket
-from modelyard.local.llama_model import LoadOptions, ModelInfo
-from modelyard.local.render import Usage
+from modelyard.local.events import ChatEvent, ChatRun, GenerationFailed, call_soon
+from modelyard.local.fair_queue import FairQueue, QueueTicket
+from modelyard.local.llama_model import LoadedModel, LoadOptions
 from modelyard.local.wire import ChatParams, EmbeddingParams
 
 logger = logging.getLogger("modelyard.local")
@@ -111,7 +104,7 @@ class ModelEngine:
                 raise UnsupportedCapability(need.capability, self.name, param=need.param)
         return PreparedChat(params, llama_model.grammar_for(params.response_format))
 
-    def start_chat(self, prepared: PreparedChat, ticket: Ticket) -> ChatRun:
+    def start_chat(self, prepared: PreparedChat, ticket: QueueTicket) -> ChatRun:
         """Run a chat job on the inference thread; ``ticket`` must hold the model."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[ChatEvent] = asyncio.Queue()
@@ -131,13 +124,15 @@ class ModelEngine:
                 logger.exception("local inference failed on model %s", self.name)
                 emit(GenerationFailed(InternalError("local inference failed")))
             else:
-                emit(GenerationEnd(usage))
+                emit(UsageReport(usage))
 
         self._running.add(cancel)
         self._submit(job, ticket, lambda: self._running.discard(cancel))
         return ChatRun(events, cancel)
 
-    async def embed(self, params: EmbeddingParams, ticket: Ticket) -> tuple[list[list[float]], int]:
+    async def embed(
+        self, params: EmbeddingParams, ticket: QueueTicket
+    ) -> tuple[list[list[float]], int]:
         """Embed ``params.inputs`` on the inference thread; ``ticket`` must hold the model."""
         return await asyncio.wrap_future(self._submit(lambda: self._embed(params), ticket))
 
@@ -156,7 +151,7 @@ class ModelEngine:
         self._executor.shutdown(wait=False, cancel_futures=False)
 
     def _submit(
-        self, job: Callable[[], _T], ticket: Ticket, after: Callable[[], None] | None = None
+        self, job: Callable[[], _T], ticket: QueueTicket, after: Callable[[], None] | None = None
     ) -> concurrent.futures.Future[_T]:
         loop = asyncio.get_running_loop()
 
@@ -201,11 +196,11 @@ class ModelEngine:
             # loop, which then competes with the inference threads for the CPU.
             text, finish_reason = _pump(chunks, index, emit if params.stream else None, cancel)
             if text:
-                emit(TextDelta(index, text))
+                emit(TextDelta(text, index))
             prompt_tokens = prompt_tokens or meter.prompt_tokens
             completion_tokens += meter.completion_tokens
-            emit(ChoiceEnd(index, finish_reason))
-        return Usage(prompt_tokens, completion_tokens)
+            emit(Finished(finish_reason, index))
+        return Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
 
     def _embed(self, params: EmbeddingParams) -> tuple[list[list[float]], int]:
         try:
@@ -238,7 +233,7 @@ def _pump(
     index: int,
     emit: Callable[[ChatEvent], None] | None,
     cancel: threading.Event,
-) -> tuple[str, str]:
+) -> tuple[str, FinishReason]:
     """Drain a llama stream, stopping early on ``cancel``.
 
     With ``emit``, each piece of text goes to the loop as it comes; without, the text is
@@ -246,7 +241,7 @@ def _pump(
     """
     collected: list[str] = []
     pending: list[str] = []
-    finish_reason = "stop"
+    finish_reason: FinishReason = "stop"
     last_flush = 0.0
     try:
         for chunk in chunks:
@@ -256,24 +251,25 @@ def _pump(
                 pending.append(text)
                 now = time.monotonic()
                 if now - last_flush >= STREAM_FLUSH_INTERVAL_S:
-                    emit(TextDelta(index, "".join(pending)))
+                    emit(TextDelta("".join(pending), index))
                     pending.clear()
                     last_flush = now
             elif text:
                 collected.append(text)
             if choice["finish_reason"] is not None:
-                finish_reason = str(choice["finish_reason"])
+                # llama.cpp ends a choice at a stop (EOS, a stop string) or at max_tokens.
+                finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
             if cancel.is_set():
                 break
     finally:
         chunks.close()
     if pending and emit is not None:
-        emit(TextDelta(index, "".join(pending)))
+        emit(TextDelta("".join(pending), index))
     return "".join(collected), finish_reason
 
 
 def load_engines(
-    models: dict[str, Path], options: EngineOptions, on_loaded: Callable[[ModelInfo], None]
+    models: dict[str, Path], options: EngineOptions, on_loaded: Callable[[LoadedModel], None]
 ) -> dict[str, ModelEngine]:
     """Load every model, in order; a failure propagates after freeing what was loaded."""
     engines: dict[str, ModelEngine] = {}

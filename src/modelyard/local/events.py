@@ -1,4 +1,9 @@
-"""What a chat job running on an inference thread tells the event loop, and how."""
+"""What a chat job running on an inference thread tells the event loop, and how.
+
+A job speaks in core stream events (``TextDelta``, ``Finished`` per choice, one ``UsageReport``
+at the end), the same ones every provider emits and ``protocols.openai`` encodes; only a
+failure, which a provider raises instead, travels here as an event across the thread.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelyard.core.errors import ModelyardError
-from modelyard.local.render import Usage
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    index: int
-    text: str
-
-
-@dataclass(frozen=True)
-class ChoiceEnd:
-    index: int
-    finish_reason: str
-
-
-@dataclass(frozen=True)
-class GenerationEnd:
-    usage: Usage
+from modelyard.core.events import Finished, TextDelta, UsageReport
 
 
 @dataclass(frozen=True)
@@ -33,7 +21,7 @@ class GenerationFailed:
     error: ModelyardError
 
 
-ChatEvent = TextDelta | ChoiceEnd | GenerationEnd | GenerationFailed
+ChatEvent = TextDelta | Finished | UsageReport | GenerationFailed
 
 
 class ChatRun:

@@ -7,7 +7,7 @@ a single request. The queue is bounded: when it is full, ``enqueue`` raises ``Qu
 retry-after estimate built from a moving average of how long a job holds the model.
 
 Everything here runs on the event loop; the only call meant to arrive from elsewhere is
-``Ticket.release``, which callers marshal onto the loop with ``call_soon_threadsafe``.
+``QueueTicket.release``, which callers marshal onto the loop with ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class _State(enum.Enum):
     DONE = "done"
 
 
-class Ticket:
+class QueueTicket:
     """One request's place in a ``FairQueue``."""
 
     def __init__(self, queue: FairQueue, client: str, future: asyncio.Future[None]) -> None:
@@ -83,9 +83,9 @@ class FairQueue:
         self._clock = clock
         self._average_service_s = initial_service_s
         # Clients with waiting tickets, in the order they will next be served.
-        self._flows: OrderedDict[str, deque[Ticket]] = OrderedDict()
+        self._flows: OrderedDict[str, deque[QueueTicket]] = OrderedDict()
         self._waiting = 0
-        self._holder: Ticket | None = None
+        self._holder: QueueTicket | None = None
 
     @property
     def capacity(self) -> int:
@@ -111,14 +111,14 @@ class FairQueue:
         ahead = self._waiting + (1 if self._holder is not None else 0)
         return max(1, math.ceil(self._average_service_s * ahead))
 
-    def enqueue(self, client: str) -> Ticket:
+    def enqueue(self, client: str) -> QueueTicket:
         """Take a place in the queue for ``client``; granted at once when the model is idle.
 
         Raises:
             QueueFull: ``capacity`` tickets are already waiting.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ticket = Ticket(self, client, future)
+        ticket = QueueTicket(self, client, future)
         if self._holder is None and self._waiting == 0:
             self._grant(ticket)
             return ticket
@@ -137,7 +137,7 @@ class FairQueue:
         self._waiting += 1
         return ticket
 
-    def _grant(self, ticket: Ticket) -> None:
+    def _grant(self, ticket: QueueTicket) -> None:
         ticket._state = _State.GRANTED
         ticket._granted_at = self._clock()
         self._holder = ticket
@@ -160,7 +160,7 @@ class FairQueue:
             self._grant(ticket)
             return
 
-    def _release(self, ticket: Ticket, *, observe: bool) -> None:
+    def _release(self, ticket: QueueTicket, *, observe: bool) -> None:
         if self._holder is not ticket:
             return
         ticket._state = _State.DONE
@@ -170,7 +170,7 @@ class FairQueue:
             self._average_service_s += self._smoothing * (elapsed - self._average_service_s)
         self._grant_next()
 
-    def _withdraw(self, ticket: Ticket) -> None:
+    def _withdraw(self, ticket: QueueTicket) -> None:
         if ticket._state is not _State.WAITING:
             return
         ticket._state = _State.DONE

@@ -19,8 +19,9 @@ import llama_cpp
 from llama_cpp import Llama
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
+from modelyard.core.chat import ResponseFormat
 from modelyard.core.errors import InvalidRequest
-from modelyard.local.wire import ChatParams, ResponseFormat
+from modelyard.local.wire import ChatParams
 
 DEFAULT_CTX = 4096
 """Context size when none is configured, capped at the model's training context."""
@@ -36,7 +37,7 @@ class LoadOptions:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class LoadedModel:
     name: str
     path: Path
     n_ctx: int
@@ -45,7 +46,7 @@ class ModelInfo:
     created: int
 
 
-class Meter:
+class TokenMeter:
     """What one generation consumed, and the switch that stops it."""
 
     def __init__(self, cancel: threading.Event) -> None:
@@ -62,17 +63,17 @@ class MeteredLlama(Llama):
     runs through, one token at a time.
     """
 
-    _meter: Meter | None = None
+    _meter: TokenMeter | None = None
 
-    def metered(self, cancel: threading.Event) -> Meter:
+    def metered(self, cancel: threading.Event) -> TokenMeter:
         """Meter (and make cancellable) the next generation."""
-        self._meter = Meter(cancel)
+        self._meter = TokenMeter(cancel)
         return self._meter
 
     def generate(
         self, tokens: Sequence[int], *args: Any, **kwargs: Any
     ) -> Generator[int, Sequence[int] | None, None]:
-        meter = self._meter or Meter(threading.Event())
+        meter = self._meter or TokenMeter(threading.Event())
         vocab = llama_cpp.llama_model_get_vocab(self.model)
         meter.prompt_tokens = len(tokens)
         inner = super().generate(tokens, *args, **kwargs)
@@ -97,7 +98,9 @@ def _n_ctx_train(llama: Llama) -> int:
     return int(llama_cpp.llama_model_n_ctx_train(llama.model))
 
 
-def load_chat_model(name: str, path: Path, options: LoadOptions) -> tuple[MeteredLlama, ModelInfo]:
+def load_chat_model(
+    name: str, path: Path, options: LoadOptions
+) -> tuple[MeteredLlama, LoadedModel]:
     """Load the chat instance of a model; blocking, seconds for a big model."""
     ctx = options.ctx or DEFAULT_CTX
     llama = _load_metered(path, ctx, options.threads)
@@ -106,7 +109,7 @@ def load_chat_model(name: str, path: Path, options: LoadOptions) -> tuple[Metere
         # Running past the training context degrades output; only an explicit --ctx may do it.
         llama.close()
         llama = _load_metered(path, train, options.threads)
-    info = ModelInfo(name, path, int(llama.n_ctx()), train, int(llama.n_embd()), int(time.time()))
+    info = LoadedModel(name, path, int(llama.n_ctx()), train, int(llama.n_embd()), int(time.time()))
     return llama, info
 
 

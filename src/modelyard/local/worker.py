@@ -21,7 +21,7 @@ import uvicorn
 
 from modelyard.local.app import WorkerApp
 from modelyard.local.engine import EngineOptions, load_engines
-from modelyard.local.llama_model import ModelInfo
+from modelyard.local.llama_model import LoadedModel
 
 logger = logging.getLogger("modelyard.local")
 
@@ -131,7 +131,7 @@ def _exit_when_stdin_closes(server: uvicorn.Server) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _log_loaded(info: ModelInfo) -> None:
+def _log_loaded(info: LoadedModel) -> None:
     logger.info("loaded %s from %s (n_ctx %d)", info.name, info.path, info.n_ctx)
 
 

@@ -214,29 +214,18 @@ def _headers_of(
     limit, level in units); a limit of 0 means no scope has that limit."""
     out: dict[str, str] = {}
     # Every successful response carries these. The reset is the ms until the bucket is full
-    # again, rounded up (a full bucket's, 0 or less, formats as "0s"); a limit's text is
-    # looked up rather than converted each time.
+    # again, rounded up (a full bucket's, 0 or less, formats as "0s").
     if requests_limit:
         wait = (requests_limit * UNIT - requests_level + requests_limit - 1) // requests_limit
-        out[LIMIT_REQUESTS] = _LIMIT_TEXT.get(requests_limit) or _limit_text(requests_limit)
+        out[LIMIT_REQUESTS] = str(requests_limit)
         out[REMAINING_REQUESTS] = str(requests_left)
         out[RESET_REQUESTS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
     if tokens_limit:
         wait = (tokens_limit * UNIT - tokens_level + tokens_limit - 1) // tokens_limit
-        out[LIMIT_TOKENS] = _LIMIT_TEXT.get(tokens_limit) or _limit_text(tokens_limit)
+        out[LIMIT_TOKENS] = str(tokens_limit)
         out[REMAINING_TOKENS] = str(tokens_left)
         out[RESET_TOKENS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
     return out
-
-
-_LIMIT_TEXT: dict[int, str] = {}  # limit → str(limit): limits are few and change on reloads
-
-
-def _limit_text(limit: int) -> str:
-    if len(_LIMIT_TEXT) >= 4096:
-        _LIMIT_TEXT.clear()
-    text = _LIMIT_TEXT[limit] = str(limit)
-    return text
 
 
 def _tightest(

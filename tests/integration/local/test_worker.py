@@ -134,7 +134,7 @@ async def test_chat_wire_shape_and_n_choices(
     assert [choice["index"] for choice in completion["choices"]] == [0, 1]
     for choice in completion["choices"]:
         assert set(choice) == {"index", "message", "finish_reason", "logprobs"}
-        assert set(choice["message"]) == {"role", "content"}
+        assert set(choice["message"]) == {"role", "content", "refusal"}
         assert choice["logprobs"] is None
     usage = completion["usage"]
     assert 0 < usage["completion_tokens"] <= 16
@@ -284,7 +284,7 @@ _HI = [{"role": "user", "content": "x"}]
         (orjson.dumps({"model": MODEL, "messages": _HI, "stream": "yes"}), "stream"),
         (
             orjson.dumps({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}),
-            "messages[0]",
+            "messages[0].role",
         ),
     ],
 )

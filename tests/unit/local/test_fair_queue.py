@@ -9,7 +9,7 @@ import pytest
 
 from modelyard.core.errors import QueueFull
 from modelyard.local.asgi import Responder
-from modelyard.local.fair_queue import FairQueue, Ticket
+from modelyard.local.fair_queue import FairQueue, QueueTicket
 
 
 class FakeClock:
@@ -20,9 +20,11 @@ class FakeClock:
         return self.now
 
 
-async def _grant_order(queue: FairQueue, tickets: list[Ticket], holder: Ticket) -> list[Ticket]:
+async def _grant_order(
+    queue: FairQueue, tickets: list[QueueTicket], holder: QueueTicket
+) -> list[QueueTicket]:
     """Release the holder, then each newly granted ticket, and record who got the model."""
-    order: list[Ticket] = []
+    order: list[QueueTicket] = []
     current = holder
     for _ in tickets:
         current.release()
