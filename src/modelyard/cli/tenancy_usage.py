@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from modelyard.services.tenancy import TenancyAdmin
 
 RunWithAdmin = Callable[[Callable[["TenancyAdmin"], Awaitable[Any]]], Any]
+DEFAULT_RECORDS = 10_000  # rows of --records without --limit
 _COLUMNS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
 
 
@@ -30,7 +31,7 @@ def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
         if (value := getattr(args, name)) is not None
     }
     query = check.usage_query(
-        {**params, "by": args.by, "limit": str(args.limit)}, datetime.now(UTC)
+        {**params, "by": args.by, "limit": str(args.limit or DEFAULT_RECORDS)}, datetime.now(UTC)
     )
     where = UsageFilter(query.project_id, query.key_id, query.deployment, query.since, query.until)
     if args.records:
