@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8700
 
-.PHONY: install serve test lint typecheck bench clean
+.PHONY: install serve test lint typecheck bench clean docs
 
 $(UV): tools/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,6 +28,11 @@ serve: install
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/python -m modelyard.cli.docgen --check
+
+# The generated parts of docs/ (CLI reference, config reference, config JSON schema).
+docs: install
+	$(VENV)/bin/python -m modelyard.cli.docgen
 
 typecheck: install
 	$(VENV)/bin/mypy

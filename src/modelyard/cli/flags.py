@@ -22,7 +22,7 @@ INTERRUPTED = 130
 DEFAULT_URL = "http://127.0.0.1:8700"
 CONFIG_HELP = "modelyard.yaml (default: $MODELYARD_CONFIG, else built-in defaults)"
 JSON_HELP = "print JSON instead of text"
-URL_HELP = f"the running server (default {DEFAULT_URL})"
+URL_HELP = "the running server"
 API_KEY_HELP = "API key for the server (default: $MODELYARD_API_KEY)"
 PID_FILE_HELP = "the server's PID file (default: <data dir>/modelyard.pid)"
 

@@ -9,13 +9,13 @@ stale.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from modelyard import __version__
 from modelyard.cli import flags
 
 if TYPE_CHECKING:  # generic only to the type checker
-    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    SubParsers: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 DESCRIPTION = (
     "Every AI model behind one door: a gateway serving the OpenAI and Anthropic APIs in front of "
@@ -25,8 +25,27 @@ DESCRIPTION = (
 CATALOG_FLAGS = ("vendor", "capability", "max_input_price", "min_context", "search")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends each flag's default, read from the parser, so no help text states a stale one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text and action.default not in (None, False, argparse.SUPPRESS):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose subcommands (which argparse builds as the same class) all
+    use ``HelpFormatter``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelyard", description=DESCRIPTION)
+    parser = Parser(prog="modelyard", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"modelyard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
@@ -48,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_serve(sub: SubParsers) -> None:
     serve = sub.add_parser("serve", help="start the gateway (with the embedded local model)")
-    serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8700)")
+    serve.add_argument(
+        "--host", default=None, help="interface to bind (default: server.host, 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=None, help="port (default: server.port, 8700)")
     flags.add_config(serve)
     serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes")
     serve.add_argument(
@@ -61,7 +82,7 @@ def _add_serve(sub: SubParsers) -> None:
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
-        help="log level (default info)",
+        help="log level",
     )
 
 
@@ -75,7 +96,7 @@ def _add_reload(sub: SubParsers) -> None:
 def _add_chat(sub: SubParsers) -> None:
     chat = sub.add_parser("chat", help="chat with a model, streaming to the terminal")
     chat.add_argument("prompt", nargs="?", help="one prompt; without it, an interactive chat")
-    chat.add_argument("-m", "--model", default="local", help="deployment or model (default local)")
+    chat.add_argument("-m", "--model", default="local", help="deployment or model")
     flags.add_server(chat)
     chat.add_argument(
         "--in-process", action="store_true", help="run the gateway in this process, no server"
@@ -167,7 +188,7 @@ def _add_keys(sub: SubParsers) -> None:
         "--role",
         choices=["member", "owner"],
         default="member",
-        help="the key's role (default member)",
+        help="the key's role",
     )
     kc.add_argument("--name", default=None, help="a label for the key")
     flags.add_limits(kc)
@@ -202,7 +223,7 @@ def _add_usage(sub: SubParsers) -> None:
         "--by",
         choices=["model", "deployment", "day", "project", "key"],
         default="model",
-        help="group by (default model)",
+        help="group by",
     )
     usage.add_argument("--since", default=None, help="ISO 8601 date/time, or back: 7d, 24h")
     usage.add_argument("--until", default=None, help="ISO 8601 date/time (exclusive), or 1d")
@@ -213,7 +234,7 @@ def _add_usage(sub: SubParsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="with --records: the first N rows, oldest first (default 10000)",
+        help="with --records: the first N rows, oldest first (default: 10000)",
     )
     _store_flags(usage)
 
@@ -252,9 +273,7 @@ def _add_eval(sub: SubParsers) -> None:
     flags.add_json(show)
     flags.add_config(show)
     listing = ev.add_parser("list", help="list the stored runs, newest first")
-    listing.add_argument(
-        "--limit", type=int, default=20, metavar="N", help="the newest N runs (default 20)"
-    )
+    listing.add_argument("--limit", type=int, default=20, metavar="N", help="the newest N runs")
     flags.add_json(listing)
     flags.add_config(listing)
     _add_eval_shadow(ev)
@@ -278,13 +297,13 @@ def _add_eval_shadow(ev: SubParsers) -> None:
         type=int,
         default=500,
         metavar="N",
-        help="the newest N records of the store (default 500)",
+        help="the newest N records of the store",
     )
     shadow.add_argument(
         "--mode",
         default="pairwise",
         choices=["pairwise", "judge", "similarity", "exact", "contains"],
-        help="how to compare the two answers (default pairwise)",
+        help="how to compare the two answers",
     )
     shadow.add_argument("--judge", default=None, help="judge deployment (pairwise, judge)")
     shadow.add_argument("--rubric", default=None, help="criteria for the judge")
