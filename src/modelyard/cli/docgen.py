@@ -94,6 +94,8 @@ def _usage(command: str, parser: argparse.ArgumentParser, has_sub: bool) -> str:
 
 
 def _default(action: argparse.Action) -> str:
+    if action.required and action.option_strings:
+        return "required"
     if action.default in (None, False, argparse.SUPPRESS):
         return ""
     return f"`{action.default}`"
