@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -31,22 +32,15 @@ if TYPE_CHECKING:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    command = args.eval_command
-    if command == "run":
-        return _run(args)
-    if command == "show":
-        return _show(args)
-    if command == "list":
-        return _list(args)
-    if command == "shadow":
-        return _shadow(args)
-    if command == "prompts":
-        return _prompts()
+    return _SUBCOMMANDS[args.eval_command](args)
+
+
+def _datasets(_: argparse.Namespace) -> int:
     from modelyard.evals.datasets import bundled_datasets, load_bundled
 
     for name in bundled_datasets():
         print(f"{name:16} {len(load_bundled(name))} cases")
-    return 0
+    return flags.OK
 
 
 def evals_dir() -> Path:
@@ -438,7 +432,7 @@ async def _shadow_async(args: argparse.Namespace, pairs: list[Any]) -> Any:
         return await evaluate_shadow(pairs, Grading(context=context), options)
 
 
-def _prompts() -> int:
+def _prompts(_: argparse.Namespace) -> int:
     from modelyard.evals.judge import PROMPTS
 
     for prompt in PROMPTS.values():
@@ -446,3 +440,13 @@ def _prompts() -> int:
             f"=== {prompt.id} ===\n--- system ---\n{prompt.system}\n--- user ---\n{prompt.user}\n"
         )
     return 0
+
+
+_SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "show": _show,
+    "list": _list,
+    "shadow": _shadow,
+    "prompts": _prompts,
+    "datasets": _datasets,
+}

@@ -144,3 +144,16 @@ def test_an_invalid_config_exits_2_naming_the_path(
     assert "deployments.chat.targets[0].provider: unknown provider 'grokk'" in (
         capsys.readouterr().err
     )
+
+
+def test_every_eval_subcommand_has_a_handler():
+    from modelyard.cli.eval import _SUBCOMMANDS
+
+    assert set(_SUBCOMMANDS) == set(_subparsers(_subparsers(build_parser())["eval"]))
+
+
+def test_eval_datasets_and_prompts_run_offline(capsys: pytest.CaptureFixture[str]):
+    assert main(["eval", "datasets"]) == flags.OK
+    assert "smoke" in capsys.readouterr().out
+    assert main(["eval", "prompts"]) == flags.OK
+    assert "--- system ---" in capsys.readouterr().out
