@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8700
 
-.PHONY: install serve test lint typecheck bench clean docs
+.PHONY: install serve test lint typecheck bench clean
 
 $(UV): tools/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,6 +31,7 @@ lint: install
 	$(VENV)/bin/python -m modelyard.cli.docgen --check
 
 # The generated parts of docs/ (CLI reference, config reference, config JSON schema).
+.PHONY: docs
 docs: install
 	$(VENV)/bin/python -m modelyard.cli.docgen
 
