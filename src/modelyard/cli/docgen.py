@@ -174,27 +174,51 @@ def render_schema_file() -> str:
 @dataclass(frozen=True)
 class _Field:
     kind: str  # a type for the table
-    model: str | None  # the $defs name when the value is (a map or list of) a section
-    suffix: str  # how the path continues into that section: "", ".<name>" or "[]"
+    refs: list[tuple[str, str]]  # ($defs name, label) of the section(s) the value may be
+    suffix: str  # how the path continues into those sections: "", ".<name>" or "[]"
     nullable: bool
+
+
+def _def_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[1]
+
+
+def _refs(schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """The section(s) a value may be: one ``$ref``, or a union of them, each labelled by its
+    discriminator value (``type: azure_openai``) or else by its model's name."""
+    if "$ref" in schema:
+        return [(_def_name(schema["$ref"]), "")]
+    union = [o for o in schema.get("oneOf") or schema.get("anyOf") or [] if "$ref" in o]
+    discriminator = schema.get("discriminator") or {}
+    by_model = {_def_name(v): k for k, v in (discriminator.get("mapping") or {}).items()}
+    prop = discriminator.get("propertyName", "")
+    labelled = []
+    for option in union:
+        name = _def_name(option["$ref"])
+        labelled.append((name, f"{prop}: {by_model[name]}" if name in by_model else name))
+    return labelled
 
 
 def _field(schema: dict[str, Any]) -> _Field:
     options = schema.get("anyOf", [schema])
     real = [o for o in options if o.get("type") != "null"]
     nullable = len(real) < len(options)
-    one = real[0] if len(real) == 1 else {"type": " or ".join(_kind(o) for o in real)}
-    if "$ref" in one:
-        return _Field("section", one["$ref"].rsplit("/", 1)[1], "", nullable)
-    item = one.get("additionalProperties") if one.get("type") == "object" else one.get("items")
-    if isinstance(item, dict) and "$ref" in item:
-        suffix = ".<name>" if one.get("type") == "object" else "[]"
+    value = real[0] if len(real) == 1 else {k: v for k, v in schema.items() if k != "default"}
+    if refs := _refs(value):
+        return _Field("section" if len(refs) == 1 else "one of", refs, "", nullable)
+    container = value.get("type")
+    item = value.get("additionalProperties") if container == "object" else value.get("items")
+    if isinstance(item, dict) and (refs := _refs(item)):
+        suffix = ".<name>" if container == "object" else "[]"
         kind = "map of name to section" if suffix == ".<name>" else "list of sections"
-        return _Field(kind, item["$ref"].rsplit("/", 1)[1], suffix, nullable)
-    return _Field(_kind(one), None, "", nullable)
+        return _Field(kind if len(refs) == 1 else f"{kind}s, one of", refs, suffix, nullable)
+    kind = _kind(value) if len(real) == 1 else " or ".join(_kind(o) for o in real)
+    return _Field(kind, [], "", nullable)
 
 
 def _kind(schema: dict[str, Any]) -> str:
+    if "const" in schema:
+        return f"`{schema['const']}`"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
     if schema.get("format") == "path":
@@ -247,43 +271,62 @@ def _prose(text: str) -> str:
     return " ".join(text.replace("``", "`").split())
 
 
-def _section(path: str, model: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
-    """The table of one section, and the sections nested in it (path, $defs name)."""
-    out = [f"### `{path}`" if path else "### top level", ""]
+def _heading(path: str, label: str) -> str:
+    text = f"`{path}`" if path else "top level"
+    return f"{text} ({label})" if label else text
+
+
+def _section(
+    path: str, label: str, model: dict[str, Any]
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The table of one section, and the sections nested in it (path, label, $defs name)."""
+    out = [f"### {_heading(path, label)}", ""]
     if model.get("description"):
         out += [_prose(model["description"]), ""]
     out += ["| key | type | default | constraints |", "|---|---|---|---|"]
-    nested: list[tuple[str, str]] = []
+    nested: list[tuple[str, str, str]] = []
     required = set(model.get("required", []))
     for name, schema in model.get("properties", {}).items():
         field = _field(schema)
         key = f"{path}.{name}" if path else name
-        kind = field.kind + (" or null" if field.nullable else "")
-        if field.model is not None:
-            nested.append((key + field.suffix, field.model))
-            kind = f"[{kind}](#{_anchor(key + field.suffix)})"
+        kind = field.kind
+        if field.refs:
+            many = len(field.refs) > 1
+            links = []
+            for ref, ref_label in field.refs:
+                shown = ref_label if many else ""
+                nested.append((key + field.suffix, shown, ref))
+                anchor = _anchor(_heading(key + field.suffix, shown))
+                links.append(f"[{ref_label if many else kind}](#{anchor})")
+            kind = f"{kind} {', '.join(links)}" if many else links[0]
+        if field.nullable:
+            kind += " or null"
         default = _default_text(name, schema, required)
         out.append(f"| `{name}` | {kind} | {default} | {_constraints(schema)} |")
     out.append("")
     return out, nested
 
 
-def _anchor(path: str) -> str:
-    """GitHub's anchor for a ``### `path` `` heading: lowercase, punctuation dropped."""
-    return "".join(c for c in path.lower() if c.isalnum() or c in "-_ ").replace(" ", "-")
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lowercase, punctuation dropped, spaces as hyphens."""
+    return "".join(c for c in heading.lower() if c.isalnum() or c in "-_ ").replace(" ", "-")
+
+
+def render_reference(schema: dict[str, Any]) -> str:
+    """One table per section of ``schema``, depth first, in the order the keys are declared."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+    out: list[str] = []
+    queue: list[tuple[str, str, dict[str, Any]]] = [("", "", schema)]
+    while queue:
+        path, label, model = queue.pop(0)
+        lines, nested = _section(path, label, model)
+        out += lines
+        queue[0:0] = [(p, lab, defs[name]) for p, lab, name in nested]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def render_config() -> str:
-    schema = config_schema()
-    defs: dict[str, Any] = schema["$defs"]
-    out: list[str] = []
-    queue: list[tuple[str, dict[str, Any]]] = [("", schema)]
-    while queue:
-        path, model = queue.pop(0)
-        lines, nested = _section(path, model)
-        out += lines
-        queue[0:0] = [(p, defs[name]) for p, name in nested]
-    return "\n".join(out).rstrip("\n") + "\n"
+    return render_reference(config_schema())
 
 
 # --- pages and the check -----------------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
+from pydantic import BaseModel, Field
 
 from modelyard.cli import docgen
 from modelyard.cli.main import HANDLERS
@@ -67,3 +69,41 @@ def test_the_schema_file_is_the_settings_schema_and_accepts_secrets_as_strings()
     assert schema["additionalProperties"] is False
     api_key = schema["$defs"]["ProviderConfig"]["properties"]["api_key"]
     assert {"type": "string", "format": "secret"} in api_key["anyOf"]
+
+
+class _Azure(BaseModel):
+    """Azure's options."""
+
+    type: Literal["azure_openai"]
+    api_version: str = "2024-10-21"
+
+
+class _Bedrock(BaseModel):
+    type: Literal["bedrock"]
+    region: str | None = None
+
+
+class _Retry(BaseModel):
+    attempts: int = Field(3, ge=1)
+
+
+class _Plain(BaseModel):
+    limit: int = 1
+
+
+class _Root(BaseModel):
+    providers: dict[str, Annotated[_Azure | _Bedrock, Field(discriminator="type")]] = {}
+    policy: _Retry | _Plain | None = None
+
+
+def test_unions_of_sections_get_one_labelled_table_each():
+    """Typed provider options are on their way into the schema: each variant must show up."""
+    text = docgen.render_reference(_Root.model_json_schema())
+    assert "### `providers.<name>` (type: azure_openai)" in text
+    assert "### `providers.<name>` (type: bedrock)" in text
+    assert "Azure's options." in text
+    assert "| `type` | `azure_openai` | required |  |" in text
+    assert '| `api_version` | string | `"2024-10-21"` |  |' in text
+    assert "[type: bedrock](#providersname-type-bedrock)" in text
+    assert "### `policy` (_Retry)" in text and "### `policy` (_Plain)" in text
+    assert "| `attempts` | integer | `3` | ≥ 1 |" in text
