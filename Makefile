@@ -28,6 +28,12 @@ serve: install
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/python -m modelyard.cli.docgen --check
+
+# The generated parts of docs/ (CLI reference, config reference, config JSON schema).
+.PHONY: docs
+docs: install
+	$(VENV)/bin/python -m modelyard.cli.docgen
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -52,7 +52,7 @@ def test_config_check_ok_and_errors(tmp_path: Path):
         )
     )
     failed = _run("config", "check", "--config", str(bad))
-    assert failed.returncode == 1
+    assert failed.returncode == 2
     assert "deployments.chat.targets[0].provider: unknown provider 'grokk'" in failed.stderr
     assert "secret-value-123" not in failed.stderr + failed.stdout
 

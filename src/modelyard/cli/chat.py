@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from modelyard.cli import flags
 from modelyard.cli.client import auth_headers
 from modelyard.config import ConfigError, config_path_from_env, load_settings
 from modelyard.core.chat import ChatRequest, Message, TextPart
@@ -29,7 +30,7 @@ def run_chat(args: argparse.Namespace) -> int:
             return asyncio.run(_turns(args, history, [args.prompt]))
         return asyncio.run(_turns(args, history, None))
     except KeyboardInterrupt:
-        return 130
+        return flags.INTERRUPTED
 
 
 async def _turns(
@@ -155,7 +156,7 @@ class _BackendContext:
             try:
                 self.backend._inproc = _InProcess(self.backend.args)
             except ConfigError as exc:
-                raise SystemExit(str(exc)) from exc
+                raise SystemExit(flags.config_error(exc)) from exc
         else:
             self.backend._session = aiohttp.ClientSession()
         return self.backend

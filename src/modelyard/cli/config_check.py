@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from modelyard.cli import flags
 from modelyard.config import ConfigError, config_path_from_env, load_settings
 from modelyard.services.build import build_components
 
@@ -15,8 +15,7 @@ def run_check(args: argparse.Namespace) -> int:
         settings = load_settings(path)
         components = build_components(settings, None)
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return flags.config_error(exc)
     print(f"config OK: {path or '(defaults: embedded model only)'}")
     for name, ps in sorted(components.providers.items()):
         key = "key set" if ps.api_key else "no key"

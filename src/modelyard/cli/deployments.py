@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
+from modelyard.cli import flags
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 
 # The parsers are built for every command: SQLAlchemy and the services load only when used.
@@ -27,26 +28,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("deployments", help="numbered versions of deployments, and rollback")
-    dep_sub = group.add_subparsers(dest="deployments_command", required=True, metavar="SUBCOMMAND")
-    hist = dep_sub.add_parser("history", help="list the versions of a deployment")
-    hist.add_argument("name", help="deployment name")
-    hist.add_argument("--json", action="store_true", help="print JSON")
-    hist.add_argument("--config", default=None, help="modelyard.yaml (or MODELYARD_CONFIG)")
-    back = dep_sub.add_parser("rollback", help="serve an earlier version of a deployment again")
-    back.add_argument("name", help="deployment name")
-    back.add_argument("version", type=int, help="the version number to serve again")
-    back.add_argument("--config", default=None, help="modelyard.yaml (or MODELYARD_CONFIG)")
-    back.add_argument("--pid-file", default=None, help="default: <data dir>/modelyard.pid")
-
-
 def run_deployments(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(config_path_from_env(args.config))
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return flags.config_error(exc)
     if args.deployments_command == "history":
         return _history(args, settings)
     return _rollback(args, settings)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
+from modelyard.cli import flags
 from modelyard.cli.client import auth_headers
 from modelyard.config import ConfigError, data_dir
 from modelyard.store import StoreError
@@ -28,78 +30,17 @@ if TYPE_CHECKING:
     from modelyard.evals.report import RunReport
     from modelyard.evals.store_recorder import Starter, StoreRecorder
 
-DEFAULT_URL = "http://127.0.0.1:8700"
-CONFIG_HELP = "modelyard.yaml, to find the store (or MODELYARD_CONFIG)"
-
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("eval", help="evaluate deployments on a dataset, compare, recommend")
-    ev = group.add_subparsers(dest="eval_command", required=True, metavar="SUBCOMMAND")
-    run = ev.add_parser("run", help="run a dataset (JSONL file or bundled name) on deployments")
-    run.add_argument("dataset", help="a JSONL file, or a bundled dataset (see 'eval datasets')")
-    run.add_argument("--deployments", required=True, help="comma-separated deployment names")
-    run.add_argument("--repeat", type=int, default=1, help="ask every case N times")
-    run.add_argument("--concurrency", type=int, default=4, help="calls in flight at once")
-    run.add_argument("--retries", type=int, default=2, help="retries of a failed call")
-    run.add_argument("--judge", default=None, help="deployment that grades judge/pairwise cases")
-    run.add_argument("--embeddings", default="local", help="deployment for similarity cases")
-    run.add_argument("--run-id", default=None, help="resume this run (or name a new one)")
-    run.add_argument("--config", default=None, help=CONFIG_HELP)
-    _server_args(run)
-    show = ev.add_parser("show", help="show a run's report (from the store, or a .json file)")
-    show.add_argument("run", help="run id (or a report .json path)")
-    show.add_argument("--json", action="store_true", help="print the report as JSON")
-    show.add_argument("--config", default=None, help=CONFIG_HELP)
-    listing = ev.add_parser("list", help="list the stored runs, newest first")
-    listing.add_argument("--limit", type=int, default=20, help="newest runs to list")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.add_argument("--config", default=None, help=CONFIG_HELP)
-    shadow = ev.add_parser("shadow", help="grade shadow traffic: primary vs candidate answers")
-    shadow.add_argument("deployment", help="the deployment whose shadow traffic to grade")
-    shadow.add_argument(
-        "--from", dest="source", default=None, help="JSONL of shadow records (default: the store)"
-    )
-    shadow.add_argument("--config", default=None, help=CONFIG_HELP)
-    shadow.add_argument("--limit", type=int, default=500, help="newest records to grade")
-    shadow.add_argument(
-        "--mode",
-        default="pairwise",
-        choices=["pairwise", "judge", "similarity", "exact", "contains"],
-    )
-    shadow.add_argument("--judge", default=None, help="judge deployment (pairwise, judge)")
-    shadow.add_argument("--rubric", default=None, help="criteria for the judge")
-    shadow.add_argument("--embeddings", default="local", help="deployment for similarity")
-    shadow.add_argument("--concurrency", type=int, default=4)
-    _server_args(shadow)
-    ev.add_parser("prompts", help="print the judge's prompt templates (versioned)")
-    ev.add_parser("datasets", help="list the example datasets shipped with modelyard")
-
-
-def _server_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url", default=DEFAULT_URL, help=f"running server (default {DEFAULT_URL})"
-    )
-    parser.add_argument("--api-key", default=None, help="key for the server (or MODELYARD_API_KEY)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    command = args.eval_command
-    if command == "run":
-        return _run(args)
-    if command == "show":
-        return _show(args)
-    if command == "list":
-        return _list(args)
-    if command == "shadow":
-        return _shadow(args)
-    if command == "prompts":
-        return _prompts()
+    return _SUBCOMMANDS[args.eval_command](args)
+
+
+def _datasets(_: argparse.Namespace) -> int:
     from modelyard.evals.datasets import bundled_datasets, load_bundled
 
     for name in bundled_datasets():
         print(f"{name:16} {len(load_bundled(name))} cases")
-    return 0
+    return flags.OK
 
 
 def evals_dir() -> Path:
@@ -122,29 +63,27 @@ def _run(args: argparse.Namespace) -> int:
 
     deployments = [d.strip() for d in args.deployments.split(",") if d.strip()]
     if not deployments:
-        print("error: --deployments: give at least one deployment", file=sys.stderr)
-        return 2
+        return flags.usage_error("eval run", "--deployments: give at least one deployment")
     try:
         dataset = resolve_dataset(args.dataset)
         url = _store_url(args.config)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return flags.USAGE
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        return flags.config_error(exc)
     run_id = args.run_id or new_run_id()
     try:
         report = asyncio.run(_run_stored(args, url, dataset, deployments, run_id))
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with --run-id {run_id}", file=sys.stderr)
-        return 130
+        return flags.INTERRUPTED
     except (GraderError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return flags.USAGE
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return flags.FAILED
     _save_and_print(report, args.json)
     return 0
 
@@ -386,9 +325,11 @@ def _list(args: argparse.Namespace) -> int:
 
     try:
         rows: list[dict[str, Any]] = _with_recorder(args.config, read)
-    except (StoreError, ConfigError) as exc:
+    except ConfigError as exc:
+        return flags.config_error(exc)
+    except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return flags.FAILED
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
@@ -423,12 +364,14 @@ def _shadow(args: argparse.Namespace) -> int:
             return 1
         pairs = [ShadowPair.from_mapping(raw, where) for raw, where in raws]
         report = asyncio.run(_shadow_async(args, pairs))
-    except (OSError, orjson.JSONDecodeError, ValueError, GraderError, StoreError) as exc:
+    except (OSError, orjson.JSONDecodeError, ValueError, GraderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return flags.USAGE  # the records or the grading options are wrong
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return flags.FAILED
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        return flags.config_error(exc)
     _save_and_print(report, args.json)
     return 0
 
@@ -489,7 +432,7 @@ async def _shadow_async(args: argparse.Namespace, pairs: list[Any]) -> Any:
         return await evaluate_shadow(pairs, Grading(context=context), options)
 
 
-def _prompts() -> int:
+def _prompts(_: argparse.Namespace) -> int:
     from modelyard.evals.judge import PROMPTS
 
     for prompt in PROMPTS.values():
@@ -497,3 +440,13 @@ def _prompts() -> int:
             f"=== {prompt.id} ===\n--- system ---\n{prompt.system}\n--- user ---\n{prompt.user}\n"
         )
     return 0
+
+
+_SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "show": _show,
+    "list": _list,
+    "shadow": _shadow,
+    "prompts": _prompts,
+    "datasets": _datasets,
+}

@@ -13,20 +13,27 @@ import orjson
 
 from modelyard.catalog import ModelInfo, Tiered, base_rate
 from modelyard.catalog.pricing import Rate
+from modelyard.cli import flags
 from modelyard.cli.client import auth_headers
+from modelyard.cli.parser import CATALOG_FLAGS
 from modelyard.config import ConfigError, config_path_from_env, load_settings
 from modelyard.services.build import build_components
 
 
 def run_models(args: argparse.Namespace) -> int:
-    if getattr(args, "catalog", False):
+    if args.catalog:
+        if args.config:
+            return flags.usage_error("models", "--catalog lists the shipped catalog, not a config")
         return run_catalog(args)
+    given = [name for name in CATALOG_FLAGS if getattr(args, name) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        return flags.usage_error("models", f"{flag} filters the catalog: add --catalog")
     if args.config:
         try:
             components = build_components(load_settings(config_path_from_env(args.config)), None)
         except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
+            return flags.config_error(exc)
         rows = [
             (
                 name,

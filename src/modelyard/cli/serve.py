@@ -52,8 +52,8 @@ def run_serve(args: argparse.Namespace) -> int:
     data = data_dir()
     data.mkdir(parents=True, exist_ok=True)
     keyed = _has_keys(settings, data)
-    if keyed is None:
-        return 2
+    if keyed is None:  # the store failed: not a usage error
+        return 1
     if not keyed and not _is_loopback(host) and not args.allow_unauthenticated:
         print(
             f"refusing to serve {host} without API keys: anyone who can reach it could spend "

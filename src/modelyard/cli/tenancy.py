@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from modelyard.cli import flags
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 
 if TYPE_CHECKING:
@@ -27,90 +28,27 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 M = TypeVar("M", bound="BaseModel")
-COMMANDS = ("projects", "keys", "usage", "admin")
-
-
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="modelyard.yaml (or MODELYARD_CONFIG)")
-    parser.add_argument("--json", action="store_true", help="print JSON (the admin API's shape)")
-
-
-def _limit_args(parser: argparse.ArgumentParser, monthly_flag: str) -> None:
-    parser.add_argument("--rpm", type=int, default=None, help="requests per minute")
-    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute")
-    parser.add_argument(
-        monthly_flag, dest="budget_month", default=None, metavar="USD", help="monthly budget"
-    )
-    parser.add_argument(
-        "--budget-usd-day", dest="budget_day", default=None, metavar="USD", help="daily budget"
-    )
-
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    projects = sub.add_parser("projects", help="create and list projects")
-    proj = projects.add_subparsers(dest="projects_command", required=True, metavar="SUBCOMMAND")
-    create = proj.add_parser("create", help="create a project")
-    create.add_argument("id", help="project id: lowercase letters, digits, _ or -")
-    create.add_argument("--description", default=None)
-    _limit_args(create, "--budget-usd-month")
-    _config_arg(create)
-    _config_arg(proj.add_parser("list", help="list projects"))
-
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    key_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
-    kc = key_sub.add_parser("create", help="create a key (printed once)")
-    kc.add_argument("--project", required=True, help="the project the key belongs to")
-    kc.add_argument("--role", choices=["member", "owner"], default="member")
-    kc.add_argument("--name", default=None, help="a label for the key")
-    _limit_args(kc, "--budget-usd")
-    kc.add_argument("--deployments", default=None, help="comma-separated: only these (a,b)")
-    kc.add_argument("--expires", default=None, metavar="DURATION", help="e.g. 30d, 12h, 2w")
-    _config_arg(kc)
-    kl = key_sub.add_parser("list", help="list keys")
-    kl.add_argument("--project", default=None)
-    _config_arg(kl)
-    kr = key_sub.add_parser("revoke", help="revoke a key (running servers stop it within 1 s)")
-    kr.add_argument("id", help="key id (the part after 'my-')")
-    _config_arg(kr)
-
-    usage = sub.add_parser("usage", help="usage and cost, grouped, or the per-request ledger")
-    usage.add_argument("--project", default=None)
-    usage.add_argument("--key", default=None, help="key id")
-    usage.add_argument("--deployment", default=None)
-    usage.add_argument(
-        "--by", choices=["model", "deployment", "day", "project", "key"], default="model"
-    )
-    usage.add_argument("--since", default=None, help="ISO 8601 date/time, or back: 7d, 24h")
-    usage.add_argument("--until", default=None, help="ISO 8601 date/time (exclusive), or 1d")
-    usage.add_argument("--csv", action="store_true", help="print CSV")
-    usage.add_argument("--records", action="store_true", help="per-request rows, not groups")
-    usage.add_argument("--limit", type=int, default=10_000, help="--records: at most N rows")
-    _config_arg(usage)
-
-    admin = sub.add_parser("admin", help="operator keys")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="SUBCOMMAND")
-    init = admin_sub.add_parser("init", help="create the operator key (printed once)")
-    init.add_argument("--force", action="store_true", help="create one even if one exists")
-    init.add_argument("--name", default="operator", help="a label for the key")
-    _config_arg(init)
 
 
 def run_tenancy(args: argparse.Namespace) -> int:
-    from modelyard.core.errors import ModelyardError
+    from modelyard.core.errors import InvalidRequest, ModelyardError
 
-    if args.command == "usage" and args.csv and args.json:
-        print("choose one of --json and --csv", file=sys.stderr)
-        return 2
+    if args.command == "usage":
+        if args.csv and args.json:
+            return flags.usage_error("usage", "choose one of --json and --csv")
+        if args.limit is not None and not args.records:
+            return flags.usage_error("usage", "--limit counts rows of --records: add --records")
     try:
         settings = load_settings(config_path_from_env(args.config))
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return flags.config_error(exc)
     try:
         return _dispatch(args, settings)
     except ModelyardError as exc:  # the store's errors included: one line, no traceback
         print(f"error: {exc.message}", file=sys.stderr)
-        return 1
+        # An invalid request is a value of the command line the use case refused (a bad id,
+        # budget or duration, a project that exists): a usage error, as the admin API's 400.
+        return flags.USAGE if isinstance(exc, InvalidRequest) else flags.FAILED
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

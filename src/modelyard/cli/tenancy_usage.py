@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from modelyard.services.tenancy import TenancyAdmin
 
 RunWithAdmin = Callable[[Callable[["TenancyAdmin"], Awaitable[Any]]], Any]
+DEFAULT_RECORDS = 10_000  # rows of --records without --limit
 _COLUMNS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
 
 
@@ -29,7 +30,7 @@ def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
         for name in ("project", "key", "deployment", "since", "until")
         if (value := getattr(args, name)) is not None
     }
-    given = {**params, "by": args.by, "limit": str(args.limit)}
+    given = {**params, "by": args.by, "limit": str(args.limit or DEFAULT_RECORDS)}
     query = parse(models.UsageQuery, given, "query", datetime.now(UTC))
     where = query.filter()
     if args.records:

@@ -83,11 +83,11 @@ def test_projects_create_and_list(data: Path, capsys: pytest.CaptureFixture[str]
     assert listed[0]["daily_budget_micros"] == 2_500_000
     assert listed[0]["monthly_budget_micros"] == 40_000_001
     assert "acme" in run(capsys, "projects", "list")[0]
-    _, err = run(capsys, "projects", "create", "acme", code=1)
+    _, err = run(capsys, "projects", "create", "acme", code=2)
     assert "already exists" in err
-    _, err = run(capsys, "projects", "create", "Not Valid", code=1)
+    _, err = run(capsys, "projects", "create", "Not Valid", code=2)
     assert "not a project id" in err
-    _, err = run(capsys, "projects", "create", "b", "--rpm", "0", code=1)
+    _, err = run(capsys, "projects", "create", "b", "--rpm", "0", code=2)
     assert "rpm" in err
 
 
@@ -97,7 +97,7 @@ def test_keys_create_list_revoke_act_on_a_running_server(
     run(capsys, "projects", "create", "team")
     out, _ = run(
         capsys, "keys", "create", "--project", "team", "--role", "owner", "--name", "ci",
-        "--rpm", "100", "--tpm", "9000", "--budget-usd", "20", "--budget-usd-day", "1.25",
+        "--rpm", "100", "--tpm", "9000", "--budget-usd-month", "20", "--budget-usd-day", "1.25",
         "--deployments", "chat,other", "--expires", "30d",
     )  # fmt: skip
     found = SECRET.search(out)
@@ -126,15 +126,17 @@ def test_keys_errors(data: Path, capsys: pytest.CaptureFixture[str]):
     _, err = run(capsys, "keys", "create", "--project", "ghost", code=1)
     assert "no project 'ghost'" in err
     run(capsys, "projects", "create", "team")
-    _, err = run(capsys, "keys", "create", "--project", "team", "--expires", "soon", code=1)
+    _, err = run(capsys, "keys", "create", "--project", "team", "--expires", "soon", code=2)
     assert "expires" in err
-    _, err = run(capsys, "keys", "create", "--project", "team", "--budget-usd", "1.0000001", code=1)
+    _, err = run(
+        capsys, "keys", "create", "--project", "team", "--budget-usd-month", "1.0000001", code=2
+    )
     assert "up to 6 decimals" in err
     _, err = run(capsys, "keys", "create", "--project", "team", "--deployments", "nope")
     assert "'nope' is not in the config" in err  # a warning: the key is still made
     _, err = run(capsys, "keys", "revoke", "abcdefabcdef", code=1)
     assert "no key" in err
-    _, err = run(capsys, "keys", "revoke", "bad", code=1)
+    _, err = run(capsys, "keys", "revoke", "bad", code=2)
     assert "not a key id" in err
 
 
@@ -205,7 +207,7 @@ def test_usage_grouped_filtered_and_exported(data: Path, capsys: pytest.CaptureF
     ledger = run_json(capsys, "usage", "--records", "--until", "1d")
     assert [r["project_id"] for r in ledger] == ["b"]
 
-    _, err = run(capsys, "usage", "--since", "last week", code=1)
+    _, err = run(capsys, "usage", "--since", "last week", code=2)
     assert "since" in err
     _, err = run(capsys, "usage", "--json", "--csv", code=2)
     assert "one of --json and --csv" in err
