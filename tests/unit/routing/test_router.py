@@ -96,8 +96,9 @@ def test_breaker_error_rate_rule():
 def test_retryable_rules_and_backoff():
     assert not is_retryable(InvalidRequest("bad"))
     assert is_retryable(RateLimited("slow down"))
+    # The class decides, whatever status the upstream sent: one source of truth.
     assert is_retryable(UpstreamError("x", upstream_status=503))
-    assert not is_retryable(UpstreamError("x", upstream_status=404))
+    assert is_retryable(UpstreamError("x", upstream_status=401))
     assert is_retryable(UpstreamError("refused"))
     policy = RetryPolicy(backoff_s=0.1, max_backoff_s=1.0)
     rng = random.Random(3)

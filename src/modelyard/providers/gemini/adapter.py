@@ -19,9 +19,10 @@ from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext, Provider, ProviderSettings
+from modelyard.providers.errors import to_error
 from modelyard.providers.gemini import codec
 from modelyard.providers.gemini.embeddings import embedding_bodies, parse_embeddings
-from modelyard.providers.gemini.errors import classify_error, error_status
+from modelyard.providers.gemini.errors import classify_error, error_status, failure_of
 from modelyard.providers.gemini.response import parse_response
 from modelyard.providers.gemini.stream import StreamState
 from modelyard.providers.sse import SSEDecoder
@@ -116,7 +117,8 @@ class GeminiProvider(Provider):
         parsed = self._json(data)
         if "error" in parsed:
             # Google reports a failure after the first byte as an error object in the stream.
-            raise classify_error(error_status(data), {}, data, self._label)
+            failure = failure_of(error_status(data), {}, data, stream_started=True)
+            raise to_error(failure, self._label)
         return state.feed(parsed)
 
     async def embed(

@@ -11,7 +11,9 @@ from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext, Provider, ProviderSettings
+from modelyard.providers.errors import to_error
 from modelyard.providers.openai_compatible import codec
+from modelyard.providers.openai_compatible.errors import classify_error, stream_failure
 from modelyard.providers.openai_compatible.presets import PRESETS
 from modelyard.providers.sse import SSEDecoder
 from modelyard.providers.transport import Transport
@@ -57,7 +59,7 @@ class OpenAICompatibleProvider(Provider):
             self._label,
         )
         if resp.status >= 400:
-            raise codec.classify_error(resp.status, resp.headers, resp.body, self._label)
+            raise classify_error(resp.status, resp.headers, resp.body, self._label)
         return codec.parse_response(self._json(resp.body), self._label, self.preset)
 
     async def stream(
@@ -74,7 +76,7 @@ class OpenAICompatibleProvider(Provider):
         try:
             if upstream.status >= 400:
                 payload = await upstream.read_all()
-                raise codec.classify_error(upstream.status, upstream.headers, payload, self._label)
+                raise classify_error(upstream.status, upstream.headers, payload, self._label)
             decoder = SSEDecoder()
             async for chunk in upstream.chunks():
                 for event in decoder.feed(chunk):
@@ -89,7 +91,7 @@ class OpenAICompatibleProvider(Provider):
     def _chunk_events(self, data: str) -> list[StreamEvent]:
         parsed = self._json(data)
         if isinstance(parsed, dict) and "error" in parsed:
-            raise codec.classify_error(500, {}, data.encode(), self._label)
+            raise to_error(stream_failure(parsed, data), self._label)
         try:
             return codec.parse_chunk(parsed, self.preset)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -112,7 +114,7 @@ class OpenAICompatibleProvider(Provider):
             self._label,
         )
         if resp.status >= 400:
-            raise codec.classify_error(resp.status, resp.headers, resp.body, self._label)
+            raise classify_error(resp.status, resp.headers, resp.body, self._label)
         data = self._json(resp.body)
         try:
             rows = sorted(data["data"], key=lambda row: row["index"])

@@ -1,4 +1,5 @@
-"""Build OpenAI Chat Completions requests and parse responses, chunks and errors into core."""
+"""Build OpenAI Chat Completions requests and parse responses and chunks into core (errors:
+``errors``)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,7 @@ from modelyard.core.chat import (
     ToolCall,
     Usage,
 )
-from modelyard.core.errors import (
-    InvalidRequest,
-    ModelyardError,
-    PayloadTooLarge,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from modelyard.core.errors import UpstreamError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
@@ -38,7 +31,6 @@ from modelyard.core.events import (
 )
 from modelyard.protocols.openai.encode import content_json
 from modelyard.providers.openai_compatible.presets import Preset
-from modelyard.providers.transport import retry_after_seconds
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _FINISH: dict[str, FinishReason] = {
@@ -240,55 +232,3 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
     if usage is not None:
         events.append(UsageReport(usage))
     return events
-
-
-def classify_error(
-    status: int, headers: Mapping[str, str], body: bytes, label: str
-) -> ModelyardError:
-    """Translate an upstream error response into the core error the client should see."""
-    message, param = _error_message(body)
-    detail = f"{label}: upstream answered HTTP {status}: {message}"
-    if status in (401, 403):
-        # The client's key is fine; ours is not. The upstream's text may echo key fragments.
-        return UpstreamError(
-            f"{label}: the upstream rejected the gateway's credentials (HTTP {status})",
-            upstream_status=status,
-        )
-    if status == 408:
-        return UpstreamTimeout(detail, upstream_status=status)
-    if status == 413:
-        return PayloadTooLarge(detail)
-    if status == 429:
-        return RateLimited(
-            detail, code="upstream_rate_limited", retry_after=retry_after_seconds(headers)
-        )
-    if status in (503, 529):
-        return UpstreamUnavailable(
-            detail, upstream_status=status, retry_after=retry_after_seconds(headers)
-        )
-    if status == 504:
-        return UpstreamTimeout(detail, upstream_status=status)
-    if status == 404:
-        return UpstreamError(detail, upstream_status=status, code="upstream_not_found")
-    if 400 <= status < 500:
-        return InvalidRequest(detail, param=param, code="upstream_rejected")
-    return UpstreamError(detail, upstream_status=status)
-
-
-def _error_message(body: bytes) -> tuple[str, str | None]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        text = body.decode("utf-8", "replace").strip()
-        return (text[:300] or "(empty body)"), None
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        param = err.get("param")
-        return str(err.get("message") or err.get("type") or "error"), param if isinstance(
-            param, str
-        ) else None
-    if isinstance(err, str):
-        return err, None
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"], None
-    return body.decode("utf-8", "replace")[:300], None
