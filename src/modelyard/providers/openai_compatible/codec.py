@@ -14,6 +14,7 @@ from modelyard.core.chat import (
     ChatResult,
     Choice,
     FinishReason,
+    ImagePart,
     Message,
     NamedToolChoice,
     TextPart,
@@ -29,7 +30,6 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from modelyard.protocols.openai.encode import content_json
 from modelyard.providers.openai_compatible.presets import Preset
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -108,6 +108,29 @@ def _tool(
     if strict is not None:
         fn["strict"] = strict
     return {"type": "function", "function": fn}
+
+
+def content_json(message: Message) -> str | list[dict[str, Any]] | None:
+    """Content as the Chat Completions API takes it: a string when it is all text, else parts.
+
+    The wire we call owns its shapes: ``protocols.openai`` encodes the same shape for the wire we
+    serve, and the two may part (a vendor that takes fewer part types) without touching each
+    other.
+    """
+    if not message.content:
+        return None
+    if all(isinstance(p, TextPart) for p in message.content):
+        return message.text()
+    parts: list[dict[str, Any]] = []
+    for p in message.content:
+        if isinstance(p, ImagePart):
+            image: dict[str, Any] = {"url": p.url}
+            if p.detail is not None:
+                image["detail"] = p.detail
+            parts.append({"type": "image_url", "image_url": image})
+        else:
+            parts.append({"type": "text", "text": p.text})
+    return parts
 
 
 def _message(m: Message, preset: Preset) -> dict[str, Any]:
