@@ -118,8 +118,9 @@ def cause_of(status: int | None) -> Cause:
     return "invalid_request" if 400 <= status < 500 else "server"
 
 
-def to_error(failure: UpstreamFailure, label: str) -> ModelyardError:
-    """The core error the client sees for ``failure`` (``label`` names the provider)."""
+def to_error(failure: UpstreamFailure, label: str, secret: str | None = None) -> ModelyardError:
+    """The core error the client sees for ``failure`` (``label`` names the provider; ``secret``,
+    the provider's key, never appears in the text even in a shape ``redact`` does not know)."""
     cause = failure.cause or cause_of(failure.status)
     rule = POLICY[cause]
     shown = f"HTTP {failure.status}" if failure.status is not None else "an error"
@@ -133,6 +134,8 @@ def to_error(failure: UpstreamFailure, label: str) -> ModelyardError:
         # Our key is at fault, not the client's request; the upstream's text can quote key
         # fragments and account ids and means nothing to the client.
         text = f"{label}: the upstream refused the gateway's credentials ({shown}){when}{suffix}"
+    if secret and len(secret) >= 8:
+        text = text.replace(secret, "[redacted]")
     retry_after = failure.retry_after if rule.retryable else None
     if rule.error is InvalidRequest:
         return InvalidRequest(text, param=failure.param, code=rule.code)

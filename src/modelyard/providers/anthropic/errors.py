@@ -1,8 +1,8 @@
-"""Classify Messages API errors (``{"type": "error", "error": {"type", "message"}}``) into core.
+"""Messages API errors (``{"type": "error", "error": {"type", "message"}}``) → upstream facts.
 
-The same classification serves an HTTP error status and an ``event: error`` that arrives after
-a 200 stream has begun; the latter carries only the error type, so the type is mapped back to
-the status the API documents for it.
+The policy is ``providers.errors``. The same reading serves an HTTP error status and an
+``event: error`` that arrives after a 200 stream has begun; the latter carries only the error
+type, so the type is mapped back to the status the API documents for it.
 """
 
 from __future__ import annotations
@@ -35,15 +35,19 @@ def classify_error(
     status: int, headers: Mapping[str, str], body: bytes, label: str
 ) -> ModelyardError:
     """Translate an upstream error response into the core error the client should see."""
+    return to_error(http_failure(status, headers, body), label)
+
+
+def http_failure(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+    """The facts of an error response."""
     message, kind, request_id = _parse(body)
-    failure = UpstreamFailure(
+    return UpstreamFailure(
         status,
         message,
         vendor_code=kind,
         request_id=headers.get("request-id") or request_id,
         retry_after=retry_after_seconds(headers),
     )
-    return to_error(failure, label)
 
 
 def stream_error(data: Mapping[str, Any], label: str) -> ModelyardError:

@@ -73,8 +73,13 @@ def classify_http(
     status: int, headers: Mapping[str, str], body: bytes, label: str
 ) -> ModelyardError:
     """Translate a non-2xx response into the core error the client should see."""
+    return to_error(http_failure(status, headers, body), label)
+
+
+def http_failure(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+    """The facts of a non-2xx response: the exception's name, then its status."""
     name = error_name(headers.get("x-amzn-errortype")) or _body_name(body)
-    failure = UpstreamFailure(
+    return UpstreamFailure(
         status,
         _message(body),
         vendor_code=name,
@@ -82,7 +87,6 @@ def classify_http(
         retry_after=retry_after_seconds(headers),
         cause=_CAUSES.get(name or ""),
     )
-    return to_error(failure, label)
 
 
 def classify_frame(frame: Frame, label: str) -> ModelyardError:
