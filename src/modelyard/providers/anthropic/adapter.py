@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
+from pydantic import Field
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
@@ -19,7 +20,7 @@ from modelyard.providers.anthropic.codec import (
 from modelyard.providers.anthropic.errors import http_failure
 from modelyard.providers.anthropic.response import parse_message
 from modelyard.providers.anthropic.stream import StreamState
-from modelyard.providers.base import CallContext, ProviderSettings
+from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings
 from modelyard.providers.errors import UpstreamFailure
 from modelyard.providers.http_adapter import HttpAdapter, Outgoing, StreamCall
 from modelyard.providers.sse import SSEDecoder, SSEEvent
@@ -27,9 +28,19 @@ from modelyard.providers.transport import Transport
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
-_STRUCTURED_OUTPUT: tuple[StructuredOutput, ...] = ("tool", "native")
 # The fields the token-counting endpoint accepts; generation settings are refused there.
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+
+
+class AnthropicOptions(ProviderOptions):
+    default_max_tokens: int = Field(
+        DEFAULT_MAX_TOKENS, ge=1, description="max_tokens sent when the client sets none"
+    )
+    structured_output: StructuredOutput = Field(
+        "tool",
+        description="how JSON answers are obtained: tool (any model) or native "
+        "(output_config.format, Claude 4.5 and later)",
+    )
 
 
 class AnthropicProvider(HttpAdapter):
@@ -40,12 +51,7 @@ class AnthropicProvider(HttpAdapter):
     """
 
     KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "default_max_tokens": f"max_tokens sent when the client sets none (default "
-        f"{DEFAULT_MAX_TOKENS})",
-        "structured_output": "how JSON answers are obtained: tool (default, any model) or "
-        "native (output_config.format, Claude 4.5 and later)",
-    }
+    Options: ClassVar[type[ProviderOptions]] = AnthropicOptions
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
@@ -61,23 +67,12 @@ class AnthropicProvider(HttpAdapter):
         if settings.api_key:
             headers["x-api-key"] = settings.api_key
         self._headers = headers
-        structured = settings.options.get("structured_output", "tool")
+        options = AnthropicOptions.model_validate(settings.options)
         self._options = BuildOptions(
             provider=settings.name,
-            default_max_tokens=int(settings.options.get("default_max_tokens", DEFAULT_MAX_TOKENS)),
-            structured_output="native" if structured == "native" else "tool",
+            default_max_tokens=options.default_max_tokens,
+            structured_output=options.structured_output,
         )
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        problems = super().check_options(options)
-        limit = options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            problems.append(("default_max_tokens", f"must be a positive integer; got {limit!r}"))
-        mode = options.get("structured_output", "tool")
-        if mode not in _STRUCTURED_OUTPUT:
-            problems.append(("structured_output", f"must be one of tool, native; got {mode!r}"))
-        return problems
 
     def failure(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
         return http_failure(status, headers, body)

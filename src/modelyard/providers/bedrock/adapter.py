@@ -20,9 +20,10 @@ from yarl import URL
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import InvalidRequest
-from modelyard.providers.base import CallContext, ProviderSettings
+from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings
 from modelyard.providers.bedrock import codec, embeddings, errors, signing
 from modelyard.providers.bedrock.eventstream import EventStreamDecoder, Frame
+from modelyard.providers.bedrock.options import BedrockOptions
 from modelyard.providers.bedrock.response import ResponseInfo, parse_converse
 from modelyard.providers.bedrock.stream import StreamTranslator
 from modelyard.providers.errors import UpstreamFailure
@@ -36,39 +37,17 @@ _T = TypeVar("_T")
 
 
 class BedrockProvider(HttpAdapter):
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "region": "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then us-east-1)",
-        "structured_output": "how JSON answers are asked for: tool (default) or native "
-        "(outputConfig.textFormat, newer models only)",
-    }
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        problems = super().check_options(options)
-        mode = options.get("structured_output", "tool")
-        if mode not in ("tool", "native"):
-            problems.append(("structured_output", f"must be tool or native, got {mode!r}"))
-        region = options.get("region")
-        if region is not None and not (isinstance(region, str) and region):
-            problems.append(("region", "must be a region name such as us-east-1"))
-        return problems
+    Options: ClassVar[type[ProviderOptions]] = BedrockOptions
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
-        problems = self.check_options(settings.options)
-        if problems:
-            raise ValueError(
-                f"provider {settings.name!r}: options.{problems[0][0]}: {problems[0][1]}"
-            )
+        options = BedrockOptions.model_validate(settings.options)
         self.region = signing.resolve_region(settings.options, os.environ)
         self.base_url = (settings.base_url or signing.endpoint(self.region)).rstrip("/")
         self._auth = signing.make_authenticator(
             settings.api_key, self.region, self.label, os.environ
         )
-        mode: codec.StructuredOutput = (
-            "native" if settings.options.get("structured_output") == "native" else "tool"
-        )
-        self._build = codec.BuildOptions(settings.name, mode)
+        self._build = codec.BuildOptions(settings.name, options.structured_output)
         self._headers = {"content-type": "application/json", **settings.headers}
         self._json_headers = {**self._headers, "accept": "application/json"}
 

@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
+from pydantic import Field
+
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.events import StreamEvent
-from modelyard.providers.base import CallContext, ProviderSettings
+from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings
 from modelyard.providers.errors import UpstreamFailure
 from modelyard.providers.gemini import codec
 from modelyard.providers.gemini.embeddings import embedding_bodies, parse_embeddings
@@ -40,11 +42,17 @@ def model_path(model: str) -> str:
     return "models/" + quote(model, safe="")
 
 
+class GeminiOptions(ProviderOptions):
+    thinking: codec.ThinkingMode = Field(
+        "auto",
+        description="how reasoning_effort is sent: level (thinkingLevel, Gemini 3 on), budget "
+        "(thinkingBudget, Gemini 2.5) or auto (a budget for gemini-1*/gemini-2*, else a level)",
+    )
+
+
 class GeminiProvider(HttpAdapter):
     KEY_ENV: ClassVar[str | None] = "GEMINI_API_KEY"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "thinking": "how reasoning_effort is sent: auto (default), level or budget",
-    }
+    Options: ClassVar[type[ProviderOptions]] = GeminiOptions
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
@@ -55,19 +63,7 @@ class GeminiProvider(HttpAdapter):
             headers[KEY_HEADER] = settings.api_key
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
-        thinking = settings.options.get("thinking", "auto")
-        if thinking not in codec.THINKING_MODES:
-            raise ValueError(f"provider {settings.name!r}: unknown thinking mode {thinking!r}")
-        self._thinking: codec.ThinkingMode = thinking
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        problems = super().check_options(options)
-        thinking = options.get("thinking", "auto")
-        if thinking not in codec.THINKING_MODES:
-            modes = ", ".join(codec.THINKING_MODES)
-            problems.append(("thinking", f"must be one of {modes}; got {thinking!r}"))
-        return problems
+        self._thinking = GeminiOptions.model_validate(settings.options).thinking
 
     def _url(self, model: str, method: str) -> str:
         return f"{self.base_url}/{model_path(model)}:{method}"
