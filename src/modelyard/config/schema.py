@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -127,11 +127,23 @@ class ShadowConfig(_Strict):
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
-    strategy: Literal["failover", "weighted", "latency", "cost"] = "failover"
+    strategy: str = Field(
+        "failover",
+        description="how targets are ordered: failover (the listed order), weighted, latency, "
+        "cost, or the name of a modelyard.strategies plugin",
+    )
     # Requests carrying this header stay on one target (a conversation keeps its model).
     sticky_header: str | None = None
     retry: RetryConfig = RetryConfig()
     shadow: ShadowConfig | None = None
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from modelyard.routing.router import check_strategy  # the registry of strategies
+
+        check_strategy(value)
+        return value
 
 
 class BreakerConfig(_Strict):
