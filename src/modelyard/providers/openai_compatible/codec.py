@@ -30,6 +30,7 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
+from modelyard.providers.extras import ExtrasPolicy, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -43,13 +44,14 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-# Extra fields from this dialect's clients mean something here; another dialect's do not.
-_SAME_DIALECT = ("", "openai")
+# The rule (see ``providers.extras``): extra fields from this dialect's clients are sent as they
+# are; another dialect's mean nothing here (and OpenAI rejects unknown fields), so from those
+# clients only the operator's target params are sent.
+EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"))
 
 
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
-    same = request.extra_origin in _SAME_DIALECT
-    body: dict[str, Any] = dict(request.extra) if same else dict(request.overrides)
+    body = passthrough_extras(request, EXTRAS, preset.type)
     body["model"] = model
     body["messages"] = [_message(m, preset) for m in request.messages]
     _set_optional(body, request, preset)
