@@ -73,10 +73,6 @@ class Rule:
     def retryable(self) -> bool:
         return self.error.retryable
 
-    @property
-    def status(self) -> int:
-        return self.error.status
-
 
 POLICY: Mapping[Cause, Rule] = {
     "invalid_request": Rule(InvalidRequest, "upstream_rejected"),
