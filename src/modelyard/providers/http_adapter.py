@@ -7,7 +7,8 @@ An adapter is a codec on top of ``HttpAdapter``. It supplies what differs betwee
 * ``stream_call(request, model, ctx)``: the outgoing request and a ``StreamReader`` that turns
   decoded frames (SSE events, AWS event-stream frames) into core events;
 * ``chat``/``embed``: build the body, ``await self.exchange(...)``, parse the answer;
-* ``sign``, when a request must be signed over its final bytes (Bedrock's SigV4).
+* ``sign`` (with ``SIGNS = True``), when a request must be signed over its final bytes
+  (Bedrock's SigV4).
 
 The base owns the rest: the transport call, the status check, the frame loop, and closing the
 upstream connection when the stream ends, fails or is abandoned by the client (closing, not
@@ -19,7 +20,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from yarl import URL
 
@@ -73,6 +74,9 @@ class StreamCall(Generic[F]):
 class HttpAdapter(Provider):
     """A provider reached over HTTP through the shared transport (see the module docstring)."""
 
+    # True when ``sign`` must see each request; the others skip the call on the request path.
+    SIGNS: ClassVar[bool] = False
+
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
         self.label = f"provider {settings.name!r}"
@@ -94,7 +98,7 @@ class HttpAdapter(Provider):
 
     async def exchange(self, request: Outgoing, ctx: CallContext) -> RawResponse:
         """Send ``request`` and return a successful response; an error status is raised."""
-        headers = await self.sign(request)
+        headers = await self.sign(request) if self.SIGNS else request.headers
         resp = await self.transport.post(
             request.url, headers, request.body, self.timeouts(ctx), self.label
         )
@@ -107,7 +111,7 @@ class HttpAdapter(Provider):
     ) -> AsyncIterator[StreamEvent]:
         call = self.stream_call(request, model, ctx)
         out = call.request
-        headers = await self.sign(out)
+        headers = await self.sign(out) if self.SIGNS else out.headers
         upstream = await self.transport.open_stream(
             out.url, headers, out.body, self.timeouts(ctx), self.label
         )

@@ -38,6 +38,7 @@ _T = TypeVar("_T")
 
 class BedrockProvider(HttpAdapter):
     Options: ClassVar[type[ProviderOptions]] = BedrockOptions
+    SIGNS: ClassVar[bool] = True
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
