@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .anthropic_stream import error_event
 from .anthropic_wire import error_response, failure
-from .openai_faults import AbortConnection, pause
+from .openai_faults import AbortConnection, pause, split_retry_after, with_retry_after
 
 _FAULT = re.compile(r"(?P<name>fail|slow|trickle)-(?P<amount>\d+)")
 _PLAIN = frozenset({"hang", "drop-mid-stream", "error-mid-stream", "no-message-stop"})
@@ -34,6 +34,7 @@ class Fault:
 def parse_fault(model: object) -> Fault | None:
     if not isinstance(model, str):
         return None
+    model = split_retry_after(model)[0]
     if model in _PLAIN:
         return Fault(model)
     match = _FAULT.fullmatch(model)
@@ -52,7 +53,7 @@ async def preflight(
     if fault is None:
         return None
     if fault.name == "fail":
-        return failure(fault.amount, model)
+        return with_retry_after(failure(fault.amount, model), split_retry_after(model)[1])
     if fault.name == "slow":
         return None if await pause(fault.amount / 1000, closing) else _internal()
     if fault.name == "hang":

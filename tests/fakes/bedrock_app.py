@@ -38,7 +38,7 @@ from .bedrock_wire import (
     parse_fault,
     titan_embedding,
 )
-from .openai_faults import AbortConnection, pause
+from .openai_faults import AbortConnection, pause, split_retry_after, with_retry_after
 
 OPERATIONS = ("converse", "converse-stream", "invoke")
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -146,6 +146,8 @@ class BedrockApp:
             )
         fault = parse_fault(request.model_id)
         early = await self._preflight(fault, receive, request_id)
+        if early is not None:
+            early = with_retry_after(early, split_retry_after(request.model_id)[1])
         if early is not None:
             return early
         if request.operation == "invoke":

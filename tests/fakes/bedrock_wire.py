@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from .openai_faults import split_retry_after
+
 ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
 # status → (exception, message), modelled on the texts the service sends.
 FAILURES: dict[int, tuple[str, str]] = {
@@ -59,6 +61,7 @@ class Fault:
 
 
 def parse_fault(model: str) -> Fault | None:
+    model = split_retry_after(model)[0]
     if model in PLAIN_FAULTS:
         return Fault(model)
     match = _FAULT.fullmatch(model)

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .gemini_responses import error_frame
 from .gemini_wire import failure
-from .openai_faults import Fault, _hang, _pieces, pause
+from .openai_faults import Fault, _hang, _pieces, pause, split_retry_after, with_retry_after
 
 _NUMBERED = re.compile(r"(?P<name>fail|slow|cached)-(?P<amount>\d+)")
 _PLAIN = frozenset(
@@ -30,6 +30,7 @@ _CHUNKS_BEFORE_FAULT = 2
 
 
 def parse_fault(model: str) -> Fault | None:
+    model = split_retry_after(model)[0]
     if model in _PLAIN:
         return Fault(model)
     match = _NUMBERED.fullmatch(model)
@@ -53,7 +54,12 @@ async def preflight(
         return None
     if fault.name == "fail":
         key = request.headers.get("x-goog-api-key", "")
-        return failure(fault.amount, model, method, key)
+        wanted = split_retry_after(model)[1]
+        # Google states a 429's delay in a RetryInfo detail; the test's delay replaces it.
+        delay: str | None = "13s"
+        if wanted is not None:
+            delay = None if wanted.seconds is None else f"{wanted.seconds}s"
+        return with_retry_after(failure(fault.amount, model, method, key, delay), wanted)
     if fault.name == "slow":
         return None if await pause(fault.amount / 1000, closing) else failure(500, model, "", "")
     if fault.name == "hang":

@@ -98,7 +98,7 @@ def bad_key() -> Response:
     return google_error(400, message, [error_info("API_KEY_INVALID"), localized])
 
 
-def rate_limited(model: str) -> Response:
+def rate_limited(model: str, retry_delay: str | None = "13s") -> Response:
     details = [
         {
             "@type": _TYPE + "QuotaFailure",
@@ -121,8 +121,9 @@ def rate_limited(model: str) -> Response:
                 }
             ],
         },
-        {"@type": _TYPE + "RetryInfo", "retryDelay": "13s"},
     ]
+    if retry_delay is not None:
+        details.append({"@type": _TYPE + "RetryInfo", "retryDelay": retry_delay})
     return google_error(
         429,
         "You exceeded your current quota, please check your plan and billing details. For more "
@@ -134,7 +135,9 @@ def rate_limited(model: str) -> Response:
     )
 
 
-def failure(code: int, model: str, method: str, key: str) -> Response:
+def failure(
+    code: int, model: str, method: str, key: str, retry_delay: str | None = "13s"
+) -> Response:
     """The real API's error for ``code`` (a generic Google error for unusual codes)."""
     if code == 400:
         return invalid("Request contains an invalid argument.")
@@ -153,7 +156,7 @@ def failure(code: int, model: str, method: str, key: str) -> Response:
             "methods.",
         )
     if code == 429:
-        return rate_limited(model)
+        return rate_limited(model, retry_delay)
     if code == 500:
         return google_error(
             500,

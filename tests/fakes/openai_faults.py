@@ -29,6 +29,9 @@ from .openai_wire import (
 )
 
 _FAULT = re.compile(r"(?P<name>fail|slow|trickle)-(?P<amount>\d+)")
+# ``fail-NNN-retry-S`` answers as ``fail-NNN`` with ``retry-after: S``; ``fail-NNN-noretry``
+# without any delay (the vendor's own default, if it has one, is replaced or removed).
+_RETRY_SUFFIX = re.compile(r"(?P<base>fail-\d{3})-(?:retry-(?P<seconds>\d+)|noretry)")
 _PLAIN_FAULTS = frozenset(
     {"hang", "drop-mid-stream", "truncated-sse", "error-mid-stream", "malformed-json"}
 )
@@ -63,9 +66,37 @@ class Fault:
     amount: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class RetryAfter:
+    """A delay the test wants a failure to carry: ``seconds``, or none at all."""
+
+    seconds: int | None
+
+
+def split_retry_after(model: str) -> tuple[str, RetryAfter | None]:
+    """``("fail-429", RetryAfter(3))`` from ``fail-429-retry-3``; other models unchanged."""
+    match = _RETRY_SUFFIX.fullmatch(model)
+    if match is None:
+        return model, None
+    seconds = match["seconds"]
+    return match["base"], RetryAfter(int(seconds) if seconds is not None else None)
+
+
+def with_retry_after(response: Response, wanted: RetryAfter | None) -> Response:
+    """``response`` with its ``retry-after`` header replaced as ``wanted`` says."""
+    if wanted is None:
+        return response
+    if "retry-after" in response.headers:
+        del response.headers["retry-after"]
+    if wanted.seconds is not None:
+        response.headers["retry-after"] = str(wanted.seconds)
+    return response
+
+
 def parse_fault(model: object) -> Fault | None:
     if not isinstance(model, str):
         return None
+    model = split_retry_after(model)[0]
     if model in _PLAIN_FAULTS:
         return Fault(model)
     match = _FAULT.fullmatch(model)
@@ -93,7 +124,8 @@ async def preflight(
     if fault is None:
         return None
     if fault.name == "fail":
-        return failure(fault.amount, model, request.headers.get("authorization", ""))
+        answer = failure(fault.amount, model, request.headers.get("authorization", ""))
+        return with_retry_after(answer, split_retry_after(model)[1])
     if fault.name == "slow":
         return None if await pause(fault.amount / 1000, closing) else server_error()
     if fault.name == "hang":

@@ -31,6 +31,9 @@ model              behaviour
                    ``x-ratelimit-*`` headers (the real API's shape for an RPM limit)
 ``fail-500``       500 ``server_error``; any other ``fail-4xx``/``fail-5xx`` gives that status
 ``fail-503``       503 ``server_error`` (overloaded)
+``fail-NNN-retry-S`` as ``fail-NNN`` with ``retry-after: S`` (every vendor fake takes this suffix;
+                   Gemini's ``RetryInfo`` follows it)
+``fail-NNN-noretry`` as ``fail-NNN`` without any retry-after (nor ``RetryInfo``)
 ``slow-N``         waits N milliseconds, then answers normally (before the first stream byte)
 ``trickle-N``      answers normally but waits N milliseconds between stream frames
 ``hang``           never answers; ends when the client disconnects (or the fake stops: 500)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,13 +24,37 @@ class Timeouts(_Strict):
     total: float = Field(600.0, gt=0)
 
 
+def _options_by_type(schema: dict[str, Any]) -> None:
+    """Each built-in provider type's ``options``, from its adapter's typed model, as JSON Schema
+    ``if type is ... then options is ...`` rules (types with the same options share one rule).
+
+    The values are checked by that same model when the config is built, with errors named
+    ``providers.<name>.options.<option>``; a plugin's type accepts what its own model says.
+    """
+    from modelyard.providers.registry import options_models  # the adapters name their options
+
+    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for name, model in sorted(options_models().items()):
+        groups.setdefault(model.__name__, ([], model.model_json_schema()))[0].append(name)
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"type": {"enum": names}}, "required": ["type"]},
+            "then": {"properties": {"options": options}},
+        }
+        for names, options in groups.values()
+    ]
+
+
 class ProviderConfig(_Strict):
+    model_config = ConfigDict(json_schema_extra=_options_by_type)
+
     type: str
     base_url: str | None = None
     api_key: Secret | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
-    # Adapter-specific settings (e.g. azure_openai's api_version); each adapter checks its own.
+    # Adapter-specific settings (e.g. azure_openai's api_version), checked by the adapter's
+    # typed ``Options`` model when the config is built.
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("api_key", mode="before")
@@ -103,11 +127,23 @@ class ShadowConfig(_Strict):
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
-    strategy: Literal["failover", "weighted", "latency", "cost"] = "failover"
+    strategy: str = Field(
+        "failover",
+        description="how targets are ordered: failover (the listed order), weighted, latency, "
+        "cost, or the name of a modelyard.strategies plugin",
+    )
     # Requests carrying this header stay on one target (a conversation keeps its model).
     sticky_header: str | None = None
     retry: RetryConfig = RetryConfig()
     shadow: ShadowConfig | None = None
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from modelyard.routing.router import check_strategy  # the registry of strategies
+
+        check_strategy(value)
+        return value
 
 
 class BreakerConfig(_Strict):

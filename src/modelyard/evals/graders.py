@@ -36,14 +36,14 @@ import math
 import re
 import string
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 import orjson
 
 from modelyard.core.chat import Message, ToolCall
+from modelyard.core.plugins import EntryPointLike, PluginError, PluginKind, Plugins
 from modelyard.evals.datasets import Case
 from modelyard.evals.judge import judge_pairwise, judge_rubric
 from modelyard.evals.schema import validate
@@ -345,13 +345,30 @@ BUILTIN_GRADERS: Mapping[str, GraderSpec] = {
 }
 
 
+def _accept_grader(obj: object) -> GraderSpec | None:
+    return GraderSpec(_custom(obj), 0.5) if callable(obj) else None
+
+
+GRADERS = PluginKind(
+    ENTRY_POINT_GROUP,
+    "grader",
+    "a callable grader(case, output) -> float | bool | Grade",
+    _accept_grader,
+)
+
+
 @dataclass
 class GraderRegistry:
     """Built-in graders, graders registered in code, and the ``modelyard.graders`` entry points
-    (loaded only when a case names one)."""
+    (through ``core.plugins``: loaded only when a case names one). ``entries`` replaces the
+    installed entry points (for tests)."""
 
-    specs: dict[str, GraderSpec] = field(default_factory=lambda: dict(BUILTIN_GRADERS))
-    group: str = ENTRY_POINT_GROUP
+    specs: dict[str, GraderSpec] = field(default_factory=dict)
+    entries: Iterable[EntryPointLike] | None = None
+    _plugins: Plugins[GraderSpec] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._plugins = Plugins(GRADERS, BUILTIN_GRADERS, self.entries)
 
     def register(self, name: str, fn: Callable[..., Any], *, threshold: float = 0.5) -> None:
         """Add a custom grader ``fn(case, output) -> float | Grade`` (sync or async)."""
@@ -363,18 +380,10 @@ class GraderRegistry:
         spec = self.specs.get(name)
         if spec is not None:
             return spec
-        found = [ep for ep in entry_points(group=self.group) if ep.name == name]
-        if not found:
-            known = ", ".join(sorted(self.specs))
-            raise GraderError(
-                f"unknown grader {name!r}; known: {known} (or a {self.group} entry point)"
-            )
         try:
-            fn = found[0].load()
-        except Exception as exc:  # a plugin's import error, reported by name
-            raise GraderError(f"grader {name!r} ({found[0].value}) failed to load: {exc}") from exc
-        self.register(name, fn)
-        return self.specs[name]
+            return self._plugins.get(name)
+        except PluginError as exc:
+            raise GraderError(str(exc)) from exc
 
     def check(self, cases: Sequence[Case], ctx: GraderContext) -> None:
         """Fail before any call when a case names an unknown grader or one missing its model."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
+from pydantic import BaseModel, ConfigDict
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
@@ -15,6 +16,13 @@ from modelyard.core.errors import UpstreamError
 from modelyard.core.events import StreamEvent
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.transport import Transport
+
+
+class ProviderOptions(BaseModel):
+    """Adapter-specific settings. A provider type's subclass declares its fields, each with a
+    ``description``; unknown options are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +55,11 @@ class Provider(ABC):
         self.settings = settings
         self.transport = transport
 
-    # Adapter-specific options this provider type accepts, with a description each.
-    OPTIONS: ClassVar[Mapping[str, str]] = {}
+    # The options this provider type accepts (a config's ``providers.<name>.options``): checked
+    # at config load, shown in the config's JSON schema; the base accepts none.
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
     # The environment variable a config usually names for this type's key; None: no key needed.
     KEY_ENV: ClassVar[str | None] = None
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        """Problems with ``options`` as (option name, message); empty when all is well."""
-        accepted = ", ".join(sorted(cls.OPTIONS)) or "none"
-        return [
-            (key, f"unknown option {key!r}; accepted: {accepted}")
-            for key in options
-            if key not in cls.OPTIONS
-        ]
 
     def timeouts(self, ctx: CallContext) -> CallTimeouts:
         """The timeouts for this call: the target's own when it has them, else the provider's."""

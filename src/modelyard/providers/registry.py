@@ -1,80 +1,120 @@
-"""Provider types by name: the built-ins plus third-party adapters from an entry-point group.
+"""Provider types by name: the built-ins plus third-party adapters from the ``modelyard.providers``
+entry-point group (loaded through ``core.plugins``, only when a config names them).
 
 A third-party package registers ``[project.entry-points."modelyard.providers"] mytype =
-"pkg.module:factory"``, where ``factory(settings, transport) -> Provider``.
+"pkg.module:MyProvider"``, where ``MyProvider`` subclasses ``providers.base.Provider`` (usually
+``providers.http_adapter.HttpAdapter``) and declares its ``Options`` model; see
+``docs/plugins.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from modelyard.core.plugins import EntryPointLike, PluginError, PluginKind, Plugins
 from modelyard.providers.anthropic import AnthropicProvider
-from modelyard.providers.base import Provider, ProviderSettings
+from modelyard.providers.base import Provider, ProviderOptions, ProviderSettings
+from modelyard.providers.bedrock.options import BedrockOptions
 from modelyard.providers.gemini import GeminiProvider
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.openai_compatible.azure import AzureOpenAIProvider
 from modelyard.providers.openai_compatible.presets import PRESETS
 from modelyard.providers.transport import Transport
 
-ProviderFactory = Callable[[ProviderSettings, Transport], Provider]
 ENTRY_POINT_GROUP = "modelyard.providers"
 
 
-def _builtin() -> dict[str, ProviderFactory]:
-    types: dict[str, ProviderFactory] = {name: OpenAICompatibleProvider for name in PRESETS}
-    types["azure_openai"] = AzureOpenAIProvider
-    types["anthropic"] = AnthropicProvider
-    types["gemini"] = GeminiProvider
-    types["bedrock"] = _bedrock
-    return types
+@dataclass(frozen=True, slots=True)
+class ProviderType:
+    """One provider type: its options, the key variable a config usually names, and its class,
+    resolved on first use (Bedrock's imports botocore, which a gateway without it never needs)."""
 
+    options: type[ProviderOptions]
+    key_env: str | None
+    resolve: Callable[[], type[Provider]]
 
-class _LazyBedrock:
-    """Bedrock's factory: botocore is large, so a gateway without Bedrock never imports it."""
+    @classmethod
+    def of(cls, provider: type[Provider]) -> ProviderType:
+        return cls(provider.Options, provider.KEY_ENV, lambda: provider)
 
     def __call__(self, settings: ProviderSettings, transport: Transport) -> Provider:
-        return self._cls()(settings, transport)
-
-    def check_options(self, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        return self._cls().check_options(options)
-
-    @staticmethod
-    def _cls() -> type[Provider]:
-        from modelyard.providers.bedrock import BedrockProvider
-
-        return BedrockProvider
+        return self.resolve()(settings, transport)
 
 
-_bedrock = _LazyBedrock()
+def _bedrock() -> type[Provider]:
+    from modelyard.providers.bedrock.adapter import BedrockProvider
+
+    return BedrockProvider
 
 
-def provider_types() -> dict[str, ProviderFactory]:
-    types = _builtin()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in types:
-            types[ep.name] = ep.load()
+def _accept(obj: object) -> ProviderType | None:
+    if isinstance(obj, ProviderType):
+        return obj
+    if isinstance(obj, type) and issubclass(obj, Provider):
+        return ProviderType.of(obj)
+    return None
+
+
+PROVIDERS = PluginKind(
+    ENTRY_POINT_GROUP, "provider type", "a Provider subclass (or a ProviderType)", _accept
+)
+
+
+def builtin_types() -> dict[str, ProviderType]:
+    types = {name: ProviderType.of(OpenAICompatibleProvider) for name in PRESETS}
+    types["azure_openai"] = ProviderType.of(AzureOpenAIProvider)
+    types["anthropic"] = ProviderType.of(AnthropicProvider)
+    types["gemini"] = ProviderType.of(GeminiProvider)
+    types["bedrock"] = ProviderType(BedrockOptions, None, _bedrock)
     return types
+
+
+def provider_types(entries: Iterable[EntryPointLike] | None = None) -> Plugins[ProviderType]:
+    """Every provider type by name (``entries`` replaces the installed entry points in tests)."""
+    return Plugins(PROVIDERS, builtin_types(), entries)
+
+
+def options_models() -> Mapping[str, type[ProviderOptions]]:
+    """The built-in types' options models, for the config's JSON schema."""
+    return {name: kind.options for name, kind in builtin_types().items()}
 
 
 def check_settings(
-    settings: ProviderSettings, known: dict[str, ProviderFactory]
+    settings: ProviderSettings, known: Plugins[ProviderType]
 ) -> tuple[str, str] | None:
     """The field at fault and a message fit for a config error, or None."""
-    if settings.type not in known:
-        return "type", f"unknown provider type {settings.type!r}; known: {', '.join(sorted(known))}"
-    check = getattr(known[settings.type], "check_options", None)
-    problems = check(settings.options) if check is not None else []
-    if problems:
-        return f"options.{problems[0][0]}", problems[0][1]
+    try:
+        kind = known.get(settings.type)
+    except PluginError as exc:
+        return "type", str(exc)
+    problem = _check_options(kind.options, settings.options)
+    if problem is not None:
+        return problem
     preset = PRESETS.get(settings.type)
     if preset is None:
-        key_env = getattr(known[settings.type], "KEY_ENV", None)
-        if key_env and not settings.api_key:
-            return "api_key", f"type {settings.type!r} needs an api_key, e.g. env::{key_env}"
+        if kind.key_env and not settings.api_key:
+            return "api_key", f"type {settings.type!r} needs an api_key, e.g. env::{kind.key_env}"
         return None
     if preset.base_url is None and settings.base_url is None:
         return "base_url", f"type {settings.type!r} needs a base_url"
     if preset.key_required and not settings.api_key:
         return "api_key", f"type {settings.type!r} needs an api_key, e.g. env::{preset.key_env}"
+    return None
+
+
+def _check_options(
+    model: type[ProviderOptions], options: Mapping[str, object]
+) -> tuple[str, str] | None:
+    try:
+        model.model_validate(options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            accepted = ", ".join(sorted(model.model_fields)) or "none"
+            return f"options.{where}", f"unknown option {where!r}; accepted: {accepted}"
+        return f"options.{where}", f"{first['msg']}; got {first.get('input')!r}"
     return None

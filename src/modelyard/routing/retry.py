@@ -7,14 +7,13 @@ import random
 from modelyard.core.errors import ModelyardError
 from modelyard.routing.table import RetryPolicy
 
-# Upstream statuses worth another attempt; everything the client got wrong is not.
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-
 
 def is_retryable(err: ModelyardError) -> bool:
-    upstream_status = getattr(err, "upstream_status", None)
-    if upstream_status is not None:
-        return upstream_status in RETRYABLE_STATUSES
+    """Whether another attempt (same or other target) may succeed: the error's own answer.
+
+    Which upstream failures are retryable is decided once, by the class
+    ``providers.errors.POLICY`` picks for them; nothing here second-guesses it.
+    """
     return err.retryable
 
 

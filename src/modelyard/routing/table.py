@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from modelyard.core.errors import ModelNotFound
 from modelyard.core.timeouts import CallTimeouts
-
-Strategy = Literal["failover", "weighted", "latency", "cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,8 @@ class Deployment:
     name: str
     targets: tuple[Target, ...]
     description: str | None = None
-    strategy: Strategy = "failover"
+    # A name in the strategy registry (``routing.router.strategies``): a built-in or a plugin.
+    strategy: str = "failover"
     sticky_header: str | None = None
     retry: RetryPolicy = RetryPolicy()
     shadow: Shadow | None = None

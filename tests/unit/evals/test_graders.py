@@ -282,7 +282,7 @@ async def test_model_graders_need_their_model():
         reg.check([case(grader="nope")], GraderContext())
 
 
-async def test_custom_graders_sync_async_and_via_entry_points(monkeypatch):
+async def test_custom_graders_sync_async_and_via_entry_points():
     reg = GraderRegistry()
     reg.register("length", lambda c, o: min(1.0, len(o.text) / 10))
 
@@ -313,8 +313,15 @@ async def test_custom_graders_sync_async_and_via_entry_points(monkeypatch):
         def load(self):
             return lambda c, o: 1.0
 
-    monkeypatch.setattr(
-        "modelyard.evals.graders.entry_points",
-        lambda group: [EntryPoint()] if group == "modelyard.graders" else [],
-    )
-    assert (await reg.grade(case(grader="plugin"), Output(""), GraderContext())).passed
+    class Broken(EntryPoint):
+        name = "broken_plugin"
+
+        def load(self):
+            raise ImportError("no module pkg")
+
+    plugged = GraderRegistry(entries=[EntryPoint(), Broken()])
+    assert (await plugged.grade(case(grader="plugin"), Output(""), GraderContext())).passed
+    with pytest.raises(
+        GraderError, match=r"'broken_plugin' \(modelyard.graders entry point pkg:fn\)"
+    ):
+        plugged.get("broken_plugin")

@@ -4,7 +4,6 @@ import pytest
 from modelyard.core.chat import ChatRequest, Message, TextPart, ToolCall
 from modelyard.core.errors import (
     InvalidRequest,
-    PayloadTooLarge,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
@@ -12,6 +11,7 @@ from modelyard.core.errors import (
 )
 from modelyard.core.events import Finished, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
 from modelyard.providers.openai_compatible import codec
+from modelyard.providers.openai_compatible.errors import classify_error
 from modelyard.providers.openai_compatible.presets import PRESETS
 from modelyard.providers.transport import retry_after_seconds
 
@@ -86,7 +86,8 @@ def test_malformed_completion_is_an_upstream_error():
         (401, UpstreamError, 502),
         (404, UpstreamError, 502),
         (408, UpstreamTimeout, 504),
-        (413, PayloadTooLarge, 413),
+        (413, InvalidRequest, 400),
+        (402, UpstreamError, 502),
         (429, RateLimited, 429),
         (500, UpstreamError, 502),
         (503, UpstreamUnavailable, 503),
@@ -96,7 +97,7 @@ def test_malformed_completion_is_an_upstream_error():
 )
 def test_classify_error(status, kind, client_status):
     body = orjson.dumps({"error": {"message": "boom sk-secret", "param": "messages"}})
-    err = codec.classify_error(status, {"retry-after": "3"}, body, "provider 'p'")
+    err = classify_error(status, {"retry-after": "3"}, body, "provider 'p'")
     assert type(err) is kind
     assert err.status == client_status
     if status == 401:
@@ -108,7 +109,7 @@ def test_classify_error(status, kind, client_status):
 
 
 def test_classify_non_json_error_body():
-    err = codec.classify_error(502, {}, b"<html>bad gateway</html>", "p")
+    err = classify_error(502, {}, b"<html>bad gateway</html>", "p")
     assert "bad gateway" in err.message
 
 

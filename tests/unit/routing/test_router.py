@@ -3,10 +3,14 @@ from collections import Counter
 
 import pytest
 
+from modelyard.config import ConfigError
+from modelyard.config.loader import settings_from_data
 from modelyard.core.errors import InvalidRequest, RateLimited, UnsupportedCapability, UpstreamError
+from modelyard.core.plugins import PluginError
 from modelyard.routing import BreakerSettings, Deployment, HealthBoard, PlanRequest, Router, Target
 from modelyard.routing.health import TargetHealth
 from modelyard.routing.retry import backoff_s, is_retryable
+from modelyard.routing.router import strategies
 from modelyard.routing.table import RetryPolicy
 
 A, B, C = Target("p", "a", weight=80), Target("p", "b", weight=20), Target("q", "c", weight=0)
@@ -96,10 +100,54 @@ def test_breaker_error_rate_rule():
 def test_retryable_rules_and_backoff():
     assert not is_retryable(InvalidRequest("bad"))
     assert is_retryable(RateLimited("slow down"))
+    # The class decides, whatever status the upstream sent: one source of truth.
     assert is_retryable(UpstreamError("x", upstream_status=503))
-    assert not is_retryable(UpstreamError("x", upstream_status=404))
+    assert is_retryable(UpstreamError("x", upstream_status=401))
     assert is_retryable(UpstreamError("refused"))
     policy = RetryPolicy(backoff_s=0.1, max_backoff_s=1.0)
     rng = random.Random(3)
     assert all(0 <= backoff_s(policy, 2, rng) <= 0.2 for _ in range(100))
     assert all(backoff_s(policy, 10, rng) <= 1.0 for _ in range(100))
+
+
+class _Reverse:
+    def order(self, targets, req, health, rng):
+        return list(reversed(targets))
+
+
+class _Entry:
+    def __init__(self, name, target=None, error=None):
+        self.name, self.value, self._target, self._error = name, f"pkg:{name}", target, error
+
+    def load(self):
+        if self._error is not None:
+            raise self._error
+        return self._target
+
+
+def test_a_plugin_strategy_is_one_registration():
+    registry = strategies(entries=[_Entry("reverse", _Reverse())])
+    router = Router(HealthBoard(BreakerSettings(), 0.5), random.Random(0), registry)
+    dep = Deployment("d", (A, B, C), strategy="reverse")
+    assert router.plan(PlanRequest(dep)) == [C, B, A]
+
+
+def test_strategy_names_are_checked_when_the_config_loads():
+    data = {
+        "providers": {"p": {"type": "openai_compatible", "base_url": "http://127.0.0.1:1"}},
+        "deployments": {"d": {"targets": [{"provider": "p", "model": "m"}], "strategy": "nope"}},
+    }
+    with pytest.raises(ConfigError) as info:
+        settings_from_data(data)
+    assert "deployments.d.strategy" in str(info.value)
+    assert "unknown routing strategy 'nope'" in str(info.value)
+
+
+def test_a_broken_strategy_plugin_fails_only_when_named():
+    registry = strategies(entries=[_Entry("learned", error=ImportError("no torch"))])
+    router = Router(HealthBoard(BreakerSettings(), 0.5), random.Random(0), registry)
+    assert router.plan(PlanRequest(Deployment("d", (A, B)))) == [A, B]
+    with pytest.raises(PluginError, match="no torch"):
+        registry.get("learned")
+    with pytest.raises(PluginError, match="is not a strategy"):
+        strategies(entries=[_Entry("odd", object())]).get("odd")

@@ -1,37 +1,49 @@
-"""The adapter for Anthropic's Messages API: I/O through the transport, shapes in the codec."""
+"""The adapter for Anthropic's Messages API: shapes in the codec, I/O in ``HttpAdapter``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import ClassVar
 
 import orjson
+from pydantic import Field
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
-from modelyard.core.errors import UnsupportedCapability, UpstreamConnectionError, UpstreamError
-from modelyard.core.events import StreamEvent
+from modelyard.core.errors import UnsupportedCapability, UpstreamError
 from modelyard.providers.anthropic.codec import (
     DEFAULT_MAX_TOKENS,
     BuildOptions,
     StructuredOutput,
     build_request,
 )
-from modelyard.providers.anthropic.errors import classify_error
+from modelyard.providers.anthropic.errors import http_failure
 from modelyard.providers.anthropic.response import parse_message
 from modelyard.providers.anthropic.stream import StreamState
-from modelyard.providers.base import CallContext, Provider, ProviderSettings
-from modelyard.providers.sse import SSEDecoder
+from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings
+from modelyard.providers.errors import UpstreamFailure
+from modelyard.providers.http_adapter import HttpAdapter, Outgoing, StreamCall
+from modelyard.providers.sse import SSEDecoder, SSEEvent
 from modelyard.providers.transport import Transport
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
-_STRUCTURED_OUTPUT: tuple[StructuredOutput, ...] = ("tool", "native")
 # The fields the token-counting endpoint accepts; generation settings are refused there.
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 
 
-class AnthropicProvider(Provider):
+class AnthropicOptions(ProviderOptions):
+    default_max_tokens: int = Field(
+        DEFAULT_MAX_TOKENS, ge=1, description="max_tokens sent when the client sets none"
+    )
+    structured_output: StructuredOutput = Field(
+        "tool",
+        description="how JSON answers are obtained: tool (any model) or native "
+        "(output_config.format, Claude 4.5 and later)",
+    )
+
+
+class AnthropicProvider(HttpAdapter):
     """Claude through the Messages API (``POST {base}/v1/messages``, ``x-api-key`` auth).
 
     ``settings.headers`` are sent as well and may override ``anthropic-version`` or add
@@ -39,12 +51,7 @@ class AnthropicProvider(Provider):
     """
 
     KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "default_max_tokens": f"max_tokens sent when the client sets none (default "
-        f"{DEFAULT_MAX_TOKENS})",
-        "structured_output": "how JSON answers are obtained: tool (default, any model) or "
-        "native (output_config.format, Claude 4.5 and later)",
-    }
+    Options: ClassVar[type[ProviderOptions]] = AnthropicOptions
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
@@ -60,81 +67,39 @@ class AnthropicProvider(Provider):
         if settings.api_key:
             headers["x-api-key"] = settings.api_key
         self._headers = headers
-        self._label = f"provider {settings.name!r}"
-        structured = settings.options.get("structured_output", "tool")
+        options = AnthropicOptions.model_validate(settings.options)
         self._options = BuildOptions(
             provider=settings.name,
-            default_max_tokens=int(settings.options.get("default_max_tokens", DEFAULT_MAX_TOKENS)),
-            structured_output="native" if structured == "native" else "tool",
+            default_max_tokens=options.default_max_tokens,
+            structured_output=options.structured_output,
         )
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        problems = super().check_options(options)
-        limit = options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            problems.append(("default_max_tokens", f"must be a positive integer; got {limit!r}"))
-        mode = options.get("structured_output", "tool")
-        if mode not in _STRUCTURED_OUTPUT:
-            problems.append(("structured_output", f"must be one of tool, native; got {mode!r}"))
-        return problems
+    def failure(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+        return http_failure(status, headers, body)
 
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult:
         built = build_request(request, model, self._options, stream=False)
-        resp = await self.transport.post(
-            f"{self._api}/messages",
-            self._headers,
-            built.encode(),
-            self.timeouts(ctx),
-            self._label,
-        )
-        if resp.status >= 400:
-            raise classify_error(resp.status, resp.headers, resp.body, self._label)
-        return parse_message(self._json(resp.body), built.json_tool, self._label)
+        out = Outgoing(f"{self._api}/messages", self._headers, built.encode())
+        resp = await self.exchange(out, ctx)
+        return parse_message(self._json(resp.body), built.json_tool, self.label)
 
-    async def stream(
+    def stream_call(
         self, request: ChatRequest, model: str, ctx: CallContext
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> StreamCall[SSEEvent]:
         built = build_request(request, model, self._options, stream=True)
-        upstream = await self.transport.open_stream(
-            f"{self._api}/messages",
-            {**self._headers, "accept": "text/event-stream"},
-            built.encode(),
-            self.timeouts(ctx),
-            self._label,
-        )
-        try:
-            if upstream.status >= 400:
-                payload = await upstream.read_all()
-                raise classify_error(upstream.status, upstream.headers, payload, self._label)
-            decoder = SSEDecoder()
-            state = StreamState(built.json_tool, self._label)
-            async for chunk in upstream.chunks():
-                for event in decoder.feed(chunk):
-                    for item in state.feed(event.event, event.data):
-                        yield item
-                    if state.finished:
-                        return
-            raise UpstreamConnectionError(f"{self._label}: the stream ended before message_stop")
-        finally:
-            upstream.close()
+        headers = {**self._headers, "accept": "text/event-stream"}
+        out = Outgoing(f"{self._api}/messages", headers, built.encode())
+        return StreamCall(out, SSEDecoder(), StreamState(built.json_tool, self.label))
 
     async def count_tokens(self, request: ChatRequest, model: str, ctx: CallContext) -> int:
         """Input tokens ``request`` would use, from the API's token-counting endpoint."""
         body = build_request(request, model, self._options, stream=False).body
         counted = {key: body[key] for key in _COUNT_FIELDS if key in body}
-        resp = await self.transport.post(
-            f"{self._api}/messages/count_tokens",
-            self._headers,
-            orjson.dumps(counted),
-            self.timeouts(ctx),
-            self._label,
-        )
-        if resp.status >= 400:
-            raise classify_error(resp.status, resp.headers, resp.body, self._label)
+        out = Outgoing(f"{self._api}/messages/count_tokens", self._headers, orjson.dumps(counted))
+        resp = await self.exchange(out, ctx)
         tokens = self._json(resp.body).get("input_tokens")
         if not isinstance(tokens, int):
-            raise UpstreamError(f"{self._label}: the upstream sent a malformed token count")
+            raise UpstreamError(f"{self.label}: the upstream sent a malformed token count")
         return tokens
 
     async def embed(

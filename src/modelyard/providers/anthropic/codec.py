@@ -7,7 +7,7 @@ does the I/O. Decisions where the mapping is lossy:
   (4096, or the provider option ``default_max_tokens``) is sent, plus the thinking budget when
   extended thinking is on, so that thinking never eats the whole answer.
 * JSON output (``response_format``): with the default ``structured_output: tool`` the schema
-  becomes the input schema of one extra tool (``JSON_TOOL_PREFIX`` + name) the model is made to
+  becomes the input schema of one extra tool (``providers.json_tool``) the model is made to
   call; its input is returned as the answer's JSON text and the tool never reaches the client.
   This works on every Claude model with tool use, but cannot be combined with extended thinking
   (the API forbids forced tool use there). ``structured_output: native`` sends
@@ -33,11 +33,17 @@ from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, To
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.anthropic import params
 from modelyard.providers.anthropic.messages import convert_messages
+from modelyard.providers.json_tool import DESCRIPTION as JSON_TOOL_DESCRIPTION
+from modelyard.providers.json_tool import (
+    client_demands_a_call,
+    client_tools_in_play,
+    object_schema,
+)
+from modelyard.providers.json_tool import tool_name as json_tool_name
 
 DEFAULT_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024  # the API's floor for budget_tokens
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
-JSON_TOOL_PREFIX = "json_"
 StructuredOutput = Literal["tool", "native"]
 
 
@@ -190,15 +196,15 @@ def _response_format(
     fmt = r.response_format
     if fmt is None or fmt.kind == "text":
         return None
-    schema = _object_schema(fmt, options.provider)
+    schema = object_schema(fmt, options.provider)
     if fmt.kind == "json_schema" and options.structured_output == "native":
         config = body.get("output_config")
         merged = dict(config) if isinstance(config, Mapping) else {}
         merged["format"] = {"type": "json_schema", "schema": schema}
         body["output_config"] = merged
         return None
-    if r.tool_choice == "required" or isinstance(r.tool_choice, NamedToolChoice):
-        return None  # the client demands a call of its own tools: no answer text is coming
+    if client_demands_a_call(r):
+        return None  # no answer text is coming
     if thinking:
         raise InvalidRequest(
             f"response_format: provider {options.provider!r} answers in JSON through forced "
@@ -212,37 +218,13 @@ def _response_format(
 def _add_json_tool(
     body: dict[str, Any], r: ChatRequest, fmt: ResponseFormat, schema: dict[str, Any]
 ) -> str:
-    name = (JSON_TOOL_PREFIX + (fmt.name or "response"))[:64]  # the API's limit on names
     tools: list[dict[str, Any]] = body.get("tools", [])
-    if any(t.get("name") == name for t in tools):
-        raise InvalidRequest(
-            f"tools: the tool name {name!r} is reserved for JSON answers", param="tools"
-        )
-    tools.append(
-        {
-            "name": name,
-            "description": "Give your final answer by calling this tool; its input is the "
-            "answer, a JSON value that follows the input schema.",
-            "input_schema": schema,
-        }
-    )
+    name = json_tool_name(fmt, (t.get("name") for t in tools))
+    tools.append({"name": name, "description": JSON_TOOL_DESCRIPTION, "input_schema": schema})
     body["tools"] = tools
-    client_tools = bool(r.tools) and r.tool_choice != "none"
-    # With tools of its own in play the model may call those or answer; "any" leaves it both.
+    client_tools = client_tools_in_play(r)
     choice: dict[str, Any] = {"type": "any"} if client_tools else {"type": "tool", "name": name}
     if not client_tools or r.parallel_tool_calls is False:
         choice["disable_parallel_tool_use"] = True
     body["tool_choice"] = choice
     return name
-
-
-def _object_schema(fmt: ResponseFormat, provider: str) -> dict[str, Any]:
-    schema = dict(fmt.schema) if fmt.kind == "json_schema" and fmt.schema else {}
-    kind = schema.setdefault("type", "object")
-    if kind != "object":
-        raise InvalidRequest(
-            f"response_format: provider {provider!r} needs a JSON schema whose root is an "
-            f"object, got type {kind!r}",
-            param="response_format",
-        )
-    return schema

@@ -1,8 +1,8 @@
-"""Classify Messages API errors (``{"type": "error", "error": {"type", "message"}}``) into core.
+"""Messages API errors (``{"type": "error", "error": {"type", "message"}}``) → upstream facts.
 
-The same classification serves an HTTP error status and an ``event: error`` that arrives after
-a 200 stream has begun; the latter carries only the error type, so the type is mapped back to
-the status the API documents for it.
+The policy is ``providers.errors``. The same reading serves an HTTP error status and an
+``event: error`` that arrives after a 200 stream has begun; the latter carries only the error
+type, so the type is mapped back to the status the API documents for it.
 """
 
 from __future__ import annotations
@@ -12,15 +12,8 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.errors import (
-    InvalidRequest,
-    ModelyardError,
-    PayloadTooLarge,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from modelyard.core.errors import ModelyardError
+from modelyard.providers.errors import UpstreamFailure, to_error
 from modelyard.providers.transport import retry_after_seconds
 
 # The API's documented status for each error type.
@@ -42,64 +35,52 @@ def classify_error(
     status: int, headers: Mapping[str, str], body: bytes, label: str
 ) -> ModelyardError:
     """Translate an upstream error response into the core error the client should see."""
-    message, request_id = _parse(body)
-    request_id = headers.get("request-id") or request_id
-    return _classify(status, message, request_id, retry_after_seconds(headers), label)
+    return to_error(http_failure(status, headers, body), label)
 
 
-def stream_error(data: Mapping[str, Any], label: str) -> ModelyardError:
-    """The core error for an in-stream ``error`` event."""
-    err = data.get("error")
-    err = err if isinstance(err, Mapping) else {}
-    kind = err.get("type")
-    status = ERROR_STATUS.get(kind, 500) if isinstance(kind, str) else 500
-    message = str(err.get("message") or kind or "error")
-    request_id = data.get("request_id")
-    return _classify(
-        status, message, request_id if isinstance(request_id, str) else None, None, label
+def http_failure(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+    """The facts of an error response."""
+    message, kind, request_id = _parse(body)
+    return UpstreamFailure(
+        status,
+        message,
+        vendor_code=kind,
+        request_id=headers.get("request-id") or request_id,
+        retry_after=retry_after_seconds(headers),
     )
 
 
-def _classify(
-    status: int, message: str, request_id: str | None, retry_after: float | None, label: str
-) -> ModelyardError:
-    suffix = f" (upstream request id {request_id})" if request_id else ""
-    detail = f"{label}: upstream answered HTTP {status}: {message}{suffix}"
-    if status in (401, 402, 403):
-        # The client is fine; the gateway's key or account is not. The upstream's text is not
-        # forwarded: it may echo key fragments and means nothing to the client.
-        return UpstreamError(
-            f"{label}: the upstream rejected the gateway's credentials or account "
-            f"(HTTP {status}){suffix}",
-            upstream_status=status,
-        )
-    if status in (408, 504):
-        return UpstreamTimeout(detail, upstream_status=status)
-    if status == 413:
-        return PayloadTooLarge(detail)
-    if status == 429:
-        return RateLimited(detail, code="upstream_rate_limited", retry_after=retry_after)
-    if status in (503, 529):
-        return UpstreamUnavailable(detail, upstream_status=status, retry_after=retry_after)
-    if status == 404:
-        return UpstreamError(detail, upstream_status=status, code="upstream_not_found")
-    if 400 <= status < 500:
-        return InvalidRequest(detail, code="upstream_rejected")
-    return UpstreamError(detail, upstream_status=status)
+def stream_error(data: Mapping[str, Any], label: str) -> ModelyardError:
+    """The core error for an in-stream ``error`` event: its type stands for its status."""
+    err = data.get("error")
+    err = err if isinstance(err, Mapping) else {}
+    kind = err.get("type")
+    kind = kind if isinstance(kind, str) else None
+    request_id = data.get("request_id")
+    failure = UpstreamFailure(
+        ERROR_STATUS.get(kind, 500) if kind else 500,
+        str(err.get("message") or kind or "error"),
+        vendor_code=kind,
+        request_id=request_id if isinstance(request_id, str) else None,
+        stream_started=True,
+    )
+    return to_error(failure, label)
 
 
-def _parse(body: bytes) -> tuple[str, str | None]:
-    """``(message, request id)`` from an error body, whatever shape it has."""
+def _parse(body: bytes) -> tuple[str, str | None, str | None]:
+    """``(message, error type, request id)`` from an error body, whatever shape it has."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
-        return (text[:300] or "(empty body)"), None
+        return (text[:300] or "(empty body)"), None, None
     if not isinstance(data, dict):
-        return body.decode("utf-8", "replace")[:300], None
+        return body.decode("utf-8", "replace")[:300], None, None
     request_id = data.get("request_id")
     request_id = request_id if isinstance(request_id, str) else None
     err = data.get("error")
     if isinstance(err, dict):
-        return str(err.get("message") or err.get("type") or "error"), request_id
-    return body.decode("utf-8", "replace")[:300], request_id
+        kind = err.get("type")
+        kind = kind if isinstance(kind, str) else None
+        return str(err.get("message") or kind or "error"), kind, request_id
+    return body.decode("utf-8", "replace")[:300], None, request_id

@@ -16,32 +16,25 @@ from typing import Any
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import InvalidRequest
+from modelyard.providers import extras
+from modelyard.providers.extras import ExtrasPolicy, unsupported_field
 from modelyard.providers.openai_only import REFUSED_UNLESS_DEFAULT
 
-# Field → predicate telling whether the value asks for something (True means refuse it).
-_REFUSED = REFUSED_UNLESS_DEFAULT
-# Bookkeeping that changes nothing in the answer.
-_DROPPED = frozenset({"store", "prompt_cache_key", "safety_identifier", "verbosity"})
-_SERVICE_TIERS = ("auto", "standard_only")
-# Consumed by the codec itself (turned into ``thinking``).
-_CONSUMED = frozenset({"reasoning_effort"})
+# The rule (see ``providers.extras``): from any dialect, OpenAI-only features that change the
+# answer are refused unless default, bookkeeping is dropped, and the rest is sent as it is.
+EXTRAS = ExtrasPolicy(
+    "Messages API",
+    refused=REFUSED_UNLESS_DEFAULT,
+    dropped=frozenset({"store", "prompt_cache_key", "safety_identifier", "verbosity"}),
+    consumed=frozenset({"reasoning_effort"}),  # turned into ``thinking`` by the codec
+    # OpenAI's tiers ("default", "flex"...) mean nothing here.
+    kept_values={"service_tier": ("auto", "standard_only")},
+)
 
 
 def passthrough_extras(request: ChatRequest, provider: str) -> dict[str, Any]:
     """The ``extra`` fields to send as they are; raises on fields that cannot be honoured."""
-    out: dict[str, Any] = {}
-    for key, value in request.extra.items():
-        refuse = _REFUSED.get(key)
-        if refuse is not None:
-            if refuse(value):
-                raise unsupported_field(key, provider)
-            continue
-        if key in _DROPPED or key in _CONSUMED:
-            continue
-        if key == "service_tier" and value not in _SERVICE_TIERS:
-            continue  # OpenAI's tiers ("default", "flex"...) mean nothing here
-        out[key] = value
-    return out
+    return extras.passthrough_extras(request, EXTRAS, provider)
 
 
 def check_core_fields(request: ChatRequest, provider: str) -> None:
@@ -63,13 +56,3 @@ def user_id(request: ChatRequest) -> str | None:
         return request.user
     fallback = request.extra.get("safety_identifier")
     return fallback if isinstance(fallback, str) and fallback else None
-
-
-def unsupported_field(field: str, provider: str, why: str = "") -> InvalidRequest:
-    reason = f" ({why})" if why else ""
-    return InvalidRequest(
-        f"{field}: provider {provider!r} cannot honour this parameter{reason}; remove it or "
-        "send its default value",
-        param=field,
-        code="unsupported_parameter",
-    )

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from modelyard.core.chat import Usage
-from modelyard.core.errors import UpstreamError
+from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
@@ -26,6 +26,7 @@ from modelyard.core.events import (
 )
 from modelyard.providers.anthropic.errors import stream_error
 from modelyard.providers.anthropic.response import finish_reason, parse_usage
+from modelyard.providers.sse import SSEEvent
 
 
 @dataclass(slots=True)
@@ -47,6 +48,16 @@ class StreamState:
     _calls: int = 0
     _usage: dict[str, Any] = field(default_factory=dict)
     _stop_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    def event(self, frame: SSEEvent) -> list[StreamEvent]:
+        return self.feed(frame.event, frame.data)
+
+    def end(self) -> list[StreamEvent]:
+        raise UpstreamConnectionError(f"{self.label}: the stream ended before message_stop")
 
     def feed(self, event: str | None, data: str) -> list[StreamEvent]:
         payload = self._json(data)

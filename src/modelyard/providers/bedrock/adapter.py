@@ -1,16 +1,17 @@
 """The Bedrock Runtime adapter: Converse, ConverseStream and InvokeModel (Titan embeddings).
 
-I/O only, through the shared transport; shapes live in ``codec``, ``response``, ``stream`` and
-``embeddings``, authentication in ``signing``. Model ids (which hold ``:`` and, for ARNs, ``/``)
-travel percent-encoded as one path segment, ``POST {base}/model/{id}/converse``, and the URL is
-handed to the transport pre-encoded so that the bytes on the wire are the bytes signed.
+I/O in ``HttpAdapter`` (requests are signed last, in ``sign``); shapes live in ``codec``,
+``response``, ``stream`` and ``embeddings``, authentication in ``signing``. Model ids (which
+hold ``:`` and, for ARNs, ``/``) travel percent-encoded as one path segment, ``POST
+{base}/model/{id}/converse``, and the URL is handed to the transport pre-encoded so that the
+bytes on the wire are the bytes signed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -18,14 +19,16 @@ from yarl import URL
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
-from modelyard.core.errors import InvalidRequest, UpstreamConnectionError
-from modelyard.core.events import StreamEvent
-from modelyard.providers.base import CallContext, Provider, ProviderSettings
+from modelyard.core.errors import InvalidRequest
+from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings
 from modelyard.providers.bedrock import codec, embeddings, errors, signing
-from modelyard.providers.bedrock.eventstream import EventStreamDecoder
+from modelyard.providers.bedrock.eventstream import EventStreamDecoder, Frame
+from modelyard.providers.bedrock.options import BedrockOptions
 from modelyard.providers.bedrock.response import ResponseInfo, parse_converse
 from modelyard.providers.bedrock.stream import StreamTranslator
-from modelyard.providers.transport import RawResponse, Transport
+from modelyard.providers.errors import UpstreamFailure
+from modelyard.providers.http_adapter import HttpAdapter, Outgoing, StreamCall
+from modelyard.providers.transport import Transport
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 # InvokeModel takes one text per call; this many run at once for a batch of inputs.
@@ -33,42 +36,21 @@ EMBED_CONCURRENCY = 8
 _T = TypeVar("_T")
 
 
-class BedrockProvider(Provider):
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "region": "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then us-east-1)",
-        "structured_output": "how JSON answers are asked for: tool (default) or native "
-        "(outputConfig.textFormat, newer models only)",
-    }
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        problems = super().check_options(options)
-        mode = options.get("structured_output", "tool")
-        if mode not in ("tool", "native"):
-            problems.append(("structured_output", f"must be tool or native, got {mode!r}"))
-        region = options.get("region")
-        if region is not None and not (isinstance(region, str) and region):
-            problems.append(("region", "must be a region name such as us-east-1"))
-        return problems
+class BedrockProvider(HttpAdapter):
+    Options: ClassVar[type[ProviderOptions]] = BedrockOptions
+    SIGNS: ClassVar[bool] = True
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
-        problems = self.check_options(settings.options)
-        if problems:
-            raise ValueError(
-                f"provider {settings.name!r}: options.{problems[0][0]}: {problems[0][1]}"
-            )
-        self._label = f"provider {settings.name!r}"
+        options = BedrockOptions.model_validate(settings.options)
         self.region = signing.resolve_region(settings.options, os.environ)
         self.base_url = (settings.base_url or signing.endpoint(self.region)).rstrip("/")
         self._auth = signing.make_authenticator(
-            settings.api_key, self.region, self._label, os.environ
+            settings.api_key, self.region, self.label, os.environ
         )
-        mode: codec.StructuredOutput = (
-            "native" if settings.options.get("structured_output") == "native" else "tool"
-        )
-        self._build = codec.BuildOptions(settings.name, mode)
+        self._build = codec.BuildOptions(settings.name, options.structured_output)
         self._headers = {"content-type": "application/json", **settings.headers}
+        self._json_headers = {**self._headers, "accept": "application/json"}
 
     def url(self, model: str, operation: str) -> URL:
         """``{base}/model/{percent-encoded id}/{operation}``, exactly as it goes on the wire."""
@@ -76,42 +58,29 @@ class BedrockProvider(Provider):
             raise InvalidRequest("model: empty model id", param="model")
         return URL(f"{self.base_url}/model/{quote(model, safe='')}/{operation}", encoded=True)
 
+    def failure(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+        return errors.http_failure(status, headers, body)
+
+    async def sign(self, request: Outgoing) -> Mapping[str, str]:
+        # The signature covers the final URL bytes and body, so it is computed last.
+        url = request.url if isinstance(request.url, URL) else URL(request.url, encoded=True)
+        return await self._auth.headers_for(url, request.headers, request.body)
+
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult:
         converse = codec.build_request(request, model, self._build)
-        resp = await self._post(self.url(model, "converse"), converse.encode(), ctx)
-        if not 200 <= resp.status < 300:
-            raise errors.classify_http(resp.status, resp.headers, resp.body, self._label)
+        out = Outgoing(self.url(model, "converse"), self._json_headers, converse.encode())
+        resp = await self.exchange(out, ctx)
         info = ResponseInfo(
-            converse.json_tool, self._label, model, resp.headers.get("x-amzn-requestid")
+            converse.json_tool, self.label, model, resp.headers.get("x-amzn-requestid")
         )
         return parse_converse(self._json(resp.body), info)
 
-    async def stream(
-        self, request: ChatRequest, model: str, ctx: CallContext
-    ) -> AsyncIterator[StreamEvent]:
+    def stream_call(self, request: ChatRequest, model: str, ctx: CallContext) -> StreamCall[Frame]:
         converse = codec.build_request(request, model, self._build)
-        url, body = self.url(model, "converse-stream"), converse.encode()
-        headers = await self._auth.headers_for(url, {**self._headers, "accept": EVENT_STREAM}, body)
-        upstream = await self.transport.open_stream(
-            url, headers, body, self.timeouts(ctx), self._label
-        )
-        try:
-            if not 200 <= upstream.status < 300:
-                payload = await upstream.read_all()
-                raise errors.classify_http(upstream.status, upstream.headers, payload, self._label)
-            decoder = EventStreamDecoder(self._label)
-            translator = StreamTranslator(converse.json_tool, self._label)
-            async for chunk in upstream.chunks():
-                for frame in decoder.feed(chunk):
-                    for event in translator.frame(frame):
-                        yield event
-                    if translator.done:
-                        return
-            raise UpstreamConnectionError(
-                f"{self._label}: the stream ended before messageStop and metadata"
-            )
-        finally:
-            upstream.close()
+        headers = {**self._headers, "accept": EVENT_STREAM}
+        out = Outgoing(self.url(model, "converse-stream"), headers, converse.encode())
+        translator = StreamTranslator(converse.json_tool, self.label)
+        return StreamCall(out, EventStreamDecoder(self.label), translator)
 
     async def embed(
         self, request: EmbeddingRequest, model: str, ctx: CallContext
@@ -122,19 +91,11 @@ class BedrockProvider(Provider):
 
         async def one(call: embeddings.TitanCall) -> tuple[list[float], int]:
             async with limit:
-                resp = await self._post(url, call.body, ctx)
-            if not 200 <= resp.status < 300:
-                raise errors.classify_http(resp.status, resp.headers, resp.body, self._label)
-            return embeddings.parse_titan(resp.body, self._label)
+                resp = await self.exchange(Outgoing(url, self._json_headers, call.body), ctx)
+            return embeddings.parse_titan(resp.body, self.label)
 
         parts = await _all_or_nothing([one(call) for call in calls])
         return embeddings.combine(parts, model)
-
-    async def _post(self, url: URL, body: bytes, ctx: CallContext) -> RawResponse:
-        headers = await self._auth.headers_for(
-            url, {**self._headers, "accept": "application/json"}, body
-        )
-        return await self.transport.post(url, headers, body, self.timeouts(ctx), self._label)
 
 
 async def _all_or_nothing(jobs: list[Awaitable[_T]]) -> list[_T]:

@@ -12,7 +12,7 @@ lossy:
   with an open object schema) and the model may still call one: ``none`` cannot be enforced
   there. ``parallel_tool_calls`` has no counterpart and is not sent.
 * JSON output (``response_format``): with the default ``structured_output: tool``, the schema
-  becomes the input schema of one extra tool (``JSON_TOOL_PREFIX`` + name) the model is forced
+  becomes the input schema of one extra tool (``providers.json_tool``) the model is forced
   to call; its input comes back as the answer's text and the tool never reaches the client.
   ``structured_output: native`` sends ``outputConfig.textFormat`` (a JSON schema, which only
   newer models accept); ``json_object`` always uses the tool, with an open object schema.
@@ -28,18 +28,20 @@ from typing import Any, Literal
 
 import orjson
 
-from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolSpec
+from modelyard.core.chat import ChatRequest, NamedToolChoice, ToolSpec
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.bedrock import params
 from modelyard.providers.bedrock.messages import Converted, convert_messages
+from modelyard.providers.json_tool import DESCRIPTION as JSON_TOOL_DESCRIPTION
+from modelyard.providers.json_tool import (
+    client_demands_a_call,
+    client_tools_in_play,
+    object_schema,
+)
+from modelyard.providers.json_tool import tool_name as json_tool_name
 
-JSON_TOOL_PREFIX = "json_"
 StructuredOutput = Literal["tool", "native"]
 _OPEN_OBJECT: dict[str, Any] = {"type": "object"}
-_JSON_TOOL_DESCRIPTION = (
-    "Give your final answer by calling this tool; its input is the answer, a JSON value that "
-    "follows the input schema."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,31 +170,14 @@ def _response_format(
         text_format = {"type": "json_schema", "structure": {"jsonSchema": definition}}
         _output_config(body)["textFormat"] = text_format
         return None
-    if r.tool_choice == "required" or isinstance(r.tool_choice, NamedToolChoice):
-        return None  # the client demands a call of its own tools: no answer text is coming
-    schema = _object_schema(fmt, options.provider)
-    name = (JSON_TOOL_PREFIX + (fmt.name or "response"))[:64]  # Converse's limit on names
-    if any(t.get("toolSpec", {}).get("name") == name for t in tools):
-        raise InvalidRequest(
-            f"tools: the tool name {name!r} is reserved for JSON answers", param="tools"
-        )
-    tools.append(tool_spec(name, _JSON_TOOL_DESCRIPTION, schema))
+    if client_demands_a_call(r):
+        return None  # no answer text is coming
+    schema = object_schema(fmt, options.provider)
+    name = json_tool_name(fmt, (t.get("toolSpec", {}).get("name") for t in tools))
+    tools.append(tool_spec(name, JSON_TOOL_DESCRIPTION, schema))
     return name
 
 
 def _json_choice(r: ChatRequest, json_tool: str) -> dict[str, Any]:
     # With tools of its own in play the model may call those or answer; "any" leaves it both.
-    client_tools = bool(r.tools) and r.tool_choice != "none"
-    return {"any": {}} if client_tools else {"tool": {"name": json_tool}}
-
-
-def _object_schema(fmt: ResponseFormat, provider: str) -> dict[str, Any]:
-    schema = dict(fmt.schema) if fmt.kind == "json_schema" and fmt.schema else {}
-    kind = schema.setdefault("type", "object")
-    if kind != "object":
-        raise InvalidRequest(
-            f"response_format: provider {provider!r} needs a JSON schema whose root is an "
-            f"object, got type {kind!r}",
-            param="response_format",
-        )
-    return schema
+    return {"any": {}} if client_tools_in_play(r) else {"tool": {"name": json_tool}}

@@ -3,7 +3,9 @@
 An error response names its exception in the ``x-amzn-ErrorType`` header (``Name:namespace``)
 with ``{"message": ...}`` as the body; after a stream has started, the same exceptions arrive as
 event-stream frames whose ``:exception-type`` header names them in lower camel case
-(``throttlingException``). Both are classified by name first, then by status.
+(``throttlingException``). Both are reduced to upstream facts (the policy is
+``providers.errors``): the status (for a frame, the one the service model gives the exception),
+and a cause where the name says more than the status does.
 """
 
 from __future__ import annotations
@@ -12,16 +14,9 @@ from collections.abc import Mapping
 
 import orjson
 
-from modelyard.core.errors import (
-    InvalidRequest,
-    ModelyardError,
-    PayloadTooLarge,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from modelyard.core.errors import ModelyardError, UpstreamError
 from modelyard.providers.bedrock.eventstream import Frame
+from modelyard.providers.errors import Cause, UpstreamFailure, to_error
 from modelyard.providers.transport import retry_after_seconds
 
 # Our credentials or permissions are at fault, not the client's request: the upstream's text
@@ -38,9 +33,33 @@ _CREDENTIALS = frozenset(
         "SignatureDoesNotMatch",
     }
 )
-_UNAVAILABLE = frozenset({"ServiceUnavailableException", "ModelNotReadyException"})
-# An account quota, not a malformed request: the same call may pass later or elsewhere.
-_RATE_LIMITED = frozenset({"ThrottlingException", "ServiceQuotaExceededException"})
+# Names that say more than their status: a quota refused as 400, a model still loading as 429.
+_CAUSES: dict[str, Cause] = {
+    **dict.fromkeys(_CREDENTIALS, "credentials"),
+    "ThrottlingException": "rate_limited",
+    "ServiceQuotaExceededException": "rate_limited",
+    "ServiceUnavailableException": "unavailable",
+    "ModelNotReadyException": "unavailable",
+    "ModelTimeoutException": "timeout",
+    "ResourceNotFoundException": "not_found",
+    "ModelErrorException": "model_error",
+    "ModelStreamErrorException": "model_error",
+    "ValidationException": "invalid_request",
+}
+# The status the service model gives each exception, for frames, which carry none.
+_STATUS = {
+    "ValidationException": 400,
+    "AccessDeniedException": 403,
+    "ResourceNotFoundException": 404,
+    "ModelTimeoutException": 408,
+    "ModelErrorException": 424,
+    "ModelStreamErrorException": 424,
+    "ThrottlingException": 429,
+    "ServiceQuotaExceededException": 400,
+    "ModelNotReadyException": 429,
+    "InternalServerException": 500,
+    "ServiceUnavailableException": 503,
+}
 
 
 def error_name(raw: str | None) -> str | None:
@@ -54,8 +73,20 @@ def classify_http(
     status: int, headers: Mapping[str, str], body: bytes, label: str
 ) -> ModelyardError:
     """Translate a non-2xx response into the core error the client should see."""
+    return to_error(http_failure(status, headers, body), label)
+
+
+def http_failure(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+    """The facts of a non-2xx response: the exception's name, then its status."""
     name = error_name(headers.get("x-amzn-errortype")) or _body_name(body)
-    return _classify(name, status, _message(body), headers, label)
+    return UpstreamFailure(
+        status,
+        _message(body),
+        vendor_code=name,
+        request_id=headers.get("x-amzn-requestid"),
+        retry_after=retry_after_seconds(headers),
+        cause=_CAUSES.get(name or ""),
+    )
 
 
 def classify_frame(frame: Frame, label: str) -> ModelyardError:
@@ -66,38 +97,14 @@ def classify_frame(frame: Frame, label: str) -> ModelyardError:
         return UpstreamError(f"{label}: the upstream stream failed: {code}: {text}")
     raw = frame.header(":exception-type") or "internalServerException"
     name = raw[:1].upper() + raw[1:]
-    return _classify(name, None, _message(frame.payload), {}, label)
-
-
-def _classify(
-    name: str | None, status: int | None, message: str, headers: Mapping[str, str], label: str
-) -> ModelyardError:
-    shown = f"HTTP {status}" if status is not None else "mid-stream"
-    detail = f"{label}: upstream answered {name or 'an error'} ({shown}): {message}"
-    if name in _CREDENTIALS or status in (401, 403):
-        return UpstreamError(
-            f"{label}: the upstream rejected the gateway's credentials ({name or status})",
-            upstream_status=status,
-        )
-    if name in _RATE_LIMITED or (status == 429 and name != "ModelNotReadyException"):
-        return RateLimited(
-            detail, code="upstream_rate_limited", retry_after=retry_after_seconds(headers)
-        )
-    if name in _UNAVAILABLE or status == 503:
-        return UpstreamUnavailable(
-            detail, upstream_status=status, retry_after=retry_after_seconds(headers)
-        )
-    if name == "ModelTimeoutException" or status in (408, 504):
-        return UpstreamTimeout(detail, upstream_status=status)
-    if name == "ResourceNotFoundException" or status == 404:
-        return UpstreamError(detail, upstream_status=status, code="upstream_not_found")
-    if name in ("ModelErrorException", "ModelStreamErrorException"):
-        return UpstreamError(detail, upstream_status=status, code="upstream_model_error")
-    if status == 413:
-        return PayloadTooLarge(detail)
-    if name == "ValidationException" or (status is not None and 400 <= status < 500):
-        return InvalidRequest(detail, code="upstream_rejected")
-    return UpstreamError(detail, upstream_status=status)
+    failure = UpstreamFailure(
+        _STATUS.get(name, 500),
+        _message(frame.payload),
+        vendor_code=name,
+        stream_started=True,
+        cause=_CAUSES.get(name),
+    )
+    return to_error(failure, label)
 
 
 def _parse(body: bytes) -> object:

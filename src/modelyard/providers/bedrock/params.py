@@ -16,13 +16,10 @@ from typing import Any
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import InvalidRequest
+from modelyard.providers import extras
+from modelyard.providers.extras import ExtrasPolicy, unsupported_field
 from modelyard.providers.openai_only import REFUSED_UNLESS_DEFAULT
 
-# Field → predicate telling whether the value asks for something (True means refuse it).
-_REFUSED = REFUSED_UNLESS_DEFAULT
-_DROPPED = frozenset(
-    {"store", "prompt_cache_key", "safety_identifier", "verbosity", "service_tier"}
-)
 # Converse request fields a client may set directly; sent as they are.
 PASSTHROUGH = frozenset(
     {
@@ -39,28 +36,24 @@ PASSTHROUGH = frozenset(
 # Consumed by the codec (``reasoning_effort`` becomes ``outputConfig.effort``).
 CONSUMED = frozenset({"reasoning_effort"})
 EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
+# The rule (see ``providers.extras``): from any dialect, OpenAI-only features that change the
+# answer are refused unless default, bookkeeping is dropped, Converse's own top-level fields are
+# sent, and any other name is refused.
+EXTRAS = ExtrasPolicy(
+    "Bedrock Converse",
+    refused=REFUSED_UNLESS_DEFAULT,
+    dropped=frozenset(
+        {"store", "prompt_cache_key", "safety_identifier", "verbosity", "service_tier"}
+    ),
+    consumed=CONSUMED,
+    allowed=PASSTHROUGH,
+    hint="; put model-specific parameters in additionalModelRequestFields",
+)
 
 
 def passthrough_extras(request: ChatRequest, provider: str) -> dict[str, Any]:
     """The ``extra`` fields to send as they are; raises on fields that cannot be honoured."""
-    out: dict[str, Any] = {}
-    for key, value in request.extra.items():
-        refuse = _REFUSED.get(key)
-        if refuse is not None:
-            if refuse(value):
-                raise unsupported_field(key, provider)
-            continue
-        if key in _DROPPED or key in CONSUMED:
-            continue
-        if key not in PASSTHROUGH:
-            raise InvalidRequest(
-                f"{key}: provider {provider!r} (Bedrock Converse) has no such parameter; put "
-                "model-specific parameters in additionalModelRequestFields",
-                param=key,
-                code="unsupported_parameter",
-            )
-        out[key] = value
-    return out
+    return extras.passthrough_extras(request, EXTRAS, provider)
 
 
 def check_core_fields(request: ChatRequest, provider: str) -> None:
@@ -89,13 +82,3 @@ def request_metadata(request: ChatRequest) -> dict[str, str] | None:
     if request.user and "user" not in merged:
         merged["user"] = request.user
     return merged or None
-
-
-def unsupported_field(field: str, provider: str, why: str = "") -> InvalidRequest:
-    reason = f" ({why})" if why else ""
-    return InvalidRequest(
-        f"{field}: provider {provider!r} cannot honour this parameter{reason}; remove it or "
-        "send its default value",
-        param=field,
-        code="unsupported_parameter",
-    )

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from modelyard.core.chat import FinishReason
-from modelyard.core.errors import UpstreamError
+from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
@@ -43,6 +43,14 @@ class StreamTranslator:
         self._stop_reason: object = None
         self._usage: UsageReport | None = None
         self.done = False
+
+    def event(self, frame: Frame) -> list[StreamEvent]:
+        return self.frame(frame)
+
+    def end(self) -> list[StreamEvent]:
+        raise UpstreamConnectionError(
+            f"{self._label}: the stream ended before messageStop and metadata"
+        )
 
     def frame(self, frame: Frame) -> list[StreamEvent]:
         """Events for one frame; raises the classified error for an exception frame."""

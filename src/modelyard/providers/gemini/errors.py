@@ -1,19 +1,16 @@
-"""Classify Gemini error responses into the core error tree.
+"""Gemini error responses → upstream facts (the policy is ``providers.errors``).
 
 Google's error body is ``{"error": {"code", "message", "status", "details": [...]}}`` where
 ``status`` is the gRPC code name and ``details`` holds typed messages (``ErrorInfo`` with a
-``reason``, ``RetryInfo`` with a ``retryDelay`` such as ``"13s"``). Decisions:
+``reason``, ``RetryInfo`` with a ``retryDelay`` such as ``"13s"``). Where the code says more than
+the HTTP status, it names the cause:
 
-* A rejected key is 400 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` (not 401), a missing
-  or unauthorised one 403 ``PERMISSION_DENIED``: both are the gateway's credentials, so they
-  become ``UpstreamError`` without the upstream's text, never the client's 400/403.
+* A rejected key is 400 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` (not 401): the
+  gateway's credentials, never the client's 400.
 * 400 ``FAILED_PRECONDITION`` means, per Google's docs, that the project's free tier is not
-  available in its region and billing must be enabled, and 402 that prepaid credit ran out: the
-  operator's account, not the client's request, so ``UpstreamError`` (502) with the message.
-* Other 4xx are the client's request (``InvalidRequest``), except 404 (the operator's target is
-  wrong), 413 and 429 (``RateLimited``, delay from ``Retry-After`` or else ``RetryInfo``).
-* 503 ``UNAVAILABLE`` → ``UpstreamUnavailable``; 504 ``DEADLINE_EXCEEDED`` → ``UpstreamTimeout``;
-  other 5xx → ``UpstreamError``.
+  available in its region and billing must be enabled: the operator's account.
+* ``DEADLINE_EXCEEDED`` is a timeout and ``UNAVAILABLE`` an unavailable service whatever the
+  status; a 429's delay comes from ``Retry-After``, else from ``RetryInfo``.
 """
 
 from __future__ import annotations
@@ -25,21 +22,19 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.errors import (
-    InvalidRequest,
-    ModelyardError,
-    PayloadTooLarge,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from modelyard.core.errors import ModelyardError
+from modelyard.providers.errors import Cause, UpstreamFailure, to_error
 from modelyard.providers.transport import retry_after_seconds
 
 _DURATION = re.compile(r"(?P<seconds>\d+(?:\.\d+)?)s")
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _CREDENTIAL_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_EXPIRED"})
 _MAX_MESSAGE = 500
+_CAUSES: dict[str, Cause] = {
+    "FAILED_PRECONDITION": "account",
+    "DEADLINE_EXCEEDED": "timeout",
+    "UNAVAILABLE": "unavailable",
+}
 
 
 @dataclass(slots=True)
@@ -88,38 +83,29 @@ def classify_error(
     status: int, headers: Mapping[str, str], body: bytes | str, label: str
 ) -> ModelyardError:
     """Translate an upstream error response into the core error the client should see."""
+    return to_error(failure_of(status, headers, body), label)
+
+
+def failure_of(
+    status: int, headers: Mapping[str, str], body: bytes | str, *, stream_started: bool = False
+) -> UpstreamFailure:
+    """The facts of an error response (or of an error object sent mid-stream)."""
     err = parse_error(body)
-    named = f"HTTP {status} {err.status}" if err.status else f"HTTP {status}"
-    detail = f"{label}: upstream answered {named}: {err.message}"
-    if status in (401, 403) or err.reasons() & _CREDENTIAL_REASONS:
-        # The client's key is fine; ours is not. Google's text may echo key fragments.
-        return UpstreamError(
-            f"{label}: the upstream rejected the gateway's credentials (HTTP {status})",
-            upstream_status=status,
-            code="upstream_auth",
-        )
-    if status == 402 or err.status == "FAILED_PRECONDITION":
-        return UpstreamError(detail, upstream_status=status, code="upstream_account")
-    if status == 404:
-        return UpstreamError(detail, upstream_status=status, code="upstream_not_found")
-    if status == 413:
-        return PayloadTooLarge(detail)
-    if status == 429:
-        delay = retry_after_seconds(headers)
-        return RateLimited(
-            detail,
-            code="upstream_rate_limited",
-            retry_after=delay if delay is not None else err.retry_delay(),
-        )
-    if status in (408, 504) or err.status == "DEADLINE_EXCEEDED":
-        return UpstreamTimeout(detail, upstream_status=status)
-    if 400 <= status < 500:
-        return InvalidRequest(detail, code="upstream_rejected")
-    if status == 503 or err.status == "UNAVAILABLE":
-        return UpstreamUnavailable(
-            detail, upstream_status=status, retry_after=retry_after_seconds(headers)
-        )
-    return UpstreamError(detail, upstream_status=status)
+    delay = retry_after_seconds(headers)
+    return UpstreamFailure(
+        status,
+        err.message,
+        vendor_code=err.status,
+        retry_after=delay if delay is not None else err.retry_delay(),
+        stream_started=stream_started,
+        cause=_cause(err),
+    )
+
+
+def _cause(err: GoogleError) -> Cause | None:
+    if err.reasons() & _CREDENTIAL_REASONS:
+        return "credentials"
+    return _CAUSES.get(err.status or "")
 
 
 def error_status(body: bytes | str) -> int:

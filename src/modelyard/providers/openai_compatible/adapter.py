@@ -1,8 +1,8 @@
-"""The adapter for OpenAI-compatible upstreams: I/O through the transport, shapes in the codec."""
+"""The adapter for OpenAI-compatible upstreams: shapes in the codec, I/O in ``HttpAdapter``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 
 import orjson
 
@@ -10,16 +10,19 @@ from modelyard.core.chat import ChatRequest, ChatResult, Usage
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import StreamEvent
-from modelyard.providers.base import CallContext, Provider, ProviderSettings
+from modelyard.providers.base import CallContext, ProviderSettings
+from modelyard.providers.errors import UpstreamFailure
+from modelyard.providers.http_adapter import HttpAdapter, Outgoing, StreamCall
 from modelyard.providers.openai_compatible import codec
-from modelyard.providers.openai_compatible.presets import PRESETS
-from modelyard.providers.sse import SSEDecoder
+from modelyard.providers.openai_compatible.errors import http_failure, stream_failure
+from modelyard.providers.openai_compatible.presets import PRESETS, Preset
+from modelyard.providers.sse import SSEDecoder, SSEEvent
 from modelyard.providers.transport import Transport
 
 CLIENT_HEADER = "x-modelyard-client"
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(HttpAdapter):
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
         self.preset = PRESETS[settings.type]
@@ -31,7 +34,6 @@ class OpenAICompatibleProvider(Provider):
         headers.update(settings.headers)
         headers.update(self._auth_headers(settings.api_key))
         self._headers = headers
-        self._label = f"provider {settings.name!r}"
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -47,53 +49,22 @@ class OpenAICompatibleProvider(Provider):
             return self._headers
         return {**self._headers, CLIENT_HEADER: ctx.client_id}
 
+    def failure(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+        return http_failure(status, headers, body)
+
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult:
         body = codec.build_body(request, model, self.preset, stream=False)
-        resp = await self.transport.post(
-            self._url("chat/completions", model),
-            self._headers_for(ctx),
-            body,
-            self.timeouts(ctx),
-            self._label,
-        )
-        if resp.status >= 400:
-            raise codec.classify_error(resp.status, resp.headers, resp.body, self._label)
-        return codec.parse_response(self._json(resp.body), self._label, self.preset)
+        out = Outgoing(self._url("chat/completions", model), self._headers_for(ctx), body)
+        resp = await self.exchange(out, ctx)
+        return codec.parse_response(self._json(resp.body), self.label, self.preset)
 
-    async def stream(
+    def stream_call(
         self, request: ChatRequest, model: str, ctx: CallContext
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> StreamCall[SSEEvent]:
         body = codec.build_body(request, model, self.preset, stream=True)
-        upstream = await self.transport.open_stream(
-            self._url("chat/completions", model),
-            {**self._headers_for(ctx), "accept": "text/event-stream"},
-            body,
-            self.timeouts(ctx),
-            self._label,
-        )
-        try:
-            if upstream.status >= 400:
-                payload = await upstream.read_all()
-                raise codec.classify_error(upstream.status, upstream.headers, payload, self._label)
-            decoder = SSEDecoder()
-            async for chunk in upstream.chunks():
-                for event in decoder.feed(chunk):
-                    if event.data == "[DONE]":
-                        return
-                    for item in self._chunk_events(event.data):
-                        yield item
-            raise UpstreamConnectionError(f"{self._label}: the stream ended before [DONE]")
-        finally:
-            upstream.close()
-
-    def _chunk_events(self, data: str) -> list[StreamEvent]:
-        parsed = self._json(data)
-        if isinstance(parsed, dict) and "error" in parsed:
-            raise codec.classify_error(500, {}, data.encode(), self._label)
-        try:
-            return codec.parse_chunk(parsed, self.preset)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UpstreamError(f"{self._label}: the upstream sent a malformed chunk") from exc
+        headers = {**self._headers_for(ctx), "accept": "text/event-stream"}
+        out = Outgoing(self._url("chat/completions", model), headers, body)
+        return StreamCall(out, SSEDecoder(), _ChunkReader(self, self.preset))
 
     async def embed(
         self, request: EmbeddingRequest, model: str, ctx: CallContext
@@ -104,21 +75,43 @@ class OpenAICompatibleProvider(Provider):
             payload["dimensions"] = request.dimensions
         if request.user is not None:
             payload["user"] = request.user
-        resp = await self.transport.post(
-            self._url("embeddings", model),
-            self._headers_for(ctx),
-            orjson.dumps(payload),
-            self.timeouts(ctx),
-            self._label,
+        out = Outgoing(
+            self._url("embeddings", model), self._headers_for(ctx), orjson.dumps(payload)
         )
-        if resp.status >= 400:
-            raise codec.classify_error(resp.status, resp.headers, resp.body, self._label)
-        data = self._json(resp.body)
+        data = self._json((await self.exchange(out, ctx)).body)
         try:
             rows = sorted(data["data"], key=lambda row: row["index"])
             vectors = [[float(x) for x in row["embedding"]] for row in rows]
         except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamError(f"{self._label}: the upstream sent malformed embeddings") from exc
+            raise UpstreamError(f"{self.label}: the upstream sent malformed embeddings") from exc
         usage_raw = data.get("usage") or {}
         usage = Usage(input_tokens=int(usage_raw.get("prompt_tokens") or 0))
         return EmbeddingResult(vectors=vectors, usage=usage, upstream_model=data.get("model"))
+
+
+class _ChunkReader:
+    """``chat.completion.chunk`` events until ``[DONE]``; an ``{"error": ...}`` chunk raises."""
+
+    __slots__ = ("_adapter", "_preset", "done")
+
+    def __init__(self, adapter: OpenAICompatibleProvider, preset: Preset) -> None:
+        self._adapter = adapter
+        self._preset = preset
+        self.done = False
+
+    def event(self, frame: SSEEvent) -> list[StreamEvent]:
+        data = frame.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        parsed = self._adapter._json(data)
+        if "error" in parsed:
+            raise self._adapter.error(stream_failure(parsed, data))
+        try:
+            return codec.parse_chunk(parsed, self._preset)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            label = self._adapter.label
+            raise UpstreamError(f"{label}: the upstream sent a malformed chunk") from exc
+
+    def end(self) -> list[StreamEvent]:
+        raise UpstreamConnectionError(f"{self._adapter.label}: the stream ended before [DONE]")

@@ -7,36 +7,37 @@ the key in the ``api-key`` header; ``bearer`` sends it as a Microsoft Entra toke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
-from modelyard.providers.base import ProviderSettings
+from pydantic import Field
+
+from modelyard.providers.base import ProviderOptions, ProviderSettings
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.transport import Transport
 
 DEFAULT_API_VERSION = "2024-10-21"
-_AUTH_MODES = ("api-key", "bearer")
+
+
+class AzureOptions(ProviderOptions):
+    api_version: str = Field(
+        DEFAULT_API_VERSION, min_length=1, description="the api-version query parameter"
+    )
+    auth: Literal["api-key", "bearer"] = Field(
+        "api-key",
+        description="api-key sends the key in the api-key header; bearer sends it as a "
+        "Microsoft Entra token",
+    )
 
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "api_version": f"the api-version query parameter (default {DEFAULT_API_VERSION})",
-        "auth": "api-key (default) or bearer",
-    }
+    Options: ClassVar[type[ProviderOptions]] = AzureOptions
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
-        self._auth_mode = str(settings.options.get("auth", "api-key"))
-        self._api_version = str(settings.options.get("api_version", DEFAULT_API_VERSION))
+        options = AzureOptions.model_validate(settings.options)
+        self._auth_mode = options.auth
+        self._api_version = options.api_version
         super().__init__(settings, transport)
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> list[tuple[str, str]]:
-        problems = super().check_options(options)
-        auth = options.get("auth", "api-key")
-        if auth not in _AUTH_MODES:
-            problems.append(("auth", f"must be one of {', '.join(_AUTH_MODES)}; got {auth!r}"))
-        return problems
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         if not api_key:

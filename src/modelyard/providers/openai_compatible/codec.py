@@ -1,4 +1,5 @@
-"""Build OpenAI Chat Completions requests and parse responses, chunks and errors into core."""
+"""Build OpenAI Chat Completions requests and parse responses and chunks into core (errors:
+``errors``)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,14 @@ from modelyard.core.chat import (
     ChatResult,
     Choice,
     FinishReason,
+    ImagePart,
     Message,
     NamedToolChoice,
     TextPart,
     ToolCall,
     Usage,
 )
-from modelyard.core.errors import (
-    InvalidRequest,
-    ModelyardError,
-    PayloadTooLarge,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from modelyard.core.errors import UpstreamError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
@@ -36,9 +30,8 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from modelyard.protocols.openai.encode import content_json
+from modelyard.providers.extras import ExtrasPolicy, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
-from modelyard.providers.transport import retry_after_seconds
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _FINISH: dict[str, FinishReason] = {
@@ -51,13 +44,14 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-# Extra fields from this dialect's clients mean something here; another dialect's do not.
-_SAME_DIALECT = ("", "openai")
+# The rule (see ``providers.extras``): extra fields from this dialect's clients are sent as they
+# are; another dialect's mean nothing here (and OpenAI rejects unknown fields), so from those
+# clients only the operator's target params are sent.
+EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"))
 
 
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
-    same = request.extra_origin in _SAME_DIALECT
-    body: dict[str, Any] = dict(request.extra) if same else dict(request.overrides)
+    body = passthrough_extras(request, EXTRAS, preset.type)
     body["model"] = model
     body["messages"] = [_message(m, preset) for m in request.messages]
     _set_optional(body, request, preset)
@@ -116,6 +110,29 @@ def _tool(
     if strict is not None:
         fn["strict"] = strict
     return {"type": "function", "function": fn}
+
+
+def content_json(message: Message) -> str | list[dict[str, Any]] | None:
+    """Content as the Chat Completions API takes it: a string when it is all text, else parts.
+
+    The wire we call owns its shapes: ``protocols.openai`` encodes the same shape for the wire we
+    serve, and the two may part (a vendor that takes fewer part types) without touching each
+    other.
+    """
+    if not message.content:
+        return None
+    if all(isinstance(p, TextPart) for p in message.content):
+        return message.text()
+    parts: list[dict[str, Any]] = []
+    for p in message.content:
+        if isinstance(p, ImagePart):
+            image: dict[str, Any] = {"url": p.url}
+            if p.detail is not None:
+                image["detail"] = p.detail
+            parts.append({"type": "image_url", "image_url": image})
+        else:
+            parts.append({"type": "text", "text": p.text})
+    return parts
 
 
 def _message(m: Message, preset: Preset) -> dict[str, Any]:
@@ -240,55 +257,3 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
     if usage is not None:
         events.append(UsageReport(usage))
     return events
-
-
-def classify_error(
-    status: int, headers: Mapping[str, str], body: bytes, label: str
-) -> ModelyardError:
-    """Translate an upstream error response into the core error the client should see."""
-    message, param = _error_message(body)
-    detail = f"{label}: upstream answered HTTP {status}: {message}"
-    if status in (401, 403):
-        # The client's key is fine; ours is not. The upstream's text may echo key fragments.
-        return UpstreamError(
-            f"{label}: the upstream rejected the gateway's credentials (HTTP {status})",
-            upstream_status=status,
-        )
-    if status == 408:
-        return UpstreamTimeout(detail, upstream_status=status)
-    if status == 413:
-        return PayloadTooLarge(detail)
-    if status == 429:
-        return RateLimited(
-            detail, code="upstream_rate_limited", retry_after=retry_after_seconds(headers)
-        )
-    if status in (503, 529):
-        return UpstreamUnavailable(
-            detail, upstream_status=status, retry_after=retry_after_seconds(headers)
-        )
-    if status == 504:
-        return UpstreamTimeout(detail, upstream_status=status)
-    if status == 404:
-        return UpstreamError(detail, upstream_status=status, code="upstream_not_found")
-    if 400 <= status < 500:
-        return InvalidRequest(detail, param=param, code="upstream_rejected")
-    return UpstreamError(detail, upstream_status=status)
-
-
-def _error_message(body: bytes) -> tuple[str, str | None]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        text = body.decode("utf-8", "replace").strip()
-        return (text[:300] or "(empty body)"), None
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        param = err.get("param")
-        return str(err.get("message") or err.get("type") or "error"), param if isinstance(
-            param, str
-        ) else None
-    if isinstance(err, str):
-        return err, None
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"], None
-    return body.decode("utf-8", "replace")[:300], None

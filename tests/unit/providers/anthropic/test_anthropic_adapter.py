@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 from tests.fakes.anthropic_upstream import FakeAnthropic
 
 from modelyard.core.chat import (
@@ -349,13 +350,13 @@ async def test_a_base_url_ending_in_v1_is_not_doubled(fake):
 
 
 def test_options_are_checked():
-    assert AnthropicProvider.check_options({"default_max_tokens": 1024}) == []
-    problems = dict(
-        AnthropicProvider.check_options(
+    assert AnthropicProvider.Options.model_validate({"default_max_tokens": 1024})
+    with pytest.raises(ValidationError) as caught:
+        AnthropicProvider.Options.model_validate(
             {"default_max_tokens": 0, "structured_output": "magic", "nope": 1}
         )
-    )
-    assert set(problems) == {"default_max_tokens", "structured_output", "nope"}
+    problems = {err["loc"][0] for err in caught.value.errors()}
+    assert problems == {"default_max_tokens", "structured_output", "nope"}
 
 
 async def test_a_stream_that_ends_without_message_stop(provider):

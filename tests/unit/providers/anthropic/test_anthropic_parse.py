@@ -10,7 +10,6 @@ import pytest
 from modelyard.core.chat import Usage
 from modelyard.core.errors import (
     InvalidRequest,
-    PayloadTooLarge,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
@@ -270,7 +269,7 @@ def error_body(kind: str, message: str) -> bytes:
     [
         (400, "invalid_request_error", InvalidRequest),
         (404, "not_found_error", UpstreamError),
-        (413, "request_too_large", PayloadTooLarge),
+        (413, "request_too_large", InvalidRequest),
         (429, "rate_limit_error", RateLimited),
         (500, "api_error", UpstreamError),
         (504, "timeout_error", UpstreamTimeout),
@@ -283,12 +282,19 @@ def test_error_statuses(status, kind, expected):
     assert "details here" in error.message
 
 
-@pytest.mark.parametrize("status", [401, 402, 403])
+@pytest.mark.parametrize("status", [401, 403])
 def test_credential_errors_hide_the_upstream_text(status):
     error = classify_error(status, {}, error_body("authentication_error", "key sk-ant-123"), LABEL)
     assert type(error) is UpstreamError
     assert error.status == 502
     assert "sk-ant" not in error.message
+
+
+def test_a_spent_balance_fails_over_and_keeps_its_redacted_text():
+    body = error_body("billing_error", "Your credit balance is too low (key sk-ant-123)")
+    error = classify_error(402, {}, body, LABEL)
+    assert type(error) is UpstreamError and error.code == "upstream_account" and error.retryable
+    assert "credit balance is too low" in error.message and "sk-ant" not in error.message
 
 
 def test_rate_limit_carries_retry_after_and_the_request_id():

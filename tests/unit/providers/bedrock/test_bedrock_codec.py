@@ -21,7 +21,6 @@ from modelyard.core.chat import (
 from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.core.errors import (
     InvalidRequest,
-    PayloadTooLarge,
     RateLimited,
     UnsupportedCapability,
     UpstreamError,
@@ -354,17 +353,17 @@ def test_usage_adds_cache_counts_to_input() -> None:
     ("name", "status", "error", "code"),
     [
         ("ValidationException", 400, InvalidRequest, "upstream_rejected"),
-        ("AccessDeniedException", 403, UpstreamError, None),
-        ("UnrecognizedClientException", 403, UpstreamError, None),
+        ("AccessDeniedException", 403, UpstreamError, "upstream_auth"),
+        ("UnrecognizedClientException", 403, UpstreamError, "upstream_auth"),
         ("ResourceNotFoundException", 404, UpstreamError, "upstream_not_found"),
         ("ThrottlingException", 429, RateLimited, "upstream_rate_limited"),
         ("ServiceQuotaExceededException", 400, RateLimited, "upstream_rate_limited"),
-        ("ModelNotReadyException", 429, UpstreamUnavailable, None),
-        ("ModelTimeoutException", 408, UpstreamTimeout, None),
+        ("ModelNotReadyException", 429, UpstreamUnavailable, "upstream_unavailable"),
+        ("ModelTimeoutException", 408, UpstreamTimeout, "upstream_timeout"),
         ("ModelErrorException", 424, UpstreamError, "upstream_model_error"),
-        ("InternalServerException", 500, UpstreamError, None),
-        ("ServiceUnavailableException", 503, UpstreamUnavailable, None),
-        (None, 413, PayloadTooLarge, None),
+        ("InternalServerException", 500, UpstreamError, "upstream_error"),
+        ("ServiceUnavailableException", 503, UpstreamUnavailable, "upstream_unavailable"),
+        (None, 413, InvalidRequest, "request_too_large"),
     ],
 )
 def test_http_errors(name: str | None, status: int, error: type, code: str | None) -> None:

@@ -38,6 +38,7 @@ from modelyard.core.events import (
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.base import CallContext, ProviderSettings
 from modelyard.providers.gemini import GeminiProvider
+from modelyard.providers.registry import check_settings, provider_types
 from modelyard.providers.transport import Transport
 
 KEY = "AIza-unit-test-key"
@@ -349,9 +350,21 @@ async def test_embeddings(gem, fake):
 
 
 def test_options_are_checked():
-    assert GeminiProvider.check_options({"thinking": "budget"}) == []
-    assert GeminiProvider.check_options({"thinking": "lots"})[0][0] == "thinking"
-    assert GeminiProvider.check_options({"region": "eu"})[0][0] == "region"
+    known = provider_types(entries=[])
+
+    def problem(options: dict[str, str]) -> tuple[str, str] | None:
+        settings = ProviderSettings("gem", "gemini", api_key=KEY, options=options)
+        return check_settings(settings, known)
+
+    assert problem({"thinking": "budget"}) is None
+    assert problem({"thinking": "lots"}) == (
+        "options.thinking",
+        "Input should be 'auto', 'level' or 'budget'; got 'lots'",
+    )
+    assert problem({"region": "eu"}) == (
+        "options.region",
+        "unknown option 'region'; accepted: thinking",
+    )
 
 
 async def test_slow_answers_wait_and_silent_upstreams_time_out(fake):

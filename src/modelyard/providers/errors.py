@@ -1,0 +1,166 @@
+"""The one upstream-error policy: facts about a failed upstream call → the client's core error.
+
+Adapters decide no policy. Each reduces a vendor's failure (an HTTP error status with its body,
+or an error event after a stream began) to an ``UpstreamFailure``: the status, the vendor's own
+error code, its message, its request id, the delay it asked for, and whether the stream had
+started. Only where the vendor's code says more than its status does an adapter name a
+``cause`` (Gemini reports a bad key as 400 ``API_KEY_INVALID``; Bedrock a quota as 400
+``ServiceQuotaExceededException``). ``to_error`` then looks the cause up in ``POLICY``, the one
+table of what the client sees and whether another attempt may succeed; ``docs/errors.md`` gives
+the reason for every row. Retryability is the class's ``retryable``: ``routing.retry`` reads
+nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from modelyard.core.errors import (
+    InvalidRequest,
+    ModelyardError,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+Cause = Literal[
+    "invalid_request",  # the client's input: it can fix it, another target would refuse it too
+    "too_large",  # the client's input is too big for the upstream
+    "credentials",  # our key or its permissions
+    "account",  # our account: billing, balance, region, plan
+    "not_found",  # the operator's model name is wrong for this upstream
+    "timeout",  # the upstream gave up or took too long
+    "conflict",  # a transient conflict upstream (409)
+    "rate_limited",  # our quota with the upstream, for now
+    "unavailable",  # overloaded or out of service
+    "model_error",  # the model itself failed on this input
+    "server",  # any other failure of the upstream
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    """What an adapter knows about one failed upstream call, before any policy."""
+
+    # The HTTP status, or for an in-stream error the status the vendor documents for its code;
+    # None when neither is known.
+    status: int | None
+    message: str
+    vendor_code: str | None = None
+    request_id: str | None = None
+    retry_after: float | None = None
+    stream_started: bool = False
+    # The upstream's name for the offending request field, when it gave one.
+    param: str | None = None
+    # Set only when the vendor's code says more than the status does.
+    cause: Cause | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the policy: the core error class, its ``code``, and whether the upstream's
+    text reaches the client."""
+
+    error: type[ModelyardError]
+    code: str
+    relay_text: bool = True
+
+    @property
+    def retryable(self) -> bool:
+        return self.error.retryable
+
+
+POLICY: Mapping[Cause, Rule] = {
+    "invalid_request": Rule(InvalidRequest, "upstream_rejected"),
+    "too_large": Rule(InvalidRequest, "request_too_large"),
+    "credentials": Rule(UpstreamError, "upstream_auth", relay_text=False),
+    "account": Rule(UpstreamError, "upstream_account"),
+    "not_found": Rule(UpstreamError, "upstream_not_found"),
+    "timeout": Rule(UpstreamTimeout, "upstream_timeout"),
+    "conflict": Rule(UpstreamError, "upstream_conflict"),
+    "rate_limited": Rule(RateLimited, "upstream_rate_limited"),
+    "unavailable": Rule(UpstreamUnavailable, "upstream_unavailable"),
+    "model_error": Rule(UpstreamError, "upstream_model_error"),
+    "server": Rule(UpstreamError, "upstream_error"),
+}
+
+_BY_STATUS: Mapping[int, Cause] = {
+    401: "credentials",
+    402: "account",
+    403: "credentials",
+    404: "not_found",
+    408: "timeout",
+    409: "conflict",
+    413: "too_large",
+    424: "model_error",
+    429: "rate_limited",
+    503: "unavailable",
+    504: "timeout",
+    529: "unavailable",
+}
+
+
+def cause_of(status: int | None) -> Cause:
+    """The cause an HTTP status stands for when the vendor says nothing more precise."""
+    if status is None:
+        return "server"
+    cause = _BY_STATUS.get(status)
+    if cause is not None:
+        return cause
+    return "invalid_request" if 400 <= status < 500 else "server"
+
+
+def to_error(failure: UpstreamFailure, label: str, secret: str | None = None) -> ModelyardError:
+    """The core error the client sees for ``failure`` (``label`` names the provider; ``secret``,
+    the provider's key, never appears in the text even in a shape ``redact`` does not know)."""
+    cause = failure.cause or cause_of(failure.status)
+    rule = POLICY[cause]
+    shown = f"HTTP {failure.status}" if failure.status is not None else "an error"
+    if failure.vendor_code:
+        shown = f"{shown} {failure.vendor_code}"
+    when = " after the stream began" if failure.stream_started else ""
+    suffix = f" (upstream request id {failure.request_id})" if failure.request_id else ""
+    if rule.relay_text:
+        text = f"{label}: upstream answered {shown}{when}: {redact(failure.message)}{suffix}"
+    else:
+        # Our key is at fault, not the client's request; the upstream's text can quote key
+        # fragments and account ids and means nothing to the client.
+        text = f"{label}: the upstream refused the gateway's credentials ({shown}){when}{suffix}"
+    if secret and len(secret) >= 8:
+        text = text.replace(secret, "[redacted]")
+    retry_after = failure.retry_after if rule.retryable else None
+    if rule.error is InvalidRequest:
+        return InvalidRequest(text, param=failure.param, code=rule.code)
+    if rule.error is RateLimited:
+        return RateLimited(text, code=rule.code, retry_after=retry_after)
+    if issubclass(rule.error, UpstreamError):
+        return rule.error(
+            text, upstream_status=failure.status, code=rule.code, retry_after=retry_after
+        )
+    return rule.error(text, code=rule.code, retry_after=retry_after)
+
+
+# Things that look like credentials: vendor key prefixes, AWS access key ids, bearer tokens,
+# "key: value" pairs naming a key, and long mixed-case alphanumeric runs (opaque tokens).
+_SECRET = re.compile(
+    r"""
+    (?:sk|pk|rk|gsk|xai|key)[-_][A-Za-z0-9_\-*.]{6,}
+    | AIza[0-9A-Za-z_\-]{20,}
+    | A[SK]IA[0-9A-Z]{12,}
+    | (?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,}
+    | (?i:api[_-]?key|access[_-]?key|secret|token|consumer)['"]?\s*[:=]\s*['"]?[^\s'",;]{4,}
+    | (?=[A-Za-z0-9+/_\-]*[0-9])(?=[A-Za-z0-9+/_\-]*[a-z])(?=[A-Za-z0-9+/_\-]*[A-Z])
+      [A-Za-z0-9+/_\-]{32,}
+    """,
+    re.VERBOSE,
+)
+_MAX_MESSAGE = 500
+
+
+def redact(text: str) -> str:
+    """``text`` cut to a sane length with anything that looks like a credential replaced."""
+    return _SECRET.sub("[redacted]", text[:_MAX_MESSAGE])

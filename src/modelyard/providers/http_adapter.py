@@ -1,0 +1,132 @@
+"""The I/O every HTTP adapter shares, written once: post, status check, stream, decode, close.
+
+An adapter is a codec on top of ``HttpAdapter``. It supplies what differs between wire APIs:
+
+* ``failure(status, headers, body)``: an error response reduced to facts (``UpstreamFailure``);
+  the policy that turns facts into the client's error is ``providers.errors``, not the adapter's;
+* ``stream_call(request, model, ctx)``: the outgoing request and a ``StreamReader`` that turns
+  decoded frames (SSE events, AWS event-stream frames) into core events;
+* ``chat``/``embed``: build the body, ``await self.exchange(...)``, parse the answer;
+* ``sign`` (with ``SIGNS = True``), when a request must be signed over its final bytes
+  (Bedrock's SigV4).
+
+The base owns the rest: the transport call, the status check, the frame loop, and closing the
+upstream connection when the stream ends, fails or is abandoned by the client (closing, not
+releasing, so that the upstream stops generating).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from yarl import URL
+
+from modelyard.core.chat import ChatRequest
+from modelyard.core.errors import ModelyardError
+from modelyard.core.events import StreamEvent
+from modelyard.providers.base import CallContext, Provider, ProviderSettings
+from modelyard.providers.errors import UpstreamFailure, to_error
+from modelyard.providers.transport import RawResponse, Transport
+
+F = TypeVar("F")
+F_co = TypeVar("F_co", covariant=True)
+F_contra = TypeVar("F_contra", contravariant=True)
+
+
+class FrameDecoder(Protocol[F_co]):
+    """Turns the body's bytes, as they arrive, into whole frames."""
+
+    def feed(self, chunk: bytes) -> Iterable[F_co]: ...
+
+
+class StreamReader(Protocol[F_contra]):
+    """One stream's state: frames in, core events out. ``done`` turns true at the wire API's
+    last frame; ``end`` is asked at the end of the body and either gives the closing events or
+    raises because the stream ended too early."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def event(self, frame: F_contra) -> Iterable[StreamEvent]: ...
+
+    def end(self) -> Iterable[StreamEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One request to send: ``url`` as a ``yarl.URL(encoded=True)`` when its bytes are signed."""
+
+    url: str | URL
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCall(Generic[F]):
+    request: Outgoing
+    decoder: FrameDecoder[F]
+    reader: StreamReader[F]
+
+
+class HttpAdapter(Provider):
+    """A provider reached over HTTP through the shared transport (see the module docstring)."""
+
+    # True when ``sign`` must see each request; the others skip the call on the request path.
+    SIGNS: ClassVar[bool] = False
+
+    def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
+        super().__init__(settings, transport)
+        self.label = f"provider {settings.name!r}"
+
+    @abstractmethod
+    def failure(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure: ...
+
+    @abstractmethod
+    def stream_call(self, request: ChatRequest, model: str, ctx: CallContext) -> StreamCall[Any]:
+        """The streamed request for ``request`` and the reader of its frames."""
+
+    async def sign(self, request: Outgoing) -> Mapping[str, str]:
+        """The headers to send for ``request``; unchanged unless the adapter signs requests."""
+        return request.headers
+
+    def error(self, failure: UpstreamFailure) -> ModelyardError:
+        """The client's error for ``failure`` (with this provider's key kept out of its text)."""
+        return to_error(failure, self.label, secret=self.settings.api_key)
+
+    async def exchange(self, request: Outgoing, ctx: CallContext) -> RawResponse:
+        """Send ``request`` and return a successful response; an error status is raised."""
+        headers = await self.sign(request) if self.SIGNS else request.headers
+        resp = await self.transport.post(
+            request.url, headers, request.body, self.timeouts(ctx), self.label
+        )
+        if not 200 <= resp.status < 300:
+            raise self.error(self.failure(resp.status, resp.headers, resp.body))
+        return resp
+
+    async def stream(
+        self, request: ChatRequest, model: str, ctx: CallContext
+    ) -> AsyncIterator[StreamEvent]:
+        call = self.stream_call(request, model, ctx)
+        out = call.request
+        headers = await self.sign(out) if self.SIGNS else out.headers
+        upstream = await self.transport.open_stream(
+            out.url, headers, out.body, self.timeouts(ctx), self.label
+        )
+        try:
+            if not 200 <= upstream.status < 300:
+                payload = await upstream.read_all()
+                raise self.error(self.failure(upstream.status, upstream.headers, payload))
+            decoder, reader = call.decoder, call.reader
+            async for chunk in upstream.chunks():
+                for frame in decoder.feed(chunk):
+                    for event in reader.event(frame):
+                        yield event
+                    if reader.done:
+                        return
+            for event in reader.end():
+                yield event
+        finally:
+            upstream.close()
