@@ -305,7 +305,7 @@ class Deployment(Response):
     object: Literal["deployment"] = "deployment"
     name: str
     description: str | None
-    strategy: table.Strategy
+    strategy: str  # a name in the strategy registry (built-in or plugin)
     targets: list[Target]
     shadow: Shadow | None
 
