@@ -17,6 +17,8 @@ from typing import Any
 import httpx2 as httpx
 import yaml
 
+from tests.spawning import spawning
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -46,6 +48,7 @@ def run_server(
     ready_s: float = 90,
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningServer]:
+    spawning("a `modelyard serve` process", "integration")
     port = free_port()
     args = [sys.executable, "-m", "modelyard.cli.main", "serve", "--port", str(port), *extra_args]
     if config is not None:

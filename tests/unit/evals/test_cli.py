@@ -123,6 +123,7 @@ def dataset(tmp: Path, n: int = 30) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_run_ranks_deployments_stores_reports_and_shows_them(server, fake, tmp_path):
     path = dataset(tmp_path)
     args = [str(path), "--deployments", "bad,good", "--url", server.url, "--run-id", "e2e"]
@@ -180,6 +181,7 @@ def stored_results(tmp: Path, run_id: str) -> int:
     return int(count)
 
 
+@pytest.mark.integration
 def test_an_interrupted_run_is_marked_and_resumes_without_repeating(server, fake, tmp_path):
     path = dataset(tmp_path, 20)
     args = ["run", str(path), "--deployments", "slow", "--url", server.url, "--run-id", "cut"]
@@ -216,6 +218,7 @@ def test_an_interrupted_run_is_marked_and_resumes_without_repeating(server, fake
     assert run["status"] == "done" and run["results"] == 20
 
 
+@pytest.mark.integration
 def test_unknown_deployment_is_an_error_per_case_not_a_crash(server, tmp_path):
     path = dataset(tmp_path, 3)
     done = cli(tmp_path, "run", str(path), "--deployments", "nope", "--url", server.url, "--json")
@@ -266,6 +269,8 @@ def test_shadow_from_file(tmp_path):
     assert scores == {"primary": 1.0, "candidate": 0.5}
 
 
+@pytest.mark.integration
+@pytest.mark.local_model
 def test_smoke_dataset_runs_on_the_embedded_local_model(server, tmp_path):
     # How long it takes is measured outside the tests (the closing notes give the figure).
     args = ["smoke", "--deployments", "local", "--url", server.url, "--concurrency", "1"]

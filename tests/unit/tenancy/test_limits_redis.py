@@ -181,6 +181,7 @@ async def test_unreachable_redis_fails_closed_when_asked(prefix: str) -> None:
         await limiter.aclose()
 
 
+@pytest.mark.redis
 async def test_a_redis_restart_is_survived(prefix: str) -> None:
     with running_redis() as server:
         limiter = RedisLimiter(server.url, prefix=prefix, fail_open=False)
