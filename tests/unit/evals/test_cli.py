@@ -227,6 +227,7 @@ def test_unknown_deployment_is_an_error_per_case_not_a_crash(server, tmp_path):
     assert summary["errors"] == 3
 
 
+@pytest.mark.slow  # nine CLI processes, each importing the package
 def test_cli_errors_and_helpers(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "q", "expected": "x"}\n{"input": 3}\n')
