@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.server import RunningServer, run_server
+from tests.waiting import wait_until
 
 KEY = "sk-upstream-eval"
 RIGHT = {"good-model": set(range(1, 10)), "bad-model": set(range(4))}
@@ -51,14 +52,23 @@ def answering(model: str):
     return handler
 
 
-def slowly(model: str, delay_s: float):
-    answer = answering(model)
+class Gate:
+    """Answers the first ``free`` calls at once and holds every later one until ``opened``: the
+    run is certainly mid-way when the test interrupts it, however fast or slow the machine."""
 
-    async def handler(request: Request, body: dict[str, Any]) -> Response:
-        await asyncio.sleep(delay_s)
-        return await answer(request, body)
+    def __init__(self, model: str, free: int) -> None:
+        self._answer = answering(model)
+        self._free = free
+        self._calls = 0
+        self.holding = threading.Event()
+        self.opened = threading.Event()
 
-    return handler
+    async def __call__(self, request: Request, body: dict[str, Any]) -> Response:
+        self._calls += 1  # the fake serves on one event loop: no two calls count at once
+        if self._calls > self._free and not self.opened.is_set():
+            self.holding.set()
+            await asyncio.to_thread(self.opened.wait, 300)
+        return await self._answer(request, body)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +76,6 @@ def fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key=KEY) as upstream:
         for model in RIGHT:
             upstream.script(model, answering(model))
-        upstream.script("slow-model", slowly("good-model", 0.15))
         yield upstream
 
 
@@ -184,6 +193,8 @@ def stored_results(tmp: Path, run_id: str) -> int:
 @pytest.mark.integration
 def test_an_interrupted_run_is_marked_and_resumes_without_repeating(server, fake, tmp_path):
     path = dataset(tmp_path, 20)
+    gate = Gate("good-model", free=3)
+    fake.script("slow-model", gate)
     args = ["run", str(path), "--deployments", "slow", "--url", server.url, "--run-id", "cut"]
     args += ["--concurrency", "1", "--json"]
     proc = subprocess.Popen(
@@ -193,16 +204,17 @@ def test_an_interrupted_run_is_marked_and_resumes_without_repeating(server, fake
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while stored_results(tmp_path, "cut") < 3:
-        assert time.monotonic() < deadline and proc.poll() is None, "no results stored"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        assert gate.holding.wait(300), "the run never reached its fourth case"
+        wait_until(lambda: stored_results(tmp_path, "cut") == 3, "the first three results stored")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        gate.opened.set()  # the resumed run below goes straight through
     assert proc.returncode == 130, err
     assert "resume with --run-id cut" in err
     (run,) = orjson.loads(cli(tmp_path, "list", "--json").stdout)
-    assert run["status"] == "interrupted" and 3 <= run["results"] < 20
+    assert run["status"] == "interrupted" and run["results"] == 3
     partial = cli(tmp_path, "show", "cut")
     assert partial.returncode == 0 and "is interrupted" in partial.stderr
 
