@@ -99,7 +99,7 @@ def bad_key() -> Response:
 
 
 def rate_limited(model: str) -> Response:
-    details = [
+    details: list[JSONObject] = [
         {
             "@type": _TYPE + "QuotaFailure",
             "violations": [
