@@ -29,7 +29,7 @@ from modelyard.local import (
     LocalRuntimeSpec,
     default_model_path,
 )
-from tests.waiting import eventually
+from tests.waiting import DEADLINE_S, eventually
 
 MODEL = DEFAULT_MODEL_NAME
 LONG_PROMPT = [{"role": "user", "content": "Write a very long story about a dragon."}]
@@ -58,7 +58,8 @@ async def client(runtime: LocalRuntime) -> AsyncIterator[openai.AsyncOpenAI]:
 
 @pytest_asyncio.fixture(scope="module")
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    # Generous: with the machine busy the model runs ten times slower than on a quiet one.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE_S)) as session:
         yield session
 
 

@@ -25,6 +25,7 @@ from modelyard.tenancy.limits_redis import RedisLimiter
 from tests.redis_server import free_port, running_redis
 
 ROOT = Path(__file__).resolve().parents[3]
+PATIENT_S = 60.0  # a Redis timeout no loaded machine reaches, where timeouts are not the point
 
 
 @pytest.fixture
@@ -76,8 +77,10 @@ async def test_refill_follows_the_servers_clock(redis_url: str, prefix: str, raw
 async def test_two_replicas_admit_exactly_the_limit(
     redis_url: str, prefix: str, raw: Redis
 ) -> None:
-    a = RedisLimiter(redis_url, prefix=prefix)  # separate pools, like two gateway processes
-    b = RedisLimiter(redis_url, prefix=prefix)
+    # Separate pools, like two gateway processes. The burst queues 400 calls for a few pooled
+    # connections: a loaded machine must not turn the wait into the 1 s timeout's fail-open.
+    a = RedisLimiter(redis_url, prefix=prefix, timeout_s=PATIENT_S)
+    b = RedisLimiter(redis_url, prefix=prefix, timeout_s=PATIENT_S)
     rpm = 150
     key = Scope("project:shared", rpm=rpm, tpm=rpm * 100)
     try:
@@ -104,7 +107,7 @@ from modelyard.tenancy.limits import Reservation, Scope
 from modelyard.tenancy.limits_redis import RedisLimiter
 
 async def main(url, prefix, rpm, attempts):
-    limiter = RedisLimiter(url, prefix=prefix)
+    limiter = RedisLimiter(url, prefix=prefix, timeout_s=60)
     await limiter.acquire([Scope("warm-up")], 0, 0)  # connect before the starting gun
     gun = Redis.from_url(url)
     await gun.rpush(prefix + "ready", 1)
