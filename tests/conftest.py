@@ -65,7 +65,8 @@ _TESTS = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names: set[str] = set()
-        where = item.path.resolve().relative_to(_TESTS).as_posix()
+        path = item.path.resolve()
+        where = path.relative_to(_TESTS).as_posix() if path.is_relative_to(_TESTS) else ""
         for prefix, marks in _BY_PATH.items():
             if where.startswith(prefix + "/"):
                 names.update(marks)
