@@ -306,18 +306,28 @@ async def test_malformed_requests_are_400(
 async def test_full_queue_answers_429_with_retry_after(
     tiny_queue_runtime: LocalRuntime, http: aiohttp.ClientSession
 ) -> None:
+    """One runs, one waits (queue size 1), the rest are turned away. The one running is a
+    stream the test holds open, so the queue is full for as long as the test needs it to be,
+    however slowly the model generates."""
     url = f"{tiny_queue_runtime.base_url}/chat/completions"
-    body = {"model": MODEL, "messages": LONG_PROMPT, "max_tokens": 64, "temperature": 0}
+    short = {"model": MODEL, "messages": _HI, "max_tokens": 8, "temperature": 0}
 
     async def call(client_id: str) -> tuple[int, str | None, Any]:
         headers = {"x-modelyard-client": client_id}
-        async with http.post(url, json=body, headers=headers) as response:
+        async with http.post(url, json=short, headers=headers) as response:
             return response.status, response.headers.get("retry-after"), await response.json()
 
-    results = await asyncio.gather(*(call(f"client-{i}") for i in range(4)))
-    statuses = sorted(status for status, _, _ in results)
-    # One runs, one waits (queue size 1), the rest are turned away.
-    assert statuses == [200, 200, 429, 429]
+    long_body = {"model": MODEL, "messages": LONG_PROMPT, "max_tokens": 3000, "temperature": 0}
+    holder = await http.post(url, json=long_body | {"stream": True})
+    assert holder.status == 200
+    await holder.content.readline()  # its first frame: it holds the model
+    calls = [asyncio.ensure_future(call(f"client-{i}")) for i in range(3)]
+    pending: set[asyncio.Future[tuple[int, str | None, Any]]] = set(calls)
+    while len(pending) > 1:  # two are answered while the model is held: turned away
+        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    holder.close()  # the hang-up ends the generation; the waiting one runs
+    results = [await c for c in calls]
+    assert sorted(status for status, _, _ in results) == [200, 429, 429]
     for status, retry_after, payload in results:
         if status == 429:
             assert retry_after is not None and int(retry_after) >= 1
