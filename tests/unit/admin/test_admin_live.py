@@ -19,13 +19,11 @@ def test_created_key_works_and_revoked_key_stops(admin: Admin):
     admin.project("team")
     key = admin.key("team")
     secret = key["secret"]
-    took = wait_for(lambda: admin.chat(secret).status_code == 200)
-    assert took < 1.0
+    wait_for(lambda: admin.chat(secret).status_code == 200)
     assert admin.chat(secret).json()["choices"][0]["message"]["content"]
 
     admin.ok(ADMIN_KEY, "POST", f"{P}/keys/{key['id']}/revoke")
-    took = wait_for(lambda: admin.chat(secret).status_code == 401)
-    assert took < 1.0
+    wait_for(lambda: admin.chat(secret).status_code == 401)
     refused = admin.chat(secret).json()["error"]
     assert refused["code"] == "revoked_api_key"
 
