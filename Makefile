@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8700
 
-.PHONY: install serve test lint typecheck bench clean
+.PHONY: install serve test test-fast lint typecheck bench clean
 
 $(UV): tools/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,7 +39,13 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 test: install lint typecheck
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
+
+# The inner loop: no server spawned, no model loaded (the markers are applied in
+# tests/conftest.py; MODELYARD_TESTS_FAST fails a test that would start a server unmarked).
+FAST_MARKERS := not integration and not postgres and not redis and not local_model and not slow
+test-fast: install
+	MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -m "$(FAST_MARKERS)" -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)

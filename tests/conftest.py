@@ -1,10 +1,12 @@
-"""Test-wide guards: nothing in the suite may reach the network beyond loopback."""
+"""Test-wide guards: nothing in the suite may reach the network beyond loopback; every test that
+starts a server or loads the model is marked so that the fast run leaves it out."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,8 +41,38 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
 
 @pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+# How a test is marked without anyone remembering to: by where it lives, by the shared fixtures
+# that start servers, and by the backend a parametrised fixture picked. A test that starts a
+# server in its own body carries the marker itself; `make test-fast` (tests.spawning.FAST_ENV)
+# fails any test that reaches a server without one.
+_BY_FIXTURE = {
+    "postgres_url": ("postgres",),
+    "redis_url": ("redis",),
+    "gateway": ("integration", "local_model"),  # its config keeps the embedded model enabled
+}
+_BY_PARAM = {("store_url", "postgresql"): "postgres", ("make_limiter", "redis"): "redis"}
+_BY_PATH = {"integration": ("integration",), "integration/local": ("local_model",)}
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names: set[str] = set()
+        path = item.path.resolve()
+        where = path.relative_to(_TESTS).as_posix() if path.is_relative_to(_TESTS) else ""
+        for prefix, marks in _BY_PATH.items():
+            if where.startswith(prefix + "/"):
+                names.update(marks)
+        for fixture in getattr(item, "fixturenames", ()):
+            names.update(_BY_FIXTURE.get(fixture, ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        names.update(mark for (arg, value), mark in _BY_PARAM.items() if params.get(arg) == value)
+        for name in sorted(names - {m.name for m in item.iter_markers()}):
+            item.add_marker(name)

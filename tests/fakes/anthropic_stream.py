@@ -39,7 +39,7 @@ def _event(kind: str, **fields: Any) -> bytes:
 def stream_events(answer: Answer) -> list[bytes]:
     """Every event of the stream, ``message_stop`` included, in the order they are sent."""
     start_usage = {**answer.usage, "output_tokens": 1}
-    shell = {
+    shell: dict[str, Any] = {
         "id": answer.id,
         "type": "message",
         "role": "assistant",

@@ -279,7 +279,7 @@ def converse_body(answer: Answer) -> dict[str, Any]:
 
 def stream_frames(answer: Answer) -> list[bytes]:
     """The ConverseStream frames for ``answer``, in Bedrock's order."""
-    events = [("messageStart", {"role": "assistant"})]
+    events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
     for index, block in enumerate(answer.blocks):
         events.extend(_block_events(index, block))
     events.append(("messageStop", {"stopReason": answer.stop_reason}))

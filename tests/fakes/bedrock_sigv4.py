@@ -16,9 +16,9 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import ReadOnlyCredentials
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.credentials import ReadOnlyCredentials  # type: ignore[import-untyped]
 
 SERVICE = "bedrock"
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)

@@ -121,7 +121,7 @@ def _part_tokens(part: Mapping[str, Any]) -> int:
 
 def _call_tokens(calls: tuple[Mapping[str, Any], ...]) -> int:
     return sum(
-        count_tokens(f"{c['functionCall']['name']} {orjson.dumps(c['functionCall']['args'])}")
+        count_tokens(f"{c['functionCall']['name']} {orjson.dumps(c['functionCall']['args'])!r}")
         for c in calls
     )
 

@@ -99,7 +99,7 @@ def bad_key() -> Response:
 
 
 def rate_limited(model: str, retry_delay: str | None = "13s") -> Response:
-    details = [
+    details: list[JSONObject] = [
         {
             "@type": _TYPE + "QuotaFailure",
             "violations": [

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,9 @@ from typing import Any
 
 import httpx2 as httpx
 import yaml
+
+from tests.spawning import spawning
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -46,6 +48,7 @@ def run_server(
     ready_s: float = 90,
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningServer]:
+    spawning("a `modelyard serve` process", "integration")
     port = free_port()
     args = [sys.executable, "-m", "modelyard.cli.main", "serve", "--port", str(port), *extra_args]
     if config is not None:
@@ -68,17 +71,15 @@ def run_server(
 
 
 def _wait_ready(server: RunningServer, limit_s: float) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not ready within {limit_s}s:\n{server.log()}")
+            return False
+
+    wait_until(ready, f"the server ready (its log: {server.log_path})", limit_s)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

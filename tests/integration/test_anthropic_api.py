@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import anthropic
@@ -23,6 +22,7 @@ from modelyard.server.anthropic_routes import ROUTES
 from modelyard.server.app import create_app
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
+from tests.waiting import wait_until
 
 GATEWAY_KEY = "sk-gateway-messages-test"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
@@ -87,10 +87,8 @@ def _serve(app: Starlette) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.005)
+    wait_until(lambda: server.started or not thread.is_alive(), "the gateway to start")
+    assert server.started, "the gateway did not start"
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:

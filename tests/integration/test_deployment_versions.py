@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
@@ -15,7 +14,8 @@ import yaml
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
-from tests.integration.server import run_server
+from tests.integration.server import RunningServer, run_server
+from tests.waiting import wait_until
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -63,10 +63,11 @@ def _served_model(client: openai.OpenAI) -> str:
 
 
 def _wait_for_model(client: openai.OpenAI, model: str) -> None:
-    deadline = time.monotonic() + 10
-    while (seen := _served_model(client)) != model and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert seen == model
+    wait_until(lambda: _served_model(client) == model, f"{model} served")
+
+
+def _reloads(server: RunningServer) -> int:
+    return server.log().count("reloaded ")
 
 
 def _edit_and_reload(tmp: Path, fake: FakeOpenAI, model: str) -> None:
@@ -95,8 +96,9 @@ def test_versions_history_rollback_and_the_config_winning_again(
         assert "recorded version 3" in done.stdout
         _wait_for_model(client, "model-a")
         # The rolled-back spec survives reloads of an unchanged config.
+        reloads = _reloads(server)
         assert _cli(tmp_path, "reload").returncode == 0
-        time.sleep(0.5)
+        wait_until(lambda: _reloads(server) > reloads, "the reload applied")
         assert _served_model(client) == "model-a"
 
         _edit_and_reload(tmp_path, fake_upstream, "model-c")

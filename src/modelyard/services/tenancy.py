@@ -8,7 +8,6 @@ here, so the admin API and the CLI cannot disagree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from modelyard.core.errors import InvalidRequest, NotFound, PermissionDenied
 from modelyard.services.admin_fields import PROJECT_ID
 from modelyard.store import Store, StoreError, VersionConflict
 from modelyard.store.tenancy import Tenancy
+from modelyard.store.ticks import Tick, every
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
 from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
 from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
@@ -54,7 +54,9 @@ async def tenancy_generation(store: Store) -> int:
 
 
 class KeyRefresher:
-    """Polls the store's tenancy generation and installs a new ``KeyRing`` when it moved."""
+    """Polls the store's tenancy generation and installs a new ``KeyRing`` when it moved.
+
+    It polls every ``interval_s``, or whenever ``tick`` says (tests fire their own ticks)."""
 
     def __init__(
         self,
@@ -62,11 +64,12 @@ class KeyRefresher:
         bootstrap: Callable[[], Sequence[tuple[str, Principal]]],
         install: Callable[[KeyRing], None],
         interval_s: float = 0.5,
+        tick: Tick | None = None,
     ) -> None:
         self._store = store
         self._bootstrap = bootstrap
         self._install = install
-        self._interval_s = interval_s
+        self._tick = tick or every(interval_s)
         self._seen = -1
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -82,8 +85,7 @@ class KeyRefresher:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval_s)
+            await self._tick(self._stop)
             if self._stop.is_set():
                 return
             try:

@@ -1,7 +1,8 @@
 """Writes off the request path: a bounded queue drained in batches by one background task.
 
 ``put`` never waits and never touches the database: a request hands its record over and goes
-on. The writer flushes when ``max_batch`` records are waiting or ``interval_s`` has passed,
+on. The writer flushes when ``max_batch`` records are waiting or its tick comes (every
+``interval_s``; a test passes a ``tick`` it drives itself, so nothing waits on the clock),
 retries a failed batch with backoff (keeping it, up to ``max_retries``), and on ``aclose``
 drains everything queued. What a hard crash can lose is what sits in the queue: at most the
 records of the last ``interval_s`` plus a batch being retried. When the queue is full (the
@@ -12,13 +13,13 @@ bounded and the count is logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from modelyard.store.errors import StoreError
+from modelyard.store.ticks import Tick, every
 
 T = TypeVar("T")
 log = logging.getLogger("modelyard.store")
@@ -33,13 +34,14 @@ class BatchSink(Generic[T]):
         max_queue: int = 50_000,
         max_batch: int = 500,
         interval_s: float = 0.2,
+        tick: Tick | None = None,
     ) -> None:
         self.name = name
         self._write = write
         self._queue: deque[T] = deque()
         self._max_queue = max_queue
         self._max_batch = max_batch
-        self._interval_s = interval_s
+        self._tick = tick or every(interval_s)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one batch in flight: the loop and flush() never overlap
         self._task: asyncio.Task[None] | None = None
@@ -92,8 +94,7 @@ class BatchSink(Generic[T]):
 
     async def _run(self) -> None:
         while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            await self._tick(self._wake)
             if self._closing:
                 return  # aclose writes the rest
             self._wake.clear()

@@ -4,7 +4,6 @@ event loop also runs the real key refresher."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from starlette.testclient import TestClient
 from modelyard.config.schema import Settings
 from modelyard.server.app import create_app
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.waiting import wait_until
 
 ADMIN_KEY = "operator-bootstrap-secret-for-tests"
 UPSTREAM_KEY = "sk-upstream-admin-tests"
@@ -75,14 +75,9 @@ class Admin:
         return self.call(key, "POST", "/v1/chat/completions", json=body)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> float:
-    """Seconds until ``condition()`` held; fails after ``timeout``."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.02)
-    return time.monotonic() - started
+def wait_for(condition: Callable[[], bool], what: str = "the condition") -> None:
+    """Until ``condition()`` holds: the key refresher's next poll, however late it comes."""
+    wait_until(condition, what)
 
 
 @pytest.fixture(scope="package")

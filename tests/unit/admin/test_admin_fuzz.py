@@ -28,6 +28,8 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 from .conftest import ADMIN_KEY, admin_settings
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("ADMIN_FUZZ_EXAMPLES", "50"))
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 _PATHS = openapi_document()["paths"]

