@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import orjson
 
@@ -442,7 +442,7 @@ def _prompts(_: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+_SUBCOMMANDS: Final[Mapping[str, Callable[[argparse.Namespace], int]]] = {
     "run": _run,
     "show": _show,
     "list": _list,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from modelyard.cli.parser import build_parser
 
@@ -22,7 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Command -> (module, function). A table rather than an if-chain, so a command missing here is
 # a KeyError a test catches, not a silent fall-through to another command.
-HANDLERS: dict[str, tuple[str, str]] = {
+HANDLERS: Final[Mapping[str, tuple[str, str]]] = {
     "serve": ("modelyard.cli.serve", "run_serve"),
     "reload": ("modelyard.cli.serve", "run_reload"),
     "chat": ("modelyard.cli.chat", "run_chat"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from modelyard.core.errors import (
     InvalidRequest,
@@ -74,7 +74,7 @@ class Rule:
         return self.error.retryable
 
 
-POLICY: Mapping[Cause, Rule] = {
+POLICY: Final[Mapping[Cause, Rule]] = {
     "invalid_request": Rule(InvalidRequest, "upstream_rejected"),
     "too_large": Rule(InvalidRequest, "request_too_large"),
     "credentials": Rule(UpstreamError, "upstream_auth", relay_text=False),
@@ -88,7 +88,7 @@ POLICY: Mapping[Cause, Rule] = {
     "server": Rule(UpstreamError, "upstream_error"),
 }
 
-_BY_STATUS: Mapping[int, Cause] = {
+_BY_STATUS: Final[Mapping[int, Cause]] = {
     401: "credentials",
     402: "account",
     403: "credentials",

@@ -13,7 +13,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 from modelyard.core.errors import UnsupportedCapability
 from modelyard.core.plugins import EntryPointLike, PluginError, PluginKind, Plugins
@@ -95,7 +95,7 @@ class Cost:
         return sorted(targets, key=lambda t: _unknown_last(price(t)))
 
 
-BUILTIN_STRATEGIES: Mapping[str, Strategy] = {
+BUILTIN_STRATEGIES: Final[Mapping[str, Strategy]] = {
     "failover": Failover(),
     "weighted": Weighted(),
     "latency": Latency(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -20,7 +20,7 @@ from modelyard.services import admin_models as models
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/{model}"
-ERRORS = {
+ERRORS: Final[Mapping[int, str]] = {
     400: "The input is wrong; `error.param` names the field.",
     401: "No key, an unknown, revoked or expired key.",
     403: "The key's role may not do this.",
@@ -29,7 +29,7 @@ ERRORS = {
     413: "The body is larger than 64 KiB.",
     503: "The server has no store, or the store is unavailable.",
 }
-CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
+CSV_CONTENT: Final[Mapping[str, Schema]] = {"text/csv": {"schema": {"type": "string"}}}
 
 
 @dataclass(frozen=True, slots=True)

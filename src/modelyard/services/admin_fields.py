@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from annotated_types import Len
 from pydantic import (
@@ -45,7 +45,7 @@ DURATION = re.compile(r"^[0-9]{1,7}[smhdw]$")
 _TEXT = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 _DOLLARS = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,6})?$")
 _MICRO = Decimal("0.000001")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNITS: Final[Mapping[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def json_type(value: Any) -> str:

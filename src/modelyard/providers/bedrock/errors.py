@@ -11,6 +11,7 @@ and a cause where the name says more than the status does.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 import orjson
 
@@ -34,7 +35,7 @@ _CREDENTIALS = frozenset(
     }
 )
 # Names that say more than their status: a quota refused as 400, a model still loading as 429.
-_CAUSES: dict[str, Cause] = {
+_CAUSES: Final[Mapping[str, Cause]] = {
     **dict.fromkeys(_CREDENTIALS, "credentials"),
     "ThrottlingException": "rate_limited",
     "ServiceQuotaExceededException": "rate_limited",
@@ -47,7 +48,7 @@ _CAUSES: dict[str, Cause] = {
     "ValidationException": "invalid_request",
 }
 # The status the service model gives each exception, for frames, which carry none.
-_STATUS = {
+_STATUS: Final[Mapping[str, int]] = {
     "ValidationException": 400,
     "AccessDeniedException": 403,
     "ResourceNotFoundException": 404,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -30,7 +30,7 @@ _DURATION = re.compile(r"(?P<seconds>\d+(?:\.\d+)?)s")
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _CREDENTIAL_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_EXPIRED"})
 _MAX_MESSAGE = 500
-_CAUSES: dict[str, Cause] = {
+_CAUSES: Final[Mapping[str, Cause]] = {
     "FAILED_PRECONDITION": "account",
     "DEADLINE_EXCEEDED": "timeout",
     "UNAVAILABLE": "unavailable",

@@ -8,7 +8,7 @@ with 429 ``insufficient_quota``, which is our account, not a rate to wait out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -16,7 +16,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.providers.errors import Cause, UpstreamFailure, to_error
 from modelyard.providers.transport import retry_after_seconds
 
-_CAUSES: Mapping[str, Cause] = {
+_CAUSES: Final[Mapping[str, Cause]] = {
     "insufficient_quota": "account",
     "billing_hard_limit_reached": "account",
     "invalid_api_key": "credentials",
