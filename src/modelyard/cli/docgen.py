@@ -20,12 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
-from pydantic_core import core_schema
-
 from modelyard.cli.parser import build_parser
 from modelyard.config.schema import Settings
-from modelyard.config.secrets import Secret
 
 USAGE_WIDTH = 96
 
@@ -150,19 +146,9 @@ def render_cli() -> str:
 # --- the configuration reference ---------------------------------------------------------
 
 
-class _SchemaWithSecrets(GenerateJsonSchema):
-    """A ``Secret`` is written in the file as a string: a literal, ``env::NAME`` or
-    ``file::PATH``."""
-
-    def is_instance_schema(self, schema: core_schema.IsInstanceSchema) -> JsonSchemaValue:
-        if schema["cls"] is Secret:
-            return {"type": "string", "format": "secret"}
-        return super().is_instance_schema(schema)
-
-
 def config_schema() -> dict[str, Any]:
     """The JSON schema of ``modelyard.yaml`` (validation mode: what a file may contain)."""
-    found: dict[str, Any] = Settings.model_json_schema(schema_generator=_SchemaWithSecrets)
+    found: dict[str, Any] = Settings.model_json_schema()
     found["title"] = "modelyard.yaml"
     return found
 

@@ -42,7 +42,11 @@ class Secret:
     @classmethod
     def __get_pydantic_json_schema__(cls, _schema: object, _handler: object) -> dict[str, str]:
         # In the config file a secret is a string: the value itself, env::NAME or file::PATH.
-        return {"type": "string", "description": "a value, env::NAME or file::PATH"}
+        return {
+            "type": "string",
+            "format": "secret",
+            "description": "a value, env::NAME or file::PATH",
+        }
 
 
 def resolve_secret(reference: str) -> Secret:
