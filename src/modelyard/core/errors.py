@@ -1,7 +1,8 @@
 """The one error tree of Modelyard.
 
 Every error knows its HTTP status, a dialect-neutral ``kind`` (each served protocol maps the kind
-to its own error type string) and whether a retry against the same or another target may succeed.
+to its own error type string), whether another attempt may succeed (``retryable``) and whether
+that attempt may go to the same target again (``same_target``).
 Foreign exceptions are translated into this tree once, at the boundary where they occur.
 
 ::
@@ -37,6 +38,10 @@ class ModelyardError(Exception):
     status: ClassVar[int] = 500
     kind: ClassVar[str] = "internal"
     retryable: ClassVar[bool] = False
+    # Whether a retry may go to the target that raised it. False when that target would answer
+    # the same until the operator acts (our key refused, our account spent, no such model there):
+    # another target may still be tried. Set per error by ``providers.errors.POLICY``.
+    same_target: bool = True
 
     def __init__(
         self,

@@ -62,12 +62,13 @@ class UpstreamFailure:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One row of the policy: the core error class, its ``code``, and whether the upstream's
-    text reaches the client."""
+    """One row of the policy: the core error class, its ``code``, whether the upstream's text
+    reaches the client, and whether a retry may go to the same target (``same_target``)."""
 
     error: type[ModelyardError]
     code: str
     relay_text: bool = True
+    same_target: bool = True
 
     @property
     def retryable(self) -> bool:
@@ -77,9 +78,11 @@ class Rule:
 POLICY: Final[Mapping[Cause, Rule]] = {
     "invalid_request": Rule(InvalidRequest, "upstream_rejected"),
     "too_large": Rule(InvalidRequest, "request_too_large"),
-    "credentials": Rule(UpstreamError, "upstream_auth", relay_text=False),
-    "account": Rule(UpstreamError, "upstream_account"),
-    "not_found": Rule(UpstreamError, "upstream_not_found"),
+    # These three fail over to another target, never back to the same one: it would answer the
+    # same until the operator fixes its key, account or model name.
+    "credentials": Rule(UpstreamError, "upstream_auth", relay_text=False, same_target=False),
+    "account": Rule(UpstreamError, "upstream_account", same_target=False),
+    "not_found": Rule(UpstreamError, "upstream_not_found", same_target=False),
     "timeout": Rule(UpstreamTimeout, "upstream_timeout"),
     "conflict": Rule(UpstreamError, "upstream_conflict"),
     "rate_limited": Rule(RateLimited, "upstream_rate_limited"),
@@ -138,9 +141,11 @@ def to_error(failure: UpstreamFailure, label: str, secret: str | None = None) ->
     if rule.error is RateLimited:
         return RateLimited(text, code=rule.code, retry_after=retry_after)
     if issubclass(rule.error, UpstreamError):
-        return rule.error(
+        error = rule.error(
             text, upstream_status=failure.status, code=rule.code, retry_after=retry_after
         )
+        error.same_target = rule.same_target
+        return error
     return rule.error(text, code=rule.code, retry_after=retry_after)
 
 

@@ -2,7 +2,9 @@
 
 A failure moves on to the next candidate at once when there is a healthy one; coming back to a
 target already tried waits a jittered exponential backoff (or the upstream's Retry-After, when
-longer). Nothing is retried that the client got wrong, and nothing waits past the budget.
+longer). Nothing is retried that the client got wrong, a target that answered with an error that
+will not change (``same_target`` false: our key, account or model there is wrong) is not tried
+again in the same request, and nothing waits past the budget.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class AttemptLoop:
     rng: random.Random
     sleep: Sleep = asyncio.sleep
     failures: list[tuple[str, ModelyardError]] = field(default_factory=list)
+    # Targets whose error would repeat on this target (``same_target`` false): skipped from then on.
+    excluded: set[int] = field(default_factory=set)
 
     async def run(
         self, call: Callable[[Resolved], Awaitable[T]], health_of: HealthOf
@@ -60,6 +64,10 @@ class AttemptLoop:
                     raise
                 health_of(chosen).failure()
                 self.failures.append((chosen.target.key, err))
+                if not err.same_target:
+                    self.excluded.add(position - 1)
+                    if len(self.excluded) == len(self.plan):
+                        break  # every target would answer the same again: no wait, no retry
                 wait = self._wait_before(position, chosen, err, attempt, health_of)
                 if (
                     attempt >= policy.attempts
@@ -78,7 +86,7 @@ class AttemptLoop:
         for step in range(len(self.plan)):
             index = (position + step) % len(self.plan)
             candidate = self.plan[index]
-            if health_of(candidate).available():
+            if index not in self.excluded and health_of(candidate).available():
                 return candidate, index + 1
         return None, position
 
@@ -91,7 +99,11 @@ class AttemptLoop:
         health_of: HealthOf,
     ) -> float:
         upcoming = self.plan[position % len(self.plan)]
-        if upcoming is not chosen and health_of(upcoming).state == "closed":
+        if (
+            upcoming is not chosen
+            and position % len(self.plan) not in self.excluded
+            and health_of(upcoming).state == "closed"
+        ):
             return 0.0  # fail over to another healthy target at once
         wait = backoff_s(chosen.deployment.retry, attempt, self.rng)
         return max(wait, err.retry_after or 0.0)

@@ -37,15 +37,16 @@ class Answer:
     kind: str
     code: str
     retryable: bool
+    same_target: bool = True  # a retry may go back to the target that failed
 
 
 # upstream status → what the client sees; docs/errors.md gives the reason for each row.
 EXPECTED = {
     400: Answer(400, "invalid_request", "upstream_rejected", False),
-    401: Answer(502, "upstream", "upstream_auth", True),
-    402: Answer(502, "upstream", "upstream_account", True),
-    403: Answer(502, "upstream", "upstream_auth", True),
-    404: Answer(502, "upstream", "upstream_not_found", True),
+    401: Answer(502, "upstream", "upstream_auth", True, same_target=False),
+    402: Answer(502, "upstream", "upstream_account", True, same_target=False),
+    403: Answer(502, "upstream", "upstream_auth", True, same_target=False),
+    404: Answer(502, "upstream", "upstream_not_found", True, same_target=False),
     408: Answer(504, "timeout", "upstream_timeout", True),
     409: Answer(502, "upstream", "upstream_conflict", True),
     413: Answer(400, "invalid_request", "request_too_large", False),
@@ -130,13 +131,21 @@ async def test_every_adapter_answers_every_status_alike(
         for suffix, delay in DELAYS.items():
             model = f"fail-{status}-{suffix}"
             err = await call(provider, model, stream=stream)
-            seen[model] = (err.status, err.kind, err.code, is_retryable(err), err.retry_after)
+            seen[model] = (
+                err.status,
+                err.kind,
+                err.code,
+                is_retryable(err),
+                err.same_target,
+                err.retry_after,
+            )
             wanted_delay = delay if want.retryable else None
             assert seen[model] == (
                 want.status,
                 want.kind,
                 want.code,
                 want.retryable,
+                want.same_target,
                 wanted_delay,
             ), f"{kind} {model}: {err!r}"
             assert KEY not in err.message and GEMINI_KEY not in err.message

@@ -5,7 +5,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from modelyard.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamUnavailable
+from modelyard.core.errors import (
+    InvalidRequest,
+    RateLimited,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from modelyard.routing import BreakerSettings, Deployment, HealthBoard, RetryPolicy, Target
 from modelyard.services.attempts import AttemptLoop
 from modelyard.services.gateway import Resolved
@@ -92,6 +97,32 @@ async def test_exhausted_names_every_attempt(board):
     message = info.value.message
     assert message.startswith("deployment 'dep': 3 attempt(s) failed")
     assert "p/a: a down" in message and "q/b: b overloaded" in message
+
+
+def _misconfigured(message: str, status: int) -> UpstreamError:
+    error = UpstreamError(message, upstream_status=status)
+    error.same_target = False  # as providers.errors.POLICY marks 401/402/403/404
+    return error
+
+
+async def test_a_misconfigured_target_fails_over_and_is_not_tried_again(board):
+    bad_key = _misconfigured("key refused", 401)
+    script = Script({"p/a": [bad_key], "q/b": [UpstreamError("b down"), "ok"]})
+    outcome = await _loop(["p/a", "q/b"], script, board, attempts=3).run(
+        script.call, lambda c: board.of(c.target.key)
+    )
+    assert outcome.value == "ok"
+    assert script.calls == ["p/a", "q/b", "q/b"]  # b again after a backoff, never a
+
+
+async def test_a_lone_misconfigured_target_answers_at_once(board):
+    script = Script({"p/a": [_misconfigured("no balance", 402)] * 3})
+    with pytest.raises(UpstreamError) as info:
+        await _loop(["p/a"], script, board, attempts=3).run(
+            script.call, lambda c: board.of(c.target.key)
+        )
+    assert script.calls == ["p/a"] and script.sleeps == []
+    assert info.value.status == 502
 
 
 async def test_open_breakers_are_skipped_and_fail_fast(board):
