@@ -42,6 +42,7 @@ class Call:
     model: str
     estimate: Usage
     stream: bool = False
+    parent_id: str | None = None  # the request this call is a step of
 
 
 @dataclass(slots=True)
@@ -217,4 +218,5 @@ def _record(
         round((ttft - ticket.started) * 1_000_000) / 1000 if ttft is not None else None,
         served.attempts if served else 0,
         reported,
+        call.parent_id,
     )
