@@ -9,7 +9,6 @@ exist. Errors use the OpenAI error shape; a server without a store answers 503.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -87,7 +86,6 @@ def _listing(data: list[Any], total: int, limit: int, offset: int) -> dict[str, 
 def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         rid = request_id(request)
-        started = time.perf_counter()
         state = state_of(request)
         headers = {"x-request-id": rid}
         try:
@@ -109,7 +107,6 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             response = json_response(errors.error_body(err), err.status, headers)
         except ModelyardError as exc:
             response = json_response(errors.error_body(exc), exc.status, headers)
-        state.log_access(rid, request.url.path, response.status_code, started, None)
         return response
 
     return run

@@ -10,7 +10,6 @@ its poll interval (0.5 s), so created and revoked keys act without a restart.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from modelyard.server import admin_views as view
 from modelyard.server.admin_schema import openapi_document
 from modelyard.server.chat_route import authenticate, state_of
 from modelyard.server.http import json_response, read_json, request_id
-from modelyard.server.state import AppState
+from modelyard.services.root import Root as AppState
 from modelyard.services.tenancy import KeySpec, TenancyAdmin
 from modelyard.store import StoreError
 from modelyard.store.usage import UsageFilter
@@ -103,7 +102,6 @@ def _translate(err: ModelyardError) -> ModelyardError:
 def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         rid = request_id(request)
-        started = time.perf_counter()
         state = state_of(request)
         try:
             principal = authenticate(state, request)
@@ -116,7 +114,6 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             response = await handler(Call(request, state, principal, rid, datetime.now(UTC)))
         except ModelyardError as exc:
             response = _error(_translate(exc), rid)
-        state.log_access(rid, request.url.path, response.status_code, started, None)
         return response
 
     return run
