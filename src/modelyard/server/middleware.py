@@ -78,7 +78,7 @@ class Front:
         settings = self.root_of().current.settings.server
         if self.in_flight >= settings.max_in_flight:
             await _busy(settings.max_in_flight, path, exchange.rid, send)
-            self._log(settings.access_log, exchange, path, 429, started)
+            self.log_access(settings.access_log, exchange, path, 429, started)
             return
         status = 500  # what the client sees if the app fails before it answers
 
@@ -93,10 +93,12 @@ class Front:
             await self.app(scope, receive, noting)
         finally:
             self.in_flight -= 1
-            self._log(settings.access_log, exchange, path, exchange.status or status, started)
+            self.log_access(settings.access_log, exchange, path, exchange.status or status, started)
 
     @staticmethod
-    def _log(enabled: bool, exchange: Exchange, path: str, status: int, started: float) -> None:
+    def log_access(
+        enabled: bool, exchange: Exchange, path: str, status: int, started: float
+    ) -> None:
         if enabled and access_log.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
             model = exchange.model or "-"
