@@ -12,10 +12,12 @@ stage written for streams sees whole answers too) and hears how the call ended (
 Taps run in the stages' order; each may replace what it is given, or raise a
 ``ModelyardError`` to stop the answer.
 
-Every admitted call is finished exactly once, whatever ends it: an answer, an error, a client
-that leaves, a cancellation. The finish (settle the reservation, queue the ledger row, tell the
-taps) runs in a task of its own that a cancellation does not reach, so a client that leaves
-while limits are in Redis cannot leak its reservation or lose its row.
+Every admitted call is finished exactly once, whatever ends it: an answer, an error (ours or
+not a ``ModelyardError`` at all: 500), a client that leaves (499), a cancellation. The finish
+queues the ledger row, settles the reservation, then tells the taps. A stream's finish, and any
+settlement that waits on a remote limiter, run in a task of their own that a cancellation does
+not reach, so a client that leaves while limits are in Redis cannot leak its reservation or
+lose its row; with the memory limiter a non-streamed call's finish never waits and makes no task.
 
 A caller that makes several upstream calls for one request (an agent's steps) passes
 ``Caller.step(n)``: each step is admitted and metered on its own, with its own request id and
@@ -64,7 +66,8 @@ class Caller:
 
     def step(self, n: int) -> Caller:
         """Step ``n`` of this request: its own id, this request as its parent."""
-        return Caller(self.principal, f"{self.request_id}.{n}", self.endpoint, self.request_id)
+        rid = self.request_id
+        return Caller(self.principal, f"{rid}.{n}", self.endpoint, rid, self.headers, self.metered)
 
 
 @dataclass(slots=True, eq=False)

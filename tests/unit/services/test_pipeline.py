@@ -239,3 +239,37 @@ async def test_a_client_gone_mid_stream_settles_and_records_exactly_once(
         await limiter.aclose()
     assert limiter.settled == 1
     assert [(row[0], row[9]) for row in rows] == [("req-gone", 499)]
+
+
+class _Broken(Tap):
+    __slots__ = ()
+
+    def event(self, event: StreamEvent) -> StreamEvent:
+        raise RuntimeError("a bug in a stage")
+
+
+class _BrokenStage:
+    name = "broken"
+
+    def open(self, run: Run) -> Tap | None:
+        return _Broken()
+
+
+async def test_a_bug_in_a_stage_is_a_500_finished_once_and_no_breaker_hears_of_it(
+    gateway: Gateway,
+) -> None:
+    rows: list[LedgerRow] = []
+    stages = Stages((), (HealthStage(), UsageStage(), _BrokenStage()))
+    pipeline, ending = _pipeline(gateway, MemoryLimiter(), rows, stages)
+    caller = Caller(PRINCIPAL, "req-bug", "/v1/chat/completions")
+    with pytest.raises(RuntimeError):
+        await pipeline.complete(caller, _request())
+    streaming = await pipeline.stream(caller, _request(stream=True))
+    with pytest.raises(RuntimeError):
+        async for _ in streaming.events:
+            pass
+    await streaming.aclose()
+    await asyncio.gather(*ending)
+    assert [(row[9], row[10]) for row in rows] == [(500, False), (500, True)]
+    health = gateway.router.health.of("fake/gpt-4o-mini")
+    assert health.state == "closed" and health.consecutive_failures == 0
