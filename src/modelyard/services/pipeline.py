@@ -212,7 +212,9 @@ class Pipeline:
         except BaseException as exc:
             await self._settle(self._finish(run, taps, _status_of(exc), exc))
             raise
-        await self._settle(self._finish(run, taps, 200, None))
+        pending = self._finish(run, taps, 200, None)
+        if pending is not None:  # a remote limiter: otherwise nothing to wait for, no coroutine
+            await self._settle(pending)
         return Answer(result, run.served, run.ticket)
 
     async def stream(self, caller: Caller, request: ChatRequest) -> Streaming:
