@@ -179,7 +179,8 @@ class Pipeline:
 
     async def complete(self, caller: Caller, request: ChatRequest) -> Answer:
         """A whole answer; finished (settled, recorded) before it is returned."""
-        return await self._complete(await self._admit(caller, request), request)
+        ticket = await self._ticket(caller, request.model, estimate_usage(request), False)
+        return await self._complete(Run(self, caller, request, ticket), request)
 
     async def candidate(
         self, caller: Caller, deployment: Deployment, target: Target, request: ChatRequest
@@ -193,8 +194,10 @@ class Pipeline:
         taps: list[Tap] = []
         caller = run.caller
         try:
-            request = await self._prepare(run, request)
-            assert run.deployment is not None
+            if run.deployment is None:
+                run.deployment = self._chat.gateway.table.resolve(request.model)
+            if self._pre:
+                request = await self._checked(run, request)
             ctx = CallContext(caller.request_id, _client(caller))
             if run.candidate is None:
                 result, run.served = await self._chat.complete(
@@ -220,10 +223,12 @@ class Pipeline:
     async def stream(self, caller: Caller, request: ChatRequest) -> Streaming:
         """An answer whose first event has arrived. Its ``events`` must be consumed or the
         stream closed (``aclose``): the end of the stream finishes the call."""
-        run = await self._admit(caller, request)
+        ticket = await self._ticket(caller, request.model, estimate_usage(request), True)
+        run = Run(self, caller, request, ticket)
         try:
-            request = await self._prepare(run, request)
-            assert run.deployment is not None
+            run.deployment = self._chat.gateway.table.resolve(request.model)
+            if self._pre:
+                request = await self._checked(run, request)
             ctx = CallContext(caller.request_id, _client(caller))
             opened = await self._chat.open(run.deployment, request, ctx, caller.headers)
         except BaseException as exc:
@@ -260,13 +265,8 @@ class Pipeline:
         call = Call(caller.request_id, caller.endpoint, model, estimate, stream, caller.parent_id)
         return await self._meter.admit(caller.principal, call)
 
-    async def _admit(self, caller: Caller, request: ChatRequest) -> Run:
-        ticket = await self._ticket(caller, request.model, estimate_usage(request), request.stream)
-        return Run(self, caller, request, ticket)
-
-    async def _prepare(self, run: Run, request: ChatRequest) -> ChatRequest:
-        if run.deployment is None:
-            run.deployment = self._chat.gateway.table.resolve(request.model)
+    async def _checked(self, run: Run, request: ChatRequest) -> ChatRequest:
+        """The pre-call stages, in order, on the decoded request."""
         for stage in self._pre:
             request = await stage.check(run, request)
         run.request = request
