@@ -80,6 +80,18 @@ class Front:
             await _busy(settings.max_in_flight, path, exchange.rid, send)
             self.log_access(settings.access_log, exchange, path, 429, started)
             return
+        self.in_flight += 1
+        try:
+            if not (settings.access_log and access_log.isEnabledFor(logging.INFO)):
+                await self.app(scope, receive, send)  # nothing to note: no wrapper
+            else:
+                await self._logged(scope, receive, send, exchange, started)
+        finally:
+            self.in_flight -= 1
+
+    async def _logged(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, started: float
+    ) -> None:
         status = 500  # what the client sees if the app fails before it answers
 
         async def noting(message: Message) -> None:
@@ -88,12 +100,10 @@ class Front:
                 status = message["status"]
             await send(message)
 
-        self.in_flight += 1
         try:
             await self.app(scope, receive, noting)
         finally:
-            self.in_flight -= 1
-            self.log_access(settings.access_log, exchange, path, exchange.status or status, started)
+            self.log_access(True, exchange, scope["path"], exchange.status or status, started)
 
     @staticmethod
     def log_access(
