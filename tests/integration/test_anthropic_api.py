@@ -15,7 +15,6 @@ import anthropic
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
 
 from modelyard.config.loader import settings_from_data
 from modelyard.server.anthropic_routes import ROUTES
@@ -60,30 +59,11 @@ def _config(fake: FakeOpenAI) -> dict[str, object]:
     }
 
 
-class _ThreadLifespan:
-    """Serves ``app``, answering lifespan events itself: the app's own lifespan installs a
-    signal handler, which only the main thread may do. Shutdown still closes the gateway."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        while (await receive())["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        await self.app.state.modelyard.gateway.aclose()
-        await send({"type": "lifespan.shutdown.complete"})
-
-
 @contextlib.contextmanager
 def _serve(app: Starlette) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        _ThreadLifespan(app), log_config=None, access_log=False, lifespan="on", ws="none"
-    )
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -17,7 +17,6 @@ from modelyard.config import ConfigError, config_path_from_env, load_settings
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ModelyardError
 from modelyard.core.events import TextDelta
-from modelyard.providers.base import CallContext
 from modelyard.providers.sse import SSEDecoder
 
 
@@ -118,13 +117,13 @@ def _text_of(data: str) -> str | None:
 class _InProcess:
     def __init__(self, args: argparse.Namespace) -> None:
         from modelyard.cli.serve import _start_local
-        from modelyard.services.chat import ChatService
         from modelyard.services.gateway import Gateway
+        from modelyard.services.root import standalone_pipeline
 
         settings = load_settings(config_path_from_env(args.config))
         self.runtime = _start_local(settings)
         self.gateway = Gateway(settings, self.runtime.base_url if self.runtime else None)
-        self.chat = ChatService(self.gateway)
+        self.pipeline = standalone_pipeline(self.gateway)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
         request = ChatRequest(
@@ -136,7 +135,11 @@ class _InProcess:
             max_tokens=body.get("max_tokens"),
             temperature=body.get("temperature"),
         )
-        opened = await self.chat.stream(request, CallContext("cli"))
+        from modelyard.services.pipeline import Caller
+        from modelyard.tenancy.keys import Principal
+
+        caller = Caller(Principal(None, anonymous=True), "cli", "cli", metered=False)
+        opened = await self.pipeline.stream(caller, request)
         async for event in opened.events:
             if isinstance(event, TextDelta):
                 yield event.text

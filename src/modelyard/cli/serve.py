@@ -16,8 +16,8 @@ import uvicorn
 
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 from modelyard.server.app import LOCAL_URL_ENV
-from modelyard.server.backing import REDIS_URL_ENV
 from modelyard.services.build import build_components, local_models
+from modelyard.services.root import REDIS_URL_ENV
 from modelyard.services.tenancy import ADMIN_KEY_ENV
 from modelyard.store import StoreError, database_url, open_store
 from modelyard.store.tenancy import Tenancy

@@ -9,7 +9,6 @@ with a ``Call`` and renders what it returns. A store error is a 503.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +23,8 @@ from modelyard.protocols.openai import errors
 from modelyard.server.admin_openapi import Operation
 from modelyard.server.chat_route import authenticate, state_of
 from modelyard.server.http import json_response, read_json, request_id
-from modelyard.server.state import AppState
 from modelyard.services.admin_fields import parse, single_values
+from modelyard.services.root import Root
 from modelyard.services.tenancy import TenancyAdmin
 from modelyard.store import StoreError
 from modelyard.tenancy.keys import Principal
@@ -47,7 +46,7 @@ class Call:
     """One admin request: who calls, with what state, at what time, with its checked input."""
 
     request: Request
-    state: AppState
+    state: Root
     principal: Principal
     rid: str
     now: datetime
@@ -99,7 +98,6 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
 
     async def run(request: Request) -> Response:
         rid = request_id(request)
-        started = time.perf_counter()
         state = state_of(request)
         try:
             principal = authenticate(state, request)
@@ -117,7 +115,6 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
                 answer = json_response(body, status, {"x-request-id": rid})
         except ModelyardError as exc:
             answer = _error(_translate(exc), rid)
-        state.log_access(rid, request.url.path, answer.status_code, started, None)
         return answer
 
     return run

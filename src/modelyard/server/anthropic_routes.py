@@ -8,7 +8,6 @@ encoding and the error shape are this dialect's. Besides ``x-request-id``, respo
 from __future__ import annotations
 
 import os
-import time
 from functools import partial
 
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from modelyard.server.chat_route import (
     error_response,
     state_of,
 )
-from modelyard.server.http import json_response, read_json, request_id
+from modelyard.server.http import exchange_of, json_response, read_json
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -59,21 +58,17 @@ DIALECT = Dialect(
 async def count_tokens(request: Request) -> Response:
     """An estimate of the request's input tokens; see ``protocols.anthropic.count``."""
     state = state_of(request)
-    rid = request_id(request)
-    started = time.perf_counter()
-    status, model = 200, None
+    exchange = exchange_of(request)
     try:
         authenticate(state, request)
-        count_request = decode_count_tokens(await read_json(request, state.max_body_bytes))
-        model = count_request.model
-        state.models.get(model)  # an unknown deployment is a 404 here as on /v1/messages
+        body = await read_json(request, state.current.max_body_bytes)
+        count_request = decode_count_tokens(body)
+        exchange.model = count_request.model
+        state.current.models.get(count_request.model)  # unknown: a 404 as on /v1/messages
         payload = encode.count_json(estimate_input_tokens(count_request))
-        return json_response(payload, headers=_ids(rid))
+        return json_response(payload, headers=_ids(exchange.rid))
     except ModelyardError as err:
-        status = err.status
-        return error_response(DIALECT, err, rid)
-    finally:
-        state.log_access(rid, request.url.path, status, started, model)
+        return error_response(DIALECT, err, exchange.rid)
 
 
 def _message_id() -> str:

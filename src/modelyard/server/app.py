@@ -10,29 +10,29 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelyard.config import ConfigError, Settings, data_dir, load_settings
+from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.protocols.openai import errors
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
-from modelyard.server.backing import Backing
 from modelyard.server.http import json_response, request_id
+from modelyard.server.middleware import Front
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
-from modelyard.server.state import AppState
-from modelyard.services.build import with_overrides
-from modelyard.services.deployments import sync_versions
 from modelyard.services.gateway import Gateway
-from modelyard.store import Store, StoreError, database_url, open_store, redact
+from modelyard.services.root import Root
+from modelyard.store import Store, database_url, open_store, redact
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
@@ -45,29 +45,26 @@ def create_app(
     config_path: Path | None = None,
     store_url: str | None = None,
 ) -> Starlette:
-    """``store_url``: the deployment-version store; None (embedding, tests) keeps no versions."""
-    state = AppState(Gateway(settings, local_base_url))
+    """``store_url``: the store (deployment versions, keys, the ledger); None (embedding,
+    tests) keeps none. The composition root is built when the app starts (``Root.open``)."""
+    gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
+    holder: dict[str, Root] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        # Deployment versions: recorded and applied before the first request; a store that
-        # cannot open fails startup rather than silently serving a rolled-back deployment wrong.
-        store = await _open_versions(state, store_url) if store_url else None
-        backing = Backing(state, store)
-        await backing.start()
+        store = await _open_store(store_url) if store_url else None
+        root = await Root.open(gateway, store)
+        holder["root"] = app.state.modelyard = root
         # Everything built at start-up (the catalog's price data above all) lives as long as
         # the process: keep it out of the cyclic collector's way, so collections triggered by
         # request garbage stay small.
         gc.collect()
         gc.freeze()
-
-        async def on_reload() -> None:
-            if await reload(state, config_path, store):
-                await backing.keys_changed()
-
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(on_reload()))
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: loop.create_task(root.reload(config_path))
+            )
             on_hup = True
         except (ValueError, NotImplementedError, RuntimeError):
             on_hup = False  # served off the main thread (tests, embedding): no signal reload
@@ -76,10 +73,7 @@ def create_app(
         finally:
             if on_hup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            await backing.aclose()
-            await state.gateway.aclose()
-            if store is not None:
-                await store.aclose()
+            await root.aclose()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -92,9 +86,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(Front, root_of=lambda: holder["root"])],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-    app.state.modelyard = state
+    app.state.readiness = _Readiness()
     return app
 
 
@@ -107,43 +102,18 @@ def app_from_env() -> Starlette:
     return create_app(settings, os.environ.get(LOCAL_URL_ENV) or None, path, url)
 
 
-async def _open_versions(state: AppState, url: str) -> Store:
-    """Open (and migrate) the store, record the config's versions, serve any rollbacks."""
+async def _open_store(url: str) -> Store:
     store = await open_store(url)
     log.info("deployment versions in %s", redact(url))
-    try:
-        settings = state.gateway.settings
-        overrides = await sync_versions(store, settings)
-        if overrides:
-            served = with_overrides(settings, overrides)
-            old = state.gateway
-            state.install(Gateway(served, old.local_base_url, previous=old))
-    except ConfigError as exc:
-        log.error("rolled-back deployments not applied, serving the config: %s", exc)
-    except BaseException:
-        await store.aclose()
-        raise
     return store
 
 
-async def reload(state: AppState, config_path: Path | None, store: Store | None = None) -> bool:
-    """Re-read the config and swap it in whole; a config with errors, or a version store that
-    fails, leaves the running one."""
-    old = state.gateway
-    try:
-        settings = await asyncio.to_thread(load_settings, config_path)
-        if store is not None:
-            settings = with_overrides(settings, await sync_versions(store, settings))
-        new = Gateway(settings, old.local_base_url, previous=old)
-    except ConfigError as exc:
-        log.error("reload refused, the running config stays: %s", exc)
-        return False
-    except StoreError as exc:
-        log.error("reload refused, the running config stays: version store: %s", exc)
-        return False
-    state.install(new)
-    log.info("reloaded %s: deployments %s", config_path, ", ".join(sorted(new.table.names)))
-    return True
+@dataclass(slots=True)
+class _Readiness:
+    """The local runtime's last health answer, kept for a second."""
+
+    checked_at: float = 0.0
+    ready: bool = False
 
 
 async def healthz(request: Request) -> Response:
@@ -151,28 +121,29 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    state: AppState = request.app.state.modelyard
-    base = state.gateway.local_base_url
-    if state.gateway.settings.local.enabled and not await _local_ready(state, base):
+    gateway: Gateway = request.app.state.modelyard.gateway
+    readiness: _Readiness = request.app.state.readiness
+    if gateway.settings.local.enabled and not await _local_ready(gateway, readiness):
         return json_response(b'{"status":"starting","local":"not ready"}', 503)
     return json_response(b'{"status":"ready"}')
 
 
-async def _local_ready(state: AppState, base: str | None) -> bool:
+async def _local_ready(gateway: Gateway, readiness: _Readiness) -> bool:
+    base = gateway.local_base_url
     if base is None:
         return False
     now = time.monotonic()
-    if state.local_ready and now - state.ready_checked_at < 1.0:
+    if readiness.ready and now - readiness.checked_at < 1.0:
         return True
     health = base.removesuffix("/v1") + "/health"
     try:
-        resp = await state.gateway.transport.get(health, {}, _HEALTH_TIMEOUTS, "local runtime")
+        resp = await gateway.transport.get(health, {}, _HEALTH_TIMEOUTS, "local runtime")
     except ModelyardError:
-        state.local_ready = False
+        readiness.ready = False
         return False
-    state.local_ready = resp.status == 200
-    state.ready_checked_at = now
-    return state.local_ready
+    readiness.ready = resp.status == 200
+    readiness.checked_at = now
+    return readiness.ready
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -1,35 +1,36 @@
 """The chat endpoint every served dialect shares: the steps are the same, only the shapes differ.
 
-Request id, in-flight bound, authentication, bounded body, decode, the chat service (with the
-request's headers for sticky routing), then a JSON body or an SSE stream; errors before the first
-byte become the dialect's error response, after it the dialect's in-stream error frame.
+Authenticate, read the bounded body, decode, hand the request to the pipeline (with the
+request's headers for sticky routing), then a JSON body or an SSE stream; errors before the
+first byte become the dialect's error response, after it the dialect's in-stream error frame.
+The request id, the in-flight bound and the access log are the middleware's (``Front``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import InternalError, ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.protocols.headers import error_headers
-from modelyard.providers.base import CallContext
-from modelyard.server.http import json_response, read_json, request_id
-from modelyard.server.state import AppState
-from modelyard.services.chat import ChatStream, Served
-from modelyard.services.metering import Call, Ticket, estimate_usage
+from modelyard.server.http import exchange_of, json_response, read_json
+from modelyard.server.middleware import Exchange
+from modelyard.services.chat import Served
+from modelyard.services.metering import Ticket
+from modelyard.services.pipeline import INTERNAL, Caller, Streaming
+from modelyard.services.root import Root
 from modelyard.tenancy.keys import Principal, bearer_token
 
 log = logging.getLogger("modelyard.server")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-CLIENT_GONE = 499  # the client closed the connection before the answer ended
 
 
 class StreamWriter(Protocol):
@@ -51,12 +52,12 @@ class Dialect:
     id_headers: Callable[[str], Mapping[str, str]]
 
 
-def state_of(request: Request) -> AppState:
-    state: AppState = request.app.state.modelyard
-    return state
+def state_of(request: Request) -> Root:
+    root: Root = request.app.state.modelyard
+    return root
 
 
-def authenticate(state: AppState, request: Request) -> Principal:
+def authenticate(state: Root, request: Request) -> Principal:
     headers = request.headers
     return state.keys.authenticate(
         bearer_token(headers.get("authorization"), headers.get("x-api-key"))
@@ -82,82 +83,69 @@ def served_headers(
 
 
 async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
-    state = state_of(request)
-    rid = request_id(request)
-    started = time.perf_counter()
-    model: str | None = None
-    streaming = False
-    status = 200
+    root = state_of(request)
+    exchange = exchange_of(request)
+    rid = exchange.rid
+    current = root.current
     try:
-        state.in_flight.enter()
-    except ModelyardError as err:
-        state.log_access(rid, dialect.path, err.status, started, None)
-        return error_response(dialect, err, rid)
-    ticket: Ticket | None = None
-    meter = state.meter
-    try:
-        principal = authenticate(state, request)
-        chat_request = dialect.decode(await read_json(request, state.max_body_bytes))
-        model = chat_request.model
-        principal.may_call(model)
-        call = Call(rid, dialect.path, model, estimate_usage(chat_request), chat_request.stream)
-        ticket = await meter.admit(principal, call)
-        ctx = CallContext(rid, principal.key_id)
+        principal = authenticate(root, request)
+        chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
+        exchange.model = chat_request.model
+        caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
         if chat_request.stream:
-            opened = await state.chat.stream(chat_request, ctx, request.headers.get)
-            streaming = True
-            body = _sse(dialect, state, opened, chat_request, ticket, started)
-            headers = {**served_headers(dialect, opened.served, rid, ticket), **SSE_HEADERS}
-            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
-        result, served = await state.chat.complete(chat_request, ctx, request.headers.get)
-        meter.observe_result(ticket, result)
-        await meter.finish(ticket, served, 200)
-        payload = dialect.encode_result(result, model)
-        return json_response(payload, headers=served_headers(dialect, served, rid, ticket))
+            streaming = await current.pipeline.stream(caller, chat_request)
+            headers = {**served_headers(dialect, streaming.served, rid, streaming.ticket)}
+            return SSEResponse(dialect, chat_request, streaming, exchange, headers)
+        answer = await current.pipeline.complete(caller, chat_request)
+        payload = dialect.encode_result(answer.result, chat_request.model)
+        return json_response(
+            payload, headers=served_headers(dialect, answer.served, rid, answer.ticket)
+        )
     except ModelyardError as err:
-        status = err.status
-        if ticket is not None:
-            await meter.finish(ticket, None, status)
         return error_response(dialect, err, rid)
-    finally:
-        if not streaming:
-            state.in_flight.leave()
-            state.log_access(rid, dialect.path, status, started, model)
 
 
-async def _sse(
-    dialect: Dialect,
-    state: AppState,
-    opened: ChatStream,
-    chat_request: ChatRequest,
-    ticket: Ticket,
-    started: float,
+class SSEResponse(StreamingResponse):
+    """The stream's frames; however the response ends (even unsent), the stream is closed,
+    which finishes the call."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        chat_request: ChatRequest,
+        streaming: Streaming,
+        exchange: Exchange,
+        headers: dict[str, str],
+    ) -> None:
+        body = _frames(dialect, chat_request, streaming, exchange.rid)
+        super().__init__(body, headers={**headers, **SSE_HEADERS}, media_type="text/event-stream")
+        self._streaming = streaming
+        self._exchange = exchange
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._streaming.aclose()  # a client gone mid-stream: recorded as 499
+            self._exchange.status = self._streaming.run.status
+
+
+async def _frames(
+    dialect: Dialect, chat_request: ChatRequest, streaming: Streaming, rid: str
 ) -> AsyncIterator[bytes]:
-    rid = ticket.call.request_id
     writer = dialect.stream_writer(chat_request)
-    events = state.meter.observe_stream(ticket, opened.events)
-    status = 200
-    ended = False
     try:
         opening = writer.start()
         if opening:
             yield opening
-        async for event in events:
+        async for event in streaming.events:
             frame = writer.encode(event)
             if frame:
                 yield frame
-        ended = True
         yield writer.close()
     except ModelyardError as err:
-        status, ended = err.status, True
         yield dialect.error_frame(err, rid)
     except Exception:  # an after-first-byte bug must still end the stream with an error, not a hang
         log.exception("request %s: stream failed", rid)
-        status, ended = 500, True
+        await streaming.aclose(INTERNAL)
         yield dialect.error_frame(InternalError("internal error while streaming"), rid)
-    finally:
-        await events.aclose()
-        # A client that left mid-stream is recorded as 499 with what it was sent so far.
-        await state.meter.finish(ticket, opened.served, status if ended else CLIENT_GONE)
-        state.in_flight.leave()
-        state.log_access(rid, dialect.path, status, started, chat_request.model)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,16 +10,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.core.errors import InvalidRequest, PayloadTooLarge
+from modelyard.server.middleware import EXCHANGE, Exchange, request_id_of
 
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+def exchange_of(request: Request) -> Exchange:
+    """The request as the middleware opened it (its id, and where the route notes the model)."""
+    found: Exchange | None = request.scope.get(EXCHANGE)
+    if found is None:  # an app mounted without ``Front`` (never by ``create_app``)
+        found = request.scope[EXCHANGE] = Exchange(request_id_of(request.scope))
+    return found
 
 
 def request_id(request: Request) -> str:
-    """The caller's ``x-request-id`` when it is sane, else a fresh one."""
-    given = request.headers.get("x-request-id")
-    if given and _REQUEST_ID_RE.match(given):
-        return given
-    return "req_" + os.urandom(12).hex()
+    """The request's id: the caller's ``x-request-id`` when it is sane, else a fresh one."""
+    return exchange_of(request).rid
 
 
 async def read_json(request: Request, limit: int) -> Any:

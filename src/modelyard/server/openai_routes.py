@@ -15,7 +15,6 @@ from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import ModelyardError
 from modelyard.protocols.openai import encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
-from modelyard.providers.base import CallContext
 from modelyard.server.chat_route import (
     Dialect,
     authenticate,
@@ -24,9 +23,9 @@ from modelyard.server.chat_route import (
     served_headers,
     state_of,
 )
-from modelyard.server.http import json_response, read_json, request_id
-from modelyard.services.metering import Call, Ticket, estimate_embedding_usage
+from modelyard.server.http import exchange_of, json_response, read_json, request_id
 from modelyard.services.models import ModelEntry
+from modelyard.services.pipeline import Caller
 
 
 def _ids(rid: str) -> dict[str, str]:
@@ -56,33 +55,22 @@ DIALECT = Dialect(
 
 async def embeddings(request: Request) -> Response:
     state = state_of(request)
-    rid = request_id(request)
-    started = time.perf_counter()
-    status, model = 200, None
-    ticket: Ticket | None = None
+    exchange = exchange_of(request)
+    rid = exchange.rid
+    current = state.current
     try:
         principal = authenticate(state, request)
-        body = await read_json(request, state.max_body_bytes)
+        body = await read_json(request, current.max_body_bytes)
         emb_request = decode_embeddings(body)
-        model = emb_request.model
-        principal.may_call(model)
-        call = Call(rid, request.url.path, model, estimate_embedding_usage(emb_request))
-        ticket = await state.meter.admit(principal, call)
-        result, served = await state.embeddings.embed(
-            emb_request, CallContext(rid, principal.key_id)
-        )
-        state.meter.observe_result(ticket, result)
-        await state.meter.finish(ticket, served, 200)
+        exchange.model = emb_request.model
+        caller = Caller(principal, rid, request.url.path)
+        answer = await current.pipeline.embed(caller, emb_request)
         as_b64 = isinstance(body, dict) and body.get("encoding_format") == "base64"
-        payload = encode.embeddings_json(result, model, as_b64)
-        return json_response(payload, headers=served_headers(DIALECT, served, rid, ticket))
+        payload = encode.embeddings_json(answer.result, emb_request.model, as_b64)
+        headers = served_headers(DIALECT, answer.served, rid, answer.ticket)
+        return json_response(payload, headers=headers)
     except ModelyardError as err:
-        status = err.status
-        if ticket is not None:
-            await state.meter.finish(ticket, None, status)
         return error_response(DIALECT, err, rid)
-    finally:
-        state.log_access(rid, request.url.path, status, started, model)
 
 
 async def list_models(request: Request) -> Response:
@@ -92,7 +80,7 @@ async def list_models(request: Request) -> Response:
         authenticate(state, request)
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)
-    data = [_model_json(e) for e in state.models.list()]
+    data = [_model_json(e) for e in state.current.models.list()]
     return json_response(encode.list_json(data), headers={"x-request-id": rid})
 
 
@@ -101,7 +89,7 @@ async def get_model(request: Request) -> Response:
     rid = request_id(request)
     try:
         authenticate(state, request)
-        entry = state.models.get(request.path_params["model"])
+        entry = state.current.models.get(request.path_params["model"])
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)
     return json_response(encode.dumps(_model_json(entry)), headers={"x-request-id": rid})

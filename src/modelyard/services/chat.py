@@ -1,23 +1,24 @@
-"""The chat use case: resolve the deployment, plan its targets, call them with failover."""
+"""The chat call: plan a deployment's targets, walk them with failover, open or complete.
+
+This is the pipeline's attempt step (see ``services.pipeline``): it knows targets, breakers and
+capabilities, nothing of callers, limits or what happens to the answer afterwards.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import functools
 import random
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from modelyard.core.chat import ChatRequest, ChatResult, Usage, estimate_prompt_tokens
-from modelyard.core.errors import ModelyardError
-from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.chat import ChatRequest, ChatResult, estimate_prompt_tokens
+from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
 from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
 from modelyard.services.params import apply_params
-from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_text
 
 HeaderLookup = Callable[[str], str | None]
 
@@ -33,22 +34,26 @@ class Served:
 
 
 @dataclass(slots=True)
-class ChatStream:
+class Opened:
+    """A stream whose first event has arrived (or that ended before any): failover is over."""
+
     served: Served
-    events: AsyncGenerator[StreamEvent, None]
+    first: StreamEvent | None
+    rest: AsyncIterator[StreamEvent]
+    health: TargetHealth  # the chosen target's breaker, told of a failure past this point
 
 
 class ChatService:
     def __init__(
-        self,
-        gateway: Gateway,
-        rng: random.Random | None = None,
-        shadow: ShadowMirror | None = None,
+        self, gateway: Gateway, rng: random.Random | None = None, sleep: Sleep = asyncio.sleep
     ) -> None:
         self._gateway = gateway
         self._rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
-        self._shadow = shadow
-        self.sleep: Sleep | None = None  # tests may replace the wait between attempts
+        self._sleep = sleep  # the wait between attempts, injectable for tests
+
+    @property
+    def gateway(self) -> Gateway:
+        return self._gateway
 
     def _loop(
         self, deployment: Deployment, request: ChatRequest, headers: HeaderLookup | None
@@ -62,39 +67,41 @@ class ChatService:
                 price_of=self._gateway.price_of,
             )
         )
-        if self.sleep is None:
-            return AttemptLoop(plan, self._rng)
-        return AttemptLoop(plan, self._rng, self.sleep)
+        return AttemptLoop(plan, self._rng, self._sleep)
 
     def _health(self, chosen: Resolved) -> TargetHealth:
         return self._gateway.router.health.of(chosen.target.key)
 
     async def complete(
-        self, request: ChatRequest, ctx: CallContext, headers: HeaderLookup | None = None
+        self,
+        deployment: Deployment,
+        request: ChatRequest,
+        ctx: CallContext,
+        headers: HeaderLookup | None = None,
     ) -> tuple[ChatResult, Served]:
         async def call(chosen: Resolved) -> ChatResult:
             upstream = apply_params(request, chosen.target.params)
             return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
 
-        started = time.perf_counter()
-        deployment = self._gateway.table.resolve(request.model)
         outcome = await self._loop(deployment, request, headers).run(call, self._health)
-        served = _served(outcome.chosen, outcome.attempts)
-        if self._shadow is not None and self._shadow.sampled(deployment):
-            result = outcome.value
-            answer = PrimaryAnswer(
-                served.provider,
-                served.model,
-                result_text(result),
-                result.usage,
-                time.perf_counter() - started,
-            )
-            self._shadow.mirror(self._gateway, deployment, request, ctx.request_id, answer)
-        return outcome.value, served
+        return outcome.value, _served(outcome.chosen, outcome.attempts)
 
-    async def stream(
-        self, request: ChatRequest, ctx: CallContext, headers: HeaderLookup | None = None
-    ) -> ChatStream:
+    async def complete_on(
+        self, deployment: Deployment, target: Target, request: ChatRequest, ctx: CallContext
+    ) -> tuple[ChatResult, Served]:
+        """One call of one given target (a shadow candidate): no plan, no retry, no breaker."""
+        chosen = Resolved(deployment, target, self._gateway.providers[target.provider])
+        upstream = apply_params(request, target.params)
+        result = await chosen.provider.chat(upstream, target.model, _ctx(ctx, chosen))
+        return result, _served(chosen, 1)
+
+    async def open(
+        self,
+        deployment: Deployment,
+        request: ChatRequest,
+        ctx: CallContext,
+        headers: HeaderLookup | None = None,
+    ) -> Opened:
         """Open the stream and wait for its first event: failover happens only before it."""
 
         async def call(chosen: Resolved) -> tuple[StreamEvent | None, AsyncIterator[StreamEvent]]:
@@ -105,22 +112,13 @@ class ChatService:
             except StopAsyncIteration:
                 return None, events
             except BaseException:
-                await _close(events)
+                await close_events(events)
                 raise
 
-        started = time.perf_counter()
-        deployment = self._gateway.table.resolve(request.model)
         outcome = await self._loop(deployment, request, headers).run(call, self._health)
         first, rest = outcome.value
-        health = self._health(outcome.chosen)
         served = _served(outcome.chosen, outcome.attempts)
-        events = _continue(first, rest, health)
-        if self._shadow is not None and self._shadow.sampled(deployment):
-            mirror = functools.partial(
-                self._shadow.mirror, self._gateway, deployment, request, ctx.request_id
-            )
-            events = _observed(events, served, started, mirror)
-        return ChatStream(served, events)
+        return Opened(served, first, rest, self._health(outcome.chosen))
 
     def _incapable(self, request: ChatRequest, target: Target) -> str | None:
         provider = self._gateway.providers[target.provider]
@@ -153,56 +151,7 @@ def _served(chosen: Resolved, attempts: int) -> Served:
     return Served(chosen.deployment.name, chosen.provider.name, chosen.target.model, attempts)
 
 
-async def _close(events: AsyncIterator[StreamEvent]) -> None:
+async def close_events(events: AsyncIterator[StreamEvent]) -> None:
     close = getattr(events, "aclose", None)
     if close is not None:
         await close()
-
-
-async def _continue(
-    first: StreamEvent | None, rest: AsyncIterator[StreamEvent], health: TargetHealth
-) -> AsyncGenerator[StreamEvent, None]:
-    """The stream after its first event; a failure past that point counts against the target."""
-    try:
-        if first is not None:
-            yield first
-        async for event in rest:
-            yield event
-    except ModelyardError:
-        health.failure()
-        raise
-    finally:
-        await _close(rest)
-
-
-async def _observed(
-    events: AsyncGenerator[StreamEvent, None],
-    served: Served,
-    started: float,
-    mirror: Callable[[PrimaryAnswer], None],
-) -> AsyncGenerator[StreamEvent, None]:
-    """The stream unchanged; once it has ended well, its answer goes to the shadow mirror."""
-    text: list[str] = []
-    calls: dict[int, list[str]] = {}
-    usage: Usage | None = None
-    try:
-        async for event in events:
-            if isinstance(event, TextDelta) and event.index == 0:
-                text.append(event.text)
-            elif isinstance(event, ToolCallDelta) and event.index == 0:
-                call = calls.setdefault(event.call_index, ["", ""])
-                call[0] += event.name or ""
-                call[1] += event.arguments
-            elif isinstance(event, UsageReport):
-                usage = event.usage
-            yield event
-    finally:
-        await events.aclose()
-    answer = "".join(text)
-    lines = [answer, *(f"{name}({args})" for name, args in calls.values())]
-    elapsed = time.perf_counter() - started
-    mirror(
-        PrimaryAnswer(
-            served.provider, served.model, "\n".join(x for x in lines if x), usage, elapsed
-        )
-    )

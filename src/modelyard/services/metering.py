@@ -9,8 +9,9 @@ skips the limiter entirely; nothing here waits on the database.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from modelyard.core.chat import (
     CHARS_PER_TOKEN,
@@ -20,7 +21,6 @@ from modelyard.core.chat import (
     estimate_prompt_tokens,
 )
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
-from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
 from modelyard.store.usage import LedgerRow
@@ -42,6 +42,7 @@ class Call:
     model: str
     estimate: Usage
     stream: bool = False
+    parent_id: str | None = None  # the request this call is a step of
 
 
 @dataclass(slots=True)
@@ -117,10 +118,14 @@ class Meter:
         micros = estimate.input_tokens * found[1] + estimate.output_tokens * found[2]
         return -(-micros // 1_000_000)
 
-    async def finish(self, ticket: Ticket, served: Served | None, status: int) -> None:
-        """Settle the reservation and record the request (once, whatever called first)."""
+    def close(
+        self, ticket: Ticket, served: Served | None, status: int
+    ) -> Coroutine[Any, Any, None] | None:
+        """Record the request and settle its reservation, once whatever called first. The
+        memory limiter settles at once; a remote one's settlement is returned, to be awaited
+        where a cancellation cannot interrupt it (``services.pipeline``)."""
         if ticket.finished:
-            return
+            return None
         ticket.finished = True
         usage = ticket.usage
         reported = usage is not None
@@ -132,15 +137,21 @@ class Meter:
             else 0
         )
         ticket.cost_micros = cost
+        if self._record is not None:
+            self._record(_record(ticket, served, status, usage, cost, reported))
         reservation = ticket.reservation
         if reservation is not None and self._limiter is not None:
             tokens = usage.input_tokens + usage.output_tokens
-            if self._memory is not None:
-                self._memory.settle_now(reservation, tokens, cost or 0)
-            else:
-                await self._limiter.settle(reservation, tokens, cost or 0)
-        if self._record is not None:
-            self._record(_record(ticket, served, status, usage, cost, reported))
+            if self._memory is None:
+                return self._limiter.settle(reservation, tokens, cost or 0)
+            self._memory.settle_now(reservation, tokens, cost or 0)
+        return None
+
+    async def finish(self, ticket: Ticket, served: Served | None, status: int) -> None:
+        """``close``, awaiting the settlement here."""
+        pending = self.close(ticket, served, status)
+        if pending is not None:
+            await pending
 
     def _estimated(self, ticket: Ticket, served: Served | None) -> Usage:
         if served is None:
@@ -152,22 +163,6 @@ class Meter:
         ticket.usage = result.usage
         if result.usage is None and isinstance(result, ChatResult):
             ticket.output_chars = sum(len(c.message.text()) for c in result.choices)
-
-    async def observe_stream(
-        self, ticket: Ticket, events: AsyncGenerator[StreamEvent, None]
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """The stream unchanged, noting its first token, its length and its usage."""
-        try:
-            async for event in events:
-                if ticket.first_token_at is None and isinstance(event, TextDelta | ToolCallDelta):
-                    ticket.first_token_at = time.perf_counter()
-                if isinstance(event, TextDelta):
-                    ticket.output_chars += len(event.text)
-                elif isinstance(event, UsageReport):
-                    ticket.usage = event.usage
-                yield event
-        finally:
-            await events.aclose()
 
 
 def _dearest_rates(gateway: Gateway, deployment: str) -> tuple[int, int]:
@@ -217,4 +212,5 @@ def _record(
         round((ttft - ticket.started) * 1_000_000) / 1000 if ttft is not None else None,
         served.attempts if served else 0,
         reported,
+        call.parent_id,
     )

@@ -19,20 +19,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from modelyard.core.chat import ChatRequest, ChatResult, Message, Usage
 from modelyard.core.errors import ModelyardError
-from modelyard.providers.base import CallContext
-from modelyard.routing import Deployment
-from modelyard.services.gateway import Gateway
-from modelyard.services.params import apply_params
+from modelyard.routing import Deployment, Target
+from modelyard.services.pipeline import Caller
 from modelyard.store.shadow_records import ShadowRecord
 
 log = logging.getLogger("modelyard.shadow")
 Record = Callable[[ShadowRecord], object]
+
+
+class Candidates(Protocol):
+    """The way to a candidate: the request pipeline of the config the primary was served by."""
+
+    def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None: ...
+
+    async def candidate(
+        self, caller: Caller, deployment: Deployment, target: Target, request: ChatRequest
+    ) -> ChatResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +53,7 @@ class PrimaryAnswer:
 
 
 class ShadowMirror:
-    """Lives as long as the server (across reloads); the gateway of each call is passed in."""
+    """Lives as long as the server (across reloads); the pipeline of each call is passed in."""
 
     def __init__(
         self,
@@ -67,10 +75,10 @@ class ShadowMirror:
 
     def mirror(
         self,
-        gateway: Gateway,
+        pipeline: Candidates,
         deployment: Deployment,
         request: ChatRequest,
-        request_id: str,
+        caller: Caller,
         primary: PrimaryAnswer,
     ) -> None:
         """Start the candidate's call in the background (or skip it when at the bound)."""
@@ -82,7 +90,7 @@ class ShadowMirror:
             self.skipped += 1
             return
         self._in_flight[deployment.name] = running + 1
-        call = _Call(gateway, deployment, request, request_id, primary)
+        call = _Call(pipeline, deployment, request, caller, primary)
         task = asyncio.get_running_loop().create_task(self._run(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -92,7 +100,7 @@ class ShadowMirror:
             self._record(await self._candidate(call))
             self.mirrored += 1
         except Exception:  # a shadow must never take anything down with it
-            log.exception("shadow call for request %s failed", call.request_id)
+            log.exception("shadow call for request %s failed", call.caller.request_id)
         finally:
             self._in_flight[call.deployment.name] -= 1
 
@@ -100,25 +108,25 @@ class ShadowMirror:
         shadow = call.deployment.shadow
         assert shadow is not None
         target = shadow.target
-        provider = call.gateway.providers[target.provider]
         upstream = dataclasses.replace(call.request, stream=False, include_usage=False)
-        upstream = apply_params(upstream, target.params)
-        ctx = CallContext(f"{call.request_id}-shadow")
+        # Its own id, the primary as its parent; unmetered: the shadow's cost is in its record.
+        rid = call.caller.request_id
+        caller = Caller(call.caller.principal, f"{rid}-shadow", "shadow", rid, metered=False)
         started = self._clock()
         output: str | None = None
         usage: Usage | None = None
         error: str | None = None
         try:
-            result = await provider.chat(upstream, target.model, ctx)
+            result = await call.pipeline.candidate(caller, call.deployment, target, upstream)
             output, usage = result_text(result), result.usage
         except ModelyardError as err:
             error = f"{err.status} {err.kind}: {err.message}"
         latency = self._clock() - started
         primary = call.primary
-        gateway = call.gateway
+        gateway = call.pipeline
         return ShadowRecord(
             created_at=datetime.now(UTC),
-            request_id=call.request_id,
+            request_id=rid,
             deployment=call.deployment.name,
             request=request_json(call.request),
             primary_provider=primary.provider,
@@ -153,10 +161,10 @@ class ShadowMirror:
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    gateway: Gateway
+    pipeline: Candidates
     deployment: Deployment
     request: ChatRequest
-    request_id: str
+    caller: Caller
     primary: PrimaryAnswer
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +43,9 @@ class UsageRow(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)
     usage_reported: Mapped[bool] = mapped_column(Boolean)
+    # The request this one was a step of (an agent's model or tool step); not indexed, like
+    # request_id (revision 0006): no usage query filters by it, and every insert would pay.
+    parent_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 @dataclass(slots=True)  # not frozen: one is built per request, and frozen __init__ is slow
@@ -69,20 +71,68 @@ class UsageRecord:
     ttft_ms: float | None
     attempts: int
     usage_reported: bool  # False: the upstream sent no usage and the tokens are an estimate
+    parent_id: str | None = None  # the request this was a step of
 
 
 # One ledger row as the meter hands it to the writer: ``UsageRecord``'s values in field order,
 # except ``created_at``, which is seconds since the epoch. A plain tuple of atoms is the
-# cheapest thing to build on the request path, and the cyclic collector stops tracking it at
-# its first pass, so rows waiting in the writer's queue do not lengthen every collection.
-LedgerRow = tuple[Any, ...]
+# cheapest thing to build on the request path (and what the SQLite writer process unpickles
+# without importing us), and the cyclic collector stops tracking it at its first pass, so rows
+# waiting in the writer's queue do not lengthen every collection. Every position is typed, so
+# mypy refuses a row whose columns are swapped (unless both have the same type: the tokens);
+# ``tests/unit/store/test_ledger_row_types.py`` holds the alias to the record's fields.
+LedgerRow = tuple[
+    str,  # request_id
+    float,  # created_at, seconds since the epoch
+    str,  # day
+    str | None,  # project_id
+    str | None,  # key_id
+    str,  # endpoint
+    str | None,  # deployment
+    str | None,  # provider
+    str | None,  # model
+    int,  # status
+    bool,  # stream
+    int,  # input_tokens
+    int,  # output_tokens
+    int,  # cached_input_tokens
+    int,  # cache_write_tokens
+    int,  # reasoning_tokens
+    int | None,  # cost_micros
+    float,  # latency_ms
+    float | None,  # ttft_ms
+    int,  # attempts
+    bool,  # usage_reported
+    str | None,  # parent_id
+]
 
 
-def ledger_row(record: UsageRecord) -> LedgerRow:
+def ledger_row(r: UsageRecord) -> LedgerRow:
     """A record as the row the writer takes (for callers that hold records, such as tests)."""
-    values = list(_values(record))
-    values[_CREATED_AT] = record.created_at.timestamp()
-    return tuple(values)
+    return (
+        r.request_id,
+        r.created_at.timestamp(),
+        r.day,
+        r.project_id,
+        r.key_id,
+        r.endpoint,
+        r.deployment,
+        r.provider,
+        r.model,
+        r.status,
+        r.stream,
+        r.input_tokens,
+        r.output_tokens,
+        r.cached_input_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        r.cost_micros,
+        r.latency_ms,
+        r.ttft_ms,
+        r.attempts,
+        r.usage_reported,
+        r.parent_id,
+    )
 
 
 _COLUMNS = {
@@ -95,7 +145,6 @@ _COLUMNS = {
     "status": UsageRow.status,
 }
 _FIELDS = tuple(UsageRecord.__dataclass_fields__)
-_values = operator.attrgetter(*_FIELDS)
 # Our own column names, never input.
 _SQLITE_INSERT = (
     f"INSERT INTO usage_records ({', '.join(_FIELDS)}) "  # noqa: S608
@@ -124,10 +173,10 @@ class UsageLedger:
         if conn.dialect.name == "sqlite":
             await conn.exec_driver_sql(_SQLITE_INSERT, sqlite_params(_CREATED_AT, list(rows)))
             return
-        values = []
+        values: list[dict[str, Any]] = []
         for row in rows:
-            value = dict(zip(_FIELDS, row, strict=True))
-            value["created_at"] = datetime.fromtimestamp(row[_CREATED_AT], UTC)
+            value: dict[str, Any] = dict(zip(_FIELDS, row, strict=True))
+            value["created_at"] = datetime.fromtimestamp(row[1], UTC)  # LedgerRow's created_at
             values.append(value)
         await conn.execute(insert(UsageRow), values)
 

@@ -64,6 +64,7 @@ async def test_a_served_request_fills_every_column() -> None:
         "ttft_ms": None,
         "attempts": 2,
         "usage_reported": True,
+        "parent_id": None,
     }
     assert ticket.headers()["x-modelyard-cost-micros"] == "50"
     assert ticket.headers()["x-ratelimit-limit-requests"] == "10"
@@ -72,7 +73,7 @@ async def test_a_served_request_fills_every_column() -> None:
 async def test_a_refused_call_is_recorded_with_its_status_and_no_usage() -> None:
     rows: list[LedgerRow] = []
     meter = _meter(rows)
-    call = Call("req-2", "/v1/chat/completions", "nope", Usage(5, 512), stream=True)
+    call = Call("req-2", "/v1/chat/completions", "nope", Usage(5, 512), True, "req-1")
     ticket = await meter.admit(Principal("k", project_id="p"), call)
     await meter.finish(ticket, None, 404)
     got = dict(zip(FIELDS, rows[0], strict=True))
@@ -80,3 +81,4 @@ async def test_a_refused_call_is_recorded_with_its_status_and_no_usage() -> None
     assert (got["status"], got["stream"], got["attempts"]) == (404, True, 0)
     assert (got["input_tokens"], got["output_tokens"], got["cost_micros"]) == (0, 0, 0)
     assert got["usage_reported"] is False
+    assert got["request_id"] == "req-2" and got["parent_id"] == "req-1"

@@ -9,11 +9,18 @@ from typing import Any
 from modelyard.core.chat import ChatRequest, ChatResult, Choice, Message, TextPart, Usage
 from modelyard.core.errors import UpstreamTimeout
 from modelyard.routing import Deployment, Shadow, Target
+from modelyard.services.chat import ChatService
+from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.metering import Meter
+from modelyard.services.pipeline import Caller, Pipeline, Stages
 from modelyard.services.shadow import PrimaryAnswer, ShadowMirror
 from modelyard.store.shadow_records import ShadowRecord
+from modelyard.tenancy.keys import Principal
 
 
 class SlowProvider:
+    name = "cand"
+
     def __init__(self, fail: bool = False) -> None:
         self.release = asyncio.Event()
         self.calls: list[ChatRequest] = []
@@ -36,6 +43,17 @@ class FakeGateway:
         return None if usage is None else 10 * usage.total_tokens
 
 
+def _pipeline(provider: SlowProvider) -> Pipeline:
+    """The real pipeline (no stages, no limits) on a gateway whose one provider is ``cand``."""
+    gateway: Any = FakeGateway(provider)
+    meter = Meter(None, None, lambda: gateway)
+    return Pipeline(ChatService(gateway), EmbeddingService(gateway), meter, Stages(), set())
+
+
+def _caller(rid: str) -> Caller:
+    return Caller(Principal("k"), rid, "/v1/chat/completions")
+
+
 def _deployment(percent: float, max_in_flight: int = 2) -> Deployment:
     shadow = Shadow(Target("cand", "c-model", {"temperature": 0}), percent, max_in_flight)
     return Deployment("d", (Target("prim", "p-model"),), shadow=shadow)
@@ -49,10 +67,10 @@ async def test_calls_beyond_the_bound_are_skipped_and_the_rest_recorded():
     provider = SlowProvider()
     records: list[ShadowRecord] = []
     mirror = ShadowMirror(records.append)
-    gateway: Any = FakeGateway(provider)
+    pipeline = _pipeline(provider)
     deployment = _deployment(100, max_in_flight=2)
     for i in range(5):
-        mirror.mirror(gateway, deployment, REQUEST, f"r{i}", PRIMARY)
+        mirror.mirror(pipeline, deployment, REQUEST, _caller(f"r{i}"), PRIMARY)
     await asyncio.sleep(0)
     assert (len(provider.calls), mirror.skipped) == (2, 3)
     # The candidate is asked without streaming and with its own parameters.
@@ -62,7 +80,7 @@ async def test_calls_beyond_the_bound_are_skipped_and_the_rest_recorded():
     assert [r.request_id for r in records] == ["r0", "r1"]
     assert records[0].candidate_output == "candidate says"
     assert (records[0].primary_cost_micros, records[0].candidate_cost_micros) == (70, 50)
-    mirror.mirror(gateway, deployment, REQUEST, "r5", PRIMARY)  # the bound was released
+    mirror.mirror(pipeline, deployment, REQUEST, _caller("r5"), PRIMARY)  # the bound was released
     await mirror.aclose()
     assert records[-1].request_id == "r5"
 
@@ -72,8 +90,7 @@ async def test_a_failing_candidate_is_recorded_with_its_error():
     provider.release.set()
     records: list[ShadowRecord] = []
     mirror = ShadowMirror(records.append)
-    gateway: Any = FakeGateway(provider)
-    mirror.mirror(gateway, _deployment(100), REQUEST, "r", PRIMARY)
+    mirror.mirror(_pipeline(provider), _deployment(100), REQUEST, _caller("r"), PRIMARY)
     await mirror.aclose()
     assert records[0].candidate_output is None
     assert records[0].candidate_error == "504 timeout: candidate: no first token within 1s"

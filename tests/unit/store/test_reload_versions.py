@@ -11,11 +11,11 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard.config import load_settings
-from modelyard.server.app import reload
-from modelyard.server.state import AppState
 from modelyard.services.deployments import rollback, sync_versions
 from modelyard.services.gateway import Gateway
+from modelyard.services.root import Root
 from modelyard.store import Store, StoreError, open_store
+from modelyard.tenancy.limits import MemoryLimiter
 
 
 def _write(path: Path, model: str) -> None:
@@ -27,7 +27,7 @@ def _write(path: Path, model: str) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
-def _served(state: AppState) -> str:
+def _served(state: Root) -> str:
     return state.gateway.table.resolve("chat").targets[0].model
 
 
@@ -53,13 +53,13 @@ async def test_reload_serves_a_rollback_until_the_config_changes(
     _write(path, "m1")
     await sync_versions(sqlite_store, load_settings(path))
     _write(path, "m2")
-    state = AppState(Gateway(load_settings(path), None))
-    assert await reload(state, path, sqlite_store)
+    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), sqlite_store, None)
+    assert await state.reload(path)
     await rollback(sqlite_store, load_settings(path), "chat", 1)
-    assert await reload(state, path, sqlite_store)
+    assert await state.reload(path)
     assert _served(state) == "m1"
     _write(path, "m3")
-    assert await reload(state, path, sqlite_store)
+    assert await state.reload(path)
     assert _served(state) == "m3"
     await state.gateway.aclose()
 
@@ -69,9 +69,10 @@ async def test_a_store_error_on_reload_keeps_the_running_config(
 ):
     path = tmp_path / "modelyard.yaml"
     _write(path, "m1")
-    state = AppState(Gateway(load_settings(path), None))
+    broken = BrokenStore(sqlite_store.engine)
+    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), broken, None)
     _write(path, "m2")
-    assert not await reload(state, path, BrokenStore(sqlite_store.engine))
+    assert not await state.reload(path)
     assert _served(state) == "m1"
     assert "reload refused, the running config stays: version store" in caplog.text
     await state.gateway.aclose()

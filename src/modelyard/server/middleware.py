@@ -1,0 +1,138 @@
+"""The one middleware: request id, in-flight bound, access log, for every HTTP request.
+
+Pure ASGI (Starlette's ``BaseHTTPMiddleware`` runs each response through extra tasks and
+queues: slow on the hot path). It picks the request id once (the caller's ``x-request-id``
+when sane, else a fresh one) and hands it to the routes in an ``Exchange`` in the scope, where
+a route also notes the model asked for and, for a stream, how the stream really ended.
+Requests beyond ``server.max_in_flight`` get a 429 ``gateway_busy`` in the dialect of the path;
+the health probes are never bounded (a busy server is alive and ready).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard.core.errors import ModelyardError, QueueFull
+from modelyard.protocols.anthropic import errors as anthropic_errors
+from modelyard.protocols.headers import error_headers
+from modelyard.protocols.openai import errors as openai_errors
+from modelyard.services.root import Root
+
+access_log = logging.getLogger("modelyard.access")
+EXCHANGE = "modelyard.exchange"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UNBOUNDED = frozenset({"/healthz", "/readyz"})
+_MESSAGES = "/v1/messages"
+
+
+class Exchange:
+    """One HTTP request as the middleware and the route share it."""
+
+    __slots__ = ("model", "rid", "status")
+
+    def __init__(self, rid: str) -> None:
+        self.rid = rid
+        self.model: str | None = None
+        self.status: int | None = None  # set by a route whose final status is not the header's
+
+
+def fresh_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's ``x-request-id`` when it is sane, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            return given if _REQUEST_ID_RE.match(given) else fresh_request_id()
+    return fresh_request_id()
+
+
+class Front:
+    """Wraps the app; ``root_of`` gives the composition root once the app has started."""
+
+    def __init__(self, app: ASGIApp, root_of: Callable[[], Root]) -> None:
+        self.app = app
+        self.root_of = root_of
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        exchange = Exchange(request_id_of(scope))
+        scope[EXCHANGE] = exchange
+        path: str = scope["path"]
+        if path in _UNBOUNDED:
+            await self.app(scope, receive, send)
+            return
+        settings = self.root_of().current.settings.server
+        if self.in_flight >= settings.max_in_flight:
+            await _busy(settings.max_in_flight, path, exchange.rid, send)
+            self.log_access(settings.access_log, exchange, path, 429, started)
+            return
+        self.in_flight += 1
+        try:
+            if not (settings.access_log and access_log.isEnabledFor(logging.INFO)):
+                await self.app(scope, receive, send)  # nothing to note: no wrapper
+            else:
+                await self._logged(scope, receive, send, exchange, started)
+        finally:
+            self.in_flight -= 1
+
+    async def _logged(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, started: float
+    ) -> None:
+        status = 500  # what the client sees if the app fails before it answers
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            self.log_access(True, exchange, scope["path"], exchange.status or status, started)
+
+    @staticmethod
+    def log_access(
+        enabled: bool, exchange: Exchange, path: str, status: int, started: float
+    ) -> None:
+        if enabled and access_log.isEnabledFor(logging.INFO):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            model = exchange.model or "-"
+            access_log.info(
+                "%s %s %d %.1fms model=%s", exchange.rid, path, status, elapsed_ms, model
+            )
+
+
+async def _busy(limit: int, path: str, rid: str, send: Send) -> None:
+    err = QueueFull(
+        f"the gateway is at its limit of {limit} requests in flight; retry shortly",
+        code="gateway_busy",
+        retry_after=1.0,
+    )
+    headers = {"x-request-id": rid, **error_headers(err)}
+    body = _error_body(err, path, rid, headers)
+    raw: list[tuple[bytes, bytes]] = [(k.encode(), v.encode()) for k, v in headers.items()]
+    raw += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": err.status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _error_body(err: ModelyardError, path: str, rid: str, headers: dict[str, Any]) -> bytes:
+    if path.startswith(_MESSAGES):
+        headers["request-id"] = rid  # the header Anthropic's SDKs read as the request id
+        return anthropic_errors.error_body(err, rid)
+    return openai_errors.error_body(err)

@@ -1,0 +1,441 @@
+"""The request pipeline: the one way a model is called, by a route or by our own code.
+
+    admit ─► pre-call stages ─► attempt loop ─► stream stages ─► finish
+    (limits)  (on the decoded     (failover     (health, usage,   (settle + ledger row,
+               request, in order)  before the    shadow, then      exactly once)
+                                   first event)  post-call guards)
+
+``complete`` and ``stream`` are the same steps; only the answer's shape differs. A stream
+stage opens a ``Tap`` per call, which sees each event of a streamed answer (``event``) or the
+whole of a non-streamed one (``result``: by default the answer's events, fed to ``event``, so a
+stage written for streams sees whole answers too) and hears how the call ended (``end``).
+Taps run in the stages' order; each may replace what it is given, or raise a
+``ModelyardError`` to stop the answer.
+
+Every admitted call is finished exactly once, whatever ends it: an answer, an error (ours or
+not a ``ModelyardError`` at all: 500), a client that leaves (499), a cancellation. The finish
+queues the ledger row, settles the reservation, then tells the taps. A stream's finish, and any
+settlement that waits on a remote limiter, run in a task of their own that a cancellation does
+not reach, so a client that leaves while limits are in Redis cannot leak its reservation or
+lose its row; with the memory limiter a non-streamed call's finish never waits and makes no task.
+
+A caller that makes several upstream calls for one request (an agent's steps) passes
+``Caller.step(n)``: each step is admitted and metered on its own, with its own request id and
+the parent's id in ``parent_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelyard.core.chat import ChatRequest, ChatResult, Usage
+from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
+from modelyard.core.errors import ModelyardError
+from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.providers.base import CallContext
+from modelyard.routing import Deployment, Target, TargetHealth
+from modelyard.services.chat import ChatService, HeaderLookup, Opened, Served, close_events
+from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.gateway import Gateway
+from modelyard.services.metering import (
+    Call,
+    Meter,
+    Ticket,
+    estimate_embedding_usage,
+    estimate_usage,
+)
+from modelyard.tenancy.keys import Principal
+
+CLIENT_GONE = 499  # the client closed the connection before the answer ended
+INTERNAL = 500
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who calls, and how the call is labelled in the ledger."""
+
+    principal: Principal
+    request_id: str
+    endpoint: str
+    parent_id: str | None = None  # the request this call is a step of
+    headers: HeaderLookup | None = None  # the client's headers (sticky routing)
+    metered: bool = True  # False: no limits, no ledger row (a shadow candidate's call)
+
+    def step(self, n: int) -> Caller:
+        """Step ``n`` of this request: its own id, this request as its parent."""
+        rid = self.request_id
+        return Caller(self.principal, f"{rid}.{n}", self.endpoint, rid, self.headers, self.metered)
+
+
+@dataclass(slots=True, eq=False)
+class Run:
+    """One call on its way through the pipeline, as stages see it."""
+
+    pipeline: Pipeline  # for stages that call a model themselves (a judge, a shadow)
+    caller: Caller
+    request: ChatRequest
+    ticket: Ticket | None  # None: not metered
+    deployment: Deployment | None = None
+    served: Served | None = None
+    health: TargetHealth | None = None  # streams: the chosen target's breaker
+    candidate: Target | None = None  # a given target instead of the deployment's plan
+    status: int = 0  # once finished: 200, the error's status, or 499
+    error: BaseException | None = None
+    upstream_failed: bool = False  # the error came from the upstream, not from a stage
+    finished: bool = False
+
+    @property
+    def streamed(self) -> bool:
+        return self.request.stream
+
+
+class Tap:
+    """One call as a stream stage sees it; the defaults pass everything through."""
+
+    __slots__ = ()
+
+    def event(self, event: StreamEvent) -> StreamEvent:
+        return event
+
+    def result(self, result: ChatResult) -> ChatResult:
+        for event in result_events(result):
+            self.event(event)
+        return result
+
+    def end(self, run: Run) -> None:
+        """The call ended (``run.status``, ``run.error``); called once, after its settlement
+        and ledger row (``run.ticket.cost_micros`` is known)."""
+
+
+class StreamStage(Protocol):
+    """Opens a tap per call, or None to stay out of it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def open(self, run: Run) -> Tap | None: ...
+
+
+class PreStage(Protocol):
+    """Sees (and may replace, or refuse with a ``ModelyardError``) the decoded request."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def check(self, run: Run, request: ChatRequest) -> ChatRequest: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    result: ChatResult
+    served: Served
+    ticket: Ticket | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """The stages in the order they run; names must be unique."""
+
+    pre: Sequence[PreStage] = ()
+    stream: Sequence[StreamStage] = ()
+
+    def __post_init__(self) -> None:
+        names = self.names()
+        if len(names) != len(set(names)):
+            raise ValueError(f"stage names must be unique: {names}")
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.pre] + [s.name for s in self.stream]
+
+
+class Pipeline:
+    """One per config (a reload builds a new one); the meter outlives it."""
+
+    def __init__(
+        self,
+        chat: ChatService,
+        embeddings: EmbeddingService,
+        meter: Meter,
+        stages: Stages,
+        ending: set[asyncio.Task[None]],
+    ) -> None:
+        self._chat = chat
+        self._embeddings = embeddings
+        self._meter = meter
+        self._pre = tuple(stages.pre)
+        self._stream = tuple(stages.stream)
+        self.stages = stages
+        self._ending = ending  # finishes under way, shared across reloads (awaited at shutdown)
+
+    @property
+    def gateway(self) -> Gateway:
+        return self._chat.gateway
+
+    def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None:
+        return self._chat.gateway.cost_of(provider, model, usage)
+
+    async def complete(self, caller: Caller, request: ChatRequest) -> Answer:
+        """A whole answer; finished (settled, recorded) before it is returned."""
+        ticket = await self._ticket(caller, request.model, estimate_usage(request), False)
+        return await self._complete(Run(self, caller, request, ticket), request)
+
+    async def candidate(
+        self, caller: Caller, deployment: Deployment, target: Target, request: ChatRequest
+    ) -> ChatResult:
+        """A call of one given target (the shadow mirror's candidate) through the same stages;
+        not metered (``caller.metered`` is False), not counted against any breaker."""
+        run = Run(self, caller, request, None, deployment, candidate=target)
+        return (await self._complete(run, request)).result
+
+    async def _complete(self, run: Run, request: ChatRequest) -> Answer:
+        taps: list[Tap] = []
+        caller = run.caller
+        try:
+            if run.deployment is None:
+                run.deployment = self._chat.gateway.table.resolve(request.model)
+            if self._pre:
+                request = await self._checked(run, request)
+            ctx = CallContext(caller.request_id, _client(caller))
+            if run.candidate is None:
+                result, run.served = await self._chat.complete(
+                    run.deployment, request, ctx, caller.headers
+                )
+            else:
+                result, run.served = await self._chat.complete_on(
+                    run.deployment, run.candidate, request, ctx
+                )
+            for stage in self._stream:
+                tap = stage.open(run)
+                if tap is not None:
+                    taps.append(tap)
+                    result = tap.result(result)
+        except BaseException as exc:
+            await self._settle(self._finish(run, taps, _status_of(exc), exc))
+            raise
+        pending = self._finish(run, taps, 200, None)
+        if pending is not None:  # a remote limiter: otherwise nothing to wait for, no coroutine
+            await self._settle(pending)
+        return Answer(result, run.served, run.ticket)
+
+    async def stream(self, caller: Caller, request: ChatRequest) -> Streaming:
+        """An answer whose first event has arrived. Its ``events`` must be consumed or the
+        stream closed (``aclose``): the end of the stream finishes the call."""
+        ticket = await self._ticket(caller, request.model, estimate_usage(request), True)
+        run = Run(self, caller, request, ticket)
+        try:
+            run.deployment = self._chat.gateway.table.resolve(request.model)
+            if self._pre:
+                request = await self._checked(run, request)
+            ctx = CallContext(caller.request_id, _client(caller))
+            opened = await self._chat.open(run.deployment, request, ctx, caller.headers)
+        except BaseException as exc:
+            await self._settle(self._finish(run, [], _status_of(exc), exc))
+            raise
+        run.served, run.health = opened.served, opened.health
+        taps = [tap for stage in self._stream if (tap := stage.open(run)) is not None]
+        return Streaming(self, run, taps, opened)
+
+    async def embed(self, caller: Caller, request: EmbeddingRequest) -> EmbeddingAnswer:
+        """Embeddings: admitted and finished like chat; no chat stages apply."""
+        estimate = estimate_embedding_usage(request)
+        ticket = await self._ticket(caller, request.model, estimate, False)
+        served: Served | None = None
+        try:
+            ctx = CallContext(caller.request_id, _client(caller))
+            result, served = await self._embeddings.embed(request, ctx)
+            if ticket is not None:
+                self._meter.observe_result(ticket, result)
+        except BaseException as exc:
+            if ticket is not None:
+                await self._settle(self._meter.close(ticket, None, _status_of(exc)))
+            raise
+        if ticket is not None:
+            await self._settle(self._meter.close(ticket, served, 200))
+        return EmbeddingAnswer(result, served, ticket)
+
+    async def _ticket(
+        self, caller: Caller, model: str, estimate: Usage, stream: bool
+    ) -> Ticket | None:
+        if not caller.metered:
+            return None
+        caller.principal.may_call(model)
+        call = Call(caller.request_id, caller.endpoint, model, estimate, stream, caller.parent_id)
+        return await self._meter.admit(caller.principal, call)
+
+    async def _checked(self, run: Run, request: ChatRequest) -> ChatRequest:
+        """The pre-call stages, in order, on the decoded request."""
+        for stage in self._pre:
+            request = await stage.check(run, request)
+        run.request = request
+        return request
+
+    def _finish(
+        self, run: Run, taps: Sequence[Tap], status: int, error: BaseException | None
+    ) -> Awaitable[None] | None:
+        """Record and settle, then tell the taps, once; returns the remote settlement still to
+        await (it is awaited anyway, in the background, if a tap fails)."""
+        if run.finished:
+            return None
+        run.finished = True
+        run.status, run.error = status, error
+        ticket = run.ticket
+        pending = self._meter.close(ticket, run.served, status) if ticket is not None else None
+        try:
+            for tap in taps:
+                tap.end(run)
+        except BaseException:
+            if pending is not None:
+                self._spawn(_awaited(pending))
+            raise
+        return pending
+
+    async def _settle(self, pending: Awaitable[None] | None) -> None:
+        """Await a remote settlement in a task a cancellation of the caller cannot stop."""
+        if pending is not None:
+            await self._shielded(_awaited(pending))
+
+    async def _shielded(self, work: Coroutine[Any, Any, None]) -> None:
+        await asyncio.shield(self._spawn(work))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._ending.add(task)  # held until done; awaited at shutdown
+        task.add_done_callback(self._ending.discard)
+        return task
+
+    async def _wind_down(
+        self,
+        run: Run,
+        rest: AsyncIterator[StreamEvent],
+        taps: Sequence[Tap],
+        status: int,
+        error: BaseException | None,
+    ) -> None:
+        try:
+            await close_events(rest)  # closes the upstream connection: generation stops
+        finally:
+            pending = self._finish(run, taps, status, error)
+            if pending is not None:
+                await pending
+
+    async def end_stream(
+        self,
+        run: Run,
+        rest: AsyncIterator[StreamEvent],
+        taps: Sequence[Tap],
+        status: int,
+        error: BaseException | None,
+    ) -> None:
+        if not run.finished:
+            await self._shielded(self._wind_down(run, rest, taps, status, error))
+
+
+async def _awaited(pending: Awaitable[None]) -> None:
+    await pending
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingAnswer:
+    result: EmbeddingResult
+    served: Served
+    ticket: Ticket | None
+
+
+class Streaming:
+    """A streamed answer under way: iterate ``events``; ``aclose`` when done with it."""
+
+    __slots__ = ("_closing", "_opened", "_pipeline", "_taps", "events", "run")
+
+    def __init__(self, pipeline: Pipeline, run: Run, taps: list[Tap], opened: Opened) -> None:
+        self._pipeline = pipeline
+        self.run = run
+        self._taps = taps
+        self._opened = opened
+        self._closing = CLIENT_GONE
+        self.events: AsyncGenerator[StreamEvent, None] = self._relay()
+
+    @property
+    def served(self) -> Served:
+        return self._opened.served
+
+    @property
+    def ticket(self) -> Ticket | None:
+        return self.run.ticket
+
+    async def _relay(self) -> AsyncGenerator[StreamEvent, None]:
+        run, taps, opened = self.run, self._taps, self._opened
+        status: int | None = None
+        error: BaseException | None = None
+        try:
+            if opened.first is not None:
+                yield _through(taps, opened.first)
+            async for event in opened.rest:
+                yield _through(taps, event)
+            status = 200
+        except _StageFailed as failed:
+            cause = failed.__cause__ or failed
+            status, error = _status_of(cause), cause
+            raise cause from None
+        except ModelyardError as err:
+            status, error = err.status, err
+            run.upstream_failed = True
+            raise
+        except Exception as err:
+            status, error = INTERNAL, err
+            raise
+        finally:
+            ending = self._closing if status is None else status
+            await self._pipeline.end_stream(run, opened.rest, taps, ending, error)
+
+    async def aclose(self, status: int = CLIENT_GONE) -> None:
+        """Stop the stream; a stream that did not end on its own is recorded with ``status``
+        (499: the client left; 500: we failed to deliver it)."""
+        self._closing = status
+        await self.events.aclose()
+        # A stream never iterated has run no ``finally``: finish it here.
+        await self._pipeline.end_stream(self.run, self._opened.rest, self._taps, status, None)
+
+
+class _StageFailed(Exception):
+    """A tap raised: not the upstream's failure, so no breaker hears of it."""
+
+
+def _through(taps: Sequence[Tap], event: StreamEvent) -> StreamEvent:
+    try:
+        for tap in taps:
+            event = tap.event(event)
+    except BaseException as exc:
+        raise _StageFailed from exc
+    return event
+
+
+def _status_of(exc: BaseException | None) -> int:
+    if isinstance(exc, ModelyardError):
+        return exc.status
+    if isinstance(exc, Exception):
+        return INTERNAL
+    return CLIENT_GONE  # cancelled: the client (or the server) went away
+
+
+def _client(caller: Caller) -> str | None:
+    return caller.principal.key_id if caller.metered else None
+
+
+def result_events(result: ChatResult) -> list[StreamEvent]:
+    """A whole answer as the events a stream of it would carry (for taps that only read
+    events): text, tool calls, usage, finish."""
+    events: list[StreamEvent] = []
+    for choice in result.choices:
+        text = choice.message.text()
+        if text:
+            events.append(TextDelta(text, choice.index))
+        for n, call in enumerate(choice.message.tool_calls):
+            events.append(ToolCallDelta(n, call.arguments, call.id, call.name, choice.index))
+        if choice.finish_reason is not None:
+            events.append(Finished(choice.finish_reason, choice.index))
+    if result.usage is not None:
+        events.append(UsageReport(result.usage))
+    return events

@@ -1,0 +1,224 @@
+"""The composition root: everything a served app runs on, built once, complete when built.
+
+``Root.open`` opens nothing it does not need and leaves nothing to fill in later: the store
+(when there is one) and its deployment versions, the limiter, the ledger's and the shadow
+records' background writers, the key refresher, the meter, and the config-derived parts
+(``Configured``: gateway, request pipeline, model listing) that a reload replaces whole with one
+assignment. A request takes ``root.current`` once and keeps what it took, however long it runs.
+``aclose`` stops everything in reverse order, so every queued record is written before the
+store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelyard.config import ConfigError, Settings, load_settings
+from modelyard.services.build import with_overrides
+from modelyard.services.chat import ChatService
+from modelyard.services.deployments import sync_versions
+from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.gateway import Gateway
+from modelyard.services.metering import Meter
+from modelyard.services.models import ModelService
+from modelyard.services.pipeline import Pipeline, Stages
+from modelyard.services.shadow import ShadowMirror
+from modelyard.services.stages import default_stages
+from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
+from modelyard.store import Store, StoreError
+from modelyard.store.ledger_writer import LedgerWriter, ledger_writer
+from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
+from modelyard.store.sink import BatchSink
+from modelyard.store.usage import LedgerRow
+from modelyard.tenancy.keys import KeyRing
+from modelyard.tenancy.limits import Limiter, limiter_from_url
+
+log = logging.getLogger("modelyard.server")
+REDIS_URL_ENV = "MODELYARD_REDIS_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class Configured:
+    """What one config makes: swapped whole on reload."""
+
+    gateway: Gateway
+    pipeline: Pipeline
+    models: ModelService
+    max_body_bytes: int
+
+    @property
+    def settings(self) -> Settings:
+        return self.gateway.settings
+
+
+@dataclass(slots=True)
+class _Writers:
+    ledger: BatchSink[LedgerRow]
+    ledger_writer: LedgerWriter
+    shadows: BatchSink[ShadowRecord]
+
+    async def aclose(self) -> None:
+        for sink in (self.shadows, self.ledger):
+            await sink.aclose()
+        await self.ledger_writer.aclose()
+
+
+def standalone_pipeline(gateway: Gateway) -> Pipeline:
+    """A pipeline with no limits, ledger or shadows, for in-process use (``modelyard chat``)."""
+    meter = Meter(None, None, lambda: gateway)
+    embeddings = EmbeddingService(gateway)
+    return Pipeline(ChatService(gateway), embeddings, meter, default_stages(None), set())
+
+
+def limiter_for(settings: Settings) -> Limiter:
+    cfg = settings.limits
+    url = os.environ.get(REDIS_URL_ENV) or (cfg.redis_url.reveal() if cfg.redis_url else None)
+    if url:
+        log.info("limits and budgets are shared through Redis")
+    return limiter_from_url(url, fail_open=cfg.fail_open)
+
+
+class Root:
+    """Build with ``await Root.open(...)``; every field is set, for the app's whole life.
+    ``admin``, ``store`` and ``shadow`` are None only on a server run without a store."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        limiter: Limiter,
+        store: Store | None,
+        writers: _Writers | None,
+        stages: Stages | None = None,
+    ) -> None:
+        self.store = store
+        self.limiter = limiter
+        self._writers = writers
+        self._stages = stages
+        self._ending: set[asyncio.Task[None]] = set()
+        settings = gateway.settings
+        record = writers.ledger.put if writers and settings.store.usage_ledger else None
+        self.meter = Meter(limiter, record, lambda: self.current.gateway)
+        self.shadow = ShadowMirror(writers.shadows.put) if writers else None
+        self.admin = TenancyAdmin(store) if store else None
+        self.keys = KeyRing(bootstrap=bootstrap_keys(settings))
+        self._stored_keys = False
+        self.current = self._configure(gateway)
+        self.refresher = (
+            KeyRefresher(store, lambda: bootstrap_keys(self.current.settings), self.install_keys)
+            if store
+            else None
+        )
+
+    @classmethod
+    async def open(
+        cls, gateway: Gateway, store: Store | None = None, stages: Stages | None = None
+    ) -> Root:
+        """Everything started. With a store (taken over: ``aclose`` closes it), the config's
+        deployment versions are recorded and any rollback served before the first request;
+        a store that fails here fails the start rather than serve a rolled-back deployment
+        wrong."""
+        writers = None
+        try:
+            if store is not None:
+                gateway = await _versioned(gateway, store)
+                writers = _writers(store)
+            root = cls(gateway, limiter_for(gateway.settings), store, writers, stages)
+            if root.refresher is not None:
+                await root.refresher.refresh()
+                root.refresher.start()
+        except BaseException:
+            if writers is not None:
+                await writers.aclose()
+            if store is not None:
+                await store.aclose()
+            raise
+        return root
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.current.gateway
+
+    def _configure(self, gateway: Gateway) -> Configured:
+        stages = self._stages or default_stages(self.shadow)
+        chat, embeddings = ChatService(gateway), EmbeddingService(gateway)
+        pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending)
+        limit = gateway.settings.server.max_body_bytes
+        return Configured(gateway, pipeline, ModelService(gateway), limit)
+
+    def install(self, gateway: Gateway) -> None:
+        """Serve ``gateway``'s config from the next request on (one assignment)."""
+        if not self._stored_keys:
+            self.keys = KeyRing(bootstrap=bootstrap_keys(gateway.settings))
+        self.current = self._configure(gateway)
+
+    def install_keys(self, keys: KeyRing) -> None:
+        self._stored_keys = True
+        self.keys = keys
+
+    async def reload(self, config_path: Path | None) -> bool:
+        """Re-read the config and swap it in whole; a config with errors, or a version store
+        that fails, leaves the running one."""
+        old = self.current.gateway
+        try:
+            settings = await asyncio.to_thread(load_settings, config_path)
+            if self.store is not None:
+                settings = with_overrides(settings, await sync_versions(self.store, settings))
+            new = Gateway(settings, old.local_base_url, previous=old)
+        except ConfigError as exc:
+            log.error("reload refused, the running config stays: %s", exc)
+            return False
+        except StoreError as exc:
+            log.error("reload refused, the running config stays: version store: %s", exc)
+            return False
+        self.install(new)
+        log.info("reloaded %s: deployments %s", config_path, ", ".join(sorted(new.table.names)))
+        if self.refresher is not None:
+            await self.refresher.refresh(force=True)  # the config's keys may have changed
+        return True
+
+    async def aclose(self) -> None:
+        if self.refresher is not None:
+            await self.refresher.aclose()
+        if self._ending:  # finishes under way: their rows must reach the ledger
+            await asyncio.gather(*self._ending, return_exceptions=True)
+        if self.shadow is not None:
+            await self.shadow.aclose()
+        if self._writers is not None:
+            await self._writers.aclose()
+        await self.limiter.aclose()
+        await self.current.gateway.aclose()
+        if self.store is not None:
+            await self.store.aclose()
+
+
+async def _versioned(gateway: Gateway, store: Store) -> Gateway:
+    """The gateway for the config as its recorded versions say (rollbacks applied)."""
+    settings = gateway.settings
+    try:
+        overrides = await sync_versions(store, settings)
+        if overrides:
+            served = with_overrides(settings, overrides)
+            return Gateway(served, gateway.local_base_url, previous=gateway)
+    except ConfigError as exc:
+        log.error("rolled-back deployments not applied, serving the config: %s", exc)
+    return gateway
+
+
+def _writers(store: Store) -> _Writers:
+    async def write_shadows(batch: list[ShadowRecord]) -> None:
+        async with store.transaction() as session:
+            await ShadowRecords(session).append(batch)
+
+    writer = ledger_writer(store)
+    writers = _Writers(
+        BatchSink("usage ledger", writer.write),
+        writer,
+        BatchSink("shadow records", write_shadows, max_queue=10_000),
+    )
+    writers.ledger.start()
+    writers.shadows.start()
+    return writers
