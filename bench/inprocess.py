@@ -109,6 +109,7 @@ def _prepare(tree: Path, name: str, upstream: Any, work: Path) -> tuple[Path, st
             capture_output=True,
             text=True,
             env=_env(tree, work),
+            cwd=work,  # not this checkout: ``-c`` puts the working directory first on the path
         )
         key = done.stdout.strip().splitlines()[-1]
         config = modelyard_config(upstream, access_log=False)
