@@ -65,8 +65,10 @@ async def _first_of(*waits: Awaitable[object]) -> None:
             task.cancel()
 
 
-def wait_until(probe: Callable[[], T], what: str, deadline_s: float = DEADLINE_S) -> T:
-    """Poll ``probe`` until it returns something true and return that; fail after the deadline."""
+def wait_until(probe: Callable[[], T | None], what: str, deadline_s: float = DEADLINE_S) -> T:
+    """Poll ``probe`` until it returns something true and return that; fail after the deadline.
+
+    A probe may answer None for "not yet": what is returned is never None."""
     give_up = time.monotonic() + deadline_s
     while not (found := probe()):
         if time.monotonic() > give_up:
@@ -76,7 +78,7 @@ def wait_until(probe: Callable[[], T], what: str, deadline_s: float = DEADLINE_S
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], what: str, deadline_s: float = DEADLINE_S
+    probe: Callable[[], Awaitable[T | None]], what: str, deadline_s: float = DEADLINE_S
 ) -> T:
     """``wait_until`` for an async probe, without blocking the event loop."""
     give_up = time.monotonic() + deadline_s

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anthropic
 import openai
+from anthropic.types import MessageParam
 
 PNG_1PX = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
@@ -33,9 +35,11 @@ class OpenAIDriver:
     def __init__(self, base_url: str) -> None:
         self.client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=60)
 
-    def _create(self, dep: str, messages: list[dict[str, Any]], **kw: Any) -> Any:
+    def _create(self, dep: str, messages: Sequence[Mapping[str, Any]], **kw: Any) -> Any:
         kw.setdefault("max_tokens", 64)
-        return self.client.chat.completions.create(model=dep, messages=messages, **kw)  # type: ignore[call-overload]
+        # The drivers speak plain JSON-shaped messages (dumps of the SDK's own answers among
+        # them), not the SDK's TypedDicts: this is the one place they are handed over.
+        return self.client.chat.completions.create(model=dep, messages=messages, **kw)  # type: ignore[arg-type]
 
     def text(self, dep: str, user: str, system: str | None = None) -> str:
         messages = ([{"role": "system", "content": system}] if system else []) + [
@@ -126,7 +130,8 @@ class OpenAIDriver:
             .choices[0]
             .message
         )
-        return json.loads(message.content or "")
+        answer: dict[str, Any] = json.loads(message.content or "")
+        return answer
 
     def usage(self, dep: str, stream: bool) -> tuple[int, int]:
         messages = [{"role": "user", "content": "count these words please"}]
@@ -157,8 +162,9 @@ class AnthropicDriver:
     def __init__(self, base_url: str) -> None:
         self.client = anthropic.Anthropic(base_url=base_url, api_key="x", max_retries=0, timeout=60)
 
-    def _create(self, dep: str, messages: list[dict[str, Any]], **kw: Any) -> Any:
+    def _create(self, dep: str, messages: Sequence[Mapping[str, Any]], **kw: Any) -> Any:
         kw.setdefault("max_tokens", 64)
+        # Plain JSON-shaped messages handed to the SDK's TypedDicts, as in OpenAIDriver._create.
         return self.client.messages.create(model=dep, messages=messages, **kw)  # type: ignore[arg-type]
 
     @staticmethod
@@ -242,10 +248,11 @@ class AnthropicDriver:
             max_tokens=256,
             extra_body={"output_config": fmt, "temperature": 0},
         )
-        return json.loads(self._text(msg))
+        answer: dict[str, Any] = json.loads(self._text(msg))
+        return answer
 
     def usage(self, dep: str, stream: bool) -> tuple[int, int]:
-        messages = [{"role": "user", "content": "count these words please"}]
+        messages: list[MessageParam] = [{"role": "user", "content": "count these words please"}]
         if stream:
             with self.client.messages.stream(model=dep, max_tokens=64, messages=messages) as s:
                 u = s.get_final_message().usage

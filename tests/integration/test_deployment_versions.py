@@ -11,13 +11,14 @@ from pathlib import Path
 
 import openai
 import yaml
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server
 from tests.waiting import wait_until
 
-USER = [{"role": "user", "content": "hi"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 def _config(fake: FakeOpenAI, model: str) -> dict[str, object]:

@@ -6,8 +6,11 @@ import concurrent.futures
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France?"}
+]
 
 
 def test_local_model_answers(client: openai.OpenAI):

@@ -8,6 +8,7 @@ fakes can inject them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -112,7 +113,7 @@ def test_image_input(driver: Driver, upstream: str, fakes: dict[str, Any]):
     [("image", "image input"), ("tools", "tools"), ("stream_tools", "tools")],
 )
 def test_local_refuses_what_it_cannot_do(driver: Driver, action: str, capability: str):
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "image": lambda: driver.image("local"),
         "tools": lambda: driver.tool_round_trip("local"),
         "stream_tools": lambda: driver.stream_tool_calls("local", WEATHER),

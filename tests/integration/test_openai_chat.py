@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionContentPartImageParam,
+    ChatCompletionContentPartParam,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 
-USER = [{"role": "user", "content": "hello there"}]
-WEATHER_TOOL = {
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -102,9 +110,13 @@ def test_n_and_length_finish(client: openai.OpenAI):
 
 
 def test_tool_call_round_trip(client: openai.OpenAI, fake_upstream: FakeOpenAI):
-    messages: list = [{"role": "user", "content": "weather in Paris?"}]
+    # SDK params and a model dump of the SDK's own answer, as a client replays them.
+    messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
     first = client.chat.completions.create(model="chat", messages=messages, tools=[WEATHER_TOOL])
-    call = first.choices[0].message.tool_calls[0]
+    calls = first.choices[0].message.tool_calls
+    assert calls is not None
+    call = calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris"}
@@ -117,7 +129,10 @@ def test_tool_call_round_trip(client: openai.OpenAI, fake_upstream: FakeOpenAI):
 
 
 def test_parallel_tool_calls_streamed(client: openai.OpenAI):
-    other = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "name": "get_time"}}
+    other: ChatCompletionFunctionToolParam = {
+        **WEATHER_TOOL,
+        "function": {**WEATHER_TOOL["function"], "name": "get_time"},
+    }
     stream = client.chat.completions.create(
         model="chat", messages=USER, tools=[WEATHER_TOOL, other], stream=True
     )
@@ -134,7 +149,7 @@ def test_parallel_tool_calls_streamed(client: openai.OpenAI):
 
 
 def test_json_schema_output(client: openai.OpenAI, fake_upstream: FakeOpenAI):
-    schema = {
+    schema: dict[str, object] = {
         "type": "object",
         "properties": {"answer": {"type": "string"}},
         "required": ["answer"],
@@ -151,8 +166,14 @@ def test_json_schema_output(client: openai.OpenAI, fake_upstream: FakeOpenAI):
 def test_image_parts_reach_an_upstream_that_takes_them(
     client: openai.OpenAI, fake_upstream: FakeOpenAI
 ):
-    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
-    content = [{"type": "text", "text": "what is this"}, image]
+    image: ChatCompletionContentPartImageParam = {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
+    }
+    content: list[ChatCompletionContentPartParam] = [
+        {"type": "text", "text": "what is this"},
+        image,
+    ]
     client.chat.completions.create(model="chat", messages=[{"role": "user", "content": content}])
     assert fake_upstream.last_request.json["messages"][0]["content"][1] == image
 

@@ -267,7 +267,8 @@ def test_a_revoked_key_stops_working_on_every_replica(cluster: Cluster):
     # Each replica's key refresher sees the store's generation move at its next poll (every
     # 0.5 s; tests/unit/tenancy/test_key_refresher.py fires the polls by hand).
     for server in cluster.servers:
-        wait_until(
-            lambda server=server: _post(server, key).status_code == 401,
-            f"the revoked key refused by {server.url}",
-        )
+
+        def refused(server: RunningServer = server) -> bool:
+            return _post(server, key).status_code == 401
+
+        wait_until(refused, f"the revoked key refused by {server.url}")

@@ -21,6 +21,7 @@ import openai
 import orjson
 import pytest
 import pytest_asyncio
+from openai.types.chat import ChatCompletionContentPartImageParam, ChatCompletionMessageParam
 
 from modelyard.local import (
     DEFAULT_MODEL_NAME,
@@ -32,7 +33,9 @@ from modelyard.local import (
 from tests.waiting import DEADLINE_S, eventually
 
 MODEL = DEFAULT_MODEL_NAME
-LONG_PROMPT = [{"role": "user", "content": "Write a very long story about a dragon."}]
+LONG_PROMPT: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a very long story about a dragon."}
+]
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +203,7 @@ async def test_json_object_response_parses(client: openai.AsyncOpenAI) -> None:
 
 
 async def test_json_schema_response_follows_the_schema(client: openai.AsyncOpenAI) -> None:
-    schema = {
+    schema: dict[str, object] = {
         "type": "object",
         "properties": {"city": {"type": "string"}},
         "required": ["city"],
@@ -235,7 +238,10 @@ async def test_embeddings(
 
 
 async def test_image_input_is_refused(client: openai.AsyncOpenAI) -> None:
-    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    image: ChatCompletionContentPartImageParam = {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
+    }
     with pytest.raises(openai.BadRequestError) as caught:
         await client.chat.completions.create(
             model=MODEL,
@@ -272,7 +278,7 @@ async def test_unknown_model_is_404(client: openai.AsyncOpenAI) -> None:
     assert MODEL in str(caught.value)
 
 
-_HI = [{"role": "user", "content": "x"}]
+_HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "x"}]
 
 
 @pytest.mark.parametrize(

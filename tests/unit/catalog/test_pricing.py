@@ -110,7 +110,7 @@ def test_the_integer_fast_path_equals_the_exact_decimal_sum():
             Decimal(rng.randint(0, 10**7)) / Decimal(10 ** rng.randint(0, 12)) for _ in range(5)
         ]
         optional = [r if rng.random() < 0.7 else None for r in rates[2:]]
-        prices = ModelPrices(rates[0], rates[1], *optional)
+        prices = ModelPrices(rates[0], rates[1], optional[0], optional[1], optional[2])
         inp, out = rng.randint(0, 10**6), rng.randint(0, 10**5)
         cached, written = rng.randint(0, inp // 2), rng.randint(0, inp // 4)
         usage = Usage(inp, out, cached, written, rng.randint(0, out))

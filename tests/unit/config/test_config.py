@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from modelyard.config import ConfigError
@@ -5,7 +7,7 @@ from modelyard.config.loader import load_settings, settings_from_data
 from modelyard.services.build import build_components
 
 
-def _issues(data):
+def _issues(data: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigError) as info:
         build_components(settings_from_data(data), None)
     return [str(i) for i in info.value.issues]
@@ -62,8 +64,10 @@ def test_secret_references(monkeypatch, tmp_path):
             }
         }
     )
-    assert settings.providers["a"].api_key.reveal() == "sekrit"
-    assert settings.providers["b"].api_key.reveal() == "from-file"
+    key_a, key_b = settings.providers["a"].api_key, settings.providers["b"].api_key
+    assert key_a is not None and key_b is not None
+    assert key_a.reveal() == "sekrit"
+    assert key_b.reveal() == "from-file"
     assert "sekrit" not in repr(settings)
     monkeypatch.delenv("MY_KEY")
     with pytest.raises(ConfigError) as info:

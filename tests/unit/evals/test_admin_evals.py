@@ -167,13 +167,14 @@ def test_errors_are_in_the_openai_shape(seeded: Seeded):
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "not_found_error"
     assert missing.headers["x-request-id"]
-    for params, name in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"limit": 0}, "limit"),
         ({"limit": "x"}, "limit"),
         ({"offset": -1}, "offset"),
         ({"limit": 201}, "limit"),
         ({"sort": "id"}, "sort"),
-    ]:
+    ]
+    for params, name in cases:
         bad = seeded.get(ADMIN_KEY, RUNS, **params)
         assert bad.status_code == 400, params
         assert bad.json()["error"]["param"] == name

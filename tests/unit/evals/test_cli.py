@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ KEY = "sk-upstream-eval"
 RIGHT = {"good-model": set(range(1, 10)), "bad-model": set(range(4))}
 
 
-def answering(model: str):
+def answering(model: str) -> Callable[[Request, dict[str, Any]], Awaitable[Response]]:
     async def handler(request: Request, body: dict[str, Any]) -> Response:
         prompt = body["messages"][-1]["content"]
         i = int(prompt.split()[2])

@@ -56,7 +56,7 @@ async def test_html_is_self_contained_and_escaped():
 
 
 def test_recommendation_variants():
-    def results(dep, scores, cost):
+    def results(dep: str, scores: list[float], cost: int | None) -> list[CaseResult]:
         return [
             CaseResult(f"c{i}", dep, 0, score=s, passed=s == 1.0, cost_micros=cost)
             for i, s in enumerate(scores)

@@ -11,14 +11,20 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessage,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
 from pydantic import BaseModel
 
 from tests.fakes import FakeOpenAI
 
 from .conftest import API_KEY
 
-USER = [{"role": "user", "content": "one two three"}]
-WEATHER = {
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three"}]
+WEATHER: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -29,7 +35,7 @@ WEATHER = {
         },
     },
 }
-ALARM = {
+ALARM: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "set_alarm",
@@ -45,6 +51,15 @@ ALARM = {
         },
     },
 }
+
+
+def function_calls(message: ChatCompletionMessage) -> list[ChatCompletionMessageFunctionToolCall]:
+    """The message's tool calls, each a function call (the fake makes no custom tool calls)."""
+    calls = []
+    for call in message.tool_calls or []:
+        assert isinstance(call, ChatCompletionMessageFunctionToolCall), call
+        calls.append(call)
+    return calls
 
 
 def raw_post(fake: FakeOpenAI, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -142,7 +157,7 @@ def test_tool_calls_are_sampled_from_the_parameter_schema(client: openai.OpenAI)
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
-    calls = choice.message.tool_calls or []
+    calls = function_calls(choice.message)
     assert [c.function.name for c in calls] == ["get_weather", "set_alarm"]
     assert all(c.id.startswith("call_") and c.type == "function" for c in calls)
     assert len({c.id for c in calls}) == 2

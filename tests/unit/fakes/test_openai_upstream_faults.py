@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,11 +19,11 @@ from tests.waiting import DEADLINE_S, wait_until
 
 from .conftest import API_KEY
 
-USER = [{"role": "user", "content": "one two three four"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four"}]
 
 
 def send(
-    fake: FakeOpenAI, method: str, path: str, body: bytes = b"", **headers: str
+    fake: FakeOpenAI, method: str, path: str, body: bytes = b"", /, **headers: str
 ) -> tuple[int, dict[str, Any]]:
     connection = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
     try:
@@ -158,7 +159,7 @@ def test_drop_mid_stream_breaks_the_connection(client: openai.OpenAI) -> None:
 
 
 def test_truncated_sse_breaks_inside_a_frame(client: openai.OpenAI, fake: FakeOpenAI) -> None:
-    received = []
+    received: list[ChatCompletionChunk] = []
     stream = client.chat.completions.create(model="truncated-sse", messages=USER, stream=True)
     with pytest.raises(openai.APIConnectionError):
         received.extend(stream)
@@ -175,7 +176,7 @@ def test_truncated_sse_breaks_inside_a_frame(client: openai.OpenAI, fake: FakeOp
 
 
 def test_error_mid_stream_is_an_in_stream_error_event(client: openai.OpenAI) -> None:
-    received = []
+    received: list[ChatCompletionChunk] = []
     stream = client.chat.completions.create(model="error-mid-stream", messages=USER, stream=True)
     with pytest.raises(openai.APIError) as info:
         received.extend(stream)

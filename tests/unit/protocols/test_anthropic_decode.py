@@ -8,7 +8,7 @@ from modelyard.protocols.anthropic.decode import decode_count_tokens, decode_mes
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 
 
-def _body(**kw):
+def _body(**kw: object) -> dict[str, object]:
     return {
         "model": "m",
         "max_tokens": 64,

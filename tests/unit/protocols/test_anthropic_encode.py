@@ -1,3 +1,5 @@
+from typing import Any
+
 import orjson
 import pytest
 
@@ -30,9 +32,9 @@ from modelyard.protocols.anthropic.stream import StreamEncoder
 from modelyard.protocols.headers import error_headers
 
 
-def _frames(raw: bytes) -> list[tuple[str, dict]]:
+def _frames(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     """Split SSE bytes into (event, data) pairs, checking each frame's shape."""
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for chunk in raw.split(b"\n\n")[:-1]:
         event_line, data_line = chunk.split(b"\n")
         assert event_line.startswith(b"event: ") and data_line.startswith(b"data: ")

@@ -5,7 +5,7 @@ from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
 
 
-def _body(**kw):
+def _body(**kw: object) -> dict[str, object]:
     return {"model": "m", "messages": [{"role": "user", "content": "hi"}], **kw}
 
 

@@ -1,5 +1,6 @@
 import base64
 import struct
+from typing import Any
 
 import orjson
 
@@ -11,9 +12,11 @@ from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import encode, errors
 
 
-def _frame(raw: bytes) -> dict:
+def _frame(raw: bytes | None) -> dict[str, Any]:
+    assert raw is not None
     assert raw.startswith(b"data: ") and raw.endswith(b"\n\n")
-    return orjson.loads(raw[6:-2])
+    frame: dict[str, Any] = orjson.loads(raw[6:-2])
+    return frame
 
 
 def test_completion_json_shape():

@@ -1,3 +1,5 @@
+from typing import Any
+
 import orjson
 import pytest
 
@@ -16,7 +18,7 @@ from modelyard.providers.openai_compatible.presets import PRESETS
 from modelyard.providers.transport import retry_after_seconds
 
 
-def _req(**kw):
+def _req(**kw: Any) -> ChatRequest:
     return ChatRequest(
         model="dep",
         messages=[

@@ -35,10 +35,15 @@ class Script:
         self.sleeps.append(seconds)
 
 
+def _target(key: str) -> Target:
+    provider, model = key.split("/")
+    return Target(provider, model)
+
+
 def _loop(keys: list[str], script: Script, board: HealthBoard, **retry: float) -> AttemptLoop:
     dep = Deployment(
         "dep",
-        tuple(Target(*k.split("/")) for k in keys),
+        tuple(_target(k) for k in keys),
         retry=RetryPolicy(**retry),  # type: ignore[arg-type]
     )
     plan = [Resolved(dep, t, None) for t in dep.targets]  # type: ignore[arg-type]
@@ -84,7 +89,7 @@ async def test_budget_stops_long_waits(board):
 
 
 async def test_exhausted_names_every_attempt(board):
-    errors = {
+    errors: dict[str, list[Exception | str]] = {
         "p/a": [UpstreamError("a down", upstream_status=502)] * 3,
         "q/b": [UpstreamUnavailable("b overloaded", upstream_status=503)] * 3,
     }

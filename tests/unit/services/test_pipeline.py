@@ -24,10 +24,11 @@ from modelyard.services.metering import Meter
 from modelyard.services.pipeline import Caller, Pipeline, Run, Stages, Tap
 from modelyard.services.stages import HealthStage, UsageStage, default_stages
 from modelyard.store import open_store
-from modelyard.store.usage import LedgerRow, UsageFilter, UsageLedger
+from modelyard.store.usage import LedgerRow, UsageLedger
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.limits import Limiter, MemoryLimiter, Reservation, Scope
 from modelyard.tenancy.limits_redis import RedisLimiter
+from modelyard.tenancy.model import UsageFilter
 
 UPSTREAM_KEY = "sk-pipeline-test-0123456789"
 PRINCIPAL = Principal(

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from modelyard.store import Store, open_store

@@ -46,7 +46,7 @@ async def test_migrations_create_the_schema_from_empty_and_rerun_as_a_no_op(stor
 
 
 async def test_revision_0005_upgrades_when_the_index_was_already_dropped_by_hand(store_url: str):
-    def upgrade_by_hand(conn: Connection) -> set[str]:
+    def upgrade_by_hand(conn: Connection) -> set[str | None]:
         command.upgrade(alembic_config(conn), "0004")
         conn.execute(text("DROP INDEX ix_usage_records_request_id"))
         command.upgrade(alembic_config(conn), "head")

@@ -63,10 +63,10 @@ async def test_rows_come_back_as_the_records_they_were_made_from(store: Store) -
 
 async def test_a_time_a_hair_before_the_second_rounds_to_the_microsecond(store: Store) -> None:
     record = _record(1)
-    row = list(ledger_row(record))
-    row[1] = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC).timestamp() - 1e-7
+    row = ledger_row(record)
+    row = (row[0], datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC).timestamp() - 1e-7, *row[2:])
     async with store.transaction() as session:
-        await UsageLedger(session).append([tuple(row)])
+        await UsageLedger(session).append([row])
     async with store.transaction() as session:
         (back,) = await UsageLedger(session).records(UsageFilter())
     got = back.created_at if back.created_at.tzinfo else back.created_at.replace(tzinfo=UTC)

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from modelyard.core.errors import ModelyardError
+from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.tenancy.limits import (
     UNIT,
     MemoryLimiter,
@@ -210,6 +210,9 @@ def test_the_memory_limiter_behaves_as_the_plain_definition(
             reservation = limiter.acquire_now(chosen, tokens, cost)
         except ModelyardError as refused:
             assert expected is not None, f"refused, but admitted by definition: {refused}"
+            # Only the limits refuse here, and each refusal carries its x-ratelimit-* headers.
+            assert isinstance(refused, LimitExceeded | BudgetExceeded)
+            assert isinstance(expected, LimitExceeded | BudgetExceeded)
             assert (type(refused), str(refused), refused.headers) == (
                 type(expected),
                 str(expected),

@@ -58,7 +58,9 @@ async def test_refill_follows_the_servers_clock(redis_url: str, prefix: str, raw
             await limiter.acquire([key], 60_000, 0)  # a whole bucket: refused for ~60 s
         between = await redis_ms(raw)
         # It waits for what is missing: 60,000 less what refilled since `emptied`.
-        waited = round(60_000 - first.value.retry_after * 1000)  # refilled tokens = ms
+        first_wait = first.value.retry_after
+        assert first_wait is not None
+        waited = round(60_000 - first_wait * 1000)  # refilled tokens = ms
         assert 0 <= waited <= between - before + 1
         # Let Redis's clock move on; the refill follows it, not the caller's clock.
         await asyncio.sleep(0.05)
@@ -66,7 +68,9 @@ async def test_refill_follows_the_servers_clock(redis_url: str, prefix: str, raw
         with pytest.raises(LimitExceeded) as second:
             await limiter.acquire([key], 60_000, 0)
         after = await redis_ms(raw)
-        refilled_ms = round((first.value.retry_after - second.value.retry_after) * 1000)
+        second_wait = second.value.retry_after
+        assert second_wait is not None
+        refilled_ms = round((first_wait - second_wait) * 1000)
         assert moved_from - between - 1 <= refilled_ms <= after - before + 1
         # What has refilled by now (at least moved_from - between ms) can be taken.
         await limiter.acquire([key], max(1, moved_from - between - 1), 0)

@@ -38,9 +38,10 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
+from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.anthropic import AnthropicProvider
 from modelyard.providers.base import CallContext, ProviderSettings
-from modelyard.providers.transport import CallTimeouts, Transport
+from modelyard.providers.transport import Transport
 
 KEY = "sk-ant-test-key"
 CTX = CallContext("req-1")

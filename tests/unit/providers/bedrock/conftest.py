@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.bedrock import BedrockProvider
-from modelyard.providers.transport import CallTimeouts, Transport
+from modelyard.providers.transport import Transport
 from tests.fakes.bedrock_upstream import (
     TEST_ACCESS_KEY,
     TEST_REGION,

@@ -31,13 +31,15 @@ from modelyard.core.errors import (
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
+    StreamEvent,
     TextDelta,
     ToolCallDelta,
     UsageReport,
 )
+from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.base import CallContext, ProviderSettings
 from modelyard.providers.bedrock import BedrockProvider
-from modelyard.providers.transport import CallTimeouts, Transport
+from modelyard.providers.transport import Transport
 from tests.fakes.bedrock_upstream import FakeBedrock
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -69,7 +71,9 @@ def ask(*messages: Message, **fields: object) -> ChatRequest:
     return ChatRequest("deployment", list(messages), **fields)  # type: ignore[arg-type]
 
 
-async def collect(provider: BedrockProvider, request: ChatRequest, model: str = CLAUDE) -> list:
+async def collect(
+    provider: BedrockProvider, request: ChatRequest, model: str = CLAUDE
+) -> list[StreamEvent]:
     return [event async for event in provider.stream(request, model, CTX)]
 
 
@@ -137,6 +141,7 @@ async def test_tool_call_and_result_round_trip(
     assert orjson.loads(call.arguments) == {"city": "Paris"}
     config = fake.last_request.json["toolConfig"]
     assert config["toolChoice"] == {"auto": {}}
+    assert WEATHER.parameters is not None
     assert config["tools"][0]["toolSpec"]["inputSchema"] == {"json": dict(WEATHER.parameters)}
 
     second = ask(
@@ -325,18 +330,23 @@ async def test_error_statuses(
         assert "temperature" in str(info.value)
 
 
+def _text(event: StreamEvent) -> str:
+    assert isinstance(event, TextDelta | ReasoningDelta), event
+    return event.text
+
+
 async def test_exception_mid_stream(provider: BedrockProvider) -> None:
-    seen: list = []
+    seen: list[StreamEvent] = []
     with pytest.raises(RateLimited, match="Too many requests"):
         async for event in provider.stream(
             ask(user("one two three four")), "exception-mid-stream", CTX
         ):
             seen.append(event)
-    assert [e.text for e in seen] == ["echo:", " one"]
+    assert [_text(e) for e in seen] == ["echo:", " one"]
 
 
 async def test_disconnect_mid_stream(provider: BedrockProvider) -> None:
-    seen: list = []
+    seen: list[StreamEvent] = []
     with pytest.raises(UpstreamConnectionError):
         async for event in provider.stream(ask(user("one two three four")), "drop-mid-stream", CTX):
             seen.append(event)
@@ -344,7 +354,7 @@ async def test_disconnect_mid_stream(provider: BedrockProvider) -> None:
 
 
 async def test_stream_ending_without_metadata(provider: BedrockProvider) -> None:
-    seen: list = []
+    seen: list[StreamEvent] = []
     with pytest.raises(UpstreamConnectionError, match="before messageStop and metadata"):
         async for event in provider.stream(ask(user("hi")), "truncated-stream", CTX):
             seen.append(event)

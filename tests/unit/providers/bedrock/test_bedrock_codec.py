@@ -129,7 +129,7 @@ def test_bad_tool_arguments_name_the_field(arguments: str, message: str) -> None
         (None, None),
     ],
 )
-def test_tool_choice(choice: Any, expected: dict | None) -> None:
+def test_tool_choice(choice: Any, expected: dict[str, Any] | None) -> None:
     config = build(user("x"), tools=(TOOL,), tool_choice=choice).body["toolConfig"]
     assert config.get("toolChoice") == expected
 
@@ -210,7 +210,7 @@ def test_inference_config_and_metadata() -> None:
         ({"extra": {"reasoning_effort": "extreme"}}, "reasoning_effort"),
     ],
 )
-def test_unhonourable_fields_are_refused_by_name(fields: dict, param: str) -> None:
+def test_unhonourable_fields_are_refused_by_name(fields: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         build(user("x"), **fields)
     assert info.value.param == param
@@ -279,7 +279,9 @@ def _info(json_tool: str | None = None) -> ResponseInfo:
     return ResponseInfo(json_tool, "provider 'br'", MODEL, "rid")
 
 
-def _answer(content: list[dict], stop: str = "end_turn", usage: dict | None = None) -> dict:
+def _answer(
+    content: list[dict[str, Any]], stop: str = "end_turn", usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop,
@@ -288,7 +290,7 @@ def _answer(content: list[dict], stop: str = "end_turn", usage: dict | None = No
 
 
 def test_parse_response_blocks() -> None:
-    content = [
+    content: list[dict[str, Any]] = [
         {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "s1"}}},
         {"text": "Sure."},
         {"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {"q": "é"}}},

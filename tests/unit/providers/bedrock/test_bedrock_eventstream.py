@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Any
 
 import orjson
 import pytest
@@ -15,7 +16,7 @@ from modelyard.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.providers.bedrock.eventstream import EventStreamDecoder, Frame
 from modelyard.providers.bedrock.stream import StreamTranslator
 from tests.fakes.bedrock_frames import encode_frame, event_frame, exception_frame
@@ -95,9 +96,9 @@ def test_corruption_is_an_upstream_error(where: str) -> None:
         _decode([bytes(frame)])
 
 
-def _translate(*frames: bytes, json_tool: str | None = None) -> list:
+def _translate(*frames: bytes, json_tool: str | None = None) -> list[StreamEvent]:
     translator = StreamTranslator(json_tool, LABEL)
-    events = []
+    events: list[StreamEvent] = []
     for frame in _decode(list(frames)):
         events.extend(translator.frame(frame))
     return events
@@ -111,7 +112,7 @@ def _end(stop: str = "end_turn") -> list[bytes]:
     ]
 
 
-def _delta(index: int, delta: dict) -> bytes:
+def _delta(index: int, delta: dict[str, Any]) -> bytes:
     return event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
 
 

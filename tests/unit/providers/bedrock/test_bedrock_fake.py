@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import ReadOnlyCredentials
-from botocore.eventstream import EventStreamBuffer
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.credentials import ReadOnlyCredentials  # type: ignore[import-untyped]
+from botocore.eventstream import EventStreamBuffer  # type: ignore[import-untyped]
 
 from tests.fakes.bedrock_upstream import TEST_ACCESS_KEY, TEST_SECRET_KEY, FakeBedrock
 
@@ -138,7 +138,7 @@ def test_unknown_operation(fake: FakeBedrock) -> None:
         ),
     ],
 )
-def test_validation(fake: FakeBedrock, payload: dict, message: str) -> None:
+def test_validation(fake: FakeBedrock, payload: dict[str, Any], message: str) -> None:
     status, error, text = _error(call(fake, PATH, payload))
     assert (status, error) == (400, "ValidationException")
     assert message in text

@@ -34,7 +34,8 @@ def user(text: str) -> Message:
 
 def build(*messages: Message, model: str = "gemini-2.5-flash", **kw: Any) -> dict[str, Any]:
     request = ChatRequest("dep", list(messages), **kw)
-    return orjson.loads(codec.build_body(request, model))
+    body: dict[str, Any] = orjson.loads(codec.build_body(request, model))
+    return body
 
 
 def test_system_and_developer_go_to_system_instruction_and_roles_map():

@@ -36,7 +36,8 @@ def post(
 
 
 def error_of(payload: bytes) -> dict[str, Any]:
-    return json.loads(payload)["error"]
+    error: dict[str, Any] = json.loads(payload)["error"]
+    return error
 
 
 def test_keys_are_checked_as_google_does(fake):

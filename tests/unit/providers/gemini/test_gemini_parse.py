@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -123,15 +125,20 @@ def test_unusable_responses_are_upstream_errors():
     assert info.value.retryable
 
 
-def chunk(parts=None, finish=None, usage=None, index=None):
-    candidate: dict = {}
+def chunk(
+    parts: list[dict[str, Any]] | None = None,
+    finish: str | None = None,
+    usage: dict[str, Any] | None = None,
+    index: int | None = None,
+) -> dict[str, Any]:
+    candidate: dict[str, Any] = {}
     if parts is not None:
         candidate["content"] = {"role": "model", "parts": parts}
     if finish is not None:
         candidate["finishReason"] = finish
     if index is not None:
         candidate["index"] = index
-    data: dict = {"candidates": [candidate]}
+    data: dict[str, Any] = {"candidates": [candidate]}
     if usage is not None:
         data["usageMetadata"] = usage
     return data
@@ -148,12 +155,14 @@ def test_stream_events_and_closing_order():
     events += state.close()
     call = events[3]
     assert isinstance(call, ToolCallDelta) and call.id is not None
+    usage = parse_usage(USAGE)
+    assert usage is not None
     assert events == [
         ReasoningDelta("hm"),
         TextDelta("Hello"),
         TextDelta(" world"),
         ToolCallDelta(0, '{"a":1}', call.id, "f"),
-        UsageReport(parse_usage(USAGE)),
+        UsageReport(usage),
         Finished("tool_calls"),
     ]
 
