@@ -52,6 +52,15 @@ def answering(model: str) -> Callable[[Request, dict[str, Any]], Awaitable[Respo
     return handler
 
 
+# A suite started in the background (``make test &`` from a script) runs with SIGINT ignored, and
+# a child inherits that, so the CLI would never see the test's Ctrl-C: the CLI runs here with
+# Python's default SIGINT handler, as it has when started from a terminal.
+WITH_SIGINT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'modelyard'; runpy.run_module('modelyard.cli.main', run_name='__main__')"
+)
+
+
 class Gate:
     """Answers the first ``free`` calls at once and holds every later one until ``opened``: the
     run is certainly mid-way when the test interrupts it, however fast or slow the machine."""
@@ -198,7 +207,7 @@ def test_an_interrupted_run_is_marked_and_resumes_without_repeating(server, fake
     args = ["run", str(path), "--deployments", "slow", "--url", server.url, "--run-id", "cut"]
     args += ["--concurrency", "1", "--json"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard.cli.main", "eval", *args],
+        [sys.executable, "-c", WITH_SIGINT, "eval", *args],
         env=cli_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
