@@ -20,13 +20,18 @@ def _modules() -> list[Path]:
     return sorted(SRC.rglob("*.py"))
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, full: bool = False) -> set[str]:
+    """The modules a module imports; with ``full``, by full name (``from a.b import c`` is
+    ``a.b.c``)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
+            if full:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module)
     return names
 
 
@@ -166,7 +171,7 @@ def _package_imports() -> dict[tuple[str, str], set[str]]:
         rel = path.relative_to(SRC)
         if len(rel.parts) == 1:  # modelyard/__init__.py: the version, nothing else
             continue
-        for name in _imported_names(path):
+        for name in _imports(path, full=True):
             parts = name.split(".")
             if parts[0] != "modelyard" or len(parts) < 2 or parts[1] == rel.parts[0]:
                 continue
@@ -174,17 +179,6 @@ def _package_imports() -> dict[tuple[str, str], set[str]]:
                 continue
             found.setdefault((str(rel), parts[1]), set()).add(name)
     return found
-
-
-def _imported_names(path: Path) -> set[str]:
-    """Everything a module imports, by full name: ``from a.b import c`` is ``a.b.c``."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
 
 
 def _allowed(package: str, name: str) -> bool:
