@@ -43,7 +43,7 @@ test: install lint typecheck
 
 # The inner loop: no server spawned, no model loaded (the markers are applied in
 # tests/conftest.py; MODELYARD_TESTS_FAST fails a test that would start a server unmarked).
-FAST_MARKERS := not integration and not postgres and not redis and not local_model and not slow
+FAST_MARKERS := not integration and not postgres and not redis and not local_model and not slow and not adversarial
 test-fast: install
 	MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -m "$(FAST_MARKERS)" -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -58,7 +58,11 @@ _BY_FIXTURE = {
     "gateway": ("integration", "local_model"),  # its config keeps the embedded model enabled
 }
 _BY_PARAM = {("store_url", "postgresql"): "postgres", ("make_limiter", "redis"): "redis"}
-_BY_PATH = {"integration": ("integration",), "integration/local": ("local_model",)}
+_BY_PATH = {
+    "integration": ("integration",),
+    "integration/local": ("local_model",),
+    "adversarial": ("adversarial",),
+}
 _TESTS = Path(__file__).resolve().parent
 
 
