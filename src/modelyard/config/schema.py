@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -71,6 +72,13 @@ class ProviderConfig(_Strict):
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
+        if value is not None and "@" in urlsplit(value).netloc:
+            # Not echoed: the URL holds a password. aiohttp refuses credentials in a URL next
+            # to an Authorization header, so every call would fail.
+            raise ValueError(
+                "must not carry credentials (user:password@host); put the key in api_key, "
+                "or an authorization header in headers"
+            )
         return value.rstrip("/") if value else value
 
 

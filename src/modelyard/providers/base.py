@@ -12,10 +12,41 @@ from pydantic import BaseModel, ConfigDict
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
-from modelyard.core.errors import UpstreamError
+from modelyard.core.errors import InvalidRequest, UpstreamError
 from modelyard.core.events import StreamEvent
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.providers.transport import Transport
+
+# orjson refuses to encode containers nested deeper than this (its own recursion limit).
+MAX_JSON_DEPTH = 254
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """An upstream request body as JSON. A client value nested deeper than JSON encoders go
+    (orjson stops at 254 levels; vendors' parsers sooner) is the client's error: a 400 naming
+    the field, not a failure of the target."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        # Only on failure: find the field to name (the deepest), without recursion.
+        field = max(body, key=lambda k: _depth(body[k]), default=None)
+        raise InvalidRequest(
+            f"{field or 'the request'}: nested too deeply to send upstream; "
+            f"at most {MAX_JSON_DEPTH - 4} levels are accepted",
+            param=field,
+        ) from exc
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests, counted level by level (no recursion) up to the limit."""
+    depth, level = 0, [value]
+    while level and depth <= MAX_JSON_DEPTH:
+        containers = [v for v in level if isinstance(v, dict | list | tuple)]
+        if not containers:
+            break
+        depth += 1
+        level = [i for c in containers for i in (c.values() if isinstance(c, dict) else c)]
+    return depth
 
 
 class ProviderOptions(BaseModel):

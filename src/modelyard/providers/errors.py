@@ -149,6 +149,23 @@ def to_error(failure: UpstreamFailure, label: str, secret: str | None = None) ->
     return rule.error(text, code=rule.code, retry_after=retry_after)
 
 
+# What reading an answer raises when the upstream sent something we cannot read: bytes that
+# are not UTF-8 (``UnicodeDecodeError``), bodies that are not JSON (``orjson.JSONDecodeError``),
+# a usage count that is not a number, a field missing or of the wrong type.
+UNREADABLE: Final = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def unreadable(label: str, exc: BaseException, *, stream_started: bool = False) -> UpstreamError:
+    """The client's error for an answer that could not be read: the upstream failed (502,
+    retried elsewhere before the first event). Only the exception's type is shown: its text
+    may quote the upstream's bytes."""
+    when = " after the stream began" if stream_started else ""
+    return UpstreamError(
+        f"{label}: the upstream sent an answer that cannot be read{when} ({type(exc).__name__})",
+        code="upstream_malformed",
+    )
+
+
 # Things that look like credentials: vendor key prefixes, AWS access key ids, bearer tokens,
 # "key: value" pairs naming a key, and long mixed-case alphanumeric runs (opaque tokens).
 _SECRET = re.compile(

@@ -28,7 +28,7 @@ from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext, Provider, ProviderSettings
-from modelyard.providers.errors import UpstreamFailure, to_error
+from modelyard.providers.errors import UNREADABLE, UpstreamFailure, to_error, unreadable
 from modelyard.providers.transport import RawResponse, Transport
 
 F = TypeVar("F")
@@ -120,13 +120,18 @@ class HttpAdapter(Provider):
                 payload = await upstream.read_all()
                 raise self.error(self.failure(upstream.status, upstream.headers, payload))
             decoder, reader = call.decoder, call.reader
-            async for chunk in upstream.chunks():
-                for frame in decoder.feed(chunk):
-                    for event in reader.event(frame):
-                        yield event
-                    if reader.done:
-                        return
-            for event in reader.end():
-                yield event
+            started = False
+            try:
+                async for chunk in upstream.chunks():
+                    for frame in decoder.feed(chunk):
+                        for event in reader.event(frame):
+                            started = True
+                            yield event
+                        if reader.done:
+                            return
+                for event in reader.end():
+                    yield event
+            except UNREADABLE as exc:  # bad bytes, JSON or fields: the upstream failed
+                raise unreadable(self.label, exc, stream_started=started) from exc
         finally:
             upstream.close()

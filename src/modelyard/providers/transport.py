@@ -45,7 +45,7 @@ class UpstreamStream:
     async def read_all(self) -> bytes:
         try:
             return await self._response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, self._label) from exc
         finally:
             self._response.release()
@@ -54,7 +54,7 @@ class UpstreamStream:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, self._label) from exc
 
     def close(self) -> None:
@@ -97,7 +97,7 @@ class Transport:
             ) as resp:
                 payload = await resp.read()
                 return RawResponse(resp.status, resp.headers, payload)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, label) from exc
 
     async def get(
@@ -108,7 +108,7 @@ class Transport:
                 url, headers=headers, timeout=_client_timeout(timeouts)
             ) as resp:
                 return RawResponse(resp.status, resp.headers, await resp.read())
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, label) from exc
 
     async def open_stream(
@@ -123,7 +123,7 @@ class Transport:
             resp = await self._client().post(
                 url, data=body, headers=headers, timeout=_client_timeout(timeouts)
             )
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, label) from exc
         return UpstreamStream(resp, label)
 
@@ -144,6 +144,16 @@ def _translate(exc: BaseException, label: str) -> UpstreamError:
         return UpstreamConnectionError(f"{label}: cannot connect to the upstream ({exc.os_error})")
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return UpstreamConnectionError(f"{label}: the upstream closed the connection mid-response")
+    if isinstance(exc, ValueError):
+        # aiohttp refuses some requests before sending them (an invalid URL, credentials in
+        # the URL next to an Authorization header): this target will refuse every request.
+        # Its text can quote the URL, password included: not shown.
+        refused = UpstreamConnectionError(
+            f"{label}: the request could not be sent ({type(exc).__name__}); check the "
+            "provider's base_url and headers"
+        )
+        refused.same_target = False
+        return refused
     return UpstreamConnectionError(f"{label}: upstream request failed ({type(exc).__name__})")
 
 

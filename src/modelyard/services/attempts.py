@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from modelyard.core.errors import ModelyardError, UpstreamUnavailable
+from modelyard.providers.errors import unreadable
 from modelyard.routing.health import TargetHealth
 from modelyard.routing.retry import backoff_s, is_retryable
 from modelyard.services.gateway import Resolved
@@ -25,6 +27,7 @@ from modelyard.services.gateway import Resolved
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 HealthOf = Callable[[Resolved], TargetHealth]
+log = logging.getLogger("modelyard.attempts")
 
 
 @dataclass(slots=True)
@@ -59,9 +62,10 @@ class AttemptLoop:
             t0 = time.monotonic()
             try:
                 value = await call(chosen)
-            except ModelyardError as err:
+            except Exception as exc:  # noqa: BLE001  # translated and recorded below, not swallowed
+                err = exc if isinstance(exc, ModelyardError) else _classified(chosen, exc)
                 if not is_retryable(err):
-                    raise
+                    raise err from (None if err is exc else exc)
                 health_of(chosen).failure()
                 self.failures.append((chosen.target.key, err))
                 if not err.same_target:
@@ -123,3 +127,16 @@ class AttemptLoop:
         )
         last.args = (last.message,)
         return last
+
+
+def _classified(chosen: Resolved, exc: Exception) -> ModelyardError:
+    """Anything but a ``ModelyardError`` from a call is the upstream's doing (an answer the
+    adapter could not read): a retryable upstream failure, so the breaker hears of it and the
+    next target is tried. One short line says where; the traceback only at debug level."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    site = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "?"
+    log.warning("%s: unreadable answer (%s at %s)", chosen.target.key, type(exc).__name__, site)
+    log.debug("unreadable answer from %s", chosen.target.key, exc_info=exc)
+    return unreadable(f"provider {chosen.provider.name!r}", exc)

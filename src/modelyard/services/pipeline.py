@@ -36,6 +36,7 @@ from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import ModelyardError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.providers.base import CallContext
+from modelyard.providers.errors import unreadable
 from modelyard.routing import Deployment, Target, TargetHealth
 from modelyard.services.chat import ChatService, HeaderLookup, Opened, Served, close_events
 from modelyard.services.embeddings import EmbeddingService
@@ -383,9 +384,12 @@ class Streaming:
             status, error = err.status, err
             run.upstream_failed = True
             raise
-        except Exception as err:
-            status, error = INTERNAL, err
-            raise
+        except Exception as exc:  # only the upstream's events get here (taps: _StageFailed)
+            label = f"provider {run.served.provider!r}" if run.served else "the upstream"
+            broken = unreadable(label, exc, stream_started=True)
+            status, error = broken.status, broken
+            run.upstream_failed = True
+            raise broken from exc
         finally:
             ending = self._closing if status is None else status
             await self._pipeline.end_stream(run, opened.rest, taps, ending, error)

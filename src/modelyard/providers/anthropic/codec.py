@@ -27,12 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolSpec
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.anthropic import params
 from modelyard.providers.anthropic.messages import convert_messages
+from modelyard.providers.base import encode_body
 from modelyard.providers.json_tool import DESCRIPTION as JSON_TOOL_DESCRIPTION
 from modelyard.providers.json_tool import (
     client_demands_a_call,
@@ -62,7 +61,7 @@ class UpstreamRequest:
     json_tool: str | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.body)
+        return encode_body(self.body)
 
 
 def build_request(

@@ -48,8 +48,15 @@ def parse_usage(raw: object) -> Usage | None:
 
 
 def _count(raw: dict[str, Any], key: str) -> int:
+    """A token count: absent or null is 0; anything but a whole number is a broken answer
+    (``ValueError``, an unreadable answer for the attempt loop), never a silent 0 that would
+    meter the call as free."""
     value = raw.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"usage {key} is not a token count")
 
 
 def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> ChatResult:

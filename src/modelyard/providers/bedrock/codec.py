@@ -26,10 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from modelyard.core.chat import ChatRequest, NamedToolChoice, ToolSpec
 from modelyard.core.errors import InvalidRequest
+from modelyard.providers.base import encode_body
 from modelyard.providers.bedrock import params
 from modelyard.providers.bedrock.messages import Converted, convert_messages
 from modelyard.providers.json_tool import DESCRIPTION as JSON_TOOL_DESCRIPTION
@@ -58,7 +57,7 @@ class ConverseRequest:
     json_tool: str | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.body)
+        return encode_body(self.body)
 
 
 def build_request(request: ChatRequest, model: str, options: BuildOptions) -> ConverseRequest:
@@ -165,7 +164,7 @@ def _response_format(
         return None
     if fmt.kind == "json_schema" and options.structured_output == "native":
         native = dict(fmt.schema) if fmt.schema else {**_OPEN_OBJECT}
-        definition: dict[str, Any] = {"schema": orjson.dumps(native).decode()}
+        definition: dict[str, Any] = {"schema": encode_body(native).decode()}
         definition["name"] = fmt.name or "response"
         text_format = {"type": "json_schema", "structure": {"jsonSchema": definition}}
         _output_config(body)["textFormat"] = text_format

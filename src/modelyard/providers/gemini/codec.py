@@ -24,10 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
 from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
 from modelyard.core.errors import InvalidRequest
+from modelyard.providers.base import encode_body
 from modelyard.providers.gemini.contents import build_contents
 from modelyard.providers.gemini.schema import convert_schema
 
@@ -75,7 +74,7 @@ def build_body(request: ChatRequest, model: str, thinking: ThinkingMode = "auto"
         _extra(key, value, build)
     if build.config:
         build.body["generationConfig"] = build.config
-    return orjson.dumps(build.body)
+    return encode_body(build.body)
 
 
 def single_tool_call(request: ChatRequest) -> bool:
