@@ -12,6 +12,8 @@ model           behaviour
                 with an invalid UTF-8 string)
 ``late-utf8``   as ``bad-utf8``, but the invalid bytes come after two good content frames
 ``echo-NNN``    status NNN whose error text quotes every request header (keys included)
+``echo-stream`` a stream whose first content frame is followed by an in-stream error event
+                quoting every request header
 ``reset``       the connection dropped before any byte of the answer
 ``partial``     a stream that stops after its first content frames, connection dropped
 ``garbage``     200 with a body (or SSE data) that is not JSON
@@ -183,6 +185,8 @@ class Hostile:
         if model.startswith("echo-"):
             echoed = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
             text = f"request rejected, we received these headers: {echoed}"
+            if model == "echo-stream":
+                return _stream(_echo_frames(wire, text, model), model)
             if wire == "openai":
                 err: dict[str, Any] = {"error": {"message": text, "type": "server_error"}}
             else:
@@ -314,3 +318,13 @@ def _anthropic_frames(model: str) -> list[bytes]:
         _sse({**stop, "usage": {"output_tokens": 2}}, "message_delta"),
         _sse({"type": "message_stop"}, "message_stop"),
     ]
+
+
+def _echo_frames(wire: str, text: str, model: str) -> list[bytes]:
+    """The start of a good stream, then the vendor's in-stream error event quoting ``text``."""
+    if wire == "openai":
+        frames = _openai_frames(model)[:2]
+        return [*frames, _sse({"error": {"message": text, "type": "server_error"}})]
+    frames = _anthropic_frames(model)[:3]
+    error = {"type": "error", "error": {"type": "api_error", "message": text}}
+    return [*frames, _sse(error, "error")]

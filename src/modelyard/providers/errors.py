@@ -14,7 +14,7 @@ nothing else.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -117,9 +117,10 @@ def cause_of(status: int | None) -> Cause:
     return "invalid_request" if 400 <= status < 500 else "server"
 
 
-def to_error(failure: UpstreamFailure, label: str, secret: str | None = None) -> ModelyardError:
-    """The core error the client sees for ``failure`` (``label`` names the provider; ``secret``,
-    the provider's key, never appears in the text even in a shape ``redact`` does not know)."""
+def to_error(failure: UpstreamFailure, label: str, secrets: Sequence[str] = ()) -> ModelyardError:
+    """The core error the client sees for ``failure`` (``label`` names the provider; none of
+    ``secrets``, the provider's key and header values, appears in the text, even in a shape
+    ``redact`` does not know)."""
     cause = failure.cause or cause_of(failure.status)
     rule = POLICY[cause]
     shown = f"HTTP {failure.status}" if failure.status is not None else "an error"
@@ -128,13 +129,13 @@ def to_error(failure: UpstreamFailure, label: str, secret: str | None = None) ->
     when = " after the stream began" if failure.stream_started else ""
     suffix = f" (upstream request id {failure.request_id})" if failure.request_id else ""
     if rule.relay_text:
-        text = f"{label}: upstream answered {shown}{when}: {redact(failure.message)}{suffix}"
+        relayed = redact(scrub(failure.message, secrets))
+        text = f"{label}: upstream answered {shown}{when}: {relayed}{suffix}"
     else:
         # Our key is at fault, not the client's request; the upstream's text can quote key
         # fragments and account ids and means nothing to the client.
         text = f"{label}: the upstream refused the gateway's credentials ({shown}){when}{suffix}"
-    if secret and len(secret) >= 8:
-        text = text.replace(secret, "[redacted]")
+    text = scrub(text, secrets)  # the request id and vendor code are the upstream's too
     retry_after = failure.retry_after if rule.retryable else None
     if rule.error is InvalidRequest:
         return InvalidRequest(text, param=failure.param, code=rule.code)
@@ -181,8 +182,31 @@ _SECRET = re.compile(
     re.VERBOSE,
 )
 _MAX_MESSAGE = 500
+# How much of a text is searched for credentials before it is cut to ``_MAX_MESSAGE``: enough
+# that a token straddling the cut is still whole when it is matched.
+_SEARCHED = 4 * _MAX_MESSAGE
+# A secret shorter than this is not searched for: it would match ordinary words.
+MIN_SECRET = 8
 
 
 def redact(text: str) -> str:
-    """``text`` cut to a sane length with anything that looks like a credential replaced."""
-    return _SECRET.sub("[redacted]", text[:_MAX_MESSAGE])
+    """``text`` cut to a sane length with anything that looks like a credential replaced
+    (replaced first, so that a credential cut in two cannot show its first half)."""
+    return _SECRET.sub("[redacted]", text[:_SEARCHED])[:_MAX_MESSAGE]
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every one of ``secrets`` (our own credentials) replaced."""
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def secrets_of(api_key: str | None, headers: Mapping[str, str]) -> tuple[str, ...]:
+    """What a provider must never show: its key and the values of its configured headers
+    (custom auth headers; a harmless value redacted too costs nothing)."""
+    found = [api_key] if api_key else []
+    found += [value for value in headers.values() if value]
+    found += [value.split(" ", 1)[1] for value in found if " " in value]  # "Basic abc"
+    return tuple(sorted({v for v in found if len(v) >= MIN_SECRET}, key=len, reverse=True))

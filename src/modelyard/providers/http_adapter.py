@@ -28,7 +28,14 @@ from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext, Provider, ProviderSettings
-from modelyard.providers.errors import UNREADABLE, UpstreamFailure, to_error, unreadable
+from modelyard.providers.errors import (
+    UNREADABLE,
+    UpstreamFailure,
+    scrub,
+    secrets_of,
+    to_error,
+    unreadable,
+)
 from modelyard.providers.transport import RawResponse, Transport
 
 F = TypeVar("F")
@@ -80,6 +87,7 @@ class HttpAdapter(Provider):
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
         self.label = f"provider {settings.name!r}"
+        self.secrets = secrets_of(settings.api_key, settings.headers)
 
     @abstractmethod
     def failure(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure: ...
@@ -94,7 +102,7 @@ class HttpAdapter(Provider):
 
     def error(self, failure: UpstreamFailure) -> ModelyardError:
         """The client's error for ``failure`` (with this provider's key kept out of its text)."""
-        return to_error(failure, self.label, secret=self.settings.api_key)
+        return to_error(failure, self.label, self.secrets)
 
     async def exchange(self, request: Outgoing, ctx: CallContext) -> RawResponse:
         """Send ``request`` and return a successful response; an error status is raised."""
@@ -133,5 +141,9 @@ class HttpAdapter(Provider):
                     yield event
             except UNREADABLE as exc:  # bad bytes, JSON or fields: the upstream failed
                 raise unreadable(self.label, exc, stream_started=started) from exc
+            except ModelyardError as err:  # an in-stream error event: its text is relayed
+                err.message = scrub(err.message, self.secrets)
+                err.args = (err.message,)
+                raise
         finally:
             upstream.close()
