@@ -23,12 +23,11 @@ from starlette.routing import Route
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.core.timeouts import CallTimeouts
-from modelyard.protocols.openai import errors
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
-from modelyard.server.middleware import Front
+from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.services.gateway import Gateway
 from modelyard.services.root import Root
@@ -147,24 +146,33 @@ async def _local_ready(gateway: Gateway, readiness: _Readiness) -> bool:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (and any HTTPException), in the path's dialect."""
     assert isinstance(exc, HTTPException)
     rid = request_id(request)
+    where = f"{_clip(request.method, 16)} {_clip(request.url.path)}"
+    extra: dict[str, str] = {}
     if exc.status_code == 404:
-        err: ModelyardError = NotFound(f"no route {request.method} {request.url.path}")
+        err: ModelyardError = NotFound(f"no route {where}")
     elif exc.status_code == 405:
-        err = NotFound(f"method {request.method} is not allowed on {request.url.path}")
-        headers = {"x-request-id": rid}
+        err = NotFound(f"method not allowed: {where}")
         allowed = (exc.headers or {}).get("Allow")  # a 405 must say what is (RFC 9110 15.5.6)
         if allowed:
-            headers["allow"] = allowed
-        return json_response(errors.error_body(err), 405, headers)
+            extra["allow"] = allowed
     else:
-        err = InternalError(str(exc.detail))
-    return json_response(errors.error_body(err), exc.status_code, {"x-request-id": rid})
+        err = InternalError(_clip(str(exc.detail)))
+    body, headers = error_in_dialect(err, request.url.path, rid)
+    return json_response(body, exc.status_code, {**headers, **extra})
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
+    """Reached only by an exception ``Front`` did not catch (an app built without it)."""
     rid = request_id(request)
-    log.exception("request %s failed", rid, exc_info=exc)
+    log.error("request %s failed: %s", rid, type(exc).__name__)
     err = InternalError(f"internal error (request id {rid})")
-    return json_response(errors.error_body(err), 500, {"x-request-id": rid})
+    body, headers = error_in_dialect(err, request.url.path, rid)
+    return json_response(body, 500, headers)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """A client's text bounded before it is echoed (a 15 MB path must not come back)."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"

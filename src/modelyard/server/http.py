@@ -10,19 +10,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.core.errors import InvalidRequest, PayloadTooLarge
-from modelyard.server.middleware import EXCHANGE, Exchange, request_id_of
+from modelyard.server.middleware import EXCHANGE, Exchange, client_request_id, request_id_of
 
 
 def exchange_of(request: Request) -> Exchange:
     """The request as the middleware opened it (its id, and where the route notes the model)."""
     found: Exchange | None = request.scope.get(EXCHANGE)
     if found is None:  # an app mounted without ``Front`` (never by ``create_app``)
-        found = request.scope[EXCHANGE] = Exchange(request_id_of(request.scope))
+        scope = request.scope
+        found = scope[EXCHANGE] = Exchange(request_id_of(scope), client_request_id(scope))
     return found
 
 
 def request_id(request: Request) -> str:
-    """The request's id: the caller's ``x-request-id`` when it is sane, else a fresh one."""
+    """The request's id (ours, fresh: see ``server.middleware``)."""
     return exchange_of(request).rid
 
 

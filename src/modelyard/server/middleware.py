@@ -1,11 +1,14 @@
 """The one middleware: request id, in-flight bound, access log, for every HTTP request.
 
 Pure ASGI (Starlette's ``BaseHTTPMiddleware`` runs each response through extra tasks and
-queues: slow on the hot path). It picks the request id once (the caller's ``x-request-id``
-when sane, else a fresh one) and hands it to the routes in an ``Exchange`` in the scope, where
-a route also notes the model asked for and, for a stream, how the stream really ended.
-Requests beyond ``server.max_in_flight`` get a 429 ``gateway_busy`` in the dialect of the path;
-the health probes are never bounded (a busy server is alive and ready).
+queues: slow on the hot path). It gives the request a fresh id of ours (the ledger's, the
+logs' and the errors'; a caller's sane ``x-request-id`` or ``x-client-request-id`` is kept as
+its correlation id, sent back in ``x-client-request-id`` and logged, never reused as ours: it
+could repeat) and hands both to the routes in an ``Exchange`` in the scope, where a route also
+notes the model asked for and, for a stream, how the stream really ended. Requests beyond
+``server.max_in_flight`` get a 429 ``gateway_busy`` in the dialect of the path; the health
+probes are never bounded (a busy server is alive and ready). Anything a route raises ends
+here: a 500 in the path's dialect with the request id, and one short log line (``Failures``).
 """
 
 from __future__ import annotations
@@ -15,19 +18,21 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.core.errors import ModelyardError, QueueFull
+from modelyard.core.errors import InternalError, ModelyardError, QueueFull
 from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
 from modelyard.services.root import Root
 
 access_log = logging.getLogger("modelyard.access")
+log = logging.getLogger("modelyard.server")
 EXCHANGE = "modelyard.exchange"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CLIENT_ID_HEADERS = frozenset({b"x-request-id", b"x-client-request-id"})
+_CLIENT_ID = b"x-client-request-id"
 _UNBOUNDED = frozenset({"/healthz", "/readyz"})
 _MESSAGES = "/v1/messages"
 
@@ -35,24 +40,32 @@ _MESSAGES = "/v1/messages"
 class Exchange:
     """One HTTP request as the middleware and the route share it."""
 
-    __slots__ = ("model", "rid", "status")
+    __slots__ = ("client_rid", "model", "rid", "sent", "status")
 
-    def __init__(self, rid: str) -> None:
+    def __init__(self, rid: str, client_rid: str | None = None) -> None:
         self.rid = rid
+        self.client_rid = client_rid  # the caller's own id for this request, when it sent one
         self.model: str | None = None
         self.status: int | None = None  # set by a route whose final status is not the header's
+        self.sent = 0  # the status of the response once it has started
 
 
 def fresh_request_id() -> str:
     return "req_" + os.urandom(12).hex()
 
 
-def request_id_of(scope: Scope) -> str:
-    """The caller's ``x-request-id`` when it is sane, else a fresh one."""
+def client_request_id(scope: Scope) -> str | None:
+    """The caller's ``x-request-id`` (or ``x-client-request-id``) when it is sane."""
     for name, value in scope["headers"]:
-        if name == b"x-request-id":
+        if name in _CLIENT_ID_HEADERS:
             given = value.decode("latin-1")
-            return given if _REQUEST_ID_RE.match(given) else fresh_request_id()
+            return given if _REQUEST_ID_RE.match(given) else None
+    return None
+
+
+def request_id_of(scope: Scope) -> str:
+    """Always a fresh id of ours: the ledger's, the logs' and the errors' (a client's id could
+    repeat, so it only travels along, in ``Exchange.client_rid``)."""
     return fresh_request_id()
 
 
@@ -63,47 +76,52 @@ class Front:
         self.app = app
         self.root_of = root_of
         self.in_flight = 0
+        self.failures = Failures()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        exchange = Exchange(request_id_of(scope))
+        exchange = Exchange(fresh_request_id(), client_request_id(scope))
         scope[EXCHANGE] = exchange
         path: str = scope["path"]
         if path in _UNBOUNDED:
-            await self.app(scope, receive, send)
+            await self._guarded(scope, receive, send, exchange)
             return
         settings = self.root_of().current.settings.server
         if self.in_flight >= settings.max_in_flight:
-            await _busy(settings.max_in_flight, path, exchange.rid, send)
+            await _busy(settings.max_in_flight, path, exchange, send)
             self.log_access(settings.access_log, exchange, path, 429, started)
             return
         self.in_flight += 1
         try:
-            if not (settings.access_log and access_log.isEnabledFor(logging.INFO)):
-                await self.app(scope, receive, send)  # nothing to note: no wrapper
-            else:
-                await self._logged(scope, receive, send, exchange, started)
+            await self._guarded(scope, receive, send, exchange)
         finally:
             self.in_flight -= 1
+            self.log_access(
+                settings.access_log, exchange, path, exchange.status or exchange.sent, started
+            )
 
-    async def _logged(
-        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, started: float
-    ) -> None:
-        status = 500  # what the client sees if the app fails before it answers
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        """The app, with the response's status noted; anything it raises is the boundary's
+        business: a 500 in the path's dialect (if nothing was sent yet) and one short line."""
 
         async def noting(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                ex.sent = message["status"]
+                if ex.client_rid is not None:
+                    message["headers"] = [*message["headers"], (_CLIENT_ID, ex.client_rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, noting)
-        finally:
-            self.log_access(True, exchange, scope["path"], exchange.status or status, started)
+        except Exception as exc:  # noqa: BLE001  # the last boundary: answered and logged here
+            self.failures.log(exc, ex.rid, scope["path"])
+            if not ex.sent:
+                err = InternalError(f"internal error (request id {ex.rid})")
+                await send_error(err, scope["path"], ex, send)
+            ex.status = ex.status or 500
 
     @staticmethod
     def log_access(
@@ -111,28 +129,83 @@ class Front:
     ) -> None:
         if enabled and access_log.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
-            model = exchange.model or "-"
+            model = _clip(exchange.model) if exchange.model else "-"
+            client = f" client_id={exchange.client_rid}" if exchange.client_rid else ""
             access_log.info(
-                "%s %s %d %.1fms model=%s", exchange.rid, path, status, elapsed_ms, model
+                "%s %s %d %.1fms model=%s%s",
+                exchange.rid,
+                _clip(path),
+                status or 500,
+                elapsed_ms,
+                model,
+                client,
             )
 
 
-async def _busy(limit: int, path: str, rid: str, send: Send) -> None:
+class Failures:
+    """Logs an unexpected exception as one short line: its type, where it was raised and the
+    request id. The traceback is logged the first time a site is seen (type, file and line),
+    and at debug level every time: a bug hit by every request must not write kilobytes each."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._seen: set[tuple[str, str, int]] = set()
+        self._limit = limit
+
+    def log(self, exc: BaseException, rid: str, path: str) -> None:
+        frame = exc.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        file, line = (frame.tb_frame.f_code.co_filename, frame.tb_lineno) if frame else ("?", 0)
+        site = (type(exc).__name__, file, line)
+        first = site not in self._seen and len(self._seen) < self._limit
+        self._seen.add(site) if first else None
+        log.error(
+            "request %s %s failed: %s at %s:%d%s",
+            rid,
+            _clip(path),
+            site[0],
+            file,
+            line,
+            " (traceback logged once per site)" if first else "",
+            exc_info=exc if first else None,
+        )
+        if not first:
+            log.debug("request %s: traceback", rid, exc_info=exc)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
+
+async def _busy(limit: int, path: str, exchange: Exchange, send: Send) -> None:
     err = QueueFull(
         f"the gateway is at its limit of {limit} requests in flight; retry shortly",
         code="gateway_busy",
         retry_after=1.0,
     )
-    headers = {"x-request-id": rid, **error_headers(err)}
-    body = _error_body(err, path, rid, headers)
+    await send_error(err, path, exchange, send)
+
+
+async def send_error(err: ModelyardError, path: str, exchange: Exchange, send: Send) -> None:
+    """``err`` as the whole response, in the dialect of ``path``."""
+    body, headers = error_in_dialect(err, path, exchange.rid)
     raw: list[tuple[bytes, bytes]] = [(k.encode(), v.encode()) for k, v in headers.items()]
+    if exchange.client_rid is not None:
+        raw.append((_CLIENT_ID, exchange.client_rid.encode()))
     raw += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": err.status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
-def _error_body(err: ModelyardError, path: str, rid: str, headers: dict[str, Any]) -> bytes:
-    if path.startswith(_MESSAGES):
+def is_anthropic(path: str) -> bool:
+    """The Messages API's routes (``/v1/messages`` and under it) answer in Anthropic's shape."""
+    return path.startswith(_MESSAGES)
+
+
+def error_in_dialect(err: ModelyardError, path: str, rid: str) -> tuple[bytes, dict[str, str]]:
+    """The error body for ``path``'s dialect and its headers (request id, Retry-After)."""
+    headers = {"x-request-id": rid, **error_headers(err)}
+    if is_anthropic(path):
         headers["request-id"] = rid  # the header Anthropic's SDKs read as the request id
-        return anthropic_errors.error_body(err, rid)
-    return openai_errors.error_body(err)
+        return anthropic_errors.error_body(err, rid), headers
+    return openai_errors.error_body(err), headers

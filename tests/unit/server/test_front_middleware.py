@@ -70,7 +70,9 @@ async def test_beyond_the_bound_a_429_in_the_paths_dialect_and_the_slot_comes_ba
     start, body = busy
     headers = dict(start["headers"])
     assert start["status"] == 429
-    assert headers[b"retry-after"] == b"1" and headers[b"request-id"] == b"req-2"
+    assert headers[b"retry-after"] == b"1" and headers[b"x-client-request-id"] == b"req-2"
+    assert headers[b"request-id"] == headers[b"x-request-id"]
+    assert headers[b"request-id"].startswith(b"req_")
     error = orjson.loads(body["body"])
     assert error["type"] == "error" and error["error"]["type"] == "rate_limit_error"
     app.release.set()
@@ -78,11 +80,13 @@ async def test_beyond_the_bound_a_429_in_the_paths_dialect_and_the_slot_comes_ba
     assert front.in_flight == 0
     again = await _call(front, _scope("/v1/chat/completions"))
     assert again[0]["status"] == 200
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines[0].startswith("req-2 /v1/messages 429 ") and lines[0].endswith("model=-")
-    assert lines[1].startswith("req-1 /v1/chat/completions 200 ")
-    assert lines[1].endswith("model=chat")
-    assert lines[2].startswith("req_") and len(lines) == 3
+    lines = [r.getMessage().split(" ", 1) for r in caplog.records]
+    assert all(rid.startswith("req_") for rid, _ in lines)
+    assert lines[0][1].startswith("/v1/messages 429 ")
+    assert lines[0][1].endswith("model=- client_id=req-2")
+    assert lines[1][1].startswith("/v1/chat/completions 200 ")
+    assert lines[1][1].endswith("model=chat client_id=req-1")
+    assert lines[2][1].endswith("model=chat") and len(lines) == 3
 
 
 async def test_the_health_probes_pass_a_full_bound() -> None:
@@ -111,17 +115,72 @@ async def test_a_routes_final_status_and_a_failure_are_what_the_log_says(
         raise RuntimeError("a bug")
 
     await _call(Front(stream_then_leave, lambda: _root(8)), _scope("/v1/messages", "a"))
-    with pytest.raises(RuntimeError):
-        await _call(Front(broken, lambda: _root(8)), _scope("/admin/v1/keys", "b"))
+    failed = await _call(Front(broken, lambda: _root(8)), _scope("/admin/v1/keys", "b"))
+    assert failed[0]["status"] == 500
     await _call(Front(stream_then_leave, lambda: _root(8, access_log=False)), _scope("/x"))
-    lines = [r.getMessage().split(" ")[:3] for r in caplog.records]
-    assert lines == [["a", "/v1/messages", "499"], ["b", "/admin/v1/keys", "500"]]
+    access = [r for r in caplog.records if r.name == "modelyard.access"]
+    lines = [r.getMessage().split(" ")[1:3] for r in access]
+    assert lines == [["/v1/messages", "499"], ["/admin/v1/keys", "500"]]
 
 
-async def test_an_insane_request_id_is_replaced() -> None:
+@pytest.mark.parametrize(
+    ("path", "dialect"),
+    [
+        ("/v1/messages", "anthropic"),
+        ("/v1/messages/count_tokens", "anthropic"),
+        ("/v1/x", "openai"),
+    ],
+)
+async def test_an_unexpected_exception_is_a_500_in_the_paths_dialect_and_one_short_line(
+    caplog: pytest.LogCaptureFixture, path: str, dialect: str
+) -> None:
+    """Issue 17 #10: the traceback is logged once per site (type, file, line), then each
+    request is one line with its request id; the client gets the id in its own dialect."""
+    caplog.set_level(logging.INFO, "modelyard.server")
+
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise KeyError("secret-ish detail")
+
+    front = Front(broken, lambda: _root(8))
+    answers = [await _call(front, _scope(path)) for _ in range(3)]
+    for start, body in answers:
+        assert start["status"] == 500
+        rid = dict(start["headers"])[b"x-request-id"].decode()
+        error = orjson.loads(body["body"])
+        if dialect == "anthropic":
+            assert error["type"] == "error" and error["error"]["type"] == "api_error"
+            assert error["request_id"] == rid
+        else:
+            assert error["error"]["type"] == "server_error"
+        assert rid in body["body"].decode() and b"secret-ish" not in body["body"]
+    records = [r for r in caplog.records if r.name == "modelyard.server"]
+    assert len(records) == 3
+    assert [r.exc_info is not None for r in records] == [True, False, False]
+    assert all("KeyError at " in r.getMessage() for r in records)
+    assert all(len(r.getMessage()) < 300 for r in records)
+
+
+async def test_a_failure_after_the_answer_began_sends_nothing_more() -> None:
+    async def half(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("after the start")
+
+    sent = await _call(Front(half, lambda: _root(8)), _scope("/v1/chat/completions"))
+    assert [m["type"] for m in sent] == ["http.response.start"]
+
+
+async def test_the_request_id_is_ours_and_a_clients_sane_id_travels_along() -> None:
+    """Issue 17 #11: a client-chosen id could repeat in the ledger, so the request id is
+    always a fresh one of ours; the client's (when sane) comes back in x-client-request-id."""
     app = _App()
     app.release.set()
-    await _call(Front(app, lambda: _root(8)), _scope("/v1/models", "bad id\r\n"))
-    await _call(Front(app, lambda: _root(8)), _scope("/v1/models", "ok-id_1.2:3"))
-    assert app.seen[0].rid.startswith("req_") and len(app.seen[0].rid) == 28
-    assert app.seen[1].rid == "ok-id_1.2:3"
+    insane = await _call(Front(app, lambda: _root(8)), _scope("/v1/models", "bad id\r\n"))
+    sane = [await _call(Front(app, lambda: _root(8)), _scope("/v1/models", "ok-id_1.2:3"))]
+    sane.append(await _call(Front(app, lambda: _root(8)), _scope("/v1/models", "ok-id_1.2:3")))
+    ids = [seen.rid for seen in app.seen]
+    assert all(rid.startswith("req_") and len(rid) == 28 for rid in ids)
+    assert len(set(ids)) == 3
+    assert [seen.client_rid for seen in app.seen] == [None, "ok-id_1.2:3", "ok-id_1.2:3"]
+    assert b"x-client-request-id" not in dict(insane[0]["headers"])
+    for start, _ in sane:
+        assert dict(start["headers"])[b"x-client-request-id"] == b"ok-id_1.2:3"

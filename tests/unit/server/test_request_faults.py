@@ -117,3 +117,29 @@ def test_a_failing_first_target_fails_over_to_the_next(client: TestClient) -> No
         response = client.post("/v1/chat/completions", json={"model": "mixed", "messages": USER})
         assert response.status_code == 200, response.text
         assert response.headers["x-modelyard-provider"] == "fake"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v1/messages", 405), ("POST", "/v1/messages/batches", 404)],
+)
+def test_routing_errors_under_the_messages_api_come_in_anthropics_shape(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    """Issue 17 #10."""
+    response = client.request(method, path)
+    assert response.status_code == status
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    assert body["request_id"] == response.headers["request-id"] == response.headers["x-request-id"]
+    if status == 405:
+        assert "POST" in response.headers["allow"]
+
+
+def test_routing_errors_elsewhere_come_in_openais_shape_with_the_path_bounded(
+    client: TestClient,
+) -> None:
+    response = client.get("/v1/" + "x" * 20_000)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "not_found_error" and len(error["message"]) < 400
