@@ -94,11 +94,17 @@ class NotFound(ModelyardError):
     kind = "not_found"
 
 
+def clipped(text: str, limit: int = 200) -> str:
+    """A client's text bounded before it is echoed or stored (a 15 MB model name must not
+    come back in the error, nor go into the ledger whole)."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
+
 class ModelNotFound(NotFound):
     def __init__(self, model: str, known: list[str]) -> None:
         listed = ", ".join(sorted(known)) if known else "none"
         super().__init__(
-            f"model {model!r} does not exist; available models: {listed}",
+            f"model {clipped(model)!r} does not exist; available models: {listed}",
             param="model",
             code="model_not_found",
         )

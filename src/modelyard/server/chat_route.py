@@ -145,7 +145,10 @@ async def _frames(
         yield writer.close()
     except ModelyardError as err:
         yield dialect.error_frame(err, rid)
-    except Exception:  # an after-first-byte bug must still end the stream with an error, not a hang
-        log.exception("request %s: stream failed", rid)
+    except Exception as exc:  # an after-first-byte bug must still end the stream with an error
+        # One line per request; the traceback at debug level (Front's ``Failures`` logs the
+        # traceback once per site for what reaches it; this one never does).
+        log.error("request %s: stream failed: %s", rid, type(exc).__name__)
+        log.debug("request %s: stream failed", rid, exc_info=exc)
         await streaming.aclose(INTERNAL)
         yield dialect.error_frame(InternalError("internal error while streaming"), rid)

@@ -50,6 +50,8 @@ from modelyard.services.metering import (
 )
 from modelyard.tenancy.keys import Principal
 
+# The longest model name kept in a ledger row (its ``deployment`` column holds 128).
+MAX_MODEL = 128
 CLIENT_GONE = 499  # the client closed the connection before the answer ended
 INTERNAL = 500
 
@@ -263,6 +265,8 @@ class Pipeline:
         if not caller.metered:
             return None
         caller.principal.may_call(model)
+        if len(model) > MAX_MODEL:  # the ledger stores it (as the deployment) when unresolved
+            model = model[:MAX_MODEL]
         call = Call(caller.request_id, caller.endpoint, model, estimate, stream, caller.parent_id)
         return await self._meter.admit(caller.principal, call)
 

@@ -143,3 +143,12 @@ def test_routing_errors_elsewhere_come_in_openais_shape_with_the_path_bounded(
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["type"] == "not_found_error" and len(error["message"]) < 400
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_15_mb_model_name_is_answered_with_a_short_404(client: TestClient, path: str) -> None:
+    """Issue 17 #6: the answer (and so any log of it) stays small."""
+    body = {"model": "m" * 15_000_000, "max_tokens": 10, "messages": USER}
+    response = client.post(path, content=orjson.dumps(body))
+    assert response.status_code == 404
+    assert len(response.content) < 1_000

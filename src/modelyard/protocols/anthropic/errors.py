@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import orjson
 
-from modelyard.core.errors import ModelyardError
+from modelyard.core.errors import ModelyardError, clipped
 
 _TYPES = {
     "invalid_request": "invalid_request_error",
@@ -49,7 +49,7 @@ def error_type(err: ModelyardError) -> str:
 def error_body(err: ModelyardError, request_id: str | None = None) -> bytes:
     body: dict[str, object] = {
         "type": "error",
-        "error": {"type": error_type(err), "message": err.message},
+        "error": {"type": error_type(err), "message": _bounded(err.message)},
     }
     if request_id is not None:
         body["request_id"] = request_id
@@ -59,3 +59,11 @@ def error_body(err: ModelyardError, request_id: str | None = None) -> bytes:
 def stream_error_frame(err: ModelyardError, request_id: str | None = None) -> bytes:
     """An error after the stream has begun: one ``error`` event; no ``message_stop`` follows."""
     return b"event: error\ndata: " + error_body(err, request_id) + b"\n\n"
+
+
+# Every message is bounded: it can quote a client's input (a field's value, a model name).
+_MAX_MESSAGE = 2_000
+
+
+def _bounded(message: str) -> str:
+    return clipped(message, _MAX_MESSAGE)

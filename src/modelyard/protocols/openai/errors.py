@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from modelyard.core.errors import ModelyardError
+from modelyard.core.errors import ModelyardError, clipped
 
 _TYPES = {
     "invalid_request": "invalid_request_error",
@@ -24,9 +24,9 @@ def error_body(err: ModelyardError) -> bytes:
     return orjson.dumps(
         {
             "error": {
-                "message": err.message,
+                "message": _bounded(err.message),
                 "type": _TYPES.get(err.kind, "server_error"),
-                "param": err.param,
+                "param": clipped(err.param) if err.param else None,
                 "code": err.code,
             }
         }
@@ -36,3 +36,11 @@ def error_body(err: ModelyardError) -> bytes:
 def stream_error_frame(err: ModelyardError) -> bytes:
     """An error after the stream has begun: one SSE frame with the error object, as OpenAI sends."""
     return b"data: " + error_body(err) + b"\n\n"
+
+
+# Every message is bounded: it can quote a client's input (a field's value, a model name).
+_MAX_MESSAGE = 2_000
+
+
+def _bounded(message: str) -> str:
+    return clipped(message, _MAX_MESSAGE)
