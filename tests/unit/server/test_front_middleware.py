@@ -184,3 +184,20 @@ async def test_the_request_id_is_ours_and_a_clients_sane_id_travels_along() -> N
     assert b"x-client-request-id" not in dict(insane[0]["headers"])
     for start, _ in sane:
         assert dict(start["headers"])[b"x-client-request-id"] == b"ok-id_1.2:3"
+
+
+async def test_the_bound_covers_embeddings_count_tokens_and_admin() -> None:
+    """Issue 17 #11: every route but the health probes counts against the bound (the admin
+    API too: its usage queries are the dearest requests the server answers)."""
+    app = _App()
+    front = Front(app, lambda: _root(1))
+    held = asyncio.create_task(_call(front, _scope("/v1/chat/completions")))
+    while app.entered == 0:
+        await asyncio.sleep(0)
+    for path in ("/v1/embeddings", "/v1/messages/count_tokens", "/admin/v1/usage", "/v1/models"):
+        start, _ = await _call(front, _scope(path))
+        assert start["status"] == 429, path
+    assert app.entered == 1
+    app.release.set()
+    await held
+    assert front.in_flight == 0

@@ -152,3 +152,44 @@ def test_a_15_mb_model_name_is_answered_with_a_short_404(client: TestClient, pat
     response = client.post(path, content=orjson.dumps(body))
     assert response.status_code == 404
     assert len(response.content) < 1_000
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "data:image/png;base64,not*base64!",
+        "data:image/png;base64,iVBORw0KGgo=x",
+        "data:image/png,rawbytes",
+    ],
+)
+def test_a_bad_inline_image_for_an_openai_target_is_a_400_naming_the_part(
+    client: TestClient, fake: FakeOpenAI, url: str
+) -> None:
+    """Issue 17 #11: checked before the upstream is called, in either dialect."""
+    before = len(fake.requests)
+    image = {"type": "image_url", "image_url": {"url": url}}
+    content = [{"type": "text", "text": "what is this?"}, image]
+    body = {"model": "chat", "messages": [{"role": "user", "content": content}]}
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "messages[0].content[1].image_url.url"
+    assert len(fake.requests) == before
+
+
+def test_a_bad_base64_image_through_the_messages_api_is_a_400_too(
+    client: TestClient, fake: FakeOpenAI
+) -> None:
+    before = len(fake.requests)
+    source = {"type": "base64", "media_type": "image/png", "data": "%%%"}
+    content = [{"type": "image", "source": source}, {"type": "text", "text": "what?"}]
+    body = {"model": "chat", "max_tokens": 10, "messages": [{"role": "user", "content": content}]}
+    response = client.post("/v1/messages", json=body)
+    assert response.status_code == 400, response.text
+    assert "base64" in response.json()["error"]["message"]
+    assert len(fake.requests) == before
+
+
+def test_a_good_inline_image_goes_through(client: TestClient) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    body = {"model": "chat", "messages": [{"role": "user", "content": [image]}]}
+    assert client.post("/v1/chat/completions", json=body).status_code == 200

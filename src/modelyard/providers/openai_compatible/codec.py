@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +21,7 @@ from modelyard.core.chat import (
     ToolCall,
     Usage,
 )
-from modelyard.core.errors import UpstreamError
+from modelyard.core.errors import InvalidRequest, UpstreamError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
@@ -52,6 +54,8 @@ EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"))
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
     body = passthrough_extras(request, EXTRAS, preset.type)
     body["model"] = model
+    if request.has_images():
+        _check_inline_images(request)
     body["messages"] = [_message(m, preset) for m in request.messages]
     _set_optional(body, request, preset)
     if stream:
@@ -132,6 +136,29 @@ def content_json(message: Message) -> str | list[dict[str, Any]] | None:
         else:
             parts.append({"type": "text", "text": p.text})
     return parts
+
+
+def _check_inline_images(request: ChatRequest) -> None:
+    """A ``data:`` URL image must be base64 that decodes: the upstream would refuse it anyway,
+    and a 400 naming the part beats its text (issue 17 #11). The other adapters check theirs
+    as they convert them."""
+    for i, message in enumerate(request.messages):
+        for j, part in enumerate(message.content):
+            if isinstance(part, ImagePart) and part.url.startswith("data:"):
+                _check_data_url(part.url, f"messages[{i}].content[{j}].image_url.url")
+
+
+def _check_data_url(url: str, param: str) -> None:
+    header, sep, data = url[5:].partition(",")
+    if not sep or not header.endswith(";base64") or "/" not in header:
+        raise InvalidRequest(
+            f"{param}: an inline image must be a data:<media type>;base64,<data> URL",
+            param=param,
+        )
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"{param}: the image data is not valid base64", param=param) from exc
 
 
 def _message(m: Message, preset: Preset) -> dict[str, Any]:
