@@ -41,7 +41,7 @@ def hostile() -> Iterator[Hostile]:
 
 
 @pytest.fixture
-async def gateway(hostile: Hostile) -> AsyncIterator[Gateway]:
+async def hostile_gateway(hostile: Hostile) -> AsyncIterator[Gateway]:
     providers = {
         "openai": {"type": "openai_compatible", "base_url": hostile.base_url, "api_key": SECRET},
         "anthropic": {"type": "anthropic", "base_url": hostile.url, "api_key": SECRET},
@@ -84,10 +84,10 @@ def _request(model: str, stream: bool) -> ChatRequest:
 )
 @pytest.mark.parametrize("wire", WIRES)
 async def test_a_faulty_target_fails_over_and_its_breaker_hears_of_it(
-    gateway: Gateway, hostile: Hostile, wire: str, fault: str, stream: bool
+    hostile_gateway: Gateway, hostile: Hostile, wire: str, fault: str, stream: bool
 ) -> None:
     rows: list[LedgerRow] = []
-    pipeline, ending = _pipeline(gateway, rows)
+    pipeline, ending = _pipeline(hostile_gateway, rows)
     caller = Caller(PRINCIPAL, f"req-{wire}-{fault}", "/v1/chat/completions")
     before = hostile.hits[fault]
     if stream:
@@ -102,19 +102,19 @@ async def test_a_faulty_target_fails_over_and_its_breaker_hears_of_it(
     await asyncio.gather(*ending)
     assert hostile.hits[fault] > before, "the fault was never served"
     assert (served.model, served.attempts) == ("ok", 2)
-    assert gateway.router.health.of(f"{wire}/{fault}").consecutive_failures == 1
+    assert hostile_gateway.router.health.of(f"{wire}/{fault}").consecutive_failures == 1
     assert [(row[0], row[9]) for row in rows] == [(caller.request_id, 200)]
 
 
 @pytest.mark.parametrize("fault", LATE)
 @pytest.mark.parametrize("wire", WIRES)
 async def test_a_fault_of_a_lone_target_is_a_502_wherever_the_stream_breaks(
-    gateway: Gateway, hostile: Hostile, wire: str, fault: str
+    hostile_gateway: Gateway, hostile: Hostile, wire: str, fault: str
 ) -> None:
     """Before the first event (the frames came in one read) or after it, the same answer: a
     classified 502, the breaker told, one ledger row."""
     rows: list[LedgerRow] = []
-    pipeline, ending = _pipeline(gateway, rows)
+    pipeline, ending = _pipeline(hostile_gateway, rows)
     caller = Caller(PRINCIPAL, f"req-solo-{wire}-{fault}", "/v1/chat/completions")
     before = hostile.hits[fault]
     with pytest.raises(ModelyardError) as raised:
@@ -127,5 +127,5 @@ async def test_a_fault_of_a_lone_target_is_a_502_wherever_the_stream_breaks(
     await asyncio.gather(*ending)
     assert hostile.hits[fault] == before + 1
     assert isinstance(raised.value, UpstreamError) and raised.value.status == 502
-    assert gateway.router.health.of(f"{wire}/{fault}").consecutive_failures == 1
+    assert hostile_gateway.router.health.of(f"{wire}/{fault}").consecutive_failures == 1
     assert [(row[0], row[9]) for row in rows] == [(caller.request_id, 502)]
