@@ -37,7 +37,7 @@ SECRETS = [API_KEY, HEADER_SECRET]
 # Faults another target can make up for (before the first event, retryable).
 EARLY = ["bad-usage", "bad-utf8", "reset", "garbage", "echo-500", "echo-429", "echo-402"]
 # Faults the client sees: after the first event, or not retryable (the client's input).
-LATE = ["late-utf8", "partial", "bad-usage", "echo-stream", "echo-400", "echo-401"]
+LATE = ["late-utf8", "partial", "stall", "bad-usage", "echo-stream", "echo-400", "echo-401"]
 WIRES = ["openai", "anthropic"]
 MAX_IN_FLIGHT = 4
 USER: list[dict[str, str]] = [{"role": "user", "content": "hi"}]

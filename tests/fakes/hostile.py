@@ -18,6 +18,8 @@ model           behaviour
 ``partial``     a stream that stops after its first content frames, connection dropped
 ``garbage``     200 with a body (or SSE data) that is not JSON
 ``hang``        nothing until the client goes away (or the fake stops)
+``stall``       a stream that falls silent after its first content frames (until the client
+                goes away or the fake stops)
 =============== ===========================================================================
 
 Each request is counted per model (``hits``), so a test can tell a fault was really served.
@@ -128,6 +130,8 @@ class Hostile:
         early = await self._early(request, model, "openai")
         if early is not None:
             return early
+        if stream and model == "stall":
+            return _stream(_openai_frames("partial"), model, self._closing)
         if stream:
             return _stream(_openai_frames(model), model)
         usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
@@ -160,6 +164,8 @@ class Hostile:
         early = await self._early(request, model, "anthropic")
         if early is not None:
             return early
+        if stream and model == "stall":
+            return _stream(_anthropic_frames("partial"), model, self._closing)
         if stream:
             return _stream(_anthropic_frames(model), model)
         usage: dict[str, Any] = {"input_tokens": 5, "output_tokens": 2}
@@ -223,12 +229,14 @@ async def _until_gone(request: Request, closing: asyncio.Event) -> None:
             task.cancel()
 
 
-def _stream(frames: list[bytes], model: str) -> Response:
+def _stream(frames: list[bytes], model: str, silence: asyncio.Event | None = None) -> Response:
     async def body() -> AsyncIterator[bytes]:
         for frame in frames:
             yield frame
         if model == "partial":
             raise AbortConnection
+        if silence is not None:
+            await silence.wait()  # the client's going away cancels this
 
     return StreamingResponse(body(), media_type="text/event-stream")
 
