@@ -158,7 +158,8 @@ class Failures:
         file, line = (frame.tb_frame.f_code.co_filename, frame.tb_lineno) if frame else ("?", 0)
         site = (type(exc).__name__, file, line)
         first = site not in self._seen and len(self._seen) < self._limit
-        self._seen.add(site) if first else None
+        if first:
+            self._seen.add(site)
         log.error(
             "request %s %s failed: %s at %s:%d%s",
             rid,
