@@ -118,7 +118,7 @@ def make_limiter(request: pytest.FixtureRequest) -> Callable[[], tuple[Limiter, 
 async def matrix_gateway(hostile: Hostile) -> AsyncIterator[Gateway]:
     provider = {"type": "openai_compatible", "base_url": hostile.base_url, "api_key": "k" * 20}
     once = {"attempts": 1}
-    models = ["ok", "echo-500", "partial", "hang", "bug", "prebug"]
+    models = ["ok", "echo-500", "partial", "hang", "bad-usage", "bug", "prebug"]
     settings = {
         "local": {"enabled": False},
         "providers": {"h": provider},
@@ -126,9 +126,7 @@ async def matrix_gateway(hostile: Hostile) -> AsyncIterator[Gateway]:
             m: {"targets": [{"provider": "h", "model": "ok" if "bug" in m else m}], "retry": once}
             for m in models
         },
-        "prices": {
-            f"h/{m}": {"input": 1, "output": 1} for m in ["ok", "echo-500", "partial", "hang"]
-        },
+        "prices": {f"h/{m}": {"input": 1, "output": 1} for m in models if "bug" not in m},
     }
     built = Gateway(settings_from_data(settings), None)
     yield built
@@ -223,6 +221,7 @@ async def _endings() -> list[tuple[str, Ending, int]]:
         ("answered", _answered, 200),
         ("streamed", _streamed, 200),
         ("upstream error", await _failing("echo-500", False), 502),
+        ("unreadable answer (an adapter raises)", await _failing("bad-usage", False), 502),
         ("error after the first event", await _failing("partial", True), 502),
         ("client gone mid-stream", _client_gone, 499),
         ("cancelled", _cancelled, 499),
