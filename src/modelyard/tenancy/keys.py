@@ -42,6 +42,7 @@ class Principal:
     # What the limiter checks, built once per key (not per request): key first, then project.
     scopes: tuple[Scope, ...] = ()
     budgeted: bool = False  # any scope has a budget: requests need a cost estimate
+    expires_at: datetime | None = None  # a key it creates may not outlive it
 
     def may_call(self, deployment: str) -> None:
         if self.deployments is not None and deployment not in self.deployments:
@@ -136,6 +137,7 @@ class KeyRing:
                     s.daily_budget_micros is not None or s.monthly_budget_micros is not None
                     for s in scopes
                 ),
+                expires_at=key.expires_at,
             )
             self._entries[key.id] = _Entry(
                 bytes.fromhex(key.digest), principal, key.expires_at, key.revoked_at is not None
