@@ -102,11 +102,13 @@ def check(own: Grant, after: Grant, before: Grant | None = None) -> None:
     ``before`` is the key as it was (``None``: a new key, every part must be within ``own``)."""
     if own.role != "operator" and after.project_id != own.project_id:
         _refuse("project", f"a key of project {after.project_id!r}", "your own project only")
-    _part("role", after.role, before.role if before else None, own.role, _role_within, _role_text)
+    # A part of ``before`` is boxed in a tuple, since its own None means "no bound".
+    was = before
+    _part("role", after.role, (was.role,) if was else None, own.role, _role_within, _role_text)
     _part(
         "deployments",
         after.deployments,
-        before.deployments if before else frozenset(),
+        (was.deployments,) if was else None,
         own.deployments,
         _set_within,
         _set_text,
@@ -115,7 +117,7 @@ def check(own: Grant, after: Grant, before: Grant | None = None) -> None:
         _part(
             LIMIT_PARAMS[f.name],
             getattr(after.limits, f.name),
-            getattr(before.limits, f.name) if before else 0,
+            (getattr(was.limits, f.name),) if was else None,
             getattr(own.limits, f.name),
             _number_within,
             _number_text if f.name in ("rpm", "tpm") else _dollars_text,
@@ -123,7 +125,7 @@ def check(own: Grant, after: Grant, before: Grant | None = None) -> None:
     _part(
         "expires_in",
         after.expires_at,
-        before.expires_at if before else datetime.min.replace(tzinfo=UTC),
+        (was.expires_at,) if was else None,
         own.expires_at,
         _moment_within,
         _moment_text,
@@ -133,13 +135,14 @@ def check(own: Grant, after: Grant, before: Grant | None = None) -> None:
 def _part(
     param: str,
     after: T,
-    before: T | None,
+    before: tuple[T] | None,
     own: T,
     within: Callable[[T, T], bool],
     text: Callable[[T], str],
 ) -> None:
-    """One part of a grant: no wider than it was, or no wider than the grantor's own."""
-    if before is not None and within(after, before):
+    """One part of a grant: no wider than it was (``before``, boxed; ``None``: a new key), or
+    no wider than the grantor's own."""
+    if before is not None and within(after, before[0]):
         return
     if not within(after, own):
         _refuse(param, text(after), f"at most {text(own)} (your own key's)")
