@@ -79,12 +79,25 @@ class KeyRefresher:
         self._seen = -1
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # One refresh at a time, so an older ring is never installed over a newer one.
+        self._lock = asyncio.Lock()
+        self._begun = 0  # refreshes begun so far
 
-    async def refresh(self, force: bool = False) -> None:
-        generation = await tenancy_generation(self._store)
-        if generation != self._seen or force:
-            self._install(await load_keyring(self._store, self._bootstrap()))
-            self._seen = generation
+    async def refresh(self, force: bool = False, *, share: bool = False) -> None:
+        """Read the store's generation and install a new ring if it moved (or ``force``).
+
+        ``share``: a refresh that began after this call arrived has read everything written
+        before it arrived; when one has (it finished: this call holds the lock), this call
+        has nothing left to do. Many requests that present a new key then cost one read."""
+        arrived = self._begun
+        async with self._lock:
+            if share and self._begun > arrived:
+                return
+            self._begun += 1
+            generation = await tenancy_generation(self._store)
+            if generation != self._seen or force:
+                self._install(await load_keyring(self._store, self._bootstrap()))
+                self._seen = generation
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
