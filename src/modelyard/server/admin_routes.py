@@ -164,7 +164,7 @@ async def me(call: Call) -> models.Principal:
 
 _ANY = (400, 401, 403, 503)
 _KEY = (200, models.ApiKey, "The key (never its secret or digest)")
-_REVOKE = "Revoke a key: it stops working on every server within a second"
+_REVOKE = "Revoke a key: refused here at once, on every other server within 0.5 s"
 OPERATIONS = (
     Operation(
         "GET", "/me", "The calling key", me,
