@@ -272,3 +272,26 @@ def test_a_revoked_key_stops_working_on_every_replica(cluster: Cluster):
             return _post(server, key).status_code == 401
 
         wait_until(refused, f"the revoked key refused by {server.url}")
+
+
+async def _create_limited(db_url: str) -> tuple[str, str]:
+    """What ``modelyard keys create --project team-a --rpm 3`` does: a write on the store."""
+    store = await open_store(db_url)
+    try:
+        stored, fresh = await TenancyAdmin(store).create_key(
+            OPERATOR, KeySpec("team-a", limits=Limits(rpm=3))
+        )
+        return stored.id, fresh.secret
+    finally:
+        await store.aclose()
+
+
+def test_a_key_made_a_moment_ago_is_limited_and_counted_on_every_replica(cluster: Cluster):
+    """Issue 17 #14: used at once, on both replicas before their next poll, the key is served
+    with its limit (3 a minute across both) and every answer is in the ledger under it."""
+    key_id, secret = asyncio.run(_create_limited(cluster.db_url))
+    statuses = [_post(cluster.servers[i % 2], secret).status_code for i in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    cluster.key_ids["fresh"] = key_id
+    records = _wait_for_ledger(cluster, "fresh", 3)
+    assert sorted(r.status for r in records if r.status == 200) == [200, 200, 200]

@@ -4,7 +4,8 @@ The CLI acts as the operator: whoever can read the config and the store may admi
 as with ``modelyard deployments``. It opens the store the server uses (``--config`` or
 ``MODELYARD_CONFIG``, ``MODELYARD_DATABASE_URL``, else SQLite in the data directory) and goes
 through the same ``TenancyAdmin`` use cases as the admin API. Every write bumps the store's
-tenancy generation, so running servers pick up a new or revoked key within a second.
+tenancy generation: running servers accept a new key at once and refuse a revoked one within
+their next poll (0.5 s).
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def _key_create(args: argparse.Namespace, settings: Settings) -> int:
     print(f"created {_key_summary(key)}")
     print(f"\n    {fresh.secret}\n")
     print(models.ONCE_WARNING)
-    print("Running servers accept it within a second.")
+    print("Running servers accept it at once.")
     return 0
 
 
@@ -249,7 +250,7 @@ def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(shown(models.ApiKey.of_key(key, _now())))
         return 0
-    print(f"revoked key {key.id}; running servers refuse it within a second")
+    print(f"revoked key {key.id}; running servers refuse it within 0.5 s (their next poll)")
     return 0
 
 

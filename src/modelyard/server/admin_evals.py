@@ -26,6 +26,7 @@ from modelyard.evals.store_recorder import (
 )
 from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation
+from modelyard.services.admin_fields import Count
 from modelyard.services.admin_models import Query
 
 PREFIX = "/admin/v1/evals"
@@ -38,13 +39,13 @@ class EvalsUnavailable(ModelyardError):
 
 
 class RunsPage(Query):
-    limit: int = Field(20, ge=1, le=200, description="page size")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="items to skip")
+    limit: Count = Field(20, ge=1, le=200, description="page size")
+    offset: Count = Field(0, ge=0, le=MAX_OFFSET, description="items to skip")
 
 
 class ResultsPage(Query):
-    limit: int = Field(100, ge=1, le=1000, description="page size")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="items to skip")
+    limit: Count = Field(100, ge=1, le=1000, description="page size")
+    offset: Count = Field(0, ge=0, le=MAX_OFFSET, description="items to skip")
 
 
 class RunPath(Query):

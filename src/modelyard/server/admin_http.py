@@ -100,7 +100,7 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         rid = request_id(request)
         state = state_of(request)
         try:
-            principal = authenticate(state, request)
+            principal = await authenticate(state, request)
             if principal.anonymous:
                 raise AuthenticationFailed(
                     "the admin API needs a key: set MODELYARD_ADMIN_KEY or run "

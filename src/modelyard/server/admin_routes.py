@@ -7,9 +7,10 @@ which calls ``TenancyAdmin`` (which makes every role check, so the CLI and this 
 disagree), and renders the model it returns. The OpenAPI document is generated from the same
 list (and the evaluation routes' list in ``admin_evals``). Errors use the OpenAI error shape.
 The admin API never serves anonymous callers: a server without any key is open for model calls
-on loopback, not for administration. Writes bump the store's tenancy generation; every server's
-key refresher picks them up within its poll interval (0.5 s), so created and revoked keys act
-without a restart.
+on loopback, not for administration. Writes bump the store's tenancy generation; the server
+that made the write reloads its keys before it answers, every other server within its poll
+interval (0.5 s), and a server shown a key it does not hold yet looks in the store first, so
+created and revoked keys act without a restart.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ async def patch_project(call: Call) -> models.Project:
     current = await call.admin.project(call.principal, project_id)
     limits = call.given(models.LimitsPatch).limits(current.limits)
     project = await call.admin.set_project_limits(call.principal, project_id, limits)
+    await call.state.keys_changed()  # the project's keys carry its limits
     return models.Project.of_project(project)
 
 
@@ -85,6 +87,7 @@ async def create_key(call: Call) -> models.NewApiKey:
             code="invalid_value",
         )
     key, fresh = await call.admin.create_key(call.principal, spec)
+    await call.state.keys_changed()  # the key works here from its first call, with its limits
     return models.NewApiKey.of_new(key, fresh.secret, call.now)
 
 
@@ -98,11 +101,13 @@ async def patch_key(call: Call) -> models.ApiKey:
     current = await call.admin.key(call.principal, key_id)
     limits = call.given(models.LimitsPatch).limits(current.limits)
     key = await call.admin.set_key_limits(call.principal, key_id, limits)
+    await call.state.keys_changed()
     return models.ApiKey.of_key(key, call.now)
 
 
 async def revoke_key(call: Call) -> models.ApiKey:
     key = await call.admin.revoke_key(call.principal, call.given(models.KeyPath).key_id)
+    await call.state.keys_changed()  # refused here before this answer leaves
     return models.ApiKey.of_key(key, call.now)
 
 
@@ -159,7 +164,7 @@ async def me(call: Call) -> models.Principal:
 
 _ANY = (400, 401, 403, 503)
 _KEY = (200, models.ApiKey, "The key (never its secret or digest)")
-_REVOKE = "Revoke a key: it stops working on every server within a second"
+_REVOKE = "Revoke a key: refused here at once, on every other server within 0.5 s"
 OPERATIONS = (
     Operation(
         "GET", "/me", "The calling key", me,

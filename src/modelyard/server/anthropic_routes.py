@@ -60,7 +60,7 @@ async def count_tokens(request: Request) -> Response:
     state = state_of(request)
     exchange = exchange_of(request)
     try:
-        authenticate(state, request)
+        await authenticate(state, request)
         body = await read_json(request, state.current.max_body_bytes)
         count_request = decode_count_tokens(body)
         exchange.model = count_request.model

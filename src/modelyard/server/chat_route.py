@@ -27,7 +27,7 @@ from modelyard.services.chat import Served
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import INTERNAL, Caller, Streaming
 from modelyard.services.root import Root
-from modelyard.tenancy.keys import Principal, bearer_token
+from modelyard.tenancy.keys import Principal, UnknownKey, bearer_token
 
 log = logging.getLogger("modelyard.server")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -57,11 +57,17 @@ def state_of(request: Request) -> Root:
     return root
 
 
-def authenticate(state: Root, request: Request) -> Principal:
+async def authenticate(state: Root, request: Request) -> Principal:
+    """The caller's principal. A key of ours that this server does not hold yet (created a
+    moment ago, elsewhere) is looked for in the store first, so it is served with its limits
+    and counted from its first call, never refused or served as anonymous meanwhile."""
     headers = request.headers
-    return state.keys.authenticate(
-        bearer_token(headers.get("authorization"), headers.get("x-api-key"))
-    )
+    presented = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
+    try:
+        return state.keys.authenticate(presented, may_look_up=True)
+    except UnknownKey:
+        await state.keys_changed()
+    return state.keys.authenticate(presented)
 
 
 def error_response(dialect: Dialect, err: ModelyardError, rid: str) -> Response:
@@ -88,7 +94,7 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
     rid = exchange.rid
     current = root.current
     try:
-        principal = authenticate(root, request)
+        principal = await authenticate(root, request)
         chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
         exchange.model = chat_request.model
         caller = Caller(principal, rid, dialect.path, headers=request.headers.get)

@@ -59,7 +59,7 @@ async def embeddings(request: Request) -> Response:
     rid = exchange.rid
     current = state.current
     try:
-        principal = authenticate(state, request)
+        principal = await authenticate(state, request)
         body = await read_json(request, current.max_body_bytes)
         emb_request = decode_embeddings(body)
         exchange.model = emb_request.model
@@ -77,7 +77,7 @@ async def list_models(request: Request) -> Response:
     state = state_of(request)
     rid = request_id(request)
     try:
-        authenticate(state, request)
+        await authenticate(state, request)
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)
     data = [_model_json(e) for e in state.current.models.list()]
@@ -88,7 +88,7 @@ async def get_model(request: Request) -> Response:
     state = state_of(request)
     rid = request_id(request)
     try:
-        authenticate(state, request)
+        await authenticate(state, request)
         entry = state.current.models.get(request.path_params["model"])
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)

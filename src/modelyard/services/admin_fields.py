@@ -250,6 +250,19 @@ Deployments = Annotated[
 ]
 
 
+_DIGITS = re.compile(r"^[0-9]{1,9}$")  # ASCII only: superscripts and other scripts' digits are not
+
+
+def _whole_number(value: Any) -> Any:
+    """A query parameter's count: plain ASCII digits (no sign, space, "_", decimals)."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise _refuse("{shown} is not a whole number: write digits 0-9", shown=repr(value[:40]))
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number)]
+
+
 # --- pydantic's errors as ours ------------------------------------------------------------
 
 

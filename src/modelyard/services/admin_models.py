@@ -20,6 +20,7 @@ from modelyard.core.money import micros_to_dollars
 from modelyard.routing import table
 from modelyard.services.admin_fields import (
     KEY_ID,
+    Count,
     DailyBudget,
     DeploymentName,
     Deployments,
@@ -160,7 +161,9 @@ class UsageCsvQuery(Query):
     deployment: DeploymentName | None = Field(None, description="a deployment name")
     since: Since | None = None
     until: Until | None = None
-    limit: int = Field(MAX_ROWS // 10, ge=1, le=MAX_ROWS, description="CSV: at most this many rows")
+    limit: Count = Field(
+        MAX_ROWS // 10, ge=1, le=MAX_ROWS, description="CSV: at most this many rows"
+    )
 
     def filter(self) -> UsageFilter:
         return UsageFilter(self.project, self.key, self.deployment, self.since, self.until)

@@ -159,6 +159,18 @@ class Root:
         self._stored_keys = True
         self.keys = keys
 
+    async def keys_changed(self) -> None:
+        """Read the store's keys now rather than at the next poll: after a tenancy write this
+        server served (a revoked key stops here before the write's answer leaves), or when a
+        request presents a key this server does not hold yet. Other servers see a write within
+        their poll interval. A store that fails leaves the keys as they are."""
+        if self.refresher is None:
+            return
+        try:
+            await self.refresher.refresh(share=True)
+        except StoreError as exc:
+            log.warning("key refresh failed, keeping the current keys: %s", exc)
+
     async def reload(self, config_path: Path | None) -> bool:
         """Re-read the config and swap it in whole; a config with errors, or a version store
         that fails, leaves the running one."""

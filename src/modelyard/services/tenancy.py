@@ -11,17 +11,23 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelyard.config import Settings
-from modelyard.core.errors import InvalidRequest, NotFound, PermissionDenied
+from modelyard.core.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+)
 from modelyard.services.admin_fields import PROJECT_ID
 from modelyard.store import Store, StoreError, VersionConflict
 from modelyard.store.tenancy import Tenancy
 from modelyard.store.ticks import Tick, every
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
+from modelyard.tenancy import grants
 from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
 from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
 
@@ -73,12 +79,25 @@ class KeyRefresher:
         self._seen = -1
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # One refresh at a time, so an older ring is never installed over a newer one.
+        self._lock = asyncio.Lock()
+        self._begun = 0  # refreshes begun so far
 
-    async def refresh(self, force: bool = False) -> None:
-        generation = await tenancy_generation(self._store)
-        if generation != self._seen or force:
-            self._install(await load_keyring(self._store, self._bootstrap()))
-            self._seen = generation
+    async def refresh(self, force: bool = False, *, share: bool = False) -> None:
+        """Read the store's generation and install a new ring if it moved (or ``force``).
+
+        ``share``: a refresh that began after this call arrived has read everything written
+        before it arrived; when one has (it finished: this call holds the lock), this call
+        has nothing left to do. Many requests that present a new key then cost one read."""
+        arrived = self._begun
+        async with self._lock:
+            if share and self._begun > arrived:
+                return
+            self._begun += 1
+            generation = await tenancy_generation(self._store)
+            if generation != self._seen or force:
+                self._install(await load_keyring(self._store, self._bootstrap()))
+                self._seen = generation
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -126,6 +145,20 @@ def require_project(principal: Principal, project_id: str, *, manage: bool) -> N
         raise PermissionDenied(
             f"managing project {project_id!r} needs its owner role", code="owner_only"
         )
+
+
+def _expired(key: ApiKey, now: datetime) -> bool:
+    expires = key.expires_at
+    if expires is None:
+        return False
+    return (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) <= now
+
+
+def _names(given: tuple[str, ...] | None, granted: frozenset[str] | None) -> tuple[str, ...] | None:
+    """The deployments as the caller listed them, else the ones its bound gave (sorted)."""
+    if given:
+        return given
+    return tuple(sorted(granted)) if granted is not None else None
 
 
 class TenancyAdmin:
@@ -188,17 +221,29 @@ class TenancyAdmin:
             raise InvalidRequest("a key belongs to a project: give project", param="project")
         else:
             require_project(principal, spec.project_id, manage=True)
-        fresh = new_key()
         now = self._now()
+        own = await self._own_grant(principal, now)
+        wanted = grants.bounded(
+            own,
+            grants.Grant(
+                spec.role,
+                spec.project_id if spec.role != "operator" else None,
+                frozenset(spec.deployments) if spec.deployments else None,
+                spec.limits,
+                now + spec.expires_in if spec.expires_in else None,
+            ),
+        )
+        grants.check(own, wanted)
+        fresh = new_key()
         key = ApiKey(
             id=fresh.id,
             digest=fresh.digest,
-            role=spec.role,
-            project_id=spec.project_id if spec.role != "operator" else None,
+            role=wanted.role,
+            project_id=wanted.project_id,
             name=spec.name,
-            deployments=spec.deployments,
-            limits=spec.limits,
-            expires_at=now + spec.expires_in if spec.expires_in else None,
+            deployments=_names(spec.deployments, wanted.deployments),
+            limits=wanted.limits,
+            expires_at=wanted.expires_at,
             revoked_at=None,
             created_at=now,
         )
@@ -208,6 +253,21 @@ class TenancyAdmin:
                 raise NotFound(f"no project {key.project_id!r}", code="project_not_found")
             await tenancy.add_key(key)
         return key, fresh
+
+    async def _own_grant(self, principal: Principal, now: datetime) -> grants.Grant:
+        """What the caller's key allows, as stored now: a key cache a poll behind must not
+        let a key revoked or narrowed on another server grant what it no longer holds."""
+        if principal.key_id is None:
+            return grants.grant_of(principal)
+        async with self._store.transaction() as session:
+            stored = await Tenancy(session).key(principal.key_id)
+        if stored is None:  # a bootstrap key (environment, config file, the CLI)
+            return grants.grant_of(principal)
+        if stored.revoked_at is not None or _expired(stored, now):
+            raise AuthenticationFailed(
+                f"API key {stored.id} was revoked or has expired", code="revoked_api_key"
+            )
+        return grants.grant_of_key(stored)
 
     async def keys(self, principal: Principal, project_id: str | None) -> list[ApiKey]:
         if project_id is None:
@@ -241,7 +301,9 @@ class TenancyAdmin:
         return key
 
     async def set_key_limits(self, principal: Principal, key_id: str, limits: Limits) -> ApiKey:
-        await self._key_to_manage(principal, key_id)
+        before = grants.grant_of_key(await self._key_to_manage(principal, key_id))
+        own = await self._own_grant(principal, self._now())
+        grants.check(own, replace(before, limits=limits), before)
         async with self._store.transaction() as session:
             await Tenancy(session).set_key_limits(key_id, limits)
             key = await Tenancy(session).key(key_id)

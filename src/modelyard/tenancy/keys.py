@@ -42,6 +42,7 @@ class Principal:
     # What the limiter checks, built once per key (not per request): key first, then project.
     scopes: tuple[Scope, ...] = ()
     budgeted: bool = False  # any scope has a budget: requests need a cost estimate
+    expires_at: datetime | None = None  # a key it creates may not outlive it
 
     def may_call(self, deployment: str) -> None:
         if self.deployments is not None and deployment not in self.deployments:
@@ -136,6 +137,7 @@ class KeyRing:
                     s.daily_budget_micros is not None or s.monthly_budget_micros is not None
                     for s in scopes
                 ),
+                expires_at=key.expires_at,
             )
             self._entries[key.id] = _Entry(
                 bytes.fromhex(key.digest), principal, key.expires_at, key.revoked_at is not None
@@ -148,8 +150,16 @@ class KeyRing:
         """Once any key exists, every request needs one."""
         return bool(self._entries or self._bootstrap)
 
-    def authenticate(self, presented: str | None, now: datetime | None = None) -> Principal:
+    def authenticate(
+        self, presented: str | None, now: datetime | None = None, *, may_look_up: bool = False
+    ) -> Principal:
+        """The principal of ``presented``. With ``may_look_up``, a key of our shape that this
+        ring does not hold raises ``UnknownKey``: it may have been created since the ring was
+        built, and the caller looks in the store before refusing it (or, on a server without
+        keys, before serving it as anonymous, without its limits)."""
         if not self.enabled:
+            if may_look_up and presented and key_id_of(presented):
+                raise UnknownKey()
             return ANONYMOUS
         if not presented:
             raise AuthenticationFailed(
@@ -172,8 +182,18 @@ class KeyRing:
             if hmac.compare_digest(digest, known):
                 found = principal
         if found is None:
+            if may_look_up and key_id is not None and entry is None:
+                raise UnknownKey()
             raise AuthenticationFailed("invalid API key", code="invalid_api_key")
         return found
+
+
+class UnknownKey(AuthenticationFailed):
+    """A key of our shape that the ring does not hold (yet): look in the store, then ask again.
+    Unhandled, it is the same 401 as any invalid key."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid API key", code="invalid_api_key")
 
 
 def _aware(moment: datetime) -> datetime:

@@ -98,3 +98,60 @@ async def test_closing_lets_a_poll_under_way_finish(store: Store):
     await closing
     assert exits == ["committed"]
     await polling  # the poll's round is over
+
+
+async def test_a_revoke_acts_at_once_here_and_within_one_poll_on_another_server(store: Store):
+    """Issue 17 #9: two servers on one store, their pollers driven by hand. The one that served
+    the revoke reloads before answering (``Root.keys_changed``: a shared refresh); the other
+    refuses the key from its next poll on: the bound is one poll interval (0.5 s) plus one
+    read of the store."""
+    admin = TenancyAdmin(store)
+    await admin.create_project(OPERATOR, "p", None, Limits())
+    key, fresh = await admin.create_key(OPERATOR, KeySpec("p"))
+    here: list[KeyRing] = []
+    there: list[KeyRing] = []
+    ticks_here, ticks_there = ManualTicks(), ManualTicks()
+    serving = KeyRefresher(store, lambda: [], here.append, tick=ticks_here)
+    other = KeyRefresher(store, lambda: [], there.append, tick=ticks_there)
+    for refresher in (serving, other):
+        await refresher.refresh()
+        refresher.start()
+    assert here[-1].authenticate(fresh.secret).key_id == key.id
+
+    await admin.revoke_key(OPERATOR, key.id)
+    await serving.refresh(share=True)  # what the admin route does before it answers
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        here[-1].authenticate(fresh.secret)
+    assert there[-1].authenticate(fresh.secret).key_id == key.id  # no poll yet over there
+    await ticks_there.tick()  # its next poll
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        there[-1].authenticate(fresh.secret)
+    for refresher in (serving, other):
+        await refresher.aclose()
+
+
+async def test_requests_showing_a_new_key_share_one_read_of_the_store(store: Store):
+    """Many requests presenting keys the ring does not hold cost one refresh, not one each,
+    and a refresh never installs an older ring over a newer one."""
+    rings: list[KeyRing] = []
+    refresher = KeyRefresher(store, lambda: [], rings.append, tick=ManualTicks())
+    await refresher.refresh()
+    reads = 0
+    real = store.transaction
+
+    @contextlib.asynccontextmanager
+    async def counted() -> AsyncIterator[AsyncSession]:
+        nonlocal reads
+        reads += 1
+        async with real() as session:
+            yield session
+
+    admin = TenancyAdmin(store)
+    await admin.create_project(OPERATOR, "p", None, Limits())
+    _, fresh = await admin.create_key(OPERATOR, KeySpec("p"))
+    store.transaction = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(refresher.refresh(share=True) for _ in range(20)))
+    # The first read the generation and the keys (2 reads); the second began after the others
+    # arrived, so none of the 18 left needed one of its own.
+    assert reads <= 4, reads
+    assert rings[-1].authenticate(fresh.secret).project_id == "p"

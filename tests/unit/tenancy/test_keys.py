@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelyard.core.errors import AuthenticationFailed, PermissionDenied
-from modelyard.tenancy.keys import KeyRing, Principal, bearer_token, key_id_of, new_key
+from modelyard.tenancy.keys import (
+    KeyRing,
+    Principal,
+    UnknownKey,
+    bearer_token,
+    key_id_of,
+    new_key,
+)
 from modelyard.tenancy.model import ApiKey, Limits, Project
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
@@ -98,3 +105,24 @@ def test_bearer_token():
     assert bearer_token("bearer  abc ", None) == "abc"
     assert bearer_token("Basic abc", "xyz") == "xyz"
     assert bearer_token(None, None) is None
+
+
+def test_a_key_of_our_shape_the_ring_does_not_hold_asks_for_a_look_in_the_store():
+    stored, secret = _stored()
+    unknown = new_key().secret
+    ring = KeyRing([stored], bootstrap=[("root", Principal("a", role="operator"))])
+    with pytest.raises(UnknownKey):
+        ring.authenticate(unknown, NOW, may_look_up=True)
+    for presented in ("root", secret):  # known keys never ask
+        assert ring.authenticate(presented, NOW, may_look_up=True).key_id
+    for other in ("sk-not-ours", secret[:-2] + "zz"):  # not our shape, or a wrong secret
+        with pytest.raises(AuthenticationFailed) as refused:
+            ring.authenticate(other, NOW, may_look_up=True)
+        assert type(refused.value) is AuthenticationFailed
+    with pytest.raises(AuthenticationFailed, match="invalid API key"):
+        ring.authenticate(unknown, NOW)  # without the look-up: a plain 401
+    # With no keys at all (open mode) a key of ours is looked for before serving anonymously.
+    with pytest.raises(UnknownKey):
+        KeyRing().authenticate(unknown, may_look_up=True)
+    assert KeyRing().authenticate("sk-anything", may_look_up=True).anonymous
+    assert KeyRing().authenticate(unknown).anonymous

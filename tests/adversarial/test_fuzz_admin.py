@@ -25,8 +25,7 @@ from schemathesis.specs.openapi.checks import (
 from modelyard.server.admin_routes import openapi_document
 from modelyard.server.app import create_app
 from tests.fakes.openai_upstream import FakeOpenAI
-
-from .conftest import ADMIN_KEY, admin_settings
+from tests.unit.admin.conftest import ADMIN_KEY, UPSTREAM_KEY, admin_settings
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +47,12 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
