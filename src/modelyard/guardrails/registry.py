@@ -11,23 +11,42 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from modelyard.core.plugins import EntryPointLike, PluginKind, Plugins
-from modelyard.guardrails.injection import injection_guard
-from modelyard.guardrails.model import GuardKind
-from modelyard.guardrails.pii import pii_guard
-from modelyard.guardrails.textguards import deny_guard, size_guard
+from modelyard.guardrails.model import Detector, GuardKind
 
 ENTRY_POINT_GROUP: Final = "modelyard.guards"
 
+
+# The built-ins import their libraries (phonenumbers, stdnum, detect-secrets) when first used,
+# so a gateway without guardrails, and the CLI's --help, never load them.
+def _pii(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.pii import pii_guard
+
+    return pii_guard(settings)
+
+
+def _deny(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.textguards import deny_guard
+
+    return deny_guard(settings)
+
+
+def _size(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.textguards import size_guard
+
+    return size_guard(settings)
+
+
+def _injection(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.injection import injection_guard
+
+    return injection_guard(settings)
+
+
 BUILTIN_KINDS: Final[Mapping[str, GuardKind]] = MappingProxyType(
-    {
-        "pii": pii_guard,
-        "deny": deny_guard,
-        "max_size": size_guard,
-        "prompt_injection": injection_guard,
-    }
+    {"pii": _pii, "deny": _deny, "max_size": _size, "prompt_injection": _injection}
 )
 
 
@@ -36,7 +55,7 @@ def _accept(obj: object) -> GuardKind | None:
     return cast(GuardKind, obj) if callable(obj) else None
 
 
-KIND: Final = PluginKind[GuardKind](
+KIND: Final[PluginKind[GuardKind]] = PluginKind(
     ENTRY_POINT_GROUP,
     "guard kind",
     "a callable taking the guard's settings and returning an object with scan(text)",

@@ -59,12 +59,17 @@ class Ticket:
     usage: Usage | None = None
     cost_micros: int | None = None
     finished: bool = False
+    # The guardrails' verdicts, for ``x-modelyard-guardrails`` (set only when the client asks).
+    verdicts: str | None = None
 
     def headers(self) -> dict[str, str]:
-        """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only)."""
+        """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only); the
+        guardrails' verdicts when asked for."""
         out = self.reservation.headers() if self.reservation else {}
         if self.cost_micros is not None:
             out[COST_HEADER] = str(self.cost_micros)
+        if self.verdicts is not None:
+            out["x-modelyard-guardrails"] = self.verdicts
         return out
 
 
