@@ -180,11 +180,11 @@ def test_flag_passes_and_reports_verdicts_in_a_header(
         text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
         assert raw.headers["x-modelyard-guardrails"] == "pii:input:flag:card:1.00"
     else:
-        raw = oai.chat.completions.with_raw_response.create(
+        whole = oai.chat.completions.with_raw_response.create(
             model="flagged", messages=messages, extra_headers=ask
         )
-        text = raw.parse().choices[0].message.content or ""
-        assert raw.headers["x-modelyard-guardrails"] == (
+        text = whole.parse().choices[0].message.content or ""
+        assert whole.headers["x-modelyard-guardrails"] == (
             "pii:input:flag:card:1.00, pii:output:flag:card:1.00"
         )
     assert text == f"echo: card {CARD}" and _sent(fake) == f"card {CARD}"
