@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_usage,
         _add_admin,
         _add_eval,
+        _add_guardrails,
     ):
         add(sub)
     return parser
@@ -152,6 +153,21 @@ def _add_config(sub: SubParsers) -> None:
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     check = config_sub.add_parser("check", help="validate a config file and summarise it")
     flags.add_config(check)
+
+
+def _add_guardrails(sub: SubParsers) -> None:
+    group = sub.add_parser("guardrails", help="guardrail policies (from the config)")
+    g_sub = group.add_subparsers(dest="guardrails_command", required=True, metavar="SUBCOMMAND")
+    explain = g_sub.add_parser(
+        "explain", help="the policy a call would get (key, then project, deployment, default)"
+    )
+    explain.add_argument("deployment", help="the deployment called")
+    explain.add_argument("--key", default=None, metavar="KEY_ID", help="the calling key's id")
+    explain.add_argument(
+        "--project", default=None, metavar="PROJECT_ID", help="the calling key's project"
+    )
+    flags.add_json(explain)
+    flags.add_config(explain)
 
 
 def _add_deployments(sub: SubParsers) -> None:

@@ -420,3 +420,34 @@ class Error(Response):
     """Every error, in the OpenAI error shape; ``error.param`` names the field at fault."""
 
     error: ErrorDetail
+
+
+# --- guardrails (issue 22) --------------------------------------------------------------------
+
+
+class GuardrailsQuery(Query):
+    deployment: DeploymentName = Field(description="the deployment called")
+    key: KeyId | None = Field(None, description="the calling key's id (its project is looked up)")
+    project: ProjectId | None = Field(None, description="the calling key's project")
+
+
+class GuardShown(Response):
+    order: int = Field(ge=1)
+    name: str
+    kind: str
+    phases: list[str]
+    action: Literal["block", "redact", "flag"]
+
+
+class GuardrailsExplanation(Response):
+    """The policy a call would get, chosen by the most specific attachment."""
+
+    object: Literal["guardrails.explanation"] = "guardrails.explanation"
+    deployment: str
+    key: str | None
+    project: str | None
+    policy: str | None = Field(description="null: no guards apply")
+    chosen_by: Literal["key", "project", "deployment", "default", "none"]
+    attached_to: str | None
+    reversible: bool
+    guards: list[GuardShown]
