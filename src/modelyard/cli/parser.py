@@ -236,6 +236,12 @@ def _add_usage(sub: SubParsers) -> None:
     usage.add_argument("--key", default=None, help="only this key id")
     usage.add_argument("--deployment", default=None, help="only this deployment")
     usage.add_argument(
+        "--guardrail",
+        default=None,
+        metavar="GUARD",
+        help="only requests with a verdict of this guard (*: of any guard)",
+    )
+    usage.add_argument(
         "--by",
         choices=["model", "deployment", "day", "project", "key"],
         default="model",

@@ -156,10 +156,10 @@ async def _csv(call: Call, where: UsageFilter, limit: int) -> Response:
 
 async def explain_guardrails(call: Call) -> models.GuardrailsExplanation:
     """The effective guardrail policy of a call (operator): key, then project, deployment,
-    default. A key's project is looked up when not given."""
+    default. A key's project is looked up when not given. A deployment need not exist (yet):
+    attachments are by name, as in the config."""
     require_operator(call.principal)
     query = call.given(models.GuardrailsQuery)
-    call.state.gateway.table.resolve(query.deployment)  # 404 naming the deployments
     project = query.project
     if query.key is not None and project is None and call.state.admin is not None:
         project = (await call.admin.key(call.principal, query.key)).project_id
@@ -179,7 +179,7 @@ OPERATIONS = (
         "GET", "/guardrails/explain",
         "The guardrail policy a call would get, and its guards in order (operator)",
         explain_guardrails, answer=(200, models.GuardrailsExplanation, "The policy"),
-        errors=(*_ANY, 404), query=models.GuardrailsQuery,
+        errors=(*_ANY, 404), query=models.GuardrailsQuery,  # 404: an unknown key
     ),
     Operation(
         "GET", "/me", "The calling key", me,

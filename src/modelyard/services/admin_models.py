@@ -158,12 +158,19 @@ class UsageCsvQuery(Query):
     project: ProjectId | None = Field(None, description="a project id")
     key: KeyId | None = Field(None, description="a key id")
     deployment: DeploymentName | None = Field(None, description="a deployment name")
+    guardrail: str | None = Field(
+        None,
+        pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$",
+        description="only requests with a verdict of this guard (*: of any guard)",
+    )
     since: Since | None = None
     until: Until | None = None
     limit: int = Field(MAX_ROWS // 10, ge=1, le=MAX_ROWS, description="CSV: at most this many rows")
 
     def filter(self) -> UsageFilter:
-        return UsageFilter(self.project, self.key, self.deployment, self.since, self.until)
+        return UsageFilter(
+            self.project, self.key, self.deployment, self.since, self.until, self.guardrail
+        )
 
 
 class UsageQuery(UsageCsvQuery):
@@ -389,6 +396,7 @@ class UsageFilterShown(Response):
     deployment: str | None
     since: str | None
     until: str | None
+    guardrail: str | None
 
     @classmethod
     def of(cls, where: UsageFilter) -> UsageFilterShown:
@@ -398,6 +406,7 @@ class UsageFilterShown(Response):
             deployment=where.deployment,
             since=stamp(where.since),
             until=stamp(where.until),
+            guardrail=where.guardrail,
         )
 
 

@@ -32,10 +32,12 @@ from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelt
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, screen
 from modelyard.guardrails.model import Guard, Phase, Policy
 from modelyard.guardrails.policy import Policies
+from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import Passed, PreStage, Run, StreamStage, Tap
 
 log = logging.getLogger("modelyard.guardrails")
 ASK_HEADER = "x-modelyard-guardrails"  # a request with it set gets the verdicts in a header
+LEDGER_CHARS = 1024  # the ledger column's size
 
 
 @dataclass(slots=True)
@@ -47,8 +49,19 @@ class Guarded:
     verdicts: Verdicts
     report: bool  # the client asked for the verdicts
 
-    def summary(self) -> str:
-        return ", ".join(v.brief() for v in self.verdicts.all()) or "none"
+    def summary(self) -> str | None:
+        """The verdicts as the ledger and the header show them (at most 1,024 characters)."""
+        if not self.verdicts.by_key:
+            return None
+        text = ", ".join(v.brief() for v in self.verdicts.all())
+        return text if len(text) <= LEDGER_CHARS else text[: LEDGER_CHARS - 3] + "..."
+
+    def note(self, ticket: Ticket | None) -> None:
+        """The verdicts so far on the call's ticket (its ledger row, and the header when the
+        client asked); called before the call's finish writes the row."""
+        if ticket is not None:
+            ticket.guardrails = self.summary()
+            ticket.show_guardrails = self.report
 
 
 class InputGuards:
@@ -76,7 +89,7 @@ class InputGuards:
             _log(run, state)  # the output tap, which logs the others, will not open
             raise
         finally:
-            _report(run, state)
+            state.note(run.ticket)
         if messages is request.messages:
             return request
         return replace(request, messages=messages)
@@ -117,12 +130,6 @@ def _screen_parts(
     return tuple(parts) if changed else message.content
 
 
-def _report(run: Run, state: Guarded) -> None:
-    """The verdicts so far on the call's ticket, when the client asked for them."""
-    if state.report and run.ticket is not None:
-        run.ticket.verdicts = state.summary()
-
-
 def _log(run: Run, state: Guarded) -> None:
     """One line per call with verdicts: guard, phase, action, category, score; never text."""
     if state.verdicts.by_key:
@@ -130,7 +137,7 @@ def _log(run: Run, state: Guarded) -> None:
             "guardrails %s policy=%s verdicts=%s",
             run.caller.request_id,
             state.policy.name,
-            state.summary(),
+            state.summary() or "none",
         )
 
 
@@ -147,16 +154,31 @@ class OutputGuards:
         policy = state.policy
         restore = policy.reversible and len(state.vault) > 0
         out, tools = policy.for_phase("output"), policy.for_phase("tool_input")
-        return _OutputTap(state, out, tools, restore)
+        return _OutputTap(state, run.ticket, out, tools, restore)
 
 
 class _OutputTap(Tap):
-    __slots__ = ("active", "out", "restore", "screens", "state", "tool_screens", "tools")
+    __slots__ = (
+        "active",
+        "out",
+        "restore",
+        "screens",
+        "state",
+        "ticket",
+        "tool_screens",
+        "tools",
+    )
 
     def __init__(
-        self, state: Guarded, out: Sequence[Guard], tools: Sequence[Guard], restore: bool
+        self,
+        state: Guarded,
+        ticket: Ticket | None,
+        out: Sequence[Guard],
+        tools: Sequence[Guard],
+        restore: bool,
     ) -> None:
         self.state = state
+        self.ticket = ticket
         self.out = out
         self.tools = tools
         self.restore = restore
@@ -183,6 +205,20 @@ class _OutputTap(Tap):
     def event(self, event: StreamEvent) -> Passed:
         if not self.active:
             return event
+        if isinstance(event, TextDelta | ToolCallDelta):
+            try:
+                return self._screened(event)
+            except ContentBlocked:
+                self.state.note(self.ticket)  # the row is written next, with the block
+                raise
+        if isinstance(event, Finished | UsageReport):
+            try:
+                return self._ending(event)
+            finally:
+                self.state.note(self.ticket)
+        return event
+
+    def _screened(self, event: TextDelta | ToolCallDelta) -> Passed:
         if isinstance(event, TextDelta):
             text = self._screen(event.index).feed(event.text)
             return TextDelta(text, event.index) if text else ()
@@ -192,9 +228,12 @@ class _OutputTap(Tap):
             if args or event.id is not None or event.name is not None:
                 return replace(event, arguments=args)
             return ()
+        return event
+
+    def _ending(self, event: Finished | UsageReport) -> Passed:
         if isinstance(event, Finished):
             return (*self._flush(event.index), event)
-        if isinstance(event, UsageReport) and (self.screens or self.tool_screens):
+        if self.screens or self.tool_screens:
             # Usage comes last: anything still held (no finish came) goes out before it.
             indexes = {*self.screens, *(i for i, _ in self.tool_screens)}
             return (*(e for i in sorted(indexes) for e in self._flush(i)), event)
@@ -213,7 +252,10 @@ class _OutputTap(Tap):
     def result(self, result: ChatResult) -> ChatResult:
         if not self.active:
             return result
-        return replace(result, choices=[self._choice(c) for c in result.choices])
+        try:
+            return replace(result, choices=[self._choice(c) for c in result.choices])
+        finally:
+            self.state.note(self.ticket)
 
     def _choice(self, choice: Choice) -> Choice:
         state, message = self.state, choice.message
@@ -235,7 +277,6 @@ class _OutputTap(Tap):
         return replace(choice, message=replace(message, content=content, tool_calls=calls))
 
     def end(self, run: Run) -> None:
-        _report(run, self.state)
         _log(run, self.state)
 
 

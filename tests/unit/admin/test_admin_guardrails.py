@@ -54,9 +54,11 @@ def test_explain_picks_the_most_specific_attachment(admin: Admin) -> None:
     assert by_key["guards"] == []
 
 
-def test_explain_is_for_operators_and_names_unknown_deployments(admin: Admin) -> None:
-    missing = admin.call(ADMIN_KEY, "GET", P, params={"deployment": "nope"})
-    assert missing.status_code == 404 and "chat" in missing.json()["error"]["message"]
+def test_explain_is_for_operators_and_needs_a_deployment(admin: Admin) -> None:
+    later = admin.ok(ADMIN_KEY, "GET", P, params={"deployment": "not-yet"})
+    assert (later["policy"], later["chosen_by"]) == ("pii", "default")
+    missing = admin.call(ADMIN_KEY, "GET", P, params={"deployment": "chat", "key": "nokey0000000"})
+    assert missing.status_code == 404
     admin.project("a")
     key = admin.key("a", "owner")
     wait_for(lambda: admin.call(key["secret"], "GET", "/admin/v1/me").status_code == 200)

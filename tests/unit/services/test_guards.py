@@ -152,6 +152,9 @@ async def test_input_block_never_reaches_the_upstream_and_is_not_billed(
     assert len(fake.requests) == before
     # One ledger row, the refusal, costing nothing: the upstream was never called.
     assert [(row[9], row[16], row[7]) for row in rows] == [(400, 0, None)]  # status, cost, provider
+    verdicts = rows[0][22]  # the ledger's guardrails column: the verdict, never the text
+    assert verdicts is not None and verdicts.startswith("prompt_injection:input:block:")
+    assert "Ignore" not in verdicts
 
 
 async def test_the_most_specific_attachment_wins(gateway: Gateway) -> None:
