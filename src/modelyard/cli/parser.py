@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_usage,
         _add_admin,
         _add_eval,
+        _add_guardrails,
     ):
         add(sub)
     return parser
@@ -154,6 +155,21 @@ def _add_config(sub: SubParsers) -> None:
     flags.add_config(check)
 
 
+def _add_guardrails(sub: SubParsers) -> None:
+    group = sub.add_parser("guardrails", help="guardrail policies (from the config)")
+    g_sub = group.add_subparsers(dest="guardrails_command", required=True, metavar="SUBCOMMAND")
+    explain = g_sub.add_parser(
+        "explain", help="the policy a call would get (key, then project, deployment, default)"
+    )
+    explain.add_argument("deployment", help="the deployment called")
+    explain.add_argument("--key", default=None, metavar="KEY_ID", help="the calling key's id")
+    explain.add_argument(
+        "--project", default=None, metavar="PROJECT_ID", help="the calling key's project"
+    )
+    flags.add_json(explain)
+    flags.add_config(explain)
+
+
 def _add_deployments(sub: SubParsers) -> None:
     group = sub.add_parser("deployments", help="numbered versions of deployments, and rollback")
     dep_sub = group.add_subparsers(dest="deployments_command", required=True, metavar="SUBCOMMAND")
@@ -219,6 +235,12 @@ def _add_usage(sub: SubParsers) -> None:
     usage.add_argument("--project", default=None, help="only this project")
     usage.add_argument("--key", default=None, help="only this key id")
     usage.add_argument("--deployment", default=None, help="only this deployment")
+    usage.add_argument(
+        "--guardrail",
+        default=None,
+        metavar="GUARD",
+        help="only requests with a verdict of this guard (*: of any guard)",
+    )
     usage.add_argument(
         "--by",
         choices=["model", "deployment", "day", "project", "key"],

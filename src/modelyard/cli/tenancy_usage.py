@@ -27,7 +27,7 @@ def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
 
     params = {
         name: value
-        for name in ("project", "key", "deployment", "since", "until")
+        for name in ("project", "key", "deployment", "since", "until", "guardrail")
         if (value := getattr(args, name)) is not None
     }
     given = {**params, "by": args.by, "limit": str(args.limit or DEFAULT_RECORDS)}

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.secrets import Secret, resolve_secret
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
@@ -277,3 +278,4 @@ class Settings(_Strict):
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     # Price overrides by "provider/model" (negotiated prices, local models).
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    guardrails: GuardrailsConfig = GuardrailsConfig()  # added with guardrails (issue 22)

@@ -9,7 +9,8 @@ Foreign exceptions are translated into this tree once, at the boundary where the
 
     ModelyardError (500, internal)
     ├── InvalidRequest (400, invalid_request)            a field of the request is wrong
-    │   └── UnsupportedCapability (400)                  the target model cannot do what is asked
+    │   ├── UnsupportedCapability (400)                  the target model cannot do what is asked
+    │   └── ContentBlocked (400, content_filter)         a guardrail refused the input or output
     ├── AuthenticationFailed (401, authentication)       no key, or a key we do not know
     ├── PermissionDenied (403, permission)
     ├── NotFound (404, not_found)
@@ -77,6 +78,22 @@ class UnsupportedCapability(InvalidRequest):
         )
         self.capability = capability
         self.model = model
+
+
+class ContentBlocked(InvalidRequest):
+    """A guardrail blocked the request (phase ``input``/``tool_output``) or the answer
+    (``output``/``tool_input``): 400 with code ``content_filter``, naming guard and category.
+    The message never quotes the blocked content."""
+
+    def __init__(self, guard: str, category: str, phase: str) -> None:
+        super().__init__(
+            f"blocked by guardrail {guard!r} (category {category!r}) on the {phase}",
+            param="messages" if phase in ("input", "tool_output") else None,
+            code="content_filter",
+        )
+        self.guard = guard
+        self.category = category
+        self.phase = phase
 
 
 class AuthenticationFailed(ModelyardError):

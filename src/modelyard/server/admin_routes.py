@@ -28,6 +28,7 @@ from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
 from modelyard.server.http import json_response, request_id
 from modelyard.services import admin_models as models
+from modelyard.services.tenancy import require_operator
 from modelyard.services.usage_export import records_csv
 from modelyard.tenancy.model import UsageFilter
 
@@ -158,6 +159,19 @@ async def _csv(call: Call, where: UsageFilter, limit: int) -> Response:
     )
 
 
+async def explain_guardrails(call: Call) -> models.GuardrailsExplanation:
+    """The effective guardrail policy of a call (operator): key, then project, deployment,
+    default. A key's project is looked up when not given. A deployment need not exist (yet):
+    attachments are by name, as in the config."""
+    require_operator(call.principal)
+    query = call.given(models.GuardrailsQuery)
+    project = query.project
+    if query.key is not None and project is None and call.state.admin is not None:
+        project = (await call.admin.key(call.principal, query.key)).project_id
+    shown = call.state.gateway.policies.explain(query.key, project, query.deployment)
+    return models.GuardrailsExplanation.model_validate(shown)
+
+
 async def me(call: Call) -> models.Principal:
     return models.Principal.of(call.principal)
 
@@ -166,6 +180,12 @@ _ANY = (400, 401, 403, 503)
 _KEY = (200, models.ApiKey, "The key (never its secret or digest)")
 _REVOKE = "Revoke a key: refused here at once, on every other server within 0.5 s"
 OPERATIONS = (
+    Operation(
+        "GET", "/guardrails/explain",
+        "The guardrail policy a call would get, and its guards in order (operator)",
+        explain_guardrails, answer=(200, models.GuardrailsExplanation, "The policy"),
+        errors=(*_ANY, 404), query=models.GuardrailsQuery,  # 404: an unknown key
+    ),
     Operation(
         "GET", "/me", "The calling key", me,
         answer=(200, models.Principal, "Who calls"), errors=(401,),

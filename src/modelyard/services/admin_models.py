@@ -159,6 +159,11 @@ class UsageCsvQuery(Query):
     project: ProjectId | None = Field(None, description="a project id")
     key: KeyId | None = Field(None, description="a key id")
     deployment: DeploymentName | None = Field(None, description="a deployment name")
+    guardrail: str | None = Field(
+        None,
+        pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$",
+        description="only requests with a verdict of this guard (*: of any guard)",
+    )
     since: Since | None = None
     until: Until | None = None
     limit: Count = Field(
@@ -166,7 +171,9 @@ class UsageCsvQuery(Query):
     )
 
     def filter(self) -> UsageFilter:
-        return UsageFilter(self.project, self.key, self.deployment, self.since, self.until)
+        return UsageFilter(
+            self.project, self.key, self.deployment, self.since, self.until, self.guardrail
+        )
 
 
 class UsageQuery(UsageCsvQuery):
@@ -392,6 +399,7 @@ class UsageFilterShown(Response):
     deployment: str | None
     since: str | None
     until: str | None
+    guardrail: str | None
 
     @classmethod
     def of(cls, where: UsageFilter) -> UsageFilterShown:
@@ -401,6 +409,7 @@ class UsageFilterShown(Response):
             deployment=where.deployment,
             since=stamp(where.since),
             until=stamp(where.until),
+            guardrail=where.guardrail,
         )
 
 
@@ -423,3 +432,34 @@ class Error(Response):
     """Every error, in the OpenAI error shape; ``error.param`` names the field at fault."""
 
     error: ErrorDetail
+
+
+# --- guardrails (issue 22) --------------------------------------------------------------------
+
+
+class GuardrailsQuery(Query):
+    deployment: DeploymentName = Field(description="the deployment called")
+    key: KeyId | None = Field(None, description="the calling key's id (its project is looked up)")
+    project: ProjectId | None = Field(None, description="the calling key's project")
+
+
+class GuardShown(Response):
+    order: int = Field(ge=1)
+    name: str
+    kind: str
+    phases: list[str]
+    action: Literal["block", "redact", "flag"]
+
+
+class GuardrailsExplanation(Response):
+    """The policy a call would get, chosen by the most specific attachment."""
+
+    object: Literal["guardrails.explanation"] = "guardrails.explanation"
+    deployment: str
+    key: str | None
+    project: str | None
+    policy: str | None = Field(description="null: no guards apply")
+    chosen_by: Literal["key", "project", "deployment", "default", "none"]
+    attached_to: str | None
+    reversible: bool
+    guards: list[GuardShown]

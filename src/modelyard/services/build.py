@@ -7,17 +7,19 @@ report the same errors, each naming its config path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
 from modelyard.config.schema import DeploymentConfig, TargetTimeouts
 from modelyard.core.timeouts import CallTimeouts
+from modelyard.guardrails.policy import Policies
 from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
 from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Shadow, Target
+from modelyard.services.guard_config import build_policies
 
 LOCAL_PROVIDER = "local"
 LOCAL_DEPLOYMENT = "local"
@@ -30,6 +32,7 @@ class Components:
     providers: dict[str, ProviderSettings]
     table: RoutingTable
     catalog: Catalog
+    policies: Policies = field(default_factory=Policies)  # guardrails (issue 22)
 
 
 def local_models(settings: Settings) -> dict[str, Path]:
@@ -70,9 +73,10 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     }
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
+    policies = build_policies(settings, issues)
     if issues:
         raise ConfigError(issues)
-    return Components(providers, RoutingTable(deployments), catalog)
+    return Components(providers, RoutingTable(deployments), catalog, policies)
 
 
 def _deployment(

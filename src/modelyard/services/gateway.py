@@ -48,6 +48,7 @@ class Gateway:
         self.local_base_url = local_base_url
         self.table: RoutingTable = components.table
         self.catalog: Catalog = components.catalog
+        self.policies = components.policies  # guardrails, run by services.guards' stages
         self.transport: Transport = previous.transport if previous else Transport()
         factories = provider_types()
         self.providers: dict[str, Provider] = {

@@ -59,12 +59,19 @@ class Ticket:
     usage: Usage | None = None
     cost_micros: int | None = None
     finished: bool = False
+    # The guardrails' verdicts (the ledger's ``guardrails``), and whether the client asked for
+    # them in ``x-modelyard-guardrails``.
+    guardrails: str | None = None
+    show_guardrails: bool = False
 
     def headers(self) -> dict[str, str]:
-        """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only)."""
+        """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only); the
+        guardrails' verdicts when asked for."""
         out = self.reservation.headers() if self.reservation else {}
         if self.cost_micros is not None:
             out[COST_HEADER] = str(self.cost_micros)
+        if self.show_guardrails:
+            out["x-modelyard-guardrails"] = self.guardrails or "none"
         return out
 
 
@@ -213,4 +220,5 @@ def _record(
         served.attempts if served else 0,
         reported,
         call.parent_id,
+        ticket.guardrails,
     )

@@ -89,10 +89,16 @@ class Run:
     error: BaseException | None = None
     upstream_failed: bool = False  # the error came from the upstream, not from a stage
     finished: bool = False
+    guarded: object | None = None  # the guardrails' state of this call (``services.guards``)
 
     @property
     def streamed(self) -> bool:
         return self.request.stream
+
+
+# What a tap makes of one event: the event (replaced or not), or several (a guard releasing
+# held-back text before a finish), or none (``()``: a guard holding text back).
+Passed = StreamEvent | tuple[StreamEvent, ...]
 
 
 class Tap:
@@ -100,7 +106,7 @@ class Tap:
 
     __slots__ = ()
 
-    def event(self, event: StreamEvent) -> StreamEvent:
+    def event(self, event: StreamEvent) -> Passed:
         return event
 
     def result(self, result: ChatResult) -> ChatResult:
@@ -376,9 +382,19 @@ class Streaming:
         error: BaseException | None = None
         try:
             if opened.first is not None:
-                yield _through(taps, opened.first)
+                passed = _through(taps, opened.first)
+                if type(passed) is tuple:
+                    for one in passed:
+                        yield one
+                else:
+                    yield passed  # type: ignore[misc]  # not a tuple, so one event
             async for event in opened.rest:
-                yield _through(taps, event)
+                passed = _through(taps, event)
+                if type(passed) is tuple:  # rare: only a tap that holds text back makes these
+                    for one in passed:
+                        yield one
+                else:
+                    yield passed  # type: ignore[misc]  # not a tuple, so one event
             status = 200
         except _StageFailed as failed:
             cause = failed.__cause__ or failed
@@ -411,13 +427,31 @@ class _StageFailed(Exception):
     """A tap raised: not the upstream's failure, so no breaker hears of it."""
 
 
-def _through(taps: Sequence[Tap], event: StreamEvent) -> StreamEvent:
+def _through(taps: Sequence[Tap], event: StreamEvent) -> Passed:
+    passed: Passed = event
     try:
         for tap in taps:
-            event = tap.event(event)
+            passed = tap.event(passed)  # type: ignore[arg-type]  # one event until a tuple
+            if type(passed) is tuple:
+                return _spread(taps[taps.index(tap) + 1 :], passed)
     except BaseException as exc:
         raise _StageFailed from exc
-    return event
+    return passed
+
+
+def _spread(taps: Sequence[Tap], events: tuple[StreamEvent, ...]) -> tuple[StreamEvent, ...]:
+    """Several events from one tap, each through the taps after it."""
+    out: list[StreamEvent] = []
+    for event in events:
+        passed: Passed = event
+        for n, tap in enumerate(taps):
+            passed = tap.event(passed)  # type: ignore[arg-type]  # one event until a tuple
+            if type(passed) is tuple:
+                out.extend(_spread(taps[n + 1 :], passed))
+                break
+        else:
+            out.append(passed)  # type: ignore[arg-type]  # the loop ended on one event
+    return tuple(out)
 
 
 def _status_of(exc: BaseException | None) -> int:

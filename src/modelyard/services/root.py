@@ -23,6 +23,7 @@ from modelyard.services.chat import ChatService
 from modelyard.services.deployments import sync_versions
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
+from modelyard.services.guards import guard_stages
 from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.pipeline import Pipeline, Stages
@@ -71,7 +72,8 @@ def standalone_pipeline(gateway: Gateway) -> Pipeline:
     """A pipeline with no limits, ledger or shadows, for in-process use (``modelyard chat``)."""
     meter = Meter(None, None, lambda: gateway)
     embeddings = EmbeddingService(gateway)
-    return Pipeline(ChatService(gateway), embeddings, meter, default_stages(None), set())
+    stages = default_stages(None, *guard_stages(gateway.policies))
+    return Pipeline(ChatService(gateway), embeddings, meter, stages, set())
 
 
 def limiter_for(settings: Settings) -> Limiter:
@@ -143,7 +145,7 @@ class Root:
         return self.current.gateway
 
     def _configure(self, gateway: Gateway) -> Configured:
-        stages = self._stages or default_stages(self.shadow)
+        stages = self._stages or default_stages(self.shadow, *guard_stages(gateway.policies))
         chat, embeddings = ChatService(gateway), EmbeddingService(gateway)
         pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending)
         limit = gateway.settings.server.max_body_bytes

@@ -321,7 +321,14 @@ class TenancyAdmin:
             if key_id not in (None, principal.key_id):
                 raise PermissionDenied("a member sees only its own key's usage")
             key_id = principal.key_id
-        return UsageFilter(principal.project_id, key_id, where.deployment, where.since, where.until)
+        return UsageFilter(
+            principal.project_id,
+            key_id,
+            where.deployment,
+            where.since,
+            where.until,
+            where.guardrail,
+        )
 
     async def usage(
         self, principal: Principal, by: GroupBy, where: UsageFilter

@@ -46,6 +46,9 @@ class UsageRow(Base):
     # The request this one was a step of (an agent's model or tool step); not indexed, like
     # request_id (revision 0006): no usage query filters by it, and every insert would pay.
     parent_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The guardrails' verdicts (``guard:phase:action:category:score, ...``; revision 0008),
+    # never the content they were about; NULL when no guard found anything.
+    guardrails: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 @dataclass(slots=True)  # not frozen: one is built per request, and frozen __init__ is slow
@@ -72,6 +75,7 @@ class UsageRecord:
     attempts: int
     usage_reported: bool  # False: the upstream sent no usage and the tokens are an estimate
     parent_id: str | None = None  # the request this was a step of
+    guardrails: str | None = None  # the guardrails' verdicts
 
 
 # One ledger row as the meter hands it to the writer: ``UsageRecord``'s values in field order,
@@ -104,6 +108,7 @@ LedgerRow = tuple[
     int,  # attempts
     bool,  # usage_reported
     str | None,  # parent_id
+    str | None,  # guardrails
 ]
 
 
@@ -132,6 +137,7 @@ def ledger_row(r: UsageRecord) -> LedgerRow:
         r.attempts,
         r.usage_reported,
         r.parent_id,
+        r.guardrails,
     )
 
 
@@ -157,6 +163,16 @@ def sqlite_batch(rows: list[LedgerRow]) -> Batch:
     """``rows`` as the SQLite ledger writer's child takes them (see ``store.ledger_child``):
     the one-row INSERT, the column of the time to convert, the rows untouched."""
     return _SQLITE_INSERT, _CREATED_AT, rows
+
+
+def _has_verdict(guard: str) -> Any:
+    """Rows with a verdict of guard ``guard`` (``*``: of any guard)."""
+    if guard == "*":
+        return UsageRow.guardrails.is_not(None)
+    column = UsageRow.guardrails
+    return column.startswith(f"{guard}:", autoescape=True) | column.contains(
+        f", {guard}:", autoescape=True
+    )
 
 
 class UsageLedger:
@@ -191,6 +207,8 @@ class UsageLedger:
             query = query.where(UsageRow.created_at >= where.since)
         if where.until is not None:
             query = query.where(UsageRow.created_at < where.until)
+        if where.guardrail is not None:
+            query = query.where(_has_verdict(where.guardrail))
         return query
 
     async def records(self, where: UsageFilter, limit: int = 1000) -> list[UsageRecord]:

@@ -55,3 +55,4 @@ class UsageFilter:
     deployment: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    guardrail: str | None = None  # rows with a verdict of this guard ("*": of any guard)

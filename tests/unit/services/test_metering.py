@@ -67,6 +67,7 @@ async def test_a_served_request_fills_every_column() -> None:
         "attempts": 2,
         "usage_reported": True,
         "parent_id": None,
+        "guardrails": None,
     }
     assert ticket.headers()["x-modelyard-cost-micros"] == "50"
     assert ticket.headers()["x-ratelimit-limit-requests"] == "10"

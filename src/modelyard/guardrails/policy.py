@@ -1,0 +1,126 @@
+"""Policies built from their specs, and which policy a call gets.
+
+The most specific attachment wins: the caller's key, then its project, then the deployment,
+then the default. ``off`` is a policy name that means no guards (a key exempted from its
+project's policy, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from modelyard.core.plugins import PluginError, Plugins
+from modelyard.guardrails.model import Action, Guard, GuardKind, Phase, Policy
+
+OFF: Final = "off"
+DEFAULT_WINDOW: Final = 128
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSpec:
+    """One guard as configured (settings still unchecked)."""
+
+    kind: str
+    phases: tuple[Phase, ...]
+    action: Action
+    name: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    window: int = DEFAULT_WINDOW
+
+
+class PolicyError(ValueError):
+    """A spec that cannot be built; ``path`` names the part (``guards[1].settings``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+def build_policy(
+    name: str, specs: Sequence[GuardSpec], reversible: bool, kinds: Plugins[GuardKind]
+) -> Policy:
+    guards: list[Guard] = []
+    for n, spec in enumerate(specs):
+        try:
+            kind = kinds.get(spec.kind)
+        except PluginError as exc:
+            raise PolicyError(f"guards[{n}].kind", str(exc)) from exc
+        try:
+            detector = kind(spec.settings)
+        except ValueError as exc:
+            raise PolicyError(f"guards[{n}].settings", str(exc)) from exc
+        if not callable(getattr(detector, "scan", None)):
+            raise PolicyError(f"guards[{n}].kind", f"{spec.kind!r} built no detector with scan()")
+        gname = spec.name or spec.kind
+        if any(g.name == gname for g in guards):
+            raise PolicyError(f"guards[{n}].name", f"{gname!r} is used twice; name the guards")
+        guards.append(
+            Guard(gname, spec.kind, frozenset(spec.phases), spec.action, detector, spec.window)
+        )
+    return Policy(name, tuple(guards), reversible)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """The policy a call gets and why (``scope`` is key, project, deployment or default)."""
+
+    policy: Policy | None
+    scope: str
+    attached_as: str | None  # the key id, project id or deployment name it is attached to
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    keys: Mapping[str, str] = field(default_factory=dict)
+    projects: Mapping[str, str] = field(default_factory=dict)
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    default: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.keys or self.projects or self.deployments or self.default)
+
+    def choose(self, key_id: str | None, project_id: str | None, deployment: str) -> Attachment:
+        """The most specific attachment: key, project, deployment, default."""
+        for scope, table, subject in (
+            ("key", self.keys, key_id),
+            ("project", self.projects, project_id),
+            ("deployment", self.deployments, deployment),
+        ):
+            if subject is not None and subject in table:
+                return Attachment(self._policy(table[subject]), scope, subject)
+        if self.default is not None:
+            return Attachment(self._policy(self.default), "default", None)
+        return Attachment(None, "none", None)
+
+    def _policy(self, name: str) -> Policy | None:
+        return None if name == OFF else self.policies[name]
+
+    def explain(
+        self, key_id: str | None, project_id: str | None, deployment: str
+    ) -> dict[str, Any]:
+        """The effective policy of such a call, its guards in the order they run."""
+        choice = self.choose(key_id, project_id, deployment)
+        policy = choice.policy
+        return {
+            "deployment": deployment,
+            "key": key_id,
+            "project": project_id,
+            "policy": policy.name if policy else None,
+            "chosen_by": choice.scope,
+            "attached_to": choice.attached_as,
+            "reversible": policy.reversible if policy else False,
+            "guards": [
+                {
+                    "order": n + 1,
+                    "name": g.name,
+                    "kind": g.kind,
+                    "phases": sorted(g.phases),
+                    "action": g.action,
+                }
+                for n, g in enumerate(policy.guards if policy else ())
+            ],
+        }

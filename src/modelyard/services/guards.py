@@ -1,0 +1,287 @@
+"""Guardrails as pipeline stages: the input guards before the upstream call, the output guards
+on the answer (streamed or whole), after health, usage and shadow.
+
+A call's policy is chosen once, in the pre-call stage (key, project, deployment, default; see
+``guardrails.policy``); its state (the redaction vault, the verdicts) rides on ``Run.guarded``
+to the output tap. Nothing is registered when no policy is attached anywhere, so guardrails
+that are off cost nothing on the request path.
+
+Phases: ``input`` screens the text of system, developer, user and assistant messages;
+``tool_output`` the tool results sent back (``tool`` messages); ``output`` the answer's text;
+``tool_input`` the arguments of the tool calls the model asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from modelyard.core.chat import (
+    ChatRequest,
+    ChatResult,
+    Choice,
+    ContentPart,
+    Message,
+    TextPart,
+    ToolCall,
+)
+from modelyard.core.errors import ContentBlocked
+from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, screen
+from modelyard.guardrails.model import Guard, Phase, Policy
+from modelyard.guardrails.policy import Policies
+from modelyard.services.metering import Ticket
+from modelyard.services.pipeline import Passed, PreStage, Run, StreamStage, Tap
+
+log = logging.getLogger("modelyard.guardrails")
+ASK_HEADER = "x-modelyard-guardrails"  # a request with it set gets the verdicts in a header
+LEDGER_CHARS = 1024  # the ledger column's size
+
+
+@dataclass(slots=True)
+class Guarded:
+    """One call's guardrail state, from the input stage to the output tap."""
+
+    policy: Policy
+    vault: Vault
+    verdicts: Verdicts
+    report: bool  # the client asked for the verdicts
+
+    def summary(self) -> str | None:
+        """The verdicts as the ledger and the header show them (at most 1,024 characters)."""
+        if not self.verdicts.by_key:
+            return None
+        text = ", ".join(v.brief() for v in self.verdicts.all())
+        return text if len(text) <= LEDGER_CHARS else text[: LEDGER_CHARS - 3] + "..."
+
+    def note(self, ticket: Ticket | None) -> None:
+        """The verdicts so far on the call's ticket (its ledger row, and the header when the
+        client asked); called before the call's finish writes the row."""
+        if ticket is not None:
+            ticket.guardrails = self.summary()
+            ticket.show_guardrails = self.report
+
+
+class InputGuards:
+    """The pre-call stage: chooses the call's policy, screens the prompt (and tool results)."""
+
+    name: ClassVar[str] = "guards.input"
+
+    def __init__(self, policies: Policies) -> None:
+        self.policies = policies
+
+    async def check(self, run: Run, request: ChatRequest) -> ChatRequest:
+        deployment = run.deployment.name if run.deployment is not None else request.model
+        principal = run.caller.principal
+        policy = self.policies.choose(principal.key_id, principal.project_id, deployment).policy
+        if policy is None:
+            return request
+        headers = run.caller.headers
+        state = Guarded(
+            policy, Vault(), Verdicts(), headers is not None and bool(headers(ASK_HEADER))
+        )
+        run.guarded = state
+        try:
+            messages = _screen_messages(policy, request.messages, state)
+        except ContentBlocked:
+            _log(run, state)  # the output tap, which logs the others, will not open
+            raise
+        finally:
+            state.note(run.ticket)
+        if messages is request.messages:
+            return request
+        return replace(request, messages=messages)
+
+
+def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) -> list[Message]:
+    by_phase: dict[Phase, tuple[Guard, ...]] = {
+        "input": policy.for_phase("input"),
+        "tool_output": policy.for_phase("tool_output"),
+    }
+    out: list[Message] | None = None
+    for n, message in enumerate(messages):
+        guards = by_phase["tool_output" if message.role == "tool" else "input"]
+        if not guards:
+            continue
+        parts = _screen_parts(guards, message, state)
+        if parts is not message.content:
+            if out is None:
+                out = list(messages)
+            out[n] = replace(message, content=parts)
+    return messages if out is None else out
+
+
+def _screen_parts(
+    guards: Sequence[Guard], message: Message, state: Guarded
+) -> tuple[ContentPart, ...]:
+    phase: Phase = "tool_output" if message.role == "tool" else "input"
+    changed = False
+    parts: list[ContentPart] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            text = screen(guards, phase, part.text, state.vault, state.verdicts)
+            if text is not part.text:
+                changed = True
+                parts.append(TextPart(text))
+                continue
+        parts.append(part)
+    return tuple(parts) if changed else message.content
+
+
+def _log(run: Run, state: Guarded) -> None:
+    """One line per call with verdicts: guard, phase, action, category, score; never text."""
+    if state.verdicts.by_key:
+        log.info(
+            "guardrails %s policy=%s verdicts=%s",
+            run.caller.request_id,
+            state.policy.name,
+            state.summary() or "none",
+        )
+
+
+class OutputGuards:
+    """The stream stage: screens the answer's text (``output``) and tool-call arguments
+    (``tool_input``), and puts reversibly redacted input back."""
+
+    name: ClassVar[str] = "guards.output"
+
+    def open(self, run: Run) -> Tap | None:
+        state = run.guarded
+        if not isinstance(state, Guarded):
+            return None
+        policy = state.policy
+        restore = policy.reversible and len(state.vault) > 0
+        out, tools = policy.for_phase("output"), policy.for_phase("tool_input")
+        return _OutputTap(state, run.ticket, out, tools, restore)
+
+
+class _OutputTap(Tap):
+    __slots__ = (
+        "active",
+        "out",
+        "restore",
+        "screens",
+        "state",
+        "ticket",
+        "tool_screens",
+        "tools",
+    )
+
+    def __init__(
+        self,
+        state: Guarded,
+        ticket: Ticket | None,
+        out: Sequence[Guard],
+        tools: Sequence[Guard],
+        restore: bool,
+    ) -> None:
+        self.state = state
+        self.ticket = ticket
+        self.out = out
+        self.tools = tools
+        self.restore = restore
+        self.active = bool(out or tools or restore)  # else: here only to log the verdicts
+        self.screens: dict[int, StreamScreen] = {}
+        self.tool_screens: dict[tuple[int, int], StreamScreen] = {}
+
+    def _screen(self, index: int) -> StreamScreen:
+        found = self.screens.get(index)
+        if found is None:
+            state = self.state
+            found = StreamScreen(self.out, "output", state.vault, state.verdicts, self.restore)
+            self.screens[index] = found
+        return found
+
+    def _tool_screen(self, key: tuple[int, int]) -> StreamScreen:
+        found = self.tool_screens.get(key)
+        if found is None:
+            state = self.state
+            found = StreamScreen(self.tools, "tool_input", state.vault, state.verdicts, False)
+            self.tool_screens[key] = found
+        return found
+
+    def event(self, event: StreamEvent) -> Passed:
+        if not self.active:
+            return event
+        if isinstance(event, TextDelta | ToolCallDelta):
+            try:
+                return self._screened(event)
+            except ContentBlocked:
+                self.state.note(self.ticket)  # the row is written next, with the block
+                raise
+        if isinstance(event, Finished | UsageReport):
+            try:
+                return self._ending(event)
+            finally:
+                self.state.note(self.ticket)
+        return event
+
+    def _screened(self, event: TextDelta | ToolCallDelta) -> Passed:
+        if isinstance(event, TextDelta):
+            text = self._screen(event.index).feed(event.text)
+            return TextDelta(text, event.index) if text else ()
+        if isinstance(event, ToolCallDelta) and self.tools:
+            screen_ = self._tool_screen((event.index, event.call_index))
+            args = screen_.feed(event.arguments)
+            if args or event.id is not None or event.name is not None:
+                return replace(event, arguments=args)
+            return ()
+        return event
+
+    def _ending(self, event: Finished | UsageReport) -> Passed:
+        if isinstance(event, Finished):
+            return (*self._flush(event.index), event)
+        if self.screens or self.tool_screens:
+            # Usage comes last: anything still held (no finish came) goes out before it.
+            indexes = {*self.screens, *(i for i, _ in self.tool_screens)}
+            return (*(e for i in sorted(indexes) for e in self._flush(i)), event)
+        return event
+
+    def _flush(self, index: int) -> list[StreamEvent]:
+        held: list[StreamEvent] = []
+        for (i, call), screen_ in self.tool_screens.items():
+            if i == index and (args := screen_.flush()):
+                held.append(ToolCallDelta(call, args, index=index))
+        text_screen = self.screens.get(index)
+        if text_screen is not None and (text := text_screen.flush()):
+            held.insert(0, TextDelta(text, index))
+        return held
+
+    def result(self, result: ChatResult) -> ChatResult:
+        if not self.active:
+            return result
+        try:
+            return replace(result, choices=[self._choice(c) for c in result.choices])
+        finally:
+            self.state.note(self.ticket)
+
+    def _choice(self, choice: Choice) -> Choice:
+        state, message = self.state, choice.message
+        text = message.text()
+        new_text = screen(self.out, "output", text, state.vault, state.verdicts)
+        if self.restore:
+            new_text = state.vault.restore(new_text)
+        calls = tuple(
+            ToolCall(
+                c.id,
+                c.name,
+                screen(self.tools, "tool_input", c.arguments, state.vault, state.verdicts),
+            )
+            for c in message.tool_calls
+        )
+        if new_text is text and calls == message.tool_calls:
+            return choice
+        content = (TextPart(new_text),) if new_text else ()
+        return replace(choice, message=replace(message, content=content, tool_calls=calls))
+
+    def end(self, run: Run) -> None:
+        _log(run, self.state)
+
+
+def guard_stages(policies: Policies) -> tuple[tuple[PreStage, ...], tuple[StreamStage, ...]]:
+    """The guard stages for ``default_stages``; none when no policy is attached anywhere."""
+    if policies.empty:
+        return (), ()
+    return (InputGuards(policies),), (OutputGuards(),)
