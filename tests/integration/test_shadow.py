@@ -20,8 +20,9 @@ from starlette.responses import JSONResponse, Response
 
 from modelyard.store import open_store
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
-from tests.fakes.openai_chat import IdFactory, build_answer, completion_body
+from tests.fakes.openai_chat import build_answer, completion_body
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_wire import IdFactory
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
 from tests.waiting import DEADLINE_S, wait_until
