@@ -188,6 +188,20 @@ def test_kill_9_of_serve_stops_its_workers_and_a_restart_serves(
     assert restarted in _ledger(tmp_path)
 
 
+def test_kill_9_of_a_single_process_serve_leaves_nothing(fake: FakeOpenAI, tmp_path: Path) -> None:
+    """With one worker, serve is the gateway: its ledger writer must not outlive it."""
+    port = free_port()
+    with serving(tmp_path, _config(fake, local=False), port, workers=1) as server:
+        answered = server.chat()
+        wait_until(lambda: answered in _ledger(tmp_path), "the request in the ledger")
+        started = server.tree()
+        assert [p for p in started if LEDGER_WRITER in p.cmdline()], started
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        _all_gone(started)
+        assert port_bindable(port)
+
+
 def test_kill_9_of_a_worker_gets_it_replaced_and_its_ledger_writer_ends(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
