@@ -7,22 +7,57 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import openai
 import orjson
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from modelyard.store import open_store
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
+from tests.fakes.openai_chat import build_answer, completion_body
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_wire import IdFactory
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
+from tests.waiting import DEADLINE_S, wait_until
 
 GRADE = ("--mode", "exact", "--json")
-# The candidate takes 1.5 s; a primary answer arriving well before that proves nobody waited.
-SLOW_CANDIDATE = "slow-1500"
+# Held by the test (``HeldCandidate``) until every client has its answer: nobody waited for it.
+SLOW_CANDIDATE = "held-candidate"
+
+
+class HeldCandidate:
+    """The shadow candidate: holds every call until ``release``, then answers as the fake does
+    after a further ``delay_s`` (longer than any client's whole call, so the candidate's
+    recorded latency is the longer one by construction, not by the machine's speed)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.delay_s = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._open: asyncio.Event | None = None
+        self._ids = IdFactory()
+
+    async def __call__(self, request: Request, body: dict[str, Any]) -> Response:
+        if self._open is None:  # the fake serves on one loop: made once, before any wait
+            self._loop, self._open = asyncio.get_running_loop(), asyncio.Event()
+        if not self.released.is_set():
+            async with asyncio.timeout(DEADLINE_S):
+                await self._open.wait()
+        await asyncio.sleep(self.delay_s)
+        return JSONResponse(completion_body(build_answer(body, self._ids)))
+
+    def release(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.released.set()
+        if self._loop is not None and self._open is not None:
+            self._loop.call_soon_threadsafe(self._open.set)
 
 
 def _config(fake: FakeOpenAI) -> dict[str, object]:
@@ -66,6 +101,22 @@ async def _records(data: Path, deployment: str) -> list[ShadowRecord]:
 def test_shadow_calls_are_recorded_off_the_request_path(
     fake_upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
+    candidate = HeldCandidate()
+    fake_upstream.script(SLOW_CANDIDATE, candidate)
+    try:
+        _run_shadowed(fake_upstream, candidate, tmp_path)
+    finally:
+        candidate.release(0.0)
+        fake_upstream.unscript(SLOW_CANDIDATE)
+    _check_records(tmp_path)
+
+
+def _candidate_calls(fake: FakeOpenAI) -> int:
+    return sum(1 for r in fake.requests if (r.json or {}).get("model") == SLOW_CANDIDATE)
+
+
+def _run_shadowed(fake_upstream: FakeOpenAI, candidate: HeldCandidate, tmp_path: Path) -> None:
+    fake_upstream.clear()
     with run_server(tmp_path, _config(fake_upstream), env={"K": UPSTREAM_KEY}) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
         slowest = 0.0
@@ -86,7 +137,10 @@ def test_shadow_calls_are_recorded_off_the_request_path(
         streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         slowest = max(slowest, time.perf_counter() - t0)
         assert streamed == "echo: streamed one"
-        assert slowest < 1.0, f"a client waited {slowest:.2f}s: the shadow call was awaited"
+        # Every client has its answer and every candidate call is still held: none was awaited.
+        wait_until(lambda: _candidate_calls(fake_upstream) == 7, "the 7 candidate calls made")
+        assert not candidate.released.is_set()
+        candidate.release(slowest + 0.05)
         for _ in range(3):
             ok = client.chat.completions.create(
                 model="broken-candidate", messages=[{"role": "user", "content": "hi"}]
@@ -97,6 +151,9 @@ def test_shadow_calls_are_recorded_off_the_request_path(
                 model="sampled", messages=[{"role": "user", "content": "s"}]
             )
         client.chat.completions.create(model="plain", messages=[{"role": "user", "content": "p"}])
+
+
+def _check_records(tmp_path: Path) -> None:
     # The server has stopped gracefully: in-flight shadow calls finished and the queue flushed.
     data = tmp_path / "data"
     mirrored = asyncio.run(_records(data, "mirrored"))
@@ -106,7 +163,8 @@ def test_shadow_calls_are_recorded_off_the_request_path(
     assert record.primary_output == "echo: question 3"
     assert record.candidate_output == "echo: question 3"
     assert (record.primary_model, record.candidate_model) == ("gpt-4o-mini", SLOW_CANDIDATE)
-    assert record.candidate_latency_ms >= 1500 > record.primary_latency_ms
+    # The candidate answered after a delay longer than any client's whole call.
+    assert record.candidate_latency_ms > record.primary_latency_ms > 0
     assert record.candidate_error is None
     # "question 3" is 2 input tokens and the answer 3 output tokens on the fake.
     assert (record.primary_input_tokens, record.primary_output_tokens) == (2, 3)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
-from modelyard.server.app import LOCAL_URL_ENV
+from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV
 from modelyard.services.build import build_components, local_models
 from modelyard.services.root import REDIS_URL_ENV
 from modelyard.services.tenancy import ADMIN_KEY_ENV
@@ -65,8 +65,7 @@ def run_serve(args: argparse.Namespace) -> int:
     pid_file = data / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     runtime = _start_local(settings)
-    os.environ["MODELYARD_CONFIG"] = str(path.resolve()) if path else ""
-    os.environ[LOCAL_URL_ENV] = runtime.base_url if runtime else ""
+    _export_to_workers(path, runtime)
     print(f"Modelyard listening on http://{host}:{port} (OpenAI API at /v1)", flush=True)
     print(f"  serving models: {', '.join(sorted(components.table.names)) or 'none'}", flush=True)
     print(f"  data directory: {data}", flush=True)
@@ -98,6 +97,13 @@ def run_serve(args: argparse.Namespace) -> int:
         if runtime is not None:
             runtime.stop()
     return 0
+
+
+def _export_to_workers(path: Path | None, runtime: LocalRuntime | None) -> None:
+    """What each gateway worker reads from its environment as it builds its app."""
+    os.environ["MODELYARD_CONFIG"] = str(path.resolve()) if path else ""
+    os.environ[LOCAL_URL_ENV] = runtime.base_url if runtime else ""
+    os.environ[SERVE_PID_ENV] = str(os.getpid())  # their parent, to stop when it dies
 
 
 def _warn_unshared_limits(settings: Settings, workers: int) -> None:

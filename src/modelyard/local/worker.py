@@ -36,6 +36,18 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def default_threads(cpus: int) -> int:
+    """One CPU fewer than there are, at least one (``local.threads`` unset).
+
+    llama.cpp's threads spin-wait for each other after every step, so a single other busy
+    process on one of their cores stalls them all: measured on 2 cores (``bench.local_threads``,
+    ``docs/local-model.md``), 2 threads fell from 106 to 14 tokens/s next to one busy loop while
+    1 thread kept 49 (77 when quiet). The core left free also runs the gateway that relays the
+    tokens. A dedicated machine can set ``local.threads`` to every CPU.
+    """
+    return max(1, cpus - 1)
+
+
 def _model_arg(value: str) -> tuple[str, Path]:
     name, sep, path = value.partition("=")
     if not sep or not name or not path:
@@ -69,7 +81,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=_positive,
         default=None,
-        help="inference threads per model (default: the number of CPUs)",
+        help="inference threads per model (default: one fewer than the CPUs, at least 1)",
     )
     parser.add_argument(
         "--ctx",
@@ -142,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    options = EngineOptions(args.threads or cpu_count(), args.ctx, args.queue_size)
+    options = EngineOptions(args.threads or default_threads(cpu_count()), args.ctx, args.queue_size)
     try:
         engines = load_engines(dict(args.model), options, _log_loaded)
     except (ValueError, RuntimeError, OSError) as exc:

@@ -27,6 +27,8 @@ from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
+from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PLC0414 (for cli.serve)
+from modelyard.server.lifeline import tie_to_serve
 from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.services.gateway import Gateway
@@ -94,6 +96,7 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """Factory for uvicorn workers: ``serve`` passes the config path and local URL by env."""
+    tie_to_serve()  # a worker stops when serve dies, however it died (server/lifeline.py)
     config = os.environ.get("MODELYARD_CONFIG")
     path = Path(config) if config else None
     settings = load_settings(path)

@@ -10,11 +10,18 @@ COMMIT) and answers ``ok`` or ``error <message>`` on one line.
 It exits when its standard input closes, after the batch under way. It ignores SIGINT and
 SIGTERM, which a terminal's Ctrl-C or a service manager sends to the whole process group: the
 server's graceful shutdown still has rows to hand it, and closes its input when done.
+
+It closes every descriptor it inherited beyond its standard streams first: the server's event
+loop (uvloop) spawns it without closing them, so it would otherwise hold the server's listening
+socket (after a crash of the server, "address already in use") and its upstream connections.
+Its input is the one tie to its parent: when the parent dies, by any signal, it reads the end of
+the file and exits.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import signal
 import sqlite3
@@ -44,6 +51,13 @@ def sqlite_params(at: int, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]
     return [(*row[:at], sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
 
 
+def _fd_limit() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 1 << 20
+
+
 def _write(conn: sqlite3.Connection, batch: Batch) -> None:
     statement, at, rows = batch
     params = sqlite_params(at, rows)
@@ -58,6 +72,7 @@ def _write(conn: sqlite3.Connection, batch: Batch) -> None:
 
 
 def main(path: str) -> int:
+    os.closerange(3, _fd_limit())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
