@@ -30,6 +30,7 @@ from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.middleware import Front
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
+from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES
 from modelyard.services.gateway import Gateway
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
@@ -79,6 +80,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *OPENAI_ROUTES,
+        *RESPONSES_ROUTES,
         *ANTHROPIC_ROUTES,
         *ADMIN_ROUTES,
         *EVAL_ROUTES,
