@@ -30,6 +30,7 @@ from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.middleware import Front
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
+from modelyard.server.response_state_routes import ROUTES as STATE_ROUTES
 from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES
 from modelyard.services.gateway import Gateway
 from modelyard.services.root import Root
@@ -81,6 +82,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         *OPENAI_ROUTES,
         *RESPONSES_ROUTES,
+        *STATE_ROUTES,
         *ANTHROPIC_ROUTES,
         *ADMIN_ROUTES,
         *EVAL_ROUTES,

@@ -174,6 +174,11 @@ def _truncation(raw: Any) -> str:
     return str(raw)
 
 
+def decode_metadata(raw: Any, param: str = "metadata") -> dict[str, str]:
+    """A ``metadata`` object within the spec's limits ({} for null)."""
+    return _metadata(get_dict({param: raw}, param, param), param)
+
+
 def _metadata(raw: JSON | None, param: str = "metadata") -> dict[str, str]:
     """The spec's limits: at most 16 pairs, keys up to 64 characters, string values up to 512."""
     if raw is None:

@@ -37,13 +37,14 @@ _ID_PREFIX: Final[Mapping[str, str]] = {
 _TEXT_FILES: Final = ("text/", "application/json")
 
 
-def canonical_items(raw: Any) -> list[JSON]:
-    """The ``input`` field as canonical items (400 naming the item on anything unknown)."""
+def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
+    """The ``input`` field (or a conversation's ``items``) as canonical items (400 naming the
+    item on anything unknown)."""
     if isinstance(raw, str):
         return [_message_item("user", [{"type": "input_text", "text": raw}], None)]
     if not isinstance(raw, list):
-        raise bad("input", "must be a string or an array of input items")
-    return [_item(entry, f"input[{i}]") for i, entry in enumerate(raw)]
+        raise bad(param, "must be a string or an array of input items")
+    return [_item(entry, f"{param}[{i}]") for i, entry in enumerate(raw)]
 
 
 def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:

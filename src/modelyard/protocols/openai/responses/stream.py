@@ -52,7 +52,9 @@ class ResponseStream:
     """One response's frames: ``start``, ``encode`` per event, then ``close`` or ``failed``.
     ``output``, ``usage`` and ``status`` describe the response once it has ended."""
 
-    __slots__ = ("_calls", "_env", "_open", "_reason", "_seq", "output", "status", "usage")
+    __slots__ = (
+        "_calls", "_env", "_open", "_reason", "_seq", "final", "output", "status", "usage"
+    )  # fmt: skip
 
     def __init__(self, env: Envelope) -> None:
         self._env = env
@@ -63,6 +65,7 @@ class ResponseStream:
         self.output: list[JSON] = []
         self.usage: Usage | None = None
         self.status = "in_progress"
+        self.final: JSON = {}  # the last ``Response`` object sent
 
     def _frame(self, kind: str, payload: JSON) -> bytes:
         payload["type"] = kind
@@ -93,17 +96,27 @@ class ResponseStream:
         return b""
 
     def close(self) -> bytes:
+        """The frames that close the open item, once the core stream has ended; ``final`` is
+        then the finished ``Response`` (``terminal`` sends it)."""
         out = self._close()
         self.status, incomplete = status_of(self._reason)
-        body = response_json(self._env, self.status, self.output, self.usage, incomplete=incomplete)
-        return out + self._frame(f"response.{self.status}", {"response": body})
+        self.final = response_json(
+            self._env, self.status, self.output, self.usage, incomplete=incomplete
+        )
+        return out
 
     def failed(self, err: ModelyardError) -> bytes:
-        """The end of a stream whose upstream failed after the first byte."""
+        """As ``close``, for a stream that failed after the first byte (or whose end could not
+        be recorded): ``final`` is a failed ``Response`` carrying the error."""
         out = self._close()
         self.status = "failed"
-        body = response_json(self._env, "failed", self.output, self.usage, error=error_json(err))
-        return out + self._frame("response.failed", {"response": body})
+        error = error_json(err)
+        self.final = response_json(self._env, "failed", self.output, self.usage, error=error)
+        return out
+
+    def terminal(self) -> bytes:
+        """The last event: ``response.completed``, ``.incomplete`` or ``.failed``."""
+        return self._frame(f"response.{self.status}", {"response": self.final})
 
     def _begin(self, kind: str, item: JSON) -> tuple[bytes, _Open]:
         out = self._close()
