@@ -135,8 +135,9 @@ def _refuse_unsupported(body: JSON) -> None:
     if extra:
         raise bad(f"stream_options.{extra[0]}", "unknown field; accepted: include_obfuscation")
     get_int(body, "max_tool_calls", "max_tool_calls", minimum=1)  # checked; we run no tools
-    client_metadata = get_dict(body, "client_metadata", "client_metadata") or {}
-    _metadata(client_metadata, "client_metadata")  # the client's own labels: bounded, not sent
+    # The client's own labels (Codex sends its turn's state): no answer depends on them, so
+    # they are checked for shape and not sent upstream. The body limit bounds their size.
+    get_dict(body, "client_metadata", "client_metadata")
 
 
 def _extra(body: JSON, reasoning: JSON | None, text: JSON) -> dict[str, Any]:
