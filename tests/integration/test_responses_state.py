@@ -16,13 +16,15 @@ import pytest
 
 from modelyard.services.tenancy import KeySpec, TenancyAdmin
 from modelyard.store import database_url, open_store
+from modelyard.store.usage import UsageLedger
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.model import Limits
+from modelyard.tenancy.model import Limits, UsageFilter
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.responses_spec import spec_errors
 from tests.integration.server import RunningServer, run_server
+from tests.waiting import wait_until
 
 OPERATOR = Principal("test-operator", role="operator")
 
@@ -254,3 +256,37 @@ def test_state_survives_a_restart(site: Site, tmp_path: Path):
         assert len(again.conversations.items.list(conv.id).data) == 1
         follow = again.responses.create(model="oa", input="and", previous_response_id=response.id)
         assert follow.output_text == "echo: and"
+
+
+async def _ledger(url: str) -> list[Any]:
+    store = await open_store(url)
+    try:
+        async with store.transaction() as session:
+            return await UsageLedger(session).records(UsageFilter(project_id="team-a"))
+    finally:
+        await store.aclose()
+
+
+def test_each_upstream_call_is_a_ledger_step_linked_to_the_response(site: Site):
+    client = site.client()
+    raw = client.responses.with_raw_response.create(model="oa", input="metered turn")
+    response = raw.parse()
+    request_id = raw.headers["x-request-id"]
+    with client.responses.stream(model="an", input="streamed metered turn") as stream:
+        streamed = stream.get_final_response()
+    url = database_url(None, site.tmp / "data")
+
+    def rows() -> list[Any] | None:
+        found = [r for r in asyncio.run(_ledger(url)) if r.parent_id in (response.id, streamed.id)]
+        return found if len(found) == 2 else None
+
+    plain, stepped = sorted(wait_until(rows, "two ledger rows"), key=lambda r: r.stream)
+    assert (plain.parent_id, plain.request_id) == (response.id, request_id)
+    assert plain.endpoint == "/v1/responses" and plain.project_id == "team-a"
+    assert response.usage is not None and streamed.usage is not None
+    assert (plain.input_tokens, plain.output_tokens) == (
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+    )
+    assert stepped.parent_id == streamed.id and stepped.stream
+    assert stepped.output_tokens == streamed.usage.output_tokens
