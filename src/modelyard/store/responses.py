@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, delete, select
+from sqlalchemy import DateTime, Integer, String, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,6 +48,16 @@ class ConversationItemRow(Base):
     item: Mapped[str] = mapped_column(Text)
 
 
+_COLUMNS = (
+    ResponseRow.id,
+    ResponseRow.owner,
+    ResponseRow.created_at,
+    ResponseRow.previous_id,
+    ResponseRow.body,
+    ResponseRow.input_items,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     id: str
@@ -73,16 +83,16 @@ class Responses:
         self._session = session
 
     async def put(self, record: StoredResponse) -> None:
-        self._session.add(ResponseRow(**_fields(record)))
-        await self._session.flush()
+        # Core, not the ORM's unit of work: one statement, nothing tracked (on the hot path).
+        await self._session.execute(insert(ResponseRow).values(_fields(record)))
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
-        row = await self._session.get(ResponseRow, response_id)
-        if row is None or row.owner != owner:
+        query = select(*_COLUMNS).where(ResponseRow.id == response_id, ResponseRow.owner == owner)
+        row = (await self._session.execute(query)).first()
+        if row is None:
             return None
-        return StoredResponse(
-            row.id, row.owner, _utc(row.created_at), row.previous_id, row.body, row.input_items
-        )
+        rid, found_owner, created, previous, body, items = row
+        return StoredResponse(rid, found_owner, _utc(created), previous, body, items)
 
     async def delete(self, response_id: str, owner: str) -> bool:
         query = delete(ResponseRow).where(ResponseRow.id == response_id, ResponseRow.owner == owner)
