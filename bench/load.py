@@ -43,13 +43,18 @@ def request_body(model: str, stream: bool) -> str:
 
 def write_script(model: str, stream: bool, key: str = BENCH_KEY) -> Path:
     """A Lua script for ``wrk -s`` posting the chat request for ``model`` with ``key``."""
+    tag = "" if key == BENCH_KEY else "-keyed"
+    name = f"{model}{'-stream' if stream else ''}{tag}"
+    return write_body_script(name, request_body(model, stream), key)
+
+
+def write_body_script(name: str, body: str, key: str = BENCH_KEY) -> Path:
+    """A Lua script for ``wrk -s`` posting ``body`` (ASCII JSON) with ``key``."""
     lua_dir = WORK_DIR / "lua"
     lua_dir.mkdir(parents=True, exist_ok=True)
-    tag = "" if key == BENCH_KEY else "-keyed"
-    path = lua_dir / f"{model}{'-stream' if stream else ''}{tag}.lua"
+    path = lua_dir / f"{name}.lua"
     # A JSON string literal is also a valid Lua string literal for this ASCII body.
-    body = json.dumps(request_body(model, stream))
-    path.write_text(_LUA % {"body": body, "mark": _MARK, "key": key})
+    path.write_text(_LUA % {"body": json.dumps(body), "mark": _MARK, "key": key})
     return path
 
 

@@ -29,7 +29,7 @@ from .anthropic_wire import (
     json_response,
     rate_limit_headers,
 )
-from .openai_app import RecordedRequest
+from .openai_app import RecordedRequest, ScriptHandler
 
 
 @dataclass(slots=True)
@@ -38,6 +38,7 @@ class FakeState:
 
     api_key: str | None
     record: Callable[[RecordedRequest], None]
+    script_for: Callable[[str], ScriptHandler | None] = lambda _model: None
     ids: AnthropicIds = field(default_factory=AnthropicIds)
     # Prompt prefixes written to the fake's "cache" (only touched on the server's loop).
     cache: set[str] = field(default_factory=set)
@@ -73,6 +74,9 @@ class _Endpoints:
         body = await _json_body(request)
         if isinstance(body, Response):
             return body
+        scripted = self._state.script_for(str(body.get("model")))
+        if scripted is not None:
+            return await scripted(request, body)
         error = check_request(body)
         if error is not None:
             return invalid(error)

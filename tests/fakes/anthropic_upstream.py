@@ -38,6 +38,10 @@ model               behaviour
 ``no-message-stop`` the whole stream but its final ``message_stop``, then a clean end of the
                     response (JSON answers are whole)
 =================== =========================================================================
+
+For one-off behaviour, ``fake.script(model, handler)`` registers an async
+``handler(request, body) -> Response`` that answers every Messages request for that model
+before any of the above applies.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from typing import Self
 import uvicorn
 
 from .anthropic_app import FakeState, build_app
-from .openai_app import RecordedRequest
+from .openai_app import RecordedRequest, ScriptHandler
 from .openai_faults import QuietAborts
 
 __all__ = ["FakeAnthropic", "RecordedRequest"]
@@ -68,7 +72,8 @@ class FakeAnthropic:
     def __init__(self, *, api_key: str | None = None) -> None:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._state = FakeState(api_key=api_key, record=self._record)
+        self._scripts: dict[str, ScriptHandler] = {}
+        self._state = FakeState(api_key=api_key, record=self._record, script_for=self._script_for)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
@@ -166,3 +171,12 @@ class FakeAnthropic:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
+
+    def script(self, model: str, handler: ScriptHandler) -> None:
+        """Answer every Messages request for ``model`` with ``handler`` (before any check)."""
+        with self._lock:
+            self._scripts[model] = handler
+
+    def _script_for(self, model: str) -> ScriptHandler | None:
+        with self._lock:
+            return self._scripts.get(model)

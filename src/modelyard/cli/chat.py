@@ -21,6 +21,10 @@ from modelyard.providers.sse import SSEDecoder
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    if args.responses or args.previous:
+        from modelyard.cli.chat_responses import run_responses_chat
+
+        return run_responses_chat(args)
     history: list[dict[str, str]] = []
     if args.system:
         history.append({"role": "system", "content": args.system})

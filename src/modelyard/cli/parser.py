@@ -110,6 +110,18 @@ def _add_chat(sub: SubParsers) -> None:
     chat.add_argument(
         "--temperature", type=float, default=None, metavar="T", help="sampling temperature"
     )
+    chat.add_argument(
+        "--responses",
+        action="store_true",
+        help="hold a stored conversation through the Responses API (the server keeps it); "
+        "each answer's response id is printed on stderr",
+    )
+    chat.add_argument(
+        "--previous",
+        default=None,
+        metavar="RESPONSE_ID",
+        help="continue the stored conversation that ended with this response (implies --responses)",
+    )
 
 
 def _add_models(sub: SubParsers) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -145,6 +145,13 @@ class DeploymentConfig(_Strict):
     sticky_header: str | None = None
     retry: RetryConfig = RetryConfig()
     shadow: ShadowConfig | None = None
+    hosted_tools: Literal["omit", "refuse"] = Field(
+        "omit",
+        description="Responses API requests offering hosted tools this gateway cannot run "
+        "(web_search, file_search, code_interpreter, computer_use, image_generation, mcp): "
+        "omit leaves them out of what the model is offered and says so (header "
+        "x-modelyard-hosted-tools-omitted and a warning in the response); refuse answers 400",
+    )
 
     @field_validator("strategy")
     @classmethod

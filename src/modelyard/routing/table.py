@@ -51,6 +51,8 @@ class Deployment:
     sticky_header: str | None = None
     retry: RetryPolicy = RetryPolicy()
     shadow: Shadow | None = None
+    # Responses API: "omit" (leave hosted tools out and disclose it) or "refuse" (a 400).
+    hosted_tools: str = "omit"
 
 
 class RoutingTable:

@@ -31,6 +31,8 @@ from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PL
 from modelyard.server.lifeline import tie_to_serve
 from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
+from modelyard.server.response_state_routes import ROUTES as STATE_ROUTES
+from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES
 from modelyard.services.gateway import Gateway
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
@@ -80,6 +82,8 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *OPENAI_ROUTES,
+        *RESPONSES_ROUTES,
+        *STATE_ROUTES,
         *ANTHROPIC_ROUTES,
         *ADMIN_ROUTES,
         *EVAL_ROUTES,

@@ -106,7 +106,14 @@ def _deployment(
         candidate = Target(s.provider, s.model, dict(s.params))
         shadow = Shadow(candidate, s.percent, s.max_in_flight)
     return Deployment(
-        name, targets, cfg.description, cfg.strategy, cfg.sticky_header, retry, shadow
+        name,
+        targets,
+        cfg.description,
+        cfg.strategy,
+        cfg.sticky_header,
+        retry,
+        shadow,
+        cfg.hosted_tools,
     )
 
 

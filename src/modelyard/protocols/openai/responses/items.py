@@ -1,0 +1,228 @@
+"""Input items: checked and put in their canonical shape, then turned into core messages.
+
+Canonical items are what ``GET /v1/responses/{id}/input_items`` lists and what a later turn
+(``previous_response_id``, a conversation) resends: a string input becomes one user message
+with an ``input_text`` part; each item gets an id; a type-less ``{role, content}`` item (the
+Agents SDK's shape) becomes a ``message``. ``to_messages`` folds consecutive ``function_call``
+items (and a reasoning item before them) into one assistant message with tool calls, because
+every upstream wants one assistant turn per batch of parallel calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
+from modelyard.protocols.openai.responses.request import JSON, ToolNames, new_id
+from modelyard.protocols.validate import bad, get_list, get_str, require_dict
+
+_ROLES: Final = ("user", "system", "developer", "assistant")
+_ITEM_KEYS: Final[Mapping[str, frozenset[str]]] = {
+    "message": frozenset({"type", "id", "role", "content", "status", "phase"}),
+    "function_call": frozenset(
+        {"type", "id", "call_id", "name", "arguments", "status", "namespace", "caller"}
+    ),
+    "function_call_output": frozenset({"type", "id", "call_id", "output", "status", "caller"}),
+    "reasoning": frozenset({"type", "id", "summary", "content", "encrypted_content", "status"}),
+}
+ITEM_TYPES: Final = tuple(_ITEM_KEYS)
+_ID_PREFIX: Final[Mapping[str, str]] = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+}
+_TEXT_FILES: Final = ("text/", "application/json")
+
+
+def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
+    """The ``input`` field (or a conversation's ``items``) as canonical items (400 naming the
+    item on anything unknown)."""
+    if isinstance(raw, str):
+        return [_message_item("user", [{"type": "input_text", "text": raw}], None)]
+    if not isinstance(raw, list):
+        raise bad(param, "must be a string or an array of input items")
+    return [_item(entry, f"{param}[{i}]") for i, entry in enumerate(raw)]
+
+
+def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
+    return {
+        "type": "message",
+        "id": item_id or new_id("msg"),
+        "role": role,
+        "content": content,
+        "status": "completed",
+    }
+
+
+def _item(raw: Any, param: str) -> JSON:
+    obj = require_dict(raw, param)
+    kind = str(obj.get("type", "message" if "role" in obj else None))
+    if kind == "item_reference":
+        raise bad(f"{param}.type", "item_reference is not supported; send the item itself")
+    if kind not in _ITEM_KEYS:
+        raise bad(
+            f"{param}.type",
+            f"unknown or unsupported input item type {kind!r}; accepted: {', '.join(ITEM_TYPES)}",
+        )
+    unknown = sorted(set(obj) - _ITEM_KEYS[kind])
+    if unknown:
+        raise bad(f"{param}.{unknown[0]}", f"unknown field of a {kind} item")
+    item_id = get_str(obj, "id", f"{param}.id")
+    if kind == "message":
+        role = get_str(obj, "role", f"{param}.role", required=True) or ""
+        if role not in _ROLES:
+            raise bad(f"{param}.role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
+        return _message_item(role, _content(obj.get("content"), f"{param}.content", role), item_id)
+    out: JSON = {"type": kind, "id": item_id or new_id(_ID_PREFIX.get(kind, "rs"))}
+    if kind == "reasoning":
+        out["summary"] = _texts(obj, "summary", "summary_text", param)
+        if obj.get("content") is not None:
+            out["content"] = _texts(obj, "content", "reasoning_text", param)
+        out["encrypted_content"] = get_str(obj, "encrypted_content", f"{param}.encrypted_content")
+        return out
+    out["call_id"] = get_str(obj, "call_id", f"{param}.call_id", required=True)
+    if kind == "function_call":
+        out["name"] = get_str(obj, "name", f"{param}.name", required=True)
+        out["arguments"] = get_str(obj, "arguments", f"{param}.arguments", required=True)
+        namespace = get_str(obj, "namespace", f"{param}.namespace")
+        if namespace:
+            out["namespace"] = namespace
+    else:
+        out["output"] = _output(obj.get("output"), f"{param}.output")
+    out["status"] = "completed"
+    return out
+
+
+def _texts(obj: JSON, key: str, kind: str, param: str) -> list[JSON]:
+    parts = get_list(obj, key, f"{param}.{key}") or []
+    out = []
+    for i, part in enumerate(parts):
+        p = require_dict(part, f"{param}.{key}[{i}]")
+        if p.get("type") != kind:
+            raise bad(f"{param}.{key}[{i}].type", f"must be {kind!r}")
+        out.append({"type": kind, "text": get_str(p, "text", f"{param}.{key}[{i}].text") or ""})
+    return out
+
+
+def _output(raw: Any, param: str) -> str | list[JSON]:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, list):
+        return [_part(p, f"{param}[{i}]", "user") for i, p in enumerate(raw)]
+    raise bad(param, "must be a string or an array of content parts")
+
+
+def _content(raw: Any, param: str, role: str) -> list[JSON]:
+    text_type = "output_text" if role == "assistant" else "input_text"
+    if isinstance(raw, str):
+        part: JSON = {"type": text_type, "text": raw}
+        if role == "assistant":
+            part["annotations"], part["logprobs"] = [], []
+        return [part]
+    if not isinstance(raw, list):
+        raise bad(param, "must be a string or an array of content parts")
+    return [_part(p, f"{param}[{i}]", role) for i, p in enumerate(raw)]
+
+
+def _part(raw: Any, param: str, role: str) -> JSON:
+    obj = require_dict(raw, param)
+    kind = get_str(obj, "type", f"{param}.type", required=True)
+    if kind in ("input_text", "output_text"):
+        out: JSON = {"type": kind, "text": get_str(obj, "text", f"{param}.text", required=True)}
+        if kind == "output_text":
+            out["annotations"] = obj.get("annotations") or []
+            out["logprobs"] = obj.get("logprobs") or []
+        return out
+    if kind == "refusal":
+        return {"type": kind, "refusal": get_str(obj, "refusal", f"{param}.refusal") or ""}
+    if kind == "input_image" and role != "assistant":
+        if obj.get("file_id") is not None:
+            raise bad(f"{param}.file_id", "file ids are not supported; send image_url")
+        url = get_str(obj, "image_url", f"{param}.image_url", required=True)
+        return {"type": kind, "image_url": url, "detail": obj.get("detail") or "auto"}
+    if kind == "input_file" and role != "assistant":
+        return _file(obj, param)
+    accepted = (
+        "output_text, refusal" if role == "assistant" else "input_text, input_image, input_file"
+    )
+    raise bad(
+        f"{param}.type", f"content part type {kind!r} is not supported here; accepted: {accepted}"
+    )
+
+
+def _file(obj: JSON, param: str) -> JSON:
+    """A file inline as a ``data:`` URL: images and text files are carried; others refused."""
+    data = get_str(obj, "file_data", f"{param}.file_data")
+    if data is None:
+        raise bad(f"{param}.file_data", "only inline files (file_data, a data: URL) are supported")
+    mime = data[5 : data.find(";")] if data.startswith("data:") and ";base64," in data else ""
+    if not (mime.startswith("image/") or mime.startswith(_TEXT_FILES)):
+        raise bad(
+            f"{param}.file_data",
+            f"file type {mime or 'unknown'!r} is not supported; accepted: images and text files "
+            "as base64 data: URLs",
+        )
+    _file_part(data)  # a text file that does not decode is refused here, by its field
+    return {"type": "input_file", "file_data": data, "filename": obj.get("filename")}
+
+
+def to_messages(items: Iterable[JSON], names: ToolNames) -> list[Message]:
+    """Canonical items as core messages, in order."""
+    messages: list[Message] = []
+    pending: Message | None = None  # the assistant turn being assembled
+    reasoning: tuple[str, str | None] | None = None
+    for item in items:
+        kind = item["type"]
+        if kind == "reasoning":
+            text = "".join(p["text"] for p in item.get("content") or item["summary"])
+            reasoning = (text, item.get("encrypted_content"))
+            continue
+        if kind == "function_call":
+            call = ToolCall(
+                item["call_id"], names.join(item.get("namespace"), item["name"]), item["arguments"]
+            )
+            if pending is None:
+                pending = Message("assistant")
+                messages.append(pending)
+            pending.tool_calls = (*pending.tool_calls, call)
+        elif kind == "function_call_output":
+            pending = None
+            messages.append(Message("tool", _parts(item["output"]), tool_call_id=item["call_id"]))
+        else:
+            pending = None
+            messages.append(Message(item["role"], _parts(item["content"])))
+            if item["role"] == "assistant":
+                pending = messages[-1]
+        if reasoning is not None and pending is not None and pending.reasoning is None:
+            pending.reasoning, pending.reasoning_signature = reasoning
+        reasoning = None  # reasoning belongs to the assistant turn right after it
+    return messages
+
+
+def _parts(content: str | list[JSON]) -> tuple[ContentPart, ...]:
+    if isinstance(content, str):
+        return (TextPart(content),)
+    out: list[ContentPart] = []
+    for part in content:
+        kind = part["type"]
+        if kind in ("input_text", "output_text"):
+            out.append(TextPart(part["text"]))
+        elif kind == "refusal":
+            out.append(TextPart(part["refusal"]))
+        elif kind == "input_image":
+            out.append(ImagePart(part["image_url"], part.get("detail")))
+        else:
+            out.append(_file_part(part["file_data"]))
+    return tuple(out)
+
+
+def _file_part(data: str) -> ContentPart:
+    if data.startswith("data:image/"):
+        return ImagePart(data)
+    try:
+        return TextPart(base64.b64decode(data.split(",", 1)[1]).decode("utf-8", "replace"))
+    except (binascii.Error, IndexError) as exc:
+        raise bad("input_file.file_data", "is not a valid base64 data: URL") from exc

@@ -1,0 +1,64 @@
+"""The decoded Responses request: the core chat request plus what only this API has."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.core.chat import ChatRequest
+
+JSON = dict[str, Any]
+
+
+def new_id(prefix: str) -> str:
+    """An object id in OpenAI's style (``resp_…``, ``msg_…``, ``fc_…``, ``rs_…``)."""
+    return prefix + "_" + os.urandom(16).hex()
+
+
+@dataclass(slots=True, frozen=True)
+class ToolNames:
+    """Flattened namespace tools: the upstream's function name → (namespace, name)."""
+
+    flat: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def split(self, name: str) -> tuple[str | None, str]:
+        found = self.flat.get(name)
+        return (found[0], found[1]) if found else (None, name)
+
+    def join(self, namespace: str | None, name: str) -> str:
+        return f"{namespace}__{name}" if namespace else name
+
+
+@dataclass(slots=True)
+class ResponsesRequest:
+    """``chat`` is what goes to the pipeline; the rest is echoed in the ``Response`` object,
+    stored, or steers the service (``store``, ``previous_response_id``, ``conversation``).
+
+    ``items`` are the request's input items in their canonical (listed) shape, each with an
+    id; ``instructions`` become the first message of ``chat`` but are never stored as items
+    (the spec: they do not carry over to a later response).
+    """
+
+    chat: ChatRequest
+    items: list[JSON]
+    instructions: str | None
+    tools: list[JSON]  # as the client sent them (hosted ones included), for the echo
+    tool_choice: Any
+    text: JSON
+    reasoning: JSON | None
+    metadata: dict[str, str]
+    store: bool = True
+    previous_response_id: str | None = None
+    conversation: str | None = None
+    include: tuple[str, ...] = ()
+    truncation: str = "disabled"
+    max_output_tokens: int | None = None
+    hosted: tuple[str, ...] = ()  # hosted tool types offered that we cannot run
+    names: ToolNames = field(default_factory=ToolNames)
+    echo: JSON = field(default_factory=dict)  # other fields echoed as sent (user, ...)
+
+    @property
+    def encrypted_reasoning(self) -> bool:
+        return "reasoning.encrypted_content" in self.include

@@ -1,0 +1,122 @@
+"""Tools, tool choice and output format of a Responses request, as core specs.
+
+Function tools map one to one. A ``namespace`` groups function tools (Codex's sub-agent tools);
+upstreams have no namespaces, so each member is offered as ``<namespace>__<name>`` and the
+model's calls are split back (``ToolNames``). Hosted tools (web search, file search...) run on
+OpenAI's servers, not here: they are left out of what the model is offered and disclosed, or
+refused, by the deployment's ``hosted_tools`` setting; forcing one is always refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from modelyard.core.chat import NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
+from modelyard.protocols.openai.responses.request import JSON, ToolNames
+from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
+
+HOSTED_TOOLS: Final = frozenset(
+    {
+        "web_search", "web_search_preview", "web_search_preview_2025_03_11",
+        "web_search_2025_08_26", "file_search", "code_interpreter", "computer",
+        "computer_use", "computer_use_preview", "image_generation", "mcp", "tool_search",
+    }
+)  # fmt: skip
+_MODES: Final = ("auto", "none", "required")
+
+
+def decode_tools(raw: list[Any] | None) -> tuple[tuple[ToolSpec, ...], tuple[str, ...], ToolNames]:
+    """(the function tools offered upstream, the hosted tool types found, namespace names)."""
+    specs: list[ToolSpec] = []
+    hosted: list[str] = []
+    flat: dict[str, tuple[str, str]] = {}
+    for i, entry in enumerate(raw or ()):
+        obj = require_dict(entry, f"tools[{i}]")
+        kind = get_str(obj, "type", f"tools[{i}].type", required=True) or ""
+        if kind == "function":
+            specs.append(_function(obj, f"tools[{i}]", None))
+        elif kind == "namespace":
+            namespace = get_str(obj, "name", f"tools[{i}].name", required=True) or ""
+            members = get_list(obj, "tools", f"tools[{i}].tools", required=True) or []
+            for j, member in enumerate(members):
+                p = f"tools[{i}].tools[{j}]"
+                spec = _function(require_dict(member, p), p, namespace)
+                flat[spec.name] = (namespace, spec.name.removeprefix(namespace + "__"))
+                specs.append(spec)
+        elif kind in HOSTED_TOOLS:
+            hosted.append(kind)
+        else:
+            raise bad(
+                f"tools[{i}].type",
+                f"unknown or unsupported tool type {kind!r}; accepted: function, namespace "
+                f"(hosted tools are left out or refused by the deployment: {_hosted()})",
+            )
+    return tuple(specs), tuple(dict.fromkeys(hosted)), ToolNames(flat)
+
+
+def _function(obj: JSON, param: str, namespace: str | None) -> ToolSpec:
+    if obj.get("type") != "function":
+        raise bad(f"{param}.type", f"must be 'function', got {obj.get('type')!r}")
+    name = get_str(obj, "name", f"{param}.name", required=True) or ""
+    return ToolSpec(
+        name=f"{namespace}__{name}" if namespace else name,
+        description=get_str(obj, "description", f"{param}.description"),
+        parameters=get_dict(obj, "parameters", f"{param}.parameters"),
+        strict=get_bool(obj, "strict", f"{param}.strict"),
+    )
+
+
+def _hosted() -> str:
+    return ", ".join(sorted(HOSTED_TOOLS))
+
+
+def decode_tool_choice(raw: Any, names: ToolNames) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if raw in _MODES:
+            return raw  # type: ignore[return-value]  # narrowed by the membership test
+        raise bad("tool_choice", f"must be one of {', '.join(_MODES)} or an object; got {raw!r}")
+    obj = require_dict(raw, "tool_choice")
+    kind = get_str(obj, "type", "tool_choice.type", required=True) or ""
+    if kind == "function":
+        name = get_str(obj, "name", "tool_choice.name", required=True) or ""
+        namespace = get_str(obj, "namespace", "tool_choice.namespace")
+        return NamedToolChoice(names.join(namespace, name))
+    if kind in HOSTED_TOOLS:
+        raise bad(
+            "tool_choice.type",
+            f"hosted tool {kind!r} cannot be forced: this gateway does not run hosted tools",
+        )
+    raise bad("tool_choice.type", f"unsupported tool choice type {kind!r}; accepted: function")
+
+
+def decode_text(raw: JSON | None) -> tuple[ResponseFormat | None, JSON]:
+    """``text.format`` as a core response format, and the ``text`` object to echo."""
+    if raw is None:
+        return None, {"format": {"type": "text"}}
+    unknown = sorted(set(raw) - {"format", "verbosity"})
+    if unknown:
+        raise bad(f"text.{unknown[0]}", "unknown field; accepted: format, verbosity")
+    fmt = get_dict(raw, "format", "text.format")
+    echo: JSON = {"format": fmt or {"type": "text"}}
+    if raw.get("verbosity") is not None:
+        echo["verbosity"] = raw["verbosity"]
+    if fmt is None:
+        return None, echo
+    kind = get_str(fmt, "type", "text.format.type", required=True)
+    if kind == "text":
+        return None, echo
+    if kind == "json_object":
+        return ResponseFormat("json_object"), echo
+    if kind == "json_schema":
+        return (
+            ResponseFormat(
+                "json_schema",
+                schema=get_dict(fmt, "schema", "text.format.schema", required=True),
+                name=get_str(fmt, "name", "text.format.name", required=True),
+                strict=get_bool(fmt, "strict", "text.format.strict"),
+            ),
+            echo,
+        )
+    raise bad("text.format.type", f"must be text, json_object or json_schema; got {kind!r}")

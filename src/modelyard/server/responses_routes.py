@@ -1,0 +1,172 @@
+"""Routes of the Responses API: thin — decode, prepare, call the pipeline, encode.
+
+A response runs on the same pipeline as a chat completion (auth, limits, failover, ledger).
+A failure before the first upstream event is a real 4xx/5xx in OpenAI's error shape; after
+it, the stream ends with ``response.failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from modelyard.core.chat import estimate_prompt_tokens
+from modelyard.core.errors import InternalError, ModelyardError
+from modelyard.protocols.openai.responses.decode import (
+    decode_response_request,
+    instruction_messages,
+)
+from modelyard.protocols.openai.responses.encode import Envelope, dump, result_json
+from modelyard.protocols.openai.responses.items import to_messages
+from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
+from modelyard.protocols.openai.responses.stream import ResponseStream
+from modelyard.server.chat_route import (
+    SSE_HEADERS,
+    authenticate,
+    error_response,
+    served_headers,
+    state_of,
+)
+from modelyard.server.http import exchange_of, json_response, read_json
+from modelyard.server.middleware import Exchange
+from modelyard.server.openai_routes import DIALECT
+from modelyard.services.pipeline import INTERNAL, Caller, Streaming
+from modelyard.services.response_state import ResponseState, owner_of
+from modelyard.services.responses import PATH, hosted_warnings
+
+log = logging.getLogger("modelyard.server")
+HOSTED_HEADER = "x-modelyard-hosted-tools-omitted"
+
+
+async def create_response(request: Request) -> Response:
+    root = state_of(request)
+    exchange = exchange_of(request)
+    rid = exchange.rid
+    current = root.current
+    try:
+        principal = authenticate(root, request)
+        req = decode_response_request(await read_json(request, current.max_body_bytes))
+        exchange.model = req.chat.model
+        env = Envelope(req, warnings=hosted_warnings(current.pipeline, req.chat.model, req.hosted))
+        saver = Saver(ResponseState(root.store), owner_of(principal), req)
+        await saver.resend_history()
+        # The response id labels the ledger row of each upstream call it makes.
+        caller = Caller(principal, rid, PATH, env.id, request.headers.get)
+        extra = {HOSTED_HEADER: ",".join(req.hosted)} if env.warnings else {}
+        if req.chat.stream:
+            streaming = await current.pipeline.stream(caller, req.chat)
+            headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}
+            return ResponseSSE(ResponseStream(env), saver, streaming, exchange, headers)
+        answer = await current.pipeline.complete(caller, req.chat)
+        body, output = result_json(env, answer.result)
+        await saver.save(body, output)
+        headers = {**served_headers(DIALECT, answer.served, rid, answer.ticket), **extra}
+        return json_response(dump(body), headers=headers)
+    except ModelyardError as err:
+        return error_response(DIALECT, err, rid)
+
+
+async def input_tokens(request: Request) -> Response:
+    """An estimate of the input tokens a ``POST /v1/responses`` body would send."""
+    root = state_of(request)
+    exchange = exchange_of(request)
+    try:
+        authenticate(root, request)
+        req = decode_response_request(await read_json(request, root.current.max_body_bytes))
+        exchange.model = req.chat.model
+        root.current.models.get(req.chat.model)  # unknown: a 404 as on /v1/responses
+        body = {"object": "response.input_tokens", "input_tokens": estimate_prompt_tokens(req.chat)}
+        return json_response(dump(body), headers={"x-request-id": exchange.rid})
+    except ModelyardError as err:
+        return error_response(DIALECT, err, exchange.rid)
+
+
+class Saver:
+    """Reads the history a request continues and stores what it made."""
+
+    __slots__ = ("owner", "req", "state")
+
+    def __init__(self, state: ResponseState, owner: str, req: ResponsesRequest) -> None:
+        self.state, self.owner, self.req = state, owner, req
+
+    async def resend_history(self) -> None:
+        """The earlier turns of ``previous_response_id`` or ``conversation``, resent upstream
+        before this request's input (404 before anything is sent when not found)."""
+        req = self.req
+        if req.previous_response_id:
+            history = await self.state.history(self.owner, req.previous_response_id)
+        elif req.conversation:
+            history = await self.state.conversation_items(self.owner, req.conversation)
+        else:
+            return
+        items = history + req.items
+        req.chat.messages = instruction_messages(req.instructions) + to_messages(items, req.names)
+
+    async def save(self, body: JSON, output: list[JSON]) -> None:
+        req = self.req
+        if req.store:
+            await self.state.save(self.owner, body, req.items)
+        if req.conversation:
+            await self.state.append_items(self.owner, req.conversation, req.items + output)
+
+
+class ResponseSSE(StreamingResponse):
+    """The response's events; however it ends (even unsent), the stream is closed, which
+    finishes the call."""
+
+    def __init__(
+        self,
+        writer: ResponseStream,
+        saver: Saver,
+        streaming: Streaming,
+        exchange: Exchange,
+        headers: dict[str, str],
+    ) -> None:
+        body = _events(writer, saver, streaming, exchange.rid)
+        super().__init__(body, headers={**headers, **SSE_HEADERS}, media_type="text/event-stream")
+        self._streaming = streaming
+        self._exchange = exchange
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._streaming.aclose()  # a client gone mid-stream: recorded as 499
+            self._exchange.status = self._streaming.run.status
+
+
+async def _events(
+    writer: ResponseStream, saver: Saver, streaming: Streaming, rid: str
+) -> AsyncIterator[bytes]:
+    try:
+        yield writer.start()
+        async for event in streaming.events:
+            frame = writer.encode(event)
+            if frame:
+                yield frame
+        closing = writer.close()
+    except ModelyardError as err:
+        closing = writer.failed(err)
+    except Exception:  # a bug after the first byte must still end the stream, not hang it
+        log.exception("request %s: response stream failed", rid)
+        await streaming.aclose(INTERNAL)
+        closing = writer.failed(InternalError("internal error while streaming"))
+    if closing:
+        yield closing
+    try:  # stored before the last event, so a client that retrieves it at once finds it
+        await saver.save(writer.final, writer.output)
+    except ModelyardError as err:
+        log.error("request %s: response not stored: %s", rid, err.message)
+        writer.failed(err)
+    yield writer.terminal()
+
+
+ROUTES = (
+    Route(PATH, create_response, methods=["POST"]),
+    Route(PATH + "/input_tokens", input_tokens, methods=["POST"]),
+)

@@ -1,0 +1,205 @@
+"""Stored responses and conversations: what ``previous_response_id`` and ``conversation``
+resend, and what the retrieve, delete and list routes read.
+
+Owners: a row belongs to the project of the key that created it ('' for keys of no project and
+for keyless mode); every read is by id and owner, so another project's key gets the same 404
+as for an id that never existed. Items are the wire API's JSON objects, kept as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from modelyard.core.errors import InvalidRequest, NotFound
+from modelyard.store import Store
+from modelyard.store.responses import (
+    Conversations,
+    Responses,
+    StoredConversation,
+    StoredResponse,
+)
+from modelyard.tenancy.keys import Principal
+
+JSON = dict[str, Any]
+# A chain of previous responses is walked one row at a time; this bounds the walk.
+MAX_CHAIN = 10_000
+
+
+def owner_of(principal: Principal) -> str:
+    return principal.project_id or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: ``data`` in the asked order, and whether more follow."""
+
+    data: list[JSON]
+    has_more: bool
+
+    def body(self) -> JSON:
+        ids = [item["id"] for item in self.data]
+        return {
+            "object": "list",
+            "data": self.data,
+            "has_more": self.has_more,
+            "first_id": ids[0] if ids else None,
+            "last_id": ids[-1] if ids else None,
+        }
+
+
+def page_of(items: Sequence[JSON], after: str | None, limit: int, order: str) -> Page:
+    """``limit`` items after the one with id ``after`` (404 when it is not there)."""
+    ordered = list(items) if order == "asc" else list(reversed(items))
+    start = 0
+    if after is not None:
+        ids = [item["id"] for item in ordered]
+        if after not in ids:
+            raise NotFound(f"no item {after!r} in this list", param="after")
+        start = ids.index(after) + 1
+    chunk = ordered[start : start + limit]
+    return Page(chunk, start + limit < len(ordered))
+
+
+class ResponseState:
+    """The state routes' use cases over the store (None: a server without a store)."""
+
+    def __init__(self, store: Store | None) -> None:
+        self._store = store
+
+    def _need(self) -> Store:
+        if self._store is None:
+            raise InvalidRequest("this server keeps no store: responses are not stored")
+        return self._store
+
+    async def history(self, owner: str, previous_id: str) -> list[JSON]:
+        """Every item of the chain ending at ``previous_id`` (inputs and outputs, oldest
+        first); 404 before anything is sent when that response is not there."""
+        chain: list[StoredResponse] = []
+        async with self._need().transaction() as session:
+            rows = Responses(session)
+            found = await rows.get(previous_id, owner)
+            if found is None:
+                raise _no_response(previous_id, "previous_response_id")
+            while found is not None and len(chain) < MAX_CHAIN:
+                chain.append(found)
+                found = await rows.get(found.previous_id, owner) if found.previous_id else None
+        items: list[JSON] = []
+        for stored in reversed(chain):
+            items.extend(orjson.loads(stored.input_items))
+            items.extend(orjson.loads(stored.body)["output"])
+        return items
+
+    async def save(self, owner: str, body: JSON, items: list[JSON]) -> None:
+        if self._store is None:
+            return
+        record = StoredResponse(
+            body["id"],
+            owner,
+            datetime.fromtimestamp(body["created_at"], UTC),
+            body.get("previous_response_id"),
+            orjson.dumps(body).decode(),
+            orjson.dumps(items).decode(),
+        )
+        async with self._store.transaction() as session:
+            await Responses(session).put(record)
+
+    async def get(self, owner: str, response_id: str) -> JSON:
+        return orjson.loads((await self._stored(owner, response_id)).body)  # type: ignore[no-any-return]
+
+    async def input_items(self, owner: str, response_id: str) -> list[JSON]:
+        return orjson.loads((await self._stored(owner, response_id)).input_items)  # type: ignore[no-any-return]
+
+    async def delete(self, owner: str, response_id: str) -> None:
+        async with self._need().transaction() as session:
+            if not await Responses(session).delete(response_id, owner):
+                raise _no_response(response_id, "response_id")
+
+    async def _stored(self, owner: str, response_id: str) -> StoredResponse:
+        async with self._need().transaction() as session:
+            found = await Responses(session).get(response_id, owner)
+        if found is None:
+            raise _no_response(response_id, "response_id")
+        return found
+
+    # Conversations
+
+    async def create_conversation(self, owner: str, conv: JSON, items: list[JSON]) -> None:
+        record = StoredConversation(
+            conv["id"],
+            owner,
+            datetime.fromtimestamp(conv["created_at"], UTC),
+            orjson.dumps(conv["metadata"]).decode(),
+        )
+        async with self._need().transaction() as session:
+            store = Conversations(session)
+            await store.put(record)
+            await store.append(record.id, _rows(items))
+
+    async def conversation(self, owner: str, conversation_id: str) -> JSON:
+        async with self._need().transaction() as session:
+            found = await _conversation(Conversations(session), owner, conversation_id)
+        return _conversation_json(found)
+
+    async def update_conversation(self, owner: str, conversation_id: str, metadata: JSON) -> JSON:
+        async with self._need().transaction() as session:
+            store = Conversations(session)
+            found = await _conversation(store, owner, conversation_id)
+            await store.set_metadata(found.id, orjson.dumps(metadata).decode())
+        return {**_conversation_json(found), "metadata": metadata}
+
+    async def delete_conversation(self, owner: str, conversation_id: str) -> None:
+        async with self._need().transaction() as session:
+            store = Conversations(session)
+            await store.delete((await _conversation(store, owner, conversation_id)).id)
+
+    async def conversation_items(self, owner: str, conversation_id: str) -> list[JSON]:
+        async with self._need().transaction() as session:
+            store = Conversations(session)
+            found = await _conversation(store, owner, conversation_id)
+            rows = await store.items(found.id)
+        return [orjson.loads(text) for _id, text in rows]
+
+    async def append_items(self, owner: str, conversation_id: str, items: list[JSON]) -> None:
+        async with self._need().transaction() as session:
+            store = Conversations(session)
+            found = await _conversation(store, owner, conversation_id)
+            await store.append(found.id, _rows(items))
+
+    async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> JSON:
+        async with self._need().transaction() as session:
+            store = Conversations(session)
+            found = await _conversation(store, owner, conversation_id)
+            if not await store.delete_item(found.id, item_id):
+                raise NotFound(f"no item {item_id!r} in conversation {found.id!r}")
+        return _conversation_json(found)
+
+
+async def _conversation(
+    store: Conversations, owner: str, conversation_id: str
+) -> StoredConversation:
+    found = await store.get(conversation_id, owner)
+    if found is None:
+        raise NotFound(f"no conversation with id {conversation_id!r}", param="conversation_id")
+    return found
+
+
+def _conversation_json(found: StoredConversation) -> JSON:
+    return {
+        "id": found.id,
+        "object": "conversation",
+        "created_at": int(found.created_at.timestamp()),
+        "metadata": orjson.loads(found.metadata),
+    }
+
+
+def _rows(items: list[JSON]) -> list[tuple[str, str]]:
+    return [(item["id"], orjson.dumps(item).decode()) for item in items]
+
+
+def _no_response(response_id: str, param: str) -> NotFound:
+    return NotFound(f"no response with id {response_id!r}", param=param)
