@@ -30,7 +30,7 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from modelyard.providers.base import encode_body
+from modelyard.providers.base import encode_body, token_count
 from modelyard.providers.extras import ExtrasPolicy, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
@@ -203,28 +203,17 @@ def parse_usage(raw: Any, preset: Preset | None = None) -> Usage | None:
     prompt = raw.get("prompt_tokens_details") or {}
     completion = raw.get("completion_tokens_details") or {}
     # DeepSeek reports cache hits in its own field; prompt_tokens already includes them.
-    cached = _tokens(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens"))
-    reasoning = _tokens(completion.get("reasoning_tokens"))
-    output = _tokens(raw.get("completion_tokens"))
+    cached = token_count(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens"))
+    reasoning = token_count(completion.get("reasoning_tokens"))
+    output = token_count(raw.get("completion_tokens"))
     if preset is not None and preset.reasoning_outside_completion:
         output += reasoning
     return Usage(
-        input_tokens=_tokens(raw.get("prompt_tokens")),
+        input_tokens=token_count(raw.get("prompt_tokens")),
         output_tokens=output,
         cached_input_tokens=cached,
         reasoning_tokens=reasoning,
     )
-
-
-def _tokens(value: object) -> int:
-    """A token count: absent or null is 0; a string, a fraction or a negative number is a
-    broken answer (``ValueError``, unreadable for the attempt loop), not a count to meter:
-    a negative one would refund a budget."""
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError("a usage count is not a whole number of tokens")
 
 
 def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatResult:
