@@ -197,11 +197,13 @@ def test_a_hostile_upstream_breaks_no_invariant(served: Any, hostile: Hostile) -
                         if ids and "x-request-id" in ids:  # refused before any byte
                             seen.ids.append(ids["x-request-id"])
     assert all(hostile.hits[f] > 0 for f in [*EARLY, *LATE])
+    _leave_mid_stream(server, key, seen, 2 * MAX_IN_FLIGHT)
     _check_in_flight_is_free(server, key)
     _check_nothing_secret(server, seen)
     # One ledger row per admitted request (and the in-flight check's), each id once.
     wanted = sorted(seen.ids)
-    assert len(set(wanted)) == len(wanted) == 2 * 2 * (2 * len(EARLY) - 1 + 2 * len(LATE))
+    made = 2 * 2 * (2 * len(EARLY) - 1 + 2 * len(LATE)) + 2 * MAX_IN_FLIGHT
+    assert len(set(wanted)) == len(wanted) == made
 
     def all_rows() -> list[str] | None:
         ids = asyncio.run(_ledger_ids(data))
@@ -235,3 +237,18 @@ def _check_nothing_secret(server: RunningServer, seen: Seen) -> None:
         half = secret[: len(secret) // 2]
         assert half not in joined, f"a secret reached a client: {secret}"
         assert half not in log, f"a secret reached the log: {secret}"
+
+
+def _leave_mid_stream(server: RunningServer, key: str, seen: Seen, times: int) -> None:
+    """Clients that leave after the first chunk of a stream the upstream keeps open: each
+    must give its in-flight slot back (checked next) and leave one ledger row."""
+    body = {"model": "solo-anthropic-stall", "stream": True, "messages": USER}
+    headers = {"authorization": f"Bearer {key}"}
+    for _ in range(times):
+        url = f"{server.base_url}/chat/completions"
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+            assert response.status_code == 200
+            seen.ids.append(response.headers["x-request-id"])
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    break  # the client leaves

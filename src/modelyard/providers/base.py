@@ -49,6 +49,17 @@ def _depth(value: object) -> int:
     return depth
 
 
+def token_count(value: object) -> int:
+    """A usage count from an upstream: absent or null is 0; a string, a fraction or a negative
+    number is a broken answer (``ValueError``: unreadable, for the attempt loop), never a count
+    to meter (a negative one would refund a budget, a silent 0 make the call free)."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError("a usage count is not a whole number of tokens")
+
+
 class ProviderOptions(BaseModel):
     """Adapter-specific settings. A provider type's subclass declares its fields, each with a
     ``description``; unknown options are refused."""

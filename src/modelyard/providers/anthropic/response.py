@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall, Usage
 from modelyard.core.errors import UpstreamError
+from modelyard.providers.base import token_count
 
 _STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -47,16 +49,8 @@ def parse_usage(raw: object) -> Usage | None:
     )
 
 
-def _count(raw: dict[str, Any], key: str) -> int:
-    """A token count: absent or null is 0; anything but a whole number is a broken answer
-    (``ValueError``, an unreadable answer for the attempt loop), never a silent 0 that would
-    meter the call as free."""
-    value = raw.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError(f"usage {key} is not a token count")
+def _count(raw: Mapping[str, Any], key: str) -> int:
+    return token_count(raw.get(key))
 
 
 def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> ChatResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import orjson
 
 from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall, Usage
 from modelyard.core.errors import UpstreamError
+from modelyard.providers.base import token_count
 
 _STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -51,9 +53,8 @@ def parse_usage(raw: object) -> Usage | None:
     )
 
 
-def _count(raw: dict[str, Any], key: str) -> int:
-    value = raw.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _count(raw: Mapping[str, Any], key: str) -> int:
+    return token_count(raw.get(key))
 
 
 @dataclass(frozen=True, slots=True)

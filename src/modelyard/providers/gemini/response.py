@@ -25,6 +25,7 @@ import orjson
 
 from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall, Usage
 from modelyard.core.errors import UpstreamError
+from modelyard.providers.base import token_count
 from modelyard.providers.gemini.tool_ids import new_call_id
 
 _FILTERED = frozenset(
@@ -69,8 +70,7 @@ def parse_usage(raw: object) -> Usage | None:
 
 
 def _count(raw: Mapping[str, Any], key: str) -> int:
-    value = raw.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return token_count(raw.get(key))
 
 
 def prompt_blocked(data: Mapping[str, Any]) -> bool:

@@ -30,7 +30,7 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from modelyard.providers.base import encode_body
+from modelyard.providers.base import encode_body, token_count
 from modelyard.providers.extras import ExtrasPolicy, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
@@ -54,9 +54,7 @@ EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"))
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
     body = passthrough_extras(request, EXTRAS, preset.type)
     body["model"] = model
-    if request.has_images():
-        _check_inline_images(request)
-    body["messages"] = [_message(m, preset) for m in request.messages]
+    body["messages"] = [_message(m, preset, i) for i, m in enumerate(request.messages)]
     _set_optional(body, request, preset)
     if stream:
         body["stream"] = True
@@ -115,7 +113,7 @@ def _tool(
     return {"type": "function", "function": fn}
 
 
-def content_json(message: Message) -> str | list[dict[str, Any]] | None:
+def content_json(message: Message, index: int = 0) -> str | list[dict[str, Any]] | None:
     """Content as the Chat Completions API takes it: a string when it is all text, else parts.
 
     The wire we call owns its shapes: ``protocols.openai`` encodes the same shape for the wire we
@@ -127,8 +125,10 @@ def content_json(message: Message) -> str | list[dict[str, Any]] | None:
     if all(isinstance(p, TextPart) for p in message.content):
         return message.text()
     parts: list[dict[str, Any]] = []
-    for p in message.content:
+    for j, p in enumerate(message.content):
         if isinstance(p, ImagePart):
+            if p.url.startswith("data:"):
+                _check_data_url(p.url, f"messages[{index}].content[{j}].image_url.url")
             image: dict[str, Any] = {"url": p.url}
             if p.detail is not None:
                 image["detail"] = p.detail
@@ -138,17 +138,10 @@ def content_json(message: Message) -> str | list[dict[str, Any]] | None:
     return parts
 
 
-def _check_inline_images(request: ChatRequest) -> None:
+def _check_data_url(url: str, param: str) -> None:
     """A ``data:`` URL image must be base64 that decodes: the upstream would refuse it anyway,
     and a 400 naming the part beats its text (issue 17 #11). The other adapters check theirs
     as they convert them."""
-    for i, message in enumerate(request.messages):
-        for j, part in enumerate(message.content):
-            if isinstance(part, ImagePart) and part.url.startswith("data:"):
-                _check_data_url(part.url, f"messages[{i}].content[{j}].image_url.url")
-
-
-def _check_data_url(url: str, param: str) -> None:
     header, sep, data = url[5:].partition(",")
     if not sep or not header.endswith(";base64") or "/" not in header:
         raise InvalidRequest(
@@ -161,9 +154,9 @@ def _check_data_url(url: str, param: str) -> None:
         raise InvalidRequest(f"{param}: the image data is not valid base64", param=param) from exc
 
 
-def _message(m: Message, preset: Preset) -> dict[str, Any]:
+def _message(m: Message, preset: Preset, index: int) -> dict[str, Any]:
     role = "system" if m.role == "developer" and not preset.developer_role else m.role
-    out: dict[str, Any] = {"role": role, "content": content_json(m)}
+    out: dict[str, Any] = {"role": role, "content": content_json(m, index)}
     if m.name is not None:
         out["name"] = m.name
     ids = short_tool_id if preset.short_tool_ids else _same
@@ -203,28 +196,17 @@ def parse_usage(raw: Any, preset: Preset | None = None) -> Usage | None:
     prompt = raw.get("prompt_tokens_details") or {}
     completion = raw.get("completion_tokens_details") or {}
     # DeepSeek reports cache hits in its own field; prompt_tokens already includes them.
-    cached = _tokens(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens"))
-    reasoning = _tokens(completion.get("reasoning_tokens"))
-    output = _tokens(raw.get("completion_tokens"))
+    cached = token_count(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens"))
+    reasoning = token_count(completion.get("reasoning_tokens"))
+    output = token_count(raw.get("completion_tokens"))
     if preset is not None and preset.reasoning_outside_completion:
         output += reasoning
     return Usage(
-        input_tokens=_tokens(raw.get("prompt_tokens")),
+        input_tokens=token_count(raw.get("prompt_tokens")),
         output_tokens=output,
         cached_input_tokens=cached,
         reasoning_tokens=reasoning,
     )
-
-
-def _tokens(value: object) -> int:
-    """A token count: absent or null is 0; a string, a fraction or a negative number is a
-    broken answer (``ValueError``, unreadable for the attempt loop), not a count to meter:
-    a negative one would refund a budget."""
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError("a usage count is not a whole number of tokens")
 
 
 def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatResult:
