@@ -203,3 +203,41 @@ def test_local_model_create_stream_and_continue(client: openai.OpenAI):
         last: Any = list(stream)[-1]  # 16 tokens may cut it: the SDK's final is only "completed"
     assert last.type in ("response.completed", "response.incomplete")
     assert last.response.output_text.strip()
+
+
+def test_signed_reasoning_goes_back_with_store_false(client: openai.OpenAI, vendor_fakes: Any):
+    """Anthropic's signed thinking comes out as a reasoning item whose encrypted_content is the
+    signature, and passing the items back (no stored state) continues the signed chain."""
+    first = client.responses.create(
+        model=dep("anthropic"),
+        input="weather in Paris?",
+        tools=[WEATHER],
+        reasoning={"effort": "high"},
+        include=["reasoning.encrypted_content"],
+        store=False,
+    )
+    kinds = [item.type for item in first.output]
+    assert kinds == ["reasoning", "function_call"]
+    reasoning: Any = first.output[0]
+    assert reasoning.encrypted_content and reasoning.summary[0].text
+    call: Any = first.output[1]
+    items: Any = [
+        {"role": "user", "content": "weather in Paris?"},
+        first.output[0].model_dump(exclude_none=True),
+        first.output[1].model_dump(exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+    ]
+    second = client.responses.create(
+        model=dep("anthropic"),
+        input=items,
+        tools=[WEATHER],
+        reasoning={"effort": "high"},
+        store=False,
+    )
+    assert second.output_text == "tool said: sunny"
+    sent = vendor_fakes["anthropic"].last_request.json["messages"][1]["content"]
+    assert sent[0] == {
+        "type": "thinking",
+        "thinking": reasoning.summary[0].text,
+        "signature": reasoning.encrypted_content,
+    }
