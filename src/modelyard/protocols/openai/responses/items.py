@@ -59,7 +59,9 @@ def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
 
 def _item(raw: Any, param: str) -> JSON:
     obj = require_dict(raw, param)
-    kind = str(obj.get("type", "message" if "role" in obj else None))
+    if "type" not in obj and "role" not in obj:
+        raise bad(f"{param}.type", "is required (or a role, for a message)")
+    kind = str(obj.get("type", "message"))
     if kind == "item_reference":
         raise bad(f"{param}.type", "item_reference is not supported; send the item itself")
     if kind not in _ITEM_KEYS:
