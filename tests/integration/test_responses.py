@@ -241,3 +241,32 @@ def test_signed_reasoning_goes_back_with_store_false(client: openai.OpenAI, vend
         "thinking": reasoning.summary[0].text,
         "signature": reasoning.encrypted_content,
     }
+
+
+@pytest.mark.parametrize("upstream", MATRIX_UPSTREAMS)
+def test_stored_lifecycle_on_every_family(client: openai.OpenAI, upstream: str, fakes: Any):
+    """create → retrieve → input_items → stream continuing it → a conversation → delete, each
+    against one deployment of every upstream family; the earlier turn reaches the upstream."""
+    first = client.responses.create(model=dep(upstream), input=f"LIFECYCLE-{upstream}")
+    assert client.responses.retrieve(first.id).output_text == f"echo: LIFECYCLE-{upstream}"
+    items = client.responses.input_items.list(first.id)
+    assert [i.type for i in items.data] == ["message"]
+    with client.responses.stream(
+        model=dep(upstream), input="and then?", previous_response_id=first.id
+    ) as stream:
+        second = stream.get_final_response()
+    assert second.output_text == "echo: and then?"
+    assert f"LIFECYCLE-{upstream}" in json.dumps(fakes[upstream].last_request.json)
+    conv = client.conversations.create(metadata={"family": upstream})
+    client.responses.create(model=dep(upstream), input="in a conversation", conversation=conv.id)
+    listed = client.conversations.items.list(conv.id, order="asc")
+    assert [i.type for i in listed.data] == ["message", "message"]
+    client.conversations.delete(conv.id)
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
+@pytest.fixture(scope="module")
+def fakes(fake_upstream: Any, vendor_fakes: dict[str, Any]) -> dict[str, Any]:
+    return {"openai": fake_upstream, "azure": fake_upstream, **vendor_fakes}
