@@ -203,3 +203,70 @@ def test_local_model_create_stream_and_continue(client: openai.OpenAI):
         last: Any = list(stream)[-1]  # 16 tokens may cut it: the SDK's final is only "completed"
     assert last.type in ("response.completed", "response.incomplete")
     assert last.response.output_text.strip()
+
+
+def test_signed_reasoning_goes_back_with_store_false(client: openai.OpenAI, vendor_fakes: Any):
+    """Anthropic's signed thinking comes out as a reasoning item whose encrypted_content is the
+    signature, and passing the items back (no stored state) continues the signed chain."""
+    first = client.responses.create(
+        model=dep("anthropic"),
+        input="weather in Paris?",
+        tools=[WEATHER],
+        reasoning={"effort": "high"},
+        include=["reasoning.encrypted_content"],
+        store=False,
+    )
+    kinds = [item.type for item in first.output]
+    assert kinds == ["reasoning", "function_call"]
+    reasoning: Any = first.output[0]
+    assert reasoning.encrypted_content and reasoning.summary[0].text
+    call: Any = first.output[1]
+    items: Any = [
+        {"role": "user", "content": "weather in Paris?"},
+        first.output[0].model_dump(exclude_none=True),
+        first.output[1].model_dump(exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+    ]
+    second = client.responses.create(
+        model=dep("anthropic"),
+        input=items,
+        tools=[WEATHER],
+        reasoning={"effort": "high"},
+        store=False,
+    )
+    assert second.output_text == "tool said: sunny"
+    sent = vendor_fakes["anthropic"].last_request.json["messages"][1]["content"]
+    assert sent[0] == {
+        "type": "thinking",
+        "thinking": reasoning.summary[0].text,
+        "signature": reasoning.encrypted_content,
+    }
+
+
+@pytest.mark.parametrize("upstream", MATRIX_UPSTREAMS)
+def test_stored_lifecycle_on_every_family(client: openai.OpenAI, upstream: str, fakes: Any):
+    """create → retrieve → input_items → stream continuing it → a conversation → delete, each
+    against one deployment of every upstream family; the earlier turn reaches the upstream."""
+    first = client.responses.create(model=dep(upstream), input=f"LIFECYCLE-{upstream}")
+    assert client.responses.retrieve(first.id).output_text == f"echo: LIFECYCLE-{upstream}"
+    items = client.responses.input_items.list(first.id)
+    assert [i.type for i in items.data] == ["message"]
+    with client.responses.stream(
+        model=dep(upstream), input="and then?", previous_response_id=first.id
+    ) as stream:
+        second = stream.get_final_response()
+    assert second.output_text == "echo: and then?"
+    assert f"LIFECYCLE-{upstream}" in json.dumps(fakes[upstream].last_request.json)
+    conv = client.conversations.create(metadata={"family": upstream})
+    client.responses.create(model=dep(upstream), input="in a conversation", conversation=conv.id)
+    listed = client.conversations.items.list(conv.id, order="asc")
+    assert [i.type for i in listed.data] == ["message", "message"]
+    client.conversations.delete(conv.id)
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
+@pytest.fixture(scope="module")
+def fakes(fake_upstream: Any, vendor_fakes: dict[str, Any]) -> dict[str, Any]:
+    return {"openai": fake_upstream, "azure": fake_upstream, **vendor_fakes}

@@ -35,7 +35,7 @@ def _route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         rid = exchange_of(request).rid
         try:
             owner = owner_of(authenticate(root, request))
-            body = await handler(request, ResponseState(root.store), owner)
+            body = await handler(request, ResponseState(root.store, root.response_writes), owner)
         except ModelyardError as err:
             return error_response(DIALECT, err, rid)
         return json_response(dump(body), headers={"x-request-id": rid})

@@ -53,7 +53,7 @@ async def create_response(request: Request) -> Response:
         req = decode_response_request(await read_json(request, current.max_body_bytes))
         exchange.model = req.chat.model
         env = Envelope(req, warnings=hosted_warnings(current.pipeline, req.chat.model, req.hosted))
-        saver = Saver(ResponseState(root.store), owner_of(principal), req)
+        saver = Saver(ResponseState(root.store, root.response_writes), owner_of(principal), req)
         await saver.resend_history()
         # The response id labels the ledger row of each upstream call it makes.
         caller = Caller(principal, rid, PATH, env.id, request.headers.get)

@@ -26,8 +26,9 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Final, TypeVar
 
 from pydantic import ValidationError
 
@@ -44,16 +45,19 @@ _ATTEMPTS = 8
 T = TypeVar("T")
 
 
-# Fields added to deployments after versions were first recorded: left out of the spec while
-# unset, so an upgrade does not record a new version of every unchanged deployment.
-_ADDED_LATER = ("shadow",)
+# Fields added to deployments after versions were first recorded, with their defaults: left out
+# of the spec while at their default, so an upgrade does not record a new version of every
+# unchanged deployment.
+_ADDED_LATER: Final[Mapping[str, object]] = MappingProxyType(
+    {"shadow": None, "hosted_tools": "omit"}
+)
 
 
 def canonical_spec(cfg: DeploymentConfig) -> str:
     """The deployment as configured, as JSON that is equal exactly when the specs are."""
     data = cfg.model_dump(mode="json")
-    for key in _ADDED_LATER:
-        if data.get(key) is None:
+    for key, default in _ADDED_LATER.items():
+        if data.get(key) == default:
             data.pop(key, None)
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 

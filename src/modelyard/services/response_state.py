@@ -8,6 +8,7 @@ as for an id that never existed. Items are the wire API's JSON objects, kept as 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from modelyard.store.responses import (
     StoredConversation,
     StoredResponse,
 )
+from modelyard.store.sink import BatchSink
+from modelyard.store.ticks import Tick
 from modelyard.tenancy.keys import Principal
 
 JSON = dict[str, Any]
@@ -65,11 +68,53 @@ def page_of(items: Sequence[JSON], after: str | None, limit: int, order: str) ->
     return Page(chunk, start + limit < len(ordered))
 
 
-class ResponseState:
-    """The state routes' use cases over the store (None: a server without a store)."""
+class ResponseWrites:
+    """Stored responses written off the request path, in batches (``BatchSink``): one
+    transaction per batch instead of one per response (about 15 times less CPU per row on
+    SQLite). Until its batch is written, a response is served from ``pending`` by this
+    process; another process (``serve --workers N``) finds it after the flush, which is why a
+    miss is looked up once more after ``settle_s``. A hard crash can lose the responses of the
+    last flush interval, as for the ledger; a graceful stop writes them."""
 
-    def __init__(self, store: Store | None) -> None:
+    def __init__(self, store: Store, interval_s: float = 0.2, tick: Tick | None = None) -> None:
         self._store = store
+        self.pending: dict[str, StoredResponse] = {}
+        self.settle_s = 2 * interval_s
+        self.sink: BatchSink[StoredResponse] = BatchSink(
+            "stored responses", self._write, max_queue=10_000, interval_s=interval_s, tick=tick
+        )
+
+    def start(self) -> None:
+        self.sink.start()
+
+    async def aclose(self) -> None:
+        await self.sink.aclose()
+
+    async def save(self, record: StoredResponse) -> None:
+        self.pending[record.id] = record
+        if not self.sink.put(record):  # the queue is full (the database is slow): write now
+            async with self._store.transaction() as session:
+                await Responses(session).put(record)
+            self.pending.pop(record.id, None)
+
+    def find(self, response_id: str, owner: str) -> StoredResponse | None:
+        found = self.pending.get(response_id)
+        return found if found is not None and found.owner == owner else None
+
+    async def _write(self, batch: list[StoredResponse]) -> None:
+        async with self._store.transaction() as session:
+            await Responses(session).put_many(batch)
+        for record in batch:
+            self.pending.pop(record.id, None)
+
+
+class ResponseState:
+    """The state routes' use cases over the store (None: a server without a store) and, on a
+    server, its batch writer of responses."""
+
+    def __init__(self, store: Store | None, writes: ResponseWrites | None = None) -> None:
+        self._store = store
+        self._writes = writes
 
     def _need(self) -> Store:
         if self._store is None:
@@ -80,14 +125,17 @@ class ResponseState:
         """Every item of the chain ending at ``previous_id`` (inputs and outputs, oldest
         first); 404 before anything is sent when that response is not there."""
         chain: list[StoredResponse] = []
+        found: StoredResponse | None = await self._find(owner, previous_id, "previous_response_id")
         async with self._need().transaction() as session:
             rows = Responses(session)
-            found = await rows.get(previous_id, owner)
-            if found is None:
-                raise _no_response(previous_id, "previous_response_id")
             while found is not None and len(chain) < MAX_CHAIN:
                 chain.append(found)
-                found = await rows.get(found.previous_id, owner) if found.previous_id else None
+                before = found.previous_id
+                found = (
+                    (self._pending(before, owner) or await rows.get(before, owner))
+                    if before
+                    else None
+                )
         items: list[JSON] = []
         for stored in reversed(chain):
             items.extend(orjson.loads(stored.input_items))
@@ -105,6 +153,9 @@ class ResponseState:
             orjson.dumps(body).decode(),
             orjson.dumps(items).decode(),
         )
+        if self._writes is not None:
+            await self._writes.save(record)
+            return
         async with self._store.transaction() as session:
             await Responses(session).put(record)
 
@@ -115,16 +166,33 @@ class ResponseState:
         return orjson.loads((await self._stored(owner, response_id)).input_items)  # type: ignore[no-any-return]
 
     async def delete(self, owner: str, response_id: str) -> None:
+        await self._find(owner, response_id, "response_id")  # 404 for another owner's
+        if self._writes is not None:
+            await self._writes.sink.flush()  # a queued row must not be written after this
         async with self._need().transaction() as session:
             if not await Responses(session).delete(response_id, owner):
                 raise _no_response(response_id, "response_id")
 
     async def _stored(self, owner: str, response_id: str) -> StoredResponse:
-        async with self._need().transaction() as session:
-            found = await Responses(session).get(response_id, owner)
+        return await self._find(owner, response_id, "response_id")
+
+    def _pending(self, response_id: str, owner: str) -> StoredResponse | None:
+        return self._writes.find(response_id, owner) if self._writes is not None else None
+
+    async def _find(self, owner: str, response_id: str, param: str) -> StoredResponse:
+        """This process's unwritten responses, then the store; a miss is looked up once more
+        after another process's batch has had time to be written."""
+        found = self._pending(response_id, owner) or await self._read(owner, response_id)
+        if found is None and self._writes is not None:
+            await asyncio.sleep(self._writes.settle_s)
+            found = await self._read(owner, response_id)
         if found is None:
-            raise _no_response(response_id, "response_id")
+            raise _no_response(response_id, param)
         return found
+
+    async def _read(self, owner: str, response_id: str) -> StoredResponse | None:
+        async with self._need().transaction() as session:
+            return await Responses(session).get(response_id, owner)
 
     # Conversations
 

@@ -27,6 +27,7 @@ from modelyard.services.guards import guard_stages
 from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.pipeline import Pipeline, Stages
+from modelyard.services.response_state import ResponseWrites
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
@@ -106,6 +107,10 @@ class Root:
         self.meter = Meter(limiter, record, lambda: self.current.gateway)
         self.shadow = ShadowMirror(writers.shadows.put) if writers else None
         self.admin = TenancyAdmin(store) if store else None
+        # Stored responses (the Responses API), written in batches off the request path.
+        self.response_writes = ResponseWrites(store) if store else None
+        if self.response_writes is not None:
+            self.response_writes.start()
         self.keys = KeyRing(bootstrap=bootstrap_keys(settings))
         self._stored_keys = False
         self.current = self._configure(gateway)
@@ -201,6 +206,8 @@ class Root:
             await asyncio.gather(*self._ending, return_exceptions=True)
         if self.shadow is not None:
             await self.shadow.aclose()
+        if self.response_writes is not None:
+            await self.response_writes.aclose()
         if self._writers is not None:
             await self._writers.aclose()
         await self.limiter.aclose()

@@ -83,8 +83,12 @@ class Responses:
         self._session = session
 
     async def put(self, record: StoredResponse) -> None:
-        # Core, not the ORM's unit of work: one statement, nothing tracked (on the hot path).
-        await self._session.execute(insert(ResponseRow).values(_fields(record)))
+        await self.put_many([record])
+
+    async def put_many(self, records: Sequence[StoredResponse]) -> None:
+        # Core, not the ORM's unit of work: one executemany, nothing tracked.
+        if records:
+            await self._session.execute(insert(ResponseRow), [_fields(r) for r in records])
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         query = select(*_COLUMNS).where(ResponseRow.id == response_id, ResponseRow.owner == owner)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from modelyard.core.errors import NotFound
-from modelyard.services.response_state import ResponseState, page_of
+from modelyard.services.response_state import ResponseState, ResponseWrites, page_of
 from modelyard.store import Store
 from modelyard.store.migrate import alembic_config
 
@@ -103,3 +103,23 @@ async def test_revision_0007_creates_and_drops_the_state_tables(store_url: str):
             await conn.run_sync(_migrate)
     finally:
         await engine.dispose()
+
+
+async def test_batched_writes_are_read_before_and_after_their_flush(store: Store):
+    writes = ResponseWrites(store, interval_s=0.01)  # not started: flushed by hand below
+    here, elsewhere = ResponseState(store, writes), ResponseState(store)
+    await here.save("p1", _body("r1", None, [_msg("o1", "a1", "assistant")]), [_msg("i1", "q1")])
+    await here.save("p1", _body("r2", "r1", [_msg("o2", "a2", "assistant")]), [_msg("i2", "q2")])
+    assert [i["id"] for i in await here.history("p1", "r2")] == ["i1", "o1", "i2", "o2"]
+    with pytest.raises(NotFound):
+        await here.get("p2", "r1")  # pending rows keep their owner too
+    with pytest.raises(NotFound):
+        await elsewhere.get("p1", "r1")  # another process: not written yet
+    await writes.sink.flush()
+    assert writes.pending == {}
+    assert (await elsewhere.get("p1", "r2"))["id"] == "r2"
+    await here.save("p1", _body("r3", None, []), [])
+    await here.delete("p1", "r3")  # queued, then deleted: the flush must not bring it back
+    await writes.aclose()
+    with pytest.raises(NotFound):
+        await elsewhere.get("p1", "r3")

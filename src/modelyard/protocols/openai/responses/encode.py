@@ -11,7 +11,12 @@ import orjson
 
 from modelyard.core.chat import ChatResult, FinishReason, ToolCall, Usage
 from modelyard.core.errors import ModelyardError
-from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest, new_id
+from modelyard.protocols.openai.responses.request import (
+    JSON,
+    ResponsesRequest,
+    fresh_item_id,
+    new_id,
+)
 
 _INCOMPLETE: Final[Mapping[str, str]] = {
     "length": "max_output_tokens",
@@ -105,7 +110,7 @@ def reasoning_item(text: str, signature: str | None, item_id: str | None = None)
     summary = [{"type": "summary_text", "text": text}] if text else []
     return {
         "type": "reasoning",
-        "id": item_id or new_id("rs"),
+        "id": item_id or fresh_item_id("rs"),
         "summary": summary,
         "encrypted_content": signature,
     }
@@ -114,7 +119,7 @@ def reasoning_item(text: str, signature: str | None, item_id: str | None = None)
 def message_item(text: str, item_id: str | None = None, status: str = "completed") -> JSON:
     return {
         "type": "message",
-        "id": item_id or new_id("msg"),
+        "id": item_id or fresh_item_id("msg"),
         "status": status,
         "role": "assistant",
         "content": [text_part(text)] if status == "completed" else [],
@@ -129,7 +134,7 @@ def call_item(call: ToolCall, req: ResponsesRequest, item_id: str | None = None)
     namespace, name = req.names.split(call.name)
     item: JSON = {
         "type": "function_call",
-        "id": item_id or new_id("fc"),
+        "id": item_id or fresh_item_id("fc"),
         "call_id": call.id,
         "name": name,
         "arguments": call.arguments,

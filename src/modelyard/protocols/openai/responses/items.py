@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
-from modelyard.protocols.openai.responses.request import JSON, ToolNames, new_id
+from modelyard.protocols.openai.responses.request import JSON, ToolNames, fresh_item_id
 from modelyard.protocols.validate import bad, get_list, get_str, require_dict
 
 _ROLES: Final = ("user", "system", "developer", "assistant")
@@ -50,7 +50,7 @@ def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
 def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
     return {
         "type": "message",
-        "id": item_id or new_id("msg"),
+        "id": item_id or fresh_item_id("msg"),
         "role": role,
         "content": content,
         "status": "completed",
@@ -59,7 +59,9 @@ def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
 
 def _item(raw: Any, param: str) -> JSON:
     obj = require_dict(raw, param)
-    kind = str(obj.get("type", "message" if "role" in obj else None))
+    if "type" not in obj and "role" not in obj:
+        raise bad(f"{param}.type", "is required (or a role, for a message)")
+    kind = str(obj.get("type", "message"))
     if kind == "item_reference":
         raise bad(f"{param}.type", "item_reference is not supported; send the item itself")
     if kind not in _ITEM_KEYS:
@@ -76,7 +78,7 @@ def _item(raw: Any, param: str) -> JSON:
         if role not in _ROLES:
             raise bad(f"{param}.role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
         return _message_item(role, _content(obj.get("content"), f"{param}.content", role), item_id)
-    out: JSON = {"type": kind, "id": item_id or new_id(_ID_PREFIX.get(kind, "rs"))}
+    out: JSON = {"type": kind, "id": item_id or fresh_item_id(_ID_PREFIX.get(kind, "rs"))}
     if kind == "reasoning":
         out["summary"] = _texts(obj, "summary", "summary_text", param)
         if obj.get("content") is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from modelyard.core.chat import ChatRequest
@@ -13,15 +15,21 @@ JSON = dict[str, Any]
 
 
 def new_id(prefix: str) -> str:
-    """An object id in OpenAI's style (``resp_…``, ``msg_…``, ``fc_…``, ``rs_…``)."""
+    """An object id in OpenAI's style (``resp_…``, ``conv_…``): 128 bits from the OS."""
     return prefix + "_" + os.urandom(16).hex()
+
+
+def fresh_item_id(prefix: str) -> str:
+    """An item id (``msg_…``, ``fc_…``, ``rs_…``): unique, not secret (items are reached only
+    through their response or conversation), so a fast generator will do: no system call."""
+    return f"{prefix}_{random.getrandbits(128):032x}"
 
 
 @dataclass(slots=True, frozen=True)
 class ToolNames:
     """Flattened namespace tools: the upstream's function name → (namespace, name)."""
 
-    flat: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    flat: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def split(self, name: str) -> tuple[str | None, str]:
         found = self.flat.get(name)

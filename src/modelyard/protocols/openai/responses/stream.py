@@ -37,7 +37,7 @@ from modelyard.protocols.openai.responses.encode import (
     status_of,
     text_part,
 )
-from modelyard.protocols.openai.responses.request import JSON, new_id
+from modelyard.protocols.openai.responses.request import JSON, fresh_item_id
 
 
 @dataclass(slots=True)
@@ -159,7 +159,7 @@ class ResponseStream:
         out = b""
         opened = self._calls.get(event.call_index)
         if opened is None:
-            call = ToolCall(event.id or new_id("call"), event.name or "", "")
+            call = ToolCall(event.id or fresh_item_id("call"), event.name or "", "")
             item = call_item(call, self._env.request)
             item["status"] = "in_progress"
             out, opened = self._begin("call", item)

@@ -23,10 +23,13 @@ HOSTED_TOOLS: Final = frozenset(
     }
 )  # fmt: skip
 _MODES: Final = ("auto", "none", "required")
+NO_NAMES: Final = ToolNames()
 
 
 def decode_tools(raw: list[Any] | None) -> tuple[tuple[ToolSpec, ...], tuple[str, ...], ToolNames]:
     """(the function tools offered upstream, the hosted tool types found, namespace names)."""
+    if not raw:
+        return (), (), NO_NAMES
     specs: list[ToolSpec] = []
     hosted: list[str] = []
     flat: dict[str, tuple[str, str]] = {}
