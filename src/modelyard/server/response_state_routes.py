@@ -34,7 +34,7 @@ def _route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         root = state_of(request)
         rid = exchange_of(request).rid
         try:
-            owner = owner_of(authenticate(root, request))
+            owner = owner_of(await authenticate(root, request))
             body = await handler(request, ResponseState(root.store, root.response_writes), owner)
         except ModelyardError as err:
             return error_response(DIALECT, err, rid)

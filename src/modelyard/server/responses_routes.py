@@ -49,7 +49,7 @@ async def create_response(request: Request) -> Response:
     rid = exchange.rid
     current = root.current
     try:
-        principal = authenticate(root, request)
+        principal = await authenticate(root, request)
         req = decode_response_request(await read_json(request, current.max_body_bytes))
         exchange.model = req.chat.model
         env = Envelope(req, warnings=hosted_warnings(current.pipeline, req.chat.model, req.hosted))
@@ -76,7 +76,7 @@ async def input_tokens(request: Request) -> Response:
     root = state_of(request)
     exchange = exchange_of(request)
     try:
-        authenticate(root, request)
+        await authenticate(root, request)
         req = decode_response_request(await read_json(request, root.current.max_body_bytes))
         exchange.model = req.chat.model
         root.current.models.get(req.chat.model)  # unknown: a 404 as on /v1/responses
