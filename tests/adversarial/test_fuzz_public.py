@@ -309,11 +309,6 @@ def test_the_fuzzer_reaches_the_handlers(client: TestClient):
     assert refused.status_code == 400 and "max_tokens" in refused.json()["error"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 #2 (helper i17-upstream): a body nested 255+ deep escapes as an exception; "
-    "drop this mark when that fix merges",
-)
 def test_deeply_nested_bodies_are_refused_or_served(client: TestClient):
     auth = {"authorization": f"Bearer {CLIENT_KEY}", "content-type": "application/json"}
     for depth in (255, 256, 1024, 5000):

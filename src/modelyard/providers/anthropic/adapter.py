@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import orjson
 from pydantic import Field
 
 from modelyard.core.chat import ChatRequest, ChatResult
@@ -20,7 +19,7 @@ from modelyard.providers.anthropic.codec import (
 from modelyard.providers.anthropic.errors import http_failure
 from modelyard.providers.anthropic.response import parse_message
 from modelyard.providers.anthropic.stream import StreamState
-from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings
+from modelyard.providers.base import CallContext, ProviderOptions, ProviderSettings, encode_body
 from modelyard.providers.errors import UpstreamFailure
 from modelyard.providers.http_adapter import HttpAdapter, Outgoing, StreamCall
 from modelyard.providers.sse import SSEDecoder, SSEEvent
@@ -95,7 +94,7 @@ class AnthropicProvider(HttpAdapter):
         """Input tokens ``request`` would use, from the API's token-counting endpoint."""
         body = build_request(request, model, self._options, stream=False).body
         counted = {key: body[key] for key in _COUNT_FIELDS if key in body}
-        out = Outgoing(f"{self._api}/messages/count_tokens", self._headers, orjson.dumps(counted))
+        out = Outgoing(f"{self._api}/messages/count_tokens", self._headers, encode_body(counted))
         resp = await self.exchange(out, ctx)
         tokens = self._json(resp.body).get("input_tokens")
         if not isinstance(tokens, int):

@@ -16,6 +16,7 @@ import orjson
 from modelyard.core.chat import Usage
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability, UpstreamError
+from modelyard.providers.base import encode_body
 
 TitanVersion = Literal["v1", "v2"]
 V2_DIMENSIONS = (256, 512, 1024)
@@ -47,7 +48,7 @@ def titan_calls(request: EmbeddingRequest, model: str) -> list[TitanCall]:
         raise UnsupportedCapability("token-array inputs (send text)", model, param="input")
     base = _base_fields(request, model, version)
     return [
-        TitanCall(orjson.dumps({"inputText": text, **base}))
+        TitanCall(encode_body({"inputText": text, **base}))
         for text in request.inputs
         if isinstance(text, str)
     ]

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.core.errors import InvalidRequest, UpstreamError
+from modelyard.providers.base import encode_body
 
 MAX_BATCH = 100
 
@@ -39,7 +38,7 @@ def embedding_bodies(request: EmbeddingRequest, model_path: str) -> list[tuple[i
     for start in range(0, len(texts), MAX_BATCH):
         chunk = texts[start : start + MAX_BATCH]
         requests = [{**template, "content": {"parts": [{"text": text}]}} for text in chunk]
-        bodies.append((len(chunk), orjson.dumps({"requests": requests})))
+        bodies.append((len(chunk), encode_body({"requests": requests})))
     return bodies
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import orjson
-
 from modelyard.core.chat import ChatRequest, ChatResult, Usage
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import StreamEvent
-from modelyard.providers.base import CallContext, ProviderSettings
+from modelyard.providers.base import CallContext, ProviderSettings, encode_body
 from modelyard.providers.errors import UpstreamFailure
 from modelyard.providers.http_adapter import HttpAdapter, Outgoing, StreamCall
 from modelyard.providers.openai_compatible import codec
@@ -75,9 +73,7 @@ class OpenAICompatibleProvider(HttpAdapter):
             payload["dimensions"] = request.dimensions
         if request.user is not None:
             payload["user"] = request.user
-        out = Outgoing(
-            self._url("embeddings", model), self._headers_for(ctx), orjson.dumps(payload)
-        )
+        out = Outgoing(self._url("embeddings", model), self._headers_for(ctx), encode_body(payload))
         data = self._json((await self.exchange(out, ctx)).body)
         try:
             rows = sorted(data["data"], key=lambda row: row["index"])
