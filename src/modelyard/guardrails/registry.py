@@ -45,8 +45,20 @@ def _injection(settings: Mapping[str, Any]) -> Detector:
     return injection_guard(settings)
 
 
+def _language(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.language import language_guard
+
+    return language_guard(settings)
+
+
 BUILTIN_KINDS: Final[Mapping[str, GuardKind]] = MappingProxyType(
-    {"pii": _pii, "deny": _deny, "max_size": _size, "prompt_injection": _injection}
+    {
+        "pii": _pii,
+        "deny": _deny,
+        "max_size": _size,
+        "prompt_injection": _injection,
+        "language": _language,
+    }
 )
 
 
