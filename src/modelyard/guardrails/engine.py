@@ -17,6 +17,7 @@ from typing import Final
 
 from modelyard.core.errors import ContentBlocked
 from modelyard.guardrails.model import Finding, Guard, GuardVerdict, Phase
+from modelyard.guardrails.moderation import Judge
 
 PLACEHOLDER: Final = re.compile(r"\[([A-Z][A-Z_]{0,30})_(\d{1,6})\]")
 _LONGEST_PLACEHOLDER: Final = 40
@@ -83,27 +84,55 @@ class Verdicts:
         return list(self.by_key.values())
 
 
-def _findings(
-    guards: Sequence[Guard], phase: Phase, text: str, verdicts: Verdicts
-) -> list[tuple[Guard, Finding, float]]:
+Found = list[tuple[Guard, Finding, float]]
+
+
+def _findings(guards: Sequence[Guard], phase: Phase, text: str, verdicts: Verdicts) -> Found:
     """Every guard's findings on ``text``; the first ``block`` one raises at once."""
-    out: list[tuple[Guard, Finding, float]] = []
+    out: Found = []
     for guard in guards:
         started = time.perf_counter()
         found = guard.detector.scan(text)
-        ms = (time.perf_counter() - started) * 1000.0
-        verdicts.latency_ms += ms
-        for finding in found:
-            if guard.action == "block":
-                verdicts.add(guard, phase, finding, ms)
-                raise ContentBlocked(guard.name, finding.category, phase)
-            out.append((guard, finding, ms))
+        _take(guard, phase, found, (time.perf_counter() - started) * 1000.0, verdicts, out)
     return out
+
+
+def _take(
+    guard: Guard, phase: Phase, found: list[Finding], ms: float, verdicts: Verdicts, out: Found
+) -> None:
+    verdicts.latency_ms += ms
+    for finding in found:
+        if guard.action == "block":
+            verdicts.add(guard, phase, finding, ms)
+            raise ContentBlocked(guard.name, finding.category, phase)
+        out.append((guard, finding, ms))
+
+
+async def ascreen(
+    guards: Sequence[Guard],
+    phase: Phase,
+    text: str,
+    vault: Vault,
+    verdicts: Verdicts,
+    judge: Judge,
+) -> str:
+    """``screen`` for policies with guards that wait for a judge (``ascan``), in order."""
+    if not guards or not text:
+        return text
+    out: Found = []
+    for guard in guards:
+        started = time.perf_counter()
+        ascan = getattr(guard.detector, "ascan", None)
+        found = await ascan(text, judge) if ascan is not None else guard.detector.scan(text)
+        _take(guard, phase, found, (time.perf_counter() - started) * 1000.0, verdicts, out)
+    if not out:
+        return text
+    return _apply(text, out, len(text), phase, vault, verdicts)
 
 
 def _apply(
     text: str,
-    found: list[tuple[Guard, Finding, float]],
+    found: Found,
     upto: int,
     phase: Phase,
     vault: Vault,

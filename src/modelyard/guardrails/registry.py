@@ -51,8 +51,15 @@ def _language(settings: Mapping[str, Any]) -> Detector:
     return language_guard(settings)
 
 
+def _moderation(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.moderation import moderation_guard
+
+    return moderation_guard(settings)
+
+
 BUILTIN_KINDS: Final[Mapping[str, GuardKind]] = MappingProxyType(
     {
+        "moderation": _moderation,
         "pii": _pii,
         "deny": _deny,
         "max_size": _size,

@@ -29,13 +29,15 @@ from modelyard.core.chat import (
 )
 from modelyard.core.errors import ContentBlocked
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
-from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, screen
+from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
 from modelyard.guardrails.model import Guard, Phase, Policy
+from modelyard.guardrails.moderation import Judge
 from modelyard.guardrails.policy import Policies
 from modelyard.services.metering import Ticket
-from modelyard.services.pipeline import Passed, PreStage, Run, StreamStage, Tap
+from modelyard.services.pipeline import Caller, Passed, PreStage, Run, StreamStage, Tap
 
 log = logging.getLogger("modelyard.guardrails")
+JUDGE_ENDPOINT = "guardrails.judge"  # the ``endpoint`` of a judge guard's own calls
 ASK_HEADER = "x-modelyard-guardrails"  # a request with it set gets the verdicts in a header
 LEDGER_CHARS = 1024  # the ledger column's size
 
@@ -73,6 +75,8 @@ class InputGuards:
         self.policies = policies
 
     async def check(self, run: Run, request: ChatRequest) -> ChatRequest:
+        if run.caller.endpoint == JUDGE_ENDPOINT:
+            return request  # a judge's own call: guarding it would ask the judge again
         deployment = run.deployment.name if run.deployment is not None else request.model
         principal = run.caller.principal
         policy = self.policies.choose(principal.key_id, principal.project_id, deployment).policy
@@ -84,7 +88,7 @@ class InputGuards:
         )
         run.guarded = state
         try:
-            messages = _screen_messages(policy, request.messages, state)
+            messages = await _screen_messages(policy, request.messages, state, _judge(run))
         except ContentBlocked:
             _log(run, state)  # the output tap, which logs the others, will not open
             raise
@@ -95,7 +99,33 @@ class InputGuards:
         return replace(request, messages=messages)
 
 
-def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) -> list[Message]:
+def _judge(run: Run) -> Judge:
+    """A judge guard's calls: through the pipeline, as steps of this call (``parent_id``),
+    unmetered (the judge is the operator's, not the caller's, and need not be a deployment the
+    caller's key may call), never guarded themselves."""
+    caller = run.caller
+
+    async def judge(deployment: str, prompt: str) -> str:
+        step = Caller(
+            caller.principal,
+            f"{caller.request_id}.judge",
+            JUDGE_ENDPOINT,
+            parent_id=caller.request_id,
+            metered=False,
+        )
+        request = ChatRequest(
+            deployment, [Message("user", (TextPart(prompt),))], max_tokens=200, temperature=0.0
+        )
+        answer = await run.pipeline.complete(step, request)
+        choices = answer.result.choices
+        return choices[0].message.text() if choices else ""
+
+    return judge
+
+
+async def _screen_messages(
+    policy: Policy, messages: list[Message], state: Guarded, judge: Judge
+) -> list[Message]:
     by_phase: dict[Phase, tuple[Guard, ...]] = {
         "input": policy.for_phase("input"),
         "tool_output": policy.for_phase("tool_output"),
@@ -105,7 +135,7 @@ def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) ->
         guards = by_phase["tool_output" if message.role == "tool" else "input"]
         if not guards:
             continue
-        parts = _screen_parts(guards, message, state)
+        parts = await _screen_parts(guards, message, state, judge if policy.waits else None)
         if parts is not message.content:
             if out is None:
                 out = list(messages)
@@ -113,15 +143,18 @@ def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) ->
     return messages if out is None else out
 
 
-def _screen_parts(
-    guards: Sequence[Guard], message: Message, state: Guarded
+async def _screen_parts(
+    guards: Sequence[Guard], message: Message, state: Guarded, judge: Judge | None
 ) -> tuple[ContentPart, ...]:
     phase: Phase = "tool_output" if message.role == "tool" else "input"
     changed = False
     parts: list[ContentPart] = []
     for part in message.content:
         if isinstance(part, TextPart):
-            text = screen(guards, phase, part.text, state.vault, state.verdicts)
+            if judge is None:
+                text = screen(guards, phase, part.text, state.vault, state.verdicts)
+            else:
+                text = await ascreen(guards, phase, part.text, state.vault, state.verdicts, judge)
             if text is not part.text:
                 changed = True
                 parts.append(TextPart(text))
