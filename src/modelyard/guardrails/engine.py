@@ -17,7 +17,7 @@ from typing import Final
 
 from modelyard.core.errors import ContentBlocked
 from modelyard.guardrails.model import Finding, Guard, GuardVerdict, Phase
-from modelyard.guardrails.moderation import Judge
+from modelyard.guardrails.moderation import Models
 
 PLACEHOLDER: Final = re.compile(r"\[([A-Z][A-Z_]{0,30})_(\d{1,6})\]")
 _LONGEST_PLACEHOLDER: Final = 40
@@ -114,7 +114,7 @@ async def ascreen(
     text: str,
     vault: Vault,
     verdicts: Verdicts,
-    judge: Judge,
+    models: Models,
 ) -> str:
     """``screen`` for policies with guards that wait for a judge (``ascan``), in order."""
     if not guards or not text:
@@ -123,7 +123,7 @@ async def ascreen(
     for guard in guards:
         started = time.perf_counter()
         ascan = getattr(guard.detector, "ascan", None)
-        found = await ascan(text, judge) if ascan is not None else guard.detector.scan(text)
+        found = await ascan(text, models) if ascan is not None else guard.detector.scan(text)
         _take(guard, phase, found, (time.perf_counter() - started) * 1000.0, verdicts, out)
     if not out:
         return text

@@ -7,7 +7,7 @@ is read, so a chatty model still works. A judge that does not answer within ``ti
 or answers something unreadable is *unavailable*: with ``fail_closed`` that is a finding
 (``judge_unavailable``: a ``block`` guard then refuses the call), otherwise the text passes.
 
-The detector does no I/O of its own: the caller hands it ``judge``, which calls a deployment
+The detector does no I/O of its own: the caller hands it ``models``, which call a deployment
 through the request pipeline (``services/guards.py``). It runs on the input phases only (input,
 tool_output), where the pipeline can wait for it before the upstream call.
 """
@@ -16,17 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
 from modelyard.core.errors import ModelyardError
 from modelyard.guardrails.model import Finding
 
-# (deployment, prompt) -> the judge's answer text.
-Judge = Callable[[str, str], Awaitable[str]]
+
+class Models(Protocol):
+    """How a guard calls a deployment (through the request pipeline; ``services/guards.py``)."""
+
+    async def chat(self, deployment: str, prompt: str) -> str:
+        """The answer's text to one user message."""
+        ...
+
+    async def embed(self, deployment: str, texts: list[str]) -> list[list[float]]: ...
+
 
 CATEGORIES: Final = ("hate", "violence", "sexual", "self_harm")
 UNAVAILABLE: Final = "judge_unavailable"
@@ -72,14 +80,14 @@ class ModerationDetector:
         """Without a judge nothing can be said (the pipeline calls ``ascan``)."""
         return []
 
-    async def ascan(self, text: str, judge: Judge) -> list[Finding]:
+    async def ascan(self, text: str, models: Models) -> list[Finding]:
         if not text.strip():
             return []
         prompt = PROMPT.format(
             categories=", ".join(self.categories), first=self.categories[0], text=text[:MAX_TEXT]
         )
         try:
-            answer = await asyncio.wait_for(judge(self.deployment, prompt), self.timeout_s)
+            answer = await asyncio.wait_for(models.chat(self.deployment, prompt), self.timeout_s)
         except (TimeoutError, ModelyardError):
             return self._unavailable(text)
         scores = parse_scores(answer, self.categories)

@@ -57,8 +57,15 @@ def _moderation(settings: Mapping[str, Any]) -> Detector:
     return moderation_guard(settings)
 
 
+def _topics(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.topics import topics_guard
+
+    return topics_guard(settings)
+
+
 BUILTIN_KINDS: Final[Mapping[str, GuardKind]] = MappingProxyType(
     {
+        "topics": _topics,
         "moderation": _moderation,
         "pii": _pii,
         "deny": _deny,

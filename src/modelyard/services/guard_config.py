@@ -41,7 +41,8 @@ def _judges_exist(
     policy: str, guards: list[GuardConfig], deployments: Collection[str], issues: list[ConfigIssue]
 ) -> None:
     for n, guard in enumerate(guards):
-        judge = guard.settings.get("deployment") if guard.kind == "moderation" else None
+        calls = guard.kind in ("moderation", "topics")
+        judge = guard.settings.get("deployment") if calls else None
         if isinstance(judge, str) and judge not in deployments:
             known = ", ".join(sorted(deployments)) or "none"
             issues.append(

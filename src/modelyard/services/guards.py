@@ -27,11 +27,12 @@ from modelyard.core.chat import (
     TextPart,
     ToolCall,
 )
+from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.core.errors import ContentBlocked
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
 from modelyard.guardrails.model import Guard, Phase, Policy
-from modelyard.guardrails.moderation import Judge
+from modelyard.guardrails.moderation import Models
 from modelyard.guardrails.policy import Policies
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import Caller, Passed, PreStage, Run, StreamStage, Tap
@@ -88,7 +89,7 @@ class InputGuards:
         )
         run.guarded = state
         try:
-            messages = await _screen_messages(policy, request.messages, state, _judge(run))
+            messages = await _screen_messages(policy, request.messages, state, _Models(run))
         except ContentBlocked:
             _log(run, state)  # the output tap, which logs the others, will not open
             raise
@@ -99,32 +100,36 @@ class InputGuards:
         return replace(request, messages=messages)
 
 
-def _judge(run: Run) -> Judge:
+class _Models:
     """A judge guard's calls: through the pipeline, as steps of this call (``parent_id``),
     unmetered (the judge is the operator's, not the caller's, and need not be a deployment the
     caller's key may call), never guarded themselves."""
-    caller = run.caller
 
-    async def judge(deployment: str, prompt: str) -> str:
-        step = Caller(
-            caller.principal,
-            f"{caller.request_id}.judge",
-            JUDGE_ENDPOINT,
-            parent_id=caller.request_id,
-            metered=False,
-        )
+    __slots__ = ("run",)
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def _caller(self) -> Caller:
+        caller = self.run.caller
+        rid = caller.request_id
+        return Caller(caller.principal, f"{rid}.judge", JUDGE_ENDPOINT, rid, metered=False)
+
+    async def chat(self, deployment: str, prompt: str) -> str:
         request = ChatRequest(
             deployment, [Message("user", (TextPart(prompt),))], max_tokens=200, temperature=0.0
         )
-        answer = await run.pipeline.complete(step, request)
+        answer = await self.run.pipeline.complete(self._caller(), request)
         choices = answer.result.choices
         return choices[0].message.text() if choices else ""
 
-    return judge
+    async def embed(self, deployment: str, texts: list[str]) -> list[list[float]]:
+        answer = await self.run.pipeline.embed(self._caller(), EmbeddingRequest(deployment, texts))
+        return answer.result.vectors
 
 
 async def _screen_messages(
-    policy: Policy, messages: list[Message], state: Guarded, judge: Judge
+    policy: Policy, messages: list[Message], state: Guarded, models: Models
 ) -> list[Message]:
     by_phase: dict[Phase, tuple[Guard, ...]] = {
         "input": policy.for_phase("input"),
@@ -135,7 +140,7 @@ async def _screen_messages(
         guards = by_phase["tool_output" if message.role == "tool" else "input"]
         if not guards:
             continue
-        parts = await _screen_parts(guards, message, state, judge if policy.waits else None)
+        parts = await _screen_parts(guards, message, state, models if policy.waits else None)
         if parts is not message.content:
             if out is None:
                 out = list(messages)
@@ -144,17 +149,17 @@ async def _screen_messages(
 
 
 async def _screen_parts(
-    guards: Sequence[Guard], message: Message, state: Guarded, judge: Judge | None
+    guards: Sequence[Guard], message: Message, state: Guarded, models: Models | None
 ) -> tuple[ContentPart, ...]:
     phase: Phase = "tool_output" if message.role == "tool" else "input"
     changed = False
     parts: list[ContentPart] = []
     for part in message.content:
         if isinstance(part, TextPart):
-            if judge is None:
+            if models is None:
                 text = screen(guards, phase, part.text, state.vault, state.verdicts)
             else:
-                text = await ascreen(guards, phase, part.text, state.vault, state.verdicts, judge)
+                text = await ascreen(guards, phase, part.text, state.vault, state.verdicts, models)
             if text is not part.text:
                 changed = True
                 parts.append(TextPart(text))

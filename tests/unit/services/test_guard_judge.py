@@ -75,13 +75,31 @@ def _settings(fake: FakeOpenAI, policies: dict[str, Any]) -> Any:
                 "closed": dep("gpt-4o-mini"),
                 "judge": dep("judge-model"),
                 "stalled-judge": dep("hang"),
+                "topical": dep("gpt-4o-mini"),
+                "embed": dep("text-embedding-3-small"),
             },
             "guardrails": {
                 "policies": policies,
-                "deployments": {"chat": "judged", "open": "open", "closed": "closed"},
+                "deployments": {
+                    "chat": "judged",
+                    "open": "open",
+                    "closed": "closed",
+                    "topical": "topical",
+                },
             },
         }
     )
+
+
+TOPIC = "billing questions about my invoice"
+TOPICAL = {
+    "guards": [
+        {
+            "kind": "topics",
+            "settings": {"deployment": "embed", "topics": [TOPIC, "refunds"], "threshold": 0.9},
+        }
+    ]
+}
 
 
 def _moderation(judge: str, **extra: Any) -> dict[str, Any]:
@@ -95,6 +113,7 @@ async def pipeline(fake: FakeOpenAI) -> AsyncIterator[Pipeline]:
         "judged": _moderation("judge"),
         "open": _moderation("stalled-judge"),
         "closed": _moderation("stalled-judge", fail_closed=True),
+        "topical": TOPICAL,
     }
     gateway = Gateway(_settings(fake, policies), None)
     meter = Meter(MemoryLimiter(), None, lambda: gateway)
@@ -128,7 +147,7 @@ async def test_an_unavailable_judge_fails_open_or_closed(pipeline: Pipeline) -> 
 
 
 def test_judge_guards_are_checked_when_the_config_loads(fake: FakeOpenAI) -> None:
-    fine = {"open": _moderation("judge"), "closed": _moderation("judge")}
+    fine = {"open": _moderation("judge"), "closed": _moderation("judge"), "topical": TOPICAL}
     with pytest.raises(ConfigError, match=r"settings\.deployment: no deployment 'nope'"):
         Gateway(_settings(fake, {**fine, "judged": _moderation("nope")}), None)
     output = _moderation("judge")
@@ -142,3 +161,19 @@ def test_scores_are_read_from_chatty_answers() -> None:
     assert parse_scores('ok {"hate": 0.7, "self-harm": 1}', cats) == {"hate": 0.7, "self_harm": 1.0}
     assert parse_scores("no json here", cats) is None
     assert parse_scores('{"hate": "high"}', cats) is None
+
+
+async def test_topic_allow_list_by_embedding_similarity(
+    pipeline: Pipeline, fake: FakeOpenAI
+) -> None:
+    # The fake's embeddings are a deterministic function of the text: the same text is the same
+    # vector (similarity 1), different texts are nearly orthogonal.
+    answer = await pipeline.complete(CALLER, _ask("topical", TOPIC))
+    assert answer.result.choices[0].message.text() == f"echo: {TOPIC}"
+    embedded = [r.json["input"] for r in fake.requests if r.path.endswith("/embeddings")]
+    assert embedded[-2:] == [[TOPIC, "refunds"], [TOPIC]]
+    with pytest.raises(ContentBlocked) as info:
+        await pipeline.complete(CALLER, _ask("topical", "tell me a long story about dragons"))
+    assert (info.value.guard, info.value.category) == ("topics", "off_topic")
+    short = await pipeline.complete(CALLER, _ask("topical", "thanks!"))  # too short to judge
+    assert short.result.choices[0].message.text() == "echo: thanks!"
