@@ -63,8 +63,15 @@ def _topics(settings: Mapping[str, Any]) -> Detector:
     return topics_guard(settings)
 
 
+def _schema(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.schema import schema_guard
+
+    return schema_guard(settings)
+
+
 BUILTIN_KINDS: Final[Mapping[str, GuardKind]] = MappingProxyType(
     {
+        "json_schema": _schema,
         "topics": _topics,
         "moderation": _moderation,
         "pii": _pii,

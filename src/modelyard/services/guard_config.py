@@ -25,6 +25,10 @@ def build_policies(
     for name, pcfg in cfg.policies.items():
         if deployments is not None:
             _judges_exist(name, pcfg.guards, deployments, issues)
+        for n, g in enumerate(pcfg.guards):
+            if g.kind == "json_schema" and g.phases != ["output"]:
+                path = f"guardrails.policies.{name}.guards[{n}].phases"
+                issues.append(ConfigIssue(path, "json_schema checks answers: phases [output]"))
         specs = [
             GuardSpec(g.kind, tuple(g.phases), g.action, g.name, dict(g.settings), g.window)
             for g in pcfg.guards

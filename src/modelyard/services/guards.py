@@ -14,6 +14,7 @@ Phases: ``input`` screens the text of system, developer, user and assistant mess
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -31,13 +32,19 @@ from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.core.errors import ContentBlocked
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
-from modelyard.guardrails.model import Guard, Phase, Policy
+from modelyard.guardrails.model import Finding, Guard, Phase, Policy
 from modelyard.guardrails.moderation import Models
 from modelyard.guardrails.policy import Policies
+from modelyard.guardrails.schema import MISMATCH, SchemaCheck
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import Caller, Passed, PreStage, Run, StreamStage, Tap
 
 log = logging.getLogger("modelyard.guardrails")
+RETRY_SUFFIX = ".schema-retry"  # the request id of a schema guard's retry (never retried again)
+RETRY_PROMPT = (
+    "That answer does not match the required JSON schema ({problem}). "
+    "Answer again with only JSON that matches the schema."
+)
 JUDGE_ENDPOINT = "guardrails.judge"  # the ``endpoint`` of a judge guard's own calls
 ASK_HEADER = "x-modelyard-guardrails"  # a request with it set gets the verdicts in a header
 LEDGER_CHARS = 1024  # the ledger column's size
@@ -193,6 +200,64 @@ class OutputGuards:
         restore = policy.reversible and len(state.vault) > 0
         out, tools = policy.for_phase("output"), policy.for_phase("tool_input")
         return _OutputTap(state, run.ticket, out, tools, restore)
+
+    async def after(self, run: Run, result: ChatResult) -> ChatResult:
+        """Whole answers only: the schema guards, each with its retry (``guardrails.schema``)."""
+        state = run.guarded
+        if not isinstance(state, Guarded):
+            return result
+        for guard in state.policy.for_phase("output"):
+            check = guard.detector
+            if isinstance(check, SchemaCheck):
+                result = await _schema_checked(run, state, guard, check, result)
+        return result
+
+
+async def _schema_checked(
+    run: Run, state: Guarded, guard: Guard, check: SchemaCheck, result: ChatResult
+) -> ChatResult:
+    fmt = run.request.response_format
+    schema = check.schema or (fmt.schema if fmt is not None else None)
+    if schema is None or not result.choices:
+        return result
+    started = time.perf_counter()
+    text = result.choices[0].message.text()
+    problem = check.problem(text, schema)
+    caller = run.caller
+    if problem is not None and check.retries and not caller.request_id.endswith(RETRY_SUFFIX):
+        note = Finding("schema_retried", 0, 0)
+        state.verdicts.add(replace(guard, action="flag"), "output", note, 0.0)
+        retry = replace(
+            run.request,
+            messages=[
+                *run.request.messages,
+                Message("assistant", (TextPart(text),)),
+                Message("user", (TextPart(RETRY_PROMPT.format(problem=problem)),)),
+            ],
+        )
+        again = Caller(
+            caller.principal,
+            caller.request_id + RETRY_SUFFIX,
+            caller.endpoint,
+            caller.request_id,
+            caller.headers,
+            caller.metered,
+        )
+        try:
+            result = (await run.pipeline.complete(again, retry)).result
+        except ContentBlocked as refused:  # the retry's own check (a block guard) refused it
+            if refused.category != MISMATCH:
+                raise
+        else:
+            text = result.choices[0].message.text() if result.choices else ""
+            problem = check.problem(text, schema)
+    if problem is not None:
+        ms = (time.perf_counter() - started) * 1000.0
+        state.verdicts.add(guard, "output", Finding(MISMATCH, 0, len(text)), ms)
+    state.note(run.ticket)  # before the call's finish writes its row
+    if problem is not None and guard.action == "block":
+        raise ContentBlocked(guard.name, MISMATCH, "output")
+    return result
 
 
 class _OutputTap(Tap):

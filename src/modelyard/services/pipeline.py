@@ -173,6 +173,9 @@ class Pipeline:
         self._meter = meter
         self._pre = tuple(stages.pre)
         self._stream = tuple(stages.stream)
+        # Stream stages that also check whole answers asynchronously (``after``: the schema
+        # guard, which may ask the model again); none unless guardrails are configured.
+        self._after = tuple(s for s in stages.stream if hasattr(s, "after"))
         self.stages = stages
         self._ending = ending  # finishes under way, shared across reloads (awaited at shutdown)
 
@@ -218,6 +221,8 @@ class Pipeline:
                 if tap is not None:
                     taps.append(tap)
                     result = tap.result(result)
+            for after in self._after:
+                result = await after.after(run, result)
         except BaseException as exc:
             await self._settle(self._finish(run, taps, _status_of(exc), exc))
             raise
