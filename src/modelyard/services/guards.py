@@ -191,6 +191,7 @@ class OutputGuards:
     (``tool_input``), and puts reversibly redacted input back."""
 
     name: ClassVar[str] = "guards.output"
+    expands: ClassVar[bool] = True  # its taps hold text back and release it before a finish
 
     def open(self, run: Run) -> Tap | None:
         state = run.guarded
