@@ -4,8 +4,9 @@
 
 * the added time on the request path with the default policy of ``examples/guardrails.yaml``
   (prompt injection, PII redaction in and out, input size), and with its regex/PII part alone
-  (``pii_set``: the policy without the injection detector), for a 1 kB prompt and a 1 kB answer,
-  whole and streamed in 4-character deltas: the pre-call stage plus the output tap, measured
+  (``pii_set``: the policy without the injection detector): for a 1 kB prompt alone
+  (``prompt``), and for a 1 kB prompt with a 1 kB answer, whole and streamed in 4-character
+  deltas: the pre-call stage plus the output tap, measured
   in process, interleaved with the same calls through a pipeline without guards (which has no
   guard stage at all: ``guard_stages`` registers none when no policy is attached). Times are
   the thread's CPU time, not wall time: the machines we measure on are shared, and a
@@ -62,6 +63,18 @@ def _run(request: ChatRequest) -> Run:
     return Run(_Stub(), caller, request, None)  # type: ignore[arg-type]  # unused by guards
 
 
+def _prompt_only(inputs: InputGuards) -> Callable[[], Any]:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    request = ChatRequest("guarded", [Message("user", (TextPart(TEXT),))])
+
+    def call() -> Any:
+        return loop.run_until_complete(inputs.check(_run(request), request))
+
+    return call
+
+
 def _guarded_call(inputs: InputGuards, outputs: OutputGuards, stream: bool) -> Callable[[], Any]:
     import asyncio
 
@@ -115,8 +128,10 @@ def latency(rounds: int) -> dict[str, Any]:
 def _latency(policies: Policies, rounds: int) -> dict[str, Any]:
     inputs, outputs = InputGuards(policies), OutputGuards()
     results: dict[str, Any] = {}
-    for stream in (False, True):
-        on, off = _guarded_call(inputs, outputs, stream), _plain_call(stream)
+    for mode in ("prompt", "whole", "stream"):
+        stream = mode == "stream"
+        on = _prompt_only(inputs) if mode == "prompt" else _guarded_call(inputs, outputs, stream)
+        off = _plain_call(stream)
         on()  # load the libraries and the model once
         t_on: list[float] = []
         t_off: list[float] = []
@@ -126,7 +141,7 @@ def _latency(policies: Policies, rounds: int) -> dict[str, Any]:
                 fn()
                 sink.append((time.thread_time() - started) * 1000)
         added = [a - b for a, b in zip(t_on, t_off, strict=True)]
-        results["stream" if stream else "whole"] = {
+        results[mode] = {
             "p50_added_ms": round(statistics.median(added), 3),
             "p95_added_ms": round(_p(added, 0.95), 3),
             "p50_off_ms": round(statistics.median(t_off), 4),
