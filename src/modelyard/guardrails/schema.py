@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jsonschema_rs
 import orjson
 
 from modelyard.guardrails.model import Finding
@@ -30,6 +29,8 @@ class SchemaCheck:
 
     def problem(self, text: str, schema: Mapping[str, Any]) -> str | None:
         """What is wrong with ``text`` as an instance of ``schema`` (None: nothing)."""
+        import jsonschema_rs  # loaded with the first check, not with the gateway
+
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -47,6 +48,8 @@ def schema_guard(settings: Mapping[str, Any]) -> SchemaCheck:
     unknown = set(settings) - {"schema", "retries"}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}; accepted: retries, schema")
+    import jsonschema_rs  # loaded when a policy has this guard
+
     schema = settings.get("schema")
     if schema is not None:
         if not isinstance(schema, dict):
