@@ -21,10 +21,11 @@ class _Strict(BaseModel):
 
 
 class GuardConfig(_Strict):
-    """One guard. ``kind``: pii, deny, max_size, prompt_injection, or a ``modelyard.guards``
-    plugin; ``phases``: where it runs (input: the prompt; output: the answer; tool_input: the
-    tool calls the model asks for; tool_output: tool results sent back); ``action``: block the
-    call, redact what it finds, or flag (record the verdict only)."""
+    """One guard (see docs/guardrails.md). ``kind``: pii, deny, max_size, prompt_injection,
+    language, moderation, topics, json_schema, or a ``modelyard.guards`` plugin; ``phases``:
+    where it runs (input: the prompt; output: the answer; tool_input: the tool calls the model
+    asks for; tool_output: tool results sent back); ``action``: block the call, redact what it
+    finds, or flag (record the verdict only)."""
 
     kind: str = Field(min_length=1, max_length=64)
     name: str | None = Field(None, pattern=POLICY_NAME, description="default: the kind")

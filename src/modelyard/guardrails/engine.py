@@ -17,6 +17,7 @@ from typing import Final
 
 from modelyard.core.errors import ContentBlocked
 from modelyard.guardrails.model import Finding, Guard, GuardVerdict, Phase
+from modelyard.guardrails.moderation import Models
 
 PLACEHOLDER: Final = re.compile(r"\[([A-Z][A-Z_]{0,30})_(\d{1,6})\]")
 _LONGEST_PLACEHOLDER: Final = 40
@@ -83,27 +84,55 @@ class Verdicts:
         return list(self.by_key.values())
 
 
-def _findings(
-    guards: Sequence[Guard], phase: Phase, text: str, verdicts: Verdicts
-) -> list[tuple[Guard, Finding, float]]:
+Found = list[tuple[Guard, Finding, float]]
+
+
+def _findings(guards: Sequence[Guard], phase: Phase, text: str, verdicts: Verdicts) -> Found:
     """Every guard's findings on ``text``; the first ``block`` one raises at once."""
-    out: list[tuple[Guard, Finding, float]] = []
+    out: Found = []
     for guard in guards:
         started = time.perf_counter()
         found = guard.detector.scan(text)
-        ms = (time.perf_counter() - started) * 1000.0
-        verdicts.latency_ms += ms
-        for finding in found:
-            if guard.action == "block":
-                verdicts.add(guard, phase, finding, ms)
-                raise ContentBlocked(guard.name, finding.category, phase)
-            out.append((guard, finding, ms))
+        _take(guard, phase, found, (time.perf_counter() - started) * 1000.0, verdicts, out)
     return out
+
+
+def _take(
+    guard: Guard, phase: Phase, found: list[Finding], ms: float, verdicts: Verdicts, out: Found
+) -> None:
+    verdicts.latency_ms += ms
+    for finding in found:
+        if guard.action == "block":
+            verdicts.add(guard, phase, finding, ms)
+            raise ContentBlocked(guard.name, finding.category, phase)
+        out.append((guard, finding, ms))
+
+
+async def ascreen(
+    guards: Sequence[Guard],
+    phase: Phase,
+    text: str,
+    vault: Vault,
+    verdicts: Verdicts,
+    models: Models,
+) -> str:
+    """``screen`` for policies with guards that wait for a judge (``ascan``), in order."""
+    if not guards or not text:
+        return text
+    out: Found = []
+    for guard in guards:
+        started = time.perf_counter()
+        ascan = getattr(guard.detector, "ascan", None)
+        found = await ascan(text, models) if ascan is not None else guard.detector.scan(text)
+        _take(guard, phase, found, (time.perf_counter() - started) * 1000.0, verdicts, out)
+    if not out:
+        return text
+    return _apply(text, out, len(text), phase, vault, verdicts)
 
 
 def _apply(
     text: str,
-    found: list[tuple[Guard, Finding, float]],
+    found: Found,
     upto: int,
     phase: Phase,
     vault: Vault,
@@ -142,7 +171,16 @@ class StreamScreen:
     characters; ``restore``: placeholders of the caller's own redacted input are put back in
     what is released."""
 
-    __slots__ = ("_buf", "_guards", "_phase", "_restore", "_vault", "_verdicts", "_window")
+    __slots__ = (
+        "_buf",
+        "_guards",
+        "_phase",
+        "_restore",
+        "_step",
+        "_vault",
+        "_verdicts",
+        "_window",
+    )
 
     def __init__(
         self,
@@ -158,12 +196,15 @@ class StreamScreen:
         self._verdicts = verdicts
         self._restore = restore
         self._window = max((g.window for g in guards), default=0) + _LONGEST_PLACEHOLDER
+        self._step = self._window // 2
         self._buf = ""
 
     def feed(self, text: str) -> str:
-        """What may be sent now ('' while everything is held back)."""
+        """What may be sent now ('' while everything is held back). Text is released in steps
+        of half a window, so each character is scanned about three times, not once per
+        delta (a stream of 4-character deltas would otherwise rescan the window each time)."""
         buf = self._buf + text
-        if len(buf) <= self._window:
+        if len(buf) < self._window + self._step:
             self._buf = buf
             return ""
         return self._release(buf, len(buf) - self._window)

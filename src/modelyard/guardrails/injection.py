@@ -1,4 +1,6 @@
-"""Prompt-injection and jailbreak heuristics: weighted patterns of the known attack phrasings.
+"""Prompt-injection and jailbreak detection: weighted patterns of the known attack phrasings,
+and the small classifier of ``guardrails.classifier``; by default a text's score is the higher
+of the two.
 
 Each pattern carries a weight; a text's score is ``1 - prod(1 - w)`` over the patterns it
 matches (independent evidence), and the guard finds ``prompt_injection`` when the score reaches
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from modelyard.guardrails.classifier import LinearModel, shipped_model
 from modelyard.guardrails.model import Finding
 
 _FLAGS: Final = re.IGNORECASE | re.DOTALL
@@ -41,8 +44,9 @@ _WEIGHTED: Final[tuple[tuple[float, re.Pattern[str]], ...]] = tuple(
         (0.8, r"\b(DAN|do anything now|developer mode|jailbreak(ed)? mode|god mode)\b"),
         (
             0.6,
-            r"\b(without|no|bypass|disable|turn off|ignore)\b.{0,20}\b(restrictions|filters?"
-            r"|safety|guidelines|censorship|content policy|guardrails)\b",
+            r"\b(without|no|bypass|disable|turn off|ignore)\b.{0,20}\b(restrictions"
+            r"|content filters?|safety (filters?|guidelines|rules|training|mode)|your guidelines"
+            r"|censorship|content policy|guardrails)\b",
         ),
         (0.55, r"\b(new|updated|real|actual) (instructions|rules|system prompt)\b\s*:"),
         (0.5, r"(^|\n)\s*(system|assistant)\s*:\s"),
@@ -54,16 +58,28 @@ _WEIGHTED: Final[tuple[tuple[float, re.Pattern[str]], ...]] = tuple(
 )
 
 
+def heuristic_score(text: str) -> float:
+    miss = 1.0
+    for weight, pattern in _WEIGHTED:
+        if pattern.search(text) is not None:
+            miss *= 1.0 - weight
+    return 1.0 - miss
+
+
+MODES: Final = ("both", "heuristics", "classifier")
+
+
 @dataclass(frozen=True, slots=True)
 class InjectionHeuristics:
     threshold: float
+    model: LinearModel | None = None  # None: heuristics only
+    heuristics: bool = True
 
     def score(self, text: str) -> float:
-        miss = 1.0
-        for weight, pattern in _WEIGHTED:
-            if pattern.search(text) is not None:
-                miss *= 1.0 - weight
-        return 1.0 - miss
+        score = heuristic_score(text) if self.heuristics else 0.0
+        if self.model is not None and score < self.threshold:
+            score = max(score, self.model.score(text))
+        return score
 
     def scan(self, text: str) -> list[Finding]:
         score = self.score(text)
@@ -73,13 +89,18 @@ class InjectionHeuristics:
 
 
 def injection_guard(settings: Mapping[str, Any]) -> InjectionHeuristics:
-    """Settings: ``threshold`` (0 < t <= 1, default 0.5)."""
-    unknown = set(settings) - {"threshold"}
+    """Settings: ``threshold`` (0 < t <= 1, default 0.5), ``mode`` (both, heuristics or
+    classifier; default both)."""
+    unknown = set(settings) - {"threshold", "mode"}
     if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; accepted: threshold")
+        raise ValueError(f"unknown settings {sorted(unknown)}; accepted: mode, threshold")
+    mode = settings.get("mode", "both")
+    if mode not in MODES:
+        raise ValueError(f"mode: one of {', '.join(MODES)}; got {mode!r}")
     threshold = settings.get("threshold", 0.5)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise ValueError(f"threshold: a number in (0, 1]; got {threshold!r}")
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold: a number in (0, 1]; got {threshold!r}")
-    return InjectionHeuristics(float(threshold))
+    model = shipped_model() if mode != "heuristics" else None
+    return InjectionHeuristics(float(threshold), model, mode != "classifier")

@@ -64,6 +64,11 @@ class Policy:
     def window(self, phase: Phase) -> int:
         return max((g.window for g in self.for_phase(phase)), default=0)
 
+    @property
+    def waits(self) -> bool:
+        """Some guard waits for a judge (``ascan``): the input is screened asynchronously."""
+        return any(hasattr(g.detector, "ascan") for g in self.guards)
+
 
 @dataclass(frozen=True, slots=True)
 class GuardVerdict:

@@ -53,6 +53,11 @@ def build_policy(
             raise PolicyError(f"guards[{n}].settings", str(exc)) from exc
         if not callable(getattr(detector, "scan", None)):
             raise PolicyError(f"guards[{n}].kind", f"{spec.kind!r} built no detector with scan()")
+        if hasattr(detector, "ascan") and not set(spec.phases) <= {"input", "tool_output"}:
+            raise PolicyError(
+                f"guards[{n}].phases",
+                f"{spec.kind!r} waits for a judge, so it runs on input and tool_output only",
+            )
         gname = spec.name or spec.kind
         if any(g.name == gname for g in guards):
             raise PolicyError(f"guards[{n}].name", f"{gname!r} is used twice; name the guards")

@@ -45,8 +45,41 @@ def _injection(settings: Mapping[str, Any]) -> Detector:
     return injection_guard(settings)
 
 
+def _language(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.language import language_guard
+
+    return language_guard(settings)
+
+
+def _moderation(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.moderation import moderation_guard
+
+    return moderation_guard(settings)
+
+
+def _topics(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.topics import topics_guard
+
+    return topics_guard(settings)
+
+
+def _schema(settings: Mapping[str, Any]) -> Detector:
+    from modelyard.guardrails.schema import schema_guard
+
+    return schema_guard(settings)
+
+
 BUILTIN_KINDS: Final[Mapping[str, GuardKind]] = MappingProxyType(
-    {"pii": _pii, "deny": _deny, "max_size": _size, "prompt_injection": _injection}
+    {
+        "json_schema": _schema,
+        "topics": _topics,
+        "moderation": _moderation,
+        "pii": _pii,
+        "deny": _deny,
+        "max_size": _size,
+        "prompt_injection": _injection,
+        "language": _language,
+    }
 )
 
 

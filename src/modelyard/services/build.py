@@ -73,7 +73,7 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     }
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
-    policies = build_policies(settings, issues)
+    policies = build_policies(settings, issues, deployments)
     if issues:
         raise ConfigError(issues)
     return Components(providers, RoutingTable(deployments), catalog, policies)

@@ -14,6 +14,7 @@ Phases: ``input`` screens the text of system, developer, user and assistant mess
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -27,15 +28,24 @@ from modelyard.core.chat import (
     TextPart,
     ToolCall,
 )
+from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.core.errors import ContentBlocked
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
-from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, screen
-from modelyard.guardrails.model import Guard, Phase, Policy
+from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
+from modelyard.guardrails.model import Finding, Guard, Phase, Policy
+from modelyard.guardrails.moderation import Models
 from modelyard.guardrails.policy import Policies
+from modelyard.guardrails.schema import MISMATCH, SchemaCheck
 from modelyard.services.metering import Ticket
-from modelyard.services.pipeline import Passed, PreStage, Run, StreamStage, Tap
+from modelyard.services.pipeline import Caller, Passed, PreStage, Run, StreamStage, Tap
 
 log = logging.getLogger("modelyard.guardrails")
+RETRY_SUFFIX = ".schema-retry"  # the request id of a schema guard's retry (never retried again)
+RETRY_PROMPT = (
+    "That answer does not match the required JSON schema ({problem}). "
+    "Answer again with only JSON that matches the schema."
+)
+JUDGE_ENDPOINT = "guardrails.judge"  # the ``endpoint`` of a judge guard's own calls
 ASK_HEADER = "x-modelyard-guardrails"  # a request with it set gets the verdicts in a header
 LEDGER_CHARS = 1024  # the ledger column's size
 
@@ -73,6 +83,8 @@ class InputGuards:
         self.policies = policies
 
     async def check(self, run: Run, request: ChatRequest) -> ChatRequest:
+        if run.caller.endpoint == JUDGE_ENDPOINT:
+            return request  # a judge's own call: guarding it would ask the judge again
         deployment = run.deployment.name if run.deployment is not None else request.model
         principal = run.caller.principal
         policy = self.policies.choose(principal.key_id, principal.project_id, deployment).policy
@@ -84,7 +96,7 @@ class InputGuards:
         )
         run.guarded = state
         try:
-            messages = _screen_messages(policy, request.messages, state)
+            messages = await _screen_messages(policy, request.messages, state, _Models(run))
         except ContentBlocked:
             _log(run, state)  # the output tap, which logs the others, will not open
             raise
@@ -95,7 +107,37 @@ class InputGuards:
         return replace(request, messages=messages)
 
 
-def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) -> list[Message]:
+class _Models:
+    """A judge guard's calls: through the pipeline, as steps of this call (``parent_id``),
+    unmetered (the judge is the operator's, not the caller's, and need not be a deployment the
+    caller's key may call), never guarded themselves."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def _caller(self) -> Caller:
+        caller = self.run.caller
+        rid = caller.request_id
+        return Caller(caller.principal, f"{rid}.judge", JUDGE_ENDPOINT, rid, metered=False)
+
+    async def chat(self, deployment: str, prompt: str) -> str:
+        request = ChatRequest(
+            deployment, [Message("user", (TextPart(prompt),))], max_tokens=200, temperature=0.0
+        )
+        answer = await self.run.pipeline.complete(self._caller(), request)
+        choices = answer.result.choices
+        return choices[0].message.text() if choices else ""
+
+    async def embed(self, deployment: str, texts: list[str]) -> list[list[float]]:
+        answer = await self.run.pipeline.embed(self._caller(), EmbeddingRequest(deployment, texts))
+        return answer.result.vectors
+
+
+async def _screen_messages(
+    policy: Policy, messages: list[Message], state: Guarded, models: Models
+) -> list[Message]:
     by_phase: dict[Phase, tuple[Guard, ...]] = {
         "input": policy.for_phase("input"),
         "tool_output": policy.for_phase("tool_output"),
@@ -105,7 +147,7 @@ def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) ->
         guards = by_phase["tool_output" if message.role == "tool" else "input"]
         if not guards:
             continue
-        parts = _screen_parts(guards, message, state)
+        parts = await _screen_parts(guards, message, state, models if policy.waits else None)
         if parts is not message.content:
             if out is None:
                 out = list(messages)
@@ -113,15 +155,18 @@ def _screen_messages(policy: Policy, messages: list[Message], state: Guarded) ->
     return messages if out is None else out
 
 
-def _screen_parts(
-    guards: Sequence[Guard], message: Message, state: Guarded
+async def _screen_parts(
+    guards: Sequence[Guard], message: Message, state: Guarded, models: Models | None
 ) -> tuple[ContentPart, ...]:
     phase: Phase = "tool_output" if message.role == "tool" else "input"
     changed = False
     parts: list[ContentPart] = []
     for part in message.content:
         if isinstance(part, TextPart):
-            text = screen(guards, phase, part.text, state.vault, state.verdicts)
+            if models is None:
+                text = screen(guards, phase, part.text, state.vault, state.verdicts)
+            else:
+                text = await ascreen(guards, phase, part.text, state.vault, state.verdicts, models)
             if text is not part.text:
                 changed = True
                 parts.append(TextPart(text))
@@ -146,6 +191,7 @@ class OutputGuards:
     (``tool_input``), and puts reversibly redacted input back."""
 
     name: ClassVar[str] = "guards.output"
+    expands: ClassVar[bool] = True  # its taps hold text back and release it before a finish
 
     def open(self, run: Run) -> Tap | None:
         state = run.guarded
@@ -155,6 +201,64 @@ class OutputGuards:
         restore = policy.reversible and len(state.vault) > 0
         out, tools = policy.for_phase("output"), policy.for_phase("tool_input")
         return _OutputTap(state, run.ticket, out, tools, restore)
+
+    async def after(self, run: Run, result: ChatResult) -> ChatResult:
+        """Whole answers only: the schema guards, each with its retry (``guardrails.schema``)."""
+        state = run.guarded
+        if not isinstance(state, Guarded):
+            return result
+        for guard in state.policy.for_phase("output"):
+            check = guard.detector
+            if isinstance(check, SchemaCheck):
+                result = await _schema_checked(run, state, guard, check, result)
+        return result
+
+
+async def _schema_checked(
+    run: Run, state: Guarded, guard: Guard, check: SchemaCheck, result: ChatResult
+) -> ChatResult:
+    fmt = run.request.response_format
+    schema = check.schema or (fmt.schema if fmt is not None else None)
+    if schema is None or not result.choices:
+        return result
+    started = time.perf_counter()
+    text = result.choices[0].message.text()
+    problem = check.problem(text, schema)
+    caller = run.caller
+    if problem is not None and check.retries and not caller.request_id.endswith(RETRY_SUFFIX):
+        note = Finding("schema_retried", 0, 0)
+        state.verdicts.add(replace(guard, action="flag"), "output", note, 0.0)
+        retry = replace(
+            run.request,
+            messages=[
+                *run.request.messages,
+                Message("assistant", (TextPart(text),)),
+                Message("user", (TextPart(RETRY_PROMPT.format(problem=problem)),)),
+            ],
+        )
+        again = Caller(
+            caller.principal,
+            caller.request_id + RETRY_SUFFIX,
+            caller.endpoint,
+            caller.request_id,
+            caller.headers,
+            caller.metered,
+        )
+        try:
+            result = (await run.pipeline.complete(again, retry)).result
+        except ContentBlocked as refused:  # the retry's own check (a block guard) refused it
+            if refused.category != MISMATCH:
+                raise
+        else:
+            text = result.choices[0].message.text() if result.choices else ""
+            problem = check.problem(text, schema)
+    if problem is not None:
+        ms = (time.perf_counter() - started) * 1000.0
+        state.verdicts.add(guard, "output", Finding(MISMATCH, 0, len(text)), ms)
+    state.note(run.ticket)  # before the call's finish writes its row
+    if problem is not None and guard.action == "block":
+        raise ContentBlocked(guard.name, MISMATCH, "output")
+    return result
 
 
 class _OutputTap(Tap):

@@ -176,6 +176,12 @@ class Pipeline:
         self._meter = meter
         self._pre = tuple(stages.pre)
         self._stream = tuple(stages.stream)
+        # Stream stages that also check whole answers asynchronously (``after``: the schema
+        # guard, which may ask the model again); none unless guardrails are configured.
+        self._after = tuple(s for s in stages.stream if hasattr(s, "after"))
+        # Whether a tap may turn one event into several or none (``expands``: the output
+        # guards): only then does the relay pay for checking, tap by tap.
+        self.expands = any(getattr(s, "expands", False) for s in stages.stream)
         self.stages = stages
         self._ending = ending  # finishes under way, shared across reloads (awaited at shutdown)
 
@@ -221,6 +227,8 @@ class Pipeline:
                 if tap is not None:
                     taps.append(tap)
                     result = tap.result(result)
+            for after in self._after:
+                result = await after.after(run, result)
         except BaseException as exc:
             await self._settle(self._finish(run, taps, _status_of(exc), exc))
             raise
@@ -378,18 +386,19 @@ class Streaming:
 
     async def _relay(self) -> AsyncGenerator[StreamEvent, None]:
         run, taps, opened = self.run, self._taps, self._opened
+        through = _through_expanding if self._pipeline.expands else _through
         status: int | None = None
         error: BaseException | None = None
         try:
             if opened.first is not None:
-                passed = _through(taps, opened.first)
+                passed = through(taps, opened.first)
                 if type(passed) is tuple:
                     for one in passed:
                         yield one
                 else:
                     yield passed  # type: ignore[misc]  # not a tuple, so one event
             async for event in opened.rest:
-                passed = _through(taps, event)
+                passed = through(taps, event)
                 if type(passed) is tuple:  # rare: only a tap that holds text back makes these
                     for one in passed:
                         yield one
@@ -428,6 +437,15 @@ class _StageFailed(Exception):
 
 
 def _through(taps: Sequence[Tap], event: StreamEvent) -> Passed:
+    try:
+        for tap in taps:
+            event = tap.event(event)  # type: ignore[assignment]  # no tap here expands
+    except BaseException as exc:
+        raise _StageFailed from exc
+    return event
+
+
+def _through_expanding(taps: Sequence[Tap], event: StreamEvent) -> Passed:
     passed: Passed = event
     try:
         for tap in taps:

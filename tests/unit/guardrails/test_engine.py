@@ -104,3 +104,24 @@ def test_deny_words_whole_and_case_insensitive() -> None:
     assert deny.scan("secret projects proj-x") == []
     with pytest.raises(ValueError, match=r"patterns\[0\]"):
         deny_guard({"patterns": ["("]})
+
+
+@pytest.mark.parametrize(
+    ("chunks", "secret"),
+    [
+        (["write to ann.l", "ee@exam", "ple.org now " + "x " * 100], "ann.lee@example.org"),
+        (["call +1 415 ", "555 26", "71 today " + "y " * 100], "+1 415 555 2671"),
+        (
+            ["iban DE89 3704 ", "0044 0532 ", "0130 00 ok " + "z " * 100],
+            "DE89 3704 0044 0532 0130 00",
+        ),
+        (
+            ["card ４１１１ １１１１ ", "１１１１ １１１１ ok " + "w " * 100],
+            "４１１１ １１１１ １１１１ １１１１",
+        ),
+    ],
+)
+def test_adversarial_pii_split_across_chunks(chunks: list[str], secret: str) -> None:
+    out = stream(chunks, [guard("redact")])
+    assert secret not in out
+    assert "[" in out and "]" in out

@@ -1,0 +1,165 @@
+"""The JSON-schema guard on whole answers: a mismatch is retried once with the problem named,
+then blocked (or flagged); the retry is a metered step of the call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from tests.fakes import FakeOpenAI
+
+from modelyard.config import ConfigError
+from modelyard.config.loader import settings_from_data
+from modelyard.core.chat import ChatRequest, Message, ResponseFormat, TextPart
+from modelyard.core.errors import ContentBlocked
+from modelyard.services.chat import ChatService
+from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.gateway import Gateway
+from modelyard.services.guards import guard_stages
+from modelyard.services.metering import Meter
+from modelyard.services.pipeline import Caller, Pipeline
+from modelyard.services.stages import default_stages
+from modelyard.store.usage import LedgerRow
+from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.limits import MemoryLimiter
+
+KEY = "sk-schema-test-0123456789"
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def _answer(model: str, content: str) -> Response:
+    return JSONResponse(
+        {
+            "id": "chatcmpl-s",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+        }
+    )
+
+
+async def _learns(_request: Request, body: dict[str, Any]) -> Response:
+    """Wrong first; right once told what was wrong."""
+    told = "does not match the required JSON schema" in body["messages"][-1]["content"]
+    return _answer(body["model"], '{"n": 3}' if told else '{"n": "three"}')
+
+
+async def _stubborn(_request: Request, body: dict[str, Any]) -> Response:
+    return _answer(body["model"], "three")
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as server:
+        server.script("learns", _learns)
+        server.script("stubborn", _stubborn)
+        yield server
+
+
+def _settings(fake: FakeOpenAI, phases: list[str]) -> Any:
+    def dep(model: str) -> dict[str, Any]:
+        return {"targets": [{"provider": "fake", "model": model}]}
+
+    check = {"kind": "json_schema", "phases": phases, "action": "block"}
+    return settings_from_data(
+        {
+            "local": {"enabled": False},
+            "providers": {
+                "fake": {"type": "openai_compatible", "base_url": fake.base_url, "api_key": KEY}
+            },
+            "deployments": {
+                "learns": dep("learns"),
+                "stubborn": dep("stubborn"),
+                "never": dep("stubborn"),
+            },
+            "guardrails": {
+                "policies": {
+                    "schema": {"guards": [check]},
+                    "flag": {"guards": [{**check, "action": "flag", "settings": {"retries": 0}}]},
+                },
+                "deployments": {"learns": "schema", "stubborn": "flag", "never": "schema"},
+            },
+        }
+    )
+
+
+@pytest.fixture
+async def setup(fake: FakeOpenAI) -> AsyncIterator[tuple[Pipeline, list[LedgerRow]]]:
+    gateway = Gateway(_settings(fake, ["output"]), None)
+    rows: list[LedgerRow] = []
+    meter = Meter(MemoryLimiter(), rows.append, lambda: gateway)
+    stages = default_stages(None, *guard_stages(gateway.policies))
+    yield Pipeline(ChatService(gateway), EmbeddingService(gateway), meter, stages, set()), rows
+    await gateway.aclose()
+
+
+def _ask(model: str) -> ChatRequest:
+    return ChatRequest(
+        model,
+        [Message("user", (TextPart("how many?"),))],
+        response_format=ResponseFormat("json_schema", SCHEMA, "count"),
+    )
+
+
+CALLER = Caller(Principal("key000000001"), "req-s", "/v1/chat/completions")
+
+
+async def test_a_mismatch_is_retried_once_with_the_problem_named(
+    setup: tuple[Pipeline, list[LedgerRow]], fake: FakeOpenAI
+) -> None:
+    pipeline, rows = setup
+    answer = await pipeline.complete(CALLER, _ask("learns"))
+    assert answer.result.choices[0].message.text() == '{"n": 3}'
+    told = fake.requests[-1].json["messages"][-1]["content"]
+    assert 'at n: "three" is not of type "integer"' in told
+    # The retry is a step of the call: its own row, linked to the call's.
+    assert [(r[0], r[21]) for r in rows] == [("req-s.schema-retry", "req-s"), ("req-s", None)]
+    assert answer.ticket is not None and answer.ticket.guardrails is not None
+    assert "json_schema:output:flag:schema_retried" in answer.ticket.guardrails
+
+
+async def test_still_wrong_after_the_retry_is_blocked(
+    setup: tuple[Pipeline, list[LedgerRow]], fake: FakeOpenAI
+) -> None:
+    pipeline, rows = setup
+    before = len(fake.requests)
+    with pytest.raises(ContentBlocked) as info:
+        await pipeline.complete(CALLER, _ask("never"))
+    assert (info.value.guard, info.value.category, info.value.status) == (
+        "json_schema",
+        "schema_mismatch",
+        400,
+    )
+    assert len(fake.requests) == before + 2  # the answer and one retry, no more
+    assert rows[-1][9] == 400 and "schema_mismatch" in (rows[-1][22] or "")
+
+
+async def test_a_flag_guard_without_retries_passes_and_records(
+    setup: tuple[Pipeline, list[LedgerRow]],
+) -> None:
+    pipeline, rows = setup
+    answer = await pipeline.complete(CALLER, _ask("stubborn"))
+    assert answer.result.choices[0].message.text() == "three"
+    assert rows[-1][22] == "json_schema:output:flag:schema_mismatch:1.00"
+
+
+async def test_no_schema_no_check(setup: tuple[Pipeline, list[LedgerRow]]) -> None:
+    pipeline, _ = setup
+    plain = ChatRequest("stubborn", [Message("user", (TextPart("hi"),))])
+    assert (await pipeline.complete(CALLER, plain)).result.choices[0].message.text() == "three"
+
+
+def test_json_schema_checks_answers_only(fake: FakeOpenAI) -> None:
+    with pytest.raises(ConfigError, match=r"guards\[0\]\.phases: json_schema checks answers"):
+        Gateway(_settings(fake, ["input"]), None)
