@@ -35,6 +35,7 @@ HANDLERS: Final[Mapping[str, tuple[str, str]]] = {
     "usage": ("modelyard.cli.tenancy", "run_tenancy"),
     "admin": ("modelyard.cli.tenancy", "run_tenancy"),
     "eval": ("modelyard.cli.eval", "run_eval_command"),
+    "router": ("modelyard.cli.router", "run_router_command"),
 }
 
 

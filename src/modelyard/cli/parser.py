@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_usage,
         _add_admin,
         _add_eval,
+        _add_router,
     ):
         add(sub)
     return parser
@@ -311,3 +312,33 @@ def _add_eval_shadow(ev: SubParsers) -> None:
     shadow.add_argument("--concurrency", type=int, default=4, metavar="N", help="calls in flight")
     flags.add_server(shadow)
     flags.add_json(shadow)
+
+
+def _add_router(sub: SubParsers) -> None:
+    group = sub.add_parser("router", help="train and evaluate a learned router")
+    rt = group.add_subparsers(dest="router_command", required=True, metavar="SUBCOMMAND")
+    train = rt.add_parser("train", help="train a router on routing data (CSV files)")
+    train.add_argument("--data", required=True, metavar="DIR", help="routing-data folder")
+    train.add_argument("--out", required=True, metavar="PATH", help="the artifact to write")
+    train.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the sources (files, e.g. MMLU subjects) held out for evaluation",
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
+    train.add_argument("--weak", default=None, metavar="MODEL", help="the weak model's column")
+    train.add_argument("--strong", default=None, metavar="MODEL", help="the strong model's column")
+    flags.add_json(train)
+    ev = rt.add_parser("evaluate", help="evaluate a router on held-out routing data")
+    ev.add_argument("--router", required=True, metavar="PATH", help="a trained router artifact")
+    ev.add_argument("--data", required=True, metavar="DIR", help="routing-data folder")
+    ev.add_argument("--html", default=None, metavar="PATH", help="also write an HTML report")
+    ev.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples")
+    ev.add_argument(
+        "--include-trained",
+        action="store_true",
+        help="also score sources the router was trained on (left out by default)",
+    )
+    flags.add_json(ev)

@@ -51,14 +51,19 @@ def fit(
             rows.append(r)
             cols.append(F.TEXT_DIM + j)
             vals.append(v)
-    x = sparse.csr_matrix((vals, (rows, cols)), shape=(len(examples), F.DIM), dtype=np.float64)
+    # Only the columns some prompt uses: L-BFGS over the few thousand used buckets instead of
+    # all 2^18 is many times faster, and the unused coefficients are zero either way.
+    used, packed = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
+    shape = (len(examples), len(used))
+    x = sparse.csr_matrix((vals, (rows, packed)), shape=shape, dtype=np.float64)
     learner = LogisticRegression(C=c, max_iter=2000)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     held_out = cross_val_predict(learner, x, labels, cv=folds, method="decision_function")
     platt = LogisticRegression(C=1e6).fit(np.asarray(held_out).reshape(-1, 1), labels)
     learner.fit(x, labels)
     a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    coef = (learner.coef_[0] * a).astype(np.float32)
+    coef = np.zeros(F.DIM, dtype=np.float32)
+    coef[used] = learner.coef_[0] * a
     intercept = float(learner.intercept_[0]) * a + b
     full = {**header, "examples": len(examples), "strong_needed": int(labels.sum()), "c": c}
     return RouterModel(idf=idf, coef=coef, intercept=intercept, header=full)
