@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelyard.config.secrets import Secret, resolve_secret
 
@@ -124,18 +124,48 @@ class ShadowConfig(_Strict):
     max_in_flight: int = Field(8, ge=1, le=1024)
 
 
+class LearnedRouterConfig(_Strict):
+    """The trained router of a deployment with ``strategy: learned`` (``modelyard router
+    train``). The score is the probability that the strong target is needed; it goes first at
+    or above ``threshold``, else the other targets do (failover still applies). Without a
+    threshold, ``strong_share`` (a share of strong calls) or ``mode`` sets it: ``quality``,
+    ``balanced`` or ``cost`` (shares 0.7, 0.45, 0.2 on the router's training data). A config
+    reload re-reads the artifact."""
+
+    artifact: Path = Field(description="the router artifact file (modelyard router train --out)")
+    strong: str = Field(
+        min_length=1, description="the strong target, as provider/model (one of the targets)"
+    )
+    mode: Literal["quality", "balanced", "cost"] = "balanced"
+    threshold: float | None = Field(None, ge=0, le=1)
+    strong_share: float | None = Field(None, ge=0, le=1)
+
+
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
     strategy: str = Field(
         "failover",
         description="how targets are ordered: failover (the listed order), weighted, latency, "
-        "cost, or the name of a modelyard.strategies plugin",
+        "cost, learned (with router:), or the name of a modelyard.strategies plugin",
     )
     # Requests carrying this header stay on one target (a conversation keeps its model).
     sticky_header: str | None = None
     retry: RetryConfig = RetryConfig()
     shadow: ShadowConfig | None = None
+    router: LearnedRouterConfig | None = Field(
+        None, description="the trained router, for strategy: learned"
+    )
+
+    @model_validator(mode="after")
+    def _router_with_learned(self) -> DeploymentConfig:
+        if (self.strategy == "learned") != (self.router is not None):
+            raise ValueError("strategy: learned and router: go together (one needs the other)")
+        if self.router is not None:
+            keys = [f"{t.provider}/{t.model}" for t in self.targets]
+            if self.router.strong not in keys:
+                raise ValueError(f"router.strong must be one of the targets: {', '.join(keys)}")
+        return self
 
     @field_validator("strategy")
     @classmethod

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard.core.errors import ModelNotFound
 from modelyard.core.timeouts import CallTimeouts
+
+if TYPE_CHECKING:
+    from modelyard.routing.learned import LearnedRouting
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class Deployment:
     sticky_header: str | None = None
     retry: RetryPolicy = RetryPolicy()
     shadow: Shadow | None = None
+    # The learned router of a deployment whose strategy is ``learned`` (routing/learned.py).
+    learned: LearnedRouting | None = None
 
 
 class RoutingTable:

@@ -65,7 +65,17 @@ def fit(
     coef = np.zeros(F.DIM, dtype=np.float32)
     coef[used] = learner.coef_[0] * a
     intercept = float(learner.intercept_[0]) * a + b
-    full = {**header, "examples": len(examples), "strong_needed": int(labels.sum()), "c": c}
+    # The calibrated scores of held-out folds, as 101 quantiles: a target share of strong
+    # calls becomes a threshold (routing/learned.py) without the training data.
+    calibrated = 1.0 / (1.0 + np.exp(-(a * np.asarray(held_out) + b)))
+    quantiles = [round(float(q), 6) for q in np.quantile(calibrated, np.linspace(0, 1, 101))]
+    full = {
+        **header,
+        "examples": len(examples),
+        "strong_needed": int(labels.sum()),
+        "c": c,
+        "score_quantiles": quantiles,
+    }
     return RouterModel(idf=idf, coef=coef, intercept=intercept, header=full)
 
 

@@ -35,12 +35,13 @@ _MESSAGES = "/v1/messages"
 class Exchange:
     """One HTTP request as the middleware and the route share it."""
 
-    __slots__ = ("model", "rid", "status")
+    __slots__ = ("model", "rid", "route", "status")
 
     def __init__(self, rid: str) -> None:
         self.rid = rid
         self.model: str | None = None
         self.status: int | None = None  # set by a route whose final status is not the header's
+        self.route: str | None = None  # a learned/semantic strategy's decision, when there was one
 
 
 def fresh_request_id() -> str:
@@ -112,8 +113,14 @@ class Front:
         if enabled and access_log.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
             model = exchange.model or "-"
+            if exchange.route is None:
+                access_log.info(
+                    "%s %s %d %.1fms model=%s", exchange.rid, path, status, elapsed_ms, model
+                )
+                return
             access_log.info(
-                "%s %s %d %.1fms model=%s", exchange.rid, path, status, elapsed_ms, model
+                "%s %s %d %.1fms model=%s route=%s",
+                *(exchange.rid, path, status, elapsed_ms, model, exchange.route),
             )
 
 

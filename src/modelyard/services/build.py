@@ -7,12 +7,12 @@ report the same errors, each naming its config path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
-from modelyard.config.schema import DeploymentConfig, TargetTimeouts
+from modelyard.config.schema import DeploymentConfig, LearnedRouterConfig, TargetTimeouts
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
@@ -68,6 +68,9 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     deployments = {
         name: _deployment(name, d, providers) for name, d in settings.deployments.items()
     }
+    for name, d in settings.deployments.items():
+        if d.router is not None:
+            deployments[name] = _with_router(deployments[name], d.router, issues)
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
     if issues:
@@ -104,6 +107,24 @@ def _deployment(
     return Deployment(
         name, targets, cfg.description, cfg.strategy, cfg.sticky_header, retry, shadow
     )
+
+
+def _with_router(
+    deployment: Deployment, cfg: LearnedRouterConfig, issues: list[ConfigIssue]
+) -> Deployment:
+    """The deployment with its learned router read from the artifact (each reload re-reads it)."""
+    from modelyard.core.errors import ModelyardError
+    from modelyard.routing.learned import LearnedRouting, threshold_for
+    from modelyard.routing.model import load
+
+    try:
+        model = load(cfg.artifact)
+    except ModelyardError as exc:
+        issues.append(ConfigIssue(f"deployments.{deployment.name}.router.artifact", exc.message))
+        return deployment
+    threshold, label = threshold_for(model, cfg.mode, cfg.threshold, cfg.strong_share)
+    routing = LearnedRouting(model, threshold, label, cfg.strong)
+    return replace(deployment, learned=routing)
 
 
 def _target_timeouts(cfg: TargetTimeouts, provider: CallTimeouts | None) -> CallTimeouts | None:

@@ -213,4 +213,5 @@ def _record(
         served.attempts if served else 0,
         reported,
         call.parent_id,
+        served.route if served else None,
     )

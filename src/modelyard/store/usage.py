@@ -46,6 +46,9 @@ class UsageRow(Base):
     # The request this one was a step of (an agent's model or tool step); not indexed, like
     # request_id (revision 0006): no usage query filters by it, and every insert would pay.
     parent_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A learned or semantic strategy's decision and score (revision 0009), e.g.
+    # ``learned:balanced:weak:0.213``; None for the other strategies.
+    route: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 @dataclass(slots=True)  # not frozen: one is built per request, and frozen __init__ is slow
@@ -72,6 +75,7 @@ class UsageRecord:
     attempts: int
     usage_reported: bool  # False: the upstream sent no usage and the tokens are an estimate
     parent_id: str | None = None  # the request this was a step of
+    route: str | None = None  # the routing decision and score (learned / semantic strategies)
 
 
 # One ledger row as the meter hands it to the writer: ``UsageRecord``'s values in field order,
@@ -104,6 +108,7 @@ LedgerRow = tuple[
     int,  # attempts
     bool,  # usage_reported
     str | None,  # parent_id
+    str | None,  # route
 ]
 
 
@@ -132,6 +137,7 @@ def ledger_row(r: UsageRecord) -> LedgerRow:
         r.attempts,
         r.usage_reported,
         r.parent_id,
+        r.route,
     )
 
 

@@ -8,7 +8,9 @@ import pytest
 
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ModelyardError
+from modelyard.routing import BreakerSettings, Deployment, HealthBoard, PlanRequest, Router, Target
 from modelyard.routing import features as F
+from modelyard.routing.learned import LearnedRouting, threshold_for
 from modelyard.routing.model import dumps, loads
 from modelyard.routing.training import Example, fit
 
@@ -82,3 +84,35 @@ def test_facts_see_tools_images_and_schema():
     named = dict(zip(F.FACT_NAMES, row, strict=True))
     assert named["tools"] == named["images"] == named["json_schema"] == 1.0
     assert F.facts("x")[F.FACT_NAMES.index("tools")] == 0.0
+
+
+def test_a_share_of_strong_calls_becomes_a_threshold_through_the_quantiles(model):
+    quantiles = model.header["score_quantiles"]
+    assert len(quantiles) == 101 and quantiles == sorted(quantiles)
+    assert threshold_for(model, threshold=0.3) == (0.3, "threshold")
+    assert threshold_for(model, strong_share=0.2) == (pytest.approx(quantiles[80]), "share")
+    assert threshold_for(model, "cost")[0] >= threshold_for(model, "quality")[0]
+    # Halfway between two quantiles, the threshold is halfway between them.
+    half, _ = threshold_for(model, strong_share=0.205)
+    assert half == pytest.approx((quantiles[79] + quantiles[80]) / 2)
+
+
+def test_the_learned_strategy_puts_the_chosen_target_first(model):
+    strong, weak = Target("up", "big"), Target("up", "small")
+    routing = LearnedRouting(model, 0.5, "threshold", strong.key)
+    deployment = Deployment("d", (strong, weak), strategy="learned", learned=routing)
+    router = Router(HealthBoard(BreakerSettings(), 0.5), random.Random(0))
+    notes: list[str] = []
+
+    def plan(text: str, opt_out: bool = False) -> list[Target]:
+        req = ChatRequest(model="d", messages=[Message("user", (TextPart(text),))])
+        return router.plan(PlanRequest(deployment, request=req, opt_out=opt_out, note=notes.append))
+
+    assert plan("prove the theorem") == [strong, weak]
+    assert plan("name the capital") == [weak, strong]
+    assert plan("name the capital", opt_out=True) == [strong, weak]
+    assert [n.split(":")[:3] for n in notes] == [
+        ["learned", "threshold", "strong"],
+        ["learned", "threshold", "weak"],
+        ["learned", "off"],
+    ]
