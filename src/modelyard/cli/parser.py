@@ -317,8 +317,23 @@ def _add_eval_shadow(ev: SubParsers) -> None:
 def _add_router(sub: SubParsers) -> None:
     group = sub.add_parser("router", help="train and evaluate a learned router")
     rt = group.add_subparsers(dest="router_command", required=True, metavar="SUBCOMMAND")
-    train = rt.add_parser("train", help="train a router on routing data (CSV files)")
-    train.add_argument("--data", required=True, metavar="DIR", help="routing-data folder")
+    train = rt.add_parser(
+        "train", help="train a router on routing data (CSV files) or on stored eval runs"
+    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="DIR", help="routing-data folder")
+    source.add_argument(
+        "--runs",
+        metavar="ID,ID",
+        help="stored eval runs (two or more deployments graded on the same cases)",
+    )
+    train.add_argument(
+        "--dataset",
+        default=None,
+        metavar="SPEC",
+        help="the runs' dataset (file or bundled name; default: the name each run stored)",
+    )
+    flags.add_config(train)
     train.add_argument("--out", required=True, metavar="PATH", help="the artifact to write")
     train.add_argument(
         "--holdout",
@@ -328,8 +343,12 @@ def _add_router(sub: SubParsers) -> None:
         help="share of the sources (files, e.g. MMLU subjects) held out for evaluation",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
-    train.add_argument("--weak", default=None, metavar="MODEL", help="the weak model's column")
-    train.add_argument("--strong", default=None, metavar="MODEL", help="the strong model's column")
+    train.add_argument(
+        "--weak", default=None, metavar="MODEL", help="the weak model's column (or deployment)"
+    )
+    train.add_argument(
+        "--strong", default=None, metavar="MODEL", help="the strong model's column (or deployment)"
+    )
     flags.add_json(train)
     ev = rt.add_parser("evaluate", help="evaluate a router on held-out routing data")
     ev.add_argument("--router", required=True, metavar="PATH", help="a trained router artifact")

@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from modelyard.cli import flags
-from modelyard.core.errors import ModelyardError
+from modelyard.core.errors import InvalidRequest, ModelyardError
+
+if TYPE_CHECKING:
+    from modelyard.evals.recorders import CaseResult
+    from modelyard.evals.routing_data import RoutingData
+    from modelyard.evals.store_recorder import StoreRecorder
 
 
 def run_router_command(args: argparse.Namespace) -> int:
@@ -34,12 +39,15 @@ def run_router_command(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from modelyard.evals.routing_eval import train_from_dir
+    from modelyard.evals.routing_eval import train_from_data, train_from_dir
     from modelyard.services.routers import dumps
 
-    result = train_from_dir(
-        Path(args.data), holdout=args.holdout, seed=args.seed, models=(args.weak, args.strong)
-    )
+    if args.runs:
+        from_runs = _runs_data(args)
+        result = train_from_data(from_runs, f"eval runs {args.runs}", args.holdout, args.seed)
+    else:
+        models = (args.weak, args.strong)
+        result = train_from_dir(Path(args.data), args.holdout, args.seed, models)
     data = dumps(result.model)
     out = Path(args.out)
     try:
@@ -60,6 +68,31 @@ def _train(args: argparse.Namespace) -> int:
             f"{', '.join(result.held_out_sources) or 'none'}"
         )
     return flags.OK
+
+
+def _runs_data(args: argparse.Namespace) -> RoutingData:
+    """Routing data from the stored eval runs ``args.runs`` (the server's store)."""
+    from modelyard.cli.eval import _with_recorder
+    from modelyard.evals.datasets import DatasetError, resolve_dataset
+    from modelyard.evals.routing_runs import from_runs
+
+    ids = [r.strip() for r in args.runs.split(",") if r.strip()]
+
+    async def read(recorder: StoreRecorder) -> list[tuple[str, str, list[CaseResult]]]:
+        out = []
+        for run_id in ids:
+            run = await recorder.get_run(run_id)
+            if run is None:
+                raise InvalidRequest(f"no eval run {run_id!r} in the store", param="--runs")
+            out.append((run_id, run.dataset, await recorder.results(run_id)))
+        return out
+
+    runs = _with_recorder(args.config, read)
+    try:
+        loaded = [(i, resolve_dataset(args.dataset or name), rs) for i, name, rs in runs]
+    except DatasetError as exc:
+        raise InvalidRequest(f"{exc} (name the runs' dataset with --dataset)") from exc
+    return from_runs(loaded, args.weak, args.strong)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

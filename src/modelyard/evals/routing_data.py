@@ -57,6 +57,16 @@ def load_dir(folder: Path, weak: str | None = None, strong: str | None = None) -
         raise InvalidRequest(
             f"no routing data (CSV or judgements.jsonl) in {folder}", param="--data"
         )
+    return from_rows(rows, weak, strong)
+
+
+def from_rows(
+    rows: Sequence[tuple[str, str, dict[str, float]]],
+    weak: str | None = None,
+    strong: str | None = None,
+) -> RoutingData:
+    """Routing data from ``(source, prompt, quality by model)`` rows; the weak and strong model
+    named, or told apart by mean quality. Rows without both models' quality are left out."""
     weak, strong = _pick_models(rows, weak, strong)
     items = [
         Item(prompt, source, q[weak], q[strong])

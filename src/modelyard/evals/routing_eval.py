@@ -41,9 +41,16 @@ def train_from_dir(
     models: tuple[str | None, str | None] = (None, None),
 ) -> TrainResult:
     """A router trained on ``folder``'s routing data, ``holdout`` of its sources left out."""
+    return train_from_data(load_dir(folder, *models), str(folder), holdout, seed)
+
+
+def train_from_data(
+    data: RoutingData, origin: str, holdout: float = 0.0, seed: int = 0
+) -> TrainResult:
+    """A router trained on ``data`` (from ``origin``: a folder, eval run ids), ``holdout`` of
+    its sources left out and named in the provenance."""
     if not 0.0 <= holdout < 1.0:
         raise InvalidRequest("the held-out share must be in [0, 1)", param="--holdout")
-    data = load_dir(folder, *models)
     sources = data.sources()
     random.Random(seed).shuffle(sources)  # noqa: S311  # a data split, not a secret
     held = sorted(sources[: int(len(sources) * holdout)])
@@ -51,7 +58,7 @@ def train_from_dir(
     trained = sorted({i.source for i in train_items})
     header = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data": str(folder),
+        "data": origin,
         "data_sha256": _digest(train_items),
         "weak_model": data.weak_model,
         "strong_model": data.strong_model,
