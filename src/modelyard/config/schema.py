@@ -141,13 +141,43 @@ class LearnedRouterConfig(_Strict):
     strong_share: float | None = Field(None, ge=0, le=1)
 
 
+class SemanticRuleConfig(_Strict):
+    """One rule of a deployment with ``strategy: semantic``: its target goes first when any of
+    its conditions matches the request's user turns (rules are tried in order)."""
+
+    target: str = Field(min_length=1, description="provider/model, one of the targets")
+    keywords: list[str] = Field(default_factory=list, max_length=1000)
+    regex: str | None = Field(None, max_length=1000, description="a Python regular expression")
+    json_schema: bool = Field(False, description="match requests that ask for a JSON schema")
+    examples: list[str] = Field(
+        default_factory=list, max_length=1000, description="example prompts to be similar to"
+    )
+    min_similarity: float = Field(
+        0.5, gt=0, le=1, description="cosine of hashed word n-grams, to the closest example"
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> SemanticRuleConfig:
+        if not (self.keywords or self.regex or self.json_schema or self.examples):
+            raise ValueError("a rule needs keywords, regex, json_schema or examples")
+        if self.regex is not None:
+            import re
+
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from exc
+        return self
+
+
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
     strategy: str = Field(
         "failover",
         description="how targets are ordered: failover (the listed order), weighted, latency, "
-        "cost, learned (with router:), or the name of a modelyard.strategies plugin",
+        "cost, learned (with router:), semantic (with rules:), or the name of a "
+        "modelyard.strategies plugin",
     )
     # Requests carrying this header stay on one target (a conversation keeps its model).
     sticky_header: str | None = None
@@ -156,15 +186,22 @@ class DeploymentConfig(_Strict):
     router: LearnedRouterConfig | None = Field(
         None, description="the trained router, for strategy: learned"
     )
+    rules: list[SemanticRuleConfig] | None = Field(
+        None, max_length=100, description="the rules, in order, for strategy: semantic"
+    )
 
     @model_validator(mode="after")
     def _router_with_learned(self) -> DeploymentConfig:
         if (self.strategy == "learned") != (self.router is not None):
             raise ValueError("strategy: learned and router: go together (one needs the other)")
-        if self.router is not None:
-            keys = [f"{t.provider}/{t.model}" for t in self.targets]
-            if self.router.strong not in keys:
-                raise ValueError(f"router.strong must be one of the targets: {', '.join(keys)}")
+        if (self.strategy == "semantic") != (self.rules is not None):
+            raise ValueError("strategy: semantic and rules: go together (one needs the other)")
+        keys = [f"{t.provider}/{t.model}" for t in self.targets]
+        if self.router is not None and self.router.strong not in keys:
+            raise ValueError(f"router.strong must be one of the targets: {', '.join(keys)}")
+        for i, rule in enumerate(self.rules or ()):
+            if rule.target not in keys:
+                raise ValueError(f"rules[{i}].target must be one of the targets: {', '.join(keys)}")
         return self
 
     @field_validator("strategy")

@@ -20,6 +20,7 @@ from modelyard.core.errors import UnsupportedCapability
 from modelyard.core.plugins import EntryPointLike, PluginError, PluginKind, Plugins
 from modelyard.routing.health import HealthBoard
 from modelyard.routing.learned import Learned
+from modelyard.routing.semantic import Semantic
 from modelyard.routing.table import Deployment, Target
 
 # Why a target cannot serve this request (e.g. "image input"), or None when it can.
@@ -109,6 +110,7 @@ BUILTIN_STRATEGIES: Final[Mapping[str, Strategy]] = {
     "latency": Latency(),
     "cost": Cost(),
     "learned": Learned(),
+    "semantic": Semantic(),
 }
 
 

@@ -11,6 +11,7 @@ from modelyard.core.timeouts import CallTimeouts
 
 if TYPE_CHECKING:
     from modelyard.routing.learned import LearnedRouting
+    from modelyard.routing.semantic import SemanticRouting
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,8 @@ class Deployment:
     shadow: Shadow | None = None
     # The learned router of a deployment whose strategy is ``learned`` (routing/learned.py).
     learned: LearnedRouting | None = None
+    # The rules of a deployment whose strategy is ``semantic`` (routing/semantic.py).
+    semantic: SemanticRouting | None = None
 
 
 class RoutingTable:

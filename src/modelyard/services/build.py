@@ -12,7 +12,12 @@ from pathlib import Path
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
-from modelyard.config.schema import DeploymentConfig, LearnedRouterConfig, TargetTimeouts
+from modelyard.config.schema import (
+    DeploymentConfig,
+    LearnedRouterConfig,
+    SemanticRuleConfig,
+    TargetTimeouts,
+)
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
@@ -71,6 +76,8 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     for name, d in settings.deployments.items():
         if d.router is not None:
             deployments[name] = _with_router(deployments[name], d.router, issues)
+        if d.rules is not None:
+            deployments[name] = _with_rules(deployments[name], d.rules)
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
     if issues:
@@ -125,6 +132,24 @@ def _with_router(
     threshold, label = threshold_for(model, cfg.mode, cfg.threshold, cfg.strong_share)
     routing = LearnedRouting(model, threshold, label, cfg.strong)
     return replace(deployment, learned=routing)
+
+
+def _with_rules(deployment: Deployment, rules: list[SemanticRuleConfig]) -> Deployment:
+    """The deployment with its semantic rules compiled (regexes, example vectors)."""
+    from modelyard.routing.semantic import Rule, SemanticRouting
+
+    built = tuple(
+        Rule.build(
+            r.target,
+            tuple(r.keywords),
+            r.regex,
+            r.json_schema,
+            tuple(r.examples),
+            r.min_similarity,
+        )
+        for r in rules
+    )
+    return replace(deployment, semantic=SemanticRouting(built))
 
 
 def _target_timeouts(cfg: TargetTimeouts, provider: CallTimeouts | None) -> CallTimeouts | None:

@@ -62,8 +62,8 @@ class ChatService:
         self, deployment: Deployment, request: ChatRequest, headers: HeaderLookup | None
     ) -> AttemptLoop:
         sticky = headers(deployment.sticky_header) if headers and deployment.sticky_header else None
-        if deployment.learned is not None:
-            return self._learned_loop(deployment, request, headers, sticky)
+        if deployment.learned is not None or deployment.semantic is not None:
+            return self._reading_loop(deployment, request, headers, sticky)
         plan = self._gateway.plan(
             PlanRequest(
                 deployment,
@@ -74,7 +74,7 @@ class ChatService:
         )
         return AttemptLoop(plan, self._rng, self._sleep)
 
-    def _learned_loop(
+    def _reading_loop(
         self,
         deployment: Deployment,
         request: ChatRequest,

@@ -159,3 +159,33 @@ def test_a_missing_artifact_is_a_config_error_naming_the_field(
 def test_the_strong_target_must_be_one_of_the_targets(fake: FakeOpenAI, artifact: Path) -> None:
     with pytest.raises(ConfigError, match=r"router\.strong must be one of the targets"):
         _settings(fake, {"artifact": str(artifact), "strong": "fake/other"})
+
+
+async def test_semantic_rules_route_through_the_pipeline(fake: FakeOpenAI) -> None:
+    upstream = {"type": "openai_compatible", "base_url": fake.base_url, "api_key": UPSTREAM_KEY}
+    settings = settings_from_data(
+        {
+            "local": {"enabled": False},
+            "providers": {"fake": upstream},
+            "deployments": {
+                "auto": {
+                    "strategy": "semantic",
+                    "rules": [{"target": "fake/gpt-4o", "keywords": ["proof"]}],
+                    "targets": [
+                        {"provider": "fake", "model": "gpt-4o-mini"},
+                        {"provider": "fake", "model": "gpt-4o"},
+                    ],
+                }
+            },
+        }
+    )
+    gateway = Gateway(settings, None)
+    rows: list[LedgerRow] = []
+    try:
+        pipeline = _pipeline(gateway, rows)
+        for n, text in enumerate(("a proof please", "a poem please")):
+            await pipeline.complete(Caller(PRINCIPAL, f"s-{n}", "/v1/x"), _ask(text))
+    finally:
+        await gateway.aclose()
+    got = [(row[8], row[-1]) for row in rows]  # LedgerRow: model, route
+    assert got == [("gpt-4o", "semantic:0:keyword"), ("gpt-4o-mini", "semantic:none")]
