@@ -42,7 +42,7 @@ def _cosine(a: dict[int, float], b: dict[int, float]) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class SemanticRule:
     target: str  # provider/model
     keywords: tuple[str, ...] = ()  # lower case
     pattern: re.Pattern[str] | None = None
@@ -59,7 +59,7 @@ class Rule:
         json_schema: bool = False,
         examples: tuple[str, ...] = (),
         min_similarity: float = 0.5,
-    ) -> Rule:
+    ) -> SemanticRule:
         """A rule from its configured parts (the regex compiled, the examples vectorised)."""
         return cls(
             target,
@@ -89,7 +89,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class SemanticRouting:
-    rules: tuple[Rule, ...]
+    rules: tuple[SemanticRule, ...]
 
 
 class Semantic:

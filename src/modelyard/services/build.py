@@ -136,10 +136,10 @@ def _with_router(
 
 def _with_rules(deployment: Deployment, rules: list[SemanticRuleConfig]) -> Deployment:
     """The deployment with its semantic rules compiled (regexes, example vectors)."""
-    from modelyard.routing.semantic import Rule, SemanticRouting
+    from modelyard.routing.semantic import SemanticRouting, SemanticRule
 
     built = tuple(
-        Rule.build(
+        SemanticRule.build(
             r.target,
             tuple(r.keywords),
             r.regex,

@@ -10,14 +10,14 @@ from pydantic import ValidationError
 from modelyard.config.schema import DeploymentConfig
 from modelyard.core.chat import ChatRequest, Message, ResponseFormat, TextPart
 from modelyard.routing import BreakerSettings, Deployment, HealthBoard, PlanRequest, Router, Target
-from modelyard.routing.semantic import Rule, SemanticRouting
+from modelyard.routing.semantic import SemanticRouting, SemanticRule
 
 GENERAL, CODER, JSONER = Target("up", "general"), Target("up", "coder"), Target("up", "jsoner")
 RULES = SemanticRouting(
     (
-        Rule.build("up/jsoner", json_schema=True),
-        Rule.build("up/coder", keywords=("Python",), regex=r"\bdef \w+\("),
-        Rule.build(
+        SemanticRule.build("up/jsoner", json_schema=True),
+        SemanticRule.build("up/coder", keywords=("Python",), regex=r"\bdef \w+\("),
+        SemanticRule.build(
             "up/coder",
             examples=("write a function that sorts a list", "fix the bug in this code"),
             min_similarity=0.4,
