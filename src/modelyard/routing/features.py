@@ -3,8 +3,8 @@
 The text part is a hashed bag of word unigrams and bigrams (CRC-32 into ``TEXT_DIM`` buckets,
 sublinear term frequency, scaled by the artifact's IDF and L2-normalised). An embedder was
 measured first: the embedded llama.cpp model (SmolLM2-135M) costs ~220 ms per MMLU prompt on
-one core of this machine, forty times the 5 ms decision budget, and the static-embedding
-packages on the index fetch their weights from a hub at first use; the hashed TF-IDF costs
+one core of this machine, forty times the 5 ms decision budget, and ``model2vec`` installs
+but fetches its weights from a hub at first use (which fails offline); the hashed TF-IDF costs
 well under a millisecond, needs no weights and is what the router ships with.
 
 The cheap facts (length, lines, digits, code, non-ASCII share, conversation depth, tools,
