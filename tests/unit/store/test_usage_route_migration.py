@@ -1,5 +1,6 @@
 """Revision 0009 adds ``usage_records.route``: old rows keep NULL, new rows carry the routing
-decision, and the downgrade takes the column away, on SQLite and PostgreSQL."""
+decision; it also creates ``router_artifacts``; the downgrade takes both away, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ def _migrate(conn: Connection) -> list[tuple[object, ...]]:
     conn.execute(text(_INSERT.format(extra="", rid="old", value="")))
     command.upgrade(alembic_config(conn), "0009")
     assert "route" in _columns(conn)
+    assert "router_artifacts" in inspect(conn).get_table_names()
     value = ", 'learned:balanced:weak:0.213'"
     conn.execute(text(_INSERT.format(extra=", route", rid="routed", value=value)))
     rows = conn.execute(text("SELECT request_id, route FROM usage_records ORDER BY request_id"))
     found = [tuple(r) for r in rows.all()]
     command.downgrade(alembic_config(conn), "0006")
     assert "route" not in _columns(conn)
+    assert "router_artifacts" not in inspect(conn).get_table_names()
     return found
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 # Imported for their side effect: each registers its tables on Base.metadata.
 import modelyard.store.deployment_versions
 import modelyard.store.evals
+import modelyard.store.routers
 import modelyard.store.shadow_records
 import modelyard.store.tenancy
 import modelyard.store.usage  # noqa: F401
