@@ -334,7 +334,13 @@ def _add_router(sub: SubParsers) -> None:
         help="the runs' dataset (file or bundled name; default: the name each run stored)",
     )
     flags.add_config(train)
-    train.add_argument("--out", required=True, metavar="PATH", help="the artifact to write")
+    train.add_argument("--out", default=None, metavar="PATH", help="the artifact file to write")
+    train.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="keep the router in the store under NAME (config: router: {name: NAME})",
+    )
     train.add_argument(
         "--holdout",
         type=float,
@@ -361,3 +367,17 @@ def _add_router(sub: SubParsers) -> None:
         help="also score sources the router was trained on (left out by default)",
     )
     flags.add_json(ev)
+    _add_router_store(rt)
+
+
+def _add_router_store(rt: Any) -> None:
+    """``router list`` and ``router show``: the routers kept in the store."""
+    listing = rt.add_parser("list", help="the routers in the store, with their provenance")
+    listing.add_argument("--name", default=None, metavar="NAME", help="only this router's")
+    flags.add_config(listing)
+    flags.add_json(listing)
+    show = rt.add_parser("show", help="one stored router's provenance")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--version", default=None, metavar="V", help="default: the newest")
+    flags.add_config(show)
+    flags.add_json(show)

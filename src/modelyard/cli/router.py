@@ -11,9 +11,11 @@ and a paired bootstrap interval against random (``--json``: keys ``apgr``, ``cpt
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -23,11 +25,16 @@ from modelyard.core.errors import InvalidRequest, ModelyardError
 if TYPE_CHECKING:
     from modelyard.evals.recorders import CaseResult
     from modelyard.evals.routing_data import RoutingData
+    from modelyard.evals.routing_eval import TrainResult
     from modelyard.evals.store_recorder import StoreRecorder
+    from modelyard.services.routers import StoredRouter
+
+T = TypeVar("T")
 
 
 def run_router_command(args: argparse.Namespace) -> int:
-    run = _train if args.router_command == "train" else _evaluate
+    commands = {"train": _train, "evaluate": _evaluate, "list": _list, "show": _show}
+    run = commands[args.router_command]
     try:
         return run(args)
     except ModelyardError as exc:
@@ -42,6 +49,9 @@ def _train(args: argparse.Namespace) -> int:
     from modelyard.evals.routing_eval import train_from_data, train_from_dir
     from modelyard.services.routers import dumps
 
+    if not (args.out or args.name):
+        raise InvalidRequest("say where the router goes: --out PATH, --name NAME or both")
+
     if args.runs:
         from_runs = _runs_data(args)
         result = train_from_data(from_runs, f"eval runs {args.runs}", args.holdout, args.seed)
@@ -49,24 +59,88 @@ def _train(args: argparse.Namespace) -> int:
         models = (args.weak, args.strong)
         result = train_from_dir(Path(args.data), args.holdout, args.seed, models)
     data = dumps(result.model)
-    out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    except OSError as exc:
-        print(f"error: cannot write {out}: {exc}", file=sys.stderr)
-        return flags.FAILED
-    from modelyard.services.routers import loads
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        except OSError as exc:
+            print(f"error: cannot write {out}: {exc}", file=sys.stderr)
+            return flags.FAILED
+    from modelyard.services.routers import loads, store_router
 
     header = loads(data).header
+    stored = None
+    if args.name:
+        stored = _on_store(args.config, lambda store: store_router(store, args.name, data))[1]
+    _report(args, header, result, stored)
+    return flags.OK
+
+
+def _report(
+    args: argparse.Namespace, header: Any, result: TrainResult, stored: bool | None
+) -> None:
     if args.json:
-        print(orjson.dumps({"out": str(out), **header}, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(
-            f"router {header['version']} written to {out}: {header['examples']} prompts from "
-            f"{len(result.trained_sources)} sources; held out: "
-            f"{', '.join(result.held_out_sources) or 'none'}"
+        extra = {"out": args.out, "name": args.name, "stored": stored}
+        print(orjson.dumps({**extra, **header}, option=orjson.OPT_INDENT_2).decode())
+        return
+    where = [str(args.out)] if args.out else []
+    if args.name:
+        where.append(
+            f"the store as {args.name!r}" + (" (already there)" if stored is False else "")
         )
+    print(
+        f"router {header['version']} written to {' and '.join(where)}: {header['examples']} "
+        f"prompts from {len(result.trained_sources)} sources; held out: "
+        f"{', '.join(result.held_out_sources) or 'none'}"
+    )
+
+
+def _on_store(config: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(store)`` on the server's store, opened and closed around it."""
+    from modelyard.cli.eval import _store_url
+    from modelyard.services.routers import on_store
+
+    return asyncio.run(on_store(_store_url(config), work))
+
+
+def _stored_json(r: StoredRouter) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "version": r.version,
+        "created_at": r.created_at.isoformat(timespec="seconds"),
+        "data_sha256": r.data_sha256,
+        "weak_model": r.weak_model,
+        "strong_model": r.strong_model,
+        "seed": r.seed,
+    }
+
+
+def _list(args: argparse.Namespace) -> int:
+    from modelyard.services.routers import stored_routers
+
+    found = _on_store(args.config, lambda store: stored_routers(store, args.name))
+    if args.json:
+        print(orjson.dumps([_stored_json(r) for r in found], option=orjson.OPT_INDENT_2).decode())
+        return flags.OK
+    if not found:
+        print("no routers in the store (modelyard router train --name NAME)")
+    for r in found:
+        print(
+            f"{r.name:<24} {r.version:<12} {r.created_at:%Y-%m-%d %H:%M} "
+            f"weak {r.weak_model}  strong {r.strong_model}  seed {r.seed}  "
+            f"data {r.data_sha256[:12]}"
+        )
+    return flags.OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from modelyard.services.routers import stored_router
+
+    found = _on_store(args.config, lambda store: stored_router(store, args.name, args.version))
+    body = {**_stored_json(found), "provenance": orjson.loads(found.provenance)}
+    body["provenance"].pop("score_quantiles", None)  # 101 numbers: noise on a terminal
+    print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     return flags.OK
 
 

@@ -130,15 +130,39 @@ class LearnedRouterConfig(_Strict):
     or above ``threshold``, else the other targets do (failover still applies). Without a
     threshold, ``strong_share`` (a share of strong calls) or ``mode`` sets it: ``quality``,
     ``balanced`` or ``cost`` (shares 0.7, 0.45, 0.2 on the router's training data). A config
-    reload re-reads the artifact."""
+    reload re-reads the artifact. The router is a file (``artifact``) or one stored by
+    ``modelyard router train --name`` (``name``, and ``version`` to pin one: else the newest),
+    read from the store at start-up and on every reload."""
 
-    artifact: Path = Field(description="the router artifact file (modelyard router train --out)")
+    artifact: Path | None = Field(
+        None, description="the router artifact file (modelyard router train --out)"
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="a router in the store (modelyard router train --name); instead of artifact",
+    )
+    version: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="the stored router's version (modelyard router list); default the newest",
+    )
     strong: str = Field(
         min_length=1, description="the strong target, as provider/model (one of the targets)"
     )
     mode: Literal["quality", "balanced", "cost"] = "balanced"
     threshold: float | None = Field(None, ge=0, le=1)
     strong_share: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LearnedRouterConfig:
+        if (self.artifact is None) == (self.name is None):
+            raise ValueError("name one router: artifact (a file) or name (in the store)")
+        if self.version is not None and self.name is None:
+            raise ValueError("version goes with name (a stored router)")
+        return self
 
 
 class SemanticRuleConfig(_Strict):

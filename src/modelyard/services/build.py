@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
@@ -23,6 +24,9 @@ from modelyard.local.paths import DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
 from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Shadow, Target
+
+if TYPE_CHECKING:
+    from modelyard.routing.model import RouterModel  # numpy: imported only with a router
 
 LOCAL_PROVIDER = "local"
 LOCAL_DEPLOYMENT = "local"
@@ -48,7 +52,14 @@ def local_models(settings: Settings) -> dict[str, Path]:
     return models
 
 
-def build_components(settings: Settings, local_base_url: str | None) -> Components:
+def build_components(
+    settings: Settings,
+    local_base_url: str | None,
+    routers: Mapping[str, RouterModel] | None = None,
+) -> Components:
+    """``routers``: learned routers read beforehand (``services.routers.preload``), by
+    deployment; a router not among them is read from its file here, and one in the store is
+    left out (an offline check, or the build before the store opens: ``Root.open`` rebuilds)."""
     issues: list[ConfigIssue] = []
     known = provider_types()
     providers: dict[str, ProviderSettings] = {}
@@ -75,7 +86,8 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     }
     for name, d in settings.deployments.items():
         if d.router is not None:
-            deployments[name] = _with_router(deployments[name], d.router, issues)
+            model = (routers or {}).get(name)
+            deployments[name] = _with_router(deployments[name], d.router, model, issues)
         if d.rules is not None:
             deployments[name] = _with_rules(deployments[name], d.rules)
     if settings.local.enabled:
@@ -117,18 +129,26 @@ def _deployment(
 
 
 def _with_router(
-    deployment: Deployment, cfg: LearnedRouterConfig, issues: list[ConfigIssue]
+    deployment: Deployment,
+    cfg: LearnedRouterConfig,
+    model: RouterModel | None,
+    issues: list[ConfigIssue],
 ) -> Deployment:
-    """The deployment with its learned router read from the artifact (each reload re-reads it)."""
+    """The deployment with its learned router (``model``, else read from the artifact file;
+    each reload re-reads it)."""
     from modelyard.core.errors import ModelyardError
     from modelyard.routing.learned import LearnedRouting, threshold_for
     from modelyard.routing.model import load
 
-    try:
-        model = load(cfg.artifact)
-    except ModelyardError as exc:
-        issues.append(ConfigIssue(f"deployments.{deployment.name}.router.artifact", exc.message))
-        return deployment
+    if model is None:
+        if cfg.artifact is None:
+            return deployment  # in the store, not read here (see build_components)
+        try:
+            model = load(cfg.artifact)
+        except ModelyardError as exc:
+            path = f"deployments.{deployment.name}.router.artifact"
+            issues.append(ConfigIssue(path, exc.message))
+            return deployment
     threshold, label = threshold_for(model, cfg.mode, cfg.threshold, cfg.strong_share)
     routing = LearnedRouting(model, threshold, label, cfg.strong)
     return replace(deployment, learned=routing)

@@ -95,3 +95,36 @@ def test_a_missing_router_file_fails_clearly(
     code = main(["router", "evaluate", "--router", str(tmp_path / "nope"), "--data", str(data)])
     assert code == 1
     assert "cannot read router artifact" in capsys.readouterr().err
+
+
+def test_train_into_the_store_then_list_and_show(
+    data: Path,
+    trained: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODELYARD_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    config = tmp_path / "modelyard.json"
+    config.write_text(json.dumps({"local": {"enabled": False}}))
+    line = f"router train --data {data} --holdout 0.34 --seed 3 --config {config} --name mm"
+    assert _run(f"{line} --json") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["stored"] is True and first["out"] is None
+    assert _run(line) == 0  # the same data and seed: the same content, already there
+    assert "(already there)" in capsys.readouterr().out
+    assert _run(f"router list --config {config} --json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["version"]) for r in listed] == [("mm", first["version"])]
+    assert listed[0]["data_sha256"] == first["data_sha256"] == read(trained).header["data_sha256"]
+    assert _run(f"router show mm --config {config}") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["seed"] == 3 and shown["weak_model"] == "weak-m"
+    assert shown["provenance"]["held_out_sources"] == first["held_out_sources"]
+    assert _run(f"router show mm --version nope --config {config}") == 2
+    assert "no stored router 'mm' version 'nope'" in capsys.readouterr().err
+
+
+def test_train_needs_a_destination(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(f"router train --data {data}") == 2
+    assert "--out PATH, --name NAME or both" in capsys.readouterr().err
