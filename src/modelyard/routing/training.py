@@ -1,4 +1,5 @@
-"""Fit a :class:`RouterModel` from labelled prompts (scikit-learn, imported only here).
+"""Fit a :class:`RouterModel` from labelled prompts (scikit-learn, imported only here: it is
+the optional ``router`` extra, which a serving-only install leaves out).
 
 A logistic regression on the hashed TF-IDF and the cheap facts, then Platt scaling fitted on
 cross-validated decision values; the scaling is linear, so it is folded into the coefficients
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from modelyard.core.errors import ModelyardError
 from modelyard.routing import features as F
 from modelyard.routing.model import RouterModel
 
@@ -30,9 +32,15 @@ def fit(
     examples: Sequence[Example], header: Mapping[str, Any], c: float = 0.3, seed: int = 0
 ) -> RouterModel:
     """Train on ``examples`` (both labels present); ``header`` is the provenance to keep."""
-    from scipy import sparse
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    try:
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    except ImportError as exc:  # the optional 'router' extra: serving does not need it
+        raise ModelyardError(
+            "training a router needs scikit-learn: pip install 'modelyard[router]'",
+            code="router_training_unavailable",
+        ) from exc
 
     labels = np.array([e.strong_needed for e in examples], dtype=np.int8)
     if labels.min() == labels.max():
