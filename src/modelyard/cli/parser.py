@@ -377,7 +377,7 @@ def _add_router_store(rt: Any) -> None:
     flags.add_config(listing)
     flags.add_json(listing)
     show = rt.add_parser("show", help="one stored router's provenance")
-    show.add_argument("name", metavar="NAME")
+    show.add_argument("name", metavar="NAME", help="the router's name (router train --name)")
     show.add_argument("--version", default=None, metavar="V", help="default: the newest")
     flags.add_config(show)
     flags.add_json(show)
