@@ -17,7 +17,7 @@ $(UV): tools/uv-requirements.txt
 	touch $(UV)
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --extra router --compile-bytecode --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed

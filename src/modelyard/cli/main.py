@@ -36,6 +36,7 @@ HANDLERS: Final[Mapping[str, tuple[str, str]]] = {
     "admin": ("modelyard.cli.tenancy", "run_tenancy"),
     "eval": ("modelyard.cli.eval", "run_eval_command"),
     "guardrails": ("modelyard.cli.guardrails", "run_guardrails"),
+    "router": ("modelyard.cli.router", "run_router_command"),
 }
 
 

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_admin,
         _add_eval,
         _add_guardrails,
+        _add_router,
     ):
         add(sub)
     return parser
@@ -345,3 +346,72 @@ def _add_eval_shadow(ev: SubParsers) -> None:
     shadow.add_argument("--concurrency", type=int, default=4, metavar="N", help="calls in flight")
     flags.add_server(shadow)
     flags.add_json(shadow)
+
+
+def _add_router(sub: SubParsers) -> None:
+    group = sub.add_parser("router", help="train and evaluate a learned router")
+    rt = group.add_subparsers(dest="router_command", required=True, metavar="SUBCOMMAND")
+    train = rt.add_parser(
+        "train", help="train a router on routing data (CSV files) or on stored eval runs"
+    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="DIR", help="routing-data folder")
+    source.add_argument(
+        "--runs",
+        metavar="ID,ID",
+        help="stored eval runs (two or more deployments graded on the same cases)",
+    )
+    train.add_argument(
+        "--dataset",
+        default=None,
+        metavar="SPEC",
+        help="the runs' dataset (file or bundled name; default: the name each run stored)",
+    )
+    flags.add_config(train)
+    train.add_argument("--out", default=None, metavar="PATH", help="the artifact file to write")
+    train.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="keep the router in the store under NAME (config: router: {name: NAME})",
+    )
+    train.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the sources (files, e.g. MMLU subjects) held out for evaluation",
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
+    train.add_argument(
+        "--weak", default=None, metavar="MODEL", help="the weak model's column (or deployment)"
+    )
+    train.add_argument(
+        "--strong", default=None, metavar="MODEL", help="the strong model's column (or deployment)"
+    )
+    flags.add_json(train)
+    ev = rt.add_parser("evaluate", help="evaluate a router on held-out routing data")
+    ev.add_argument("--router", required=True, metavar="PATH", help="a trained router artifact")
+    ev.add_argument("--data", required=True, metavar="DIR", help="routing-data folder")
+    ev.add_argument("--html", default=None, metavar="PATH", help="also write an HTML report")
+    ev.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples")
+    ev.add_argument(
+        "--include-trained",
+        action="store_true",
+        help="also score sources the router was trained on (left out by default)",
+    )
+    flags.add_json(ev)
+    _add_router_store(rt)
+
+
+def _add_router_store(rt: Any) -> None:
+    """``router list`` and ``router show``: the routers kept in the store."""
+    listing = rt.add_parser("list", help="the routers in the store, with their provenance")
+    listing.add_argument("--name", default=None, metavar="NAME", help="only this router's")
+    flags.add_config(listing)
+    flags.add_json(listing)
+    show = rt.add_parser("show", help="one stored router's provenance")
+    show.add_argument("name", metavar="NAME", help="the router's name (router train --name)")
+    show.add_argument("--version", default=None, metavar="V", help="default: the newest")
+    flags.add_config(show)
+    flags.add_json(show)

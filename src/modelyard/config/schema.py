@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.secrets import Secret, resolve_secret
@@ -133,13 +133,84 @@ class ShadowConfig(_Strict):
     max_in_flight: int = Field(8, ge=1, le=1024)
 
 
+class LearnedRouterConfig(_Strict):
+    """The trained router of a deployment with ``strategy: learned`` (``modelyard router
+    train``). The score is the probability that the strong target is needed; it goes first at
+    or above ``threshold``, else the other targets do (failover still applies). Without a
+    threshold, ``strong_share`` (a share of strong calls) or ``mode`` sets it: ``quality``,
+    ``balanced`` or ``cost`` (shares 0.7, 0.45, 0.2 on the router's training data). A config
+    reload re-reads the artifact. The router is a file (``artifact``) or one stored by
+    ``modelyard router train --name`` (``name``, and ``version`` to pin one: else the newest),
+    read from the store at start-up and on every reload."""
+
+    artifact: Path | None = Field(
+        None, description="the router artifact file (modelyard router train --out)"
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="a router in the store (modelyard router train --name); instead of artifact",
+    )
+    version: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="the stored router's version (modelyard router list); default the newest",
+    )
+    strong: str = Field(
+        min_length=1, description="the strong target, as provider/model (one of the targets)"
+    )
+    mode: Literal["quality", "balanced", "cost"] = "balanced"
+    threshold: float | None = Field(None, ge=0, le=1)
+    strong_share: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LearnedRouterConfig:
+        if (self.artifact is None) == (self.name is None):
+            raise ValueError("name one router: artifact (a file) or name (in the store)")
+        if self.version is not None and self.name is None:
+            raise ValueError("version goes with name (a stored router)")
+        return self
+
+
+class SemanticRuleConfig(_Strict):
+    """One rule of a deployment with ``strategy: semantic``: its target goes first when any of
+    its conditions matches the request's user turns (rules are tried in order)."""
+
+    target: str = Field(min_length=1, description="provider/model, one of the targets")
+    keywords: list[str] = Field(default_factory=list, max_length=1000)
+    regex: str | None = Field(None, max_length=1000, description="a Python regular expression")
+    json_schema: bool = Field(False, description="match requests that ask for a JSON schema")
+    examples: list[str] = Field(
+        default_factory=list, max_length=1000, description="example prompts to be similar to"
+    )
+    min_similarity: float = Field(
+        0.5, gt=0, le=1, description="cosine of hashed word n-grams, to the closest example"
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> SemanticRuleConfig:
+        if not (self.keywords or self.regex or self.json_schema or self.examples):
+            raise ValueError("a rule needs keywords, regex, json_schema or examples")
+        if self.regex is not None:
+            import re
+
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from exc
+        return self
+
+
 class DeploymentConfig(_Strict):
     targets: list[TargetConfig] = Field(min_length=1)
     description: str | None = None
     strategy: str = Field(
         "failover",
         description="how targets are ordered: failover (the listed order), weighted, latency, "
-        "cost, or the name of a modelyard.strategies plugin",
+        "cost, learned (with router:), semantic (with rules:), or the name of a "
+        "modelyard.strategies plugin",
     )
     # Requests carrying this header stay on one target (a conversation keeps its model).
     sticky_header: str | None = None
@@ -152,6 +223,26 @@ class DeploymentConfig(_Strict):
         "omit leaves them out of what the model is offered and says so (header "
         "x-modelyard-hosted-tools-omitted and a warning in the response); refuse answers 400",
     )
+    router: LearnedRouterConfig | None = Field(
+        None, description="the trained router, for strategy: learned"
+    )
+    rules: list[SemanticRuleConfig] | None = Field(
+        None, max_length=100, description="the rules, in order, for strategy: semantic"
+    )
+
+    @model_validator(mode="after")
+    def _router_with_learned(self) -> DeploymentConfig:
+        if (self.strategy == "learned") != (self.router is not None):
+            raise ValueError("strategy: learned and router: go together (one needs the other)")
+        if (self.strategy == "semantic") != (self.rules is not None):
+            raise ValueError("strategy: semantic and rules: go together (one needs the other)")
+        keys = [f"{t.provider}/{t.model}" for t in self.targets]
+        if self.router is not None and self.router.strong not in keys:
+            raise ValueError(f"router.strong must be one of the targets: {', '.join(keys)}")
+        for i, rule in enumerate(self.rules or ()):
+            if rule.target not in keys:
+                raise ValueError(f"rules[{i}].target must be one of the targets: {', '.join(keys)}")
+        return self
 
     @field_validator("strategy")
     @classmethod

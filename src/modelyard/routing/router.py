@@ -15,9 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
+from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import UnsupportedCapability
 from modelyard.core.plugins import EntryPointLike, PluginError, PluginKind, Plugins
 from modelyard.routing.health import HealthBoard
+from modelyard.routing.learned import Learned
+from modelyard.routing.semantic import Semantic
 from modelyard.routing.table import Deployment, Target
 
 # Why a target cannot serve this request (e.g. "image input"), or None when it can.
@@ -32,6 +35,12 @@ class PlanRequest:
     sticky_key: str | None = None
     capable: CapabilityCheck | None = None
     price_of: PriceOf | None = None
+    # For strategies that read the request (learned, semantic): the request, whether the
+    # client opted out of routing (``x-modelyard-routing: off``), and where a strategy writes
+    # its decision for the ledger and the access log.
+    request: ChatRequest | None = None
+    opt_out: bool = False
+    note: Callable[[str], None] | None = None
 
 
 class Strategy(Protocol):
@@ -100,6 +109,8 @@ BUILTIN_STRATEGIES: Final[Mapping[str, Strategy]] = {
     "weighted": Weighted(),
     "latency": Latency(),
     "cost": Cost(),
+    "learned": Learned(),
+    "semantic": Semantic(),
 }
 
 

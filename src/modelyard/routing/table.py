@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard.core.errors import ModelNotFound
 from modelyard.core.timeouts import CallTimeouts
+
+if TYPE_CHECKING:
+    from modelyard.routing.learned import LearnedRouting
+    from modelyard.routing.semantic import SemanticRouting
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,10 @@ class Deployment:
     shadow: Shadow | None = None
     # Responses API: "omit" (leave hosted tools out and disclose it) or "refuse" (a 400).
     hosted_tools: str = "omit"
+    # The learned router of a deployment whose strategy is ``learned`` (routing/learned.py).
+    learned: LearnedRouting | None = None
+    # The rules of a deployment whose strategy is ``semantic`` (routing/semantic.py).
+    semantic: SemanticRouting | None = None
 
 
 class RoutingTable:

@@ -78,7 +78,7 @@ def error_response(dialect: Dialect, err: ModelyardError, rid: str) -> Response:
 def served_headers(
     dialect: Dialect, served: Served, rid: str, ticket: Ticket | None = None
 ) -> dict[str, str]:
-    return {
+    headers = {
         **dialect.id_headers(rid),
         **(ticket.headers() if ticket else {}),
         "x-modelyard-deployment": served.deployment,
@@ -86,6 +86,9 @@ def served_headers(
         "x-modelyard-model": served.model,
         "x-modelyard-attempts": str(served.attempts),
     }
+    if served.route is not None:
+        headers["x-modelyard-route"] = served.route
+    return headers
 
 
 async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
@@ -100,9 +103,11 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
         caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
         if chat_request.stream:
             streaming = await current.pipeline.stream(caller, chat_request)
+            exchange.route = streaming.served.route
             headers = {**served_headers(dialect, streaming.served, rid, streaming.ticket)}
             return SSEResponse(dialect, chat_request, streaming, exchange, headers)
         answer = await current.pipeline.complete(caller, chat_request)
+        exchange.route = answer.served.route
         payload = dialect.encode_result(answer.result, chat_request.model)
         return json_response(
             payload, headers=served_headers(dialect, answer.served, rid, answer.ticket)

@@ -40,7 +40,7 @@ _MESSAGES = "/v1/messages"
 class Exchange:
     """One HTTP request as the middleware and the route share it."""
 
-    __slots__ = ("client_rid", "model", "rid", "sent", "status")
+    __slots__ = ("client_rid", "model", "rid", "route", "sent", "status")
 
     def __init__(self, rid: str, client_rid: str | None = None) -> None:
         self.rid = rid
@@ -48,6 +48,7 @@ class Exchange:
         self.model: str | None = None
         self.status: int | None = None  # set by a route whose final status is not the header's
         self.sent = 0  # the status of the response once it has started
+        self.route: str | None = None  # a learned/semantic strategy's decision, when there was one
 
 
 def fresh_request_id() -> str:
@@ -131,14 +132,16 @@ class Front:
             elapsed_ms = (time.perf_counter() - started) * 1000
             model = _clip(exchange.model) if exchange.model else "-"
             client = f" client_id={exchange.client_rid}" if exchange.client_rid else ""
+            route = f" route={exchange.route}" if exchange.route is not None else ""
             access_log.info(
-                "%s %s %d %.1fms model=%s%s",
+                "%s %s %d %.1fms model=%s%s%s",
                 exchange.rid,
                 _clip(path),
                 status or 500,
                 elapsed_ms,
                 model,
                 client,
+                route,
             )
 
 

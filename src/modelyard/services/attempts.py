@@ -45,6 +45,8 @@ class AttemptLoop:
     failures: list[tuple[str, ModelyardError]] = field(default_factory=list)
     # Targets whose error would repeat on this target (``same_target`` false): skipped from then on.
     excluded: set[int] = field(default_factory=set)
+    # The routing decision of a strategy that reads the request, for the ledger (or None).
+    route: str | None = None
 
     async def run(
         self, call: Callable[[Resolved], Awaitable[T]], health_of: HealthOf

@@ -7,12 +7,18 @@ report the same errors, each naming its config path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
-from modelyard.config.schema import DeploymentConfig, TargetTimeouts
+from modelyard.config.schema import (
+    DeploymentConfig,
+    LearnedRouterConfig,
+    SemanticRuleConfig,
+    TargetTimeouts,
+)
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.guardrails.policy import Policies
 from modelyard.local.paths import DEFAULT_MODEL_NAME
@@ -20,6 +26,9 @@ from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
 from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Shadow, Target
 from modelyard.services.guard_config import build_policies
+
+if TYPE_CHECKING:
+    from modelyard.routing.model import RouterModel  # numpy: imported only with a router
 
 LOCAL_PROVIDER = "local"
 LOCAL_DEPLOYMENT = "local"
@@ -46,7 +55,14 @@ def local_models(settings: Settings) -> dict[str, Path]:
     return models
 
 
-def build_components(settings: Settings, local_base_url: str | None) -> Components:
+def build_components(
+    settings: Settings,
+    local_base_url: str | None,
+    routers: Mapping[str, RouterModel] | None = None,
+) -> Components:
+    """``routers``: learned routers read beforehand (``services.routers.preload``), by
+    deployment; a router not among them is read from its file here, and one in the store is
+    left out (an offline check, or the build before the store opens: ``Root.open`` rebuilds)."""
     issues: list[ConfigIssue] = []
     known = provider_types()
     providers: dict[str, ProviderSettings] = {}
@@ -71,6 +87,12 @@ def build_components(settings: Settings, local_base_url: str | None) -> Componen
     deployments = {
         name: _deployment(name, d, providers) for name, d in settings.deployments.items()
     }
+    for name, d in settings.deployments.items():
+        if d.router is not None:
+            model = (routers or {}).get(name)
+            deployments[name] = _with_router(deployments[name], d.router, model, issues)
+        if d.rules is not None:
+            deployments[name] = _with_rules(deployments[name], d.rules)
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
     policies = build_policies(settings, issues, deployments)
@@ -115,6 +137,50 @@ def _deployment(
         shadow,
         cfg.hosted_tools,
     )
+
+
+def _with_router(
+    deployment: Deployment,
+    cfg: LearnedRouterConfig,
+    model: RouterModel | None,
+    issues: list[ConfigIssue],
+) -> Deployment:
+    """The deployment with its learned router (``model``, else read from the artifact file;
+    each reload re-reads it)."""
+    from modelyard.core.errors import ModelyardError
+    from modelyard.routing.learned import LearnedRouting, threshold_for
+    from modelyard.routing.model import load
+
+    if model is None:
+        if cfg.artifact is None:
+            return deployment  # in the store, not read here (see build_components)
+        try:
+            model = load(cfg.artifact)
+        except ModelyardError as exc:
+            path = f"deployments.{deployment.name}.router.artifact"
+            issues.append(ConfigIssue(path, exc.message))
+            return deployment
+    threshold, label = threshold_for(model, cfg.mode, cfg.threshold, cfg.strong_share)
+    routing = LearnedRouting(model, threshold, label, cfg.strong)
+    return replace(deployment, learned=routing)
+
+
+def _with_rules(deployment: Deployment, rules: list[SemanticRuleConfig]) -> Deployment:
+    """The deployment with its semantic rules compiled (regexes, example vectors)."""
+    from modelyard.routing.semantic import SemanticRouting, SemanticRule
+
+    built = tuple(
+        SemanticRule.build(
+            r.target,
+            tuple(r.keywords),
+            r.regex,
+            r.json_schema,
+            tuple(r.examples),
+            r.min_similarity,
+        )
+        for r in rules
+    )
+    return replace(deployment, semantic=SemanticRouting(built))
 
 
 def _target_timeouts(cfg: TargetTimeouts, provider: CallTimeouts | None) -> CallTimeouts | None:

@@ -16,6 +16,7 @@ from modelyard.core.chat import ChatRequest, ChatResult, estimate_prompt_tokens
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
+from modelyard.routing.learned import OPT_OUT_HEADER
 from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
 from modelyard.services.params import apply_params
@@ -31,6 +32,8 @@ class Served:
     provider: str
     model: str
     attempts: int = 1
+    # A request-reading strategy's decision (``learned:balanced:weak:0.213``), else None.
+    route: str | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +62,8 @@ class ChatService:
         self, deployment: Deployment, request: ChatRequest, headers: HeaderLookup | None
     ) -> AttemptLoop:
         sticky = headers(deployment.sticky_header) if headers and deployment.sticky_header else None
+        if deployment.learned is not None or deployment.semantic is not None:
+            return self._reading_loop(deployment, request, headers, sticky)
         plan = self._gateway.plan(
             PlanRequest(
                 deployment,
@@ -68,6 +73,29 @@ class ChatService:
             )
         )
         return AttemptLoop(plan, self._rng, self._sleep)
+
+    def _reading_loop(
+        self,
+        deployment: Deployment,
+        request: ChatRequest,
+        headers: HeaderLookup | None,
+        sticky: str | None,
+    ) -> AttemptLoop:
+        """A plan by a strategy that reads the request; its decision goes with the loop."""
+        notes: list[str] = []
+        opt_out = headers is not None and (headers(OPT_OUT_HEADER) or "").lower() == "off"
+        plan = self._gateway.plan(
+            PlanRequest(
+                deployment,
+                sticky_key=sticky,
+                capable=lambda target: self._incapable(request, target),
+                price_of=self._gateway.price_of,
+                request=request,
+                opt_out=opt_out,
+                note=notes.append,
+            )
+        )
+        return AttemptLoop(plan, self._rng, self._sleep, route=notes[-1] if notes else None)
 
     def _health(self, chosen: Resolved) -> TargetHealth:
         return self._gateway.router.health.of(chosen.target.key)
@@ -83,8 +111,9 @@ class ChatService:
             upstream = apply_params(request, chosen.target.params)
             return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
 
-        outcome = await self._loop(deployment, request, headers).run(call, self._health)
-        return outcome.value, _served(outcome.chosen, outcome.attempts)
+        loop = self._loop(deployment, request, headers)
+        outcome = await loop.run(call, self._health)
+        return outcome.value, _served(outcome.chosen, outcome.attempts, loop.route)
 
     async def complete_on(
         self, deployment: Deployment, target: Target, request: ChatRequest, ctx: CallContext
@@ -115,9 +144,10 @@ class ChatService:
                 await close_events(events)
                 raise
 
-        outcome = await self._loop(deployment, request, headers).run(call, self._health)
+        loop = self._loop(deployment, request, headers)
+        outcome = await loop.run(call, self._health)
         first, rest = outcome.value
-        served = _served(outcome.chosen, outcome.attempts)
+        served = _served(outcome.chosen, outcome.attempts, loop.route)
         return Opened(served, first, rest, self._health(outcome.chosen))
 
     def _incapable(self, request: ChatRequest, target: Target) -> str | None:
@@ -147,8 +177,10 @@ def _ctx(ctx: CallContext, chosen: Resolved) -> CallContext:
     return dataclasses.replace(ctx, timeouts=chosen.target.timeouts)
 
 
-def _served(chosen: Resolved, attempts: int) -> Served:
-    return Served(chosen.deployment.name, chosen.provider.name, chosen.target.model, attempts)
+def _served(chosen: Resolved, attempts: int, route: str | None = None) -> Served:
+    return Served(
+        chosen.deployment.name, chosen.provider.name, chosen.target.model, attempts, route
+    )
 
 
 async def close_events(events: AsyncIterator[StreamEvent]) -> None:

@@ -6,7 +6,9 @@ One ``Gateway`` per process, built by ``create_app`` from settings; nothing glob
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modelyard.catalog import Catalog, base_rate, cost_micros
 from modelyard.config import Settings
@@ -25,6 +27,9 @@ from modelyard.routing import (
 )
 from modelyard.services.build import build_components
 
+if TYPE_CHECKING:
+    from modelyard.routing.model import RouterModel
+
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
@@ -41,9 +46,11 @@ class Gateway:
         settings: Settings,
         local_base_url: str | None,
         previous: Gateway | None = None,
+        routers: Mapping[str, RouterModel] | None = None,
     ) -> None:
-        """With ``previous`` (a reload), the connection pool and target health carry over."""
-        components = build_components(settings, local_base_url)
+        """With ``previous`` (a reload), the connection pool and target health carry over.
+        ``routers``: learned routers read beforehand, by deployment (see ``build_components``)."""
+        components = build_components(settings, local_base_url, routers)
         self.settings = settings
         self.local_base_url = local_base_url
         self.table: RoutingTable = components.table

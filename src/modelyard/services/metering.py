@@ -221,4 +221,5 @@ def _record(
         reported,
         call.parent_id,
         ticket.guardrails,
+        served.route if served else None,
     )

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelyard.config import ConfigError, Settings, load_settings
 from modelyard.services.build import with_overrides
@@ -38,6 +40,9 @@ from modelyard.store.sink import BatchSink
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import KeyRing
 from modelyard.tenancy.limits import Limiter, limiter_from_url
+
+if TYPE_CHECKING:
+    from modelyard.routing.model import RouterModel
 
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
@@ -133,6 +138,7 @@ class Root:
             if store is not None:
                 gateway = await _versioned(gateway, store)
                 writers = _writers(store)
+            gateway = await _with_stored_routers(gateway, store)
             root = cls(gateway, limiter_for(gateway.settings), store, writers, stages)
             if root.refresher is not None:
                 await root.refresher.refresh()
@@ -186,7 +192,8 @@ class Root:
             settings = await asyncio.to_thread(load_settings, config_path)
             if self.store is not None:
                 settings = with_overrides(settings, await sync_versions(self.store, settings))
-            new = Gateway(settings, old.local_base_url, previous=old)
+            routers = await _routers(settings, self.store)
+            new = Gateway(settings, old.local_base_url, previous=old, routers=routers)
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc)
             return False
@@ -227,6 +234,27 @@ async def _versioned(gateway: Gateway, store: Store) -> Gateway:
     except ConfigError as exc:
         log.error("rolled-back deployments not applied, serving the config: %s", exc)
     return gateway
+
+
+async def _routers(settings: Settings, store: Store | None) -> Mapping[str, RouterModel] | None:
+    """The learned routers the config names, read off the event loop (None: it names none;
+    numpy stays unimported)."""
+    if not any(d.router is not None for d in settings.deployments.values()):
+        return None
+    from modelyard.services.routers import preload
+
+    return await preload(settings, store)
+
+
+async def _with_stored_routers(gateway: Gateway, store: Store | None) -> Gateway:
+    """The gateway with the routers the config names in the store (the one ``create_app``
+    built could not read them: the store was not open yet); raises ``ConfigError`` when one
+    cannot be read, which fails the start."""
+    settings = gateway.settings
+    if not any(d.router and d.router.name for d in settings.deployments.values()):
+        return gateway
+    routers = await _routers(settings, store)
+    return Gateway(settings, gateway.local_base_url, previous=gateway, routers=routers)
 
 
 def _writers(store: Store) -> _Writers:

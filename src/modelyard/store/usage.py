@@ -49,6 +49,9 @@ class UsageRow(Base):
     # The guardrails' verdicts (``guard:phase:action:category:score, ...``; revision 0008),
     # never the content they were about; NULL when no guard found anything.
     guardrails: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    # A learned or semantic strategy's decision and score (revision 0009), e.g.
+    # ``learned:balanced:weak:0.213``; None for the other strategies.
+    route: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 @dataclass(slots=True)  # not frozen: one is built per request, and frozen __init__ is slow
@@ -76,6 +79,7 @@ class UsageRecord:
     usage_reported: bool  # False: the upstream sent no usage and the tokens are an estimate
     parent_id: str | None = None  # the request this was a step of
     guardrails: str | None = None  # the guardrails' verdicts
+    route: str | None = None  # the routing decision and score (learned / semantic strategies)
 
 
 # One ledger row as the meter hands it to the writer: ``UsageRecord``'s values in field order,
@@ -109,6 +113,7 @@ LedgerRow = tuple[
     bool,  # usage_reported
     str | None,  # parent_id
     str | None,  # guardrails
+    str | None,  # route
 ]
 
 
@@ -138,6 +143,7 @@ def ledger_row(r: UsageRecord) -> LedgerRow:
         r.usage_reported,
         r.parent_id,
         r.guardrails,
+        r.route,
     )
 
 

@@ -149,10 +149,10 @@ def test_strategy_names_are_checked_when_the_config_loads():
 
 
 def test_a_broken_strategy_plugin_fails_only_when_named():
-    registry = strategies(entries=[_Entry("learned", error=ImportError("no torch"))])
+    registry = strategies(entries=[_Entry("neural", error=ImportError("no torch"))])
     router = Router(HealthBoard(BreakerSettings(), 0.5), random.Random(0), registry)
     assert router.plan(PlanRequest(Deployment("d", (A, B)))) == [A, B]
     with pytest.raises(PluginError, match="no torch"):
-        registry.get("learned")
+        registry.get("neural")
     with pytest.raises(PluginError, match="is not a strategy"):
         strategies(entries=[_Entry("odd", object())]).get("odd")

@@ -37,7 +37,8 @@ async def test_a_served_request_fills_every_column() -> None:
     before = time.time()
     ticket = await meter.admit(principal, Call("req-1", "/v1/messages", "chat", Usage(7, 100)))
     ticket.usage = Usage(10, 20, cached_input_tokens=3, reasoning_tokens=4)
-    await meter.finish(ticket, Served("chat", "up", "gpt-x", attempts=2), 200)
+    served = Served("chat", "up", "gpt-x", attempts=2, route="learned:cost:weak:0.125")
+    await meter.finish(ticket, served, 200)
     await meter.finish(ticket, None, 500)  # a second finish records nothing
     after = time.time()
     (row,) = rows
@@ -68,6 +69,7 @@ async def test_a_served_request_fills_every_column() -> None:
         "usage_reported": True,
         "parent_id": None,
         "guardrails": None,
+        "route": "learned:cost:weak:0.125",
     }
     assert ticket.headers()["x-modelyard-cost-micros"] == "50"
     assert ticket.headers()["x-ratelimit-limit-requests"] == "10"

@@ -26,6 +26,7 @@ from modelyard.store.deployment_versions import DeploymentVersions, NewVersion
 from modelyard.store.evals import EvalResultRow, EvalRunRow  # noqa: F401
 from modelyard.store.migrate import alembic_config
 from modelyard.store.responses import ResponseRow  # noqa: F401  (compared below)
+from modelyard.store.routers import RouterArtifactRow  # noqa: F401  (compared below)
 from modelyard.store.shadow_records import ShadowRecordRow  # noqa: F401  (compared below)
 from modelyard.store.tenancy import ApiKeyRow  # noqa: F401
 from modelyard.store.usage import UsageRow  # noqa: F401

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 import modelyard.store.deployment_versions
 import modelyard.store.evals
 import modelyard.store.responses
+import modelyard.store.routers
 import modelyard.store.shadow_records
 import modelyard.store.tenancy
 import modelyard.store.usage  # noqa: F401

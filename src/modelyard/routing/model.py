@@ -1,0 +1,123 @@
+"""The learned router's artifact: a calibrated logistic model over :mod:`routing.features`.
+
+``score`` is the probability that the strong target is *needed*: that it answers well where
+the weak one does not. The artifact is one ``.npz`` file (numpy arrays only, read with
+``allow_pickle=False``, so loading one runs no code) holding the IDF, the coefficients, the
+intercept and a JSON header: format version, training provenance, metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from modelyard.core.chat import ChatRequest
+from modelyard.core.errors import ModelyardError
+from modelyard.routing import features as F
+
+FORMAT: Final = "modelyard.router/1"
+# An artifact is a few MB; a bound keeps a wrong path from filling memory.
+MAX_ARTIFACT_BYTES: Final = 64 * 1024 * 1024
+
+Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class RouterModel:
+    idf: Floats  # (TEXT_DIM,)
+    coef: Floats  # (DIM,)
+    intercept: float
+    header: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The artifact's content digest (first 12 hex digits): what the ledger records."""
+        return str(self.header.get("version", ""))
+
+    def score_text(self, text: str, fact_row: list[float]) -> float:
+        """P(strong needed) for a prompt text and its cheap facts."""
+        grams = F.buckets(text)
+        z = self.intercept
+        if grams:
+            idx = np.fromiter(grams.keys(), dtype=np.int64, count=len(grams))
+            tf = np.fromiter(grams.values(), dtype=np.float32, count=len(grams))
+            values = tf * self.idf[idx]
+            norm = float(np.sqrt(values @ values)) or 1.0
+            z += float(values @ self.coef[idx]) / norm
+        z += float(np.asarray(fact_row, dtype=np.float32) @ self.coef[F.TEXT_DIM :])
+        return _sigmoid(z)
+
+    def score(self, request: ChatRequest) -> float:
+        """P(strong needed) for a decoded chat request."""
+        text = F.text_of(request)
+        return self.score_text(text, F.request_facts(request, text))
+
+
+def _invalid(message: str) -> ModelyardError:
+    return ModelyardError(message, code="router_artifact_invalid")
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def dumps(model: RouterModel) -> bytes:
+    """The artifact's bytes; the header gets ``format`` and ``version`` (the content digest)."""
+    body = io.BytesIO()
+    np.savez_compressed(body, idf=model.idf, coef=model.coef, intercept=np.float64(model.intercept))
+    digest = hashlib.sha256(body.getvalue()).hexdigest()[:12]
+    header = {**model.header, "format": FORMAT, "version": digest}
+    out = io.BytesIO()
+    np.savez_compressed(
+        out,
+        idf=model.idf,
+        coef=model.coef,
+        intercept=np.float64(model.intercept),
+        header=np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
+    )
+    return out.getvalue()
+
+
+def loads(data: bytes) -> RouterModel:
+    """Read an artifact written by :func:`dumps`.
+
+    Raises ``ModelyardError`` (code ``router_artifact_invalid``) when it is not one."""
+    if len(data) > MAX_ARTIFACT_BYTES:
+        raise _invalid(f"router artifact over {MAX_ARTIFACT_BYTES} bytes")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            header = json.loads(bytes(npz["header"]).decode())
+            idf = np.asarray(npz["idf"], dtype=np.float32)
+            coef = np.asarray(npz["coef"], dtype=np.float32)
+            intercept = float(npz["intercept"])
+    except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise _invalid(f"not a router artifact: {exc}") from exc
+    if header.get("format") != FORMAT:
+        raise _invalid(f"router artifact format {header.get('format')!r}, not {FORMAT}")
+    if idf.shape != (F.TEXT_DIM,) or coef.shape != (F.DIM,):
+        raise _invalid("router artifact has the wrong feature dimensions")
+    return RouterModel(idf=idf, coef=coef, intercept=intercept, header=header)
+
+
+def load(path: Path) -> RouterModel:
+    """Read an artifact file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_ARTIFACT_BYTES:
+            raise _invalid(f"router artifact {path} over {MAX_ARTIFACT_BYTES} bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _invalid(f"cannot read router artifact {path}: {exc}") from exc
+    return loads(data)

@@ -1,0 +1,96 @@
+"""Fit a :class:`RouterModel` from labelled prompts (scikit-learn, imported only here: it is
+the optional ``router`` extra, which a serving-only install leaves out).
+
+A logistic regression on the hashed TF-IDF and the cheap facts, then Platt scaling fitted on
+cross-validated decision values; the scaling is linear, so it is folded into the coefficients
+and the served model stays one dot product and a sigmoid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelyard.core.errors import ModelyardError
+from modelyard.routing import features as F
+from modelyard.routing.model import RouterModel
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One training prompt: its text, its cheap facts, and whether the strong model was needed."""
+
+    text: str
+    facts: list[float]
+    strong_needed: bool
+
+
+def fit(
+    examples: Sequence[Example], header: Mapping[str, Any], c: float = 0.3, seed: int = 0
+) -> RouterModel:
+    """Train on ``examples`` (both labels present); ``header`` is the provenance to keep."""
+    try:
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    except ImportError as exc:  # the optional 'router' extra: serving does not need it
+        raise ModelyardError(
+            "training a router needs scikit-learn: pip install 'modelyard[router]'",
+            code="router_training_unavailable",
+        ) from exc
+
+    labels = np.array([e.strong_needed for e in examples], dtype=np.int8)
+    if labels.min() == labels.max():
+        raise ValueError("training needs prompts where the strong model was needed and not")
+    grams = [F.buckets(e.text) for e in examples]
+    idf = _idf(grams)
+    rows, cols, vals = [], [], []
+    for r, (gram, example) in enumerate(zip(grams, examples, strict=True)):
+        values = {i: tf * float(idf[i]) for i, tf in gram.items()}
+        norm = float(np.sqrt(sum(v * v for v in values.values()))) or 1.0
+        for i, v in values.items():
+            rows.append(r)
+            cols.append(i)
+            vals.append(v / norm)
+        for j, v in enumerate(example.facts):
+            rows.append(r)
+            cols.append(F.TEXT_DIM + j)
+            vals.append(v)
+    # Only the columns some prompt uses: L-BFGS over the few thousand used buckets instead of
+    # all 2^18 is many times faster, and the unused coefficients are zero either way.
+    used, packed = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
+    shape = (len(examples), len(used))
+    x = sparse.csr_matrix((vals, (rows, packed)), shape=shape, dtype=np.float64)
+    learner = LogisticRegression(C=c, max_iter=2000)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    held_out = cross_val_predict(learner, x, labels, cv=folds, method="decision_function")
+    platt = LogisticRegression(C=1e6).fit(np.asarray(held_out).reshape(-1, 1), labels)
+    learner.fit(x, labels)
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    coef = np.zeros(F.DIM, dtype=np.float32)
+    coef[used] = learner.coef_[0] * a
+    intercept = float(learner.intercept_[0]) * a + b
+    # The calibrated scores of held-out folds, as 101 quantiles: a target share of strong
+    # calls becomes a threshold (routing/learned.py) without the training data.
+    calibrated = 1.0 / (1.0 + np.exp(-(a * np.asarray(held_out) + b)))
+    quantiles = [round(float(q), 6) for q in np.quantile(calibrated, np.linspace(0, 1, 101))]
+    full = {
+        **header,
+        "examples": len(examples),
+        "strong_needed": int(labels.sum()),
+        "c": c,
+        "score_quantiles": quantiles,
+    }
+    return RouterModel(idf=idf, coef=coef, intercept=intercept, header=full)
+
+
+def _idf(grams: list[dict[int, float]]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Smoothed IDF, ``log((1 + n) / (1 + df)) + 1``; buckets never seen get the largest."""
+    df = np.zeros(F.TEXT_DIM, dtype=np.float64)
+    for gram in grams:
+        df[list(gram)] += 1
+    n = len(grams)
+    return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
