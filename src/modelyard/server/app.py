@@ -28,9 +28,11 @@ from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
+from modelyard.server.metrics_route import ROUTES as METRICS_ROUTES
 from modelyard.server.middleware import Front
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.services.gateway import Gateway
+from modelyard.services.observed import Observation, observation_for
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
 
@@ -44,17 +46,31 @@ def create_app(
     local_base_url: str | None = None,
     config_path: Path | None = None,
     store_url: str | None = None,
+    observation: Observation | None = None,
 ) -> Starlette:
     """``store_url``: the store (deployment versions, keys, the ledger); None (embedding,
-    tests) keeps none. The composition root is built when the app starts (``Root.open``)."""
+    tests) keeps none. ``observation``: metrics and traces instead of the config's (tests).
+    The composition root is built when the app starts (``Root.open``)."""
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *OPENAI_ROUTES,
+        *ANTHROPIC_ROUTES,
+        *ADMIN_ROUTES,
+        *EVAL_ROUTES,
+        *METRICS_ROUTES,
+    ]
+    if observation is None:
+        templates = [r.path for r in routes if isinstance(r, Route)]
+        observation = observation_for(settings.observability, templates)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         store = await _open_store(store_url) if store_url else None
-        root = await Root.open(gateway, store)
+        root = await Root.open(gateway, store, observation=observation)
         holder["root"] = app.state.modelyard = root
         # Everything built at start-up (the catalog's price data above all) lives as long as
         # the process: keep it out of the cyclic collector's way, so collections triggered by
@@ -75,14 +91,6 @@ def create_app(
                 loop.remove_signal_handler(signal.SIGHUP)
             await root.aclose()
 
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        *OPENAI_ROUTES,
-        *ANTHROPIC_ROUTES,
-        *ADMIN_ROUTES,
-        *EVAL_ROUTES,
-    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

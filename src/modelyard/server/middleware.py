@@ -23,6 +23,7 @@ from modelyard.core.errors import ModelyardError, QueueFull
 from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
+from modelyard.services.observed import OTHER, Observation
 from modelyard.services.root import Root
 
 access_log = logging.getLogger("modelyard.access")
@@ -75,14 +76,21 @@ class Front:
         if path in _UNBOUNDED:
             await self.app(scope, receive, send)
             return
-        settings = self.root_of().current.settings.server
+        root = self.root_of()
+        settings = root.current.settings.server
+        observation = root.observation
         if self.in_flight >= settings.max_in_flight:
             await _busy(settings.max_in_flight, path, exchange.rid, send)
             self.log_access(settings.access_log, exchange, path, 429, started)
+            if observation is not None and observation.metrics is not None:
+                observation.metrics.refusals.labels("in_flight").inc()
+                observation.metrics.http(path, 429, time.perf_counter() - started)
             return
         self.in_flight += 1
         try:
-            if not (settings.access_log and access_log.isEnabledFor(logging.INFO)):
+            if observation is not None:
+                await observed(self, scope, receive, send, exchange, started, observation)
+            elif not (settings.access_log and access_log.isEnabledFor(logging.INFO)):
                 await self.app(scope, receive, send)  # nothing to note: no wrapper
             else:
                 await self._logged(scope, receive, send, exchange, started)
@@ -136,3 +144,46 @@ def _error_body(err: ModelyardError, path: str, rid: str, headers: dict[str, Any
         headers["request-id"] = rid  # the header Anthropic's SDKs read as the request id
         return anthropic_errors.error_body(err, rid)
     return openai_errors.error_body(err)
+
+
+async def observed(
+    front: Front,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    exchange: Exchange,
+    started: float,
+    observation: Observation,
+) -> None:
+    """The request with metrics and a server span (observability on): the status the client
+    got, the whole duration (a stream's end included), in flight while it runs."""
+    status = 500
+    path: str = scope["path"]
+    route = observation.route_of(path)
+
+    async def noting(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    metrics, tracing = observation.metrics, observation.tracing
+    span = token = None
+    if tracing is not None:
+        name = f"{scope['method']} {route}" if route != OTHER else scope["method"]
+        span, token = tracing.server_span(name, scope["headers"])
+        span.set_attribute("http.route", route)
+        span.set_attribute("modelyard.request_id", exchange.rid)
+    if metrics is not None:
+        metrics.in_flight.inc()
+    try:
+        await front.app(scope, receive, noting)
+    finally:
+        final = exchange.status or status
+        if metrics is not None:
+            metrics.in_flight.dec()
+            metrics.http(path, final, time.perf_counter() - started)
+        enabled = front.root_of().current.settings.server.access_log
+        front.log_access(enabled, exchange, path, final, started)
+        if tracing is not None and span is not None:
+            tracing.end_server_span(span, token, final)

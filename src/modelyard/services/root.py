@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
 from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
+from modelyard.services.observed import Observation
 from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.stages import default_stages
@@ -39,6 +41,7 @@ from modelyard.tenancy.limits import Limiter, limiter_from_url
 
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
+GAUGE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +96,15 @@ class Root:
         store: Store | None,
         writers: _Writers | None,
         stages: Stages | None = None,
+        observation: Observation | None = None,
     ) -> None:
         self.store = store
+        self.observation = observation  # None: no metrics, no traces
         self.limiter = limiter
         self._writers = writers
         self._stages = stages
         self._ending: set[asyncio.Task[None]] = set()
+        self._gauges: asyncio.Task[None] | None = None
         settings = gateway.settings
         record = writers.ledger.put if writers and settings.store.usage_ledger else None
         self.meter = Meter(limiter, record, lambda: self.current.gateway)
@@ -115,7 +121,11 @@ class Root:
 
     @classmethod
     async def open(
-        cls, gateway: Gateway, store: Store | None = None, stages: Stages | None = None
+        cls,
+        gateway: Gateway,
+        store: Store | None = None,
+        stages: Stages | None = None,
+        observation: Observation | None = None,
     ) -> Root:
         """Everything started. With a store (taken over: ``aclose`` closes it), the config's
         deployment versions are recorded and any rollback served before the first request;
@@ -126,10 +136,12 @@ class Root:
             if store is not None:
                 gateway = await _versioned(gateway, store)
                 writers = _writers(store)
-            root = cls(gateway, limiter_for(gateway.settings), store, writers, stages)
+            limiter = limiter_for(gateway.settings)
+            root = cls(gateway, limiter, store, writers, stages, observation)
             if root.refresher is not None:
                 await root.refresher.refresh()
                 root.refresher.start()
+            root.start_gauges()
         except BaseException:
             if writers is not None:
                 await writers.aclose()
@@ -145,7 +157,11 @@ class Root:
     def _configure(self, gateway: Gateway) -> Configured:
         stages = self._stages or default_stages(self.shadow)
         chat, embeddings = ChatService(gateway), EmbeddingService(gateway)
-        pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending)
+        observation = self.observation
+        if observation is not None:  # first: it sees the upstream's own answer
+            stages = Stages(stages.pre, (observation.stage, *stages.stream))
+            gateway.router.health.watch(observation.breaker_changed)
+        pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending, observation)
         limit = gateway.settings.server.max_body_bytes
         return Configured(gateway, pipeline, ModelService(gateway), limit)
 
@@ -158,6 +174,29 @@ class Root:
     def install_keys(self, keys: KeyRing) -> None:
         self._stored_keys = True
         self.keys = keys
+
+    def start_gauges(self) -> None:
+        """Every worker refreshes its ledger gauges each second (a scrape reads them all)."""
+        if self.observation is None or self.observation.metrics is None or not self._writers:
+            return
+
+        async def loop() -> None:
+            while True:
+                self.refresh_gauges()
+                await asyncio.sleep(GAUGE_INTERVAL_S)
+
+        self._gauges = asyncio.get_running_loop().create_task(loop())
+
+    def refresh_gauges(self) -> None:
+        """The gauges read from state (the ledger's queue), before a scrape."""
+        metrics = self.observation.metrics if self.observation is not None else None
+        if metrics is None or self._writers is None:
+            return
+        ledger = self._writers.ledger
+        metrics.ledger_pending.set(ledger.pending)
+        metrics.ledger_dropped.set(ledger.dropped)
+        oldest = ledger.oldest()
+        metrics.ledger_lag.set(max(0.0, time.time() - oldest[1]) if oldest is not None else 0.0)
 
     async def reload(self, config_path: Path | None) -> bool:
         """Re-read the config and swap it in whole; a config with errors, or a version store
@@ -181,6 +220,8 @@ class Root:
         return True
 
     async def aclose(self) -> None:
+        if self._gauges is not None:
+            self._gauges.cancel()
         if self.refresher is not None:
             await self.refresher.aclose()
         if self._ending:  # finishes under way: their rows must reach the ledger
@@ -191,6 +232,8 @@ class Root:
             await self._writers.aclose()
         await self.limiter.aclose()
         await self.current.gateway.aclose()
+        if self.observation is not None:
+            self.observation.shutdown()
         if self.store is not None:
             await self.store.aclose()
 

@@ -1,0 +1,346 @@
+"""The pipeline's observer: metrics, GenAI spans and event logs, attached once to its seams.
+
+``Observation`` is the pipeline's ``Observer`` (admission refusals, the finish of every call)
+and, through ``CallWatch``, the attempt loop's watch (one client span and one attempt
+observation per upstream attempt) and a stream stage (first token, gaps between tokens, finish
+reasons, usage). Built only when metrics or tracing are on; otherwise the pipeline holds None
+and pays one ``is None`` test per seam.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from modelyard.config.observability import ObservabilityConfig
+from modelyard.core.chat import ChatResult, Usage
+from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
+from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.observability.metrics import NONE, OTHER, Metrics, status_class
+from modelyard.observability.tracing import (
+    ERROR_TYPE,
+    FINISH_REASONS,
+    INPUT_TOKENS,
+    OPERATION,
+    OUTPUT_TOKENS,
+    PROVIDER,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    Tracing,
+    TracingSettings,
+    otlp_pipeline,
+    redactor,
+)
+from modelyard.providers.base import CallContext
+from modelyard.providers.registry import genai_provider_name
+from modelyard.routing.health import BreakerState
+from modelyard.services.chat import Attempt, AttemptWatch
+from modelyard.services.gateway import Resolved
+from modelyard.services.pipeline import Caller, Run, Tap
+
+events = logging.getLogger("modelyard.events")
+__all__ = ["OTHER", "CallWatch", "Observation", "ObserveStage", "observation_for"]
+CHAT = "chat"
+
+
+def _error_type(error: BaseException) -> str:
+    """A bounded name for a failure: the error's class (never its free text)."""
+    return type(error).__name__ if isinstance(error, Exception) else "cancelled"
+
+
+class Observation:
+    """One per app; ``metrics`` and ``tracing`` are each None when off."""
+
+    def __init__(
+        self, metrics: Metrics | None, tracing: Tracing | None, routes: Iterable[str] = ()
+    ) -> None:
+        self.metrics = metrics
+        self.tracing = tracing
+        self.stage = ObserveStage()
+        self.routes = frozenset(routes)
+
+    def route_of(self, path: str) -> str:
+        """The route template for a path we serve, else ``other`` (a bounded label)."""
+        return path if path in self.routes else OTHER
+
+    def begin(self, run: Run) -> AttemptWatch:
+        return CallWatch(self, run)
+
+    def refused(self, caller: Caller, error: ModelyardError) -> None:
+        if isinstance(error, LimitExceeded | BudgetExceeded):
+            kind = error.limit if error.limit in _LIMIT_KINDS else "other"
+            if self.metrics is not None:
+                self.metrics.refusals.labels(kind).inc()
+            events.info(
+                "limiter refused request %s: %s limit of %s (%s)",
+                caller.request_id,
+                kind,
+                error.scope,
+                error.code,
+                extra={"event": "limiter_refusal", "request_id": caller.request_id},
+            )
+
+    def finished(self, run: Run) -> None:
+        watch = run.watched
+        if isinstance(watch, CallWatch):
+            watch.finish(run)
+
+    def breaker_changed(self, target: str, state: BreakerState) -> None:
+        if self.metrics is not None:
+            self.metrics.breaker_changed(target, state)
+        level = logging.WARNING if state == "open" else logging.INFO
+        events.log(
+            level,
+            "breaker of %s is now %s",
+            target,
+            state,
+            extra={"event": "breaker", "target": target, "state": state},
+        )
+
+    def shutdown(self) -> None:
+        if self.tracing is not None:
+            self.tracing.shutdown()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+_LIMIT_KINDS = frozenset({"requests", "tokens", "daily", "monthly", "daily_budget", "budget"})
+
+
+class ObserveStage:
+    """The stream stage through which the call's watch sees the answer (first in order: it
+    sees what the upstream sent)."""
+
+    name: ClassVar[str] = "observe"
+
+    def open(self, run: Run) -> Tap | None:
+        watch = run.watched
+        return watch if isinstance(watch, CallWatch) else None
+
+
+class CallWatch(Tap):
+    """One call as the observer follows it."""
+
+    __slots__ = (
+        "chunks",
+        "failures",
+        "first_at",
+        "last_at",
+        "obs",
+        "open_attempt",
+        "reasons",
+        "started",
+        "usage",
+    )
+
+    def __init__(self, obs: Observation, run: Run) -> None:
+        self.obs = obs
+        self.started = time.perf_counter()
+        self.first_at = 0.0
+        self.last_at = 0.0
+        self.chunks = 0
+        self.reasons: list[str] = []
+        self.usage: Usage | None = None
+        self.open_attempt: _Attempt | None = None  # a stream's, open until the call ends
+        self.failures: list[str] = []  # "target: error type" of failed attempts
+
+    def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
+        return _Attempt(self, chosen, ctx)
+
+    def event(self, event: StreamEvent) -> StreamEvent:
+        if isinstance(event, TextDelta | ToolCallDelta):
+            now = time.perf_counter()
+            if not self.chunks:
+                self.first_at = now
+            self.last_at = now
+            self.chunks += 1
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage
+        elif isinstance(event, Finished):
+            self.reasons.append(event.reason)
+        return event
+
+    def result(self, result: ChatResult) -> ChatResult:
+        self.first_at = self.last_at = time.perf_counter()
+        self.usage = result.usage
+        self.reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
+        return result
+
+    def finish(self, run: Run) -> None:
+        now = time.perf_counter()
+        served = run.served
+        usage = self.usage or (run.ticket.usage if run.ticket is not None else None)
+        if self.open_attempt is not None:
+            self.open_attempt.end_stream(run, usage, self.reasons)
+            self.open_attempt = None
+        if served is not None and served.attempts > 1:
+            events.info(
+                "request %s failed over: deployment %s answered by %s/%s after %d attempts (%s)",
+                run.caller.request_id,
+                served.deployment,
+                served.provider,
+                served.model,
+                served.attempts,
+                "; ".join(self.failures) or "earlier targets failed",
+                extra={"event": "failover", "request_id": run.caller.request_id},
+            )
+        metrics = self.obs.metrics
+        if metrics is not None:
+            self._metrics(metrics, run, usage, now)
+
+    def _metrics(self, metrics: Metrics, run: Run, usage: Usage | None, now: float) -> None:
+        served = run.served
+        deployment = served.deployment if served is not None else NONE
+        provider = served.provider if served is not None else NONE
+        model = served.model if served is not None else NONE
+        route = metrics.route_of(run.caller.endpoint)
+        metrics.call(
+            (route, deployment, provider, model, status_class(run.status)), now - self.started
+        )
+        if served is None:
+            return
+        if served.attempts > 1:
+            metrics.failovers.labels(deployment).inc()
+        if self.chunks and run.streamed:
+            metrics.ttft.labels(deployment, provider, model).observe(self.first_at - self.started)
+            gap = self.last_at - self.first_at
+            if self.chunks > 1:
+                metrics.inter_token.labels(deployment, provider, model).observe(
+                    gap / (self.chunks - 1)
+                )
+            if usage is not None and usage.output_tokens and gap > 0:
+                metrics.output_rate.labels(deployment, provider, model).observe(
+                    usage.output_tokens / gap
+                )
+        project = run.caller.principal.project_id or NONE
+        if usage is not None:
+            for kind, count in (
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cached", usage.cached_input_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ):
+                if count:
+                    metrics.tokens.labels(deployment, project, kind).inc(count)
+        ticket = run.ticket
+        if ticket is not None and ticket.cost_micros:
+            metrics.cost.labels(deployment, project).inc(ticket.cost_micros / 1_000_000)
+
+
+class _Attempt:
+    """One upstream attempt: its span (tracing on) and its duration (metrics on)."""
+
+    __slots__ = ("_ctx", "chosen", "provider", "span", "started", "watch")
+
+    def __init__(self, watch: CallWatch, chosen: Resolved, ctx: CallContext) -> None:
+        self.watch = watch
+        self.chosen = chosen
+        self.provider = chosen.provider.name
+        self.started = time.perf_counter()
+        tracing = watch.obs.tracing
+        self.span: Span | None = None
+        self._ctx = ctx
+        if tracing is not None:
+            genai = genai_provider_name(chosen.provider.settings.type)
+            span = tracing.client_span(CHAT, genai, chosen.target.model)
+            span.set_attribute("modelyard.deployment", chosen.deployment.name)
+            span.set_attribute("modelyard.provider", self.provider)
+            self.span = span
+            parent = tracing.traceparent(span)
+            if parent is not None:
+                self._ctx = CallContext(ctx.request_id, ctx.client_id, ctx.timeouts, parent)
+
+    @property
+    def ctx(self) -> CallContext:
+        return self._ctx
+
+    def failed(self, error: BaseException) -> None:
+        kind = _error_type(error)
+        self.watch.failures.append(f"{self.chosen.target.key}: {kind}")
+        metrics = self.watch.obs.metrics
+        if metrics is not None:
+            seconds = time.perf_counter() - self.started
+            metrics.attempts.labels(self.provider, kind).observe(seconds)
+        span = self.span
+        if span is not None:
+            span.set_attribute(ERROR_TYPE, kind)
+            span.set_status(Status(StatusCode.ERROR, kind))
+            span.end()
+            self._record(kind, None)
+
+    def answered(self, result: ChatResult | None) -> None:
+        metrics = self.watch.obs.metrics
+        if metrics is not None:
+            seconds = time.perf_counter() - self.started
+            metrics.attempts.labels(self.provider, "ok").observe(seconds)
+        span = self.span
+        if span is None:
+            return
+        if result is None:  # a stream: its span lasts until the call ends
+            self.watch.open_attempt = self
+            return
+        reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
+        model = result.upstream_model or self.chosen.target.model
+        _set_answer(span, model, result.usage, reasons)
+        span.end()
+        usage = result.usage
+        self._record(None, (usage.input_tokens, usage.output_tokens) if usage else None)
+
+    def end_stream(self, run: Run, usage: Usage | None, reasons: list[str]) -> None:
+        """The streamed answer ended (well or not): its span ends with what it carried."""
+        span = self.span
+        if span is None:
+            return
+        _set_answer(span, self.chosen.target.model, usage, reasons)
+        error = None
+        if run.status != 200:
+            error = _error_type(run.error) if run.error is not None else str(run.status)
+            span.set_attribute(ERROR_TYPE, error)
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end()
+        self._record(error, (usage.input_tokens, usage.output_tokens) if usage else None)
+
+    def _record(self, error: str | None, tokens: tuple[int, int] | None) -> None:
+        tracing = self.watch.obs.tracing
+        if tracing is None or self.span is None:
+            return
+        attrs = {
+            OPERATION: CHAT,
+            PROVIDER: genai_provider_name(self.chosen.provider.settings.type),
+            REQUEST_MODEL: self.chosen.target.model,
+        }
+        if error is not None:
+            attrs[ERROR_TYPE] = error
+        tracing.record(attrs, time.perf_counter() - self.started, tokens)
+
+
+def _set_answer(span: Span, model: str, usage: Usage | None, reasons: Sequence[str]) -> None:
+    span.set_attribute(RESPONSE_MODEL, model)
+    if usage is not None:
+        span.set_attribute(INPUT_TOKENS, usage.input_tokens)
+        span.set_attribute(OUTPUT_TOKENS, usage.output_tokens)
+    if reasons:
+        span.set_attribute(FINISH_REASONS, reasons)
+
+
+def observation_for(
+    settings: ObservabilityConfig, routes: Iterable[str], tracing: Tracing | None = None
+) -> Observation | None:
+    """What the config turns on (None: nothing, and nothing is built); ``tracing`` replaces
+    the configured exporters (tests: an in-memory exporter)."""
+    routes = frozenset(routes)
+    metrics = Metrics(routes) if settings.metrics.enabled else None
+    if tracing is None and settings.tracing.enabled:
+        cfg = settings.tracing
+        processors, readers = otlp_pipeline(cfg.exporter, cfg.endpoint)
+        options = TracingSettings(
+            cfg.service_name, cfg.sample_ratio, cfg.capture_content, redactor(cfg.redact)
+        )
+        tracing = Tracing(options, processors, readers)
+    if metrics is None and tracing is None:
+        return None
+    return Observation(metrics, tracing, routes)
