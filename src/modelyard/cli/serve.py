@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import uvicorn
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 from modelyard.server.app import LOCAL_URL_ENV
 from modelyard.services.build import build_components, local_models
+from modelyard.services.observed import MULTIPROC_ENV
 from modelyard.services.root import REDIS_URL_ENV
 from modelyard.services.tenancy import ADMIN_KEY_ENV
 from modelyard.store import StoreError, database_url, open_store
@@ -75,6 +77,8 @@ def run_serve(args: argparse.Namespace) -> int:
         where = "on loopback only" if _is_loopback(host) else f"on {host} (--allow-unauthenticated)"
         print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
     _warn_unshared_limits(settings, args.workers)
+    if settings.observability.metrics.enabled:
+        _metrics_directory(data)
     try:
         uvicorn.run(
             "modelyard.server.app:app_from_env",
@@ -108,6 +112,15 @@ def _warn_unshared_limits(settings: Settings, workers: int) -> None:
             f"rate limits and budgets, so a key gets up to {workers} times its limits",
             flush=True,
         )
+
+
+def _metrics_directory(data: Path) -> None:
+    """A fresh directory for this run's worker metrics (prometheus-client's multi-process
+    mode): values of an earlier run must not be summed into this one's."""
+    directory = data / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 def _is_loopback(host: str) -> bool:

@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
+from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.core.chat import ChatResult, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
-from modelyard.observability.metrics import NONE, OTHER, Metrics, status_class
+from modelyard.observability.metrics import MULTIPROC_ENV, NONE, OTHER, Metrics, status_class
 from modelyard.observability.tracing import (
     ERROR_TYPE,
     FINISH_REASONS,
@@ -43,7 +44,7 @@ from modelyard.services.gateway import Resolved
 from modelyard.services.pipeline import Caller, Run, Tap
 
 events = logging.getLogger("modelyard.events")
-__all__ = ["OTHER", "CallWatch", "Observation", "ObserveStage", "observation_for"]
+__all__ = ["MULTIPROC_ENV", "OTHER", "CallWatch", "Observation", "ObserveStage", "observation_for"]
 CHAT = "chat"
 
 
@@ -75,6 +76,9 @@ class Observation:
             kind = error.limit if error.limit in _LIMIT_KINDS else "other"
             if self.metrics is not None:
                 self.metrics.refusals.labels(kind).inc()
+            if self.tracing is not None:  # on the request's server span
+                attributes = {"kind": kind, ERROR_TYPE: type(error).__name__}
+                trace.get_current_span().add_event("modelyard.limiter_refusal", attributes)
             events.info(
                 "limiter refused request %s: %s limit of %s (%s)",
                 caller.request_id,

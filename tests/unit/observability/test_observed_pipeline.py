@@ -1,0 +1,226 @@
+"""The observer on the pipeline's seams, driven from services code against a fake upstream that
+speaks OpenAI's wire format: the Prometheus series (parsed with the Prometheus text parser) and
+the GenAI spans (the SDK's in-memory exporter) of a plain call, a stream, a failover across two
+targets and a limiter refusal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelyard.config.loader import settings_from_data
+from modelyard.core.chat import ChatRequest, Message, TextPart
+from modelyard.core.errors import LimitExceeded, UpstreamUnavailable
+from modelyard.observability.metrics import Metrics
+from modelyard.observability.tracing import Tracing, TracingSettings
+from modelyard.services.chat import ChatService
+from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.gateway import Gateway
+from modelyard.services.metering import Meter
+from modelyard.services.observed import Observation
+from modelyard.services.pipeline import Caller, Pipeline, Stages
+from modelyard.services.stages import default_stages
+from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.limits import MemoryLimiter, Scope
+from tests.fakes import FakeOpenAI
+
+UPSTREAM_KEY = "sk-observed-test-0123456789"
+ROUTE = "/v1/chat/completions"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=UPSTREAM_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def gateway(fake: FakeOpenAI) -> AsyncIterator[Gateway]:
+    upstream = {"type": "openai", "base_url": fake.base_url, "api_key": UPSTREAM_KEY}
+    built = Gateway(
+        settings_from_data(
+            {
+                "local": {"enabled": False},
+                "providers": {"fake": upstream, "spare": upstream},
+                "deployments": {
+                    "chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]},
+                    "failover": {
+                        "targets": [
+                            {"provider": "fake", "model": "fail-503-noretry"},
+                            {"provider": "spare", "model": "gpt-4o-mini"},
+                        ]
+                    },
+                },
+                "prices": {"fake/gpt-4o-mini": {"input": 1, "output": 2}},
+            }
+        ),
+        None,
+    )
+    yield built
+    await built.aclose()
+
+
+class Observed:
+    def __init__(self, gateway: Gateway, rpm: int = 1000) -> None:
+        self.spans = InMemorySpanExporter()
+        self.metrics = Metrics([ROUTE])
+        self.tracing = Tracing(TracingSettings(), [SimpleSpanProcessor(self.spans)])
+        self.observation = Observation(self.metrics, self.tracing, [ROUTE])
+        gateway.router.health.watch(self.observation.breaker_changed)
+        meter = Meter(MemoryLimiter(), lambda row: None, lambda: gateway)
+        base = default_stages(None)
+        stages = Stages(base.pre, (self.observation.stage, *base.stream))
+        self.pipeline = Pipeline(
+            ChatService(gateway),
+            EmbeddingService(gateway),
+            meter,
+            stages,
+            set(),
+            self.observation,
+        )
+        scope = Scope("key:k1", rpm=rpm, tpm=10**6)
+        self.principal = Principal("k1", project_id="proj-1", scopes=(scope,))
+
+    def caller(self, rid: str) -> Caller:
+        return Caller(self.principal, rid, ROUTE)
+
+    def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        text = self.metrics.render()[0].decode()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.samples().get((name, frozenset(labels.items())), 0.0)
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+
+def _request(model: str, stream: bool = False) -> ChatRequest:
+    return ChatRequest(model, [Message("user", (TextPart("hello"),))], stream=stream)
+
+
+def _under_server_span(observed: Observed) -> trace.Span:
+    """A stand-in for the server span the front middleware makes current."""
+    return observed.tracing.tracer.start_span("POST /v1/chat/completions", kind=SpanKind.SERVER)
+
+
+async def test_a_plain_call_is_counted_and_is_one_client_span_under_the_server_span(
+    gateway: Gateway, fake: FakeOpenAI
+) -> None:
+    observed = Observed(gateway)
+    server = _under_server_span(observed)
+    with trace.use_span(server, end_on_exit=True):
+        answer = await observed.pipeline.complete(observed.caller("r1"), _request("chat"))
+    assert answer.result.choices[0].message.text()
+    labels = {
+        "route": ROUTE,
+        "deployment": "chat",
+        "provider": "fake",
+        "model": "gpt-4o-mini",
+        "status_class": "2xx",
+    }
+    assert observed.value("modelyard_requests_total", **labels) == 1
+    assert observed.value("modelyard_request_duration_seconds_count", **labels) == 1
+    usage = answer.result.usage
+    assert usage is not None
+    tokens = {"deployment": "chat", "project": "proj-1"}
+    assert observed.value("modelyard_tokens_total", **tokens, kind="input") == usage.input_tokens
+    assert observed.value("modelyard_tokens_total", **tokens, kind="output") == usage.output_tokens
+    assert observed.value("modelyard_cost_usd_total", **tokens) > 0
+    attempt = {"provider": "fake", "outcome": "ok"}
+    assert observed.value("modelyard_upstream_attempt_duration_seconds_count", **attempt) == 1
+    client, root = observed.finished()
+    assert client.name == "chat gpt-4o-mini" and client.kind is SpanKind.CLIENT
+    assert client.parent is not None and client.parent.span_id == root.context.span_id
+    attrs = dict(client.attributes or {})
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs["gen_ai.response.model"]
+    assert attrs["gen_ai.usage.input_tokens"] == usage.input_tokens
+    assert attrs["gen_ai.usage.output_tokens"] == usage.output_tokens
+    assert tuple(attrs["gen_ai.response.finish_reasons"]) == ("stop",)  # type: ignore[arg-type]
+    # The upstream got the client span's trace context.
+    sent = fake.last_request.headers["traceparent"]
+    assert sent.startswith(f"00-{client.context.trace_id:032x}-{client.context.span_id:016x}-")
+    assert int(sent[-2:], 16) & 1  # sampled
+
+
+async def test_a_stream_has_first_token_and_gap_series_and_a_span_to_its_end(
+    gateway: Gateway,
+) -> None:
+    observed = Observed(gateway)
+    server = _under_server_span(observed)
+    with trace.use_span(server, end_on_exit=True):
+        streaming = await observed.pipeline.stream(observed.caller("r2"), _request("chat", True))
+        assert not observed.finished()  # the attempt's span lasts as long as the stream
+        chunks = [event async for event in streaming.events]
+    assert chunks
+    served = {"deployment": "chat", "provider": "fake", "model": "gpt-4o-mini"}
+    assert observed.value("modelyard_time_to_first_token_seconds_count", **served) == 1
+    assert observed.value("modelyard_inter_token_latency_seconds_count", **served) == 1
+    client, root = observed.finished()
+    assert client.name == "chat gpt-4o-mini" and client.parent is not None
+    assert client.parent.span_id == root.context.span_id
+    attrs = dict(client.attributes or {})
+    assert attrs["gen_ai.usage.output_tokens"] > 0  # type: ignore[operator]
+    assert tuple(attrs["gen_ai.response.finish_reasons"]) == ("stop",)  # type: ignore[arg-type]
+    assert client.status.status_code is not StatusCode.ERROR
+
+
+async def test_a_failover_is_two_client_spans_the_first_failed(gateway: Gateway) -> None:
+    observed = Observed(gateway)
+    server = _under_server_span(observed)
+    with trace.use_span(server, end_on_exit=True):
+        answer = await observed.pipeline.complete(observed.caller("r3"), _request("failover"))
+    assert answer.served.attempts == 2
+    failed, ok, root = observed.finished()
+    assert failed.name == "chat fail-503-noretry" and ok.name == "chat gpt-4o-mini"
+    for span in (failed, ok):
+        assert span.parent is not None and span.parent.span_id == root.context.span_id
+    assert failed.status.status_code is StatusCode.ERROR
+    assert dict(failed.attributes or {})["error.type"] == UpstreamUnavailable.__name__
+    assert "error.type" not in dict(ok.attributes or {})
+    assert observed.value("modelyard_failovers_total", deployment="failover") == 1
+    failed_attempts = {"provider": "fake", "outcome": UpstreamUnavailable.__name__}
+    assert observed.value("modelyard_upstream_attempt_duration_seconds_count", **failed_attempts)
+
+
+async def test_a_limiter_refusal_is_counted_by_kind_and_calls_no_upstream(
+    gateway: Gateway, fake: FakeOpenAI
+) -> None:
+    observed = Observed(gateway, rpm=1)
+    await observed.pipeline.complete(observed.caller("r4"), _request("chat"))
+    before = len(fake.requests)
+    observed.spans.clear()
+    server = _under_server_span(observed)
+    with trace.use_span(server, end_on_exit=True), pytest.raises(LimitExceeded):
+        await observed.pipeline.complete(observed.caller("r5"), _request("chat"))
+    assert len(fake.requests) == before
+    assert observed.value("modelyard_limiter_refusals_total", kind="requests") == 1
+    (refused,) = observed.finished()  # the server span alone: no attempt was made
+    assert refused.name == "POST /v1/chat/completions"
+    (event,) = refused.events
+    assert event.name == "modelyard.limiter_refusal"
+    assert dict(event.attributes or {}) == {"kind": "requests", "error.type": "LimitExceeded"}
+
+
+async def test_an_opened_breaker_is_a_gauge_and_a_transition(gateway: Gateway) -> None:
+    observed = Observed(gateway)
+    for n in range(6):  # five failures in a row open the first target's breaker
+        await observed.pipeline.complete(observed.caller(f"b{n}"), _request("failover"))
+    assert observed.value("modelyard_breaker_state", target="fake/fail-503-noretry") == 2
+    assert observed.value(
+        "modelyard_breaker_transitions_total", target="fake/fail-503-noretry", to="open"
+    )
