@@ -76,9 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not keyed:
         where = "on loopback only" if _is_loopback(host) else f"on {host} (--allow-unauthenticated)"
         print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
-    _warn_unshared_limits(settings, args.workers)
-    if settings.observability.metrics.enabled:
-        _metrics_directory(data)
+    _prepare_workers(settings, args.workers, data)
     try:
         uvicorn.run(
             "modelyard.server.app:app_from_env",
@@ -112,6 +110,12 @@ def _warn_unshared_limits(settings: Settings, workers: int) -> None:
             f"rate limits and budgets, so a key gets up to {workers} times its limits",
             flush=True,
         )
+
+
+def _prepare_workers(settings: Settings, workers: int, data: Path) -> None:
+    _warn_unshared_limits(settings, workers)
+    if settings.observability.metrics.enabled:
+        _metrics_directory(data)
 
 
 def _metrics_directory(data: Path) -> None:
