@@ -32,7 +32,13 @@ from modelyard.server.metrics_route import ROUTES as METRICS_ROUTES
 from modelyard.server.middleware import Front
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.services.gateway import Gateway
-from modelyard.services.observed import Observation, observation_for
+from modelyard.services.observed import (
+    LOG_FORMAT_ENV,
+    LOG_LEVEL_ENV,
+    Observation,
+    configure_logs,
+    observation_for,
+)
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
 
@@ -103,6 +109,9 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """Factory for uvicorn workers: ``serve`` passes the config path and local URL by env."""
+    level = os.environ.get(LOG_LEVEL_ENV)
+    if level and not logging.getLogger().handlers:  # a worker process serve spawned
+        configure_logs(level, os.environ.get(LOG_FORMAT_ENV) or "text")
     config = os.environ.get("MODELYARD_CONFIG")
     path = Path(config) if config else None
     settings = load_settings(path)

@@ -23,7 +23,9 @@ from modelyard.core.errors import ModelyardError, QueueFull
 from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
+from modelyard.services.chat import Served
 from modelyard.services.observed import OTHER, Observation
+from modelyard.services.pipeline import Caller
 from modelyard.services.root import Root
 
 access_log = logging.getLogger("modelyard.access")
@@ -36,12 +38,14 @@ _MESSAGES = "/v1/messages"
 class Exchange:
     """One HTTP request as the middleware and the route share it."""
 
-    __slots__ = ("model", "rid", "status")
+    __slots__ = ("caller", "model", "rid", "served", "status")
 
     def __init__(self, rid: str) -> None:
         self.rid = rid
         self.model: str | None = None
         self.status: int | None = None  # set by a route whose final status is not the header's
+        self.caller: Caller | None = None  # a model call's caller and who served it (logs)
+        self.served: Served | None = None
 
 
 def fresh_request_id() -> str:
@@ -121,8 +125,36 @@ class Front:
             elapsed_ms = (time.perf_counter() - started) * 1000
             model = exchange.model or "-"
             access_log.info(
-                "%s %s %d %.1fms model=%s", exchange.rid, path, status, elapsed_ms, model
+                "%s %s %d %.1fms model=%s",
+                exchange.rid,
+                path,
+                status,
+                elapsed_ms,
+                model,
+                extra=_access_fields(exchange, path, status, elapsed_ms),
             )
+
+
+def _access_fields(
+    exchange: Exchange, path: str, status: int, elapsed_ms: float
+) -> dict[str, object]:
+    """The access line's facts, for the JSON log format (``observability.logs.format``)."""
+    fields: dict[str, object] = {
+        "request_id": exchange.rid,
+        "route": path,
+        "status": status,
+        "duration_ms": round(elapsed_ms, 3),
+        "model": exchange.model,
+    }
+    caller, served = exchange.caller, exchange.served
+    if caller is not None:
+        fields["key_id"] = caller.principal.key_id
+        fields["project"] = caller.principal.project_id
+    if served is not None:
+        fields["deployment"] = served.deployment
+        fields["provider"] = served.provider
+        fields["attempts"] = served.attempts
+    return fields
 
 
 async def _busy(limit: int, path: str, rid: str, send: Send) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import ClassVar, Final
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
@@ -21,6 +22,7 @@ from modelyard.config.observability import ObservabilityConfig
 from modelyard.core.chat import ChatResult, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.observability.logs import configure_logging as configure_logs
 from modelyard.observability.metrics import MULTIPROC_ENV, NONE, OTHER, Metrics, status_class
 from modelyard.observability.tracing import (
     ERROR_TYPE,
@@ -44,7 +46,19 @@ from modelyard.services.gateway import Resolved
 from modelyard.services.pipeline import Caller, Run, Tap
 
 events = logging.getLogger("modelyard.events")
-__all__ = ["MULTIPROC_ENV", "OTHER", "CallWatch", "Observation", "ObserveStage", "observation_for"]
+LOG_FORMAT_ENV = "MODELYARD_LOG_FORMAT"  # serve's choice, for the workers it spawns
+LOG_LEVEL_ENV = "MODELYARD_LOG_LEVEL"
+__all__ = [
+    "LOG_FORMAT_ENV",
+    "LOG_LEVEL_ENV",
+    "MULTIPROC_ENV",
+    "OTHER",
+    "CallWatch",
+    "Observation",
+    "ObserveStage",
+    "configure_logs",
+    "observation_for",
+]
 CHAT = "chat"
 
 
@@ -85,7 +99,12 @@ class Observation:
                 kind,
                 error.scope,
                 error.code,
-                extra={"event": "limiter_refusal", "request_id": caller.request_id},
+                extra={
+                    "event": "limiter_refusal",
+                    "request_id": caller.request_id,
+                    "kind": kind,
+                    "reason": error.code,
+                },
             )
 
     def finished(self, run: Run) -> None:
@@ -96,14 +115,7 @@ class Observation:
     def breaker_changed(self, target: str, state: BreakerState) -> None:
         if self.metrics is not None:
             self.metrics.breaker_changed(target, state)
-        level = logging.WARNING if state == "open" else logging.INFO
-        events.log(
-            level,
-            "breaker of %s is now %s",
-            target,
-            state,
-            extra={"event": "breaker", "target": target, "state": state},
-        )
+        log_breaker(target, state)
 
     def shutdown(self) -> None:
         if self.tracing is not None:
@@ -113,6 +125,28 @@ class Observation:
 
 
 _LIMIT_KINDS = frozenset({"requests", "tokens", "daily", "monthly", "daily_budget", "budget"})
+
+
+def log_breaker(target: str, state: BreakerState) -> None:
+    """A breaker's state change, logged once, with why it happens."""
+    level = logging.WARNING if state == "open" else logging.INFO
+    events.log(
+        level,
+        "breaker of %s is now %s (%s)",
+        target,
+        state,
+        _BREAKER_REASONS[state],
+        extra={"event": "breaker", "target": target, "state": state},
+    )
+
+
+_BREAKER_REASONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "open": "too many failures: requests skip this target until the cool-down ends",
+        "half_open": "cool-down over: one probe request may go through",
+        "closed": "a request succeeded: the target is healthy again",
+    }
+)
 
 
 class ObserveStage:
@@ -182,6 +216,7 @@ class CallWatch(Tap):
             self.open_attempt.end_stream(run, usage, self.reasons)
             self.open_attempt = None
         if served is not None and served.attempts > 1:
+            reason = "; ".join(self.failures) or "earlier targets failed"
             events.info(
                 "request %s failed over: deployment %s answered by %s/%s after %d attempts (%s)",
                 run.caller.request_id,
@@ -189,8 +224,15 @@ class CallWatch(Tap):
                 served.provider,
                 served.model,
                 served.attempts,
-                "; ".join(self.failures) or "earlier targets failed",
-                extra={"event": "failover", "request_id": run.caller.request_id},
+                reason,
+                extra={
+                    "event": "failover",
+                    "request_id": run.caller.request_id,
+                    "deployment": served.deployment,
+                    "provider": served.provider,
+                    "attempts": served.attempts,
+                    "reason": reason,
+                },
             )
         metrics = self.obs.metrics
         if metrics is not None:
@@ -345,6 +387,6 @@ def observation_for(
             cfg.service_name, cfg.sample_ratio, cfg.capture_content, redactor(cfg.redact)
         )
         tracing = Tracing(options, processors, readers)
-    if metrics is None and tracing is None:
+    if metrics is None and tracing is None and settings.logs.format != "json":
         return None
     return Observation(metrics, tracing, routes)

@@ -15,8 +15,11 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from modelyard.config import ConfigError, Settings, load_settings
 from modelyard.services.build import with_overrides
@@ -26,7 +29,7 @@ from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
 from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
-from modelyard.services.observed import Observation
+from modelyard.services.observed import Observation, log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.stages import default_stages
@@ -42,6 +45,9 @@ from modelyard.tenancy.limits import Limiter, limiter_from_url
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
 GAUGE_INTERVAL_S = 1.0
+_RELOAD_REFUSED: Final[Mapping[str, str]] = MappingProxyType(
+    {"event": "reload_refused", "reason": "the config or the version store failed"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,8 @@ class Root:
         if observation is not None:  # first: it sees the upstream's own answer
             stages = Stages(stages.pre, (observation.stage, *stages.stream))
             gateway.router.health.watch(observation.breaker_changed)
+        else:  # transitions are rare: logged whatever else is on
+            gateway.router.health.watch(log_breaker)
         pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending, observation)
         limit = gateway.settings.server.max_body_bytes
         return Configured(gateway, pipeline, ModelService(gateway), limit)
@@ -208,13 +216,22 @@ class Root:
                 settings = with_overrides(settings, await sync_versions(self.store, settings))
             new = Gateway(settings, old.local_base_url, previous=old)
         except ConfigError as exc:
-            log.error("reload refused, the running config stays: %s", exc)
+            log.error("reload refused, the running config stays: %s", exc, extra=_RELOAD_REFUSED)
             return False
         except StoreError as exc:
-            log.error("reload refused, the running config stays: version store: %s", exc)
+            log.error(
+                "reload refused, the running config stays: version store: %s",
+                exc,
+                extra=_RELOAD_REFUSED,
+            )
             return False
         self.install(new)
-        log.info("reloaded %s: deployments %s", config_path, ", ".join(sorted(new.table.names)))
+        log.info(
+            "reloaded %s: deployments %s",
+            config_path,
+            ", ".join(sorted(new.table.names)),
+            extra={"event": "reload", "reason": "config re-read"},
+        )
         if self.refresher is not None:
             await self.refresher.refresh(force=True)  # the config's keys may have changed
         return True
