@@ -192,7 +192,8 @@ class Metrics:
         )
         self.local_queue = Gauge(
             "modelyard_local_queue_depth",
-            "Requests waiting in the embedded model's queue",
+            "Requests waiting in the embedded model's queue, per local model",
+            ("model",),
             registry=reg,
             multiprocess_mode="livemax",
         )

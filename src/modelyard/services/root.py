@@ -21,7 +21,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+import orjson
+
 from modelyard.config import ConfigError, Settings, load_settings
+from modelyard.core.errors import ModelyardError
+from modelyard.core.timeouts import CallTimeouts
+from modelyard.observability.metrics import Metrics
 from modelyard.services.build import with_overrides
 from modelyard.services.chat import ChatService
 from modelyard.services.deployments import sync_versions
@@ -45,6 +50,7 @@ from modelyard.tenancy.limits import Limiter, limiter_from_url
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
 GAUGE_INTERVAL_S = 1.0
+_LOCAL_HEALTH = CallTimeouts(connect=1.0, first_token=1.0, total=2.0)
 _RELOAD_REFUSED: Final[Mapping[str, str]] = MappingProxyType(
     {"event": "reload_refused", "reason": "the config or the version store failed"}
 )
@@ -184,13 +190,16 @@ class Root:
         self.keys = keys
 
     def start_gauges(self) -> None:
-        """Every worker refreshes its ledger gauges each second (a scrape reads them all)."""
-        if self.observation is None or self.observation.metrics is None or not self._writers:
+        """Every worker refreshes its state gauges each second (a scrape reads them all): the
+        ledger's queue, the embedded model's queues."""
+        if self.observation is None or self.observation.metrics is None:
             return
+        metrics = self.observation.metrics
 
         async def loop() -> None:
             while True:
                 self.refresh_gauges()
+                await _local_queues(self.current.gateway, metrics)
                 await asyncio.sleep(GAUGE_INTERVAL_S)
 
         self._gauges = asyncio.get_running_loop().create_task(loop())
@@ -253,6 +262,21 @@ class Root:
             self.observation.shutdown()
         if self.store is not None:
             await self.store.aclose()
+
+
+async def _local_queues(gateway: Gateway, metrics: Metrics) -> None:
+    """The embedded model's queue depths, from its worker's health answer."""
+    base = gateway.local_base_url
+    if base is None or not gateway.settings.local.enabled:
+        return
+    health = base.removesuffix("/v1") + "/health"
+    try:
+        resp = await gateway.transport.get(health, {}, _LOCAL_HEALTH, "local runtime")
+        waiting = orjson.loads(resp.body).get("waiting", {})
+    except (ModelyardError, orjson.JSONDecodeError, AttributeError):
+        return  # starting or restarting: the readiness probe says so, the gauges keep their value
+    for model, depth in waiting.items():
+        metrics.local_queue.labels(str(model)).set(float(depth))
 
 
 async def _versioned(gateway: Gateway, store: Store) -> Gateway:
