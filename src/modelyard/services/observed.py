@@ -250,16 +250,14 @@ class CallWatch(Tap):
         if served is None:
             return
         if served.attempts > 1:
-            metrics.failovers.labels(deployment).inc()
+            metrics.failovers_of(deployment).inc()
         if self.chunks and run.streamed:
-            metrics.ttft.labels(deployment, provider, model).observe(self.first_at - self.started)
+            metrics.ttft_of(deployment, provider, model).observe(self.first_at - self.started)
             gap = self.last_at - self.first_at
             if self.chunks > 1:
-                metrics.inter_token.labels(deployment, provider, model).observe(
-                    gap / (self.chunks - 1)
-                )
+                metrics.inter_token_of(deployment, provider, model).observe(gap / (self.chunks - 1))
             if usage is not None and usage.output_tokens and gap > 0:
-                metrics.output_rate.labels(deployment, provider, model).observe(
+                metrics.output_rate_of(deployment, provider, model).observe(
                     usage.output_tokens / gap
                 )
         project = run.caller.principal.project_id or NONE
@@ -271,10 +269,10 @@ class CallWatch(Tap):
                 ("reasoning", usage.reasoning_tokens),
             ):
                 if count:
-                    metrics.tokens.labels(deployment, project, kind).inc(count)
+                    metrics.tokens_of(deployment, project, kind).inc(count)
         ticket = run.ticket
         if ticket is not None and ticket.cost_micros:
-            metrics.cost.labels(deployment, project).inc(ticket.cost_micros / 1_000_000)
+            metrics.cost_of(deployment, project).inc(ticket.cost_micros / 1_000_000)
 
 
 class _Attempt:
@@ -310,7 +308,7 @@ class _Attempt:
         metrics = self.watch.obs.metrics
         if metrics is not None:
             seconds = time.perf_counter() - self.started
-            metrics.attempts.labels(self.provider, kind).observe(seconds)
+            metrics.attempts_of(self.provider, kind).observe(seconds)
         span = self.span
         if span is not None:
             span.set_attribute(ERROR_TYPE, kind)
@@ -322,7 +320,7 @@ class _Attempt:
         metrics = self.watch.obs.metrics
         if metrics is not None:
             seconds = time.perf_counter() - self.started
-            metrics.attempts.labels(self.provider, "ok").observe(seconds)
+            metrics.attempts_of(self.provider, "ok").observe(seconds)
         span = self.span
         if span is None:
             return
