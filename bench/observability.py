@@ -2,6 +2,7 @@
 metrics on (traces off) and with metrics and traces on, against observability off.
 
 ``python -m bench.observability [--rounds N] [--seconds S] [--connections C]``
+``python -m bench.observability --instructions [--requests N]``
 
 The three configurations of ``modelyard serve --workers 1`` (the foundation config: no keys,
 no limits, no ledger; access log on as a user would run it) run at once, idle while another is
@@ -9,7 +10,9 @@ loaded, and are loaded in turns, the order rotating every round, so each round's
 machine's condition (see ``bench/interleaved.py`` for why). Traces go by OTLP/HTTP to a sink in
 this process that answers every export with 200, so the figure includes building, batching and
 sending every span. Printed: per round and as medians over rounds (with a 95 % interval), each
-configuration ÷ off. Goal: metrics on at least 0.97 of off's requests/s.
+configuration ÷ off. With ``--instructions``: instructions per request through the app in
+process under callgrind (``bench/inprocess.py``'s method, access log off), which repeat within
+about a percent however busy the machine is. Goal: metrics on at least 0.97 of off's requests/s.
 """
 
 from __future__ import annotations
@@ -95,13 +98,47 @@ def _summary(label: str, ratios: list[float]) -> str:
     return f"{label}: median {statistics.median(ratios):.3f}{span}"
 
 
+def instructions(requests: int, warmup: int) -> None:
+    """Instructions per request of each configuration (callgrind), and each ÷ off."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from bench.inprocess import TREE, _count
+
+    tools = ensure_tools("valgrind")
+    per: dict[str, float] = {}
+    with run_upstream(tools["nginx"]) as upstream, _collector() as collector:
+        for name in (OFF, METRICS, TRACING):
+            work = Path(tempfile.mkdtemp(prefix="observability-"))
+            try:
+                config = foundation_config(upstream, access_log=False)
+                config["observability"] = _observability(name, collector)
+                path = work / "config.json"
+                path.write_text(json.dumps(config))
+                low = _count(tools["valgrind"], TREE, work, path, "", warmup)
+                high = _count(tools["valgrind"], TREE, work, path, "", warmup + requests)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            per[name] = (high - low) / requests
+            print(f"{name:<15} {per[name] / 1000:9.1f} k instructions/request", flush=True)
+    for name in (METRICS, TRACING):
+        print(f"{name} ÷ off = {per[name] / per[OFF]:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
+    if args.instructions:
+        instructions(args.requests, 100)
+        return
     tools = ensure_tools()
     names = (OFF, METRICS, TRACING)
     rows: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}

@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import ClassVar, Final
 
+import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from modelyard.config.observability import ObservabilityConfig
-from modelyard.core.chat import ChatResult, Usage
+from modelyard.core.chat import ChatResult, Message, TextPart, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.observability.logs import configure_logging as configure_logs
@@ -27,12 +28,15 @@ from modelyard.observability.metrics import MULTIPROC_ENV, NONE, OTHER, Metrics,
 from modelyard.observability.tracing import (
     ERROR_TYPE,
     FINISH_REASONS,
+    INPUT_MESSAGES,
     INPUT_TOKENS,
     OPERATION,
+    OUTPUT_MESSAGES,
     OUTPUT_TOKENS,
     PROVIDER,
     REQUEST_MODEL,
     RESPONSE_MODEL,
+    Redact,
     Tracing,
     TracingSettings,
     otlp_pipeline,
@@ -171,7 +175,9 @@ class CallWatch(Tap):
         "obs",
         "open_attempt",
         "reasons",
+        "request",
         "started",
+        "text",
         "usage",
     )
 
@@ -185,6 +191,10 @@ class CallWatch(Tap):
         self.usage: Usage | None = None
         self.open_attempt: _Attempt | None = None  # a stream's, open until the call ends
         self.failures: list[str] = []  # "target: error type" of failed attempts
+        tracing = obs.tracing
+        capture = tracing is not None and tracing.settings.capture_content
+        self.request = run.request if capture else None  # content capture on: what was sent
+        self.text: list[str] | None = [] if capture else None  # ... and the streamed answer
 
     def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
         return _Attempt(self, chosen, ctx)
@@ -196,6 +206,8 @@ class CallWatch(Tap):
                 self.first_at = now
             self.last_at = now
             self.chunks += 1
+            if self.text is not None and isinstance(event, TextDelta) and event.index == 0:
+                self.text.append(event.text)
         elif isinstance(event, UsageReport):
             self.usage = event.usage
         elif isinstance(event, Finished):
@@ -294,6 +306,10 @@ class _Attempt:
             span.set_attribute("modelyard.deployment", chosen.deployment.name)
             span.set_attribute("modelyard.provider", self.provider)
             self.span = span
+            if watch.request is not None:
+                span.set_attribute(
+                    INPUT_MESSAGES, _messages(watch.request.messages, tracing.settings.redact)
+                )
             parent = tracing.traceparent(span)
             if parent is not None:
                 self._ctx = CallContext(ctx.request_id, ctx.client_id, ctx.timeouts, parent)
@@ -330,6 +346,10 @@ class _Attempt:
         reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
         model = result.upstream_model or self.chosen.target.model
         _set_answer(span, model, result.usage, reasons)
+        tracing = self.watch.obs.tracing
+        if self.watch.request is not None and tracing is not None and result.choices:
+            answer = [Message("assistant", (TextPart(result.choices[0].message.text()),))]
+            span.set_attribute(OUTPUT_MESSAGES, _messages(answer, tracing.settings.redact))
         span.end()
         usage = result.usage
         self._record(None, (usage.input_tokens, usage.output_tokens) if usage else None)
@@ -340,6 +360,10 @@ class _Attempt:
         if span is None:
             return
         _set_answer(span, self.chosen.target.model, usage, reasons)
+        tracing, text = self.watch.obs.tracing, self.watch.text
+        if text is not None and tracing is not None:
+            answer = [Message("assistant", (TextPart("".join(text)),))]
+            span.set_attribute(OUTPUT_MESSAGES, _messages(answer, tracing.settings.redact))
         error = None
         if run.status != 200:
             error = _error_type(run.error) if run.error is not None else str(run.status)
@@ -360,6 +384,16 @@ class _Attempt:
         if error is not None:
             attrs[ERROR_TYPE] = error
         tracing.record(attrs, time.perf_counter() - self.started, tokens)
+
+
+def _messages(messages: Sequence[Message], redact: Redact) -> str:
+    """Messages as the GenAI conventions record them (role and text parts), redacted."""
+    return orjson.dumps(
+        [
+            {"role": m.role, "parts": [{"type": "text", "content": redact(m.text())}]}
+            for m in messages
+        ]
+    ).decode()
 
 
 def _set_answer(span: Span, model: str, usage: Usage | None, reasons: Sequence[str]) -> None:

@@ -70,11 +70,12 @@ class Observed:
         rpm: int = 1000,
         processors: Sequence[SpanProcessor] = (),
         readers: Sequence[MetricReader] = (),
+        settings: TracingSettings | None = None,
     ) -> None:
         self.spans = InMemorySpanExporter()
         self.metrics = Metrics([ROUTE])
         processors = [SimpleSpanProcessor(self.spans), *processors]
-        self.tracing = Tracing(TracingSettings(), processors, readers)
+        self.tracing = Tracing(settings or TracingSettings(), processors, readers)
         self.observation = Observation(self.metrics, self.tracing, [ROUTE])
         gateway.router.health.watch(self.observation.breaker_changed)
         meter = Meter(MemoryLimiter(), lambda row: None, lambda: gateway)

@@ -5,11 +5,16 @@ targets and a limiter refusal."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import LimitExceeded, UpstreamUnavailable
+from modelyard.core.events import TextDelta
+from modelyard.observability.tracing import TracingSettings, redactor
 from modelyard.services.gateway import Gateway
 from tests.fakes import FakeOpenAI
 from tests.unit.observability.harness import ROUTE, Observed, _request
@@ -56,6 +61,7 @@ async def test_a_plain_call_is_counted_and_is_one_client_span_under_the_server_s
     assert attrs["gen_ai.usage.input_tokens"] == usage.input_tokens
     assert attrs["gen_ai.usage.output_tokens"] == usage.output_tokens
     assert tuple(attrs["gen_ai.response.finish_reasons"]) == ("stop",)  # type: ignore[arg-type]
+    assert "gen_ai.input.messages" not in attrs  # content capture is off by default
     # The upstream got the client span's trace context.
     sent = fake.last_request.headers["traceparent"]
     assert sent.startswith(f"00-{client.context.trace_id:032x}-{client.context.span_id:016x}-")
@@ -129,3 +135,31 @@ async def test_an_opened_breaker_is_a_gauge_and_a_transition(gateway: Gateway) -
     assert observed.value(
         "modelyard_breaker_transitions_total", target="fake/fail-503-noretry", to="open"
     )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_content_is_captured_only_when_asked_and_redacted(
+    gateway: Gateway, stream: bool
+) -> None:
+    settings = TracingSettings(capture_content=True, redact=redactor([r"secret-\w+"]))
+    observed = Observed(gateway, settings=settings)
+    text = "hello secret-abc and sk-abcdefghijklmnopqrst"
+    request = ChatRequest("chat", [Message("user", (TextPart(text),))], stream=stream)
+    if stream:
+        streaming = await observed.pipeline.stream(observed.caller("c1"), request)
+        answer = "".join([e.text async for e in streaming.events if isinstance(e, TextDelta)])
+    else:
+        done = await observed.pipeline.complete(observed.caller("c1"), request)
+        answer = done.result.choices[0].message.text()
+    (client,) = observed.finished()
+    attrs = dict(client.attributes or {})
+    sent = json.loads(str(attrs["gen_ai.input.messages"]))
+    assert sent == [
+        {"role": "user", "parts": [{"type": "text", "content": "hello [redacted] and [redacted]"}]}
+    ]
+    got = json.loads(str(attrs["gen_ai.output.messages"]))
+    assert "secret-abc" in answer  # the fake upstream echoes: the answer is redacted too
+    redacted = answer.replace("secret-abc", "[redacted]").replace(
+        "sk-abcdefghijklmnopqrst", "[redacted]"
+    )
+    assert got == [{"role": "assistant", "parts": [{"type": "text", "content": redacted}]}]
