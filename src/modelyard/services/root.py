@@ -258,8 +258,8 @@ class Root:
             await self._writers.aclose()
         await self.limiter.aclose()
         await self.current.gateway.aclose()
-        if self.observation is not None:
-            self.observation.shutdown()
+        if self.observation is not None:  # flushes queued spans: may wait on the collector
+            await asyncio.to_thread(self.observation.shutdown)
         if self.store is not None:
             await self.store.aclose()
 
