@@ -212,10 +212,15 @@ async def observed(
         await front.app(scope, receive, noting)
     finally:
         final = exchange.status or status
+        matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
+        template = observation.route_of(matched.path) if matched is not None else OTHER
         if metrics is not None:
             metrics.in_flight.dec()
-            metrics.http(path, final, time.perf_counter() - started)
+            metrics.http(template, final, time.perf_counter() - started)
         enabled = front.root_of().current.settings.server.access_log
         front.log_access(enabled, exchange, path, final, started)
         if tracing is not None and span is not None:
+            if template != route:
+                span.update_name(f"{scope['method']} {template}")
+                span.set_attribute("http.route", template)
             tracing.end_server_span(span, token, final)

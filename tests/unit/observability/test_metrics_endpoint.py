@@ -120,3 +120,18 @@ async def test_ten_thousand_model_names_and_bad_paths_add_no_series(fake: FakeOp
     samples = _samples(text)
     bad = frozenset({("route", "other"), ("status_class", "4xx")})
     assert samples[("modelyard_http_requests_total", bad)] == 10_000
+
+
+async def test_routes_with_parameters_are_counted_by_their_template(fake: FakeOpenAI) -> None:
+    app = create_app(_settings(fake, {}))
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        for model in ("chat", "nope", "also-nope"):
+            await client.get(f"/v1/models/{model}")
+        samples = _samples((await client.get("/metrics")).text)
+    found = {
+        (dict(labels)["route"], dict(labels)["status_class"]): value
+        for (name, labels), value in samples.items()
+        if name == "modelyard_http_requests_total"
+    }
+    assert found[("/v1/models/{model:path}", "2xx")] == 1
+    assert found[("/v1/models/{model:path}", "4xx")] == 2
