@@ -128,7 +128,7 @@ class Observation:
             self.metrics.close()
 
 
-_LIMIT_KINDS = frozenset({"requests", "tokens", "daily", "monthly", "daily_budget", "budget"})
+_LIMIT_KINDS = frozenset({"requests", "tokens", "daily_budget", "monthly_budget"})  # limits.py
 
 
 def log_breaker(target: str, state: BreakerState) -> None:
