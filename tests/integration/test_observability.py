@@ -17,6 +17,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
 from tests.otlp_receiver import otlp_receiver
+from tests.waiting import wait_until
 
 CLIENT_KEY = "sk-client-observed-0123456789abcdef"
 SCRAPE_TOKEN = "scrape-token-observed-0123456789"
@@ -90,6 +91,14 @@ def test_two_workers_one_scrape_traces_and_clean_json_logs(
             )
             assert traced.status_code == 200
             upstream_parent = fake_upstream.last_request.headers["traceparent"]
+            # Each worker hands its tallies to the shared files every second: wait for that,
+            # then every scrape, whichever worker answers it, must count every worker's calls.
+            wait_until(
+                lambda: (
+                    _chat_count(httpx.get(f"{server.url}/metrics", timeout=30).text) == REQUESTS + 1
+                ),
+                "every worker's calls in a scrape",
+            )
             scrapes = [httpx.get(f"{server.url}/metrics", timeout=30) for _ in range(6)]
             workers = {p.name.split("_")[-1] for p in (tmp_path / "data/prometheus").glob("*.db")}
         spans = receiver.wait_for_spans(2 * (REQUESTS + 1))

@@ -15,9 +15,10 @@ a dict lookup and a few increments.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -44,24 +45,80 @@ BREAKER_VALUES: Final[Mapping[str, float]] = MappingProxyType(
 TOKEN_KINDS: Final = ("input", "output", "cached", "reasoning")
 
 
-M = TypeVar("M", Counter, Gauge, Histogram)
+class CounterTally:
+    """A counter child's increments, summed in plain Python and handed to prometheus-client
+    at each flush: recording is one addition, no library call, no lock."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Counter) -> None:
+        self.child = child
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.pending += amount
+
+    def flush(self) -> None:
+        if self.pending:
+            amount, self.pending = self.pending, 0.0
+            self.child.inc(amount)
 
 
-class Children(Generic[M]):
-    """A metric's children by label values, each looked up once: prometheus-client's
-    ``labels()`` validates and locks on every call, several microseconds a request."""
+class HistogramTally:
+    """A histogram child's observations, counted per bucket in plain Python (one bisect) and
+    handed to prometheus-client's values at each flush."""
 
-    __slots__ = ("_cache", "metric")
+    __slots__ = ("bounds", "child", "counts", "total")
 
-    def __init__(self, metric: M) -> None:
-        self.metric: M = metric
-        self._cache: dict[tuple[str, ...], M] = {}
+    def __init__(self, child: Histogram) -> None:
+        self.child = child
+        self.bounds = tuple(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
 
-    def __call__(self, *labels: str) -> M:
-        child = self._cache.get(labels)
-        if child is None:
-            child = self._cache[labels] = self.metric.labels(*labels)
-        return child
+    def observe(self, amount: float) -> None:
+        self.counts[bisect_left(self.bounds, amount)] += 1  # the first bound >= amount
+        self.total += amount
+
+    def flush(self) -> None:
+        counts = self.counts
+        if not any(counts):
+            return
+        child = self.child
+        child._sum.inc(self.total)  # prometheus-client 0.26's own fields, as observe() uses them
+        for index, count in enumerate(counts):
+            if count:
+                child._buckets[index].inc(count)
+                counts[index] = 0
+        self.total = 0.0
+
+
+T = TypeVar("T", CounterTally, HistogramTally)
+
+
+class Children(Generic[T]):
+    """A metric's tallies by label values, each label set looked up once (prometheus-client's
+    ``labels()`` validates and locks on every call); every tally made is flushed by ``flush``."""
+
+    __slots__ = ("_cache", "_make", "_metric", "_tallies")
+
+    def __init__(
+        self, metric: Counter | Histogram, make: Callable[[Any], T], tallies: list[Flushable]
+    ) -> None:
+        self._metric = metric
+        self._make: Callable[[Any], T] = make
+        self._cache: dict[tuple[str, ...], T] = {}
+        self._tallies = tallies
+
+    def __call__(self, *labels: str) -> T:
+        tally = self._cache.get(labels)
+        if tally is None:
+            tally = self._cache[labels] = self._make(self._metric.labels(*labels))
+            self._tallies.append(tally)
+        return tally
+
+
+Flushable = CounterTally | HistogramTally
 
 
 def multiprocess() -> bool:
@@ -83,19 +140,26 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
-        self._http_child: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-        self._call_child: dict[tuple[str, str, str, str, str], tuple[Counter, Histogram]] = {}
+        self._http_child: dict[tuple[str, str], tuple[CounterTally, HistogramTally]] = {}
+        self._call_child: dict[tuple[str, ...], tuple[CounterTally, HistogramTally]] = {}
         self._http(reg)
         self._calls(reg)
         self._upstream(reg)
         self._state(reg)
-        self.ttft_of = Children(self.ttft)
-        self.inter_token_of = Children(self.inter_token)
-        self.output_rate_of = Children(self.output_rate)
-        self.attempts_of = Children(self.attempts)
-        self.failovers_of = Children(self.failovers)
-        self.tokens_of = Children(self.tokens)
-        self.cost_of = Children(self.cost)
+        self.active = 0  # HTTP requests in flight in this process (set on the gauge at flush)
+        tallies: list[Flushable] = []
+        self._tallies = tallies
+        self.http_requests_of = Children(self.http_requests, CounterTally, tallies)
+        self.http_duration_of = Children(self.http_duration, HistogramTally, tallies)
+        self.requests_of = Children(self.requests, CounterTally, tallies)
+        self.duration_of = Children(self.duration, HistogramTally, tallies)
+        self.ttft_of = Children(self.ttft, HistogramTally, tallies)
+        self.inter_token_of = Children(self.inter_token, HistogramTally, tallies)
+        self.output_rate_of = Children(self.output_rate, HistogramTally, tallies)
+        self.attempts_of = Children(self.attempts, HistogramTally, tallies)
+        self.failovers_of = Children(self.failovers, CounterTally, tallies)
+        self.tokens_of = Children(self.tokens, CounterTally, tallies)
+        self.cost_of = Children(self.cost, CounterTally, tallies)
 
     def _http(self, reg: CollectorRegistry | None) -> None:
         http_labels = ("route", "status_class")
@@ -233,10 +297,10 @@ class Metrics:
         child = self._http_child.get(key)
         if child is None:
             child = self._http_child[key] = (
-                self.http_requests.labels(*key),
-                self.http_duration.labels(*key),
+                self.http_requests_of(*key),
+                self.http_duration_of(*key),
             )
-        child[0].inc()
+        child[0].pending += 1
         child[1].observe(seconds)
 
     def call(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
@@ -244,17 +308,29 @@ class Metrics:
         child = self._call_child.get(labels)
         if child is None:
             child = self._call_child[labels] = (
-                self.requests.labels(*labels),
-                self.duration.labels(*labels),
+                self.requests_of(*labels),
+                self.duration_of(*labels),
             )
-        child[0].inc()
+        child[0].pending += 1
         child[1].observe(seconds)
 
     def breaker_changed(self, target: str, state: str) -> None:
         self.breaker.labels(target).set(BREAKER_VALUES.get(state, 0.0))
         self.breaker_transitions.labels(target, state).inc()
 
+    def flush(self) -> None:
+        """Hand what was recorded since the last flush to prometheus-client (on the event
+        loop: each second, and before a scrape)."""
+        for tally in self._tallies:
+            tally.flush()
+        self.in_flight.set(self.active)
+
     def render(self) -> tuple[bytes, str]:
+        """Flush, then the exposition (see ``exposition``)."""
+        self.flush()
+        return self.exposition()
+
+    def exposition(self) -> tuple[bytes, str]:
         """The exposition text and its content type: every worker's values in multi-process
         mode, this app's otherwise."""
         if not self.multiprocess:
@@ -265,6 +341,7 @@ class Metrics:
 
     def close(self) -> None:
         """This worker is going away: its live gauges stop counting."""
+        self.flush()
         directory = os.environ.get(MULTIPROC_ENV)
         if self.multiprocess and directory:
             mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]

@@ -31,10 +31,11 @@ async def metrics_endpoint(request: Request) -> Response:
     except ModelyardError as err:
         return json_response(errors.error_body(err), err.status, {"x-request-id": rid})
     root.refresh_gauges()
+    observed.flush()  # on the loop: the tallies are the loop's
     if observed.multiprocess:  # reads every worker's files: off the event loop
-        body, content_type = await asyncio.to_thread(observed.render)
+        body, content_type = await asyncio.to_thread(observed.exposition)
     else:
-        body, content_type = observed.render()
+        body, content_type = observed.exposition()
     return Response(body, 200, {"x-request-id": rid}, media_type=content_type)
 
 

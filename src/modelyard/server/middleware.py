@@ -207,7 +207,7 @@ async def observed(
         span.set_attribute("http.route", route)
         span.set_attribute("modelyard.request_id", exchange.rid)
     if metrics is not None:
-        metrics.in_flight.inc()
+        metrics.active += 1
     try:
         await front.app(scope, receive, noting)
     finally:
@@ -215,7 +215,7 @@ async def observed(
         matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
         template = observation.route_of(matched.path) if matched is not None else OTHER
         if metrics is not None:
-            metrics.in_flight.dec()
+            metrics.active -= 1
             metrics.http(template, final, time.perf_counter() - started)
         enabled = front.root_of().current.settings.server.access_log
         front.log_access(enabled, exchange, path, final, started)

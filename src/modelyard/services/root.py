@@ -198,6 +198,7 @@ class Root:
 
         async def loop() -> None:
             while True:
+                metrics.flush()  # this worker's tallies reach the shared values
                 self.refresh_gauges()
                 await _local_queues(self.current.gateway, metrics)
                 await asyncio.sleep(GAUGE_INTERVAL_S)
