@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ import uvicorn
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV
 from modelyard.services.build import build_components, local_models
+from modelyard.services.observed import (
+    LOG_FORMAT_ENV,
+    LOG_LEVEL_ENV,
+    MULTIPROC_ENV,
+    configure_logs,
+)
 from modelyard.services.root import REDIS_URL_ENV
 from modelyard.services.tenancy import ADMIN_KEY_ENV
 from modelyard.store import StoreError, database_url, open_store
@@ -31,11 +38,9 @@ WORKER_READY_TIMEOUT_S = 60  # a new worker, on a reload with several (see uvico
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Text until the config says otherwise; the workers get the same (``LOG_ENV``)."""
+    os.environ[LOG_LEVEL_ENV] = level
+    configure_logs(level, "text")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -73,7 +78,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not keyed:
         where = "on loopback only" if _is_loopback(host) else f"on {host} (--allow-unauthenticated)"
         print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
-    _warn_unshared_limits(settings, args.workers)
+    _prepare_workers(settings, args, data)
     try:
         uvicorn.run(
             "modelyard.server.app:app_from_env",
@@ -114,6 +119,29 @@ def _warn_unshared_limits(settings: Settings, workers: int) -> None:
             f"rate limits and budgets, so a key gets up to {workers} times its limits",
             flush=True,
         )
+
+
+def _log_as_configured(settings: Settings, level: str) -> None:
+    log_format = settings.observability.logs.format
+    os.environ[LOG_FORMAT_ENV] = log_format
+    configure_logs(level, log_format)
+
+
+def _prepare_workers(settings: Settings, args: argparse.Namespace, data: Path) -> None:
+    """What the workers inherit: the log format, the metrics directory."""
+    _log_as_configured(settings, args.log_level)
+    _warn_unshared_limits(settings, args.workers)
+    if settings.observability.metrics.enabled:
+        _metrics_directory(data)
+
+
+def _metrics_directory(data: Path) -> None:
+    """A fresh directory for this run's worker metrics (prometheus-client's multi-process
+    mode): values of an earlier run must not be summed into this one's."""
+    directory = data / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 def _is_loopback(host: str) -> bool:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelyard.config.guardrails import GuardrailsConfig
+from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
@@ -372,6 +373,7 @@ class Settings(_Strict):
     routing: RoutingConfig = RoutingConfig()
     store: StoreConfig = StoreConfig()  # added with deployment versions
     limits: LimitsConfig = LimitsConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
     # Price overrides by "provider/model" (negotiated prices, local models).

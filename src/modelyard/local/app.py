@@ -121,7 +121,10 @@ class WorkerApp:
         return engine
 
     async def _health(self, request: HttpRequest, out: Responder) -> None:
-        await out.json(200, orjson.dumps({"status": "ok", "models": list(self._engines)}))
+        # ``waiting``: requests queued per model, for the gateway's metrics.
+        waiting = {name: engine.queue.waiting for name, engine in self._engines.items()}
+        body = {"status": "ok", "models": list(self._engines), "waiting": waiting}
+        await out.json(200, orjson.dumps(body))
 
     async def _models(self, request: HttpRequest, out: Responder) -> None:
         data = [_model_json(engine.info) for engine in self._engines.values()]

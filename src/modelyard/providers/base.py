@@ -88,6 +88,8 @@ class CallContext:
     client_id: str | None = None
     # A routing target's own timeouts, overriding the provider's for this call.
     timeouts: CallTimeouts | None = None
+    # W3C trace context of this attempt's client span (tracing on), sent upstream.
+    traceparent: str | None = None
 
 
 class Provider(ABC):

@@ -107,6 +107,8 @@ class HttpAdapter(Provider):
     async def exchange(self, request: Outgoing, ctx: CallContext) -> RawResponse:
         """Send ``request`` and return a successful response; an error status is raised."""
         headers = await self.sign(request) if self.SIGNS else request.headers
+        if ctx.traceparent is not None:  # after signing: the signature does not cover it
+            headers = {**headers, "traceparent": ctx.traceparent}
         resp = await self.transport.post(
             request.url, headers, request.body, self.timeouts(ctx), self.label
         )
@@ -120,6 +122,8 @@ class HttpAdapter(Provider):
         call = self.stream_call(request, model, ctx)
         out = call.request
         headers = await self.sign(out) if self.SIGNS else out.headers
+        if ctx.traceparent is not None:
+            headers = {**headers, "traceparent": ctx.traceparent}
         upstream = await self.transport.open_stream(
             out.url, headers, out.body, self.timeouts(ctx), self.label
         )

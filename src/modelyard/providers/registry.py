@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 from pydantic import ValidationError
 
@@ -42,6 +44,29 @@ class ProviderType:
 
     def __call__(self, settings: ProviderSettings, transport: Transport) -> Provider:
         return self.resolve()(settings, transport)
+
+
+# Our provider types as the GenAI semantic conventions name providers (gen_ai.provider.name);
+# a type not listed is named by itself.
+_GENAI_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "openai": "openai",
+        "azure_openai": "azure.ai.openai",
+        "anthropic": "anthropic",
+        "gemini": "gcp.gemini",
+        "bedrock": "aws.bedrock",
+        "deepseek": "deepseek",
+        "mistral": "mistral_ai",
+        "xai": "x_ai",
+        "groq": "groq",
+        "perplexity": "perplexity",
+    }
+)
+
+
+def genai_provider_name(provider_type: str) -> str:
+    """The ``gen_ai.provider.name`` of a provider type."""
+    return _GENAI_NAMES.get(provider_type, provider_type)
 
 
 def _bedrock() -> type[Provider]:

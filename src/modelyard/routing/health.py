@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 BreakerState = Literal["closed", "open", "half_open"]
+# Told of every breaker state change: (target key, new state). Observability's hook.
+OnChange = Callable[[str, BreakerState], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class TargetHealth:
     ttft_ewma: float | None = None
     # (monotonic time, ok) of recent outcomes, for the error-rate rule.
     outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    key: str = ""
+    on_change: OnChange | None = None
 
     def available(self, now: float | None = None) -> bool:
         """May a request go to this target now? A half-open breaker lets one probe through."""
@@ -43,6 +48,8 @@ class TargetHealth:
         if self.state == "open" and now - self.opened_at >= self.settings.cooldown_s:
             self.state = "half_open"
             self.probing = False
+            if self.on_change is not None:
+                self.on_change(self.key, "half_open")
         if self.state == "half_open" and not self.probing:
             self.probing = True
             return True
@@ -51,6 +58,8 @@ class TargetHealth:
     def success(self, ttft_s: float | None, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self.consecutive_failures = 0
+        if self.state != "closed" and self.on_change is not None:
+            self.on_change(self.key, "closed")
         self.state = "closed"
         self.probing = False
         self._record(now, True)
@@ -65,6 +74,8 @@ class TargetHealth:
         self.consecutive_failures += 1
         self._record(now, False)
         if self.state == "half_open" or self._should_open():
+            if self.state != "open" and self.on_change is not None:
+                self.on_change(self.key, "open")
             self.state = "open"
             self.opened_at = now
             self.probing = False
@@ -92,13 +103,21 @@ class HealthBoard:
         self.settings = settings
         self.latency_alpha = latency_alpha
         self._targets: dict[str, TargetHealth] = {}
+        self._on_change: OnChange | None = None
 
     def of(self, key: str) -> TargetHealth:
         health = self._targets.get(key)
         if health is None:
-            health = TargetHealth(self.settings, self.latency_alpha)
+            health = TargetHealth(self.settings, self.latency_alpha, key=key)
+            health.on_change = self._on_change
             self._targets[key] = health
         return health
+
+    def watch(self, on_change: OnChange | None) -> None:
+        """Tell ``on_change`` of every state change from now on, for every target."""
+        self._on_change = on_change
+        for health in self._targets.values():
+            health.on_change = on_change
 
     def snapshot(self) -> dict[str, TargetHealth]:
         return dict(self._targets)

@@ -30,10 +30,18 @@ from modelyard.server.http import json_response, request_id
 from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PLC0414 (for cli.serve)
 from modelyard.server.lifeline import tie_to_serve
 from modelyard.server.middleware import Front, error_in_dialect
+from modelyard.server.metrics_route import ROUTES as METRICS_ROUTES
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.server.response_state_routes import ROUTES as STATE_ROUTES
 from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES
 from modelyard.services.gateway import Gateway
+from modelyard.services.observed import (
+    LOG_FORMAT_ENV,
+    LOG_LEVEL_ENV,
+    Observation,
+    configure_logs,
+    observation_for,
+)
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
 
@@ -47,17 +55,33 @@ def create_app(
     local_base_url: str | None = None,
     config_path: Path | None = None,
     store_url: str | None = None,
+    observation: Observation | None = None,
 ) -> Starlette:
     """``store_url``: the store (deployment versions, keys, the ledger); None (embedding,
-    tests) keeps none. The composition root is built when the app starts (``Root.open``)."""
+    tests) keeps none. ``observation``: metrics and traces instead of the config's (tests).
+    The composition root is built when the app starts (``Root.open``)."""
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *OPENAI_ROUTES,
+        *RESPONSES_ROUTES,
+        *STATE_ROUTES,
+        *ANTHROPIC_ROUTES,
+        *ADMIN_ROUTES,
+        *EVAL_ROUTES,
+        *METRICS_ROUTES,
+    ]
+    if observation is None:
+        templates = [r.path for r in routes if isinstance(r, Route)]
+        observation = observation_for(settings.observability, templates)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         store = await _open_store(store_url) if store_url else None
-        root = await Root.open(gateway, store)
+        root = await Root.open(gateway, store, observation=observation)
         holder["root"] = app.state.modelyard = root
         # Everything built at start-up (the catalog's price data above all) lives as long as
         # the process: keep it out of the cyclic collector's way, so collections triggered by
@@ -78,16 +102,6 @@ def create_app(
                 loop.remove_signal_handler(signal.SIGHUP)
             await root.aclose()
 
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        *OPENAI_ROUTES,
-        *RESPONSES_ROUTES,
-        *STATE_ROUTES,
-        *ANTHROPIC_ROUTES,
-        *ADMIN_ROUTES,
-        *EVAL_ROUTES,
-    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -101,6 +115,9 @@ def create_app(
 def app_from_env() -> Starlette:
     """Factory for uvicorn workers: ``serve`` passes the config path and local URL by env."""
     tie_to_serve()  # a worker stops when serve dies, however it died (server/lifeline.py)
+    level = os.environ.get(LOG_LEVEL_ENV)
+    if level and not logging.getLogger().handlers:  # a worker process serve spawned
+        configure_logs(level, os.environ.get(LOG_FORMAT_ENV) or "text")
     config = os.environ.get("MODELYARD_CONFIG")
     path = Path(config) if config else None
     settings = load_settings(path)

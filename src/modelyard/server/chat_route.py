@@ -100,13 +100,15 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
         principal = await authenticate(root, request)
         chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
         exchange.model = chat_request.model
-        caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
+        caller = exchange.caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
         if chat_request.stream:
             streaming = await current.pipeline.stream(caller, chat_request)
+            exchange.served = streaming.served
             exchange.route = streaming.served.route
             headers = {**served_headers(dialect, streaming.served, rid, streaming.ticket)}
             return SSEResponse(dialect, chat_request, streaming, exchange, headers)
         answer = await current.pipeline.complete(caller, chat_request)
+        exchange.served = answer.served
         exchange.route = answer.served.route
         payload = dialect.encode_result(answer.result, chat_request.model)
         return json_response(

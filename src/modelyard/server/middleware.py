@@ -25,6 +25,9 @@ from modelyard.core.errors import InternalError, ModelyardError, QueueFull
 from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
+from modelyard.services.chat import Served
+from modelyard.services.observed import OTHER, Observation
+from modelyard.services.pipeline import Caller
 from modelyard.services.root import Root
 
 access_log = logging.getLogger("modelyard.access")
@@ -40,7 +43,7 @@ _MESSAGES = "/v1/messages"
 class Exchange:
     """One HTTP request as the middleware and the route share it."""
 
-    __slots__ = ("client_rid", "model", "rid", "route", "sent", "status")
+    __slots__ = ("caller", "client_rid", "model", "rid", "route", "sent", "served", "status")
 
     def __init__(self, rid: str, client_rid: str | None = None) -> None:
         self.rid = rid
@@ -49,6 +52,8 @@ class Exchange:
         self.status: int | None = None  # set by a route whose final status is not the header's
         self.sent = 0  # the status of the response once it has started
         self.route: str | None = None  # a learned/semantic strategy's decision, when there was one
+        self.caller: Caller | None = None  # a model call's caller and who served it (logs)
+        self.served: Served | None = None
 
 
 def fresh_request_id() -> str:
@@ -90,19 +95,28 @@ class Front:
         if path in _UNBOUNDED:
             await self._guarded(scope, receive, send, exchange)
             return
-        settings = self.root_of().current.settings.server
+        root = self.root_of()
+        settings = root.current.settings.server
+        observation = root.observation
         if self.in_flight >= settings.max_in_flight:
             await _busy(settings.max_in_flight, path, exchange, send)
             self.log_access(settings.access_log, exchange, path, 429, started)
+            if observation is not None and observation.metrics is not None:
+                observation.metrics.refusals.labels("in_flight").inc()
+                observation.metrics.http(path, 429, time.perf_counter() - started)
             return
         self.in_flight += 1
         try:
-            await self._guarded(scope, receive, send, exchange)
+            if observation is not None:
+                await observed(self, scope, receive, send, exchange, started, observation)
+            else:
+                await self._guarded(scope, receive, send, exchange)
         finally:
             self.in_flight -= 1
-            self.log_access(
-                settings.access_log, exchange, path, exchange.status or exchange.sent, started
-            )
+            if observation is None:  # observed() logs its own line, with the trace id
+                self.log_access(
+                    settings.access_log, exchange, path, exchange.status or exchange.sent, started
+                )
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         """The app, with the response's status noted; anything it raises is the boundary's
@@ -142,7 +156,30 @@ class Front:
                 model,
                 client,
                 route,
+                extra=_access_fields(exchange, path, status, elapsed_ms),
             )
+
+
+def _access_fields(
+    exchange: Exchange, path: str, status: int, elapsed_ms: float
+) -> dict[str, object]:
+    """The access line's facts, for the JSON log format (``observability.logs.format``)."""
+    fields: dict[str, object] = {
+        "request_id": exchange.rid,
+        "route": path,
+        "status": status,
+        "duration_ms": round(elapsed_ms, 3),
+        "model": exchange.model,
+    }
+    caller, served = exchange.caller, exchange.served
+    if caller is not None:
+        fields["key_id"] = caller.principal.key_id
+        fields["project"] = caller.principal.project_id
+    if served is not None:
+        fields["deployment"] = served.deployment
+        fields["provider"] = served.provider
+        fields["attempts"] = served.attempts
+    return fields
 
 
 class Failures:
@@ -213,3 +250,51 @@ def error_in_dialect(err: ModelyardError, path: str, rid: str) -> tuple[bytes, d
         headers["request-id"] = rid  # the header Anthropic's SDKs read as the request id
         return anthropic_errors.error_body(err, rid), headers
     return openai_errors.error_body(err), headers
+
+
+async def observed(
+    front: Front,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    exchange: Exchange,
+    started: float,
+    observation: Observation,
+) -> None:
+    """The request with metrics and a server span (observability on): the status the client
+    got, the whole duration (a stream's end included), in flight while it runs."""
+    status = 500
+    path: str = scope["path"]
+    route = observation.route_of(path)
+
+    async def noting(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    metrics, tracing = observation.metrics, observation.tracing
+    span = token = None
+    if tracing is not None:
+        name = f"{scope['method']} {route}" if route != OTHER else scope["method"]
+        span, token = tracing.server_span(name, scope["headers"])
+        span.set_attribute("http.route", route)
+        span.set_attribute("modelyard.request_id", exchange.rid)
+    if metrics is not None:
+        metrics.active += 1
+    try:
+        await front._guarded(scope, receive, noting, exchange)
+    finally:
+        final = exchange.status or status
+        matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
+        template = observation.route_of(matched.path) if matched is not None else OTHER
+        if metrics is not None:
+            metrics.active -= 1
+            metrics.http(template, final, time.perf_counter() - started)
+        enabled = front.root_of().current.settings.server.access_log
+        front.log_access(enabled, exchange, path, final, started)
+        if tracing is not None and span is not None:
+            if template != route:
+                span.update_name(f"{scope['method']} {template}")
+                span.set_attribute("http.route", template)
+            tracing.end_server_span(span, token, final)

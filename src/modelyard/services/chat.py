@@ -11,6 +11,7 @@ import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from modelyard.core.chat import ChatRequest, ChatResult, estimate_prompt_tokens
 from modelyard.core.events import StreamEvent
@@ -34,6 +35,27 @@ class Served:
     attempts: int = 1
     # A request-reading strategy's decision (``learned:balanced:weak:0.213``), else None.
     route: str | None = None
+
+
+class Attempt(Protocol):
+    """One upstream attempt as an observer sees it (``services.observed``)."""
+
+    @property
+    def ctx(self) -> CallContext:
+        """The context to call with (the trace context of the attempt's span added)."""
+        ...
+
+    def failed(self, error: BaseException) -> None: ...
+
+    def answered(self, result: ChatResult | None) -> None:
+        """A whole answer, or (None) a stream's first event: the stream's attempt ends with
+        the call."""
+
+
+class AttemptWatch(Protocol):
+    """Hears of each attempt of one call; None (the default) costs nothing."""
+
+    def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt: ...
 
 
 @dataclass(slots=True)
@@ -106,22 +128,33 @@ class ChatService:
         request: ChatRequest,
         ctx: CallContext,
         headers: HeaderLookup | None = None,
+        watch: AttemptWatch | None = None,
     ) -> tuple[ChatResult, Served]:
         async def call(chosen: Resolved) -> ChatResult:
             upstream = apply_params(request, chosen.target.params)
-            return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
+            if watch is None:
+                return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
+            return await _watched(watch, chosen, upstream, _ctx(ctx, chosen))
 
         loop = self._loop(deployment, request, headers)
         outcome = await loop.run(call, self._health)
         return outcome.value, _served(outcome.chosen, outcome.attempts, loop.route)
 
     async def complete_on(
-        self, deployment: Deployment, target: Target, request: ChatRequest, ctx: CallContext
+        self,
+        deployment: Deployment,
+        target: Target,
+        request: ChatRequest,
+        ctx: CallContext,
+        watch: AttemptWatch | None = None,
     ) -> tuple[ChatResult, Served]:
         """One call of one given target (a shadow candidate): no plan, no retry, no breaker."""
         chosen = Resolved(deployment, target, self._gateway.providers[target.provider])
         upstream = apply_params(request, target.params)
-        result = await chosen.provider.chat(upstream, target.model, _ctx(ctx, chosen))
+        if watch is None:
+            result = await chosen.provider.chat(upstream, target.model, _ctx(ctx, chosen))
+        else:
+            result = await _watched(watch, chosen, upstream, _ctx(ctx, chosen))
         return result, _served(chosen, 1)
 
     async def open(
@@ -130,19 +163,27 @@ class ChatService:
         request: ChatRequest,
         ctx: CallContext,
         headers: HeaderLookup | None = None,
+        watch: AttemptWatch | None = None,
     ) -> Opened:
         """Open the stream and wait for its first event: failover happens only before it."""
 
         async def call(chosen: Resolved) -> tuple[StreamEvent | None, AsyncIterator[StreamEvent]]:
             upstream = apply_params(request, chosen.target.params)
-            events = chosen.provider.stream(upstream, chosen.target.model, _ctx(ctx, chosen))
+            attempt = None if watch is None else watch.attempt(chosen, _ctx(ctx, chosen))
+            call_ctx = _ctx(ctx, chosen) if attempt is None else attempt.ctx
+            events = chosen.provider.stream(upstream, chosen.target.model, call_ctx)
             try:
-                return await anext(events), events
+                first = await anext(events)
             except StopAsyncIteration:
-                return None, events
-            except BaseException:
+                first = None
+            except BaseException as exc:
+                if attempt is not None:
+                    attempt.failed(exc)
                 await close_events(events)
                 raise
+            if attempt is not None:
+                attempt.answered(None)
+            return first, events
 
         loop = self._loop(deployment, request, headers)
         outcome = await loop.run(call, self._health)
@@ -175,6 +216,19 @@ def _ctx(ctx: CallContext, chosen: Resolved) -> CallContext:
     if chosen.target.timeouts is None:
         return ctx
     return dataclasses.replace(ctx, timeouts=chosen.target.timeouts)
+
+
+async def _watched(
+    watch: AttemptWatch, chosen: Resolved, request: ChatRequest, ctx: CallContext
+) -> ChatResult:
+    attempt = watch.attempt(chosen, ctx)
+    try:
+        result = await chosen.provider.chat(request, chosen.target.model, attempt.ctx)
+    except BaseException as exc:
+        attempt.failed(exc)
+        raise
+    attempt.answered(result)
+    return result
 
 
 def _served(chosen: Resolved, attempts: int, route: str | None = None) -> Served:

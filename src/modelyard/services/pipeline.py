@@ -38,7 +38,14 @@ from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelt
 from modelyard.providers.base import CallContext
 from modelyard.providers.errors import unreadable
 from modelyard.routing import Deployment, Target, TargetHealth
-from modelyard.services.chat import ChatService, HeaderLookup, Opened, Served, close_events
+from modelyard.services.chat import (
+    AttemptWatch,
+    ChatService,
+    HeaderLookup,
+    Opened,
+    Served,
+    close_events,
+)
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
 from modelyard.services.metering import (
@@ -90,6 +97,7 @@ class Run:
     upstream_failed: bool = False  # the error came from the upstream, not from a stage
     finished: bool = False
     guarded: object | None = None  # the guardrails' state of this call (``services.guards``)
+    watched: AttemptWatch | None = None  # the observer's view of this call (observability on)
 
     @property
     def streamed(self) -> bool:
@@ -137,6 +145,17 @@ class PreStage(Protocol):
     async def check(self, run: Run, request: ChatRequest) -> ChatRequest: ...
 
 
+class Observer(Protocol):
+    """Sees every call once (``services.observed``): begun when admitted, told of a refusal
+    at admission, finished after the taps; None (the default) costs nothing."""
+
+    def begin(self, run: Run) -> AttemptWatch: ...
+
+    def refused(self, caller: Caller, error: ModelyardError) -> None: ...
+
+    def finished(self, run: Run) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     result: ChatResult
@@ -170,8 +189,10 @@ class Pipeline:
         meter: Meter,
         stages: Stages,
         ending: set[asyncio.Task[None]],
+        observer: Observer | None = None,
     ) -> None:
         self._chat = chat
+        self._observer = observer
         self._embeddings = embeddings
         self._meter = meter
         self._pre = tuple(stages.pre)
@@ -208,6 +229,8 @@ class Pipeline:
     async def _complete(self, run: Run, request: ChatRequest) -> Answer:
         taps: list[Tap] = []
         caller = run.caller
+        if self._observer is not None:
+            run.watched = self._observer.begin(run)
         try:
             if run.deployment is None:
                 run.deployment = self._chat.gateway.table.resolve(request.model)
@@ -216,11 +239,11 @@ class Pipeline:
             ctx = CallContext(caller.request_id, _client(caller))
             if run.candidate is None:
                 result, run.served = await self._chat.complete(
-                    run.deployment, request, ctx, caller.headers
+                    run.deployment, request, ctx, caller.headers, run.watched
                 )
             else:
                 result, run.served = await self._chat.complete_on(
-                    run.deployment, run.candidate, request, ctx
+                    run.deployment, run.candidate, request, ctx, run.watched
                 )
             for stage in self._stream:
                 tap = stage.open(run)
@@ -242,12 +265,16 @@ class Pipeline:
         stream closed (``aclose``): the end of the stream finishes the call."""
         ticket = await self._ticket(caller, request.model, estimate_usage(request), True)
         run = Run(self, caller, request, ticket)
+        if self._observer is not None:
+            run.watched = self._observer.begin(run)
         try:
             run.deployment = self._chat.gateway.table.resolve(request.model)
             if self._pre:
                 request = await self._checked(run, request)
             ctx = CallContext(caller.request_id, _client(caller))
-            opened = await self._chat.open(run.deployment, request, ctx, caller.headers)
+            opened = await self._chat.open(
+                run.deployment, request, ctx, caller.headers, run.watched
+            )
         except BaseException as exc:
             await self._settle(self._finish(run, [], _status_of(exc), exc))
             raise
@@ -282,7 +309,12 @@ class Pipeline:
         if len(model) > MAX_MODEL:  # the ledger stores it (as the deployment) when unresolved
             model = model[:MAX_MODEL]
         call = Call(caller.request_id, caller.endpoint, model, estimate, stream, caller.parent_id)
-        return await self._meter.admit(caller.principal, call)
+        try:
+            return await self._meter.admit(caller.principal, call)
+        except ModelyardError as err:
+            if self._observer is not None:
+                self._observer.refused(caller, err)
+            raise
 
     async def _checked(self, run: Run, request: ChatRequest) -> ChatRequest:
         """The pre-call stages, in order, on the decoded request."""
@@ -309,6 +341,9 @@ class Pipeline:
             if pending is not None:
                 self._spawn(_awaited(pending))
             raise
+        finally:
+            if self._observer is not None:
+                self._observer.finished(run)
         return pending
 
     async def _settle(self, pending: Awaitable[None] | None) -> None:

@@ -14,12 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+import orjson
 
 from modelyard.config import ConfigError, Settings, load_settings
+from modelyard.core.errors import ModelyardError
+from modelyard.core.timeouts import CallTimeouts
+from modelyard.observability.metrics import Metrics
 from modelyard.services.build import with_overrides
 from modelyard.services.chat import ChatService
 from modelyard.services.deployments import sync_versions
@@ -28,6 +35,7 @@ from modelyard.services.gateway import Gateway
 from modelyard.services.guards import guard_stages
 from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
+from modelyard.services.observed import Observation, log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.response_state import ResponseWrites
 from modelyard.services.shadow import ShadowMirror
@@ -46,6 +54,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
+GAUGE_INTERVAL_S = 1.0
+_LOCAL_HEALTH = CallTimeouts(connect=1.0, first_token=1.0, total=2.0)
+_RELOAD_REFUSED: Final[Mapping[str, str]] = MappingProxyType(
+    {"event": "reload_refused", "reason": "the config or the version store failed"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +114,15 @@ class Root:
         store: Store | None,
         writers: _Writers | None,
         stages: Stages | None = None,
+        observation: Observation | None = None,
     ) -> None:
         self.store = store
+        self.observation = observation  # None: no metrics, no traces
         self.limiter = limiter
         self._writers = writers
         self._stages = stages
         self._ending: set[asyncio.Task[None]] = set()
+        self._gauges: asyncio.Task[None] | None = None
         settings = gateway.settings
         record = writers.ledger.put if writers and settings.store.usage_ledger else None
         self.meter = Meter(limiter, record, lambda: self.current.gateway)
@@ -127,7 +143,11 @@ class Root:
 
     @classmethod
     async def open(
-        cls, gateway: Gateway, store: Store | None = None, stages: Stages | None = None
+        cls,
+        gateway: Gateway,
+        store: Store | None = None,
+        stages: Stages | None = None,
+        observation: Observation | None = None,
     ) -> Root:
         """Everything started. With a store (taken over: ``aclose`` closes it), the config's
         deployment versions are recorded and any rollback served before the first request;
@@ -139,10 +159,12 @@ class Root:
                 gateway = await _versioned(gateway, store)
                 writers = _writers(store)
             gateway = await _with_stored_routers(gateway, store)
-            root = cls(gateway, limiter_for(gateway.settings), store, writers, stages)
+            limiter = limiter_for(gateway.settings)
+            root = cls(gateway, limiter, store, writers, stages, observation)
             if root.refresher is not None:
                 await root.refresher.refresh()
                 root.refresher.start()
+            root.start_gauges()
         except BaseException:
             if writers is not None:
                 await writers.aclose()
@@ -158,7 +180,13 @@ class Root:
     def _configure(self, gateway: Gateway) -> Configured:
         stages = self._stages or default_stages(self.shadow, *guard_stages(gateway.policies))
         chat, embeddings = ChatService(gateway), EmbeddingService(gateway)
-        pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending)
+        observation = self.observation
+        if observation is not None:  # first: it sees the upstream's own answer
+            stages = Stages(stages.pre, (observation.stage, *stages.stream))
+            gateway.router.health.watch(observation.breaker_changed)
+        else:  # transitions are rare: logged whatever else is on
+            gateway.router.health.watch(log_breaker)
+        pipeline = Pipeline(chat, embeddings, self.meter, stages, self._ending, observation)
         limit = gateway.settings.server.max_body_bytes
         return Configured(gateway, pipeline, ModelService(gateway), limit)
 
@@ -184,6 +212,33 @@ class Root:
         except StoreError as exc:
             log.warning("key refresh failed, keeping the current keys: %s", exc)
 
+    def start_gauges(self) -> None:
+        """Every worker refreshes its state gauges each second (a scrape reads them all): the
+        ledger's queue, the embedded model's queues."""
+        if self.observation is None or self.observation.metrics is None:
+            return
+        metrics = self.observation.metrics
+
+        async def loop() -> None:
+            while True:
+                metrics.flush()  # this worker's tallies reach the shared values
+                self.refresh_gauges()
+                await _local_queues(self.current.gateway, metrics)
+                await asyncio.sleep(GAUGE_INTERVAL_S)
+
+        self._gauges = asyncio.get_running_loop().create_task(loop())
+
+    def refresh_gauges(self) -> None:
+        """The gauges read from state (the ledger's queue), before a scrape."""
+        metrics = self.observation.metrics if self.observation is not None else None
+        if metrics is None or self._writers is None:
+            return
+        ledger = self._writers.ledger
+        metrics.ledger_pending.set(ledger.pending)
+        metrics.ledger_dropped.set(ledger.dropped)
+        oldest = ledger.oldest()
+        metrics.ledger_lag.set(max(0.0, time.time() - oldest[1]) if oldest is not None else 0.0)
+
     async def reload(self, config_path: Path | None) -> bool:
         """Re-read the config and swap it in whole; a config with errors, or a version store
         that fails, leaves the running one."""
@@ -195,18 +250,29 @@ class Root:
             routers = await _routers(settings, self.store)
             new = Gateway(settings, old.local_base_url, previous=old, routers=routers)
         except ConfigError as exc:
-            log.error("reload refused, the running config stays: %s", exc)
+            log.error("reload refused, the running config stays: %s", exc, extra=_RELOAD_REFUSED)
             return False
         except StoreError as exc:
-            log.error("reload refused, the running config stays: version store: %s", exc)
+            log.error(
+                "reload refused, the running config stays: version store: %s",
+                exc,
+                extra=_RELOAD_REFUSED,
+            )
             return False
         self.install(new)
-        log.info("reloaded %s: deployments %s", config_path, ", ".join(sorted(new.table.names)))
+        log.info(
+            "reloaded %s: deployments %s",
+            config_path,
+            ", ".join(sorted(new.table.names)),
+            extra={"event": "reload", "reason": "config re-read"},
+        )
         if self.refresher is not None:
             await self.refresher.refresh(force=True)  # the config's keys may have changed
         return True
 
     async def aclose(self) -> None:
+        if self._gauges is not None:
+            self._gauges.cancel()
         if self.refresher is not None:
             await self.refresher.aclose()
         if self._ending:  # finishes under way: their rows must reach the ledger
@@ -219,8 +285,25 @@ class Root:
             await self._writers.aclose()
         await self.limiter.aclose()
         await self.current.gateway.aclose()
+        if self.observation is not None:  # flushes queued spans: may wait on the collector
+            await asyncio.to_thread(self.observation.shutdown)
         if self.store is not None:
             await self.store.aclose()
+
+
+async def _local_queues(gateway: Gateway, metrics: Metrics) -> None:
+    """The embedded model's queue depths, from its worker's health answer."""
+    base = gateway.local_base_url
+    if base is None or not gateway.settings.local.enabled:
+        return
+    health = base.removesuffix("/v1") + "/health"
+    try:
+        resp = await gateway.transport.get(health, {}, _LOCAL_HEALTH, "local runtime")
+        waiting = orjson.loads(resp.body).get("waiting", {})
+    except (ModelyardError, orjson.JSONDecodeError, AttributeError):
+        return  # starting or restarting: the readiness probe says so, the gauges keep their value
+    for model, depth in waiting.items():
+        metrics.local_queue.labels(str(model)).set(float(depth))
 
 
 async def _versioned(gateway: Gateway, store: Store) -> Gateway:

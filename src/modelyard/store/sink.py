@@ -71,6 +71,10 @@ class BatchSink(Generic[T]):
     def pending(self) -> int:
         return len(self._queue)
 
+    def oldest(self) -> T | None:
+        """The record waiting longest, if any (for the writer's lag)."""
+        return self._queue[0] if self._queue else None
+
     async def flush(self) -> None:
         """Write everything queued now (tests, shutdown)."""
         while self._queue:

@@ -17,7 +17,8 @@ from modelyard.server.middleware import EXCHANGE, Exchange, Front
 
 def _root(limit: int, access_log: bool = True) -> Any:
     server = SimpleNamespace(max_in_flight=limit, access_log=access_log)
-    return SimpleNamespace(current=SimpleNamespace(settings=SimpleNamespace(server=server)))
+    settings = SimpleNamespace(server=server)
+    return SimpleNamespace(current=SimpleNamespace(settings=settings), observation=None)
 
 
 def _scope(path: str, rid: str | None = None) -> Scope:

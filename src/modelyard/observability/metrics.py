@@ -1,0 +1,347 @@
+"""The gateway's Prometheus metrics: one ``Metrics`` per app, correct under ``--workers N``.
+
+Multi-process mode is prometheus-client's: when ``PROMETHEUS_MULTIPROC_DIR`` is set before the
+library is imported (``modelyard serve`` sets a fresh directory per run), every worker writes its
+values to memory-mapped files there and a scrape answered by any worker sums them all. Without
+it (one process, tests, embedding) the app keeps its own registry.
+
+Label values are bounded by the config, never by a client: routes are the served route
+templates (anything else is ``other``), deployments, providers and models are the configured
+ones that served the call (``-`` when none did), projects are the operator's. No request ids,
+keys or free text. Label children are looked up once per label set and kept, so a request pays
+a dict lookup and a few increments.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+NONE: Final = "-"  # a label with no value (no deployment resolved, no project)
+OTHER: Final = "other"  # a route that is not one we serve
+
+_LATENCY: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TTFT: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+_GAP: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_RATE: Final = (1, 5, 10, 25, 50, 100, 200, 400, 800, 1600)
+BREAKER_VALUES: Final[Mapping[str, float]] = MappingProxyType(
+    {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+)
+TOKEN_KINDS: Final = ("input", "output", "cached", "reasoning")
+
+
+class CounterTally:
+    """A counter child's increments, summed in plain Python and handed to prometheus-client
+    at each flush: recording is one addition, no library call, no lock."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Counter) -> None:
+        self.child = child
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.pending += amount
+
+    def flush(self) -> None:
+        if self.pending:
+            amount, self.pending = self.pending, 0.0
+            self.child.inc(amount)
+
+
+class HistogramTally:
+    """A histogram child's observations, counted per bucket in plain Python (one bisect) and
+    handed to prometheus-client's values at each flush."""
+
+    __slots__ = ("bounds", "child", "counts", "total")
+
+    def __init__(self, child: Histogram) -> None:
+        self.child = child
+        self.bounds = tuple(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect_left(self.bounds, amount)] += 1  # the first bound >= amount
+        self.total += amount
+
+    def flush(self) -> None:
+        counts = self.counts
+        if not any(counts):
+            return
+        child = self.child
+        child._sum.inc(self.total)  # prometheus-client 0.26's own fields, as observe() uses them
+        for index, count in enumerate(counts):
+            if count:
+                child._buckets[index].inc(count)
+                counts[index] = 0
+        self.total = 0.0
+
+
+T = TypeVar("T", CounterTally, HistogramTally)
+
+
+class Children(Generic[T]):
+    """A metric's tallies by label values, each label set looked up once (prometheus-client's
+    ``labels()`` validates and locks on every call); every tally made is flushed by ``flush``."""
+
+    __slots__ = ("_cache", "_make", "_metric", "_tallies")
+
+    def __init__(
+        self, metric: Counter | Histogram, make: Callable[[Any], T], tallies: list[Flushable]
+    ) -> None:
+        self._metric = metric
+        self._make: Callable[[Any], T] = make
+        self._cache: dict[tuple[str, ...], T] = {}
+        self._tallies = tallies
+
+    def __call__(self, *labels: str) -> T:
+        tally = self._cache.get(labels)
+        if tally is None:
+            tally = self._cache[labels] = self._make(self._metric.labels(*labels))
+            self._tallies.append(tally)
+        return tally
+
+
+Flushable = CounterTally | HistogramTally
+
+
+def multiprocess() -> bool:
+    """Whether prometheus-client was imported in multi-process mode."""
+    return values.ValueClass is not values.MutexValue
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class Metrics:
+    """Every metric the gateway exports; ``routes`` are the route templates it serves."""
+
+    def __init__(self, routes: Iterable[str]) -> None:
+        self.multiprocess = multiprocess()
+        # In multi-process mode the values live in files: nothing is registered, the scrape
+        # reads the directory. Otherwise this app's own registry (no process-wide state).
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = None if self.multiprocess else self.registry
+        self.routes = frozenset(routes)
+        self._http_child: dict[tuple[str, str], tuple[CounterTally, HistogramTally]] = {}
+        self._call_child: dict[tuple[str, ...], tuple[CounterTally, HistogramTally]] = {}
+        self._http(reg)
+        self._calls(reg)
+        self._upstream(reg)
+        self._state(reg)
+        self.active = 0  # HTTP requests in flight in this process (set on the gauge at flush)
+        tallies: list[Flushable] = []
+        self._tallies = tallies
+        self.http_requests_of = Children(self.http_requests, CounterTally, tallies)
+        self.http_duration_of = Children(self.http_duration, HistogramTally, tallies)
+        self.requests_of = Children(self.requests, CounterTally, tallies)
+        self.duration_of = Children(self.duration, HistogramTally, tallies)
+        self.ttft_of = Children(self.ttft, HistogramTally, tallies)
+        self.inter_token_of = Children(self.inter_token, HistogramTally, tallies)
+        self.output_rate_of = Children(self.output_rate, HistogramTally, tallies)
+        self.attempts_of = Children(self.attempts, HistogramTally, tallies)
+        self.failovers_of = Children(self.failovers, CounterTally, tallies)
+        self.tokens_of = Children(self.tokens, CounterTally, tallies)
+        self.cost_of = Children(self.cost, CounterTally, tallies)
+
+    def _http(self, reg: CollectorRegistry | None) -> None:
+        http_labels = ("route", "status_class")
+        self.http_requests = Counter(
+            "modelyard_http_requests", "HTTP requests answered", http_labels, registry=reg
+        )
+        self.http_duration = Histogram(
+            "modelyard_http_request_duration_seconds",
+            "HTTP request duration, to the end of the body (a stream's end)",
+            http_labels,
+            buckets=_LATENCY,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "modelyard_in_flight_requests",
+            "HTTP requests being answered",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+
+    def _calls(self, reg: CollectorRegistry | None) -> None:
+        call = ("route", "deployment", "provider", "model", "status_class")
+        self.requests = Counter(
+            "modelyard_requests", "Model calls finished by the pipeline", call, registry=reg
+        )
+        self.duration = Histogram(
+            "modelyard_request_duration_seconds",
+            "Model call duration, admission to the end of the answer",
+            call,
+            buckets=_LATENCY,
+            registry=reg,
+        )
+        served = ("deployment", "provider", "model")
+        self.ttft = Histogram(
+            "modelyard_time_to_first_token_seconds",
+            "Time from admission to the first token of an answer",
+            served,
+            buckets=_TTFT,
+            registry=reg,
+        )
+        self.inter_token = Histogram(
+            "modelyard_inter_token_latency_seconds",
+            "Mean time between streamed tokens, one observation per stream",
+            served,
+            buckets=_GAP,
+            registry=reg,
+        )
+        self.output_rate = Histogram(
+            "modelyard_output_tokens_per_second",
+            "Output tokens per second after the first token, one observation per answer "
+            "(local models included: provider local)",
+            served,
+            buckets=_RATE,
+            registry=reg,
+        )
+
+    def _upstream(self, reg: CollectorRegistry | None) -> None:
+        self.attempts = Histogram(
+            "modelyard_upstream_attempt_duration_seconds",
+            "Upstream attempts by provider and outcome (ok or the error's code)",
+            ("provider", "outcome"),
+            buckets=_LATENCY,
+            registry=reg,
+        )
+        self.failovers = Counter(
+            "modelyard_failovers",
+            "Calls answered after more than one attempt",
+            ("deployment",),
+            registry=reg,
+        )
+        self.tokens = Counter(
+            "modelyard_tokens",
+            "Tokens by deployment, project and kind (input includes cached, output reasoning)",
+            ("deployment", "project", "kind"),
+            registry=reg,
+        )
+        self.cost = Counter(
+            "modelyard_cost_usd",
+            "Cost in US dollars by deployment and project",
+            ("deployment", "project"),
+            registry=reg,
+        )
+        self.refusals = Counter(
+            "modelyard_limiter_refusals",
+            "Calls refused by limits or budgets, by kind",
+            ("kind",),
+            registry=reg,
+        )
+
+    def _state(self, reg: CollectorRegistry | None) -> None:
+        self.breaker = Gauge(
+            "modelyard_breaker_state",
+            "Circuit breaker per target: 0 closed, 1 half-open, 2 open (highest of the workers)",
+            ("target",),
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.breaker_transitions = Counter(
+            "modelyard_breaker_transitions",
+            "Circuit breaker state changes per target",
+            ("target", "to"),
+            registry=reg,
+        )
+        self.ledger_pending = Gauge(
+            "modelyard_ledger_pending_rows",
+            "Usage ledger rows queued, not yet written",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.ledger_lag = Gauge(
+            "modelyard_ledger_lag_seconds",
+            "Age of the oldest usage ledger row still queued (0 when none)",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.ledger_dropped = Gauge(
+            "modelyard_ledger_dropped_rows",
+            "Usage ledger rows dropped because the queue was full (must stay 0)",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.local_queue = Gauge(
+            "modelyard_local_queue_depth",
+            "Requests waiting in the embedded model's queue, per local model",
+            ("model",),
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+
+    def route_of(self, path: str) -> str:
+        return path if path in self.routes else OTHER
+
+    def http(self, path: str, status: int, seconds: float) -> None:
+        key = (path if path in self.routes else OTHER, status_class(status))
+        child = self._http_child.get(key)
+        if child is None:
+            child = self._http_child[key] = (
+                self.http_requests_of(*key),
+                self.http_duration_of(*key),
+            )
+        child[0].pending += 1
+        child[1].observe(seconds)
+
+    def call(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
+        """One finished model call: (route, deployment, provider, model, status class)."""
+        child = self._call_child.get(labels)
+        if child is None:
+            child = self._call_child[labels] = (
+                self.requests_of(*labels),
+                self.duration_of(*labels),
+            )
+        child[0].pending += 1
+        child[1].observe(seconds)
+
+    def breaker_changed(self, target: str, state: str) -> None:
+        self.breaker.labels(target).set(BREAKER_VALUES.get(state, 0.0))
+        self.breaker_transitions.labels(target, state).inc()
+
+    def flush(self) -> None:
+        """Hand what was recorded since the last flush to prometheus-client (on the event
+        loop: each second, and before a scrape)."""
+        for tally in self._tallies:
+            tally.flush()
+        self.in_flight.set(self.active)
+
+    def render(self) -> tuple[bytes, str]:
+        """Flush, then the exposition (see ``exposition``)."""
+        self.flush()
+        return self.exposition()
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The exposition text and its content type: every worker's values in multi-process
+        mode, this app's otherwise."""
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped library
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """This worker is going away: its live gauges stop counting."""
+        self.flush()
+        directory = os.environ.get(MULTIPROC_ENV)
+        if self.multiprocess and directory:
+            mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]

@@ -1,0 +1,138 @@
+"""Observability of a real ``modelyard serve --workers 2``: one scrape counts every worker's
+requests (Prometheus text parser), traces reach an OTLP receiver started here with the client's
+``traceparent`` honoured and passed upstream, and every JSON log line carries the request's
+facts and none of the keys or upstream secrets used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import openai
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.conftest import UPSTREAM_KEY
+from tests.integration.server import run_server
+from tests.otlp_receiver import otlp_receiver
+from tests.waiting import wait_until
+
+CLIENT_KEY = "sk-client-observed-0123456789abcdef"
+SCRAPE_TOKEN = "scrape-token-observed-0123456789"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+REQUESTS = 24
+
+
+def _config(fake: FakeOpenAI, collector: str) -> dict[str, Any]:
+    upstream = {"type": "openai", "base_url": fake.base_url, "api_key": "env::UP_KEY"}
+    return {
+        "local": {"enabled": False},
+        "server": {"api_keys": [CLIENT_KEY]},
+        "providers": {"fake": upstream, "spare": upstream},
+        "deployments": {
+            "chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]},
+            "failover": {
+                "targets": [
+                    {"provider": "fake", "model": "fail-503-noretry"},
+                    {"provider": "spare", "model": "gpt-4o-mini"},
+                ]
+            },
+        },
+        "observability": {
+            "metrics": {"enabled": True, "token": SCRAPE_TOKEN},
+            "tracing": {"enabled": True, "exporter": "otlp_http", "endpoint": collector},
+            "logs": {"format": "json"},
+        },
+    }
+
+
+def _chat_count(text: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "modelyard_requests_total" and s.labels["status_class"] == "2xx"
+    )
+
+
+def test_two_workers_one_scrape_traces_and_clean_json_logs(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    with otlp_receiver("http") as receiver:
+        config = _config(fake_upstream, receiver.endpoint)
+        env = {"UP_KEY": UPSTREAM_KEY}
+        with run_server(tmp_path, config, env, extra_args=("--workers", "2")) as server:
+            for n in range(REQUESTS):  # a fresh connection each: both workers take some
+                with openai.OpenAI(
+                    base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0
+                ) as client:
+                    model = "failover" if n % 4 == 0 else "chat"
+                    messages: Any = [{"role": "user", "content": f"hello {n}"}]
+                    if n % 3 == 0:
+                        stream = client.chat.completions.create(
+                            model=model, messages=messages, stream=True
+                        )
+                        assert "".join(
+                            c.choices[0].delta.content or "" for c in stream if c.choices
+                        )
+                    else:
+                        client.chat.completions.create(model=model, messages=messages)
+            traced = httpx.post(
+                f"{server.base_url}/chat/completions",
+                json={"model": "chat", "messages": [{"role": "user", "content": "traced"}]},
+                headers={
+                    "authorization": f"Bearer {CLIENT_KEY}",
+                    "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+                },
+                timeout=30,
+            )
+            assert traced.status_code == 200
+            upstream_parent = fake_upstream.last_request.headers["traceparent"]
+            # Each worker hands its tallies to the shared files every second: wait for that,
+            # then every scrape, whichever worker answers it, must count every worker's calls.
+            wait_until(
+                lambda: (
+                    _chat_count(httpx.get(f"{server.url}/metrics", timeout=30).text) == REQUESTS + 1
+                ),
+                "every worker's calls in a scrape",
+            )
+            scrapes = [httpx.get(f"{server.url}/metrics", timeout=30) for _ in range(6)]
+            workers = {p.name.split("_")[-1] for p in (tmp_path / "data/prometheus").glob("*.db")}
+        spans = receiver.wait_for_spans(2 * (REQUESTS + 1))
+    for scrape in scrapes:  # whichever worker answered, it counted both
+        assert scrape.status_code == 200
+        assert _chat_count(scrape.text) == REQUESTS + 1
+    assert len(workers) >= 2
+    # The client's trace: our server span under its parent, the attempt under ours, and the
+    # attempt's own context sent upstream.
+    mine = [s for s in spans if s.trace_id.hex() == TRACE_ID]
+    server_span = next(s for s in mine if s.name == "POST /v1/chat/completions")
+    assert server_span.parent_span_id.hex() == PARENT_ID
+    client_span = next(s for s in mine if s.name == "chat gpt-4o-mini")
+    assert client_span.parent_span_id == server_span.span_id
+    assert upstream_parent.split("-")[1:3] == [TRACE_ID, client_span.span_id.hex()]
+    failovers = [s for s in spans if s.name == "chat fail-503-noretry"]
+    assert len(failovers) == len(range(0, REQUESTS, 4))
+    _check_logs(server.log())
+
+
+def _check_logs(log: str) -> None:
+    lines = log.splitlines()
+    for secret in (CLIENT_KEY, UPSTREAM_KEY, SCRAPE_TOKEN):
+        assert not [line for line in lines if secret in line]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    access = [r for r in records if r["logger"] == "modelyard.access"]
+    chat = [r for r in access if r["route"] == "/v1/chat/completions"]
+    assert len(chat) == REQUESTS + 1
+    for record in chat:
+        assert record["status"] == 200 and record["duration_ms"] > 0
+        assert record["request_id"] and len(record["trace_id"]) == 32
+        assert record["key_id"] and record["deployment"] in ("chat", "failover")
+        assert record["provider"] in ("fake", "spare")
+    assert any(r["trace_id"] == TRACE_ID for r in chat)
+    failovers = [r for r in records if r.get("event") == "failover"]
+    assert len(failovers) == len(range(0, REQUESTS, 4))
+    assert all("UpstreamUnavailable" in r["reason"] for r in failovers)
