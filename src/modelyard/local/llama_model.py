@@ -164,6 +164,15 @@ def grammar_for(response_format: ResponseFormat) -> LlamaGrammar | None:
         raise InvalidRequest(f"{param}: unsupported JSON schema: {exc}", param=param) from exc
 
 
+def grammar_for_schema(schema: dict[str, Any]) -> LlamaGrammar:
+    """The grammar for a JSON schema built here (the tool-call schema of ``local/tools.py``)."""
+    try:
+        gbnf = json_schema_to_gbnf(json.dumps(schema))
+    except (AssertionError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        raise InvalidRequest(f"tools: unsupported JSON schema: {exc}", param="tools") from exc
+    return LlamaGrammar.from_string(_strict_strings(gbnf), verbose=False)
+
+
 # The schema converter's string rule admits raw control characters, which JSON forbids inside
 # strings (a model that emits a newline there produces unparseable output).
 _LOOSE_CHAR = 'char ::= [^"\\\\] |'
