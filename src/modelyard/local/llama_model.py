@@ -21,10 +21,8 @@ from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from modelyard.core.chat import ResponseFormat
 from modelyard.core.errors import InvalidRequest
+from modelyard.local.paths import DEFAULT_CTX
 from modelyard.local.wire import ChatParams
-
-DEFAULT_CTX = 4096
-"""Context size when none is configured, capped at the model's training context."""
 
 EMBEDDING_CTX = 2048
 """Context of the embedding instance; one input must fit in one batch, so this bounds an input."""

@@ -83,6 +83,6 @@ def fit_context(messages: list[Message], window: int | None, truncation: str) ->
             code="context_length_exceeded",
         )
     return (
-        f"truncation: the {dropped} oldest messages of the input were dropped to fit the context "
-        f"window of {window} tokens",
+        f"truncation: the oldest {dropped} message{'' if dropped == 1 else 's'} of the input "
+        f"dropped to fit the context window of {window} tokens",
     )

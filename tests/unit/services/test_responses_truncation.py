@@ -42,7 +42,7 @@ def test_auto_drops_the_oldest_turns_never_the_instructions_and_says_so():
     # The user turn and the call go, and the call's result with them: no orphaned tool turn.
     assert [m.role for m in messages] == ["developer", "assistant", "user"]
     assert estimate_prompt_tokens(ChatRequest("m", messages)) <= 300
-    assert len(warnings) == 1 and "3 oldest messages" in warnings[0] and "300" in warnings[0]
+    assert len(warnings) == 1 and "oldest 3 messages" in warnings[0] and "300" in warnings[0]
 
 
 def test_auto_keeps_the_last_message_and_refuses_when_even_it_does_not_fit():
