@@ -33,19 +33,21 @@ def hosted_warnings(pipeline: Pipeline, model: str, hosted: tuple[str, ...]) -> 
 
 
 def context_window(pipeline: Pipeline, model: str) -> int | None:
-    """The smallest context window (catalog facts) among the deployment's targets, so that what
-    fits it fits whichever target serves the call; ``None`` when no target's window is known."""
+    """The largest context window (catalog facts) among the deployment's targets: the pipeline
+    skips a target too small for the prompt, so an input that fits this one can be served.
+    ``None`` when a target's window is unknown (it might hold anything)."""
     gateway = pipeline.gateway
     deployment = gateway.table.get(model)
     if deployment is None:
         return None
-    windows: list[int] = []
+    largest = 0
     for target in deployment.targets:
         provider = gateway.providers.get(target.provider)
         info = provider and gateway.catalog.lookup(provider.settings.type, target.model)
-        if info and info.context_window is not None:
-            windows.append(info.context_window)
-    return min(windows, default=None)
+        if not info or info.context_window is None:
+            return None
+        largest = max(largest, info.context_window)
+    return largest or None
 
 
 def fit_context(messages: list[Message], window: int | None, truncation: str) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ def test_disabled_with_an_overflow_is_the_spec_400():
     assert len(messages) == 6  # nothing dropped
 
 
-def test_the_window_is_the_smallest_known_among_the_targets():
+def test_the_window_is_the_largest_among_the_targets_unless_one_is_unknown():
     catalog = Catalog(shipped=False)
     catalog.add("local", local_model_info("small", 2048))
     catalog.add("local", local_model_info("big", 8192))
@@ -70,10 +70,10 @@ def test_the_window_is_the_smallest_known_among_the_targets():
     provider = SimpleNamespace(settings=SimpleNamespace(type="local"))
     deployments = {
         "both": Deployment("both", (Target("p", "big"), Target("p", "small"))),
-        "unknown": Deployment("unknown", (Target("p", "unknown"),)),
+        "unknown": Deployment("unknown", (Target("p", "small"), Target("p", "unknown"))),
     }
     gateway = SimpleNamespace(table=deployments, providers={"p": provider}, catalog=catalog)
     pipeline = SimpleNamespace(gateway=gateway)
-    assert context_window(pipeline, "both") == 2048  # type: ignore[arg-type]
+    assert context_window(pipeline, "both") == 8192  # type: ignore[arg-type]
     assert context_window(pipeline, "unknown") is None  # type: ignore[arg-type]
     assert context_window(pipeline, "absent") is None  # type: ignore[arg-type]
