@@ -21,7 +21,10 @@ from modelyard.core.chat import Message, NamedToolChoice, ToolChoice, ToolSpec
 from modelyard.core.errors import InternalError
 from modelyard.protocols.validate import bad
 
-_ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+def _parameters(tool: ToolSpec) -> dict[str, Any]:
+    """The tool's parameters schema; any object when it declares none."""
+    return dict(tool.parameters) if tool.parameters else {"type": "object"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def schema(tool_offer: ToolOffer) -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "name": {"const": tool.name},
-                "arguments": dict(tool.parameters) if tool.parameters else _ANY_OBJECT,
+                "arguments": _parameters(tool),
             },
             "required": ["name", "arguments"],
         }
@@ -72,7 +75,7 @@ def system_text(tool_offer: ToolOffer) -> str:
     """The instructions that tell the model which tools exist and how to answer."""
     lines = ["You can call these tools:"]
     for tool in tool_offer.tools:
-        params = json.dumps(tool.parameters or _ANY_OBJECT, separators=(",", ":"))
+        params = json.dumps(_parameters(tool), separators=(",", ":"))
         lines.append(f"- {tool.name}: {tool.description or ''} parameters: {params}")
     lines.append('To call a tool, reply {"name": <tool name>, "arguments": {...}}.')
     if not tool_offer.required:
