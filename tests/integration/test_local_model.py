@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+from typing import Any
 
 import openai
 import pytest
@@ -65,13 +67,6 @@ def test_local_embeddings(client: openai.OpenAI):
             },
             "image input",
         ),
-        (
-            {
-                "messages": QUESTION,
-                "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
-            },
-            "tools",
-        ),
     ],
 )
 def test_local_model_refuses_what_it_cannot_do(client: openai.OpenAI, kwargs, capability):
@@ -79,6 +74,42 @@ def test_local_model_refuses_what_it_cannot_do(client: openai.OpenAI, kwargs, ca
         client.chat.completions.create(model="local", **kwargs)
     assert f"does not support {capability}" in info.value.message
     assert "'local'" in info.value.message
+
+
+def test_local_model_calls_a_tool_then_answers_with_its_result(client: openai.OpenAI):
+    """Chat Completions with tools through the gateway: the model writes the call itself."""
+    tool: Any = {
+        "type": "function",
+        "function": {
+            "name": "capital_of",
+            "description": "The capital city of a country.",
+            "parameters": {
+                "type": "object",
+                "properties": {"country": {"type": "string"}},
+                "required": ["country"],
+            },
+        },
+    }
+    asked = client.chat.completions.create(
+        model="local", messages=QUESTION, tools=[tool], tool_choice="required", max_tokens=48
+    )
+    choice = asked.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "capital_of"  # type: ignore[union-attr]
+    assert set(json.loads(call.function.arguments)) == {"country"}  # type: ignore[union-attr]
+    answered = client.chat.completions.create(
+        model="local",
+        messages=[
+            *QUESTION,
+            choice.message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "Paris"},
+        ],
+        tools=[tool],
+        max_tokens=48,
+    )
+    assert answered.choices[0].finish_reason in ("stop", "tool_calls", "length")
+    assert answered.usage is not None and answered.usage.prompt_tokens > asked.usage.prompt_tokens  # type: ignore[union-attr]
 
 
 def test_local_queue_full_is_429_with_retry_after(client: openai.OpenAI):

@@ -270,3 +270,33 @@ def test_stored_lifecycle_on_every_family(client: openai.OpenAI, upstream: str, 
 @pytest.fixture(scope="module")
 def fakes(fake_upstream: Any, vendor_fakes: dict[str, Any]) -> dict[str, Any]:
     return {"openai": fake_upstream, "azure": fake_upstream, **vendor_fakes}
+
+
+@pytest.mark.local_model
+def test_local_model_truncation_auto_drops_old_turns_disabled_is_a_400(client: openai.OpenAI):
+    """The local model's window (4096 tokens, unconfigured) is overflowed by an old turn of
+    about 6000 tokens: ``auto`` drops it and says so, ``disabled`` is the spec's 400."""
+    old = "an old and long story " * 1100  # 24,200 characters, about 6000 tokens
+    items: Any = [
+        {"role": "user", "content": old},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "Say hello."},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="local", input=items, max_output_tokens=16)
+    error: Any = caught.value.body
+    assert (error["param"], error["code"]) == ("input", "context_length_exceeded")
+    kept = client.responses.create(
+        model="local",
+        input=items,
+        instructions="Be brief.",
+        truncation="auto",
+        max_output_tokens=16,
+        store=False,
+    )
+    assert kept.truncation == "auto"
+    raw: Any = kept.model_dump()
+    warnings = raw["modelyard"]["warnings"]
+    assert any("oldest 1 message of" in w for w in warnings), warnings
+    # What was sent: the instructions and the last turn, far below the dropped story.
+    assert kept.usage is not None and 0 < kept.usage.input_tokens < 200

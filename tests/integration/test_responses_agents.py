@@ -1,7 +1,7 @@
 """The OpenAI Agents SDK (tracing disabled) through the gateway's Responses API: a function
 tool and a handoff on an Anthropic-backed deployment, memory in an ``OpenAIConversationsSession``,
-and the embedded local model (which has no tool calling: a plain agent works, a tool is a 400
-naming the capability)."""
+and the embedded local model: a plain agent, and a handoff then a function tool, each call
+written by the model itself (steered with ``tool_choice``, held to the tools' grammar)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from typing import Any
 import agents
 import openai
 import pytest
-from agents import Agent, OpenAIConversationsSession, OpenAIResponsesModel, Runner, function_tool
+from agents import (
+    Agent,
+    ModelSettings,
+    OpenAIConversationsSession,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+)
 
 from tests.integration.server import RunningServer
 
@@ -94,8 +101,51 @@ def test_local_model_plain_agent_and_session(gateway: RunningServer):
     assert len(items) == 4  # two user turns and two answers
 
 
+def _local_agents(gateway: RunningServer) -> Agent[Any]:
+    """Triage hands off to Forecaster, which calls get_weather; its output is the answer.
+
+    The tiny model is steered: each agent's ``tool_choice`` names the one call it must make, and
+    the Forecaster stops on its tool's result (``stop_on_first_tool``) rather than ask the model
+    to phrase it. The calls, with their arguments, are still the model's own output.
+    """
+    model = _model(gateway, "local")
+    forecaster = Agent(
+        name="Forecaster",
+        instructions="Look up the weather of the city the user names.",
+        tools=[get_weather],
+        model=model,
+        model_settings=ModelSettings(tool_choice="get_weather"),
+        tool_use_behavior="stop_on_first_tool",
+    )
+    return Agent(
+        name="Triage",
+        instructions="Hand weather questions off to the forecaster.",
+        handoffs=[forecaster],
+        model=model,
+        model_settings=ModelSettings(tool_choice="transfer_to_forecaster"),
+    )
+
+
 @pytest.mark.local_model
-def test_local_model_tool_is_a_clear_400(gateway: RunningServer):
-    with pytest.raises(openai.BadRequestError) as caught:
-        asyncio.run(Runner.run(_agents(gateway, "local"), "weather in Paris?"))
-    assert "tools" in str(caught.value)
+def test_local_model_handoff_and_function_tool(gateway: RunningServer):
+    result = asyncio.run(Runner.run(_local_agents(gateway), "weather in Paris?", max_turns=4))
+    assert result.last_agent.name == "Forecaster"
+    assert result.final_output.startswith("sunny in ")
+    kinds = [item.type for item in result.new_items]
+    assert kinds.index("handoff_output_item") < kinds.index("tool_call_output_item")
+    call = next(item for item in result.new_items if item.type == "tool_call_item")
+    arguments = json.loads(call.raw_item.arguments)  # type: ignore[union-attr]
+    assert set(arguments) == {"city"} and isinstance(arguments["city"], str)
+
+
+@pytest.mark.local_model
+def test_local_model_handoff_and_function_tool_streamed(gateway: RunningServer):
+    async def run() -> Any:
+        streamed = Runner.run_streamed(_local_agents(gateway), "weather in Oslo?", max_turns=4)
+        kinds = [event.type async for event in streamed.stream_events()]
+        return streamed, kinds
+
+    streamed, kinds = asyncio.run(run())
+    assert streamed.last_agent.name == "Forecaster"
+    assert streamed.final_output.startswith("sunny in ")
+    assert "agent_updated_stream_event" in kinds and "run_item_stream_event" in kinds

@@ -134,13 +134,13 @@ def _input_price_at_most(info: ModelInfo, limit: Decimal) -> bool:
 
 
 def local_model_info(name: str, context_window: int | None) -> ModelInfo:
-    """A GGUF served by the embedded runtime: text only, no tool calling, JSON by grammar."""
+    """A GGUF served by the embedded runtime: text only; tool calls and JSON by grammar."""
     return ModelInfo(
         id=name,
         vendor="local",
         context_window=context_window,
         images=False,
-        tools=False,
+        tools=True,
         json_schema=True,
         reasoning=False,
         input_modalities=("text",),

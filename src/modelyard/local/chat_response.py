@@ -9,9 +9,9 @@ import asyncio
 import time
 import uuid
 
-from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart
+from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall
 from modelyard.core.errors import UpstreamUnavailable
-from modelyard.core.events import Finished, TextDelta, UsageReport
+from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
 from modelyard.local.asgi import Responder
 from modelyard.local.events import ChatRun, GenerationFailed
 from modelyard.local.wire import ChatParams
@@ -28,21 +28,32 @@ async def collect_chat(params: ChatParams, run: ChatRun) -> bytes:
     response_id, created = _completion_id(), int(time.time())
     texts: list[list[str]] = [[] for _ in range(params.n)]
     finish_reasons: list[FinishReason] = ["stop"] * params.n
+    calls: list[tuple[ToolCall, ...]] = [()] * params.n
     while True:
         event = await run.next_event()
         if isinstance(event, TextDelta):
             texts[event.index].append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            # The engine sends each call whole, in one delta.
+            call = ToolCall(event.id or "", event.name or "", event.arguments)
+            calls[event.index] = (*calls[event.index], call)
         elif isinstance(event, Finished):
             finish_reasons[event.index] = event.reason
         elif isinstance(event, GenerationFailed):
             raise event.error
         else:
             choices = [
-                Choice(index, Message("assistant", (TextPart("".join(parts)),)), reason)
-                for index, (parts, reason) in enumerate(zip(texts, finish_reasons, strict=True))
+                Choice(index, _message(texts[index], calls[index]), reason)
+                for index, reason in enumerate(finish_reasons)
             ]
             result = ChatResult(choices, event.usage)
             return completion_json(result, response_id, created, params.model)
+
+
+def _message(parts: list[str], calls: tuple[ToolCall, ...]) -> Message:
+    if calls:
+        return Message("assistant", (), tool_calls=calls)
+    return Message("assistant", (TextPart("".join(parts)),))
 
 
 async def stream_chat(out: Responder, params: ChatParams, run: ChatRun) -> None:

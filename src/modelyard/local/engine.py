@@ -31,8 +31,8 @@ from modelyard.core.errors import (
     UnsupportedCapability,
     UpstreamUnavailable,
 )
-from modelyard.core.events import Finished, TextDelta, UsageReport
-from modelyard.local import llama_model
+from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
+from modelyard.local import llama_model, tools
 from modelyard.local.events import ChatEvent, ChatRun, GenerationFailed, call_soon
 from modelyard.local.fair_queue import FairQueue, QueueTicket
 from modelyard.local.llama_model import LoadedModel, LoadOptions
@@ -44,7 +44,9 @@ _T = TypeVar("_T")
 
 # No optional capability is offered by any model here, whatever its chat template says: image,
 # audio and file input need a multimodal projector we do not load; tool calls need a parser for
-# the model's tool-call syntax that we do not have; logprobs need logits kept for every token;
+# the model's own tool-call syntax (tools offered in ``tools`` are served with a grammar
+# instead, see ``local/tools.py``; the legacy ``functions`` are not); logprobs need logits kept
+# for every token;
 # logit_bias would go through llama-cpp-python's custom-sampler hook, which its own source calls
 # probably broken. Refusing is honest; silently ignoring the request's wish would not be.
 _SUPPORTED: frozenset[str] = frozenset()
@@ -102,6 +104,8 @@ class ModelEngine:
         for need in params.needs:
             if need.capability not in _SUPPORTED:
                 raise UnsupportedCapability(need.capability, self.name, param=need.param)
+        if params.tools is not None:
+            return PreparedChat(params, llama_model.grammar_for_schema(tools.schema(params.tools)))
         return PreparedChat(params, llama_model.grammar_for(params.response_format))
 
     def start_chat(self, prepared: PreparedChat, ticket: QueueTicket) -> ChatRun:
@@ -194,8 +198,12 @@ class ModelEngine:
                 raise InternalError("llama-cpp-python did not stream the completion")
             # Token by token only when a client watches them arrive: each event wakes the event
             # loop, which then competes with the inference threads for the CPU.
-            text, finish_reason = _pump(chunks, index, emit if params.stream else None, cancel)
-            if text:
+            # With tools the output is JSON that only means something whole: it is collected.
+            watch = emit if params.stream and params.tools is None else None
+            text, finish_reason = _pump(chunks, index, watch, cancel)
+            if params.tools is not None and finish_reason == "stop":
+                finish_reason = _emit_parsed(tools.parse(text), index, emit)
+            elif text:
                 emit(TextDelta(text, index))
             prompt_tokens = prompt_tokens or meter.prompt_tokens
             completion_tokens += meter.completion_tokens
@@ -220,6 +228,18 @@ class ModelEngine:
         self._chat.close()
         if self._embedder is not None:
             self._embedder.close()
+
+
+def _emit_parsed(
+    parsed: tools.Parsed, index: int, emit: Callable[[ChatEvent], None]
+) -> FinishReason:
+    """Send what a tool-offered choice wrote: its answer, or its call."""
+    if parsed.answer is not None:
+        if parsed.answer:
+            emit(TextDelta(parsed.answer, index))
+        return "stop"
+    emit(ToolCallDelta(0, parsed.arguments, parsed.call_id, parsed.name, index))
+    return "tool_calls"
 
 
 # Tokens streamed within this interval travel together. Every frame wakes the worker's loop,

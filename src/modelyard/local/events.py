@@ -1,8 +1,9 @@
 """What a chat job running on an inference thread tells the event loop, and how.
 
-A job speaks in core stream events (``TextDelta``, ``Finished`` per choice, one ``UsageReport``
-at the end), the same ones every provider emits and ``protocols.openai`` encodes; only a
-failure, which a provider raises instead, travels here as an event across the thread.
+A job speaks in core stream events (``TextDelta``, ``ToolCallDelta``, ``Finished`` per choice,
+one ``UsageReport`` at the end), the same ones every provider emits and ``protocols.openai``
+encodes; only a failure, which a provider raises instead, travels here as an event across the
+thread.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelyard.core.errors import ModelyardError
-from modelyard.core.events import Finished, TextDelta, UsageReport
+from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class GenerationFailed:
     error: ModelyardError
 
 
-ChatEvent = TextDelta | Finished | UsageReport | GenerationFailed
+ChatEvent = TextDelta | ToolCallDelta | Finished | UsageReport | GenerationFailed
 
 
 class ChatRun:

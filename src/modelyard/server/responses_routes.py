@@ -37,7 +37,7 @@ from modelyard.server.middleware import Exchange
 from modelyard.server.openai_routes import DIALECT
 from modelyard.services.pipeline import INTERNAL, Caller, Streaming
 from modelyard.services.response_state import ResponseState, owner_of
-from modelyard.services.responses import PATH, hosted_warnings
+from modelyard.services.responses import PATH, context_window, fit_context, hosted_warnings
 
 log = logging.getLogger("modelyard.server")
 HOSTED_HEADER = "x-modelyard-hosted-tools-omitted"
@@ -55,9 +55,11 @@ async def create_response(request: Request) -> Response:
         env = Envelope(req, warnings=hosted_warnings(current.pipeline, req.chat.model, req.hosted))
         saver = Saver(ResponseState(root.store, root.response_writes), owner_of(principal), req)
         await saver.resend_history()
+        window = context_window(current.pipeline, req.chat.model)
+        env.warnings += fit_context(req.chat.messages, window, req.truncation)
         # The response id labels the ledger row of each upstream call it makes.
         caller = Caller(principal, rid, PATH, env.id, request.headers.get)
-        extra = {HOSTED_HEADER: ",".join(req.hosted)} if env.warnings else {}
+        extra = {HOSTED_HEADER: ",".join(req.hosted)} if req.hosted else {}
         if req.chat.stream:
             streaming = await current.pipeline.stream(caller, req.chat)
             headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}

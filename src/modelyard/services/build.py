@@ -21,7 +21,7 @@ from modelyard.config.schema import (
 )
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.guardrails.policy import Policies
-from modelyard.local.paths import DEFAULT_MODEL_NAME
+from modelyard.local.paths import DEFAULT_CTX, DEFAULT_MODEL_NAME
 from modelyard.providers.base import ProviderSettings
 from modelyard.providers.registry import check_settings, provider_types
 from modelyard.routing import Deployment, RetryPolicy, RoutingTable, Shadow, Target
@@ -211,6 +211,9 @@ def _add_local(
     for name in served:
         model_cfg = settings.local.models.get(name)
         context = (model_cfg.context if model_cfg else None) or settings.local.context
+        # Unconfigured, the worker runs DEFAULT_CTX capped at the model's training context, which
+        # only the loaded file tells: DEFAULT_CTX is an upper bound (the worker refuses beyond).
+        context = context or DEFAULT_CTX
         catalog.add("local", local_model_info(name, context))
     for name in [LOCAL_DEPLOYMENT, *served]:
         if name in deployments:

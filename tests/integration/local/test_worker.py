@@ -254,19 +254,88 @@ async def test_image_input_is_refused(client: openai.AsyncOpenAI) -> None:
     assert "image input" in error["message"] and MODEL in error["message"]
 
 
-async def test_tools_are_refused(client: openai.AsyncOpenAI) -> None:
-    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+_PARIS: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+async def test_a_tool_call_is_produced_by_the_model(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
+        model=MODEL, messages=_PARIS, tools=[WEATHER], tool_choice="required", max_tokens=48
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls is not None and len(choice.message.tool_calls) == 1
+    call = choice.message.tool_calls[0]
+    assert call.type == "function" and call.id.startswith("call_")
+    assert call.function.name == "get_weather"
+    # The grammar holds the model to the tool's schema: a string city and nothing else.
+    arguments = orjson.loads(call.function.arguments)
+    assert set(arguments) == {"city"} and isinstance(arguments["city"], str)
+
+
+async def test_a_streamed_tool_call_arrives_whole(client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model=MODEL,
+        messages=_PARIS,
+        tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_tokens=48,
+        stream=True,
+    )
+    deltas = [chunk.choices[0] async for chunk in stream if chunk.choices]
+    calls = [call for d in deltas for call in d.delta.tool_calls or ()]
+    assert [c.function.name for c in calls if c.function] == ["get_weather"]
+    assert orjson.loads(calls[0].function.arguments or "").keys() == {"city"}  # type: ignore[union-attr]
+    assert deltas[-1].finish_reason == "tool_calls"
+
+
+async def test_a_tool_result_is_folded_back_for_an_answer(client: openai.AsyncOpenAI) -> None:
+    messages: list[ChatCompletionMessageParam] = [
+        *_PARIS,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 24 degrees."},
+    ]
+    completion = await client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER], tool_choice="none", max_tokens=24
+    )
+    choice = completion.choices[0]
+    assert choice.message.tool_calls is None
+    assert choice.message.content
+
+
+async def test_legacy_functions_are_refused(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await client.chat.completions.create(
             model=MODEL,
-            messages=[{"role": "user", "content": "Weather in Paris?"}],
-            tools=[tool],  # type: ignore[list-item]
+            messages=_PARIS,
+            functions=[{"name": "get_weather", "parameters": {"type": "object"}}],
             max_tokens=8,
         )
     error = caught.value.body
     assert isinstance(error, dict)
     assert "tools" in error["message"] and MODEL in error["message"]
-    assert error["param"] == "tools"
+    assert error["param"] == "functions"
 
 
 async def test_unknown_model_is_404(client: openai.AsyncOpenAI) -> None:

@@ -157,7 +157,7 @@ def test_added_entries_win_and_an_unshipped_catalog_knows_only_them():
     info = shipped.lookup("local", "tiny")
     assert info is not None and (info.images, info.tools, info.context_window) == (
         False,
-        False,
+        True,
         2048,
     )
 

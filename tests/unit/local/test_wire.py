@@ -50,7 +50,6 @@ def test_sampling_reads_the_llama_extensions_and_folds_the_seed() -> None:
 @pytest.mark.parametrize(
     ("fields", "need"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, Need("tools", "tools")),
         ({"functions": [{"name": "f"}]}, Need("tools", "functions")),
         ({"logprobs": True}, Need("logprobs", "logprobs")),
         ({"logit_bias": {"1": 2}}, Need("logit_bias", "logit_bias")),
@@ -61,18 +60,6 @@ def test_sampling_reads_the_llama_extensions_and_folds_the_seed() -> None:
                 ]
             },
             Need("image input", "messages[0].content[0]"),
-        ),
-        (
-            {
-                "messages": [
-                    *_HI,
-                    {
-                        "role": "assistant",
-                        "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}],
-                    },
-                ]
-            },
-            Need("tools", "messages[1].tool_calls"),
         ),
     ],
 )
