@@ -29,8 +29,8 @@ from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PLC0414 (for cli.serve)
 from modelyard.server.lifeline import tie_to_serve
-from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.metrics_route import ROUTES as METRICS_ROUTES
+from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
 from modelyard.server.response_state_routes import ROUTES as STATE_ROUTES
 from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES

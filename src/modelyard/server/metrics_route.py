@@ -27,7 +27,7 @@ async def metrics_endpoint(request: Request) -> Response:
     try:
         if observed is None:
             raise NotFound("metrics are off: set observability.metrics.enabled in the config")
-        _allowed(request)
+        await _allowed(request)
     except ModelyardError as err:
         return json_response(errors.error_body(err), err.status, {"x-request-id": rid})
     root.refresh_gauges()
@@ -39,7 +39,7 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, 200, {"x-request-id": rid}, media_type=content_type)
 
 
-def _allowed(request: Request) -> None:
+async def _allowed(request: Request) -> None:
     root = state_of(request)
     settings = root.current.settings.observability.metrics
     client = request.client.host if request.client is not None else ""
@@ -61,7 +61,7 @@ def _allowed(request: Request) -> None:
             "(Authorization: Bearer ...)",
             code="missing_api_key",
         )
-    principal = authenticate(root, request)
+    principal = await authenticate(root, request)
     if principal.role != "operator" or principal.anonymous:
         raise PermissionDenied("/metrics needs the scrape token or an operator key")
 
