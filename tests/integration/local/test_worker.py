@@ -85,7 +85,8 @@ async def _sse_payloads(response: aiohttp.ClientResponse) -> list[Any]:
 async def test_health_and_models(runtime: LocalRuntime, http: aiohttp.ClientSession) -> None:
     async with http.get(f"{_root(runtime)}/health") as response:
         assert response.status == 200
-        assert await response.json() == {"status": "ok", "models": [MODEL]}
+        # ``waiting``: the requests queued per model, read by the gateway's metrics.
+        assert await response.json() == {"status": "ok", "models": [MODEL], "waiting": {MODEL: 0}}
     async with http.get(f"{runtime.base_url}/models") as response:
         listing = await response.json()
     assert listing["object"] == "list"
