@@ -106,7 +106,8 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
             exchange.served = streaming.served
             exchange.route = streaming.served.route
             headers = {**served_headers(dialect, streaming.served, rid, streaming.ticket)}
-            return SSEResponse(dialect, chat_request, streaming, exchange, headers)
+            frames = _frames(dialect, chat_request, streaming, rid)
+            return SSEResponse(frames, streaming, exchange, headers)
         answer = await current.pipeline.complete(caller, chat_request)
         exchange.served = answer.served
         exchange.route = answer.served.route
@@ -119,18 +120,16 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
 
 
 class SSEResponse(StreamingResponse):
-    """The stream's frames; however the response ends (even unsent), the stream is closed,
-    which finishes the call."""
+    """A pipeline stream's frames (``body``, made from ``streaming``); however the response
+    ends (even unsent), the stream is closed, which finishes the call."""
 
     def __init__(
         self,
-        dialect: Dialect,
-        chat_request: ChatRequest,
+        body: AsyncIterator[bytes],
         streaming: Streaming,
         exchange: Exchange,
         headers: dict[str, str],
     ) -> None:
-        body = _frames(dialect, chat_request, streaming, exchange.rid)
         super().__init__(body, headers={**headers, **SSE_HEADERS}, media_type="text/event-stream")
         self._streaming = streaming
         self._exchange = exchange

@@ -11,9 +11,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from modelyard.core.chat import estimate_prompt_tokens
 from modelyard.core.errors import InternalError, ModelyardError
@@ -26,14 +25,13 @@ from modelyard.protocols.openai.responses.items import to_messages
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.stream import ResponseStream
 from modelyard.server.chat_route import (
-    SSE_HEADERS,
+    SSEResponse,
     authenticate,
     error_response,
     served_headers,
     state_of,
 )
 from modelyard.server.http import exchange_of, json_response, read_json
-from modelyard.server.middleware import Exchange
 from modelyard.server.openai_routes import DIALECT
 from modelyard.services.pipeline import INTERNAL, Caller, Streaming
 from modelyard.services.response_state import ResponseState, owner_of
@@ -63,7 +61,8 @@ async def create_response(request: Request) -> Response:
         if req.chat.stream:
             streaming = await current.pipeline.stream(caller, req.chat)
             headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}
-            return ResponseSSE(ResponseStream(env), saver, streaming, exchange, headers)
+            events = _events(ResponseStream(env), saver, streaming, rid)
+            return SSEResponse(events, streaming, exchange, headers)
         answer = await current.pipeline.complete(caller, req.chat)
         body, output = result_json(env, answer.result)
         await saver.save(body, output)
@@ -115,31 +114,6 @@ class Saver:
             await self.state.save(self.owner, body, req.items)
         if req.conversation:
             await self.state.append_items(self.owner, req.conversation, req.items + output)
-
-
-class ResponseSSE(StreamingResponse):
-    """The response's events; however it ends (even unsent), the stream is closed, which
-    finishes the call."""
-
-    def __init__(
-        self,
-        writer: ResponseStream,
-        saver: Saver,
-        streaming: Streaming,
-        exchange: Exchange,
-        headers: dict[str, str],
-    ) -> None:
-        body = _events(writer, saver, streaming, exchange.rid)
-        super().__init__(body, headers={**headers, **SSE_HEADERS}, media_type="text/event-stream")
-        self._streaming = streaming
-        self._exchange = exchange
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._streaming.aclose()  # a client gone mid-stream: recorded as 499
-            self._exchange.status = self._streaming.run.status
 
 
 async def _events(
