@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.responses_spec import spec_errors
 from tests.integration.server import RunningServer, run_server
 
 UPSTREAM_KEY = "sk-guardrails-upstream"
@@ -194,3 +195,85 @@ def test_flag_passes_and_reports_verdicts_in_a_header(
     assert "pii:input:flag:card" in answer.headers["x-modelyard-guardrails"]
     quiet = oai.chat.completions.with_raw_response.create(model="flagged", messages=messages)
     assert "x-modelyard-guardrails" not in quiet.headers
+
+
+# The Responses API: the same guards through ``/v1/responses`` (the pipeline is shared). A
+# blocked prompt is a 400 as on chat; a blocked answer is an ``incomplete`` response with
+# ``incomplete_details.reason: content_filter`` (the spec's reason), streamed or not.
+
+
+def _resp_text(client: openai.OpenAI, model: str, text: str, stream: bool) -> str:
+    if not stream:
+        return client.responses.create(model=model, input=text).output_text
+    with client.responses.stream(model=model, input=text) as events:
+        return events.get_final_response().output_text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_redact_reversibly(oai: openai.OpenAI, fake: FakeOpenAI, stream: bool) -> None:
+    text = _resp_text(oai, "guarded", f"card {CARD}, mail ann@example.org", stream)
+    assert _sent(fake) == "card [CARD_1], mail [EMAIL_1]"
+    assert text == f"echo: card {CARD}, mail ann@example.org"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_block_input_is_a_400(oai: openai.OpenAI, fake: FakeOpenAI, stream: bool) -> None:
+    before = len(fake.requests)
+    with pytest.raises(openai.BadRequestError) as info:
+        _resp_text(oai, "guarded", INJECTION, stream)
+    assert info.value.code == "content_filter" and "prompt_injection" in info.value.message
+    assert len(fake.requests) == before
+
+
+def test_responses_block_output_is_incomplete_content_filter(oai: openai.OpenAI) -> None:
+    raw = oai.responses.with_raw_response.create(model="outblock", input="say forbidden things")
+    assert spec_errors("Response", raw.http_response.json()) == []
+    answer = raw.parse()
+    assert answer.status == "incomplete" and answer.output == []
+    details = answer.incomplete_details
+    assert details is not None and details.reason == "content_filter"
+    extra = details.model_dump()
+    assert extra["guardrail"] == "words" and extra["category"] == "banned_word"
+    again = oai.responses.retrieve(answer.id)  # stored as it was answered
+    assert again.status == "incomplete"
+
+
+def test_responses_block_mid_stream_ends_incomplete_and_sends_nothing_blocked(
+    oai: openai.OpenAI,
+) -> None:
+    words = " ".join(f"w{n}" for n in range(120))  # released before the block, in steps
+    kinds: list[str] = []
+    deltas: list[str] = []
+    with oai.responses.stream(model="outblock", input=f"{words} forbidden tail") as events:
+        for event in events:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+    last = event
+    assert kinds[-1] == "response.incomplete" and last.type == "response.incomplete"
+    details = last.response.incomplete_details
+    assert details is not None and details.reason == "content_filter"
+    assert details.model_dump()["category"] == "banned_word"
+    sent = "".join(deltas)
+    assert sent.startswith("echo: w0 w1") and "forbidden" not in sent
+    message = last.response.output[0]
+    assert message.type == "message" and message.status == "incomplete"
+    assert "response.failed" not in kinds and "error" not in kinds
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_flag_passes_with_verdicts_in_a_header(
+    oai: openai.OpenAI, fake: FakeOpenAI, stream: bool
+) -> None:
+    ask = {"x-modelyard-guardrails": "1"}
+    raw = oai.responses.with_raw_response.create(
+        model="flagged", input=f"card {CARD}", stream=stream, extra_headers=ask
+    )
+    assert raw.headers["x-modelyard-guardrails"].startswith("pii:input:flag:card:1.00")
+    parsed: Any = raw.parse()  # a Response, or a stream of events
+    if stream:
+        final = [e for e in parsed if e.type == "response.completed"]
+        text = final[0].response.output_text
+    else:
+        text = parsed.output_text
+    assert text == f"echo: card {CARD}" and _sent(fake) == f"card {CARD}"
