@@ -33,7 +33,7 @@ from modelyard.core.errors import ContentBlocked
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
 from modelyard.guardrails.model import Finding, Guard, Phase, Policy
-from modelyard.guardrails.moderation import Models
+from modelyard.guardrails.moderation import MAX_TEXT, Models
 from modelyard.guardrails.policy import Policies
 from modelyard.guardrails.schema import MISMATCH, SchemaCheck
 from modelyard.services.metering import Ticket
@@ -200,13 +200,26 @@ class OutputGuards:
         policy = state.policy
         restore = policy.reversible and len(state.vault) > 0
         out, tools = policy.for_phase("output"), policy.for_phase("tool_input")
-        return _OutputTap(state, run.ticket, out, tools, restore)
+        tap = _OutputTap(state, run.ticket, out, tools, restore)
+        if run.streamed:
+            tap.judges = _judges(out)
+            tap.models = _Models(run)
+        return tap
 
     async def after(self, run: Run, result: ChatResult) -> ChatResult:
-        """Whole answers only: the schema guards, each with its retry (``guardrails.schema``)."""
+        """Whole answers only: the judge guards (``moderation``), then the schema guards, each
+        with its retry (``guardrails.schema``)."""
         state = run.guarded
         if not isinstance(state, Guarded):
             return result
+        judges = _judges(state.policy.for_phase("output"))
+        if judges:
+            try:
+                for choice in result.choices:
+                    text = choice.message.text()[:MAX_TEXT]
+                    await ascreen(judges, "output", text, state.vault, state.verdicts, _Models(run))
+            finally:
+                state.note(run.ticket)  # before the call's finish writes its row
         for guard in state.policy.for_phase("output"):
             check = guard.detector
             if isinstance(check, SchemaCheck):
@@ -261,13 +274,28 @@ async def _schema_checked(
     return result
 
 
+def _judges(guards: Sequence[Guard]) -> tuple[Guard, ...]:
+    """The guards that wait for a judge (``ascan``): on the output, block or flag only."""
+    return tuple(g for g in guards if hasattr(g.detector, "ascan"))
+
+
 class _OutputTap(Tap):
+    """Streams: text is held back by the policy's largest ``window`` (``StreamScreen``). With
+    judge guards on the output, each choice's text (its first ``MAX_TEXT`` characters) is kept
+    and judged once, when its finish comes, before the text still held goes out: a block then
+    ends the stream with the dialect's error, and the held text is never sent."""
+
     __slots__ = (
         "active",
+        "judges",
+        "models",
         "out",
+        "owed",
+        "owing",
         "restore",
         "screens",
         "state",
+        "texts",
         "ticket",
         "tool_screens",
         "tools",
@@ -289,6 +317,11 @@ class _OutputTap(Tap):
         self.active = bool(out or tools or restore)  # else: here only to log the verdicts
         self.screens: dict[int, StreamScreen] = {}
         self.tool_screens: dict[tuple[int, int], StreamScreen] = {}
+        self.judges: tuple[Guard, ...] = ()  # set by ``open`` for streams
+        self.models: Models | None = None
+        self.texts: dict[int, list[str]] = {}  # per choice, what the judges will read
+        self.owing: list[Finished | UsageReport] = []  # endings held for the judges
+        self.owed = False
 
     def _screen(self, index: int) -> StreamScreen:
         found = self.screens.get(index)
@@ -324,6 +357,8 @@ class _OutputTap(Tap):
 
     def _screened(self, event: TextDelta | ToolCallDelta) -> Passed:
         if isinstance(event, TextDelta):
+            if self.judges:
+                self._keep(event.index, event.text)
             text = self._screen(event.index).feed(event.text)
             return TextDelta(text, event.index) if text else ()
         if isinstance(event, ToolCallDelta) and self.tools:
@@ -334,7 +369,39 @@ class _OutputTap(Tap):
             return ()
         return event
 
+    def _keep(self, index: int, text: str) -> None:
+        kept = self.texts.setdefault(index, [])
+        if sum(map(len, kept)) < MAX_TEXT:  # a judge reads no further (a bounded hold)
+            kept.append(text)
+
     def _ending(self, event: Finished | UsageReport) -> Passed:
+        if self.texts and (isinstance(event, UsageReport) or event.index in self.texts):
+            self.owing.append(event)  # the relay awaits ``settle`` next
+            self.owed = True
+            return ()
+        return self._released(event)
+
+    async def settle(self) -> tuple[StreamEvent, ...]:
+        """The judges' verdicts on the choices whose ending was held, then what they held:
+        raises ``ContentBlocked`` (the dialect's error event) on a block."""
+        owing, self.owing, self.owed = self.owing, [], False
+        state, out = self.state, list[StreamEvent]()
+        try:
+            for event in owing:
+                ended = [event.index] if isinstance(event, Finished) else sorted(self.texts)
+                for index in ended:
+                    text = "".join(self.texts.pop(index, ()))[:MAX_TEXT]
+                    if text and self.models is not None:
+                        await ascreen(
+                            self.judges, "output", text, state.vault, state.verdicts, self.models
+                        )
+                released = self._released(event)
+                out.extend(released if isinstance(released, tuple) else (released,))
+        finally:
+            state.note(self.ticket)
+        return tuple(out)
+
+    def _released(self, event: Finished | UsageReport) -> Passed:
         if isinstance(event, Finished):
             return (*self._flush(event.index), event)
         if self.screens or self.tool_screens:
