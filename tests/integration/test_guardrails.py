@@ -349,3 +349,11 @@ def test_judge_on_output_makes_a_response_incomplete(oai: openai.OpenAI, stream:
     details = answer.incomplete_details
     assert answer.status == "incomplete" and details is not None
     assert details.reason == "content_filter" and details.model_dump()["category"] == "violence"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_judge_on_output_blocks_anthropic(ant: anthropic.Anthropic, stream: bool) -> None:
+    assert _ant_text(ant, "judged", "a calm day", stream) == "echo: a calm day"
+    with pytest.raises(anthropic.APIStatusError) as info:
+        _ant_text(ant, "judged", "smash it", stream)
+    assert "category 'violence'" in (info.value.api_message or "")
