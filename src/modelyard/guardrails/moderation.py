@@ -8,8 +8,10 @@ or answers something unreadable is *unavailable*: with ``fail_closed`` that is a
 (``judge_unavailable``: a ``block`` guard then refuses the call), otherwise the text passes.
 
 The detector does no I/O of its own: the caller hands it ``models``, which call a deployment
-through the request pipeline (``services/guards.py``). It runs on the input phases only (input,
-tool_output), where the pipeline can wait for it before the upstream call.
+through the request pipeline (``services/guards.py``). It runs on the input phases (input,
+tool_output: the pipeline waits for it before the upstream call) and on the answer (output:
+a whole answer before it is returned; a stream at its finish, before the held-back end goes
+out), there with ``block`` or ``flag`` only.
 """
 
 from __future__ import annotations

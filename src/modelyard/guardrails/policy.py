@@ -53,11 +53,8 @@ def build_policy(
             raise PolicyError(f"guards[{n}].settings", str(exc)) from exc
         if not callable(getattr(detector, "scan", None)):
             raise PolicyError(f"guards[{n}].kind", f"{spec.kind!r} built no detector with scan()")
-        if hasattr(detector, "ascan") and not set(spec.phases) <= {"input", "tool_output"}:
-            raise PolicyError(
-                f"guards[{n}].phases",
-                f"{spec.kind!r} waits for a judge, so it runs on input and tool_output only",
-            )
+        if hasattr(detector, "ascan"):
+            _check_judge(n, spec)
         gname = spec.name or spec.kind
         if any(g.name == gname for g in guards):
             raise PolicyError(f"guards[{n}].name", f"{gname!r} is used twice; name the guards")
@@ -65,6 +62,22 @@ def build_policy(
             Guard(gname, spec.kind, frozenset(spec.phases), spec.action, detector, spec.window)
         )
     return Policy(name, tuple(guards), reversible)
+
+
+def _check_judge(n: int, spec: GuardSpec) -> None:
+    """A guard that waits for a judge: not on tool calls (their arguments stream out as they
+    come); on the answer, block or flag only (its finding is the whole text, which a stream has
+    partly sent by the time it is judged)."""
+    if "tool_input" in spec.phases:
+        raise PolicyError(
+            f"guards[{n}].phases",
+            f"{spec.kind!r} waits for a judge, so it runs on input, tool_output and output only",
+        )
+    if "output" in spec.phases and spec.action == "redact":
+        raise PolicyError(
+            f"guards[{n}].action",
+            f"{spec.kind!r} judges a whole answer: on the output, block or flag (not redact)",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Structured output checked against a JSON schema: the guard's own ``schema``, else the one the
 request asked for (``response_format`` ``json_schema``). Checked on whole answers, after the
 other guards (``services/guards.py``), with ``retries`` more attempts (0 or 1, default 1): the
-model is shown what was wrong and asked again. Streams are not checked (the text has gone out
-by the time it is whole).
+model is shown what was wrong and asked again. Streams are checked once, at their finish, before
+the held-back end goes out, without a retry (most of the text has gone out; ``services/guards.py``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 A response runs on the same pipeline as a chat completion (auth, limits, failover, ledger).
 A failure before the first upstream event is a real 4xx/5xx in OpenAI's error shape; after
-it, the stream ends with ``response.failed``.
+it, the stream ends with ``response.failed``. An output guard's block is neither: the response
+is ``incomplete`` with ``incomplete_details.reason: content_filter`` (JSON body or the stream's
+``response.incomplete``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelyard.core.chat import estimate_prompt_tokens
-from modelyard.core.errors import InternalError, ModelyardError
+from modelyard.core.errors import ContentBlocked, InternalError, ModelyardError
 from modelyard.protocols.openai.responses.decode import (
     decode_response_request,
     instruction_messages,
 )
-from modelyard.protocols.openai.responses.encode import Envelope, dump, result_json
+from modelyard.protocols.openai.responses.encode import (
+    Envelope,
+    blocked_json,
+    dump,
+    result_json,
+)
 from modelyard.protocols.openai.responses.items import to_messages
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.stream import ResponseStream
@@ -39,6 +46,10 @@ from modelyard.services.responses import PATH, context_window, fit_context, host
 
 log = logging.getLogger("modelyard.server")
 HOSTED_HEADER = "x-modelyard-hosted-tools-omitted"
+# An answer (or its tool calls) an output guard blocked is an ``incomplete`` response with
+# ``incomplete_details.reason: content_filter``, the spec's reason for it; a blocked prompt is
+# a 400 ``content_filter`` as on chat, since no response was made (docs/guardrails.md).
+OUTPUT_PHASES = ("output", "tool_input")
 
 
 async def create_response(request: Request) -> Response:
@@ -63,7 +74,14 @@ async def create_response(request: Request) -> Response:
             headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}
             events = _events(ResponseStream(env), saver, streaming, rid)
             return SSEResponse(events, streaming, exchange, headers)
-        answer = await current.pipeline.complete(caller, req.chat)
+        try:
+            answer = await current.pipeline.complete(caller, req.chat)
+        except ContentBlocked as blocked:
+            if blocked.phase not in OUTPUT_PHASES:
+                raise  # the prompt: a 400, as on chat (no response was made)
+            body = blocked_json(env, blocked)
+            await saver.save(body, [])
+            return json_response(dump(body), headers={**DIALECT.id_headers(rid), **extra})
         body, output = result_json(env, answer.result)
         await saver.save(body, output)
         headers = {**served_headers(DIALECT, answer.served, rid, answer.ticket), **extra}
@@ -126,6 +144,10 @@ async def _events(
             if frame:
                 yield frame
         closing = writer.close()
+    except ContentBlocked as blocked:
+        closing = (
+            writer.blocked(blocked) if blocked.phase in OUTPUT_PHASES else writer.failed(blocked)
+        )
     except ModelyardError as err:
         closing = writer.failed(err)
     except Exception:  # a bug after the first byte must still end the stream, not hang it

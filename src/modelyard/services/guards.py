@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from modelyard.core.chat import (
     ChatRequest,
@@ -33,7 +33,7 @@ from modelyard.core.errors import ContentBlocked
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
 from modelyard.guardrails.model import Finding, Guard, Phase, Policy
-from modelyard.guardrails.moderation import Models
+from modelyard.guardrails.moderation import MAX_TEXT, Models
 from modelyard.guardrails.policy import Policies
 from modelyard.guardrails.schema import MISMATCH, SchemaCheck
 from modelyard.services.metering import Ticket
@@ -45,6 +45,7 @@ RETRY_PROMPT = (
     "That answer does not match the required JSON schema ({problem}). "
     "Answer again with only JSON that matches the schema."
 )
+MAX_SCHEMA_TEXT = 1_000_000  # characters of a streamed answer kept for its schema check
 JUDGE_ENDPOINT = "guardrails.judge"  # the ``endpoint`` of a judge guard's own calls
 ASK_HEADER = "x-modelyard-guardrails"  # a request with it set gets the verdicts in a header
 LEDGER_CHARS = 1024  # the ledger column's size
@@ -200,13 +201,28 @@ class OutputGuards:
         policy = state.policy
         restore = policy.reversible and len(state.vault) > 0
         out, tools = policy.for_phase("output"), policy.for_phase("tool_input")
-        return _OutputTap(state, run.ticket, out, tools, restore)
+        tap = _OutputTap(state, run.ticket, out, tools, restore)
+        if run.streamed:
+            tap.judges = _judges(out)
+            tap.models = _Models(run)
+            tap.schemas = _schemas(out, run.request)
+            tap.limit = MAX_SCHEMA_TEXT if tap.schemas else MAX_TEXT
+        return tap
 
     async def after(self, run: Run, result: ChatResult) -> ChatResult:
-        """Whole answers only: the schema guards, each with its retry (``guardrails.schema``)."""
+        """Whole answers only: the judge guards (``moderation``), then the schema guards, each
+        with its retry (``guardrails.schema``)."""
         state = run.guarded
         if not isinstance(state, Guarded):
             return result
+        judges = _judges(state.policy.for_phase("output"))
+        if judges:
+            try:
+                for choice in result.choices:
+                    text = choice.message.text()[:MAX_TEXT]
+                    await ascreen(judges, "output", text, state.vault, state.verdicts, _Models(run))
+            finally:
+                state.note(run.ticket)  # before the call's finish writes its row
         for guard in state.policy.for_phase("output"):
             check = guard.detector
             if isinstance(check, SchemaCheck):
@@ -261,13 +277,69 @@ async def _schema_checked(
     return result
 
 
+def _judges(guards: Sequence[Guard]) -> tuple[Guard, ...]:
+    """The guards that wait for a judge (``ascan``): on the output, block or flag only."""
+    return tuple(g for g in guards if hasattr(g.detector, "ascan"))
+
+
+Schemas = tuple[tuple[Guard, SchemaCheck, Mapping[str, Any]], ...]
+
+
+def _schemas(guards: Sequence[Guard], request: ChatRequest) -> Schemas:
+    """The schema guards of a stream, each with the schema it checks (its own, else the
+    request's ``response_format``; neither: nothing to check)."""
+    fmt = request.response_format
+    asked = fmt.schema if fmt is not None else None
+    out = []
+    for guard in guards:
+        check = guard.detector
+        if isinstance(check, SchemaCheck) and (schema := check.schema or asked) is not None:
+            out.append((guard, check, schema))
+    return tuple(out)
+
+
+class _Kept:
+    """One choice's streamed text, kept for the checks at its end (up to a limit)."""
+
+    __slots__ = ("chars", "parts", "whole")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.chars = 0
+        self.whole = True  # False: a piece past the limit was not kept
+
+    def add(self, text: str, limit: int) -> None:
+        if self.chars < limit:
+            self.parts.append(text)
+            self.chars += len(text)
+        else:
+            self.whole = False
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
 class _OutputTap(Tap):
+    """Streams: text is held back by the policy's largest ``window`` (``StreamScreen``). With
+    schema or judge guards on the output, each choice's text is kept (up to ``MAX_SCHEMA_TEXT``
+    characters; ``MAX_TEXT`` for judges only) and checked once, when its finish comes, before
+    the text still held goes out: a block then ends the stream with the dialect's error, and
+    the held text is never sent. A schema check is synchronous; a judge is awaited (``owed``,
+    ``settle``). No retry on a stream: most of the answer has gone out."""
+
     __slots__ = (
         "active",
+        "judges",
+        "limit",
+        "models",
         "out",
+        "owed",
+        "owing",
         "restore",
+        "schemas",
         "screens",
         "state",
+        "texts",
         "ticket",
         "tool_screens",
         "tools",
@@ -289,6 +361,13 @@ class _OutputTap(Tap):
         self.active = bool(out or tools or restore)  # else: here only to log the verdicts
         self.screens: dict[int, StreamScreen] = {}
         self.tool_screens: dict[tuple[int, int], StreamScreen] = {}
+        self.judges: tuple[Guard, ...] = ()  # set by ``open`` for streams
+        self.models: Models | None = None
+        self.schemas: Schemas = ()
+        self.limit = MAX_TEXT
+        self.texts: dict[int, _Kept] = {}  # per choice, what the end checks will read
+        self.owing: list[Finished | UsageReport] = []  # endings held for the judges
+        self.owed = False
 
     def _screen(self, index: int) -> StreamScreen:
         found = self.screens.get(index)
@@ -324,6 +403,11 @@ class _OutputTap(Tap):
 
     def _screened(self, event: TextDelta | ToolCallDelta) -> Passed:
         if isinstance(event, TextDelta):
+            if self.judges or self.schemas:
+                kept = self.texts.get(event.index)
+                if kept is None:
+                    kept = self.texts[event.index] = _Kept()
+                kept.add(event.text, self.limit)
             text = self._screen(event.index).feed(event.text)
             return TextDelta(text, event.index) if text else ()
         if isinstance(event, ToolCallDelta) and self.tools:
@@ -335,6 +419,54 @@ class _OutputTap(Tap):
         return event
 
     def _ending(self, event: Finished | UsageReport) -> Passed:
+        if not self.texts:
+            return self._released(event)
+        ended = [event.index] if isinstance(event, Finished) else sorted(self.texts)
+        for index in ended:
+            kept = self.texts.get(index)
+            if kept is not None and self.schemas:
+                self._check_schemas(kept)
+        if self.judges and any(i in self.texts for i in ended):
+            self.owing.append(event)  # the relay awaits ``settle`` next
+            self.owed = True
+            return ()
+        for index in ended:
+            self.texts.pop(index, None)
+        return self._released(event)
+
+    def _check_schemas(self, kept: _Kept) -> None:
+        text = kept.text()
+        for guard, check, schema in self.schemas:
+            started = time.perf_counter()
+            problem = check.problem(text, schema) if kept.whole else "too long to check"
+            if problem is not None:
+                ms = (time.perf_counter() - started) * 1000.0
+                self.state.verdicts.add(guard, "output", Finding(MISMATCH, 0, len(text)), ms)
+                if guard.action == "block":
+                    raise ContentBlocked(guard.name, MISMATCH, "output")
+
+    async def settle(self) -> tuple[StreamEvent, ...]:
+        """The judges' verdicts on the choices whose ending was held, then what they held:
+        raises ``ContentBlocked`` (the dialect's error event) on a block."""
+        owing, self.owing, self.owed = self.owing, [], False
+        state, out = self.state, list[StreamEvent]()
+        try:
+            for event in owing:
+                ended = [event.index] if isinstance(event, Finished) else sorted(self.texts)
+                for index in ended:
+                    kept = self.texts.pop(index, None)
+                    text = kept.text()[:MAX_TEXT] if kept is not None else ""
+                    if text and self.models is not None:
+                        await ascreen(
+                            self.judges, "output", text, state.vault, state.verdicts, self.models
+                        )
+                released = self._released(event)
+                out.extend(released if isinstance(released, tuple) else (released,))
+        finally:
+            state.note(self.ticket)
+        return tuple(out)
+
+    def _released(self, event: Finished | UsageReport) -> Passed:
         if isinstance(event, Finished):
             return (*self._flush(event.index), event)
         if self.screens or self.tool_screens:

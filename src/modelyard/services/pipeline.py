@@ -110,9 +110,18 @@ Passed = StreamEvent | tuple[StreamEvent, ...]
 
 
 class Tap:
-    """One call as a stream stage sees it; the defaults pass everything through."""
+    """One call as a stream stage sees it; the defaults pass everything through.
+
+    A tap that must wait before it can pass what it holds (an output guard asking a judge at
+    the end of a stream) sets ``owed`` and returns ``()``; the relay then awaits ``settle``
+    and sends what it gives. Only the last stream stage may do so (the output guards are):
+    what ``settle`` gives goes to the client as it is."""
 
     __slots__ = ()
+    owed: bool = False  # ``settle`` has events to give (a class default: costs nothing)
+
+    async def settle(self) -> tuple[StreamEvent, ...]:
+        return ()
 
     def event(self, event: StreamEvent) -> Passed:
         return event
@@ -435,7 +444,8 @@ class Streaming:
             async for event in opened.rest:
                 passed = through(taps, event)
                 if type(passed) is tuple:  # rare: only a tap that holds text back makes these
-                    for one in passed:
+                    # Nothing passed: a tap may owe events after a wait (``Tap.owed``).
+                    for one in passed or await _settled(taps):
                         yield one
                 else:
                     yield passed  # type: ignore[misc]  # not a tuple, so one event
@@ -469,6 +479,18 @@ class Streaming:
 
 class _StageFailed(Exception):
     """A tap raised: not the upstream's failure, so no breaker hears of it."""
+
+
+async def _settled(taps: Sequence[Tap]) -> tuple[StreamEvent, ...]:
+    """What the taps that held everything back for a wait (``Tap.owed``) give after it."""
+    out: tuple[StreamEvent, ...] = ()
+    try:
+        for tap in taps:
+            if tap.owed:
+                out += await tap.settle()
+    except BaseException as exc:
+        raise _StageFailed from exc
+    return out
 
 
 def _through(taps: Sequence[Tap], event: StreamEvent) -> Passed:

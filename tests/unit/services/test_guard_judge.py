@@ -15,6 +15,7 @@ from modelyard.config import ConfigError
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ContentBlocked
+from modelyard.core.events import Finished, StreamEvent, TextDelta, UsageReport
 from modelyard.guardrails.moderation import parse_scores
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
@@ -76,6 +77,9 @@ def _settings(fake: FakeOpenAI, policies: dict[str, Any]) -> Any:
                 "judge": dep("judge-model"),
                 "stalled-judge": dep("hang"),
                 "topical": dep("gpt-4o-mini"),
+                "out-judged": dep("gpt-4o-mini"),
+                "out-flagged": dep("gpt-4o-mini"),
+                "out-closed": dep("gpt-4o-mini"),
                 "embed": dep("text-embedding-3-small"),
             },
             "guardrails": {
@@ -85,6 +89,9 @@ def _settings(fake: FakeOpenAI, policies: dict[str, Any]) -> Any:
                     "open": "open",
                     "closed": "closed",
                     "topical": "topical",
+                    "out-judged": "out-judged",
+                    "out-flagged": "out-flagged",
+                    "out-closed": "out-closed",
                 },
             },
         }
@@ -102,19 +109,33 @@ TOPICAL = {
 }
 
 
-def _moderation(judge: str, **extra: Any) -> dict[str, Any]:
+def _moderation(judge: str, phases: tuple[str, ...] = ("input",), **extra: Any) -> dict[str, Any]:
     settings = {"deployment": judge, "timeout_s": 0.3, **extra}
-    return {"guards": [{"kind": "moderation", "action": "block", "settings": settings}]}
+    guard = {"kind": "moderation", "phases": list(phases), "action": "block", "settings": settings}
+    return {"guards": [guard]}
 
 
-@pytest.fixture
-async def pipeline(fake: FakeOpenAI) -> AsyncIterator[Pipeline]:
-    policies = {
+def _on_output(judge: str, action: str = "block", **extra: Any) -> dict[str, Any]:
+    policy = _moderation(judge, ("output",), **extra)
+    policy["guards"][0]["action"] = action
+    return policy
+
+
+def _policies() -> dict[str, Any]:
+    return {
         "judged": _moderation("judge"),
         "open": _moderation("stalled-judge"),
         "closed": _moderation("stalled-judge", fail_closed=True),
         "topical": TOPICAL,
+        "out-judged": _on_output("judge"),
+        "out-flagged": _on_output("judge", "flag"),
+        "out-closed": _on_output("stalled-judge", fail_closed=True),
     }
+
+
+@pytest.fixture
+async def pipeline(fake: FakeOpenAI) -> AsyncIterator[Pipeline]:
+    policies = _policies()
     gateway = Gateway(_settings(fake, policies), None)
     meter = Meter(MemoryLimiter(), None, lambda: gateway)
     stages = default_stages(None, *guard_stages(gateway.policies))
@@ -147,13 +168,15 @@ async def test_an_unavailable_judge_fails_open_or_closed(pipeline: Pipeline) -> 
 
 
 def test_judge_guards_are_checked_when_the_config_loads(fake: FakeOpenAI) -> None:
-    fine = {"open": _moderation("judge"), "closed": _moderation("judge"), "topical": TOPICAL}
+    fine = _policies()
     with pytest.raises(ConfigError, match=r"settings\.deployment: no deployment 'nope'"):
         Gateway(_settings(fake, {**fine, "judged": _moderation("nope")}), None)
-    output = _moderation("judge")
-    output["guards"][0]["phases"] = ["output"]
-    with pytest.raises(ConfigError, match=r"guards\[0\]\.phases: .* input and tool_output only"):
-        Gateway(_settings(fake, {**fine, "judged": output}), None)
+    tools = _moderation("judge", ("input", "tool_input"))
+    with pytest.raises(ConfigError, match=r"guards\[0\]\.phases: .* tool_output and output only"):
+        Gateway(_settings(fake, {**fine, "judged": tools}), None)
+    redact = _on_output("judge", "redact")
+    with pytest.raises(ConfigError, match=r"guards\[0\]\.action: .* block or flag \(not redact\)"):
+        Gateway(_settings(fake, {**fine, "judged": redact}), None)
 
 
 def test_scores_are_read_from_chatty_answers() -> None:
@@ -177,3 +200,75 @@ async def test_topic_allow_list_by_embedding_similarity(
     assert (info.value.guard, info.value.category) == ("topics", "off_topic")
     short = await pipeline.complete(CALLER, _ask("topical", "thanks!"))  # too short to judge
     assert short.result.choices[0].message.text() == "echo: thanks!"
+
+
+# The judge on the answer: whole answers are judged before they are returned; a stream's text
+# is kept (bounded) and judged at its finish, before the text still held back goes out.
+
+
+def _stream(model: str, text: str) -> ChatRequest:
+    return ChatRequest(model, [Message("user", (TextPart(text),))], stream=True)
+
+
+async def _streamed(pipeline: Pipeline, model: str, text: str, got: list[StreamEvent]) -> None:
+    streaming = await pipeline.stream(CALLER, _stream(model, text))
+    try:
+        async for event in streaming.events:
+            got.append(event)
+    finally:
+        await streaming.aclose()
+
+
+def _judge_calls(fake: FakeOpenAI) -> int:
+    return sum(r.json.get("model") == "judge-model" for r in fake.requests if r.json)
+
+
+async def test_the_judge_blocks_a_whole_answer(pipeline: Pipeline, fake: FakeOpenAI) -> None:
+    before = _judge_calls(fake)
+    with pytest.raises(ContentBlocked) as info:
+        await pipeline.complete(CALLER, _ask("out-judged", "you are despicable"))
+    blocked = info.value
+    assert (blocked.guard, blocked.category, blocked.phase) == ("moderation", "hate", "output")
+    assert "despicable" in fake.requests[-1].json["messages"][-1]["content"]  # the answer judged
+    answer = await pipeline.complete(CALLER, _ask("out-judged", "have a lovely day"))
+    assert answer.result.choices[0].message.text() == "echo: have a lovely day"
+    assert _judge_calls(fake) == before + 2
+
+
+async def test_a_flagging_judge_passes_the_answer_with_its_verdict(pipeline: Pipeline) -> None:
+    answer = await pipeline.complete(CALLER, _ask("out-flagged", "you are despicable"))
+    assert answer.result.choices[0].message.text() == "echo: you are despicable"
+    assert answer.ticket is not None
+    assert answer.ticket.guardrails == "moderation:output:flag:hate:0.93"
+
+
+async def test_the_judge_blocks_a_stream_at_its_end_and_the_held_text_never_goes_out(
+    pipeline: Pipeline,
+) -> None:
+    words = " ".join(f"w{n}" for n in range(100))  # longer than the hold-back: some goes out
+    got: list[StreamEvent] = []
+    with pytest.raises(ContentBlocked) as info:
+        await _streamed(pipeline, "out-judged", f"{words} despicable", got)
+    assert (info.value.category, info.value.phase) == ("hate", "output")
+    sent = "".join(e.text for e in got if isinstance(e, TextDelta))
+    assert sent.startswith("echo: w0 w1 ") and "despicable" not in sent
+    assert not any(isinstance(e, Finished) for e in got)  # the stream ends with the error
+
+
+async def test_a_clean_stream_is_judged_then_released_whole(
+    pipeline: Pipeline, fake: FakeOpenAI
+) -> None:
+    before = _judge_calls(fake)
+    got: list[StreamEvent] = []
+    await _streamed(pipeline, "out-judged", "have a lovely day", got)
+    assert "".join(e.text for e in got if isinstance(e, TextDelta)) == "echo: have a lovely day"
+    assert isinstance(got[-1], Finished | UsageReport)
+    assert _judge_calls(fake) == before + 1  # once per answer, not per delta
+
+
+async def test_an_unavailable_judge_on_a_stream_fails_closed(pipeline: Pipeline) -> None:
+    got: list[StreamEvent] = []
+    with pytest.raises(ContentBlocked) as info:
+        await _streamed(pipeline, "out-closed", "hello there", got)
+    assert info.value.category == "judge_unavailable"
+    assert not [e for e in got if isinstance(e, TextDelta) and e.text]  # short: all was held

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import orjson
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,6 +16,7 @@ from modelyard.config import ConfigError
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, ResponseFormat, TextPart
 from modelyard.core.errors import ContentBlocked
+from modelyard.core.events import Finished, StreamEvent, TextDelta
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
@@ -28,6 +30,7 @@ from modelyard.tenancy.limits import MemoryLimiter
 
 KEY = "sk-schema-test-0123456789"
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+OTHER = {"type": "object", "properties": {"m": {"type": "string"}}, "required": ["m"]}
 
 
 def _answer(model: str, content: str) -> Response:
@@ -82,13 +85,27 @@ def _settings(fake: FakeOpenAI, phases: list[str]) -> Any:
                 "learns": dep("learns"),
                 "stubborn": dep("stubborn"),
                 "never": dep("stubborn"),
+                "streamed": dep("gpt-4o-mini"),
+                "streamed-other": dep("gpt-4o-mini"),
+                "streamed-flag": dep("gpt-4o-mini"),
             },
             "guardrails": {
                 "policies": {
                     "schema": {"guards": [check]},
                     "flag": {"guards": [{**check, "action": "flag", "settings": {"retries": 0}}]},
+                    "other": {"guards": [{**check, "settings": {"schema": OTHER}}]},
+                    "other-flag": {
+                        "guards": [{**check, "action": "flag", "settings": {"schema": OTHER}}]
+                    },
                 },
-                "deployments": {"learns": "schema", "stubborn": "flag", "never": "schema"},
+                "deployments": {
+                    "learns": "schema",
+                    "stubborn": "flag",
+                    "never": "schema",
+                    "streamed": "schema",
+                    "streamed-other": "other",
+                    "streamed-flag": "other-flag",
+                },
             },
         }
     )
@@ -104,11 +121,12 @@ async def setup(fake: FakeOpenAI) -> AsyncIterator[tuple[Pipeline, list[LedgerRo
     await gateway.aclose()
 
 
-def _ask(model: str) -> ChatRequest:
+def _ask(model: str, stream: bool = False) -> ChatRequest:
     return ChatRequest(
         model,
         [Message("user", (TextPart("how many?"),))],
         response_format=ResponseFormat("json_schema", SCHEMA, "count"),
+        stream=stream,
     )
 
 
@@ -163,3 +181,54 @@ async def test_no_schema_no_check(setup: tuple[Pipeline, list[LedgerRow]]) -> No
 def test_json_schema_checks_answers_only(fake: FakeOpenAI) -> None:
     with pytest.raises(ConfigError, match=r"guards\[0\]\.phases: json_schema checks answers"):
         Gateway(_settings(fake, ["input"]), None)
+
+
+# Streams: checked once, at the finish, before the held-back end goes out; no retry (the rest
+# of the answer has gone out). The fake streams a sample of the request's schema.
+
+
+async def _streamed(pipeline: Pipeline, model: str, got: list[StreamEvent]) -> None:
+    streaming = await pipeline.stream(CALLER, _ask(model, stream=True))
+    try:
+        async for event in streaming.events:
+            got.append(event)
+    finally:
+        await streaming.aclose()
+
+
+def _text(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def test_a_stream_that_matches_passes_whole(
+    setup: tuple[Pipeline, list[LedgerRow]],
+) -> None:
+    pipeline, rows = setup
+    got: list[StreamEvent] = []
+    await _streamed(pipeline, "streamed", got)
+    assert isinstance(orjson.loads(_text(got))["n"], int)
+    assert any(isinstance(e, Finished) for e in got) and rows[-1][22] is None
+
+
+async def test_a_stream_that_does_not_match_ends_blocked_without_a_retry(
+    setup: tuple[Pipeline, list[LedgerRow]], fake: FakeOpenAI
+) -> None:
+    pipeline, rows = setup
+    before = len(fake.requests)
+    got: list[StreamEvent] = []
+    with pytest.raises(ContentBlocked) as info:
+        await _streamed(pipeline, "streamed-other", got)
+    assert info.value.category == "schema_mismatch" and info.value.phase == "output"
+    assert not any(isinstance(e, Finished) for e in got)
+    assert len(fake.requests) == before + 1  # no retry
+    assert rows[-1][9] == 400 and "schema_mismatch" in (rows[-1][22] or "")
+
+
+async def test_a_flagged_stream_mismatch_passes_with_its_verdict(
+    setup: tuple[Pipeline, list[LedgerRow]],
+) -> None:
+    pipeline, rows = setup
+    got: list[StreamEvent] = []
+    await _streamed(pipeline, "streamed-flag", got)
+    assert "n" in orjson.loads(_text(got))
+    assert rows[-1][22] == "json_schema:output:flag:schema_mismatch:1.00"

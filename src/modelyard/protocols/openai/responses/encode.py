@@ -10,7 +10,7 @@ from typing import Any, Final
 import orjson
 
 from modelyard.core.chat import ChatResult, FinishReason, ToolCall, Usage
-from modelyard.core.errors import ModelyardError
+from modelyard.core.errors import ContentBlocked, ModelyardError
 from modelyard.protocols.openai.responses.request import (
     JSON,
     ResponsesRequest,
@@ -56,6 +56,23 @@ def status_of(reason: FinishReason | None) -> tuple[str, JSON | None]:
     """(status, incomplete_details) for how the model stopped."""
     why = _INCOMPLETE.get(reason or "")
     return ("incomplete", {"reason": why}) if why else ("completed", None)
+
+
+def filtered_json(blocked: ContentBlocked) -> JSON:
+    """``incomplete_details`` of an answer an output guard blocked: OpenAI's
+    ``content_filter`` reason, plus which guard and category (never the content)."""
+    return {
+        "reason": "content_filter",
+        "guardrail": blocked.guard,
+        "category": blocked.category,
+        "message": blocked.message,
+    }
+
+
+def blocked_json(env: Envelope, blocked: ContentBlocked) -> JSON:
+    """The ``Response`` of a whole answer an output guard blocked: ``incomplete``, with no
+    output (nothing of the blocked answer reaches the client)."""
+    return response_json(env, "incomplete", [], None, incomplete=filtered_json(blocked))
 
 
 def error_json(err: ModelyardError) -> JSON:

@@ -4,9 +4,10 @@
 kind of content changes (reasoning, the message, each tool call by its core ``call_index``):
 ``response.output_item.added``, the item's deltas, then its ``.done`` events and
 ``response.output_item.done`` before the next item opens. The stream ends with
-``response.completed`` or ``response.incomplete`` (the final ``Response``, usage included),
-or, when the upstream fails after the first byte, ``response.failed`` carrying the error: never
-a silent end. Should an upstream interleave the argument pieces of several calls, a late piece
+``response.completed`` or ``response.incomplete`` (the final ``Response``, usage included;
+``incomplete_details.reason`` is ``content_filter`` when an output guard blocked the rest), or,
+when the upstream fails after the first byte, ``response.failed`` carrying the error: never a
+silent end. Should an upstream interleave the argument pieces of several calls, a late piece
 still goes to its call's item (its id) rather than being dropped.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 
 from modelyard.core.chat import FinishReason, ToolCall, Usage
-from modelyard.core.errors import ModelyardError
+from modelyard.core.errors import ContentBlocked, ModelyardError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
@@ -31,6 +32,7 @@ from modelyard.protocols.openai.responses.encode import (
     Envelope,
     call_item,
     error_json,
+    filtered_json,
     message_item,
     reasoning_item,
     response_json,
@@ -114,6 +116,17 @@ class ResponseStream:
         self.final = response_json(self._env, "failed", self.output, self.usage, error=error)
         return out
 
+    def blocked(self, blocked: ContentBlocked) -> bytes:
+        """As ``close``, for a stream an output guard blocked: the open item ends with what was
+        released before the block (nothing of the blocked text was), and ``final`` is an
+        ``incomplete`` ``Response`` whose ``incomplete_details`` say ``content_filter``."""
+        out = self._close(status="incomplete")
+        self.status = "incomplete"
+        self.final = response_json(
+            self._env, "incomplete", self.output, self.usage, incomplete=filtered_json(blocked)
+        )
+        return out
+
     def terminal(self) -> bytes:
         """The last event: ``response.completed``, ``.incomplete`` or ``.failed``."""
         return self._frame(f"response.{self.status}", {"response": self.final})
@@ -175,7 +188,7 @@ class ResponseStream:
     def _at(self, opened: _Open) -> JSON:
         return {"item_id": opened.item["id"], "output_index": opened.index}
 
-    def _close(self) -> bytes:
+    def _close(self, status: str = "completed") -> bytes:
         opened, self._open = self._open, None
         if opened is None:
             return b""
@@ -183,7 +196,7 @@ class ResponseStream:
         at = self._at(opened)
         item = opened.item
         if opened.kind == "message":
-            item["content"], item["status"] = [text_part(text)], "completed"
+            item["content"], item["status"] = [text_part(text)], status
             out = self._frame(
                 "response.output_text.done",
                 {**at, "content_index": 0, "text": text, "logprobs": []},
@@ -197,7 +210,7 @@ class ResponseStream:
             part = {**at, "summary_index": 0, "part": _summary(text)}
             out += self._frame("response.reasoning_summary_part.done", part)
         else:
-            item["arguments"], item["status"] = text, "completed"
+            item["arguments"], item["status"] = text, status
             done = {**at, "name": item["name"], "arguments": text}
             out = self._frame("response.function_call_arguments.done", done)
         done_item = {"output_index": opened.index, "item": dict(item)}
