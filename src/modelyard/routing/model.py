@@ -5,11 +5,10 @@ the weak one does not. The artifact is one ``.npz`` file (numpy arrays only, rea
 ``allow_pickle=False``, so loading one runs no code) holding the IDF, the coefficients, the
 intercept and a JSON header: format version, training provenance, metrics.
 
-Format 2 adds ``text_features`` to the header: ``chars`` (hashed character 3-5-grams,
-:mod:`routing.chars`, what training writes now) or ``words`` (hashed word uni- and bigrams,
-:func:`routing.features.buckets`). A format-1 artifact is read as ``words``, so routers
-trained before keep scoring as they did.
-"""
+Format 2 adds ``text_features`` to the header: ``words`` (hashed word uni- and bigrams,
+:func:`routing.features.buckets`, the default) or ``chars`` (hashed character 3-5-grams,
+:mod:`routing.chars`, ``router train --text-features chars``). A format-1 artifact is read as
+``words``, so routers trained before keep scoring as they did."""
 
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ class RouterModel:
     coef: Floats  # (DIM,)
     intercept: float
     header: Mapping[str, Any] = field(default_factory=dict)
-    text_features: str = "chars"  # "chars" or "words": which hashed n-grams the IDF is over
+    text_features: str = "words"  # "chars" or "words": which hashed n-grams the IDF is over
 
     @property
     def version(self) -> str:

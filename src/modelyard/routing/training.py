@@ -1,11 +1,10 @@
 """Fit a :class:`RouterModel` from labelled prompts (scikit-learn, imported only here: it is
 the optional ``router`` extra, which a serving-only install leaves out).
 
-A logistic regression on the hashed TF-IDF (character 3-5-grams by default, word n-grams on
-request; ``routing/chars.py`` says why) and the cheap facts, then Platt scaling fitted on
-cross-validated decision values; the scaling is linear, so it is folded into the coefficients
-and the served model stays one dot product and a sigmoid.
-"""
+A logistic regression on the hashed TF-IDF (word uni- and bigrams by default, character
+3-5-grams on request: ``routing/chars.py``, docs/router.md has the figures) and the cheap facts,
+then Platt scaling fitted on cross-validated decision values; the scaling is linear, so it is
+folded into the coefficients and the served model stays one dot product and a sigmoid."""
 
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ def fit(
     header: Mapping[str, Any],
     c: float = 0.3,
     seed: int = 0,
-    text_features: str = "chars",
+    text_features: str = "words",
 ) -> RouterModel:
     """Train on ``examples`` (both labels present); ``header`` is the provenance to keep;
     ``text_features`` is ``chars`` or ``words``."""
