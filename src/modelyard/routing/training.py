@@ -52,23 +52,7 @@ def fit(
     labels = np.array([e.strong_needed for e in examples], dtype=np.int8)
     if labels.min() == labels.max():
         raise ValueError("training needs prompts where the strong model was needed and not")
-    grams = [text_vector(e.text, text_features) for e in examples]
-    idf = _idf([idx for idx, _ in grams])
-    rows, cols, vals = [], [], []
-    fact_cols = np.arange(F.TEXT_DIM, F.DIM, dtype=np.int64)
-    for r, ((idx, tf), example) in enumerate(zip(grams, examples, strict=True)):
-        values = tf.astype(np.float64) * idf[idx]
-        norm = float(np.sqrt(values @ values)) or 1.0
-        rows.append(np.full(len(idx) + F.FACTS, r, dtype=np.int64))
-        cols.append(np.concatenate([idx, fact_cols]))
-        vals.append(np.concatenate([values / norm, np.asarray(example.facts, dtype=np.float64)]))
-    # Only the columns some prompt uses: L-BFGS over the few thousand used buckets instead of
-    # all 2^18 is many times faster, and the unused coefficients are zero either way.
-    used, packed = np.unique(np.concatenate(cols), return_inverse=True)
-    shape = (len(examples), len(used))
-    x = sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), packed)), shape=shape, dtype=np.float64
-    )
+    idf, used, x = _matrix(examples, text_features, sparse.csr_matrix)
     learner = LogisticRegression(C=c, max_iter=2000)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     held_out = cross_val_predict(learner, x, labels, cv=folds, method="decision_function")
@@ -93,6 +77,28 @@ def fit(
     return RouterModel(
         idf=idf, coef=coef, intercept=intercept, header=full, text_features=text_features
     )
+
+
+def _matrix(
+    examples: Sequence[Example], text_features: str, csr: Any
+) -> tuple[np.ndarray[Any, np.dtype[np.float32]], np.ndarray[Any, np.dtype[np.int64]], Any]:
+    """The IDF, the used columns and the (examples x used columns) TF-IDF + facts matrix."""
+    grams = [text_vector(e.text, text_features) for e in examples]
+    idf = _idf([idx for idx, _ in grams])
+    rows, cols, vals = [], [], []
+    fact_cols = np.arange(F.TEXT_DIM, F.DIM, dtype=np.int64)
+    for r, ((idx, tf), example) in enumerate(zip(grams, examples, strict=True)):
+        values = tf.astype(np.float64) * idf[idx]
+        norm = float(np.sqrt(values @ values)) or 1.0
+        rows.append(np.full(len(idx) + F.FACTS, r, dtype=np.int64))
+        cols.append(np.concatenate([idx, fact_cols]))
+        vals.append(np.concatenate([values / norm, np.asarray(example.facts, dtype=np.float64)]))
+    # Only the columns some prompt uses: L-BFGS over the few thousand used buckets instead of
+    # all 2^18 is many times faster, and the unused coefficients are zero either way.
+    used, packed = np.unique(np.concatenate(cols), return_inverse=True)
+    shape = (len(examples), len(used))
+    data = (np.concatenate(vals), (np.concatenate(rows), packed))
+    return idf, used, csr(data, shape=shape, dtype=np.float64)
 
 
 def _idf(grams: list[np.ndarray[Any, np.dtype[np.int64]]]) -> np.ndarray[Any, np.dtype[np.float32]]:
