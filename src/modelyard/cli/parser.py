@@ -384,6 +384,12 @@ def _add_router(sub: SubParsers) -> None:
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
     train.add_argument(
+        "--text-features",
+        choices=("words", "chars"),
+        default="words",
+        help="hashed word 1-2-grams (default) or character 3-5-grams (docs/router.md)",
+    )
+    train.add_argument(
         "--weak", default=None, metavar="MODEL", help="the weak model's column (or deployment)"
     )
     train.add_argument(

@@ -54,10 +54,13 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.runs:
         from_runs = _runs_data(args)
-        result = train_from_data(from_runs, f"eval runs {args.runs}", args.holdout, args.seed)
+        origin = f"eval runs {args.runs}"
+        result = train_from_data(from_runs, origin, args.holdout, args.seed, args.text_features)
     else:
         models = (args.weak, args.strong)
-        result = train_from_dir(Path(args.data), args.holdout, args.seed, models)
+        result = train_from_dir(
+            Path(args.data), args.holdout, args.seed, models, args.text_features
+        )
     data = dumps(result.model)
     if args.out:
         out = Path(args.out)

@@ -39,13 +39,19 @@ def train_from_dir(
     holdout: float = 0.0,
     seed: int = 0,
     models: tuple[str | None, str | None] = (None, None),
+    text_features: str = "words",
 ) -> TrainResult:
     """A router trained on ``folder``'s routing data, ``holdout`` of its sources left out."""
-    return train_from_data(load_dir(folder, *models), str(folder), holdout, seed)
+    data = load_dir(folder, *models)
+    return train_from_data(data, str(folder), holdout, seed, text_features)
 
 
 def train_from_data(
-    data: RoutingData, origin: str, holdout: float = 0.0, seed: int = 0
+    data: RoutingData,
+    origin: str,
+    holdout: float = 0.0,
+    seed: int = 0,
+    text_features: str = "words",
 ) -> TrainResult:
     """A router trained on ``data`` (from ``origin``: a folder, eval run ids), ``holdout`` of
     its sources left out and named in the provenance."""
@@ -67,7 +73,7 @@ def train_from_data(
         "seed": seed,
     }
     labelled = [(i.prompt, i.strong > i.weak) for i in train_items]
-    model = routers.train(labelled, header, seed=seed)
+    model = routers.train(labelled, header, seed=seed, text_features=text_features)
     return TrainResult(model, trained, held)
 
 

@@ -4,7 +4,11 @@
 the weak one does not. The artifact is one ``.npz`` file (numpy arrays only, read with
 ``allow_pickle=False``, so loading one runs no code) holding the IDF, the coefficients, the
 intercept and a JSON header: format version, training provenance, metrics.
-"""
+
+Format 2 adds ``text_features`` to the header: ``words`` (hashed word uni- and bigrams,
+:func:`routing.features.buckets`, the default) or ``chars`` (hashed character 3-5-grams,
+:mod:`routing.chars`, ``router train --text-features chars``). A format-1 artifact is read as
+``words``, so routers trained before keep scoring as they did."""
 
 from __future__ import annotations
 
@@ -22,9 +26,12 @@ import numpy.typing as npt
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import ModelyardError
+from modelyard.routing import chars
 from modelyard.routing import features as F
 
-FORMAT: Final = "modelyard.router/1"
+FORMAT: Final = "modelyard.router/2"
+READABLE: Final = frozenset({"modelyard.router/1", FORMAT})
+TEXT_FEATURES: Final = frozenset({"words", "chars"})
 # An artifact is a few MB; a bound keeps a wrong path from filling memory.
 MAX_ARTIFACT_BYTES: Final = 64 * 1024 * 1024
 
@@ -37,6 +44,7 @@ class RouterModel:
     coef: Floats  # (DIM,)
     intercept: float
     header: Mapping[str, Any] = field(default_factory=dict)
+    text_features: str = "words"  # "chars" or "words": which hashed n-grams the IDF is over
 
     @property
     def version(self) -> str:
@@ -45,11 +53,9 @@ class RouterModel:
 
     def score_text(self, text: str, fact_row: list[float]) -> float:
         """P(strong needed) for a prompt text and its cheap facts."""
-        grams = F.buckets(text)
+        idx, tf = text_vector(text, self.text_features)
         z = self.intercept
-        if grams:
-            idx = np.fromiter(grams.keys(), dtype=np.int64, count=len(grams))
-            tf = np.fromiter(grams.values(), dtype=np.float32, count=len(grams))
+        if len(idx):
             values = tf * self.idf[idx]
             norm = float(np.sqrt(values @ values)) or 1.0
             z += float(values @ self.coef[idx]) / norm
@@ -60,6 +66,16 @@ class RouterModel:
         """P(strong needed) for a decoded chat request."""
         text = F.text_of(request)
         return self.score_text(text, F.request_facts(request, text))
+
+
+def text_vector(text: str, kind: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The hashed n-gram buckets of ``text`` and their sublinear term frequencies, for the
+    artifact's ``kind`` of text features (``chars`` or ``words``)."""
+    if kind == "chars":
+        return chars.buckets(text)
+    grams = F.buckets(text)
+    idx = np.fromiter(grams.keys(), dtype=np.int64, count=len(grams))
+    return idx, np.fromiter(grams.values(), dtype=np.float32, count=len(grams))
 
 
 def _invalid(message: str) -> ModelyardError:
@@ -78,7 +94,12 @@ def dumps(model: RouterModel) -> bytes:
     body = io.BytesIO()
     np.savez_compressed(body, idf=model.idf, coef=model.coef, intercept=np.float64(model.intercept))
     digest = hashlib.sha256(body.getvalue()).hexdigest()[:12]
-    header = {**model.header, "format": FORMAT, "version": digest}
+    header = {
+        **model.header,
+        "format": FORMAT,
+        "text_features": model.text_features,
+        "version": digest,
+    }
     out = io.BytesIO()
     np.savez_compressed(
         out,
@@ -104,11 +125,16 @@ def loads(data: bytes) -> RouterModel:
             intercept = float(npz["intercept"])
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         raise _invalid(f"not a router artifact: {exc}") from exc
-    if header.get("format") != FORMAT:
-        raise _invalid(f"router artifact format {header.get('format')!r}, not {FORMAT}")
+    if header.get("format") not in READABLE:
+        raise _invalid(
+            f"router artifact format {header.get('format')!r}, not one of {sorted(READABLE)}"
+        )
+    kind = header.get("text_features", "words")  # format 1 had only word n-grams
+    if kind not in TEXT_FEATURES:
+        raise _invalid(f"router artifact text features {kind!r}, not one of words, chars")
     if idf.shape != (F.TEXT_DIM,) or coef.shape != (F.DIM,):
         raise _invalid("router artifact has the wrong feature dimensions")
-    return RouterModel(idf=idf, coef=coef, intercept=intercept, header=header)
+    return RouterModel(idf=idf, coef=coef, intercept=intercept, header=header, text_features=kind)
 
 
 def load(path: Path) -> RouterModel:

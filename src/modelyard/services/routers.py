@@ -40,13 +40,18 @@ __all__ = [
 
 
 def train(
-    labelled: Sequence[tuple[str, bool]], header: Mapping[str, Any], c: float = 0.3, seed: int = 0
+    labelled: Sequence[tuple[str, bool]],
+    header: Mapping[str, Any],
+    c: float = 0.3,
+    seed: int = 0,
+    text_features: str = "words",
 ) -> RouterModel:
-    """A router from ``(prompt, strong model needed)`` pairs; ``header`` is its provenance."""
+    """A router from ``(prompt, strong model needed)`` pairs; ``header`` is its provenance;
+    ``text_features`` is ``words`` or ``chars``."""
     from modelyard.routing.training import Example, fit
 
     examples = [Example(text, features.facts(text), needed) for text, needed in labelled]
-    return fit(examples, header, c=c, seed=seed)
+    return fit(examples, header, c=c, seed=seed, text_features=text_features)
 
 
 def score_prompts(model: RouterModel, prompts: Sequence[str]) -> list[float]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.cli.main import main
+from modelyard.routing import features as F
 from modelyard.services.routers import read
 
 HARD = ("integral", "proof", "theorem", "derivative", "lemma", "eigenvalue")
@@ -128,3 +129,14 @@ def test_train_into_the_store_then_list_and_show(
 def test_train_needs_a_destination(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(f"router train --data {data}") == 2
     assert "--out PATH, --name NAME or both" in capsys.readouterr().err
+
+
+def test_train_with_character_grams_writes_a_chars_router(data: Path, trained: Path) -> None:
+    out = data.parent / "chars.router"
+    line = f"router train --data {data} --out {out} --holdout 0.34 --seed 3 --text-features chars"
+    assert _run(line) == 0
+    model = read(out)
+    assert model.text_features == "chars" and model.header["text_features"] == "chars"
+    assert read(trained).text_features == "words"  # the default
+    hard, easy = "case 7 9: explain the eigenvalue", "case 7 9: explain the river"
+    assert model.score_text(hard, F.facts(hard)) > model.score_text(easy, F.facts(easy))
