@@ -460,6 +460,16 @@ class GuardrailsExplanation(Response):
     project: str | None
     policy: str | None = Field(description="null: no guards apply")
     chosen_by: Literal["key", "project", "deployment", "default", "none"]
+    source: Literal["admin", "config"] | None = Field(
+        description="where the attachment was made: the admin API (stored) or the config"
+    )
     attached_to: str | None
+    missing: str | None = Field(
+        description="a policy the admin API attached that the config no longer has: "
+        "such calls are refused (500 guardrails_policy_missing)"
+    )
+    overrides: str | None = Field(
+        description="the config's attachment at the same level that the admin API's overrides"
+    )
     reversible: bool
     guards: list[GuardShown]
