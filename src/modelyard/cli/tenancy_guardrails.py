@@ -5,13 +5,10 @@ like the admin API's PATCH. ``none`` detaches (the config's attachments decide a
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import Any
 
 from modelyard.cli.tenancy import operator, print_json, shown, with_admin
 from modelyard.config import Settings
-
-if TYPE_CHECKING:
-    from modelyard.tenancy.model import ApiKey, Project
 
 NONE = "none"  # on the command line: detach (the admin API's null)
 
@@ -35,9 +32,7 @@ def project_update(args: argparse.Namespace, settings: Settings) -> int:
     from modelyard.services import admin_models as models
 
     policy = checked_policy(args.guardrails, settings)
-    project: Project = with_admin(
-        settings, lambda a: a.set_project_guardrails(operator(), args.id, policy)
-    )
+    project = with_admin(settings, lambda a: a.set_project_guardrails(operator(), args.id, policy))
     if args.json:
         print_json(shown(models.Project.of_project(project)))
     else:
@@ -51,7 +46,7 @@ def key_update(args: argparse.Namespace, settings: Settings) -> int:
 
     policy = checked_policy(args.guardrails, settings)
 
-    async def work(admin: TenancyAdmin) -> ApiKey:
+    async def work(admin: TenancyAdmin) -> Any:
         key = await admin.key(operator(), args.id)
         return await admin.update_key(operator(), args.id, key.limits, policy)
 
