@@ -180,8 +180,13 @@ async def explain_guardrails(call: Call) -> models.GuardrailsExplanation:
     project = query.project
     key_policy = project_policy = None
     if query.key is not None and call.state.admin is not None:
-        key = await call.admin.key(call.principal, query.key)
-        key_policy, project = key.guardrails, project or key.project_id
+        try:
+            key = await call.admin.key(call.principal, query.key)
+        except NotFound:
+            if project is None:
+                raise  # its project cannot be found either
+        else:  # a key only the config names (with its project given) is not stored
+            key_policy, project = key.guardrails, project or key.project_id
     if project is not None and call.state.admin is not None:
         project_policy = await _project_policy(call, project)
     shown = call.state.gateway.policies.explain(

@@ -99,3 +99,14 @@ def test_an_owner_attaches_but_neither_exempts_nor_changes(admin: Admin) -> None
     assert project.status_code == 403
     made = admin.call(owner, "POST", P + "/keys", json={"project": "acme", "guardrails": "off"})
     assert made.status_code == 403
+
+
+def test_explain_a_key_the_store_does_not_hold(admin: Admin) -> None:
+    query = {"deployment": "chat", "key": "abcdefabcdef"}
+    assert admin.call(ADMIN_KEY, "GET", P + "/guardrails/explain", params=query).status_code == 404
+    admin.project("acme")
+    admin.ok(ADMIN_KEY, "PATCH", P + "/projects/acme", json={"guardrails": "lenient"})
+    shown = admin.ok(
+        ADMIN_KEY, "GET", P + "/guardrails/explain", params={**query, "project": "acme"}
+    )
+    assert (shown["policy"], shown["chosen_by"]) == ("lenient", "project")
