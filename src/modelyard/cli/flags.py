@@ -94,3 +94,15 @@ def config_error(exc: Exception) -> int:
     """An invalid config file: its errors (each naming its path) on stderr, exit code 2."""
     print(str(exc), file=sys.stderr)
     return USAGE
+
+
+def add_guardrails(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """``--guardrails POLICY``: a policy named in the config, ``off``, or (updates) ``none``."""
+    parser.add_argument(
+        "--guardrails",
+        required=required,
+        default=None,
+        metavar="POLICY",
+        help="a guardrail policy named in the config, or 'off' (no guards)"
+        + ("; 'none' detaches" if required else ""),
+    )

@@ -204,8 +204,13 @@ def _add_projects(sub: SubParsers) -> None:
     create.add_argument("id", help="project id: lowercase letters, digits, _ or -")
     create.add_argument("--description", default=None, help="free text, up to 2000 characters")
     flags.add_limits(create)
+    flags.add_guardrails(create)
     _store_flags(create)
     _store_flags(proj.add_parser("list", help="list projects"))
+    update = proj.add_parser("update", help="attach a guardrail policy to a project")
+    update.add_argument("id", help="project id")
+    flags.add_guardrails(update, required=True)
+    _store_flags(update)
 
 
 def _add_keys(sub: SubParsers) -> None:
@@ -234,7 +239,12 @@ def _add_keys(sub: SubParsers) -> None:
         "--deployments", default=None, metavar="A,B", help="comma-separated: only these"
     )
     kc.add_argument("--expires", default=None, metavar="DURATION", help="e.g. 30d, 12h, 2w")
+    flags.add_guardrails(kc)
     _store_flags(kc)
+    ku = key_sub.add_parser("update", help="attach a guardrail policy to a key")
+    ku.add_argument("id", help="key id (the part after 'my-')")
+    flags.add_guardrails(ku, required=True)
+    _store_flags(ku)
     kl = key_sub.add_parser("list", help="list keys")
     kl.add_argument("--project", default=None, help="only this project's keys")
     _store_flags(kl)

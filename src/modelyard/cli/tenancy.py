@@ -59,10 +59,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return tenancy_usage.run_usage(args, lambda work: with_admin(settings, work))
     if args.command == "admin":
         return _admin_init(args, settings)
+    from modelyard.cli import tenancy_guardrails
+
     if args.command == "projects":
+        if args.projects_command == "update":
+            return tenancy_guardrails.project_update(args, settings)
         if args.projects_command == "create":
             return _project_create(args, settings)
         return _project_list(args, settings)
+    if args.keys_command == "update":
+        return tenancy_guardrails.key_update(args, settings)
     if args.keys_command == "create":
         return _key_create(args, settings)
     if args.keys_command == "list":
@@ -136,13 +142,15 @@ def _limits_text(limits: Limits) -> str:
 
 
 def _project_create(args: argparse.Namespace, settings: Settings) -> int:
+    from modelyard.cli.tenancy_guardrails import checked_policy
     from modelyard.services import admin_models as models
 
     fields = {"id": args.id, "description": args.description or None, **_limit_fields(args)}
     body = _checked(models.ProjectCreate, fields)
+    policy = checked_policy(args.guardrails, settings)
     project = with_admin(
         settings,
-        lambda a: a.create_project(operator(), body.id, body.description, body.limits()),
+        lambda a: a.create_project(operator(), body.id, body.description, body.limits(), policy),
     )
     if args.json:
         print_json(shown(models.Project.of_project(project)))
@@ -198,6 +206,9 @@ def _key_create(args: argparse.Namespace, settings: Settings) -> int:
         "expires_in": args.expires or None,
         **_limit_fields(args),
     }
+    from modelyard.cli.tenancy_guardrails import checked_policy
+
+    fields["guardrails"] = checked_policy(args.guardrails, settings)
     spec = _checked(models.KeyCreate, fields).spec()
     _warn_unknown(spec.deployments, settings)
     key, fresh = with_admin(settings, lambda a: a.create_key(operator(), spec))

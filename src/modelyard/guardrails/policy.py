@@ -1,8 +1,13 @@
 """Policies built from their specs, and which policy a call gets.
 
 The most specific attachment wins: the caller's key, then its project, then the deployment,
-then the default. ``off`` is a policy name that means no guards (a key exempted from its
-project's policy, say).
+then the default. A key or a project may have a policy attached in the config (by id) and one
+attached through the admin API (stored with the key or project, carried on its ``Principal``):
+at the same level the admin API's wins (it is the later, run-time act), and ``explain`` shows
+the config attachment it overrides. So the order is: the key's admin attachment, the key's
+config attachment, the project's admin attachment, the project's config attachment, the
+deployment's, the default. ``off`` is a policy name that means no guards (a key exempted from
+its project's policy, say).
 """
 
 from __future__ import annotations
@@ -82,11 +87,16 @@ def _check_judge(n: int, spec: GuardSpec) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """The policy a call gets and why (``scope`` is key, project, deployment or default)."""
+    """The policy a call gets and why (``scope`` is key, project, deployment or default;
+    ``source`` is ``admin`` or ``config``). ``missing``: the admin API attached a policy the
+    config no longer has (a reload removed it); the call must be refused, not run unguarded."""
 
     policy: Policy | None
     scope: str
     attached_as: str | None  # the key id, project id or deployment name it is attached to
+    source: str | None = None
+    missing: str | None = None
+    overrides: str | None = None  # the config's attachment at the same level, overridden
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,29 +109,55 @@ class Policies:
 
     @property
     def empty(self) -> bool:
-        return not (self.keys or self.projects or self.deployments or self.default)
+        """No policy defined nor attached: the admin API can attach none either, so the guard
+        stages are not registered."""
+        return not (self.policies or self.keys or self.projects or self.deployments or self.default)
 
-    def choose(self, key_id: str | None, project_id: str | None, deployment: str) -> Attachment:
-        """The most specific attachment: key, project, deployment, default."""
-        for scope, table, subject in (
-            ("key", self.keys, key_id),
-            ("project", self.projects, project_id),
-            ("deployment", self.deployments, deployment),
+    def names(self) -> list[str]:
+        """The names an attachment may use: the configured policies and ``off``."""
+        return [*sorted(self.policies), OFF]
+
+    def choose(
+        self,
+        key_id: str | None,
+        project_id: str | None,
+        deployment: str,
+        key_policy: str | None = None,
+        project_policy: str | None = None,
+    ) -> Attachment:
+        """The most specific attachment: key, project (each the admin API's attachment, then
+        the config's), deployment, default."""
+        for scope, admin, table, subject in (
+            ("key", key_policy, self.keys, key_id),
+            ("project", project_policy, self.projects, project_id),
         ):
-            if subject is not None and subject in table:
-                return Attachment(self._policy(table[subject]), scope, subject)
+            configured = table.get(subject) if subject is not None else None
+            if admin is not None:
+                if admin != OFF and admin not in self.policies:
+                    return Attachment(None, scope, subject, "admin", missing=admin)
+                return Attachment(self._policy(admin), scope, subject, "admin", None, configured)
+            if configured is not None:
+                return Attachment(self._policy(configured), scope, subject, "config")
+        if deployment in self.deployments:
+            policy = self._policy(self.deployments[deployment])
+            return Attachment(policy, "deployment", deployment, "config")
         if self.default is not None:
-            return Attachment(self._policy(self.default), "default", None)
+            return Attachment(self._policy(self.default), "default", None, "config")
         return Attachment(None, "none", None)
 
     def _policy(self, name: str) -> Policy | None:
         return None if name == OFF else self.policies[name]
 
     def explain(
-        self, key_id: str | None, project_id: str | None, deployment: str
+        self,
+        key_id: str | None,
+        project_id: str | None,
+        deployment: str,
+        key_policy: str | None = None,
+        project_policy: str | None = None,
     ) -> dict[str, Any]:
         """The effective policy of such a call, its guards in the order they run."""
-        choice = self.choose(key_id, project_id, deployment)
+        choice = self.choose(key_id, project_id, deployment, key_policy, project_policy)
         policy = choice.policy
         return {
             "deployment": deployment,
@@ -129,7 +165,10 @@ class Policies:
             "project": project_id,
             "policy": policy.name if policy else None,
             "chosen_by": choice.scope,
+            "source": choice.source,
             "attached_to": choice.attached_as,
+            "missing": choice.missing,
+            "overrides": choice.overrides,
             "reversible": policy.reversible if policy else False,
             "guards": [
                 {

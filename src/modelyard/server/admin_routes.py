@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelyard.core.errors import InvalidRequest
+from modelyard.core.errors import InvalidRequest, NotFound
 from modelyard.server.admin_evals import EVAL_OPERATIONS
 from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
 from modelyard.server.http import json_response, request_id
 from modelyard.services import admin_models as models
-from modelyard.services.tenancy import require_operator
+from modelyard.services.tenancy import check_policy_name, require_operator
 from modelyard.services.usage_export import records_csv
 from modelyard.tenancy.model import UsageFilter
 
@@ -45,8 +45,9 @@ async def list_projects(call: Call) -> models.ProjectList:
 
 async def create_project(call: Call) -> models.Project:
     body = call.given(models.ProjectCreate)
+    check_policy_name(body.guardrails, call.state.gateway.policies.names())
     project = await call.admin.create_project(
-        call.principal, body.id, body.description, body.limits()
+        call.principal, body.id, body.description, body.limits(), body.guardrails
     )
     return models.Project.of_project(project)
 
@@ -59,9 +60,15 @@ async def get_project(call: Call) -> models.Project:
 async def patch_project(call: Call) -> models.Project:
     project_id = call.given(models.ProjectPath).project_id
     current = await call.admin.project(call.principal, project_id)
-    limits = call.given(models.LimitsPatch).limits(current.limits)
+    body = call.given(models.Patch)
+    policy = body.policy(current.guardrails)
+    if policy != current.guardrails:  # checked before anything is written
+        check_policy_name(policy, call.state.gateway.policies.names())
+    limits = body.limits(current.limits)
     project = await call.admin.set_project_limits(call.principal, project_id, limits)
-    await call.state.keys_changed()  # the project's keys carry its limits
+    if policy != current.guardrails:
+        project = await call.admin.set_project_guardrails(call.principal, project_id, policy)
+    await call.state.keys_changed()  # the project's keys carry its limits and policy
     return models.Project.of_project(project)
 
 
@@ -78,6 +85,7 @@ async def list_keys(call: Call) -> models.KeyList:
 
 async def create_key(call: Call) -> models.NewApiKey:
     spec = call.given(models.KeyCreate).spec()
+    check_policy_name(spec.guardrails, call.state.gateway.policies.names())
     known = set(call.state.gateway.table.names)
     unknown = [n for n in spec.deployments or () if n not in known]
     if unknown:
@@ -100,8 +108,12 @@ async def get_key(call: Call) -> models.ApiKey:
 async def patch_key(call: Call) -> models.ApiKey:
     key_id = call.given(models.KeyPath).key_id
     current = await call.admin.key(call.principal, key_id)
-    limits = call.given(models.LimitsPatch).limits(current.limits)
-    key = await call.admin.set_key_limits(call.principal, key_id, limits)
+    body = call.given(models.Patch)
+    policy = body.policy(current.guardrails)
+    if policy != current.guardrails:
+        check_policy_name(policy, call.state.gateway.policies.names())
+    limits = body.limits(current.limits)
+    key = await call.admin.update_key(call.principal, key_id, limits, policy)
     await call.state.keys_changed()
     return models.ApiKey.of_key(key, call.now)
 
@@ -166,10 +178,29 @@ async def explain_guardrails(call: Call) -> models.GuardrailsExplanation:
     require_operator(call.principal)
     query = call.given(models.GuardrailsQuery)
     project = query.project
-    if query.key is not None and project is None and call.state.admin is not None:
-        project = (await call.admin.key(call.principal, query.key)).project_id
-    shown = call.state.gateway.policies.explain(query.key, project, query.deployment)
+    key_policy = project_policy = None
+    if query.key is not None and call.state.admin is not None:
+        try:
+            key = await call.admin.key(call.principal, query.key)
+        except NotFound:
+            if project is None:
+                raise  # its project cannot be found either
+        else:  # a key only the config names (with its project given) is not stored
+            key_policy, project = key.guardrails, project or key.project_id
+    if project is not None and call.state.admin is not None:
+        project_policy = await _project_policy(call, project)
+    shown = call.state.gateway.policies.explain(
+        query.key, project, query.deployment, key_policy, project_policy
+    )
     return models.GuardrailsExplanation.model_validate(shown)
+
+
+async def _project_policy(call: Call, project_id: str) -> str | None:
+    """The policy the admin API attached to a project (a project not stored yet: none)."""
+    try:
+        return (await call.admin.project(call.principal, project_id)).guardrails
+    except NotFound:
+        return None
 
 
 async def me(call: Call) -> models.Principal:
@@ -205,9 +236,10 @@ OPERATIONS = (
         errors=(*_ANY, 404), path_params=models.ProjectPath,
     ),
     Operation(
-        "PATCH", "/projects/{project_id}", "Change a project's limits (operator)", patch_project,
+        "PATCH", "/projects/{project_id}",
+        "Change a project's limits and guardrail policy (operator)", patch_project,
         answer=(200, models.Project, "The project as changed"),
-        errors=(*_ANY, 404, 413), path_params=models.ProjectPath, body=models.LimitsPatch,
+        errors=(*_ANY, 404, 413), path_params=models.ProjectPath, body=models.Patch,
     ),
     Operation(
         "GET", "/keys", "Keys of a project (owner) or of all projects (operator)", list_keys,
@@ -224,9 +256,9 @@ OPERATIONS = (
         answer=_KEY, errors=(*_ANY, 404), path_params=models.KeyPath,
     ),
     Operation(
-        "PATCH", "/keys/{key_id}", "Change a key's limits", patch_key,
+        "PATCH", "/keys/{key_id}", "Change a key's limits and guardrail policy", patch_key,
         answer=_KEY, errors=(*_ANY, 404, 413), path_params=models.KeyPath,
-        body=models.LimitsPatch,
+        body=models.Patch,
     ),
     Operation(
         "DELETE", "/keys/{key_id}", _REVOKE, revoke_key,

@@ -10,7 +10,7 @@ digest never leaves the store.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
@@ -106,9 +106,31 @@ class LimitsPatch(Request):
         )
 
 
+GuardrailsName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description='a guardrail policy named in the config, or "off" (no guards); '
+        "null: none attached here",
+    ),
+]
+
+
 class ProjectCreate(LimitsPatch):
     id: ProjectId
     description: Description | None = None
+    guardrails: GuardrailsName | None = None
+
+
+class Patch(LimitsPatch):
+    """A project's or key's limits (as ``LimitsPatch``) and its guardrail policy: a name,
+    ``off``, or null to detach; absent: unchanged."""
+
+    guardrails: GuardrailsName | None = None
+
+    def policy(self, current: str | None) -> str | None:
+        return self.guardrails if "guardrails" in self.model_fields_set else current
 
 
 class KeyCreate(LimitsPatch):
@@ -120,6 +142,7 @@ class KeyCreate(LimitsPatch):
     name: KeyName | None = None
     deployments: Deployments | None = None
     expires_in: Expiry | None = None
+    guardrails: GuardrailsName | None = None
 
     def spec(self) -> KeySpec:
         """The key to make; a role and a project that do not go together are refused."""
@@ -134,6 +157,7 @@ class KeyCreate(LimitsPatch):
             deployments=tuple(self.deployments) if self.deployments else None,
             limits=self.limits(),
             expires_in=self.expires_in,
+            guardrails=self.guardrails,
         )
 
 
@@ -225,6 +249,7 @@ class Project(Limits):
     object: Literal["project"] = "project"
     id: str
     description: str | None
+    guardrails: str | None = Field(description="the policy attached here (admin API)")
     created_at: str = Field(json_schema_extra=_TIME)
 
     @classmethod
@@ -232,6 +257,7 @@ class Project(Limits):
         return cls(
             id=project.id,
             description=project.description,
+            guardrails=project.guardrails,
             created_at=stamp(project.created_at) or "",
             **Limits.fields(project.limits),
         )
@@ -245,6 +271,7 @@ class ApiKey(Limits):
     project: str | None
     deployments: list[str] | None
     status: KeyStatus
+    guardrails: str | None = Field(description="the policy attached here (admin API)")
     expires_at: str | None = Field(json_schema_extra=_TIME)
     revoked_at: str | None = Field(json_schema_extra=_TIME)
     created_at: str = Field(json_schema_extra=_TIME)
@@ -259,6 +286,7 @@ class ApiKey(Limits):
             "deployments": list(key.deployments) if key.deployments else None,
             **Limits.fields(key.limits),
             "status": key_status(key, now),
+            "guardrails": key.guardrails,
             "expires_at": stamp(key.expires_at),
             "revoked_at": stamp(key.revoked_at),
             "created_at": stamp(key.created_at),
@@ -460,6 +488,16 @@ class GuardrailsExplanation(Response):
     project: str | None
     policy: str | None = Field(description="null: no guards apply")
     chosen_by: Literal["key", "project", "deployment", "default", "none"]
+    source: Literal["admin", "config"] | None = Field(
+        description="where the attachment was made: the admin API (stored) or the config"
+    )
     attached_to: str | None
+    missing: str | None = Field(
+        description="a policy the admin API attached that the config no longer has: "
+        "such calls are refused (500 guardrails_policy_missing)"
+    )
+    overrides: str | None = Field(
+        description="the config's attachment at the same level that the admin API's overrides"
+    )
     reversible: bool
     guards: list[GuardShown]

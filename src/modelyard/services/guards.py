@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from modelyard.core.chat import (
     ChatRequest,
@@ -29,12 +29,12 @@ from modelyard.core.chat import (
     ToolCall,
 )
 from modelyard.core.embeddings import EmbeddingRequest
-from modelyard.core.errors import ContentBlocked
+from modelyard.core.errors import ContentBlocked, InternalError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
 from modelyard.guardrails.model import Finding, Guard, Phase, Policy
 from modelyard.guardrails.moderation import MAX_TEXT, Models
-from modelyard.guardrails.policy import Policies
+from modelyard.guardrails.policy import Attachment, Policies
 from modelyard.guardrails.schema import MISMATCH, SchemaCheck
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import Caller, Passed, PreStage, Run, StreamStage, Tap
@@ -82,14 +82,44 @@ class InputGuards:
 
     def __init__(self, policies: Policies) -> None:
         self.policies = policies
+        self._logged: set[tuple[str, str | None]] = set()  # missing policies already logged
+
+    def _refuse(self, choice: Attachment) -> NoReturn:
+        """An attached policy the config no longer has: refuse the call rather than run it
+        unguarded, and log it once per attachment (this stage lives until the next reload)."""
+        mark = (choice.missing or "", choice.attached_as)
+        if mark not in self._logged:
+            self._logged.add(mark)
+            log.error(
+                "guardrail policy %r attached to %s %s is not in the config; its calls are "
+                "refused until the config has it again or the attachment changes",
+                choice.missing,
+                choice.scope,
+                choice.attached_as,
+            )
+        raise InternalError(
+            f"guardrails: the policy {choice.missing!r} attached to this {choice.scope} is not "
+            f"configured on this server (configured: {', '.join(self.policies.names())}); "
+            "the request is refused rather than run unguarded",
+            code="guardrails_policy_missing",
+        )
 
     async def check(self, run: Run, request: ChatRequest) -> ChatRequest:
         if run.caller.endpoint == JUDGE_ENDPOINT:
             return request  # a judge's own call: guarding it would ask the judge again
         deployment = run.deployment.name if run.deployment is not None else request.model
         principal = run.caller.principal
-        policy = self.policies.choose(principal.key_id, principal.project_id, deployment).policy
+        choice = self.policies.choose(
+            principal.key_id,
+            principal.project_id,
+            deployment,
+            principal.key_guardrails,
+            principal.project_guardrails,
+        )
+        policy = choice.policy
         if policy is None:
+            if choice.missing is not None:
+                self._refuse(choice)
             return request
         headers = run.caller.headers
         state = Guarded(

@@ -128,6 +128,17 @@ class KeySpec:
     deployments: tuple[str, ...] | None = None
     limits: Limits = NO_LIMITS
     expires_in: timedelta | None = None
+    guardrails: str | None = None  # a policy name of the config, or "off"
+
+
+def check_policy_name(name: str | None, known: Sequence[str]) -> None:
+    """A guardrail policy attached by name must be one the config defines (or ``off``)."""
+    if name is not None and name not in known:
+        raise InvalidRequest(
+            f"guardrails: no policy {name!r}; use one of: {', '.join(known)} (or null)",
+            param="guardrails",
+            code="invalid_value",
+        )
 
 
 def require_operator(principal: Principal) -> None:
@@ -167,7 +178,12 @@ class TenancyAdmin:
         self._now = clock or (lambda: datetime.now(UTC))
 
     async def create_project(
-        self, principal: Principal, project_id: str, description: str | None, limits: Limits
+        self,
+        principal: Principal,
+        project_id: str,
+        description: str | None,
+        limits: Limits,
+        guardrails: str | None = None,
     ) -> Project:
         require_operator(principal)
         if not PROJECT_ID.fullmatch(project_id):
@@ -176,7 +192,7 @@ class TenancyAdmin:
                 "starting with a letter or digit",
                 param="id",
             )
-        project = Project(project_id, description, limits, self._now())
+        project = Project(project_id, description, limits, self._now(), guardrails)
         try:
             async with self._store.transaction() as session:
                 await Tenancy(session).add_project(project)
@@ -210,6 +226,16 @@ class TenancyAdmin:
                 raise NotFound(f"no project {project_id!r}", code="project_not_found")
         return await self.project(principal, project_id)
 
+    async def set_project_guardrails(
+        self, principal: Principal, project_id: str, policy: str | None
+    ) -> Project:
+        """Attach a policy to a project (``off``: none of the config's apply; None: detach)."""
+        require_operator(principal)  # an owner may not lift its own project's policy
+        async with self._store.transaction() as session:
+            if not await Tenancy(session).set_project_guardrails(project_id, policy):
+                raise NotFound(f"no project {project_id!r}", code="project_not_found")
+        return await self.project(principal, project_id)
+
     async def create_key(self, principal: Principal, spec: KeySpec) -> tuple[ApiKey, NewKey]:
         if spec.role not in ROLES:
             raise InvalidRequest(
@@ -234,6 +260,7 @@ class TenancyAdmin:
             ),
         )
         grants.check(own, wanted)
+        grants.guardrails_change(own.role, None, spec.guardrails)
         fresh = new_key()
         key = ApiKey(
             id=fresh.id,
@@ -246,6 +273,7 @@ class TenancyAdmin:
             expires_at=wanted.expires_at,
             revoked_at=None,
             created_at=now,
+            guardrails=spec.guardrails,
         )
         async with self._store.transaction() as session:
             tenancy = Tenancy(session)
@@ -307,6 +335,25 @@ class TenancyAdmin:
         async with self._store.transaction() as session:
             await Tenancy(session).set_key_limits(key_id, limits)
             key = await Tenancy(session).key(key_id)
+        assert key is not None
+        return key
+
+    async def update_key(
+        self, principal: Principal, key_id: str, limits: Limits, policy: str | None
+    ) -> ApiKey:
+        """A key's limits and guardrail policy (``off``: no guards; None: detached), both
+        checked (``grants``) before either is written, in one transaction."""
+        before = await self._key_to_manage(principal, key_id)
+        own = await self._own_grant(principal, self._now())
+        was = grants.grant_of_key(before)
+        grants.check(own, replace(was, limits=limits), was)
+        grants.guardrails_change(own.role, before.guardrails, policy)
+        async with self._store.transaction() as session:
+            tenancy = Tenancy(session)
+            await tenancy.set_key_limits(key_id, limits)
+            if policy != before.guardrails:
+                await tenancy.set_key_guardrails(key_id, policy)
+            key = await tenancy.key(key_id)
         assert key is not None
         return key
 

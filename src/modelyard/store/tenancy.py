@@ -36,6 +36,7 @@ class ProjectRow(Base):
     daily_budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    guardrails: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -56,6 +57,7 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    guardrails: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class TenancyGenerationRow(Base):
@@ -73,7 +75,7 @@ def _limits(row: ProjectRow | ApiKeyRow) -> Limits:
 
 
 def _project(row: ProjectRow) -> Project:
-    return Project(row.id, row.description, _limits(row), row.created_at)
+    return Project(row.id, row.description, _limits(row), row.created_at, row.guardrails)
 
 
 def _key(row: ApiKeyRow) -> ApiKey:
@@ -89,6 +91,7 @@ def _key(row: ApiKeyRow) -> ApiKey:
         row.expires_at,
         row.revoked_at,
         row.created_at,
+        row.guardrails,
     )
 
 
@@ -126,6 +129,7 @@ class Tenancy:
                 id=project.id,
                 description=project.description,
                 created_at=project.created_at,
+                guardrails=project.guardrails,
                 **_limit_values(project.limits),
             )
         )
@@ -161,6 +165,7 @@ class Tenancy:
                 expires_at=key.expires_at,
                 revoked_at=key.revoked_at,
                 created_at=key.created_at,
+                guardrails=key.guardrails,
                 **_limit_values(key.limits),
             )
         )
@@ -179,6 +184,22 @@ class Tenancy:
     async def set_key_limits(self, key_id: str, limits: Limits) -> bool:
         done = await self._session.execute(
             update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(**_limit_values(limits))
+        )
+        await self._bump()
+        return bool(getattr(done, "rowcount", 0))
+
+    async def set_project_guardrails(self, project_id: str, policy: str | None) -> bool:
+        """Attach ``policy`` (a name, ``off``) to the project; None detaches."""
+        done = await self._session.execute(
+            update(ProjectRow).where(ProjectRow.id == project_id).values(guardrails=policy)
+        )
+        await self._bump()
+        return bool(getattr(done, "rowcount", 0))
+
+    async def set_key_guardrails(self, key_id: str, policy: str | None) -> bool:
+        """Attach ``policy`` (a name, ``off``) to the key; None detaches."""
+        done = await self._session.execute(
+            update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(guardrails=policy)
         )
         await self._bump()
         return bool(getattr(done, "rowcount", 0))

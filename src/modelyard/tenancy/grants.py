@@ -15,6 +15,13 @@ each part must be within the grantor's. So an owner limited to deployment ``a`` 
 a minute can neither mint a key for ``b`` nor one without a limit, nor clear its own limit. A part
 left unset on a new key is the most the grantor may give (``bounded``), not "unlimited".
 
+A key's or project's guardrail policy (attached by name through the admin API) is not ordered
+like the rest: ``guardrails_change`` decides it. An operator attaches, changes and removes any;
+an owner may attach a policy to a key of its project that has none, never ``off`` (which would
+exempt the key from its project's, its deployment's or the default policy) and never change or
+remove one already attached; a project's policy is the operator's alone (its writes are
+operator-only).
+
 Who may manage which project at all (an owner its own, a member none) is checked before, by the
 use cases (``services/tenancy.py``); this module only compares grants.
 """
@@ -130,6 +137,20 @@ def check(own: Grant, after: Grant, before: Grant | None = None) -> None:
         _moment_within,
         _moment_text,
     )
+
+
+def guardrails_change(role: Role, before: str | None, after: str | None) -> None:
+    """Refuse (403 naming ``guardrails``) a key's policy change its grantor may not make."""
+    if role == "operator" or after == before:
+        return
+    if after == "off":
+        _refuse("guardrails", "'off' (no guards)", "a policy by name; only an operator exempts")
+    if before is not None:
+        _refuse(
+            "guardrails",
+            f"a change of the attached policy {before!r}",
+            "a policy on keys without one; an operator changes or removes one",
+        )
 
 
 def _part(

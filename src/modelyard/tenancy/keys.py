@@ -43,6 +43,10 @@ class Principal:
     scopes: tuple[Scope, ...] = ()
     budgeted: bool = False  # any scope has a budget: requests need a cost estimate
     expires_at: datetime | None = None  # a key it creates may not outlive it
+    # The guardrail policies the admin API attached to the key and to its project (a name or
+    # "off"; None: none), carried here so choosing a call's policy reads no store.
+    key_guardrails: str | None = None
+    project_guardrails: str | None = None
 
     def may_call(self, deployment: str) -> None:
         if self.deployments is not None and deployment not in self.deployments:
@@ -138,6 +142,8 @@ class KeyRing:
                     for s in scopes
                 ),
                 expires_at=key.expires_at,
+                key_guardrails=key.guardrails,
+                project_guardrails=project.guardrails if project else None,
             )
             self._entries[key.id] = _Entry(
                 bytes.fromhex(key.digest), principal, key.expires_at, key.revoked_at is not None

@@ -28,6 +28,9 @@ class Project:
     description: str | None
     limits: Limits
     created_at: datetime
+    # The guardrail policy attached by the admin API (a policy name of the config, or "off");
+    # None: none attached here (the config's attachments decide).
+    guardrails: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class ApiKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
+    guardrails: str | None = None  # as on ``Project``
 
 
 @dataclass(frozen=True, slots=True)

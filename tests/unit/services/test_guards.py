@@ -13,7 +13,7 @@ from tests.fakes import FakeOpenAI
 from modelyard.config import ConfigError
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, TextPart, ToolCall, ToolSpec
-from modelyard.core.errors import ContentBlocked
+from modelyard.core.errors import ContentBlocked, InternalError
 from modelyard.core.events import Finished, TextDelta, ToolCallDelta
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
@@ -273,3 +273,40 @@ async def test_tool_output_with_an_injection_is_blocked(gateway: Gateway, fake: 
         await pipeline.complete(_caller(), ChatRequest("e", messages, tools=(LOOKUP,)))
     assert info.value.phase == "tool_output"
     assert len(fake.requests) == before
+
+
+def test_admin_attachments_come_first_at_their_level(gateway: Gateway) -> None:
+    policies = gateway.policies
+    # key (admin, then config), project (admin, then config), deployment, default
+    found = policies.choose("key000000009", "p1", "c", "flagging", "redacting")
+    assert (found.scope, found.source, found.overrides) == ("key", "admin", "off")
+    assert found.policy is not None and found.policy.name == "flagging"
+    config_key = policies.choose("key000000009", "p1", "c", None, "redacting")
+    assert (config_key.scope, config_key.source, config_key.policy) == ("key", "config", None)
+    project = policies.choose("k1", "p1", "c", None, "redacting")
+    assert (project.scope, project.source, project.attached_as) == ("project", "admin", "p1")
+    assert project.policy is not None and project.policy.name == "redacting"
+    exempt = policies.choose("k1", "p1", "c", "off", "redacting")
+    assert (exempt.scope, exempt.policy) == ("key", None)
+    assert policies.choose("k1", "p1", "c").scope == "deployment"
+    shown = policies.explain("k1", "p1", "c", None, "gone")
+    assert (shown["policy"], shown["missing"], shown["chosen_by"]) == (None, "gone", "project")
+
+
+async def test_an_attached_policy_the_config_lost_refuses_the_call(
+    gateway: Gateway, fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = _pipeline(gateway, [])
+    lost = Principal("key000000002", project_id="p1", key_guardrails="removed")
+    before = len(fake.requests)
+    for _ in range(2):
+        with pytest.raises(InternalError) as info:
+            await pipeline.complete(_caller(lost), _request("a", "hello"))
+        assert info.value.code == "guardrails_policy_missing"
+        assert "'removed'" in info.value.message and "strict" in info.value.message
+    assert len(fake.requests) == before  # refused, not run unguarded
+    logged = [r for r in caplog.records if "is not in the config" in r.getMessage()]
+    assert len(logged) == 1  # once, not per request
+    attached = Principal("key000000003", project_id="p1", project_guardrails="strict")
+    with pytest.raises(ContentBlocked):
+        await pipeline.complete(_caller(attached), _request("b", f"card {CARD}"))
