@@ -546,8 +546,26 @@ class _OutputTap(Tap):
         _log(run, self.state)
 
 
+class AttachedOnly:
+    """The pre-call stage when the config defines no policy: a key or project the admin API
+    attached a policy to (since removed from the config) is refused, not run unguarded;
+    every other call passes after two attribute reads."""
+
+    name: ClassVar[str] = "guards.attached"
+
+    def __init__(self, policies: Policies) -> None:
+        self._guards = InputGuards(policies)
+
+    async def check(self, run: Run, request: ChatRequest) -> ChatRequest:
+        principal = run.caller.principal
+        if principal.key_guardrails is None and principal.project_guardrails is None:
+            return request
+        return await self._guards.check(run, request)
+
+
 def guard_stages(policies: Policies) -> tuple[tuple[PreStage, ...], tuple[StreamStage, ...]]:
-    """The guard stages for ``default_stages``; none when no policy is attached anywhere."""
+    """The guard stages for ``default_stages``. With no policy in the config only
+    ``AttachedOnly`` runs, so an attachment that outlived its policy still refuses."""
     if policies.empty:
-        return (), ()
+        return (AttachedOnly(policies),), ()
     return (InputGuards(policies),), (OutputGuards(),)

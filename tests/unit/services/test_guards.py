@@ -197,10 +197,23 @@ async def test_flag_passes_everything_and_reports_verdicts_when_asked(
     assert quiet.ticket is not None and "x-modelyard-guardrails" not in quiet.ticket.headers()
 
 
-async def test_no_policy_registers_no_stage(fake: FakeOpenAI) -> None:
+async def test_no_policy_registers_only_the_attachment_check(fake: FakeOpenAI) -> None:
     gateway = Gateway(_settings(fake, {}), None)
     try:
-        assert guard_stages(gateway.policies) == ((), ())
+        pre, stream = guard_stages(gateway.policies)
+        assert [stage.name for stage in pre] == ["guards.attached"] and stream == ()
+        pipeline = _pipeline(gateway, [])
+        answered = await pipeline.complete(_caller(), _request("a", f"card {CARD}"))
+        assert answered.ticket is not None  # no policy anywhere: served as is
+        # A reload removed every policy while the admin API's attachment stayed: refused.
+        lost = Principal("key000000004", project_id="p1", key_guardrails="strict")
+        before = len(fake.requests)
+        with pytest.raises(InternalError) as info:
+            await pipeline.complete(_caller(lost), _request("a", "hello"))
+        assert info.value.code == "guardrails_policy_missing"
+        assert len(fake.requests) == before
+        exempt = Principal("key000000005", project_id="p1", key_guardrails="off")
+        assert (await pipeline.complete(_caller(exempt), _request("a", "hi"))).ticket is not None
     finally:
         await gateway.aclose()
 
