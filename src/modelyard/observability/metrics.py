@@ -121,6 +121,45 @@ class Children(Generic[T]):
 Flushable = CounterTally | HistogramTally
 
 
+class Calls:
+    """A counter and a histogram recorded together (calls and their durations) for one label
+    set: found with one dict lookup, recorded with one call."""
+
+    __slots__ = ("count", "duration")
+
+    def __init__(self, count: CounterTally, duration: HistogramTally) -> None:
+        self.count = count
+        self.duration = duration
+
+    def add(self, seconds: float) -> None:
+        self.count.pending += 1
+        duration = self.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.total += seconds
+
+
+class Spend:
+    """Tokens by kind and cost of one (deployment, project)."""
+
+    __slots__ = ("cost", "tokens")
+
+    def __init__(self, tokens: tuple[CounterTally, ...], cost: CounterTally) -> None:
+        self.tokens = tokens  # in ``TOKEN_KINDS`` order
+        self.cost = cost
+
+
+class Streams:
+    """The stream series of one served (deployment, provider, model), and its failovers."""
+
+    __slots__ = ("failovers", "inter_token", "output_rate", "ttft")
+
+    def __init__(self, metrics: Metrics, deployment: str, provider: str, model: str) -> None:
+        self.ttft = metrics.ttft_of(deployment, provider, model)
+        self.inter_token = metrics.inter_token_of(deployment, provider, model)
+        self.output_rate = metrics.output_rate_of(deployment, provider, model)
+        self.failovers = metrics.failovers_of(deployment)
+
+
 def multiprocess() -> bool:
     """Whether prometheus-client was imported in multi-process mode."""
     return values.ValueClass is not values.MutexValue
@@ -140,8 +179,12 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
-        self._http_child: dict[tuple[str, str], tuple[CounterTally, HistogramTally]] = {}
-        self._call_child: dict[tuple[str, ...], tuple[CounterTally, HistogramTally]] = {}
+        # The recording objects by the raw facts of a request (label values mapped once).
+        self._http_series: dict[tuple[str | None, int], Calls] = {}
+        self._call_series: dict[tuple[object, ...], Calls] = {}
+        self._stream_series: dict[tuple[str, str, str], Streams] = {}
+        self._spend: dict[tuple[str, str], Spend] = {}
+        self._attempt: dict[tuple[str, str], HistogramTally] = {}
         self._http(reg)
         self._calls(reg)
         self._upstream(reg)
@@ -292,27 +335,49 @@ class Metrics:
     def route_of(self, path: str) -> str:
         return path if path in self.routes else OTHER
 
-    def http(self, path: str, status: int, seconds: float) -> None:
-        key = (path if path in self.routes else OTHER, status_class(status))
-        child = self._http_child.get(key)
-        if child is None:
-            child = self._http_child[key] = (
-                self.http_requests_of(*key),
-                self.http_duration_of(*key),
-            )
-        child[0].pending += 1
-        child[1].observe(seconds)
+    def http(self, path: str | None, status: int, seconds: float) -> None:
+        """One HTTP request answered; ``path`` is the matched route's template (None: none
+        matched)."""
+        series = self._http_series.get((path, status))
+        if series is None:
+            route = path if path is not None and path in self.routes else OTHER
+            key = (route, status_class(status))
+            series = Calls(self.http_requests_of(*key), self.http_duration_of(*key))
+            self._http_series[path, status] = series
+        series.add(seconds)
 
-    def call(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
-        """One finished model call: (route, deployment, provider, model, status class)."""
-        child = self._call_child.get(labels)
-        if child is None:
-            child = self._call_child[labels] = (
-                self.requests_of(*labels),
-                self.duration_of(*labels),
-            )
-        child[0].pending += 1
-        child[1].observe(seconds)
+    def calls(self, endpoint: str, served: tuple[str, str, str], status: int) -> Calls:
+        """The series of finished model calls of one endpoint, served triple and status."""
+        route = endpoint if endpoint in self.routes else OTHER  # bounded, as a key too
+        key = (route, *served, status)
+        series = self._call_series.get(key)
+        if series is None:
+            labels = (route, *served, status_class(status))
+            series = Calls(self.requests_of(*labels), self.duration_of(*labels))
+            self._call_series[key] = series
+        return series
+
+    def streams(self, served: tuple[str, str, str]) -> Streams:
+        series = self._stream_series.get(served)
+        if series is None:
+            series = self._stream_series[served] = Streams(self, *served)
+        return series
+
+    def spend(self, deployment: str, project: str) -> Spend:
+        series = self._spend.get((deployment, project))
+        if series is None:
+            tokens = tuple(self.tokens_of(deployment, project, kind) for kind in TOKEN_KINDS)
+            series = Spend(tokens, self.cost_of(deployment, project))
+            self._spend[deployment, project] = series
+        return series
+
+    def attempt(self, provider: str, outcome: str, seconds: float) -> None:
+        """One upstream attempt's duration, by provider and outcome (``ok`` or an error type)."""
+        tally = self._attempt.get((provider, outcome))
+        if tally is None:
+            tally = self._attempt[provider, outcome] = self.attempts_of(provider, outcome)
+        tally.counts[bisect_left(tally.bounds, seconds)] += 1
+        tally.total += seconds
 
     def breaker_changed(self, target: str, state: str) -> None:
         self.breaker.labels(target).set(BREAKER_VALUES.get(state, 0.0))
