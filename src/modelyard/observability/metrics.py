@@ -344,10 +344,16 @@ class Metrics:
             key = (route, status_class(status))
             series = Calls(self.http_requests_of(*key), self.http_duration_of(*key))
             self._http_series[path, status] = series
-        series.add(seconds)
+        series.count.pending += 1  # ``Calls.add``, inlined: once per request
+        duration = series.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.total += seconds
 
-    def calls(self, endpoint: str, served: tuple[str, str, str], status: int) -> Calls:
-        """The series of finished model calls of one endpoint, served triple and status."""
+    def call(
+        self, endpoint: str, served: tuple[str, str, str], status: int, seconds: float
+    ) -> None:
+        """One finished model call of an endpoint, served (deployment, provider, model)
+        triple and status."""
         route = endpoint if endpoint in self.routes else OTHER  # bounded, as a key too
         key = (route, *served, status)
         series = self._call_series.get(key)
@@ -355,7 +361,10 @@ class Metrics:
             labels = (route, *served, status_class(status))
             series = Calls(self.requests_of(*labels), self.duration_of(*labels))
             self._call_series[key] = series
-        return series
+        series.count.pending += 1  # ``Calls.add``, inlined: once per call
+        duration = series.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.total += seconds
 
     def streams(self, served: tuple[str, str, str]) -> Streams:
         series = self._stream_series.get(served)

@@ -224,8 +224,8 @@ class CallWatch(Tap):
             self.metrics.attempt(
                 self.chosen.target.provider, "ok", perf_counter() - self.attempt_at
             )
-        if result is not None:
-            self.whole(result)
+        if result is not None:  # finish reasons and timings of whole answers are the spans'
+            self.usage = result.usage
 
     def attempt_failed(self, chosen: Resolved, kind: str, started: float) -> None:
         if self.failures is None:
@@ -265,10 +265,34 @@ class CallWatch(Tap):
         if self.open_attempt is not None:
             self.open_attempt.end_stream(run, usage, self.reasons)
             self.open_attempt = None
-        if served is not None and served.attempts > 1:
+        metrics = self.metrics
+        if served is None:
+            if metrics is not None:
+                metrics.call(run.caller.endpoint, _UNSERVED, run.status, now - self.started)
+            return
+        if served.attempts > 1:
             self._failover(run, served)
-        if self.metrics is not None:
-            self._metrics(self.metrics, run, usage, now)
+        if metrics is None:
+            return
+        labels = (served.deployment, served.provider, served.model)
+        metrics.call(run.caller.endpoint, labels, run.status, now - self.started)
+        if served.attempts > 1:
+            metrics.streams(labels).failovers.pending += 1
+        if self.chunks and run.request.stream:
+            self._stream_metrics(metrics.streams(labels), usage)
+        ticket = run.ticket
+        cost = ticket.cost_micros if ticket is not None else None
+        if usage is None and not cost:
+            return
+        spend = metrics.spend(served.deployment, run.caller.principal.project_id or NONE)
+        if usage is not None:  # in ``TOKEN_KINDS`` order
+            input_, output, cached, reasoning = spend.tokens
+            input_.pending += usage.input_tokens
+            output.pending += usage.output_tokens
+            cached.pending += usage.cached_input_tokens
+            reasoning.pending += usage.reasoning_tokens
+        if cost:
+            spend.cost.pending += cost / 1_000_000
 
     def _failover(self, run: Run, served: Served) -> None:
         reason = "; ".join(self.failures or ()) or "earlier targets failed"
@@ -289,31 +313,6 @@ class CallWatch(Tap):
                 "reason": reason,
             },
         )
-
-    def _metrics(self, metrics: Metrics, run: Run, usage: Usage | None, now: float) -> None:
-        served = run.served
-        if served is None:
-            metrics.calls(run.caller.endpoint, _UNSERVED, run.status).add(now - self.started)
-            return
-        labels = (served.deployment, served.provider, served.model)
-        metrics.calls(run.caller.endpoint, labels, run.status).add(now - self.started)
-        if served.attempts > 1:
-            metrics.streams(labels).failovers.pending += 1
-        if self.chunks and run.request.stream:
-            self._stream_metrics(metrics.streams(labels), usage)
-        ticket = run.ticket
-        cost = ticket.cost_micros if ticket is not None else None
-        if usage is None and not cost:
-            return
-        spend = metrics.spend(served.deployment, run.caller.principal.project_id or NONE)
-        if usage is not None:  # in ``TOKEN_KINDS`` order
-            input_, output, cached, reasoning = spend.tokens
-            input_.pending += usage.input_tokens
-            output.pending += usage.output_tokens
-            cached.pending += usage.cached_input_tokens
-            reasoning.pending += usage.reasoning_tokens
-        if cost:
-            spend.cost.pending += cost / 1_000_000
 
     def _stream_metrics(self, streams: Streams, usage: Usage | None) -> None:
         streams.ttft.observe(self.first_at - self.started)
