@@ -2,7 +2,7 @@
 metrics on (traces off) and with metrics and traces on, against observability off.
 
 ``python -m bench.observability [--rounds N] [--seconds S] [--connections C]``
-``python -m bench.observability --instructions [--requests N]``
+``python -m bench.observability --instructions [--requests N] [--baseline PATH] [--no-traces]``
 
 The three configurations of ``modelyard serve --workers 1`` (the foundation config: no keys,
 no limits, no ledger; access log on as a user would run it) run at once, idle while another is
@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import shutil
 import statistics
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,6 +40,7 @@ from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 
 OFF, METRICS, TRACING = "off", "metrics", "metrics+traces"
+ALL = (OFF, METRICS, TRACING)
 
 
 def _observability(name: str, collector: str) -> dict[str, Any]:
@@ -98,38 +103,63 @@ def _summary(label: str, ratios: list[float]) -> str:
     return f"{label}: median {statistics.median(ratios):.3f}{span}"
 
 
-def instructions(requests: int, warmup: int) -> None:
-    """Instructions per request of each configuration (callgrind), and each ÷ off."""
-    import json
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from bench.inprocess import TREE, _count
+def instructions(
+    requests: int, warmup: int, baseline: Path | None = None, names: tuple[str, ...] = ALL
+) -> None:
+    """Instructions per request of each configuration (callgrind), and each ÷ off; with a
+    ``baseline`` checkout, of that tree too, in the same run (before/after a change)."""
+    from bench.inprocess import TREE
 
     tools = ensure_tools("valgrind")
-    per: dict[str, float] = {}
+    trees = {"this": TREE} if baseline is None else {"baseline": baseline.resolve(), "this": TREE}
+    per: dict[tuple[str, str], float] = {}
     with run_upstream(tools["nginx"]) as upstream, _collector() as collector:
-        for name in (OFF, METRICS, TRACING):
-            work = Path(tempfile.mkdtemp(prefix="observability-"))
-            try:
-                config = foundation_config(upstream, access_log=False)
-                config["observability"] = _observability(name, collector)
-                path = work / "config.json"
-                path.write_text(json.dumps(config))
-                low = _count(tools["valgrind"], TREE, work, path, "", warmup)
-                high = _count(tools["valgrind"], TREE, work, path, "", warmup + requests)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-            per[name] = (high - low) / requests
-            print(f"{name:<15} {per[name] / 1000:9.1f} k instructions/request", flush=True)
-    for name in (METRICS, TRACING):
-        print(f"{name} ÷ off = {per[name] / per[OFF]:.3f}")
+        for name in names:
+            for label, tree in trees.items():
+                per[label, name] = _per_request(
+                    tools, tree, upstream, collector, name, requests, warmup
+                )
+                print(
+                    f"{label:<8} {name:<15} {per[label, name] / 1000:9.1f} k instructions/request",
+                    flush=True,
+                )
+    for label in trees:
+        for name in names:
+            if name != OFF and (label, OFF) in per:
+                print(f"{label}: {name} ÷ off = {per[label, name] / per[label, OFF]:.3f}")
+
+
+def _per_request(
+    tools: dict[str, str],
+    tree: Path,
+    upstream: Upstream,
+    collector: str,
+    name: str,
+    requests: int,
+    warmup: int,
+) -> float:
+    from bench.inprocess import _count
+
+    work = Path(tempfile.mkdtemp(prefix="observability-"))
+    try:
+        config = foundation_config(upstream, access_log=False)
+        config["observability"] = _observability(name, collector)
+        path = work / "config.json"
+        path.write_text(json.dumps(config))
+        low = _count(tools["valgrind"], tree, work, path, "", warmup)
+        high = _count(tools["valgrind"], tree, work, path, "", warmup + requests)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return (high - low) / requests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="with --instructions: another checkout")
+    parser.add_argument(
+        "--no-traces", dest="traces", action="store_false", help="with --instructions: skip"
+    )
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=4.0)
@@ -137,7 +167,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.instructions:
-        instructions(args.requests, 100)
+        names = ALL if args.traces else (OFF, METRICS)
+        instructions(args.requests, 100, args.baseline, names)
         return
     tools = ensure_tools()
     names = (OFF, METRICS, TRACING)
