@@ -39,6 +39,7 @@ _LATENCY: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 _TTFT: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 _GAP: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _RATE: Final = (1, 5, 10, 25, 50, 100, 200, 400, 800, 1600)
+_GUARD: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1, 2.5, 5)
 BREAKER_VALUES: Final[Mapping[str, float]] = MappingProxyType(
     {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 )
@@ -189,6 +190,7 @@ class Metrics:
         self._calls(reg)
         self._upstream(reg)
         self._state(reg)
+        self._guardrails(reg)
         self.active = 0  # HTTP requests in flight in this process (set on the gauge at flush)
         tallies: list[Flushable] = []
         self._tallies = tallies
@@ -203,6 +205,8 @@ class Metrics:
         self.failovers_of = Children(self.failovers, CounterTally, tallies)
         self.tokens_of = Children(self.tokens, CounterTally, tallies)
         self.cost_of = Children(self.cost, CounterTally, tallies)
+        self.verdicts_of = Children(self.verdicts, CounterTally, tallies)
+        self.guard_duration_of = Children(self.guard_duration, HistogramTally, tallies)
 
     def _http(self, reg: CollectorRegistry | None) -> None:
         http_labels = ("route", "status_class")
@@ -331,6 +335,31 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+
+    def _guardrails(self, reg: CollectorRegistry | None) -> None:
+        self.verdicts = Counter(
+            "modelyard_guardrail_verdicts",
+            "Calls with a guardrail verdict, by guard, phase, action (block, redact, flag) and "
+            "category (names from the config and the guards' fixed categories)",
+            ("guard", "phase", "action", "category"),
+            registry=reg,
+        )
+        self.guard_duration = Histogram(
+            "modelyard_guardrail_duration_seconds",
+            "Time the guards spent screening one call (all phases), by policy",
+            ("policy",),
+            buckets=_GUARD,
+            registry=reg,
+        )
+
+    def guarded(
+        self, policy: str, verdicts: Iterable[tuple[str, str, str, str]], seconds: float
+    ) -> None:
+        """One guarded call: its policy, its verdicts' (guard, phase, action, category), and
+        the guards' screening time."""
+        for labels in verdicts:
+            self.verdicts_of(*labels).pending += 1
+        self.guard_duration_of(policy).observe(seconds)
 
     def route_of(self, path: str) -> str:
         return path if path in self.routes else OTHER

@@ -47,6 +47,7 @@ from modelyard.providers.registry import genai_provider_name
 from modelyard.routing.health import BreakerState
 from modelyard.services.chat import Attempt, AttemptWatch, Served
 from modelyard.services.gateway import Resolved
+from modelyard.services.guards import Guarded
 from modelyard.services.pipeline import Caller, Run, Tap
 
 events = logging.getLogger("modelyard.events")
@@ -266,6 +267,8 @@ class CallWatch(Tap):
             self.open_attempt.end_stream(run, usage, self.reasons)
             self.open_attempt = None
         metrics = self.metrics
+        if run.guarded is not None and metrics is not None:  # a policy applied
+            _guard_metrics(metrics, run.guarded)
         if served is None:
             if metrics is not None:
                 metrics.call(run.caller.endpoint, _UNSERVED, run.status, now - self.started)
@@ -324,6 +327,18 @@ class CallWatch(Tap):
 
 
 _UNSERVED: Final = (NONE, NONE, NONE)
+
+
+def _guard_metrics(metrics: Metrics, guarded: object) -> None:
+    """The call's guardrail verdicts (the ones its ledger row and header show) and the time
+    its guards took."""
+    if isinstance(guarded, Guarded):
+        verdicts = guarded.verdicts
+        metrics.guarded(
+            guarded.policy.name,
+            [(v.guard, v.phase, v.action, v.category) for v in verdicts.by_key.values()],
+            verdicts.latency_ms / 1000,
+        )
 
 
 class _Attempt:
