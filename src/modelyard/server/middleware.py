@@ -121,9 +121,10 @@ class Front:
         finally:
             self.in_flight -= 1
             final = exchange.status or exchange.sent or 500
+            # logged first: while the server span is current, the line carries its trace id
+            self.log_access(settings.access_log, exchange, path, final, started)
             if observation is not None:
                 _observed(observation, scope, final, started, span, token)
-            self.log_access(settings.access_log, exchange, path, final, started)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         """The app, with the response's status noted; anything it raises is the boundary's
