@@ -2,7 +2,8 @@
 metrics on (traces off) and with metrics and traces on, against observability off.
 
 ``python -m bench.observability [--rounds N] [--seconds S] [--connections C]``
-``python -m bench.observability --instructions [--requests N] [--baseline PATH] [--no-traces]``
+``python -m bench.observability --instructions [--requests N] [--baseline PATH] [--no-traces]
+[--rounds R]``
 
 The three configurations of ``modelyard serve --workers 1`` (the foundation config: no keys,
 no limits, no ledger; access log on as a user would run it) run at once, idle while another is
@@ -104,29 +105,41 @@ def _summary(label: str, ratios: list[float]) -> str:
 
 
 def instructions(
-    requests: int, warmup: int, baseline: Path | None = None, names: tuple[str, ...] = ALL
+    requests: int,
+    warmup: int,
+    baseline: Path | None = None,
+    names: tuple[str, ...] = ALL,
+    rounds: int = 1,
 ) -> None:
     """Instructions per request of each configuration (callgrind), and each ÷ off; with a
-    ``baseline`` checkout, of that tree too, in the same run (before/after a change)."""
+    ``baseline`` checkout, of that tree too, in the same run (before/after a change), the two
+    trees alternating round by round (ABBA); medians over rounds."""
     from bench.inprocess import TREE
 
     tools = ensure_tools("valgrind")
     trees = {"this": TREE} if baseline is None else {"baseline": baseline.resolve(), "this": TREE}
-    per: dict[tuple[str, str], float] = {}
+    per: dict[tuple[str, str], list[float]] = {}
     with run_upstream(tools["nginx"]) as upstream, _collector() as collector:
-        for name in names:
-            for label, tree in trees.items():
-                per[label, name] = _per_request(
-                    tools, tree, upstream, collector, name, requests, warmup
-                )
-                print(
-                    f"{label:<8} {name:<15} {per[label, name] / 1000:9.1f} k instructions/request",
-                    flush=True,
-                )
+        for round_ in range(rounds):
+            for name in names:
+                labels = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+                for label in labels:
+                    count = _per_request(
+                        tools, trees[label], upstream, collector, name, requests, warmup
+                    )
+                    per.setdefault((label, name), []).append(count)
+                    print(
+                        f"round {round_ + 1} {label:<8} {name:<15} "
+                        f"{count / 1000:9.1f} k instructions/request",
+                        flush=True,
+                    )
+    median = {key: statistics.median(counts) for key, counts in per.items()}
+    for (label, name), count in median.items():
+        print(f"{label:<8} {name:<15} {count / 1000:9.1f} k (median of {rounds})")
     for label in trees:
         for name in names:
-            if name != OFF and (label, OFF) in per:
-                print(f"{label}: {name} ÷ off = {per[label, name] / per[label, OFF]:.3f}")
+            if name != OFF:
+                print(f"{label}: {name} ÷ off = {median[label, name] / median[label, OFF]:.3f}")
 
 
 def _per_request(
@@ -161,14 +174,14 @@ def main() -> None:
         "--no-traces", dest="traces", action="store_false", help="with --instructions: skip"
     )
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, help="default: 12 (wrk), 1 (--instructions)")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.instructions:
         names = ALL if args.traces else (OFF, METRICS)
-        instructions(args.requests, 100, args.baseline, names)
+        instructions(args.requests, 100, args.baseline, names, args.rounds or 1)
         return
     tools = ensure_tools()
     names = (OFF, METRICS, TRACING)
@@ -185,7 +198,7 @@ def main() -> None:
             run_wrk(
                 tools["wrk"], LoadSpec(gateway.chat_url, script, args.connections, 2, args.warmup)
             )
-        for i in range(args.rounds):
+        for i in range(args.rounds or 12):
             order = names[i % 3 :] + names[: i % 3]
             for name in order if i % 2 == 0 else tuple(reversed(order)):
                 gateway = gateways[name]
