@@ -36,6 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve()
 TREE = HERE.parents[1]
 CONFIGS = ("foundation", "metered")
+GAUGE_INTERVAL_ENV = "MODELYARD_BENCH_GAUGE_INTERVAL_S"  # the inner driver's metrics flush period
 
 
 async def _drive(config: dict[str, Any], total: int, key: str) -> None:
@@ -46,6 +47,11 @@ async def _drive(config: dict[str, Any], total: int, key: str) -> None:
     from modelyard.server.app import create_app
 
     store_url = config.pop("_store_url", None)
+    tick = os.environ.get(GAUGE_INTERVAL_ENV)
+    if tick:  # see ``bench.observability``: the per-second flush is not a per-request cost
+        import modelyard.services.root as root_module
+
+        root_module.GAUGE_INTERVAL_S = float(tick)
     app = create_app(settings_from_data(config), store_url=store_url)
     body = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "Hello"}]})
     headers = [

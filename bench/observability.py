@@ -2,7 +2,8 @@
 metrics on (traces off) and with metrics and traces on, against observability off.
 
 ``python -m bench.observability [--rounds N] [--seconds S] [--connections C]``
-``python -m bench.observability --instructions [--requests N]``
+``python -m bench.observability --instructions [--requests N] [--baseline PATH] [--no-traces]
+[--rounds R]``
 
 The three configurations of ``modelyard serve --workers 1`` (the foundation config: no keys,
 no limits, no ledger; access log on as a user would run it) run at once, idle while another is
@@ -12,17 +13,23 @@ this process that answers every export with 200, so the figure includes building
 sending every span. Printed: per round and as medians over rounds (with a 95 % interval), each
 configuration ÷ off. With ``--instructions``: instructions per request through the app in
 process under callgrind (``bench/inprocess.py``'s method, access log off), which repeat within
-about a percent however busy the machine is. Goal: metrics on at least 0.97 of off's requests/s.
+about a percent however busy the machine is (the once-a-second metrics flush is left out of
+the count: it costs per second, not per request). Goal: metrics on at least 0.97 of off's
+requests/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import shutil
 import statistics
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,6 +43,7 @@ from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 
 OFF, METRICS, TRACING = "off", "metrics", "metrics+traces"
+ALL = (OFF, METRICS, TRACING)
 
 
 def _observability(name: str, collector: str) -> dict[str, Any]:
@@ -98,46 +106,91 @@ def _summary(label: str, ratios: list[float]) -> str:
     return f"{label}: median {statistics.median(ratios):.3f}{span}"
 
 
-def instructions(requests: int, warmup: int) -> None:
-    """Instructions per request of each configuration (callgrind), and each ÷ off."""
-    import json
-    import shutil
-    import tempfile
-    from pathlib import Path
+def instructions(
+    requests: int,
+    warmup: int,
+    baseline: Path | None = None,
+    names: tuple[str, ...] = ALL,
+    rounds: int = 1,
+) -> None:
+    """Instructions per request of each configuration (callgrind), and each ÷ off; with a
+    ``baseline`` checkout, of that tree too, in the same run (before/after a change), the two
+    trees alternating round by round (ABBA); medians over rounds."""
+    import os
 
-    from bench.inprocess import TREE, _count
+    from bench.inprocess import GAUGE_INTERVAL_ENV, TREE
 
+    # The metrics' flush (and gauge refresh) runs once a wall-clock second: a cost per second,
+    # not per request. Under callgrind a request takes ~50 times longer and its duration
+    # follows the machine's load, so the flushes would add a load-dependent share to the
+    # count; one flush at start-up, then none, keeps the count the request path's own.
+    os.environ[GAUGE_INTERVAL_ENV] = "3600"
     tools = ensure_tools("valgrind")
-    per: dict[str, float] = {}
+    trees = {"this": TREE} if baseline is None else {"baseline": baseline.resolve(), "this": TREE}
+    per: dict[tuple[str, str], list[float]] = {}
     with run_upstream(tools["nginx"]) as upstream, _collector() as collector:
-        for name in (OFF, METRICS, TRACING):
-            work = Path(tempfile.mkdtemp(prefix="observability-"))
-            try:
-                config = foundation_config(upstream, access_log=False)
-                config["observability"] = _observability(name, collector)
-                path = work / "config.json"
-                path.write_text(json.dumps(config))
-                low = _count(tools["valgrind"], TREE, work, path, "", warmup)
-                high = _count(tools["valgrind"], TREE, work, path, "", warmup + requests)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-            per[name] = (high - low) / requests
-            print(f"{name:<15} {per[name] / 1000:9.1f} k instructions/request", flush=True)
-    for name in (METRICS, TRACING):
-        print(f"{name} ÷ off = {per[name] / per[OFF]:.3f}")
+        for round_ in range(rounds):
+            for name in names:
+                labels = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+                for label in labels:
+                    count = _per_request(
+                        tools, trees[label], upstream, collector, name, requests, warmup
+                    )
+                    per.setdefault((label, name), []).append(count)
+                    print(
+                        f"round {round_ + 1} {label:<8} {name:<15} "
+                        f"{count / 1000:9.1f} k instructions/request",
+                        flush=True,
+                    )
+    median = {key: statistics.median(counts) for key, counts in per.items()}
+    for (label, name), count in median.items():
+        print(f"{label:<8} {name:<15} {count / 1000:9.1f} k (median of {rounds})")
+    for label in trees:
+        for name in names:
+            if name != OFF:
+                print(f"{label}: {name} ÷ off = {median[label, name] / median[label, OFF]:.3f}")
+
+
+def _per_request(
+    tools: dict[str, str],
+    tree: Path,
+    upstream: Upstream,
+    collector: str,
+    name: str,
+    requests: int,
+    warmup: int,
+) -> float:
+    from bench.inprocess import _count
+
+    work = Path(tempfile.mkdtemp(prefix="observability-"))
+    try:
+        config = foundation_config(upstream, access_log=False)
+        config["observability"] = _observability(name, collector)
+        path = work / "config.json"
+        path.write_text(json.dumps(config))
+        low = _count(tools["valgrind"], tree, work, path, "", warmup)
+        high = _count(tools["valgrind"], tree, work, path, "", warmup + requests)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return (high - low) / requests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="with --instructions: another checkout")
+    parser.add_argument(
+        "--no-traces", dest="traces", action="store_false", help="with --instructions: skip"
+    )
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, help="default: 12 (wrk), 1 (--instructions)")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.instructions:
-        instructions(args.requests, 100)
+        names = ALL if args.traces else (OFF, METRICS)
+        instructions(args.requests, 100, args.baseline, names, args.rounds or 1)
         return
     tools = ensure_tools()
     names = (OFF, METRICS, TRACING)
@@ -154,7 +207,7 @@ def main() -> None:
             run_wrk(
                 tools["wrk"], LoadSpec(gateway.chat_url, script, args.connections, 2, args.warmup)
             )
-        for i in range(args.rounds):
+        for i in range(args.rounds or 12):
             order = names[i % 3 :] + names[: i % 3]
             for name in order if i % 2 == 0 else tuple(reversed(order)):
                 gateway = gateways[name]

@@ -39,6 +39,7 @@ _LATENCY: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 _TTFT: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 _GAP: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _RATE: Final = (1, 5, 10, 25, 50, 100, 200, 400, 800, 1600)
+_GUARD: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1, 2.5, 5)
 BREAKER_VALUES: Final[Mapping[str, float]] = MappingProxyType(
     {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 )
@@ -121,6 +122,45 @@ class Children(Generic[T]):
 Flushable = CounterTally | HistogramTally
 
 
+class Calls:
+    """A counter and a histogram recorded together (calls and their durations) for one label
+    set: found with one dict lookup, recorded with one call."""
+
+    __slots__ = ("count", "duration")
+
+    def __init__(self, count: CounterTally, duration: HistogramTally) -> None:
+        self.count = count
+        self.duration = duration
+
+    def add(self, seconds: float) -> None:
+        self.count.pending += 1
+        duration = self.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.total += seconds
+
+
+class Spend:
+    """Tokens by kind and cost of one (deployment, project)."""
+
+    __slots__ = ("cost", "tokens")
+
+    def __init__(self, tokens: tuple[CounterTally, ...], cost: CounterTally) -> None:
+        self.tokens = tokens  # in ``TOKEN_KINDS`` order
+        self.cost = cost
+
+
+class Streams:
+    """The stream series of one served (deployment, provider, model), and its failovers."""
+
+    __slots__ = ("failovers", "inter_token", "output_rate", "ttft")
+
+    def __init__(self, metrics: Metrics, deployment: str, provider: str, model: str) -> None:
+        self.ttft = metrics.ttft_of(deployment, provider, model)
+        self.inter_token = metrics.inter_token_of(deployment, provider, model)
+        self.output_rate = metrics.output_rate_of(deployment, provider, model)
+        self.failovers = metrics.failovers_of(deployment)
+
+
 def multiprocess() -> bool:
     """Whether prometheus-client was imported in multi-process mode."""
     return values.ValueClass is not values.MutexValue
@@ -140,12 +180,17 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
-        self._http_child: dict[tuple[str, str], tuple[CounterTally, HistogramTally]] = {}
-        self._call_child: dict[tuple[str, ...], tuple[CounterTally, HistogramTally]] = {}
+        # The recording objects by the raw facts of a request (label values mapped once).
+        self._http_series: dict[tuple[str | None, int], Calls] = {}
+        self._call_series: dict[tuple[object, ...], Calls] = {}
+        self._stream_series: dict[tuple[str, str, str], Streams] = {}
+        self._spend: dict[tuple[str, str], Spend] = {}
+        self._attempt: dict[tuple[str, str], HistogramTally] = {}
         self._http(reg)
         self._calls(reg)
         self._upstream(reg)
         self._state(reg)
+        self._guardrails(reg)
         self.active = 0  # HTTP requests in flight in this process (set on the gauge at flush)
         tallies: list[Flushable] = []
         self._tallies = tallies
@@ -160,6 +205,8 @@ class Metrics:
         self.failovers_of = Children(self.failovers, CounterTally, tallies)
         self.tokens_of = Children(self.tokens, CounterTally, tallies)
         self.cost_of = Children(self.cost, CounterTally, tallies)
+        self.verdicts_of = Children(self.verdicts, CounterTally, tallies)
+        self.guard_duration_of = Children(self.guard_duration, HistogramTally, tallies)
 
     def _http(self, reg: CollectorRegistry | None) -> None:
         http_labels = ("route", "status_class")
@@ -289,30 +336,86 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+    def _guardrails(self, reg: CollectorRegistry | None) -> None:
+        self.verdicts = Counter(
+            "modelyard_guardrail_verdicts",
+            "Calls with a guardrail verdict, by guard, phase, action (block, redact, flag) and "
+            "category (names from the config and the guards' fixed categories)",
+            ("guard", "phase", "action", "category"),
+            registry=reg,
+        )
+        self.guard_duration = Histogram(
+            "modelyard_guardrail_duration_seconds",
+            "Time the guards spent screening one call (all phases), by policy",
+            ("policy",),
+            buckets=_GUARD,
+            registry=reg,
+        )
+
+    def guarded(
+        self, policy: str, verdicts: Iterable[tuple[str, str, str, str]], seconds: float
+    ) -> None:
+        """One guarded call: its policy, its verdicts' (guard, phase, action, category), and
+        the guards' screening time."""
+        for labels in verdicts:
+            self.verdicts_of(*labels).pending += 1
+        self.guard_duration_of(policy).observe(seconds)
+
     def route_of(self, path: str) -> str:
         return path if path in self.routes else OTHER
 
-    def http(self, path: str, status: int, seconds: float) -> None:
-        key = (path if path in self.routes else OTHER, status_class(status))
-        child = self._http_child.get(key)
-        if child is None:
-            child = self._http_child[key] = (
-                self.http_requests_of(*key),
-                self.http_duration_of(*key),
-            )
-        child[0].pending += 1
-        child[1].observe(seconds)
+    def http(self, path: str | None, status: int, seconds: float) -> None:
+        """One HTTP request answered; ``path`` is the matched route's template (None: none
+        matched)."""
+        series = self._http_series.get((path, status))
+        if series is None:
+            route = path if path is not None and path in self.routes else OTHER
+            key = (route, status_class(status))
+            series = Calls(self.http_requests_of(*key), self.http_duration_of(*key))
+            self._http_series[path, status] = series
+        series.count.pending += 1  # ``Calls.add``, inlined: once per request
+        duration = series.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.total += seconds
 
-    def call(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
-        """One finished model call: (route, deployment, provider, model, status class)."""
-        child = self._call_child.get(labels)
-        if child is None:
-            child = self._call_child[labels] = (
-                self.requests_of(*labels),
-                self.duration_of(*labels),
-            )
-        child[0].pending += 1
-        child[1].observe(seconds)
+    def call(
+        self, endpoint: str, served: tuple[str, str, str], status: int, seconds: float
+    ) -> None:
+        """One finished model call of an endpoint, served (deployment, provider, model)
+        triple and status."""
+        route = endpoint if endpoint in self.routes else OTHER  # bounded, as a key too
+        key = (route, *served, status)
+        series = self._call_series.get(key)
+        if series is None:
+            labels = (route, *served, status_class(status))
+            series = Calls(self.requests_of(*labels), self.duration_of(*labels))
+            self._call_series[key] = series
+        series.count.pending += 1  # ``Calls.add``, inlined: once per call
+        duration = series.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.total += seconds
+
+    def streams(self, served: tuple[str, str, str]) -> Streams:
+        series = self._stream_series.get(served)
+        if series is None:
+            series = self._stream_series[served] = Streams(self, *served)
+        return series
+
+    def spend(self, deployment: str, project: str) -> Spend:
+        series = self._spend.get((deployment, project))
+        if series is None:
+            tokens = tuple(self.tokens_of(deployment, project, kind) for kind in TOKEN_KINDS)
+            series = Spend(tokens, self.cost_of(deployment, project))
+            self._spend[deployment, project] = series
+        return series
+
+    def attempt(self, provider: str, outcome: str, seconds: float) -> None:
+        """One upstream attempt's duration, by provider and outcome (``ok`` or an error type)."""
+        tally = self._attempt.get((provider, outcome))
+        if tally is None:
+            tally = self._attempt[provider, outcome] = self.attempts_of(provider, outcome)
+        tally.counts[bisect_left(tally.bounds, seconds)] += 1
+        tally.total += seconds
 
     def breaker_changed(self, target: str, state: str) -> None:
         self.breaker.labels(target).set(BREAKER_VALUES.get(state, 0.0))

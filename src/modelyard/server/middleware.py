@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 
+from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.errors import InternalError, ModelyardError, QueueFull
@@ -26,7 +27,7 @@ from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
 from modelyard.services.chat import Served
-from modelyard.services.observed import OTHER, Observation
+from modelyard.services.observed import OTHER, Observation, Tracing
 from modelyard.services.pipeline import Caller
 from modelyard.services.root import Root
 
@@ -106,17 +107,24 @@ class Front:
                 observation.metrics.http(path, 429, time.perf_counter() - started)
             return
         self.in_flight += 1
+        # Observability on costs no wrapper coroutine and no second ``send`` closure: the
+        # status the client got is ``_guarded``'s note (``exchange.sent``).
+        span: Span | None = None
+        token: object = None
+        if observation is not None:
+            if observation.tracing is not None:
+                span, token = _server_span(observation.tracing, observation, scope, exchange)
+            if observation.metrics is not None:
+                observation.metrics.active += 1
         try:
-            if observation is not None:
-                await observed(self, scope, receive, send, exchange, started, observation)
-            else:
-                await self._guarded(scope, receive, send, exchange)
+            await self._guarded(scope, receive, send, exchange)
         finally:
             self.in_flight -= 1
-            if observation is None:  # observed() logs its own line, with the trace id
-                self.log_access(
-                    settings.access_log, exchange, path, exchange.status or exchange.sent, started
-                )
+            final = exchange.status or exchange.sent or 500
+            # logged first: while the server span is current, the line carries its trace id
+            self.log_access(settings.access_log, exchange, path, final, started)
+            if observation is not None:
+                _observed(observation, scope, final, started, span, token)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         """The app, with the response's status noted; anything it raises is the boundary's
@@ -252,49 +260,38 @@ def error_in_dialect(err: ModelyardError, path: str, rid: str) -> tuple[bytes, d
     return openai_errors.error_body(err), headers
 
 
-async def observed(
-    front: Front,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    exchange: Exchange,
-    started: float,
+def _server_span(
+    tracing: Tracing, observation: Observation, scope: Scope, exchange: Exchange
+) -> tuple[Span, object]:
+    """The request's server span (tracing on), named by its path when that is a route."""
+    route = observation.route_of(scope["path"])
+    name = f"{scope['method']} {route}" if route != OTHER else scope["method"]
+    span, token = tracing.server_span(name, scope["headers"])
+    span.set_attribute("http.route", route)
+    span.set_attribute("modelyard.request_id", exchange.rid)
+    return span, token
+
+
+def _observed(
     observation: Observation,
+    scope: Scope,
+    status: int,
+    started: float,
+    span: Span | None,
+    token: object,
 ) -> None:
-    """The request with metrics and a server span (observability on): the status the client
-    got, the whole duration (a stream's end included), in flight while it runs."""
-    status = 500
-    path: str = scope["path"]
-    route = observation.route_of(path)
-
-    async def noting(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        await send(message)
-
-    metrics, tracing = observation.metrics, observation.tracing
-    span = token = None
-    if tracing is not None:
-        name = f"{scope['method']} {route}" if route != OTHER else scope["method"]
-        span, token = tracing.server_span(name, scope["headers"])
-        span.set_attribute("http.route", route)
-        span.set_attribute("modelyard.request_id", exchange.rid)
+    """The request's end, observed: the status the client got, the whole duration (a
+    stream's end included); the span renamed by the route the router matched."""
+    matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
+    metrics = observation.metrics
     if metrics is not None:
-        metrics.active += 1
-    try:
-        await front._guarded(scope, receive, noting, exchange)
-    finally:
-        final = exchange.status or status
-        matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
+        metrics.active -= 1
+        path = matched.path if matched is not None else None
+        metrics.http(path, status, time.perf_counter() - started)
+    tracing = observation.tracing
+    if tracing is not None and span is not None:
         template = observation.route_of(matched.path) if matched is not None else OTHER
-        if metrics is not None:
-            metrics.active -= 1
-            metrics.http(template, final, time.perf_counter() - started)
-        enabled = front.root_of().current.settings.server.access_log
-        front.log_access(enabled, exchange, path, final, started)
-        if tracing is not None and span is not None:
-            if template != route:
-                span.update_name(f"{scope['method']} {template}")
-                span.set_attribute("http.route", template)
-            tracing.end_server_span(span, token, final)
+        if template != observation.route_of(scope["path"]):
+            span.update_name(f"{scope['method']} {template}")
+            span.set_attribute("http.route", template)
+        tracing.end_server_span(span, token, status)

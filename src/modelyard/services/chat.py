@@ -134,7 +134,15 @@ class ChatService:
             upstream = apply_params(request, chosen.target.params)
             if watch is None:
                 return await chosen.provider.chat(upstream, chosen.target.model, _ctx(ctx, chosen))
-            return await _watched(watch, chosen, upstream, _ctx(ctx, chosen))
+            # ``_watched``, inlined: one coroutine less on every observed call
+            attempt = watch.attempt(chosen, _ctx(ctx, chosen))
+            try:
+                result = await chosen.provider.chat(upstream, chosen.target.model, attempt.ctx)
+            except BaseException as exc:
+                attempt.failed(exc)
+                raise
+            attempt.answered(result)
+            return result
 
         loop = self._loop(deployment, request, headers)
         outcome = await loop.run(call, self._health)

@@ -10,8 +10,8 @@ and pays one ``is None`` test per seam.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
+from time import perf_counter
 from types import MappingProxyType
 from typing import ClassVar, Final
 
@@ -20,11 +20,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from modelyard.config.observability import ObservabilityConfig
-from modelyard.core.chat import ChatResult, Message, TextPart, Usage
+from modelyard.core.chat import ChatRequest, ChatResult, Message, TextPart, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 from modelyard.observability.logs import configure_logging as configure_logs
-from modelyard.observability.metrics import MULTIPROC_ENV, NONE, OTHER, Metrics, status_class
+from modelyard.observability.metrics import MULTIPROC_ENV, NONE, OTHER, Metrics, Streams
 from modelyard.observability.tracing import (
     ERROR_TYPE,
     FINISH_REASONS,
@@ -45,8 +45,9 @@ from modelyard.observability.tracing import (
 from modelyard.providers.base import CallContext
 from modelyard.providers.registry import genai_provider_name
 from modelyard.routing.health import BreakerState
-from modelyard.services.chat import Attempt, AttemptWatch
+from modelyard.services.chat import Attempt, AttemptWatch, Served
 from modelyard.services.gateway import Resolved
+from modelyard.services.guards import Guarded
 from modelyard.services.pipeline import Caller, Run, Tap
 
 events = logging.getLogger("modelyard.events")
@@ -60,6 +61,7 @@ __all__ = [
     "CallWatch",
     "Observation",
     "ObserveStage",
+    "Tracing",
     "configure_logs",
     "observation_for",
 ]
@@ -154,24 +156,29 @@ _BREAKER_REASONS: Final[Mapping[str, str]] = MappingProxyType(
 
 
 class ObserveStage:
-    """The stream stage through which the call's watch sees the answer (first in order: it
-    sees what the upstream sent)."""
+    """The stream stage through which the call's watch sees a streamed answer (first in
+    order: it sees what the upstream sent); a whole answer it has seen as the attempt's."""
 
     name: ClassVar[str] = "observe"
 
     def open(self, run: Run) -> Tap | None:
         watch = run.watched
-        return watch if isinstance(watch, CallWatch) else None
+        return watch if run.request.stream and isinstance(watch, CallWatch) else None
 
 
 class CallWatch(Tap):
-    """One call as the observer follows it."""
+    """One call as the observer follows it: one object per call. With tracing off it is also
+    each attempt's ``Attempt`` (the attempt's facts are a start time and the target)."""
 
     __slots__ = (
+        "attempt_at",
+        "chosen",
         "chunks",
+        "ctx",
         "failures",
         "first_at",
         "last_at",
+        "metrics",
         "obs",
         "open_attempt",
         "reasons",
@@ -180,28 +187,57 @@ class CallWatch(Tap):
         "text",
         "usage",
     )
+    chosen: Resolved  # the current attempt's target (tracing off)
+    ctx: CallContext  # ... and its context
+    attempt_at: float  # ... and when it began
 
     def __init__(self, obs: Observation, run: Run) -> None:
         self.obs = obs
-        self.started = time.perf_counter()
+        self.metrics = obs.metrics
+        self.started = perf_counter()
         self.first_at = 0.0
         self.last_at = 0.0
         self.chunks = 0
-        self.reasons: list[str] = []
+        self.reasons: Sequence[str] = ()
         self.usage: Usage | None = None
         self.open_attempt: _Attempt | None = None  # a stream's, open until the call ends
-        self.failures: list[str] = []  # "target: error type" of failed attempts
+        self.failures: list[str] | None = None  # "target: error type" of failed attempts
+        self.request: ChatRequest | None = None  # content capture on: what was sent
+        self.text: list[str] | None = None  # ... and the streamed answer
         tracing = obs.tracing
-        capture = tracing is not None and tracing.settings.capture_content
-        self.request = run.request if capture else None  # content capture on: what was sent
-        self.text: list[str] | None = [] if capture else None  # ... and the streamed answer
+        if tracing is not None and tracing.settings.capture_content:
+            self.request = run.request
+            self.text = []
 
     def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
-        return _Attempt(self, chosen, ctx)
+        if self.obs.tracing is not None:
+            return _Attempt(self, chosen, ctx)
+        self.chosen = chosen
+        self.ctx = ctx
+        self.attempt_at = perf_counter()
+        return self
+
+    def failed(self, error: BaseException) -> None:
+        self.attempt_failed(self.chosen, _error_type(error), self.attempt_at)
+
+    def answered(self, result: ChatResult | None) -> None:
+        if self.metrics is not None:
+            self.metrics.attempt(
+                self.chosen.target.provider, "ok", perf_counter() - self.attempt_at
+            )
+        if result is not None:  # finish reasons and timings of whole answers are the spans'
+            self.usage = result.usage
+
+    def attempt_failed(self, chosen: Resolved, kind: str, started: float) -> None:
+        if self.failures is None:
+            self.failures = []
+        self.failures.append(f"{chosen.target.key}: {kind}")
+        if self.metrics is not None:
+            self.metrics.attempt(chosen.target.provider, kind, perf_counter() - started)
 
     def event(self, event: StreamEvent) -> StreamEvent:
         if isinstance(event, TextDelta | ToolCallDelta):
-            now = time.perf_counter()
+            now = perf_counter()
             if not self.chunks:
                 self.first_at = now
             self.last_at = now
@@ -211,100 +247,117 @@ class CallWatch(Tap):
         elif isinstance(event, UsageReport):
             self.usage = event.usage
         elif isinstance(event, Finished):
-            self.reasons.append(event.reason)
+            self.reasons = (*self.reasons, event.reason)
         return event
 
-    def result(self, result: ChatResult) -> ChatResult:
-        self.first_at = self.last_at = time.perf_counter()
+    def whole(self, result: ChatResult) -> None:
+        """A whole answer, as its attempt got it."""
+        self.first_at = self.last_at = perf_counter()
         self.usage = result.usage
         self.reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
-        return result
+
+    def result(self, result: ChatResult) -> ChatResult:
+        return result  # seen already, by ``whole``
 
     def finish(self, run: Run) -> None:
-        now = time.perf_counter()
+        now = perf_counter()
         served = run.served
         usage = self.usage or (run.ticket.usage if run.ticket is not None else None)
         if self.open_attempt is not None:
             self.open_attempt.end_stream(run, usage, self.reasons)
             self.open_attempt = None
-        if served is not None and served.attempts > 1:
-            reason = "; ".join(self.failures) or "earlier targets failed"
-            events.info(
-                "request %s failed over: deployment %s answered by %s/%s after %d attempts (%s)",
-                run.caller.request_id,
-                served.deployment,
-                served.provider,
-                served.model,
-                served.attempts,
-                reason,
-                extra={
-                    "event": "failover",
-                    "request_id": run.caller.request_id,
-                    "deployment": served.deployment,
-                    "provider": served.provider,
-                    "attempts": served.attempts,
-                    "reason": reason,
-                },
-            )
-        metrics = self.obs.metrics
-        if metrics is not None:
-            self._metrics(metrics, run, usage, now)
-
-    def _metrics(self, metrics: Metrics, run: Run, usage: Usage | None, now: float) -> None:
-        served = run.served
-        deployment = served.deployment if served is not None else NONE
-        provider = served.provider if served is not None else NONE
-        model = served.model if served is not None else NONE
-        route = metrics.route_of(run.caller.endpoint)
-        metrics.call(
-            (route, deployment, provider, model, status_class(run.status)), now - self.started
-        )
+        metrics = self.metrics
+        if run.guarded is not None and metrics is not None:  # a policy applied
+            _guard_metrics(metrics, run.guarded)
         if served is None:
+            if metrics is not None:
+                metrics.call(run.caller.endpoint, _UNSERVED, run.status, now - self.started)
             return
         if served.attempts > 1:
-            metrics.failovers_of(deployment).inc()
-        if self.chunks and run.streamed:
-            metrics.ttft_of(deployment, provider, model).observe(self.first_at - self.started)
-            gap = self.last_at - self.first_at
-            if self.chunks > 1:
-                metrics.inter_token_of(deployment, provider, model).observe(gap / (self.chunks - 1))
-            if usage is not None and usage.output_tokens and gap > 0:
-                metrics.output_rate_of(deployment, provider, model).observe(
-                    usage.output_tokens / gap
-                )
-        project = run.caller.principal.project_id or NONE
-        if usage is not None:
-            for kind, count in (
-                ("input", usage.input_tokens),
-                ("output", usage.output_tokens),
-                ("cached", usage.cached_input_tokens),
-                ("reasoning", usage.reasoning_tokens),
-            ):
-                if count:
-                    metrics.tokens_of(deployment, project, kind).inc(count)
+            self._failover(run, served)
+        if metrics is None:
+            return
+        labels = (served.deployment, served.provider, served.model)
+        metrics.call(run.caller.endpoint, labels, run.status, now - self.started)
+        if served.attempts > 1:
+            metrics.streams(labels).failovers.pending += 1
+        if self.chunks and run.request.stream:
+            self._stream_metrics(metrics.streams(labels), usage)
         ticket = run.ticket
-        if ticket is not None and ticket.cost_micros:
-            metrics.cost_of(deployment, project).inc(ticket.cost_micros / 1_000_000)
+        cost = ticket.cost_micros if ticket is not None else None
+        if usage is None and not cost:
+            return
+        spend = metrics.spend(served.deployment, run.caller.principal.project_id or NONE)
+        if usage is not None:  # in ``TOKEN_KINDS`` order
+            input_, output, cached, reasoning = spend.tokens
+            input_.pending += usage.input_tokens
+            output.pending += usage.output_tokens
+            cached.pending += usage.cached_input_tokens
+            reasoning.pending += usage.reasoning_tokens
+        if cost:
+            spend.cost.pending += cost / 1_000_000
+
+    def _failover(self, run: Run, served: Served) -> None:
+        reason = "; ".join(self.failures or ()) or "earlier targets failed"
+        events.info(
+            "request %s failed over: deployment %s answered by %s/%s after %d attempts (%s)",
+            run.caller.request_id,
+            served.deployment,
+            served.provider,
+            served.model,
+            served.attempts,
+            reason,
+            extra={
+                "event": "failover",
+                "request_id": run.caller.request_id,
+                "deployment": served.deployment,
+                "provider": served.provider,
+                "attempts": served.attempts,
+                "reason": reason,
+            },
+        )
+
+    def _stream_metrics(self, streams: Streams, usage: Usage | None) -> None:
+        streams.ttft.observe(self.first_at - self.started)
+        gap = self.last_at - self.first_at
+        if self.chunks > 1:
+            streams.inter_token.observe(gap / (self.chunks - 1))
+        if usage is not None and usage.output_tokens and gap > 0:
+            streams.output_rate.observe(usage.output_tokens / gap)
+
+
+_UNSERVED: Final = (NONE, NONE, NONE)
+
+
+def _guard_metrics(metrics: Metrics, guarded: object) -> None:
+    """The call's guardrail verdicts (the ones its ledger row and header show) and the time
+    its guards took."""
+    if isinstance(guarded, Guarded):
+        verdicts = guarded.verdicts
+        metrics.guarded(
+            guarded.policy.name,
+            [(v.guard, v.phase, v.action, v.category) for v in verdicts.by_key.values()],
+            verdicts.latency_ms / 1000,
+        )
 
 
 class _Attempt:
-    """One upstream attempt: its span (tracing on) and its duration (metrics on)."""
+    """One upstream attempt with tracing on: its span, and its duration (metrics on)."""
 
-    __slots__ = ("_ctx", "chosen", "provider", "span", "started", "watch")
+    __slots__ = ("chosen", "ctx", "span", "started", "watch")
 
     def __init__(self, watch: CallWatch, chosen: Resolved, ctx: CallContext) -> None:
         self.watch = watch
         self.chosen = chosen
-        self.provider = chosen.provider.name
-        self.started = time.perf_counter()
+        self.started = perf_counter()
         tracing = watch.obs.tracing
         self.span: Span | None = None
-        self._ctx = ctx
+        self.ctx = ctx
         if tracing is not None:
             genai = genai_provider_name(chosen.provider.settings.type)
             span = tracing.client_span(CHAT, genai, chosen.target.model)
             span.set_attribute("modelyard.deployment", chosen.deployment.name)
-            span.set_attribute("modelyard.provider", self.provider)
+            span.set_attribute("modelyard.provider", chosen.target.provider)
             self.span = span
             if watch.request is not None:
                 span.set_attribute(
@@ -312,19 +365,11 @@ class _Attempt:
                 )
             parent = tracing.traceparent(span)
             if parent is not None:
-                self._ctx = CallContext(ctx.request_id, ctx.client_id, ctx.timeouts, parent)
-
-    @property
-    def ctx(self) -> CallContext:
-        return self._ctx
+                self.ctx = CallContext(ctx.request_id, ctx.client_id, ctx.timeouts, parent)
 
     def failed(self, error: BaseException) -> None:
         kind = _error_type(error)
-        self.watch.failures.append(f"{self.chosen.target.key}: {kind}")
-        metrics = self.watch.obs.metrics
-        if metrics is not None:
-            seconds = time.perf_counter() - self.started
-            metrics.attempts_of(self.provider, kind).observe(seconds)
+        self.watch.attempt_failed(self.chosen, kind, self.started)
         span = self.span
         if span is not None:
             span.set_attribute(ERROR_TYPE, kind)
@@ -333,28 +378,30 @@ class _Attempt:
             self._record(kind, None)
 
     def answered(self, result: ChatResult | None) -> None:
-        metrics = self.watch.obs.metrics
-        if metrics is not None:
-            seconds = time.perf_counter() - self.started
-            metrics.attempts_of(self.provider, "ok").observe(seconds)
+        watch = self.watch
+        if watch.metrics is not None:
+            seconds = perf_counter() - self.started
+            watch.metrics.attempt(self.chosen.target.provider, "ok", seconds)
+        if result is not None:
+            watch.whole(result)
         span = self.span
         if span is None:
             return
         if result is None:  # a stream: its span lasts until the call ends
-            self.watch.open_attempt = self
+            watch.open_attempt = self
             return
         reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
         model = result.upstream_model or self.chosen.target.model
         _set_answer(span, model, result.usage, reasons)
-        tracing = self.watch.obs.tracing
-        if self.watch.request is not None and tracing is not None and result.choices:
+        tracing = watch.obs.tracing
+        if watch.request is not None and tracing is not None and result.choices:
             answer = [Message("assistant", (TextPart(result.choices[0].message.text()),))]
             span.set_attribute(OUTPUT_MESSAGES, _messages(answer, tracing.settings.redact))
         span.end()
         usage = result.usage
         self._record(None, (usage.input_tokens, usage.output_tokens) if usage else None)
 
-    def end_stream(self, run: Run, usage: Usage | None, reasons: list[str]) -> None:
+    def end_stream(self, run: Run, usage: Usage | None, reasons: Sequence[str]) -> None:
         """The streamed answer ended (well or not): its span ends with what it carried."""
         span = self.span
         if span is None:
@@ -383,7 +430,7 @@ class _Attempt:
         }
         if error is not None:
             attrs[ERROR_TYPE] = error
-        tracing.record(attrs, time.perf_counter() - self.started, tokens)
+        tracing.record(attrs, perf_counter() - self.started, tokens)
 
 
 def _messages(messages: Sequence[Message], redact: Redact) -> str:

@@ -103,6 +103,8 @@ def test_the_dashboard_and_rules_cover_what_an_operator_must_see() -> None:
         "modelyard_breaker_state",
         "modelyard_ledger_lag_seconds",
         "modelyard_ledger_dropped_rows",
+        "modelyard_guardrail_verdicts_total",  # what the guards blocked, redacted, flagged
+        "modelyard_guardrail_duration_seconds_bucket",
     ):
         assert series in text
 
