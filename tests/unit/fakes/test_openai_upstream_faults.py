@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from typing import Any
 
 import openai
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tests.fakes import FakeOpenAI
+from tests.fakes.pauses import record_pauses
 from tests.waiting import DEADLINE_S, wait_until
 
 from .conftest import API_KEY
@@ -97,24 +97,27 @@ def test_wrong_or_missing_key_is_rejected(fake: FakeOpenAI) -> None:
     assert [r.path for r in fake.requests] == ["/v1/models", "/v1/models"]
 
 
-def test_slow_delays_the_answer_and_the_first_byte(client: openai.OpenAI) -> None:
-    started = time.monotonic()
+def test_slow_delays_the_answer_and_the_first_byte(
+    client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses = record_pauses(monkeypatch)
     completion = client.chat.completions.create(model="slow-300", messages=USER)
-    assert time.monotonic() - started >= 0.3
+    assert pauses == [0.3]  # the whole pause was over before the answer came
     assert completion.choices[0].message.content == "echo: one two three four"
-    started = time.monotonic()
     stream = client.chat.completions.create(model="slow-300", messages=USER, stream=True)
     next(iter(stream))
-    assert time.monotonic() - started >= 0.3
+    assert pauses == [0.3, 0.3]  # and before the stream's first byte
     stream.close()
 
 
-def test_trickle_spaces_the_stream_frames(client: openai.OpenAI) -> None:
-    started = time.monotonic()
+def test_trickle_spaces_the_stream_frames(
+    client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses = record_pauses(monkeypatch)
     stream = client.chat.completions.create(model="trickle-50", messages=USER, stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in stream)
     assert text == "echo: one two three four"
-    assert time.monotonic() - started >= 0.05 * 6  # role, 5 words, finish: 7 frames, 6 gaps
+    assert pauses == [0.05] * 7  # role, 5 words, finish, [DONE]: 8 frames, 7 gaps
 
 
 def test_hang_never_answers_but_the_server_lives_on(client: openai.OpenAI) -> None:
