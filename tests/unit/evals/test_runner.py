@@ -74,7 +74,6 @@ async def test_interrupted_run_resumes_without_repeating_finished_cases(tmp_path
         )
     )
     await stop.wait()
-    await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
