@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
-import time
 from types import TracebackType
 from typing import Self
 
 import uvicorn
+
+from tests.fakes.serving import serve_in_thread
 
 from .anthropic_app import FakeState, build_app
 from .openai_app import RecordedRequest, ScriptHandler
@@ -62,7 +62,6 @@ from .openai_faults import QuietAborts
 
 __all__ = ["FakeAnthropic", "RecordedRequest"]
 
-_STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
 
@@ -83,32 +82,9 @@ class FakeAnthropic:
         """Serve in a background thread; returns once the port accepts connections."""
         if self._thread is not None:
             raise RuntimeError("FakeAnthropic is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            build_app(self._state),
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            ws="none",
-            timeout_graceful_shutdown=2,
+        self._server, self._thread, self._port = serve_in_thread(
+            build_app(self._state), "fake-anthropic", self._log_filter, 2
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-anthropic", daemon=True
-        )
-        logging.getLogger("uvicorn.error").addFilter(self._log_filter)
-        thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(_STOP_TIMEOUT)
-                sock.close()
-                raise RuntimeError("the fake Anthropic server did not start")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
-        self._port = sock.getsockname()[1]
         return self
 
     def stop(self) -> None:

@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
-import time
 from types import TracebackType
 from typing import Self
 
 import uvicorn
+
+from tests.fakes.serving import serve_in_thread
 
 from .bedrock_app import BedrockApp, BedrockRequest, FakeBedrockState
 from .bedrock_sigv4 import Credentials
@@ -61,7 +61,6 @@ __all__ = ["TEST_ACCESS_KEY", "TEST_REGION", "TEST_SECRET_KEY", "BedrockRequest"
 TEST_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 TEST_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TEST_REGION = "us-east-1"
-_STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
 
@@ -94,32 +93,9 @@ class FakeBedrock:
         """Serve in a background thread; returns once the port accepts connections."""
         if self._thread is not None:
             raise RuntimeError("FakeBedrock is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            BedrockApp(self._state),
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            ws="none",
-            timeout_graceful_shutdown=2,
+        self._server, self._thread, self._port = serve_in_thread(
+            BedrockApp(self._state), "fake-bedrock", self._log_filter, 2
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-bedrock", daemon=True
-        )
-        logging.getLogger("uvicorn.error").addFilter(self._log_filter)
-        thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(_STOP_TIMEOUT)
-                sock.close()
-                raise RuntimeError("the fake Bedrock server did not start")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
-        self._port = sock.getsockname()[1]
         return self
 
     def stop(self) -> None:

@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -44,6 +42,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.serving import serve_in_thread
 
 from .openai_faults import AbortConnection, QuietAborts
 
@@ -73,31 +73,12 @@ class Hostile:
         return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
         routes = [
             Route("/v1/chat/completions", self._openai, methods=["POST"]),
             Route("/v1/messages", self._anthropic, methods=["POST"]),
         ]
-        config = uvicorn.Config(
-            Starlette(routes=routes, lifespan=self._lifespan),
-            log_config=None,
-            access_log=False,
-            ws="none",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="hostile", daemon=True
-        )
-        logging.getLogger("uvicorn.error").addFilter(self._filter)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the hostile upstream did not start")
-            time.sleep(0.005)
-        self._server, self._thread, self._port = server, thread, sock.getsockname()[1]
+        app = Starlette(routes=routes, lifespan=self._lifespan)
+        self._server, self._thread, self._port = serve_in_thread(app, "hostile", self._filter, 1)
         return self
 
     def __exit__(
