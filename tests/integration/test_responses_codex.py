@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from tests.fakes.openai_stream import stream_frames
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server
+from tests.npm_tools import npm_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,28 +40,10 @@ TOOL_MARKER = "RUN-THE-TOOL"
 COMMAND = "echo codex-$((6 * 7))-ran"
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("MODELYARD_TEST_CACHE") or str(Path.home() / ".cache" / "modelyard-tests")
-    return Path(base) / f"codex-{CODEX_VERSION}"
-
-
 @pytest.fixture(scope="module")
 def codex_bin() -> Path:
     """The Codex CLI, installed from the npm registry into the cache on first use."""
-    prefix = _cache_dir()
-    binary = prefix / "node_modules" / ".bin" / "codex"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm is needed to install @openai/codex for these tests")
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(prefix), f"@openai/codex@{CODEX_VERSION}"],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    return binary
+    return npm_tool("@openai/codex", CODEX_VERSION, "codex")
 
 
 @dataclass(frozen=True)
