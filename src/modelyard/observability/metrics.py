@@ -9,17 +9,19 @@ Label values are bounded by the config, never by a client: routes are the served
 templates (anything else is ``other``), deployments, providers and models are the configured
 ones that served the call (``-`` when none did), projects are the operator's. No request ids,
 keys or free text. Label children are looked up once per label set and kept, so a request pays
-a dict lookup and a few increments.
+a dict lookup and a list append per series; the values are bucketed and summed once a second
+(numpy, all at once) when they are handed to prometheus-client.
 """
 
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +32,8 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from modelyard.core.chat import Usage
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 NONE: Final = "-"  # a label with no value (no deployment resolved, no project)
@@ -44,6 +48,11 @@ BREAKER_VALUES: Final[Mapping[str, float]] = MappingProxyType(
     {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 )
 TOKEN_KINDS: Final = ("input", "output", "cached", "reasoning")
+# The ``Usage`` field of each token kind, in ``TOKEN_KINDS`` order.
+_USAGE_FIELDS: Final = tuple(
+    attrgetter(name)
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+)
 
 
 class CounterTally:
@@ -66,32 +75,62 @@ class CounterTally:
 
 
 class HistogramTally:
-    """A histogram child's observations, counted per bucket in plain Python (one bisect) and
-    handed to prometheus-client's values at each flush."""
+    """A histogram child's observations, appended to a list as they come (the whole cost on
+    the request path) and bucketed at each flush by numpy, all at once; ``counter``, when set,
+    is a companion counter of the same observations (calls and their durations)."""
 
-    __slots__ = ("bounds", "child", "counts", "total")
+    __slots__ = ("bounds", "child", "counter", "seen")
 
-    def __init__(self, child: Histogram) -> None:
+    def __init__(self, child: Histogram, counter: Counter | None = None) -> None:
         self.child = child
-        self.bounds = tuple(child._upper_bounds)  # ends with +Inf
-        self.counts = [0] * len(self.bounds)
-        self.total = 0.0
+        self.counter = counter
+        self.bounds = np.asarray(child._upper_bounds, dtype=np.float64)  # ends with +Inf
+        # The list is never replaced (``flush`` empties it), so its ``append`` may be kept.
+        self.seen: list[float] = []
 
     def observe(self, amount: float) -> None:
-        self.counts[bisect_left(self.bounds, amount)] += 1  # the first bound >= amount
-        self.total += amount
+        self.seen.append(amount)
 
     def flush(self) -> None:
-        counts = self.counts
-        if not any(counts):
+        seen = self.seen
+        if not seen:
             return
+        values = np.asarray(seen, dtype=np.float64)
+        seen.clear()
+        # The first bound >= each value (prometheus's ``le``), as ``bisect_left`` would find.
+        at = np.searchsorted(self.bounds, values, side="left")
+        counts = np.bincount(at, minlength=len(self.bounds))
         child = self.child
-        child._sum.inc(self.total)  # prometheus-client 0.26's own fields, as observe() uses them
-        for index, count in enumerate(counts):
-            if count:
-                child._buckets[index].inc(count)
-                counts[index] = 0
-        self.total = 0.0
+        child._sum.inc(float(values.sum()))  # prometheus-client 0.26's own fields, as observe()
+        for index in np.flatnonzero(counts):
+            child._buckets[index].inc(int(counts[index]))
+        if self.counter is not None:
+            self.counter.inc(len(values))
+
+
+class SpendTally:
+    """Tokens by kind and cost of one (deployment, project): each call's usage and cost
+    appended, summed at the flush."""
+
+    __slots__ = ("cost", "costs", "tokens", "usages")
+
+    def __init__(self, tokens: tuple[Counter, ...], cost: Counter) -> None:
+        self.tokens = tokens  # in ``TOKEN_KINDS`` order
+        self.cost = cost
+        self.usages: list[Usage] = []
+        self.costs: list[int] = []  # micro-dollars
+
+    def flush(self) -> None:
+        usages, costs = self.usages, self.costs
+        if usages:
+            for counter, field in zip(self.tokens, _USAGE_FIELDS, strict=True):
+                amount = sum(map(field, usages))
+                if amount:
+                    counter.inc(amount)
+            usages.clear()
+        if costs:
+            self.cost.inc(sum(costs) / 1_000_000)
+            costs.clear()
 
 
 T = TypeVar("T", CounterTally, HistogramTally)
@@ -119,34 +158,7 @@ class Children(Generic[T]):
         return tally
 
 
-Flushable = CounterTally | HistogramTally
-
-
-class Calls:
-    """A counter and a histogram recorded together (calls and their durations) for one label
-    set: found with one dict lookup, recorded with one call."""
-
-    __slots__ = ("count", "duration")
-
-    def __init__(self, count: CounterTally, duration: HistogramTally) -> None:
-        self.count = count
-        self.duration = duration
-
-    def add(self, seconds: float) -> None:
-        self.count.pending += 1
-        duration = self.duration
-        duration.counts[bisect_left(duration.bounds, seconds)] += 1
-        duration.total += seconds
-
-
-class Spend:
-    """Tokens by kind and cost of one (deployment, project)."""
-
-    __slots__ = ("cost", "tokens")
-
-    def __init__(self, tokens: tuple[CounterTally, ...], cost: CounterTally) -> None:
-        self.tokens = tokens  # in ``TOKEN_KINDS`` order
-        self.cost = cost
+Flushable = CounterTally | HistogramTally | SpendTally
 
 
 class Streams:
@@ -159,6 +171,10 @@ class Streams:
         self.inter_token = metrics.inter_token_of(deployment, provider, model)
         self.output_rate = metrics.output_rate_of(deployment, provider, model)
         self.failovers = metrics.failovers_of(deployment)
+
+
+def _none_in_flight() -> int:
+    return 0
 
 
 def multiprocess() -> bool:
@@ -181,30 +197,28 @@ class Metrics:
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
         # The recording objects by the raw facts of a request (label values mapped once).
-        self._http_series: dict[tuple[str | None, int], Calls] = {}
-        self._call_series: dict[tuple[object, ...], Calls] = {}
+        self._http_series: dict[tuple[str | None, int], list[float]] = {}
+        self._call_series: dict[tuple[object, ...], list[float]] = {}
         self._stream_series: dict[tuple[str, str, str], Streams] = {}
-        self._spend: dict[tuple[str, str], Spend] = {}
-        self._attempt: dict[tuple[str, str], HistogramTally] = {}
+        self._spend: dict[tuple[str, str], SpendTally] = {}
+        self._attempt: dict[tuple[str, str], list[float]] = {}
         self._http(reg)
         self._calls(reg)
         self._upstream(reg)
         self._state(reg)
         self._guardrails(reg)
-        self.active = 0  # HTTP requests in flight in this process (set on the gauge at flush)
+        # HTTP requests in flight in this process, read at each flush: the app's front door
+        # counts them anyway (``server.middleware.Front`` sets this), so a request pays nothing.
+        self.in_flight_of: Callable[[], int] = _none_in_flight
         tallies: list[Flushable] = []
         self._tallies = tallies
-        self.http_requests_of = Children(self.http_requests, CounterTally, tallies)
         self.http_duration_of = Children(self.http_duration, HistogramTally, tallies)
-        self.requests_of = Children(self.requests, CounterTally, tallies)
         self.duration_of = Children(self.duration, HistogramTally, tallies)
         self.ttft_of = Children(self.ttft, HistogramTally, tallies)
         self.inter_token_of = Children(self.inter_token, HistogramTally, tallies)
         self.output_rate_of = Children(self.output_rate, HistogramTally, tallies)
         self.attempts_of = Children(self.attempts, HistogramTally, tallies)
         self.failovers_of = Children(self.failovers, CounterTally, tallies)
-        self.tokens_of = Children(self.tokens, CounterTally, tallies)
-        self.cost_of = Children(self.cost, CounterTally, tallies)
         self.verdicts_of = Children(self.verdicts, CounterTally, tallies)
         self.guard_duration_of = Children(self.guard_duration, HistogramTally, tallies)
 
@@ -367,33 +381,36 @@ class Metrics:
     def http(self, path: str | None, status: int, seconds: float) -> None:
         """One HTTP request answered; ``path`` is the matched route's template (None: none
         matched)."""
-        series = self._http_series.get((path, status))
-        if series is None:
+        seen = self._http_series.get((path, status))
+        if seen is None:
             route = path if path is not None and path in self.routes else OTHER
             key = (route, status_class(status))
-            series = Calls(self.http_requests_of(*key), self.http_duration_of(*key))
-            self._http_series[path, status] = series
-        series.count.pending += 1  # ``Calls.add``, inlined: once per request
-        duration = series.duration
-        duration.counts[bisect_left(duration.bounds, seconds)] += 1
-        duration.total += seconds
+            seen = self._calls_seen(self.http_duration_of(*key), self.http_requests, key)
+            self._http_series[path, status] = seen
+        seen.append(seconds)
 
     def call(
         self, endpoint: str, served: tuple[str, str, str], status: int, seconds: float
     ) -> None:
-        """One finished model call of an endpoint, served (deployment, provider, model)
-        triple and status."""
-        route = endpoint if endpoint in self.routes else OTHER  # bounded, as a key too
-        key = (route, *served, status)
-        series = self._call_series.get(key)
-        if series is None:
+        """One finished model call of an endpoint (one of ours: a bounded key), served
+        (deployment, provider, model) triple and status."""
+        key = (endpoint, served, status)
+        seen = self._call_series.get(key)
+        if seen is None:
+            route = endpoint if endpoint in self.routes else OTHER
             labels = (route, *served, status_class(status))
-            series = Calls(self.requests_of(*labels), self.duration_of(*labels))
-            self._call_series[key] = series
-        series.count.pending += 1  # ``Calls.add``, inlined: once per call
-        duration = series.duration
-        duration.counts[bisect_left(duration.bounds, seconds)] += 1
-        duration.total += seconds
+            seen = self._calls_seen(self.duration_of(*labels), self.requests, labels)
+            self._call_series[key] = seen
+        seen.append(seconds)
+
+    @staticmethod
+    def _calls_seen(
+        tally: HistogramTally, counter: Counter, labels: tuple[str, ...]
+    ) -> list[float]:
+        """The durations list of a calls histogram, its counter set as the companion."""
+        if tally.counter is None:
+            tally.counter = counter.labels(*labels)
+        return tally.seen
 
     def streams(self, served: tuple[str, str, str]) -> Streams:
         series = self._stream_series.get(served)
@@ -401,21 +418,21 @@ class Metrics:
             series = self._stream_series[served] = Streams(self, *served)
         return series
 
-    def spend(self, deployment: str, project: str) -> Spend:
+    def spend(self, deployment: str, project: str) -> SpendTally:
         series = self._spend.get((deployment, project))
         if series is None:
-            tokens = tuple(self.tokens_of(deployment, project, kind) for kind in TOKEN_KINDS)
-            series = Spend(tokens, self.cost_of(deployment, project))
+            tokens = tuple(self.tokens.labels(deployment, project, k) for k in TOKEN_KINDS)
+            series = SpendTally(tokens, self.cost.labels(deployment, project))
             self._spend[deployment, project] = series
+            self._tallies.append(series)
         return series
 
     def attempt(self, provider: str, outcome: str, seconds: float) -> None:
         """One upstream attempt's duration, by provider and outcome (``ok`` or an error type)."""
-        tally = self._attempt.get((provider, outcome))
-        if tally is None:
-            tally = self._attempt[provider, outcome] = self.attempts_of(provider, outcome)
-        tally.counts[bisect_left(tally.bounds, seconds)] += 1
-        tally.total += seconds
+        seen = self._attempt.get((provider, outcome))
+        if seen is None:
+            seen = self._attempt[provider, outcome] = self.attempts_of(provider, outcome).seen
+        seen.append(seconds)
 
     def breaker_changed(self, target: str, state: str) -> None:
         self.breaker.labels(target).set(BREAKER_VALUES.get(state, 0.0))
@@ -426,7 +443,7 @@ class Metrics:
         loop: each second, and before a scrape)."""
         for tally in self._tallies:
             tally.flush()
-        self.in_flight.set(self.active)
+        self.in_flight.set(self.in_flight_of())
 
     def render(self) -> tuple[bytes, str]:
         """Flush, then the exposition (see ``exposition``)."""

@@ -77,6 +77,8 @@ def create_app(
         templates = [r.path for r in routes if isinstance(r, Route)]
         observation = observation_for(settings.observability, templates)
 
+    metrics = observation.metrics if observation is not None else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
@@ -105,7 +107,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(Front, root_of=lambda: holder["root"])],
+        middleware=[Middleware(Front, root_of=lambda: holder["root"], metrics=metrics)],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
     app.state.readiness = _Readiness()

@@ -27,7 +27,7 @@ from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
 from modelyard.services.chat import Served
-from modelyard.services.observed import OTHER, Observation, Tracing
+from modelyard.services.observed import OTHER, Metrics, Observation, Tracing
 from modelyard.services.pipeline import Caller
 from modelyard.services.root import Root
 
@@ -79,11 +79,18 @@ def request_id_of(scope: Scope) -> str:
 class Front:
     """Wraps the app; ``root_of`` gives the composition root once the app has started."""
 
-    def __init__(self, app: ASGIApp, root_of: Callable[[], Root]) -> None:
+    def __init__(
+        self, app: ASGIApp, root_of: Callable[[], Root], metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.root_of = root_of
         self.in_flight = 0
         self.failures = Failures()
+        if metrics is not None:  # the in-flight gauge is this count, read at each flush
+            metrics.in_flight_of = self._in_flight
+
+    def _in_flight(self) -> int:
+        return self.in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,11 +118,8 @@ class Front:
         # status the client got is ``_guarded``'s note (``exchange.sent``).
         span: Span | None = None
         token: object = None
-        if observation is not None:
-            if observation.tracing is not None:
-                span, token = _server_span(observation.tracing, observation, scope, exchange)
-            if observation.metrics is not None:
-                observation.metrics.active += 1
+        if observation is not None and observation.tracing is not None:
+            span, token = _server_span(observation.tracing, observation, scope, exchange)
         try:
             await self._guarded(scope, receive, send, exchange)
         finally:
@@ -285,7 +289,6 @@ def _observed(
     matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
     metrics = observation.metrics
     if metrics is not None:
-        metrics.active -= 1
         path = matched.path if matched is not None else None
         metrics.http(path, status, time.perf_counter() - started)
     tracing = observation.tracing

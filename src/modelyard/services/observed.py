@@ -59,6 +59,7 @@ __all__ = [
     "MULTIPROC_ENV",
     "OTHER",
     "CallWatch",
+    "Metrics",
     "Observation",
     "ObserveStage",
     "Tracing",
@@ -170,40 +171,25 @@ class CallWatch(Tap):
     """One call as the observer follows it: one object per call. With tracing off it is also
     each attempt's ``Attempt`` (the attempt's facts are a start time and the target)."""
 
-    __slots__ = (
-        "attempt_at",
-        "chosen",
-        "chunks",
-        "ctx",
-        "failures",
-        "first_at",
-        "last_at",
-        "metrics",
-        "obs",
-        "open_attempt",
-        "reasons",
-        "request",
-        "started",
-        "text",
-        "usage",
-    )
+    # No ``__slots__``: the defaults are class attributes, so making a watch (once per call)
+    # sets three attributes, not fifteen; the rest are set as the call goes.
     chosen: Resolved  # the current attempt's target (tracing off)
     ctx: CallContext  # ... and its context
     attempt_at: float  # ... and when it began
+    first_at: float = 0.0
+    last_at: float = 0.0
+    chunks: int = 0
+    reasons: Sequence[str] = ()
+    usage: Usage | None = None
+    open_attempt: _Attempt | None = None  # a stream's, open until the call ends
+    failures: list[str] | None = None  # "target: error type" of failed attempts
+    request: ChatRequest | None = None  # content capture on: what was sent
+    text: list[str] | None = None  # ... and the streamed answer
 
     def __init__(self, obs: Observation, run: Run) -> None:
         self.obs = obs
         self.metrics = obs.metrics
         self.started = perf_counter()
-        self.first_at = 0.0
-        self.last_at = 0.0
-        self.chunks = 0
-        self.reasons: Sequence[str] = ()
-        self.usage: Usage | None = None
-        self.open_attempt: _Attempt | None = None  # a stream's, open until the call ends
-        self.failures: list[str] | None = None  # "target: error type" of failed attempts
-        self.request: ChatRequest | None = None  # content capture on: what was sent
-        self.text: list[str] | None = None  # ... and the streamed answer
         tracing = obs.tracing
         if tracing is not None and tracing.settings.capture_content:
             self.request = run.request
@@ -260,42 +246,34 @@ class CallWatch(Tap):
         return result  # seen already, by ``whole``
 
     def finish(self, run: Run) -> None:
-        now = perf_counter()
+        seconds = perf_counter() - self.started
         served = run.served
-        usage = self.usage or (run.ticket.usage if run.ticket is not None else None)
+        ticket = run.ticket
+        usage = self.usage or (ticket.usage if ticket is not None else None)
         if self.open_attempt is not None:
             self.open_attempt.end_stream(run, usage, self.reasons)
             self.open_attempt = None
-        metrics = self.metrics
-        if run.guarded is not None and metrics is not None:  # a policy applied
-            _guard_metrics(metrics, run.guarded)
-        if served is None:
-            if metrics is not None:
-                metrics.call(run.caller.endpoint, _UNSERVED, run.status, now - self.started)
-            return
-        if served.attempts > 1:
+        if served is not None and served.attempts > 1:
             self._failover(run, served)
+        metrics = self.metrics
         if metrics is None:
             return
-        labels = (served.deployment, served.provider, served.model)
-        metrics.call(run.caller.endpoint, labels, run.status, now - self.started)
-        if served.attempts > 1:
-            metrics.streams(labels).failovers.pending += 1
-        if self.chunks and run.request.stream:
-            self._stream_metrics(metrics.streams(labels), usage)
-        ticket = run.ticket
-        cost = ticket.cost_micros if ticket is not None else None
-        if usage is None and not cost:
+        if run.guarded is not None:  # a policy applied
+            _guard_metrics(metrics, run.guarded)
+        if served is None:
+            metrics.call(run.caller.endpoint, _UNSERVED, run.status, seconds)
             return
-        spend = metrics.spend(served.deployment, run.caller.principal.project_id or NONE)
-        if usage is not None:  # in ``TOKEN_KINDS`` order
-            input_, output, cached, reasoning = spend.tokens
-            input_.pending += usage.input_tokens
-            output.pending += usage.output_tokens
-            cached.pending += usage.cached_input_tokens
-            reasoning.pending += usage.reasoning_tokens
-        if cost:
-            spend.cost.pending += cost / 1_000_000
+        labels = (served.deployment, served.provider, served.model)
+        metrics.call(run.caller.endpoint, labels, run.status, seconds)
+        if self.chunks or served.attempts > 1:
+            self._stream_metrics(metrics.streams(labels), run, usage)
+        cost = ticket.cost_micros if ticket is not None else 0
+        if usage is not None or cost:
+            spend = metrics.spend(served.deployment, run.caller.principal.project_id or NONE)
+            if usage is not None:  # the call is over: its usage is final, summed at the flush
+                spend.usages.append(usage)
+            if cost:
+                spend.costs.append(cost)
 
     def _failover(self, run: Run, served: Served) -> None:
         reason = "; ".join(self.failures or ()) or "earlier targets failed"
@@ -317,7 +295,12 @@ class CallWatch(Tap):
             },
         )
 
-    def _stream_metrics(self, streams: Streams, usage: Usage | None) -> None:
+    def _stream_metrics(self, streams: Streams, run: Run, usage: Usage | None) -> None:
+        """A failover's count, and a stream's first token, token gaps and output rate."""
+        if run.served is not None and run.served.attempts > 1:
+            streams.failovers.pending += 1
+        if not (self.chunks and run.request.stream):
+            return
         streams.ttft.observe(self.first_at - self.started)
         gap = self.last_at - self.first_at
         if self.chunks > 1:
