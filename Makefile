@@ -38,8 +38,13 @@ docs: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install lint typecheck
-	$(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
+# The OS packages the suite drives (promtool, nginx, Chromium), installed when missing.
+.PHONY: os-packages
+os-packages:
+	tools/os-packages.sh
+
+test: install os-packages lint typecheck
+	MODELYARD_TESTS_OS_PACKAGES=1 $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 
 # The inner loop: no server spawned, no model loaded (the markers are applied in
 # tests/conftest.py; MODELYARD_TESTS_FAST fails a test that would start a server unmarked).

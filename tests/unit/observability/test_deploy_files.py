@@ -7,6 +7,7 @@ checks their syntax (it cannot tell which series exist)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -109,10 +110,14 @@ def test_the_dashboard_and_rules_cover_what_an_operator_must_see() -> None:
         assert series in text
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_rules_and_every_dashboard_expression(tmp_path: Path) -> None:
-    """The syntax, by Prometheus's own parser (``apt-get install prometheus`` ships it)."""
-    promtool = shutil.which("promtool") or "promtool"
+    """The syntax, by Prometheus's own parser (Debian's ``prometheus`` ships it; ``make test``
+    installs it, so there a missing promtool fails; the fast loop skips without it)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("MODELYARD_TESTS_OS_PACKAGES"):
+            pytest.fail("promtool is missing though `make test` installed the OS packages")
+        pytest.skip("promtool is not installed (tools/os-packages.sh installs it)")
     subprocess.run([promtool, "check", "rules", str(DEPLOY / "alerts.yml")], check=True)
     dashboard = json.loads((DEPLOY / "dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
