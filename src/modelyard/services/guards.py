@@ -369,6 +369,7 @@ class _OutputTap(Tap):
         "schemas",
         "screens",
         "state",
+        "tails",
         "texts",
         "ticket",
         "tool_screens",
@@ -396,6 +397,7 @@ class _OutputTap(Tap):
         self.schemas: Schemas = ()
         self.limit = MAX_TEXT
         self.texts: dict[int, _Kept] = {}  # per choice, what the end checks will read
+        self.tails: dict[int, list[StreamEvent]] = {}  # released by the screen, not yet sent
         self.owing: list[Finished | UsageReport] = []  # endings held for the judges
         self.owed = False
 
@@ -433,12 +435,13 @@ class _OutputTap(Tap):
 
     def _screened(self, event: TextDelta | ToolCallDelta) -> Passed:
         if isinstance(event, TextDelta):
-            if self.judges or self.schemas:
+            text = self._screen(event.index).feed(event.text)
+            if self.judges or self.schemas:  # the text as the client gets it: redacted
                 kept = self.texts.get(event.index)
                 if kept is None:
                     kept = self.texts[event.index] = _Kept()
-                kept.add(event.text, self.limit)
-            text = self._screen(event.index).feed(event.text)
+                if text:
+                    kept.add(text, self.limit)
             return TextDelta(text, event.index) if text else ()
         if isinstance(event, ToolCallDelta) and self.tools:
             screen_ = self._tool_screen((event.index, event.call_index))
@@ -454,7 +457,10 @@ class _OutputTap(Tap):
         ended = [event.index] if isinstance(event, Finished) else sorted(self.texts)
         for index in ended:
             kept = self.texts.get(index)
-            if kept is not None and self.schemas:
+            if kept is None:
+                continue
+            self._hold_tail(index, kept)
+            if self.schemas:
                 self._check_schemas(kept)
         if self.judges and any(i in self.texts for i in ended):
             self.owing.append(event)  # the relay awaits ``settle`` next
@@ -463,6 +469,16 @@ class _OutputTap(Tap):
         for index in ended:
             self.texts.pop(index, None)
         return self._released(event)
+
+    def _hold_tail(self, index: int, kept: _Kept) -> None:
+        """What the screen still holds back of choice ``index``, screened now, so that the
+        checks and the judges read the whole text as the client would get it (redacted); it
+        goes out with the ending, once they have passed it."""
+        tail = self._flush(index)
+        for event in tail:
+            if isinstance(event, TextDelta):
+                kept.add(event.text, self.limit)
+        self.tails[index] = tail
 
     def _check_schemas(self, kept: _Kept) -> None:
         text = kept.text()
@@ -498,12 +514,17 @@ class _OutputTap(Tap):
 
     def _released(self, event: Finished | UsageReport) -> Passed:
         if isinstance(event, Finished):
-            return (*self._flush(event.index), event)
-        if self.screens or self.tool_screens:
+            return (*self._held(event.index), event)
+        if self.screens or self.tool_screens or self.tails:
             # Usage comes last: anything still held (no finish came) goes out before it.
-            indexes = {*self.screens, *(i for i, _ in self.tool_screens)}
-            return (*(e for i in sorted(indexes) for e in self._flush(i)), event)
+            indexes = {*self.screens, *(i for i, _ in self.tool_screens), *self.tails}
+            return (*(e for i in sorted(indexes) for e in self._held(i)), event)
         return event
+
+    def _held(self, index: int) -> list[StreamEvent]:
+        """Choice ``index``'s text still held: its screened tail (``_hold_tail``) if the
+        checks took it already, then whatever the screens hold."""
+        return [*self.tails.pop(index, ()), *self._flush(index)]
 
     def _flush(self, index: int) -> list[StreamEvent]:
         held: list[StreamEvent] = []

@@ -78,6 +78,7 @@ def _settings(fake: FakeOpenAI, policies: dict[str, Any]) -> Any:
                 "stalled-judge": dep("hang"),
                 "topical": dep("gpt-4o-mini"),
                 "out-judged": dep("gpt-4o-mini"),
+                "out-redacted": dep("gpt-4o-mini"),
                 "out-flagged": dep("gpt-4o-mini"),
                 "out-closed": dep("gpt-4o-mini"),
                 "embed": dep("text-embedding-3-small"),
@@ -90,6 +91,7 @@ def _settings(fake: FakeOpenAI, policies: dict[str, Any]) -> Any:
                     "closed": "closed",
                     "topical": "topical",
                     "out-judged": "out-judged",
+                    "out-redacted": "out-redacted",
                     "out-flagged": "out-flagged",
                     "out-closed": "out-closed",
                 },
@@ -121,6 +123,12 @@ def _on_output(judge: str, action: str = "block", **extra: Any) -> dict[str, Any
     return policy
 
 
+def _redacted_then_judged() -> dict[str, Any]:
+    settings = {"entities": ["email"]}
+    pii = {"kind": "pii", "phases": ["output"], "action": "redact", "settings": settings}
+    return {"guards": [pii, *_on_output("judge", "flag")["guards"]]}
+
+
 def _policies() -> dict[str, Any]:
     return {
         "judged": _moderation("judge"),
@@ -128,6 +136,7 @@ def _policies() -> dict[str, Any]:
         "closed": _moderation("stalled-judge", fail_closed=True),
         "topical": TOPICAL,
         "out-judged": _on_output("judge"),
+        "out-redacted": _redacted_then_judged(),
         "out-flagged": _on_output("judge", "flag"),
         "out-closed": _on_output("stalled-judge", fail_closed=True),
     }
@@ -272,3 +281,37 @@ async def test_an_unavailable_judge_on_a_stream_fails_closed(pipeline: Pipeline)
         await _streamed(pipeline, "out-closed", "hello there", got)
     assert info.value.category == "judge_unavailable"
     assert not [e for e in got if isinstance(e, TextDelta) and e.text]  # short: all was held
+
+
+# The judge reads the answer as the client gets it: after the output's redactions, whole or
+# streamed (the judge may be another vendor's model; what is redacted must not reach it).
+EMAIL = "ada.lovelace@example.org"
+
+
+def _judged_texts(fake: FakeOpenAI, since: int) -> list[str]:
+    asked = [r.json for r in fake.requests[since:] if r.json]
+    return [b["messages"][-1]["content"] for b in asked if b.get("model") == "judge-model"]
+
+
+async def test_the_judge_reads_a_whole_answer_after_its_redactions(
+    pipeline: Pipeline, fake: FakeOpenAI
+) -> None:
+    since = len(fake.requests)
+    answer = await pipeline.complete(CALLER, _ask("out-redacted", f"write to {EMAIL} today"))
+    assert answer.result.choices[0].message.text() == "echo: write to [EMAIL_1] today"
+    (judged,) = _judged_texts(fake, since)
+    assert "[EMAIL_1]" in judged and EMAIL not in judged
+
+
+async def test_the_judge_reads_a_streamed_answer_after_its_redactions(
+    pipeline: Pipeline, fake: FakeOpenAI
+) -> None:
+    since = len(fake.requests)
+    words = " ".join(f"w{n}" for n in range(60))  # longer than the hold-back, email at the end
+    got: list[StreamEvent] = []
+    await _streamed(pipeline, "out-redacted", f"{words} write to {EMAIL}", got)
+    sent = "".join(e.text for e in got if isinstance(e, TextDelta))
+    assert sent == f"echo: {words} write to [EMAIL_1]"
+    (judged,) = _judged_texts(fake, since)
+    assert judged.count("[EMAIL_1]") == 1 and EMAIL not in judged and "w59 write to" in judged
+    assert isinstance(got[-1], Finished | UsageReport)
