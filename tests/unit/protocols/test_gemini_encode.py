@@ -14,7 +14,14 @@ from modelyard.core.errors import (
     RateLimited,
     UpstreamError,
 )
-from modelyard.core.events import Finished, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import (
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from modelyard.protocols.gemini import encode
 from modelyard.protocols.gemini.errors import error_body
 from modelyard.protocols.gemini.stream import StreamEncoder
@@ -60,7 +67,7 @@ def test_finish_reasons(reason: str | None, gemini: str):
     assert encode.finish_reason(reason) == gemini  # type: ignore[arg-type]
 
 
-EVENTS = [
+EVENTS: list[StreamEvent] = [
     ReasoningDelta("think"),
     ReasoningDelta("", signature="sig"),
     TextDelta("Hel"),
