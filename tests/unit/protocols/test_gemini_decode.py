@@ -280,3 +280,44 @@ def test_embed_content_and_batches():
     with pytest.raises(InvalidRequest) as caught:
         decode_batch_embed({"requests": [{"content": {"parts": [{"inlineData": {}}]}}]}, "emb")
     assert caught.value.param == "requests[0].content.parts[0]"
+
+
+def test_snake_case_field_names_are_read_as_google_reads_them():
+    # What google-genai sends for nested objects; the property names of schemas stay as given.
+    request = decode_generate(
+        {
+            "contents": [
+                {"parts": [{"inline_data": {"mime_type": "image/png", "data": "iVBOR"}}]},
+            ],
+            "generation_config": {
+                "max_output_tokens": 9,
+                "thinking_config": {"thinking_budget": 0},
+            },
+            "tools": [
+                {
+                    "function_declarations": [
+                        {
+                            "name": "f",
+                            "parameters_json_schema": {
+                                "type": "object",
+                                "properties": {"snake_name": {"type": "string"}},
+                            },
+                        }
+                    ]
+                }
+            ],
+        },
+        "chat",
+        stream=False,
+    )
+    assert request.messages[0].content == (ImagePart("data:image/png;base64,iVBOR"),)
+    assert request.max_tokens == 9 and request.extra["reasoning_effort"] == "none"
+    assert request.tools[0].parameters == {
+        "type": "object",
+        "properties": {"snake_name": {"type": "string"}},
+    }
+
+
+def test_unknown_declaration_fields_are_refused():
+    tools = [{"functionDeclarations": [{"name": "f", "parameterz": {}}]}]
+    _refused({"contents": USER, "tools": tools}, "tools[0].functionDeclarations[0].parameterz")

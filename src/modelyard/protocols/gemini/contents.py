@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 
 from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
-from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
+from modelyard.protocols.gemini.fields import fields
+from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str
 
 _IGNORED = frozenset({"thoughtSignature", "thought"})
 _PART_KINDS = "text, inlineData, fileData, functionCall, functionResponse"
@@ -59,11 +60,11 @@ def system_message(raw: Any) -> Message | None:
         return None
     if isinstance(raw, str):  # the SDKs accept a plain string too
         return Message("system", (TextPart(raw),)) if raw else None
-    content = require_dict(raw, "systemInstruction")
+    content = fields(raw, "systemInstruction")
     parts: list[ContentPart] = []
     for i, item in enumerate(get_list(content, "parts", "systemInstruction.parts") or ()):
         p = f"systemInstruction.parts[{i}]"
-        part = require_dict(item, p)
+        part = fields(item, p)
         text = get_str(part, "text", f"{p}.text")
         if text is None:
             raise bad(p, "must be a text part: system instructions take text only")
@@ -78,7 +79,7 @@ def contents_messages(raw: list[Any]) -> list[Message]:
     calls = _Calls()
     for i, item in enumerate(raw):
         param = f"contents[{i}]"
-        content = require_dict(item, param)
+        content = fields(item, param)
         role = get_str(content, "role", f"{param}.role") or "user"
         parts = get_list(content, "parts", f"{param}.parts", required=True) or []
         if role == "model":
@@ -95,7 +96,7 @@ def _user_turn(parts: list[Any], param: str, calls: _Calls) -> list[Message]:
     content: list[ContentPart] = []
     for i, item in enumerate(parts):
         p = f"{param}[{i}]"
-        part = require_dict(item, p)
+        part = fields(item, p)
         kind = _kind(part, p)
         if kind == "text":
             content.append(TextPart(part["text"]))
@@ -118,7 +119,7 @@ def _model_turn(parts: list[Any], param: str, calls: _Calls) -> Message:
     tool_calls: list[ToolCall] = []
     for i, item in enumerate(parts):
         p = f"{param}[{i}]"
-        part = require_dict(item, p)
+        part = fields(item, p)
         kind = _kind(part, p)
         if kind == "text":
             (thoughts if get_bool(part, "thought", f"{p}.thought") else texts).append(part["text"])
@@ -153,7 +154,7 @@ def _kind(part: dict[str, Any], param: str) -> str:
 
 
 def _media(raw: Any, param: str, *, inline: bool) -> ImagePart:
-    media = require_dict(raw, param)
+    media = fields(raw, param)
     mime = get_str(media, "mimeType", f"{param}.mimeType", required=True) or ""
     if not mime.startswith("image/"):
         raise bad(f"{param}.mimeType", f"only images (image/*) are supported; got {mime!r}")
@@ -164,7 +165,7 @@ def _media(raw: Any, param: str, *, inline: bool) -> ImagePart:
 
 
 def _function_call(raw: Any, param: str) -> ToolCall:
-    call = require_dict(raw, param)
+    call = fields(raw, param)
     name = get_str(call, "name", f"{param}.name", required=True) or ""
     args = get_dict(call, "args", f"{param}.args") or {}
     call_id = get_str(call, "id", f"{param}.id") or "call_" + uuid.uuid4().hex[:24]
@@ -172,7 +173,7 @@ def _function_call(raw: Any, param: str) -> ToolCall:
 
 
 def _function_response(raw: Any, param: str, calls: _Calls) -> Message:
-    response = require_dict(raw, param)
+    response = fields(raw, param)
     name = get_str(response, "name", f"{param}.name", required=True) or ""
     if response.get("parts"):
         raise bad(f"{param}.parts", "multimodal function responses are not supported")

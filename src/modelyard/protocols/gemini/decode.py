@@ -39,6 +39,7 @@ from modelyard.core.chat import (
 )
 from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.protocols.gemini.contents import contents_messages, system_message
+from modelyard.protocols.gemini.fields import fields
 from modelyard.protocols.gemini.schema import openapi_to_json_schema
 from modelyard.protocols.validate import (
     bad,
@@ -48,7 +49,6 @@ from modelyard.protocols.validate import (
     get_list,
     get_number,
     get_str,
-    require_dict,
 )
 
 DIALECT = "gemini"
@@ -75,6 +75,7 @@ _GENERATION = frozenset(
         "responseJsonSchema", "thinkingConfig", "responseModalities",
     }
 )  # fmt: skip
+_DECLARATION = frozenset({"name", "description", "parameters", "parametersJsonSchema"})
 _LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
 _MODES: Final[Mapping[str, ToolChoice]] = MappingProxyType(
     {"AUTO": "auto", "VALIDATED": "auto", "NONE": "none", "ANY": "required"}
@@ -88,7 +89,7 @@ def model_name(raw: str) -> str:
 
 def decode_generate(body: Any, model: str, stream: bool) -> ChatRequest:
     """A ``generateContent``/``streamGenerateContent`` body as a core request."""
-    body = require_dict(body, "body")
+    body = fields(body, "body")
     for key in body:
         if key not in _TOP_LEVEL:
             raise bad(
@@ -104,9 +105,9 @@ def decode_generate(body: Any, model: str, stream: bool) -> ChatRequest:
     request = ChatRequest(
         model=model, messages=messages, stream=stream, include_usage=stream, extra_origin=DIALECT
     )
-    _generation(get_dict(body, "generationConfig", "generationConfig") or {}, request)
+    _generation(_object(body, "generationConfig", "generationConfig") or {}, request)
     _tools(get_list(body, "tools", "tools") or [], request)
-    request.tool_choice = _tool_choice(get_dict(body, "toolConfig", "toolConfig"), request.tools)
+    request.tool_choice = _tool_choice(_object(body, "toolConfig", "toolConfig"), request.tools)
     safety = get_list(body, "safetySettings", "safetySettings")
     if safety:
         request.extra["safety_settings"] = safety
@@ -118,11 +119,17 @@ def decode_generate(body: Any, model: str, stream: bool) -> ChatRequest:
 
 def decode_count(body: Any, model: str) -> ChatRequest:
     """A ``countTokens`` body: ``contents``, or a whole ``generateContentRequest``."""
-    body = require_dict(body, "body")
-    inner = get_dict(body, "generateContentRequest", "generateContentRequest")
+    body = fields(body, "body")
+    inner = _object(body, "generateContentRequest", "generateContentRequest")
     if inner is not None:
         return decode_generate(inner, model, stream=False)
     return decode_generate({"contents": body.get("contents")}, model, stream=False)
+
+
+def _object(obj: dict[str, Any], key: str, param: str) -> dict[str, Any] | None:
+    """A nested object of the API (not a client's data), its keys in camelCase."""
+    value = obj.get(key)
+    return None if value is None else fields(value, param)
 
 
 def _generation(config: dict[str, Any], request: ChatRequest) -> None:
@@ -150,7 +157,7 @@ def _generation(config: dict[str, Any], request: ChatRequest) -> None:
     if any(m != "TEXT" for m in modalities):
         raise bad(f"{p}.responseModalities", "only TEXT answers are supported")
     request.response_format = _response_format(config, p)
-    thinking = get_dict(config, "thinkingConfig", f"{p}.thinkingConfig")
+    thinking = _object(config, "thinkingConfig", f"{p}.thinkingConfig")
     if thinking is not None:
         effort = _effort(thinking, f"{p}.thinkingConfig")
         if effort is not None:
@@ -199,7 +206,7 @@ def _tools(raw: list[Any], request: ChatRequest) -> None:
     native: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
         p = f"tools[{i}]"
-        tool = require_dict(item, p)
+        tool = fields(item, p)
         declarations = get_list(tool, "functionDeclarations", f"{p}.functionDeclarations")
         if declarations is None:
             native.append(tool)
@@ -215,14 +222,17 @@ def _tools(raw: list[Any], request: ChatRequest) -> None:
 
 
 def _declaration(raw: Any, p: str) -> ToolSpec:
-    declaration = require_dict(raw, p)
+    declaration = fields(raw, p)
     openapi = get_dict(declaration, "parameters", f"{p}.parameters")
     schema = get_dict(declaration, "parametersJsonSchema", f"{p}.parametersJsonSchema")
     if openapi is not None:
         schema = openapi_to_json_schema(openapi, f"{p}.parameters")
-    for key in ("response", "responseJsonSchema", "behavior"):
-        if declaration.get(key) is not None:
-            raise bad(f"{p}.{key}", "is not supported")
+    for key in declaration:
+        if key not in _DECLARATION:
+            raise bad(
+                f"{p}.{key}",
+                "is not supported (name, description, parameters or parametersJsonSchema are)",
+            )
     return ToolSpec(
         name=get_str(declaration, "name", f"{p}.name", required=True) or "",
         description=get_str(declaration, "description", f"{p}.description"),
@@ -234,7 +244,7 @@ def _tool_choice(raw: dict[str, Any] | None, tools: tuple[ToolSpec, ...]) -> Too
     if raw is None:
         return None
     p = "toolConfig.functionCallingConfig"
-    config = get_dict(raw, "functionCallingConfig", p) or {}
+    config = _object(raw, "functionCallingConfig", p) or {}
     mode = (get_str(config, "mode", f"{p}.mode") or "AUTO").upper()
     if mode not in _MODES:
         raise bad(f"{p}.mode", f"must be one of {', '.join(_MODES)}; got {mode!r}")
@@ -252,18 +262,20 @@ def _tool_choice(raw: dict[str, Any] | None, tools: tuple[ToolSpec, ...]) -> Too
 
 def decode_embed(body: Any, model: str, param: str = "") -> EmbeddingRequest:
     """An ``embedContent`` body (or one of ``batchEmbedContents``' requests) as a core request."""
-    body = require_dict(body, param or "body")
+    body = fields(body, param or "body")
     pre = f"{param}." if param else ""
     known = {"model", "content", "taskType", "outputDimensionality", "title"}
     for key in body:
         if key not in known:
             raise bad(f"{pre}{key}", "is not supported")
-    content = get_dict(body, "content", f"{pre}content", required=True) or {}
+    content = _object(body, "content", f"{pre}content") or {}
+    if not content:
+        raise bad(f"{pre}content", "is required")
     texts: list[str] = []
     for i, item in enumerate(
         get_list(content, "parts", f"{pre}content.parts", required=True) or []
     ):
-        part = require_dict(item, f"{pre}content.parts[{i}]")
+        part = fields(item, f"{pre}content.parts[{i}]")
         text = get_str(part, "text", f"{pre}content.parts[{i}].text")
         if text is None or len(part) != 1:
             raise bad(f"{pre}content.parts[{i}]", "only text parts can be embedded")
@@ -283,7 +295,7 @@ def decode_embed(body: Any, model: str, param: str = "") -> EmbeddingRequest:
 
 def decode_batch_embed(body: Any, model: str) -> EmbeddingRequest:
     """``batchEmbedContents``: one core request for all of them (same model and options)."""
-    body = require_dict(body, "body")
+    body = fields(body, "body")
     raw = get_list(body, "requests", "requests", required=True) or []
     if not raw:
         raise bad("requests", "must contain at least one request")

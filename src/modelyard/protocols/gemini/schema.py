@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelyard.protocols.gemini.fields import fields
 from modelyard.protocols.validate import bad, require_dict
 
 _SAME = frozenset(
@@ -24,7 +25,7 @@ _HINTS = frozenset({"propertyOrdering", "example"})
 
 
 def openapi_to_json_schema(raw: Any, param: str) -> dict[str, Any]:
-    schema = require_dict(raw, param)
+    schema = fields(raw, param)
     out: dict[str, Any] = {}
     for key, value in schema.items():
         p = f"{param}.{key}"
@@ -33,7 +34,7 @@ def openapi_to_json_schema(raw: Any, param: str) -> dict[str, Any]:
                 raise bad(p, "must be a string such as OBJECT or STRING")
             out["type"] = value.lower()
         elif key == "properties":
-            props = require_dict(value, p)
+            props = require_dict(value, p)  # property names, not fields: kept
             out[key] = {
                 name: openapi_to_json_schema(sub, f"{p}.{name}") for name, sub in props.items()
             }
