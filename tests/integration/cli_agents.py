@@ -8,9 +8,10 @@ holds ``marker`` it calls ``tool`` with ``arguments``; otherwise it answers ``PL
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tests.fakes.anthropic_messages import Answer, Block
 from tests.fakes.anthropic_stream import stream_events
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_chat import ChatAnswer, Choice, ToolCall, completion_body
 from tests.fakes.openai_stream import stream_frames
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.conftest import UPSTREAM_KEY
+from tests.integration.server import RunningServer, run_server
 
 PLAIN_DONE = "PLAIN-TASK-DONE"
 LOOP_DONE = "TOOL-LOOP-DONE"
@@ -106,3 +111,36 @@ def run_cli(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+@contextlib.contextmanager
+def agent_gateway(
+    tmp: Path,
+    script: ToolLoop,
+    upstreams: tuple[FakeOpenAI, FakeAnthropic],
+    names: tuple[str, str],
+    api_keys: Sequence[str] = (),
+) -> Iterator[RunningServer]:
+    """``modelyard serve`` with deployments ``names`` (OpenAI-format, Anthropic-format) on the
+    fakes, both answering with ``script``."""
+    openai, anthropic = upstreams
+    openai.script(script.model, script.openai)
+    anthropic.script(script.model, script.anthropic)
+    config: dict[str, Any] = {
+        "local": {"enabled": False},
+        "providers": {
+            "oa": {"type": "openai_compatible", "base_url": openai.base_url, "api_key": "env::K"},
+            "an": {"type": "anthropic", "base_url": anthropic.base_url, "api_key": "env::K"},
+        },
+        "deployments": {
+            names[0]: {"targets": [{"provider": "oa", "model": script.model}]},
+            names[1]: {"targets": [{"provider": "an", "model": script.model}]},
+        },
+    }
+    if api_keys:
+        config["server"] = {"api_keys": list(api_keys)}
+    try:
+        with run_server(tmp, config, env={"K": UPSTREAM_KEY}) as server:
+            yield server
+    finally:
+        openai.unscript(script.model)

@@ -21,11 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.integration.cli_agents import LOOP_DONE, PLAIN_DONE, ToolLoop, run_cli
-from tests.integration.conftest import UPSTREAM_KEY
-from tests.integration.server import RunningServer, run_server
+from tests.integration.cli_agents import LOOP_DONE, PLAIN_DONE, ToolLoop, agent_gateway, run_cli
+from tests.integration.server import RunningServer
 from tests.npm_tools import npm_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,31 +47,10 @@ def cli_gateway(
     vendor_fakes: dict[str, Any],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
-    anthropic: FakeAnthropic = vendor_fakes["anthropic"]
-    fake_upstream.script(MODEL, SCRIPT.openai)
-    anthropic.script(MODEL, SCRIPT.anthropic)
-    config = {
-        "server": {"api_keys": [GATEWAY_KEY]},
-        "local": {"enabled": False},
-        "providers": {
-            "oa": {
-                "type": "openai_compatible",
-                "base_url": fake_upstream.base_url,
-                "api_key": "env::K",
-            },
-            "an": {"type": "anthropic", "base_url": anthropic.base_url, "api_key": "env::K"},
-        },
-        "deployments": {
-            "agent-oa": {"targets": [{"provider": "oa", "model": MODEL}]},
-            "agent-an": {"targets": [{"provider": "an", "model": MODEL}]},
-        },
-    }
     tmp = tmp_path_factory.mktemp("gemini-cli-gateway")
-    try:
-        with run_server(tmp, config, env={"K": UPSTREAM_KEY}) as server:
-            yield server
-    finally:
-        fake_upstream.unscript(MODEL)
+    upstreams = (fake_upstream, vendor_fakes["anthropic"])
+    with agent_gateway(tmp, SCRIPT, upstreams, ("agent-oa", "agent-an"), [GATEWAY_KEY]) as server:
+        yield server
 
 
 def _gemini(gemini: Path, server: RunningServer, deployment: str, prompt: str, tmp: Path) -> str:

@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.integration.cli_agents import LOOP_DONE, PLAIN_DONE, ToolLoop, run_cli
-from tests.integration.conftest import UPSTREAM_KEY
-from tests.integration.server import RunningServer, run_server
+from tests.integration.cli_agents import LOOP_DONE, PLAIN_DONE, ToolLoop, agent_gateway, run_cli
+from tests.integration.server import RunningServer
 from tests.npm_tools import npm_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,31 +41,10 @@ def codex_gateway(
     vendor_fakes: dict[str, Any],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
-    anthropic: FakeAnthropic = vendor_fakes["anthropic"]
-    fake_upstream.script(MODEL, SCRIPT.openai)
-    anthropic.script(MODEL, SCRIPT.anthropic)
-    providers = {
-        "oa": {
-            "type": "openai_compatible",
-            "base_url": fake_upstream.base_url,
-            "api_key": "env::K",
-        },
-        "an": {"type": "anthropic", "base_url": anthropic.base_url, "api_key": "env::K"},
-    }
-    config = {
-        "local": {"enabled": False},
-        "providers": providers,
-        "deployments": {
-            "codex-oa": {"targets": [{"provider": "oa", "model": MODEL}]},
-            "codex-an": {"targets": [{"provider": "an", "model": MODEL}]},
-        },
-    }
     tmp = tmp_path_factory.mktemp("codex-gateway")
-    try:
-        with run_server(tmp, config, env={"K": UPSTREAM_KEY}) as server:
-            yield server
-    finally:
-        fake_upstream.unscript(MODEL)
+    upstreams = (fake_upstream, vendor_fakes["anthropic"])
+    with agent_gateway(tmp, SCRIPT, upstreams, ("codex-oa", "codex-an"), ()) as server:
+        yield server
 
 
 def _codex(codex: Path, server: RunningServer, deployment: str, prompt: str, tmp: Path) -> str:
