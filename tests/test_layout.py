@@ -11,9 +11,12 @@ MAX_FUNCTION_LINES = 60
 VENDORS = ("anthropic", "gemini", "bedrock", "deepseek", "mistral", "xai", "grok", "openrouter")
 # Layers that may mention vendors by name (adapters, catalog) or that hold examples.
 VENDOR_OK = ("providers", "catalog", "cli")
-DIALECTS = ("anthropic",)
+DIALECTS = ("anthropic", "gemini")
 # A served dialect is named after the API it speaks; only its own modules may say that name.
-DIALECT_OK = {"anthropic": ("protocols/anthropic/", "server/anthropic_routes.py")}
+DIALECT_OK = {
+    "anthropic": ("protocols/anthropic/", "server/anthropic_routes.py"),
+    "gemini": ("protocols/gemini/", "server/gemini_routes.py"),
+}
 
 
 def _modules() -> list[Path]:
@@ -322,6 +325,7 @@ MUTABLE_ALLOWED: dict[str, str] = {
     "server/admin_routes.py:ROUTES": "Starlette's route list, read when the app is built",
     "server/anthropic_routes.py:ROUTES": "Starlette's route list, read when the app is built",
     "server/chat_route.py:SSE_HEADERS": "response headers, copied into each response",
+    "server/gemini_routes.py:ROUTES": "Starlette's route list, read when the app is built",
     "server/openai_routes.py:ROUTES": "Starlette's route list, read when the app is built",
     "store/base.py:NAMING": "SQLAlchemy's naming convention, read when the metadata is built",
     "store/usage.py:_COLUMNS": _TABLE,

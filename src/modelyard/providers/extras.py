@@ -11,6 +11,9 @@ A field is looked at in this order:
 3. ``dropped`` (bookkeeping that changes no answer) and ``consumed`` (read by the codec itself,
    e.g. ``reasoning_effort``) are not sent; ``kept_values`` drops a field whose value means
    nothing upstream (OpenAI's service tiers at Anthropic).
+   ``foreign_refused`` applies to extras of another dialect that step 1 does not send: a field
+   only that dialect's vendor can honour (Gemini's ``cached_content``) is refused by name
+   instead of lost.
 4. ``allowed``: when set, only these names are sent and any other is refused by name (Bedrock
    Converse rejects unknown top-level fields); when None, every remaining field is sent as it
    is, whatever the client's dialect (Anthropic: an OpenAI SDK client may send ``top_k`` or
@@ -21,10 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import InvalidRequest
+
+# Extras from Gemini-dialect clients that only a Gemini upstream can honour (the names
+# ``protocols.gemini.decode`` gives them): a context cache and Gemini's own tools (googleSearch,
+# codeExecution...). Every other adapter refuses them by name.
+GEMINI_ONLY = frozenset({"cached_content", "gemini_tools"})
+ALWAYS_REFUSED: Final[Mapping[str, Callable[[Any], bool]]] = MappingProxyType(
+    dict.fromkeys(GEMINI_ONLY, lambda _value: True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,7 @@ class ExtrasPolicy:
     consumed: frozenset[str] = frozenset()
     kept_values: Mapping[str, tuple[object, ...]] = field(default_factory=dict)
     allowed: frozenset[str] | None = None
+    foreign_refused: frozenset[str] = frozenset()
     # Appended to the refusal of a name outside ``allowed``.
     hint: str = ""
     # Nothing to filter: the extras go out as they are (the common case, kept cheap).
@@ -50,6 +63,8 @@ class ExtrasPolicy:
 def passthrough_extras(request: ChatRequest, policy: ExtrasPolicy, provider: str) -> dict[str, Any]:
     """The ``extra`` fields to send as they are; raises on fields that cannot be honoured."""
     if policy.origins is not None and request.extra_origin not in policy.origins:
+        for key in policy.foreign_refused.intersection(request.extra):
+            raise unsupported_field(key, provider, "it needs a Gemini upstream")
         return dict(request.overrides)
     if policy.plain:
         return dict(request.extra)

@@ -26,6 +26,7 @@ from modelyard.core.timeouts import CallTimeouts
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
+from modelyard.server.gemini_routes import ROUTES as GEMINI_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PLC0414 (for cli.serve)
 from modelyard.server.lifeline import tie_to_serve
@@ -48,6 +49,14 @@ from modelyard.store import Store, database_url, open_store, redact
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
 _HEALTH_TIMEOUTS = CallTimeouts(connect=1.0, first_token=2.0, total=3.0)
+# The served APIs, each dialect's routes.
+_DIALECT_ROUTES = (
+    *OPENAI_ROUTES,
+    *RESPONSES_ROUTES,
+    *STATE_ROUTES,
+    *ANTHROPIC_ROUTES,
+    *GEMINI_ROUTES,
+)
 
 
 def create_app(
@@ -65,10 +74,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        *OPENAI_ROUTES,
-        *RESPONSES_ROUTES,
-        *STATE_ROUTES,
-        *ANTHROPIC_ROUTES,
+        *_DIALECT_ROUTES,
         *ADMIN_ROUTES,
         *EVAL_ROUTES,
         *METRICS_ROUTES,

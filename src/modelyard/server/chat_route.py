@@ -50,6 +50,9 @@ class Dialect:
     error_body: Callable[[ModelyardError, str], bytes]  # (error, request id)
     error_frame: Callable[[ModelyardError, str], bytes]
     id_headers: Callable[[str], Mapping[str, str]]
+    # Where the client's key is, when not in ``Authorization``/``x-api-key`` (Gemini's
+    # ``x-goog-api-key`` or ``key=``); None: those two headers.
+    credentials: Callable[[Request], str | None] | None = None
 
 
 def state_of(request: Request) -> Root:
@@ -57,12 +60,14 @@ def state_of(request: Request) -> Root:
     return root
 
 
-async def authenticate(state: Root, request: Request) -> Principal:
+async def authenticate(state: Root, request: Request, presented: str | None = None) -> Principal:
     """The caller's principal. A key of ours that this server does not hold yet (created a
     moment ago, elsewhere) is looked for in the store first, so it is served with its limits
-    and counted from its first call, never refused or served as anonymous meanwhile."""
-    headers = request.headers
-    presented = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
+    and counted from its first call, never refused or served as anonymous meanwhile.
+    ``presented``: the key as the route found it; None: read from the usual headers."""
+    if presented is None:
+        headers = request.headers
+        presented = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
     try:
         return state.keys.authenticate(presented, may_look_up=True)
     except UnknownKey:
@@ -97,7 +102,8 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
     rid = exchange.rid
     current = root.current
     try:
-        principal = await authenticate(root, request)
+        key = dialect.credentials(request) if dialect.credentials is not None else None
+        principal = await authenticate(root, request, key)
         chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
         exchange.model = chat_request.model
         caller = exchange.caller = Caller(principal, rid, dialect.path, headers=request.headers.get)

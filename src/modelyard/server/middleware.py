@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.errors import InternalError, ModelyardError, QueueFull
 from modelyard.protocols.anthropic import errors as anthropic_errors
+from modelyard.protocols.gemini import errors as gemini_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
 from modelyard.services.chat import Served
@@ -255,12 +256,19 @@ def is_anthropic(path: str) -> bool:
     return path.startswith(_MESSAGES)
 
 
+def is_gemini(path: str) -> bool:
+    """The Gemini API's routes: all of ``/v1beta``, and ``/v1/models/{model}:{method}``."""
+    return path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path)
+
+
 def error_in_dialect(err: ModelyardError, path: str, rid: str) -> tuple[bytes, dict[str, str]]:
     """The error body for ``path``'s dialect and its headers (request id, Retry-After)."""
     headers = {"x-request-id": rid, **error_headers(err)}
     if is_anthropic(path):
         headers["request-id"] = rid  # the header Anthropic's SDKs read as the request id
         return anthropic_errors.error_body(err, rid), headers
+    if is_gemini(path):
+        return gemini_errors.error_body(err), headers
     return openai_errors.error_body(err), headers
 
 

@@ -15,6 +15,7 @@ from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import ModelyardError
 from modelyard.protocols.openai import encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
+from modelyard.server import gemini_routes
 from modelyard.server.chat_route import (
     Dialect,
     authenticate,
@@ -23,6 +24,7 @@ from modelyard.server.chat_route import (
     served_headers,
     state_of,
 )
+from modelyard.server.gemini_routes import wants_gemini
 from modelyard.server.http import exchange_of, json_response, read_json, request_id
 from modelyard.services.models import ModelEntry
 from modelyard.services.pipeline import Caller
@@ -74,6 +76,8 @@ async def embeddings(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
+    if wants_gemini(request):
+        return await gemini_routes.list_models(request)
     state = state_of(request)
     rid = request_id(request)
     try:
@@ -85,6 +89,8 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
+    if wants_gemini(request):
+        return await gemini_routes.get_model(request)
     state = state_of(request)
     rid = request_id(request)
     try:

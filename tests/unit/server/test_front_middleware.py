@@ -129,6 +129,8 @@ async def test_a_routes_final_status_and_a_failure_are_what_the_log_says(
     [
         ("/v1/messages", "anthropic"),
         ("/v1/messages/count_tokens", "anthropic"),
+        ("/v1beta/models/chat:generateContent", "gemini"),
+        ("/v1/models/chat:streamGenerateContent", "gemini"),
         ("/v1/x", "openai"),
     ],
 )
@@ -151,6 +153,8 @@ async def test_an_unexpected_exception_is_a_500_in_the_paths_dialect_and_one_sho
         if dialect == "anthropic":
             assert error["type"] == "error" and error["error"]["type"] == "api_error"
             assert error["request_id"] == rid
+        elif dialect == "gemini":
+            assert error["error"]["status"] == "INTERNAL" and error["error"]["code"] == 500
         else:
             assert error["error"]["type"] == "server_error"
         assert rid in body["body"].decode() and b"secret-ish" not in body["body"]

@@ -17,15 +17,18 @@ from typing import Any
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers import extras
-from modelyard.providers.extras import ExtrasPolicy, unsupported_field
+from modelyard.providers.extras import ALWAYS_REFUSED, ExtrasPolicy, unsupported_field
 from modelyard.providers.openai_only import REFUSED_UNLESS_DEFAULT
 
 # The rule (see ``providers.extras``): from any dialect, OpenAI-only features that change the
 # answer are refused unless default, bookkeeping is dropped, and the rest is sent as it is.
 EXTRAS = ExtrasPolicy(
     "Messages API",
-    refused=REFUSED_UNLESS_DEFAULT,
-    dropped=frozenset({"store", "prompt_cache_key", "safety_identifier", "verbosity"}),
+    refused={**REFUSED_UNLESS_DEFAULT, **ALWAYS_REFUSED},
+    # Gemini clients' safety_settings: Claude applies its own safety system (docs/gemini-api.md).
+    dropped=frozenset(
+        {"store", "prompt_cache_key", "safety_identifier", "verbosity", "safety_settings"}
+    ),
     consumed=frozenset({"reasoning_effort"}),  # turned into ``thinking`` by the codec
     # OpenAI's tiers ("default", "flex"...) mean nothing here.
     kept_values={"service_tier": ("auto", "standard_only")},

@@ -44,6 +44,7 @@ EXTRAS = ExtrasPolicy(
     refused=REFUSED_UNLESS_DEFAULT,
     dropped=frozenset(
         {"store", "prompt_cache_key", "safety_identifier", "verbosity", "service_tier"}
+        | {"safety_settings"}  # a Gemini client's: Bedrock has guardrails of its own
     ),
     consumed=CONSUMED,
     allowed=PASSTHROUGH,

@@ -12,8 +12,10 @@ Mapping decisions (where the two APIs differ):
   named function → ``ANY`` with ``allowedFunctionNames``.
 * Extra fields Gemini can honour: ``reasoning_effort`` (→ ``thinkingConfig``), ``top_k``,
   ``frequency_penalty``, ``presence_penalty`` and ``safety_settings`` (Gemini's own list, passed
-  through). An extra field set to nothing (null, false, ``{}``, ``[]``) asks for nothing and is
-  ignored; any other extra field (``logit_bias``, ``logprobs``, ...) is an ``InvalidRequest``.
+  through), and from Gemini-dialect clients ``cached_content`` (→ ``cachedContent``) and
+  ``gemini_tools`` (Gemini's own tools, appended to ``tools``). An extra field set to nothing
+  (null, false, ``{}``, ``[]``) asks for nothing and is ignored; any other
+  extra field (``logit_bias``, ``logprobs``, ...) is an ``InvalidRequest``.
 * ``user`` and ``metadata`` have no Gemini counterpart and are not sent.
 """
 
@@ -199,7 +201,22 @@ def _safety(key: str, value: object, build: _Build) -> None:
     build.body["safetySettings"] = value
 
 
+def _cached_content(key: str, value: object, build: _Build) -> None:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{key} must be a cachedContents/... resource name", param=key)
+    build.body["cachedContent"] = value
+
+
+def _gemini_tools(key: str, value: object, build: _Build) -> None:
+    """Gemini's own tools (googleSearch, codeExecution...) from a Gemini-dialect client."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidRequest(f"{key} must be a list of Gemini tool objects", param=key)
+    build.body.setdefault("tools", []).extend(value)
+
+
 _EXTRAS: dict[str, Callable[[str, object, _Build], None]] = {
+    "cached_content": _cached_content,
+    "gemini_tools": _gemini_tools,
     "reasoning_effort": _reasoning,
     "top_k": _number("topK", integer=True),
     "frequency_penalty": _number("frequencyPenalty", integer=False),

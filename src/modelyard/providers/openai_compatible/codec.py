@@ -31,7 +31,7 @@ from modelyard.core.events import (
     UsageReport,
 )
 from modelyard.providers.base import encode_body, token_count
-from modelyard.providers.extras import ExtrasPolicy, passthrough_extras
+from modelyard.providers.extras import GEMINI_ONLY, ExtrasPolicy, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -48,7 +48,7 @@ _FINISH: dict[str, FinishReason] = {
 # The rule (see ``providers.extras``): extra fields from this dialect's clients are sent as they
 # are; another dialect's mean nothing here (and OpenAI rejects unknown fields), so from those
 # clients only the operator's target params are sent.
-EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"))
+EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"), foreign_refused=GEMINI_ONLY)
 
 
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:

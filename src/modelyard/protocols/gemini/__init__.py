@@ -1,0 +1,1 @@
+"""The Gemini API (``generateContent`` and friends) served to google-genai and Gemini CLI."""

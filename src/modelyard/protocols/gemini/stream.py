@@ -1,0 +1,107 @@
+"""Stream core events as Gemini ``streamGenerateContent`` chunks: SSE, or one JSON array.
+
+With ``alt=sse`` each chunk is a ``data:`` frame; without it the body is a JSON array whose
+elements are the chunks, written as they come (``[{...}``, ``,\\r\\n{...}``, ..., ``]``), as
+Google's endpoint does. Each chunk is a ``GenerateContentResponse`` holding what arrived: text
+and thought parts as they stream. Gemini sends a function call whole, never in pieces, so tool
+calls are gathered and sent in the last chunk, with each candidate's ``finishReason`` and the
+``usageMetadata``. An error after the first byte is one more chunk holding the error object
+(the array is then closed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from modelyard.core.chat import FinishReason, ToolCall, Usage
+from modelyard.core.errors import ModelyardError
+from modelyard.core.events import (
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+from modelyard.protocols.gemini.encode import call_part, finish_reason, usage_json
+from modelyard.protocols.gemini.errors import error_body
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class StreamEncoder:
+    """One response's chunks; ``sse`` picks the framing."""
+
+    __slots__ = ("_calls", "_finished", "_sent", "_sse", "_tail", "_usage")
+
+    def __init__(self, model: str, response_id: str, *, sse: bool) -> None:
+        self._sse = sse
+        self._sent = False
+        # Every chunk ends with the same two fields; serialised once.
+        self._tail = orjson.dumps({"modelVersion": model, "responseId": response_id})[1:]
+        self._calls: dict[tuple[int, int], _Call] = {}
+        self._finished: dict[int, FinishReason] = {}
+        self._usage: Usage | None = None
+
+    def start(self) -> bytes:
+        return b""
+
+    def encode(self, event: StreamEvent) -> bytes | None:
+        if isinstance(event, TextDelta):
+            return self._parts(event.index, {"text": event.text}) if event.text else None
+        if isinstance(event, ReasoningDelta):
+            part = {"text": event.text, "thought": True}
+            return self._parts(event.index, part) if event.text else None
+        if isinstance(event, ToolCallDelta):
+            call = self._calls.setdefault((event.index, event.call_index), _Call())
+            call.id = event.id or call.id
+            call.name = event.name or call.name
+            call.arguments.append(event.arguments)
+        elif isinstance(event, Finished):
+            self._finished[event.index] = event.reason
+        elif isinstance(event, UsageReport):
+            self._usage = event.usage
+        return None
+
+    def close(self) -> bytes:
+        indexes = sorted({*self._finished, *(i for i, _ in self._calls)} or {0})
+        candidates = []
+        for index in indexes:
+            calls = [
+                call_part(ToolCall(c.id, c.name, "".join(c.arguments)))
+                for (i, _), c in sorted(self._calls.items())
+                if i == index
+            ]
+            candidate: dict[str, object] = {
+                "finishReason": finish_reason(self._finished.get(index)),
+                "index": index,
+            }
+            if calls:
+                candidate["content"] = {"role": "model", "parts": calls}
+            candidates.append(candidate)
+        body = {"candidates": candidates, "usageMetadata": usage_json(self._usage)}
+        frame = self._frame(orjson.dumps(body)[:-1] + b"," + self._tail)
+        return frame if self._sse else frame + b"]"
+
+    def error(self, err: ModelyardError, _request_id: str = "") -> bytes:
+        frame = self._frame(error_body(err))
+        return frame if self._sse else frame + b"]"
+
+    def _parts(self, index: int, part: dict[str, object]) -> bytes:
+        content = {"role": "model", "parts": [part]}
+        body = orjson.dumps({"candidates": [{"content": content, "index": index}]})
+        return self._frame(body[:-1] + b"," + self._tail)
+
+    def _frame(self, chunk: bytes) -> bytes:
+        if self._sse:
+            return b"data: " + chunk + b"\r\n\r\n"
+        prefix = b",\r\n" if self._sent else b"["
+        self._sent = True
+        return prefix + chunk
