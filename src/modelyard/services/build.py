@@ -96,9 +96,22 @@ def build_components(
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
     policies = build_policies(settings, issues, deployments)
+    issues.extend(_agent_issues(settings, deployments))
     if issues:
         raise ConfigError(issues)
     return Components(providers, RoutingTable(deployments), catalog, policies)
+
+
+def _agent_issues(settings: Settings, deployments: Mapping[str, Deployment]) -> list[ConfigIssue]:
+    """An agent's deployment must be one this config serves (local models included)."""
+    return [
+        ConfigIssue(
+            f"agents.{name}.deployment",
+            f"unknown deployment {agent.deployment!r}; known: {', '.join(sorted(deployments))}",
+        )
+        for name, agent in settings.agents.items()
+        if agent.deployment not in deployments
+    ]
 
 
 def _deployment(

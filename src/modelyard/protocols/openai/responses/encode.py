@@ -96,7 +96,7 @@ def response_json(
         "created_at": env.created_at,
         "status": status,
         "completed_at": int(time.time()) if status == "completed" else None,
-        "background": False,
+        "background": req.background,
         "error": error,
         "incomplete_details": incomplete,
         "instructions": req.instructions,
