@@ -4,7 +4,7 @@ defaults that a Responses request invokes by ``model: "agent:<name>"`` or an
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,7 +50,8 @@ class McpToolConfig(_Strict):
     require_approval: Literal["always", "never"] | McpApprovalFilter | None = None
 
 
-AgentTool = FunctionToolConfig | McpToolConfig
+# Discriminated by ``type``: a mistake names the tool's own field (``tools[0].server_label``).
+AgentTool = Annotated[FunctionToolConfig | McpToolConfig, Field(discriminator="type")]
 
 
 class AgentTextConfig(_Strict):

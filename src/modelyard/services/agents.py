@@ -238,7 +238,7 @@ class AgentBook:
             cfg = AgentConfig.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
-            path = ".".join(str(p) for p in err["loc"]) or "body"
+            path = _path(err["loc"])
             raise InvalidRequest(f"{path}: {err['msg']}", param=path) from exc
         served = self._served() if self._served is not None else None
         if served is not None and cfg.deployment not in served:
@@ -256,6 +256,22 @@ class AgentBook:
                 "this server keeps no store: agents are read from the config only", code="no_store"
             )
         return self._store
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """``("tools", 0, "mcp", "server_label")`` → ``tools[0].server_label`` (the union's tag
+    left out: the tool's ``type`` says it)."""
+    out = ""
+    after_index = False
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            after_index = True
+            continue
+        if not (after_index and part in ("mcp", "function")):
+            out += f".{part}" if out else part
+        after_index = False
+    return out or "body"
 
 
 def _unknown(ref: AgentRef) -> NotFound:
