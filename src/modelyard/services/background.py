@@ -34,6 +34,7 @@ import orjson
 from modelyard.core.errors import InvalidRequest
 from modelyard.store import Store
 from modelyard.store.background import BackgroundRun, BackgroundRuns
+from modelyard.store.responses import Responses
 
 log = logging.getLogger("modelyard.background")
 JSON = dict[str, Any]
@@ -174,7 +175,12 @@ class BackgroundRunner:
             found = [r for r in await BackgroundRuns(session).unfinished() if _orphaned(r.runner)]
         for row in found:
             body = _failed(orjson.loads(row.body), RESTARTED)
-            await save(row.owner, body)
+            async with self._store.transaction() as session:
+                stored = await Responses(session).get(row.id, row.owner)
+            if stored is None:  # else it ended and was stored, and only this row lagged
+                await save(row.owner, body)
+            else:
+                body = orjson.loads(stored.body)
             async with self._store.transaction() as session:
                 await BackgroundRuns(session).finish(
                     row.id, "failed", orjson.dumps(body).decode(), row.events
