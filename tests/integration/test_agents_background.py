@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -211,3 +213,24 @@ def test_a_restart_marks_an_unfinished_run_failed(
         after = _client(second).responses.retrieve(queued.id)
     assert after.status == "failed"
     assert after.error is not None and after.error.message == RESTARTED
+
+
+def _cli(server: RunningServer, *argv: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "modelyard.cli.main", "agents", *argv]
+    args += ["--url", server.url, "--api-key", ADMIN_KEY]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_agents_cli_lists_shows_and_runs(server: RunningServer):
+    listed = _cli(server, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert any(
+        line.startswith("helper  v1 of 1  config  -> chat") for line in listed.stdout.splitlines()
+    )
+    shown = _cli(server, "show", "helper")
+    assert shown.returncode == 0 and " * v1 " in shown.stdout
+    ran = _cli(server, "run", "helper", "from the cli")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "echo: from the cli" and "agent: helper@1" in ran.stderr
+    missing = _cli(server, "run", "nobody", "x")
+    assert missing.returncode == 1 and "nobody" in missing.stderr
