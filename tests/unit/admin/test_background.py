@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from modelyard.config.schema import Settings
 from modelyard.server.app import create_app
-from modelyard.services.background import RESTARTED
+from modelyard.services.background import RESTARTED, STOPPED
 from modelyard.store import open_store
 from modelyard.store.background import BackgroundRun, BackgroundRuns
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -218,3 +218,40 @@ def test_a_run_a_dead_gateway_left_is_failed_at_the_next_start(
         got = Admin(client).ok(ADMIN_KEY, "GET", "/v1/responses/resp_orphan")
     assert got["status"] == "failed"
     assert got["error"]["message"] == RESTARTED
+
+
+def test_another_projects_key_finds_nothing(site: Admin, endless: dict[str, threading.Event]):
+    site.project("a")
+    site.project("b")
+    key_a, key_b = site.key("a")["secret"], site.key("b")["secret"]
+    body = {"model": "endless", "input": "mine", "background": True}
+    response_id = site.ok(key_a, "POST", "/v1/responses", json=body)["id"]
+    assert endless["started"].wait(DEADLINE_S)
+    for method, path in (
+        ("GET", f"/v1/responses/{response_id}"),
+        ("GET", f"/v1/responses/{response_id}?stream=true"),
+        ("POST", f"/v1/responses/{response_id}/cancel"),
+    ):
+        assert site.call(key_b, method, path).status_code == 404, path
+    assert site.ok(key_a, "POST", f"/v1/responses/{response_id}/cancel")["status"] == "cancelled"
+
+
+def test_a_graceful_stop_records_its_runs_failed(
+    env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    upstream: FakeOpenAI,
+    endless: dict[str, threading.Event],
+):
+    settings = _settings(upstream.base_url)
+    with TestClient(create_app(settings, store_url=_url(tmp_path))) as client:
+        response_id = Admin(client).ok(
+            ADMIN_KEY,
+            "POST",
+            "/v1/responses",
+            json={"model": "endless", "input": "x", "background": True},
+        )["id"]
+        assert endless["started"].wait(DEADLINE_S)
+    assert endless["closed"].wait(DEADLINE_S)
+    with TestClient(create_app(settings, store_url=_url(tmp_path))) as client:
+        got = Admin(client).ok(ADMIN_KEY, "GET", f"/v1/responses/{response_id}")
+    assert got["status"] == "failed" and got["error"]["message"] == STOPPED
