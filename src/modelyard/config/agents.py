@@ -65,19 +65,29 @@ class AgentConfig(_Strict):
     """One version of an agent. Request input is appended to the instructions; request tools
     are added to the agent's; the defaults apply where the request leaves a field out."""
 
-    deployment: str = Field(min_length=1, max_length=128)
+    deployment: str = Field(
+        min_length=1, max_length=128, description="the deployment the agent runs on"
+    )
     description: str | None = Field(None, max_length=512)
-    instructions: str | None = Field(None, max_length=256_000)
-    tools: list[AgentTool] = Field(default_factory=list, max_length=MAX_TOOLS)
+    instructions: str | None = Field(
+        None, max_length=256_000, description="first; a request's own are appended after them"
+    )
+    tools: list[AgentTool] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS,
+        description="function tools (the client runs them) and MCP tools (the gateway runs them)",
+    )
     # Tool policy.
-    tool_choice: Literal["auto", "required", "none"] | None = None
+    tool_choice: Literal["auto", "required", "none"] | None = Field(
+        None, description="default tool_choice"
+    )
     parallel_tool_calls: bool | None = None
     request_tools: Literal["allow", "refuse"] = Field(
         "allow",
         description="whether a request may add tools of its own to the agent's ('refuse': 400)",
     )
     # Defaults.
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_output_tokens: int | None = Field(None, ge=16)
-    max_tool_calls: int | None = Field(None, ge=1)
-    text: AgentTextConfig | None = None
+    temperature: float | None = Field(None, ge=0, le=2, description="default temperature")
+    max_output_tokens: int | None = Field(None, ge=16, description="default max_output_tokens")
+    max_tool_calls: int | None = Field(None, ge=1, description="default max_tool_calls")
+    text: AgentTextConfig | None = Field(None, description="default text (format, verbosity)")

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from modelyard.config.agents import AGENT_NAME_PATTERN, AgentConfig
+from modelyard.config.agents import AgentConfig
 from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
@@ -388,6 +381,7 @@ class Settings(_Strict):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     guardrails: GuardrailsConfig = GuardrailsConfig()  # added with guardrails (issue 22)
     # Named agents (issue 19): invoked by ``model: "agent:<name>"`` on /v1/responses.
-    agents: dict[Annotated[str, StringConstraints(pattern=AGENT_NAME_PATTERN)], AgentConfig] = (
-        Field(default_factory=dict)
+    agents: dict[str, AgentConfig] = Field(
+        default_factory=dict,
+        description="named agents, called as model 'agent:<name>' on /v1/responses (docs/agents.md)",
     )

@@ -6,6 +6,7 @@ report the same errors, each naming its config path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
+from modelyard.config.agents import AGENT_NAME_PATTERN
 from modelyard.config.schema import (
     DeploymentConfig,
     LearnedRouterConfig,
@@ -103,8 +105,14 @@ def build_components(
 
 
 def _agent_issues(settings: Settings, deployments: Mapping[str, Deployment]) -> list[ConfigIssue]:
-    """An agent's deployment must be one this config serves (local models included)."""
-    return [
+    """An agent's name is one a request can give (``agent:<name>``); its deployment must be
+    one this config serves (local models included)."""
+    issues = [
+        ConfigIssue(f"agents.{name}", "agent names use letters, digits, . _ - (up to 64)")
+        for name in settings.agents
+        if not re.fullmatch(AGENT_NAME_PATTERN, name)
+    ]
+    issues += [
         ConfigIssue(
             f"agents.{name}.deployment",
             f"unknown deployment {agent.deployment!r}; known: {', '.join(sorted(deployments))}",
@@ -112,6 +120,7 @@ def _agent_issues(settings: Settings, deployments: Mapping[str, Deployment]) -> 
         for name, agent in settings.agents.items()
         if agent.deployment not in deployments
     ]
+    return issues
 
 
 def _deployment(
