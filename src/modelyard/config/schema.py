@@ -383,5 +383,5 @@ class Settings(_Strict):
     # Named agents (issue 19): invoked by ``model: "agent:<name>"`` on /v1/responses.
     agents: dict[str, AgentConfig] = Field(
         default_factory=dict,
-        description="named agents, called as model 'agent:<name>' on /v1/responses (docs/agents.md)",
+        description="named agents: model 'agent:<name>' on /v1/responses (docs/agents.md)",
     )
