@@ -159,10 +159,16 @@ def _final(client: openai.OpenAI, response_id: str) -> Any:
 
 def test_background_polled_and_replayed(server: RunningServer):
     client = _client(server)
-    queued = client.responses.create(model="agent:helper", input="slowly", background=True)
+    raw = client.responses.with_raw_response.create(
+        model="agent:helper", input="slowly", background=True
+    )
+    assert spec_errors("Response", raw.http_response.json()) == []
+    queued = raw.parse()
     assert queued.status == "queued" and queued.background is True
     done = _final(client, queued.id)
     assert done.status == "completed" and done.output_text == "echo: slowly"
+    final = client.responses.with_raw_response.retrieve(queued.id).http_response.json()
+    assert spec_errors("Response", final) == []
     events = list(client.responses.retrieve(queued.id, stream=True))
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert events[0].type == "response.created" and events[-1].type == "response.completed"
@@ -176,8 +182,10 @@ def test_background_cancelled_stops_the_upstream(
     client = _client(server)
     queued = client.responses.create(model="endless", input="forever", background=True)
     assert endless["started"].wait(DEADLINE_S)
-    cancelled = client.responses.cancel(queued.id)
-    assert cancelled.status == "cancelled"
+    raw = client.responses.with_raw_response.cancel(queued.id)
+    assert spec_errors("Response", raw.http_response.json()) == []
+    cancelled = raw.parse()
+    assert cancelled.status == "cancelled" and cancelled.output_text == "first words "
     assert endless["closed"].wait(DEADLINE_S), "the upstream kept streaming after the cancel"
     assert client.responses.retrieve(queued.id).status == "cancelled"
     foreground = client.responses.create(model="chat", input="now")
@@ -210,7 +218,9 @@ def test_a_restart_marks_an_unfinished_run_failed(
         os.killpg(first.process.pid, signal.SIGKILL)  # no graceful stop: a crash
         first.process.wait()
     with run_server(tmp_path, config, env=ENV) as second:
-        after = _client(second).responses.retrieve(queued.id)
+        raw = _client(second).responses.with_raw_response.retrieve(queued.id)
+    assert spec_errors("Response", raw.http_response.json()) == []
+    after = raw.parse()
     assert after.status == "failed"
     assert after.error is not None and after.error.message == RESTARTED
 

@@ -20,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from modelyard.core.errors import InvalidRequest, ModelyardError, NotFound
+from modelyard.core.errors import InternalError, InvalidRequest, ModelyardError, NotFound
 from modelyard.protocols.openai.responses.encode import Envelope, dump, response_json
 from modelyard.protocols.openai.responses.request import JSON
 from modelyard.protocols.openai.responses.stream import ResponseStream
@@ -61,6 +61,7 @@ class Job:
 async def start_background(root: Root, job: Job) -> LiveRun:
     """Queue the response: recorded ``queued``, its work started in a task of its own."""
     queued = response_json(job.env, "queued", [], None)
+    del queued["usage"]  # none yet: the spec's usage is an object, and optional
 
     async def work(run: LiveRun) -> JSON:
         return await _work(run, job)
@@ -83,11 +84,11 @@ async def _work(run: LiveRun, job: Job) -> JSON:
         stopped = STOPPED in exc.args
         if streaming is not None:  # the upstream stream is closed: generation stops
             await streaming.aclose(INTERNAL if stopped else CLIENT_GONE)
-        status = "failed" if stopped else "cancelled"
-        error = {"code": "server_error", "message": STOPPED} if stopped else None
-        body = response_json(env, status, writer.output, writer.usage, error=error)
-        await saver.save(body, writer.output)
-        return body
+        run.add(writer.failed(InternalError(STOPPED)) if stopped else writer.cancelled())
+        await saver.save(writer.final, writer.output)
+        if stopped:
+            run.add(writer.terminal())
+        return writer.final
     if not writer.final:  # nothing closed it (a failure before the stream)
         writer.final = response_json(env, "failed", writer.output, writer.usage)
     await saver.save(writer.final, writer.output)

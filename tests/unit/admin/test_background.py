@@ -5,6 +5,8 @@ and left by a dead gateway: failed at the next start, never ``in_progress`` fore
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -255,3 +257,19 @@ def test_a_graceful_stop_records_its_runs_failed(
     with TestClient(create_app(settings, store_url=_url(tmp_path))) as client:
         got = Admin(client).ok(ADMIN_KEY, "GET", f"/v1/responses/{response_id}")
     assert got["status"] == "failed" and got["error"]["message"] == STOPPED
+
+
+def _ledger(site: Admin) -> list[dict[str, str]]:
+    text = site.call(ADMIN_KEY, "GET", "/admin/v1/usage.csv").text
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_a_cancelled_run_is_one_ledger_row_closed_when_cancelled(
+    site: Admin, endless: dict[str, threading.Event]
+):
+    response_id = _create(site, model="endless", input="bill me").json()["id"]
+    assert endless["started"].wait(DEADLINE_S)
+    site.ok(ADMIN_KEY, "POST", f"/v1/responses/{response_id}/cancel")
+    wait_until(lambda: any(r["parent_id"] == response_id for r in _ledger(site)), "the ledger row")
+    rows = [r for r in _ledger(site) if r["parent_id"] == response_id]
+    assert len(rows) == 1 and rows[0]["status"] == "499"  # closed by the cancel, as a client gone

@@ -89,7 +89,7 @@ def response_json(
     error: JSON | None = None,
 ) -> JSON:
     req = env.request
-    done = status in ("completed", "incomplete", "failed")
+    done = status in ("completed", "incomplete", "failed", "cancelled")
     body: JSON = {
         "id": env.id,
         "object": "response",
