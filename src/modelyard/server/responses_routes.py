@@ -78,6 +78,7 @@ async def create_response(request: Request) -> Response:
             extra[AGENT_HEADER] = agent.label
             req.echo["agent"] = agent.response_field
         if req.background:
+            current.models.get(req.chat.model)  # an unknown model: a 404 now, not a failed run
             return await _background(
                 root, Job(current.pipeline, caller, env, saver, stream_events), extra
             )

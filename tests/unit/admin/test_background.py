@@ -273,3 +273,8 @@ def test_a_cancelled_run_is_one_ledger_row_closed_when_cancelled(
     wait_until(lambda: any(r["parent_id"] == response_id for r in _ledger(site)), "the ledger row")
     rows = [r for r in _ledger(site) if r["parent_id"] == response_id]
     assert len(rows) == 1 and rows[0]["status"] == "499"  # closed by the cancel, as a client gone
+
+
+def test_an_unknown_model_is_a_404_before_anything_is_queued(site: Admin):
+    raw = _create(site, model="no-such-model", input="x")
+    assert raw.status_code == 404 and raw.json()["error"]["param"] == "model"
