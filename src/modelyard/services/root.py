@@ -288,11 +288,12 @@ class Root:
             self._gauges.cancel()
         if self.refresher is not None:
             await self.refresher.aclose()
+        # Background runs end failed and are recorded; their finishes join those under way.
+        await self.background.aclose()
         if self._ending:  # finishes under way: their rows must reach the ledger
             await asyncio.gather(*self._ending, return_exceptions=True)
         if self.shadow is not None:
             await self.shadow.aclose()
-        await self.background.aclose()  # runs end failed and are recorded before the writers stop
         if self.response_writes is not None:
             await self.response_writes.aclose()
         if self._writers is not None:

@@ -255,8 +255,11 @@ def test_a_graceful_stop_records_its_runs_failed(
         assert endless["started"].wait(DEADLINE_S)
     assert endless["closed"].wait(DEADLINE_S)
     with TestClient(create_app(settings, store_url=_url(tmp_path))) as client:
-        got = Admin(client).ok(ADMIN_KEY, "GET", f"/v1/responses/{response_id}")
+        again = Admin(client)
+        got = again.ok(ADMIN_KEY, "GET", f"/v1/responses/{response_id}")
+        rows = [r for r in _ledger(again) if r["parent_id"] == response_id]
     assert got["status"] == "failed" and got["error"]["message"] == STOPPED
+    assert len(rows) == 1  # its ledger row was written before the stop (the stream closed: 499)
 
 
 def _ledger(site: Admin) -> list[dict[str, str]]:
