@@ -157,7 +157,7 @@ class BackgroundRunner:
         if run is None or run.task is None:
             return None
         run.task.cancel()
-        await asyncio.shield(run.done.wait())
+        await self._settled(run, "cancelled", None)
         return run.body
 
     async def stored(self, run_id: str, owner: str) -> BackgroundRun | None:
@@ -195,8 +195,17 @@ class BackgroundRunner:
             if run.task is not None:
                 run.task.cancel(STOPPED)
         for run in runs:
-            await run.done.wait()
-        await asyncio.gather(*(r.task for r in runs if r.task is not None), return_exceptions=True)
+            await self._settled(run, "failed", STOPPED)
+
+    async def _settled(self, run: LiveRun, status: str, message: str | None) -> None:
+        """Wait for a cancelled run's task; one cancelled before it ever ran (its coroutine
+        never started, so nothing in it ended the run) is ended and recorded here."""
+        if run.task is not None:
+            await asyncio.gather(asyncio.shield(run.task), return_exceptions=True)
+        if not run.done.is_set():
+            run.end(_failed(run.body, message) if message else _ended(run.body, status))
+            await self._record(run)
+            self._runs.pop(run.id, None)
 
     def _need(self) -> Store:
         if self._store is None:
