@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.errors import InvalidRequest
+from modelyard.core.errors import InvalidRequest, RateLimited
 from modelyard.store import Store
 from modelyard.store.background import BackgroundRun, BackgroundRuns
 from modelyard.store.responses import Responses
@@ -41,6 +41,9 @@ JSON = dict[str, Any]
 FINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
 SERVE_PID_ENV = "MODELYARD_SERVE_PID"
 STOPPED = "the gateway stopped before this background response finished; create it again"
+# Runs of one process at once: a background run outlives its request, so the in-flight bound
+# (``server.max_in_flight``) does not hold it; this does.
+MAX_RUNS = 256
 RESTARTED = "the gateway restarted before this background response finished; create it again"
 
 
@@ -117,6 +120,14 @@ class BackgroundRunner:
         """Record ``queued`` and run ``work`` in a task of its own; ``work`` returns the final
         ``Response`` object (it is called with the run, to ``add`` its events)."""
         store = self._need()
+        if len(self._runs) >= MAX_RUNS:
+            raise RateLimited(
+                f"background: this gateway process runs {MAX_RUNS} background responses "
+                "already; retry when some have ended",
+                param="background",
+                code="gateway_busy",
+                retry_after=1.0,
+            )
         row = BackgroundRun(
             run_id, owner, "queued", self._runner, orjson.dumps(queued).decode(), None
         )

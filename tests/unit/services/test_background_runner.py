@@ -3,6 +3,7 @@ recorded, and which runs a starting gateway judges orphaned."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from modelyard.core.errors import RateLimited
 from modelyard.services import background
 from modelyard.services.background import STOPPED, BackgroundRunner, LiveRun
 from modelyard.store import Store, open_store
@@ -60,3 +62,21 @@ def test_which_runs_are_orphaned(monkeypatch: pytest.MonkeyPatch):
     assert not background._orphaned(f"other-host/99/{me}")  # not ours to judge
     assert not background._orphaned(f"{host}/100/{os.getppid()}")  # a live sibling
     assert background._orphaned(f"{host}/100/999999999")  # a dead sibling
+
+
+async def _wait(run: LiveRun) -> dict[str, Any]:
+    await asyncio.Event().wait()  # until cancelled
+    raise AssertionError("unreachable")
+
+
+async def test_the_number_of_runs_is_bounded(store: Store, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(background, "MAX_RUNS", 2)
+    runner = BackgroundRunner(store)
+    for n in range(2):
+        await runner.start(f"resp_{n}", "", {**QUEUED, "id": f"resp_{n}"}, _wait)
+    with pytest.raises(RateLimited) as caught:
+        await runner.start("resp_2", "", {**QUEUED, "id": "resp_2"}, _wait)
+    assert caught.value.retry_after is not None and caught.value.param == "background"
+    await runner.cancel("resp_0", "")
+    await runner.start("resp_2", "", {**QUEUED, "id": "resp_2"}, _wait)  # room again
+    await runner.aclose()
