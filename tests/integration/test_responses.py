@@ -111,7 +111,7 @@ def _error(call: Any) -> openai.APIStatusError:
         ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice.type"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
         ({"metadata": {"k": "v" * 513}}, "metadata.k"),
-        ({"background": True}, "background"),
+        ({"background": True, "store": False}, "background"),  # background needs store
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(client: openai.OpenAI, extra: Any, param: str):

@@ -30,6 +30,7 @@ HANDLERS: Final[Mapping[str, tuple[str, str]]] = {
     "models": ("modelyard.cli.models", "run_models"),
     "config": ("modelyard.cli.config_check", "run_check"),
     "deployments": ("modelyard.cli.deployments", "run_deployments"),
+    "agents": ("modelyard.cli.agents", "run_agents"),
     "projects": ("modelyard.cli.tenancy", "run_tenancy"),
     "keys": ("modelyard.cli.tenancy", "run_tenancy"),
     "usage": ("modelyard.cli.tenancy", "run_tenancy"),

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_models,
         _add_config,
         _add_deployments,
+        _add_agents,
         _add_projects,
         _add_keys,
         _add_usage,
@@ -195,6 +196,27 @@ def _add_deployments(sub: SubParsers) -> None:
     back.add_argument("version", type=int, help="the version number to serve again")
     flags.add_config(back)
     flags.add_pid_file(back)
+
+
+def _add_agents(sub: SubParsers) -> None:
+    group = sub.add_parser("agents", help="list, show and run the agents of a running server")
+    agents = group.add_subparsers(dest="agents_command", required=True, metavar="SUBCOMMAND")
+    listed = agents.add_parser("list", help="agents with their live version and deployment")
+    show = agents.add_parser("show", help="one agent and its versions (* marks the live one)")
+    show.add_argument("name", help="agent name")
+    run = agents.add_parser("run", help="send one prompt to an agent and print its answer")
+    run.add_argument("name", help="agent name")
+    run.add_argument("prompt", help="the input")
+    run.add_argument(
+        "--version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="that version (default: the live one)",
+    )
+    for parser in (listed, show, run):
+        flags.add_server(parser)
+        flags.add_json(parser)
 
 
 def _add_projects(sub: SubParsers) -> None:

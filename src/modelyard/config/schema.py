@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelyard.config.agents import AgentConfig
 from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
@@ -379,3 +380,8 @@ class Settings(_Strict):
     # Price overrides by "provider/model" (negotiated prices, local models).
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     guardrails: GuardrailsConfig = GuardrailsConfig()  # added with guardrails (issue 22)
+    # Named agents (issue 19): invoked by ``model: "agent:<name>"`` on /v1/responses.
+    agents: dict[str, AgentConfig] = Field(
+        default_factory=dict,
+        description="named agents: model 'agent:<name>' on /v1/responses (docs/agents.md)",
+    )

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from modelyard.core.errors import InvalidRequest, NotFound
+from modelyard.server.admin_agents import AGENT_OPERATIONS
 from modelyard.server.admin_evals import EVAL_OPERATIONS
 from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
@@ -289,7 +290,7 @@ OPERATIONS = (
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document, generated from the operations (``OPERATIONS`` and the
     evaluation routes') and their models."""
-    return document(PREFIX, (*OPERATIONS, *EVAL_OPERATIONS))
+    return document(PREFIX, (*OPERATIONS, *AGENT_OPERATIONS, *EVAL_OPERATIONS))
 
 
 _DOCUMENT = orjson.dumps(openapi_document())  # a constant: built once, at import
@@ -303,4 +304,5 @@ async def openapi(request: Request) -> Response:
 ROUTES = [
     Route(f"{PREFIX}/openapi.json", openapi, methods=["GET"]),
     *(Route(PREFIX + op.path, endpoint(op), methods=[op.method]) for op in OPERATIONS),
+    *(Route(PREFIX + op.path, endpoint(op), methods=[op.method]) for op in AGENT_OPERATIONS),
 ]

@@ -17,6 +17,7 @@ from modelyard.protocols.openai.responses.encode import dump
 from modelyard.protocols.openai.responses.items import canonical_items
 from modelyard.protocols.openai.responses.request import JSON, new_id
 from modelyard.protocols.validate import bad, get_list, require_dict
+from modelyard.server.background_routes import retrieve
 from modelyard.server.chat_route import authenticate, error_response, state_of
 from modelyard.server.http import exchange_of, json_response, read_json
 from modelyard.server.openai_routes import DIALECT
@@ -55,10 +56,6 @@ def _page_query(request: Request) -> tuple[str | None, int, str]:
     if order not in ("asc", "desc"):
         raise bad("order", f"must be 'asc' or 'desc'; got {order!r}")
     return query.get("after"), int(raw), order
-
-
-async def get_response(request: Request, state: ResponseState, owner: str) -> JSON:
-    return await state.get(owner, request.path_params["response_id"])
 
 
 async def delete_response(request: Request, state: ResponseState, owner: str) -> JSON:
@@ -151,7 +148,7 @@ def _now() -> int:
 _R = "/v1/responses/{response_id}"
 _C = "/v1/conversations/{conversation_id}"
 ROUTES = (
-    Route(_R, _route(get_response), methods=["GET"]),
+    Route(_R, retrieve, methods=["GET"]),  # a background run live, else as stored
     Route(_R, _route(delete_response), methods=["DELETE"]),
     Route(_R + "/input_items", _route(list_input_items), methods=["GET"]),
     Route("/v1/conversations", _route(create_conversation), methods=["POST"]),

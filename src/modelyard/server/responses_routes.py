@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from modelyard.core.chat import estimate_prompt_tokens
@@ -31,7 +31,9 @@ from modelyard.protocols.openai.responses.encode import (
 from modelyard.protocols.openai.responses.items import to_messages
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.stream import ResponseStream
+from modelyard.server.background_routes import Job, cancel, start_background
 from modelyard.server.chat_route import (
+    SSE_HEADERS,
     SSEResponse,
     authenticate,
     error_response,
@@ -43,9 +45,11 @@ from modelyard.server.openai_routes import DIALECT
 from modelyard.services.pipeline import INTERNAL, Caller, Streaming
 from modelyard.services.response_state import ResponseState, owner_of
 from modelyard.services.responses import PATH, context_window, fit_context, hosted_warnings
+from modelyard.services.root import Root
 
 log = logging.getLogger("modelyard.server")
 HOSTED_HEADER = "x-modelyard-hosted-tools-omitted"
+AGENT_HEADER = "x-modelyard-agent"  # name@version of the agent a response ran
 # An answer (or its tool calls) an output guard blocked is an ``incomplete`` response with
 # ``incomplete_details.reason: content_filter``, the spec's reason for it; a blocked prompt is
 # a 400 ``content_filter`` as on chat, since no response was made (docs/guardrails.md).
@@ -59,7 +63,8 @@ async def create_response(request: Request) -> Response:
     current = root.current
     try:
         principal = await authenticate(root, request)
-        req = decode_response_request(await read_json(request, current.max_body_bytes))
+        body, agent = await root.agents.apply(await read_json(request, current.max_body_bytes))
+        req = decode_response_request(body)
         exchange.model = req.chat.model
         env = Envelope(req, warnings=hosted_warnings(current.pipeline, req.chat.model, req.hosted))
         saver = Saver(ResponseState(root.store, root.response_writes), owner_of(principal), req)
@@ -69,6 +74,14 @@ async def create_response(request: Request) -> Response:
         # The response id labels the ledger row of each upstream call it makes.
         caller = Caller(principal, rid, PATH, env.id, request.headers.get)
         extra = {HOSTED_HEADER: ",".join(req.hosted)} if req.hosted else {}
+        if agent is not None:
+            extra[AGENT_HEADER] = agent.label
+            req.echo["agent"] = agent.response_field
+        if req.background:
+            current.models.get(req.chat.model)  # an unknown model: a 404 now, not a failed run
+            return await _background(
+                root, Job(current.pipeline, caller, env, saver, stream_events), extra
+            )
         if req.chat.stream:
             streaming = await current.pipeline.stream(caller, req.chat)
             headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}
@@ -96,7 +109,8 @@ async def input_tokens(request: Request) -> Response:
     exchange = exchange_of(request)
     try:
         await authenticate(root, request)
-        req = decode_response_request(await read_json(request, root.current.max_body_bytes))
+        body, _ = await root.agents.apply(await read_json(request, root.current.max_body_bytes))
+        req = decode_response_request(body)
         exchange.model = req.chat.model
         root.current.models.get(req.chat.model)  # unknown: a 404 as on /v1/responses
         body = {"object": "response.input_tokens", "input_tokens": estimate_prompt_tokens(req.chat)}
@@ -134,11 +148,38 @@ class Saver:
             await self.state.append_items(self.owner, req.conversation, req.items + output)
 
 
+async def _background(root: Root, job: Job, headers: dict[str, str]) -> Response:
+    """A background response: queued now, run in a task the request does not own; with
+    ``stream``, its events follow here as they come (the run goes on if the client leaves)."""
+    run = await start_background(root, job)
+    headers = {**DIALECT.id_headers(job.caller.request_id), **headers}
+    if job.env.request.chat.stream:
+        return StreamingResponse(
+            run.follow(-1), headers={**headers, **SSE_HEADERS}, media_type="text/event-stream"
+        )
+    return json_response(dump(run.body), headers=headers)
+
+
 async def _events(
     writer: ResponseStream, saver: Saver, streaming: Streaming, rid: str
 ) -> AsyncIterator[bytes]:
+    yield writer.start()
+    async for frame in stream_events(writer, streaming, rid):
+        yield frame
+    try:  # stored before the last event, so a client that retrieves it at once finds it
+        await saver.save(writer.final, writer.output)
+    except ModelyardError as err:
+        log.error("request %s: response not stored: %s", rid, err.message)
+        writer.failed(err)
+    yield writer.terminal()
+
+
+async def stream_events(
+    writer: ResponseStream, streaming: Streaming, rid: str
+) -> AsyncIterator[bytes]:
+    """The frames of a started response's events, up to (not including) the terminal event;
+    ``writer.final`` is then set. Shared by streamed and background responses."""
     try:
-        yield writer.start()
         async for event in streaming.events:
             frame = writer.encode(event)
             if frame:
@@ -156,15 +197,10 @@ async def _events(
         closing = writer.failed(InternalError("internal error while streaming"))
     if closing:
         yield closing
-    try:  # stored before the last event, so a client that retrieves it at once finds it
-        await saver.save(writer.final, writer.output)
-    except ModelyardError as err:
-        log.error("request %s: response not stored: %s", rid, err.message)
-        writer.failed(err)
-    yield writer.terminal()
 
 
 ROUTES = (
     Route(PATH, create_response, methods=["POST"]),
     Route(PATH + "/input_tokens", input_tokens, methods=["POST"]),
+    Route(PATH + "/{response_id}/cancel", cancel, methods=["POST"]),
 )

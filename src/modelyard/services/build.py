@@ -6,6 +6,7 @@ report the same errors, each naming its config path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from modelyard.catalog import Catalog, build_catalog, local_model_info
 from modelyard.config import ConfigError, ConfigIssue, Settings
+from modelyard.config.agents import AGENT_NAME_PATTERN
 from modelyard.config.schema import (
     DeploymentConfig,
     LearnedRouterConfig,
@@ -96,9 +98,29 @@ def build_components(
     if settings.local.enabled:
         _add_local(settings, local_base_url, providers, deployments, catalog, issues)
     policies = build_policies(settings, issues, deployments)
+    issues.extend(_agent_issues(settings, deployments))
     if issues:
         raise ConfigError(issues)
     return Components(providers, RoutingTable(deployments), catalog, policies)
+
+
+def _agent_issues(settings: Settings, deployments: Mapping[str, Deployment]) -> list[ConfigIssue]:
+    """An agent's name is one a request can give (``agent:<name>``); its deployment must be
+    one this config serves (local models included)."""
+    issues = [
+        ConfigIssue(f"agents.{name}", "agent names use letters, digits, . _ - (up to 64)")
+        for name in settings.agents
+        if not re.fullmatch(AGENT_NAME_PATTERN, name)
+    ]
+    issues += [
+        ConfigIssue(
+            f"agents.{name}.deployment",
+            f"unknown deployment {agent.deployment!r}; known: {', '.join(sorted(deployments))}",
+        )
+        for name, agent in settings.agents.items()
+        if agent.deployment not in deployments
+    ]
+    return issues
 
 
 def _deployment(

@@ -27,6 +27,8 @@ from modelyard.config import ConfigError, Settings, load_settings
 from modelyard.core.errors import ModelyardError
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.observability.metrics import Metrics
+from modelyard.services.agents import AgentBook
+from modelyard.services.background import BackgroundRunner
 from modelyard.services.build import with_overrides
 from modelyard.services.chat import ChatService
 from modelyard.services.deployments import sync_versions
@@ -37,7 +39,7 @@ from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.observed import Observation, log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
-from modelyard.services.response_state import ResponseWrites
+from modelyard.services.response_state import ResponseState, ResponseWrites
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
@@ -135,6 +137,11 @@ class Root:
         self.keys = KeyRing(bootstrap=bootstrap_keys(settings))
         self._stored_keys = False
         self.current = self._configure(gateway)
+        # Named agents (read per agent request) and background responses (issue 19).
+        self.agents = AgentBook(
+            store, lambda: self.current.settings, lambda: self.current.gateway.table.names
+        )
+        self.background = BackgroundRunner(store)
         self.refresher = (
             KeyRefresher(store, lambda: bootstrap_keys(self.current.settings), self.install_keys)
             if store
@@ -161,6 +168,10 @@ class Root:
             gateway = await _with_stored_routers(gateway, store)
             limiter = limiter_for(gateway.settings)
             root = cls(gateway, limiter, store, writers, stages, observation)
+            if store is not None:
+                await root.agents.sync(gateway.settings)
+                state = ResponseState(store, root.response_writes)
+                await root.background.fail_orphans(lambda owner, body: state.save(owner, body, []))
             if root.refresher is not None:
                 await root.refresher.refresh()
                 root.refresher.start()
@@ -249,6 +260,8 @@ class Root:
                 settings = with_overrides(settings, await sync_versions(self.store, settings))
             routers = await _routers(settings, self.store)
             new = Gateway(settings, old.local_base_url, previous=old, routers=routers)
+            if self.store is not None:
+                await self.agents.sync(settings)
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc, extra=_RELOAD_REFUSED)
             return False
@@ -275,6 +288,8 @@ class Root:
             self._gauges.cancel()
         if self.refresher is not None:
             await self.refresher.aclose()
+        # Background runs end failed and are recorded; their finishes join those under way.
+        await self.background.aclose()
         if self._ending:  # finishes under way: their rows must reach the ledger
             await asyncio.gather(*self._ending, return_exceptions=True)
         if self.shadow is not None:

@@ -2,8 +2,8 @@
 
 Every field of the spec is either translated, passed on to an OpenAI-compatible upstream in
 ``extra`` (``prompt_cache_key``, ``safety_identifier``, ``service_tier``...), or refused with a
-400 naming it when it asks for something this gateway does not do (background responses,
-stored prompts, logprobs). A field the spec does not know is a 400 naming it.
+400 naming it when it asks for something this gateway does not do (stored prompts,
+logprobs). A field the spec does not know is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -94,6 +94,9 @@ def decode_response_request(body: Any) -> ResponsesRequest:
     )
     if not chat.messages and not body.get("previous_response_id"):
         raise bad("input", "must contain at least one item")
+    background = bool(get_bool(body, "background", "background"))
+    if background and get_bool(body, "store", "store") is False:
+        raise bad("background", "a background response is stored: it cannot have store false")
     previous = get_str(body, "previous_response_id", "previous_response_id")
     conversation = _conversation(body.get("conversation"))
     if previous and conversation:
@@ -108,6 +111,7 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         reasoning=reasoning,
         metadata=_metadata(get_dict(body, "metadata", "metadata")),
         store=get_bool(body, "store", "store") is not False,
+        background=background,
         previous_response_id=previous,
         conversation=conversation,
         include=_include(get_list(body, "include", "include")),
@@ -128,8 +132,6 @@ def _instructed(instructions: str | None) -> list[Message]:
 
 
 def _refuse_unsupported(body: JSON) -> None:
-    if body.get("background"):
-        raise bad("background", "background responses are not supported by this gateway")
     if body.get("prompt") is not None:
         raise bad(
             "prompt", "stored prompt templates are not supported; send input and instructions"

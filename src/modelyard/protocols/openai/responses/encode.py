@@ -89,14 +89,14 @@ def response_json(
     error: JSON | None = None,
 ) -> JSON:
     req = env.request
-    done = status in ("completed", "incomplete", "failed")
+    done = status in ("completed", "incomplete", "failed", "cancelled")
     body: JSON = {
         "id": env.id,
         "object": "response",
         "created_at": env.created_at,
         "status": status,
         "completed_at": int(time.time()) if status == "completed" else None,
-        "background": False,
+        "background": req.background,
         "error": error,
         "incomplete_details": incomplete,
         "instructions": req.instructions,

@@ -58,6 +58,7 @@ class ResponsesRequest:
     reasoning: JSON | None
     metadata: dict[str, str]
     store: bool = True
+    background: bool = False
     previous_response_id: str | None = None
     conversation: str | None = None
     include: tuple[str, ...] = ()

@@ -127,6 +127,15 @@ class ResponseStream:
         )
         return out
 
+    def cancelled(self) -> bytes:
+        """As ``close``, for a background response cancelled mid-way: the open item ends
+        ``incomplete`` with what was produced, and ``final`` is a ``cancelled`` ``Response``
+        (the spec has no event for it: ``terminal`` is not sent)."""
+        out = self._close(status="incomplete")
+        self.status = "cancelled"
+        self.final = response_json(self._env, "cancelled", self.output, self.usage)
+        return out
+
     def terminal(self) -> bytes:
         """The last event: ``response.completed``, ``.incomplete`` or ``.failed``."""
         return self._frame(f"response.{self.status}", {"response": self.final})

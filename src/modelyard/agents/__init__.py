@@ -1,0 +1,1 @@
+"""Agents: named, versioned definitions a Responses request invokes (``agent:<name>``)."""
