@@ -18,8 +18,17 @@ ResponseFormatKind = Literal["text", "json_object", "json_schema"]
 
 
 @dataclass(slots=True, frozen=True)
+class CacheMark:
+    """A prompt-cache breakpoint a client set after a part: the prefix up to and including it
+    may be cached. ``ttl`` is the client's lifetime (``"5m"``, ``"1h"``) when it named one."""
+
+    ttl: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class TextPart:
     text: str
+    cache: CacheMark | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -28,6 +37,7 @@ class ImagePart:
 
     url: str
     detail: str | None = None
+    cache: CacheMark | None = None
 
 
 ContentPart = TextPart | ImagePart
@@ -53,10 +63,17 @@ class Message:
     # An opaque token some vendors attach to their reasoning (a signed thinking block); it must
     # go back upstream unchanged with ``reasoning`` when the conversation continues with tools.
     reasoning_signature: str | None = None
+    # A cache breakpoint on the message as one block (a tool result), not on one of its parts.
+    cache: CacheMark | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def block_text(self) -> str:
+        """The text parts joined with a blank line: how separate system blocks read as one
+        text for an upstream that takes a single string."""
+        return BLOCK_SEPARATOR.join(p.text for p in self.content if isinstance(p, TextPart))
 
     def has_images(self) -> bool:
         return any(isinstance(p, ImagePart) for p in self.content)
@@ -68,6 +85,11 @@ class ToolSpec:
     description: str | None = None
     parameters: Mapping[str, Any] | None = None
     strict: bool | None = None
+    cache: CacheMark | None = None
+    # A tool the vendor runs itself (a server tool: web search, code execution...), as the
+    # client's dialect (``ChatRequest.extra_origin``) wrote it; only an upstream of that
+    # dialect can run it, every other refuses it by name.
+    native: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,6 +140,9 @@ class ChatRequest:
     # Unmodelled fields from the operator's deployment target ``params``: sent to any upstream
     # that takes extra fields, whatever the client's dialect (they are also merged into extra).
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Opt-in feature flags the client named for its dialect (a beta header of the served API),
+    # for upstreams of that dialect.
+    betas: tuple[str, ...] = ()
 
     def has_images(self) -> bool:
         return any(m.has_images() for m in self.messages)
@@ -153,6 +178,9 @@ class ChatResult:
     upstream_id: str | None = None
     system_fingerprint: str | None = None
 
+
+# Between system blocks joined into one text.
+BLOCK_SEPARATOR = "\n\n"
 
 # Characters per token, for estimates made before (or without) the upstream's own count.
 CHARS_PER_TOKEN = 4

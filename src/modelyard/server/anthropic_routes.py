@@ -18,7 +18,11 @@ from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import ModelyardError
 from modelyard.protocols.anthropic import encode, errors
 from modelyard.protocols.anthropic.count import estimate_input_tokens
-from modelyard.protocols.anthropic.decode import decode_count_tokens, decode_messages
+from modelyard.protocols.anthropic.decode import (
+    decode_count_tokens,
+    decode_messages,
+    read_headers,
+)
 from modelyard.protocols.anthropic.stream import StreamEncoder
 from modelyard.server.chat_route import (
     Dialect,
@@ -52,6 +56,7 @@ DIALECT = Dialect(
     error_body=errors.error_body,
     error_frame=errors.stream_error_frame,
     id_headers=_ids,
+    read_headers=read_headers,
 )
 
 

@@ -50,6 +50,8 @@ class Dialect:
     error_body: Callable[[ModelyardError, str], bytes]  # (error, request id)
     error_frame: Callable[[ModelyardError, str], bytes]
     id_headers: Callable[[str], Mapping[str, str]]
+    # Request headers the dialect reads into the decoded request (the Messages API's betas).
+    read_headers: Callable[[ChatRequest, Callable[[str], str | None]], None] | None = None
 
 
 def state_of(request: Request) -> Root:
@@ -99,6 +101,8 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
     try:
         principal = await authenticate(root, request)
         chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
+        if dialect.read_headers is not None:
+            dialect.read_headers(chat_request, request.headers.get)
         exchange.model = chat_request.model
         caller = exchange.caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
         if chat_request.stream:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.base import encode_body
+from modelyard.providers.extras import refuse_native_tools
 from modelyard.providers.gemini.contents import build_contents
 from modelyard.providers.gemini.schema import convert_schema
 
@@ -65,6 +66,7 @@ def build_body(request: ChatRequest, model: str, thinking: ThinkingMode = "auto"
     if system is not None:
         build.body["systemInstruction"] = system
     if request.tools:
+        refuse_native_tools(request, "gemini", "Gemini API")
         build.body["tools"] = [{"functionDeclarations": _declarations(request.tools)}]
     tool_config = _tool_config(request.tool_choice, request.tools)
     if tool_config is not None:

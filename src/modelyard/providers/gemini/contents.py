@@ -2,7 +2,8 @@
 
 Gemini knows two roles, ``user`` and ``model``, and wants turns to alternate, so consecutive
 messages that map to the same role are merged into one turn. System and developer messages all
-go to ``systemInstruction`` (Gemini has one, so their position in the conversation is lost).
+go to ``systemInstruction`` (Gemini has one, so their position in the conversation is lost;
+mid-conversation system messages join it too), their text blocks joined with a blank line.
 Tool results are ``functionResponse`` parts in a user turn; Gemini matches them to calls by
 function *name*, which is recovered from the earlier assistant call with the same id.
 """
@@ -62,7 +63,7 @@ def _system_parts(message: Message, param: str) -> list[Part]:
         raise InvalidRequest(
             "Gemini takes only text in system instructions", param=f"{param}.content"
         )
-    text = message.text()
+    text = message.block_text()
     return [{"text": text}] if text else []
 
 

@@ -31,7 +31,7 @@ from modelyard.core.events import (
     UsageReport,
 )
 from modelyard.providers.base import encode_body, token_count
-from modelyard.providers.extras import ExtrasPolicy, passthrough_extras
+from modelyard.providers.extras import ExtrasPolicy, native_tool, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -80,7 +80,7 @@ def _set_optional(body: dict[str, Any], r: ChatRequest, preset: Preset) -> None:
     if r.stop:
         body["stop"] = list(r.stop)
     if r.tools:
-        body["tools"] = [_tool(t.name, t.description, t.parameters, t.strict) for t in r.tools]
+        body["tools"] = [_tool_json(r, i, preset) for i in range(len(r.tools))]
     if r.tool_choice is not None:
         body["tool_choice"] = (
             {"type": "function", "function": {"name": r.tool_choice.name}}
@@ -98,6 +98,13 @@ def _set_optional(body: dict[str, Any], r: ChatRequest, preset: Preset) -> None:
                 spec["strict"] = fmt.strict
             out["json_schema"] = spec
         body["response_format"] = out
+
+
+def _tool_json(r: ChatRequest, i: int, preset: Preset) -> dict[str, Any]:
+    t = r.tools[i]
+    if t.native is not None:  # e.g. a ``custom`` (free-form) tool from an OpenAI client
+        return native_tool(r, i, EXTRAS.origins or (), preset.type, EXTRAS.api)
+    return _tool(t.name, t.description, t.parameters, t.strict)
 
 
 def _tool(
@@ -123,7 +130,9 @@ def content_json(message: Message, index: int = 0) -> str | list[dict[str, Any]]
     if not message.content:
         return None
     if all(isinstance(p, TextPart) for p in message.content):
-        return message.text()
+        # Separate system blocks (e.g. an Anthropic client's) read as paragraphs, not run on.
+        system = message.role in ("system", "developer")
+        return message.block_text() if system else message.text()
     parts: list[dict[str, Any]] = []
     for j, p in enumerate(message.content):
         if isinstance(p, ImagePart):

@@ -1,0 +1,71 @@
+"""A Messages client's system blocks, cache breakpoints and server tools at upstreams of the other
+APIs: blocks joined with a blank line (OpenAI, Gemini), kept with ``cachePoint`` blocks
+(Bedrock Converse), server tools refused naming the tool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from modelyard.core.chat import CacheMark, ChatRequest, Message, TextPart, ToolSpec
+from modelyard.core.errors import InvalidRequest
+from modelyard.providers.bedrock import codec as bedrock
+from modelyard.providers.gemini import codec as gemini
+from modelyard.providers.openai_compatible import codec as openai
+from modelyard.providers.openai_compatible.presets import PRESETS
+
+SYSTEM = Message("system", (TextPart("one"), TextPart("two", CacheMark())))
+LATE = Message("system", (TextPart("late"),))
+USER = Message("user", (TextPart("hi", CacheMark()),))
+SEARCH = ToolSpec("web_search", native={"type": "web_search_20250305", "name": "web_search"})
+
+
+def request(*messages: Message, **kw: Any) -> ChatRequest:
+    r = ChatRequest("d", list(messages), **kw)
+    r.extra_origin = "anthropic"
+    return r
+
+
+def openai_body(r: ChatRequest) -> dict[str, Any]:
+    out: dict[str, Any] = orjson.loads(openai.build_body(r, "gpt-x", PRESETS["openai"], False))
+    return out
+
+
+def test_openai_gets_joined_system_text_and_system_messages_in_place():
+    out = openai_body(request(SYSTEM, USER, Message("assistant", (TextPart("a"),)), LATE))
+    assert [m["role"] for m in out["messages"]] == ["system", "user", "assistant", "system"]
+    assert out["messages"][0]["content"] == "one\n\ntwo"
+    assert out["messages"][1]["content"] == "hi"  # user text parts still run together
+
+
+def test_gemini_joins_system_blocks_and_late_system_messages():
+    out = orjson.loads(gemini.build_body(request(SYSTEM, USER, LATE), "gemini-2.5-flash"))
+    assert out["systemInstruction"] == {"parts": [{"text": "one\n\ntwo"}, {"text": "late"}]}
+
+
+def test_bedrock_keeps_blocks_with_cache_points():
+    tool = ToolSpec("f", None, {"type": "object"}, cache=CacheMark())
+    out = bedrock.build_request(
+        request(SYSTEM, USER, tools=(tool,)), "anthropic.claude-x", bedrock.BuildOptions("br")
+    ).body
+    point = {"cachePoint": {"type": "default"}}
+    assert out["system"] == [{"text": "one"}, {"text": "two"}, point]
+    assert out["messages"][0]["content"] == [{"text": "hi"}, point]
+    assert out["toolConfig"]["tools"][1] == point
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        openai_body,
+        lambda r: gemini.build_body(r, "gemini-2.5-flash"),
+        lambda r: bedrock.build_request(r, "anthropic.claude-x", bedrock.BuildOptions("br")),
+    ],
+)
+def test_server_tools_are_refused_naming_the_tool(build):
+    with pytest.raises(InvalidRequest) as info:
+        build(request(USER, tools=(SEARCH,)))
+    assert info.value.param == "tools[0].type"
+    assert "'web_search'" in str(info.value) and "web_search_20250305" in str(info.value)
