@@ -76,11 +76,17 @@ async def count_tokens(request: Request) -> Response:
         return error_response(DIALECT, err, exchange.rid)
 
 
+async def root(_request: Request) -> Response:
+    """The base URL answers (Claude Code sends ``HEAD /`` on every start to check it)."""
+    return json_response(b'{"status":"ok"}')
+
+
 def _message_id() -> str:
     return "msg_" + os.urandom(12).hex()
 
 
 ROUTES = [
+    Route("/", root, methods=["GET"]),  # HEAD is answered by every GET route
     Route(MESSAGES_PATH, partial(chat_endpoint, DIALECT), methods=["POST"]),
     Route(MESSAGES_PATH + "/count_tokens", count_tokens, methods=["POST"]),
 ]

@@ -69,3 +69,28 @@ def test_server_tools_are_refused_naming_the_tool(build):
         build(request(USER, tools=(SEARCH,)))
     assert info.value.param == "tools[0].type"
     assert "'web_search'" in str(info.value) and "web_search_20250305" in str(info.value)
+
+
+def test_a_messages_clients_own_fields_at_gemini_are_translated_dropped_or_refused():
+    r = request(
+        USER,
+        extra={
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "context_management": {"edits": []},
+            "output_config": {"effort": "high"},
+            "cache_control": {"type": "ephemeral"},
+            "top_k": 5,
+        },
+    )
+    out = orjson.loads(gemini.build_body(r, "gemini-2.5-flash"))
+    config = out["generationConfig"]
+    assert config == {
+        "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": True},
+        "topK": 5,
+    }
+    r.extra = {"thinking": {"type": "adaptive"}}
+    assert "generationConfig" not in orjson.loads(gemini.build_body(r, "gemini-2.5-flash"))
+    r.extra = {"mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}]}
+    with pytest.raises(InvalidRequest) as info:
+        gemini.build_body(r, "gemini-2.5-flash")
+    assert info.value.param == "mcp_servers"

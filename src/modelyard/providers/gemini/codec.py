@@ -30,6 +30,7 @@ from modelyard.providers.base import encode_body
 from modelyard.providers.extras import refuse_native_tools
 from modelyard.providers.gemini.contents import build_contents
 from modelyard.providers.gemini.schema import convert_schema
+from modelyard.providers.messages_fields import foreign_extras
 
 ThinkingMode = Literal["auto", "level", "budget"]
 THINKING_MODES: tuple[ThinkingMode, ...] = ("auto", "level", "budget")
@@ -72,7 +73,7 @@ def build_body(request: ChatRequest, model: str, thinking: ThinkingMode = "auto"
     if tool_config is not None:
         build.body["toolConfig"] = tool_config
     _generation(request, build.config)
-    for key, value in request.extra.items():
+    for key, value in foreign_extras(request, "gemini").items():
         _extra(key, value, build)
     if build.config:
         build.body["generationConfig"] = build.config
@@ -184,6 +185,15 @@ def _reasoning(_key: str, value: object, build: _Build) -> None:
     build.config["thinkingConfig"] = thinking_config(value, build.model, build.thinking)
 
 
+def _thinking(key: str, value: object, build: _Build) -> None:
+    """A Messages client's ``thinking``: an explicit budget is kept, the rest is the default."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{key} must be an object", param=key)
+    budget = value.get("budget_tokens")
+    if value.get("type") == "enabled" and isinstance(budget, int):
+        build.config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True}
+
+
 def _number(target: str, *, integer: bool) -> Callable[[str, object, _Build], None]:
     def handle(key: str, value: object, build: _Build) -> None:
         kinds: tuple[type, ...] = (int,) if integer else (int, float)
@@ -203,6 +213,7 @@ def _safety(key: str, value: object, build: _Build) -> None:
 
 _EXTRAS: dict[str, Callable[[str, object, _Build], None]] = {
     "reasoning_effort": _reasoning,
+    "thinking": _thinking,
     "top_k": _number("topK", integer=True),
     "frequency_penalty": _number("frequencyPenalty", integer=False),
     "presence_penalty": _number("presencePenalty", integer=False),
