@@ -13,8 +13,10 @@ from starlette.routing import Route
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import ModelyardError
+from modelyard.protocols.anthropic.models import VERSION_HEADER as ANTHROPIC_VERSION
 from modelyard.protocols.openai import encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
+from modelyard.server import anthropic_routes
 from modelyard.server.chat_route import (
     Dialect,
     authenticate,
@@ -74,6 +76,8 @@ async def embeddings(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
+    if request.headers.get(ANTHROPIC_VERSION):  # an Anthropic SDK: its own shape
+        return await anthropic_routes.list_models(request)
     state = state_of(request)
     rid = request_id(request)
     try:
@@ -85,6 +89,8 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
+    if request.headers.get(ANTHROPIC_VERSION):
+        return await anthropic_routes.get_model(request)
     state = state_of(request)
     rid = request_id(request)
     try:
