@@ -164,3 +164,36 @@ def test_message_start_carries_an_input_estimate_before_the_final_count(client):
     start = next(e for e in events if e.type == "message_start")
     assert start.message.usage.input_tokens > 100  # ~1000 characters: the estimate, not 0
     assert final.usage.input_tokens > 0
+
+
+PDF_DATA = "JVBERi0xLjQK"
+
+
+def test_documents_pass_to_anthropic_whole_and_are_refused_where_the_model_reads_no_pdf(
+    client, vendor_fakes, fake_upstream
+):
+    fake: FakeAnthropic = vendor_fakes["anthropic"]
+    pdf = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_DATA},
+        "title": "Report",
+        "context": "Quarterly figures",
+        "cache_control": {"type": "ephemeral"},
+    }
+    text = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "plain words"},
+        "title": "Notes",
+    }
+    user = [{"role": "user", "content": [pdf, text, {"type": "text", "text": "summarise"}]}]
+    client.messages.create(model="agent-an", max_tokens=64, messages=user)
+    assert fake.last_request.json["messages"][0]["content"][:2] == [pdf, text]
+    # The catalog says gpt-4o-mini reads no PDFs: a 400 naming the capability, before any call.
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(model="agent-oa", max_tokens=64, messages=user)
+    assert "PDF documents" in info.value.message
+    # A text document is text to every model.
+    only_text = [{"role": "user", "content": [text, {"type": "text", "text": "summarise"}]}]
+    client.messages.create(model="agent-oa", max_tokens=64, messages=only_text)
+    parts = fake_upstream.last_request.json["messages"][0]["content"]
+    assert parts[0] == {"type": "text", "text": "Notes\n\nplain words"}

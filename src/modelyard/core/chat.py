@@ -40,7 +40,23 @@ class ImagePart:
     cache: CacheMark | None = None
 
 
-ContentPart = TextPart | ImagePart
+@dataclass(slots=True, frozen=True)
+class DocumentPart:
+    """A document the model reads: a PDF (base64 ``data``, or a ``url``) or plain ``text``.
+
+    ``native`` keeps the block as the client's dialect wrote it (its ``context``,
+    ``citations``...), for an upstream of that dialect (``ChatRequest.extra_origin``)."""
+
+    media_type: str
+    data: str | None = None
+    url: str | None = None
+    text: str | None = None
+    title: str | None = None
+    cache: CacheMark | None = None
+    native: Mapping[str, Any] | None = None
+
+
+ContentPart = TextPart | ImagePart | DocumentPart
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,6 +93,9 @@ class Message:
 
     def has_images(self) -> bool:
         return any(isinstance(p, ImagePart) for p in self.content)
+
+    def has_documents(self) -> bool:
+        return any(isinstance(p, DocumentPart) for p in self.content)
 
 
 @dataclass(slots=True, frozen=True)
@@ -146,6 +165,12 @@ class ChatRequest:
 
     def has_images(self) -> bool:
         return any(m.has_images() for m in self.messages)
+
+    def has_pdf_documents(self) -> bool:
+        """Whether a message holds a PDF (text documents are read as text anywhere)."""
+        return any(
+            isinstance(p, DocumentPart) and p.text is None for m in self.messages for p in m.content
+        )
 
 
 @dataclass(slots=True)

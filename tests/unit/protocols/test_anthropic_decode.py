@@ -253,9 +253,9 @@ def test_count_tokens_needs_no_max_tokens_and_never_streams():
             "image/png",
         ),
         (
-            _body(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]),
+            _body(messages=[{"role": "user", "content": [{"type": "video", "source": {}}]}]),
             "messages[0].content[0].type",
-            "accepted: text, image, tool_result",
+            "accepted: text, image, document, tool_result",
         ),
         (
             _body(

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from modelyard.core.chat import CacheMark, ChatRequest, Message, TextPart, ToolSpec
-from modelyard.core.errors import InvalidRequest
+from modelyard.core.chat import CacheMark, ChatRequest, DocumentPart, Message, TextPart, ToolSpec
+from modelyard.core.errors import InvalidRequest, UnsupportedCapability
 from modelyard.providers.bedrock import codec as bedrock
 from modelyard.providers.gemini import codec as gemini
 from modelyard.providers.openai_compatible import codec as openai
@@ -94,3 +94,56 @@ def test_a_messages_clients_own_fields_at_gemini_are_translated_dropped_or_refus
     with pytest.raises(InvalidRequest) as info:
         gemini.build_body(r, "gemini-2.5-flash")
     assert info.value.param == "mcp_servers"
+
+
+PDF_DATA = "JVBERi0xLjQK"  # "%PDF-1.4\n"
+PDF_DOC = DocumentPart("application/pdf", data=PDF_DATA, title="Report (Q3)")
+TEXT_DOC = DocumentPart("text/plain", text="the body", title="Notes")
+URL_DOC = DocumentPart("application/pdf", url="https://example.com/a.pdf")
+
+
+def with_docs(*docs: DocumentPart) -> ChatRequest:
+    return request(Message("user", (TextPart("read"), *docs)))
+
+
+def test_documents_at_openai_are_file_parts_and_text():
+    parts = openai_body(with_docs(PDF_DOC, TEXT_DOC))["messages"][0]["content"]
+    assert parts[1] == {
+        "type": "file",
+        "file": {"filename": "Report (Q3)", "file_data": f"data:application/pdf;base64,{PDF_DATA}"},
+    }
+    assert parts[2] == {"type": "text", "text": "Notes\n\nthe body"}
+
+
+def test_documents_at_gemini_are_inline_data_and_text():
+    out = orjson.loads(gemini.build_body(with_docs(PDF_DOC, TEXT_DOC), "gemini-2.5-flash"))
+    parts = out["contents"][0]["parts"]
+    assert parts[1] == {"inlineData": {"mimeType": "application/pdf", "data": PDF_DATA}}
+    assert parts[2] == {"text": "Notes\n\nthe body"}
+
+
+def test_documents_at_bedrock_are_document_blocks():
+    out = bedrock.build_request(
+        with_docs(PDF_DOC, TEXT_DOC), "anthropic.claude-x", bedrock.BuildOptions("br")
+    ).body
+    blocks = out["messages"][0]["content"]
+    assert blocks[1] == {
+        "document": {"format": "pdf", "name": "Report (Q3)", "source": {"bytes": PDF_DATA}}
+    }
+    assert blocks[2]["document"]["format"] == "txt"
+    assert blocks[2]["document"]["source"] == {"bytes": "dGhlIGJvZHk="}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        openai_body,
+        lambda r: gemini.build_body(r, "gemini-2.5-flash"),
+        lambda r: bedrock.build_request(r, "anthropic.claude-x", bedrock.BuildOptions("br")),
+    ],
+)
+def test_a_document_url_is_refused_naming_the_part(build):
+    with pytest.raises(UnsupportedCapability) as info:
+        build(with_docs(URL_DOC))
+    assert info.value.param == "messages[0].content[1]"
+    assert "document URLs" in str(info.value)

@@ -31,14 +31,23 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import CacheMark, ContentPart, ImagePart, Message, TextPart, ToolCall
+from modelyard.core.chat import (
+    CacheMark,
+    ContentPart,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+)
 from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.validate import bad, get_bool, get_dict, get_str, require_dict
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 ERROR_PREFIX = "Error: "
 RAW_INPUT_KEY = "_raw"
-_USER_BLOCKS = "text, image, tool_result"
+_USER_BLOCKS = "text, image, document, tool_result"
+_DOCUMENT_SOURCES = ("base64", "text", "url", "content", "file")
 _ASSISTANT_BLOCKS = "text, tool_use, thinking, redacted_thinking"
 _RESULT_BLOCKS = "text, image"
 _CACHE_TTLS = ("5m", "1h")
@@ -113,6 +122,8 @@ def _user_turn(blocks: list[Any], param: str) -> list[Message]:
             parts.append(_text(block, p))
         elif kind == "image":
             parts.append(_image(block, p))
+        elif kind == "document":
+            parts.append(_document(block, p))
         else:
             raise _unsupported(p, kind, _USER_BLOCKS, "user")
     if parts:
@@ -171,6 +182,53 @@ def _image(block: dict[str, Any], param: str) -> ImagePart:
     if not data:
         raise bad(f"{param}.source.data", "must not be empty")
     return ImagePart(f"data:{media_type};base64,{data}", cache=cache)
+
+
+def _document(block: dict[str, Any], param: str) -> DocumentPart:
+    """A PDF (base64 or URL), plain text, text content blocks or a Files API id. The block
+    travels whole too (``native``) for upstreams of this API."""
+    source = get_dict(block, "source", f"{param}.source", required=True) or {}
+    p = f"{param}.source"
+    kind = get_str(source, "type", f"{p}.type", required=True)
+    if kind not in _DOCUMENT_SOURCES:
+        raise bad(f"{p}.type", f"must be one of {', '.join(_DOCUMENT_SOURCES)}; got {kind!r}")
+    title = get_str(block, "title", f"{param}.title")
+    cache = cache_mark(block, param)
+    if kind in ("base64", "text"):
+        expected = "application/pdf" if kind == "base64" else "text/plain"
+        media_type = get_str(source, "media_type", f"{p}.media_type", required=True)
+        if media_type != expected:
+            raise bad(f"{p}.media_type", f"must be {expected!r} for a {kind} source")
+        data = get_str(source, "data", f"{p}.data", required=True) or ""
+        text = data if kind == "text" else None
+        pdf = data if kind == "base64" else None
+        return DocumentPart(expected, pdf, None, text, title, cache, block)
+    if kind == "url":
+        url = get_str(source, "url", f"{p}.url", required=True)
+        return DocumentPart("application/pdf", None, url, None, title, cache, block)
+    if kind == "content":
+        text = _content_source_text(source, p)
+        return DocumentPart("text/plain", None, None, text, title, cache, block)
+    get_str(source, "file_id", f"{p}.file_id", required=True)
+    return DocumentPart("application/pdf", None, None, None, title, cache, block)
+
+
+def _content_source_text(source: dict[str, Any], param: str) -> str:
+    content = source.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise bad(f"{param}.content", "must be a string or an array of text blocks")
+    texts = []
+    for i, item in enumerate(content):
+        inner = require_dict(item, f"{param}.content[{i}]")
+        if inner.get("type") != "text":
+            raise bad(
+                f"{param}.content[{i}].type",
+                "must be 'text' (images in documents are not supported here)",
+            )
+        texts.append(_text(inner, f"{param}.content[{i}]").text)
+    return "\n\n".join(texts)
 
 
 def _tool_use(block: dict[str, Any], param: str) -> ToolCall:

@@ -173,7 +173,7 @@ def content_json(message: Message) -> str | list[dict[str, Any]] | None:
             if p.detail is not None:
                 image["detail"] = p.detail
             parts.append({"type": "image_url", "image_url": image})
-        else:
+        elif isinstance(p, TextPart):
             parts.append({"type": "text", "text": p.text})
     return parts
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import CacheMark, ImagePart, Message, TextPart, ToolCall
+from modelyard.core.chat import CacheMark, DocumentPart, ImagePart, Message, TextPart, ToolCall
 from modelyard.core.errors import InvalidRequest
 
 Block = dict[str, Any]
@@ -118,16 +118,37 @@ def _content_blocks(message: Message, i: int, provider: str) -> list[Block]:
                 blocks.append(_text_block(part))
         elif message.role == "assistant":
             raise InvalidRequest(
-                f"messages[{i}].content[{j}]: provider {provider!r} accepts no images in "
-                "assistant messages",
+                f"messages[{i}].content[{j}]: provider {provider!r} accepts no images or "
+                "documents in assistant messages",
                 param=f"messages[{i}].content[{j}]",
             )
+        elif isinstance(part, DocumentPart):
+            blocks.append(document_block(part))
         else:
             block = image_block(part, f"messages[{i}].content[{j}]", provider)
             if part.cache is not None:
                 block["cache_control"] = cache_control(part.cache)
             blocks.append(block)
     return blocks
+
+
+def document_block(part: DocumentPart) -> Block:
+    """A document block: as the client wrote it when it came as one (title, context, citations
+    and cache marker included), else built from the part."""
+    if part.native is not None and part.native.get("type") == "document":
+        return dict(part.native)
+    if part.text is not None:
+        source: Block = {"type": "text", "media_type": "text/plain", "data": part.text}
+    elif part.data is not None:
+        source = {"type": "base64", "media_type": part.media_type, "data": part.data}
+    else:
+        source = {"type": "url", "url": part.url}
+    block: Block = {"type": "document", "source": source}
+    if part.title:
+        block["title"] = part.title
+    if part.cache is not None:
+        block["cache_control"] = cache_control(part.cache)
+    return block
 
 
 def image_block(part: ImagePart, param: str, provider: str) -> Block:

@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ImagePart, Message, TextPart
+from modelyard.core.chat import ContentPart, DocumentPart, Message, TextPart
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability
+from modelyard.providers.documents import inline_pdf
 
 Block = dict[str, Any]
 Turn = dict[str, Any]
@@ -43,6 +44,8 @@ _DATA_URL = re.compile(
 # vendors may not, so they are rewritten the same way on the call and on its result.
 _ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_.:-]")
 _ID_MAX = 64
+_NAME_BAD_CHARS = re.compile(r"[^A-Za-z0-9\-()\[\] ]")
+_NAME_MAX = 200
 # Within a turn these must lead: reasoning before an assistant's text, results before user text.
 _LEADING = ("reasoningContent", "toolResult")
 
@@ -145,7 +148,7 @@ def _tool_result(message: Message, i: int, model: str, out: Converted) -> Block:
 
 
 def _content(
-    parts: Sequence[TextPart | ImagePart], param: str, model: str, *, cache: bool = False
+    parts: Sequence[ContentPart], param: str, model: str, *, cache: bool = False
 ) -> list[Block]:
     """The parts' blocks; with ``cache``, a ``cachePoint`` after each marked one (a tool
     result's content cannot hold them: its breakpoint follows the result)."""
@@ -155,11 +158,29 @@ def _content(
             if not part.text:
                 continue
             blocks.append({"text": part.text})
+        elif isinstance(part, DocumentPart):
+            blocks.append({"document": _document(part, j, f"{param}[{j}]", model)})
         else:
             blocks.append({"image": image_block(part.url, f"{param}[{j}].image_url", model)})
         if cache and part.cache is not None:
             blocks.append(cache_point())
     return blocks
+
+
+def _document(part: DocumentPart, j: int, param: str, model: str) -> Block:
+    """Converse's document block: a PDF or plain text, as bytes, under a name it accepts."""
+    if part.text is not None:
+        data = base64.b64encode(part.text.encode()).decode("ascii")
+        kind = "txt"
+    else:
+        data, kind = inline_pdf(part, param, model), "pdf"
+    return {"format": kind, "name": _document_name(part.title, j), "source": {"bytes": data}}
+
+
+def _document_name(title: str | None, j: int) -> str:
+    # Names may hold letters, digits, single spaces, hyphens, parentheses and square brackets.
+    cleaned = " ".join(_NAME_BAD_CHARS.sub(" ", title or "").split())[:_NAME_MAX]
+    return cleaned or f"document-{j + 1}"
 
 
 def image_block(url: str, param: str, model: str) -> Block:

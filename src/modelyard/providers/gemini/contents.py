@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ImagePart, Message, TextPart
+from modelyard.core.chat import DocumentPart, ImagePart, Message, TextPart
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability
+from modelyard.providers.documents import PDF, document_text, inline_pdf
 from modelyard.providers.gemini.tool_ids import signature_of
 
 Part = dict[str, Any]
@@ -73,9 +74,18 @@ def _user_parts(message: Message, param: str, model: str) -> list[Part]:
         if isinstance(part, TextPart):
             if part.text:
                 parts.append({"text": part.text})
+        elif isinstance(part, DocumentPart):
+            parts.append(_document(part, f"{param}.content[{j}]", model))
         else:
             parts.append(_image(part, f"{param}.content[{j}].image_url.url", model))
     return parts
+
+
+def _document(part: DocumentPart, param: str, model: str) -> Part:
+    """A text document as text; an inline PDF as inline data."""
+    if part.text is not None:
+        return {"text": document_text(part)}
+    return {"inlineData": {"mimeType": PDF, "data": inline_pdf(part, param, model)}}
 
 
 def _image(part: ImagePart, param: str, model: str) -> Part:

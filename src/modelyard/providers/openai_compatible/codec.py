@@ -13,6 +13,7 @@ from modelyard.core.chat import (
     ChatRequest,
     ChatResult,
     Choice,
+    DocumentPart,
     FinishReason,
     ImagePart,
     Message,
@@ -31,6 +32,7 @@ from modelyard.core.events import (
     UsageReport,
 )
 from modelyard.providers.base import encode_body, token_count
+from modelyard.providers.documents import PDF, document_text, inline_pdf
 from modelyard.providers.extras import ExtrasPolicy, native_tool, passthrough_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
@@ -142,9 +144,20 @@ def content_json(message: Message, index: int = 0) -> str | list[dict[str, Any]]
             if p.detail is not None:
                 image["detail"] = p.detail
             parts.append({"type": "image_url", "image_url": image})
+        elif isinstance(p, DocumentPart):
+            parts.append(_document(p, f"messages[{index}].content[{j}]"))
         else:
             parts.append({"type": "text", "text": p.text})
     return parts
+
+
+def _document(p: DocumentPart, param: str) -> dict[str, Any]:
+    """A text document as text; an inline PDF as a ``file`` part with its data."""
+    if p.text is not None:
+        return {"type": "text", "text": document_text(p)}
+    data = inline_pdf(p, param, "this upstream")
+    name = p.title or "document.pdf"
+    return {"type": "file", "file": {"filename": name, "file_data": f"data:{PDF};base64,{data}"}}
 
 
 def _check_data_url(url: str, param: str) -> None:
