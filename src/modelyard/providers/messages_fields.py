@@ -6,12 +6,13 @@ knowingly (it asks the vendor for bookkeeping or server-side work that has no co
 there, and the answer does not depend on it) or refused by name (only the vendor can do it):
 
 ================== ===============================================================================
-field              at a Gemini upstream (OpenAI-compatible upstreams take no extras from this
-                   dialect at all, see ``providers.extras``)
+field              at a Gemini or Bedrock Converse upstream (OpenAI-compatible upstreams take no
+                   extras from this dialect at all, see ``providers.extras``)
 ================== ===============================================================================
-``thinking``       ``enabled`` with ``budget_tokens``: ``thinkingConfig.thinkingBudget``;
-                   ``adaptive`` and ``disabled``: dropped (the model's own default applies)
-``top_k``          ``topK``
+``thinking``       Gemini: ``enabled`` with ``budget_tokens``: ``thinkingConfig.thinkingBudget``;
+                   ``adaptive`` and ``disabled``: dropped (the model's own default applies).
+                   Bedrock: sent as written in ``additionalModelRequestFields`` (Claude's own)
+``top_k``          Gemini: ``topK``; Bedrock: ``additionalModelRequestFields.top_k``
 ``output_config``  dropped (``effort``: not every model takes a reasoning setting; ``format`` is
                    decoded into the core's JSON-schema format before it gets here)
 ``context_management`` dropped (clearing old tool results and thinking is Anthropic's server-side
@@ -20,6 +21,7 @@ field              at a Gemini upstream (OpenAI-compatible upstreams take no ext
                    own or not at all)
 ``service_tier``, ``inference_geo`` dropped (Anthropic's capacity and region bookkeeping)
 ``container``, ``mcp_servers`` refused with a 400 naming the field: only Anthropic runs them
+                   (at OpenAI-compatible upstreams too)
 ================== ===============================================================================
 """
 

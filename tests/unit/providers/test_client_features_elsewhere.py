@@ -147,3 +147,22 @@ def test_a_document_url_is_refused_naming_the_part(build):
         build(with_docs(URL_DOC))
     assert info.value.param == "messages[0].content[1]"
     assert "document URLs" in str(info.value)
+
+
+def test_a_messages_clients_own_fields_at_bedrock_go_to_model_fields_or_are_dropped():
+    r = request(
+        USER,
+        extra={
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "top_k": 5,
+            "context_management": {"edits": []},
+            "output_config": {"effort": "high"},
+            "cache_control": {"type": "ephemeral"},
+        },
+    )
+    out = bedrock.build_request(r, "anthropic.claude-x", bedrock.BuildOptions("br")).body
+    assert out["additionalModelRequestFields"] == {
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "top_k": 5,
+    }
+    assert not {"context_management", "output_config", "cache_control"} & out.keys()

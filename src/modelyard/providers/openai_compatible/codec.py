@@ -34,6 +34,8 @@ from modelyard.core.events import (
 from modelyard.providers.base import encode_body, token_count
 from modelyard.providers.documents import PDF, document_text, inline_pdf
 from modelyard.providers.extras import ExtrasPolicy, native_tool, passthrough_extras
+from modelyard.providers.messages_fields import ORIGIN as MESSAGES_ORIGIN
+from modelyard.providers.messages_fields import foreign_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -54,6 +56,8 @@ EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"))
 
 
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
+    if request.extra_origin == MESSAGES_ORIGIN:
+        foreign_extras(request, preset.type)  # refuses what only Anthropic runs; sends nothing
     body = passthrough_extras(request, EXTRAS, preset.type)
     body["model"] = model
     body["messages"] = [_message(m, preset, i) for i, m in enumerate(request.messages)]
