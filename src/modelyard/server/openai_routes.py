@@ -14,7 +14,7 @@ from starlette.routing import Route
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import ModelyardError
 from modelyard.protocols.anthropic.models import VERSION_HEADER as ANTHROPIC_VERSION
-from modelyard.protocols.openai import encode, errors
+from modelyard.protocols.openai import completions, encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
 from modelyard.server import anthropic_routes
 from modelyard.server.chat_route import (
@@ -51,6 +51,27 @@ DIALECT = Dialect(
     stream_writer=_writer,
     error_body=lambda err, _rid: errors.error_body(err),
     error_frame=lambda err, _rid: errors.stream_error_frame(err),
+    id_headers=_ids,
+)
+
+
+def _completion_result(result: ChatResult, model: str) -> bytes:
+    return completions.completion_json(result, _legacy_id(), int(time.time()), model)
+
+
+def _completion_writer(request: ChatRequest) -> completions.CompletionChunkEncoder:
+    return completions.CompletionChunkEncoder(
+        _legacy_id(), int(time.time()), request.model, request.include_usage
+    )
+
+
+COMPLETIONS = Dialect(
+    path="/v1/completions",
+    decode=completions.decode_completion,
+    encode_result=_completion_result,
+    stream_writer=_completion_writer,
+    error_body=DIALECT.error_body,
+    error_frame=DIALECT.error_frame,
     id_headers=_ids,
 )
 
@@ -110,8 +131,13 @@ def _completion_id() -> str:
     return "chatcmpl-" + os.urandom(12).hex()
 
 
+def _legacy_id() -> str:
+    return "cmpl-" + os.urandom(12).hex()
+
+
 ROUTES = [
     Route(DIALECT.path, partial(chat_endpoint, DIALECT), methods=["POST"]),
+    Route(COMPLETIONS.path, partial(chat_endpoint, COMPLETIONS), methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", get_model, methods=["GET"]),
