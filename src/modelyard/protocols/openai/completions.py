@@ -48,17 +48,17 @@ _KNOWN = frozenset(
     }
 )  # fmt: skip
 # Fields a chat model cannot honour, and the values of each that ask for nothing.
-_REFUSED: dict[str, tuple[object, ...]] = {
-    "echo": (None, False),
-    "suffix": (None, ""),
-    "logprobs": (None, 0),
-    "best_of": (None, 1),
-}
+_REFUSED: tuple[tuple[str, tuple[object, ...]], ...] = (
+    ("echo", (None, False)),
+    ("suffix", (None, "")),
+    ("logprobs", (None, 0)),
+    ("best_of", (None, 1)),
+)
 
 
 def decode_completion(body: Any) -> ChatRequest:
     body = require_dict(body, "body")
-    for name, harmless in _REFUSED.items():
+    for name, harmless in _REFUSED:
         if body.get(name) not in harmless:
             raise bad(name, "cannot be honoured: every deployment answers as a chat model")
     stream_options = get_dict(body, "stream_options", "stream_options") or {}
