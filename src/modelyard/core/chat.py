@@ -66,6 +66,8 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+    # A call of a free-form (custom) tool: ``arguments`` is its raw input text, not JSON.
+    custom: bool = False
 
 
 @dataclass(slots=True)

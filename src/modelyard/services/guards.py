@@ -534,6 +534,7 @@ class _OutputTap(Tap):
                 c.id,
                 c.name,
                 screen(self.tools, "tool_input", c.arguments, state.vault, state.verdicts),
+                c.custom,
             )
             for c in message.tool_calls
         )

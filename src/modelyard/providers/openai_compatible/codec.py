@@ -188,7 +188,9 @@ def _message(m: Message, preset: Preset, index: int) -> dict[str, Any]:
     ids = short_tool_id if preset.short_tool_ids else _same
     if m.tool_calls:
         out["tool_calls"] = [
-            {
+            {"id": ids(c.id), "type": "custom", "custom": {"name": c.name, "input": c.arguments}}
+            if c.custom
+            else {
                 "id": ids(c.id),
                 "type": "function",
                 "function": {"name": c.name, "arguments": c.arguments},
@@ -252,12 +254,7 @@ def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatR
 def _choice(raw: dict[str, Any]) -> Choice:
     msg = raw["message"]
     content = msg.get("content")
-    calls = tuple(
-        ToolCall(
-            id=c["id"], name=c["function"]["name"], arguments=c["function"].get("arguments", "")
-        )
-        for c in msg.get("tool_calls") or ()
-    )
+    calls = tuple(_call(c) for c in msg.get("tool_calls") or ())
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
     return Choice(
         index=int(raw.get("index", 0)),
@@ -269,6 +266,13 @@ def _choice(raw: dict[str, Any]) -> Choice:
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
     )
+
+
+def _call(c: dict[str, Any]) -> ToolCall:
+    if c.get("type") == "custom":  # a free-form tool: its input is raw text
+        custom = c["custom"]
+        return ToolCall(c["id"], custom["name"], custom.get("input", ""), custom=True)
+    return ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments", ""))
 
 
 def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
@@ -284,14 +288,16 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
         if text:
             events.append(TextDelta(text, index))
         for call in delta.get("tool_calls") or ():
-            fn = call.get("function") or {}
+            custom = call.get("custom")
+            fn = custom if custom is not None else call.get("function") or {}
             events.append(
                 ToolCallDelta(
                     call_index=int(call.get("index", 0)),
-                    arguments=fn.get("arguments") or "",
+                    arguments=fn.get("input" if custom is not None else "arguments") or "",
                     id=call.get("id"),
                     name=fn.get("name"),
                     index=index,
+                    custom=custom is not None,
                 )
             )
         finish = choice.get("finish_reason")
