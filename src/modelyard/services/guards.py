@@ -359,6 +359,7 @@ class _OutputTap(Tap):
 
     __slots__ = (
         "active",
+        "custom_calls",
         "judges",
         "limit",
         "models",
@@ -391,6 +392,8 @@ class _OutputTap(Tap):
         self.active = bool(out or tools or restore)  # else: here only to log the verdicts
         self.screens: dict[int, StreamScreen] = {}
         self.tool_screens: dict[tuple[int, int], StreamScreen] = {}
+        # Calls of free-form tools, whose held-back input must go out as such.
+        self.custom_calls: set[tuple[int, int]] = set()
         self.judges: tuple[Guard, ...] = ()  # set by ``open`` for streams
         self.models: Models | None = None
         self.schemas: Schemas = ()
@@ -441,7 +444,10 @@ class _OutputTap(Tap):
             text = self._screen(event.index).feed(event.text)
             return TextDelta(text, event.index) if text else ()
         if isinstance(event, ToolCallDelta) and self.tools:
-            screen_ = self._tool_screen((event.index, event.call_index))
+            key = (event.index, event.call_index)
+            if event.custom:
+                self.custom_calls.add(key)
+            screen_ = self._tool_screen(key)
             args = screen_.feed(event.arguments)
             if args or event.id is not None or event.name is not None:
                 return replace(event, arguments=args)
@@ -509,7 +515,8 @@ class _OutputTap(Tap):
         held: list[StreamEvent] = []
         for (i, call), screen_ in self.tool_screens.items():
             if i == index and (args := screen_.flush()):
-                held.append(ToolCallDelta(call, args, index=index))
+                custom = (i, call) in self.custom_calls
+                held.append(ToolCallDelta(call, args, index=index, custom=custom))
         text_screen = self.screens.get(index)
         if text_screen is not None and (text := text_screen.flush()):
             held.insert(0, TextDelta(text, index))
