@@ -24,6 +24,7 @@ from modelyard.core.chat import (
     ChatResult,
     Choice,
     ContentPart,
+    ImagePart,
     Message,
     TextPart,
     ToolCall,
@@ -189,20 +190,29 @@ async def _screen_messages(
 async def _screen_parts(
     guards: Sequence[Guard], message: Message, state: Guarded, models: Models | None
 ) -> tuple[ContentPart, ...]:
+    """The parts with their text screened: text parts and text documents (a PDF's text is not
+    readable here). A rewritten document loses the client's own block (``native``), so the
+    upstream gets the rewritten text."""
     phase: Phase = "tool_output" if message.role == "tool" else "input"
     changed = False
     parts: list[ContentPart] = []
     for part in message.content:
+        if isinstance(part, ImagePart) or part.text is None:
+            parts.append(part)
+            continue
+        text = part.text
+        if models is None:
+            new = screen(guards, phase, text, state.vault, state.verdicts)
+        else:
+            new = await ascreen(guards, phase, text, state.vault, state.verdicts, models)
+        if new is text:
+            parts.append(part)
+            continue
+        changed = True
         if isinstance(part, TextPart):
-            if models is None:
-                text = screen(guards, phase, part.text, state.vault, state.verdicts)
-            else:
-                text = await ascreen(guards, phase, part.text, state.vault, state.verdicts, models)
-            if text is not part.text:
-                changed = True
-                parts.append(TextPart(text))
-                continue
-        parts.append(part)
+            parts.append(replace(part, text=new))
+        else:
+            parts.append(replace(part, text=new, native=None))
     return tuple(parts) if changed else message.content
 
 
