@@ -77,7 +77,7 @@ class _Endpoints:
         scripted = self._state.script_for(str(body.get("model")))
         if scripted is not None:
             return await scripted(request, body)
-        error = check_request(body)
+        error = check_request(body, betas=request.headers.get("anthropic-beta", ""))
         if error is not None:
             return invalid(error)
         model: str = body["model"]
@@ -95,7 +95,7 @@ class _Endpoints:
         body = await _json_body(request)
         if isinstance(body, Response):
             return body
-        error = check_request(body, counting=True)
+        error = check_request(body, counting=True, betas=request.headers.get("anthropic-beta", ""))
         if error is not None:
             return invalid(error)
         return json_response({"input_tokens": prompt_tokens(body)})

@@ -124,7 +124,8 @@ def _blocks(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _tool_uses(body: Mapping[str, Any], ids: AnthropicIds) -> list[Block]:
-    tools = list(body.get("tools") or [])
+    # Server tools (typed, no input_schema) run on the vendor's side: the fake calls none.
+    tools = [t for t in body.get("tools") or [] if t.get("type") in (None, "custom")]
     choice = body.get("tool_choice") or {"type": "auto"}
     last = body["messages"][-1]
     answered = any(b.get("type") == "tool_result" for b in _blocks(last))

@@ -28,11 +28,20 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _BLOCKS = {
     "user": {"text", "image", "tool_result", "document"},
     "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
+    "system": {"text"},
 }
 
 
-def check_request(body: Mapping[str, Any], *, counting: bool = False) -> str | None:
-    """The error message the real API would send for ``body``, or None when it is fine."""
+MID_SYSTEM_BETA = "mid-conversation-system-"
+
+
+def check_request(
+    body: Mapping[str, Any], *, counting: bool = False, betas: str = ""
+) -> str | None:
+    """The error message the real API would send for ``body``, or None when it is fine.
+
+    ``betas`` is the request's ``anthropic-beta`` header: with a ``mid-conversation-system-*``
+    beta, ``system`` turns (text blocks only) are accepted after the first turn."""
     allowed = COUNT_FIELDS if counting else FIELDS
     for key in body:
         if key not in allowed:
@@ -43,11 +52,11 @@ def check_request(body: Mapping[str, Any], *, counting: bool = False) -> str | N
             return f"{key}: Field required"
     if not counting and (not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1):
         return "max_tokens: Input should be greater than or equal to 1"
-    for check in (_sampling, _system, _messages, _tools, _thinking):
+    for check in (_sampling, _system, _tools, _thinking):
         error = check(body)
         if error is not None:
             return error
-    return None
+    return _messages(body, mid_system=MID_SYSTEM_BETA in betas)
 
 
 def _sampling(body: Mapping[str, Any]) -> str | None:
@@ -77,22 +86,22 @@ def _system(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _messages(body: Mapping[str, Any]) -> str | None:
+def _messages(body: Mapping[str, Any], *, mid_system: bool) -> str | None:
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
     for i, message in enumerate(messages):
-        error = _message(message, i)
+        error = _message(message, i, mid_system=mid_system and i > 0)
         if error is not None:
             return error
     return _tool_pairs(messages)
 
 
-def _message(message: Any, i: int) -> str | None:
+def _message(message: Any, i: int, *, mid_system: bool) -> str | None:
     if not isinstance(message, Mapping):
         return f"messages.{i}: Input should be a valid dictionary"
     role = message.get("role")
-    if role not in _BLOCKS:
+    if role not in _BLOCKS or (role == "system" and not mid_system):
         if role == "system":
             return (
                 'messages: Unexpected role "system". The Messages API accepts a top-level '
@@ -167,6 +176,9 @@ def _tools(body: Mapping[str, Any]) -> str | None:
     for i, tool in enumerate(tools):
         if not _TOOL_NAME.fullmatch(str(tool.get("name"))):
             return f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+        names.add(tool["name"])
+        if tool.get("type") not in (None, "custom"):
+            continue  # a server tool: the vendor's own definition, no schema
         schema = tool.get("input_schema")
         if not isinstance(schema, Mapping) or schema.get("type") != "object":
             return f"tools.{i}.custom.input_schema.type: Input should be 'object'"

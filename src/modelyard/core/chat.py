@@ -18,8 +18,17 @@ ResponseFormatKind = Literal["text", "json_object", "json_schema"]
 
 
 @dataclass(slots=True, frozen=True)
+class CacheMark:
+    """A prompt-cache breakpoint a client set after a part: the prefix up to and including it
+    may be cached. ``ttl`` is the client's lifetime (``"5m"``, ``"1h"``) when it named one."""
+
+    ttl: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class TextPart:
     text: str
+    cache: CacheMark | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -28,9 +37,26 @@ class ImagePart:
 
     url: str
     detail: str | None = None
+    cache: CacheMark | None = None
 
 
-ContentPart = TextPart | ImagePart
+@dataclass(slots=True, frozen=True)
+class DocumentPart:
+    """A document the model reads: a PDF (base64 ``data``, or a ``url``) or plain ``text``.
+
+    ``native`` keeps the block as the client's dialect wrote it (its ``context``,
+    ``citations``...), for an upstream of that dialect (``ChatRequest.extra_origin``)."""
+
+    media_type: str
+    data: str | None = None
+    url: str | None = None
+    text: str | None = None
+    title: str | None = None
+    cache: CacheMark | None = None
+    native: Mapping[str, Any] | None = None
+
+
+ContentPart = TextPart | ImagePart | DocumentPart
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,6 +66,8 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+    # A call of a free-form (custom) tool: ``arguments`` is its raw input text, not JSON.
+    custom: bool = False
 
 
 @dataclass(slots=True)
@@ -53,13 +81,23 @@ class Message:
     # An opaque token some vendors attach to their reasoning (a signed thinking block); it must
     # go back upstream unchanged with ``reasoning`` when the conversation continues with tools.
     reasoning_signature: str | None = None
+    # A cache breakpoint on the message as one block (a tool result), not on one of its parts.
+    cache: CacheMark | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
+    def block_text(self) -> str:
+        """The text parts joined with a blank line: how separate system blocks read as one
+        text for an upstream that takes a single string."""
+        return BLOCK_SEPARATOR.join(p.text for p in self.content if isinstance(p, TextPart))
+
     def has_images(self) -> bool:
         return any(isinstance(p, ImagePart) for p in self.content)
+
+    def has_documents(self) -> bool:
+        return any(isinstance(p, DocumentPart) for p in self.content)
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,6 +106,11 @@ class ToolSpec:
     description: str | None = None
     parameters: Mapping[str, Any] | None = None
     strict: bool | None = None
+    cache: CacheMark | None = None
+    # A tool the vendor runs itself (a server tool: web search, code execution...), as the
+    # client's dialect (``ChatRequest.extra_origin``) wrote it; only an upstream of that
+    # dialect can run it, every other refuses it by name.
+    native: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,9 +161,18 @@ class ChatRequest:
     # Unmodelled fields from the operator's deployment target ``params``: sent to any upstream
     # that takes extra fields, whatever the client's dialect (they are also merged into extra).
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Opt-in feature flags the client named for its dialect (a beta header of the served API),
+    # for upstreams of that dialect.
+    betas: tuple[str, ...] = ()
 
     def has_images(self) -> bool:
         return any(m.has_images() for m in self.messages)
+
+    def has_pdf_documents(self) -> bool:
+        """Whether a message holds a PDF (text documents are read as text anywhere)."""
+        return any(
+            isinstance(p, DocumentPart) and p.text is None for m in self.messages for p in m.content
+        )
 
 
 @dataclass(slots=True)
@@ -153,6 +205,9 @@ class ChatResult:
     upstream_id: str | None = None
     system_fingerprint: str | None = None
 
+
+# Between system blocks joined into one text.
+BLOCK_SEPARATOR = "\n\n"
 
 # Characters per token, for estimates made before (or without) the upstream's own count.
 CHARS_PER_TOKEN = 4

@@ -35,6 +35,7 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     index: int = 0
+    custom: bool = False  # a free-form tool's raw input (see ``core.chat.ToolCall.custom``)
 
 
 @dataclass(slots=True, frozen=True)

@@ -98,3 +98,29 @@ def unsupported_field(field_name: str, provider: str, why: str = "") -> InvalidR
         param=field_name,
         code="unsupported_parameter",
     )
+
+
+def native_tool(
+    request: ChatRequest, index: int, dialects: tuple[str, ...], provider: str, api: str
+) -> dict[str, Any]:
+    """The ``index``-th tool as its client wrote it, when that client spoke one of ``dialects``
+    (the upstream's own API); a tool only another vendor runs is refused by name."""
+    tool = request.tools[index]
+    native = tool.native or {}
+    if request.extra_origin not in dialects:
+        kind = native.get("type")
+        raise InvalidRequest(
+            f"tools[{index}]: tool {tool.name!r} (type {kind!r}) is run by the vendor of the "
+            f"API it was written for; provider {provider!r} ({api}) cannot run it. Remove it, "
+            "or call a deployment whose targets speak that API",
+            param=f"tools[{index}].type",
+            code="unsupported_tool",
+        )
+    return dict(native)
+
+
+def refuse_native_tools(request: ChatRequest, provider: str, api: str) -> None:
+    """For an upstream that runs no vendor tools: a 400 naming the first such tool."""
+    for i, tool in enumerate(request.tools):
+        if tool.native is not None:
+            native_tool(request, i, (), provider, api)

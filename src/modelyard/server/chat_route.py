@@ -53,6 +53,8 @@ class Dialect:
     # Where the client's key is, when not in ``Authorization``/``x-api-key`` (Gemini's
     # ``x-goog-api-key`` or ``key=``); None: those two headers.
     credentials: Callable[[Request], str | None] | None = None
+    # Request headers the dialect reads into the decoded request (the Messages API's betas).
+    read_headers: Callable[[ChatRequest, Callable[[str], str | None]], None] | None = None
 
 
 def state_of(request: Request) -> Root:
@@ -105,6 +107,8 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
         key = dialect.credentials(request) if dialect.credentials is not None else None
         principal = await authenticate(root, request, key)
         chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
+        if dialect.read_headers is not None:
+            dialect.read_headers(chat_request, request.headers.get)
         exchange.model = chat_request.model
         caller = exchange.caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
         if chat_request.stream:

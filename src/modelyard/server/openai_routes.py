@@ -13,9 +13,10 @@ from starlette.routing import Route
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import ModelyardError
-from modelyard.protocols.openai import encode, errors
+from modelyard.protocols.anthropic.models import VERSION_HEADER as ANTHROPIC_VERSION
+from modelyard.protocols.openai import completions, encode, errors
 from modelyard.protocols.openai.decode import decode_chat, decode_embeddings
-from modelyard.server import gemini_routes
+from modelyard.server import anthropic_routes, gemini_routes
 from modelyard.server.chat_route import (
     Dialect,
     authenticate,
@@ -55,6 +56,27 @@ DIALECT = Dialect(
 )
 
 
+def _completion_result(result: ChatResult, model: str) -> bytes:
+    return completions.completion_json(result, _legacy_id(), int(time.time()), model)
+
+
+def _completion_writer(request: ChatRequest) -> completions.CompletionChunkEncoder:
+    return completions.CompletionChunkEncoder(
+        _legacy_id(), int(time.time()), request.model, request.include_usage
+    )
+
+
+COMPLETIONS = Dialect(
+    path="/v1/completions",
+    decode=completions.decode_completion,
+    encode_result=_completion_result,
+    stream_writer=_completion_writer,
+    error_body=DIALECT.error_body,
+    error_frame=DIALECT.error_frame,
+    id_headers=_ids,
+)
+
+
 async def embeddings(request: Request) -> Response:
     state = state_of(request)
     exchange = exchange_of(request)
@@ -78,6 +100,8 @@ async def embeddings(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     if wants_gemini(request):
         return await gemini_routes.list_models(request)
+    if request.headers.get(ANTHROPIC_VERSION):  # an Anthropic SDK: its own shape
+        return await anthropic_routes.list_models(request)
     state = state_of(request)
     rid = request_id(request)
     try:
@@ -91,6 +115,8 @@ async def list_models(request: Request) -> Response:
 async def get_model(request: Request) -> Response:
     if wants_gemini(request):
         return await gemini_routes.get_model(request)
+    if request.headers.get(ANTHROPIC_VERSION):
+        return await anthropic_routes.get_model(request)
     state = state_of(request)
     rid = request_id(request)
     try:
@@ -110,8 +136,13 @@ def _completion_id() -> str:
     return "chatcmpl-" + os.urandom(12).hex()
 
 
+def _legacy_id() -> str:
+    return "cmpl-" + os.urandom(12).hex()
+
+
 ROUTES = [
     Route(DIALECT.path, partial(chat_endpoint, DIALECT), methods=["POST"]),
+    Route(COMPLETIONS.path, partial(chat_endpoint, COMPLETIONS), methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", get_model, methods=["GET"]),

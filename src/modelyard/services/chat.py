@@ -208,6 +208,9 @@ class ChatService:
             return "image input"
         if info.tools is False and request.tools:
             return "tools"
+        pdf = info.input_modalities is None or "pdf" in info.input_modalities
+        if not pdf and request.has_pdf_documents():
+            return "PDF documents"
         fmt = request.response_format
         if info.json_schema is False and fmt is not None and fmt.kind == "json_schema":
             return "json_schema output"

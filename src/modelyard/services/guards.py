@@ -24,6 +24,7 @@ from modelyard.core.chat import (
     ChatResult,
     Choice,
     ContentPart,
+    ImagePart,
     Message,
     TextPart,
     ToolCall,
@@ -189,20 +190,29 @@ async def _screen_messages(
 async def _screen_parts(
     guards: Sequence[Guard], message: Message, state: Guarded, models: Models | None
 ) -> tuple[ContentPart, ...]:
+    """The parts with their text screened: text parts and text documents (a PDF's text is not
+    readable here). A rewritten document loses the client's own block (``native``), so the
+    upstream gets the rewritten text."""
     phase: Phase = "tool_output" if message.role == "tool" else "input"
     changed = False
     parts: list[ContentPart] = []
     for part in message.content:
+        if isinstance(part, ImagePart) or part.text is None:
+            parts.append(part)
+            continue
+        text = part.text
+        if models is None:
+            new = screen(guards, phase, text, state.vault, state.verdicts)
+        else:
+            new = await ascreen(guards, phase, text, state.vault, state.verdicts, models)
+        if new is text:
+            parts.append(part)
+            continue
+        changed = True
         if isinstance(part, TextPart):
-            if models is None:
-                text = screen(guards, phase, part.text, state.vault, state.verdicts)
-            else:
-                text = await ascreen(guards, phase, part.text, state.vault, state.verdicts, models)
-            if text is not part.text:
-                changed = True
-                parts.append(TextPart(text))
-                continue
-        parts.append(part)
+            parts.append(replace(part, text=new))
+        else:
+            parts.append(replace(part, text=new, native=None))
     return tuple(parts) if changed else message.content
 
 
@@ -359,6 +369,7 @@ class _OutputTap(Tap):
 
     __slots__ = (
         "active",
+        "custom_calls",
         "judges",
         "limit",
         "models",
@@ -392,6 +403,8 @@ class _OutputTap(Tap):
         self.active = bool(out or tools or restore)  # else: here only to log the verdicts
         self.screens: dict[int, StreamScreen] = {}
         self.tool_screens: dict[tuple[int, int], StreamScreen] = {}
+        # Calls of free-form tools, whose held-back input must go out as such.
+        self.custom_calls: set[tuple[int, int]] = set()
         self.judges: tuple[Guard, ...] = ()  # set by ``open`` for streams
         self.models: Models | None = None
         self.schemas: Schemas = ()
@@ -444,7 +457,10 @@ class _OutputTap(Tap):
                     kept.add(text, self.limit)
             return TextDelta(text, event.index) if text else ()
         if isinstance(event, ToolCallDelta) and self.tools:
-            screen_ = self._tool_screen((event.index, event.call_index))
+            key = (event.index, event.call_index)
+            if event.custom:
+                self.custom_calls.add(key)
+            screen_ = self._tool_screen(key)
             args = screen_.feed(event.arguments)
             if args or event.id is not None or event.name is not None:
                 return replace(event, arguments=args)
@@ -530,7 +546,8 @@ class _OutputTap(Tap):
         held: list[StreamEvent] = []
         for (i, call), screen_ in self.tool_screens.items():
             if i == index and (args := screen_.flush()):
-                held.append(ToolCallDelta(call, args, index=index))
+                custom = (i, call) in self.custom_calls
+                held.append(ToolCallDelta(call, args, index=index, custom=custom))
         text_screen = self.screens.get(index)
         if text_screen is not None and (text := text_screen.flush()):
             held.insert(0, TextDelta(text, index))
@@ -555,6 +572,7 @@ class _OutputTap(Tap):
                 c.id,
                 c.name,
                 screen(self.tools, "tool_input", c.arguments, state.vault, state.verdicts),
+                c.custom,
             )
             for c in message.tool_calls
         )

@@ -550,7 +550,8 @@ def result_events(result: ChatResult) -> list[StreamEvent]:
         if text:
             events.append(TextDelta(text, choice.index))
         for n, call in enumerate(choice.message.tool_calls):
-            events.append(ToolCallDelta(n, call.arguments, call.id, call.name, choice.index))
+            delta = ToolCallDelta(n, call.arguments, call.id, call.name, choice.index, call.custom)
+            events.append(delta)
         if choice.finish_reason is not None:
             events.append(Finished(choice.finish_reason, choice.index))
     if result.usage is not None:

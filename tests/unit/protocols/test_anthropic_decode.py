@@ -1,9 +1,13 @@
 import orjson
 import pytest
 
-from modelyard.core.chat import ImagePart, Message, NamedToolChoice, TextPart, ToolCall
+from modelyard.core.chat import CacheMark, ImagePart, Message, NamedToolChoice, TextPart, ToolCall
 from modelyard.core.errors import InvalidRequest
-from modelyard.protocols.anthropic.decode import decode_count_tokens, decode_messages
+from modelyard.protocols.anthropic.decode import (
+    decode_count_tokens,
+    decode_messages,
+    read_headers,
+)
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 
@@ -94,7 +98,7 @@ def test_system_string_and_blocks_lead_the_conversation():
         {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}},
     ]
     req = decode_messages(_body(system=blocks))
-    assert req.messages[0] == Message("system", (TextPart("one"), TextPart("two")))
+    assert req.messages[0] == Message("system", (TextPart("one"), TextPart("two", CacheMark())))
     assert len(decode_messages(_body(system="")).messages) == 1
 
 
@@ -199,7 +203,31 @@ def test_count_tokens_needs_no_max_tokens_and_never_streams():
         (_body(max_tokens=0), "max_tokens", "at least 1"),
         (_body(messages=[]), "messages", "at least one"),
         (_body(temperature=1.5), "temperature", "at most 1"),
-        (_body(messages=[{"role": "system", "content": "x"}]), "messages[0].role", "'user'"),
+        (_body(messages=[{"role": "tool", "content": "x"}]), "messages[0].role", "'system'"),
+        (_body(messages=[{"role": "system", "content": []}]), "messages[0].content", "empty"),
+        (
+            _body(system=[{"type": "text", "text": "s", "cache_control": {"type": "forever"}}]),
+            "system[0].cache_control.type",
+            "ephemeral",
+        ),
+        (
+            _body(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "text",
+                                "text": "x",
+                                "cache_control": {"type": "ephemeral", "ttl": "9h"},
+                            }
+                        ],
+                    }
+                ]
+            ),
+            "messages[0].content[0].cache_control.ttl",
+            "5m, 1h",
+        ),
         (_body(messages=[{"role": "user", "content": []}]), "messages[0].content", "at least"),
         (_body(messages=[{"role": "user", "content": 5}]), "messages[0].content", "string"),
         (
@@ -225,9 +253,9 @@ def test_count_tokens_needs_no_max_tokens_and_never_streams():
             "image/png",
         ),
         (
-            _body(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]),
+            _body(messages=[{"role": "user", "content": [{"type": "video", "source": {}}]}]),
             "messages[0].content[0].type",
-            "accepted: text, image, tool_result",
+            "accepted: text, image, document, tool_result",
         ),
         (
             _body(
@@ -258,9 +286,9 @@ def test_count_tokens_needs_no_max_tokens_and_never_streams():
         (_body(system=[{"type": "image"}]), "system[0].type", "'text'"),
         (_body(tools=[{"name": "f"}]), "tools[0].input_schema", "required"),
         (
-            _body(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
+            _body(tools=[{"type": "mystery_20250305", "name": "m"}]),
             "tools[0].type",
-            "custom tools",
+            "web_search_*",
         ),
         (_body(tool_choice={"type": "tool"}), "tool_choice.name", "required"),
         (_body(tool_choice={"type": "some"}), "tool_choice.type", "auto, any, tool, none"),
@@ -276,3 +304,63 @@ def test_errors_name_the_field(body, param, fragment):
     assert err.param == param
     assert err.message.startswith(f"{param}: ")
     assert fragment in err.message
+
+
+def test_a_system_turn_inside_messages_stays_where_it_stands():
+    """Claude Code sends mid-conversation system turns under non-Claude model names."""
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "next"},
+        {"role": "system", "content": [{"type": "text", "text": "now be terse"}]},
+    ]
+    req = decode_messages(_body(system="lead", messages=turns))
+    assert [m.role for m in req.messages] == ["system", "user", "assistant", "user", "system"]
+    assert req.messages[-1] == Message("system", (TextPart("now be terse"),))
+
+
+def test_cache_breakpoints_are_carried_on_parts_tools_and_tool_results():
+    mark = {"type": "ephemeral"}
+    turns = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": "ok",
+                    "cache_control": mark,
+                },
+                {"type": "text", "text": "and", "cache_control": {**mark, "ttl": "1h"}},
+            ],
+        },
+    ]
+    tools = [{"name": "f", "input_schema": {"type": "object"}, "cache_control": mark}]
+    req = decode_messages(_body(messages=turns, tools=tools))
+    tool_message, user = req.messages[-2], req.messages[-1]
+    assert tool_message.role == "tool" and tool_message.cache == CacheMark()
+    assert user.content == (TextPart("and", CacheMark("1h")),)
+    assert req.tools[0].cache == CacheMark()
+
+
+def test_server_tools_travel_whole_as_native_tools():
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+    bash = {"type": "bash_20250124", "name": "bash"}
+    req = decode_messages(_body(tools=[search, bash]))
+    assert [(t.name, t.native) for t in req.tools] == [("web_search", search), ("bash", bash)]
+    assert req.extra_origin == "anthropic"
+
+
+def test_the_beta_header_becomes_the_requests_betas():
+    req = decode_messages(_body())
+    headers = {"anthropic-beta": "prompt-caching-2024-07-31, mid-conversation-system-2026-04-07"}
+    read_headers(req, headers.get)
+    assert req.betas == ("prompt-caching-2024-07-31", "mid-conversation-system-2026-04-07")
+    with pytest.raises(InvalidRequest) as info:
+        read_headers(req, {"anthropic-beta": "bad name;drop"}.get)
+    assert info.value.param == "anthropic-beta"

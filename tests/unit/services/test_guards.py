@@ -12,7 +12,15 @@ from tests.fakes import FakeOpenAI
 
 from modelyard.config import ConfigError
 from modelyard.config.loader import settings_from_data
-from modelyard.core.chat import ChatRequest, Message, TextPart, ToolCall, ToolSpec
+from modelyard.core.chat import (
+    CacheMark,
+    ChatRequest,
+    DocumentPart,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+)
 from modelyard.core.errors import ContentBlocked, InternalError
 from modelyard.core.events import Finished, TextDelta, ToolCallDelta
 from modelyard.services.chat import ChatService
@@ -132,6 +140,20 @@ async def test_reversible_redaction_hides_input_from_upstream_and_restores_it(
         text = answer.result.choices[0].message.text()
     assert _sent(fake) == "my card is [CARD_1] and mail [EMAIL_1]"
     assert text == f"echo: my card is {CARD} and mail ann@example.org"
+
+
+async def test_text_documents_are_screened_like_text(gateway: Gateway, fake: FakeOpenAI) -> None:
+    pipeline = _pipeline(gateway, [])
+    native = {"type": "document", "source": {"type": "text", "data": f"card {CARD}"}}
+    document = DocumentPart("text/plain", text=f"card {CARD}", title="Notes", native=native)
+    marked = TextPart("mail ann@example.org", CacheMark())
+    request = ChatRequest("a", [Message("user", (document, marked))])
+    await pipeline.complete(_caller(), request)
+    parts = fake.requests[-1].json["messages"][-1]["content"]
+    assert parts == [
+        {"type": "text", "text": "Notes\n\ncard [CARD_1]"},
+        {"type": "text", "text": "mail [EMAIL_1]"},
+    ]
 
 
 async def test_output_redaction_catches_a_card_split_over_stream_deltas(

@@ -6,10 +6,17 @@ is the order every chat API expects (results answer the previous assistant turn;
 speaks). An assistant turn becomes one message: its text, its ``tool_use`` blocks as tool calls
 and its ``thinking`` as reasoning.
 
+A ``system`` turn inside ``messages`` (mid-conversation system messages) becomes a core system
+message where it stands; each upstream adapter places or folds it.
+
+``cache_control`` on a text or image block, a system block or a tool result is carried as the
+part's (or the tool message's) ``CacheMark``; a top-level ``cache_control`` (automatic caching)
+travels as an extra field.
+
 Lossy points, decided here:
 
-* ``cache_control`` on a block is accepted and not carried: the core has no per-block cache
-  marker. A top-level ``cache_control`` (automatic caching) travels as an extra field.
+* ``cache_control`` on ``tool_use`` and ``thinking`` blocks (assistant turns) has no core
+  counterpart and is not carried; the breakpoints on the turns around it still are.
 * ``is_error`` on a tool result has no core counterpart; the result's text is prefixed with
   ``ERROR_PREFIX`` so the model of any target still learns that the call failed.
 * ``redacted_thinking`` is dropped: its data is encrypted, readable by no other model, and the
@@ -24,25 +31,40 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
+from modelyard.core.chat import (
+    CacheMark,
+    ContentPart,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+)
 from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.validate import bad, get_bool, get_dict, get_str, require_dict
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 ERROR_PREFIX = "Error: "
 RAW_INPUT_KEY = "_raw"
-_USER_BLOCKS = "text, image, tool_result"
+_USER_BLOCKS = "text, image, document, tool_result"
+_DOCUMENT_SOURCES = ("base64", "text", "url", "content", "file")
 _ASSISTANT_BLOCKS = "text, tool_use, thinking, redacted_thinking"
 _RESULT_BLOCKS = "text, image"
+_CACHE_TTLS = ("5m", "1h")
 
 
 def turn_messages(raw: Any, param: str) -> list[Message]:
     """The core messages for one turn of ``messages``."""
     obj = require_dict(raw, param)
     role = get_str(obj, "role", f"{param}.role", required=True)
-    if role not in ("user", "assistant"):
-        raise bad(f"{param}.role", f"must be 'user' or 'assistant'; got {role!r}")
+    if role not in ("user", "assistant", "system"):
+        raise bad(f"{param}.role", f"must be 'user', 'assistant' or 'system'; got {role!r}")
     content = obj.get("content")
+    if role == "system":
+        message = system_message(content, f"{param}.content")
+        if message is None:
+            raise bad(f"{param}.content", "must not be empty")
+        return [message]
     if isinstance(content, str):
         return [Message("user" if role == "user" else "assistant", (TextPart(content),))]
     if not isinstance(content, list):
@@ -54,22 +76,37 @@ def turn_messages(raw: Any, param: str) -> list[Message]:
     return [_assistant_turn(content, f"{param}.content")]
 
 
-def system_message(raw: Any) -> Message | None:
-    """The top-level ``system`` (a string or text blocks) as one system message."""
+def system_message(raw: Any, param: str = "system") -> Message | None:
+    """The top-level ``system`` or a system turn's content (a string or text blocks) as one
+    system message, one text part per block (with its cache breakpoint)."""
     if raw is None:
         return None
     if isinstance(raw, str):
         return Message("system", (TextPart(raw),)) if raw else None
     if not isinstance(raw, list):
-        raise bad("system", "must be a string or an array of text blocks")
+        raise bad(param, "must be a string or an array of text blocks")
     parts: list[ContentPart] = []
     for i, item in enumerate(raw):
-        block = require_dict(item, f"system[{i}]")
-        kind = get_str(block, "type", f"system[{i}].type", required=True)
+        block = require_dict(item, f"{param}[{i}]")
+        kind = get_str(block, "type", f"{param}[{i}].type", required=True)
         if kind != "text":
-            raise bad(f"system[{i}].type", f"must be 'text'; got {kind!r}")
-        parts.append(TextPart(get_str(block, "text", f"system[{i}].text", required=True) or ""))
+            raise bad(f"{param}[{i}].type", f"must be 'text'; got {kind!r}")
+        parts.append(_text(block, f"{param}[{i}]"))
     return Message("system", tuple(parts)) if parts else None
+
+
+def cache_mark(block: dict[str, Any], param: str) -> CacheMark | None:
+    """A block's ``cache_control`` (``{"type": "ephemeral", "ttl"?: "5m" | "1h"}``)."""
+    raw = get_dict(block, "cache_control", f"{param}.cache_control")
+    if raw is None:
+        return None
+    kind = get_str(raw, "type", f"{param}.cache_control.type", required=True)
+    if kind != "ephemeral":
+        raise bad(f"{param}.cache_control.type", f"must be 'ephemeral'; got {kind!r}")
+    ttl = get_str(raw, "ttl", f"{param}.cache_control.ttl")
+    if ttl is not None and ttl not in _CACHE_TTLS:
+        raise bad(f"{param}.cache_control.ttl", f"must be one of {', '.join(_CACHE_TTLS)}")
+    return CacheMark(ttl)
 
 
 def _user_turn(blocks: list[Any], param: str) -> list[Message]:
@@ -85,6 +122,8 @@ def _user_turn(blocks: list[Any], param: str) -> list[Message]:
             parts.append(_text(block, p))
         elif kind == "image":
             parts.append(_image(block, p))
+        elif kind == "document":
+            parts.append(_document(block, p))
         else:
             raise _unsupported(p, kind, _USER_BLOCKS, "user")
     if parts:
@@ -120,14 +159,17 @@ def _assistant_turn(blocks: list[Any], param: str) -> Message:
 
 
 def _text(block: dict[str, Any], param: str) -> TextPart:
-    return TextPart(get_str(block, "text", f"{param}.text", required=True) or "")
+    text = get_str(block, "text", f"{param}.text", required=True) or ""
+    return TextPart(text, cache_mark(block, param))
 
 
 def _image(block: dict[str, Any], param: str) -> ImagePart:
     source = get_dict(block, "source", f"{param}.source", required=True) or {}
     kind = get_str(source, "type", f"{param}.source.type", required=True)
+    cache = cache_mark(block, param)
     if kind == "url":
-        return ImagePart(get_str(source, "url", f"{param}.source.url", required=True) or "")
+        url = get_str(source, "url", f"{param}.source.url", required=True) or ""
+        return ImagePart(url, cache=cache)
     if kind != "base64":
         raise bad(f"{param}.source.type", f"must be 'base64' or 'url'; got {kind!r}")
     media_type = get_str(source, "media_type", f"{param}.source.media_type", required=True)
@@ -139,7 +181,54 @@ def _image(block: dict[str, Any], param: str) -> ImagePart:
     data = get_str(source, "data", f"{param}.source.data", required=True)
     if not data:
         raise bad(f"{param}.source.data", "must not be empty")
-    return ImagePart(f"data:{media_type};base64,{data}")
+    return ImagePart(f"data:{media_type};base64,{data}", cache=cache)
+
+
+def _document(block: dict[str, Any], param: str) -> DocumentPart:
+    """A PDF (base64 or URL), plain text, text content blocks or a Files API id. The block
+    travels whole too (``native``) for upstreams of this API."""
+    source = get_dict(block, "source", f"{param}.source", required=True) or {}
+    p = f"{param}.source"
+    kind = get_str(source, "type", f"{p}.type", required=True)
+    if kind not in _DOCUMENT_SOURCES:
+        raise bad(f"{p}.type", f"must be one of {', '.join(_DOCUMENT_SOURCES)}; got {kind!r}")
+    title = get_str(block, "title", f"{param}.title")
+    cache = cache_mark(block, param)
+    if kind in ("base64", "text"):
+        expected = "application/pdf" if kind == "base64" else "text/plain"
+        media_type = get_str(source, "media_type", f"{p}.media_type", required=True)
+        if media_type != expected:
+            raise bad(f"{p}.media_type", f"must be {expected!r} for a {kind} source")
+        data = get_str(source, "data", f"{p}.data", required=True) or ""
+        text = data if kind == "text" else None
+        pdf = data if kind == "base64" else None
+        return DocumentPart(expected, pdf, None, text, title, cache, block)
+    if kind == "url":
+        url = get_str(source, "url", f"{p}.url", required=True)
+        return DocumentPart("application/pdf", None, url, None, title, cache, block)
+    if kind == "content":
+        text = _content_source_text(source, p)
+        return DocumentPart("text/plain", None, None, text, title, cache, block)
+    get_str(source, "file_id", f"{p}.file_id", required=True)
+    return DocumentPart("application/pdf", None, None, None, title, cache, block)
+
+
+def _content_source_text(source: dict[str, Any], param: str) -> str:
+    content = source.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise bad(f"{param}.content", "must be a string or an array of text blocks")
+    texts = []
+    for i, item in enumerate(content):
+        inner = require_dict(item, f"{param}.content[{i}]")
+        if inner.get("type") != "text":
+            raise bad(
+                f"{param}.content[{i}].type",
+                "must be 'text' (images in documents are not supported here)",
+            )
+        texts.append(_text(inner, f"{param}.content[{i}]").text)
+    return "\n\n".join(texts)
 
 
 def _tool_use(block: dict[str, Any], param: str) -> ToolCall:
@@ -175,13 +264,14 @@ def _tool_result(block: dict[str, Any], param: str) -> Message:
         raise bad(f"{param}.content", "must be a string or an array of content blocks")
     if get_bool(block, "is_error", f"{param}.is_error"):
         parts = _mark_error(parts)
-    return Message("tool", tuple(parts), tool_call_id=call_id)
+    return Message("tool", tuple(parts), tool_call_id=call_id, cache=cache_mark(block, param))
 
 
 def _mark_error(parts: list[ContentPart]) -> list[ContentPart]:
     for i, part in enumerate(parts):
         if isinstance(part, TextPart):
-            return [*parts[:i], TextPart(ERROR_PREFIX + part.text), *parts[i + 1 :]]
+            marked = TextPart(ERROR_PREFIX + part.text, part.cache)
+            return [*parts[:i], marked, *parts[i + 1 :]]
     return [TextPart(ERROR_PREFIX.rstrip()), *parts]
 
 

@@ -18,7 +18,7 @@ import math
 
 import orjson
 
-from modelyard.core.chat import ChatRequest, ImagePart, Message, TextPart
+from modelyard.core.chat import ChatRequest, DocumentPart, ImagePart, Message, TextPart
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
@@ -54,6 +54,8 @@ def _message_size(message: Message) -> tuple[int, int]:
             chars += len(part.text)
         elif isinstance(part, ImagePart):
             images += 1
+        elif isinstance(part, DocumentPart):
+            chars += len(part.text or "")  # a PDF's size is unknown before the vendor reads it
     for call in message.tool_calls:
         chars += len(call.name) + len(call.arguments)
     return chars, images

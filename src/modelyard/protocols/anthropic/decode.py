@@ -3,10 +3,13 @@
 Every error names its field the way the body spells it
 (``messages[1].content[0].source.media_type``). Field by field:
 
-* ``system`` becomes a leading system message; ``messages`` turns become core messages (see
-  ``content``).
-* ``tools`` are custom tools (``name``, ``description``, ``input_schema``, ``strict``); server
-  tools (``web_search_...``, ``bash_...``) are refused, since only the vendor runs them.
+* ``system`` becomes a leading system message (one text part per block, with its cache
+  breakpoint); ``messages`` turns become core messages (see ``content``), system turns included.
+* ``tools`` are custom tools (``name``, ``description``, ``input_schema``, ``strict``,
+  ``cache_control``) or server tools (``web_search_...``, ``code_execution_...``, ``bash_...``,
+  ``text_editor_...``, ``computer_...``, ``web_fetch_...``), which travel whole as the tool's
+  ``native`` definition: only the vendor runs them, so other upstreams refuse them by name.
+* The ``anthropic-beta`` header (comma-separated names) becomes ``betas`` (``read_headers``).
 * ``tool_choice``: ``auto`` → auto, ``any`` → required, ``tool`` → that tool, ``none`` → none;
   ``disable_parallel_tool_use: true`` → ``parallel_tool_calls: false``.
 * ``stop_sequences`` → ``stop``; ``metadata.user_id`` → ``user``.
@@ -17,6 +20,8 @@ Every error names its field the way the body spells it
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from modelyard.core.chat import (
@@ -27,7 +32,7 @@ from modelyard.core.chat import (
     ToolChoice,
     ToolSpec,
 )
-from modelyard.protocols.anthropic.content import system_message, turn_messages
+from modelyard.protocols.anthropic.content import cache_mark, system_message, turn_messages
 from modelyard.protocols.validate import (
     bad,
     get_bool,
@@ -47,6 +52,14 @@ _MODELLED = frozenset(
     }
 )  # fmt: skip
 _CUSTOM_TOOL_TYPES = (None, "custom")
+# Server tools are versioned by a date suffix (``web_search_20250305``); the prefix names them.
+SERVER_TOOL_PREFIXES = (
+    "web_search_", "code_execution_", "bash_", "text_editor_", "computer_", "web_fetch_",
+)  # fmt: skip
+BETA_HEADER = "anthropic-beta"
+_MAX_BETAS = 64
+_MAX_BETA_CHARS = 128
+_BETA_NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{_MAX_BETA_CHARS}}}")
 DIALECT = "anthropic"
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 _THINKING_TYPES = ("enabled", "disabled", "adaptive")
@@ -55,6 +68,25 @@ _THINKING_TYPES = ("enabled", "disabled", "adaptive")
 def decode_messages(body: Any) -> ChatRequest:
     """A ``POST /v1/messages`` body as a core request."""
     return _decode(body, counting=False)
+
+
+def read_headers(request: ChatRequest, header: Callable[[str], str | None]) -> None:
+    """Header fields of this dialect: ``anthropic-beta`` into ``request.betas``."""
+    raw = header(BETA_HEADER)
+    if not raw:
+        return
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if len(names) > _MAX_BETAS or any(not _beta_name(name) for name in names):
+        raise bad(
+            BETA_HEADER,
+            f"must be at most {_MAX_BETAS} comma-separated beta names (letters, digits, "
+            f"'-', '_', '.', at most {_MAX_BETA_CHARS} characters each)",
+        )
+    request.betas = names
+
+
+def _beta_name(name: str) -> bool:
+    return _BETA_NAME.fullmatch(name) is not None
 
 
 def decode_count_tokens(body: Any) -> ChatRequest:
@@ -134,18 +166,24 @@ def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
         p = f"tools[{i}]"
         obj = require_dict(item, p)
         kind = get_str(obj, "type", f"{p}.type")
+        name = get_str(obj, "name", f"{p}.name", required=True) or ""
         if kind not in _CUSTOM_TOOL_TYPES:
-            raise bad(
-                f"{p}.type",
-                f"server tool {kind!r} is not supported here; only custom tools "
-                "(name, description, input_schema) are",
-            )
+            if not kind or not kind.startswith(SERVER_TOOL_PREFIXES):
+                raise bad(
+                    f"{p}.type",
+                    f"unknown tool type {kind!r}; accepted: custom tools (no type, or "
+                    "'custom') and the server tools "
+                    + ", ".join(f"{prefix}*" for prefix in SERVER_TOOL_PREFIXES),
+                )
+            tools.append(ToolSpec(name=name, cache=cache_mark(obj, p), native=obj))
+            continue
         tools.append(
             ToolSpec(
-                name=get_str(obj, "name", f"{p}.name", required=True) or "",
+                name=name,
                 description=get_str(obj, "description", f"{p}.description"),
                 parameters=get_dict(obj, "input_schema", f"{p}.input_schema", required=True),
                 strict=get_bool(obj, "strict", f"{p}.strict"),
+                cache=cache_mark(obj, p),
             )
         )
     return tuple(tools)

@@ -8,8 +8,9 @@ reason and usage) and ``message_stop``. Each frame is ``event: <type>\\ndata: <j
 Blocks open as the kind of content changes: reasoning, text and each tool call (a new core
 ``call_index``) get their own block, and the open block is closed before the next one starts; a
 signature closes its thinking block. Usage arrives at the end of a core stream, so
-``message_start`` reports zero tokens and ``message_delta`` carries the final counts, input
-included (the SDKs let those overwrite the start's). Should an upstream interleave the argument
+``message_start`` reports the gateway's estimate of the input tokens (``input_estimate``, see
+``count``) and ``message_delta`` carries the upstream's final counts, input included (the SDKs
+let those overwrite the start's). Should an upstream interleave the argument
 pieces of several calls, a late piece goes to its call's block by index even though that block
 was closed: dropping it would corrupt the call, and the SDKs' accumulators address blocks by
 index. Only the first choice is encoded: this API has no ``n``.
@@ -48,10 +49,11 @@ class _Block:
 class StreamEncoder:
     """Turns one response's core events into SSE frames; call ``start``, ``encode``, ``finish``."""
 
-    __slots__ = ("_calls", "_id", "_model", "_next", "_open", "_reason", "_usage")
+    __slots__ = ("_calls", "_estimate", "_id", "_model", "_next", "_open", "_reason", "_usage")
 
-    def __init__(self, message_id: str, model: str) -> None:
+    def __init__(self, message_id: str, model: str, input_estimate: int = 0) -> None:
         self._id = message_id
+        self._estimate = input_estimate
         self._model = model
         self._open: _Block | None = None
         self._next = 0
@@ -68,7 +70,7 @@ class StreamEncoder:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {"input_tokens": self._estimate, "output_tokens": 0},
         }
         return frame("message_start", {"type": "message_start", "message": message}) + frame(
             "ping", {"type": "ping"}

@@ -132,6 +132,13 @@ def _tool_calls(raw: list[Any] | None, param: str) -> tuple[ToolCall, ...]:
     for i, item in enumerate(raw):
         p = f"{param}.tool_calls[{i}]"
         obj = require_dict(item, p)
+        if obj.get("type") == "custom":
+            custom = get_dict(obj, "custom", f"{p}.custom", required=True) or {}
+            call_id = get_str(obj, "id", f"{p}.id", required=True) or ""
+            name = get_str(custom, "name", f"{p}.custom.name", required=True) or ""
+            text = get_str(custom, "input", f"{p}.custom.input") or ""
+            calls.append(ToolCall(call_id, name, text, custom=True))
+            continue
         fn = get_dict(obj, "function", f"{p}.function", required=True) or {}
         calls.append(
             ToolCall(
@@ -162,8 +169,11 @@ def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
     for i, item in enumerate(raw):
         obj = require_dict(item, f"tools[{i}]")
         kind = get_str(obj, "type", f"tools[{i}].type", required=True)
+        if kind == "custom":
+            tools.append(_custom_tool(obj, f"tools[{i}]"))
+            continue
         if kind != "function":
-            raise bad(f"tools[{i}].type", f"must be 'function', got {kind!r}")
+            raise bad(f"tools[{i}].type", f"must be 'function' or 'custom', got {kind!r}")
         fn = get_dict(obj, "function", f"tools[{i}].function", required=True) or {}
         tools.append(
             ToolSpec(
@@ -174,6 +184,14 @@ def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
             )
         )
     return tuple(tools)
+
+
+def _custom_tool(obj: dict[str, Any], param: str) -> ToolSpec:
+    """A free-form tool: only an OpenAI-compatible upstream runs it, so it travels whole."""
+    custom = get_dict(obj, "custom", f"{param}.custom", required=True) or {}
+    name = get_str(custom, "name", f"{param}.custom.name", required=True) or ""
+    description = get_str(custom, "description", f"{param}.custom.description")
+    return ToolSpec(name=name, description=description, native=obj)
 
 
 def _tool_choice(raw: Any) -> ToolChoice | None:

@@ -38,7 +38,13 @@ def message_json(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role, "content": text if message.content else None}
     if message.tool_calls:
         out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": c.id, "type": "custom", "custom": {"name": c.name, "input": c.arguments}}
+            if c.custom
+            else {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
             for c in message.tool_calls
         ]
     if message.reasoning is not None:
@@ -109,14 +115,15 @@ class ChunkEncoder:
         if isinstance(event, TextDelta):
             return self._delta(event.index, {"content": event.text})
         if isinstance(event, ToolCallDelta):
+            kind = "custom" if event.custom else "function"
             call: dict[str, Any] = {"index": event.call_index}
             if event.id is not None:
                 call["id"] = event.id
-                call["type"] = "function"
-            fn: dict[str, Any] = {"arguments": event.arguments}
+                call["type"] = kind
+            fn: dict[str, Any] = {"input" if event.custom else "arguments": event.arguments}
             if event.name is not None:
                 fn["name"] = event.name
-            call["function"] = fn
+            call[kind] = fn
             return self._delta(event.index, {"tool_calls": [call]})
         if isinstance(event, ReasoningDelta):
             # A signature-only delta has no text for this dialect to carry.
@@ -173,7 +180,7 @@ def content_json(message: Message) -> str | list[dict[str, Any]] | None:
             if p.detail is not None:
                 image["detail"] = p.detail
             parts.append({"type": "image_url", "image_url": image})
-        else:
+        elif isinstance(p, TextPart):
             parts.append({"type": "text", "text": p.text})
     return parts
 

@@ -10,6 +10,8 @@ from pydantic import Field
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import UnsupportedCapability, UpstreamError
+from modelyard.providers.anthropic.betas import HEADER as BETA_HEADER
+from modelyard.providers.anthropic.betas import BetaFilter, patterns
 from modelyard.providers.anthropic.codec import (
     DEFAULT_MAX_TOKENS,
     BuildOptions,
@@ -40,13 +42,26 @@ class AnthropicOptions(ProviderOptions):
         description="how JSON answers are obtained: tool (any model) or native "
         "(output_config.format, Claude 4.5 and later)",
     )
+    # Comma-separated, because provider options are scalars in the config file.
+    betas_allowed: str = Field(
+        "*",
+        description="the client's anthropic-beta names forwarded upstream: comma-separated "
+        "shell-style patterns (e.g. 'prompt-caching-*,mid-conversation-system-*'); '' forwards "
+        "none",
+    )
+    betas_denied: str = Field(
+        "",
+        description="anthropic-beta names never forwarded, even when allowed (comma-separated "
+        "patterns)",
+    )
 
 
 class AnthropicProvider(HttpAdapter):
     """Claude through the Messages API (``POST {base}/v1/messages``, ``x-api-key`` auth).
 
     ``settings.headers`` are sent as well and may override ``anthropic-version`` or add
-    ``anthropic-beta``.
+    ``anthropic-beta``; a client's own betas are added per request as the options allow
+    (``betas``).
     """
 
     KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"
@@ -67,6 +82,11 @@ class AnthropicProvider(HttpAdapter):
             headers["x-api-key"] = settings.api_key
         self._headers = headers
         options = AnthropicOptions.model_validate(settings.options)
+        self._betas = BetaFilter(
+            patterns(options.betas_allowed),
+            patterns(options.betas_denied),
+            headers.get(BETA_HEADER, ""),
+        )
         self._options = BuildOptions(
             provider=settings.name,
             default_max_tokens=options.default_max_tokens,
@@ -77,24 +97,29 @@ class AnthropicProvider(HttpAdapter):
         return http_failure(status, headers, body)
 
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult:
-        built = build_request(request, model, self._options, stream=False)
-        out = Outgoing(f"{self._api}/messages", self._headers, built.encode())
+        betas = self._betas.passed(request.betas)
+        built = build_request(request, model, self._options, stream=False, betas=betas)
+        headers = self._betas.headers(self._headers, betas)
+        out = Outgoing(f"{self._api}/messages", headers, built.encode())
         resp = await self.exchange(out, ctx)
         return parse_message(self._json(resp.body), built.json_tool, self.label)
 
     def stream_call(
         self, request: ChatRequest, model: str, ctx: CallContext
     ) -> StreamCall[SSEEvent]:
-        built = build_request(request, model, self._options, stream=True)
-        headers = {**self._headers, "accept": "text/event-stream"}
+        betas = self._betas.passed(request.betas)
+        built = build_request(request, model, self._options, stream=True, betas=betas)
+        headers = {**self._betas.headers(self._headers, betas), "accept": "text/event-stream"}
         out = Outgoing(f"{self._api}/messages", headers, built.encode())
         return StreamCall(out, SSEDecoder(), StreamState(built.json_tool, self.label))
 
     async def count_tokens(self, request: ChatRequest, model: str, ctx: CallContext) -> int:
         """Input tokens ``request`` would use, from the API's token-counting endpoint."""
-        body = build_request(request, model, self._options, stream=False).body
+        betas = self._betas.passed(request.betas)
+        body = build_request(request, model, self._options, stream=False, betas=betas).body
         counted = {key: body[key] for key in _COUNT_FIELDS if key in body}
-        out = Outgoing(f"{self._api}/messages/count_tokens", self._headers, encode_body(counted))
+        headers = self._betas.headers(self._headers, betas)
+        out = Outgoing(f"{self._api}/messages/count_tokens", headers, encode_body(counted))
         resp = await self.exchange(out, ctx)
         tokens = self._json(resp.body).get("input_tokens")
         if not isinstance(tokens, int):

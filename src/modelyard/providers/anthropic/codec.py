@@ -18,7 +18,12 @@ does the I/O. Decisions where the mapping is lossy:
   API would refuse it: clients of dialects without signatures cannot send it back).
 * Prompt caching: a client's top-level ``cache_control`` (``{"type": "ephemeral"}``, optional
   ``ttl``), sent as an extra field, is passed through; the API then puts the breakpoint on the
-  last cacheable block, which caches the system prompt, tools and history.
+  last cacheable block, which caches the system prompt, tools and history. Breakpoints on
+  blocks, system blocks and tools (``CacheMark``) go out as their ``cache_control``.
+* Mid-conversation system messages stay in place only when the client named the
+  ``mid-conversation-system-*`` beta (``MID_SYSTEM_BETA``) and the adapter forwards it; else they
+  are hoisted into ``system``.
+* Server tools (``ToolSpec.native``) go out as the client wrote them.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from typing import Any, Literal
 from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolSpec
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.anthropic import params
-from modelyard.providers.anthropic.messages import convert_messages
+from modelyard.providers.anthropic.messages import cache_control, convert_messages
 from modelyard.providers.base import encode_body
+from modelyard.providers.extras import native_tool
 from modelyard.providers.json_tool import DESCRIPTION as JSON_TOOL_DESCRIPTION
 from modelyard.providers.json_tool import (
     client_demands_a_call,
@@ -41,6 +47,10 @@ from modelyard.providers.json_tool import (
 from modelyard.providers.json_tool import tool_name as json_tool_name
 
 DEFAULT_MAX_TOKENS = 4096
+MID_SYSTEM_BETA = "mid-conversation-system-"
+# Server tools written in these dialects run here.
+NATIVE = ("anthropic",)
+API = "Messages API"
 MIN_THINKING_BUDGET = 1024  # the API's floor for budget_tokens
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 StructuredOutput = Literal["tool", "native"]
@@ -51,6 +61,11 @@ class BuildOptions:
     provider: str
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     structured_output: StructuredOutput = "tool"
+
+
+def sends_mid_system(betas: tuple[str, ...]) -> bool:
+    """Whether system turns may stay inside ``messages`` (the betas that will be sent)."""
+    return any(beta.startswith(MID_SYSTEM_BETA) for beta in betas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +80,19 @@ class UpstreamRequest:
 
 
 def build_request(
-    request: ChatRequest, model: str, options: BuildOptions, *, stream: bool
+    request: ChatRequest,
+    model: str,
+    options: BuildOptions,
+    *,
+    stream: bool,
+    betas: tuple[str, ...] = (),
 ) -> UpstreamRequest:
+    """The body for ``request``; ``betas`` are the ones the request will be sent with."""
     provider = options.provider
     params.check_core_fields(request, provider)
     body = params.passthrough_extras(request, provider)
-    system, turns = convert_messages(request.messages, provider)
+    mid_system = sends_mid_system(betas)
+    system, turns = convert_messages(request.messages, provider, mid_system=mid_system)
     body["model"] = model
     body["messages"] = turns
     if system:
@@ -147,7 +169,10 @@ def _max_tokens(r: ChatRequest, options: BuildOptions, budget: int | None) -> in
 
 def _tools(body: dict[str, Any], r: ChatRequest, provider: str) -> None:
     if r.tools:
-        body["tools"] = [tool_json(t) for t in r.tools]
+        body["tools"] = [
+            tool_json(t) if t.native is None else native_tool(r, i, NATIVE, provider, API)
+            for i, t in enumerate(r.tools)
+        ]
     choice = _tool_choice(r, provider)
     if choice is not None:
         body["tool_choice"] = choice
@@ -162,6 +187,8 @@ def tool_json(tool: ToolSpec) -> dict[str, Any]:
     )
     if tool.strict:
         out["strict"] = True
+    if tool.cache is not None:
+        out["cache_control"] = cache_control(tool.cache)
     return out
 
 

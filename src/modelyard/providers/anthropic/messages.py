@@ -1,9 +1,13 @@
 """Core messages → the Messages API's top-level ``system`` and its ``messages`` turns.
 
-The Messages API has no system role: system and developer messages, wherever they stand, are
-hoisted in order into ``system`` (position in the conversation is lost; Claude reads them as one
-preamble). Tool results travel as ``tool_result`` blocks in a user turn, and consecutive turns of
-the same role are merged into one, so parallel tool results share a single user message.
+System and developer messages before the first turn go to ``system``, one text block per part
+with its cache breakpoint. Later ones (mid-conversation system messages) stay where they stand
+as ``system`` turns when the request may send them (``mid_system``: the client named the beta);
+otherwise they are hoisted, in order, into ``system`` (their position is lost; Claude reads them
+as part of the preamble). Cache breakpoints (``CacheMark``) become ``cache_control`` on the
+block they follow. Tool results travel as ``tool_result`` blocks in a user turn, and
+consecutive turns of the same role are merged into one, so parallel tool results share a
+single user message.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ImagePart, Message, TextPart, ToolCall
+from modelyard.core.chat import CacheMark, DocumentPart, ImagePart, Message, TextPart, ToolCall
 from modelyard.core.errors import InvalidRequest
 
 Block = dict[str, Any]
@@ -31,13 +35,19 @@ _ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _LEADING_BLOCKS = frozenset({"thinking", "redacted_thinking", "tool_result"})
 
 
-def convert_messages(messages: Sequence[Message], provider: str) -> tuple[list[Block], list[Turn]]:
+def convert_messages(
+    messages: Sequence[Message], provider: str, *, mid_system: bool = False
+) -> tuple[list[Block], list[Turn]]:
     """``(system blocks, turns)`` for ``messages``; raises ``InvalidRequest`` naming the field."""
     system: list[Block] = []
     turns: list[Turn] = []
     for i, message in enumerate(messages):
         if message.role in ("system", "developer"):
-            system.extend(_system_blocks(message, i, provider))
+            blocks = _system_blocks(message, i, provider)
+            if mid_system and turns and blocks:
+                turns.append({"role": "system", "content": blocks})
+            else:
+                system.extend(blocks)
             continue
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message, i, provider)
@@ -51,6 +61,13 @@ def convert_messages(messages: Sequence[Message], provider: str) -> tuple[list[B
     return system, turns
 
 
+def cache_control(mark: CacheMark) -> dict[str, str]:
+    out = {"type": "ephemeral"}
+    if mark.ttl is not None:
+        out["ttl"] = mark.ttl
+    return out
+
+
 def tool_use_id(raw: str) -> str:
     return _ID_BAD_CHARS.sub("_", raw) or "toolu_"
 
@@ -61,8 +78,16 @@ def _system_blocks(message: Message, i: int, provider: str) -> list[Block]:
             f"messages[{i}]: provider {provider!r} accepts only text in {message.role} messages",
             param=f"messages[{i}].content",
         )
-    text = message.text()
-    return [{"type": "text", "text": text}] if text else []
+    return [
+        _text_block(part) for part in message.content if isinstance(part, TextPart) and part.text
+    ]
+
+
+def _text_block(part: TextPart) -> Block:
+    block: Block = {"type": "text", "text": part.text}
+    if part.cache is not None:
+        block["cache_control"] = cache_control(part.cache)
+    return block
 
 
 def _blocks(message: Message, i: int, provider: str) -> list[Block]:
@@ -90,16 +115,40 @@ def _content_blocks(message: Message, i: int, provider: str) -> list[Block]:
         if isinstance(part, TextPart):
             # The API rejects empty text blocks; an empty string carries nothing anyway.
             if part.text:
-                blocks.append({"type": "text", "text": part.text})
+                blocks.append(_text_block(part))
         elif message.role == "assistant":
             raise InvalidRequest(
-                f"messages[{i}].content[{j}]: provider {provider!r} accepts no images in "
-                "assistant messages",
+                f"messages[{i}].content[{j}]: provider {provider!r} accepts no images or "
+                "documents in assistant messages",
                 param=f"messages[{i}].content[{j}]",
             )
+        elif isinstance(part, DocumentPart):
+            blocks.append(document_block(part))
         else:
-            blocks.append(image_block(part, f"messages[{i}].content[{j}]", provider))
+            block = image_block(part, f"messages[{i}].content[{j}]", provider)
+            if part.cache is not None:
+                block["cache_control"] = cache_control(part.cache)
+            blocks.append(block)
     return blocks
+
+
+def document_block(part: DocumentPart) -> Block:
+    """A document block: as the client wrote it when it came as one (title, context, citations
+    and cache marker included), else built from the part."""
+    if part.native is not None and part.native.get("type") == "document":
+        return dict(part.native)
+    if part.text is not None:
+        source: Block = {"type": "text", "media_type": "text/plain", "data": part.text}
+    elif part.data is not None:
+        source = {"type": "base64", "media_type": part.media_type, "data": part.data}
+    else:
+        source = {"type": "url", "url": part.url}
+    block: Block = {"type": "document", "source": source}
+    if part.title:
+        block["title"] = part.title
+    if part.cache is not None:
+        block["cache_control"] = cache_control(part.cache)
+    return block
 
 
 def image_block(part: ImagePart, param: str, provider: str) -> Block:
@@ -162,10 +211,12 @@ def _tool_result(message: Message, i: int, provider: str) -> Block:
             param=f"messages[{i}].tool_call_id",
         )
     block: Block = {"type": "tool_result", "tool_use_id": tool_use_id(message.tool_call_id)}
-    if message.has_images():
+    if message.has_images() or any(p.cache is not None for p in message.content):
         block["content"] = _content_blocks(message, i, provider)
     else:
         text = message.text()
         if text:
             block["content"] = text
+    if message.cache is not None:
+        block["cache_control"] = cache_control(message.cache)
     return block

@@ -22,7 +22,7 @@ lossy:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +30,8 @@ from modelyard.core.chat import ChatRequest, NamedToolChoice, ToolSpec
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.base import encode_body
 from modelyard.providers.bedrock import params
-from modelyard.providers.bedrock.messages import Converted, convert_messages
+from modelyard.providers.bedrock.messages import Converted, cache_point, convert_messages
+from modelyard.providers.extras import refuse_native_tools
 from modelyard.providers.json_tool import DESCRIPTION as JSON_TOOL_DESCRIPTION
 from modelyard.providers.json_tool import (
     client_demands_a_call,
@@ -126,6 +127,13 @@ def _client_tool(tool: ToolSpec) -> dict[str, Any]:
     return spec
 
 
+def _with_cache_points(tools: list[dict[str, Any]], specs: Sequence[ToolSpec]) -> None:
+    """A ``cachePoint`` after each tool the client marked (Converse takes them in the list)."""
+    for i in range(len(specs) - 1, -1, -1):
+        if specs[i].cache is not None:
+            tools.insert(i + 1, cache_point())
+
+
 def _tools(
     r: ChatRequest, converted: Converted, provider: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -135,7 +143,9 @@ def _tools(
         raise InvalidRequest(
             f"tool_choice: provider {provider!r} needs tools to choose from", param="tool_choice"
         )
+    refuse_native_tools(r, provider, "Bedrock Converse")
     tools = [_client_tool(t) for t in r.tools]
+    _with_cache_points(tools, r.tools)
     if converted.has_tool_blocks and not tools:
         tools = [tool_spec(name, None, None) for name in converted.history_tools]
         return tools or [tool_spec("tool", None, None)], None

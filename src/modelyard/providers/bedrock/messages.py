@@ -1,7 +1,9 @@
 """Core messages → Converse's top-level ``system`` blocks and its ``messages`` turns.
 
 Converse has no system role: system and developer messages, wherever they stand, are hoisted in
-order into ``system``. Tool results become ``toolResult`` blocks in a user turn, consecutive turns
+order into ``system``, one text block per part. A client's cache breakpoint (``CacheMark``)
+becomes a ``cachePoint`` block after the block it marks (its ``ttl`` is not sent: the default
+lifetime applies). Tool results become ``toolResult`` blocks in a user turn, consecutive turns
 of one role are merged (parallel tool results share a turn, tool results first), and empty text
 is left out because Converse rejects blank text blocks. Images must be inline (``data:`` URLs):
 Converse takes bytes (base64 in JSON) or S3 locations, never web URLs, and the gateway does not
@@ -21,8 +23,9 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ImagePart, Message, TextPart
+from modelyard.core.chat import ContentPart, DocumentPart, Message, TextPart
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability
+from modelyard.providers.documents import inline_pdf
 
 Block = dict[str, Any]
 Turn = dict[str, Any]
@@ -41,6 +44,8 @@ _DATA_URL = re.compile(
 # vendors may not, so they are rewritten the same way on the call and on its result.
 _ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_.:-]")
 _ID_MAX = 64
+_NAME_BAD_CHARS = re.compile(r"[^A-Za-z0-9\-()\[\] ]")
+_NAME_MAX = 200
 # Within a turn these must lead: reasoning before an assistant's text, results before user text.
 _LEADING = ("reasoningContent", "toolResult")
 
@@ -86,24 +91,36 @@ def _leads_last(block: Block) -> bool:
     return not any(key in block for key in _LEADING)
 
 
+def cache_point() -> Block:
+    """The block that sets a cache breakpoint after the one before it."""
+    return {"cachePoint": {"type": "default"}}
+
+
 def _system_blocks(message: Message, i: int) -> list[Block]:
     if message.has_images():
         raise InvalidRequest(
             f"messages[{i}].content: system and developer messages cannot hold images",
             param=f"messages[{i}].content",
         )
-    text = message.text()
-    return [{"text": text}] if text else []
+    blocks: list[Block] = []
+    for part in message.content:
+        if isinstance(part, TextPart) and part.text:
+            blocks.append({"text": part.text})
+            if part.cache is not None:
+                blocks.append(cache_point())
+    return blocks
 
 
 def _blocks(message: Message, i: int, model: str, out: Converted) -> list[Block]:
     if message.role == "tool":
-        return [_tool_result(message, i, model, out)]
+        result = _tool_result(message, i, model, out)
+        cached = message.cache is not None or any(p.cache for p in message.content)
+        return [result, cache_point()] if cached else [result]
     blocks: list[Block] = []
     if message.role == "assistant" and message.reasoning and message.reasoning_signature:
         text = {"text": message.reasoning, "signature": message.reasoning_signature}
         blocks.append({"reasoningContent": {"reasoningText": text}})
-    blocks.extend(_content(message.content, f"messages[{i}].content", model))
+    blocks.extend(_content(message.content, f"messages[{i}].content", model, cache=True))
     if message.role == "assistant":
         for j, call in enumerate(message.tool_calls):
             param = f"messages[{i}].tool_calls[{j}].function.arguments"
@@ -130,15 +147,40 @@ def _tool_result(message: Message, i: int, model: str, out: Converted) -> Block:
     return {"toolResult": result}
 
 
-def _content(parts: Sequence[TextPart | ImagePart], param: str, model: str) -> list[Block]:
+def _content(
+    parts: Sequence[ContentPart], param: str, model: str, *, cache: bool = False
+) -> list[Block]:
+    """The parts' blocks; with ``cache``, a ``cachePoint`` after each marked one (a tool
+    result's content cannot hold them: its breakpoint follows the result)."""
     blocks: list[Block] = []
     for j, part in enumerate(parts):
         if isinstance(part, TextPart):
-            if part.text:
-                blocks.append({"text": part.text})
+            if not part.text:
+                continue
+            blocks.append({"text": part.text})
+        elif isinstance(part, DocumentPart):
+            blocks.append({"document": _document(part, j, f"{param}[{j}]", model)})
         else:
             blocks.append({"image": image_block(part.url, f"{param}[{j}].image_url", model)})
+        if cache and part.cache is not None:
+            blocks.append(cache_point())
     return blocks
+
+
+def _document(part: DocumentPart, j: int, param: str, model: str) -> Block:
+    """Converse's document block: a PDF or plain text, as bytes, under a name it accepts."""
+    if part.text is not None:
+        data = base64.b64encode(part.text.encode()).decode("ascii")
+        kind = "txt"
+    else:
+        data, kind = inline_pdf(part, param, model), "pdf"
+    return {"format": kind, "name": _document_name(part.title, j), "source": {"bytes": data}}
+
+
+def _document_name(title: str | None, j: int) -> str:
+    # Names may hold letters, digits, single spaces, hyphens, parentheses and square brackets.
+    cleaned = " ".join(_NAME_BAD_CHARS.sub(" ", title or "").split())[:_NAME_MAX]
+    return cleaned or f"document-{j + 1}"
 
 
 def image_block(url: str, param: str, model: str) -> Block:

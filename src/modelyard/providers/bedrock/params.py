@@ -12,12 +12,15 @@ and a model-specific one belongs in ``additionalModelRequestFields``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers import extras
 from modelyard.providers.extras import ExtrasPolicy, unsupported_field
+from modelyard.providers.messages_fields import ORIGIN as MESSAGES_ORIGIN
+from modelyard.providers.messages_fields import foreign_extras
 from modelyard.providers.openai_only import REFUSED_UNLESS_DEFAULT
 
 # Converse request fields a client may set directly; sent as they are.
@@ -53,8 +56,21 @@ EXTRAS = ExtrasPolicy(
 
 
 def passthrough_extras(request: ChatRequest, provider: str) -> dict[str, Any]:
-    """The ``extra`` fields to send as they are; raises on fields that cannot be honoured."""
-    return extras.passthrough_extras(request, EXTRAS, provider)
+    """The ``extra`` fields to send as they are; raises on fields that cannot be honoured.
+
+    A Messages API client's own fields are first dropped or refused as
+    ``providers.messages_fields`` says; its ``thinking`` and ``top_k`` are Claude's
+    model-specific parameters, sent in ``additionalModelRequestFields``."""
+    if request.extra_origin != MESSAGES_ORIGIN:
+        return extras.passthrough_extras(request, EXTRAS, provider)
+    own = dict(foreign_extras(request, provider))
+    model_fields = {key: own.pop(key) for key in ("thinking", "top_k") if key in own}
+    out = extras.passthrough_extras(replace(request, extra=own), EXTRAS, provider)
+    if model_fields:
+        merged = dict(out.get("additionalModelRequestFields") or {})
+        merged.update(model_fields)
+        out["additionalModelRequestFields"] = merged
+    return out
 
 
 def check_core_fields(request: ChatRequest, provider: str) -> None:

@@ -29,8 +29,10 @@ from typing import Any, Literal
 from modelyard.core.chat import ChatRequest, NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
 from modelyard.core.errors import InvalidRequest
 from modelyard.providers.base import encode_body
+from modelyard.providers.extras import refuse_native_tools
 from modelyard.providers.gemini.contents import build_contents
 from modelyard.providers.gemini.schema import convert_schema
+from modelyard.providers.messages_fields import foreign_extras
 
 ThinkingMode = Literal["auto", "level", "budget"]
 THINKING_MODES: tuple[ThinkingMode, ...] = ("auto", "level", "budget")
@@ -67,12 +69,13 @@ def build_body(request: ChatRequest, model: str, thinking: ThinkingMode = "auto"
     if system is not None:
         build.body["systemInstruction"] = system
     if request.tools:
+        refuse_native_tools(request, "gemini", "Gemini API")
         build.body["tools"] = [{"functionDeclarations": _declarations(request.tools)}]
     tool_config = _tool_config(request.tool_choice, request.tools)
     if tool_config is not None:
         build.body["toolConfig"] = tool_config
     _generation(request, build.config)
-    for key, value in request.extra.items():
+    for key, value in foreign_extras(request, "gemini").items():
         _extra(key, value, build)
     if build.config:
         build.body["generationConfig"] = build.config
@@ -184,6 +187,15 @@ def _reasoning(_key: str, value: object, build: _Build) -> None:
     build.config["thinkingConfig"] = thinking_config(value, build.model, build.thinking)
 
 
+def _thinking(key: str, value: object, build: _Build) -> None:
+    """A Messages client's ``thinking``: an explicit budget is kept, the rest is the default."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{key} must be an object", param=key)
+    budget = value.get("budget_tokens")
+    if value.get("type") == "enabled" and isinstance(budget, int):
+        build.config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True}
+
+
 def _number(target: str, *, integer: bool) -> Callable[[str, object, _Build], None]:
     def handle(key: str, value: object, build: _Build) -> None:
         kinds: tuple[type, ...] = (int,) if integer else (int, float)
@@ -218,6 +230,7 @@ _EXTRAS: dict[str, Callable[[str, object, _Build], None]] = {
     "cached_content": _cached_content,
     "gemini_tools": _gemini_tools,
     "reasoning_effort": _reasoning,
+    "thinking": _thinking,
     "top_k": _number("topK", integer=True),
     "frequency_penalty": _number("frequencyPenalty", integer=False),
     "presence_penalty": _number("presencePenalty", integer=False),

@@ -2,7 +2,8 @@
 
 Gemini knows two roles, ``user`` and ``model``, and wants turns to alternate, so consecutive
 messages that map to the same role are merged into one turn. System and developer messages all
-go to ``systemInstruction`` (Gemini has one, so their position in the conversation is lost).
+go to ``systemInstruction`` (Gemini has one, so their position in the conversation is lost;
+mid-conversation system messages join it too), their text blocks joined with a blank line.
 Tool results are ``functionResponse`` parts in a user turn; Gemini matches them to calls by
 function *name*, which is recovered from the earlier assistant call with the same id.
 """
@@ -15,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ImagePart, Message, TextPart
+from modelyard.core.chat import DocumentPart, ImagePart, Message, TextPart
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability
+from modelyard.providers.documents import PDF, document_text, inline_pdf
 from modelyard.providers.gemini.tool_ids import signature_of
 
 Part = dict[str, Any]
@@ -62,7 +64,7 @@ def _system_parts(message: Message, param: str) -> list[Part]:
         raise InvalidRequest(
             "Gemini takes only text in system instructions", param=f"{param}.content"
         )
-    text = message.text()
+    text = message.block_text()
     return [{"text": text}] if text else []
 
 
@@ -72,9 +74,18 @@ def _user_parts(message: Message, param: str, model: str) -> list[Part]:
         if isinstance(part, TextPart):
             if part.text:
                 parts.append({"text": part.text})
+        elif isinstance(part, DocumentPart):
+            parts.append(_document(part, f"{param}.content[{j}]", model))
         else:
             parts.append(_image(part, f"{param}.content[{j}].image_url.url", model))
     return parts
+
+
+def _document(part: DocumentPart, param: str, model: str) -> Part:
+    """A text document as text; an inline PDF as inline data."""
+    if part.text is not None:
+        return {"text": document_text(part)}
+    return {"inlineData": {"mimeType": PDF, "data": inline_pdf(part, param, model)}}
 
 
 def _image(part: ImagePart, param: str, model: str) -> Part:

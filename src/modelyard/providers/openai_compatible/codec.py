@@ -13,6 +13,7 @@ from modelyard.core.chat import (
     ChatRequest,
     ChatResult,
     Choice,
+    DocumentPart,
     FinishReason,
     ImagePart,
     Message,
@@ -31,7 +32,10 @@ from modelyard.core.events import (
     UsageReport,
 )
 from modelyard.providers.base import encode_body, token_count
-from modelyard.providers.extras import GEMINI_ONLY, ExtrasPolicy, passthrough_extras
+from modelyard.providers.documents import PDF, document_text, inline_pdf
+from modelyard.providers.extras import GEMINI_ONLY, ExtrasPolicy, native_tool, passthrough_extras
+from modelyard.providers.messages_fields import ORIGIN as MESSAGES_ORIGIN
+from modelyard.providers.messages_fields import foreign_extras
 from modelyard.providers.openai_compatible.presets import Preset
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -52,6 +56,8 @@ EXTRAS = ExtrasPolicy("Chat Completions", origins=("", "openai"), foreign_refuse
 
 
 def build_body(request: ChatRequest, model: str, preset: Preset, stream: bool) -> bytes:
+    if request.extra_origin == MESSAGES_ORIGIN:
+        foreign_extras(request, preset.type)  # refuses what only Anthropic runs; sends nothing
     body = passthrough_extras(request, EXTRAS, preset.type)
     body["model"] = model
     body["messages"] = [_message(m, preset, i) for i, m in enumerate(request.messages)]
@@ -80,7 +86,7 @@ def _set_optional(body: dict[str, Any], r: ChatRequest, preset: Preset) -> None:
     if r.stop:
         body["stop"] = list(r.stop)
     if r.tools:
-        body["tools"] = [_tool(t.name, t.description, t.parameters, t.strict) for t in r.tools]
+        body["tools"] = [_tool_json(r, i, preset) for i in range(len(r.tools))]
     if r.tool_choice is not None:
         body["tool_choice"] = (
             {"type": "function", "function": {"name": r.tool_choice.name}}
@@ -98,6 +104,13 @@ def _set_optional(body: dict[str, Any], r: ChatRequest, preset: Preset) -> None:
                 spec["strict"] = fmt.strict
             out["json_schema"] = spec
         body["response_format"] = out
+
+
+def _tool_json(r: ChatRequest, i: int, preset: Preset) -> dict[str, Any]:
+    t = r.tools[i]
+    if t.native is not None:  # e.g. a ``custom`` (free-form) tool from an OpenAI client
+        return native_tool(r, i, EXTRAS.origins or (), preset.type, EXTRAS.api)
+    return _tool(t.name, t.description, t.parameters, t.strict)
 
 
 def _tool(
@@ -123,7 +136,9 @@ def content_json(message: Message, index: int = 0) -> str | list[dict[str, Any]]
     if not message.content:
         return None
     if all(isinstance(p, TextPart) for p in message.content):
-        return message.text()
+        # Separate system blocks (e.g. an Anthropic client's) read as paragraphs, not run on.
+        system = message.role in ("system", "developer")
+        return message.block_text() if system else message.text()
     parts: list[dict[str, Any]] = []
     for j, p in enumerate(message.content):
         if isinstance(p, ImagePart):
@@ -133,9 +148,20 @@ def content_json(message: Message, index: int = 0) -> str | list[dict[str, Any]]
             if p.detail is not None:
                 image["detail"] = p.detail
             parts.append({"type": "image_url", "image_url": image})
+        elif isinstance(p, DocumentPart):
+            parts.append(_document(p, f"messages[{index}].content[{j}]"))
         else:
             parts.append({"type": "text", "text": p.text})
     return parts
+
+
+def _document(p: DocumentPart, param: str) -> dict[str, Any]:
+    """A text document as text; an inline PDF as a ``file`` part with its data."""
+    if p.text is not None:
+        return {"type": "text", "text": document_text(p)}
+    data = inline_pdf(p, param, "this upstream")
+    name = p.title or "document.pdf"
+    return {"type": "file", "file": {"filename": name, "file_data": f"data:{PDF};base64,{data}"}}
 
 
 def _check_data_url(url: str, param: str) -> None:
@@ -162,7 +188,9 @@ def _message(m: Message, preset: Preset, index: int) -> dict[str, Any]:
     ids = short_tool_id if preset.short_tool_ids else _same
     if m.tool_calls:
         out["tool_calls"] = [
-            {
+            {"id": ids(c.id), "type": "custom", "custom": {"name": c.name, "input": c.arguments}}
+            if c.custom
+            else {
                 "id": ids(c.id),
                 "type": "function",
                 "function": {"name": c.name, "arguments": c.arguments},
@@ -226,12 +254,7 @@ def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatR
 def _choice(raw: dict[str, Any]) -> Choice:
     msg = raw["message"]
     content = msg.get("content")
-    calls = tuple(
-        ToolCall(
-            id=c["id"], name=c["function"]["name"], arguments=c["function"].get("arguments", "")
-        )
-        for c in msg.get("tool_calls") or ()
-    )
+    calls = tuple(_call(c) for c in msg.get("tool_calls") or ())
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
     return Choice(
         index=int(raw.get("index", 0)),
@@ -243,6 +266,13 @@ def _choice(raw: dict[str, Any]) -> Choice:
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
     )
+
+
+def _call(c: dict[str, Any]) -> ToolCall:
+    if c.get("type") == "custom":  # a free-form tool: its input is raw text
+        custom = c["custom"]
+        return ToolCall(c["id"], custom["name"], custom.get("input", ""), custom=True)
+    return ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments", ""))
 
 
 def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
@@ -258,14 +288,16 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
         if text:
             events.append(TextDelta(text, index))
         for call in delta.get("tool_calls") or ():
-            fn = call.get("function") or {}
+            custom = call.get("custom")
+            fn = custom if custom is not None else call.get("function") or {}
             events.append(
                 ToolCallDelta(
                     call_index=int(call.get("index", 0)),
-                    arguments=fn.get("arguments") or "",
+                    arguments=fn.get("input" if custom is not None else "arguments") or "",
                     id=call.get("id"),
                     name=fn.get("name"),
                     index=index,
+                    custom=custom is not None,
                 )
             )
         finish = choice.get("finish_reason")
