@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelyard.config.guardrails import GuardrailsConfig
+from modelyard.config.mcp import McpConfig, McpServerConfig
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
 
@@ -379,3 +380,6 @@ class Settings(_Strict):
     # Price overrides by "provider/model" (negotiated prices, local models).
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     guardrails: GuardrailsConfig = GuardrailsConfig()  # added with guardrails (issue 22)
+    # Tools the gateway runs (issue 19): MCP servers by label, and the outbound policy.
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp: McpConfig = McpConfig()

@@ -1,0 +1,1 @@
+"""Agents: tools the gateway runs (MCP clients, the outbound policy they connect under)."""
