@@ -4,7 +4,8 @@ Function tools map one to one. A ``namespace`` groups function tools (Codex's su
 upstreams have no namespaces, so each member is offered as ``<namespace>__<name>`` and the
 model's calls are split back (``ToolNames``). Hosted tools (web search, file search...) run on
 OpenAI's servers, not here: they are left out of what the model is offered and disclosed, or
-refused, by the deployment's ``hosted_tools`` setting; forcing one is always refused.
+refused, by the deployment's ``hosted_tools`` setting; forcing one is always refused. ``mcp``
+tools are run by the gateway itself (``mcp.py``, ``services/tool_loop.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ HOSTED_TOOLS: Final = frozenset(
     {
         "web_search", "web_search_preview", "web_search_preview_2025_03_11",
         "web_search_2025_08_26", "file_search", "code_interpreter", "computer",
-        "computer_use", "computer_use_preview", "image_generation", "mcp", "tool_search",
+        "computer_use", "computer_use_preview", "image_generation", "tool_search",
     }
 )  # fmt: skip
 _MODES: Final = ("auto", "none", "required")
@@ -46,12 +47,14 @@ def decode_tools(raw: list[Any] | None) -> tuple[tuple[ToolSpec, ...], tuple[str
                 spec = _function(require_dict(member, p), p, namespace)
                 flat[spec.name] = (namespace, spec.name.removeprefix(namespace + "__"))
                 specs.append(spec)
+        elif kind == "mcp":
+            continue  # run by the gateway: decoded by ``mcp.decode_mcp_tools``
         elif kind in HOSTED_TOOLS:
             hosted.append(kind)
         else:
             raise bad(
                 f"tools[{i}].type",
-                f"unknown or unsupported tool type {kind!r}; accepted: function, namespace "
+                f"unknown or unsupported tool type {kind!r}; accepted: function, namespace, mcp "
                 f"(hosted tools are left out or refused by the deployment: {_hosted()})",
             )
     return tuple(specs), tuple(dict.fromkeys(hosted)), ToolNames(flat)

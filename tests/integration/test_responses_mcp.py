@@ -1,0 +1,273 @@
+"""MCP tools the gateway runs, through the official ``openai`` SDK and the OpenAI Agents SDK:
+a real MCP server (the ``mcp`` SDK's, on a loopback port, tools ``add`` and ``fail``), behind
+an OpenAI-format and an Anthropic-format deployment. List → call → answer, approvals both ways,
+``allowed_tools``, a failing tool, an unreachable server, request URLs refused by default and
+loopback refused unless allowed, the streamed events, secrets never echoed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import agents
+import openai
+import pytest
+from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner
+
+from tests.fakes.mcp_calc import CalcServer, serve_calc
+from tests.integration.conftest import UPSTREAM_KEY
+from tests.integration.responses_spec import spec_errors
+from tests.integration.server import RunningServer, free_port, run_server
+
+agents.set_tracing_disabled(True)
+TOKEN = "calc-token-5531"  # the calculator's bearer token: must reach it, never a client
+
+
+@pytest.fixture(scope="module")
+def calc() -> Iterator[CalcServer]:
+    with serve_calc(token=TOKEN) as server:
+        yield server
+
+
+def _config(calc: CalcServer, fake_upstream: Any, vendors: Any, **mcp: Any) -> dict[str, Any]:
+    return {
+        "local": {"enabled": False},
+        "providers": {
+            "oa": {
+                "type": "openai_compatible",
+                "base_url": fake_upstream.base_url,
+                "api_key": "env::K",
+            },
+            "an": {
+                "type": "anthropic",
+                "base_url": vendors["anthropic"].base_url,
+                "api_key": "env::K",
+            },
+        },
+        "deployments": {
+            "oa": {"targets": [{"provider": "oa", "model": "model-x"}]},
+            "an": {"targets": [{"provider": "an", "model": "model-x"}]},
+        },
+        "mcp_servers": {
+            "calc": {"url": calc.url, "headers": {"Authorization": "env::CALC_AUTH"}},
+            "dead": {"url": f"http://127.0.0.1:{free_port()}/mcp"},
+        },
+        "mcp": mcp,
+    }
+
+
+def _gateway(tmp: Path, config: dict[str, Any]) -> Any:
+    return run_server(tmp, config, env={"K": UPSTREAM_KEY, "CALC_AUTH": f"Bearer {TOKEN}"})
+
+
+@pytest.fixture(scope="module")
+def gw(calc, fake_upstream, vendor_fakes, tmp_path_factory) -> Iterator[RunningServer]:
+    config = _config(calc, fake_upstream, vendor_fakes)
+    with _gateway(tmp_path_factory.mktemp("mcp"), config) as server:
+        yield server
+
+
+def _client(server: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=60)
+
+
+def _calc(**extra: Any) -> Any:
+    return {"type": "mcp", "server_label": "calc", **extra}
+
+
+def _types(response: Any) -> list[str]:
+    return [item.type for item in response.output]
+
+
+def _body(client: openai.OpenAI, **kwargs: Any) -> dict[str, Any]:
+    raw = client.responses.with_raw_response.create(**kwargs)
+    return raw.http_response.json()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("model", ["oa", "an"])
+def test_list_call_answer(gw: RunningServer, calc: CalcServer, model: str):
+    calc.calls.clear()
+    tool = _calc(require_approval="never", allowed_tools=["add"])
+    body = _body(_client(gw), model=model, input="add two numbers", tools=[tool])
+    assert spec_errors("Response", body) == []
+    kinds = [item["type"] for item in body["output"]]
+    assert kinds == ["mcp_list_tools", "mcp_call", "message"]
+    listing, call, message = body["output"]
+    assert {t["name"] for t in listing["tools"]} == {"add", "fail"}
+    assert listing["server_label"] == "calc" and listing["error"] is None
+    assert [name for name, _ in calc.calls] == ["add"]
+    args = calc.calls[0][1]
+    expected = str(int(args["a"]) + int(args["b"]))  # type: ignore[call-overload]
+    assert call["name"] == "add" and call["status"] == "completed"
+    assert call["output"] == expected and json.loads(call["arguments"]) == args
+    assert message["content"][0]["text"] == f"tool said: {expected}"
+    assert body["status"] == "completed"
+    assert TOKEN not in json.dumps(body)
+
+
+def test_failing_tool_is_a_failed_call_and_the_model_still_answers(gw: RunningServer):
+    tool = _calc(require_approval="never", allowed_tools=["fail"])
+    response = _client(gw).responses.create(model="oa", input="try it", tools=[tool])
+    assert _types(response) == ["mcp_list_tools", "mcp_call", "message"]
+    call = response.output[1]
+    assert call.type == "mcp_call" and call.status == "failed" and call.output is None
+    error = json.dumps(call.error.model_dump() if call.error else None)
+    assert "the fail tool failed" in error and "mcp_tool_execution_error" in error
+    assert response.output_text.startswith("tool said: Error: the tool failed")
+    assert response.status == "completed"
+
+
+def test_approval_then_approve_runs_the_call_without_listing_again(
+    gw: RunningServer, calc: CalcServer
+):
+    client = _client(gw)
+    calc.calls.clear()
+    tool = _calc(allowed_tools=["add"])  # require_approval defaults to always
+    first = client.responses.create(model="oa", input="add please", tools=[tool])
+    assert _types(first) == ["mcp_list_tools", "mcp_approval_request"]
+    assert calc.calls == []
+    asked = first.output[1]
+    assert asked.type == "mcp_approval_request" and asked.name == "add"
+    second = client.responses.create(
+        model="oa",
+        previous_response_id=first.id,
+        tools=[tool],
+        input=[{"type": "mcp_approval_response", "approval_request_id": asked.id, "approve": True}],
+    )
+    assert _types(second) == ["mcp_call", "message"]  # the listing is the chain's
+    call = second.output[0]
+    assert call.type == "mcp_call" and call.approval_request_id == asked.id
+    assert [name for name, _ in calc.calls] == ["add"]
+    assert second.output_text == f"tool said: {call.output}"
+
+
+def test_approval_refused_tells_the_model(gw: RunningServer, calc: CalcServer):
+    client = _client(gw)
+    calc.calls.clear()
+    tool = _calc(require_approval={"always": {"tool_names": ["add"]}}, allowed_tools=["add"])
+    first = client.responses.create(model="an", input="add please", tools=[tool])
+    asked = first.output[-1]
+    assert asked.type == "mcp_approval_request"
+    second = client.responses.create(
+        model="an",
+        previous_response_id=first.id,
+        tools=[tool],
+        input=[
+            {
+                "type": "mcp_approval_response",
+                "approval_request_id": asked.id,
+                "approve": False,
+                "reason": "not today",
+            }
+        ],
+    )
+    assert calc.calls == []
+    assert _types(second) == ["message"]
+    assert "refused" in second.output_text and "not today" in second.output_text
+
+
+def test_unreachable_server_and_empty_tool_list_are_errors(gw: RunningServer):
+    client = _client(gw)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(
+            model="oa", input="x", tools=[{"type": "mcp", "server_label": "dead"}]
+        )
+    assert caught.value.status_code == 424 and "'dead'" in caught.value.message
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(model="oa", input="x", tools=[_calc(allowed_tools=["nope"])])
+    assert caught.value.status_code == 424 and "'calc'" in caught.value.message
+    assert "allowed_tools" in caught.value.message
+
+
+def test_request_urls_are_refused_by_default(gw: RunningServer, calc: CalcServer):
+    tool = {"type": "mcp", "server_label": "mine", "server_url": calc.url}
+    with pytest.raises(openai.BadRequestError) as caught:
+        _client(gw).responses.create(model="oa", input="x", tools=[tool])  # type: ignore[list-item]
+    assert "mcp.allow_request_urls" in caught.value.message
+
+
+def test_streamed_events(gw: RunningServer):
+    tool = _calc(require_approval="never", allowed_tools=["add"])
+    with _client(gw).responses.stream(model="oa", input="add", tools=[tool]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds: list[str] = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    order = [
+        "response.mcp_list_tools.in_progress", "response.mcp_list_tools.completed",
+        "response.mcp_call.in_progress", "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done", "response.mcp_call.completed",
+        "response.output_text.delta", "response.completed",
+    ]  # fmt: skip
+    positions = [kinds.index(kind) for kind in order]
+    assert positions == sorted(positions)
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(events)))
+    assert [i.type for i in final.output] == ["mcp_list_tools", "mcp_call", "message"]
+    assert final.output_text.startswith("tool said: ")
+
+
+def test_streamed_unreachable_server_fails_naming_it(gw: RunningServer):
+    tool = {"type": "mcp", "server_label": "dead", "require_approval": "never"}
+    with _client(gw).responses.stream(model="oa", input="x", tools=[tool]) as stream:  # type: ignore[list-item]
+        kinds = [e.type for e in stream]
+    assert "response.mcp_list_tools.failed" in kinds and kinds[-1] == "response.failed"
+
+
+def test_agents_sdk_hosted_mcp_tool(gw: RunningServer, calc: CalcServer):
+    client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
+    tool = HostedMCPTool(
+        tool_config={
+            "type": "mcp",
+            "server_label": "calc",
+            "require_approval": "never",
+            "allowed_tools": ["add"],
+        }
+    )
+    agent = Agent(
+        name="Calc",
+        instructions="Use the calculator.",
+        tools=[tool],
+        model=OpenAIResponsesModel(model="oa", openai_client=client),
+    )
+    calc.calls.clear()
+    result = asyncio.run(Runner.run(agent, "what is a plus b?"))
+    assert str(result.final_output).startswith("tool said: ")
+    assert [name for name, _ in calc.calls] == ["add"]
+    kinds = [item.type for item in result.new_items]
+    assert "mcp_list_tools_item" in kinds and "tool_call_item" in kinds
+
+
+@pytest.fixture(scope="module")
+def open_gw(calc, fake_upstream, vendor_fakes, tmp_path_factory) -> Iterator[RunningServer]:
+    """Request URLs allowed, private addresses not (the setting a public gateway would use)."""
+    config = _config(calc, fake_upstream, vendor_fakes, allow_request_urls=True)
+    with _gateway(tmp_path_factory.mktemp("mcp-open"), config) as server:
+        yield server
+
+
+def test_loopback_url_refused_unless_allowed(open_gw: RunningServer, calc, fake_upstream,
+                                             vendor_fakes, tmp_path):  # fmt: skip
+    tool = {
+        "type": "mcp",
+        "server_label": "mine",
+        "server_url": calc.url,
+        "headers": {"Authorization": f"Bearer {TOKEN}"},
+        "require_approval": "never",
+    }
+    with pytest.raises(openai.APIStatusError) as caught:
+        _client(open_gw).responses.create(model="oa", input="x", tools=[tool])  # type: ignore[list-item]
+    assert caught.value.status_code == 424
+    assert "loopback" in caught.value.message and "allow_private_addresses" in caught.value.message
+    assert calc.refused == [] or all(p != "/mcp" for p in calc.refused)
+    config = _config(calc, fake_upstream, vendor_fakes, allow_request_urls=True,
+                     allow_private_addresses=True)  # fmt: skip
+    with _gateway(tmp_path, config) as allowed:
+        body = _body(_client(allowed), model="oa", input="x", tools=[tool])
+    assert [item["type"] for item in body["output"]][-2:] == ["mcp_call", "message"]
+    assert body["output"][1]["status"] == "completed"
+    assert TOKEN not in json.dumps(body)  # the client's header value is not echoed back
+    assert body["tools"][0]["headers"] == {"Authorization": "<redacted>"}
