@@ -17,12 +17,19 @@ import openai
 import pytest
 from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner
 
+from modelyard.services.tenancy import KeySpec, TenancyAdmin
+from modelyard.store import database_url, open_store
+from modelyard.store.usage import UsageLedger
+from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.model import Limits, UsageFilter
 from tests.fakes.mcp_calc import CalcServer, serve_calc
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.responses_spec import spec_errors
 from tests.integration.server import RunningServer, free_port, run_server
+from tests.waiting import wait_until
 
 agents.set_tracing_disabled(True)
+OPERATOR = Principal("test-operator", role="operator")
 TOKEN = "calc-token-5531"  # the calculator's bearer token: must reach it, never a client
 
 
@@ -271,3 +278,58 @@ def test_loopback_url_refused_unless_allowed(open_gw: RunningServer, calc, fake_
     assert body["output"][1]["status"] == "completed"
     assert TOKEN not in json.dumps(body)  # the client's header value is not echoed back
     assert body["tools"][0]["headers"] == {"Authorization": "<redacted>"}
+
+
+async def _seed_key(url: str, rpm: int) -> str:
+    store = await open_store(url)
+    admin = TenancyAdmin(store)
+    try:
+        await admin.create_project(OPERATOR, "team-tools", None, Limits())
+        spec = KeySpec("team-tools", limits=Limits(rpm=rpm))
+        _stored, fresh = await admin.create_key(OPERATOR, spec)
+        return fresh.secret
+    finally:
+        await store.aclose()
+
+
+async def _ledger(url: str) -> list[Any]:
+    store = await open_store(url)
+    try:
+        async with store.transaction() as session:
+            return await UsageLedger(session).records(UsageFilter(project_id="team-tools"))
+    finally:
+        await store.aclose()
+
+
+def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
+    calc, fake_upstream, vendor_fakes, tmp_path
+):
+    (tmp_path / "data").mkdir()
+    url = database_url(None, tmp_path / "data")
+    key = asyncio.run(_seed_key(url, rpm=3))
+    with _gateway(tmp_path, _config(calc, fake_upstream, vendor_fakes)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=60)
+        tool = _calc(require_approval="never", allowed_tools=["add"])
+        raw = client.responses.with_raw_response.create(model="oa", input="add", tools=[tool])
+        response = raw.parse()
+        rid = raw.headers["x-request-id"]
+        # Two model calls and one tool step: the key's three requests of this minute.
+        with pytest.raises(openai.RateLimitError):
+            client.responses.create(model="oa", input="one more")
+
+        def rows() -> list[Any] | None:
+            found = [r for r in asyncio.run(_ledger(url)) if r.parent_id == response.id]
+            return found if len(found) == 3 else None
+
+        steps = sorted(wait_until(rows, "three ledger rows"), key=lambda r: r.request_id)
+    assert [r.request_id for r in steps] == [rid, f"{rid}.1", f"{rid}.t1"]
+    first, second, tool_row = steps
+    assert first.endpoint == second.endpoint == "/v1/responses"
+    assert tool_row.endpoint == "mcp_call" and tool_row.provider == "mcp:calc"
+    assert tool_row.model == "add" and tool_row.status == 200 and tool_row.latency_ms > 0
+    assert {r.project_id for r in steps} == {"team-tools"}
+    assert len({r.key_id for r in steps}) == 1 and first.key_id is not None
+    assert response.usage is not None
+    assert first.input_tokens + second.input_tokens == response.usage.input_tokens
+    assert first.output_tokens + second.output_tokens == response.usage.output_tokens
+    assert (tool_row.input_tokens, tool_row.output_tokens) == (0, 0)

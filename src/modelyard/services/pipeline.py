@@ -227,6 +227,23 @@ class Pipeline:
         ticket = await self._ticket(caller, request.model, estimate_usage(request), False)
         return await self._complete(Run(self, caller, request, ticket), request)
 
+    async def step(self, caller: Caller, deployment: str) -> Ticket | None:
+        """A step of a request that is not a model call (a tool the gateway runs), admitted
+        against the caller's limits as one request of no tokens; ``end_step`` records it as a
+        ledger row (its ``caller.parent_id`` the request it belongs to)."""
+        if not caller.metered:
+            return None
+        call = Call(caller.request_id, caller.endpoint, deployment[:MAX_MODEL], Usage(), False,
+                    caller.parent_id)  # fmt: skip
+        return await self._meter.admit(caller.principal, call)
+
+    async def end_step(self, ticket: Ticket | None, served: Served, status: int) -> None:
+        """Record a ``step``: who served it (``provider`` the tool server, ``model`` the tool),
+        its status, and its latency from ``step`` to now."""
+        if ticket is not None:
+            ticket.usage = Usage()
+            await self._settle(self._meter.close(ticket, served, status))
+
     async def candidate(
         self, caller: Caller, deployment: Deployment, target: Target, request: ChatRequest
     ) -> ChatResult:

@@ -36,6 +36,7 @@ from modelyard.core.chat import (
     Usage,
 )
 from modelyard.core.errors import InvalidRequest, ToolServerError
+from modelyard.services.chat import Served
 from modelyard.services.mcp_servers import ToolServer
 from modelyard.services.pipeline import Answer, Caller, Pipeline
 
@@ -46,6 +47,8 @@ Progress = Callable[[str, JSON], Awaitable[None]]
 # function calls), given the answer and the names of the calls the loop runs itself.
 Render = Callable[[ChatResult, frozenset[str]], list[JSON]]
 REFUSED = "The user refused to run this tool call"
+STEP_ENDPOINT = "mcp_call"  # the ledger's endpoint of a tool step
+STEP_FAILED = 424  # a tool step that failed (the tool's or its server's failure)
 
 
 async def _silent(_event: str, _item: JSON) -> None:
@@ -85,9 +88,11 @@ class ToolLoop:
     progress: Progress = _silent
     offered: dict[str, _Offered] = field(default_factory=dict)
     out: LoopOutcome = field(default_factory=LoopOutcome)
+    _deployment: str = ""
 
     async def run(self, chat: ChatRequest, history: list[JSON], inputs: list[JSON]) -> LoopOutcome:
         """Answer ``chat`` (its messages already hold ``history`` and ``inputs``)."""
+        self._deployment = chat.model
         specs = [await self._listing(server, history) for server in self.servers]
         tools = (*chat.tools, *(spec for found in specs for spec in found))
         messages = list(chat.messages)
@@ -107,6 +112,13 @@ class ToolLoop:
         self.out.status = "incomplete"
         self.out.incomplete = {"reason": "max_tool_calls"}
         return self.out
+
+    def _step_caller(self) -> Caller:
+        """Tool step ``k`` of the response: ledger row ``<request id>.t<k>``, a child of the
+        response like its model calls, counted against the same key's limits."""
+        first = self.caller_for(0)
+        rid = f"{first.request_id}.t{self.out.tool_calls + 1}"
+        return Caller(first.principal, rid, STEP_ENDPOINT, first.parent_id, first.headers)
 
     def _exhausted(self) -> bool:
         return self.max_tool_calls is not None and self.out.tool_calls >= self.max_tool_calls
@@ -229,9 +241,11 @@ class ToolLoop:
         item = items.call_item(label, name, call.arguments, approval_id)
         self.out.output.append(item)
         await self.progress("call_started", item)
-        outcome = await call_tool(
-            offered.server.target, name, call.arguments, self.max_output_bytes
-        )
+        ticket = await self.pipeline.step(self._step_caller(), self._deployment)
+        target = offered.server.target
+        outcome = await call_tool(target, name, call.arguments, self.max_output_bytes)
+        served = Served(self._deployment, f"mcp:{label}", name)
+        await self.pipeline.end_step(ticket, served, 200 if outcome.ok else STEP_FAILED)
         self.out.tool_calls += 1
         items.finish_call(item, outcome.output, outcome.error)
         await self.progress("call_done", item)
