@@ -22,18 +22,21 @@ import httpcore2
 import httpx2
 from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
 
-from modelyard.core.errors import ToolServerError
+from modelyard.core.errors import InvalidRequest, ToolServerError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def check_url(url: str, label: str) -> None:
-    """The URL's shape: http(s), a host, no user:password (400-style refusal naming the label)."""
+    """The URL's shape: http(s), a host, no user:password (a 400 naming the label)."""
     parts = urlsplit(url)
+    why = None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise refused(label, "server_url must be an http:// or https:// URL with a host")
-    if "@" in parts.netloc:
-        raise refused(label, "server_url must not carry credentials; send them in headers")
+        why = "server_url must be an http:// or https:// URL with a host"
+    elif "@" in parts.netloc:
+        why = "server_url must not carry credentials; send them in headers"
+    if why:
+        raise InvalidRequest(f"tools: MCP server {label!r}: {why}", param="tools")
 
 
 def refused(label: str, why: str) -> ToolServerError:
