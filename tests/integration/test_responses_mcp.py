@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import agents
+import anthropic
 import openai
 import pytest
 from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner
@@ -333,3 +334,69 @@ def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
     assert first.input_tokens + second.input_tokens == response.usage.input_tokens
     assert first.output_tokens + second.output_tokens == response.usage.output_tokens
     assert (tool_row.input_tokens, tool_row.output_tokens) == (0, 0)
+
+
+def _anthropic(server: RunningServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
+
+
+@pytest.mark.parametrize("model", ["oa", "an"])
+def test_anthropic_connector_runs_the_tools_on_any_deployment(
+    gw: RunningServer, calc: CalcServer, model: str
+):
+    calc.calls.clear()
+    message = _anthropic(gw).beta.messages.create(
+        model=model,
+        max_tokens=200,
+        messages=[{"role": "user", "content": "add two numbers"}],
+        mcp_servers=[{"type": "url", "url": calc.url, "name": "calc"}],
+        tools=[
+            {
+                "type": "mcp_toolset",
+                "mcp_server_name": "calc",
+                "configs": {"fail": {"enabled": False}},
+            }
+        ],
+        betas=["mcp-client-2025-11-20"],
+    )
+    kinds = [block.type for block in message.content]
+    assert kinds == ["mcp_tool_use", "mcp_tool_result", "text"]
+    use, result, text = message.content
+    assert use.type == "mcp_tool_use" and use.name == "add" and use.server_name == "calc"
+    assert result.type == "mcp_tool_result" and not result.is_error
+    assert [name for name, _ in calc.calls] == ["add"] and calc.calls[0][1] == use.input
+    assert text.type == "text" and text.text.startswith("tool said: ")
+    assert message.stop_reason == "end_turn"
+    # The conversation goes on with the connector's blocks in the assistant turn.
+    follow = _anthropic(gw).beta.messages.create(
+        model=model,
+        max_tokens=200,
+        messages=[
+            {"role": "user", "content": "add two numbers"},
+            # The SDK's own blocks, resent as they came (as a client's history would).
+            {"role": "assistant", "content": [b.model_dump() for b in message.content]},  # type: ignore[misc, list-item]
+            {"role": "user", "content": "thanks"},
+        ],
+        mcp_servers=[
+            {
+                "type": "url",
+                "url": calc.url,
+                "name": "calc",
+                "tool_configuration": {"allowed_tools": ["add"]},
+            }
+        ],
+        betas=["mcp-client-2025-04-04"],
+    )
+    assert follow.content[-1].type == "text"
+
+
+def test_anthropic_connector_to_another_url_is_refused_by_default(gw: RunningServer):
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        _anthropic(gw).beta.messages.create(
+            model="oa",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "x"}],
+            mcp_servers=[{"type": "url", "url": "https://tools.example/mcp", "name": "ext"}],
+            betas=["mcp-client-2025-04-04"],
+        )
+    assert "mcp.allow_request_urls" in caught.value.message

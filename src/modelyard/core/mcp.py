@@ -47,8 +47,11 @@ class McpToolRequest:
     allowed: ToolFilter | None = None  # None: every listed tool
     approval: str | tuple[ToolFilter | None, ToolFilter | None] = "always"  # (always, never)
     description: str | None = None
+    denied: frozenset[str] = frozenset()  # tools turned off by name (the Messages API's configs)
 
     def allows(self, name: str, annotations: JSON | None) -> bool:
+        if name in self.denied:
+            return False
         allowed = self.allowed
         if allowed is None:
             return True

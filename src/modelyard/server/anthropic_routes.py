@@ -20,6 +20,7 @@ from modelyard.protocols.anthropic import encode, errors
 from modelyard.protocols.anthropic.count import estimate_input_tokens
 from modelyard.protocols.anthropic.decode import decode_count_tokens, decode_messages
 from modelyard.protocols.anthropic.stream import StreamEncoder
+from modelyard.server.anthropic_mcp import connector
 from modelyard.server.chat_route import (
     Dialect,
     authenticate,
@@ -52,6 +53,7 @@ DIALECT = Dialect(
     error_body=errors.error_body,
     error_frame=errors.stream_error_frame,
     id_headers=_ids,
+    divert=connector,  # the MCP connector: the gateway runs the tools (server/anthropic_mcp.py)
 )
 
 

@@ -9,7 +9,7 @@ The request id, the in-flight bound and the access log are the middleware's (``F
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +50,9 @@ class Dialect:
     error_body: Callable[[ModelyardError, str], bytes]  # (error, request id)
     error_frame: Callable[[ModelyardError, str], bytes]
     id_headers: Callable[[str], Mapping[str, str]]
+    # A request this dialect serves another way (the Messages API's MCP connector): its
+    # answer, or None for the usual path. Called with the decoded JSON body.
+    divert: Callable[[Request, Principal, Any], Awaitable[Response | None]] | None = None
 
 
 def state_of(request: Request) -> Root:
@@ -98,7 +101,12 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
     current = root.current
     try:
         principal = await authenticate(root, request)
-        chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
+        body = await read_json(request, current.max_body_bytes)
+        if dialect.divert is not None:
+            diverted = await dialect.divert(request, principal, body)
+            if diverted is not None:
+                return diverted
+        chat_request = dialect.decode(body)
         exchange.model = chat_request.model
         caller = exchange.caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
         if chat_request.stream:
