@@ -400,3 +400,27 @@ def test_anthropic_connector_to_another_url_is_refused_by_default(gw: RunningSer
             betas=["mcp-client-2025-04-04"],
         )
     assert "mcp.allow_request_urls" in caught.value.message
+
+
+@pytest.mark.local_model
+def test_embedded_local_model_calls_the_tool(calc, fake_upstream, vendor_fakes, tmp_path):
+    """The embedded model writes the call itself (held to the tool's grammar, steered by the
+    spec's ``tool_choice`` for MCP); ``max_tool_calls`` then leaves it to answer."""
+    config = _config(calc, fake_upstream, vendor_fakes)
+    config.pop("local")
+    calc.calls.clear()
+    with _gateway(tmp_path, config) as server:
+        response = _client(server).responses.create(
+            model="local",
+            input="Add 2 and 40 with the calculator.",
+            tools=[_calc(require_approval="never", allowed_tools=["add"])],
+            tool_choice={"type": "mcp", "server_label": "calc", "name": "add"},
+            max_tool_calls=1,
+            max_output_tokens=32,
+        )
+    kinds = _types(response)
+    assert kinds[:2] == ["mcp_list_tools", "mcp_call"] and kinds[-1] == "message"
+    call = response.output[1]
+    assert call.type == "mcp_call" and call.status == "completed"
+    args = json.loads(call.arguments)
+    assert calc.calls == [("add", args)] and call.output == str(args["a"] + args["b"])

@@ -109,6 +109,8 @@ class ToolLoop:
             more = await self._round(answer.result, chat)
             if not more:
                 return self.out
+            if chat.tool_choice is not None:  # a forced call was made: the next round may answer
+                chat = replace(chat, tool_choice=None)
         self.out.status = "incomplete"
         self.out.incomplete = {"reason": "max_tool_calls"}
         return self.out

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelyard.core.chat import NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
+from modelyard.core.mcp import function_name
 from modelyard.protocols.openai.responses.request import JSON, ToolNames
 from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
 
@@ -89,12 +90,16 @@ def decode_tool_choice(raw: Any, names: ToolNames) -> ToolChoice | None:
         name = get_str(obj, "name", "tool_choice.name", required=True) or ""
         namespace = get_str(obj, "namespace", "tool_choice.namespace")
         return NamedToolChoice(names.join(namespace, name))
+    if kind == "mcp":  # the spec's ToolChoiceMCP: a tool of a server the gateway runs
+        label = get_str(obj, "server_label", "tool_choice.server_label", required=True) or ""
+        tool = get_str(obj, "name", "tool_choice.name")
+        return NamedToolChoice(function_name(label, tool)) if tool else "required"
     if kind in HOSTED_TOOLS:
         raise bad(
             "tool_choice.type",
             f"hosted tool {kind!r} cannot be forced: this gateway does not run hosted tools",
         )
-    raise bad("tool_choice.type", f"unsupported tool choice type {kind!r}; accepted: function")
+    raise bad("tool_choice.type", f"unsupported tool choice type {kind!r}; accepted: function, mcp")
 
 
 def decode_text(raw: JSON | None) -> tuple[ResponseFormat | None, JSON]:
