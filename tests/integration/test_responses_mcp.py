@@ -27,6 +27,8 @@ from tests.fakes.mcp_calc import CalcServer, serve_calc
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.responses_spec import spec_errors
 from tests.integration.server import RunningServer, free_port, run_server
+from tests.otlp_receiver import attributes as otlp_attributes
+from tests.otlp_receiver import otlp_receiver
 from tests.waiting import wait_until
 
 agents.set_tracing_disabled(True)
@@ -424,3 +426,23 @@ def test_embedded_local_model_calls_the_tool(calc, fake_upstream, vendor_fakes, 
     assert call.type == "mcp_call" and call.status == "completed"
     args = json.loads(call.arguments)
     assert calc.calls == [("add", args)] and call.output == str(args["a"] + args["b"])
+
+
+def test_each_tool_execution_is_an_execute_tool_span(calc, fake_upstream, vendor_fakes, tmp_path):
+    with otlp_receiver("http") as receiver:
+        config = _config(calc, fake_upstream, vendor_fakes)
+        config["observability"] = {
+            "tracing": {"enabled": True, "exporter": "otlp_http", "endpoint": receiver.endpoint}
+        }
+        with _gateway(tmp_path, config) as server:
+            tool = _calc(require_approval="never", allowed_tools=["add"])
+            _client(server).responses.create(model="oa", input="add", tools=[tool])
+            spans = receiver.wait_for_spans(4)  # the server span, two model calls, one tool
+    by_name = {s.name: s for s in spans}
+    tool_span = by_name["execute_tool add"]
+    assert tool_span.parent_span_id == by_name["POST /v1/responses"].span_id
+    found = otlp_attributes(tool_span)
+    assert found["gen_ai.operation.name"] == "execute_tool"
+    assert found["gen_ai.tool.name"] == "add" and found["gen_ai.tool.call.id"]
+    assert found["modelyard.mcp.server_label"] == "calc"
+    assert TOKEN not in json.dumps(found)

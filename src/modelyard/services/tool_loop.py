@@ -243,11 +243,13 @@ class ToolLoop:
         item = items.call_item(label, name, call.arguments, approval_id)
         self.out.output.append(item)
         await self.progress("call_started", item)
-        ticket = await self.pipeline.step(self._step_caller(), self._deployment)
+        step = await self.pipeline.step(
+            self._step_caller(), self._deployment, (name, call.id, label)
+        )
         target = offered.server.target
         outcome = await call_tool(target, name, call.arguments, self.max_output_bytes)
         served = Served(self._deployment, f"mcp:{label}", name)
-        await self.pipeline.end_step(ticket, served, 200 if outcome.ok else STEP_FAILED)
+        await self.pipeline.end_step(step, served, 200 if outcome.ok else STEP_FAILED)
         self.out.tool_calls += 1
         items.finish_call(item, outcome.output, outcome.error)
         await self.progress("call_done", item)

@@ -19,7 +19,7 @@ from modelyard.protocols.openai.responses.mcp import decode_mcp_tools
 from modelyard.services import tool_loop
 from modelyard.services.chat import Served
 from modelyard.services.mcp_servers import ToolServer, resolve_servers
-from modelyard.services.pipeline import Answer, Caller
+from modelyard.services.pipeline import Answer, Caller, Step
 from modelyard.tenancy.keys import Principal
 
 ADD = ListedTool("add", {"type": "object", "properties": {"a": {"type": "integer"}}})
@@ -45,10 +45,10 @@ class _Pipeline:
             )
         return Answer(result, Served("d", "p", "m"), None)
 
-    async def step(self, caller: Caller, deployment: str) -> None:
-        return None
+    async def step(self, caller: Caller, deployment: str, tool: tuple[str, str, str]) -> Step:
+        return Step(None)
 
-    async def end_step(self, ticket: None, served: Served, status: int) -> None:
+    async def end_step(self, step: Step, served: Served, status: int) -> None:
         self.steps.append((served.model, status))
 
 
