@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import agents
 import anthropic
+import httpx2 as httpx
 import openai
 import pytest
 from agents import Agent, HostedMCPTool, OpenAIResponsesModel, Runner
@@ -33,6 +37,7 @@ from tests.waiting import wait_until
 
 agents.set_tracing_disabled(True)
 OPERATOR = Principal("test-operator", role="operator")
+ADMIN = "operator-secret-mcp-tests"
 TOKEN = "calc-token-5531"  # the calculator's bearer token: must reach it, never a client
 
 
@@ -69,8 +74,9 @@ def _config(calc: CalcServer, fake_upstream: Any, vendors: Any, **mcp: Any) -> d
     }
 
 
-def _gateway(tmp: Path, config: dict[str, Any]) -> Any:
-    return run_server(tmp, config, env={"K": UPSTREAM_KEY, "CALC_AUTH": f"Bearer {TOKEN}"})
+def _gateway(tmp: Path, config: dict[str, Any], **env: str) -> Any:
+    env = {"K": UPSTREAM_KEY, "CALC_AUTH": f"Bearer {TOKEN}", **env}
+    return run_server(tmp, config, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +316,8 @@ def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
     (tmp_path / "data").mkdir()
     url = database_url(None, tmp_path / "data")
     key = asyncio.run(_seed_key(url, rpm=3))
-    with _gateway(tmp_path, _config(calc, fake_upstream, vendor_fakes)) as server:
+    config = _config(calc, fake_upstream, vendor_fakes)
+    with _gateway(tmp_path, config, MODELYARD_ADMIN_KEY=ADMIN) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=60)
         tool = _calc(require_approval="never", allowed_tools=["add"])
         raw = client.responses.with_raw_response.create(model="oa", input="add", tools=[tool])
@@ -325,6 +332,25 @@ def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
             return found if len(found) == 3 else None
 
         steps = sorted(wait_until(rows, "three ledger rows"), key=lambda r: r.request_id)
+        tree = httpx.get(
+            f"{server.url}/admin/v1/usage/steps/{response.id}",
+            headers={"authorization": f"Bearer {ADMIN}"},
+            timeout=30,
+        )
+    assert tree.status_code == 200, tree.text
+    shown = tree.json()
+    assert (shown["model_calls"], shown["tool_calls"]) == (2, 1)
+    assert [s["kind"] for s in shown["steps"]] == ["model", "tool", "model"]
+    assert shown["steps"][1]["model"] == "add" and shown["steps"][1]["provider"] == "mcp:calc"
+    cli = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli.main", "usage", "--steps", response.id,
+         "--config", str(tmp_path / "modelyard.yaml")],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data"),
+             "K": UPSTREAM_KEY, "CALC_AUTH": "x"},
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert "2 model call(s), 1 tool call(s)" in cli.stdout and "tool  calc/add  200" in cli.stdout
     assert [r.request_id for r in steps] == [rid, f"{rid}.1", f"{rid}.t1"]
     first, second, tool_row = steps
     assert first.endpoint == second.endpoint == "/v1/responses"
