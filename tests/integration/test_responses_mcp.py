@@ -65,6 +65,18 @@ def _config(calc: CalcServer, fake_upstream: Any, vendors: Any, **mcp: Any) -> d
         "deployments": {
             "oa": {"targets": [{"provider": "oa", "model": "model-x"}]},
             "an": {"targets": [{"provider": "an", "model": "model-x"}]},
+            "guarded": {"targets": [{"provider": "oa", "model": "model-x"}]},
+        },
+        # The model's tool calls on "guarded" are screened: an argument named b is refused.
+        "guardrails": {
+            "policies": {
+                "no_b": {
+                    "guards": [
+                        {"kind": "deny", "phases": ["tool_input"], "settings": {"words": ["b"]}}
+                    ]
+                }
+            },
+            "deployments": {"guarded": "no_b"},
         },
         "mcp_servers": {
             "calc": {"url": calc.url, "headers": {"Authorization": "env::CALC_AUTH"}},
@@ -122,6 +134,16 @@ def test_list_call_answer(gw: RunningServer, calc: CalcServer, model: str):
     assert message["content"][0]["text"] == f"tool said: {expected}"
     assert body["status"] == "completed"
     assert TOKEN not in json.dumps(body)
+
+
+def test_a_guarded_tool_call_is_blocked_before_it_runs(gw: RunningServer, calc: CalcServer):
+    calc.calls.clear()
+    tool = _calc(require_approval="never", allowed_tools=["add"])
+    response = _client(gw).responses.create(model="guarded", input="add", tools=[tool])
+    assert response.status == "incomplete" and calc.calls == []
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "content_filter"
+    assert _types(response) == ["mcp_list_tools"]
 
 
 def test_failing_tool_is_a_failed_call_and_the_model_still_answers(gw: RunningServer):

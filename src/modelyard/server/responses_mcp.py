@@ -17,10 +17,11 @@ from typing import Protocol
 from starlette.responses import Response, StreamingResponse
 
 from modelyard.core.chat import ChatResult
-from modelyard.core.errors import InternalError, ModelyardError
+from modelyard.core.errors import ContentBlocked, InternalError, ModelyardError
 from modelyard.protocols.openai.responses.encode import (
     Envelope,
     dump,
+    filtered_json,
     response_json,
     result_output,
 )
@@ -36,6 +37,8 @@ from modelyard.services.root import Configured
 from modelyard.services.tool_loop import LoopOutcome, ToolLoop
 
 log = logging.getLogger("modelyard.server")
+# As in ``responses_routes``: what an output guard blocks makes the response ``incomplete``.
+OUTPUT_PHASES = ("output", "tool_input")
 
 
 class Saving(Protocol):
@@ -91,8 +94,15 @@ class McpRun:
 
 
 async def mcp_json(run: McpRun, saver: Saving, history: list[JSON]) -> Response:
-    """The whole response as one body."""
-    outcome = await run.run(history)
+    """The whole response as one body; an answer or tool call an output guard blocked ends it
+    ``incomplete`` (``content_filter``), with the steps made before."""
+    try:
+        outcome = await run.run(history)
+    except ContentBlocked as blocked:
+        if blocked.phase not in OUTPUT_PHASES:
+            raise
+        outcome = run.loop.out
+        outcome.status, outcome.incomplete = "incomplete", filtered_json(blocked)
     body = run.body(outcome)
     await saver.save(body, outcome.output)
     return json_response(dump(body), headers=run.headers(outcome))
@@ -128,6 +138,11 @@ async def _frames(run: McpRun, saver: Saving, history: list[JSON]) -> AsyncItera
                 yield frame
         outcome = task.result()
         closing = writer.finish(outcome.status, outcome.usage, outcome.incomplete, run.env)
+    except ContentBlocked as blocked:
+        writer.usage = run.loop.out.usage
+        closing = (
+            writer.blocked(blocked) if blocked.phase in OUTPUT_PHASES else writer.failed(blocked)
+        )
     except ModelyardError as err:
         writer.usage = run.loop.out.usage
         closing = writer.failed(err)
