@@ -134,6 +134,8 @@ def test_list_call_answer(gw: RunningServer, calc: CalcServer, model: str):
     assert message["content"][0]["text"] == f"tool said: {expected}"
     assert body["status"] == "completed"
     assert TOKEN not in json.dumps(body)
+    log = gw.log()  # the tool server's address and secrets stay out of the log
+    assert TOKEN not in log and calc.url not in log and "mcp_call" not in log
 
 
 def test_a_guarded_tool_call_is_blocked_before_it_runs(gw: RunningServer, calc: CalcServer):
