@@ -496,3 +496,40 @@ def test_each_tool_execution_is_an_execute_tool_span(calc, fake_upstream, vendor
     assert found["gen_ai.tool.name"] == "add" and found["gen_ai.tool.call.id"]
     assert found["modelyard.mcp.server_label"] == "calc"
     assert TOKEN not in json.dumps(found)
+
+
+_EVENT_SCHEMAS = {
+    "response.output_item.added": "ResponseOutputItemAddedEvent",
+    "response.output_item.done": "ResponseOutputItemDoneEvent",
+    "response.mcp_list_tools.in_progress": "ResponseMCPListToolsInProgressEvent",
+    "response.mcp_list_tools.completed": "ResponseMCPListToolsCompletedEvent",
+    "response.mcp_list_tools.failed": "ResponseMCPListToolsFailedEvent",
+    "response.mcp_call.in_progress": "ResponseMCPCallInProgressEvent",
+    "response.mcp_call.completed": "ResponseMCPCallCompletedEvent",
+    "response.mcp_call.failed": "ResponseMCPCallFailedEvent",
+    "response.mcp_call_arguments.delta": "ResponseMCPCallArgumentsDeltaEvent",
+    "response.mcp_call_arguments.done": "ResponseMCPCallArgumentsDoneEvent",
+    "response.completed": "ResponseCompletedEvent",
+    "response.failed": "ResponseFailedEvent",
+}
+
+
+@pytest.mark.parametrize("allowed", [["add"], ["fail"]])
+def test_streamed_mcp_events_match_the_spec(gw: RunningServer, allowed: list[str]):
+    tool = _calc(require_approval="never", allowed_tools=allowed)
+    body = {"model": "oa", "input": "go", "tools": [tool], "stream": True}
+    raw = httpx.post(f"{gw.base_url}/responses", json=body, timeout=60)
+    assert raw.status_code == 200
+    events = [json.loads(line[6:]) for line in raw.text.splitlines() if line.startswith("data: ")]
+    checked = 0
+    for event in events:
+        name = _EVENT_SCHEMAS.get(event["type"])
+        if name is not None:
+            assert spec_errors(name, event) == [], event["type"]
+            checked += 1
+    kinds = [e["type"] for e in events]
+    ending = "completed" if allowed == ["add"] else "failed"
+    assert f"response.mcp_call.{ending}" in kinds and kinds[-1] == "response.completed"
+    assert checked >= 10
+    ids = {e["item_id"] for e in events if e["type"].startswith("response.mcp_call")}
+    assert len(ids) == 1  # every event of the call names the same item
