@@ -34,7 +34,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18091)
+    parser.add_argument("--stdio", action="store_true", help="speak MCP on stdin/stdout instead")
     args = parser.parse_args()
+    if args.stdio:  # e.g. mcp_servers: {calc: {command: python, args: [this file, --stdio]}}
+        server.run("stdio")
+        return
     print(f"MCP calculator on http://{args.host}:{args.port}/mcp (Ctrl-C to stop)")
     server.run("streamable-http", host=args.host, port=args.port, stateless_http=True)
 

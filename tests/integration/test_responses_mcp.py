@@ -38,6 +38,7 @@ from tests.waiting import wait_until
 agents.set_tracing_disabled(True)
 OPERATOR = Principal("test-operator", role="operator")
 ADMIN = "operator-secret-mcp-tests"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "mcp_calc_server.py"
 TOKEN = "calc-token-5531"  # the calculator's bearer token: must reach it, never a client
 
 
@@ -81,6 +82,8 @@ def _config(calc: CalcServer, fake_upstream: Any, vendors: Any, **mcp: Any) -> d
         "mcp_servers": {
             "calc": {"url": calc.url, "headers": {"Authorization": "env::CALC_AUTH"}},
             "dead": {"url": f"http://127.0.0.1:{free_port()}/mcp"},
+            # A stdio server: launched by the gateway, only because the operator configured it.
+            "local_calc": {"command": sys.executable, "args": [str(EXAMPLE), "--stdio"]},
         },
         "mcp": mcp,
     }
@@ -146,6 +149,17 @@ def test_a_guarded_tool_call_is_blocked_before_it_runs(gw: RunningServer, calc: 
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "content_filter"
     assert _types(response) == ["mcp_list_tools"]
+
+
+def test_a_configured_stdio_server(gw: RunningServer):
+    tool = {"type": "mcp", "server_label": "local_calc", "require_approval": "never",
+            "allowed_tools": ["add"]}  # fmt: skip
+    response = _client(gw).responses.create(model="oa", input="add", tools=[tool])  # type: ignore[list-item]
+    assert _types(response) == ["mcp_list_tools", "mcp_call", "message"]
+    call = response.output[1]
+    assert call.type == "mcp_call" and call.status == "completed"
+    args = json.loads(call.arguments)
+    assert call.output == str(args["a"] + args["b"])
 
 
 def test_failing_tool_is_a_failed_call_and_the_model_still_answers(gw: RunningServer):
