@@ -547,3 +547,24 @@ def test_streamed_mcp_events_match_the_spec(gw: RunningServer, allowed: list[str
     assert checked >= 10
     ids = {e["item_id"] for e in events if e["type"].startswith("response.mcp_call")}
     assert len(ids) == 1  # every event of the call names the same item
+
+
+def test_anthropic_connector_streamed(gw: RunningServer, calc: CalcServer):
+    calc.calls.clear()
+    with _anthropic(gw).beta.messages.stream(
+        model="an",
+        max_tokens=200,
+        messages=[{"role": "user", "content": "add two numbers"}],
+        mcp_servers=[{"type": "url", "url": calc.url, "name": "calc"}],
+        tools=[{"type": "mcp_toolset", "mcp_server_name": "calc",
+                "default_config": {"enabled": False}, "configs": {"add": {"enabled": True}}}],
+        betas=["mcp-client-2025-11-20"],
+    ) as stream:  # fmt: skip
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert [b.type for b in final.content] == ["mcp_tool_use", "mcp_tool_result", "text"]
+    use = final.content[0]
+    assert use.type == "mcp_tool_use" and use.input == calc.calls[0][1]
+    assert final.content[2].type == "text" and final.content[2].text.startswith("tool said: ")
+    assert final.stop_reason == "end_turn"

@@ -6,8 +6,9 @@ when ``mcp.allow_request_urls`` is on), and the same tool loop (``services/tool_
 them: one metered model call per round and one ledger row per tool execution, children of the
 message id. The answer's content is the connector's blocks in order: ``mcp_tool_use`` and
 ``mcp_tool_result`` for each call, the model's text and its calls of the client's own tools.
-A loop that reaches ``mcp.max_iterations`` stops with ``stop_reason: pause_turn``. Streaming
-with the connector is refused with a 400 naming ``stream`` (not built yet).
+A loop that reaches ``mcp.max_iterations`` stops with ``stop_reason: pause_turn``. With
+``stream: true`` the same answer is sent as the API's event stream once the loop is done (the
+loop's model calls are whole answers).
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.core.chat import ChatResult
-from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.anthropic.decode import decode_messages
 from modelyard.protocols.anthropic.encode import content_json, stop_reason, usage_json
-from modelyard.protocols.anthropic.mcp import connector_blocks, split_connector
-from modelyard.server.chat_route import served_headers, state_of
+from modelyard.protocols.anthropic.mcp import connector_blocks, connector_stream, split_connector
+from modelyard.server.chat_route import SSE_HEADERS, served_headers, state_of
 from modelyard.server.http import exchange_of, json_response
 from modelyard.services.mcp_servers import resolve_servers
 from modelyard.services.pipeline import Caller
@@ -44,12 +44,7 @@ async def connector(request: Request, principal: Any, body: Any) -> Response | N
     chat = decode_messages(plain)
     exchange = exchange_of(request)
     exchange.model = chat.model
-    if chat.stream:
-        raise InvalidRequest(
-            "stream: answers that use mcp_servers are not streamed by this gateway yet; "
-            "send stream: false",
-            param="stream",
-        )
+    streamed = chat.stream
     current = state_of(request).current
     settings = current.settings
     servers = resolve_servers(settings.mcp_servers, settings.mcp, principal.project_id, tools)
@@ -87,6 +82,10 @@ async def connector(request: Request, principal: Any, body: Any) -> Response | N
     headers = {"x-request-id": rid, "request-id": rid}
     if answer is not None:
         headers = {**served_headers(_IDS, answer.served, rid, answer.ticket), **headers}
+    if streamed:  # the loop's answers are whole: its stream is written once it is done
+        stream_headers = {**headers, **SSE_HEADERS}
+        return Response(connector_stream(body_out), headers=stream_headers,
+                        media_type="text/event-stream")  # fmt: skip
     return json_response(orjson.dumps(body_out), headers=headers)
 
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 from modelyard.core.mcp import McpToolRequest, ToolFilter, call_messages_text, function_name
 from modelyard.protocols.anthropic.encode import tool_input
+from modelyard.protocols.anthropic.stream import frame
 from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
 
 JSON = dict[str, Any]
@@ -152,3 +155,47 @@ def connector_blocks(item: JSON) -> list[JSON]:
         {"type": "mcp_tool_result", "tool_use_id": item["id"], "is_error": failed,
          "content": [{"type": "text", "text": call_messages_text(item)}]},
     ]  # fmt: skip
+
+
+def connector_stream(message: JSON) -> bytes:
+    """A finished answer as the Messages API's event stream: ``message_start``, each content
+    block as ``content_block_start``, its deltas (text, tool input JSON, thinking) and
+    ``content_block_stop``, then ``message_delta`` and ``message_stop``. The tool loop's
+    answers are whole, so the stream is written once the loop is done."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None,
+             "usage": {**usage, "output_tokens": 0}}  # fmt: skip
+    out = [frame("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(message["content"]):
+        out += _block_frames(index, block)
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    tail = {"type": "message_delta", "delta": delta,
+            "usage": {"output_tokens": usage["output_tokens"]}}  # fmt: skip
+    out.append(frame("message_delta", tail))
+    out.append(frame("message_stop", {"type": "message_stop"}))
+    return b"".join(out)
+
+
+def _block_frames(index: int, block: JSON) -> list[bytes]:
+    kind = block["type"]
+    deltas: list[JSON] = []
+    opened = dict(block)
+    if kind == "text":
+        opened["text"] = ""
+        deltas.append({"type": "text_delta", "text": block["text"]})
+    elif kind in ("tool_use", "mcp_tool_use"):
+        opened["input"] = {}
+        deltas.append({"type": "input_json_delta",
+                       "partial_json": orjson.dumps(block["input"]).decode()})  # fmt: skip
+    elif kind == "thinking":
+        opened["thinking"], opened["signature"] = "", ""
+        deltas.append({"type": "thinking_delta", "thinking": block["thinking"]})
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    began = {"type": "content_block_start", "index": index, "content_block": opened}
+    out = [frame("content_block_start", began)]
+    for delta in deltas:
+        moved = {"type": "content_block_delta", "index": index, "delta": delta}
+        out.append(frame("content_block_delta", moved))
+    out.append(frame("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return out
