@@ -196,6 +196,10 @@ def test_approval_then_approve_runs_the_call_without_listing_again(
     assert call.type == "mcp_call" and call.approval_request_id == asked.id
     assert [name for name, _ in calc.calls] == ["add"]
     assert second.output_text == f"tool said: {call.output}"
+    # Stored as served: retrieved whole, its input the approval answer.
+    assert [i.type for i in client.responses.retrieve(second.id).output] == _types(second)
+    listed = client.responses.input_items.list(second.id).data
+    assert [i.type for i in listed] == ["mcp_approval_response"]
 
 
 def test_approval_refused_tells_the_model(gw: RunningServer, calc: CalcServer):
