@@ -303,6 +303,12 @@ def _add_usage(sub: SubParsers) -> None:
         metavar="N",
         help="with --records: the first N rows, oldest first (default: 10000)",
     )
+    usage.add_argument(
+        "--steps",
+        default=None,
+        metavar="ID",
+        help="one request's steps as a tree: a response's model calls and tool runs",
+    )
     _store_flags(usage)
 
 

@@ -25,6 +25,8 @@ def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
     from modelyard.services import usage_export as export
     from modelyard.services.admin_fields import parse
 
+    if args.steps is not None:
+        return _steps(args, with_admin)
     params = {
         name: value
         for name in ("project", "key", "deployment", "since", "until", "guardrail")
@@ -52,6 +54,22 @@ def run_usage(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
         sys.stdout.write(export.csv_text(header, ([r.get(h) for h in header] for r in rows)))
     else:
         _table(query.by, rows, totals)
+    return 0
+
+
+def _steps(args: argparse.Namespace, with_admin: RunWithAdmin) -> int:
+    from modelyard.cli.tenancy import operator, print_json
+    from modelyard.services.usage_steps import UsageSteps, tree_lines
+
+    records = with_admin(lambda a: a.usage_steps(operator(), args.steps))
+    if not records:
+        print(f"no ledger steps of {args.steps!r}", file=sys.stderr)
+        return 1
+    found = UsageSteps.of(args.steps, records)
+    if args.json:
+        print_json(found.model_dump())
+    else:
+        print("\n".join(tree_lines(found)))
     return 0
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelyard.config.agents import AgentConfig
 from modelyard.config.guardrails import GuardrailsConfig
+from modelyard.config.mcp import McpConfig, McpServerConfig
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
 
@@ -385,3 +386,6 @@ class Settings(_Strict):
         default_factory=dict,
         description="named agents: model 'agent:<name>' on /v1/responses (docs/agents.md)",
     )
+    # Tools the gateway runs (issue 19): MCP servers by label, and the outbound policy.
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp: McpConfig = McpConfig()

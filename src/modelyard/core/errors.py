@@ -24,6 +24,7 @@ Foreign exceptions are translated into this tree once, at the boundary where the
     │   ├── UpstreamConnectionError (502)                refused, reset, closed mid-response
     │   ├── UpstreamUnavailable (503)                    overloaded or out of service
     │   └── UpstreamTimeout (504, timeout)               connect, first-token or total timeout
+    ├── ToolServerError (424, tool_server)               a tool server (MCP) failed or refused
     └── InternalError (500, internal)
 """
 
@@ -220,6 +221,15 @@ class UpstreamUnavailable(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     kind = "timeout"
+
+
+class ToolServerError(ModelyardError):
+    """A tool server the gateway runs tools on (MCP) could not be reached, listed no tools, or
+    was refused by the outbound policy: 424 (Failed Dependency), as OpenAI answers for an MCP
+    server it cannot list. The message names the server's label, never its secrets."""
+
+    status = 424
+    kind = "tool_server"
 
 
 class InternalError(ModelyardError):

@@ -66,6 +66,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+_CHATTY = ("httpx2", "httpcore2", "mcp.client")
+
+
 def configure_logging(level: str, fmt: str = "text") -> None:
     """One handler on stderr for the root logger (replacing ours if called again)."""
     root = logging.getLogger()
@@ -77,3 +80,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The MCP SDK's HTTP client logs each request's full URL at INFO: a tool server's URL may
+    # carry a token in its query, and one line per call is noise. Its warnings still show.
+    quiet = max(logging.WARNING, root.level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(quiet)

@@ -134,6 +134,21 @@ class Tracing:
             f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attributes
         )
 
+    def tool_span(self, name: str, call_id: str, server: str) -> Span:
+        """One tool execution the gateway runs (an MCP ``tools/call``), under the current span:
+        the GenAI ``execute_tool {name}`` span."""
+        attributes = {
+            OPERATION: "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.id": call_id,
+            "gen_ai.tool.type": "extension",
+            "mcp.method.name": "tools/call",
+            "modelyard.mcp.server_label": server,
+        }
+        return self.tracer.start_span(
+            f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
+        )
+
     @staticmethod
     def traceparent(span: Span) -> str | None:
         """The W3C ``traceparent`` that makes the upstream's spans children of ``span``."""

@@ -29,6 +29,7 @@ from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
 from modelyard.server.http import json_response, request_id
 from modelyard.services import admin_models as models
+from modelyard.services import usage_steps as steps_models
 from modelyard.services.tenancy import check_policy_name, require_operator
 from modelyard.services.usage_export import records_csv
 from modelyard.tenancy.model import UsageFilter
@@ -155,6 +156,14 @@ async def usage(call: Call) -> models.UsageReport | Response:
     )
 
 
+async def usage_steps(call: Call) -> steps_models.UsageSteps:
+    parent_id = call.given(steps_models.StepsPath).parent_id
+    records = await call.admin.usage_steps(call.principal, parent_id)
+    if not records:
+        raise NotFound(f"no ledger steps of {parent_id!r}", param="parent_id")
+    return steps_models.UsageSteps.of(parent_id, records)
+
+
 async def usage_csv(call: Call) -> Response:
     query = call.given(models.UsageCsvQuery)
     return await _csv(call, query.filter(), query.limit)
@@ -278,6 +287,12 @@ OPERATIONS = (
         "Usage grouped by project, key, deployment, model or day (format=csv: ledger rows)",
         usage, answer=(200, models.UsageReport, "Totals per group"), errors=_ANY,
         query=models.UsageQuery, csv_too=True,
+    ),
+    Operation(
+        "GET", "/usage/steps/{parent_id}",
+        "One request's steps (a response's model calls and tool runs), in order",
+        usage_steps, answer=(200, steps_models.UsageSteps, "The steps"), errors=(*_ANY, 404),
+        path_params=steps_models.StepsPath,
     ),
     Operation(
         "GET", "/usage.csv", "The per-request usage ledger as CSV", usage_csv,

@@ -25,6 +25,7 @@ from modelyard.protocols.anthropic.decode import (
     read_headers,
 )
 from modelyard.protocols.anthropic.stream import StreamEncoder
+from modelyard.server.anthropic_mcp import connector
 from modelyard.server.chat_route import (
     Dialect,
     authenticate,
@@ -60,6 +61,7 @@ DIALECT = Dialect(
     error_frame=errors.stream_error_frame,
     id_headers=_ids,
     read_headers=read_headers,
+    divert=connector,  # the MCP connector: the gateway runs the tools (server/anthropic_mcp.py)
 )
 
 

@@ -9,7 +9,7 @@ The request id, the in-flight bound and the access log are the middleware's (``F
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +55,9 @@ class Dialect:
     credentials: Callable[[Request], str | None] | None = None
     # Request headers the dialect reads into the decoded request (the Messages API's betas).
     read_headers: Callable[[ChatRequest, Callable[[str], str | None]], None] | None = None
+    # A request this dialect serves another way (the Messages API's MCP connector): its
+    # answer, or None for the usual path. Called with the decoded JSON body.
+    divert: Callable[[Request, Principal, Any], Awaitable[Response | None]] | None = None
 
 
 def state_of(request: Request) -> Root:
@@ -106,7 +109,12 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
     try:
         key = dialect.credentials(request) if dialect.credentials is not None else None
         principal = await authenticate(root, request, key)
-        chat_request = dialect.decode(await read_json(request, current.max_body_bytes))
+        body = await read_json(request, current.max_body_bytes)
+        if dialect.divert is not None:
+            diverted = await dialect.divert(request, principal, body)
+            if diverted is not None:
+                return diverted
+        chat_request = dialect.decode(body)
         if dialect.read_headers is not None:
             dialect.read_headers(chat_request, request.headers.get)
         exchange.model = chat_request.model

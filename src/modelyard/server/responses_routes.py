@@ -42,6 +42,7 @@ from modelyard.server.chat_route import (
 )
 from modelyard.server.http import exchange_of, json_response, read_json
 from modelyard.server.openai_routes import DIALECT
+from modelyard.server.responses_mcp import McpRun, mcp_json, mcp_stream
 from modelyard.services.pipeline import INTERNAL, Caller, Streaming
 from modelyard.services.response_state import ResponseState, owner_of
 from modelyard.services.responses import PATH, context_window, fit_context, hosted_warnings
@@ -73,6 +74,11 @@ async def create_response(request: Request) -> Response:
         env.warnings += fit_context(req.chat.messages, window, req.truncation)
         # The response id labels the ledger row of each upstream call it makes.
         caller = Caller(principal, rid, PATH, env.id, request.headers.get)
+        if req.mcp:  # tools the gateway runs: the tool loop (server/responses_mcp.py)
+            run = McpRun(current, caller, req, env)
+            if req.chat.stream:
+                return mcp_stream(run, saver, saver.history)
+            return await mcp_json(run, saver, saver.history)
         extra = {HOSTED_HEADER: ",".join(req.hosted)} if req.hosted else {}
         if agent is not None:
             extra[AGENT_HEADER] = agent.label
@@ -122,10 +128,11 @@ async def input_tokens(request: Request) -> Response:
 class Saver:
     """Reads the history a request continues and stores what it made."""
 
-    __slots__ = ("owner", "req", "state")
+    __slots__ = ("history", "owner", "req", "state")
 
     def __init__(self, state: ResponseState, owner: str, req: ResponsesRequest) -> None:
         self.state, self.owner, self.req = state, owner, req
+        self.history: list[JSON] = []  # the earlier turns' items (the tool loop reads them)
 
     async def resend_history(self) -> None:
         """The earlier turns of ``previous_response_id`` or ``conversation``, resent upstream
@@ -137,6 +144,7 @@ class Saver:
             history = await self.state.conversation_items(self.owner, req.conversation)
         else:
             return
+        self.history = history
         items = history + req.items
         req.chat.messages = instruction_messages(req.instructions) + to_messages(items, req.names)
 

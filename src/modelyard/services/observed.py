@@ -10,7 +10,7 @@ and pays one ``is None`` test per seam.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import perf_counter
 from types import MappingProxyType
 from typing import ClassVar, Final
@@ -91,6 +91,21 @@ class Observation:
 
     def begin(self, run: Run) -> AttemptWatch:
         return CallWatch(self, run)
+
+    def tool_started(self, name: str, call_id: str, server: str) -> Callable[[int], None] | None:
+        """The ``execute_tool`` span of a tool the gateway runs; the returned function ends it
+        with the step's status (None: traces are off)."""
+        if self.tracing is None:
+            return None
+        span = self.tracing.tool_span(name, call_id, server)
+
+        def end(status: int) -> None:
+            if status >= 400:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute(ERROR_TYPE, str(status))
+            span.end()
+
+        return end
 
     def refused(self, caller: Caller, error: ModelyardError) -> None:
         if isinstance(error, LimitExceeded | BudgetExceeded):

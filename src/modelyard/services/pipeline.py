@@ -27,7 +27,14 @@ the parent's id in ``parent_id``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -164,6 +171,21 @@ class Observer(Protocol):
 
     def finished(self, run: Run) -> None: ...
 
+    def tool_started(self, name: str, call_id: str, server: str) -> Callable[[int], None] | None:
+        """A tool execution's span begins; the function returned ends it with its status."""
+        ...
+
+
+Tool = tuple[str, str, str]  # (tool name, call id, server label)
+
+
+@dataclass(slots=True)
+class Step:
+    """A step that is not a model call (``Pipeline.step``): its ledger ticket and span."""
+
+    ticket: Ticket | None
+    end_span: Callable[[int], None] | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -226,6 +248,27 @@ class Pipeline:
         """A whole answer; finished (settled, recorded) before it is returned."""
         ticket = await self._ticket(caller, request.model, estimate_usage(request), False)
         return await self._complete(Run(self, caller, request, ticket), request)
+
+    async def step(self, caller: Caller, deployment: str, tool: Tool) -> Step:
+        """A step of a request that is not a model call (a tool the gateway runs), admitted
+        against the caller's limits as one request of no tokens; ``end_step`` records it as a
+        ledger row (its ``caller.parent_id`` the request it belongs to) and ends its span."""
+        ticket = None
+        if caller.metered:
+            call = Call(caller.request_id, caller.endpoint, deployment[:MAX_MODEL], Usage(),
+                        False, caller.parent_id)  # fmt: skip
+            ticket = await self._meter.admit(caller.principal, call)
+        end = self._observer.tool_started(*tool) if self._observer is not None else None
+        return Step(ticket, end)
+
+    async def end_step(self, step: Step, served: Served, status: int) -> None:
+        """Record a ``step``: who served it (``provider`` the tool server, ``model`` the tool),
+        its status, and its latency from ``step`` to now."""
+        if step.end_span is not None:
+            step.end_span(status)
+        if step.ticket is not None:
+            step.ticket.usage = Usage()
+            await self._settle(self._meter.close(step.ticket, served, status))
 
     async def candidate(
         self, caller: Caller, deployment: Deployment, target: Target, request: ChatRequest

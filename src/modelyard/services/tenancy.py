@@ -384,6 +384,15 @@ class TenancyAdmin:
         async with self._store.transaction() as session:
             return await UsageLedger(session).grouped(by, narrowed)
 
+    async def usage_steps(
+        self, principal: Principal, parent_id: str, limit: int = 1000
+    ) -> list[UsageRecord]:
+        """The ledger rows of one request's steps (a response's model calls and tool runs),
+        as far as ``principal`` may see usage."""
+        narrowed = self._usage_filter(principal, UsageFilter())
+        async with self._store.transaction() as session:
+            return await UsageLedger(session).steps(parent_id, narrowed, limit)
+
     async def usage_records(
         self, principal: Principal, where: UsageFilter, limit: int = 10_000
     ) -> list[UsageRecord]:

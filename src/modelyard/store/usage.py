@@ -222,6 +222,16 @@ class UsageLedger:
         rows = (await self._session.scalars(query)).all()
         return [UsageRecord(**{f: getattr(r, f) for f in _FIELDS}) for r in rows]
 
+    async def steps(
+        self, parent_id: str, where: UsageFilter, limit: int = 1000
+    ) -> list[UsageRecord]:
+        """The rows whose ``parent_id`` is ``parent_id`` (a response's model and tool steps),
+        in the order they were written. ``parent_id`` is not indexed (see the column): this is
+        a scan narrowed by ``where``, for an operator's look at one request."""
+        query = self._where(select(UsageRow), where).where(UsageRow.parent_id == parent_id)
+        rows = (await self._session.scalars(query.order_by(UsageRow.id).limit(limit))).all()
+        return [UsageRecord(**{f: getattr(r, f) for f in _FIELDS}) for r in rows]
+
     async def grouped(self, by: GroupBy, where: UsageFilter) -> list[dict[str, Any]]:
         """Totals per value of ``by``: requests, errors, tokens, cost."""
         column = _COLUMNS[by]

@@ -17,6 +17,7 @@ _TYPES = {
     "upstream": "server_error",
     "timeout": "timeout_error",
     "internal": "server_error",
+    "tool_server": "external_connector_error",
 }
 
 

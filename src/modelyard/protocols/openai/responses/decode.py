@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.protocols.openai.responses.items import canonical_items, to_messages
+from modelyard.protocols.openai.responses.mcp import decode_mcp_tools, redacted_tools
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.tools import decode_text, decode_tool_choice, decode_tools
 from modelyard.protocols.validate import (
@@ -68,7 +69,9 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         raise bad(unknown[0], "unknown parameter of POST /v1/responses")
     if not _RARE.isdisjoint(body):  # most bodies carry none of these: one set test
         _refuse_unsupported(body)
-    specs, hosted, names = decode_tools(get_list(body, "tools", "tools"))
+    raw_tools = get_list(body, "tools", "tools")
+    specs, hosted, names = decode_tools(raw_tools)
+    mcp = decode_mcp_tools(raw_tools) if raw_tools else ()
     response_format, text = decode_text(get_dict(body, "text", "text"))
     instructions = get_str(body, "instructions", "instructions")
     if "input" not in body and not body.get("previous_response_id"):
@@ -105,7 +108,7 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         chat=chat,
         items=items,
         instructions=instructions,
-        tools=list(body.get("tools") or []),
+        tools=redacted_tools(raw_tools or []) if mcp else list(raw_tools or []),
         tool_choice=body.get("tool_choice", "auto"),
         text=text,
         reasoning=reasoning,
@@ -119,7 +122,9 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         max_output_tokens=max_output,
         hosted=hosted,
         names=names,
-        echo={k: body[k] for k in ("user", *_PASSED) if body.get(k) is not None},
+        mcp=mcp,
+        max_tool_calls=get_int(body, "max_tool_calls", "max_tool_calls", minimum=1),
+        echo={k: body[k] for k in ("user", "max_tool_calls", *_PASSED) if body.get(k) is not None},
     )
 
 
@@ -145,7 +150,6 @@ def _refuse_unsupported(body: JSON) -> None:
     extra = sorted(set(stream_options) - {"include_obfuscation"})
     if extra:
         raise bad(f"stream_options.{extra[0]}", "unknown field; accepted: include_obfuscation")
-    get_int(body, "max_tool_calls", "max_tool_calls", minimum=1)  # checked; we run no tools
     # The client's own labels (Codex sends its turn's state): no answer depends on them, so
     # they are checked for shape and not sent upstream. The body limit bounds their size.
     get_dict(body, "client_metadata", "client_metadata")

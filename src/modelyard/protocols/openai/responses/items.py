@@ -16,8 +16,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
+from modelyard.core.mcp import call_messages_text, function_name
 from modelyard.protocols.openai.responses.request import JSON, ToolNames, fresh_item_id
-from modelyard.protocols.validate import bad, get_list, get_str, require_dict
+from modelyard.protocols.validate import (
+    bad,
+    get_bool,
+    get_dict,
+    get_list,
+    get_str,
+    require_dict,
+)
 
 _ROLES: Final = ("user", "system", "developer", "assistant")
 _ITEM_KEYS: Final[Mapping[str, frozenset[str]]] = {
@@ -27,6 +35,23 @@ _ITEM_KEYS: Final[Mapping[str, frozenset[str]]] = {
     ),
     "function_call_output": frozenset({"type", "id", "call_id", "output", "status", "caller"}),
     "reasoning": frozenset({"type", "id", "summary", "content", "encrypted_content", "status"}),
+    # The gateway's MCP items, sent back by clients that resend a response's output.
+    "mcp_list_tools": frozenset({"type", "id", "server_label", "tools", "error"}),
+    "mcp_call": frozenset(
+        {
+            "type",
+            "id",
+            "server_label",
+            "name",
+            "arguments",
+            "output",
+            "error",
+            "status",
+            "approval_request_id",
+        }
+    ),
+    "mcp_approval_request": frozenset({"type", "id", "server_label", "name", "arguments"}),
+    "mcp_approval_response": frozenset({"type", "id", "approval_request_id", "approve", "reason"}),
 }
 ITEM_TYPES: Final = tuple(_ITEM_KEYS)
 _ID_PREFIX: Final[Mapping[str, str]] = {
@@ -73,6 +98,8 @@ def _item(raw: Any, param: str) -> JSON:
     if unknown:
         raise bad(f"{param}.{unknown[0]}", f"unknown field of a {kind} item")
     item_id = get_str(obj, "id", f"{param}.id")
+    if kind.startswith("mcp_"):
+        return _mcp_item(obj, kind, param, item_id)
     if kind == "message":
         role = get_str(obj, "role", f"{param}.role", required=True) or ""
         if role not in _ROLES:
@@ -95,6 +122,35 @@ def _item(raw: Any, param: str) -> JSON:
     else:
         out["output"] = _output(obj.get("output"), f"{param}.output")
     out["status"] = "completed"
+    return out
+
+
+def _mcp_item(obj: JSON, kind: str, param: str, item_id: str | None) -> JSON:
+    out: JSON = {"type": kind, "id": item_id or fresh_item_id("mcpr")}
+    if kind == "mcp_approval_response":
+        out["approval_request_id"] = get_str(
+            obj, "approval_request_id", f"{param}.approval_request_id", required=True
+        )
+        approve = get_bool(obj, "approve", f"{param}.approve")
+        if approve is None:
+            raise bad(f"{param}.approve", "is required (true or false)")
+        out["approve"] = approve
+        out["reason"] = get_str(obj, "reason", f"{param}.reason")
+        return out
+    out["server_label"] = get_str(obj, "server_label", f"{param}.server_label", required=True)
+    if kind == "mcp_list_tools":
+        out["tools"] = get_list(obj, "tools", f"{param}.tools") or []
+        out["error"] = get_str(obj, "error", f"{param}.error")
+        return out
+    out["name"] = get_str(obj, "name", f"{param}.name", required=True)
+    out["arguments"] = get_str(obj, "arguments", f"{param}.arguments") or ""
+    if kind == "mcp_call":
+        out["output"] = get_str(obj, "output", f"{param}.output")
+        out["error"] = get_dict(obj, "error", f"{param}.error")
+        out["status"] = "failed" if out["error"] else "completed"
+        out["approval_request_id"] = get_str(
+            obj, "approval_request_id", f"{param}.approval_request_id"
+        )
     return out
 
 
@@ -181,6 +237,17 @@ def to_messages(items: Iterable[JSON], names: ToolNames) -> list[Message]:
         if kind == "reasoning":
             text = "".join(p["text"] for p in item.get("content") or item["summary"])
             reasoning = (text, item.get("encrypted_content"))
+            continue
+        if kind.startswith("mcp_"):
+            if kind == "mcp_call":  # a call the gateway ran: the model's call and its result
+                name = function_name(item["server_label"], item["name"])
+                call = ToolCall(item["id"], name, item["arguments"])
+                messages.append(Message("assistant", tool_calls=(call,)))
+                text = call_messages_text(item)
+                messages.append(Message("tool", (TextPart(text),), tool_call_id=item["id"]))
+            # listings, approval requests and answers are the gateway's business, not the model's
+            pending = None
+            reasoning = None
             continue
         if kind == "function_call":
             call = ToolCall(

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from modelyard.core.chat import ChatRequest
+from modelyard.core.mcp import McpToolRequest
 
 JSON = dict[str, Any]
 
@@ -66,6 +67,8 @@ class ResponsesRequest:
     max_output_tokens: int | None = None
     hosted: tuple[str, ...] = ()  # hosted tool types offered that we cannot run
     names: ToolNames = field(default_factory=ToolNames)
+    mcp: tuple[McpToolRequest, ...] = ()  # the ``mcp`` tools, run by the gateway
+    max_tool_calls: int | None = None
     echo: JSON = field(default_factory=dict)  # other fields echoed as sent (user, ...)
 
     @property

@@ -4,7 +4,8 @@ Function tools map one to one. A ``namespace`` groups function tools (Codex's su
 upstreams have no namespaces, so each member is offered as ``<namespace>__<name>`` and the
 model's calls are split back (``ToolNames``). Hosted tools (web search, file search...) run on
 OpenAI's servers, not here: they are left out of what the model is offered and disclosed, or
-refused, by the deployment's ``hosted_tools`` setting; forcing one is always refused.
+refused, by the deployment's ``hosted_tools`` setting; forcing one is always refused. ``mcp``
+tools are run by the gateway itself (``mcp.py``, ``services/tool_loop.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelyard.core.chat import NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
+from modelyard.core.mcp import function_name
 from modelyard.protocols.openai.responses.request import JSON, ToolNames
 from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
 
@@ -19,7 +21,7 @@ HOSTED_TOOLS: Final = frozenset(
     {
         "web_search", "web_search_preview", "web_search_preview_2025_03_11",
         "web_search_2025_08_26", "file_search", "code_interpreter", "computer",
-        "computer_use", "computer_use_preview", "image_generation", "mcp", "tool_search",
+        "computer_use", "computer_use_preview", "image_generation", "tool_search",
     }
 )  # fmt: skip
 _MODES: Final = ("auto", "none", "required")
@@ -46,12 +48,14 @@ def decode_tools(raw: list[Any] | None) -> tuple[tuple[ToolSpec, ...], tuple[str
                 spec = _function(require_dict(member, p), p, namespace)
                 flat[spec.name] = (namespace, spec.name.removeprefix(namespace + "__"))
                 specs.append(spec)
+        elif kind == "mcp":
+            continue  # run by the gateway: decoded by ``mcp.decode_mcp_tools``
         elif kind in HOSTED_TOOLS:
             hosted.append(kind)
         else:
             raise bad(
                 f"tools[{i}].type",
-                f"unknown or unsupported tool type {kind!r}; accepted: function, namespace "
+                f"unknown or unsupported tool type {kind!r}; accepted: function, namespace, mcp "
                 f"(hosted tools are left out or refused by the deployment: {_hosted()})",
             )
     return tuple(specs), tuple(dict.fromkeys(hosted)), ToolNames(flat)
@@ -86,12 +90,16 @@ def decode_tool_choice(raw: Any, names: ToolNames) -> ToolChoice | None:
         name = get_str(obj, "name", "tool_choice.name", required=True) or ""
         namespace = get_str(obj, "namespace", "tool_choice.namespace")
         return NamedToolChoice(names.join(namespace, name))
+    if kind == "mcp":  # the spec's ToolChoiceMCP: a tool of a server the gateway runs
+        label = get_str(obj, "server_label", "tool_choice.server_label", required=True) or ""
+        tool = get_str(obj, "name", "tool_choice.name")
+        return NamedToolChoice(function_name(label, tool)) if tool else "required"
     if kind in HOSTED_TOOLS:
         raise bad(
             "tool_choice.type",
             f"hosted tool {kind!r} cannot be forced: this gateway does not run hosted tools",
         )
-    raise bad("tool_choice.type", f"unsupported tool choice type {kind!r}; accepted: function")
+    raise bad("tool_choice.type", f"unsupported tool choice type {kind!r}; accepted: function, mcp")
 
 
 def decode_text(raw: JSON | None) -> tuple[ResponseFormat | None, JSON]:
