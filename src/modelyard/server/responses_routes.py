@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from modelyard.core.chat import estimate_prompt_tokens
-from modelyard.core.errors import ContentBlocked, InternalError, ModelyardError
+from modelyard.core.errors import ContentBlocked, InternalError, InvalidRequest, ModelyardError
 from modelyard.protocols.openai.responses.decode import (
     decode_response_request,
     instruction_messages,
@@ -74,15 +74,12 @@ async def create_response(request: Request) -> Response:
         env.warnings += fit_context(req.chat.messages, window, req.truncation)
         # The response id labels the ledger row of each upstream call it makes.
         caller = Caller(principal, rid, PATH, env.id, request.headers.get)
-        if req.mcp:  # tools the gateway runs: the tool loop (server/responses_mcp.py)
-            run = McpRun(current, caller, req, env)
-            if req.chat.stream:
-                return mcp_stream(run, saver, saver.history)
-            return await mcp_json(run, saver, saver.history)
         extra = {HOSTED_HEADER: ",".join(req.hosted)} if req.hosted else {}
         if agent is not None:
             extra[AGENT_HEADER] = agent.label
             req.echo["agent"] = agent.response_field
+        if req.mcp:  # tools the gateway runs: the tool loop (server/responses_mcp.py)
+            return await _with_mcp_tools(McpRun(current, caller, req, env), saver, extra)
         if req.background:
             current.models.get(req.chat.model)  # an unknown model: a 404 now, not a failed run
             return await _background(
@@ -154,6 +151,24 @@ class Saver:
             await self.state.save(self.owner, body, req.items)
         if req.conversation:
             await self.state.append_items(self.owner, req.conversation, req.items + output)
+
+
+async def _with_mcp_tools(run: McpRun, saver: Saver, headers: dict[str, str]) -> Response:
+    """A response whose MCP tools the gateway runs, whole or streamed. Not in the background
+    yet: the tool loop runs within the request (refused rather than run in the foreground)."""
+    if run.req.background:
+        raise InvalidRequest(
+            "background: not supported with mcp tools yet (the gateway's tool loop runs within "
+            "the request); send it without background, or run the tools yourself as function "
+            "tools",
+            param="background",
+        )
+    if run.req.chat.stream:
+        response = mcp_stream(run, saver, saver.history)
+    else:
+        response = await mcp_json(run, saver, saver.history)
+    response.headers.update(headers)
+    return response
 
 
 async def _background(root: Root, job: Job, headers: dict[str, str]) -> Response:
