@@ -43,7 +43,9 @@ async def _fresh_database(server: str) -> str:
     return server.rsplit("/", 1)[0] + f"/{name}"
 
 
-async def test_three_replicas_migrating_at_once_all_start(postgres_url: str, tmp_path: Path) -> None:
+async def test_three_replicas_migrating_at_once_all_start(
+    postgres_url: str, tmp_path: Path
+) -> None:
     url = await _fresh_database(postgres_url)
     go = tmp_path / "go"
     children = [
