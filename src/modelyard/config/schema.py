@@ -314,6 +314,10 @@ class ServerConfig(_Strict):
     max_in_flight: int = Field(1024, gt=0)
     api_keys: list[Secret] = Field(default_factory=list)
     access_log: bool = True
+    # On SIGTERM: the listening socket closes at once (readiness fails, no new requests), the
+    # requests and streams under way get this long to finish, then the ledger is written and
+    # the process exits 0. Restart only.
+    drain_timeout_s: int = Field(30, gt=0, le=3600)
 
     @field_validator("api_keys", mode="before")
     @classmethod

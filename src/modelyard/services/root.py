@@ -37,6 +37,7 @@ from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.observed import Observation, log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
+from modelyard.services.readiness import Pingable, Readiness, States, state
 from modelyard.services.response_state import ResponseWrites
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.stages import default_stages
@@ -134,6 +135,7 @@ class Root:
             self.response_writes.start()
         self.keys = KeyRing(bootstrap=bootstrap_keys(settings))
         self._stored_keys = False
+        self._readiness = Readiness()
         self.current = self._configure(gateway)
         self.refresher = (
             KeyRefresher(store, lambda: bootstrap_keys(self.current.settings), self.install_keys)
@@ -211,6 +213,19 @@ class Root:
             await self.refresher.refresh(share=True)
         except StoreError as exc:
             log.warning("key refresh failed, keeping the current keys: %s", exc)
+
+    async def states(self) -> States:
+        """What ``/readyz`` says: the store, Redis and the embedded model, each probed with a
+        short timeout and the answer kept for a second."""
+        probes, limiter = self._readiness, self.limiter
+        store = None if self.store is None else await probes.check("store", self.store.ping)
+        redis = await probes.check("redis", limiter.ping) if isinstance(limiter, Pingable) else None
+        gateway = self.current.gateway
+        local = "off"
+        if gateway.settings.local.enabled:
+            loaded = await probes.check("local", lambda: _local_ready(gateway))
+            local = "ready" if loaded else "not ready"
+        return States(state(store), state(redis), local, not gateway.settings.limits.fail_open)
 
     def start_gauges(self) -> None:
         """Every worker refreshes its state gauges each second (a scrape reads them all): the
@@ -304,6 +319,18 @@ async def _local_queues(gateway: Gateway, metrics: Metrics) -> None:
         return  # starting or restarting: the readiness probe says so, the gauges keep their value
     for model, depth in waiting.items():
         metrics.local_queue.labels(str(model)).set(float(depth))
+
+
+async def _local_ready(gateway: Gateway) -> bool:
+    base = gateway.local_base_url
+    if base is None:
+        return False
+    health = base.removesuffix("/v1") + "/health"
+    try:
+        resp = await gateway.transport.get(health, {}, _LOCAL_HEALTH, "local runtime")
+    except ModelyardError:
+        return False
+    return resp.status == 200
 
 
 async def _versioned(gateway: Gateway, store: Store) -> Gateway:
