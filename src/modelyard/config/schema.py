@@ -341,6 +341,9 @@ class StoreConfig(_Strict):
     url: Secret | None = None
     # One usage record per request (the ledger behind `modelyard usage` and budgets' audit).
     usage_ledger: bool = True
+    # How often each replica re-reads keys and deployment versions from the store: the safety
+    # net under the change notifications (PostgreSQL), the only path on SQLite. Restart only.
+    resync_interval_s: float = Field(0.5, gt=0, le=3600)
 
     @field_validator("url", mode="before")
     @classmethod

@@ -77,7 +77,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         store = await _open_store(store_url) if store_url else None
-        root = await Root.open(gateway, store, observation=observation)
+        root = await Root.open(gateway, store, observation=observation, config_path=config_path)
         holder["root"] = app.state.modelyard = root
         # Everything built at start-up (the catalog's price data above all) lives as long as
         # the process: keep it out of the cyclic collector's way, so collections triggered by
