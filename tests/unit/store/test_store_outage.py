@@ -8,6 +8,7 @@ import asyncio
 import functools
 from pathlib import Path
 
+import pytest
 import yaml
 
 from modelyard.config import load_settings
@@ -21,6 +22,8 @@ from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.model import Limits
 from tests.unit.store.postgres import running_postgres_server
 from tests.waiting import eventually
+
+pytestmark = pytest.mark.postgres  # it starts a server of its own, to stop it
 
 OPERATOR = Principal("cli", role="operator")
 
