@@ -131,7 +131,9 @@ def test_unknown_route_and_method(gateway: RunningServer):
 
 def test_health_and_readiness(gateway: RunningServer):
     assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{gateway.url}/readyz").json() == {"status": "ready"}
+    # This server has a store (SQLite), no Redis, and the embedded model loaded.
+    ready = {"status": "ready", "store": "ok", "redis": "none", "local": "ready"}
+    assert httpx.get(f"{gateway.url}/readyz").json() == ready
     # Claude Code probes the base URL with HEAD / on every start.
     assert httpx.head(f"{gateway.url}/").status_code == 200
     assert httpx.head(f"{gateway.url}/nothing-here").status_code == 404

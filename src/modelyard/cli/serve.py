@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -80,28 +81,41 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
     _prepare_workers(settings, args, data)
     try:
-        uvicorn.run(
-            "modelyard.server.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_level=args.log_level,
-            lifespan="on",
-            timeout_graceful_shutdown=30,
-            # A reload with several workers starts each new one before stopping its old one;
-            # uvicorn's default 5 s for it to be ready was too short on a loaded 2-core machine
-            # (the restart was aborted and the new config never served).
-            timeout_worker_healthcheck=WORKER_READY_TIMEOUT_S,
-        )
+        _run_uvicorn(settings, args, host, port)
     finally:
         pid_file.unlink(missing_ok=True)
         if runtime is not None:
             runtime.stop()
     return 0
+
+
+def _run_uvicorn(settings: Settings, args: argparse.Namespace, host: str, port: int) -> None:
+    # uvicorn drains on SIGTERM, then raises it again under the handler it found; ours makes
+    # that a clean exit 0 (with the default handler serve died of the signal: status 143), as
+    # an orchestrator expects of a graceful stop. Before uvicorn runs it stops serve the same.
+    signal.signal(signal.SIGTERM, _drained)
+    uvicorn.run(
+        "modelyard.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=settings.server.drain_timeout_s,
+        # A reload with several workers starts each new one before stopping its old one;
+        # uvicorn's default 5 s for it to be ready was too short on a loaded 2-core machine
+        # (the restart was aborted and the new config never served).
+        timeout_worker_healthcheck=WORKER_READY_TIMEOUT_S,
+    )
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM raised again by uvicorn once it has drained: nothing left but to exit."""
+    raise SystemExit(0)
 
 
 def _export_to_workers(path: Path | None, runtime: LocalRuntime | None) -> None:

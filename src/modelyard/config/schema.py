@@ -316,6 +316,10 @@ class ServerConfig(_Strict):
     max_in_flight: int = Field(1024, gt=0)
     api_keys: list[Secret] = Field(default_factory=list)
     access_log: bool = True
+    # On SIGTERM: the listening socket closes at once (readiness fails, no new requests), the
+    # requests and streams under way get this long to finish, then the ledger is written and
+    # the process exits 0. Restart only.
+    drain_timeout_s: int = Field(30, gt=0, le=3600)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -339,6 +343,9 @@ class StoreConfig(_Strict):
     url: Secret | None = None
     # One usage record per request (the ledger behind `modelyard usage` and budgets' audit).
     usage_ledger: bool = True
+    # How often each replica re-reads keys and deployment versions from the store: the safety
+    # net under the change notifications (PostgreSQL), the only path on SQLite. Restart only.
+    resync_interval_s: float = Field(0.5, gt=0, le=3600)
 
     @field_validator("url", mode="before")
     @classmethod

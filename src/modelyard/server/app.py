@@ -8,9 +8,7 @@ import gc
 import logging
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -22,7 +20,6 @@ from starlette.routing import Route
 
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
-from modelyard.core.timeouts import CallTimeouts
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
@@ -48,7 +45,6 @@ from modelyard.store import Store, database_url, open_store, redact
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"
-_HEALTH_TIMEOUTS = CallTimeouts(connect=1.0, first_token=2.0, total=3.0)
 # The served APIs, each dialect's routes.
 _DIALECT_ROUTES = (
     *OPENAI_ROUTES,
@@ -89,7 +85,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         store = await _open_store(store_url) if store_url else None
-        root = await Root.open(gateway, store, observation=observation)
+        root = await Root.open(gateway, store, observation=observation, config_path=config_path)
         holder["root"] = app.state.modelyard = root
         # Everything built at start-up (the catalog's price data above all) lives as long as
         # the process: keep it out of the cyclic collector's way, so collections triggered by
@@ -116,7 +112,6 @@ def create_app(
         middleware=[Middleware(Front, root_of=lambda: holder["root"], metrics=metrics)],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-    app.state.readiness = _Readiness()
     return app
 
 
@@ -139,42 +134,16 @@ async def _open_store(url: str) -> Store:
     return store
 
 
-@dataclass(slots=True)
-class _Readiness:
-    """The local runtime's last health answer, kept for a second."""
-
-    checked_at: float = 0.0
-    ready: bool = False
-
-
 async def healthz(request: Request) -> Response:
     return json_response(b'{"status":"ok"}')
 
 
 async def readyz(request: Request) -> Response:
-    gateway: Gateway = request.app.state.modelyard.gateway
-    readiness: _Readiness = request.app.state.readiness
-    if gateway.settings.local.enabled and not await _local_ready(gateway, readiness):
-        return json_response(b'{"status":"starting","local":"not ready"}', 503)
-    return json_response(b'{"status":"ready"}')
-
-
-async def _local_ready(gateway: Gateway, readiness: _Readiness) -> bool:
-    base = gateway.local_base_url
-    if base is None:
-        return False
-    now = time.monotonic()
-    if readiness.ready and now - readiness.checked_at < 1.0:
-        return True
-    health = base.removesuffix("/v1") + "/health"
-    try:
-        resp = await gateway.transport.get(health, {}, _HEALTH_TIMEOUTS, "local runtime")
-    except ModelyardError:
-        readiness.ready = False
-        return False
-    readiness.ready = resp.status == 200
-    readiness.checked_at = now
-    return readiness.ready
+    """Whether this replica can serve, and the state of the store, Redis and the local model
+    (``services/readiness.py``)."""
+    root: Root = request.app.state.modelyard
+    states = await root.states()
+    return json_response(states.body(), 200 if states.ready else 503)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -59,7 +59,10 @@ class Exchange:
 
 
 def fresh_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    """``req_`` + the time in ms (11 hex digits) + 52 random bits (13): as unique as before,
+    and in time order, so the ledger's unique index takes each insert at its right edge
+    (random ids made it the dearest part of an insert; revision 0013)."""
+    return f"req_{time.time_ns() // 1_000_000:011x}{int.from_bytes(os.urandom(7)) >> 4:013x}"
 
 
 def client_request_id(scope: Scope) -> str | None:

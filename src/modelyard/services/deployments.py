@@ -133,6 +133,35 @@ async def _sync_one(store: Store, name: str, cfg: DeploymentConfig) -> Deploymen
     return rolled_back
 
 
+async def served_overrides(store: Store, settings: Settings) -> dict[str, DeploymentConfig]:
+    """What ``sync_versions`` returns, recording nothing: for a replica following a change made
+    elsewhere. It must not record its own config's versions there: two replicas whose config
+    files differ would each record theirs on hearing of the other's, and take turns forever.
+    A deployment whose recorded config differs from this replica's config serves its config."""
+    overrides: dict[str, DeploymentConfig] = {}
+    known = known_providers(settings)
+    async with store.transaction() as session:
+        repo = DeploymentVersions(session)
+        for name, cfg in settings.deployments.items():
+            newest = await repo.latest(name)
+            from_config = await repo.latest(name, CONFIG_SOURCE)
+            if newest is None or from_config is None or newest.version < from_config.version:
+                continue
+            if from_config.spec_hash != spec_hash(canonical_spec(cfg)):
+                continue
+            if not newest.source.startswith(ROLLBACK_PREFIX):
+                continue
+            spec = spec_of(newest)
+            if spec is not None and not {t.provider for t in spec.targets} - known:
+                overrides[name] = spec
+    return overrides
+
+
+async def versions_head(store: Store) -> int:
+    async with store.transaction() as session:
+        return await DeploymentVersions(session).head()
+
+
 async def history(store: Store, name: str) -> list[DeploymentVersion]:
     async with store.transaction() as session:
         return await DeploymentVersions(session).history(name)

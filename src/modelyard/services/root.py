@@ -24,14 +24,16 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from modelyard.config import ConfigError, Settings, load_settings
+from modelyard.config.schema import DeploymentConfig
 from modelyard.core.errors import ModelyardError
 from modelyard.core.timeouts import CallTimeouts
 from modelyard.observability.metrics import Metrics
 from modelyard.services.agents import AgentBook
 from modelyard.services.background import BackgroundRunner
 from modelyard.services.build import with_overrides
+from modelyard.services.changes import Actions, Follower
 from modelyard.services.chat import ChatService
-from modelyard.services.deployments import sync_versions
+from modelyard.services.deployments import served_overrides, sync_versions
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
 from modelyard.services.guards import guard_stages
@@ -39,11 +41,13 @@ from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
 from modelyard.services.observed import Observation, log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
+from modelyard.services.readiness import Pingable, Readiness, States, state
 from modelyard.services.response_state import ResponseState, ResponseWrites
 from modelyard.services.shadow import ShadowMirror
 from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
 from modelyard.store import Store, StoreError
+from modelyard.store.changes import CONFIG, announce_now
 from modelyard.store.ledger_writer import LedgerWriter, ledger_writer
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
 from modelyard.store.sink import BatchSink
@@ -136,14 +140,24 @@ class Root:
             self.response_writes.start()
         self.keys = KeyRing(bootstrap=bootstrap_keys(settings))
         self._stored_keys = False
+        self._readiness = Readiness()
+        # The config file's settings and the rolled-back specs served over them (set by open
+        # and reload): what following another replica's deployment change starts from.
+        self._config = settings
+        self._overrides: Mapping[str, DeploymentConfig] = {}
+        self._swap = asyncio.Lock()  # one gateway swap at a time (reload, following)
+        self.follower: Follower | None = None
         self.current = self._configure(gateway)
         # Named agents (read per agent request) and background responses (issue 19).
         self.agents = AgentBook(
             store, lambda: self.current.settings, lambda: self.current.gateway.table.names
         )
         self.background = BackgroundRunner(store)
+        interval = settings.store.resync_interval_s
         self.refresher = (
-            KeyRefresher(store, lambda: bootstrap_keys(self.current.settings), self.install_keys)
+            KeyRefresher(
+                store, lambda: bootstrap_keys(self.current.settings), self.install_keys, interval
+            )
             if store
             else None
         )
@@ -155,26 +169,34 @@ class Root:
         store: Store | None = None,
         stages: Stages | None = None,
         observation: Observation | None = None,
+        config_path: Path | None = None,
     ) -> Root:
         """Everything started. With a store (taken over: ``aclose`` closes it), the config's
         deployment versions are recorded and any rollback served before the first request;
         a store that fails here fails the start rather than serve a rolled-back deployment
         wrong."""
         writers = None
+        config = gateway.settings
+        overrides: Mapping[str, DeploymentConfig] = {}
         try:
             if store is not None:
-                gateway = await _versioned(gateway, store)
+                gateway, overrides = await _versioned(gateway, store)
                 writers = _writers(store)
             gateway = await _with_stored_routers(gateway, store)
             limiter = limiter_for(gateway.settings)
             root = cls(gateway, limiter, store, writers, stages, observation)
             if store is not None:
                 await root.agents.sync(gateway.settings)
-                state = ResponseState(store, root.response_writes)
-                await root.background.fail_orphans(lambda owner, body: state.save(owner, body, []))
+                stored = ResponseState(store, root.response_writes)
+                await root.background.fail_orphans(
+                    lambda owner, body: stored.save(owner, body, [])
+                )
+            root._config, root._overrides = config, overrides
             if root.refresher is not None:
                 await root.refresher.refresh()
                 root.refresher.start()
+            if store is not None:
+                await root._follow(store, config_path)
             root.start_gauges()
         except BaseException:
             if writers is not None:
@@ -183,6 +205,42 @@ class Root:
                 await store.aclose()
             raise
         return root
+
+    async def _follow(self, store: Store, config_path: Path | None) -> None:
+        """Follow what other replicas change (``services/changes.py``)."""
+        actions = Actions(
+            self.keys_changed,
+            self.follow_deployments,
+            lambda: self.reload(config_path, announce=False),
+        )
+        self.follower = Follower(store, actions, self._config.store.resync_interval_s)
+        await self.follower.start()
+
+    async def follow_deployments(self) -> None:
+        """Serve the deployment versions as the store now says (a rollback recorded by another
+        replica or the CLI), recording nothing; no swap when nothing served changes."""
+        if self.store is None:
+            return
+        async with self._swap:
+            config = self._config
+            overrides = await served_overrides(self.store, config)
+            if overrides == self._overrides:
+                return
+            old = self.current.gateway
+            served = with_overrides(config, overrides)
+            try:
+                routers = await _routers(served, self.store)
+                new = Gateway(served, old.local_base_url, previous=old, routers=routers)
+            except ConfigError as exc:
+                log.error("deployment versions not followed, serving the current ones: %s", exc)
+                return
+            self._overrides = overrides
+            self.install(new)
+        log.info(
+            "deployments re-read from the store: %s",
+            ", ".join(f"{name} (rolled back)" for name in sorted(overrides)) or "as configured",
+            extra={"event": "reload", "reason": "deployment versions changed"},
+        )
 
     @property
     def gateway(self) -> Gateway:
@@ -223,6 +281,19 @@ class Root:
         except StoreError as exc:
             log.warning("key refresh failed, keeping the current keys: %s", exc)
 
+    async def states(self) -> States:
+        """What ``/readyz`` says: the store, Redis and the embedded model, each probed with a
+        short timeout and the answer kept for a second."""
+        probes, limiter = self._readiness, self.limiter
+        store = None if self.store is None else await probes.check("store", self.store.ping)
+        redis = await probes.check("redis", limiter.ping) if isinstance(limiter, Pingable) else None
+        gateway = self.current.gateway
+        local = "off"
+        if gateway.settings.local.enabled:
+            loaded = await probes.check("local", lambda: _local_ready(gateway))
+            local = "ready" if loaded else "not ready"
+        return States(state(store), state(redis), local, not gateway.settings.limits.fail_open)
+
     def start_gauges(self) -> None:
         """Every worker refreshes its state gauges each second (a scrape reads them all): the
         ledger's queue, the embedded model's queues."""
@@ -250,14 +321,27 @@ class Root:
         oldest = ledger.oldest()
         metrics.ledger_lag.set(max(0.0, time.time() - oldest[1]) if oldest is not None else 0.0)
 
-    async def reload(self, config_path: Path | None) -> bool:
+    async def reload(self, config_path: Path | None, *, announce: bool = True) -> bool:
         """Re-read the config and swap it in whole; a config with errors, or a version store
-        that fails, leaves the running one."""
+        that fails, leaves the running one. ``announce``: tell the other replicas to reload
+        theirs (not when this reload was itself told to by another)."""
+        async with self._swap:
+            done = await self._reload(config_path)
+        if done and announce and self.store is not None and self.follower is not None:
+            try:
+                await announce_now(self.store, CONFIG, self.follower.instance)
+            except StoreError as exc:
+                log.warning("other replicas not told of this reload: %s", exc)
+        return done
+
+    async def _reload(self, config_path: Path | None) -> bool:
         old = self.current.gateway
+        overrides: Mapping[str, DeploymentConfig] = {}
         try:
-            settings = await asyncio.to_thread(load_settings, config_path)
+            config = settings = await asyncio.to_thread(load_settings, config_path)
             if self.store is not None:
-                settings = with_overrides(settings, await sync_versions(self.store, settings))
+                overrides = await sync_versions(self.store, settings)
+                settings = with_overrides(settings, overrides)
             routers = await _routers(settings, self.store)
             new = Gateway(settings, old.local_base_url, previous=old, routers=routers)
             if self.store is not None:
@@ -272,6 +356,7 @@ class Root:
                 extra=_RELOAD_REFUSED,
             )
             return False
+        self._config, self._overrides = config, overrides
         self.install(new)
         log.info(
             "reloaded %s: deployments %s",
@@ -286,6 +371,8 @@ class Root:
     async def aclose(self) -> None:
         if self._gauges is not None:
             self._gauges.cancel()
+        if self.follower is not None:
+            await self.follower.aclose()
         if self.refresher is not None:
             await self.refresher.aclose()
         # Background runs end failed and are recorded; their finishes join those under way.
@@ -321,17 +408,32 @@ async def _local_queues(gateway: Gateway, metrics: Metrics) -> None:
         metrics.local_queue.labels(str(model)).set(float(depth))
 
 
-async def _versioned(gateway: Gateway, store: Store) -> Gateway:
-    """The gateway for the config as its recorded versions say (rollbacks applied)."""
+async def _local_ready(gateway: Gateway) -> bool:
+    base = gateway.local_base_url
+    if base is None:
+        return False
+    health = base.removesuffix("/v1") + "/health"
+    try:
+        resp = await gateway.transport.get(health, {}, _LOCAL_HEALTH, "local runtime")
+    except ModelyardError:
+        return False
+    return resp.status == 200
+
+
+async def _versioned(
+    gateway: Gateway, store: Store
+) -> tuple[Gateway, Mapping[str, DeploymentConfig]]:
+    """The gateway for the config as its recorded versions say (rollbacks applied), and the
+    rolled-back specs it serves."""
     settings = gateway.settings
     try:
         overrides = await sync_versions(store, settings)
         if overrides:
             served = with_overrides(settings, overrides)
-            return Gateway(served, gateway.local_base_url, previous=gateway)
+            return Gateway(served, gateway.local_base_url, previous=gateway), overrides
     except ConfigError as exc:
         log.error("rolled-back deployments not applied, serving the config: %s", exc)
-    return gateway
+    return gateway, {}
 
 
 async def _routers(settings: Settings, store: Store | None) -> Mapping[str, RouterModel] | None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -55,6 +55,18 @@ class Store:
             raise VersionConflict("a concurrent writer recorded the same row") from exc
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database error: {_first_line(exc)}") from exc
+
+    async def ping(self) -> bool:
+        """Whether the database answers (``/readyz``). SQLite is a local file: it does, and a
+        query would take its write lock (``BEGIN IMMEDIATE``) from the ledger's writer."""
+        if self.engine.url.get_backend_name() == "sqlite":
+            return True
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
 
     async def aclose(self) -> None:
         await self.engine.dispose()

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
+from modelyard.store.changes import DEPLOYMENTS, announce
 
 
 class DeploymentVersionRow(Base):
@@ -68,6 +69,11 @@ class DeploymentVersions:
         row = (await self._session.scalars(query)).first()
         return _detach(row) if row else None
 
+    async def head(self) -> int:
+        """The newest version's row id over every deployment (0: none): it moves whenever a
+        version is recorded, so a replica polls this one number."""
+        return int(await self._session.scalar(select(func.max(DeploymentVersionRow.id))) or 0)
+
     async def history(self, name: str) -> list[DeploymentVersion]:
         """Every version of ``name``, oldest first."""
         query = (
@@ -93,6 +99,7 @@ class DeploymentVersions:
         )
         self._session.add(row)
         await self._session.flush()
+        await announce(self._session, DEPLOYMENTS)  # every replica re-reads them at commit
         return _detach(row)
 
 

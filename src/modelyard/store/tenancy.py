@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
+from modelyard.store.changes import KEYS, announce
 from modelyard.tenancy.model import ApiKey, Limits, Project
 
 
@@ -114,6 +115,8 @@ class Tenancy:
             .where(TenancyGenerationRow.id == 1)
             .values(generation=TenancyGenerationRow.generation + 1)
         )
+        # Every replica re-reads its keys when this commits (store/changes.py).
+        await announce(self._session, KEYS)
 
     async def project(self, project_id: str) -> Project | None:
         row = await self._session.get(ProjectRow, project_id)

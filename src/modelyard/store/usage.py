@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, func, insert, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,9 +21,11 @@ GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "s
 
 class UsageRow(Base):
     __tablename__ = "usage_records"
+    __table_args__ = (Index("uq_usage_records_request_id", "request_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(128))  # not indexed: see revision 0005
+    # Unique (revision 0013): a retried batch cannot record a request twice.
+    request_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     day: Mapped[str] = mapped_column(String(10))  # UTC date, for grouping on any backend
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
@@ -159,7 +162,7 @@ _COLUMNS = {
 _FIELDS = tuple(UsageRecord.__dataclass_fields__)
 # Our own column names, never input.
 _SQLITE_INSERT = (
-    f"INSERT INTO usage_records ({', '.join(_FIELDS)}) "  # noqa: S608
+    f"INSERT OR IGNORE INTO usage_records ({', '.join(_FIELDS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(_FIELDS))})"
 )
 _CREATED_AT = _FIELDS.index("created_at")
@@ -200,7 +203,8 @@ class UsageLedger:
             value: dict[str, Any] = dict(zip(_FIELDS, row, strict=True))
             value["created_at"] = datetime.fromtimestamp(row[1], UTC)  # LedgerRow's created_at
             values.append(value)
-        await conn.execute(insert(UsageRow), values)
+        # A row already there is a retried batch's: written once (revision 0013).
+        await conn.execute(pg_insert(UsageRow).on_conflict_do_nothing(), values)
 
     def _where(self, query: Any, where: UsageFilter) -> Any:
         if where.project_id is not None:

@@ -323,6 +323,13 @@ class RedisLimiter:
             # The request is over; failing it now would help nobody. The estimate stays counted.
             log.warning("rate-limit store unreachable, usage not settled: %s", exc)
 
+    async def ping(self) -> bool:
+        """Whether Redis answers (``/readyz``), within the round-trip timeout."""
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 

@@ -206,3 +206,14 @@ async def test_the_bound_covers_embeddings_count_tokens_and_admin() -> None:
     app.release.set()
     await held
     assert front.in_flight == 0
+
+
+def test_request_ids_are_unique_and_in_time_order() -> None:
+    """The ledger's unique index (revision 0013) takes time-ordered ids at its right edge."""
+    from modelyard.server.middleware import fresh_request_id
+
+    ids = [fresh_request_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 28 and i.startswith("req_") for i in ids)
+    stamps = [int(i[4:15], 16) for i in ids]  # milliseconds since the epoch
+    assert stamps == sorted(stamps)

@@ -15,6 +15,7 @@ import socket
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 with warnings.catch_warnings():
@@ -53,9 +54,40 @@ def _as_user(root: Path, pgdata: Path) -> str | None:
     return SYSTEM_USER
 
 
+@dataclass
+class PostgresServer:
+    """A running server that a test may stop and start again on the same port."""
+
+    root: Path
+    pgdata: Path
+    user: str | None
+    port: int
+    running: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        pg.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.user, timeout=60
+        )
+        self.running = False
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        pg.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-o", options, "-l", str(self.root / "log"), "start"],
+            pgdata=self.pgdata,
+            user=self.user,
+            timeout=60,
+        )
+        self.running = True
+
+
 @contextlib.contextmanager
-def running_postgres() -> Iterator[str]:
-    """Yield ``postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres``; stop and delete after."""
+def running_postgres_server() -> Iterator[PostgresServer]:
+    """A fresh server; stopped and deleted after."""
     spawning("a PostgreSQL server", "postgres")
     root = Path(tempfile.mkdtemp(prefix="modelyard-pg-"))
     root.chmod(0o755)
@@ -63,29 +95,24 @@ def running_postgres() -> Iterator[str]:
     pgdata.mkdir()
     try:
         user = _as_user(root, pgdata)
-        url = _start(root, pgdata, user)
+        pg.initdb(  # type: ignore[attr-defined]
+            ["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user
+        )
+        server = PostgresServer(root, pgdata, user, _free_port())
+        server.start()
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
     try:
-        yield url
+        yield server
     finally:
-        pg.pg_ctl(  # type: ignore[attr-defined]
-            ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60
-        )
+        if server.running:  # a test may have stopped it
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _start(root: Path, pgdata: Path, user: str | None) -> str:
-    port = _free_port()
-    pg.initdb(  # type: ignore[attr-defined]
-        ["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off"
-    pg.pg_ctl(  # type: ignore[attr-defined]
-        ["-w", "-o", options, "-l", str(root / "log"), "start"],
-        pgdata=pgdata,
-        user=user,
-        timeout=60,
-    )
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """Yield ``postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres``; stop and delete after."""
+    with running_postgres_server() as server:
+        yield server.url

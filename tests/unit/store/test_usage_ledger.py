@@ -87,6 +87,21 @@ async def test_the_servers_writer_round_trips_on_either_backend(store: Store) ->
     assert back[-1].cost_micros == records[-1].cost_micros
 
 
+async def test_a_retried_batch_is_written_once(store: Store) -> None:
+    """The writer retries a batch whose commit it could not confirm: the rows already there
+    (same request ids) are ignored, the new ones written (revision 0013)."""
+    writer = ledger_writer(store)
+    try:
+        records = [_record(i) for i in range(50)]
+        await writer.write([ledger_row(r) for r in records[:30]])
+        await writer.write([ledger_row(r) for r in records])  # the first 30 again
+    finally:
+        await writer.aclose()
+    async with store.transaction() as session:
+        back = await UsageLedger(session).records(UsageFilter(), limit=1_000)
+    assert [r.request_id for r in back] == [r.request_id for r in records]
+
+
 @pytest.fixture
 async def sqlite_writer(tmp_path: Path) -> AsyncIterator[tuple[Store, SqliteLedgerWriter]]:
     """A store on a SQLite file and the server's ledger writer for it (its own process)."""
