@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 # Imported for their side effect: each registers its tables on Base.metadata.
+import modelyard.store.audit
 import modelyard.store.deployment_versions
 import modelyard.store.evals
 import modelyard.store.responses
