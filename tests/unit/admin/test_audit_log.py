@@ -5,10 +5,13 @@ and exported as JSON lines."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from modelyard.cli.main import main
 from modelyard.server.admin_evals import EVAL_OPERATIONS
 from modelyard.server.admin_routes import OPERATIONS
 
@@ -94,3 +97,28 @@ def test_the_log_exports_as_json_lines(admin: Admin):
 def test_every_write_operation_is_audited():
     for op in (*OPERATIONS, *EVAL_OPERATIONS):
         assert (op.audit_kind is None) == (op.method == "GET"), op.path
+
+
+def test_the_cli_lists_and_exports_the_log(
+    admin: Admin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    admin.project("acme")
+    key = admin.key("acme")
+    monkeypatch.setenv("MODELYARD_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.delenv("MODELYARD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", "list", "--json", "--kind", "key."]) == 0
+    listed = orjson.loads(capsys.readouterr().out)
+    assert [(e["kind"], e["target"]) for e in listed] == [("key.create", key["id"])]
+    assert main(["audit", "list", "--actor", "key:admin-env"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "project.create" in lines[0] and "from testclient" in lines[0]
+    out = tmp_path / "audit.jsonl"
+    assert main(["audit", "export", "--output", str(out)]) == 0
+    exported = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert exported == _log(admin)
+    assert main(["audit", "list", "--kind", "Bad Kind"]) == 2
+    assert "--kind" in capsys.readouterr().err
