@@ -19,7 +19,7 @@ from modelyard.cli import flags
 from modelyard.config import ConfigError, config_path_from_env, data_dir, load_settings
 
 if TYPE_CHECKING:
-    from modelyard.tenancy.model import AuditEntry
+    from modelyard.services.audit import AuditEntry
 
 LIST_LIMIT, EXPORT_LIMIT = 100, 10_000
 
@@ -39,8 +39,8 @@ def run_audit(args: argparse.Namespace) -> int:
     query["limit"] = str(args.limit if args.limit is not None else default)
     try:
         checked = parse(audit.AuditQuery, query, "query", datetime.now(UTC))
-        url = settings.store.url.reveal() if settings.store.url else None
-        found = asyncio.run(_read(url, checked))
+        configured = settings.store.url.reveal() if settings.store.url else None
+        found = asyncio.run(audit.read_log(configured, data_dir(), checked.filter(), checked.limit))
     except InvalidRequest as exc:
         return flags.usage_error(f"audit {args.audit_command}", f"--{exc.param}: {exc.message}")
     except ModelyardError as exc:
@@ -57,17 +57,6 @@ def run_audit(args: argparse.Namespace) -> int:
     if not found:
         print("no audit entries match")
     return 0
-
-
-async def _read(url: str | None, query: Any) -> list[AuditEntry]:
-    from modelyard.services import audit
-    from modelyard.store import database_url, open_store
-
-    store = await open_store(database_url(url, data_dir()))
-    try:
-        return await audit.entries(store, query.filter(), query.limit)
-    finally:
-        await store.aclose()
 
 
 def _line(entry: AuditEntry) -> str:

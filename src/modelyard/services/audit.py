@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -19,10 +20,12 @@ from pydantic import BaseModel, Field
 
 from modelyard.services.admin_fields import Count, Since
 from modelyard.services.admin_models import Query, Response, stamp
-from modelyard.store import Store
+from modelyard.store import Store, database_url, open_store
 from modelyard.store.audit import AuditLog
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.model import AuditEntry, AuditFilter
+
+__all__ = ["AuditEntry", "AuditFilter", "actor_of", "entries", "read_log", "record", "snapshot"]
 
 # Fields of the admin views that must never be kept (the secret is shown once, to its caller).
 SECRET_FIELDS: Final = frozenset({"secret", "warning", "digest", "client_secret"})
@@ -61,6 +64,17 @@ async def record(store: Store, entry: AuditEntry) -> None:
 async def entries(store: Store, where: AuditFilter, limit: int) -> list[AuditEntry]:
     async with store.transaction() as session:
         return await AuditLog(session).entries(where, limit)
+
+
+async def read_log(
+    configured: str | None, data: Path, where: AuditFilter, limit: int
+) -> list[AuditEntry]:
+    """Open the store the server uses (``database_url``), read the entries, close it (CLI)."""
+    store = await open_store(database_url(configured, data))
+    try:
+        return await entries(store, where, limit)
+    finally:
+        await store.aclose()
 
 
 class AuditQuery(Query):
