@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
+from modelyard.config.sso import SsoConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -379,3 +380,4 @@ class Settings(_Strict):
     # Price overrides by "provider/model" (negotiated prices, local models).
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     guardrails: GuardrailsConfig = GuardrailsConfig()  # added with guardrails (issue 22)
+    sso: SsoConfig | None = None  # single sign-on (issue 24); None: keys only

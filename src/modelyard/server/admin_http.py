@@ -26,9 +26,10 @@ from modelyard.server.http import json_response, read_json, request_id
 from modelyard.services import audit
 from modelyard.services.admin_fields import parse, single_values
 from modelyard.services.root import Root
+from modelyard.services.sso import looks_like_jwt
 from modelyard.services.tenancy import TenancyAdmin
 from modelyard.store import Store, StoreError
-from modelyard.tenancy.keys import Principal
+from modelyard.tenancy.keys import Principal, bearer_token
 from modelyard.tenancy.model import AuditEntry
 
 MAX_BODY = 64 * 1024
@@ -103,6 +104,16 @@ async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseM
     return tuple(found)
 
 
+async def _principal(state: Root, request: Request) -> Principal:
+    """The caller: a single sign-on access token (a JWT, when ``sso:`` is configured), else a
+    key. Only the admin API looks at tokens: model calls take keys."""
+    if state.sso is not None:
+        token = bearer_token(request.headers.get("authorization"), None)
+        if token is not None and looks_like_jwt(token):
+            return await state.sso.principal_of(token)
+    return await authenticate(state, request)
+
+
 async def _audited(op: Operation, call: Call) -> BaseModel | Response:
     """Run ``op``'s handler and append what it changed to the audit log, before answering."""
     before = None
@@ -142,7 +153,7 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         rid = request_id(request)
         state = state_of(request)
         try:
-            principal = await authenticate(state, request)
+            principal = await _principal(state, request)
             if principal.anonymous:
                 raise AuthenticationFailed(
                     "the admin API needs a key: set MODELYARD_ADMIN_KEY or run "

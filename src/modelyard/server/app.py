@@ -26,6 +26,7 @@ from modelyard.core.timeouts import CallTimeouts
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
+from modelyard.server.auth_routes import ROUTES as AUTH_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PLC0414 (for cli.serve)
 from modelyard.server.lifeline import tie_to_serve
@@ -57,9 +58,8 @@ def create_app(
     store_url: str | None = None,
     observation: Observation | None = None,
 ) -> Starlette:
-    """``store_url``: the store (deployment versions, keys, the ledger); None (embedding,
-    tests) keeps none. ``observation``: metrics and traces instead of the config's (tests).
-    The composition root is built when the app starts (``Root.open``)."""
+    """``store_url``: the store (versions, keys, the ledger); None (embedding, tests): none.
+    ``observation``: metrics and traces instead of the config's (tests). Root opens at start."""
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
     routes = [
@@ -71,6 +71,7 @@ def create_app(
         *ANTHROPIC_ROUTES,
         *ADMIN_ROUTES,
         *EVAL_ROUTES,
+        *AUTH_ROUTES,
         *METRICS_ROUTES,
     ]
     if observation is None:

@@ -39,6 +39,7 @@ from modelyard.services.observed import Observation, log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.response_state import ResponseWrites
 from modelyard.services.shadow import ShadowMirror
+from modelyard.services.sso import Sso
 from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
 from modelyard.store import Store, StoreError
@@ -134,6 +135,8 @@ class Root:
             self.response_writes.start()
         self.keys = KeyRing(bootstrap=bootstrap_keys(settings))
         self._stored_keys = False
+        # Single sign-on (admin API bearer tokens, /auth/*); set at start, not on reload.
+        self.sso = Sso(settings.sso, store) if settings.sso is not None else None
         self.current = self._configure(gateway)
         self.refresher = (
             KeyRefresher(store, lambda: bootstrap_keys(self.current.settings), self.install_keys)
@@ -284,6 +287,8 @@ class Root:
         if self._writers is not None:
             await self._writers.aclose()
         await self.limiter.aclose()
+        if self.sso is not None:
+            await self.sso.aclose()
         await self.current.gateway.aclose()
         if self.observation is not None:  # flushes queued spans: may wait on the collector
             await asyncio.to_thread(self.observation.shutdown)
