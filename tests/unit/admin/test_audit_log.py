@@ -122,3 +122,29 @@ def test_the_cli_lists_and_exports_the_log(
     assert exported == _log(admin)
     assert main(["audit", "list", "--kind", "Bad Kind"]) == 2
     assert "--kind" in capsys.readouterr().err
+
+
+def test_the_clis_own_changes_are_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("MODELYARD_DATA_DIR", str(tmp_path / "data"))
+    for name in ("MODELYARD_DATABASE_URL", "MODELYARD_CONFIG", "MODELYARD_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "ops-alice")  # getpass reads it first
+    monkeypatch.chdir(tmp_path)
+    assert main(["projects", "create", "acme", "--rpm", "10", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "create", "--project", "acme", "--json"]) == 0
+    made = orjson.loads(capsys.readouterr().out)
+    assert main(["keys", "revoke", made["id"]]) == 0
+    capsys.readouterr()
+    assert main(["audit", "list", "--json"]) == 0
+    entries = orjson.loads(capsys.readouterr().out)
+    assert [(e["actor"], e["kind"], e["target"]) for e in entries] == [
+        ("cli:ops-alice", "project.create", "acme"),
+        ("cli:ops-alice", "key.create", made["id"]),
+        ("cli:ops-alice", "key.revoke", made["id"]),
+    ]
+    assert entries[0]["after"]["rpm"] == 10 and entries[2]["after"]["status"] == "revoked"
+    assert {e["client"] for e in entries} == {None}
+    assert made["secret"] not in orjson.dumps(entries).decode()
