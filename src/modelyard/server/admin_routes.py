@@ -248,7 +248,7 @@ OPERATIONS = (
     Operation(
         "GET", "/audit.jsonl", "The audit log as JSON lines (operator)", audit_export,
         answer=(200, None, "One entry per line, as in /audit"), errors=_ANY,
-        query=audit.AuditQuery,
+        query=audit.AuditQuery, media_type="application/x-ndjson",
     ),
     Operation(
         "GET", "/me", "The calling key", me,

@@ -92,6 +92,9 @@ def test_the_log_exports_as_json_lines(admin: Admin):
     lines = [orjson.loads(line) for line in response.text.splitlines()]
     assert [line["kind"] for line in lines] == ["project.create", "key.create"]
     assert lines == _log(admin)
+    doc = admin.call(None, "GET", P + "/openapi.json").json()
+    answer = doc["paths"][P + "/audit.jsonl"]["get"]["responses"]["200"]
+    assert list(answer["content"]) == ["application/x-ndjson"]
 
 
 def test_every_write_operation_is_audited():
