@@ -98,7 +98,7 @@ def with_admin(
             done = await work(TenancyAdmin(store))
             change = audit(done) if audit is not None else None
             if change is not None:
-                await _record(store, change)
+                await record_change(store, change)
             return done
         finally:
             await store.aclose()
@@ -106,7 +106,8 @@ def with_admin(
     return asyncio.run(run())
 
 
-async def _record(store: Any, change: Change) -> None:
+async def record_change(store: Any, change: Change | tuple[str, str | None, Any, Any]) -> None:
+    """Append a change the CLI made to the audit log, as ``cli:<the OS user>``."""
     import getpass
 
     from modelyard.services import audit
