@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -85,15 +85,22 @@ def _row(version: DeploymentVersion, live: bool) -> dict[str, object]:
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from modelyard.cli.serve import PID_FILE, run_reload
+    from modelyard.cli.tenancy import record_change
     from modelyard.core.errors import InvalidRequest, NotFound
     from modelyard.services import deployments
     from modelyard.store import StoreError
 
+    async def work(store: Store) -> Any:
+        added = await deployments.rollback(store, settings, args.name, args.version)
+        after = {
+            "deployment": args.name, "version": added.version,
+            "source": f"rollback:{args.version}", "spec": deployments.summary(added),
+        }  # fmt: skip
+        await record_change(store, ("deployment.rollback", args.name, None, after))
+        return added
+
     try:
-        added = _with_store(
-            settings,
-            lambda store: deployments.rollback(store, settings, args.name, args.version),
-        )
+        added = _with_store(settings, work)
     except (NotFound, InvalidRequest, StoreError) as exc:
         print(str(exc), file=sys.stderr)
         return 1

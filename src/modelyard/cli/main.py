@@ -35,6 +35,7 @@ HANDLERS: Final[Mapping[str, tuple[str, str]]] = {
     "keys": ("modelyard.cli.tenancy", "run_tenancy"),
     "usage": ("modelyard.cli.tenancy", "run_tenancy"),
     "admin": ("modelyard.cli.tenancy", "run_tenancy"),
+    "audit": ("modelyard.cli.audit", "run_audit"),
     "eval": ("modelyard.cli.eval", "run_eval_command"),
     "guardrails": ("modelyard.cli.guardrails", "run_guardrails"),
     "router": ("modelyard.cli.router", "run_router_command"),

@@ -9,6 +9,7 @@ stale.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from modelyard import __version__
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_keys,
         _add_usage,
         _add_admin,
+        _add_audit,
         _add_eval,
         _add_guardrails,
         _add_router,
@@ -319,6 +321,27 @@ def _add_admin(sub: SubParsers) -> None:
     init.add_argument("--force", action="store_true", help="create one even if one exists")
     init.add_argument("--name", default="operator", help="a label for the key")
     _store_flags(init)
+
+
+def _add_audit(sub: SubParsers) -> None:
+    audit = sub.add_parser("audit", help="the audit log of administrative changes")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    listed = audit_sub.add_parser("list", help="list changes, oldest first")
+    exported = audit_sub.add_parser("export", help="write changes as JSON lines")
+    exported.add_argument(
+        "--output", "-o", type=Path, default=None, help="a file (default: standard output)"
+    )
+    for parser in (listed, exported):
+        parser.add_argument("--actor", default=None, help="key:<id>, user:<subject>, cli:<name>")
+        parser.add_argument(
+            "--kind", default=None, help="a kind (key.create) or a prefix ending in a dot (key.)"
+        )
+        parser.add_argument("--since", default=None, help="ISO 8601, or a duration back (7d)")
+        parser.add_argument(
+            "--limit", type=int, default=None, help="at most N entries (list: 100, export: 10000)"
+        )
+        flags.add_config(parser)
+    flags.add_json(listed)
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:

@@ -70,14 +70,29 @@ def _train(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot write {out}: {exc}", file=sys.stderr)
             return flags.FAILED
-    from modelyard.services.routers import loads, store_router
+    from modelyard.services.routers import loads
 
     header = loads(data).header
     stored = None
     if args.name:
-        stored = _on_store(args.config, lambda store: store_router(store, args.name, data))[1]
+        stored = _on_store(args.config, lambda store: _stored(store, args.name, data))
     _report(args, header, result, stored)
     return flags.OK
+
+
+async def _stored(store: Any, name: str, data: bytes) -> bool:
+    """Store the artifact; a new version is an administrative change: audited."""
+    from modelyard.cli.tenancy import record_change
+    from modelyard.services.routers import store_router
+
+    row, new = await store_router(store, name, data)
+    if new:
+        after = {
+            "name": row.name, "version": row.version, "data_sha256": row.data_sha256,
+            "weak_model": row.weak_model, "strong_model": row.strong_model,
+        }  # fmt: skip
+        await record_change(store, ("router.store", name, None, after))
+    return new
 
 
 def _report(

@@ -76,8 +76,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return _key_revoke(args, settings)
 
 
-def with_admin(settings: Settings, work: Callable[[TenancyAdmin], Awaitable[T]]) -> T:
-    """Open the store, run ``work`` with the use cases, close the store."""
+# What a command changed, for the audit log: kind, target id, the views before and after.
+Change = tuple[str, str | None, "BaseModel | None", "BaseModel | None"]
+
+
+def with_admin(
+    settings: Settings,
+    work: Callable[[TenancyAdmin], Awaitable[T]],
+    audit: Callable[[T], Change | None] | None = None,
+) -> T:
+    """Open the store, run ``work`` with the use cases, record what ``audit`` says it changed
+    in the audit log (as ``cli:<user>``, no client address), close the store."""
     from modelyard.services.tenancy import TenancyAdmin
     from modelyard.store import database_url, open_store
 
@@ -86,11 +95,30 @@ def with_admin(settings: Settings, work: Callable[[TenancyAdmin], Awaitable[T]])
     async def run() -> T:
         store = await open_store(url)
         try:
-            return await work(TenancyAdmin(store))
+            done = await work(TenancyAdmin(store))
+            change = audit(done) if audit is not None else None
+            if change is not None:
+                await record_change(store, change)
+            return done
         finally:
             await store.aclose()
 
     return asyncio.run(run())
+
+
+async def record_change(store: Any, change: Change | tuple[str, str | None, Any, Any]) -> None:
+    """Append a change the CLI made to the audit log, as ``cli:<the OS user>``."""
+    import getpass
+
+    from modelyard.services import audit
+
+    try:
+        who = getpass.getuser()
+    except (OSError, KeyError):  # no user name in this environment (a bare container)
+        who = "unknown"
+    kind, target, before, after = change
+    entry = audit.entry_of(f"cli:{who}", kind, target, _now(), change=(before, after))
+    await audit.record(store, entry)
 
 
 def operator() -> Any:
@@ -151,6 +179,7 @@ def _project_create(args: argparse.Namespace, settings: Settings) -> int:
     project = with_admin(
         settings,
         lambda a: a.create_project(operator(), body.id, body.description, body.limits(), policy),
+        lambda p: ("project.create", p.id, None, models.Project.of_project(p)),
     )
     if args.json:
         print_json(shown(models.Project.of_project(project)))
@@ -211,7 +240,11 @@ def _key_create(args: argparse.Namespace, settings: Settings) -> int:
     fields["guardrails"] = checked_policy(args.guardrails, settings)
     spec = _checked(models.KeyCreate, fields).spec()
     _warn_unknown(spec.deployments, settings)
-    key, fresh = with_admin(settings, lambda a: a.create_key(operator(), spec))
+    key, fresh = with_admin(
+        settings,
+        lambda a: a.create_key(operator(), spec),
+        lambda made: ("key.create", made[0].id, None, models.ApiKey.of_key(made[0], _now())),
+    )
     if args.json:
         print_json(shown(models.NewApiKey.of_new(key, fresh.secret, _now())))
         return 0
@@ -257,7 +290,11 @@ def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from modelyard.services.admin_fields import parse
 
     key_id = parse(models.KeyPath, {"key_id": args.id}, "query").key_id
-    key = with_admin(settings, lambda a: a.revoke_key(operator(), key_id))
+    key = with_admin(
+        settings,
+        lambda a: a.revoke_key(operator(), key_id),
+        lambda k: ("key.revoke", k.id, None, models.ApiKey.of_key(k, _now())),
+    )
     if args.json:
         print_json(shown(models.ApiKey.of_key(key, _now())))
         return 0
@@ -281,7 +318,13 @@ def _admin_init(args: argparse.Namespace, settings: Settings) -> int:
                 return None, live
         return await admin.create_key(operator(), spec), []
 
-    created, existing = with_admin(settings, work)
+    def change(done: tuple[Any, list[ApiKey]]) -> Change | None:
+        if done[0] is None:
+            return None
+        made = done[0][0]
+        return ("key.create", made.id, None, models.ApiKey.of_key(made, now))
+
+    created, existing = with_admin(settings, work, change)
     if created is None:
         if args.json:
             shown_keys = [shown(models.ApiKey.of_key(k, now)) for k in existing]

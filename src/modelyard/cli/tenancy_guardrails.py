@@ -32,7 +32,11 @@ def project_update(args: argparse.Namespace, settings: Settings) -> int:
     from modelyard.services import admin_models as models
 
     policy = checked_policy(args.guardrails, settings)
-    project = with_admin(settings, lambda a: a.set_project_guardrails(operator(), args.id, policy))
+    project = with_admin(
+        settings,
+        lambda a: a.set_project_guardrails(operator(), args.id, policy),
+        lambda p: ("project.update", p.id, None, models.Project.of_project(p)),
+    )
     if args.json:
         print_json(shown(models.Project.of_project(project)))
     else:
@@ -46,14 +50,19 @@ def key_update(args: argparse.Namespace, settings: Settings) -> int:
 
     policy = checked_policy(args.guardrails, settings)
 
+    from datetime import UTC, datetime
+
     async def work(admin: TenancyAdmin) -> Any:
-        key = await admin.key(operator(), args.id)
-        return await admin.update_key(operator(), args.id, key.limits, policy)
+        before = await admin.key(operator(), args.id)
+        return before, await admin.update_key(operator(), args.id, before.limits, policy)
 
-    key = with_admin(settings, work)
+    def change(done: Any) -> Any:
+        now = datetime.now(UTC)
+        before, after = (models.ApiKey.of_key(k, now) for k in done)
+        return ("key.update", after.id, before, after)
+
+    _, key = with_admin(settings, work, change)
     if args.json:
-        from datetime import UTC, datetime
-
         print_json(shown(models.ApiKey.of_key(key, datetime.now(UTC))))
     else:
         print(f"key {key.id}: guardrails {key.guardrails or 'none attached'}")

@@ -13,6 +13,7 @@ from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.mcp import McpConfig, McpServerConfig
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.config.secrets import Secret, resolve_secret
+from modelyard.config.sso import SsoConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -396,3 +397,4 @@ class Settings(_Strict):
     # Tools the gateway runs (issue 19): MCP servers by label, and the outbound policy.
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
     mcp: McpConfig = McpConfig()
+    sso: SsoConfig | None = None  # single sign-on (issue 24); None: keys only

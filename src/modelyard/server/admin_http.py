@@ -18,16 +18,19 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelyard.core.errors import AuthenticationFailed, InvalidRequest, ModelyardError
+from modelyard.core.errors import AuthenticationFailed, InvalidRequest, ModelyardError, NotFound
 from modelyard.protocols.openai import errors
 from modelyard.server.admin_openapi import Operation
 from modelyard.server.chat_route import authenticate, state_of
 from modelyard.server.http import json_response, read_json, request_id
+from modelyard.services import audit
 from modelyard.services.admin_fields import parse, single_values
 from modelyard.services.root import Root
+from modelyard.services.sso import looks_like_jwt
 from modelyard.services.tenancy import TenancyAdmin
-from modelyard.store import StoreError
-from modelyard.tenancy.keys import Principal
+from modelyard.store import Store, StoreError
+from modelyard.tenancy.keys import Principal, bearer_token
+from modelyard.tenancy.model import AuditEntry
 
 MAX_BODY = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
@@ -62,6 +65,14 @@ class Call:
             )
         return self.state.admin
 
+    @property
+    def store(self) -> Store:
+        """The store (a server without one answers 503, as ``admin`` does)."""
+        store = self.state.store
+        if store is None:
+            raise AdminUnavailable("this server has no store", code="no_store")
+        return store
+
     def given(self, model: type[M]) -> M:
         """The validated input of type ``model`` (the operation declares it)."""
         for value in self.inputs:
@@ -93,6 +104,48 @@ async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseM
     return tuple(found)
 
 
+async def _principal(state: Root, request: Request) -> Principal:
+    """The caller: a single sign-on access token (a JWT, when ``sso:`` is configured), else a
+    key. Only the admin API looks at tokens: model calls take keys."""
+    if state.sso is not None:
+        token = bearer_token(request.headers.get("authorization"), None)
+        if token is not None and looks_like_jwt(token):
+            return await state.sso.principal_of(token)
+    return await authenticate(state, request)
+
+
+async def _audited(op: Operation, call: Call) -> BaseModel | Response:
+    """Run ``op``'s handler and append what it changed to the audit log, before answering."""
+    before = None
+    if op.before is not None:
+        try:
+            before = await op.before(call)
+        except NotFound:
+            before = None  # the handler answers the 404 itself
+    answer = await op.handler(call)
+    store = call.state.store
+    if store is not None:
+        after = answer if isinstance(answer, BaseModel) else None
+        client = call.request.client
+        await audit.record(
+            store,
+            AuditEntry(
+                call.now, audit.actor_of(call.principal), client.host if client else None,
+                op.audit_kind or "", _target(call, after), audit.snapshot(before),
+                audit.snapshot(after), call.rid,
+            ),
+        )  # fmt: skip
+    return answer
+
+
+def _target(call: Call, after: BaseModel | None) -> str | None:
+    """The changed object's id: the path's (``/keys/{key_id}``), else the answer's ``id``."""
+    for value in call.request.path_params.values():
+        return str(value)[:200]
+    found = getattr(after, "id", None)
+    return str(found)[:200] if found is not None else None
+
+
 def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
     status = op.answer[0]
 
@@ -100,7 +153,7 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         rid = request_id(request)
         state = state_of(request)
         try:
-            principal = await authenticate(state, request)
+            principal = await _principal(state, request)
             if principal.anonymous:
                 raise AuthenticationFailed(
                     "the admin API needs a key: set MODELYARD_ADMIN_KEY or run "
@@ -109,7 +162,8 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
                 )
             now = datetime.now(UTC)
             inputs = await _inputs(op, request, now)
-            answer = await op.handler(Call(request, state, principal, rid, now, inputs))
+            call = Call(request, state, principal, rid, now, inputs)
+            answer = await _audited(op, call) if op.audit_kind else await op.handler(call)
             if isinstance(answer, BaseModel):
                 body = answer.model_dump_json().encode()
                 answer = json_response(body, status, {"x-request-id": rid})

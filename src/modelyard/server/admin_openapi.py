@@ -46,6 +46,19 @@ class Operation:
     path_params: type[models.Query] | None = None
     body: type[models.Request] | None = None
     csv_too: bool = False  # the answer may also be CSV (``format=csv``)
+    media_type: str = "text/csv"  # the answer's type when it has no model
+    # The audit log's kind for this change (every operation but a GET is audited; unset: the
+    # path's first segment and the method, ``agents.post``) and the handler that reads the
+    # object as it was before (its answer is the audit entry's "before"; None: nothing before).
+    audit: str | None = None
+    before: Callable[[Any], Awaitable[BaseModel]] | None = None
+
+    @property
+    def audit_kind(self) -> str | None:
+        """What the audit log calls this change; None: a read, not audited."""
+        if self.method == "GET":
+            return None
+        return self.audit or f"{self.path.strip('/').split('/')[0]}.{self.method.lower()}"
 
 
 Refs = Mapping[tuple[type[Any], JsonSchemaMode], Schema]
@@ -106,7 +119,8 @@ def _json(schema: Schema, description: str) -> Schema:
 def _operation(op: Operation, refs: Refs) -> Schema:
     status, model, description = op.answer
     if model is None:
-        answer: Schema = {"description": description, "content": dict(CSV_CONTENT)}
+        text = {op.media_type: {"schema": {"type": "string"}}}
+        answer: Schema = {"description": description, "content": text}
     else:
         answer = _json(refs[model, "serialization"], description)
         if op.csv_too:

@@ -29,6 +29,7 @@ from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
 from modelyard.server.http import json_response, request_id
 from modelyard.services import admin_models as models
+from modelyard.services import audit
 from modelyard.services import usage_steps as steps_models
 from modelyard.services.tenancy import check_policy_name, require_operator
 from modelyard.services.usage_export import records_csv
@@ -213,6 +214,28 @@ async def _project_policy(call: Call, project_id: str) -> str | None:
         return None
 
 
+async def audit_log(call: Call) -> audit.AuditList:
+    """The audit log (operator), oldest first, filtered by actor, kind and time."""
+    require_operator(call.principal)
+    query = call.given(audit.AuditQuery)
+    found = await audit.entries(call.store, query.filter(), query.limit)
+    return audit.listing(found, query.limit)
+
+
+async def audit_export(call: Call) -> Response:
+    """The same entries as JSON lines, one object per line (operator)."""
+    require_operator(call.principal)
+    query = call.given(audit.AuditQuery)
+    found = await audit.entries(call.store, query.filter(), query.limit)
+    headers = {
+        "x-request-id": call.rid,
+        "content-disposition": 'attachment; filename="audit.jsonl"',
+    }
+    return StreamingResponse(
+        audit.json_lines(found), media_type="application/x-ndjson", headers=headers
+    )
+
+
 async def me(call: Call) -> models.Principal:
     return models.Principal.of(call.principal)
 
@@ -228,6 +251,16 @@ OPERATIONS = (
         errors=(*_ANY, 404), query=models.GuardrailsQuery,  # 404: an unknown key
     ),
     Operation(
+        "GET", "/audit", "Administrative changes: who, when, from where, before and after "
+        "(operator)", audit_log, answer=(200, audit.AuditList, "Entries, oldest first"),
+        errors=_ANY, query=audit.AuditQuery,
+    ),
+    Operation(
+        "GET", "/audit.jsonl", "The audit log as JSON lines (operator)", audit_export,
+        answer=(200, None, "One entry per line, as in /audit"), errors=_ANY,
+        query=audit.AuditQuery, media_type="application/x-ndjson",
+    ),
+    Operation(
         "GET", "/me", "The calling key", me,
         answer=(200, models.Principal, "Who calls"), errors=(401,),
     ),
@@ -239,6 +272,7 @@ OPERATIONS = (
         "POST", "/projects", "Create a project (operator)", create_project,
         answer=(201, models.Project, "The new project"),
         errors=(400, 401, 403, 409, 413, 503), body=models.ProjectCreate,
+        audit="project.create",
     ),
     Operation(
         "GET", "/projects/{project_id}", "One project (operator, or its owner or member)",
@@ -250,6 +284,7 @@ OPERATIONS = (
         "Change a project's limits and guardrail policy (operator)", patch_project,
         answer=(200, models.Project, "The project as changed"),
         errors=(*_ANY, 404, 413), path_params=models.ProjectPath, body=models.Patch,
+        audit="project.update", before=get_project,
     ),
     Operation(
         "GET", "/keys", "Keys of a project (owner) or of all projects (operator)", list_keys,
@@ -259,7 +294,7 @@ OPERATIONS = (
         "POST", "/keys",
         "Create a key (operator; an owner in its own project); the secret is shown once",
         create_key, answer=(201, models.NewApiKey, "The key with its secret"),
-        errors=(*_ANY, 404, 413), body=models.KeyCreate,
+        errors=(*_ANY, 404, 413), body=models.KeyCreate, audit="key.create",
     ),
     Operation(
         "GET", "/keys/{key_id}", "One key", get_key,
@@ -268,15 +303,17 @@ OPERATIONS = (
     Operation(
         "PATCH", "/keys/{key_id}", "Change a key's limits and guardrail policy", patch_key,
         answer=_KEY, errors=(*_ANY, 404, 413), path_params=models.KeyPath,
-        body=models.Patch,
+        body=models.Patch, audit="key.update", before=get_key,
     ),
     Operation(
         "DELETE", "/keys/{key_id}", _REVOKE, revoke_key,
         answer=_KEY, errors=(*_ANY, 404), path_params=models.KeyPath,
+        audit="key.revoke", before=get_key,
     ),
     Operation(
         "POST", "/keys/{key_id}/revoke", _REVOKE, revoke_key,
         answer=_KEY, errors=(*_ANY, 404), path_params=models.KeyPath,
+        audit="key.revoke", before=get_key,
     ),
     Operation(
         "GET", "/deployments", "Deployments the caller's key may call, with their targets",

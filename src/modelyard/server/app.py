@@ -23,6 +23,7 @@ from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
+from modelyard.server.auth_routes import ROUTES as AUTH_ROUTES
 from modelyard.server.gemini_routes import ROUTES as GEMINI_ROUTES
 from modelyard.server.http import json_response, request_id
 from modelyard.server.lifeline import SERVE_PID_ENV as SERVE_PID_ENV  # noqa: PLC0414 (for cli.serve)
@@ -62,9 +63,8 @@ def create_app(
     store_url: str | None = None,
     observation: Observation | None = None,
 ) -> Starlette:
-    """``store_url``: the store (deployment versions, keys, the ledger); None (embedding,
-    tests) keeps none. ``observation``: metrics and traces instead of the config's (tests).
-    The composition root is built when the app starts (``Root.open``)."""
+    """``store_url``: the store (versions, keys, the ledger); None (embedding, tests): none.
+    ``observation``: metrics and traces instead of the config's (tests). Root opens at start."""
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
     routes = [
@@ -73,6 +73,7 @@ def create_app(
         *_DIALECT_ROUTES,
         *ADMIN_ROUTES,
         *EVAL_ROUTES,
+        *AUTH_ROUTES,
         *METRICS_ROUTES,
     ]
     if observation is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 from starlette.responses import Response, StreamingResponse
 
@@ -27,6 +26,7 @@ from modelyard.protocols.openai.responses.encode import (
 )
 from modelyard.protocols.openai.responses.mcp_stream import McpResponseStream
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
+from modelyard.server.background_routes import Saving
 from modelyard.server.chat_route import SSE_HEADERS, served_headers
 from modelyard.server.http import json_response
 from modelyard.server.openai_routes import DIALECT
@@ -39,10 +39,6 @@ from modelyard.services.tool_loop import LoopOutcome, ToolLoop
 log = logging.getLogger("modelyard.server")
 # As in ``responses_routes``: what an output guard blocks makes the response ``incomplete``.
 OUTPUT_PHASES = ("output", "tool_input")
-
-
-class Saving(Protocol):
-    async def save(self, body: JSON, output: list[JSON]) -> None: ...
 
 
 class McpRun:

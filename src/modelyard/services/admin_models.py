@@ -309,6 +309,7 @@ class NewApiKey(ApiKey):
 class Principal(Response):
     object: Literal["principal"] = "principal"
     key_id: str | None
+    user: str | None = Field(None, description="single sign-on: the provider's subject")
     role: Role
     project: str | None
     deployments: list[str] | None
@@ -319,6 +320,7 @@ class Principal(Response):
     def of(cls, principal: keys.Principal) -> Principal:
         return cls(
             key_id=principal.key_id,
+            user=principal.user,
             role=principal.role,
             project=principal.project_id,
             deployments=sorted(principal.deployments) if principal.deployments else None,

@@ -44,6 +44,7 @@ from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.readiness import Pingable, Readiness, States, state
 from modelyard.services.response_state import ResponseState, ResponseWrites
 from modelyard.services.shadow import ShadowMirror
+from modelyard.services.sso import Sso
 from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
 from modelyard.store import Store, StoreError
@@ -147,6 +148,8 @@ class Root:
         self._overrides: Mapping[str, DeploymentConfig] = {}
         self._swap = asyncio.Lock()  # one gateway swap at a time (reload, following)
         self.follower: Follower | None = None
+        # Single sign-on (admin API bearer tokens, /auth/*); set at start, not on reload.
+        self.sso = Sso(settings.sso, store) if settings.sso is not None else None
         self.current = self._configure(gateway)
         # Named agents (read per agent request) and background responses (issue 19).
         self.agents = AgentBook(
@@ -188,9 +191,7 @@ class Root:
             if store is not None:
                 await root.agents.sync(gateway.settings)
                 stored = ResponseState(store, root.response_writes)
-                await root.background.fail_orphans(
-                    lambda owner, body: stored.save(owner, body, [])
-                )
+                await root.background.fail_orphans(lambda owner, body: stored.save(owner, body, []))
             root._config, root._overrides = config, overrides
             if root.refresher is not None:
                 await root.refresher.refresh()
@@ -386,6 +387,8 @@ class Root:
         if self._writers is not None:
             await self._writers.aclose()
         await self.limiter.aclose()
+        if self.sso is not None:
+            await self.sso.aclose()
         await self.current.gateway.aclose()
         if self.observation is not None:  # flushes queued spans: may wait on the collector
             await asyncio.to_thread(self.observation.shutdown)

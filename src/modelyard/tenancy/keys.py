@@ -47,6 +47,9 @@ class Principal:
     # "off"; None: none), carried here so choosing a call's policy reads no store.
     key_guardrails: str | None = None
     project_guardrails: str | None = None
+    # A person signed in through single sign-on (``<issuer>#<subject>`` is not needed: one
+    # issuer per server), else None: a key.
+    user: str | None = None
 
     def may_call(self, deployment: str) -> None:
         if self.deployments is not None and deployment not in self.deployments:

@@ -60,3 +60,48 @@ class UsageFilter:
     since: datetime | None = None
     until: datetime | None = None
     guardrail: str | None = None  # rows with a verdict of this guard ("*": of any guard)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One administrative change: who made it (``key:<id>``, ``user:<subject>``, ``cli:<name>``),
+    when, from where (the client's address), what (``kind``: ``key.create`` ...; ``target``: the
+    id changed) and the values before and after (JSON text; secrets never, only ids and hashes).
+    ``seq`` is the store's order (0 until stored)."""
+
+    at: datetime
+    actor: str
+    client: str | None
+    kind: str
+    target: str | None
+    before: str | None
+    after: str | None
+    request_id: str | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit entries a query covers; None: any. ``kind`` matches a whole kind
+    (``key.create``) or a prefix ending in a dot (``key.``)."""
+
+    actor: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    after_seq: int | None = None  # paging: entries after this one
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person known through single sign-on, recorded when first seen (just in time) and
+    updated at each sign-in: the identity provider's issuer and subject, and what the mapping
+    made of their claims at the last sign-in."""
+
+    issuer: str
+    subject: str
+    email: str | None
+    name: str | None
+    role: str
+    projects: tuple[str, ...]
+    first_seen: datetime
+    last_seen: datetime

@@ -124,6 +124,12 @@ def test_train_into_the_store_then_list_and_show(
     assert shown["provenance"]["held_out_sources"] == first["held_out_sources"]
     assert _run(f"router show mm --version nope --config {config}") == 2
     assert "no stored router 'mm' version 'nope'" in capsys.readouterr().err
+    # Storing a new version is audited once; storing the same bytes again is no change.
+    assert _run(f"audit list --json --config {config}") == 0
+    audited = json.loads(capsys.readouterr().out)
+    assert [(e["kind"], e["target"], e["after"]["version"]) for e in audited] == [
+        ("router.store", "mm", first["version"])
+    ]
 
 
 def test_train_needs_a_destination(data: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
@@ -82,3 +83,14 @@ def test_rollback_with_a_stale_pid_file(config: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "recorded version 3 (rollback to version 1: failover: p/m1)" in out
     assert "takes effect when the server next starts" in out
+    # The rollback is in the audit log, by the OS user who ran it.
+    assert main(["audit", "list", "--json", "--kind", "deployment."]) == 0
+    entries = orjson.loads(capsys.readouterr().out)
+    assert [(e["kind"], e["target"]) for e in entries] == [("deployment.rollback", "chat")]
+    assert entries[0]["actor"].startswith("cli:")
+    assert entries[0]["after"] == {
+        "deployment": "chat",
+        "version": 3,
+        "source": "rollback:1",
+        "spec": "failover: p/m1",
+    }

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 # Imported for their side effect: each registers its tables on Base.metadata.
 import modelyard.store.agents
+import modelyard.store.audit
 import modelyard.store.background
 import modelyard.store.deployment_versions
 import modelyard.store.evals

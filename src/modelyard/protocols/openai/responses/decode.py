@@ -62,6 +62,22 @@ METADATA_KEY_CHARS: Final = 64
 METADATA_VALUE_CHARS: Final = 512
 
 
+def _chain(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The earlier turns a request continues: ``previous_response_id`` or ``conversation``."""
+    previous = get_str(body, "previous_response_id", "previous_response_id")
+    conversation = _conversation(body.get("conversation"))
+    if previous and conversation:
+        raise bad("previous_response_id", "cannot be used together with conversation")
+    return previous, conversation
+
+
+def _background(body: dict[str, Any]) -> bool:
+    background = bool(get_bool(body, "background", "background"))
+    if background and get_bool(body, "store", "store") is False:
+        raise bad("background", "a background response is stored: it cannot have store false")
+    return background
+
+
 def decode_response_request(body: Any) -> ResponsesRequest:
     body = require_dict(body, "body")
     unknown = [k for k in body if k not in _HANDLED and k not in _PASSED]
@@ -97,13 +113,8 @@ def decode_response_request(body: Any) -> ResponsesRequest:
     )
     if not chat.messages and not body.get("previous_response_id"):
         raise bad("input", "must contain at least one item")
-    background = bool(get_bool(body, "background", "background"))
-    if background and get_bool(body, "store", "store") is False:
-        raise bad("background", "a background response is stored: it cannot have store false")
-    previous = get_str(body, "previous_response_id", "previous_response_id")
-    conversation = _conversation(body.get("conversation"))
-    if previous and conversation:
-        raise bad("previous_response_id", "cannot be used together with conversation")
+    background = _background(body)
+    previous, conversation = _chain(body)
     return ResponsesRequest(
         chat=chat,
         items=items,

@@ -11,7 +11,7 @@ without the index, 65 with it on random ids, 13-24 on time-ordered ids, 200,000 
 Rows recorded twice before this revision are kept once (the first) so the index can be built.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06
 """
 
