@@ -107,9 +107,14 @@ def modelyard_bin() -> Path:
     raise BenchError("no `modelyard` console script: run `make install` first")
 
 
-def modelyard_spec(upstream: Upstream, access_log: bool = True) -> GatewaySpec:
-    """``modelyard serve`` on one worker with the benchmark config and a scratch data dir."""
-    config = _write_yaml("modelyard.yaml", foundation_config(upstream, access_log))
+def modelyard_spec(
+    upstream: Upstream, access_log: bool = True, extra: dict[str, object] | None = None
+) -> GatewaySpec:
+    """``modelyard serve`` on one worker with the benchmark config (plus ``extra`` top-level
+    sections) and a scratch data dir."""
+    config = _write_yaml(
+        "modelyard.yaml", {**foundation_config(upstream, access_log), **(extra or {})}
+    )
     data_dir = WORK_DIR / "modelyard-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -103,13 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="seconds of counted load")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of counted idle time")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="foundation with metrics on (traces off) instead of metered: the cost of metrics",
+    )
     args = parser.parse_args(argv)
     tools = ensure_tools("valgrind")
     with run_upstream(tools["nginx"]) as upstream:
         foundation = count("foundation", modelyard_spec(upstream), BENCH_KEY, tools, args)
-        spec, key = modelyard_metered_spec(upstream)
-        metered = count("metered", spec, key, tools, args)
-    print(f"metered ÷ foundation instructions per request: {metered / foundation:.3f}")
+        if args.metrics:
+            metrics: dict[str, object] = {"observability": {"metrics": {"enabled": True}}}
+            spec = modelyard_spec(upstream, extra=metrics)
+            other = count("metrics", spec, BENCH_KEY, tools, args)
+        else:
+            spec, key = modelyard_metered_spec(upstream)
+            other = count("metered", spec, key, tools, args)
+    name = "metrics" if args.metrics else "metered"
+    print(f"{name} ÷ foundation instructions per request: {other / foundation:.3f}")
     return 0
 
 

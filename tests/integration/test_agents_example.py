@@ -6,13 +6,15 @@ and 2); until both are in the tree it is skipped, saying so."""
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx2 as httpx
 import openai
 import pytest
 import yaml
@@ -47,9 +49,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def _listening(url: str) -> bool:
+    """The port accepts connections (a GET of an MCP endpoint opens an event stream, so an
+    HTTP request is no probe)."""
+    parts = urlsplit(url)
     try:
-        httpx.get(url, timeout=1)
-    except httpx.HTTPError:
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    except OSError:
         return False
     return True
 
@@ -61,6 +66,13 @@ def test_the_example_agent_lists_its_tool_and_answers(server: RunningServer) -> 
     )
     assert raw.headers["x-modelyard-agent"] == "calc-agent@1"
     response = raw.parse()
-    assert response.status == "completed"
-    listed = [item for item in response.output if item.type == "mcp_list_tools"]
-    assert listed and [t.name for t in listed[0].tools] == ["add"]
+    # The embedded 135M model may run out of its 64 output tokens while answering
+    # (``incomplete``); what the example shows is the listing, the call and the answer.
+    assert response.status in ("completed", "incomplete"), response.status
+    kinds = [item.type for item in response.output]
+    assert kinds[:2] == ["mcp_list_tools", "mcp_call"] and kinds[-1] == "message", kinds
+    listed, call = response.output[0], response.output[1]
+    assert listed.type == "mcp_list_tools" and "add" in [t.name for t in listed.tools]
+    assert call.type == "mcp_call" and call.name == "add" and call.status == "completed"
+    args = json.loads(call.arguments)
+    assert call.output == str(int(args["a"]) + int(args["b"]))
