@@ -400,6 +400,13 @@ def _add_router(sub: SubParsers) -> None:
         help="hashed word 1-2-grams (default) or character 3-5-grams (docs/router.md)",
     )
     train.add_argument(
+        "--lsa-dims",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fit on the TF-IDF's top N singular directions (LSA; 0: on the buckets)",
+    )
+    train.add_argument(
         "--weak", default=None, metavar="MODEL", help="the weak model's column (or deployment)"
     )
     train.add_argument(

@@ -40,10 +40,11 @@ def train_from_dir(
     seed: int = 0,
     models: tuple[str | None, str | None] = (None, None),
     text_features: str = "words",
+    lsa_dims: int = 0,
 ) -> TrainResult:
     """A router trained on ``folder``'s routing data, ``holdout`` of its sources left out."""
     data = load_dir(folder, *models)
-    return train_from_data(data, str(folder), holdout, seed, text_features)
+    return train_from_data(data, str(folder), holdout, seed, text_features, lsa_dims)
 
 
 def train_from_data(
@@ -52,6 +53,7 @@ def train_from_data(
     holdout: float = 0.0,
     seed: int = 0,
     text_features: str = "words",
+    lsa_dims: int = 0,
 ) -> TrainResult:
     """A router trained on ``data`` (from ``origin``: a folder, eval run ids), ``holdout`` of
     its sources left out and named in the provenance."""
@@ -73,7 +75,9 @@ def train_from_data(
         "seed": seed,
     }
     labelled = [(i.prompt, i.strong > i.weak) for i in train_items]
-    model = routers.train(labelled, header, seed=seed, text_features=text_features)
+    model = routers.train(
+        labelled, header, seed=seed, text_features=text_features, lsa_dims=lsa_dims
+    )
     return TrainResult(model, trained, held)
 
 

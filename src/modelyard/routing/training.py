@@ -4,7 +4,11 @@ the optional ``router`` extra, which a serving-only install leaves out).
 A logistic regression on the hashed TF-IDF (word uni- and bigrams by default, character
 3-5-grams on request: ``routing/chars.py``, docs/router.md has the figures) and the cheap facts,
 then Platt scaling fitted on cross-validated decision values; the scaling is linear, so it is
-folded into the coefficients and the served model stays one dot product and a sigmoid."""
+folded into the coefficients and the served model stays one dot product and a sigmoid.
+
+With ``lsa_dims`` the regression is fitted on the TF-IDF projected on its top singular
+directions (LSA, an SVD of the training prompts); the projection is linear too, so it is
+folded back into weights over the buckets and the artifact and the serving cost do not change."""
 
 from __future__ import annotations
 
@@ -31,14 +35,21 @@ class Example:
 def fit(
     examples: Sequence[Example],
     header: Mapping[str, Any],
-    c: float = 0.3,
+    c: float | None = None,
     seed: int = 0,
     text_features: str = "words",
+    lsa_dims: int = 0,
 ) -> RouterModel:
     """Train on ``examples`` (both labels present); ``header`` is the provenance to keep;
-    ``text_features`` is ``chars`` or ``words``."""
+    ``text_features`` is ``chars`` or ``words``; ``lsa_dims`` > 0 fits the regression on
+    the TF-IDF's top ``lsa_dims`` singular directions (LSA) instead of the buckets; ``c``,
+    the inverse regularisation, defaults to 0.3 on the buckets and 1.0 on the LSA space (a
+    few hundred dense columns need less)."""
     if text_features not in TEXT_FEATURES:
         raise ValueError(f"text features {text_features!r}, not one of words, chars")
+    if lsa_dims < 0:
+        raise ValueError(f"LSA dimensions {lsa_dims}, not >= 0")
+    c = c if c is not None else (1.0 if lsa_dims else 0.3)
     try:
         from scipy import sparse
         from sklearn.linear_model import LogisticRegression
@@ -53,14 +64,16 @@ def fit(
     if labels.min() == labels.max():
         raise ValueError("training needs prompts where the strong model was needed and not")
     idf, used, x = _matrix(examples, text_features, sparse.csr_matrix)
+    x, unfold = _lsa(x, lsa_dims, seed) if lsa_dims else (x, None)
     learner = LogisticRegression(C=c, max_iter=2000)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     held_out = cross_val_predict(learner, x, labels, cv=folds, method="decision_function")
     platt = LogisticRegression(C=1e6).fit(np.asarray(held_out).reshape(-1, 1), labels)
     learner.fit(x, labels)
     a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    weights = learner.coef_[0] if unfold is None else unfold(learner.coef_[0])
     coef = np.zeros(F.DIM, dtype=np.float32)
-    coef[used] = learner.coef_[0] * a
+    coef[used] = weights * a
     intercept = float(learner.intercept_[0]) * a + b
     # The calibrated scores of held-out folds, as 101 quantiles: a target share of strong
     # calls becomes a threshold (routing/learned.py) without the training data.
@@ -72,11 +85,42 @@ def fit(
         "strong_needed": int(labels.sum()),
         "c": c,
         "text_features": text_features,
+        "lsa_dims": lsa_dims,
         "score_quantiles": quantiles,
     }
     return RouterModel(
         idf=idf, coef=coef, intercept=intercept, header=full, text_features=text_features
     )
+
+
+def _lsa(x: Any, dims: int, seed: int) -> tuple[Any, Any]:
+    """The TF-IDF columns of ``x`` projected on their top ``dims`` right singular vectors (an
+    SVD of the training prompts: LSA), the facts kept beside them; and the map from the
+    weights over that space back to weights over ``x``'s columns. The projection is linear,
+    so the served model stays one dot product over the buckets (no new artifact part)."""
+    from sklearn.decomposition import TruncatedSVD
+
+    text = x[:, : -F.FACTS].tocsc()
+    # A bucket in one prompt only has no co-occurrence for the SVD to find: left out (its
+    # weight is 0), which makes the SVD several times cheaper.
+    shared = np.nonzero(np.diff(text.indptr) >= 2)[0]
+    if len(shared) < 2:
+        raise ValueError("LSA needs buckets shared by two or more training prompts")
+    text = text[:, shared].tocsr()
+    dims = min(dims, min(text.shape) - 1)
+    svd = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=3, random_state=seed)
+    svd.fit(text)
+    basis = svd.components_  # (dims, shared columns), orthonormal rows
+    projected = np.hstack([np.asarray(text @ basis.T), x[:, -F.FACTS :].toarray()])
+    columns = x.shape[1] - F.FACTS
+
+    def unfold(w: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, Any]:
+        out = np.zeros(columns + F.FACTS)
+        out[shared] = basis.T @ w[:dims]
+        out[columns:] = w[dims:]
+        return out
+
+    return projected, unfold
 
 
 def _matrix(

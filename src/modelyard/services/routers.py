@@ -42,16 +42,17 @@ __all__ = [
 def train(
     labelled: Sequence[tuple[str, bool]],
     header: Mapping[str, Any],
-    c: float = 0.3,
+    c: float | None = None,
     seed: int = 0,
     text_features: str = "words",
+    lsa_dims: int = 0,
 ) -> RouterModel:
     """A router from ``(prompt, strong model needed)`` pairs; ``header`` is its provenance;
-    ``text_features`` is ``words`` or ``chars``."""
+    ``text_features`` is ``words`` or ``chars``; ``lsa_dims`` > 0: LSA first."""
     from modelyard.routing.training import Example, fit
 
     examples = [Example(text, features.facts(text), needed) for text, needed in labelled]
-    return fit(examples, header, c=c, seed=seed, text_features=text_features)
+    return fit(examples, header, c=c, seed=seed, text_features=text_features, lsa_dims=lsa_dims)
 
 
 def score_prompts(model: RouterModel, prompts: Sequence[str]) -> list[float]:
