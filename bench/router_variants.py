@@ -116,6 +116,36 @@ def pairwise(kind: str, c: float = 0.3) -> Variant:
     return run
 
 
+def gain(kind: str, c: float = 0.3) -> Variant:
+    """The label APGR rewards: the expected gain of the strong model, P(strong better) -
+    P(weak better), from two logistic regressions (not one weight vector: a new artifact)."""
+
+    def run(texts: list[str], weak: Array, strong: Array, train: Array, test: Array,
+            seed: int, cache: dict[str, Any]) -> Array:  # fmt: skip
+        x, facts = tfidf(texts, kind, train, cache)
+        full = sparse.hstack([x, sparse.csr_matrix(facts)]).tocsr()
+        up = _logistic(full[train], (strong > weak)[train], c)
+        down = _logistic(full[train], (weak > strong)[train], c)
+        return np.asarray(up.predict_proba(full[test])[:, 1] - down.predict_proba(full[test])[:, 1])
+
+    return run
+
+
+def ridge_gain(kind: str, alpha: float = 3.0) -> Variant:
+    """A ridge regression on the gain itself (strong - weak in {-1, 0, 1}): linear, so it would
+    fold into one weight vector (Platt scaling then maps it to P(strong needed))."""
+    from sklearn.linear_model import Ridge
+
+    def run(texts: list[str], weak: Array, strong: Array, train: Array, test: Array,
+            seed: int, cache: dict[str, Any]) -> Array:  # fmt: skip
+        x, facts = tfidf(texts, kind, train, cache)
+        full = sparse.hstack([x, sparse.csr_matrix(facts)]).tocsr()
+        model = Ridge(alpha=alpha).fit(full[train], (strong - weak)[train])
+        return np.asarray(model.predict(full[test]))
+
+    return run
+
+
 def mf(kind: str, k: int = 300, dim: int = 64, epochs: int = 400, l2: float = 1e-3,
        pairs: bool = True) -> Variant:  # fmt: skip
     """Matrix factorisation as in RouteLLM: model embeddings v_m, a learned projection P of the
@@ -183,6 +213,8 @@ VARIANTS: dict[str, Variant] = {
     "lsa-chars-100": lsa("chars", 100),
     "lsa-chars-300": lsa("chars", 300),
     "pairwise-words": pairwise("words"),
+    "gain-words": gain("words"),
+    "ridge-gain-words": ridge_gain("words"),
     "pairwise-chars": pairwise("chars"),
     "mf-words-100": mf("words", 100),
     "mf-words-300": mf("words", 300),

@@ -407,6 +407,13 @@ def _add_router(sub: SubParsers) -> None:
         help="fit on the TF-IDF's top N singular directions (LSA; 0: on the buckets)",
     )
     train.add_argument(
+        "--label",
+        choices=("pairwise", "needed"),
+        default="pairwise",
+        help="learn from the prompts where one model won, which one (default), or from every "
+        "prompt, whether the strong one was needed (docs/router.md)",
+    )
+    train.add_argument(
         "--weak", default=None, metavar="MODEL", help="the weak model's column (or deployment)"
     )
     train.add_argument(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -22,14 +22,18 @@ from modelyard.core.errors import ModelyardError
 from modelyard.routing import features as F
 from modelyard.routing.model import TEXT_FEATURES, RouterModel, text_vector
 
+LABELS: Final = frozenset({"pairwise", "needed"})
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One training prompt: its text, its cheap facts, and whether the strong model was needed."""
+    """One training prompt: its text, its cheap facts, whether the strong model was needed
+    (it did better than the weak one) and whether the two did differently at all."""
 
     text: str
     facts: list[float]
     strong_needed: bool
+    decided: bool = True  # False: both models equally good (or bad) on it
 
 
 def fit(
@@ -39,21 +43,26 @@ def fit(
     seed: int = 0,
     text_features: str = "words",
     lsa_dims: int = 0,
+    label: str = "needed",
 ) -> RouterModel:
     """Train on ``examples`` (both labels present); ``header`` is the provenance to keep;
     ``text_features`` is ``chars`` or ``words``; ``lsa_dims`` > 0 fits the regression on
     the TF-IDF's top ``lsa_dims`` singular directions (LSA) instead of the buckets; ``c``,
     the inverse regularisation, defaults to 0.3 on the buckets and 1.0 on the LSA space (a
-    few hundred dense columns need less)."""
+    few hundred dense columns need less). ``label`` ``needed`` learns P(strong better) from
+    every prompt; ``pairwise`` (RouteLLM's training on wins) only from the decided prompts,
+    P(strong better | one model better), ties left out; when one model never did better,
+    there are no pairs to learn from and ``needed`` is used (the header says which)."""
     if text_features not in TEXT_FEATURES:
         raise ValueError(f"text features {text_features!r}, not one of words, chars")
     if lsa_dims < 0:
         raise ValueError(f"LSA dimensions {lsa_dims}, not >= 0")
+    if label not in LABELS:
+        raise ValueError(f"label {label!r}, not one of {sorted(LABELS)}")
     c = c if c is not None else (1.0 if lsa_dims else 0.3)
     try:
         from scipy import sparse
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import StratifiedKFold
     except ImportError as exc:  # the optional 'router' extra: serving does not need it
         raise ModelyardError(
             "training a router needs scikit-learn: pip install 'modelyard[router]'",
@@ -61,23 +70,22 @@ def fit(
         ) from exc
 
     labels = np.array([e.strong_needed for e in examples], dtype=np.int8)
-    if labels.min() == labels.max():
+    decided = np.array([e.decided for e in examples], dtype=bool)
+    if label == "pairwise" and len(set(labels[decided].tolist())) < 2:
+        label = "needed"  # the weak model never won (or the strong never): no pairs to learn
+    rows = decided if label == "pairwise" else np.ones(len(examples), dtype=bool)
+    if not rows.any() or labels[rows].min() == labels[rows].max():
         raise ValueError("training needs prompts where the strong model was needed and not")
+    # The IDF (and the LSA basis) from every prompt; the regression from the labelled rows.
     idf, used, x = _matrix(examples, text_features, sparse.csr_matrix)
     x, unfold = _lsa(x, lsa_dims, seed) if lsa_dims else (x, None)
-    learner = LogisticRegression(C=c, max_iter=2000)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    held_out = cross_val_predict(learner, x, labels, cv=folds, method="decision_function")
-    platt = LogisticRegression(C=1e6).fit(np.asarray(held_out).reshape(-1, 1), labels)
-    learner.fit(x, labels)
-    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    weights = learner.coef_[0] if unfold is None else unfold(learner.coef_[0])
+    weights, bias, a, b, scores = _learn(x, labels, rows, c, folds)
     coef = np.zeros(F.DIM, dtype=np.float32)
-    coef[used] = weights * a
-    intercept = float(learner.intercept_[0]) * a + b
-    # The calibrated scores of held-out folds, as 101 quantiles: a target share of strong
-    # calls becomes a threshold (routing/learned.py) without the training data.
-    calibrated = 1.0 / (1.0 + np.exp(-(a * np.asarray(held_out) + b)))
+    coef[used] = (weights if unfold is None else unfold(weights)) * a
+    # The calibrated scores (held-out folds; the final model's on unlabelled rows), as 101
+    # quantiles: a target share of strong calls becomes a threshold (routing/learned.py).
+    calibrated = 1.0 / (1.0 + np.exp(-(a * scores + b)))
     quantiles = [round(float(q), 6) for q in np.quantile(calibrated, np.linspace(0, 1, 101))]
     full = {
         **header,
@@ -86,11 +94,35 @@ def fit(
         "c": c,
         "text_features": text_features,
         "lsa_dims": lsa_dims,
+        "label": label,
         "score_quantiles": quantiles,
     }
     return RouterModel(
-        idf=idf, coef=coef, intercept=intercept, header=full, text_features=text_features
+        idf=idf, coef=coef, intercept=bias * a + b, header=full, text_features=text_features
     )
+
+
+Vector = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def _learn(
+    x: Any, labels: Any, rows: Any, c: float, folds: Any
+) -> tuple[Vector, float, float, float, Vector]:
+    """The logistic regression on ``rows``, its Platt scaling ``a, b`` fitted on 5-fold
+    cross-validated decision values, and a decision value for every row (held-out folds for
+    ``rows``, the final model for the others)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    learner = LogisticRegression(C=c, max_iter=2000)
+    x_rows, y = x[rows], labels[rows]
+    held_out = cross_val_predict(learner, x_rows, y, cv=folds, method="decision_function")
+    platt = LogisticRegression(C=1e6).fit(np.asarray(held_out).reshape(-1, 1), y)
+    learner.fit(x_rows, y)
+    scores = np.asarray(learner.decision_function(x), dtype=np.float64)
+    scores[rows] = held_out
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    return learner.coef_[0], float(learner.intercept_[0]), a, b, scores
 
 
 def _lsa(x: Any, dims: int, seed: int) -> tuple[Any, Any]:

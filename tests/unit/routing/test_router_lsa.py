@@ -69,3 +69,34 @@ def test_an_lsa_router_scores_in_the_same_artifact_and_is_deterministic(kind):
 def test_negative_lsa_dimensions_are_refused():
     with pytest.raises(ValueError, match="LSA dimensions"):
         fit(_examples(), {}, lsa_dims=-1)
+
+
+def _mixed() -> list[Example]:
+    """Hard prompts: the strong model won; easy ones: the weak model won; 'tie' ones: neither."""
+    out = []
+    for i in range(300):
+        kind = ("hard", "easy", "tie")[i % 3]
+        text = (
+            f"item {i}: " + {"hard": "prove the theorem", "easy": "say hello", "tie": "x y"}[kind]
+        )
+        out.append(Example(text, F.facts(text), kind == "hard", decided=kind != "tie"))
+    return out
+
+
+def test_the_pairwise_label_learns_from_decided_prompts_and_scores_every_prompt():
+    model = fit(_mixed(), {}, label="pairwise")
+    assert model.header["label"] == "pairwise"
+    hard, easy = "prove the theorem now", "say hello now"
+    assert model.score_text(hard, F.facts(hard)) > 0.5 > model.score_text(easy, F.facts(easy))
+    # The quantiles cover every prompt, ties included (a third of them, scored in between).
+    quantiles = model.header["score_quantiles"]
+    assert len(quantiles) == 101 and quantiles == sorted(quantiles)
+    assert fit(_mixed(), {}, label="pairwise").coef.tolist() == model.coef.tolist()
+
+
+def test_pairwise_falls_back_to_needed_when_the_weak_model_never_won():
+    never = [Example(e.text, e.facts, e.strong_needed, decided=e.strong_needed) for e in _mixed()]
+    model = fit(never, {}, label="pairwise")
+    assert model.header["label"] == "needed"
+    with pytest.raises(ValueError, match="label"):
+        fit(_mixed(), {}, label="gain")
