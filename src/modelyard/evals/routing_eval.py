@@ -41,7 +41,7 @@ def train_from_dir(
     models: tuple[str | None, str | None] = (None, None),
     text_features: str = "words",
     lsa_dims: int = 0,
-    label: str = "pairwise",
+    label: str = "gain",
 ) -> TrainResult:
     """A router trained on ``folder``'s routing data, ``holdout`` of its sources left out."""
     data = load_dir(folder, *models)
@@ -55,7 +55,7 @@ def train_from_data(
     seed: int = 0,
     text_features: str = "words",
     lsa_dims: int = 0,
-    label: str = "pairwise",
+    label: str = "gain",
 ) -> TrainResult:
     """A router trained on ``data`` (from ``origin``: a folder, eval run ids), ``holdout`` of
     its sources left out and named in the provenance."""

@@ -22,7 +22,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.routing import features as F
 from modelyard.routing.model import TEXT_FEATURES, RouterModel, text_vector
 
-LABELS: Final = frozenset({"pairwise", "needed"})
+LABELS: Final = frozenset({"gain", "pairwise", "needed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +45,15 @@ def fit(
     lsa_dims: int = 0,
     label: str = "needed",
 ) -> RouterModel:
-    """Train on ``examples`` (both labels present); ``header`` is the provenance to keep;
-    ``text_features`` is ``chars`` or ``words``; ``lsa_dims`` > 0 fits the regression on
-    the TF-IDF's top ``lsa_dims`` singular directions (LSA) instead of the buckets; ``c``,
-    the inverse regularisation, defaults to 0.3 on the buckets and 1.0 on the LSA space (a
-    few hundred dense columns need less). ``label`` ``needed`` learns P(strong better) from
-    every prompt; ``pairwise`` (RouteLLM's training on wins) only from the decided prompts,
-    P(strong better | one model better), ties left out; when one model never did better,
-    there are no pairs to learn from and ``needed`` is used (the header says which)."""
-    if text_features not in TEXT_FEATURES:
-        raise ValueError(f"text features {text_features!r}, not one of words, chars")
-    if lsa_dims < 0:
-        raise ValueError(f"LSA dimensions {lsa_dims}, not >= 0")
-    if label not in LABELS:
-        raise ValueError(f"label {label!r}, not one of {sorted(LABELS)}")
+    """Train on ``examples``; ``header`` is the provenance to keep; ``text_features``:
+    ``chars`` or ``words``; ``lsa_dims`` > 0: on the TF-IDF's top singular directions (LSA);
+    ``c`` (inverse regularisation): 0.3 on the buckets, 1.0 on LSA's few dense columns.
+    ``label``: ``needed``, P(strong better) from every prompt; ``pairwise`` (RouteLLM's
+    training on wins), P(strong better | one model better), ties left out; ``gain``,
+    P(strong better) - P(weak better), two regressions: the strong model's expected gain,
+    what APGR rewards. When the weak model never did better, ``pairwise`` and ``gain`` have
+    nothing to learn about it and fall back to ``needed`` (the header says which)."""
+    _check(text_features, lsa_dims, label)
     c = c if c is not None else (1.0 if lsa_dims else 0.3)
     try:
         from scipy import sparse
@@ -71,21 +66,24 @@ def fit(
 
     labels = np.array([e.strong_needed for e in examples], dtype=np.int8)
     decided = np.array([e.decided for e in examples], dtype=bool)
+    down = np.array([e.decided and not e.strong_needed for e in examples], dtype=np.int8)
+    if label == "gain" and down.min() == down.max():
+        label = "needed"  # the weak model never did better: nothing to learn about it
     if label == "pairwise" and len(set(labels[decided].tolist())) < 2:
         label = "needed"  # the weak model never won (or the strong never): no pairs to learn
+    # The IDF (and the LSA basis) come from every prompt, the regressions from ``rows``.
     rows = decided if label == "pairwise" else np.ones(len(examples), dtype=bool)
     if not rows.any() or labels[rows].min() == labels[rows].max():
         raise ValueError("training needs prompts where the strong model was needed and not")
-    # The IDF (and the LSA basis) from every prompt; the regression from the labelled rows.
     idf, used, x = _matrix(examples, text_features, sparse.csr_matrix)
     x, unfold = _lsa(x, lsa_dims, seed) if lsa_dims else (x, None)
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    weights, bias, a, b, scores = _learn(x, labels, rows, c, folds)
-    coef = np.zeros(F.DIM, dtype=np.float32)
-    coef[used] = (weights if unfold is None else unfold(weights)) * a
-    # The calibrated scores (held-out folds; the final model's on unlabelled rows), as 101
-    # quantiles: a target share of strong calls becomes a threshold (routing/learned.py).
-    calibrated = 1.0 / (1.0 + np.exp(-(a * scores + b)))
+    fold = _Fold(x, rows, c, StratifiedKFold(n_splits=5, shuffle=True, random_state=seed))
+    coef, intercept, calibrated = fold.learn(labels, used, unfold)
+    coef_down, intercept_down = None, 0.0
+    if label == "gain":  # the same folds, features and C: only the label differs
+        coef_down, intercept_down, calibrated_down = fold.learn(down, used, unfold)
+        calibrated = calibrated - calibrated_down
+    # 101 quantiles of the calibrated scores: a share of strong calls becomes a threshold.
     quantiles = [round(float(q), 6) for q in np.quantile(calibrated, np.linspace(0, 1, 101))]
     full = {
         **header,
@@ -97,32 +95,51 @@ def fit(
         "label": label,
         "score_quantiles": quantiles,
     }
-    return RouterModel(
-        idf=idf, coef=coef, intercept=bias * a + b, header=full, text_features=text_features
-    )
+    return RouterModel(idf, coef, intercept, full, text_features, coef_down, intercept_down)
+
+
+def _check(text_features: str, lsa_dims: int, label: str) -> None:
+    if text_features not in TEXT_FEATURES:
+        raise ValueError(f"text features {text_features!r}, not one of words, chars")
+    if lsa_dims < 0:
+        raise ValueError(f"LSA dimensions {lsa_dims}, not >= 0")
+    if label not in LABELS:
+        raise ValueError(f"label {label!r}, not one of {sorted(LABELS)}")
 
 
 Vector = np.ndarray[Any, np.dtype[np.float64]]
 
 
-def _learn(
-    x: Any, labels: Any, rows: Any, c: float, folds: Any
-) -> tuple[Vector, float, float, float, Vector]:
-    """The logistic regression on ``rows``, its Platt scaling ``a, b`` fitted on 5-fold
-    cross-validated decision values, and a decision value for every row (held-out folds for
-    ``rows``, the final model for the others)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
+@dataclass(frozen=True, slots=True)
+class _Fold:
+    """The training matrix, the rows a regression learns from, its C and the folds."""
 
-    learner = LogisticRegression(C=c, max_iter=2000)
-    x_rows, y = x[rows], labels[rows]
-    held_out = cross_val_predict(learner, x_rows, y, cv=folds, method="decision_function")
-    platt = LogisticRegression(C=1e6).fit(np.asarray(held_out).reshape(-1, 1), y)
-    learner.fit(x_rows, y)
-    scores = np.asarray(learner.decision_function(x), dtype=np.float64)
-    scores[rows] = held_out
-    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    return learner.coef_[0], float(learner.intercept_[0]), a, b, scores
+    x: Any
+    rows: Any
+    c: float
+    folds: Any
+
+    def learn(self, labels: Any, used: Any, unfold: Any) -> tuple[Any, float, Vector]:
+        """A logistic regression of ``labels`` on the rows, Platt-scaled on 5-fold
+        cross-validated decision values and folded into weights over all ``DIM`` columns; and
+        its calibrated score of every row (held-out folds for the rows, the final model for
+        the others)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import cross_val_predict
+
+        learner = LogisticRegression(C=self.c, max_iter=2000)
+        x_rows, y = self.x[self.rows], labels[self.rows]
+        held = cross_val_predict(learner, x_rows, y, cv=self.folds, method="decision_function")
+        platt = LogisticRegression(C=1e6).fit(np.asarray(held).reshape(-1, 1), y)
+        learner.fit(x_rows, y)
+        scores = np.asarray(learner.decision_function(self.x), dtype=np.float64)
+        scores[self.rows] = held
+        a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+        weights = learner.coef_[0] if unfold is None else unfold(learner.coef_[0])
+        coef = np.zeros(F.DIM, dtype=np.float32)
+        coef[used] = weights * a
+        calibrated = 1.0 / (1.0 + np.exp(-(a * scores + b)))
+        return coef, float(learner.intercept_[0]) * a + b, calibrated
 
 
 def _lsa(x: Any, dims: int, seed: int) -> tuple[Any, Any]:

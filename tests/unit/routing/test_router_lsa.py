@@ -7,7 +7,7 @@ import pytest
 from scipy import sparse
 
 from modelyard.routing import features as F
-from modelyard.routing.model import dumps, loads
+from modelyard.routing.model import RouterModel, dumps, loads
 from modelyard.routing.training import Example, _lsa, fit
 
 
@@ -99,4 +99,28 @@ def test_pairwise_falls_back_to_needed_when_the_weak_model_never_won():
     model = fit(never, {}, label="pairwise")
     assert model.header["label"] == "needed"
     with pytest.raises(ValueError, match="label"):
-        fit(_mixed(), {}, label="gain")
+        fit(_mixed(), {}, label="other")
+
+
+def test_a_gain_router_scores_p_strong_better_minus_p_weak_better_and_round_trips():
+    model = fit(_mixed(), {}, label="gain")
+    assert model.header["label"] == "gain" and model.coef_down is not None
+    served = loads(dumps(model))
+    assert served.header["format"] == "modelyard.router/3"
+    assert served.coef_down is not None and served.coef_down.shape == (F.DIM,)
+    hard, easy, tie = "prove the theorem now", "say hello now", "x y now"
+    scores = [served.score_text(t, F.facts(t)) for t in (hard, easy, tie)]
+    assert scores[0] > 0.3 and scores[1] < -0.3  # a difference of probabilities: in [-1, 1]
+    assert abs(scores[2]) < scores[0] and all(-1 <= v <= 1 for v in scores)
+    # By hand: the two calibrated logistic models, subtracted.
+    up = RouterModel(served.idf, served.coef, served.intercept)
+    down = RouterModel(served.idf, served.coef_down, served.intercept_down)
+    by_hand = up.score_text(hard, F.facts(hard)) - down.score_text(hard, F.facts(hard))
+    assert scores[0] == pytest.approx(by_hand, abs=1e-6)
+    assert dumps(fit(_mixed(), {}, label="gain")) == dumps(model)
+
+
+def test_gain_falls_back_to_needed_when_the_weak_model_never_won():
+    never = [Example(e.text, e.facts, e.strong_needed, decided=e.strong_needed) for e in _mixed()]
+    model = fit(never, {}, label="gain")
+    assert model.header["label"] == "needed" and model.coef_down is None
