@@ -1,9 +1,10 @@
-"""The learned router's artifact: a calibrated logistic model over :mod:`routing.features`.
+"""The learned router's artifact: calibrated logistic models over :mod:`routing.features`.
 
-``score`` is the probability that the strong target is *needed*: that it answers well where
-the weak one does not. The artifact is one ``.npz`` file (numpy arrays only, read with
-``allow_pickle=False``, so loading one runs no code) holding the IDF, the coefficients, the
-intercept and a JSON header: format version, training provenance, metrics.
+``score`` is the strong target's expected gain, P(strong better) - P(weak better), for a
+``gain`` router (two weight vectors, the default), and P(strong better) for the others.
+The artifact is one ``.npz`` file (numpy arrays only, read with ``allow_pickle=False``, so
+loading one runs no code) holding the IDF, the coefficients, the intercept and a JSON
+header: format version, training provenance, metrics.
 
 Format 2 adds ``text_features`` to the header: ``words`` (hashed word uni- and bigrams,
 :func:`routing.features.buckets`, the default) or ``chars`` (hashed character 3-5-grams,
