@@ -69,7 +69,8 @@ def train(
 
 
 def score_prompts(model: RouterModel, prompts: Sequence[str]) -> list[float]:
-    """P(strong model needed) for each prompt, read as a one-turn user message."""
+    """The router's score of each prompt (a gain router: P(strong better) - P(weak better); the
+    others: P(strong better)), read as a one-turn user message."""
     return [model.score_text(p, features.facts(p)) for p in prompts]
 
 
