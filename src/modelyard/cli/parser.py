@@ -409,6 +409,31 @@ def _add_eval_shadow(ev: SubParsers) -> None:
     flags.add_json(shadow)
 
 
+def _add_learner_flags(train: argparse.ArgumentParser) -> None:
+    """``router train``'s learner: text features, LSA dimensions, label (docs/router.md)."""
+    train.add_argument(
+        "--text-features",
+        choices=("words", "chars"),
+        default="words",
+        help="hashed word 1-2-grams (default) or character 3-5-grams (docs/router.md)",
+    )
+    train.add_argument(
+        "--lsa-dims",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fit on the TF-IDF's top N singular directions (LSA; 0: on the buckets)",
+    )
+    train.add_argument(
+        "--label",
+        choices=("gain", "pairwise", "needed"),
+        default="gain",
+        help="score P(strong better) - P(weak better), two regressions (default); or learn "
+        "which model won where one did (pairwise); or whether the strong one was better "
+        "(needed, before; docs/router.md)",
+    )
+
+
 def _add_router(sub: SubParsers) -> None:
     group = sub.add_parser("router", help="train and evaluate a learned router")
     rt = group.add_subparsers(dest="router_command", required=True, metavar="SUBCOMMAND")
@@ -444,12 +469,7 @@ def _add_router(sub: SubParsers) -> None:
         help="share of the sources (files, e.g. MMLU subjects) held out for evaluation",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
-    train.add_argument(
-        "--text-features",
-        choices=("words", "chars"),
-        default="words",
-        help="hashed word 1-2-grams (default) or character 3-5-grams (docs/router.md)",
-    )
+    _add_learner_flags(train)
     train.add_argument(
         "--weak", default=None, metavar="MODEL", help="the weak model's column (or deployment)"
     )

@@ -55,11 +55,25 @@ def _train(args: argparse.Namespace) -> int:
     if args.runs:
         from_runs = _runs_data(args)
         origin = f"eval runs {args.runs}"
-        result = train_from_data(from_runs, origin, args.holdout, args.seed, args.text_features)
+        result = train_from_data(
+            from_runs,
+            origin,
+            args.holdout,
+            args.seed,
+            args.text_features,
+            args.lsa_dims,
+            args.label,
+        )
     else:
         models = (args.weak, args.strong)
         result = train_from_dir(
-            Path(args.data), args.holdout, args.seed, models, args.text_features
+            Path(args.data),
+            args.holdout,
+            args.seed,
+            models,
+            args.text_features,
+            args.lsa_dims,
+            args.label,
         )
     data = dumps(result.model)
     if args.out:

@@ -40,10 +40,12 @@ def train_from_dir(
     seed: int = 0,
     models: tuple[str | None, str | None] = (None, None),
     text_features: str = "words",
+    lsa_dims: int = 0,
+    label: str = "gain",
 ) -> TrainResult:
     """A router trained on ``folder``'s routing data, ``holdout`` of its sources left out."""
     data = load_dir(folder, *models)
-    return train_from_data(data, str(folder), holdout, seed, text_features)
+    return train_from_data(data, str(folder), holdout, seed, text_features, lsa_dims, label)
 
 
 def train_from_data(
@@ -52,6 +54,8 @@ def train_from_data(
     holdout: float = 0.0,
     seed: int = 0,
     text_features: str = "words",
+    lsa_dims: int = 0,
+    label: str = "gain",
 ) -> TrainResult:
     """A router trained on ``data`` (from ``origin``: a folder, eval run ids), ``holdout`` of
     its sources left out and named in the provenance."""
@@ -72,8 +76,10 @@ def train_from_data(
         "held_out_sources": held,
         "seed": seed,
     }
-    labelled = [(i.prompt, i.strong > i.weak) for i in train_items]
-    model = routers.train(labelled, header, seed=seed, text_features=text_features)
+    labelled = [(i.prompt, i.strong > i.weak, i.strong != i.weak) for i in train_items]
+    model = routers.train(
+        labelled, header, seed=seed, text_features=text_features, lsa_dims=lsa_dims, label=label
+    )
     return TrainResult(model, trained, held)
 
 

@@ -3,8 +3,9 @@ the strong one is needed.
 
 A deployment using it carries a :class:`LearnedRouting` (built from its config by
 ``services/build.py``, so a config reload re-reads the artifact: that is the hot reload). For
-each request the router scores P(strong needed) from the request (``routing/model.py``) and
-compares it with a threshold: given explicitly, derived from a target share of strong calls
+each request the router scores the strong target's expected gain (or, for artifacts trained
+before, P(strong needed)) from the request (``routing/model.py``) and compares it with a
+threshold: given explicitly, derived from a target share of strong calls
 through the score quantiles the artifact keeps from training, or from a mode (``quality``,
 ``balanced``, ``cost``: shares 0.7, 0.45, 0.2). The chosen target goes first and the others
 follow, so failover still applies. The decision (``learned:<mode>:<weak|strong>:<score>``) is

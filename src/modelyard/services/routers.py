@@ -40,22 +40,37 @@ __all__ = [
 
 
 def train(
-    labelled: Sequence[tuple[str, bool]],
+    labelled: Sequence[tuple[str, bool] | tuple[str, bool, bool]],
     header: Mapping[str, Any],
-    c: float = 0.3,
+    c: float | None = None,
     seed: int = 0,
     text_features: str = "words",
+    lsa_dims: int = 0,
+    label: str = "needed",
 ) -> RouterModel:
-    """A router from ``(prompt, strong model needed)`` pairs; ``header`` is its provenance;
-    ``text_features`` is ``words`` or ``chars``."""
+    """A router from ``(prompt, strong model needed[, the two models differed])`` tuples;
+    ``header`` is its provenance; ``text_features`` is ``words`` or ``chars``;
+    ``lsa_dims`` > 0: LSA first; ``label`` ``needed`` or ``pairwise`` (``routing/training.py``)."""
     from modelyard.routing.training import Example, fit
 
-    examples = [Example(text, features.facts(text), needed) for text, needed in labelled]
-    return fit(examples, header, c=c, seed=seed, text_features=text_features)
+    examples = [
+        Example(row[0], features.facts(row[0]), row[1], row[2] if len(row) > 2 else True)
+        for row in labelled
+    ]
+    return fit(
+        examples,
+        header,
+        c=c,
+        seed=seed,
+        text_features=text_features,
+        lsa_dims=lsa_dims,
+        label=label,
+    )
 
 
 def score_prompts(model: RouterModel, prompts: Sequence[str]) -> list[float]:
-    """P(strong model needed) for each prompt, read as a one-turn user message."""
+    """The router's score of each prompt (a gain router: P(strong better) - P(weak better); the
+    others: P(strong better)), read as a one-turn user message."""
     return [model.score_text(p, features.facts(p)) for p in prompts]
 
 

@@ -52,7 +52,7 @@ def test_both_kinds_of_text_features_train_score_and_round_trip(kind):
     model = fit(_examples(), {"trained_on": "synthetic"}, text_features=kind)
     again = loads(dumps(model))
     assert again.text_features == kind
-    assert again.header["format"] == "modelyard.router/2"
+    assert again.header["format"] == "modelyard.router/3"
     hard = "compute the eigenvalues of this"
     easy = "name the colour of this"
     assert again.score_text(hard, F.facts(hard)) > 0.5 > again.score_text(easy, F.facts(easy))
