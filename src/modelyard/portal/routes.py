@@ -1,0 +1,42 @@
+"""The portal's routes, mounted at ``/portal`` by ``server.app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from modelyard.portal import auth, catalog_pages, deployment_pages, keys_pages
+from modelyard.portal.web import PREFIX
+
+_STATIC = Path(__file__).resolve().parent / "static"
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse(f"{PREFIX}/catalog", 303)
+
+
+def mount() -> Mount:
+    """Every portal route under ``/portal``; its static files under ``/portal/static``."""
+    routes = [
+        Route("/", home, methods=["GET"]),
+        Route("/login", auth.login_form, methods=["GET"]),
+        Route("/login", auth.login, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/catalog", catalog_pages.catalog, methods=["GET"]),
+        Route("/model", catalog_pages.model, methods=["GET"]),
+        Route("/deployments", deployment_pages.deployment_list, methods=["GET"]),
+        Route("/deployments/{name}", deployment_pages.deployment_page, methods=["GET"]),
+        Route("/deployments/{name}/change", deployment_pages.change, methods=["POST"]),
+        Route("/deployments/{name}/rollback", deployment_pages.rollback, methods=["POST"]),
+        Route("/keys", keys_pages.keys_page, methods=["GET"]),
+        Route("/keys", keys_pages.create_key, methods=["POST"]),
+        Route("/keys/{key_id}/revoke", keys_pages.revoke_key, methods=["POST"]),
+        Route("/projects", keys_pages.create_project, methods=["POST"]),
+        Route("/projects/{project_id}/limits", keys_pages.set_limits, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=_STATIC), name="portal-static"),
+    ]
+    return Mount(PREFIX, routes=routes)
