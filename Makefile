@@ -38,7 +38,14 @@ docs: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install lint typecheck
+# The portal's browser tests drive Debian's chromium through Playwright (whose own browser
+# download is not used): installed from the OS packages when missing.
+CHROMIUM := /usr/bin/chromium
+.PHONY: browser
+browser:
+	@test -x $(CHROMIUM) || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: install lint typecheck browser
 	$(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 
 # The inner loop: no server spawned, no model loaded (the markers are applied in
