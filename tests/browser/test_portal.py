@@ -103,6 +103,17 @@ def test_roles_see_what_they_may_and_an_owner_no_other_project(
     expect(page.get_by_role("main")).not_to_contain_text("beta-only")
     page.goto(f"{gateway.url}/portal/deployments/live")
     expect(page.get_by_role("button", name="Review the change")).to_have_count(0)
+    page.goto(f"{gateway.url}/portal/usage?bucket=hour&by=key")
+    wait_until(  # the ledger is written in the background
+        lambda: (
+            page.reload()
+            and "(project alpha)" in page.inner_text("main")
+            and not page.locator("text=No requests in this range").count()
+        ),
+        "the owner's usage shown",
+    )
+    expect(page.get_by_role("img", name="Requests: 1 bars, highest 1")).to_be_visible()
+    shoot(page, "usage")
 
     member_page = browser.new_page()
     browser.clear_cookies()

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from modelyard.portal import auth, catalog_pages, deployment_pages, keys_pages
+from modelyard.portal import auth, catalog_pages, deployment_pages, keys_pages, usage_pages
 from modelyard.portal.web import PREFIX
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -37,6 +37,8 @@ def mount() -> Mount:
         Route("/keys/{key_id}/revoke", keys_pages.revoke_key, methods=["POST"]),
         Route("/projects", keys_pages.create_project, methods=["POST"]),
         Route("/projects/{project_id}/limits", keys_pages.set_limits, methods=["POST"]),
+        Route("/usage", usage_pages.usage, methods=["GET"]),
+        Route("/usage.csv", usage_pages.usage_csv, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="portal-static"),
     ]
     return Mount(PREFIX, routes=routes)

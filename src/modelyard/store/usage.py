@@ -202,6 +202,11 @@ class UsageLedger:
             values.append(value)
         await conn.execute(insert(UsageRow), values)
 
+    def filtered(self, query: Any, where: UsageFilter) -> Any:
+        """``query`` narrowed to the ledger rows ``where`` covers (for queries built
+        elsewhere in the store, such as ``usage_series``)."""
+        return self._where(query, where)
+
     def _where(self, query: Any, where: UsageFilter) -> Any:
         if where.project_id is not None:
             query = query.where(UsageRow.project_id == where.project_id)
