@@ -5,7 +5,9 @@ narrows a query to what the caller may see (an owner: its project; a member: its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 from starlette.responses import Response, StreamingResponse
@@ -21,7 +23,9 @@ from modelyard.tenancy.model import UsageFilter
 
 GROUPS: Final = ("model", "deployment", "project", "key")
 BUCKETS: Final = ("day", "hour")
-RANGES: Final = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+RANGES: Final[Mapping[str, timedelta]] = MappingProxyType(
+    {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+)
 CSV_ROWS = 10_000
 
 
