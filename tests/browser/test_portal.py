@@ -141,3 +141,26 @@ def test_a_form_without_its_csrf_token_is_refused(browser: BrowserContext, gatew
         lambda: "with-token" in [p["id"] for p in gateway.admin("GET", "/projects")["data"]],
         "the project listed",
     )
+
+
+def test_a_playground_comparison_streams_two_deployments_side_by_side(
+    browser: BrowserContext, gateway: Gateway
+):
+    page = browser.new_page()
+    sign_in(page, gateway, ADMIN_KEY)
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("live").check()
+    page.get_by_label("other").check()
+    page.get_by_label("System").fill("Answer briefly.")
+    page.get_by_label("User").fill("Say hello to the portal")
+    shoot(page, "playground")
+    page.get_by_role("button", name="Compare").click()
+    for index, model in enumerate(("gpt-4o-mini", "gpt-4o")):
+        column = page.get_by_test_id(f"column-{index}")
+        expect(column.get_by_test_id("stats")).to_contain_text(f"fake/{model}")
+        expect(column.get_by_test_id("stats")).to_contain_text("Tokens in/out")
+        assert column.locator("pre.answer").inner_text().strip()  # the answer, streamed in
+    shoot(page, "comparison")
+    link = page.get_by_test_id("column-0").get_by_role("link", name="Save as an evaluation item")
+    item = page.request.get(f"{gateway.url}{link.get_attribute('href')}")
+    assert item.status == 200 and '"reference"' in item.text()

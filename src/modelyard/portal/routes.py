@@ -9,7 +9,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from modelyard.portal import auth, catalog_pages, deployment_pages, keys_pages, usage_pages
+from modelyard.portal import (
+    auth,
+    catalog_pages,
+    deployment_pages,
+    keys_pages,
+    playground,
+    usage_pages,
+)
 from modelyard.portal.web import PREFIX
 
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -39,6 +46,11 @@ def mount() -> Mount:
         Route("/projects/{project_id}/limits", keys_pages.set_limits, methods=["POST"]),
         Route("/usage", usage_pages.usage, methods=["GET"]),
         Route("/usage.csv", usage_pages.usage_csv, methods=["GET"]),
+        Route("/playground", playground.playground, methods=["GET"]),
+        Route("/playground", playground.compare, methods=["POST"]),
+        Route("/playground/{cid}", playground.show, methods=["GET"]),
+        Route("/playground/{cid}/{index:int}/stream", playground.stream, methods=["GET"]),
+        Route("/playground/{cid}/{index:int}/item", playground.dataset_item, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="portal-static"),
     ]
     return Mount(PREFIX, routes=routes)

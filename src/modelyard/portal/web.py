@@ -26,6 +26,7 @@ from modelyard.core.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
+from modelyard.portal.comparisons import Comparisons
 from modelyard.portal.session import COOKIE, Session, Sessions, user_of_key
 from modelyard.services.root import Root
 from modelyard.store import StoreError
@@ -39,6 +40,7 @@ NAV = (  # (path, label, who sees it)
     ("/deployments", "Deployments", frozenset({"operator", "owner", "member"})),
     ("/keys", "Keys and projects", frozenset({"operator", "owner"})),
     ("/usage", "Usage and cost", frozenset({"operator", "owner", "member"})),
+    ("/playground", "Playground", frozenset({"operator", "owner", "member"})),
 )
 
 
@@ -61,10 +63,11 @@ class Portal:
     sessions: Sessions
     env: jinja2.Environment
     config_path: Path | None
+    comparisons: Comparisons
 
     @classmethod
     def build(cls, config_path: Path | None, sessions: Sessions | None = None) -> Portal:
-        return cls(sessions or Sessions(), templates(), config_path)
+        return cls(sessions or Sessions(), templates(), config_path, Comparisons())
 
     def html(self, name: str, context: Mapping[str, Any], status: int = 200) -> HTMLResponse:
         body = self.env.get_template(name).render(context)

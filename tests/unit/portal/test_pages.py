@@ -4,6 +4,7 @@ a deployment change recorded as a version."""
 from __future__ import annotations
 
 import html
+import json
 
 from modelyard.portal.session import COOKIE
 from tests.unit.portal.conftest import ADMIN_KEY, Admin, csrf_of, sign_in
@@ -141,3 +142,30 @@ def test_the_catalog_filters_and_a_model_page_shows_its_facts(admin: Admin):
     model = client.get("/portal/model?id=gpt-4o-mini")
     assert model.status_code == 200 and "Context window" in model.text and "Try it" in model.text
     assert client.get("/portal/catalog?capability=flying").status_code == 400
+
+
+def test_the_playground_streams_each_deployment_once_and_saves_an_eval_item(admin: Admin):
+    client = admin.client
+    csrf = sign_in(client, ADMIN_KEY)
+    form = {"csrf": csrf, "user": "Say hello", "system": "Be brief", "max_tokens": "50"}
+    one = client.post("/portal/playground", data={**form, "deployment": "chat"})
+    assert one.status_code == 400 and "two to four" in one.text
+    page = client.post("/portal/playground", data={**form, "deployment": ["chat", "other"]})
+    assert page.status_code == 200, page.text
+    cid = page.text.split('sse-connect="/portal/playground/')[1].split("/")[0]
+    streamed = client.get(f"/portal/playground/{cid}/1/stream")
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [b.split("\n")[0] for b in streamed.text.split("\n\n") if b.startswith("event:")]
+    assert events[0] == "event: delta" and events[-2:] == ["event: stats", "event: done"]
+    assert "fake/gpt-4o" in streamed.text and "Tokens in/out" in streamed.text
+    again = client.get(f"/portal/playground/{cid}/1/stream")  # a reconnect: no second call
+    assert again.text.count("event: delta") == 1
+    item = client.get(f"/portal/playground/{cid}/1/item")
+    line = json.loads(item.text)
+    assert line["input"] == "Say hello" and line["system"] == "Be brief" and line["reference"]
+    assert line["grader"] == "similarity" and line["max_tokens"] == 50
+    assert client.get(f"/portal/playground/{cid}/0/item").status_code == 404  # not run yet
+    kept = client.get("/portal/playground")
+    assert f"/portal/playground/{cid}" in kept.text
+    sign_in(client, admin.key(None, "operator")["secret"])  # another user
+    assert client.get(f"/portal/playground/{cid}").status_code == 404
