@@ -136,7 +136,9 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "server": frozenset({"core", "config", "protocols", "services", "portal"}),
     # What the admin routes reach, without server itself: the service layer and the records
     # its pages show (catalog facts, routing targets, deployment versions, keys).
-    "portal": frozenset({"core", "config", "services", "catalog", "routing", "store", "tenancy"}),
+    "portal": frozenset(
+        {"core", "config", "services", "catalog", "routing", "store", "tenancy", "evals"}
+    ),
     "cli": frozenset({"core", "config", "services", "local", "evals", "server.app"}),
 }
 
