@@ -28,7 +28,7 @@ class Column:
 
 
 @dataclass(slots=True)
-class Comparison:
+class SideBySide:
     id: str
     owner: str  # the user's display name: another user's comparison is not found
     system: str
@@ -43,19 +43,19 @@ class Comparisons:
     """Kept comparisons by random id, bounded."""
 
     def __init__(self, limit: int = MAX_KEPT) -> None:
-        self._by_id: OrderedDict[str, Comparison] = OrderedDict()
+        self._by_id: OrderedDict[str, SideBySide] = OrderedDict()
         self._limit = limit
 
-    def add(self, comparison: Comparison) -> None:
+    def add(self, comparison: SideBySide) -> None:
         while len(self._by_id) >= self._limit:
             self._by_id.popitem(last=False)
         self._by_id[comparison.id] = comparison
 
-    def get(self, comparison_id: str, owner: str) -> Comparison:
+    def get(self, comparison_id: str, owner: str) -> SideBySide:
         found = self._by_id.get(comparison_id)
         if found is None or found.owner != owner:
             raise NotFound(f"no comparison {comparison_id[:40]!r}", code="comparison_not_found")
         return found
 
-    def of(self, owner: str) -> list[Comparison]:
+    def of(self, owner: str) -> list[SideBySide]:
         return [c for c in reversed(self._by_id.values()) if c.owner == owner]

@@ -23,7 +23,7 @@ from modelyard.core.chat import ChatRequest, Message, ResponseFormat, TextPart
 from modelyard.core.errors import InvalidRequest, ModelyardError, NotFound
 from modelyard.core.events import TextDelta, UsageReport
 from modelyard.evals.datasets import parse_case
-from modelyard.portal.comparisons import Column, Comparison
+from modelyard.portal.comparisons import Column, SideBySide
 from modelyard.portal.web import Ctx, page
 from modelyard.services.pipeline import Caller
 
@@ -83,7 +83,7 @@ async def compare(ctx: Ctx) -> Response:
     user = ctx.field("user")
     if not user or len(user) > MAX_PROMPT or len(ctx.field("system")) > MAX_PROMPT:
         raise InvalidRequest(f"user: a prompt of 1 to {MAX_PROMPT} characters", param="user")
-    comparison = Comparison(
+    comparison = SideBySide(
         secrets.token_urlsafe(12),
         ctx.user.display_name,
         ctx.field("system"),
@@ -103,7 +103,7 @@ async def show(ctx: Ctx) -> Response:
     return ctx.render("comparison.html", c=comparison)
 
 
-def _request(c: Comparison, deployment: str) -> ChatRequest:
+def _request(c: SideBySide, deployment: str) -> ChatRequest:
     messages = [Message("user", (TextPart(c.user),))]
     if c.system:
         messages.insert(0, Message("system", (TextPart(c.system),)))
@@ -149,7 +149,7 @@ async def stream(ctx: Ctx) -> Response:
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
 
 
-async def _call(ctx: Ctx, c: Comparison, column: Column, index: int) -> AsyncIterator[str]:
+async def _call(ctx: Ctx, c: SideBySide, column: Column, index: int) -> AsyncIterator[str]:
     """The column's answer, chunk by chunk; its figures recorded on ``column``."""
     caller = Caller(ctx.user.principal, f"portal-{c.id}-{index}", "/portal/playground")
     pipeline, gateway = ctx.root.current.pipeline, ctx.root.current.gateway
