@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from modelyard.services.tenancy import require_operator
 from modelyard.store.deployment_versions import DeploymentVersion
 
 MAX_TARGETS = 32
+Field = Callable[[str, str], str]  # a form field's value by name, else the default given
 
 
 def _health(gateway: Gateway, deployment: Deployment) -> list[dict[str, Any]]:
@@ -99,15 +101,15 @@ async def deployment_page(ctx: Ctx) -> Response:
     )
 
 
-def _edited(ctx: Ctx, name: str) -> tuple[DeploymentConfig, str]:
-    """The served spec with the form's targets (provider, model, weight); what changed."""
+def _edited(ctx: Ctx, name: str, given: Field) -> tuple[DeploymentConfig, str]:
+    """The served spec with the targets ``given`` (provider, model, weight); what changed."""
     current = ctx.root.current.settings.deployments[name]
     data = current.model_dump(mode="json")
     targets = data["targets"]
     for i, target in enumerate(targets[:MAX_TARGETS]):
-        target["provider"] = ctx.field(f"provider_{i}", target["provider"])
-        target["model"] = ctx.field(f"model_{i}", target["model"])
-        weight = ctx.field(f"weight_{i}", str(target["weight"]))
+        target["provider"] = given(f"provider_{i}", target["provider"])
+        target["model"] = given(f"model_{i}", target["model"])
+        weight = given(f"weight_{i}", str(target["weight"]))
         try:
             target["weight"] = float(weight)
         except ValueError:
@@ -149,22 +151,32 @@ def _operator_store(ctx: Ctx) -> Any:
     return ctx.root.store
 
 
+async def confirm_change(ctx: Ctx, name: str, fields: list[tuple[str, str]]) -> Response:
+    """The confirmation page of changing ``name``'s targets to ``fields`` (form names)."""
+    _visible(ctx, name)
+    given = dict(fields)
+    spec, what = _edited(ctx, name, given.get)
+    served = ctx.root.current.settings.deployments[name]
+    return ctx.render(
+        "confirm.html",
+        name=name,
+        action=f"/deployments/{name}/change",
+        what=what,
+        diff=_diff(served, spec),
+        fields=fields,
+    )
+
+
 @page
 async def change(ctx: Ctx) -> Response:
     store = _operator_store(ctx)
     name = ctx.request.path_params["name"]
     _visible(ctx, name)
-    spec, what = _edited(ctx, name)
-    served = ctx.root.current.settings.deployments[name]
     if ctx.field("confirm") != "yes":
-        return ctx.render(
-            "confirm.html",
-            name=name,
-            action=f"/deployments/{name}/change",
-            what=what,
-            diff=_diff(served, spec),
-            fields=[(k, v) for k, v in (ctx.form or {}).items() if k not in ("csrf", "confirm")],
-        )
+        items = list(ctx.form.multi_items()) if ctx.form is not None else []
+        fields = [(k, v) for k, v in items if k not in ("csrf", "confirm") and isinstance(v, str)]
+        return await confirm_change(ctx, name, fields)
+    spec, what = _edited(ctx, name, ctx.field)
     added = await versions.change(store, ctx.root.current.settings, name, spec, what)
     outcome = await _apply(ctx)
     return ctx.render("changed.html", name=name, version=added, outcome=outcome)

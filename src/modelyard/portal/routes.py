@@ -13,6 +13,7 @@ from modelyard.portal import (
     auth,
     catalog_pages,
     deployment_pages,
+    eval_pages,
     keys_pages,
     playground,
     usage_pages,
@@ -51,6 +52,11 @@ def mount() -> Mount:
         Route("/playground/{cid}", playground.show, methods=["GET"]),
         Route("/playground/{cid}/{index:int}/stream", playground.stream, methods=["GET"]),
         Route("/playground/{cid}/{index:int}/item", playground.dataset_item, methods=["GET"]),
+        Route("/evals", eval_pages.runs, methods=["GET"]),
+        Route("/evals/{run_id}", eval_pages.run_page, methods=["GET"]),
+        Route("/evals/{run_id}/progress", eval_pages.run_progress, methods=["GET"]),
+        Route("/evals/{run_id}/report", eval_pages.full_report, methods=["GET"]),
+        Route("/evals/{run_id}/repoint", eval_pages.repoint_to_winner, methods=["POST"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="portal-static"),
     ]
     return Mount(PREFIX, routes=routes)

@@ -41,6 +41,7 @@ NAV = (  # (path, label, who sees it)
     ("/keys", "Keys and projects", frozenset({"operator", "owner"})),
     ("/usage", "Usage and cost", frozenset({"operator", "owner", "member"})),
     ("/playground", "Playground", frozenset({"operator", "owner", "member"})),
+    ("/evals", "Evaluations", frozenset({"operator", "owner", "member"})),
 )
 
 
