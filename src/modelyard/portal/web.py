@@ -27,7 +27,7 @@ from modelyard.core.errors import (
     PermissionDenied,
 )
 from modelyard.portal.comparisons import Comparisons
-from modelyard.portal.session import COOKIE, Session, Sessions, user_of_key
+from modelyard.portal.session import COOKIE, Session, Sessions, User, user_of_key
 from modelyard.services.root import Root
 from modelyard.store import StoreError
 
@@ -99,7 +99,7 @@ class Ctx:
     form: FormData | None
 
     @property
-    def user(self) -> Any:
+    def user(self) -> User:
         return self.session.user
 
     def field(self, name: str, default: str = "") -> str:
