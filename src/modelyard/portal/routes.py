@@ -16,6 +16,7 @@ from modelyard.portal import (
     eval_pages,
     keys_pages,
     playground,
+    shadow_pages,
     usage_pages,
 )
 from modelyard.portal.web import PREFIX
@@ -53,6 +54,7 @@ def mount() -> Mount:
         Route("/playground/{cid}/{index:int}/stream", playground.stream, methods=["GET"]),
         Route("/playground/{cid}/{index:int}/item", playground.dataset_item, methods=["GET"]),
         Route("/evals", eval_pages.runs, methods=["GET"]),
+        Route("/evals/shadows", shadow_pages.shadows, methods=["GET"]),
         Route("/evals/{run_id}", eval_pages.run_page, methods=["GET"]),
         Route("/evals/{run_id}/progress", eval_pages.run_progress, methods=["GET"]),
         Route("/evals/{run_id}/report", eval_pages.full_report, methods=["GET"]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from modelyard.evals.report import build_report
 from modelyard.evals.store_recorder import Starter, StoreRecorder
 from modelyard.server.app import create_app
 from modelyard.store import open_store
+from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.unit.admin.conftest import admin_settings
 from tests.unit.portal.conftest import ADMIN_KEY, Admin, sign_in
@@ -28,6 +30,14 @@ def _results(deployment: str, passed: int, cases: int) -> list[CaseResult]:
                    reason="contains" if i < passed else "missing", output=f"{deployment} says {i}")
         for i in range(cases)
     ]  # fmt: skip
+
+
+def _pair(n: int, error: str | None) -> ShadowRecord:
+    return ShadowRecord(
+        datetime.now(UTC), f"req-{n}", "chat", "{}", "fake", "gpt-4o-mini", f"primary {n}",
+        100.0, 10, 5, 30, "fake", "gpt-4o", None if error else f"candidate {n}", 300.0, 10, 7,
+        90, error,
+    )  # fmt: skip
 
 
 async def _seed(url: str) -> None:
@@ -43,6 +53,8 @@ async def _seed(url: str) -> None:
         await recorder.save_run("half", "arith", ["chat"], {"repeat": 1, "cases": 4}, starter)
         for r in _results("chat", 2, 2):
             await recorder.record("half", r)
+        async with store.transaction() as session:
+            await ShadowRecords(session).append([_pair(1, None), _pair(2, "upstream 500")])
     finally:
         await store.aclose()
 
@@ -75,6 +87,23 @@ def test_runs_progress_report_drill_down_and_re_point_to_the_winner(seeded: Admi
     assert "nothing changes" in shown and '+      "model": "gpt-4o"' in shown
     assert 'name="model_0" value="gpt-4o"' in asked.text
     assert 'action="/portal/deployments/chat/change"' in asked.text
+
+
+def test_shadow_comparisons_side_by_side_for_the_operator_only(seeded: Admin):
+    client = seeded.client
+    sign_in(client, ADMIN_KEY)
+    page = client.get("/portal/evals/shadows")
+    assert page.status_code == 200, page.text
+    row = page.text.split("<tbody>")[1].split("</tr>")[0]
+    assert ">chat<" in row and "<td>2</td>" in row and "100 / 300 ms" in row
+    assert "$0.000060 / $0.000180" in row and row.rstrip().endswith("<td>1</td>")
+    pairs = client.get("/portal/evals/shadows?deployment=chat")
+    assert (
+        "primary 2" in pairs.text and "upstream 500" in pairs.text and "candidate 1" in pairs.text
+    )
+    seeded.project("alpha")
+    sign_in(client, seeded.key("alpha", "owner")["secret"])
+    assert client.get("/portal/evals/shadows").status_code == 403
 
 
 def test_an_owner_sees_only_its_projects_runs(seeded: Admin):
