@@ -16,6 +16,7 @@ from modelyard.services.admin_fields import parse
 from modelyard.services.tenancy import TenancyAdmin, check_policy_name
 
 _INTEGERS = frozenset({"rpm", "tpm"})
+KEYS_SHOWN = 100  # keys per page, newest first
 _LIMITS = ("rpm", "tpm", "daily_budget_usd", "monthly_budget_usd")
 
 
@@ -47,11 +48,17 @@ async def keys_page(ctx: Ctx) -> Response:
     if chosen is None and not ctx.user.operator:
         chosen = principal.project_id
     found = await admin.keys(principal, chosen)  # an owner asking for another project: 403
+    raw = ctx.field("offset") or "0"
+    offset = min(int(raw), len(found)) if raw.isdigit() and len(raw) < 10 else 0
+    shown = sorted(found, key=lambda k: k.created_at, reverse=True)[offset : offset + KEYS_SHOWN]
     now = datetime.now(UTC)
     return ctx.render(
         "keys.html",
         projects=[models.Project.of_project(p) for p in projects],
-        keys=[models.ApiKey.of_key(k, now) for k in found],
+        keys=[models.ApiKey.of_key(k, now) for k in shown],
+        total=len(found),
+        offset=offset,
+        next_offset=offset + KEYS_SHOWN if offset + KEYS_SHOWN < len(found) else None,
         project=chosen or "",
         roles=("member", "owner", "operator") if ctx.user.operator else ("member", "owner"),
     )
