@@ -85,7 +85,7 @@ async def _budgets(ctx: Ctx, admin: TenancyAdmin, now: datetime) -> list[dict[st
             continue
         spent = []
         for since in (day, month):
-            rows = await admin.usage(
+            rows = await admin.usage_totals(
                 ctx.user.principal, "project", UsageFilter(project.id, since=since)
             )
             spent.append(sum(r["cost_micros"] for r in rows))
@@ -114,7 +114,7 @@ async def usage(ctx: Ctx) -> Response:
     by = _choice(ctx, "by", GROUPS, "model")
     bucket = _choice(ctx, "bucket", BUCKETS, "day")
     where, chosen = _filter(ctx, now)
-    rows = await admin.usage(ctx.user.principal, by, where)  # type: ignore[arg-type]
+    rows = await admin.usage_totals(ctx.user.principal, by, where)  # type: ignore[arg-type]
     points = await admin.usage_series(ctx.user.principal, bucket, where)  # type: ignore[arg-type]
     totals = models.UsageTotals.of_rows(rows)
     return ctx.render(

@@ -27,7 +27,7 @@ from modelyard.store import Store, StoreError, VersionConflict
 from modelyard.store.tenancy import Tenancy
 from modelyard.store.ticks import Tick, every
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
-from modelyard.store.usage_series import Bucket, Point, series
+from modelyard.store.usage_series import Bucket, Point, RollupGroup, grouped, series
 from modelyard.tenancy import grants
 from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
 from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
@@ -385,10 +385,19 @@ class TenancyAdmin:
         async with self._store.transaction() as session:
             return await UsageLedger(session).grouped(by, narrowed)
 
+    async def usage_totals(
+        self, principal: Principal, by: RollupGroup, where: UsageFilter
+    ) -> list[dict[str, Any]]:
+        """``usage`` from the hourly rollup (the portal's pages): the same totals over the
+        whole hours the range touches, read from hours x groups rows, not the ledger's."""
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await grouped(session, by, narrowed)
+
     async def usage_series(
         self, principal: Principal, bucket: Bucket, where: UsageFilter
     ) -> list[Point]:
-        """The ledger per hour or day (the portal's charts), narrowed like ``usage``."""
+        """The hourly rollup per hour or day (the portal's charts), narrowed like ``usage``."""
         narrowed = self._usage_filter(principal, where)
         async with self._store.transaction() as session:
             return await series(session, bucket, narrowed)

@@ -2,11 +2,13 @@
 ``python -I``: it imports only the standard library.
 
 Protocol on its standard streams, one batch at a time: the parent sends a 4-byte little-endian
-length and a pickle of ``(statement, time_column, rows)``: a one-row INSERT, the index of the
-column holding seconds since the epoch, and the rows as the parent holds them. The child turns
-that column into SQLAlchemy's SQLite DATETIME text (``sqlite_time``: work taken off the
-server's event loop), runs the statement for every row in one transaction (BEGIN IMMEDIATE ...
-COMMIT) and answers ``ok`` or ``error <message>`` on one line.
+length and a pickle of ``(statement, time_column, rows, upsert)``: a one-row INSERT, the index
+of the column holding seconds since the epoch, the rows as the parent holds them, and the hourly
+rollup's one-group upsert. The child turns that column into SQLAlchemy's SQLite DATETIME text
+(``sqlite_time``: work taken off the server's event loop), runs the statement for every row and
+the upsert once per (hour, project, key, deployment, model) group of the batch (``rollup``), in
+one transaction (BEGIN IMMEDIATE ... COMMIT), and answers ``ok`` or ``error <message>`` on one
+line.
 It exits when its standard input closes, after the batch under way. It ignores SIGINT and
 SIGTERM, which a terminal's Ctrl-C or a service manager sends to the whole process group: the
 server's graceful shutdown still has rows to hand it, and closes its input when done.
@@ -27,11 +29,66 @@ import signal
 import sqlite3
 import struct
 import sys
+from bisect import bisect_left
 from datetime import UTC, datetime
 from typing import Any
 
 BUSY_TIMEOUT_S = 30
-Batch = tuple[str, int, list[tuple[Any, ...]]]
+# (ledger INSERT, index of its time column, rows, rollup upsert): see ``main``'s docstring.
+Batch = tuple[str, int, list[tuple[Any, ...]], str]
+
+# The hourly rollup (``store.usage_rollup``): the latency histogram's upper bounds in ms; a
+# latency falls in the first bucket whose bound it does not exceed, the last bucket (index
+# ``len(LATENCY_BOUNDS_MS)``) holds everything above 30 s.
+LATENCY_BOUNDS_MS = (
+    10,
+    25,
+    50,
+    100,
+    200,
+    350,
+    500,
+    750,
+    1000,
+    1500,
+    2000,
+    3000,
+    5000,
+    10000,
+    30000,
+)
+LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+ALL_KEYS = "*"  # the rollup's key for its rows summed over every key (no key id is "*")
+# ``LedgerRow`` positions the rollup reads (``tests/unit/store`` holds them to the fields).
+_AT, _PROJECT, _KEY, _DEPLOYMENT, _MODEL, _STATUS = 1, 3, 4, 6, 8, 9
+_INPUT, _OUTPUT, _CACHED, _REASONING, _COST, _LATENCY = 11, 12, 13, 15, 16, 17
+_SUMS = 7  # requests, errors, input, output, cached input, reasoning tokens, cost
+
+
+def rollup(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Ledger rows summed per (hour, project, key, deployment, model), and again with every
+    key as ``ALL_KEYS``: each group's upsert values (``store.usage_rollup.COLUMNS``' order).
+    Missing dimensions are ``""`` (the rollup's key columns are not null, so they conflict)."""
+    groups: dict[tuple[str, str, str, str, str], list[int]] = {}
+    for row in rows:
+        hour = _second_text(int(row[_AT]) // 3600 * 3600)[:13]
+        project, deployment, model = row[_PROJECT] or "", row[_DEPLOYMENT] or "", row[_MODEL] or ""
+        bucket = _SUMS + bisect_left(LATENCY_BOUNDS_MS, row[_LATENCY])
+        for key in (row[_KEY] or "", ALL_KEYS):
+            sums = groups.get((hour, project, key, deployment, model))
+            if sums is None:
+                sums = groups[hour, project, key, deployment, model] = [0] * (
+                    _SUMS + LATENCY_BUCKETS
+                )
+            sums[0] += 1
+            sums[1] += row[_STATUS] >= 400
+            sums[2] += row[_INPUT]
+            sums[3] += row[_OUTPUT]
+            sums[4] += row[_CACHED]
+            sums[5] += row[_REASONING]
+            sums[6] += row[_COST] or 0
+            sums[bucket] += 1
+    return [(*group, *sums) for group, sums in groups.items()]
 
 
 def sqlite_time(seconds: float) -> str:
@@ -59,11 +116,13 @@ def _fd_limit() -> int:
 
 
 def _write(conn: sqlite3.Connection, batch: Batch) -> None:
-    statement, at, rows = batch
+    statement, at, rows, upsert = batch
     params = sqlite_params(at, rows)
+    groups = rollup(rows)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany(statement, params)
+        conn.executemany(upsert, groups)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

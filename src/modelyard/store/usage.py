@@ -7,12 +7,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
-from modelyard.store.ledger_child import Batch, sqlite_params
+from modelyard.store.ledger_child import Batch, rollup, sqlite_params
+from modelyard.store.usage_rollup import COLUMNS as ROLLUP_COLUMNS
+from modelyard.store.usage_rollup import NAMED_UPSERT, SQLITE_UPSERT
 from modelyard.tenancy.model import UsageFilter
 
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
@@ -167,8 +180,9 @@ _CREATED_AT = _FIELDS.index("created_at")
 
 def sqlite_batch(rows: list[LedgerRow]) -> Batch:
     """``rows`` as the SQLite ledger writer's child takes them (see ``store.ledger_child``):
-    the one-row INSERT, the column of the time to convert, the rows untouched."""
-    return _SQLITE_INSERT, _CREATED_AT, rows
+    the one-row INSERT, the column of the time to convert, the rows untouched, the rollup's
+    upsert (the child sums the rows itself, off the server's event loop)."""
+    return _SQLITE_INSERT, _CREATED_AT, rows, SQLITE_UPSERT
 
 
 def _has_verdict(guard: str) -> Any:
@@ -186,14 +200,17 @@ class UsageLedger:
         self._session = session
 
     async def append(self, rows: Sequence[LedgerRow]) -> None:
-        """Rows in the session's transaction: on SQLite one executemany of plain values, as the
-        server's own ledger writer runs it (``store.ledger_writer``, which goes around the
-        session altogether); elsewhere one executemany through Core."""
+        """Rows in the session's transaction, and their sums into the hourly rollup
+        (``store.usage_rollup``): on SQLite one executemany of plain values each, as the
+        server's own ledger writer runs them (``store.ledger_writer``, which goes around the
+        session altogether); elsewhere one executemany through Core each."""
         if not rows:
             return
         conn = await self._session.connection()
+        groups = rollup(list(rows))
         if conn.dialect.name == "sqlite":
             await conn.exec_driver_sql(_SQLITE_INSERT, sqlite_params(_CREATED_AT, list(rows)))
+            await conn.exec_driver_sql(SQLITE_UPSERT, groups)
             return
         values: list[dict[str, Any]] = []
         for row in rows:
@@ -201,6 +218,9 @@ class UsageLedger:
             value["created_at"] = datetime.fromtimestamp(row[1], UTC)  # LedgerRow's created_at
             values.append(value)
         await conn.execute(insert(UsageRow), values)
+        await conn.execute(
+            text(NAMED_UPSERT), [dict(zip(ROLLUP_COLUMNS, g, strict=True)) for g in groups]
+        )
 
     def filtered(self, query: Any, where: UsageFilter) -> Any:
         """``query`` narrowed to the ledger rows ``where`` covers (for queries built
