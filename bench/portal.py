@@ -4,8 +4,9 @@ p50 and p95 per page.
 
     .venv/bin/python -m bench.portal [--rows 1000000] [--requests 30]
 
-The ledger is bulk-inserted with SQLite's ``executemany`` in one transaction (about a minute
-for a million rows here), then ``ANALYZE``d as a long-running store would be. Scratch files
+The ledger is written in batches of 50,000 through the SQLite ledger writer's own
+``write_batch`` (the rows and the hourly rollup's upserts, as the server writes them), then
+``ANALYZE``d as a long-running store would be. Scratch files
 go to ``bench/.work/portal/``.
 """
 
@@ -28,19 +29,15 @@ from starlette.testclient import TestClient
 from modelyard.config.schema import Settings
 from modelyard.server.app import create_app
 from modelyard.store import open_store
-from modelyard.store.ledger_child import sqlite_time
+from modelyard.store.ledger_child import write_batch
 from modelyard.store.tenancy import Tenancy
+from modelyard.store.usage import LedgerRow, sqlite_batch
 from modelyard.tenancy.keys import new_key
 from modelyard.tenancy.model import ApiKey, Limits, Project
 
 WORK = Path(__file__).resolve().parent / ".work" / "portal"
 ADMIN_KEY = "bench-portal-operator-key"
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "llama-3.3-70b", "gemini-2.5-flash")
-COLUMNS = (
-    "request_id, created_at, day, project_id, key_id, endpoint, deployment, provider, model, "
-    "status, stream, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, "
-    "reasoning_tokens, cost_micros, latency_ms, ttft_ms, attempts, usage_reported"
-)
 
 
 def settings(deployments: int) -> Settings:
@@ -81,32 +78,31 @@ async def seed_tenancy(url: str, keys: int) -> str:
 
 
 def seed_ledger(path: Path, rows: int, days: int = 30) -> float:
-    """``rows`` ledger rows spread over the last ``days`` days; the seconds it took."""
+    """``rows`` ledger rows spread over the last ``days`` days, written as the server's ledger
+    writer writes them (its child's ``write_batch``: the rows and the hourly rollup's upserts
+    in one transaction per batch); the seconds it took."""
     started = time.perf_counter()
     rng = random.Random(7)
     now = time.time()
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(path, isolation_level=None)
     key_ids = [r[0] for r in db.execute("SELECT id FROM api_keys")]
-    placeholders = ", ".join("?" * len(COLUMNS.split(",")))
-    insert = f"INSERT INTO usage_records ({COLUMNS}) VALUES ({placeholders})"
 
-    def batch(start: int, size: int) -> list[tuple[object, ...]]:
-        out = []
+    def batch(start: int, size: int) -> list[LedgerRow]:
+        out: list[LedgerRow] = []
         for i in range(start, start + size):
             at = now - rng.random() * days * 86400
-            model = MODELS[i % 5]
             out.append(
-                (f"req-{i}", sqlite_time(at), datetime.fromtimestamp(at, UTC).date().isoformat(),
+                (f"req-{i}", at, datetime.fromtimestamp(at, UTC).date().isoformat(),
                  f"p{i % 10}", key_ids[i % len(key_ids)], "/v1/chat/completions",
-                 f"dep-{i % 100:03d}", "up", model, 500 if i % 50 == 0 else 200, i % 2 == 0,
-                 rng.randint(10, 2000), rng.randint(5, 800), 0, 0, 0, rng.randint(10, 5000),
-                 rng.uniform(50, 3000), rng.uniform(20, 500), 1, True)
+                 f"dep-{i % 100:03d}", "up", MODELS[i % 5], 500 if i % 50 == 0 else 200,
+                 i % 2 == 0, rng.randint(10, 2000), rng.randint(5, 800), 0, 0, 0,
+                 rng.randint(10, 5000), rng.uniform(50, 3000), rng.uniform(20, 500), 1, True,
+                 None, None, None)
             )  # fmt: skip
         return out
 
-    with db:
-        for start in range(0, rows, 50_000):
-            db.executemany(insert, batch(start, min(50_000, rows - start)))
+    for start in range(0, rows, 50_000):
+        write_batch(db, sqlite_batch(batch(start, min(50_000, rows - start))))
     db.execute("ANALYZE")
     db.close()
     return time.perf_counter() - started

@@ -3,12 +3,12 @@
 
 Protocol on its standard streams, one batch at a time: the parent sends a 4-byte little-endian
 length and a pickle of ``(statement, time_column, rows, upsert)``: a one-row INSERT, the index
-of the column holding seconds since the epoch, the rows as the parent holds them, and the hourly
+of the column holding seconds since the epoch, the rows as the parent holds them, and the
 rollup's one-group upsert. The child turns that column into SQLAlchemy's SQLite DATETIME text
 (``sqlite_time``: work taken off the server's event loop), runs the statement for every row and
-the upsert once per (hour, project, key, deployment, model) group of the batch (``rollup``), in
-one transaction (BEGIN IMMEDIATE ... COMMIT), and answers ``ok`` or ``error <message>`` on one
-line.
+the upsert once per (hour or day, project, key, deployment, model) group of the batch
+(``rollup``), in one transaction (BEGIN IMMEDIATE ... COMMIT), and answers ``ok`` or
+``error <message>`` on one line.
 It exits when its standard input closes, after the batch under way. It ignores SIGINT and
 SIGTERM, which a terminal's Ctrl-C or a service manager sends to the whole process group: the
 server's graceful shutdown still has rows to hand it, and closes its input when done.
@@ -66,28 +66,27 @@ _SUMS = 7  # requests, errors, input, output, cached input, reasoning tokens, co
 
 
 def rollup(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Ledger rows summed per (hour, project, key, deployment, model), and again with every
-    key as ``ALL_KEYS``: each group's upsert values (``store.usage_rollup.COLUMNS``' order).
-    Missing dimensions are ``""`` (the rollup's key columns are not null, so they conflict)."""
-    groups: dict[tuple[str, str, str, str, str], list[int]] = {}
+    """Ledger rows summed per (grain, period, project, key, deployment, model): per hour
+    (grain ``h``, ``YYYY-MM-DD HH``) and per day (``d``, ``YYYY-MM-DD``), each per key and again
+    with every key as ``ALL_KEYS``: each group's upsert values (``store.usage_rollup.COLUMNS``'
+    order). Missing dimensions are ``""`` (the key columns are not null, so they conflict)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    width = _SUMS + LATENCY_BUCKETS
     for row in rows:
         hour = _second_text(int(row[_AT]) // 3600 * 3600)[:13]
         project, deployment, model = row[_PROJECT] or "", row[_DEPLOYMENT] or "", row[_MODEL] or ""
         bucket = _SUMS + bisect_left(LATENCY_BOUNDS_MS, row[_LATENCY])
-        for key in (row[_KEY] or "", ALL_KEYS):
-            sums = groups.get((hour, project, key, deployment, model))
-            if sums is None:
-                sums = groups[hour, project, key, deployment, model] = [0] * (
-                    _SUMS + LATENCY_BUCKETS
-                )
-            sums[0] += 1
-            sums[1] += row[_STATUS] >= 400
-            sums[2] += row[_INPUT]
-            sums[3] += row[_OUTPUT]
-            sums[4] += row[_CACHED]
-            sums[5] += row[_REASONING]
-            sums[6] += row[_COST] or 0
-            sums[bucket] += 1
+        values = (1, row[_STATUS] >= 400, row[_INPUT], row[_OUTPUT], row[_CACHED],
+                  row[_REASONING], row[_COST] or 0)  # fmt: skip
+        for grain, period in (("h", hour), ("d", hour[:10])):
+            for key in (row[_KEY] or "", ALL_KEYS):
+                group = (grain, period, project, key, deployment, model)
+                sums = groups.get(group)
+                if sums is None:
+                    sums = groups[group] = [0] * width
+                for i, value in enumerate(values):
+                    sums[i] += value
+                sums[bucket] += 1
     return [(*group, *sums) for group, sums in groups.items()]
 
 
@@ -115,7 +114,7 @@ def _fd_limit() -> int:
         return 1 << 20
 
 
-def _write(conn: sqlite3.Connection, batch: Batch) -> None:
+def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
     statement, at, rows, upsert = batch
     params = sqlite_params(at, rows)
     groups = rollup(rows)
@@ -144,7 +143,7 @@ def main(path: str) -> int:
             if len(body) != size:
                 break  # the parent is gone mid-batch: nothing of it was written
             try:
-                _write(conn, pickle.loads(body))  # noqa: S301 (our parent's own pipe)
+                write_batch(conn, pickle.loads(body))  # noqa: S301 (our parent's own pipe)
             except sqlite3.Error as exc:
                 out.write(b"error " + " ".join(str(exc).split()).encode() + b"\n")
             else:

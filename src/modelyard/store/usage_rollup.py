@@ -1,14 +1,16 @@
-"""The ledger's hourly rollup: per (hour, project, key, deployment, model) the requests,
-errors, tokens, cost and a latency histogram, kept by the ledger writer in the transaction of
-the rows it sums (one upsert per group and batch, ``store.ledger_child.rollup``), so the
-portal's usage pages read at most hours x groups rows, never the ledger's rows.
+"""The ledger's rollup: per hour and per day, and per (project, key, deployment, model), the
+requests, errors, tokens, cost and a latency histogram, kept by the ledger writer in the
+transaction of the rows it sums (one upsert per group and batch, ``store.ledger_child.rollup``),
+so the portal's usage pages read at most periods x groups rows, never the ledger's rows: a range
+is read as its whole days' rows and the hours at either end (``store.usage_series``).
 
 Every group is also kept with the key ``ALL_KEYS`` (summed over the keys), which the queries
 that neither group nor filter by key read: far fewer rows where there are many keys. A missing
 dimension is ``""`` (the key columns are not null, so two such rows meet in one group).
-The hours are UTC, ``YYYY-MM-DD HH``. The latency histogram's buckets are
-``LATENCY_BOUNDS_MS`` (upper bounds, the last bucket above 30 s): a percentile read from it is
-the upper bound of the bucket holding the nearest rank.
+Periods are UTC: an hour (``grain`` ``h``) is ``YYYY-MM-DD HH``, a day (``d``) ``YYYY-MM-DD``.
+The latency histogram's buckets are ``LATENCY_BOUNDS_MS`` (upper bounds, the last bucket
+above 30 s): a percentile read from it is the upper bound of the bucket holding the nearest
+rank.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from modelyard.store.base import Base
 from modelyard.store.ledger_child import ALL_KEYS, LATENCY_BOUNDS_MS, LATENCY_BUCKETS
 
-__all__ = ["ALL_KEYS", "LATENCY_BOUNDS_MS", "LATENCY_BUCKETS", "UsageHourly"]
+__all__ = ["ALL_KEYS", "LATENCY_BOUNDS_MS", "LATENCY_BUCKETS", "UsageRollup"]
 
-TABLE: Final = "usage_hourly"
-GROUP_COLUMNS: Final = ("hour", "project_id", "key_id", "deployment", "model")
+TABLE: Final = "usage_rollup"
+GROUP_COLUMNS: Final = ("grain", "period", "project_id", "key_id", "deployment", "model")
 SUM_COLUMNS: Final = (
     "requests",
     "errors",
@@ -39,12 +41,13 @@ LATENCY_COLUMNS: Final = tuple(f"latency_{i:02d}" for i in range(LATENCY_BUCKETS
 COLUMNS: Final = GROUP_COLUMNS + SUM_COLUMNS + LATENCY_COLUMNS
 
 
-class UsageHourly(Base):
+class UsageRollup(Base):
     __tablename__ = TABLE
-    # Clustered by hour on SQLite (no rowid): a range of hours is one sequential read.
+    # Clustered by period on SQLite (no rowid): a range of periods is one sequential read.
     __table_args__ = (PrimaryKeyConstraint(*GROUP_COLUMNS), {"sqlite_with_rowid": False})
 
-    hour: Mapped[str] = mapped_column(String(13))
+    grain: Mapped[str] = mapped_column(String(1))
+    period: Mapped[str] = mapped_column(String(13))
     project_id: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(32))
     deployment: Mapped[str] = mapped_column(String(128))
@@ -59,7 +62,7 @@ class UsageHourly(Base):
 
 
 for _name in LATENCY_COLUMNS:  # one column per histogram bucket, summable by the database
-    setattr(UsageHourly, _name, mapped_column(_name, BigInteger, nullable=False))
+    setattr(UsageRollup, _name, mapped_column(_name, BigInteger, nullable=False))
 
 
 def _upsert(values: str) -> str:
@@ -78,6 +81,11 @@ NAMED_UPSERT: Final = _upsert(", ".join(f":{c}" for c in COLUMNS))
 def hour_text(at: datetime) -> str:
     """The rollup's hour holding ``at``."""
     return at.astimezone(UTC).strftime("%Y-%m-%d %H")
+
+
+def day_text(at: datetime) -> str:
+    """The rollup's day holding ``at``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def last_hour_before(at: datetime) -> str:
@@ -101,7 +109,7 @@ def percentile(counts: list[int], p100: int) -> float | None:
 
 def backfill_sql(dialect: str) -> str:
     """One INSERT ... SELECT summing the existing ledger rows into the rollup (run by its
-    migration): per key, and over every key as ``ALL_KEYS``."""
+    migration): per hour and per day, each per key and over every key as ``ALL_KEYS``."""
     if dialect == "sqlite":
         hour = "substr(created_at, 1, 13)"
     else:
@@ -123,11 +131,12 @@ def backfill_sql(dialect: str) -> str:
         f"COALESCE({c}, '')" for c in ("project_id", "deployment", "model")
     )
     selects = []
-    # PostgreSQL refuses a constant in GROUP BY: the all-keys select groups without the key.
-    for key, group in (("COALESCE(key_id, '')", True), (f"'{ALL_KEYS}'", False)):
-        grouping = [hour, project, *([key] if group else []), deployment, model]
-        selects.append(
-            f"SELECT {hour}, {project}, {key}, {deployment}, {model}, {sums} "  # noqa: S608
-            f"FROM usage_records GROUP BY {', '.join(grouping)}"
-        )
+    # PostgreSQL refuses a constant in GROUP BY: the all-keys selects group without the key.
+    for grain, period in (("h", hour), ("d", f"substr({hour}, 1, 10)")):
+        for key, group in (("COALESCE(key_id, '')", True), (f"'{ALL_KEYS}'", False)):
+            grouping = [period, project, *([key] if group else []), deployment, model]
+            selects.append(
+                f"SELECT '{grain}', {period}, {project}, {key}, {deployment}, {model}, "  # noqa: S608
+                f"{sums} FROM usage_records GROUP BY {', '.join(grouping)}"
+            )
     return f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) " + " UNION ALL ".join(selects)

@@ -23,7 +23,7 @@ from modelyard.store.usage_rollup import COLUMNS, percentile
 from modelyard.store.usage_series import grouped, series
 from modelyard.tenancy.model import UsageFilter
 
-BOUNDARY = datetime(2026, 3, 1, 11, tzinfo=UTC)  # rows fall within three hours either side
+BOUNDARY = datetime(2026, 3, 1, tzinfo=UTC)  # rows fall within 50 hours either side
 # Stated upper bounds of the histogram, written out here rather than imported.
 BOUNDS = (10, 25, 50, 100, 200, 350, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
 
@@ -32,8 +32,8 @@ def _records(seed: int, count: int) -> list[UsageRecord]:
     rng = random.Random(seed)
     out = []
     for i in range(count):
-        at = BOUNDARY + timedelta(seconds=rng.uniform(-3 * 3600, 3 * 3600))
-        if i % 7 == 0:  # a burst right at the boundary
+        at = BOUNDARY + timedelta(seconds=rng.uniform(-50 * 3600, 50 * 3600))
+        if i % 7 == 0:  # a burst right at midnight
             at = BOUNDARY + timedelta(microseconds=rng.randint(-2_000_000, 2_000_000))
         latency = rng.choice([rng.uniform(0.5, 40_000), 10.0, 25.0, 30_000.0, 30_000.5])
         out.append(
@@ -61,23 +61,25 @@ def expected(records: Iterable[UsageRecord]) -> dict[tuple[str, ...], list[int]]
     """The rollup computed directly from the rows, in Python, the slow obvious way."""
     out: dict[tuple[str, ...], list[int]] = {}
     for r in records:
-        hour = r.created_at.astimezone(UTC).strftime("%Y-%m-%d %H")
-        for key in (r.key_id or "", "*"):
-            group = (hour, r.project_id or "", key, r.deployment or "", r.model or "")
-            sums = out.setdefault(group, [0] * (7 + len(BOUNDS) + 1))
-            values = (1, int(r.status >= 400), r.input_tokens, r.output_tokens,
-                      r.cached_input_tokens, r.reasoning_tokens, r.cost_micros or 0)  # fmt: skip
-            for i, v in enumerate(values):
-                sums[i] += v
-            sums[7 + _bucket(r.latency_ms)] += 1
+        at = r.created_at.astimezone(UTC)
+        for grain, period in (("h", at.strftime("%Y-%m-%d %H")), ("d", at.date().isoformat())):
+            for key in (r.key_id or "", "*"):
+                group = (grain, period, r.project_id or "", key, r.deployment or "", r.model or "")
+                sums = out.setdefault(group, [0] * (7 + len(BOUNDS) + 1))
+                values = (1, int(r.status >= 400), r.input_tokens, r.output_tokens,
+                          r.cached_input_tokens, r.reasoning_tokens,
+                          r.cost_micros or 0)  # fmt: skip
+                for i, v in enumerate(values):
+                    sums[i] += v
+                sums[7 + _bucket(r.latency_ms)] += 1
     return out
 
 
 def _found(rows: Iterable[Any]) -> dict[tuple[str, ...], list[int]]:
-    return {tuple(r[:5]): [int(v) for v in r[5:]] for r in rows}
+    return {tuple(r[:6]): [int(v) for v in r[6:]] for r in rows}
 
 
-_SELECT = text(f"SELECT {', '.join(COLUMNS)} FROM usage_hourly")
+_SELECT = text(f"SELECT {', '.join(COLUMNS)} FROM usage_rollup")
 
 
 async def _rollup(store: Store) -> dict[tuple[str, ...], list[int]]:
@@ -99,15 +101,24 @@ async def test_rollup_equals_the_rows_written_in_batches(store: Store, seed: int
         start += size
     want = expected(records)
     assert await _rollup(store) == want
-    assert sum(v[0] for k, v in want.items() if k[2] == "*") == 400
+    assert sum(v[0] for k, v in want.items() if k[0] == "h" and k[3] == "*") == 400
 
 
 async def test_rollup_queries_equal_the_ledgers_own_aggregation(store: Store) -> None:
     records = _records(3, 300)
     async with store.transaction() as session:
         await UsageLedger(session).append([ledger_row(r) for r in records])
-    since = BOUNDARY - timedelta(hours=2)  # on an hour: the rollup's range is exact
-    for where in (UsageFilter(since=since), UsageFilter("p1", None, "chat", since)):
+    hour = timedelta(hours=1)
+    ranges = (  # on whole hours, where the rollup's range is exact: whole days and hours
+        (BOUNDARY - 37 * hour, None),
+        (BOUNDARY - 37 * hour, BOUNDARY + 26 * hour),
+        (BOUNDARY - 24 * hour, BOUNDARY + 24 * hour),
+        (BOUNDARY + 2 * hour, BOUNDARY + 5 * hour),
+        (None, BOUNDARY - 3 * hour),
+    )
+    filters = [UsageFilter(since=a, until=b) for a, b in ranges]
+    filters.append(UsageFilter("p1", None, "chat", *ranges[0]))
+    for where in filters:
         for by in ("model", "key", "deployment", "project"):
             async with store.transaction() as session:
                 direct = await UsageLedger(session).grouped(by, where)
@@ -130,7 +141,18 @@ async def test_rollup_queries_equal_the_ledgers_own_aggregation(store: Store) ->
         latencies = sorted(r.latency_ms for r in rows)
         rank50 = latencies[(len(rows) * 50 + 99) // 100 - 1]
         assert point.p50_ms == float(BOUNDS[min(_bucket(rank50), len(BOUNDS) - 1)])
-    assert [(p.bucket, p.requests) for p in days] == [("2026-03-01", 300)]
+    per_day: dict[str, int] = {}
+    for r in records:
+        per_day[r.day] = per_day.get(r.day, 0) + 1
+    assert [(p.bucket, p.requests) for p in days] == sorted(per_day.items())
+    since = BOUNDARY - 37 * hour
+    async with store.transaction() as session:
+        days = await series(session, "day", UsageFilter(since=since))
+    per_day = {}
+    for r in records:
+        if r.created_at >= since:
+            per_day[r.day] = per_day.get(r.day, 0) + 1
+    assert [(p.bucket, p.requests) for p in days] == sorted(per_day.items())
 
 
 def test_percentiles_are_the_upper_bound_of_the_nearest_ranks_bucket() -> None:

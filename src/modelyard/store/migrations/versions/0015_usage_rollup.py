@@ -1,5 +1,5 @@
-"""usage_hourly: the ledger's hourly rollup (``store.usage_rollup``), filled from the rows
-already in the ledger.
+"""usage_rollup: the ledger's rollup per hour and per day (``store.usage_rollup``), filled
+from the rows already in the ledger.
 
 Revision ID: 0015
 Revises: 0010
@@ -24,7 +24,14 @@ down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_LENGTHS = {"hour": 13, "project_id": 64, "key_id": 32, "deployment": 128, "model": 256}
+_LENGTHS = {
+    "grain": 1,
+    "period": 13,
+    "project_id": 64,
+    "key_id": 32,
+    "deployment": 128,
+    "model": 256,
+}
 
 
 def upgrade() -> None:
