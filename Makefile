@@ -45,6 +45,12 @@ CHROMIUM := /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
+# The browser tests write their screenshots to build/artifacts/portal/; this run writes them
+# over the committed copies that docs/portal.md shows.
+.PHONY: screenshots
+screenshots: install browser
+	MODELYARD_SCREENSHOTS=$(CURDIR)/docs/portal/screenshots $(VENV)/bin/pytest -q -p no:cacheprovider tests/browser
+
 test: install lint typecheck browser
 	$(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 

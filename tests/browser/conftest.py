@@ -1,9 +1,12 @@
 """A real ``modelyard serve`` (a SQLite store, an operator key, a fake OpenAI upstream) and
 Debian's chromium driven by Playwright; every page is screenshotted at a laptop's and a
-phone's size into ``docs/portal/screenshots``."""
+phone's size into ``build/artifacts/portal`` (ignored by git), or into the folder
+``MODELYARD_SCREENSHOTS`` names: ``make screenshots`` refreshes the committed copies in
+``docs/portal/screenshots`` that way, deliberately."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +34,10 @@ ARGS = [
 ]
 ADMIN_KEY = "my-portaltests-operator-bootstrap-secret"
 SIZES = ((1280, 800), (390, 844))
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "portal" / "screenshots"
+SHOTS = Path(
+    os.environ.get("MODELYARD_SCREENSHOTS")
+    or Path(__file__).resolve().parents[2] / "build" / "artifacts" / "portal"
+)
 
 
 def portal_config(fake: FakeOpenAI) -> dict[str, Any]:
