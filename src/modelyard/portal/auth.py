@@ -51,6 +51,15 @@ async def login(request: Request) -> Response:
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
         return await login_form(request, "api_key: paste an API key (my-…)", 400)
     key = key.strip()
+    address = request.client.host if request.client else "unknown"
+    wait = portal.sign_ins.retry_after(address)
+    if wait is not None:
+        minutes = max(1, -(-int(wait.total_seconds()) // 60))
+        answer = await login_form(
+            request, f"too many failed sign-ins: try again in {minutes} min", 429
+        )
+        answer.headers["retry-after"] = str(max(1, int(wait.total_seconds())))
+        return answer
     try:
         try:
             principal = root.keys.authenticate(key, may_look_up=True)
@@ -58,6 +67,7 @@ async def login(request: Request) -> Response:
             await root.keys_changed()  # a key made a moment ago, on another server
             principal = root.keys.authenticate(key)
     except AuthenticationFailed as exc:
+        portal.sign_ins.failed(address)
         return await login_form(request, exc.message, 401)
     if principal.anonymous:
         return await login_form(request, "this server has no keys: the portal needs one", 401)

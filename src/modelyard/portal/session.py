@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +27,9 @@ from modelyard.tenancy.keys import Principal, Role
 COOKIE = "modelyard_portal"
 IDLE = timedelta(minutes=30)
 MAX_SESSIONS = 10_000  # the oldest idle session is dropped beyond this
+MAX_FAILED_SIGN_INS = 10  # per client address within SIGN_IN_WINDOW; then 429 until one ages out
+SIGN_IN_WINDOW = timedelta(minutes=15)
+MAX_ADDRESSES = 10_000  # addresses with recent failures kept; the least recent dropped beyond
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +118,46 @@ class Sessions:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+class SignInAttempts:
+    """Failed sign-ins per client address: after ``limit`` within ``window`` the address is
+    refused (without the key being checked) until the oldest of them is ``window`` old, so
+    guessing keys through the form runs at ``limit`` per ``window``. A success does not clear
+    the count (a key of one's own must not buy more guesses at others'). Kept per process,
+    like the sessions; behind a proxy every browser has the proxy's address."""
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        limit: int = MAX_FAILED_SIGN_INS,
+        window: timedelta = SIGN_IN_WINDOW,
+    ) -> None:
+        self._now = clock or (lambda: datetime.now(UTC))
+        self._limit = limit
+        self._window = window
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+
+    def retry_after(self, address: str) -> timedelta | None:
+        """How long ``address`` must wait before its next attempt; None: it may try now."""
+        failures = self._failures.get(address)
+        if failures is None:
+            return None
+        now = self._now()
+        while failures and now - failures[0] >= self._window:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return None
+        if len(failures) < self._limit:
+            return None
+        return failures[0] + self._window - now
+
+    def failed(self, address: str) -> None:
+        failures = self._failures.get(address)
+        if failures is None:
+            while len(self._failures) >= MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+            failures = self._failures[address] = deque(maxlen=self._limit)
+        failures.append(self._now())
+        self._failures.move_to_end(address)

@@ -27,7 +27,7 @@ from modelyard.core.errors import (
     PermissionDenied,
 )
 from modelyard.portal.comparisons import Comparisons
-from modelyard.portal.session import COOKIE, Session, Sessions, User, user_of_key
+from modelyard.portal.session import COOKIE, Session, Sessions, SignInAttempts, User, user_of_key
 from modelyard.services.root import Root
 from modelyard.store import StoreError
 
@@ -65,10 +65,13 @@ class Portal:
     env: jinja2.Environment
     config_path: Path | None
     comparisons: Comparisons
+    sign_ins: SignInAttempts
 
     @classmethod
     def build(cls, config_path: Path | None, sessions: Sessions | None = None) -> Portal:
-        return cls(sessions or Sessions(), templates(), config_path, Comparisons())
+        return cls(
+            sessions or Sessions(), templates(), config_path, Comparisons(), SignInAttempts()
+        )
 
     def html(self, name: str, context: Mapping[str, Any], status: int = 200) -> HTMLResponse:
         body = self.env.get_template(name).render(context)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,12 +30,14 @@ from modelyard.tenancy.model import UsageFilter
 
 Bucket = Literal["day", "hour"]
 RollupGroup = Literal["project", "key", "deployment", "model"]
-_GROUPS = {
-    "project": UsageRollup.project_id,
-    "key": UsageRollup.key_id,
-    "deployment": UsageRollup.deployment,
-    "model": UsageRollup.model,
-}
+_GROUPS: Final = MappingProxyType(
+    {
+        "project": UsageRollup.project_id,
+        "key": UsageRollup.key_id,
+        "deployment": UsageRollup.deployment,
+        "model": UsageRollup.model,
+    }
+)
 _TABLE = UsageRollup.__table__
 _DAY = timedelta(days=1)
 

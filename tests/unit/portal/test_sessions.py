@@ -1,11 +1,15 @@
-"""Portal sessions: random ids, idle expiry on an injected clock, a bounded table."""
+"""Portal sessions: random ids, idle expiry on an injected clock, a bounded table; the limit
+on failed sign-ins per client address."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from modelyard.portal.session import Sessions, user_of_key
+from httpx2 import Response
+
+from modelyard.portal.session import Sessions, SignInAttempts, user_of_key
 from modelyard.tenancy.keys import Principal
+from tests.unit.portal.conftest import ADMIN_KEY, Admin, csrf_of
 
 OWNER = user_of_key(Principal(key_id="abc123def456", role="owner", project_id="alpha"))
 
@@ -58,3 +62,41 @@ def test_logout_closes_the_session_and_the_user_names_no_secret():
     assert OWNER.may_see_project("alpha") and not OWNER.may_see_project("beta")
     sessions.close(session.id)
     assert sessions.get(session.id) is None
+
+
+def test_sign_ins_from_an_address_are_refused_after_ten_failures_until_the_oldest_ages_out():
+    clock = Clock()
+    attempts = SignInAttempts(clock, limit=10, window=timedelta(minutes=15))
+    for _ in range(9):
+        attempts.failed("10.0.0.1")
+        clock.now += timedelta(minutes=1)
+    assert attempts.retry_after("10.0.0.1") is None  # nine: may still try
+    attempts.failed("10.0.0.1")  # the tenth, at minute 9
+    assert attempts.retry_after("10.0.0.1") == timedelta(minutes=6)  # the first is 9 min old
+    assert attempts.retry_after("10.0.0.2") is None  # another address is not affected
+    clock.now += timedelta(minutes=6)
+    assert attempts.retry_after("10.0.0.1") is None  # the first aged out: one more try
+
+
+def test_the_sign_in_form_refuses_an_address_after_ten_wrong_keys_even_with_a_right_one(
+    admin: Admin,
+):
+    clock = Clock()
+    portal = admin.client.app.state.portal  # type: ignore[attr-defined]
+    portal.sign_ins = SignInAttempts(clock)
+    client = admin.client
+
+    def attempt(key: str) -> Response:
+        form = client.get("/portal/login")  # each answer sets a new double-submit token
+        return client.post(
+            "/portal/login", data={"csrf": csrf_of(form.text), "api_key": key},
+            follow_redirects=False,
+        )  # fmt: skip
+
+    for i in range(10):
+        assert attempt(f"my-wrong-{i}").status_code == 401
+    refused = attempt(ADMIN_KEY)
+    assert refused.status_code == 429 and "too many failed sign-ins" in refused.text
+    assert refused.headers["retry-after"] == "900"
+    clock.now += timedelta(minutes=15)
+    assert attempt(ADMIN_KEY).status_code == 303

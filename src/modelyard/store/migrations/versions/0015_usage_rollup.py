@@ -8,6 +8,8 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,14 +26,16 @@ down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_LENGTHS = {
-    "grain": 1,
-    "period": 13,
-    "project_id": 64,
-    "key_id": 32,
-    "deployment": 128,
-    "model": 256,
-}
+_LENGTHS = MappingProxyType(
+    {
+        "grain": 1,
+        "period": 13,
+        "project_id": 64,
+        "key_id": 32,
+        "deployment": 128,
+        "model": 256,
+    }
+)
 
 
 def upgrade() -> None:
