@@ -48,6 +48,7 @@ def mount() -> Mount:
         Route("/projects/{project_id}/limits", keys_pages.set_limits, methods=["POST"]),
         Route("/usage", usage_pages.usage, methods=["GET"]),
         Route("/usage.csv", usage_pages.usage_csv, methods=["GET"]),
+        Route("/usage-rows.csv", usage_pages.usage_rows_csv, methods=["GET"]),
         Route("/playground", playground.playground, methods=["GET"]),
         Route("/playground", playground.compare, methods=["POST"]),
         Route("/playground/{cid}", playground.show, methods=["GET"]),

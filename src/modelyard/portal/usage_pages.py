@@ -5,7 +5,7 @@ narrows a query to what the caller may see (an owner: its project; a member: its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -17,8 +17,8 @@ from modelyard.portal.charts import Chart, bar_chart
 from modelyard.portal.web import Ctx, page
 from modelyard.services import admin_models as models
 from modelyard.services.tenancy import TenancyAdmin
-from modelyard.services.usage_export import records_csv
-from modelyard.store.usage_series import Point
+from modelyard.services.usage_export import records_csv, rows_csv
+from modelyard.store.usage_series import HOURLY_FIELDS, Point
 from modelyard.tenancy.model import UsageFilter
 
 GROUPS: Final = ("model", "deployment", "project", "key")
@@ -26,7 +26,8 @@ BUCKETS: Final = ("day", "hour")
 RANGES: Final[Mapping[str, timedelta]] = MappingProxyType(
     {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 )
-CSV_ROWS = 10_000
+CSV_ROWS = 10_000  # ledger rows (per-request detail)
+CSV_HOURS = 100_000  # rollup rows (per hour, project, key, deployment, model)
 
 
 def _admin(ctx: Ctx) -> TenancyAdmin:
@@ -129,18 +130,31 @@ async def usage(ctx: Ctx) -> Response:
         charts=_charts(points),
         budgets=await _budgets(ctx, admin, now),
         query=str(ctx.request.query_params),
+        csv_rows=CSV_ROWS,
     )
 
 
 @page
 async def usage_csv(ctx: Ctx) -> Response:
+    """The range per hour, project, key, deployment and model, from the rollup."""
+    admin = _admin(ctx)
+    where, _ = _filter(ctx, datetime.now(UTC))
+    hours = await admin.usage_hours(ctx.user.principal, where, CSV_HOURS)
+    return _csv("usage-hourly.csv", rows_csv(HOURLY_FIELDS, hours), len(hours) >= CSV_HOURS)
+
+
+@page
+async def usage_rows_csv(ctx: Ctx) -> Response:
+    """Per-request detail: the ledger's rows of the range, the first ``CSV_ROWS``."""
     admin = _admin(ctx)
     where, _ = _filter(ctx, datetime.now(UTC))
     records = await admin.usage_records(ctx.user.principal, where, CSV_ROWS)
+    return _csv("usage.csv", records_csv(records), len(records) >= CSV_ROWS)
+
+
+def _csv(name: str, body: Iterator[str], truncated: bool) -> Response:
     headers = {
-        "content-disposition": 'attachment; filename="usage.csv"',
-        "x-modelyard-truncated": "true" if len(records) >= CSV_ROWS else "false",
+        "content-disposition": f'attachment; filename="{name}"',
+        "x-modelyard-truncated": "true" if truncated else "false",
     }
-    return StreamingResponse(
-        records_csv(records), media_type="text/csv; charset=utf-8", headers=headers
-    )
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)

@@ -27,7 +27,7 @@ from modelyard.store import Store, StoreError, VersionConflict
 from modelyard.store.tenancy import Tenancy
 from modelyard.store.ticks import Tick, every
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
-from modelyard.store.usage_series import Bucket, Point, RollupGroup, grouped, series
+from modelyard.store.usage_series import Bucket, Point, RollupGroup, grouped, hourly, series
 from modelyard.tenancy import grants
 from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
 from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
@@ -401,6 +401,15 @@ class TenancyAdmin:
         narrowed = self._usage_filter(principal, where)
         async with self._store.transaction() as session:
             return await series(session, bucket, narrowed)
+
+    async def usage_hours(
+        self, principal: Principal, where: UsageFilter, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """The rollup's hours per project, key, deployment and model (the portal's CSV),
+        narrowed like ``usage``: ``store.usage_series.HOURLY_FIELDS`` each."""
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await hourly(session, narrowed, limit)
 
     async def usage_records(
         self, principal: Principal, where: UsageFilter, limit: int = 10_000

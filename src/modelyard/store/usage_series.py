@@ -160,3 +160,24 @@ async def grouped(
         }
         for row in (await session.execute(query)).all()
     ]
+
+
+HOURLY_FIELDS: Final = (
+    "hour", "project_id", "key_id", "deployment", "model", *SUM_COLUMNS, "p50_ms", "p95_ms"
+)  # fmt: skip
+
+
+async def hourly(session: AsyncSession, where: UsageFilter, limit: int) -> list[tuple[Any, ...]]:
+    """The rollup's hour rows (per key) of the range, oldest first, at most ``limit``:
+    ``HOURLY_FIELDS`` each (a missing dimension: None; p50/p95 from the histogram)."""
+    columns = [_TABLE.c[name] for name in ("period", "project_id", "key_id", "deployment", "model")]
+    query = select(*columns, *(_TABLE.c[n] for n in SUM_COLUMNS + LATENCY_COLUMNS))
+    query = _where(query, where, by_key=True, hours=True).order_by(*columns).limit(limit)
+    out = []
+    width = len(columns) + len(SUM_COLUMNS)
+    for row in (await session.execute(query)).all():
+        counts = [int(v) for v in row[width:]]
+        dims = tuple(v or None for v in row[1 : len(columns)])
+        sums = tuple(int(v) for v in row[len(columns) : width])
+        out.append((row[0], *dims, *sums, percentile(counts, 50), percentile(counts, 95)))
+    return out

@@ -3,6 +3,9 @@ portal's usage page, its charts and CSV, narrowed to what the caller may see."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 from modelyard.portal.charts import bar_chart
 from tests.unit.admin.conftest import wait_for
 from tests.unit.portal.conftest import ADMIN_KEY, Admin, sign_in
@@ -34,7 +37,12 @@ def test_the_usage_page_charts_and_exports_what_the_caller_may_see(admin: Admin)
     assert "<strong>2</strong> requests" in page.text  # alpha's two, not beta's
     assert page.text.count('<svg class="chart"') == 6 and '<rect class="bar" x="' in page.text
     assert client.get("/portal/usage?project=beta").status_code == 403
-    exported = client.get("/portal/usage.csv")
+    exported = client.get("/portal/usage-rows.csv")  # per request
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     assert len(exported.text.strip().splitlines()) == 1 + 2
+    hourly = client.get("/portal/usage.csv")  # per hour and key, from the rollup
+    assert hourly.status_code == 200 and hourly.headers["x-modelyard-truncated"] == "false"
+    lines = list(csv.DictReader(io.StringIO(hourly.text)))
+    assert sum(int(line["requests"]) for line in lines) == 2
+    assert {line["project_id"] for line in lines} == {"alpha"}
     assert client.get("/portal/usage?bucket=week").status_code == 400
