@@ -137,6 +137,7 @@ PAGES = (
     ("usage 7d by model, per day", "/portal/usage"),
     ("usage 1d by key, per hour", "/portal/usage?range=1d&bucket=hour&by=key"),
     ("usage 30d by deployment", "/portal/usage?range=30d&by=deployment"),
+    ("usage CSV, 1 day per hour and key", "/portal/usage.csv?range=1d"),
     ("playground", "/portal/playground"),
     ("evaluations", "/portal/evals"),
 )
