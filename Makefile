@@ -38,10 +38,17 @@ docs: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# The OS packages the suite drives (promtool, nginx, Chromium), installed when missing.
+# The OS packages the suite drives (promtool, nginx, Chromium for the portal's browser tests:
+# Playwright's own browser download is not used), installed when missing.
 .PHONY: os-packages
 os-packages:
 	tools/os-packages.sh
+
+# The browser tests write their screenshots to build/artifacts/portal/; this run writes them
+# over the committed copies that docs/portal.md shows.
+.PHONY: screenshots
+screenshots: install os-packages
+	MODELYARD_SCREENSHOTS=$(CURDIR)/docs/portal/screenshots $(VENV)/bin/pytest -q -p no:cacheprovider tests/browser
 
 test: install os-packages lint typecheck
 	MODELYARD_TESTS_OS_PACKAGES=1 $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)

@@ -60,6 +60,7 @@ _BY_FIXTURE = {
 _BY_PARAM = {("store_url", "postgresql"): "postgres", ("make_limiter", "redis"): "redis"}
 _BY_PATH = {
     "integration": ("integration",),
+    "browser": ("integration", "browser"),  # a real server driven by Debian's chromium
     "integration/local": ("local_model",),
     "adversarial": ("adversarial",),
 }

@@ -15,7 +15,7 @@ import pytest
 
 from modelyard.store import open_store
 from modelyard.store.audit import Users
-from modelyard.tenancy.model import User
+from modelyard.tenancy.model import SsoUser
 from tests.fakes.oidc_provider import OidcProvider
 from tests.integration.server import run_server
 
@@ -74,7 +74,7 @@ def test_a_served_gateway_signs_people_in(tmp_path: Path, provider: OidcProvider
     ]
 
 
-async def _people(url: str) -> list[User]:
+async def _people(url: str) -> list[SsoUser]:
     store = await open_store(url)
     try:
         async with store.transaction() as session:

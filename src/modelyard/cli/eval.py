@@ -111,6 +111,7 @@ async def _run_stored(
             "embeddings": args.embeddings,
             "url": args.url,
             "dataset_path": dataset.path,
+            "cases": len(dataset.cases),  # the portal's progress bar: results of cases
         }
         starter = await _starter(args.url, auth_headers(args.api_key))
         await recorder.save_run(run_id, dataset.name, deployments, options, starter)

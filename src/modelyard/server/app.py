@@ -16,10 +16,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
+from modelyard.portal.routes import mount as portal_mount
+from modelyard.portal.web import Portal
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
@@ -67,15 +69,7 @@ def create_app(
     ``observation``: metrics and traces instead of the config's (tests). Root opens at start."""
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        *_DIALECT_ROUTES,
-        *ADMIN_ROUTES,
-        *EVAL_ROUTES,
-        *AUTH_ROUTES,
-        *METRICS_ROUTES,
-    ]
+    routes = _routes()
     if observation is None:
         templates = [r.path for r in routes if isinstance(r, Route)]
         observation = observation_for(settings.observability, templates)
@@ -113,7 +107,21 @@ def create_app(
         middleware=[Middleware(Front, root_of=lambda: holder["root"], metrics=metrics)],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
+    app.state.portal = Portal.build(config_path)
     return app
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *_DIALECT_ROUTES,
+        *ADMIN_ROUTES,
+        *EVAL_ROUTES,
+        *AUTH_ROUTES,
+        *METRICS_ROUTES,
+        portal_mount(),  # the web console at /portal (modelyard.portal)
+    ]
 
 
 def app_from_env() -> Starlette:

@@ -1,7 +1,7 @@
 """``/auth/login``, ``/auth/callback``, ``/auth/logout``: signing people in with the OpenID
 Connect provider of ``sso:`` (authorization code flow with PKCE; ``services/sso.py``).
 
-What a finished sign-in becomes is the ``Sessions`` object's business: the portal provides one
+What a finished sign-in becomes is the ``SignInSessions`` object's business: the portal provides one
 (its session holds the ``Identity``: user, role, projects) and sets it as
 ``app.state.sso_sessions``; until then ``ShowSignedIn`` answers the identity as JSON, with no
 session. Sign-out ends the session, then sends the browser to the provider's
@@ -26,7 +26,7 @@ from modelyard.services.sso import COOKIE, SIGN_IN_TTL_S, SignedIn, Sso
 CALLBACK = "/auth/callback"
 
 
-class Sessions(Protocol):
+class SignInSessions(Protocol):
     """What the portal plugs in: a session for a signed-in person, and its end."""
 
     async def start(self, request: Request, signed_in: SignedIn) -> Response:
@@ -67,8 +67,8 @@ def _sso(request: Request) -> Sso:
     return sso
 
 
-def _sessions(request: Request) -> Sessions:
-    found: Sessions | None = getattr(request.app.state, "sso_sessions", None)
+def _sessions(request: Request) -> SignInSessions:
+    found: SignInSessions | None = getattr(request.app.state, "sso_sessions", None)
     return found or ShowSignedIn()
 
 

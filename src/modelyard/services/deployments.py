@@ -12,6 +12,9 @@ Semantics:
   rollback, the newest version is the rollback and its spec is served (an override of the
   config). When the operator edits that deployment in the config, the edit is a new ``config``
   version and the config wins again.
+- ``change(name, spec, what)`` (the portal's re-point and new weights) records a new version
+  with source ``change:<what>``, served exactly like a rollback: until the config's own spec
+  of that deployment changes. A client keeps calling the deployment by its name.
 - A rolled-back spec naming a provider the config no longer has is not served (logged); the
   config's own spec serves instead. ``rollback`` refuses such a version up front.
 - Concurrent gateway workers starting at once each read-then-append in one transaction; the
@@ -41,6 +44,9 @@ from modelyard.store.deployment_versions import DeploymentVersion, DeploymentVer
 log = logging.getLogger("modelyard.deployments")
 CONFIG_SOURCE = "config"
 ROLLBACK_PREFIX = "rollback:"
+CHANGE_PREFIX = "change:"
+# Recorded versions that override the config's own spec while it stays unchanged.
+_SERVED_PREFIXES = (ROLLBACK_PREFIX, CHANGE_PREFIX)
 _ATTEMPTS = 8
 T = TypeVar("T")
 
@@ -123,7 +129,7 @@ async def _sync_one(store: Store, name: str, cfg: DeploymentConfig) -> Deploymen
     # A config version read after ``newest`` may be newer than it (a racing worker): it wins.
     if newest is None or newest.version < from_config.version:
         return None
-    if not newest.source.startswith(ROLLBACK_PREFIX):
+    if not newest.source.startswith(_SERVED_PREFIXES):
         return None
     rolled_back = spec_of(newest)
     if rolled_back is None:
@@ -190,6 +196,38 @@ async def rollback(store: Store, settings: Settings, name: str, version: int) ->
                     + ", ".join(sorted(missing))
                 )
             new = NewVersion(name, target.spec, target.spec_hash, f"{ROLLBACK_PREFIX}{version}")
+            return await repo.append(new, newest.version if newest else 0)
+
+    return await _retrying(record)
+
+
+async def change(
+    store: Store, settings: Settings, name: str, spec: DeploymentConfig, what: str
+) -> DeploymentVersion:
+    """Record ``spec`` as the newest version of ``name`` with source ``change:<what>`` (a
+    re-point to another model, new weights): the same kind of versioned change as a rollback,
+    which can itself be rolled back."""
+    if name not in settings.deployments:
+        raise NotFound(f"no deployment {name!r} in the config")
+    missing = {t.provider for t in spec.targets} - known_providers(settings)
+    if missing:
+        raise InvalidRequest(
+            f"targets: no provider {sorted(missing)[0]!r} in the config", param="targets"
+        )
+    text = canonical_spec(spec)
+    digest = spec_hash(text)
+    source = f"{CHANGE_PREFIX}{what}"[:32]
+
+    async def record() -> DeploymentVersion:
+        async with store.transaction() as session:
+            repo = DeploymentVersions(session)
+            newest = await repo.latest(name)
+            if newest is not None and newest.spec_hash == digest:
+                raise InvalidRequest(
+                    f"{name!r} already serves this spec (version {newest.version})",
+                    code="no_change",
+                )
+            new = NewVersion(name, text, digest, source)
             return await repo.append(new, newest.version if newest else 0)
 
     return await _retrying(record)

@@ -45,7 +45,7 @@ from modelyard.services.sso_tokens import (
 from modelyard.store import Store
 from modelyard.store.audit import Users
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.model import User
+from modelyard.tenancy.model import SsoUser
 from modelyard.tenancy.sso import ClaimRule, Identity, identity_of
 
 COOKIE = "modelyard_sso"
@@ -141,7 +141,7 @@ class Sso:
         """Record the person in the store (created when first seen, updated after)."""
         if self._store is not None:
             now = datetime.fromtimestamp(self._clock(), UTC)
-            user = User(
+            user = SsoUser(
                 identity.issuer, identity.subject, identity.email, identity.name,
                 identity.role, identity.projects, now, now,
             )  # fmt: skip

@@ -27,6 +27,7 @@ from modelyard.store import Store, StoreError, VersionConflict
 from modelyard.store.tenancy import Tenancy
 from modelyard.store.ticks import Tick, every
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
+from modelyard.store.usage_series import Bucket, Point, RollupGroup, grouped, hourly, series
 from modelyard.tenancy import grants
 from modelyard.tenancy.keys import NO_LIMITS, ROLES, KeyRing, NewKey, Principal, new_key
 from modelyard.tenancy.model import ApiKey, Limits, Project, UsageFilter
@@ -392,6 +393,32 @@ class TenancyAdmin:
         narrowed = self._usage_filter(principal, UsageFilter())
         async with self._store.transaction() as session:
             return await UsageLedger(session).steps(parent_id, narrowed, limit)
+
+    async def usage_totals(
+        self, principal: Principal, by: RollupGroup, where: UsageFilter
+    ) -> list[dict[str, Any]]:
+        """``usage`` from the hourly rollup (the portal's pages): the same totals over the
+        whole hours the range touches, read from hours x groups rows, not the ledger's."""
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await grouped(session, by, narrowed)
+
+    async def usage_series(
+        self, principal: Principal, bucket: Bucket, where: UsageFilter
+    ) -> list[Point]:
+        """The hourly rollup per hour or day (the portal's charts), narrowed like ``usage``."""
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await series(session, bucket, narrowed)
+
+    async def usage_hours(
+        self, principal: Principal, where: UsageFilter, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """The rollup's hours per project, key, deployment and model (the portal's CSV),
+        narrowed like ``usage``: ``store.usage_series.HOURLY_FIELDS`` each."""
+        narrowed = self._usage_filter(principal, where)
+        async with self._store.transaction() as session:
+            return await hourly(session, narrowed, limit)
 
     async def usage_records(
         self, principal: Principal, where: UsageFilter, limit: int = 10_000

@@ -46,6 +46,22 @@ def records_csv(records: Iterable[UsageRecord], chunk: int = 500) -> Iterator[st
     yield out.getvalue()
 
 
+def rows_csv(
+    header: Iterable[str], rows: Iterable[Iterable[Any]], chunk: int = 500
+) -> Iterator[str]:
+    """Any rows as CSV, header first, in chunks of ``chunk`` rows (for a streamed body)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(list(header))
+    for n, row in enumerate(rows, 1):
+        writer.writerow(_safe_row(row))
+        if n % chunk == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
 def _safe_row(values: Iterable[Any]) -> list[Any]:
     # A cell starting with = + - @ is run as a formula by spreadsheets; names come from
     # configs and upstreams, so quote such text cells (numbers are left alone).

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
-from modelyard.tenancy.model import AuditEntry, AuditFilter, User
+from modelyard.tenancy.model import AuditEntry, AuditFilter, SsoUser
 
 # SQLite makes only INTEGER PRIMARY KEY an alias of the rowid (autoincrementing).
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
@@ -57,9 +57,9 @@ def _entry(row: AuditRow) -> AuditEntry:
     )  # fmt: skip
 
 
-def _user(row: UserRow) -> User:
+def _user(row: UserRow) -> SsoUser:
     projects = tuple(row.projects.split(",")) if row.projects else ()
-    return User(
+    return SsoUser(
         row.issuer, row.subject, row.email, row.name, row.role, projects,
         row.first_seen, row.last_seen,
     )  # fmt: skip
@@ -104,13 +104,13 @@ class Users:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, issuer: str, subject: str) -> User | None:
+    async def get(self, issuer: str, subject: str) -> SsoUser | None:
         row = await self._session.scalar(
             select(UserRow).where(UserRow.issuer == issuer, UserRow.subject == subject)
         )
         return _user(row) if row else None
 
-    async def seen(self, user: User) -> User:
+    async def seen(self, user: SsoUser) -> SsoUser:
         """Record ``user`` as signed in now: created the first time, updated after."""
         row = await self._session.scalar(
             select(UserRow).where(UserRow.issuer == user.issuer, UserRow.subject == user.subject)
@@ -129,6 +129,6 @@ class Users:
         await self._session.flush()
         return _user(row)
 
-    async def all(self) -> list[User]:
+    async def all(self) -> list[SsoUser]:
         rows = await self._session.scalars(select(UserRow).order_by(UserRow.id))
         return [_user(r) for r in rows]

@@ -7,13 +7,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
-from modelyard.store.ledger_child import Batch, sqlite_params
+from modelyard.store.ledger_child import Batch, new_rows, rollup, sqlite_params
+from modelyard.store.usage_rollup import COLUMNS as ROLLUP_COLUMNS
+from modelyard.store.usage_rollup import NAMED_UPSERT, SQLITE_UPSERT
 from modelyard.tenancy.model import UsageFilter
 
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
@@ -166,12 +179,14 @@ _SQLITE_INSERT = (
     f"VALUES ({', '.join('?' * len(_FIELDS))})"
 )
 _CREATED_AT = _FIELDS.index("created_at")
+_REQUEST_ID = _FIELDS.index("request_id")
 
 
 def sqlite_batch(rows: list[LedgerRow]) -> Batch:
     """``rows`` as the SQLite ledger writer's child takes them (see ``store.ledger_child``):
-    the one-row INSERT, the column of the time to convert, the rows untouched."""
-    return _SQLITE_INSERT, _CREATED_AT, rows
+    the one-row INSERT, the column of the time to convert, the rows untouched, the rollup's
+    upsert (the child sums the rows itself, off the server's event loop)."""
+    return _SQLITE_INSERT, _CREATED_AT, rows, SQLITE_UPSERT, _REQUEST_ID
 
 
 def _has_verdict(guard: str) -> Any:
@@ -184,27 +199,48 @@ def _has_verdict(guard: str) -> Any:
     )
 
 
+async def _new_rows(conn: Any, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
+    ids = [row[_REQUEST_ID] for row in rows]
+    found = await conn.execute(select(UsageRow.request_id).where(UsageRow.request_id.in_(ids)))
+    return new_rows(list(rows), {rid for (rid,) in found}, _REQUEST_ID)
+
+
 class UsageLedger:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def append(self, rows: Sequence[LedgerRow]) -> None:
-        """Rows in the session's transaction: on SQLite one executemany of plain values, as the
-        server's own ledger writer runs it (``store.ledger_writer``, which goes around the
-        session altogether); elsewhere one executemany through Core."""
+        """Rows in the session's transaction, and their sums into the hourly rollup
+        (``store.usage_rollup``): on SQLite one executemany of plain values each, as the
+        server's own ledger writer runs them (``store.ledger_writer``, which goes around the
+        session altogether); elsewhere one executemany through Core each."""
         if not rows:
             return
         conn = await self._session.connection()
+        rows = await _new_rows(conn, rows)
+        if not rows:
+            return
+        groups = rollup(list(rows))
         if conn.dialect.name == "sqlite":
             await conn.exec_driver_sql(_SQLITE_INSERT, sqlite_params(_CREATED_AT, list(rows)))
+            await conn.exec_driver_sql(SQLITE_UPSERT, groups)
             return
         values: list[dict[str, Any]] = []
         for row in rows:
             value: dict[str, Any] = dict(zip(_FIELDS, row, strict=True))
             value["created_at"] = datetime.fromtimestamp(row[1], UTC)  # LedgerRow's created_at
             values.append(value)
-        # A row already there is a retried batch's: written once (revision 0013).
+        # A row already there is a retried batch's: written once (revision 0013), and summed
+        # into the rollup once (``rows`` are the new ones only, see above).
         await conn.execute(pg_insert(UsageRow).on_conflict_do_nothing(), values)
+        await conn.execute(
+            text(NAMED_UPSERT), [dict(zip(ROLLUP_COLUMNS, g, strict=True)) for g in groups]
+        )
+
+    def filtered(self, query: Any, where: UsageFilter) -> Any:
+        """``query`` narrowed to the ledger rows ``where`` covers (for queries built
+        elsewhere in the store, such as ``usage_series``)."""
+        return self._where(query, where)
 
     def _where(self, query: Any, where: UsageFilter) -> Any:
         if where.project_id is not None:

@@ -92,7 +92,7 @@ class AuditFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class User:
+class SsoUser:
     """A person known through single sign-on, recorded when first seen (just in time) and
     updated at each sign-in: the identity provider's issuer and subject, and what the mapping
     made of their claims at the last sign-in."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,8 @@ def test_evaluate_on_the_held_out_source(
     assert 0.3 < got["random_apgr"] < 0.7
     assert 0 < got["cpt50"] <= got["cpt80"] <= 1
     assert "<svg" in html.read_text() and "beats random" in html.read_text()
+    # No unquoted attribute ends a tag: before "/>" it swallows the slash in browsers.
+    assert re.search(r"\s[\w-]+=[^\"\s>]+/?>", html.read_text()) is None
 
 
 def test_evaluating_only_trained_sources_is_refused(

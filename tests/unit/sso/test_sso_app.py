@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from modelyard.store import open_store
 from modelyard.store.audit import Users
-from modelyard.tenancy.model import User
+from modelyard.tenancy.model import SsoUser
 from tests.fakes.oidc_provider import OidcProvider
 
 from .conftest import ADMIN_KEY
@@ -26,8 +26,8 @@ def _bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def _users(store_url: str) -> list[User]:
-    async def read() -> list[User]:
+def _users(store_url: str) -> list[SsoUser]:
+    async def read() -> list[SsoUser]:
         store = await open_store(store_url)
         try:
             async with store.transaction() as session:

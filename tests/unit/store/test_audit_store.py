@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from modelyard.store import Store, StoreError
 from modelyard.store.audit import AuditLog, Users
 from modelyard.store.migrate import alembic_config
-from modelyard.tenancy.model import AuditEntry, AuditFilter, User
+from modelyard.tenancy.model import AuditEntry, AuditFilter, SsoUser
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
@@ -72,12 +72,14 @@ async def test_the_database_refuses_to_rewrite_the_log(store: Store, statement: 
 
 
 async def test_a_user_is_created_when_first_seen_and_updated_after(store: Store) -> None:
-    first = User("https://idp", "alice", "a@x", "Alice", "member", ("p1",), T0, T0)
+    first = SsoUser("https://idp", "alice", "a@x", "Alice", "member", ("p1",), T0, T0)
     later = T0 + timedelta(days=1)
     async with store.transaction() as session:
         await Users(session).seen(first)
     async with store.transaction() as session:
-        again = User("https://idp", "alice", "a@y", "Alice B", "owner", ("p1", "p2"), later, later)
+        again = SsoUser(
+            "https://idp", "alice", "a@y", "Alice B", "owner", ("p1", "p2"), later, later
+        )
         stored = await Users(session).seen(again)
         other = await Users(session).get("https://other", "alice")
     assert other is None
