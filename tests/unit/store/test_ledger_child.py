@@ -34,7 +34,7 @@ def test_the_writer_closes_inherited_descriptors_and_ends_with_its_input(tmp_pat
         assert child.stdin is not None and child.stdout is not None
         try:
             # Any batch gets one line back; by then the child is past its start.
-            payload = pickle.dumps(("SELECT 1", 0, [], "SELECT 1"))
+            payload = pickle.dumps(("SELECT 1", 0, [], "SELECT 1", 0))
             child.stdin.write(struct.pack("<I", len(payload)) + payload)
             child.stdin.flush()
             assert child.stdout.readline().startswith((b"ok", b"error "))

@@ -195,3 +195,28 @@ async def test_the_migration_fills_the_rollup_from_existing_rows(store_url: str)
     finally:
         await engine.dispose()
     assert _found(rows) == expected(records)
+
+
+async def test_a_retried_batch_counts_once_in_the_ledger_and_the_rollup(store: Store) -> None:
+    """A batch written again (its commit was not acknowledged) and a batch repeating a row
+    add nothing: the rollup sums the rows really inserted, as the ledger keeps them once."""
+    records = _records(5, 120)
+    rows = [ledger_row(r) for r in records]
+    for batch in (rows[:80], rows[40:], rows[:1] * 3):
+        async with store.transaction() as session:
+            await UsageLedger(session).append(batch)
+    assert await _rollup(store) == expected(records)
+
+
+async def test_the_sqlite_writer_process_counts_a_retried_batch_once(tmp_path: Any) -> None:
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    writer = ledger_writer(store)
+    records = _records(6, 100)
+    rows = [ledger_row(r) for r in records]
+    try:
+        for batch in (rows[:70], rows[30:], rows[:70]):
+            await writer.write(batch)
+        assert await _rollup(store) == expected(records)
+    finally:
+        await writer.aclose()
+        await store.aclose()
