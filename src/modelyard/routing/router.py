@@ -13,7 +13,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol, cast
+from typing import Final, NamedTuple, Protocol, cast
 
 from modelyard.core.chat import ChatRequest
 from modelyard.core.errors import UnsupportedCapability
@@ -23,8 +23,17 @@ from modelyard.routing.learned import Learned
 from modelyard.routing.semantic import Semantic
 from modelyard.routing.table import Deployment, Target
 
+
 # Why a target cannot serve this request (e.g. "image input"), or None when it can.
-CapabilityCheck = Callable[[Target], str | None]
+class Incapable(NamedTuple):
+    """What a target cannot do for a request, and the request field that asks for it."""
+
+    capability: str
+    param: str | None = None
+
+
+# What a target cannot do for the request (a reason, or with its field), or None: it can.
+CapabilityCheck = Callable[[Target], "str | Incapable | None"]
 # A target's price per million tokens (input + output), or None when unknown.
 PriceOf = Callable[[Target], float | None]
 
@@ -173,7 +182,10 @@ class Router:
         reasons = [(t, req.capable(t)) for t in targets]
         fit = [t for t, why in reasons if why is None]
         if not fit:
-            raise UnsupportedCapability(reasons[0][1] or "this request", req.deployment.name)
+            why = reasons[0][1]
+            if isinstance(why, Incapable):
+                raise UnsupportedCapability(why.capability, req.deployment.name, param=why.param)
+            raise UnsupportedCapability(why or "this request", req.deployment.name)
         return fit
 
     def _order(self, req: PlanRequest, targets: list[Target]) -> list[Target]:

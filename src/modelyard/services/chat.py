@@ -18,6 +18,7 @@ from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
 from modelyard.routing.learned import OPT_OUT_HEADER
+from modelyard.routing.router import Incapable
 from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
 from modelyard.services.params import apply_params
@@ -199,27 +200,30 @@ class ChatService:
         served = _served(outcome.chosen, outcome.attempts, loop.route)
         return Opened(served, first, rest, self._health(outcome.chosen))
 
-    def _incapable(self, request: ChatRequest, target: Target) -> str | None:
+    def _incapable(self, request: ChatRequest, target: Target) -> Incapable | None:
         provider = self._gateway.providers[target.provider]
         info = self._gateway.catalog.lookup(provider.settings.type, target.model)
         if info is None:
             return None
         if info.images is False and request.has_images():
-            return "image input"
+            return Incapable("image input", "messages")
         if info.tools is False and request.tools:
-            return "tools"
+            return Incapable("tools", "tools")
         pdf = info.input_modalities is None or "pdf" in info.input_modalities
         if not pdf and request.has_pdf_documents():
-            return "PDF documents"
+            return Incapable("PDF documents", "messages")
         fmt = request.response_format
         if info.json_schema is False and fmt is not None and fmt.kind == "json_schema":
-            return "json_schema output"
+            return Incapable("json_schema output", "response_format")
         if info.max_output is not None and (request.max_tokens or 0) > info.max_output:
-            return f"max_tokens above {info.max_output}"
+            return Incapable(f"max_tokens above {info.max_output}", "max_tokens")
         if info.context_window is not None:
             estimate = estimate_prompt_tokens(request)
             if estimate > info.context_window:
-                return f"a prompt of about {estimate} tokens (context {info.context_window})"
+                return Incapable(
+                    f"a prompt of about {estimate} tokens (context {info.context_window})",
+                    "messages",
+                )
         return None
 
 

@@ -113,7 +113,24 @@ def test_an_image_to_a_text_only_catalog_model_is_a_400_naming_the_capability(
     assert response.status_code == 400
     error = response.json()["error"]
     assert "image input" in error["message"]
-    assert error["code"] == "unsupported_capability"
+    assert error["code"] == "unsupported_capability" and error["param"] == "messages"
+    # The Messages API has no ``param``: its message names the field first.
+    anthropic_body = {
+        "model": "text-only",
+        "max_tokens": 50,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                 "data": "iVBORw0K"}},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    refused = client.post("/v1/messages", json=anthropic_body)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith("messages: model 'text-only'")
     # The same text without the image passes the check (and fails later, upstream).
     text_only = {"model": "text-only", "messages": [{"role": "user", "content": "hi"}]}
     assert client.post("/v1/chat/completions", json=text_only).status_code != 400

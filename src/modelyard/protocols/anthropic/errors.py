@@ -22,6 +22,9 @@ Where the gateway's status differs from the vendor's, the status stays the gatew
 
 from __future__ import annotations
 
+from types import MappingProxyType
+from typing import Final
+
 import orjson
 
 from modelyard.core.errors import ModelyardError, clipped
@@ -46,10 +49,22 @@ def error_type(err: ModelyardError) -> str:
     return _TYPES.get(err.kind, "api_error")
 
 
+# The Messages API's name of a field a capability error names in the canonical request.
+_FIELDS: Final = MappingProxyType({"response_format": "output_config.format"})
+
+
+def _message(err: ModelyardError) -> str:
+    """The error's message; a capability the target lacks names the field that asks for it
+    first (the Messages API has no ``param``: ``max_tokens: model 'x' does not support ...``)."""
+    if err.code == "unsupported_capability" and err.param:
+        return f"{_FIELDS.get(err.param, err.param)}: {err.message}"
+    return err.message
+
+
 def error_body(err: ModelyardError, request_id: str | None = None) -> bytes:
     body: dict[str, object] = {
         "type": "error",
-        "error": {"type": error_type(err), "message": _bounded(err.message)},
+        "error": {"type": error_type(err), "message": _bounded(_message(err))},
     }
     if request_id is not None:
         body["request_id"] = request_id
