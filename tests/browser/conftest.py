@@ -94,7 +94,7 @@ def gateway(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    assert CHROMIUM.exists(), "install chromium: make browser"
+    assert CHROMIUM.exists(), "install chromium: make os-packages (tools/os-packages.sh)"
     with sync_playwright() as driver:
         yield driver
 

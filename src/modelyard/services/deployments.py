@@ -155,7 +155,7 @@ async def served_overrides(store: Store, settings: Settings) -> dict[str, Deploy
                 continue
             if from_config.spec_hash != spec_hash(canonical_spec(cfg)):
                 continue
-            if not newest.source.startswith(ROLLBACK_PREFIX):
+            if not newest.source.startswith(_SERVED_PREFIXES):  # rollbacks and changes
                 continue
             spec = spec_of(newest)
             if spec is not None and not {t.provider for t in spec.targets} - known:

@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard.config import load_settings
-from modelyard.services.deployments import rollback, sync_versions
+from modelyard.services.deployments import change, rollback, served_overrides, sync_versions
 from modelyard.services.gateway import Gateway
 from modelyard.services.root import Root
 from modelyard.store import Store, StoreError, open_store
@@ -76,3 +76,23 @@ async def test_a_store_error_on_reload_keeps_the_running_config(
     assert _served(state) == "m1"
     assert "reload refused, the running config stays: version store" in caplog.text
     await state.gateway.aclose()
+
+
+async def test_a_replica_following_a_change_serves_it_as_the_changer_does(
+    sqlite_store: Store, tmp_path: Path
+):
+    """A re-point (``change:*``) and a rollback are served alike by the replica that made
+    them (``sync_versions``) and by one that only heard of them (``served_overrides``)."""
+    path = tmp_path / "modelyard.yaml"
+    _write(path, "m1")
+    settings = load_settings(path)
+    await sync_versions(sqlite_store, settings)
+    current = settings.deployments["chat"]
+    target = current.targets[0].model_copy(update={"model": "m9"})
+    repointed = current.model_copy(update={"targets": [target]})
+    await change(sqlite_store, settings, "chat", repointed, "repoint")
+    made = await sync_versions(sqlite_store, settings)
+    heard = await served_overrides(sqlite_store, settings)
+    assert made["chat"].targets[0].model == heard["chat"].targets[0].model == "m9"
+    await rollback(sqlite_store, settings, "chat", 1)
+    assert "chat" in await served_overrides(sqlite_store, settings)
