@@ -25,7 +25,7 @@ from modelyard.tenancy.model import UsageFilter
 from tests.fakes.mcp_calc import CalcServer, serve_calc
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.responses_spec import spec_errors
-from tests.integration.server import RunningServer, run_server
+from tests.integration.server import RunningServer, free_port, run_server
 from tests.waiting import DEADLINE_S, wait_until
 
 TOKEN = "calc-token-bg-7713"
@@ -56,7 +56,10 @@ def _config(calc: CalcServer, fake_upstream: Any) -> dict[str, Any]:
             },
         },
         "deployments": {"oa": {"targets": [{"provider": "oa", "model": "model-x"}]}},
-        "mcp_servers": {"calc": {"url": calc.url, "headers": {"Authorization": "env::CALC_AUTH"}}},
+        "mcp_servers": {
+            "calc": {"url": calc.url, "headers": {"Authorization": "env::CALC_AUTH"}},
+            "dead": {"url": f"http://127.0.0.1:{free_port()}/mcp"},
+        },
     }
 
 
@@ -160,6 +163,19 @@ def test_an_approval_request_ends_the_run_completed_and_a_follow_up_runs_it(
     ran = _final(client, follow.id)
     assert [i.type for i in ran.output] == ["mcp_call", "message"]
     assert [name for name, _ in calc.calls] == ["add"]
+
+
+def test_a_server_that_cannot_be_listed_fails_the_run_naming_it(gw: RunningServer):
+    client = _client(gw)
+    dead: Any = {"type": "mcp", "server_label": "dead", "require_approval": "never"}
+    queued = client.responses.create(model="oa", input="x", tools=[dead], background=True)
+    failed = _final(client, queued.id)
+    assert failed.status == "failed" and failed.error is not None
+    assert "dead" in failed.error.message
+    assert [i.type for i in failed.output] == ["mcp_list_tools"]
+    kinds = [e.type for e in client.responses.retrieve(queued.id, stream=True)]
+    assert kinds[-2:] == ["response.output_item.done", "response.failed"]
+    assert "response.mcp_list_tools.failed" in kinds
 
 
 async def _rows(data: Path, parent: str) -> list[Any]:
