@@ -1,6 +1,9 @@
 """A real MCP server (the official ``mcp`` SDK, streamable HTTP) with two tools: ``add``, and
 ``fail``, which always fails. Served on a free loopback port for the tool-loop tests.
 
+With ``hold`` set, a third tool ``hold`` sets ``held`` once it runs and returns only when the
+test sets ``release`` (set anyway when the server stops): a tool call under way, on demand.
+
 With ``token`` set, every request must carry ``Authorization: Bearer <token>`` (else 401):
 the gateway's header secrets are checked to arrive. ``calls`` records each tool run.
 """
@@ -11,7 +14,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from threading import Event
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,9 +30,11 @@ class CalcServer:
     port: int
     calls: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # paths of requests refused for no token
+    held: Event = field(default_factory=Event)  # a ``hold`` call is running
+    release: Event = field(default_factory=Event)  # lets ``hold`` calls return
 
 
-def calc_app(record: CalcServer | None = None) -> MCPServer:
+def calc_app(record: CalcServer | None = None, hold: bool = False) -> MCPServer:
     server = MCPServer("calc", instructions="A calculator.")
 
     @server.tool(description="Add two integers and return the sum.")
@@ -41,6 +48,16 @@ def calc_app(record: CalcServer | None = None) -> MCPServer:
         if record is not None:
             record.calls.append(("fail", {"reason": reason}))
         raise ToolError(f"the fail tool failed: {reason}")
+
+    if hold and record is not None:
+        held = record
+
+        @server.tool(name="hold", description="Wait until released, then say so.")
+        async def hold_tool() -> str:
+            held.calls.append(("hold", {}))
+            held.held.set()
+            await anyio.to_thread.run_sync(held.release.wait)
+            return "released"
 
     return server
 
@@ -66,10 +83,12 @@ class _Quiet(logging.Filter):
 
 
 @contextmanager
-def serve_calc(token: str | None = None) -> Iterator[CalcServer]:
+def serve_calc(token: str | None = None, hold: bool = False) -> Iterator[CalcServer]:
     """The calculator on ``http://127.0.0.1:<free port>/mcp`` until the block ends."""
     record = CalcServer("", 0)
-    app: ASGIApp = calc_app(record).streamable_http_app(stateless_http=True, json_response=True)
+    app: ASGIApp = calc_app(record, hold).streamable_http_app(
+        stateless_http=True, json_response=True
+    )
     if token is not None:
         app = _Bearer(app, token, record)
     server, thread, port = serve_in_thread(app, "mcp-calc", _Quiet())
@@ -77,5 +96,6 @@ def serve_calc(token: str | None = None) -> Iterator[CalcServer]:
     try:
         yield record
     finally:
+        record.release.set()
         server.should_exit = True
         thread.join(STOP_TIMEOUT_S)

@@ -28,7 +28,7 @@ from modelyard.protocols.validate import bad
 from modelyard.server.chat_route import SSE_HEADERS, authenticate, error_response, state_of
 from modelyard.server.http import exchange_of, json_response
 from modelyard.server.openai_routes import DIALECT
-from modelyard.services.background import STOPPED, LiveRun, split_events
+from modelyard.services.background import STOPPED, LiveRun, Work, split_events
 from modelyard.services.pipeline import CLIENT_GONE, INTERNAL, Caller, Pipeline, Streaming
 from modelyard.services.response_state import ResponseState, owner_of
 from modelyard.services.root import Root
@@ -58,15 +58,20 @@ class Job:
     frames: Frames  # the route's event loop (the same as a streamed response's)
 
 
-async def start_background(root: Root, job: Job) -> LiveRun:
-    """Queue the response: recorded ``queued``, its work started in a task of its own."""
-    queued = response_json(job.env, "queued", [], None)
-    del queued["usage"]  # none yet: the spec's usage is an object, and optional
+def job_work(job: Job) -> Work:
+    """The work of a background response without tools the gateway runs: one pipeline stream."""
 
     async def work(run: LiveRun) -> JSON:
         return await _work(run, job)
 
-    return await root.background.start(job.env.id, job.saver.owner, queued, work)
+    return work
+
+
+async def start_background(root: Root, env: Envelope, owner: str, work: Work) -> LiveRun:
+    """Queue the response: recorded ``queued``, ``work`` started in a task of its own."""
+    queued = response_json(env, "queued", [], None)
+    del queued["usage"]  # none yet: the spec's usage is an object, and optional
+    return await root.background.start(env.id, owner, queued, work)
 
 
 async def _work(run: LiveRun, job: Job) -> JSON:
@@ -81,18 +86,26 @@ async def _work(run: LiveRun, job: Job) -> JSON:
     except ModelyardError as err:  # before the first upstream event: the response failed
         run.add(writer.failed(err))
     except asyncio.CancelledError as exc:
-        stopped = STOPPED in exc.args
         if streaming is not None:  # the upstream stream is closed: generation stops
-            await streaming.aclose(INTERNAL if stopped else CLIENT_GONE)
-        run.add(writer.failed(InternalError(STOPPED)) if stopped else writer.cancelled())
-        await saver.save(writer.final, writer.output)
-        if stopped:
-            run.add(writer.terminal())
-        return writer.final
+            await streaming.aclose(INTERNAL if STOPPED in exc.args else CLIENT_GONE)
+        return await ended_by(run, writer, saver, exc)
     if not writer.final:  # nothing closed it (a failure before the stream)
         writer.final = response_json(env, "failed", writer.output, writer.usage)
     await saver.save(writer.final, writer.output)
     run.add(writer.terminal())
+    return writer.final
+
+
+async def ended_by(
+    run: LiveRun, writer: ResponseStream, saver: Saving, exc: asyncio.CancelledError
+) -> JSON:
+    """End a run its cancellation stopped: ``cancelled`` (no terminal event: the spec has
+    none), or ``failed`` when the gateway stopped; stored either way."""
+    stopped = STOPPED in exc.args
+    run.add(writer.failed(InternalError(STOPPED)) if stopped else writer.cancelled())
+    await saver.save(writer.final, writer.output)
+    if stopped:
+        run.add(writer.terminal())
     return writer.final
 
 

@@ -26,10 +26,11 @@ from modelyard.protocols.openai.responses.encode import (
 )
 from modelyard.protocols.openai.responses.mcp_stream import McpResponseStream
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
-from modelyard.server.background_routes import Saving
+from modelyard.server.background_routes import Saving, ended_by
 from modelyard.server.chat_route import SSE_HEADERS, served_headers
 from modelyard.server.http import json_response
 from modelyard.server.openai_routes import DIALECT
+from modelyard.services.background import LiveRun, Work
 from modelyard.services.mcp_servers import resolve_servers
 from modelyard.services.pipeline import Caller
 from modelyard.services.responses import PATH
@@ -134,14 +135,8 @@ async def _frames(run: McpRun, saver: Saving, history: list[JSON]) -> AsyncItera
                 yield frame
         outcome = task.result()
         closing = writer.finish(outcome.status, outcome.usage, outcome.incomplete, run.env)
-    except ContentBlocked as blocked:
-        writer.usage = run.loop.out.usage
-        closing = (
-            writer.blocked(blocked) if blocked.phase in OUTPUT_PHASES else writer.failed(blocked)
-        )
     except ModelyardError as err:
-        writer.usage = run.loop.out.usage
-        closing = writer.failed(err)
+        closing = _closing(writer, run, err)
     except Exception:  # a bug after the first byte must still end the stream, not hang it
         log.exception("request %s: response stream failed", run.rid)
         closing = writer.failed(InternalError("internal error while streaming"))
@@ -155,3 +150,40 @@ async def _frames(run: McpRun, saver: Saving, history: list[JSON]) -> AsyncItera
         log.error("request %s: response not stored: %s", run.rid, err.message)
         writer.failed(err)
     yield writer.terminal()
+
+
+def mcp_background(run: McpRun, saver: Saving, history: list[JSON]) -> Work:
+    """The work of a background response with MCP tools: the loop, its steps added to the
+    run's event log as they happen (the same events as ``mcp_stream``'s). Cancelling the run
+    cancels the loop where it is: no further model round or tool call starts."""
+
+    async def work(live: LiveRun) -> JSON:
+        writer = McpResponseStream(run.env)
+
+        async def progress(event: str, item: JSON) -> None:
+            live.add(writer.step(event, item))
+
+        run.loop.progress = progress
+        live.add(writer.start())
+        try:
+            outcome = await run.run(history)
+            live.add(writer.finish(outcome.status, outcome.usage, outcome.incomplete, run.env))
+        except ModelyardError as err:
+            live.add(_closing(writer, run, err))
+        except asyncio.CancelledError as exc:
+            writer.usage = run.loop.out.usage
+            return await ended_by(live, writer, saver, exc)
+        await saver.save(writer.final, writer.output)
+        live.add(writer.terminal())
+        return writer.final
+
+    return work
+
+
+def _closing(writer: McpResponseStream, run: McpRun, err: ModelyardError) -> bytes:
+    """The frames that end a loop that raised: an output guard's block makes the response
+    ``incomplete``, anything else ``failed``; usage is what the rounds made."""
+    writer.usage = run.loop.out.usage
+    if isinstance(err, ContentBlocked) and err.phase in OUTPUT_PHASES:
+        return writer.blocked(err)
+    return writer.failed(err)

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from modelyard.core.chat import estimate_prompt_tokens
-from modelyard.core.errors import ContentBlocked, InternalError, InvalidRequest, ModelyardError
+from modelyard.core.errors import ContentBlocked, InternalError, ModelyardError
 from modelyard.protocols.openai.responses.decode import (
     decode_response_request,
     instruction_messages,
@@ -31,7 +31,7 @@ from modelyard.protocols.openai.responses.encode import (
 from modelyard.protocols.openai.responses.items import to_messages
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.stream import ResponseStream
-from modelyard.server.background_routes import Job, cancel, start_background
+from modelyard.server.background_routes import Job, cancel, job_work, start_background
 from modelyard.server.chat_route import (
     SSE_HEADERS,
     SSEResponse,
@@ -42,7 +42,8 @@ from modelyard.server.chat_route import (
 )
 from modelyard.server.http import exchange_of, json_response, read_json
 from modelyard.server.openai_routes import DIALECT
-from modelyard.server.responses_mcp import McpRun, mcp_json, mcp_stream
+from modelyard.server.responses_mcp import McpRun, mcp_background, mcp_json, mcp_stream
+from modelyard.services.background import Work
 from modelyard.services.pipeline import INTERNAL, Caller, Streaming
 from modelyard.services.response_state import ResponseState, owner_of
 from modelyard.services.responses import PATH, context_window, fit_context, hosted_warnings
@@ -78,13 +79,15 @@ async def create_response(request: Request) -> Response:
         if agent is not None:
             extra[AGENT_HEADER] = agent.label
             req.echo["agent"] = agent.response_field
-        if req.mcp:  # tools the gateway runs: the tool loop (server/responses_mcp.py)
-            return await _with_mcp_tools(McpRun(current, caller, req, env), saver, extra)
         if req.background:
             current.models.get(req.chat.model)  # an unknown model: a 404 now, not a failed run
-            return await _background(
-                root, Job(current.pipeline, caller, env, saver, stream_events), extra
-            )
+            if req.mcp:  # the tool loop, in the run's task (server/responses_mcp.py)
+                work = mcp_background(McpRun(current, caller, req, env), saver, saver.history)
+            else:
+                work = job_work(Job(current.pipeline, caller, env, saver, stream_events))
+            return await _background(root, env, (rid, saver.owner), work, extra)
+        if req.mcp:  # tools the gateway runs: the tool loop (server/responses_mcp.py)
+            return await _with_mcp_tools(McpRun(current, caller, req, env), saver, extra)
         if req.chat.stream:
             streaming = await current.pipeline.stream(caller, req.chat)
             headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}
@@ -154,15 +157,8 @@ class Saver:
 
 
 async def _with_mcp_tools(run: McpRun, saver: Saver, headers: dict[str, str]) -> Response:
-    """A response whose MCP tools the gateway runs, whole or streamed. Not in the background
-    yet: the tool loop runs within the request (refused rather than run in the foreground)."""
-    if run.req.background:
-        raise InvalidRequest(
-            "background: not supported with mcp tools yet (the gateway's tool loop runs within "
-            "the request); send it without background, or run the tools yourself as function "
-            "tools",
-            param="background",
-        )
+    """A response whose MCP tools the gateway runs, whole or streamed (in the background:
+    ``mcp_background``)."""
     if run.req.chat.stream:
         response = mcp_stream(run, saver, saver.history)
     else:
@@ -171,12 +167,15 @@ async def _with_mcp_tools(run: McpRun, saver: Saver, headers: dict[str, str]) ->
     return response
 
 
-async def _background(root: Root, job: Job, headers: dict[str, str]) -> Response:
+async def _background(
+    root: Root, env: Envelope, who: tuple[str, str], work: Work, headers: dict[str, str]
+) -> Response:
     """A background response: queued now, run in a task the request does not own; with
     ``stream``, its events follow here as they come (the run goes on if the client leaves)."""
-    run = await start_background(root, job)
-    headers = {**DIALECT.id_headers(job.caller.request_id), **headers}
-    if job.env.request.chat.stream:
+    rid, owner = who  # the request id, the response's owner
+    run = await start_background(root, env, owner, work)
+    headers = {**DIALECT.id_headers(rid), **headers}
+    if env.request.chat.stream:
         return StreamingResponse(
             run.follow(-1), headers={**headers, **SSE_HEADERS}, media_type="text/event-stream"
         )

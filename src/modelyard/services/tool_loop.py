@@ -19,6 +19,7 @@ with an agent's tools, and the Messages API's MCP connector can reuse it with it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -38,7 +39,7 @@ from modelyard.core.chat import (
 from modelyard.core.errors import InvalidRequest, ToolServerError
 from modelyard.services.chat import Served
 from modelyard.services.mcp_servers import ToolServer
-from modelyard.services.pipeline import Answer, Caller, Pipeline
+from modelyard.services.pipeline import CLIENT_GONE, Answer, Caller, Pipeline
 
 JSON = dict[str, Any]
 # (event, item): list_started/list_done/list_failed, call_started/call_done, item (a whole item)
@@ -247,8 +248,15 @@ class ToolLoop:
             self._step_caller(), self._deployment, (name, call.id, label)
         )
         target = offered.server.target
-        outcome = await call_tool(target, name, call.arguments, self.max_output_bytes)
         served = Served(self._deployment, f"mcp:{label}", name)
+        try:
+            outcome = await call_tool(target, name, call.arguments, self.max_output_bytes)
+        except asyncio.CancelledError:
+            # Cancelled mid-call (a background response cancelled, a client gone): the step
+            # ran, so it is recorded (499) and its item ends ``incomplete``, not in_progress.
+            item["status"] = "incomplete"
+            await self.pipeline.end_step(step, served, CLIENT_GONE)
+            raise
         await self.pipeline.end_step(step, served, 200 if outcome.ok else STEP_FAILED)
         self.out.tool_calls += 1
         items.finish_call(item, outcome.output, outcome.error)
