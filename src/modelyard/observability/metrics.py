@@ -161,6 +161,19 @@ class Children(Generic[T]):
 Flushable = CounterTally | HistogramTally | SpendTally
 
 
+class CallSeries:
+    """Where one kind of finished call is recorded, found by one dict lookup on its raw facts
+    (endpoint, deployment, provider, model, status, project): the call's duration, its
+    answering attempt's duration and its spend (``Metrics.call_series``)."""
+
+    __slots__ = ("attempts", "seconds", "spend")
+
+    def __init__(self, seconds: list[float], attempts: list[float], spend: SpendTally) -> None:
+        self.seconds = seconds
+        self.attempts = attempts  # the provider's ``ok`` attempts
+        self.spend = spend
+
+
 class Streams:
     """The stream series of one served (deployment, provider, model), and its failovers."""
 
@@ -197,11 +210,13 @@ class Metrics:
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
         # The recording objects by the raw facts of a request (label values mapped once).
-        self._http_series: dict[tuple[str | None, int], list[float]] = {}
+        self.http_by: dict[tuple[str | None, int], list[float]] = {}
         self._call_series: dict[tuple[object, ...], list[float]] = {}
         self._stream_series: dict[tuple[str, str, str], Streams] = {}
         self._spend: dict[tuple[str, str], SpendTally] = {}
         self._attempt: dict[tuple[str, str], list[float]] = {}
+        # (endpoint, deployment, provider, model, status, project) → ``CallSeries``
+        self.calls_by: dict[tuple[object, ...], CallSeries] = {}
         self._http(reg)
         self._calls(reg)
         self._upstream(reg)
@@ -380,20 +395,26 @@ class Metrics:
 
     def http(self, path: str | None, status: int, seconds: float) -> None:
         """One HTTP request answered; ``path`` is the matched route's template (None: none
-        matched)."""
-        seen = self._http_series.get((path, status))
-        if seen is None:
-            route = path if path is not None and path in self.routes else OTHER
-            key = (route, status_class(status))
-            seen = self._calls_seen(self.http_duration_of(*key), self.http_requests, key)
-            self._http_series[path, status] = seen
-        seen.append(seconds)
+        matched). The front door looks in ``http_by`` itself (``http_seen`` on a miss)."""
+        (self.http_by.get((path, status)) or self.http_seen(path, status)).append(seconds)
+
+    def http_seen(self, path: str | None, status: int) -> list[float]:
+        """The durations list of HTTP requests of a route template and status, made on first
+        use (``http_by``'s)."""
+        route = path if path is not None and path in self.routes else OTHER
+        key = (route, status_class(status))
+        seen = self._calls_seen(self.http_duration_of(*key), self.http_requests, key)
+        self.http_by[path, status] = seen
+        return seen
 
     def call(
         self, endpoint: str, served: tuple[str, str, str], status: int, seconds: float
     ) -> None:
         """One finished model call of an endpoint (one of ours: a bounded key), served
         (deployment, provider, model) triple and status."""
+        self._call_seen(endpoint, served, status).append(seconds)
+
+    def _call_seen(self, endpoint: str, served: tuple[str, str, str], status: int) -> list[float]:
         key = (endpoint, served, status)
         seen = self._call_series.get(key)
         if seen is None:
@@ -401,7 +422,7 @@ class Metrics:
             labels = (route, *served, status_class(status))
             seen = self._calls_seen(self.duration_of(*labels), self.requests, labels)
             self._call_series[key] = seen
-        seen.append(seconds)
+        return seen
 
     @staticmethod
     def _calls_seen(
@@ -425,6 +446,20 @@ class Metrics:
             series = SpendTally(tokens, self.cost.labels(deployment, project))
             self._spend[deployment, project] = series
             self._tallies.append(series)
+        return series
+
+    def call_series(self, key: tuple[object, ...]) -> CallSeries:
+        """The ``CallSeries`` of ``key`` (``calls_by``'s), made on first use: callers look in
+        ``calls_by`` themselves and come here only when it is missing."""
+        endpoint, deployment, provider, model, status, project = key
+        assert isinstance(endpoint, str) and isinstance(status, int)  # our own
+        served = (str(deployment), str(provider), str(model))
+        seen = self._call_seen(endpoint, served, status)
+        attempts = self._attempt.get((served[1], "ok"))
+        if attempts is None:
+            attempts = self._attempt[served[1], "ok"] = self.attempts_of(served[1], "ok").seen
+        series = CallSeries(seen, attempts, self.spend(served[0], str(project)))
+        self.calls_by[key] = series
         return series
 
     def attempt(self, provider: str, outcome: str, seconds: float) -> None:

@@ -299,9 +299,10 @@ def _observed(
     stream's end included); the span renamed by the route the router matched."""
     matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
     metrics = observation.metrics
-    if metrics is not None:
+    if metrics is not None:  # ``Metrics.http``, inlined: once per request
         path = matched.path if matched is not None else None
-        metrics.http(path, status, time.perf_counter() - started)
+        seen = metrics.http_by.get((path, status)) or metrics.http_seen(path, status)
+        seen.append(time.perf_counter() - started)
     tracing = observation.tracing
     if tracing is not None and span is not None:
         template = observation.route_of(matched.path) if matched is not None else OTHER

@@ -45,7 +45,7 @@ from modelyard.observability.tracing import (
 from modelyard.providers.base import CallContext
 from modelyard.providers.registry import genai_provider_name
 from modelyard.routing.health import BreakerState
-from modelyard.services.chat import Attempt, AttemptWatch, Served
+from modelyard.services.chat import Attempt, Served
 from modelyard.services.gateway import Resolved
 from modelyard.services.guards import Guarded
 from modelyard.services.pipeline import Caller, Run, Tap
@@ -89,7 +89,7 @@ class Observation:
         """The route template for a path we serve, else ``other`` (a bounded label)."""
         return path if path in self.routes else OTHER
 
-    def begin(self, run: Run) -> AttemptWatch:
+    def begin(self, run: Run) -> CallWatch:
         return CallWatch(self, run)
 
     def tool_started(self, name: str, call_id: str, server: str) -> Callable[[int], None] | None:
@@ -128,11 +128,6 @@ class Observation:
                     "reason": error.code,
                 },
             )
-
-    def finished(self, run: Run) -> None:
-        watch = run.watched
-        if isinstance(watch, CallWatch):
-            watch.finish(run)
 
     def breaker_changed(self, target: str, state: BreakerState) -> None:
         if self.metrics is not None:
@@ -200,6 +195,7 @@ class CallWatch(Tap):
     failures: list[str] | None = None  # "target: error type" of failed attempts
     request: ChatRequest | None = None  # content capture on: what was sent
     text: list[str] | None = None  # ... and the streamed answer
+    ok_seconds: float | None = None  # the answering attempt's duration (tracing off)
 
     def __init__(self, obs: Observation, run: Run) -> None:
         self.obs = obs
@@ -222,10 +218,8 @@ class CallWatch(Tap):
         self.attempt_failed(self.chosen, _error_type(error), self.attempt_at)
 
     def answered(self, result: ChatResult | None) -> None:
-        if self.metrics is not None:
-            self.metrics.attempt(
-                self.chosen.target.provider, "ok", perf_counter() - self.attempt_at
-            )
+        # The answering attempt's duration, recorded with the call at its finish (one lookup).
+        self.ok_seconds = perf_counter() - self.attempt_at
         if result is not None:  # finish reasons and timings of whole answers are the spans'
             self.usage = result.usage
 
@@ -278,17 +272,25 @@ class CallWatch(Tap):
         if served is None:
             metrics.call(run.caller.endpoint, _UNSERVED, run.status, seconds)
             return
-        labels = (served.deployment, served.provider, served.model)
-        metrics.call(run.caller.endpoint, labels, run.status, seconds)
+        caller = run.caller
+        key = (
+            caller.endpoint,
+            served.deployment,
+            served.provider,
+            served.model,
+            run.status,
+            caller.principal.project_id or NONE,
+        )
+        series = metrics.calls_by.get(key) or metrics.call_series(key)
+        series.seconds.append(seconds)
+        if self.ok_seconds is not None:
+            series.attempts.append(self.ok_seconds)
+        if usage is not None:  # the call is over: its usage is final, summed at the flush
+            series.spend.usages.append(usage)
+        if ticket is not None and ticket.cost_micros:
+            series.spend.costs.append(ticket.cost_micros)
         if self.chunks or served.attempts > 1:
-            self._stream_metrics(metrics.streams(labels), run, usage)
-        cost = ticket.cost_micros if ticket is not None else 0
-        if usage is not None or cost:
-            spend = metrics.spend(served.deployment, run.caller.principal.project_id or NONE)
-            if usage is not None:  # the call is over: its usage is final, summed at the flush
-                spend.usages.append(usage)
-            if cost:
-                spend.costs.append(cost)
+            self._stream_metrics(metrics.streams(key[1:4]), run, usage)
 
     def _failover(self, run: Run, served: Served) -> None:
         reason = "; ".join(self.failures or ()) or "earlier targets failed"

@@ -104,7 +104,7 @@ class Run:
     upstream_failed: bool = False  # the error came from the upstream, not from a stage
     finished: bool = False
     guarded: object | None = None  # the guardrails' state of this call (``services.guards``)
-    watched: AttemptWatch | None = None  # the observer's view of this call (observability on)
+    watched: CallWatcher | None = None  # the observer's view of this call (observability on)
 
     @property
     def streamed(self) -> bool:
@@ -161,15 +161,21 @@ class PreStage(Protocol):
     async def check(self, run: Run, request: ChatRequest) -> ChatRequest: ...
 
 
-class Observer(Protocol):
-    """Sees every call once (``services.observed``): begun when admitted, told of a refusal
-    at admission, finished after the taps; None (the default) costs nothing."""
+class CallWatcher(AttemptWatch, Protocol):
+    """The observer's watch on one call: hears of each attempt, and of the call's end (after
+    the taps)."""
 
-    def begin(self, run: Run) -> AttemptWatch: ...
+    def finish(self, run: Run) -> None: ...
+
+
+class Observer(Protocol):
+    """Sees every call once (``services.observed``): begun when admitted (its watch is told
+    of the attempts and the finish), told of a refusal at admission; None (the default)
+    costs nothing."""
+
+    def begin(self, run: Run) -> CallWatcher: ...
 
     def refused(self, caller: Caller, error: ModelyardError) -> None: ...
-
-    def finished(self, run: Run) -> None: ...
 
     def tool_started(self, name: str, call_id: str, server: str) -> Callable[[int], None] | None:
         """A tool execution's span begins; the function returned ends it with its status."""
@@ -394,8 +400,8 @@ class Pipeline:
                 self._spawn(_awaited(pending))
             raise
         finally:
-            if self._observer is not None:
-                self._observer.finished(run)
+            if run.watched is not None:
+                run.watched.finish(run)
         return pending
 
     async def _settle(self, pending: Awaitable[None] | None) -> None:

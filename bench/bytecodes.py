@@ -1,0 +1,131 @@
+"""Python bytecodes per request through the app in process: the cost of metrics, exactly.
+
+``python -m bench.bytecodes [--requests N] [--baseline PATH]`` sends ``N`` non-streamed chat
+requests (after 30 warm-up ones) through the ASGI app of this checkout (and of ``PATH``, another
+checkout, when given), foundation config (no keys, no ledger, access log off), once with
+observability off and once with metrics on (traces off), against the nginx fake upstream, and
+counts the bytecodes the interpreter executes (``sys.settrace`` opcode events), the metrics'
+flush to prometheus-client included (run once at the end of the counted requests, so its cost
+is spread over them as the once-a-second flush spreads it over a second's requests).
+
+Bytecode counts do not move with the machine's load (callgrind's instruction counts did, by up
+to 3.5 % between runs of the same tree: dict layouts change with the hash seed); they do not see
+the C code a bytecode runs, so they measure the Python work metrics add, which is what the
+gateway's own code controls. Goal (issue 21): metrics on within 3 % of off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+TREE = HERE.parents[1]
+
+
+async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
+    """Inner process: bytecodes per request of ``requests`` calls through the app."""
+    import orjson
+
+    import modelyard.services.root as root_module
+    from modelyard.config.loader import settings_from_data
+    from modelyard.server.app import create_app
+
+    root_module.GAUGE_INTERVAL_S = 3600.0  # the flush is counted below, once, not per second
+    app = create_app(settings_from_data(config))
+    body = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "Hello"}]})
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def one() -> None:
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await app(dict(scope), receive, send)
+        if sent[0]["status"] != 200:
+            raise SystemExit(f"request failed: {sent}")
+
+    count = 0
+
+    def tracer(frame: Any, event: str, _arg: Any) -> Any:
+        nonlocal count
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            count += 1
+        return tracer
+
+    async with app.router.lifespan_context(app):
+        for _ in range(warmup):
+            await one()
+        observation = app.state.modelyard.observation
+        sys.settrace(tracer)
+        for _ in range(requests):
+            await one()
+        if observation is not None and observation.metrics is not None:
+            observation.metrics.flush()
+        sys.settrace(None)
+    return count / requests
+
+
+def _inner(argv: list[str]) -> None:
+    config, warmup, requests = json.loads(argv[0]), int(argv[1]), int(argv[2])
+    print(asyncio.run(_count(config, warmup, requests)))
+
+
+def measure(tree: Path, config: dict[str, Any], requests: int) -> float:
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}{os.pathsep}{tree}")
+    argv = [sys.executable, str(HERE), "--inner", json.dumps(config), "30", str(requests)]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, env=env, cwd=tree)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from bench.gateways import foundation_config
+    from bench.tools import ensure_tools
+    from bench.upstream import run_upstream
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure too")
+    args = parser.parse_args()
+    trees = [("this", TREE)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    with run_upstream(ensure_tools()["nginx"]) as upstream:
+        off = foundation_config(upstream, access_log=False)
+        on = {**off, "observability": {"metrics": {"enabled": True}}}
+        for name, tree in trees:
+            a, b = measure(tree, off, args.requests), measure(tree, on, args.requests)
+            print(f"{name:<9} off {a:>9,.0f}  metrics {b:>9,.0f}  added {b - a:>6,.0f}  "
+                  f"÷ off {b / a:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--inner"]:
+        _inner(sys.argv[2:])
+    else:
+        main()
