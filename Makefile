@@ -53,11 +53,11 @@ screenshots: install os-packages
 test: install os-packages lint typecheck
 	MODELYARD_TESTS_OS_PACKAGES=1 $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 
-# The inner loop: no server spawned, no model loaded (the markers are applied in
+# The inner loop, on every core (pytest-xdist): no server spawned, no model loaded (the markers are applied in
 # tests/conftest.py; MODELYARD_TESTS_FAST fails a test that would start a server unmarked).
 FAST_MARKERS := not integration and not postgres and not redis and not local_model and not slow and not adversarial
 test-fast: install
-	MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -m "$(FAST_MARKERS)" -p no:cacheprovider $(PYTEST_ARGS)
+	MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -n auto -m "$(FAST_MARKERS)" -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
