@@ -97,7 +97,7 @@ def seed_ledger(path: Path, rows: int, days: int = 30) -> float:
                  f"dep-{i % 100:03d}", "up", MODELS[i % 5], 500 if i % 50 == 0 else 200,
                  i % 2 == 0, rng.randint(10, 2000), rng.randint(5, 800), 0, 0, 0,
                  rng.randint(10, 5000), rng.uniform(50, 3000), rng.uniform(20, 500), 1, True,
-                 None, None, None)
+                 None, None, None, None, None)
             )  # fmt: skip
         return out
 

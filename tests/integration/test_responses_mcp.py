@@ -384,6 +384,13 @@ def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
     assert (shown["model_calls"], shown["tool_calls"]) == (2, 1)
     assert [s["kind"] for s in shown["steps"]] == ["model", "tool", "model"]
     assert shown["steps"][1]["model"] == "add" and shown["steps"][1]["provider"] == "mcp:calc"
+    # The tool step's sizes are those of the mcp_call item as served: its arguments, its output.
+    call = response.output[1]
+    assert call.type == "mcp_call" and call.status == "completed" and call.output
+    sizes = (len(call.arguments.encode()), len(call.output.encode()))
+    assert sizes[0] > 2 and sizes[1] > 0  # real arguments ({"a": ..}) and a real sum
+    shown_sizes = [(s["kind"], s["bytes_in"], s["bytes_out"]) for s in shown["steps"]]
+    assert shown_sizes == [("model", None, None), ("tool", *sizes), ("model", None, None)]
     cli = subprocess.run(
         [sys.executable, "-m", "modelyard.cli.main", "usage", "--steps", response.id,
          "--config", str(tmp_path / "modelyard.yaml")],
@@ -392,7 +399,8 @@ def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
              "K": UPSTREAM_KEY, "CALC_AUTH": "x"},
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
-    assert "2 model call(s), 1 tool call(s)" in cli.stdout and "tool  calc/add  200" in cli.stdout
+    assert "2 model call(s), 1 tool call(s)" in cli.stdout
+    assert f"tool  calc/add  {sizes[0]} B in / {sizes[1]} B out  200" in cli.stdout
     assert [r.request_id for r in steps] == [rid, f"{rid}.1", f"{rid}.t1"]
     first, second, tool_row = steps
     assert first.endpoint == second.endpoint == "/v1/responses"
@@ -404,6 +412,8 @@ def test_ledger_steps_equal_what_was_served_and_count_against_rpm(
     assert first.input_tokens + second.input_tokens == response.usage.input_tokens
     assert first.output_tokens + second.output_tokens == response.usage.output_tokens
     assert (tool_row.input_tokens, tool_row.output_tokens) == (0, 0)
+    assert (tool_row.bytes_in, tool_row.bytes_out) == sizes
+    assert (first.bytes_in, first.bytes_out, second.bytes_in, second.bytes_out) == (None,) * 4
 
 
 def _anthropic(server: RunningServer) -> anthropic.Anthropic:

@@ -63,6 +63,9 @@ class Ticket:
     # them in ``x-modelyard-guardrails``.
     guardrails: str | None = None
     show_guardrails: bool = False
+    # A tool step's sizes in bytes (arguments sent, result received); None on model calls.
+    bytes_in: int | None = None
+    bytes_out: int | None = None
 
     def headers(self) -> dict[str, str]:
         """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only); the
@@ -222,4 +225,6 @@ def _record(
         call.parent_id,
         ticket.guardrails,
         served.route if served else None,
+        ticket.bytes_in,
+        ticket.bytes_out,
     )

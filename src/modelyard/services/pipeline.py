@@ -267,14 +267,20 @@ class Pipeline:
         end = self._observer.tool_started(*tool) if self._observer is not None else None
         return Step(ticket, end)
 
-    async def end_step(self, step: Step, served: Served, status: int) -> None:
+    async def end_step(
+        self, step: Step, served: Served, status: int, sizes: tuple[int, int] | None = None
+    ) -> None:
         """Record a ``step``: who served it (``provider`` the tool server, ``model`` the tool),
-        its status, and its latency from ``step`` to now."""
+        its status, its latency from ``step`` to now, and ``sizes``: the bytes it was sent
+        and the bytes it returned (the ledger's ``bytes_in``, ``bytes_out``)."""
         if step.end_span is not None:
             step.end_span(status)
-        if step.ticket is not None:
-            step.ticket.usage = Usage()
-            await self._settle(self._meter.close(step.ticket, served, status))
+        ticket = step.ticket
+        if ticket is not None:
+            ticket.usage = Usage()
+            if sizes is not None:
+                ticket.bytes_in, ticket.bytes_out = sizes
+            await self._settle(self._meter.close(ticket, served, status))
 
     async def candidate(
         self, caller: Caller, deployment: Deployment, target: Target, request: ChatRequest

@@ -118,7 +118,8 @@ class ToolLoop:
 
     def _step_caller(self) -> Caller:
         """Tool step ``k`` of the response: ledger row ``<request id>.t<k>``, a child of the
-        response like its model calls, counted against the same key's limits."""
+        response like its model calls, counted against the same key's limits; the row holds
+        the sizes of the arguments and of the result (``bytes_in``, ``bytes_out``)."""
         first = self.caller_for(0)
         rid = f"{first.request_id}.t{self.out.tool_calls + 1}"
         return Caller(first.principal, rid, STEP_ENDPOINT, first.parent_id, first.headers)
@@ -257,7 +258,8 @@ class ToolLoop:
             item["status"] = "incomplete"
             await self.pipeline.end_step(step, served, CLIENT_GONE)
             raise
-        await self.pipeline.end_step(step, served, 200 if outcome.ok else STEP_FAILED)
+        status = 200 if outcome.ok else STEP_FAILED
+        await self.pipeline.end_step(step, served, status, (outcome.bytes_in, outcome.bytes_out))
         self.out.tool_calls += 1
         items.finish_call(item, outcome.output, outcome.error)
         await self.progress("call_done", item)

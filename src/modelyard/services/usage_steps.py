@@ -37,6 +37,8 @@ class UsageStep(Response):
     cost_micros: int | None
     cost_usd: str | None
     latency_ms: float
+    bytes_in: int | None
+    bytes_out: int | None
 
     @classmethod
     def of(cls, r: UsageRecord) -> UsageStep:
@@ -54,6 +56,8 @@ class UsageStep(Response):
             cost_micros=r.cost_micros,
             cost_usd=usd(r.cost_micros),
             latency_ms=r.latency_ms,
+            bytes_in=r.bytes_in,
+            bytes_out=r.bytes_out,
         )
 
 
@@ -94,6 +98,8 @@ def tree_lines(found: UsageSteps) -> list[str]:
         if step.kind == "tool":
             server = (step.provider or "").removeprefix("mcp:")
             what = f"tool  {server}/{step.model}"
+            if step.bytes_in is not None:  # rows written before revision 0016 have none
+                what += f"  {step.bytes_in} B in / {step.bytes_out} B out"
         else:
             what = f"model {step.deployment} → {step.provider}/{step.model}"
             what += f"  {step.input_tokens} in / {step.output_tokens} out"

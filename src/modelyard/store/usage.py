@@ -68,6 +68,10 @@ class UsageRow(Base):
     # A learned or semantic strategy's decision and score (revision 0009), e.g.
     # ``learned:balanced:weak:0.213``; None for the other strategies.
     route: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A tool step's sizes (revision 0016): the arguments sent and the result (or error)
+    # received, in UTF-8 bytes; NULL on every other row.
+    bytes_in: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bytes_out: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 @dataclass(slots=True)  # not frozen: one is built per request, and frozen __init__ is slow
@@ -96,6 +100,8 @@ class UsageRecord:
     parent_id: str | None = None  # the request this was a step of
     guardrails: str | None = None  # the guardrails' verdicts
     route: str | None = None  # the routing decision and score (learned / semantic strategies)
+    bytes_in: int | None = None  # a tool step's arguments, in bytes (None: not a tool step)
+    bytes_out: int | None = None  # a tool step's result or error, in bytes
 
 
 # One ledger row as the meter hands it to the writer: ``UsageRecord``'s values in field order,
@@ -130,6 +136,8 @@ LedgerRow = tuple[
     str | None,  # parent_id
     str | None,  # guardrails
     str | None,  # route
+    int | None,  # bytes_in
+    int | None,  # bytes_out
 ]
 
 
@@ -160,6 +168,8 @@ def ledger_row(r: UsageRecord) -> LedgerRow:
         r.parent_id,
         r.guardrails,
         r.route,
+        r.bytes_in,
+        r.bytes_out,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -214,3 +215,52 @@ def test_usage_grouped_filtered_and_exported(data: Path, capsys: pytest.CaptureF
 def test_usage_with_nothing_recorded(data: Path, capsys: pytest.CaptureFixture[str]):
     out, _ = run(capsys, "usage")
     assert "no usage recorded" in out
+
+
+def _steps_of(parent: str, at: datetime) -> list[UsageRecord]:
+    """A response's ledger rows: two model calls around one tool step that carries its
+    sizes, and one tool step written before revision 0016 (no sizes)."""
+    model = _record("a", "keyaaaaaaaaa", "m1", at, 100)
+    tool = dataclasses.replace(model, endpoint="mcp_call", provider="mcp:calc", model="add",
+                               input_tokens=0, output_tokens=0, cost_micros=0)  # fmt: skip
+    return [
+        dataclasses.replace(model, request_id="req-s", parent_id=parent),
+        dataclasses.replace(
+            tool, request_id="req-s.t1", parent_id=parent, bytes_in=17, bytes_out=2
+        ),
+        dataclasses.replace(tool, request_id="req-s.t2", parent_id=parent, status=424),
+        dataclasses.replace(
+            model, request_id="req-s.1", parent_id=parent, created_at=at + timedelta(seconds=1)
+        ),
+    ]
+
+
+def test_usage_steps_show_each_tool_steps_bytes(data: Path, capsys: pytest.CaptureFixture[str]):
+    records = _steps_of("resp_1", datetime.now(UTC))
+
+    async def write() -> None:
+        store = await open_store(database_url(None, data))
+        try:
+            async with store.transaction() as session:
+                await UsageLedger(session).append([ledger_row(r) for r in records])
+        finally:
+            await store.aclose()
+
+    asyncio.run(write())
+    tree, _ = run(capsys, "usage", "--steps", "resp_1")
+    lines = tree.splitlines()
+    assert lines[0].startswith("resp_1  2 model call(s), 2 tool call(s), 20 in / 10 out tokens")
+    assert "req-s.t1  tool  calc/add  17 B in / 2 B out  200  12.5 ms" in lines[2]
+    assert lines[3].endswith("req-s.t2  tool  calc/add  424  12.5 ms")  # no sizes: not shown
+    assert "B in" not in lines[1] and "B in" not in lines[4]  # model calls: tokens only
+    shown = run_json(capsys, "usage", "--steps", "resp_1")
+    sizes = [(s["kind"], s["bytes_in"], s["bytes_out"]) for s in shown["steps"]]
+    assert sizes == [("model", None, None), ("tool", 17, 2), ("tool", None, None),
+                     ("model", None, None)]  # fmt: skip
+    ledger_csv, _ = run(capsys, "usage", "--records", "--csv")
+    rows = [dict(zip(CSV_FIELDS, row, strict=True)) for row in csv.reader(io.StringIO(ledger_csv))]
+    assert [(r["request_id"], r["bytes_in"], r["bytes_out"]) for r in rows[1:]] == [
+        ("req-s", "", ""), ("req-s.t1", "17", "2"), ("req-s.t2", "", ""), ("req-s.1", "", ""),
+    ]  # fmt: skip
+    _, err = run(capsys, "usage", "--steps", "resp_2", code=1)
+    assert "no ledger steps of 'resp_2'" in err

@@ -31,6 +31,7 @@ class _Pipeline:
 
     calls: list[ChatRequest] = field(default_factory=list)
     steps: list[tuple[str, int]] = field(default_factory=list)
+    sizes: list[tuple[int, int] | None] = field(default_factory=list)
 
     async def complete(self, caller: Caller, chat: ChatRequest) -> Answer:
         self.calls.append(chat)
@@ -48,8 +49,11 @@ class _Pipeline:
     async def step(self, caller: Caller, deployment: str, tool: tuple[str, str, str]) -> Step:
         return Step(None)
 
-    async def end_step(self, step: Step, served: Served, status: int) -> None:
+    async def end_step(
+        self, step: Step, served: Served, status: int, sizes: tuple[int, int] | None = None
+    ) -> None:
         self.steps.append((served.model, status))
+        self.sizes.append(sizes)
 
 
 def _loop(monkeypatch: pytest.MonkeyPatch, request: McpToolRequest, tools: list[ListedTool],
@@ -60,7 +64,7 @@ def _loop(monkeypatch: pytest.MonkeyPatch, request: McpToolRequest, tools: list[
     async def called(
         target: ServerTarget, name: str, arguments: str, max_bytes: int
     ) -> ToolOutcome:
-        return ToolOutcome("2", None, 0.001, len(arguments), 1)
+        return ToolOutcome("2", None, 0.001, len(arguments) + 100, 1)
 
     monkeypatch.setattr(tool_loop, "list_tools", listed)
     monkeypatch.setattr(tool_loop, "call_tool", called)
@@ -89,6 +93,8 @@ def test_the_hard_cap_ends_incomplete(monkeypatch: pytest.MonkeyPatch):
     assert out.status == "incomplete" and out.incomplete == {"reason": "max_tool_calls"}
     assert out.model_calls == 3 and out.tool_calls == 3 and len(pipeline.calls) == 3
     assert pipeline.steps == [("add", 200)] * 3
+    # Each step is recorded with the outcome's sizes (the fake's: arguments + 100, 1).
+    assert pipeline.sizes == [(len('{"a": 1}') + 100, 1)] * 3
 
 
 def test_max_tool_calls_stops_offering_the_tools(monkeypatch: pytest.MonkeyPatch):

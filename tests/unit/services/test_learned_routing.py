@@ -187,5 +187,5 @@ async def test_semantic_rules_route_through_the_pipeline(fake: FakeOpenAI) -> No
             await pipeline.complete(Caller(PRINCIPAL, f"s-{n}", "/v1/x"), _ask(text))
     finally:
         await gateway.aclose()
-    got = [(row[8], row[-1]) for row in rows]  # LedgerRow: model, route
+    got = [(row[8], row[23]) for row in rows]  # LedgerRow: model, route
     assert got == [("gpt-4o", "semantic:0:keyword"), ("gpt-4o-mini", "semantic:none")]

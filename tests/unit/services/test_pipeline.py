@@ -17,14 +17,14 @@ from tests.redis_server import running_redis
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.events import StreamEvent, TextDelta, UsageReport
-from modelyard.services.chat import ChatService
+from modelyard.services.chat import ChatService, Served
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
 from modelyard.services.metering import Meter
 from modelyard.services.pipeline import Caller, Pipeline, Run, Stages, Tap
 from modelyard.services.stages import HealthStage, UsageStage, default_stages
 from modelyard.store import open_store
-from modelyard.store.usage import LedgerRow, UsageLedger
+from modelyard.store.usage import LedgerRow, UsageLedger, UsageRecord
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.limits import Limiter, MemoryLimiter, Reservation, Scope
 from modelyard.tenancy.limits_redis import RedisLimiter
@@ -34,6 +34,8 @@ UPSTREAM_KEY = "sk-pipeline-test-0123456789"
 PRINCIPAL = Principal(
     "key000000001", project_id="p1", scopes=(Scope("key:key000000001", rpm=1000, tpm=10**6),)
 )
+
+FIELDS = tuple(UsageRecord.__dataclass_fields__)
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +276,26 @@ async def test_a_bug_in_a_stage_is_a_500_finished_once_and_no_breaker_hears_of_i
     assert [(row[9], row[10]) for row in rows] == [(500, False), (500, True)]
     health = gateway.router.health.of("fake/gpt-4o-mini")
     assert health.state == "closed" and health.consecutive_failures == 0
+
+
+async def test_a_tool_step_is_a_row_with_its_sizes_and_a_model_call_has_none(
+    gateway: Gateway,
+) -> None:
+    rows: list[LedgerRow] = []
+    pipeline, _ = _pipeline(gateway, MemoryLimiter(), rows)
+    parent = Caller(PRINCIPAL, "req-r", "/v1/responses")
+    await pipeline.complete(parent.step(1), _request())
+    tool = Caller(PRINCIPAL, "req-r.t1", "mcp_call", "req-r")
+    step = await pipeline.step(tool, "chat", ("add", "call_1", "calc"))
+    await pipeline.end_step(step, Served("chat", "mcp:calc", "add"), 200, (17, 2))
+    got = [dict(zip(FIELDS, row, strict=True)) for row in rows]
+    assert [(r["request_id"], r["bytes_in"], r["bytes_out"]) for r in got] == [
+        ("req-r.1", None, None),
+        ("req-r.t1", 17, 2),
+    ]
+    assert (got[1]["parent_id"], got[1]["provider"], got[1]["model"]) == (
+        "req-r",
+        "mcp:calc",
+        "add",
+    )
+    assert (got[1]["input_tokens"], got[1]["output_tokens"]) == (0, 0)

@@ -14,7 +14,7 @@ def _row(rid: str, guardrails: str | None) -> LedgerRow:
     return (
         rid, time.time(), "2026-12-06", "p", "k", "/v1/chat/completions", "chat", "up", "m",
         200 if guardrails is None or ":block:" not in guardrails else 400,
-        False, 1, 2, 0, 0, 0, 5, 1.5, None, 1, True, None, guardrails, None,
+        False, 1, 2, 0, 0, 0, 5, 1.5, None, 1, True, None, guardrails, None, None, None,
     )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ def _record(i: int) -> UsageRecord:
         day=at.date().isoformat(),
         project_id=f"p{i % 3}" if i % 5 else None,
         key_id=f"key{i:09d}" if i % 7 else None,
-        endpoint="/v1/chat/completions" if i % 2 else "/v1/embeddings",
+        endpoint=("/v1/chat/completions" if i % 2 else "/v1/embeddings") if i % 19 else "mcp_call",
         deployment=f"d{i % 4}",
         provider="fake" if i % 11 else None,
         model="gpt-4o-mini" if i % 11 else None,
@@ -44,6 +44,9 @@ def _record(i: int) -> UsageRecord:
         ttft_ms=i / 8 if i % 2 else None,
         attempts=1 + i % 3,
         usage_reported=bool(i % 3),
+        # a tool step's sizes (revision 0016): on the tool rows only, 0 bytes out included
+        bytes_in=None if i % 19 else 10 * i,
+        bytes_out=None if i % 19 else i % 3 * 1_000_003,
     )
 
 
@@ -85,6 +88,9 @@ async def test_the_servers_writer_round_trips_on_either_backend(store: Store) ->
         back = await UsageLedger(session).records(UsageFilter(), limit=1_000)
     assert [r.request_id for r in back] == [r.request_id for r in records]
     assert back[-1].cost_micros == records[-1].cost_micros
+    sizes = [(r.endpoint, r.bytes_in, r.bytes_out) for r in records]
+    assert [(r.endpoint, r.bytes_in, r.bytes_out) for r in back] == sizes
+    assert sum(r.bytes_in is not None for r in back) == 16
 
 
 async def test_a_retried_batch_is_written_once(store: Store) -> None:
