@@ -32,31 +32,14 @@ TREE = HERE.parents[1]
 
 async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
     """Inner process: bytecodes per request of ``requests`` calls through the app."""
-    import orjson
-
     import modelyard.services.root as root_module
+    from bench.inprocess import chat_scope
     from modelyard.config.loader import settings_from_data
     from modelyard.server.app import create_app
 
     root_module.GAUGE_INTERVAL_S = 3600.0  # the flush is counted below, once, not per second
     app = create_app(settings_from_data(config))
-    body = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "Hello"}]})
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
-    headers.append((b"content-length", str(len(body)).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 80),
-    }
+    body, scope = chat_scope()
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}

@@ -39,20 +39,11 @@ CONFIGS = ("foundation", "metered")
 GAUGE_INTERVAL_ENV = "MODELYARD_BENCH_GAUGE_INTERVAL_S"  # the inner driver's metrics flush period
 
 
-async def _drive(config: dict[str, Any], total: int, key: str) -> None:
-    """Inner process: ``total`` sequential non-streamed chat requests through the ASGI app."""
+def chat_scope(key: str = "") -> tuple[bytes, dict[str, Any]]:
+    """A small non-streamed chat request to deployment ``bench`` as an ASGI HTTP scope: its
+    body and its scope (``key``: sent as a bearer key when given)."""
     import orjson
 
-    from modelyard.config.loader import settings_from_data
-    from modelyard.server.app import create_app
-
-    store_url = config.pop("_store_url", None)
-    tick = os.environ.get(GAUGE_INTERVAL_ENV)
-    if tick:  # see ``bench.observability``: the per-second flush is not a per-request cost
-        import modelyard.services.root as root_module
-
-        root_module.GAUGE_INTERVAL_S = float(tick)
-    app = create_app(settings_from_data(config), store_url=store_url)
     body = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "Hello"}]})
     headers = [
         (b"host", b"127.0.0.1"),
@@ -75,6 +66,23 @@ async def _drive(config: dict[str, Any], total: int, key: str) -> None:
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 80),
     }
+    return body, scope
+
+
+async def _drive(config: dict[str, Any], total: int, key: str) -> None:
+    """Inner process: ``total`` sequential non-streamed chat requests through the ASGI app."""
+
+    from modelyard.config.loader import settings_from_data
+    from modelyard.server.app import create_app
+
+    store_url = config.pop("_store_url", None)
+    tick = os.environ.get(GAUGE_INTERVAL_ENV)
+    if tick:  # see ``bench.observability``: the per-second flush is not a per-request cost
+        import modelyard.services.root as root_module
+
+        root_module.GAUGE_INTERVAL_S = float(tick)
+    app = create_app(settings_from_data(config), store_url=store_url)
+    body, scope = chat_scope(key)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
