@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TextIO
 
 import orjson
 from opentelemetry import trace
@@ -39,17 +40,28 @@ TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLER_NAME: Final = "modelyard"
 
 
+def current_trace_id() -> str | None:
+    """The trace id of the span current now, when there is one (tracing on)."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def json_head(created: float, level: str, logger: str, message: str) -> dict[str, object]:
+    """A JSON line's first fields, as ``JsonFormatter`` writes them."""
+    when = datetime.fromtimestamp(created, UTC)
+    return {
+        "ts": when.isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC)
-        line: dict[str, object] = {
-            "ts": when.isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        line = json_head(record.created, record.levelname, record.name, record.getMessage())
         fields = record.__dict__
         for name in FIELDS:
             value = fields.get(name)
@@ -57,13 +69,49 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         trace_id = fields.get("trace_id")
         if trace_id is None:
-            ctx = trace.get_current_span().get_span_context()
-            trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+            trace_id = current_trace_id()
         if trace_id is not None:
             line["trace_id"] = trace_id
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
+
+
+class TextStamp:
+    """The text format's time stamp (``logging.Formatter``'s default ``asctime``), its
+    ``strftime`` done once per second rather than once per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return f"{self._text},{int((created - second) * 1000):03d}"
+
+
+def our_stream(logger: logging.Logger) -> tuple[TextIO, bool] | None:
+    """The stream of the one handler ``configure_logging`` set, and whether it writes JSON,
+    when that handler is the only one a record of ``logger`` at INFO reaches; else None (a
+    handler was added, as pytest's ``caplog`` does, or INFO is off): log through ``logging``."""
+    if logger.handlers or not logger.propagate or not logger.isEnabledFor(logging.INFO):
+        return None
+    parent = logger.parent
+    while parent is not None and not parent.handlers:
+        if not parent.propagate:
+            return None
+        parent = parent.parent
+    if parent is None or parent.parent is not None or len(parent.handlers) != 1:
+        return None  # the handlers are not the root's alone
+    handler = parent.handlers[0]
+    if handler.get_name() != _HANDLER_NAME or not isinstance(handler, logging.StreamHandler):
+        return None
+    if handler.level > logging.INFO or handler.filters:
+        return None
+    return handler.stream, isinstance(handler.formatter, JsonFormatter)
 
 
 _CHATTY = ("httpx2", "httpcore2", "mcp.client")

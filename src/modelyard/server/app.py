@@ -22,6 +22,7 @@ from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.portal.routes import mount as portal_mount
 from modelyard.portal.web import Portal
+from modelyard.server.access_log import AccessLog
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
@@ -75,6 +76,7 @@ def create_app(
         observation = observation_for(settings.observability, templates)
 
     metrics = observation.metrics if observation is not None else None
+    access = AccessLog()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,11 +102,20 @@ def create_app(
             if on_hup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await root.aclose()
+            access.flush()
 
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(Front, root_of=lambda: holder["root"], metrics=metrics)],
+        middleware=[
+            Middleware(
+                Front,
+                root_of=lambda: holder["root"],
+                metrics=metrics,
+                access=access,
+                direct=_direct(routes),
+            )
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
     app.state.portal = Portal.build(config_path)
@@ -122,6 +133,19 @@ def _routes() -> list[BaseRoute]:
         *METRICS_ROUTES,
         portal_mount(),  # the web console at /portal (modelyard.portal)
     ]
+
+
+def _direct(routes: list[BaseRoute]) -> dict[str, Route]:
+    """The served APIs' routes ``Front`` calls straight: POST only, no path parameters."""
+    served = {id(r) for r in _DIALECT_ROUTES}
+    return {
+        r.path: r
+        for r in routes
+        if id(r) in served
+        and isinstance(r, Route)
+        and r.methods == {"POST"}
+        and not r.param_convertors
+    }
 
 
 def app_from_env() -> Starlette:

@@ -17,9 +17,11 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from opentelemetry.trace import Span
+from starlette.requests import Request
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.core.errors import InternalError, ModelyardError, QueueFull
@@ -27,12 +29,12 @@ from modelyard.protocols.anthropic import errors as anthropic_errors
 from modelyard.protocols.gemini import errors as gemini_errors
 from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
+from modelyard.server.access_log import AccessLog
 from modelyard.services.chat import Served
 from modelyard.services.observed import OTHER, Metrics, Observation, Tracing
 from modelyard.services.pipeline import Caller
 from modelyard.services.root import Root
 
-access_log = logging.getLogger("modelyard.access")
 log = logging.getLogger("modelyard.server")
 EXCHANGE = "modelyard.exchange"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -84,12 +86,21 @@ class Front:
     """Wraps the app; ``root_of`` gives the composition root once the app has started."""
 
     def __init__(
-        self, app: ASGIApp, root_of: Callable[[], Root], metrics: Metrics | None = None
+        self,
+        app: ASGIApp,
+        root_of: Callable[[], Root],
+        metrics: Metrics | None = None,
+        access: AccessLog | None = None,
+        direct: Mapping[str, Route] | None = None,
     ) -> None:
         self.app = app
         self.root_of = root_of
         self.in_flight = 0
         self.failures = Failures()
+        self.access = access or AccessLog()
+        # The served APIs' POST routes without path parameters, by path: called straight
+        # (``_endpoint``), not through Starlette's router and its exception layers.
+        self.direct: Mapping[str, Route] = direct or {}
         if metrics is not None:  # the in-flight gauge is this count, read at each flush
             metrics.in_flight_of = self._in_flight
 
@@ -112,7 +123,7 @@ class Front:
         observation = root.observation
         if self.in_flight >= settings.max_in_flight:
             await _busy(settings.max_in_flight, path, exchange, send)
-            self.log_access(settings.access_log, exchange, path, 429, started)
+            self.log_access(settings.access_log, exchange, path, 429, started, False)
             if observation is not None and observation.metrics is not None:
                 observation.metrics.refusals.labels("in_flight").inc()
                 observation.metrics.http(path, 429, time.perf_counter() - started)
@@ -124,17 +135,20 @@ class Front:
         token: object = None
         if observation is not None and observation.tracing is not None:
             span, token = _server_span(observation.tracing, observation, scope, exchange)
+        route = self.direct.get(path) if scope["method"] == "POST" else None
         try:
-            await self._guarded(scope, receive, send, exchange)
+            await self._guarded(scope, receive, send, exchange, route)
         finally:
             self.in_flight -= 1
             final = exchange.status or exchange.sent or 500
             # logged first: while the server span is current, the line carries its trace id
-            self.log_access(settings.access_log, exchange, path, final, started)
+            self.log_access(settings.access_log, exchange, path, final, started, span is not None)
             if observation is not None:
                 _observed(observation, scope, final, started, span, token)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+    async def _guarded(
+        self, scope: Scope, receive: Receive, send: Send, ex: Exchange, route: Route | None = None
+    ) -> None:
         """The app, with the response's status noted; anything it raises is the boundary's
         business: a 500 in the path's dialect (if nothing was sent yet) and one short line."""
 
@@ -146,7 +160,10 @@ class Front:
             await send(message)
 
         try:
-            await self.app(scope, receive, noting)
+            if route is None:
+                await self.app(scope, receive, noting)
+            else:
+                await _endpoint(route, scope, receive, noting)
         except Exception as exc:  # noqa: BLE001  # the last boundary: answered and logged here
             self.failures.log(exc, ex.rid, scope["path"])
             if not ex.sent:
@@ -154,48 +171,29 @@ class Front:
                 await send_error(err, scope["path"], ex, send)
             ex.status = ex.status or 500
 
-    @staticmethod
     def log_access(
-        enabled: bool, exchange: Exchange, path: str, status: int, started: float
+        self,
+        enabled: bool,
+        exchange: Exchange,
+        path: str,
+        status: int,
+        started: float,
+        traced: bool,
     ) -> None:
-        if enabled and access_log.isEnabledFor(logging.INFO):
+        if enabled:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            model = _clip(exchange.model) if exchange.model else "-"
-            client = f" client_id={exchange.client_rid}" if exchange.client_rid else ""
-            route = f" route={exchange.route}" if exchange.route is not None else ""
-            access_log.info(
-                "%s %s %d %.1fms model=%s%s%s",
-                exchange.rid,
-                _clip(path),
-                status or 500,
-                elapsed_ms,
-                model,
-                client,
-                route,
-                extra=_access_fields(exchange, path, status, elapsed_ms),
-            )
+            self.access.add(exchange, path, status, elapsed_ms, traced)
 
 
-def _access_fields(
-    exchange: Exchange, path: str, status: int, elapsed_ms: float
-) -> dict[str, object]:
-    """The access line's facts, for the JSON log format (``observability.logs.format``)."""
-    fields: dict[str, object] = {
-        "request_id": exchange.rid,
-        "route": path,
-        "status": status,
-        "duration_ms": round(elapsed_ms, 3),
-        "model": exchange.model,
-    }
-    caller, served = exchange.caller, exchange.served
-    if caller is not None:
-        fields["key_id"] = caller.principal.key_id
-        fields["project"] = caller.principal.project_id
-    if served is not None:
-        fields["deployment"] = served.deployment
-        fields["provider"] = served.provider
-        fields["attempts"] = served.attempts
-    return fields
+async def _endpoint(route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+    """``route``'s endpoint, called as Starlette's router would (the scope's ``route``,
+    ``endpoint`` and ``path_params`` set), without the router's walk over every route and the
+    two exception layers between: an exception reaches ``Front._guarded``, as it would."""
+    scope["route"] = route
+    scope["endpoint"] = route.endpoint
+    scope["path_params"] = {}
+    response = await route.endpoint(Request(scope, receive, send))
+    await response(scope, receive, send)
 
 
 class Failures:
