@@ -93,10 +93,10 @@ class TextStamp:
         return f"{self._text},{int((created - second) * 1000):03d}"
 
 
-def our_stream(logger: logging.Logger) -> tuple[TextIO, bool] | None:
-    """The stream of the one handler ``configure_logging`` set, and whether it writes JSON,
-    when that handler is the only one a record of ``logger`` at INFO reaches; else None (a
-    handler was added, as pytest's ``caplog`` does, or INFO is off): log through ``logging``."""
+def our_handler(logger: logging.Logger) -> logging.StreamHandler[TextIO] | None:
+    """The one handler ``configure_logging`` set, when it is the only one a record of
+    ``logger`` at INFO reaches; else None (a handler was added, as pytest's ``caplog`` does,
+    or INFO is off): log through ``logging``."""
     if logger.handlers or not logger.propagate or not logger.isEnabledFor(logging.INFO):
         return None
     parent = logger.parent
@@ -111,7 +111,32 @@ def our_stream(logger: logging.Logger) -> tuple[TextIO, bool] | None:
         return None
     if handler.level > logging.INFO or handler.filters:
         return None
-    return handler.stream, isinstance(handler.formatter, JsonFormatter)
+    return handler
+
+
+def still_ours(
+    logger: logging.Logger, handler: logging.Handler, chain: tuple[logging.Logger, ...]
+) -> bool:
+    """What ``our_handler`` found still holds, in a few attribute reads: ``handler`` is the
+    root's only one, no logger on ``chain`` (``logger`` and its parents below the root) has
+    gained one, and INFO is on."""
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or handlers[0] is not handler:
+        return False
+    for link in chain:
+        if link.handlers:
+            return False
+    return logger.isEnabledFor(logging.INFO)
+
+
+def chain_of(logger: logging.Logger) -> tuple[logging.Logger, ...]:
+    """``logger`` and its parents, the root left out."""
+    links: list[logging.Logger] = []
+    link: logging.Logger | None = logger
+    while link is not None and link is not logging.root:
+        links.append(link)
+        link = link.parent
+    return tuple(links)
 
 
 _CHATTY = ("httpx2", "httpcore2", "mcp.client")

@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TextIO
 
 import orjson
 
 from modelyard.observability.logs import (
+    JsonFormatter,
     TextStamp,
+    chain_of,
     current_trace_id,
     json_head,
-    our_stream,
+    our_handler,
+    still_ours,
 )
 
 if TYPE_CHECKING:
@@ -44,13 +47,24 @@ class AccessLog:
         self._lines: list[_Line] = []
         self._timer: asyncio.TimerHandle | None = None
         self._stamp = TextStamp()
+        self._handler: logging.Handler | None = None  # ``our_handler``'s last finding
+        self._chain = chain_of(access_log)
+
+    def _ours(self) -> logging.StreamHandler[TextIO] | None:
+        """Our stderr handler while it is the lines' only destination (checked cheaply while
+        nothing changed; looked for again when something did)."""
+        handler = self._handler
+        if handler is not None and still_ours(access_log, handler, self._chain):
+            return handler  # type: ignore[return-value]  # our_handler returned it
+        found = self._handler = our_handler(access_log)
+        return found
 
     def add(
         self, exchange: Exchange, path: str, status: int, elapsed_ms: float, traced: bool
     ) -> None:
         """The line of a finished request (``traced``: tracing is on, so the JSON line names
         the current span's trace)."""
-        if our_stream(access_log) is None:
+        if self._ours() is None:
             if access_log.isEnabledFor(logging.INFO):
                 message, fields = _render(exchange, path, status, elapsed_ms)
                 access_log.info("%s", message, extra=fields)
@@ -70,13 +84,13 @@ class AccessLog:
         lines, self._lines = self._lines, []
         if not lines:
             return
-        target = our_stream(access_log)
-        if target is None:  # a listener came since: hand the lines to it, in order
+        handler = our_handler(access_log)
+        if handler is None:  # a listener came since: hand the lines to it, in order
             for _, exchange, path, status, elapsed_ms, _ in lines:
                 message, fields = _render(exchange, path, status, elapsed_ms)
                 access_log.info("%s", message, extra=fields)
             return
-        stream, as_json = target
+        stream, as_json = handler.stream, isinstance(handler.formatter, JsonFormatter)
         text = "".join(self._json(line) if as_json else self._text(line) for line in lines)
         try:
             stream.write(text)

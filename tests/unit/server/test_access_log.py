@@ -155,3 +155,24 @@ async def test_another_listener_gets_each_line_as_it_happens(
     [record] = [r for r in caplog.records if r.name == access_log.name]
     assert record.getMessage().startswith("req_0001 /v1/chat/completions 429 1.0ms")
     assert record.__dict__["project"] == "p1"
+
+
+async def test_a_handler_added_later_is_seen_at_the_next_line(stream: Stream) -> None:
+    _use(stream, "text")
+    log = AccessLog(flush_after_s=3600.0)
+    log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)  # batched
+    seen: list[logging.LogRecord] = []
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    listener = Listener()
+    access_log.addHandler(listener)
+    try:
+        log.add(_exchange(), "/v1/embeddings", 200, 1.0, traced=False)
+        assert [r.getMessage().split()[1] for r in seen] == ["/v1/embeddings"]
+        log.flush()  # the batched line goes to the listener too, rather than past it
+        assert [r.getMessage().split()[1] for r in seen][-1] == "/v1/chat/completions"
+    finally:
+        access_log.removeHandler(listener)
