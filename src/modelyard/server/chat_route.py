@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import InternalError, ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.protocols.headers import error_headers
-from modelyard.server.http import exchange_of, json_response, read_json
+from modelyard.server.http import EventStream, exchange_of, json_response, read_json
 from modelyard.server.middleware import Exchange
 from modelyard.services.chat import Served
 from modelyard.services.metering import Ticket
@@ -137,7 +137,7 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
         return error_response(dialect, err, rid)
 
 
-class SSEResponse(StreamingResponse):
+class SSEResponse(EventStream):
     """A pipeline stream's frames (``body``, made from ``streaming``); however the response
     ends (even unsent), the stream is closed, which finishes the call."""
 
@@ -148,7 +148,7 @@ class SSEResponse(StreamingResponse):
         exchange: Exchange,
         headers: dict[str, str],
     ) -> None:
-        super().__init__(body, headers={**headers, **SSE_HEADERS}, media_type="text/event-stream")
+        super().__init__(body, {**headers, **SSE_HEADERS})
         self._streaming = streaming
         self._exchange = exchange
 
