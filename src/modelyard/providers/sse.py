@@ -23,6 +23,27 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buffer = self._buffer + chunk if self._buffer else chunk
+        if self._data or self._event is not None or b"\r" in buffer:
+            return self._feed_lines(buffer)
+        # What upstreams send, nearly always: events of one ``data: `` line each, ended by a
+        # blank line. Each is cut whole; any other block (comments, ``event:``, several data
+        # lines, blank-line runs) goes through the line-by-line reading below.
+        events: list[SSEEvent] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            block = buffer[start:end]
+            start = end + 2
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append(SSEEvent(block[6:].decode("utf-8")))
+            else:
+                events += self._feed_lines(block + b"\n\n")
+        self._buffer = b""
+        return events + self._feed_lines(buffer[start:]) if start < len(buffer) else events
+
+    def _feed_lines(self, buffer: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         start = 0
         while True:
