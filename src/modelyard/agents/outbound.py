@@ -16,27 +16,15 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 import httpcore2
 import httpx2
 from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
 
-from modelyard.core.errors import InvalidRequest, ToolServerError
+from modelyard.agents.server_urls import check_url as check_url  # noqa: PLC0414 (re-exported)
+from modelyard.core.errors import ToolServerError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def check_url(url: str, label: str) -> None:
-    """The URL's shape: http(s), a host, no user:password (a 400 naming the label)."""
-    parts = urlsplit(url)
-    why = None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        why = "server_url must be an http:// or https:// URL with a host"
-    elif "@" in parts.netloc:
-        why = "server_url must not carry credentials; send them in headers"
-    if why:
-        raise InvalidRequest(f"tools: MCP server {label!r}: {why}", param="tools")
 
 
 def refused(label: str, why: str) -> ToolServerError:

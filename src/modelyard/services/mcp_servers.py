@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelyard.agents.mcp_client import ServerTarget
-from modelyard.agents.outbound import check_url
+from modelyard.agents.server_urls import check_url
 from modelyard.config.mcp import McpConfig, McpServerConfig
 from modelyard.core.errors import InvalidRequest, PermissionDenied
 from modelyard.core.mcp import McpToolRequest

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +84,9 @@ class Listener:
         self._on_change(topic, sender)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Imported here, on PostgreSQL only: the driver's ~12 MB stay out of SQLite servers.
+        import asyncpg  # type: ignore[import-untyped]
+
         backoff = 0.1
         while not stop.is_set():
             try:
@@ -127,6 +129,8 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def _close(conn: Any) -> None:
+    import asyncpg
+
     try:
         await asyncio.wait_for(conn.close(), 1.0)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
