@@ -52,6 +52,7 @@ class Sample:
     cpu_us: float  # server CPU per request
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def load_turn(wrk: str, turn: Turn, connections: int, seconds: float) -> Sample:
     if load.failures:
         raise BenchError(f"{turn.url}: {load.failures} failed requests")
     cpu_us = used / max(1, load.requests) * 1e6
-    return Sample(load.rps, cpu_us, load.p50_ms, load.p99_ms)
+    return Sample(load.rps, cpu_us, load.p50_ms, load.p99_ms, load.requests)
 
 
 def in_turns(
