@@ -72,7 +72,7 @@ def target_spec(name: str, upstream: Upstream, workers: int = 1) -> tuple[Gatewa
     if name in (FEATURELESS, PARSING):
         return proxy_spec(name, upstream, workers), BENCH_KEY
     if name == DEFAULT:
-        ledger = {"store": {"usage_ledger": True}}
+        ledger: dict[str, object] = {"store": {"usage_ledger": True}}
         return modelyard_spec(upstream, True, ledger, "modelyard-default", workers), BENCH_KEY
     if name == FOUNDATION:
         return modelyard_spec(upstream, False, None, "modelyard-foundation", workers), BENCH_KEY
