@@ -142,6 +142,13 @@ class Ceilings:
         pairs = zip(self.samples[mode][name], self.samples[mode][base], strict=True)
         return [s.rps / b.rps for s, b in pairs if b.rps]
 
+    def cpu_ratios(self, mode: str, name: str) -> list[float]:
+        """Per round: ``name``'s server CPU per request ÷ the parsing proxy's (above 1: more
+        work per request; unlike req/s it does not depend on how wrk, nginx and the servers
+        share the cores)."""
+        pairs = zip(self.samples[mode][name], self.samples[mode][PARSING], strict=True)
+        return [s.cpu_us / b.cpu_us for s, b in pairs if b.cpu_us]
+
     def ratio(self, mode: str, name: str) -> float:
         return statistics.median(self.ratios(mode, name))
 
@@ -150,7 +157,7 @@ class Ceilings:
 
     def table(self, mode: str) -> list[str]:
         head = f"{mode:<12} {'req/s':>8} {'÷ parsing':>10} {'95 % interval':>14}"
-        head += f" {'CPU µs/req':>10} {'p50 ms':>7} {'p99 ms':>7}"
+        head += f" {'CPU µs/req':>10} {'CPU ÷ p.':>8} {'p50 ms':>7} {'p99 ms':>7}"
         lines = [head, "-" * len(head)]
         for name in self.samples[mode]:
             interval = median_interval(self.ratios(mode, name))
@@ -159,6 +166,7 @@ class Ceilings:
                 f"{name:<12} {self.median(mode, name, 'rps'):>8,.0f} "
                 f"{self.ratio(mode, name):>10.3f} {span:>14} "
                 f"{self.median(mode, name, 'cpu_us'):>10,.0f} "
+                f"{statistics.median(self.cpu_ratios(mode, name)):>8.2f} "
                 f"{self.median(mode, name, 'p50_ms'):>7.2f} "
                 f"{self.median(mode, name, 'p99_ms'):>7.2f}"
             )
@@ -187,6 +195,10 @@ class Ceilings:
             },
             "ratios": {
                 mode: {name: self.ratios(mode, name) for name in per}
+                for mode, per in self.samples.items()
+            },
+            "cpu_ratios": {
+                mode: {name: self.cpu_ratios(mode, name) for name in per}
                 for mode, per in self.samples.items()
             },
         }
