@@ -28,14 +28,13 @@ import os
 import statistics
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from bench.ceilings import DEFAULT, PARSING, Running, started, target_spec, warm, write_result
 from bench.gateways import run_gateway
 from bench.interleaved import in_turns, load_turn, median_interval
 from bench.local_threads import busy_loops
-from bench.procs import BenchError, descendants, rss_bytes, stop_on_sigterm
+from bench.procs import BenchError, descendants, own_rss_bytes, rss_bytes, stop_on_sigterm
 from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 
@@ -135,7 +134,7 @@ def soak(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, An
             print(f"  {done:>8,} requests  {points[-1][1]:6.1f} MB  {sample.rps:,.0f} req/s",
                   flush=True)  # fmt: skip
         processes = len(descendants(gateway.pid))
-        each = {pid: _own_rss_mb(pid) for pid in descendants(gateway.pid)}
+        each = {pid: own_rss_bytes(pid) / MB for pid in descendants(gateway.pid)}
     tail = points[max(1, len(points) // 5) :]
     per_10k = slope(tail) * 10_000
     peak = max(y for _, y in points)
@@ -144,15 +143,6 @@ def soak(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, An
           f"{per_10k:+.3f} MB per 10k requests")  # fmt: skip
     print("at the end, per process: " + ", ".join(f"{p}: {mb:.1f} MB" for p, mb in each.items()))
     return {"points": points, "slope_mb_per_10k": per_10k, "peak_mb": peak, "per_process": each}
-
-
-def _own_rss_mb(pid: int) -> float:
-    """VmRSS of ``pid`` alone (its children not counted)."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 COMMANDS = {"workers": workers, "latency": latency, "soak": soak}
