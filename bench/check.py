@@ -163,9 +163,12 @@ def verdicts(budgets: list[Budget], figures: dict[str, Figure | str]) -> tuple[l
         ok = ok and met
         span = ""
         if figure.interval is not None:
-            span = f" (95 % interval {figure.interval[0]:.3f}–{figure.interval[1]:.3f})"
+            low, high = figure.interval
+            span = f" (95 % interval {low:.3f}–{high:.3f})"
+            if budget.met(low) != budget.met(high):
+                span += "; the interval spans the bound: more --rounds to settle it"
         lines.append(
-            f"{'PASS' if met else 'MISS'}  {budget.name}: {figure.value:.3f} {budget.bound()}{span}"
+            f"{'PASS' if met else 'MISS'}  {budget.name}: {figure.value:.4f} {budget.bound()}{span}"
         )
     return lines, ok
 

@@ -47,8 +47,10 @@ def test_verdicts_pass_miss_and_unmeasured() -> None:
     lines, ok = verdicts([floor, cap], {floor.measure: Figure(0.85, (0.8, 0.9)),
                                         cap.measure: Figure(2.5)})  # fmt: skip
     assert not ok
-    assert lines[0].startswith("PASS  floor: 0.850 ≥ 0.8 (95 % interval 0.800–0.900)")
-    assert lines[1].startswith("MISS  cap: 2.500 ≤ 2")
+    assert lines[0] == "PASS  floor: 0.8500 ≥ 0.8 (95 % interval 0.800–0.900)"
+    assert lines[1] == "MISS  cap: 2.5000 ≤ 2"
+    unsure = verdicts([floor], {floor.measure: Figure(0.79, (0.7, 0.9))})[0][0]
+    assert unsure.startswith("MISS  floor: 0.7900") and "spans the bound" in unsure
     lines, ok = verdicts([floor], {})
     assert not ok and lines == ["FAIL  floor: not measured"]
     assert verdicts([floor], {floor.measure: Figure(0.8)})[1]
