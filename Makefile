@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 8700
 
-.PHONY: install serve test test-fast lint typecheck bench clean
+.PHONY: install serve test test-fast lint typecheck bench bench-check clean
 
 $(UV): tools/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -61,6 +61,11 @@ test-fast: install
 
 bench: install
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+# Every floor's stated cost (bench/budgets.toml) against a short run of its benchmark: ratios
+# measured in the same run, a few minutes in all; exits 1 on a miss. Not part of `make test`.
+bench-check: install
+	$(VENV)/bin/python -m bench.check $(BENCH_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -108,20 +108,25 @@ def modelyard_bin() -> Path:
 
 
 def modelyard_spec(
-    upstream: Upstream, access_log: bool = True, extra: dict[str, object] | None = None
+    upstream: Upstream,
+    access_log: bool = True,
+    extra: dict[str, object] | None = None,
+    name: str = "modelyard",
+    workers: int = 1,
 ) -> GatewaySpec:
-    """``modelyard serve`` on one worker with the benchmark config (plus ``extra`` top-level
-    sections) and a scratch data dir."""
+    """``modelyard serve`` on ``workers`` workers with the benchmark config (plus ``extra``
+    top-level sections); its config file and scratch data dir are named after ``name``, so
+    several configurations can run at once."""
     config = _write_yaml(
-        "modelyard.yaml", {**foundation_config(upstream, access_log), **(extra or {})}
+        f"{name}.yaml", {**foundation_config(upstream, access_log), **(extra or {})}
     )
-    data_dir = WORK_DIR / "modelyard-data"
+    data_dir = WORK_DIR / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [str(modelyard_bin()), "serve", "--host", LOOPBACK, "--port", str(port)]
-    argv += ["--workers", "1", "--config", str(config)]
+    argv += ["--workers", str(workers), "--config", str(config)]
     return GatewaySpec(
-        name="modelyard",
+        name=name,
         argv=argv,
         ready_path="/readyz",
         port=port,

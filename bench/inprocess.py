@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +90,11 @@ async def _drive(config: dict[str, Any], total: int, key: str) -> None:
 
     async with app.router.lifespan_context(app):
         for _ in range(total):
-            sent: list[dict[str, Any]] = []
+            sent: list[MutableMapping[str, Any]] = []
 
-            async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+            async def send(
+                message: MutableMapping[str, Any], sent: list[MutableMapping[str, Any]] = sent
+            ) -> None:
                 sent.append(message)
 
             await app(dict(scope), receive, send)
@@ -169,7 +172,7 @@ def measure(tree: Path, name: str, args: argparse.Namespace, tools: dict[str, st
             config, key = _prepare(tree, name, upstream, work)
             low = _count(tools["valgrind"], tree, work, config, key, args.warmup)
             high = _count(tools["valgrind"], tree, work, config, key, args.warmup + args.requests)
-        return (high - low) / args.requests
+        return float(high - low) / int(args.requests)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,7 +15,9 @@ import contextlib
 import math
 import os
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.gateways import MODEL, modelyard_metered_spec, modelyard_spec, run_gateway
@@ -48,6 +50,53 @@ def cpu_seconds(pid: int) -> float:
 class Sample:
     rps: float
     cpu_us: float  # server CPU per request
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One target loaded in a round: where to post, what, and which process to weigh."""
+
+    url: str
+    script: Path
+    pid: int
+
+
+def rotation(names: Sequence[str], round_: int) -> list[str]:
+    """The order of round ``round_``: every other round runs backwards, and the start moves on
+    every second round, so over rounds each target runs in every place and after every other
+    (two targets: A B, B A, B A, A B: ABBA)."""
+    start = (round_ // 2) % len(names)
+    order = [*names[start:], *names[:start]]
+    return order if round_ % 2 == 0 else order[::-1]
+
+
+def load_turn(wrk: str, turn: Turn, connections: int, seconds: float) -> Sample:
+    """One ``wrk`` run against ``turn``, with the server CPU it took per request."""
+    before = cpu_seconds(turn.pid)
+    spec = LoadSpec(turn.url, turn.script, connections, min(2, connections), seconds)
+    load = run_wrk(wrk, spec)
+    used = cpu_seconds(turn.pid) - before
+    if load.failures:
+        raise BenchError(f"{turn.url}: {load.failures} failed requests")
+    cpu_us = used / max(1, load.requests) * 1e6
+    return Sample(load.rps, cpu_us, load.p50_ms, load.p99_ms, load.requests)
+
+
+def in_turns(
+    wrk: str, turns: Mapping[str, Turn], rounds: int, seconds: float, connections: int
+) -> dict[str, list[Sample]]:
+    """Load every target of ``turns`` once a round, in the order of ``rotation``."""
+    samples: dict[str, list[Sample]] = {name: [] for name in turns}
+    for i in range(rounds):
+        for name in rotation(list(turns), i):
+            try:
+                samples[name].append(load_turn(wrk, turns[name], connections, seconds))
+            except BenchError as exc:
+                raise BenchError(f"{name}, round {i + 1}: {exc}") from exc
+    return samples
 
 
 @dataclass
@@ -157,15 +206,8 @@ def measure_interleaved(
             check_chat(gateway.chat_url, MODEL, False, key)
             if warmup > 0:
                 run_wrk(wrk, LoadSpec(gateway.chat_url, script, connections, threads, warmup))
-        for i in range(rounds):
-            order = (FOUNDATION, METERED) if i % 2 == 0 else (METERED, FOUNDATION)
-            for name in order:
-                gateway, script, _ = targets[name]
-                before = cpu_seconds(gateway.pid)
-                spec = LoadSpec(gateway.chat_url, script, connections, threads, seconds)
-                load = run_wrk(wrk, spec)
-                used = cpu_seconds(gateway.pid) - before
-                if load.failures:
-                    raise BenchError(f"{name}: {load.failures} failed requests in round {i + 1}")
-                result.samples[name].append(Sample(load.rps, used / max(1, load.requests) * 1e6))
+        turns = {
+            name: Turn(gw.chat_url, script, gw.pid) for name, (gw, script, _) in targets.items()
+        }
+        result.samples = in_turns(wrk, turns, rounds, seconds, connections)
     return result

@@ -55,15 +55,18 @@ def descendants(pid: int) -> list[int]:
     return seen
 
 
+def own_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` alone (VmRSS from /proc/PID/status; 0 once it is gone)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` plus all of its descendants (VmRSS from /proc/PID/status)."""
-    total = 0
-    for member in descendants(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
+    """Resident memory of ``pid`` plus all of its descendants."""
+    return sum(own_rss_bytes(member) for member in descendants(pid))
 
 
 @dataclass

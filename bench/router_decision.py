@@ -52,7 +52,7 @@ def _memory_child(router: str) -> None:
     print(json.dumps({"before_mb": before, "after_mb": _rss_mb()}))
 
 
-def _prompts(data: Path, n: int) -> list[str]:
+def prompts_from(data: Path, n: int) -> list[str]:
     from modelyard.evals.routing_data import load_dir
 
     items = []
@@ -64,7 +64,7 @@ def _prompts(data: Path, n: int) -> list[str]:
     return items[:n]
 
 
-def _latencies(router: Path, prompts: list[str]) -> tuple[list[float], list[float]]:
+def latencies(router: Path, prompts: list[str]) -> tuple[list[float], list[float]]:
     """Wall-clock and this thread's CPU milliseconds per decision."""
     from modelyard.core.chat import ChatRequest, Message, TextPart
     from modelyard.routing import (
@@ -95,7 +95,21 @@ def _latencies(router: Path, prompts: list[str]) -> tuple[list[float], list[floa
     return wall, cpu
 
 
-def _pct(values: list[float], q: float) -> float:
+def trained(data: Path) -> Path:
+    """``bench/.work/mmlu.router``, trained on ``data``'s MMLU (30 % of the subjects held
+    out) the first time it is asked for."""
+    router = WORK / "mmlu.router"
+    if not router.exists():
+        WORK.mkdir(exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "modelyard.cli.main", "router", "train", "--data",
+             str(data / "mmlu"), "--out", str(router), "--holdout", "0.3"],
+            check=True,
+        )  # fmt: skip
+    return router
+
+
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -112,30 +126,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not Path(args.data).is_dir():
         parser.error(f"no routing data at {args.data}: pass --data DIR")
-    router = Path(args.router) if args.router else WORK / "mmlu.router"
-    if not router.exists():
-        WORK.mkdir(exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "modelyard.cli.main", "router", "train", "--data",
-             str(Path(args.data) / "mmlu"), "--out", str(router), "--holdout", "0.3"],
-            check=True,
-        )  # fmt: skip
-    prompts = _prompts(Path(args.data), args.n)
-    _latencies(router, prompts[:200])  # warm up: first calls pay imports and caches
-    ms, cpu = _latencies(router, prompts)
+    router = Path(args.router) if args.router else trained(Path(args.data))
+    prompts = prompts_from(Path(args.data), args.n)
+    latencies(router, prompts[:200])  # warm up: first calls pay imports and caches
+    ms, cpu = latencies(router, prompts)
     child = subprocess.run(
         [sys.executable, "-m", "bench.router_decision", "--memory-child", str(router)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     mem = json.loads(child.stdout)
     added = mem["after_mb"] - mem["before_mb"]
-    p99 = _pct(ms, 0.99)
+    p99 = percentile(ms, 0.99)
     print(f"decisions: {len(ms)} prompts (chars: max {max(len(p) for p in prompts)})")
-    print(f"latency ms: p50 {_pct(ms, 0.5):.3f}  p99 {p99:.3f}  max {max(ms):.3f}")
+    print(f"latency ms: p50 {percentile(ms, 0.5):.3f}  p99 {p99:.3f}  max {max(ms):.3f}")
     # CPU time leaves out the waits of a shared machine (other processes holding the cores).
-    print(f"CPU ms:     p50 {_pct(cpu, 0.5):.3f}  p99 {_pct(cpu, 0.99):.3f}  max {max(cpu):.3f}")
+    print(
+        f"CPU ms:     p50 {percentile(cpu, 0.5):.3f}  p99 {percentile(cpu, 0.99):.3f}  "
+        f"max {max(cpu):.3f}"
+    )
     print(f"memory: {mem['before_mb']:.1f} MB -> {mem['after_mb']:.1f} MB (+{added:.1f} MB)")
-    cpu99 = _pct(cpu, 0.99)
+    cpu99 = percentile(cpu, 0.99)
     ok = cpu99 <= P99_TARGET_MS and added <= MEMORY_TARGET_MB
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average {load} on {os.cpu_count()} cores")

@@ -1,0 +1,179 @@
+"""Using the machine: worker counts, latency by connections, and memory over a long run.
+
+``python -m bench.machine workers [--workers 1 2 4] [--busy 0 1]``: the parsing proxy and
+Modelyard's default configuration, each started with every worker count at once, loaded in
+interleaved rounds (``bench.interleaved.rotation``) at ``--connections``; printed per worker
+count: median req/s of each, default ÷ parsing, and each ÷ its one-worker figure. ``--busy 1``
+runs the same next to one busy process (``bench.local_threads.busy_loops``), which stands for the
+embedded model's process generating on its CPUs - 1 threads (``local.threads``' default).
+
+``python -m bench.machine latency [--levels 1 32 256]``: the parsing proxy and the default
+configuration (one worker) loaded in turns at each number of connections; p50 and p99 of each,
+and the latency Modelyard adds over the parsing proxy (median over rounds of the difference).
+
+``python -m bench.machine soak [--requests 100000]``: the default configuration under load at
+``--connections`` in ``--seconds`` segments until the count is reached; the resident memory of
+the server and all its processes (every worker, the ledger's writer) after each segment, and
+the slope of a least-squares line through the samples after the first fifth (MB per 10,000
+requests). Goal (issue 25): ≤ 100 MB and flat.
+
+Every command writes its JSON under ``bench/.work/`` and prints the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bench.ceilings import DEFAULT, PARSING, Running, started, target_spec, warm, write_result
+from bench.gateways import run_gateway
+from bench.interleaved import in_turns, load_turn, median_interval
+from bench.local_threads import busy_loops
+from bench.procs import BenchError, descendants, own_rss_bytes, rss_bytes, stop_on_sigterm
+from bench.tools import ensure_tools
+from bench.upstream import Upstream, run_upstream
+
+MB = 1024 * 1024
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _interval(values: list[float]) -> str:
+    interval = median_interval(values)
+    return f"{interval[0]:.3f}–{interval[1]:.3f}" if interval else "—"
+
+
+def workers(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """Req/s of the parsing proxy and the default configuration at each worker count."""
+    out: dict[str, Any] = {}
+    for busy in args.busy:
+        with contextlib.ExitStack() as stack:
+            running: dict[str, Running] = {}
+            for count in args.workers:
+                for name in (PARSING, DEFAULT):
+                    spec, key = target_spec(name, upstream, count)
+                    gateway = stack.enter_context(run_gateway(spec))
+                    running[f"{name}×{count}"] = Running(gateway, key)
+            warm(wrk, running, ("nonstream",), args.warmup, args.connections)
+            stack.enter_context(busy_loops(busy))
+            turns = {name: target.turn("nonstream") for name, target in running.items()}
+            samples = in_turns(wrk, turns, args.rounds, args.seconds, args.connections)
+        rps = {name: [s.rps for s in rows] for name, rows in samples.items()}
+        print(f"busy loops beside: {busy} (load average {_load()})")
+        print(f"{'workers':>7} {'parsing':>8} {'default':>8} {'÷ parsing':>9} {'interval':>12} "
+              f"{'parsing ÷ 1':>11} {'default ÷ 1':>11}")  # fmt: skip
+        one = args.workers[0]
+        for count in args.workers:
+            p, d = rps[f"{PARSING}×{count}"], rps[f"{DEFAULT}×{count}"]
+            ratios = [a / b for a, b in zip(d, p, strict=True)]
+            p_up = [a / b for a, b in zip(p, rps[f"{PARSING}×{one}"], strict=True)]
+            d_up = [a / b for a, b in zip(d, rps[f"{DEFAULT}×{one}"], strict=True)]
+            print(
+                f"{count:>7} {statistics.median(p):>8,.0f} {statistics.median(d):>8,.0f} "
+                f"{statistics.median(ratios):>9.3f} {_interval(ratios):>12} "
+                f"{statistics.median(p_up):>11.2f} {statistics.median(d_up):>11.2f}"
+            )
+        out[f"busy{busy}"] = rps
+    return out
+
+
+def latency(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """p50/p99 of the parsing proxy and the default configuration at each connection count."""
+    out: dict[str, Any] = {}
+    with started(upstream, (PARSING, DEFAULT)) as running:
+        warm(wrk, running, ("nonstream",), args.warmup, args.connections)
+        turns = {name: target.turn("nonstream") for name, target in running.items()}
+        print(f"{'conns':>5} {'parsing p50':>11} {'p99':>7} {'default p50':>11} {'p99':>7} "
+              f"{'added p50':>9} {'added p99':>9}  (ms, medians over rounds)")  # fmt: skip
+        for level in args.levels:
+            samples = in_turns(wrk, turns, args.rounds, args.seconds, level)
+            p, d = samples[PARSING], samples[DEFAULT]
+            pairs = list(zip(p, d, strict=True))
+            row = {
+                "parsing_p50": statistics.median(s.p50_ms for s in p),
+                "parsing_p99": statistics.median(s.p99_ms for s in p),
+                "default_p50": statistics.median(s.p50_ms for s in d),
+                "default_p99": statistics.median(s.p99_ms for s in d),
+                "added_p50": statistics.median(b.p50_ms - a.p50_ms for a, b in pairs),
+                "added_p99": statistics.median(b.p99_ms - a.p99_ms for a, b in pairs),
+            }
+            print(f"{level:>5} " + " ".join(f"{v:>9.3f}" for v in row.values()), flush=True)
+            out[str(level)] = {"summary": row, "samples": {k: [vars(s) for s in v]
+                               for k, v in samples.items()}}  # fmt: skip
+    return out
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float:
+    """The least-squares slope of ``points`` (x, y)."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+
+def soak(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """RSS of the default configuration's processes while ``--requests`` are served."""
+    spec, _ = target_spec(DEFAULT, upstream, args.workers[0])
+    with run_gateway(spec) as gateway:
+        running = {DEFAULT: Running(gateway, "sk-bench")}
+        warm(wrk, running, ("nonstream",), args.warmup, args.connections)
+        turn = running[DEFAULT].turn("nonstream")
+        done, points = 0, [(0.0, rss_bytes(gateway.pid) / MB)]
+        print(f"after warm-up: {points[0][1]:.1f} MB in {len(descendants(gateway.pid))} processes")
+        while done < args.requests:
+            sample = load_turn(wrk, turn, args.connections, args.seconds)
+            done += sample.requests
+            points.append((float(done), rss_bytes(gateway.pid) / MB))
+            print(f"  {done:>8,} requests  {points[-1][1]:6.1f} MB  {sample.rps:,.0f} req/s",
+                  flush=True)  # fmt: skip
+        processes = len(descendants(gateway.pid))
+        each = {pid: own_rss_bytes(pid) / MB for pid in descendants(gateway.pid)}
+    tail = points[max(1, len(points) // 5) :]
+    per_10k = slope(tail) * 10_000
+    peak = max(y for _, y in points)
+    print(f"RSS: {points[0][1]:.1f} MB after warm-up, {points[-1][1]:.1f} MB at the end, "
+          f"peak {peak:.1f} MB ({processes} processes); slope after the first fifth "
+          f"{per_10k:+.3f} MB per 10k requests")  # fmt: skip
+    print("at the end, per process: " + ", ".join(f"{p}: {mb:.1f} MB" for p, mb in each.items()))
+    return {"points": points, "slope_mb_per_10k": per_10k, "peak_mb": peak, "per_process": each}
+
+
+COMMANDS = {"workers": workers, "latency": latency, "soak": soak}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.machine", description=__doc__)
+    parser.add_argument("command", choices=COMMANDS)
+    cpus = os.cpu_count() or 1
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, max(3, 2 * cpus)])
+    parser.add_argument("--busy", type=int, nargs="+", default=[0], help="busy loops beside")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 32, 256])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--requests", type=int, default=100_000, help="soak: requests to serve")
+    args = parser.parse_args(argv)
+    stop_on_sigterm()
+    tools = ensure_tools()
+    print(f"load average before: {_load()} on {cpus} cores", flush=True)
+    try:
+        with run_upstream(tools["nginx"]) as upstream:
+            data = COMMANDS[args.command](tools["wrk"], upstream, args)
+    except BenchError as exc:
+        print(f"FAILED: {exc}")
+        return 1
+    print(f"load average after: {_load()}")
+    print(f"results written to {write_result(f'machine-{args.command}', data)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
