@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of processes, 1 or more: {text!r}"
+        )
+    return value
+
+
 def _add_serve(sub: SubParsers) -> None:
     serve = sub.add_parser("serve", help="start the gateway (with the embedded local model)")
     serve.add_argument(
@@ -77,7 +89,14 @@ def _add_serve(sub: SubParsers) -> None:
     )
     serve.add_argument("--port", type=int, default=None, help="port (default: server.port, 8700)")
     flags.add_config(serve)
-    serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="worker processes (default: the CPUs the embedded model leaves free when the "
+        "limits are shared in Redis, else 1; see docs/performance.md)",
+    )
     serve.add_argument(
         "--allow-unauthenticated",
         action="store_true",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
+from modelyard.local.worker import cpu_count, default_threads
 from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV
 from modelyard.services.build import build_components, local_models
 from modelyard.services.observed import (
@@ -79,6 +80,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if not keyed:
         where = "on loopback only" if _is_loopback(host) else f"on {host} (--allow-unauthenticated)"
         print(f"  no API keys exist: every caller is accepted, {where}", flush=True)
+    if args.workers is None:
+        args.workers, why = default_workers(settings, cpu_count())
+        print(f"  workers: {args.workers} ({why})", flush=True)
     _prepare_workers(settings, args, data)
     try:
         _run_uvicorn(settings, args, host, port)
@@ -123,6 +127,23 @@ def _export_to_workers(path: Path | None, runtime: LocalRuntime | None) -> None:
     os.environ["MODELYARD_CONFIG"] = str(path.resolve()) if path else ""
     os.environ[LOCAL_URL_ENV] = runtime.base_url if runtime else ""
     os.environ[SERVE_PID_ENV] = str(os.getpid())  # their parent, to stop when it dies
+
+
+def default_workers(settings: Settings, cpus: int) -> tuple[int, str]:
+    """The worker count when ``--workers`` is not given, and why.
+
+    Several workers serve more on a machine with cores to spare (``bench.machine workers``:
+    +21 % at 2 workers on 2 cores, nothing more at 4), but without Redis each worker keeps its
+    own rate limits and budgets (a key would get N times its limits) and its own background
+    runs: so 1 unless the limits are shared. With them, the CPUs the embedded model's threads
+    leave free, at least 1 (beside a busy core, extra workers gained nothing measurable)."""
+    if not (settings.limits.redis_url or os.environ.get(REDIS_URL_ENV)):
+        return 1, "limits not shared in Redis: one worker keeps them exact"
+    taken = 0
+    if settings.local.enabled:
+        taken = settings.local.threads or default_threads(cpus)
+    workers = max(1, cpus - taken)
+    return workers, f"{cpus} CPUs, {taken} for the embedded model's threads"
 
 
 def _warn_unshared_limits(settings: Settings, workers: int) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 import orjson
 
-from modelyard.observability.logs import (
+from modelyard.services.observed import (
     JsonFormatter,
     TextStamp,
     chain_of,

@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -40,6 +40,7 @@ from modelyard.services.gateway import Gateway
 from modelyard.services.observed import (
     LOG_FORMAT_ENV,
     LOG_LEVEL_ENV,
+    Metrics,
     Observation,
     configure_logs,
     observation_for,
@@ -107,15 +108,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(
-                Front,
-                root_of=lambda: holder["root"],
-                metrics=metrics,
-                access=access,
-                direct=_direct(routes),
-            )
-        ],
+        middleware=[_front(routes, lambda: holder["root"], metrics, access)],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
     app.state.portal = Portal.build(config_path)
@@ -133,6 +126,15 @@ def _routes() -> list[BaseRoute]:
         *METRICS_ROUTES,
         portal_mount(),  # the web console at /portal (modelyard.portal)
     ]
+
+
+def _front(
+    routes: list[BaseRoute], root_of: Callable[[], Root], metrics: Metrics | None, access: AccessLog
+) -> Middleware:
+    """The one middleware (``server.middleware.Front``)."""
+    return Middleware(
+        Front, root_of=root_of, metrics=metrics, access=access, direct=_direct(routes)
+    )
 
 
 def _direct(routes: list[BaseRoute]) -> dict[str, Route]:

@@ -23,6 +23,15 @@ from modelyard.config.observability import ObservabilityConfig
 from modelyard.core.chat import ChatRequest, ChatResult, Message, TextPart, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.observability.logs import (
+    JsonFormatter,
+    TextStamp,
+    chain_of,
+    current_trace_id,
+    json_head,
+    our_handler,
+    still_ours,
+)
 from modelyard.observability.logs import configure_logging as configure_logs
 from modelyard.observability.metrics import MULTIPROC_ENV, NONE, OTHER, Metrics, Streams
 from modelyard.observability.tracing import (
@@ -59,12 +68,19 @@ __all__ = [
     "MULTIPROC_ENV",
     "OTHER",
     "CallWatch",
+    "JsonFormatter",
     "Metrics",
     "Observation",
     "ObserveStage",
+    "TextStamp",
     "Tracing",
+    "chain_of",
     "configure_logs",
+    "current_trace_id",
+    "json_head",
     "observation_for",
+    "our_handler",
+    "still_ours",
 ]
 CHAT = "chat"
 
