@@ -134,22 +134,23 @@ def _operation(op: Operation, refs: Refs) -> Schema:
         },
     }
     parameters = _parameters(op.path_params, "path") + _parameters(op.query, "query")
-    spec["parameters"] = [*parameters, _PROJECT_HEADER]
+    spec["parameters"] = [*parameters, _project_header()]
     if op.body is not None:
         body = {"application/json": {"schema": refs[op.body, "validation"]}}
         spec["requestBody"] = {"required": True, "content": body}
     return spec
 
 
-# Every operation takes it (``services/acting.py``).
-_PROJECT_HEADER: Schema = {
-    "name": "x-modelyard-project",
-    "in": "header",
-    "required": False,
-    "description": "The project to act in, for a caller with several (single sign-on): "
-    "403 if not a member, 400 if there is no such project",
-    "schema": {"type": "string", "pattern": PROJECT_ID.pattern},
-}
+def _project_header() -> Schema:
+    """The header every operation takes (``services/acting.py``)."""
+    return {
+        "name": "x-modelyard-project",
+        "in": "header",
+        "required": False,
+        "description": "The project to act in, for a caller with several (single sign-on): "
+        "403 if not a member, 400 if there is no such project",
+        "schema": {"type": "string", "pattern": PROJECT_ID.pattern},
+    }
 
 
 def _paths(prefix: str, operations: Sequence[Operation], refs: Refs) -> Schema:
