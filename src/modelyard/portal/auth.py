@@ -32,6 +32,7 @@ from modelyard.portal.web import PREFIX, Ctx, _form, error_page, page, portal_of
 from modelyard.services.acting import key_acting_in, must_exist, requested_project
 from modelyard.services.root import Root
 from modelyard.services.sso import SignedIn
+from modelyard.store import StoreError
 from modelyard.tenancy.keys import UnknownKey
 
 LOGIN_COOKIE = "modelyard_portal_login"
@@ -89,7 +90,10 @@ async def login(request: Request) -> Response:
         return await login_form(request, exc.message, 401)
     if principal.anonymous:
         return await login_form(request, "this server has no keys: the portal needs one", 401)
-    session = await portal.sessions(root).open(user_of_key(principal), Origin.of_key(key))
+    try:
+        session = await portal.sessions(root).open(user_of_key(principal), Origin.of_key(key))
+    except StoreError as exc:
+        return error_page(portal, exc, None, 503)
     answer = RedirectResponse(f"{PREFIX}/catalog", 303)
     _cookie(answer, request, COOKIE, session.id)
     answer.delete_cookie(LOGIN_COOKIE, path=PREFIX)

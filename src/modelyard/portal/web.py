@@ -184,7 +184,10 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         portal = portal_of(request)
         root: Root = request.app.state.modelyard
-        session = await _live_session(portal, root, request)
+        try:
+            session = await _live_session(portal, root, request)
+        except StoreError as exc:
+            return error_page(portal, exc, None, 503)
         if session is None:
             return RedirectResponse(f"{PREFIX}/login", 303)
         try:

@@ -130,7 +130,11 @@ def _operation(op: Operation, refs: Refs) -> Schema:
         "summary": op.summary,
         "responses": {
             str(status): answer,
-            **{str(code): {"$ref": f"#/components/responses/E{code}"} for code in op.errors},
+            # 400 and 403 too: any operation may refuse its x-modelyard-project header.
+            **{
+                str(code): {"$ref": f"#/components/responses/E{code}"}
+                for code in sorted({*op.errors, 400, 403})
+            },
         },
     }
     parameters = _parameters(op.path_params, "path") + _parameters(op.query, "query")
