@@ -21,11 +21,11 @@ from modelyard.portal.session import (
     user_of_key,
 )
 from modelyard.portal.stored_sessions import StoredSessions
-from modelyard.store import Store, open_store
+from modelyard.store import Store, StoreError, open_store
 from modelyard.store.portal_sessions import PortalSessions
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.sso import Identity
-from tests.unit.portal.conftest import ADMIN_KEY, Admin, csrf_of
+from tests.unit.portal.conftest import ADMIN_KEY, Admin, csrf_of, sign_in
 
 OWNER = user_of_key(Principal(key_id="abc123def456", role="owner", project_id="alpha"))
 KEY = Origin.of_key("my-abc123def456-secret")
@@ -200,3 +200,17 @@ def test_the_sign_in_form_refuses_an_address_after_ten_wrong_keys_even_with_a_ri
     assert refused.headers["retry-after"] == "900"
     clock.now += timedelta(minutes=15)
     assert attempt(ADMIN_KEY).status_code == 303
+
+
+def test_a_store_that_fails_is_a_503_page_not_a_crash(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+):
+    sign_in(admin.client, ADMIN_KEY)
+    assert admin.client.get("/portal/catalog").status_code == 200
+
+    async def broken(self: StoredSessions, session_id: str | None) -> None:
+        raise StoreError("database error: disk I/O error")
+
+    monkeypatch.setattr(StoredSessions, "get", broken)
+    page = admin.client.get("/portal/catalog")
+    assert page.status_code == 503 and "disk I/O error" in page.text
