@@ -12,6 +12,7 @@ from modelyard.config.agents import AgentConfig
 from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.mcp import McpConfig, McpServerConfig
 from modelyard.config.observability import ObservabilityConfig
+from modelyard.config.portal import PortalConfig
 from modelyard.config.secrets import Secret, resolve_secret
 from modelyard.config.sso import SsoConfig
 
@@ -398,3 +399,4 @@ class Settings(_Strict):
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
     mcp: McpConfig = McpConfig()
     sso: SsoConfig | None = None  # single sign-on (issue 24); None: keys only
+    portal: PortalConfig = PortalConfig()  # the web console's sessions (docs/portal.md)
