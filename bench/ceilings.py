@@ -30,7 +30,8 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from bench import proxies
@@ -55,6 +56,7 @@ DEFAULT, FOUNDATION, METERED = "default", "foundation", "metered"
 TARGETS = (FEATURELESS, PARSING, DEFAULT, FOUNDATION, METERED)
 MODES = ("nonstream", "stream")
 GOALS = {DEFAULT: 0.80, METERED: 0.70}  # ÷ parsing, both modes
+BASE = "@base"  # a target served by the code of another checkout (``--baseline``)
 
 
 def proxy_spec(kind: str, upstream: Upstream, workers: int = 1) -> GatewaySpec:
@@ -67,8 +69,19 @@ def proxy_spec(kind: str, upstream: Upstream, workers: int = 1) -> GatewaySpec:
     )
 
 
-def target_spec(name: str, upstream: Upstream, workers: int = 1) -> tuple[GatewaySpec, str]:
-    """How to start target ``name``, and the key its requests carry."""
+def target_spec(
+    name: str, upstream: Upstream, workers: int = 1, baseline: Path | None = None
+) -> tuple[GatewaySpec, str]:
+    """How to start target ``name``, and the key its requests carry. ``<name>@base`` (default
+    and foundation): the same configuration served by ``baseline``'s code."""
+    if name.endswith(BASE):
+        if baseline is None or name.removesuffix(BASE) not in (DEFAULT, FOUNDATION):
+            raise BenchError(f"{name}: give --baseline; only default and foundation have one")
+        default = name == DEFAULT + BASE
+        extra: dict[str, object] | None = {"store": {"usage_ledger": True}} if default else None
+        label = f"modelyard-{name.replace('@', '-')}"
+        spec = modelyard_spec(upstream, default, extra, label, workers)
+        return replace(spec, env={**spec.env, "PYTHONPATH": str(baseline / "src")}), BENCH_KEY
     if name in (FEATURELESS, PARSING):
         return proxy_spec(name, upstream, workers), BENCH_KEY
     if name == DEFAULT:
@@ -98,13 +111,13 @@ class Running:
 
 @contextlib.contextmanager
 def started(
-    upstream: Upstream, names: Sequence[str], workers: int = 1
+    upstream: Upstream, names: Sequence[str], workers: int = 1, baseline: Path | None = None
 ) -> Iterator[dict[str, Running]]:
     """Start every target of ``names`` at once; stop them all when the block ends."""
     with contextlib.ExitStack() as stack:
         running: dict[str, Running] = {}
         for name in names:
-            spec, key = target_spec(name, upstream, workers)
+            spec, key = target_spec(name, upstream, workers, baseline)
             running[name] = Running(stack.enter_context(run_gateway(spec)), key)
         yield running
 
@@ -156,14 +169,14 @@ class Ceilings:
         return float(statistics.median(getattr(s, what) for s in self.samples[mode][name]))
 
     def table(self, mode: str) -> list[str]:
-        head = f"{mode:<12} {'req/s':>8} {'÷ parsing':>10} {'95 % interval':>14}"
+        head = f"{mode:<16} {'req/s':>8} {'÷ parsing':>10} {'95 % interval':>14}"
         head += f" {'CPU µs/req':>10} {'CPU ÷ p.':>8} {'p50 ms':>7} {'p99 ms':>7}"
         lines = [head, "-" * len(head)]
         for name in self.samples[mode]:
             interval = median_interval(self.ratios(mode, name))
             span = f"{interval[0]:.3f}–{interval[1]:.3f}" if interval else "—"
             lines.append(
-                f"{name:<12} {self.median(mode, name, 'rps'):>8,.0f} "
+                f"{name:<16} {self.median(mode, name, 'rps'):>8,.0f} "
                 f"{self.ratio(mode, name):>10.3f} {span:>14} "
                 f"{self.median(mode, name, 'cpu_us'):>10,.0f} "
                 f"{statistics.median(self.cpu_ratios(mode, name)):>8.2f} "
@@ -210,6 +223,7 @@ def measure(
     names: Sequence[str] = TARGETS,
     modes: Sequence[str] = MODES,
     settings: tuple[int, float, int, float] = (8, 3.0, 32, 2.0),
+    baseline: Path | None = None,
 ) -> Ceilings:
     """Start ``names`` at once and load them in turns, mode by mode.
     ``settings``: rounds, seconds per round, connections, warm-up seconds per target and mode."""
@@ -217,7 +231,7 @@ def measure(
     if PARSING not in names:
         raise BenchError("the parsing proxy is the yardstick: it must be among the targets")
     result = Ceilings(rounds, seconds, connections)
-    with started(upstream, names) as running:
+    with started(upstream, names, baseline=baseline) as running:
         warm(wrk, running, modes, warmup, connections)
         for mode in modes:
             turns = {name: target.turn(mode) for name, target in running.items()}
@@ -244,7 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per target and mode")
     parser.add_argument("--only", choices=MODES, help="one mode")
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. a worktree of main): its default and foundation "
+        "configurations are measured too, in the same rounds (targets default@base, "
+        "foundation@base)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is not None:
+        args.targets += [t + BASE for t in (DEFAULT, FOUNDATION) if t in args.targets]
     stop_on_sigterm()
     tools = ensure_tools()
     modes = (args.only,) if args.only else MODES
@@ -252,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {load} on {os.cpu_count()} cores", flush=True)
     settings = (args.rounds, args.seconds, args.connections, args.warmup)
     with run_upstream(tools["nginx"]) as upstream:
-        result = measure(tools["wrk"], upstream, args.targets, modes, settings)
+        result = measure(tools["wrk"], upstream, args.targets, modes, settings, args.baseline)
     for mode in modes:
         print("\n".join(result.table(mode)), end="\n\n")
     print("\n".join(result.goal_lines()))
