@@ -1,5 +1,6 @@
 """What the usage ledger can lose: on a graceful stop nothing; on a hard crash (SIGKILL) at most
-the records of the last flush interval (0.2 s), which is the documented bound.
+the records of the last flush interval (0.2 s) until the next start, which writes them from the
+ledger's journal and records the requests that were in flight as interrupted.
 
 The tests wait for rows to be in the database, never for an interval to pass: what the
 background writer has written, a crash cannot take back, however slow the machine was."""
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from modelyard.store import open_store
-from modelyard.store.usage import UsageLedger
+from modelyard.store.usage import INTERRUPTED, UsageLedger, UsageRecord
 from modelyard.tenancy.model import UsageFilter
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
@@ -114,3 +115,54 @@ async def _statuses(data: Path) -> dict[str, int]:
 def _statuses_if_all(data: Path, request_ids: set[str]) -> dict[str, int] | None:
     found = asyncio.run(_statuses(data))
     return found if request_ids <= found.keys() else None
+
+
+async def _records(data: Path) -> dict[str, UsageRecord]:
+    store = await open_store(f"sqlite+aiosqlite:///{data / 'modelyard.db'}")
+    try:
+        async with store.transaction() as session:
+            records = await UsageLedger(session).records(UsageFilter(), limit=100_000)
+        return {r.request_id: r for r in records}
+    finally:
+        await store.aclose()
+
+
+def test_a_restart_after_a_kill_writes_the_lost_rows_and_the_stream_cut_as_interrupted(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+):
+    """``kill -9`` of the server (and its ledger writer) with a stream under way and rows still
+    queued; the next start writes every answered request's row and the stream as
+    ``interrupted``, each once."""
+    config = _config(fake_upstream)
+    config["deployments"]["slow"] = {  # type: ignore[index]
+        "targets": [{"provider": "fake", "model": "trickle-5000"}]
+    }
+    body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with run_server(tmp_path, config, env={"K": UPSTREAM_KEY}) as server:
+        answered = _send(server, 30)
+        with httpx.stream(
+            "POST", f"{server.base_url}/chat/completions", json=body, timeout=30
+        ) as reply:
+            cut = reply.headers["x-request-id"]
+            next(reply.iter_raw())  # the stream is under way
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+    before = asyncio.run(_records(tmp_path / "data"))
+    assert cut not in before
+    with run_server(tmp_path, config, env={"K": UPSTREAM_KEY}) as server:
+        after = asyncio.run(_records(tmp_path / "data"))  # written before the server was ready
+        again = _send(server, 1)
+    assert set(after) == set(answered) | {cut}
+    assert [r.request_id for r in after.values() if r.status != 200] == [cut]
+    interrupted = after[cut]
+    assert interrupted.status == INTERRUPTED
+    assert (interrupted.deployment, interrupted.stream, interrupted.output_tokens) == (
+        "slow", True, 0,
+    )  # fmt: skip
+    assert all(after[rid].output_tokens > 0 for rid in answered)
+    final = asyncio.run(_records(tmp_path / "data"))
+    assert set(final) == set(after) | set(again)  # the second stop wrote its own, once
+    assert {rid: r.status for rid, r in final.items() if rid in after} == {
+        rid: r.status for rid, r in after.items()
+    }
+    assert list((tmp_path / "data" / "journal").glob("*.jnl")) == []
