@@ -144,7 +144,8 @@ def test_a_restart_after_a_kill_writes_the_lost_rows_and_the_stream_cut_as_inter
             "POST", f"{server.base_url}/chat/completions", json=body, timeout=30
         ) as reply:
             cut = reply.headers["x-request-id"]
-            next(reply.iter_raw())  # the stream is under way
+            frames = reply.iter_raw()  # held: a dropped iterator closes the connection
+            next(frames)  # the stream is under way
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait()
     before = asyncio.run(_records(tmp_path / "data"))
