@@ -34,6 +34,7 @@ from modelyard.tenancy.model import UsageFilter
 # connection broke); counted as an error, like every status from 400 up.
 INTERRUPTED = 599
 
+
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
 
 
