@@ -166,4 +166,4 @@ def test_a_restart_after_a_kill_writes_the_lost_rows_and_the_stream_cut_as_inter
     assert {rid: r.status for rid, r in final.items() if rid in after} == {
         rid: r.status for rid, r in after.items()
     }
-    assert list((tmp_path / "data" / "journal").glob("*.jnl")) == []
+    assert list((tmp_path / "data" / "journal").rglob("*.jnl")) == []

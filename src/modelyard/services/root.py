@@ -12,6 +12,7 @@ store closes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -90,6 +91,7 @@ class _Writers:
     ledger: BatchSink[LedgerRow]
     ledger_writer: LedgerWriter
     shadows: BatchSink[ShadowRecord]
+    database: str  # the store's URL, password hidden
     journal: Journal | None = None
 
     async def aclose(self) -> None:
@@ -475,7 +477,11 @@ async def _journal(settings: Settings, writers: _Writers) -> Journal | None:
     cfg = settings.store
     if not (cfg.journal and cfg.usage_ledger):
         return None
-    directory = cfg.journal_dir or data_dir() / "journal"
+    # One directory per database (its URL without the password, hashed): a journal is only
+    # ever recovered into the database its rows were meant for, whatever else shares the
+    # data directory (another gateway, a test).
+    url = writers.database.encode()
+    directory = (cfg.journal_dir or data_dir() / "journal") / hashlib.sha256(url).hexdigest()[:16]
     journal, rows = await asyncio.to_thread(open_journal, directory, writers.ledger.put)
     try:
         for start in range(0, len(rows), RECOVERY_BATCH):
@@ -498,6 +504,7 @@ def _writers(store: Store) -> _Writers:
         BatchSink("usage ledger", writer.write),
         writer,
         BatchSink("shadow records", write_shadows, max_queue=10_000),
+        store.engine.url.render_as_string(hide_password=True),
     )
     writers.ledger.start()
     writers.shadows.start()

@@ -44,7 +44,7 @@ log = logging.getLogger("modelyard.store")
 SEGMENT_BYTES: Final = 1 << 20
 MAX_SLOTS: Final = 4096
 _NL: Final = orjson.OPT_APPEND_NEWLINE
-_B, _E = b"B", b"E"
+_B, _E, _D = b"B", b"E", b"D"
 _ROW_FIELDS: Final = len(LedgerRow.__args__)  # type: ignore[attr-defined]
 # A begun request as its ``B`` line holds it.
 Begun = tuple[str, float, str | None, str | None, str, str, bool, str | None]
@@ -107,18 +107,22 @@ class Journal:
         return segment
 
     def end(self, segment: Segment, row: LedgerRow) -> None:
-        """A finished request: its ledger row into the journal (one write), then to the
-        ledger's queue."""
+        """A finished request: its ledger row to the ledger's queue and into the journal (one
+        write). A row the queue refuses (full: the store has been down for long) is dropped,
+        as without the journal, and only its id is journaled (finished, not interrupted), so
+        that the journal grows no faster than the queue while nothing can be deleted."""
         if segment.open.pop(row[0], None) is None:
             _forget(segment, row[0])  # carried forward since it began
         current = self._current
         try:
-            os.writev(current.fd, (_E, orjson.dumps(row, option=_NL)))
+            if self._put(row):
+                self._handed += 1
+                current.last = self._handed
+                os.writev(current.fd, (_E, orjson.dumps(row, option=_NL)))
+            else:
+                os.writev(current.fd, (_D, orjson.dumps((row[0],), option=_NL)))
         except OSError as exc:
             self._failed(exc)
-        if self._put(row):
-            self._handed += 1
-        current.last = self._handed
 
     def _failed(self, exc: OSError) -> None:
         # The request goes on: the journal guards against a kill, the ledger still gets the row.
@@ -190,6 +194,8 @@ class Journal:
         for fd in self._held:
             os.close(fd)
         self._held.clear()
+        if done:  # the slot's lock file too (a process locking it checks it is still linked)
+            (self.directory / f"{self.slot}.lock").unlink(missing_ok=True)
         os.close(self._lock_fd)
 
 
@@ -238,6 +244,7 @@ def replay(paths: list[Path]) -> list[LedgerRow]:
     died writing it) is skipped."""
     begun: dict[str, Begun] = {}
     finished: dict[str, LedgerRow] = {}
+    dropped: set[str] = set()  # finished, its row refused by a full queue
     last_heard = 0.0
     for path in paths:
         try:
@@ -250,8 +257,12 @@ def replay(paths: list[Path]) -> list[LedgerRow]:
                 begun.setdefault(value[0], cast(Begun, tuple(value)))
             elif tag == _E and len(value) == _ROW_FIELDS:
                 finished[value[0]] = cast(LedgerRow, tuple(value))
+            elif tag == _D:
+                dropped.add(value[0])
     interrupted = [
-        interrupted_row(b, last_heard) for rid, b in begun.items() if rid not in finished
+        interrupted_row(b, last_heard)
+        for rid, b in begun.items()
+        if rid not in finished and rid not in dropped
     ]
     return [*finished.values(), *interrupted]
 
@@ -303,11 +314,15 @@ def _claim(directory: Path) -> tuple[int, int]:
 
 
 def _try_lock(path: Path) -> int | None:
-    """The lock file's descriptor, locked, or None when a live process holds it."""
+    """The lock file's descriptor, locked, or None when a live process holds it (or it was
+    deleted meanwhile: its holder closed it cleanly and unlinked it, and the next to create
+    it takes it)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
         os.close(fd)
         return None
     return fd

@@ -156,13 +156,19 @@ def test_rows_not_yet_durable_are_replayed(tmp_path: Path) -> None:
     assert _files(tmp_path) != []  # rows not written at close: kept
 
 
-def test_a_dropped_row_does_not_stall_deletion(tmp_path: Path) -> None:
+def test_a_row_the_full_queue_drops_is_neither_kept_nor_interrupted(tmp_path: Path) -> None:
+    """The ledger's queue full (the store down for long) drops the row, as without the
+    journal; the journal keeps only that the request finished, and deletes as before."""
     journal, _ = open_journal(tmp_path, lambda row: row[0] != "req_1", segment_bytes=300)
     for i in range(6):
         journal.end(journal.begin(_begun(i)), _row(i))
+    found = replay(sorted(tmp_path.glob("*.jnl")))
+    assert sorted(r[0] for r in found) == ["req_0", "req_2", "req_3", "req_4", "req_5"]
+    assert all(r[9] == 200 for r in found)
     journal.committed(5)  # the five the queue took
     journal.close()
     assert _files(tmp_path) == []
+    assert list(tmp_path.glob("*.lock")) == []  # a clean close frees its slot's file too
 
 
 async def test_recovered_rows_are_written_once_however_often_replayed(
