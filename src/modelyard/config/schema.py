@@ -353,7 +353,8 @@ class StoreConfig(_Strict):
     # such rows are lost. Restart only.
     journal: bool = True
     # Where the journal lives: a local directory that survives a restart of the process
-    # (Kubernetes: an emptyDir). Unset: `journal` in the data directory.
+    # (Kubernetes: an emptyDir). Unset: `journal` in the data directory. Each database's
+    # journal is kept in a subdirectory of its own.
     journal_dir: Path | None = None
 
     @field_validator("url", mode="before")
