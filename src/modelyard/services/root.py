@@ -482,7 +482,11 @@ async def _journal(settings: Settings, writers: _Writers) -> Journal | None:
     # data directory (another gateway, a test).
     url = writers.database.encode()
     directory = (cfg.journal_dir or data_dir() / "journal") / hashlib.sha256(url).hexdigest()[:16]
-    journal, rows = await asyncio.to_thread(open_journal, directory, writers.ledger.put)
+    try:
+        journal, rows = await asyncio.to_thread(open_journal, directory, writers.ledger.put)
+    except OSError as exc:  # serving comes first; what the journal was for is said loudly
+        log.error("ledger journal off (%s): %s; a kill loses the rows in flight", directory, exc)
+        return None
     try:
         for start in range(0, len(rows), RECOVERY_BATCH):
             await writers.ledger_writer.write(rows[start : start + RECOVERY_BATCH])
