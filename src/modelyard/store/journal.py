@@ -197,6 +197,9 @@ class Journal:
         if done:  # the slot's lock file too (a process locking it checks it is still linked)
             (self.directory / f"{self.slot}.lock").unlink(missing_ok=True)
         os.close(self._lock_fd)
+        if done:  # and the directory when it was the last (a process starting in it retries)
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
 
 
 def _forget(segment: Segment, request_id: str) -> None:
@@ -211,8 +214,14 @@ def open_journal(
     """Take a slot in ``directory`` and recover every slot no live process holds: the journal
     and the rows to write before serving (then call ``Journal.recovered``). Blocking file
     work: run it off the event loop."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    slot, lock_fd = _claim(directory)
+    for attempt in range(3):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            slot, lock_fd = _claim(directory)
+            break
+        except FileNotFoundError:  # removed meanwhile by the last process to close cleanly
+            if attempt == 2:
+                raise
     held = [(slot, lock_fd)]
     for other in _slots(directory):
         if other != slot and (fd := _try_lock(directory / f"{other}.lock")) is not None:
