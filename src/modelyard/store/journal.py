@@ -86,7 +86,8 @@ class Journal:
         self._committed = 0  # rows the ledger's writer reported durable
         self.failures = 0
         self._recovered: list[Path] = []
-        self._held: list[int] = []  # dead slots' locks, held until their rows are written
+        # Dead slots' lock files and descriptors, held until their rows are written.
+        self._held: list[tuple[Path, int]] = []
         self._current = self._new_segment()
 
     def _new_segment(self) -> Segment:
@@ -164,7 +165,7 @@ class Journal:
             segment.path.unlink(missing_ok=True)
         self._retired = keep
 
-    def adopt(self, paths: list[Path], locks: list[int]) -> None:
+    def adopt(self, paths: list[Path], locks: list[tuple[Path, int]]) -> None:
         """Recovered segments to delete, and dead slots' locks to free, once their rows are
         written (``recovered``)."""
         self._recovered.extend(paths)
@@ -175,7 +176,8 @@ class Journal:
         for path in self._recovered:
             path.unlink(missing_ok=True)
         self._recovered.clear()
-        for fd in self._held:
+        for path, fd in self._held:
+            path.unlink(missing_ok=True)  # whoever locks it next checks it is still linked
             os.close(fd)  # closing the descriptor releases its lock
         self._held.clear()
 
@@ -191,7 +193,7 @@ class Journal:
         if not done:
             log.warning("ledger journal %s kept for the next start", self.directory)
         self._retired = []
-        for fd in self._held:
+        for _, fd in self._held:
             os.close(fd)
         self._held.clear()
         if done:  # the slot's lock file too (a process locking it checks it is still linked)
@@ -236,7 +238,7 @@ def open_journal(
     # Numbered after the recovered segments, which stay until their rows are written.
     first = max((_segment_number(p) for p in paths), default=-1) + 1
     journal = Journal(directory, slot, lock_fd, put, segment_bytes, first)
-    journal.adopt(paths, [fd for _, fd in held[1:]])
+    journal.adopt(paths, [(directory / f"{n}.lock", fd) for n, fd in held[1:]])
     if rows:
         log.warning(
             "ledger journal: %d row(s) recovered from %d file(s) in %s",

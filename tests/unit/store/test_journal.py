@@ -104,20 +104,22 @@ def test_a_torn_last_line_is_skipped_and_every_whole_line_kept(tmp_path: Path) -
 
 
 def test_a_live_process_slot_is_left_alone(tmp_path: Path) -> None:
-    first, _ = open_journal(tmp_path, lambda row: True)
+    directory = tmp_path / "journal"
+    first, _ = open_journal(directory, lambda row: True)
     first.begin(_begun(1))
-    second, rows = open_journal(tmp_path, lambda row: True)
+    second, rows = open_journal(directory, lambda row: True)
     try:
         assert (first.slot, second.slot) == (0, 1)
         assert rows == []  # slot 0's request is in flight in a live process, not interrupted
     finally:
         second.close()
         first.close()
-    assert _files(tmp_path) == ["0.0.jnl"]  # still open at close: kept for the next start
-    third, rows = open_journal(tmp_path, lambda row: True)
+    assert _files(directory) == ["0.0.jnl"]  # still open at close: kept for the next start
+    third, rows = open_journal(directory, lambda row: True)
+    assert [(r[0], r[9]) for r in rows] == [("req_1", INTERRUPTED)]
     third.recovered()
     third.close()
-    assert [(r[0], r[9]) for r in rows] == [("req_1", INTERRUPTED)]
+    assert not directory.exists()  # every slot closed cleanly or recovered: nothing left
 
 
 def test_durable_batches_delete_what_they_settle_and_carry_long_requests_forward(
