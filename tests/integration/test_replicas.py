@@ -8,9 +8,10 @@ revoked through the admin API. Then:
 - 200s per key never exceed its limit (a token bucket: the burst plus the refill over the span
   of the run, measured on Redis's clock);
 - the ledger holds every answer a client received, the killed replica's included (what it had
-  not written when it died is written from its journal when it starts again), with its request
-  id and its tokens, and no request twice; a stream it was serving when killed is there as
-  ``interrupted`` (``store/journal.py``), and no other row is;
+  not written when it died is written from its journal when it starts again: the test holds
+  the ledger table's write lock over the replica's last answers, so some certainly are), with
+  its request id and its tokens, and no request twice; a stream it was serving when killed is
+  there as ``interrupted`` (``store/journal.py``), and no request of a live replica is;
 - the revoked key is refused by every replica within one second of the admin call's answer,
   and every replica answers from the new target within one second of the re-point, each
   measured by asking the replicas directly until they do.
@@ -19,10 +20,11 @@ revoked through the admin API. Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,6 +216,8 @@ class Events:
     killed: str  # the killed replica's address, as nginx names it
     probes: set[str] = field(default_factory=set)  # request ids of the test's own probes
     cut: str = ""  # the stream the test had under way on the killed replica
+    # Answers the killed replica gave just before the kill, their rows not yet written.
+    direct: list[Answer] = field(default_factory=list)
     revoke_s: dict[str, float] = field(default_factory=dict)
     repoint_s: dict[str, float] = field(default_factory=dict)
 
@@ -280,16 +284,19 @@ def _events(
     began = time.monotonic()
     victim = replicas[1]
     wait_until(lambda: time.monotonic() - began > RUN_S / 4, "traffic under way")
-    body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
-    with httpx.stream(
-        "POST", f"{victim.url}/v1/chat/completions", json=body, headers=headers, timeout=30
-    ) as reply:
-        assert reply.status_code == 200
-        frames = reply.iter_raw()  # held: a dropped iterator closes the connection
-        next(frames)  # under way
-        victim.kill()
-    events = Events(f"127.0.0.1:{victim.port}", cut=reply.headers["x-request-id"])
+    events = Events(f"127.0.0.1:{victim.port}")
+    with _ledger_locked(url):  # the victim's answers below stay in its queue: lost at the kill
+        events.direct = [_answered(victim, events) for _ in range(5)]
+        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+        with httpx.stream(
+            "POST", f"{victim.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+        ) as reply:
+            assert reply.status_code == 200
+            frames = reply.iter_raw()  # held: a dropped iterator closes the connection
+            next(frames)  # under way
+            victim.kill()
+    events.cut = reply.headers["x-request-id"]
     events.probes.add(events.cut)
     victim.start()
     wait_until(victim.ready, "the killed replica ready again")
@@ -311,6 +318,32 @@ def _events(
     assert max(events.revoke_s.values()) <= BOUND_S, events.revoke_s
     wait_until(lambda: time.monotonic() - began > RUN_S, "the rest of the run")
     return events
+
+
+@contextlib.contextmanager
+def _ledger_locked(url: str) -> Iterator[None]:
+    """``usage_records`` locked against writes (every replica's ledger batches wait) until the
+    block ends."""
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql")))
+    try:
+        loop.run_until_complete(conn.execute("BEGIN; LOCK TABLE usage_records IN EXCLUSIVE MODE"))
+        yield
+    finally:
+        loop.run_until_complete(conn.close())  # rolled back: the lock goes
+        loop.close()
+
+
+def _answered(replica: Replica, events: Events) -> Answer:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    reply = httpx.post(f"{replica.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    usage = reply.json()["usage"]
+    rid = reply.headers["x-request-id"]
+    events.probes.add(rid)
+    address = f"127.0.0.1:{replica.port}"
+    return Answer(-1, "chat", 200, rid, address, usage["prompt_tokens"], usage["completion_tokens"])
 
 
 def _model_of(replica: Replica, probes: set[str]) -> str | None:
@@ -358,6 +391,7 @@ async def _check_ledger(url: str, answers: list[Answer], events: Events) -> None
     ledger = {r["request_id"]: r for r in rows}
     received = [a for a in answers if a.status == 200 and a.complete and a.rid]
     assert len(received) > 100, "the run should have served plenty"
+    received += events.direct  # answered by the killed replica, unwritten when it died
     # Every answer a client received is there, the killed replica's too, tokens as received.
     missing = [a for a in received if a.rid not in ledger]
     assert missing == [], missing
