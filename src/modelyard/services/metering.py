@@ -103,6 +103,9 @@ class Meter:
         through it (it hands the row to the ledger's queue itself)."""
         self._limiter = limiter
         self._journal = journal if record is not None else None
+        # Where a journaled ticket's row goes (never called without a journal: no ticket then
+        # carries a segment); bound once, so the journal off costs one attribute test.
+        self._journal_end = self._journal.end if self._journal is not None else _no_journal
         # The memory limiter never waits: call it directly rather than through a coroutine.
         self._memory = limiter if isinstance(limiter, MemoryLimiter) else None
         self._record = record
@@ -120,9 +123,8 @@ class Meter:
                 ticket.reservation = self._memory.acquire_now(principal.scopes, tokens, cost)
             else:
                 ticket.reservation = await self._limiter.acquire(principal.scopes, tokens, cost)
-        journal = self._journal
-        if journal is not None:  # admitted: from here on it is finished, or was interrupted
-            ticket.journal = journal.begin(
+        if self._journal is not None:  # admitted: from here on it finishes or is interrupted
+            ticket.journal = self._journal.begin(
                 (call.request_id, ticket.created_at, principal.project_id, principal.key_id,
                  call.endpoint, call.model, call.stream, call.parent_id)
             )  # fmt: skip
@@ -161,11 +163,10 @@ class Meter:
         ticket.cost_micros = cost
         if self._record is not None:
             row = _record(ticket, served, status, usage, cost, reported)
-            segment, journal = ticket.journal, self._journal
-            if segment is not None and journal is not None:
-                journal.end(segment, row)
-            else:
+            if ticket.journal is None:
                 self._record(row)
+            else:
+                self._journal_end(ticket.journal, row)
         reservation = ticket.reservation
         if reservation is not None and self._limiter is not None:
             tokens = usage.input_tokens + usage.output_tokens
@@ -190,6 +191,10 @@ class Meter:
         ticket.usage = result.usage
         if result.usage is None and isinstance(result, ChatResult):
             ticket.output_chars = sum(len(c.message.text()) for c in result.choices)
+
+
+def _no_journal(segment: Segment, row: LedgerRow) -> None:
+    raise AssertionError("a journaled ticket without a journal")  # pragma: no cover
 
 
 def _dearest_rates(gateway: Gateway, deployment: str) -> tuple[int, int]:
