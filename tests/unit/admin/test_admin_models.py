@@ -168,7 +168,7 @@ def test_query_parameters_come_from_the_query_models():
     assert names == list(models.UsageQuery.model_fields)
     assert usage["parameters"][-1]["name"] == "x-modelyard-project"  # every operation's header
     by = next(p for p in usage["parameters"] if p["name"] == "by")
-    assert by["schema"]["enum"] == ["project", "key", "deployment", "model", "day"]
+    assert by["schema"]["enum"] == ["project", "key", "deployment", "model", "day", "status"]
     assert all(p["in"] == "query" and not p["required"] for p in usage["parameters"][:-1])
     key = doc["paths"][f"{PREFIX}/keys/{{key_id}}"]["get"]["parameters"]
     assert [(p["name"], p["in"], p["required"]) for p in key] == [
