@@ -51,7 +51,7 @@ async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
         # Batches are written only when full (500 rows, more than a run sends): how many
         # ticks fall in the counted requests depends on the machine's speed, and each batch's
         # work would be spread over them unevenly; what is measured is the request path.
-        sink_module.every = lambda interval_s: _on_wake_only
+        sink_module.every = lambda interval_s: _on_wake_only  # type: ignore[attr-defined]
         store_url = database_url(None, data_dir())
     app = create_app(settings_from_data(config), store_url=store_url)
     body, scope = chat_scope()
