@@ -85,6 +85,8 @@ echo "build.sh: base $base"
 
 build_args=(
     --file Containerfile
+    # Docker's format: OCI images have no HEALTHCHECK (buildah drops it with a warning).
+    --format docker
     --build-arg "PYTHON_IMAGE=$base"
     --tag "$image"
     --label "org.opencontainers.image.version=$version"

@@ -102,10 +102,11 @@ def container(image: str) -> Iterator[Running]:
     running = Running(name, free_port(), secrets.token_urlsafe(24))
     podman("volume", "create", volume)
     try:
-        # As deploy/kubernetes runs it: nothing writable but the data volume and a tmpfs /tmp;
-        # the user and the command are the image's own.
+        # As deploy/kubernetes runs it: nothing writable but the data volume and a tmpfs /tmp,
+        # no capabilities, no privilege escalation; the user and the command are the image's own.
         podman(
             "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--volume", f"{volume}:/var/lib/modelyard",
             "--publish", f"127.0.0.1:{running.port}:8700",
             "--env", "MODELYARD_ADMIN_KEY", image,
