@@ -12,6 +12,7 @@ cannot run the image is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -35,6 +36,7 @@ PODMAN = shutil.which("podman")
 # The engine settings build.sh uses; empty means the engine's own.
 CONF = os.environ.get("MODELYARD_CONTAINERS_CONF", str(ROOT / "deploy/container/containers.conf"))
 UID = "10001"
+CLUSTER_CONFIG = ROOT / "deploy/kubernetes/base/modelyard.yaml"
 
 
 def podman(
@@ -95,28 +97,39 @@ class Running:
             return False  # not listening yet
 
 
-@pytest.fixture(scope="module")
-def container(image: str) -> Iterator[Running]:
+@contextlib.contextmanager
+def started(image: str, *args: str, env: dict[str, str], config: bool = False) -> Iterator[Running]:
+    """Run the image as deploy/kubernetes does: nothing writable but the data volume and a tmpfs
+    /tmp, no capabilities, no privilege escalation, the image's own user; ``args`` go after the
+    image (none: its own command), ``config`` mounts the cluster's config where the pod has it.
+    ``env`` is handed over by name, its values never on a command line."""
+    mounts = ("--volume", f"{CLUSTER_CONFIG}:/etc/modelyard/modelyard.yaml:ro") if config else ()
     tag = uuid.uuid4().hex[:10]
     name, volume = f"modelyard-smoke-{tag}", f"modelyard-smoke-data-{tag}"
-    running = Running(name, free_port(), secrets.token_urlsafe(24))
+    running = Running(name, free_port(), env["MODELYARD_ADMIN_KEY"])
     podman("volume", "create", volume)
     try:
-        # As deploy/kubernetes runs it: nothing writable but the data volume and a tmpfs /tmp,
-        # no capabilities, no privilege escalation; the user and the command are the image's own.
         podman(
             "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--volume", f"{volume}:/var/lib/modelyard",
+            *mounts,
             "--publish", f"127.0.0.1:{running.port}:8700",
-            "--env", "MODELYARD_ADMIN_KEY", image,
-            extra_env={"MODELYARD_ADMIN_KEY": running.key},
+            *(f"--env={variable}" for variable in env), image, *args,
+            extra_env=env,
         )  # fmt: skip
         wait_until(running.ready, f"{name} answering 200 on /readyz")
         yield running
     finally:
         podman("rm", "--force", "--time", "5", name, check=False)
         podman("volume", "rm", "--force", volume, check=False)
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[Running]:
+    """The image's own command and no config: the embedded model and nothing else."""
+    with started(image, env={"MODELYARD_ADMIN_KEY": secrets.token_urlsafe(24)}) as running:
+        yield running
 
 
 def test_probes_answer(container: Running):
@@ -158,3 +171,19 @@ def test_the_image_carries_no_toolchain_and_no_installer(image: str):
         "command -v gcc cc cmake uv || true",
     ).stdout  # fmt: skip
     assert found.strip() == "", f"the final stage has build tools: {found}"
+
+
+def test_runs_the_cluster_config_with_the_pods_arguments(image: str):
+    """deploy/kubernetes's ConfigMap and container arguments, in this image: the config is
+    where the pod mounts it, its env:: secrets are read, its deployment is served."""
+    pod_args = ("serve", "--config", "/etc/modelyard/modelyard.yaml", "--host", "0.0.0.0",
+                "--port", "8700")  # fmt: skip
+    env = {
+        "MODELYARD_ADMIN_KEY": secrets.token_urlsafe(24),
+        "MODELYARD_LOG_FORMAT": "json",
+        "OPENAI_API_KEY": "sk-not-used-by-this-test",
+    }
+    with started(image, *pod_args, env=env, config=True) as running:
+        listed = running.get("/v1/models", auth=True)
+        assert listed.status_code == 200, listed.text
+        assert {m["id"] for m in listed.json()["data"]} == {"chat"}
