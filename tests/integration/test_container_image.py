@@ -144,6 +144,12 @@ def test_models_need_a_key_and_list_the_embedded_model(container: Running):
     assert "smollm2-135m-instruct" in {m["id"] for m in listed.json()["data"]}
 
 
+def test_the_admin_api_knows_the_operator_key_from_the_environment(container: Running):
+    me = container.get("/admin/v1/me", auth=True)
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == "operator"
+
+
 def test_the_embedded_model_answers_a_chat_completion(container: Running):
     client = openai.OpenAI(base_url=container.url + "/v1", api_key=container.key, timeout=120)
     completion = client.chat.completions.create(
