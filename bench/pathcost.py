@@ -18,8 +18,8 @@ twice a second, which a traced run's slow seconds would otherwise spread over fe
 Each figure is also printed as a ratio of the parsing proxy's. Bytecodes do not move with the
 machine's load, so a change's effect on the request path shows here in one short run; they do
 not see C code (uvicorn's parser, orjson, the sockets), which the proxy and the gateway share:
-the requests/s ratios of ``bench.ceilings`` include it. With ``--baseline``, another checkout (e.g. a worktree of the
-commit before a change) is measured in the same run.
+the requests/s ratios of ``bench.ceilings`` include it. With ``--baseline``, another checkout
+(e.g. a worktree of the commit before a change) is measured in the same run.
 """
 
 from __future__ import annotations
