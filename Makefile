@@ -59,6 +59,16 @@ FAST_MARKERS := not integration and not postgres and not redis and not local_mod
 test-fast: install
 	MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -n auto -m "$(FAST_MARKERS)" -p no:cacheprovider $(PYTEST_ARGS)
 
+# The container image, built with podman from the Containerfile (deploy/container/build.sh: the
+# base is made from Debian packages with mmdebstrap when no registry answers; llama.cpp compiles,
+# minutes), and the smoke test that runs it (tests/integration/test_container_image.py).
+.PHONY: image image-smoke
+image:
+	deploy/container/build.sh
+
+image-smoke: install image
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_container_image.py
+
 bench: install
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 

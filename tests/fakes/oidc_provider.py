@@ -33,6 +33,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import OpenIDCode, UserInfo
 from authlib.oidc.core.models import AuthorizationCodeMixin
 from joserfc.jwk import KeySet, RSAKey
+from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 SCOPES = ("openid", "profile", "email", "groups")
@@ -271,6 +272,22 @@ def _access_tokens(provider: OidcProvider) -> JWTBearerTokenGenerator:
     return AccessTokens(issuer="", expires_generator=lifetime)  # its issuer set at start
 
 
+def _sign_in_form(args: Mapping[str, str]) -> str:
+    """The provider's own sign-in page: who are you (no password: a test provider), then the
+    same authorization request again with ``login_hint``."""
+    hidden = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+        for k, v in args.items()
+        if k != "login_hint"
+    )
+    return (
+        "<!doctype html><title>Test identity provider</title><h1>Test identity provider</h1>"
+        f'<form method="get" action="/authorize">{hidden}'
+        '<label for="who">Username</label><input id="who" name="login_hint" required>'
+        "<button>Continue</button></form>"
+    )
+
+
 def _routes(app: flask.Flask, server: AuthorizationServer, provider: OidcProvider) -> None:
     @app.get("/.well-known/openid-configuration")
     def discovery() -> Any:
@@ -290,7 +307,10 @@ def _routes(app: flask.Flask, server: AuthorizationServer, provider: OidcProvide
 
     @app.get("/authorize")
     def authorize() -> Any:
-        person = provider.users.get(flask.request.args.get("login_hint", ""))
+        hint = flask.request.args.get("login_hint")
+        if not hint:  # a browser with no session here: the provider's sign-in form
+            return _sign_in_form(flask.request.args)
+        person = provider.users.get(hint)
         if person is None:
             return {"error": "login_required"}, 403
         try:

@@ -7,9 +7,11 @@ revoked through the admin API. Then:
 
 - 200s per key never exceed its limit (a token bucket: the burst plus the refill over the span
   of the run, measured on Redis's clock);
-- the ledger holds every answer a client received from a replica that was not killed, with
-  its request id and its tokens, and no request twice; of the killed replica only rows for
-  answers that clients received (what it had not written yet is lost: see docs/scale-out.md);
+- the ledger holds every answer a client received, the killed replica's included (what it had
+  not written when it died is written from its journal when it starts again: the test holds
+  the ledger table's write lock over the replica's last answers, so some certainly are), with
+  its request id and its tokens, and no request twice; a stream it was serving when killed is
+  there as ``interrupted`` (``store/journal.py``), and no request of a live replica is;
 - the revoked key is refused by every replica within one second of the admin call's answer,
   and every replica answers from the new target within one second of the re-point, each
   measured by asking the replicas directly until they do.
@@ -18,10 +20,11 @@ revoked through the admin API. Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from modelyard.config import load_settings
 from modelyard.services.deployments import rollback, sync_versions
 from modelyard.services.tenancy import KeySpec, TenancyAdmin
 from modelyard.store import open_store
+from modelyard.store.usage import INTERRUPTED
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.model import Limits
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -78,6 +82,8 @@ def _config(fake: FakeOpenAI, model: str) -> dict[str, object]:
         "deployments": {
             "chat": {"targets": [{"provider": "fake", "model": model}]},
             "embed": {"targets": [{"provider": "fake", "model": "text-embedding-3-small"}]},
+            # A stream long enough to be under way when its replica is killed.
+            "slow": {"targets": [{"provider": "fake", "model": "trickle-3000"}]},
         },
     }
 
@@ -130,11 +136,14 @@ def _call(client: httpx.Client, base: str, secret: str, kind: str) -> tuple[int,
             usage = orjson.loads(r.read())["usage"]
         else:
             usage = {}
-            for line in r.iter_lines():
-                if line == "data: [DONE]":
-                    seen["done"] = True
-                elif line.startswith("data: ") and '"usage":{' in line.replace(" ", ""):
-                    usage = orjson.loads(line[6:]).get("usage") or usage
+            try:
+                for line in r.iter_lines():
+                    if line == "data: [DONE]":
+                        seen["done"] = True
+                    elif line.startswith("data: ") and '"usage":{' in line.replace(" ", ""):
+                        usage = orjson.loads(line[6:]).get("usage") or usage
+            except httpx.HTTPError:  # its replica was killed under it: the id is known
+                return r.status_code, seen
         seen["in"], seen["out"] = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
         return r.status_code, seen
 
@@ -206,6 +215,9 @@ def _first_time(
 class Events:
     killed: str  # the killed replica's address, as nginx names it
     probes: set[str] = field(default_factory=set)  # request ids of the test's own probes
+    cut: str = ""  # the stream the test had under way on the killed replica
+    # Answers the killed replica gave just before the kill, their rows not yet written.
+    direct: list[Answer] = field(default_factory=list)
     revoke_s: dict[str, float] = field(default_factory=dict)
     repoint_s: dict[str, float] = field(default_factory=dict)
 
@@ -272,8 +284,20 @@ def _events(
     began = time.monotonic()
     victim = replicas[1]
     wait_until(lambda: time.monotonic() - began > RUN_S / 4, "traffic under way")
-    victim.kill()
     events = Events(f"127.0.0.1:{victim.port}")
+    with _ledger_locked(url):  # the victim's answers below stay in its queue: lost at the kill
+        events.direct = [_answered(victim, events) for _ in range(5)]
+        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+        with httpx.stream(
+            "POST", f"{victim.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+        ) as reply:
+            assert reply.status_code == 200
+            frames = reply.iter_raw()  # held: a dropped iterator closes the connection
+            next(frames)  # under way
+            victim.kill()
+    events.cut = reply.headers["x-request-id"]
+    events.probes.add(events.cut)
     victim.start()
     wait_until(victim.ready, "the killed replica ready again")
     asyncio.run(_repoint(url, config))
@@ -294,6 +318,32 @@ def _events(
     assert max(events.revoke_s.values()) <= BOUND_S, events.revoke_s
     wait_until(lambda: time.monotonic() - began > RUN_S, "the rest of the run")
     return events
+
+
+@contextlib.contextmanager
+def _ledger_locked(url: str) -> Iterator[None]:
+    """``usage_records`` locked against writes (every replica's ledger batches wait) until the
+    block ends."""
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql")))
+    try:
+        loop.run_until_complete(conn.execute("BEGIN; LOCK TABLE usage_records IN EXCLUSIVE MODE"))
+        yield
+    finally:
+        loop.run_until_complete(conn.close())  # rolled back: the lock goes
+        loop.close()
+
+
+def _answered(replica: Replica, events: Events) -> Answer:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    reply = httpx.post(f"{replica.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    usage = reply.json()["usage"]
+    rid = reply.headers["x-request-id"]
+    events.probes.add(rid)
+    address = f"127.0.0.1:{replica.port}"
+    return Answer(-1, "chat", 200, rid, address, usage["prompt_tokens"], usage["completion_tokens"])
 
 
 def _model_of(replica: Replica, probes: set[str]) -> str | None:
@@ -341,19 +391,32 @@ async def _check_ledger(url: str, answers: list[Answer], events: Events) -> None
     ledger = {r["request_id"]: r for r in rows}
     received = [a for a in answers if a.status == 200 and a.complete and a.rid]
     assert len(received) > 100, "the run should have served plenty"
-    missing = []
+    received += events.direct  # answered by the killed replica, unwritten when it died
+    # Every answer a client received is there, the killed replica's too, tokens as received.
+    missing = [a for a in received if a.rid not in ledger]
+    assert missing == [], missing
     for answer in received:
-        row = ledger.get(answer.rid)
-        if row is None:
-            missing.append(answer)
-            continue
+        row = ledger[answer.rid]
         assert row["status"] == 200, (answer, dict(row))
         got = (row["input_tokens"], row["output_tokens"])
         assert got == (answer.input_tokens, answer.output_tokens), (answer, dict(row))
-    # Only the killed replica may have lost rows: those it had not written when it died.
-    assert all(a.replica == events.killed for a in missing), missing
-    # No row for an answer nobody received (the probes above are requests too).
+    # What the killed replica was serving is there: the test's own stream as interrupted; a
+    # client stream cut by the kill as interrupted, or as answered when the replica had
+    # finished it and the kill took only the last bytes on their way.
+    assert ledger[events.cut]["status"] == INTERRUPTED, dict(ledger[events.cut])
+    cut = [a for a in answers if a.status == 200 and not a.complete and a.rid]
+    assert [a for a in cut if a.rid not in ledger] == [], cut
+    assert all(a.replica == events.killed for a in cut), cut
+    # No row for an answer nobody received (the probes above are requests too), and no
+    # request interrupted but the killed replica's: those the clients saw cut, and at most one
+    # per request whose connection the kill broke before its answer began (no id to match).
     answered = {a.rid for a in answers if a.rid} | events.probes
     unknown = [rid for rid, row in ledger.items() if row["status"] == 200 and rid not in answered]
     assert unknown == [], unknown
-    print(f"ledger: {len(rows)} rows; {len(missing)} answers of the killed replica unwritten")
+    interrupted = {rid for rid, row in ledger.items() if row["status"] == INTERRUPTED}
+    broken = sum(1 for a in answers if a.rid is None or a.status == 502)
+    assert len(interrupted - answered) <= broken, (interrupted, broken)
+    print(
+        f"ledger: {len(rows)} rows; interrupted: {len(interrupted)} "
+        f"({len(cut)} client streams cut, {broken} requests broken)"
+    )

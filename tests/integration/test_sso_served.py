@@ -1,7 +1,8 @@
 """Single sign-on through a real ``modelyard serve`` (uvicorn, uvloop, two workers) and a real
 OpenID Connect provider: the config's secrets come from the environment, any worker takes the
 provider's tokens for the admin API, a sign-in begun on one worker finishes on another (the
-sign-in cookie carries its state), and the person is recorded once in the shared store."""
+sign-in cookie carries its state) into a portal session every worker honours, and the person is
+recorded once in the shared store."""
 
 from __future__ import annotations
 
@@ -62,8 +63,12 @@ def test_a_served_gateway_signs_people_in(tmp_path: Path, provider: OidcProvider
             with httpx.Client(base_url=server.url) as other:
                 other.cookies.set("modelyard_sso", cookie, path="/auth")
                 done = other.get(f"{callback.path}?{callback.query}")
-            assert done.status_code == 200, done.text
-            assert (done.json()["user"], done.json()["role"]) == ("dana", "operator")
+                assert done.status_code == 303, done.text  # into a portal session
+                assert done.headers["location"] == "/portal/catalog"
+            for _ in range(4):  # fresh connections: the session is in the store, any worker
+                with httpx.Client(base_url=server.url, cookies=other.cookies) as browser:
+                    page = browser.get("/portal/catalog")
+                    assert page.status_code == 200 and "dana@example.com (operator)" in page.text
             audit = http.get(
                 "/admin/v1/audit", headers={"authorization": "Bearer integration-admin-key"}
             )

@@ -309,9 +309,9 @@ def _add_usage(sub: SubParsers) -> None:
     )
     usage.add_argument(
         "--by",
-        choices=["model", "deployment", "day", "project", "key"],
+        choices=["model", "deployment", "day", "project", "key", "status"],
         default="model",
-        help="group by",
+        help="group by (status 599: interrupted, in flight on a process that was killed)",
     )
     usage.add_argument("--since", default=None, help="ISO 8601 date/time, or back: 7d, 24h")
     usage.add_argument("--until", default=None, help="ISO 8601 date/time (exclusive), or 1d")

@@ -77,9 +77,14 @@ def _table(by: str, rows: list[dict[str, Any]], totals: dict[str, Any]) -> None:
     if not rows:
         print("no usage recorded for this selection")
         return
-    lines = [
-        [str(r[by]) if r[by] is not None else "-", *(_cell(r, c) for c in _COLUMNS)] for r in rows
-    ]
+    from modelyard.services.usage_steps import status_text
+
+    def group(value: Any) -> str:
+        if value is None:
+            return "-"
+        return status_text(value) if by == "status" else str(value)
+
+    lines = [[group(r[by]), *(_cell(r, c) for c in _COLUMNS)] for r in rows]
     lines.append(["TOTAL", *(_cell(totals, c) for c in _COLUMNS)])
     header = [by, "requests", "errors", "input tok", "output tok", "cost $"]
     widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]

@@ -12,6 +12,7 @@ from modelyard.config.agents import AgentConfig
 from modelyard.config.guardrails import GuardrailsConfig
 from modelyard.config.mcp import McpConfig, McpServerConfig
 from modelyard.config.observability import ObservabilityConfig
+from modelyard.config.portal import PortalConfig
 from modelyard.config.secrets import Secret, resolve_secret
 from modelyard.config.sso import SsoConfig
 
@@ -347,6 +348,15 @@ class StoreConfig(_Strict):
     # How often each replica re-reads keys and deployment versions from the store: the safety
     # net under the change notifications (PostgreSQL), the only path on SQLite. Restart only.
     resync_interval_s: float = Field(0.5, gt=0, le=3600)
+    # The ledger's write-ahead journal (docs/scale-out.md): each request's start and finished
+    # row appended to a local file, so that after a kill (SIGKILL, OOM) the next start writes
+    # the rows that were still queued and records what was in flight as `interrupted`. Off:
+    # such rows are lost. Restart only.
+    journal: bool = True
+    # Where the journal lives: a local directory that survives a restart of the process
+    # (Kubernetes: an emptyDir). Unset: `journal` in the data directory. Each database's
+    # journal is kept in a subdirectory of its own.
+    journal_dir: Path | None = None
 
     @field_validator("url", mode="before")
     @classmethod
@@ -398,3 +408,4 @@ class Settings(_Strict):
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
     mcp: McpConfig = McpConfig()
     sso: SsoConfig | None = None  # single sign-on (issue 24); None: keys only
+    portal: PortalConfig = PortalConfig()  # the web console's sessions (docs/portal.md)

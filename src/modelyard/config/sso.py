@@ -66,6 +66,8 @@ class SsoConfig(_Strict):
     ``/auth/callback`` as the provider knows it (default: built from the request)."""
 
     issuer: str
+    # What the portal's sign-in page calls the provider: "Sign in with <display_name>".
+    display_name: str = Field("single sign-on", min_length=1, max_length=64)
     client_id: str = Field(min_length=1, max_length=256)
     client_secret: Secret | None = None
     audience: str | None = Field(None, min_length=1, max_length=256)

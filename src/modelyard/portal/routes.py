@@ -35,6 +35,7 @@ def mount() -> Mount:
         Route("/login", auth.login_form, methods=["GET"]),
         Route("/login", auth.login, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
+        Route("/project", auth.switch_project, methods=["POST"]),
         Route("/catalog", catalog_pages.catalog, methods=["GET"]),
         Route("/model", catalog_pages.model, methods=["GET"]),
         Route("/deployments", deployment_pages.deployment_list, methods=["GET"]),

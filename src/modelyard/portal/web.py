@@ -10,7 +10,8 @@ templates only leave out what a role may not do.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -20,6 +21,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from modelyard.config.portal import PortalConfig
 from modelyard.core.errors import (
     AuthenticationFailed,
     ModelyardError,
@@ -27,9 +29,19 @@ from modelyard.core.errors import (
     PermissionDenied,
 )
 from modelyard.portal.comparisons import Comparisons
-from modelyard.portal.session import COOKIE, Session, Sessions, SignInAttempts, User, user_of_key
+from modelyard.portal.session import (
+    COOKIE,
+    MemorySessions,
+    Session,
+    Sessions,
+    SignInAttempts,
+    User,
+    user_of_key,
+)
+from modelyard.portal.stored_sessions import StoredSessions
 from modelyard.services.root import Root
-from modelyard.store import StoreError
+from modelyard.store import Store, StoreError
+from modelyard.tenancy.keys import Principal, UnknownKey
 
 PREFIX = "/portal"
 MAX_FORM_BYTES = 64 * 1024
@@ -58,20 +70,51 @@ def templates() -> jinja2.Environment:
 
 @dataclass(slots=True)
 class Portal:
-    """The portal's own state, one per app: its sessions, templates and the config file a
-    deployment change reloads."""
+    """The portal's own state, one per app: where its sessions live, templates and the config
+    file a deployment change reloads."""
 
-    sessions: Sessions
+    memory: MemorySessions
     env: jinja2.Environment
     config_path: Path | None
     comparisons: Comparisons
     sign_ins: SignInAttempts
+    config: PortalConfig = field(default_factory=PortalConfig)
+    clock: Callable[[], datetime] | None = None  # tests inject one
+    _stored: StoredSessions | None = None
+    _stored_in: Store | None = None
 
     @classmethod
-    def build(cls, config_path: Path | None, sessions: Sessions | None = None) -> Portal:
-        return cls(
-            sessions or Sessions(), templates(), config_path, Comparisons(), SignInAttempts()
+    def build(
+        cls,
+        config_path: Path | None,
+        config: PortalConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Portal:
+        config = config or PortalConfig()
+        memory = MemorySessions(
+            clock,
+            idle=timedelta(seconds=config.session_idle_s),
+            max_age=timedelta(seconds=config.session_max_s),
         )
+        return cls(
+            memory, templates(), config_path, Comparisons(), SignInAttempts(clock), config, clock
+        )
+
+    def sessions(self, root: Root) -> Sessions:
+        """The store's sessions when the server has a store (every worker and replica sees
+        them), else this process's."""
+        store = root.store
+        if store is None:
+            return self.memory
+        if self._stored is None or self._stored_in is not store:
+            self._stored = StoredSessions(
+                store,
+                self.clock,
+                idle=timedelta(seconds=self.config.session_idle_s),
+                max_age=timedelta(seconds=self.config.session_max_s),
+            )
+            self._stored_in = store
+        return self._stored
 
     def html(self, name: str, context: Mapping[str, Any], status: int = 200) -> HTMLResponse:
         body = self.env.get_template(name).render(context)
@@ -111,6 +154,10 @@ class Ctx:
             value = self.request.query_params.get(name)
         return value.strip() if isinstance(value, str) else default
 
+    @property
+    def sessions(self) -> Sessions:
+        return self.portal.sessions(self.root)
+
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         user = self.session.user
         nav = [(PREFIX + path, label) for path, label, roles in NAV if user.role in roles]
@@ -137,7 +184,10 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         portal = portal_of(request)
         root: Root = request.app.state.modelyard
-        session = _live_session(portal, root, request)
+        try:
+            session = await _live_session(portal, root, request)
+        except StoreError as exc:
+            return error_page(portal, exc, None, 503)
         if session is None:
             return RedirectResponse(f"{PREFIX}/login", 303)
         try:
@@ -156,20 +206,29 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return run
 
 
-def _live_session(portal: Portal, root: Root, request: Request) -> Session | None:
-    """The request's session, its user re-read from the key ring: a revoked or expired key,
-    or one whose role changed, signs its sessions out."""
-    session = portal.sessions.get(request.cookies.get(COOKIE))
-    if session is None or session.api_key is None:
+async def _live_session(portal: Portal, root: Root, request: Request) -> Session | None:
+    """The request's session; a key session's user re-read from the key ring: a revoked or
+    expired key, or one whose role changed, signs its sessions out."""
+    sessions = portal.sessions(root)
+    session = await sessions.get(request.cookies.get(COOKIE))
+    if session is None or session.key_digest is None:
         return session
     try:
-        principal = root.keys.authenticate(session.api_key)
+        principal = await _key_principal(root, session.user.principal.key_id, session.key_digest)
     except AuthenticationFailed:
-        portal.sessions.close(session.id)
+        await sessions.close(session.id)
         return None
     if principal != session.user.principal:
         session.user = user_of_key(principal)
     return session
+
+
+async def _key_principal(root: Root, key_id: str | None, digest: bytes) -> Principal:
+    try:
+        return root.keys.by_digest(key_id, digest)
+    except UnknownKey:
+        await root.keys_changed()  # a key made a moment ago, on another server
+        return root.keys.by_digest(key_id, digest)
 
 
 async def _form(request: Request) -> FormData:

@@ -24,6 +24,7 @@ from modelyard.server.admin_openapi import Operation
 from modelyard.server.chat_route import authenticate, state_of
 from modelyard.server.http import json_response, read_json, request_id
 from modelyard.services import audit
+from modelyard.services.acting import PROJECT_HEADER, key_acting_in, must_exist, requested_project
 from modelyard.services.admin_fields import parse, single_values
 from modelyard.services.root import Root
 from modelyard.services.sso import looks_like_jwt
@@ -106,12 +107,21 @@ async def _inputs(op: Operation, request: Request, now: datetime) -> tuple[BaseM
 
 async def _principal(state: Root, request: Request) -> Principal:
     """The caller: a single sign-on access token (a JWT, when ``sso:`` is configured), else a
-    key. Only the admin API looks at tokens: model calls take keys."""
+    key. Only the admin API looks at tokens: model calls take keys. ``x-modelyard-project``
+    chooses the project a caller with several acts in (``services/acting.py``)."""
+    project = requested_project(request.headers.get(PROJECT_HEADER))
+    principal: Principal | None = None
     if state.sso is not None:
         token = bearer_token(request.headers.get("authorization"), None)
         if token is not None and looks_like_jwt(token):
-            return await state.sso.principal_of(token)
-    return await authenticate(state, request)
+            principal = await state.sso.principal_of(token, project)
+    if principal is None:
+        principal = await authenticate(state, request)
+        if project is not None and not principal.anonymous:
+            principal = key_acting_in(principal, project)
+    if project is not None and not principal.anonymous:
+        await must_exist(state.admin, principal, project)
+    return principal
 
 
 async def _audited(op: Operation, call: Call) -> BaseModel | Response:

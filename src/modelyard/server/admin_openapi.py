@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from modelyard import __version__
 from modelyard.services import admin_models as models
+from modelyard.services.admin_fields import PROJECT_ID
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/{model}"
@@ -129,16 +130,31 @@ def _operation(op: Operation, refs: Refs) -> Schema:
         "summary": op.summary,
         "responses": {
             str(status): answer,
-            **{str(code): {"$ref": f"#/components/responses/E{code}"} for code in op.errors},
+            # 400 and 403 too: any operation may refuse its x-modelyard-project header.
+            **{
+                str(code): {"$ref": f"#/components/responses/E{code}"}
+                for code in sorted({*op.errors, 400, 403})
+            },
         },
     }
     parameters = _parameters(op.path_params, "path") + _parameters(op.query, "query")
-    if parameters:
-        spec["parameters"] = parameters
+    spec["parameters"] = [*parameters, _project_header()]
     if op.body is not None:
         body = {"application/json": {"schema": refs[op.body, "validation"]}}
         spec["requestBody"] = {"required": True, "content": body}
     return spec
+
+
+def _project_header() -> Schema:
+    """The header every operation takes (``services/acting.py``)."""
+    return {
+        "name": "x-modelyard-project",
+        "in": "header",
+        "required": False,
+        "description": "The project to act in, for a caller with several (single sign-on): "
+        "403 if not a member, 400 if there is no such project",
+        "schema": {"type": "string", "pattern": PROJECT_ID.pattern},
+    }
 
 
 def _paths(prefix: str, operations: Sequence[Operation], refs: Refs) -> Schema:

@@ -27,6 +27,7 @@ from modelyard.server.admin_agents import AGENT_OPERATIONS
 from modelyard.server.admin_evals import EVAL_OPERATIONS
 from modelyard.server.admin_http import Call, endpoint
 from modelyard.server.admin_openapi import Operation, document
+from modelyard.server.admin_sessions import SESSION_OPERATIONS
 from modelyard.server.http import json_response, request_id
 from modelyard.services import admin_models as models
 from modelyard.services import audit
@@ -342,7 +343,7 @@ OPERATIONS = (
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document, generated from the operations (``OPERATIONS`` and the
     evaluation routes') and their models."""
-    return document(PREFIX, (*OPERATIONS, *AGENT_OPERATIONS, *EVAL_OPERATIONS))
+    return document(PREFIX, (*OPERATIONS, *AGENT_OPERATIONS, *EVAL_OPERATIONS, *SESSION_OPERATIONS))
 
 
 _DOCUMENT = orjson.dumps(openapi_document())  # a constant: built once, at import
@@ -357,4 +358,5 @@ ROUTES = [
     Route(f"{PREFIX}/openapi.json", openapi, methods=["GET"]),
     *(Route(PREFIX + op.path, endpoint(op), methods=[op.method]) for op in OPERATIONS),
     *(Route(PREFIX + op.path, endpoint(op), methods=[op.method]) for op in AGENT_OPERATIONS),
+    *(Route(PREFIX + op.path, endpoint(op), methods=[op.method]) for op in SESSION_OPERATIONS),
 ]

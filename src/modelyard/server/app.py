@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
+from modelyard.portal.auth import PortalSignIn
 from modelyard.portal.routes import mount as portal_mount
 from modelyard.portal.web import Portal
 from modelyard.server.access_log import AccessLog
@@ -111,7 +112,8 @@ def create_app(
         middleware=[_front(routes, lambda: holder["root"], metrics, access)],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-    app.state.portal = Portal.build(config_path)
+    app.state.portal = Portal.build(config_path, settings.portal)
+    app.state.sso_sessions = PortalSignIn()  # a finished single sign-on opens a portal session
     return app
 
 

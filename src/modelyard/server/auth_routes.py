@@ -2,10 +2,10 @@
 Connect provider of ``sso:`` (authorization code flow with PKCE; ``services/sso.py``).
 
 What a finished sign-in becomes is the ``SignInSessions`` object's business: the portal provides one
-(its session holds the ``Identity``: user, role, projects) and sets it as
-``app.state.sso_sessions``; until then ``ShowSignedIn`` answers the identity as JSON, with no
-session. Sign-out ends the session, then sends the browser to the provider's
-``end_session_endpoint`` (RP-initiated logout) when it has one.
+(``portal.auth.PortalSignIn``, set as ``app.state.sso_sessions`` by ``create_app``: a portal
+session holding the ``Identity``); an app without it answers the identity as JSON
+(``ShowSignedIn``), with no session. Sign-out ends the session, then sends the browser to the
+provider's ``end_session_endpoint`` (RP-initiated logout) when it has one.
 """
 
 from __future__ import annotations

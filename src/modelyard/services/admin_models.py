@@ -46,7 +46,7 @@ ONCE_WARNING = (
 )
 KeyStatus = Literal["active", "revoked", "expired"]
 # Grouping by provider or status exists in the ledger but is not offered by the API.
-UsageGroup = Literal["project", "key", "deployment", "model", "day"]
+UsageGroup = Literal["project", "key", "deployment", "model", "day", "status"]
 MAX_ROWS = 100_000
 _TIME: JsonDict = {"format": "date-time"}
 

@@ -23,6 +23,7 @@ from modelyard.core.chat import (
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
+from modelyard.store.journal import Journal, Segment
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.limits import Limiter, MemoryLimiter, Reservation, periods
@@ -66,6 +67,7 @@ class Ticket:
     # A tool step's sizes in bytes (arguments sent, result received); None on model calls.
     bytes_in: int | None = None
     bytes_out: int | None = None
+    journal: Segment | None = None  # where its start was journaled, when the journal is on
 
     def headers(self) -> dict[str, str]:
         """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only); the
@@ -95,8 +97,15 @@ class Meter:
         limiter: Limiter | None,
         record: Callable[[LedgerRow], object] | None,
         gateway: Callable[[], Gateway],
+        journal: Journal | None = None,
     ) -> None:
+        """``journal``: when set, each admitted request's start and its finished row go
+        through it (it hands the row to the ledger's queue itself)."""
         self._limiter = limiter
+        self._journal = journal if record is not None else None
+        # Where a journaled ticket's row goes (never called without a journal: no ticket then
+        # carries a segment); bound once, so the journal off costs one attribute test.
+        self._journal_end = self._journal.end if self._journal is not None else _no_journal
         # The memory limiter never waits: call it directly rather than through a coroutine.
         self._memory = limiter if isinstance(limiter, MemoryLimiter) else None
         self._record = record
@@ -114,6 +123,11 @@ class Meter:
                 ticket.reservation = self._memory.acquire_now(principal.scopes, tokens, cost)
             else:
                 ticket.reservation = await self._limiter.acquire(principal.scopes, tokens, cost)
+        if self._journal is not None:  # admitted: from here on it finishes or is interrupted
+            ticket.journal = self._journal.begin(
+                (call.request_id, ticket.created_at, principal.project_id, principal.key_id,
+                 call.endpoint, call.model, call.stream, call.parent_id)
+            )  # fmt: skip
         return ticket
 
     def _estimated_cost(self, deployment: str, estimate: Usage) -> int:
@@ -148,7 +162,11 @@ class Meter:
         )
         ticket.cost_micros = cost
         if self._record is not None:
-            self._record(_record(ticket, served, status, usage, cost, reported))
+            row = _record(ticket, served, status, usage, cost, reported)
+            if ticket.journal is None:
+                self._record(row)
+            else:
+                self._journal_end(ticket.journal, row)
         reservation = ticket.reservation
         if reservation is not None and self._limiter is not None:
             tokens = usage.input_tokens + usage.output_tokens
@@ -173,6 +191,10 @@ class Meter:
         ticket.usage = result.usage
         if result.usage is None and isinstance(result, ChatResult):
             ticket.output_chars = sum(len(c.message.text()) for c in result.choices)
+
+
+def _no_journal(segment: Segment, row: LedgerRow) -> None:
+    raise AssertionError("a journaled ticket without a journal")  # pragma: no cover
 
 
 def _dearest_rates(gateway: Gateway, deployment: str) -> tuple[int, int]:

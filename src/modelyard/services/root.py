@@ -12,6 +12,7 @@ store closes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from modelyard.config import ConfigError, Settings, load_settings
+from modelyard.config.loader import data_dir
 from modelyard.config.schema import DeploymentConfig
 from modelyard.core.errors import ModelyardError
 from modelyard.core.timeouts import CallTimeouts
@@ -49,6 +51,7 @@ from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
 from modelyard.store import Store, StoreError
 from modelyard.store.changes import CONFIG, announce_now
+from modelyard.store.journal import Journal, open_journal
 from modelyard.store.ledger_writer import LedgerWriter, ledger_writer
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
 from modelyard.store.sink import BatchSink
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
 GAUGE_INTERVAL_S = 1.0
+RECOVERY_BATCH = 500  # journaled rows per ledger write at start
 _LOCAL_HEALTH = CallTimeouts(connect=1.0, first_token=1.0, total=2.0)
 _RELOAD_REFUSED: Final[Mapping[str, str]] = MappingProxyType(
     {"event": "reload_refused", "reason": "the config or the version store failed"}
@@ -87,11 +91,15 @@ class _Writers:
     ledger: BatchSink[LedgerRow]
     ledger_writer: LedgerWriter
     shadows: BatchSink[ShadowRecord]
+    database: str  # the store's URL, password hidden
+    journal: Journal | None = None
 
     async def aclose(self) -> None:
         for sink in (self.shadows, self.ledger):
             await sink.aclose()
         await self.ledger_writer.aclose()
+        if self.journal is not None:
+            self.journal.close()  # deleted only when every row is written and none is open
 
 
 def standalone_pipeline(gateway: Gateway) -> Pipeline:
@@ -132,7 +140,8 @@ class Root:
         self._gauges: asyncio.Task[None] | None = None
         settings = gateway.settings
         record = writers.ledger.put if writers and settings.store.usage_ledger else None
-        self.meter = Meter(limiter, record, lambda: self.current.gateway)
+        journal = writers.journal if writers else None
+        self.meter = Meter(limiter, record, lambda: self.current.gateway, journal)
         self.shadow = ShadowMirror(writers.shadows.put) if writers else None
         self.admin = TenancyAdmin(store) if store else None
         # Stored responses (the Responses API), written in batches off the request path.
@@ -185,6 +194,7 @@ class Root:
             if store is not None:
                 gateway, overrides = await _versioned(gateway, store)
                 writers = _writers(store)
+                writers.journal = await _journal(gateway.settings, writers)
             gateway = await _with_stored_routers(gateway, store)
             limiter = limiter_for(gateway.settings)
             root = cls(gateway, limiter, store, writers, stages, observation)
@@ -460,6 +470,34 @@ async def _with_stored_routers(gateway: Gateway, store: Store | None) -> Gateway
     return Gateway(settings, gateway.local_base_url, previous=gateway, routers=routers)
 
 
+async def _journal(settings: Settings, writers: _Writers) -> Journal | None:
+    """The ledger's journal (``store/journal.py``), after writing what the journals of killed
+    processes left: their queued rows, and their requests in flight as ``interrupted``. Done
+    before the first request; a store that fails here fails the start, the journals kept."""
+    cfg = settings.store
+    if not (cfg.journal and cfg.usage_ledger):
+        return None
+    # One directory per database (its URL without the password, hashed): a journal is only
+    # ever recovered into the database its rows were meant for, whatever else shares the
+    # data directory (another gateway, a test).
+    url = writers.database.encode()
+    directory = (cfg.journal_dir or data_dir() / "journal") / hashlib.sha256(url).hexdigest()[:16]
+    try:
+        journal, rows = await asyncio.to_thread(open_journal, directory, writers.ledger.put)
+    except OSError as exc:  # serving comes first; what the journal was for is said loudly
+        log.error("ledger journal off (%s): %s; a kill loses the rows in flight", directory, exc)
+        return None
+    try:
+        for start in range(0, len(rows), RECOVERY_BATCH):
+            await writers.ledger_writer.write(rows[start : start + RECOVERY_BATCH])
+    except BaseException:
+        journal.close()
+        raise
+    await asyncio.to_thread(journal.recovered)
+    writers.ledger.on_written = journal.committed
+    return journal
+
+
 def _writers(store: Store) -> _Writers:
     async def write_shadows(batch: list[ShadowRecord]) -> None:
         async with store.transaction() as session:
@@ -470,6 +508,7 @@ def _writers(store: Store) -> _Writers:
         BatchSink("usage ledger", writer.write),
         writer,
         BatchSink("shadow records", write_shadows, max_queue=10_000),
+        store.engine.url.render_as_string(hide_password=True),
     )
     writers.ledger.start()
     writers.shadows.start()

@@ -129,13 +129,14 @@ class Sso:
 
     # --- bearer access tokens (the admin API) ----------------------------------------------
 
-    async def principal_of(self, token: str) -> Principal:
-        """The admin API's caller for a provider's access token, or 401/403/503."""
+    async def principal_of(self, token: str, project: str | None = None) -> Principal:
+        """The admin API's caller for a provider's access token, acting in ``project`` (the
+        ``x-modelyard-project`` header; None: their first), or 401/403/503."""
         claims = await self.verifier.verify(token, self.config.expected_audience)
         identity = identity_of(self.config.issuer, claims, self._rules, self._default)
         if self._recorded.get(identity.subject) != (identity.role, identity.projects):
             await self.remember(identity)
-        return identity.principal()
+        return identity.principal(project)
 
     async def remember(self, identity: Identity) -> None:
         """Record the person in the store (created when first seen, updated after)."""

@@ -24,6 +24,7 @@ from modelyard.core.errors import (
 )
 from modelyard.services.admin_fields import PROJECT_ID
 from modelyard.store import Store, StoreError, VersionConflict
+from modelyard.store.portal_sessions import PortalSessions
 from modelyard.store.tenancy import Tenancy
 from modelyard.store.ticks import Tick, every
 from modelyard.store.usage import GroupBy, UsageLedger, UsageRecord
@@ -325,6 +326,7 @@ class TenancyAdmin:
         await self._key_to_manage(principal, key_id)
         async with self._store.transaction() as session:
             await Tenancy(session).revoke_key(key_id, self._now())
+            await PortalSessions(session).remove_of(key_id=key_id)  # signed out everywhere
             key = await Tenancy(session).key(key_id)
         assert key is not None
         return key

@@ -14,9 +14,15 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from modelyard.services.admin_models import Query, Response, stamp, usd
-from modelyard.store.usage import UsageRecord
+from modelyard.store.usage import INTERRUPTED, UsageRecord
 
 TOOL_ENDPOINT = "mcp_call"
+
+
+def status_text(status: int) -> str:
+    """A ledger status as people read it: ``599 interrupted`` (a request its process was
+    killed while serving, ``store/journal.py``), else the number."""
+    return f"{status} interrupted" if status == INTERRUPTED else str(status)
 
 
 class StepsPath(Query):
@@ -103,5 +109,6 @@ def tree_lines(found: UsageSteps) -> list[str]:
         else:
             what = f"model {step.deployment} → {step.provider}/{step.model}"
             what += f"  {step.input_tokens} in / {step.output_tokens} out"
-        lines.append(f"{branch} {step.request_id}  {what}  {step.status}  {step.latency_ms} ms")
+        status = status_text(step.status)
+        lines.append(f"{branch} {step.request_id}  {what}  {status}  {step.latency_ms} ms")
     return lines

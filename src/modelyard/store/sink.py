@@ -49,6 +49,8 @@ class BatchSink(Generic[T]):
         self.written = 0
         self.dropped = 0
         self.max_retries = 5
+        # Told how many records each durable batch held, in queue order (the ledger's journal).
+        self.on_written: Callable[[int], None] | None = None
         self.retry_backoff_s = 0.5
 
     def start(self) -> None:
@@ -137,3 +139,5 @@ class BatchSink(Generic[T]):
         for _ in batch:
             self._queue.popleft()
         self.written += len(batch)
+        if self.on_written is not None:
+            self.on_written(len(batch))

@@ -29,6 +29,12 @@ from modelyard.store.usage_rollup import COLUMNS as ROLLUP_COLUMNS
 from modelyard.store.usage_rollup import NAMED_UPSERT, SQLITE_UPSERT
 from modelyard.tenancy.model import UsageFilter
 
+# The status of a request its process was killed while serving, recorded at the next start
+# from the ledger's journal (``store.journal``). Not an HTTP status a client saw (its
+# connection broke); counted as an error, like every status from 400 up.
+INTERRUPTED = 599
+
+
 GroupBy = Literal["project", "key", "deployment", "model", "day", "provider", "status"]
 
 

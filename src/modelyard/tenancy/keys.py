@@ -196,6 +196,31 @@ class KeyRing:
             raise AuthenticationFailed("invalid API key", code="invalid_api_key")
         return found
 
+    def by_digest(
+        self, key_id: str | None, digest: bytes, now: datetime | None = None
+    ) -> Principal:
+        """The principal of the key whose SHA-256 is ``digest`` (a portal session signed in
+        with it keeps the digest, never the key), with the same revocation and expiry checks as
+        ``authenticate``. A stored key's id this ring does not hold raises ``UnknownKey``."""
+        entry = self._entries.get(key_id) if key_id else None
+        if entry is not None and hmac.compare_digest(digest, entry.digest):
+            if entry.revoked:
+                raise AuthenticationFailed(f"API key {key_id} was revoked", code="revoked_api_key")
+            if entry.expires_at is not None and (now or datetime.now(UTC)) >= _aware(
+                entry.expires_at
+            ):
+                raise AuthenticationFailed(f"API key {key_id} has expired", code="expired_api_key")
+            return entry.principal
+        found: Principal | None = None
+        for known, principal in self._bootstrap:
+            if hmac.compare_digest(digest, known):
+                found = principal
+        if found is not None:
+            return found
+        if entry is None and key_id and all(p.key_id != key_id for _, p in self._bootstrap):
+            raise UnknownKey()
+        raise AuthenticationFailed("invalid API key", code="invalid_api_key")
+
 
 class UnknownKey(AuthenticationFailed):
     """A key of our shape that the ring does not hold (yet): look in the store, then ask again.

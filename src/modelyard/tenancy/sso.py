@@ -41,10 +41,38 @@ class Identity:
     projects: tuple[str, ...]
     memberships: tuple[tuple[str, Role], ...] = ()
 
-    def principal(self) -> Principal:
-        """The admin API's caller: the highest role, acting in its first project."""
-        project = None if self.role == "operator" or not self.projects else self.projects[0]
-        return Principal(key_id=None, role=self.role, project_id=project, user=self.subject)
+    def principal(self, project: str | None = None) -> Principal:
+        """The admin API's caller acting in ``project`` (the ``x-modelyard-project`` header or
+        the portal's switcher) with their role there; None: the highest role, acting in its
+        first project. An operator acts everywhere whatever the project. A project they are no
+        member of: 403 naming it."""
+        if self.role == "operator":
+            return Principal(key_id=None, role="operator", user=self.subject)
+        if project is None:
+            first = self.projects[0] if self.projects else None
+            return Principal(key_id=None, role=self.role, project_id=first, user=self.subject)
+        roles = [r for p, r in self.memberships if p == project]
+        if not roles:
+            raise not_a_member(project, f"user {self.subject!r}", self.choices)
+        role = max(roles, key=_RANK.__getitem__)
+        return Principal(key_id=None, role=role, project_id=project, user=self.subject)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The projects this person may act in (empty for an operator: every one)."""
+        if self.role == "operator":
+            return ()
+        return tuple(dict.fromkeys(p for p, _ in self.memberships))
+
+
+def not_a_member(project: str, who: str, choices: Sequence[str]) -> PermissionDenied:
+    """The 403 for acting in a project one is not a member of, naming it and the choices."""
+    allowed = ", ".join(choices) or "none"
+    return PermissionDenied(
+        f"{who} is not a member of project {project!r}; their projects: {allowed}",
+        param="x-modelyard-project",
+        code="not_a_member",
+    )
 
 
 def _matches(claims: Mapping[str, Any], rule: ClaimRule) -> bool:

@@ -164,13 +164,17 @@ def test_a_field_added_to_a_model_appears_in_the_document():
 def test_query_parameters_come_from_the_query_models():
     doc = openapi_document()
     usage = doc["paths"][f"{PREFIX}/usage"]["get"]
-    names = [p["name"] for p in usage["parameters"]]
+    names = [p["name"] for p in usage["parameters"] if p["in"] == "query"]
     assert names == list(models.UsageQuery.model_fields)
+    assert usage["parameters"][-1]["name"] == "x-modelyard-project"  # every operation's header
     by = next(p for p in usage["parameters"] if p["name"] == "by")
-    assert by["schema"]["enum"] == ["project", "key", "deployment", "model", "day"]
-    assert all(p["in"] == "query" and not p["required"] for p in usage["parameters"])
+    assert by["schema"]["enum"] == ["project", "key", "deployment", "model", "day", "status"]
+    assert all(p["in"] == "query" and not p["required"] for p in usage["parameters"][:-1])
     key = doc["paths"][f"{PREFIX}/keys/{{key_id}}"]["get"]["parameters"]
-    assert [(p["name"], p["in"], p["required"]) for p in key] == [("key_id", "path", True)]
+    assert [(p["name"], p["in"], p["required"]) for p in key] == [
+        ("key_id", "path", True),
+        ("x-modelyard-project", "header", False),
+    ]
 
 
 class Echo(models.Request):
@@ -190,7 +194,8 @@ def test_a_model_read_and_written_gets_a_schema_for_each_way():
     doc = document(PREFIX, [op])
     schemas = doc["components"]["schemas"]
     for ref in _refs(doc):
-        assert ref.rsplit("/", 1)[1] in schemas, ref
+        _, _, kind, name = ref.split("/")  # #/components/<schemas|responses>/<name>
+        assert name in doc["components"][kind], ref
     post = doc["paths"][f"{PREFIX}/echo"]["post"]
     read = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     written = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]

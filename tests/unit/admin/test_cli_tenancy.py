@@ -21,7 +21,7 @@ from modelyard.cli.main import main
 from modelyard.server.app import create_app
 from modelyard.services.usage_export import CSV_FIELDS
 from modelyard.store import database_url, open_store
-from modelyard.store.usage import UsageLedger, UsageRecord, ledger_row
+from modelyard.store.usage import INTERRUPTED, UsageLedger, UsageRecord, ledger_row
 from tests.fakes.openai_upstream import FakeOpenAI
 
 from .conftest import Admin, admin_settings, wait_for
@@ -264,3 +264,32 @@ def test_usage_steps_show_each_tool_steps_bytes(data: Path, capsys: pytest.Captu
     ]  # fmt: skip
     _, err = run(capsys, "usage", "--steps", "resp_2", code=1)
     assert "no ledger steps of 'resp_2'" in err
+
+
+def test_an_interrupted_request_is_named_by_status_and_in_the_errors(
+    data: Path, capsys: pytest.CaptureFixture[str]
+):
+    """A request whose process was killed (recorded from the journal, ``store/journal.py``)."""
+    now = datetime.now(UTC)
+    done = _record("a", "keyaaaaaaaaa", "m1", now, 100)
+    cut = dataclasses.replace(done, request_id="req-cut", status=INTERRUPTED,
+                              output_tokens=0, provider=None, model=None, cost_micros=None,
+                              parent_id="resp_9")  # fmt: skip
+
+    async def write() -> None:
+        store = await open_store(database_url(None, data))
+        try:
+            async with store.transaction() as session:
+                await UsageLedger(session).append([ledger_row(done), ledger_row(cut)])
+        finally:
+            await store.aclose()
+
+    asyncio.run(write())
+    table, _ = run(capsys, "usage", "--by", "status")
+    assert [line.split()[:4] for line in table.splitlines()[1:3]] == [
+        ["200", "1", "0", "10"], ["599", "interrupted", "1", "1"],
+    ]  # fmt: skip
+    report = run_json(capsys, "usage", "--by", "project")
+    assert (report["totals"]["requests"], report["totals"]["errors"]) == (2, 1)
+    tree, _ = run(capsys, "usage", "--steps", "resp_9")
+    assert "req-cut" in tree and "599 interrupted" in tree

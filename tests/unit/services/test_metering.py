@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import cast
 
+import pytest
+
 from modelyard.core.chat import Usage
+from modelyard.core.errors import RateLimited
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
 from modelyard.services.metering import Call, Meter
-from modelyard.store.usage import LedgerRow, UsageRecord
+from modelyard.store.journal import open_journal, replay
+from modelyard.store.usage import INTERRUPTED, LedgerRow, UsageRecord
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.limits import MemoryLimiter, Scope
 
@@ -89,3 +94,33 @@ async def test_a_refused_call_is_recorded_with_its_status_and_no_usage() -> None
     assert (got["input_tokens"], got["output_tokens"], got["cost_micros"]) == (0, 0, 0)
     assert got["usage_reported"] is False
     assert got["request_id"] == "req-2" and got["parent_id"] == "req-1"
+
+
+async def test_with_the_journal_an_admitted_request_is_journaled_and_a_refused_one_not(
+    tmp_path: Path,
+) -> None:
+    """The journal sees a request only once it is admitted (a request refused by its limits is
+    answered, not in flight), and hands its finished row to the ledger's queue."""
+    queued: list[LedgerRow] = []
+
+    def put(row: LedgerRow) -> bool:
+        queued.append(row)
+        return True
+
+    journal, _ = open_journal(tmp_path, put)
+    prices = cast(Gateway, _Prices())
+    meter = Meter(MemoryLimiter(), put, lambda: prices, journal)
+    principal = Principal("abcdefabcdef", project_id="p1", scopes=(Scope("key:x", rpm=1),))
+    ticket = await meter.admit(principal, Call("req-1", "/v1/chat/completions", "chat", Usage()))
+    with pytest.raises(RateLimited):
+        await meter.admit(principal, Call("req-2", "/v1/chat/completions", "chat", Usage()))
+    in_flight = replay(sorted(tmp_path.glob("*.jnl")))
+    assert [(r[0], r[9], r[3], r[4], r[6]) for r in in_flight] == [
+        ("req-1", INTERRUPTED, "p1", "abcdefabcdef", "chat")
+    ]
+    await meter.finish(ticket, Served("chat", "up", "gpt-x"), 200)
+    assert [r[0] for r in queued] == ["req-1"]
+    assert replay(sorted(tmp_path.glob("*.jnl"))) == queued  # finished, not yet durable
+    journal.committed(1)
+    journal.close()
+    assert list(tmp_path.glob("*.jnl")) == []

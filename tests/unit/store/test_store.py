@@ -25,6 +25,7 @@ from modelyard.store.base import Base
 from modelyard.store.deployment_versions import DeploymentVersions, NewVersion
 from modelyard.store.evals import EvalResultRow, EvalRunRow  # noqa: F401
 from modelyard.store.migrate import alembic_config
+from modelyard.store.portal_sessions import PortalSessionRow  # noqa: F401  (compared below)
 from modelyard.store.responses import ResponseRow  # noqa: F401  (compared below)
 from modelyard.store.routers import RouterArtifactRow  # noqa: F401  (compared below)
 from modelyard.store.shadow_records import ShadowRecordRow  # noqa: F401  (compared below)
