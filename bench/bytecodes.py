@@ -30,6 +30,8 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from bench.opcodes import opcodes
+
 HERE = Path(__file__).resolve()
 TREE = HERE.parents[1]
 
@@ -69,26 +71,16 @@ async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
         if sent[0]["status"] != 200:
             raise SystemExit(f"request failed: {sent}")
 
-    count = 0
-
-    def tracer(frame: Any, event: str, _arg: Any) -> Any:
-        nonlocal count
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            count += 1
-        return tracer
-
     async with app.router.lifespan_context(app):
         for _ in range(warmup):
             await one()
         observation = app.state.modelyard.observation
-        sys.settrace(tracer)
-        for _ in range(requests):
-            await one()
-        if observation is not None and observation.metrics is not None:
-            observation.metrics.flush()
-        sys.settrace(None)
-    return count / requests
+        with opcodes() as counts:
+            for _ in range(requests):
+                await one()
+            if observation is not None and observation.metrics is not None:
+                observation.metrics.flush()
+    return sum(counts.values()) / requests
 
 
 async def _on_wake_only(wake: asyncio.Event) -> None:
@@ -101,7 +93,8 @@ def _inner(argv: list[str]) -> None:
 
 
 def measure(tree: Path, config: dict[str, Any], requests: int) -> float:
-    env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}{os.pathsep}{tree}")
+    # ``tree``'s gateway, this checkout's benchmark code
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'src'}{os.pathsep}{TREE}")
     scratch = tempfile.TemporaryDirectory(prefix="modelyard-bytecodes-")
     env["MODELYARD_DATA_DIR"] = scratch.name  # a store (and journal) of its own each run
     argv = [sys.executable, str(HERE), "--inner", json.dumps(config), "30", str(requests)]

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
+from bench.opcodes import opcodes
 from modelyard.core.chat import Usage
 from modelyard.services.chat import Served
 from modelyard.services.gateway import Gateway
@@ -63,24 +63,12 @@ def _meter(directory: Path | None) -> tuple[Meter, list[LedgerRow]]:
 
 
 def _bytecodes(meter: Meter, n: int) -> float:
-    count = 0
-
-    def tracer(frame: Any, event: str, _arg: Any) -> Any:
-        nonlocal count
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            count += 1
-        return tracer
-
-    async def run() -> None:
-        sys.settrace(tracer)
-        try:
+    async def run() -> int:
+        with opcodes() as counts:
             await _pairs(meter, n, 10**9)
-        finally:
-            sys.settrace(None)
+        return sum(counts.values())
 
-    asyncio.run(run())
-    return count / n
+    return asyncio.run(run()) / n
 
 
 def _micros(meter: Meter, n: int) -> float:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 import logging
 import os
@@ -35,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from bench.opcodes import opcodes
 
 HERE = Path(__file__).resolve()
 TREE = HERE.parents[1]
@@ -119,21 +120,12 @@ async def _count(target: str, origin: str, stream: bool, warmup: int, requests: 
         if sent[0]["status"] != 200:
             raise SystemExit(f"{target}: request failed: {sent}")
 
-    counts: collections.Counter[str] = collections.Counter()
-
-    def tracer(frame: Any, event: str, _arg: Any) -> Any:
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            counts[frame.f_code.co_filename] += 1
-        return tracer
-
     async with app.router.lifespan_context(app):
         for _ in range(warmup):
             await one()
-        sys.settrace(tracer)
-        for _ in range(requests):
-            await one()
-        sys.settrace(None)
+        with opcodes() as counts:
+            for _ in range(requests):
+                await one()
     own = sum(n for name, n in counts.items() if not any(part in name for part in _LOOP_FILES))
     return own / requests
 

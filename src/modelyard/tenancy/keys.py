@@ -178,22 +178,21 @@ class KeyRing:
         key_id = key_id_of(presented)
         entry = self._entries.get(key_id) if key_id else None
         if entry is not None and hmac.compare_digest(digest, entry.digest):
-            if entry.revoked:
-                raise AuthenticationFailed(f"API key {key_id} was revoked", code="revoked_api_key")
-            if entry.expires_at is not None and (now or datetime.now(UTC)) >= _aware(
-                entry.expires_at
-            ):
-                raise AuthenticationFailed(f"API key {key_id} has expired", code="expired_api_key")
-            return entry.principal
-        found: Principal | None = None
-        # Compare against every bootstrap key so the time taken says nothing about which one.
-        for known, principal in self._bootstrap:
-            if hmac.compare_digest(digest, known):
-                found = principal
+            return _usable(entry, key_id, now)
+        found = self._bootstrap_key(digest)
         if found is None:
             if may_look_up and key_id is not None and entry is None:
                 raise UnknownKey()
             raise AuthenticationFailed("invalid API key", code="invalid_api_key")
+        return found
+
+    def _bootstrap_key(self, digest: bytes) -> Principal | None:
+        """The bootstrap key whose SHA-256 is ``digest``, compared against every one so the
+        time taken says nothing about which one."""
+        found: Principal | None = None
+        for known, principal in self._bootstrap:
+            if hmac.compare_digest(digest, known):
+                found = principal
         return found
 
     def by_digest(
@@ -204,17 +203,8 @@ class KeyRing:
         ``authenticate``. A stored key's id this ring does not hold raises ``UnknownKey``."""
         entry = self._entries.get(key_id) if key_id else None
         if entry is not None and hmac.compare_digest(digest, entry.digest):
-            if entry.revoked:
-                raise AuthenticationFailed(f"API key {key_id} was revoked", code="revoked_api_key")
-            if entry.expires_at is not None and (now or datetime.now(UTC)) >= _aware(
-                entry.expires_at
-            ):
-                raise AuthenticationFailed(f"API key {key_id} has expired", code="expired_api_key")
-            return entry.principal
-        found: Principal | None = None
-        for known, principal in self._bootstrap:
-            if hmac.compare_digest(digest, known):
-                found = principal
+            return _usable(entry, key_id, now)
+        found = self._bootstrap_key(digest)
         if found is not None:
             return found
         if entry is None and key_id and all(p.key_id != key_id for _, p in self._bootstrap):
@@ -228,6 +218,15 @@ class UnknownKey(AuthenticationFailed):
 
     def __init__(self) -> None:
         super().__init__("invalid API key", code="invalid_api_key")
+
+
+def _usable(entry: _Entry, key_id: str | None, now: datetime | None) -> Principal:
+    """The principal of a key whose digest matched, unless it is revoked or expired."""
+    if entry.revoked:
+        raise AuthenticationFailed(f"API key {key_id} was revoked", code="revoked_api_key")
+    if entry.expires_at is not None and (now or datetime.now(UTC)) >= _aware(entry.expires_at):
+        raise AuthenticationFailed(f"API key {key_id} has expired", code="expired_api_key")
+    return entry.principal
 
 
 def _aware(moment: datetime) -> datetime:
