@@ -21,7 +21,6 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
-import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -82,6 +81,9 @@ class HistogramTally:
     __slots__ = ("bounds", "child", "counter", "seen")
 
     def __init__(self, child: Histogram, counter: Counter | None = None) -> None:
+        # numpy (11 MB) is imported when metrics are on, not by every server that imports this
+        import numpy as np
+
         self.child = child
         self.counter = counter
         self.bounds = np.asarray(child._upper_bounds, dtype=np.float64)  # ends with +Inf
@@ -95,6 +97,8 @@ class HistogramTally:
         seen = self.seen
         if not seen:
             return
+        import numpy as np  # already loaded by ``__init__``: a lookup
+
         values = np.asarray(seen, dtype=np.float64)
         seen.clear()
         # The first bound >= each value (prometheus's ``le``), as ``bisect_left`` would find.
