@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
-from modelyard.local.worker import cpu_count, default_threads
+from modelyard.local.cpus import cpu_count, default_threads
 from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV
 from modelyard.services.build import build_components, local_models
 from modelyard.services.observed import (

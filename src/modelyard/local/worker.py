@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 import threading
@@ -20,6 +19,7 @@ import orjson
 import uvicorn
 
 from modelyard.local.app import WorkerApp
+from modelyard.local.cpus import cpu_count, default_threads
 from modelyard.local.engine import EngineOptions, load_engines
 from modelyard.local.llama_model import LoadedModel
 
@@ -27,25 +27,6 @@ logger = logging.getLogger("modelyard.local")
 
 DEFAULT_QUEUE_SIZE = 64
 _GRACEFUL_SHUTDOWN_S = 3  # below the supervisor's 5 s, so a SIGTERM ends cleanly
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on (the affinity mask, where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def default_threads(cpus: int) -> int:
-    """One CPU fewer than there are, at least one (``local.threads`` unset).
-
-    llama.cpp's threads spin-wait for each other after every step, so a single other busy
-    process on one of their cores stalls them all: measured on 2 cores (``bench.local_threads``,
-    ``docs/local-model.md``), 2 threads fell from 106 to 14 tokens/s next to one busy loop while
-    1 thread kept 49 (77 when quiet). The core left free also runs the gateway that relays the
-    tokens. A dedicated machine can set ``local.threads`` to every CPU.
-    """
-    return max(1, cpus - 1)
 
 
 def _model_arg(value: str) -> tuple[str, Path]:
