@@ -9,10 +9,13 @@ and its verdicts are statistical.
 The groups of figures (``measure = "group.figure"`` in the budgets):
 
 - ``ceilings``: ``bench.ceilings`` with the parsing proxy, the default and the metered
-  configurations, non-streaming and streaming: ``default.nonstream`` … req/s ÷ parsing proxy;
+  configurations, non-streaming and streaming: ``default.nonstream`` … req/s ÷ parsing proxy,
+  and ``default.nonstream.cpu`` …: the parsing proxy's server CPU per request ÷ the target's
+  (what the req/s ratio would be with the cores to itself; steadier on a shared machine);
 - ``observability``: ``bench.bytecodes``: ``metrics``, bytecodes per request metrics on ÷ off;
 - ``responses``: ``bench.responses``: ``responses``, req/s of a Responses call (``store:
-  false``) ÷ a Chat Completions call;
+  false``) ÷ a Chat Completions call; ``responses.cpu``, the same as CPU per request (chat's ÷
+  the Responses call's);
 - ``guardrails``: ``bench.guardrails``: ``default_p50_ms``, p50 CPU ms the default policy adds
   on a 1 kB prompt;
 - ``router``: ``bench.router_decision``: ``p99_ms``, p99 CPU ms of a learned decision (needs
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.ceilings import PARSING, Ceilings
 from bench.interleaved import median_interval
 from bench.procs import BENCH_DIR, BenchError, stop_on_sigterm
 from bench.tools import ensure_tools
@@ -92,17 +96,26 @@ class Settings:
 
 
 def _ceilings(settings: Settings) -> dict[str, Figure]:
-    from bench.ceilings import DEFAULT, METERED, MODES, PARSING, measure
+    from bench.ceilings import DEFAULT, METERED, MODES, measure
 
     tools = ensure_tools()
     with run_upstream(tools["nginx"]) as upstream:
         run = (settings.rounds, settings.seconds, 32, 1.0)
         result = measure(tools["wrk"], upstream, (PARSING, DEFAULT, METERED), MODES, run)
-    return {
-        f"{name}.{mode}": Figure.median_of(result.ratios(mode, name))
-        for mode in MODES
-        for name in (DEFAULT, METERED)
-    }
+    return ceiling_figures(result)
+
+
+def ceiling_figures(result: Ceilings) -> dict[str, Figure]:
+    """The default and metered configurations ÷ the parsing proxy, by req/s and by CPU."""
+    figures = {}
+    for mode in result.samples:
+        for name in set(result.samples[mode]) - {PARSING}:
+            figures[f"{name}.{mode}"] = Figure.median_of(result.ratios(mode, name))
+            # Parsing proxy's CPU per request ÷ the target's: the req/s ratio if the server
+            # had the cores to itself, steadier on a shared machine.
+            efficiency = [1 / r for r in result.cpu_ratios(mode, name) if r]
+            figures[f"{name}.{mode}.cpu"] = Figure.median_of(efficiency)
+    return figures
 
 
 def _observability(settings: Settings) -> dict[str, Figure]:
@@ -119,7 +132,11 @@ def _responses(settings: Settings) -> dict[str, Figure]:
     from bench.responses import measure
 
     result = measure(settings.rounds, settings.seconds, 32)
-    return {"responses": Figure.median_of(result.ratios("responses"))}
+    pairs = zip(result.cpu_us["chat"], result.cpu_us["responses"], strict=True)
+    return {
+        "responses": Figure.median_of(result.ratios("responses")),
+        "responses.cpu": Figure.median_of([chat / mine for chat, mine in pairs if mine]),
+    }
 
 
 def _guardrails(settings: Settings) -> dict[str, Figure]:

@@ -1,5 +1,5 @@
 """The added cost of a Responses API call over a Chat Completions call, on one server and the
-same fake upstream (nginx), loaded in alternating rounds (see ``bench.interleaved``).
+same fake upstream (nginx), loaded in interleaved rounds (``bench.interleaved.in_turns``).
 
 ``python -m bench.responses [--rounds N] [--seconds S]`` starts the nginx fake upstream and
 ``modelyard serve`` (the foundation configuration: no keys, no ledger), then posts in turns:
@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 
 from bench.gateways import MODEL, modelyard_spec, run_gateway
-from bench.interleaved import cpu_seconds, median_interval
+from bench.interleaved import Turn, in_turns, median_interval
 from bench.load import LoadSpec, request_body, run_wrk, write_body_script
 from bench.probe import check_chat
 from bench.procs import BenchError
@@ -70,16 +70,11 @@ def measure(rounds: int, seconds: float, connections: int) -> Rounds:
             warm = run_wrk(tools["wrk"], LoadSpec(url, script, connections, 2, 2))
             if warm.failures or not warm.requests:
                 raise BenchError(f"{url}: {warm.failures} failed requests while warming up")
-        names = list(targets)
-        for i in range(rounds):
-            for name in names if i % 2 == 0 else reversed(names):
-                url, script = targets[name]
-                before = cpu_seconds(gw.pid)
-                load = run_wrk(tools["wrk"], LoadSpec(url, script, connections, 2, seconds))
-                if load.failures:
-                    raise BenchError(f"{name}: {load.failures} failed requests in round {i + 1}")
-                used = cpu_seconds(gw.pid) - before
-                result.add(name, load.rps, used / max(1, load.requests) * 1e6)
+        turns = {name: Turn(url, script, gw.pid) for name, (url, script) in targets.items()}
+        samples = in_turns(tools["wrk"], turns, rounds, seconds, connections)
+    for name, rows in samples.items():
+        for sample in rows:
+            result.add(name, sample.rps, sample.cpu_us)
     return result
 
 

@@ -6,8 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bench.check import GROUPS, Budget, Figure, load_budgets, verdicts
-from bench.interleaved import rotation
+from bench.ceilings import Ceilings
+from bench.check import GROUPS, Budget, Figure, ceiling_figures, load_budgets, verdicts
+from bench.interleaved import Sample, rotation
 from bench.procs import BenchError
 
 
@@ -54,3 +55,17 @@ def test_verdicts_pass_miss_and_unmeasured() -> None:
     lines, ok = verdicts([floor], {})
     assert not ok and lines == ["FAIL  floor: not measured"]
     assert verdicts([floor], {floor.measure: Figure(0.8)})[1]
+
+
+def test_ceiling_figures_divide_by_the_parsing_proxy_round_by_round() -> None:
+    result = Ceilings(rounds=2, seconds=1.0, connections=32)
+    result.samples["stream"] = {
+        "parsing": [Sample(rps=1000, cpu_us=300), Sample(rps=500, cpu_us=400)],
+        "default": [Sample(rps=800, cpu_us=600), Sample(rps=300, cpu_us=500)],
+    }
+    figures = ceiling_figures(result)
+    assert set(figures) == {"default.stream", "default.stream.cpu"}
+    assert figures["default.stream"].value == pytest.approx((0.8 + 0.6) / 2)
+    assert figures["default.stream.cpu"].value == pytest.approx((0.5 + 0.8) / 2)
+    budgets = {b.measure for b in load_budgets()}
+    assert {"ceilings.default.stream.cpu", "responses.responses.cpu"} <= budgets
