@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelyard.local.worker import default_threads, parse_args
+from modelyard.local.cpus import default_threads
+from modelyard.local.worker import parse_args
 
 
 @pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 1), (4, 3), (16, 15)])
