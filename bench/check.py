@@ -12,6 +12,9 @@ The groups of figures (``measure = "group.figure"`` in the budgets):
   configurations, non-streaming and streaming: ``default.nonstream`` … req/s ÷ parsing proxy,
   and ``default.nonstream.cpu`` …: the parsing proxy's server CPU per request ÷ the target's
   (what the req/s ratio would be with the cores to itself; steadier on a shared machine);
+- ``pathcost``: ``bench.pathcost``: ``default.nonstream`` … the configuration's Python bytecodes
+  per request ÷ the parsing proxy's (load-independent: guards against a regression of the
+  request path's own work);
 - ``observability``: ``bench.bytecodes``: ``metrics``, bytecodes per request metrics on ÷ off;
 - ``responses``: ``bench.responses``: ``responses``, req/s of a Responses call (``store:
   false``) ÷ a Chat Completions call; ``responses.cpu``, the same as CPU per request (chat's ÷
@@ -128,6 +131,19 @@ def _observability(settings: Settings) -> dict[str, Figure]:
         return {"metrics": Figure(measure(TREE, on, 50) / measure(TREE, off, 50))}
 
 
+def _pathcost(settings: Settings) -> dict[str, Figure]:
+    from bench.pathcost import TREE, run
+
+    with run_upstream(ensure_tools()["nginx"]) as upstream:
+        results = run({"this": TREE}, 50, upstream.base_url.removesuffix("/v1"))
+    figures = {}
+    for mode in ("nonstream", "stream"):
+        row = results[f"this {mode}"]
+        for name in ("default", "metered"):
+            figures[f"{name}.{mode}"] = Figure(row[name] / row["parsing"])
+    return figures
+
+
 def _responses(settings: Settings) -> dict[str, Figure]:
     from bench.responses import measure
 
@@ -160,6 +176,7 @@ def _router(settings: Settings) -> dict[str, Figure]:
 
 GROUPS: dict[str, Callable[[Settings], dict[str, Figure]]] = {
     "ceilings": _ceilings,
+    "pathcost": _pathcost,
     "observability": _observability,
     "responses": _responses,
     "guardrails": _guardrails,
