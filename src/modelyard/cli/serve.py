@@ -132,11 +132,14 @@ def _export_to_workers(path: Path | None, runtime: LocalRuntime | None) -> None:
 def default_workers(settings: Settings, cpus: int) -> tuple[int, str]:
     """The worker count when ``--workers`` is not given, and why.
 
-    Several workers serve more on a machine with cores to spare (``bench.machine workers``:
-    +21 % at 2 workers on 2 cores, nothing more at 4), but without Redis each worker keeps its
-    own rate limits and budgets (a key would get N times its limits) and its own background
-    runs: so 1 unless the limits are shared. With them, the CPUs the embedded model's threads
-    leave free, at least 1 (beside a busy core, extra workers gained nothing measurable)."""
+    Without Redis each worker keeps its own rate limits and budgets (a key would get N times
+    its limits) and its own background runs: so 1 unless the limits are shared. With them,
+    one worker per CPU the embedded model's threads leave free, at least 1: the model's
+    threads stall when another process takes their core (``default_threads``), and a worker
+    on a core of its own is what more workers can add. Measured only on 2 cores, where the
+    load generator shares them (``bench.machine workers``, 2026-12-07): 2 workers gave 1.21x
+    one worker's requests/s at load 10 and 0.91x at load 5; so on such a machine with the
+    model on, this gives 1."""
     if not (settings.limits.redis_url or os.environ.get(REDIS_URL_ENV)):
         return 1, "limits not shared in Redis: one worker keeps them exact"
     taken = 0
