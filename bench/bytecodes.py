@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
     """Inner process: bytecodes per request of ``requests`` calls through the app."""
     import modelyard.services.root as root_module
     from bench.inprocess import chat_scope
+    from bench.pathcost import requester
     from modelyard.config.loader import settings_from_data
     from modelyard.server.app import create_app
 
@@ -58,18 +58,7 @@ async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
     app = create_app(settings_from_data(config), store_url=store_url)
     body, scope = chat_scope()
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def one() -> None:
-        sent: list[MutableMapping[str, Any]] = []
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(message)
-
-        await app(dict(scope), receive, send)
-        if sent[0]["status"] != 200:
-            raise SystemExit(f"request failed: {sent}")
+    one = requester(app, scope, body, "bytecodes")
 
     async with app.router.lifespan_context(app):
         for _ in range(warmup):

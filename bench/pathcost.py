@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,35 @@ async def _app(target: str, origin: str, work: Path) -> tuple[Any, str]:
     return create_app(settings_from_data(config), store_url=store_url), key
 
 
+def requester(
+    app: Any, scope: dict[str, Any], body: bytes, label: str
+) -> Callable[[], Awaitable[None]]:
+    """One request through ``app``, as a client that sends ``body`` and stays until the answer
+    is over (a stream's disconnect watch waits, as it would on a live connection); a status
+    other than 200 ends the benchmark."""
+    forever = asyncio.Event()
+
+    async def one() -> None:
+        sent: list[dict[str, Any]] = []
+        given = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal given
+            if given:
+                await forever.wait()
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(dict(scope), receive, send)
+        if sent[0]["status"] != 200:
+            raise SystemExit(f"{label}: request failed: {sent}")
+
+    return one
+
+
 async def _count(target: str, origin: str, stream: bool, warmup: int, requests: int) -> float:
     """Inner process: bytecodes per request of ``target``, the event loop's left out."""
     from bench.inprocess import chat_scope
@@ -100,25 +130,7 @@ async def _count(target: str, origin: str, stream: bool, warmup: int, requests: 
     _, scope = chat_scope(key)
     scope["headers"] = [h for h in scope["headers"] if h[0] != b"content-length"]
     scope["headers"].append((b"content-length", str(len(body)).encode()))
-    forever = asyncio.Event()
-
-    async def one() -> None:
-        sent: list[dict[str, Any]] = []
-        given = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal given
-            if given:  # the client stays until the answer is over
-                await forever.wait()
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app(dict(scope), receive, send)
-        if sent[0]["status"] != 200:
-            raise SystemExit(f"{target}: request failed: {sent}")
+    one = requester(app, scope, body, target)
 
     async with app.router.lifespan_context(app):
         for _ in range(warmup):
