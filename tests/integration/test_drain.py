@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -71,3 +72,56 @@ def test_sigterm_drains_the_stream_under_way_and_exits_0(
             "SELECT status FROM usage_records WHERE request_id = ?", (rid,)
         ).fetchall()
     assert rows == [(200,)]
+
+
+def test_a_connection_accepted_before_the_stop_gets_its_request_answered(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A connection the worker accepted whose request was not complete when the stop began is
+    answered (``connection: close``), not closed unanswered (``server/protocol.py``)."""
+    config = _config(fake_upstream)
+    config["deployments"]["quick"] = {  # type: ignore[index]
+        "targets": [{"provider": "fake", "model": "gpt-4o-mini"}]
+    }
+    body = b'{"model":"quick","messages":[{"role":"user","content":"hi"}]}'
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\n"
+    rest = b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    with run_server(tmp_path, config, {"K": UPSTREAM_KEY}) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as early:
+            early.sendall(head)  # half a request: nothing the server can answer yet
+            # A later connection answered: the earlier one was accepted before it (one worker
+            # accepts its backlog in order).
+            assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
+            # A stream under way keeps the stopping worker alive while the rest is sent.
+            with (
+                httpx.Client(timeout=120) as client,
+                client.stream(
+                    "POST",
+                    f"{server.base_url}/chat/completions",
+                    json={
+                        "model": "slow",
+                        "stream": True,
+                        "messages": [{"role": "user", "content": "x"}],
+                    },
+                ) as reply,
+            ):
+                lines = (line for line in reply.iter_lines() if line.startswith("data: "))
+                next(lines)
+                os.kill(server.process.pid, signal.SIGTERM)
+                wait_until(lambda: "Shutting down" in server.log(), "the stop begun")
+                early.sendall(rest)
+                answer = _read_all(early)
+                assert list(lines)[-1] == "data: [DONE]"
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert b"\r\nconnection: close\r\n" in answer.lower()
+        assert b"chat.completion" in answer
+        assert server.process.wait(timeout=120) == 0, server.log()
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -18,7 +18,7 @@ import uvicorn
 
 from modelyard.config import ConfigError, Settings, config_path_from_env, data_dir, load_settings
 from modelyard.local.cpus import cpu_count, default_threads
-from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV
+from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV, GracefulHttpToolsProtocol
 from modelyard.services.build import build_components, local_models
 from modelyard.services.observed import (
     LOG_FORMAT_ENV,
@@ -105,7 +105,7 @@ def _run_uvicorn(settings: Settings, args: argparse.Namespace, host: str, port: 
         port=port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=GracefulHttpToolsProtocol,  # answers a fresh connection's request during a stop
         access_log=False,
         log_level=args.log_level,
         lifespan="on",

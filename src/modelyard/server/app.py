@@ -35,6 +35,9 @@ from modelyard.server.lifeline import tie_to_serve
 from modelyard.server.metrics_route import ROUTES as METRICS_ROUTES
 from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
+from modelyard.server.protocol import (
+    GracefulHttpToolsProtocol as GracefulHttpToolsProtocol,  # noqa: PLC0414
+)
 from modelyard.server.response_state_routes import ROUTES as STATE_ROUTES
 from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES
 from modelyard.services.gateway import Gateway
