@@ -66,8 +66,7 @@ class AccessLog:
         the current span's trace)."""
         if self._ours() is None:
             if access_log.isEnabledFor(logging.INFO):
-                message, fields = _render(exchange, path, status, elapsed_ms)
-                access_log.info("%s", message, extra=fields)
+                _through_logging(exchange, path, status, elapsed_ms, None)
             return
         trace_id = current_trace_id() if traced else None
         self._lines.append((time.time(), exchange, path, status, elapsed_ms, trace_id))
@@ -86,9 +85,8 @@ class AccessLog:
             return
         handler = our_handler(access_log)
         if handler is None:  # a listener came since: hand the lines to it, in order
-            for _, exchange, path, status, elapsed_ms, _ in lines:
-                message, fields = _render(exchange, path, status, elapsed_ms)
-                access_log.info("%s", message, extra=fields)
+            for _, exchange, path, status, elapsed_ms, trace_id in lines:
+                _through_logging(exchange, path, status, elapsed_ms, trace_id)
             return
         stream, as_json = handler.stream, isinstance(handler.formatter, JsonFormatter)
         text = "".join(self._json(line) if as_json else self._text(line) for line in lines)
@@ -112,6 +110,17 @@ class AccessLog:
         if trace_id is not None:
             body["trace_id"] = trace_id
         return orjson.dumps(body, default=str).decode() + "\n"
+
+
+def _through_logging(
+    exchange: Exchange, path: str, status: int, elapsed_ms: float, trace_id: str | None
+) -> None:
+    """One line through ``logging``; a line written after its request names the trace it
+    noted then (``JsonFormatter`` would otherwise look for a span no longer current)."""
+    message, fields = _render(exchange, path, status, elapsed_ms)
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    access_log.info("%s", message, extra=fields)
 
 
 def _render(

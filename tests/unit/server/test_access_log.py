@@ -176,3 +176,45 @@ async def test_a_handler_added_later_is_seen_at_the_next_line(stream: Stream) ->
         assert [r.getMessage().split()[1] for r in seen][-1] == "/v1/chat/completions"
     finally:
         access_log.removeHandler(listener)
+
+
+class Broken(Stream):
+    def write(self, text: str) -> int:
+        raise OSError("stderr is gone")
+
+
+async def test_a_broken_stderr_drops_the_batch_and_serving_goes_on() -> None:
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        broken = Broken()
+        _use(broken, "text")
+        log = AccessLog(flush_after_s=3600.0)
+        log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
+        log.flush()  # nothing raised into the server
+        log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
+        assert len(log._lines) == 1  # the next batch starts afresh
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in before:
+            root.addHandler(handler)
+
+
+async def test_lines_batched_before_a_listener_came_keep_their_trace(stream: Stream) -> None:
+    _use(stream, "json")
+    log = AccessLog(flush_after_s=3600.0)
+    log._lines.append((1.0, _exchange(), "/v1/chat/completions", 200, 1.0, "ab" * 16))
+    seen: list[logging.LogRecord] = []
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    listener = Listener()
+    access_log.addHandler(listener)
+    try:
+        log.flush()
+    finally:
+        access_log.removeHandler(listener)
+    assert [r.__dict__.get("trace_id") for r in seen] == ["ab" * 16]
