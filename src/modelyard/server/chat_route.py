@@ -71,8 +71,8 @@ async def authenticate(state: Root, request: Request, presented: str | None = No
     and counted from its first call, never refused or served as anonymous meanwhile.
     ``presented``: the key as the route found it; None: read from the usual headers."""
     if presented is None:
-        headers = request.headers
-        presented = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
+        exchange = exchange_of(request)
+        presented = bearer_token(exchange.header("authorization"), exchange.header("x-api-key"))
     try:
         return state.keys.authenticate(presented, may_look_up=True)
     except UnknownKey:
@@ -116,9 +116,9 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
                 return diverted
         chat_request = dialect.decode(body)
         if dialect.read_headers is not None:
-            dialect.read_headers(chat_request, request.headers.get)
+            dialect.read_headers(chat_request, exchange.header)
         exchange.model = chat_request.model
-        caller = exchange.caller = Caller(principal, rid, dialect.path, headers=request.headers.get)
+        caller = exchange.caller = Caller(principal, rid, dialect.path, headers=exchange.header)
         if chat_request.stream:
             streaming = await current.pipeline.stream(caller, chat_request)
             exchange.served = streaming.served

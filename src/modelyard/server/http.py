@@ -7,12 +7,18 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.core.errors import InvalidRequest, PayloadTooLarge
-from modelyard.server.middleware import EXCHANGE, Exchange, client_request_id, request_id_of
+from modelyard.server.middleware import (
+    EXCHANGE,
+    Exchange,
+    client_request_id,
+    request_headers,
+    request_id_of,
+)
 
 
 def exchange_of(request: Request) -> Exchange:
@@ -20,7 +26,9 @@ def exchange_of(request: Request) -> Exchange:
     found: Exchange | None = request.scope.get(EXCHANGE)
     if found is None:  # an app mounted without ``Front`` (never by ``create_app``)
         scope = request.scope
-        found = scope[EXCHANGE] = Exchange(request_id_of(scope), client_request_id(scope))
+        headers = request_headers(scope)
+        found = Exchange(request_id_of(scope), client_request_id(headers), headers)
+        scope[EXCHANGE] = found
     return found
 
 
@@ -30,23 +38,34 @@ def request_id(request: Request) -> str:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
+    declared = exchange_of(request).headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+        raise PayloadTooLarge(f"request body is {declared.decode()} bytes; the limit is {limit}")
+    body = await _read_body(request.receive, limit)
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON object", param="body")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}", param="body") from exc
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The body's ``http.request`` messages, read from the server straight (most bodies are
+    one message); a client that leaves first is Starlette's ``ClientDisconnect``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        if not message.get("more_body", False):
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
 
 
 _EVENT_STREAM = b"text/event-stream; charset=utf-8"

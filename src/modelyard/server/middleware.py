@@ -38,7 +38,6 @@ from modelyard.services.root import Root
 log = logging.getLogger("modelyard.server")
 EXCHANGE = "modelyard.exchange"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_CLIENT_ID_HEADERS = frozenset({b"x-request-id", b"x-client-request-id"})
 _CLIENT_ID = b"x-client-request-id"
 _UNBOUNDED = frozenset({"/healthz", "/readyz"})
 _MESSAGES = "/v1/messages"
@@ -47,17 +46,28 @@ _MESSAGES = "/v1/messages"
 class Exchange:
     """One HTTP request as the middleware and the route share it."""
 
-    __slots__ = ("caller", "client_rid", "model", "rid", "route", "sent", "served", "status")
+    __slots__ = (
+        "caller", "client_rid", "headers", "model", "rid", "route", "sent", "served", "status"
+    )  # fmt: skip
 
-    def __init__(self, rid: str, client_rid: str | None = None) -> None:
+    def __init__(
+        self, rid: str, client_rid: str | None = None, headers: Mapping[bytes, bytes] | None = None
+    ) -> None:
         self.rid = rid
         self.client_rid = client_rid  # the caller's own id for this request, when it sent one
+        # The request's headers by lowercase name, read once (``request_headers``).
+        self.headers: Mapping[bytes, bytes] = headers if headers is not None else {}
         self.model: str | None = None
         self.status: int | None = None  # set by a route whose final status is not the header's
         self.sent = 0  # the status of the response once it has started
         self.route: str | None = None  # a learned/semantic strategy's decision, when there was one
         self.caller: Caller | None = None  # a model call's caller and who served it (logs)
         self.served: Served | None = None
+
+    def header(self, name: str) -> str | None:
+        """The request header ``name`` (lowercase), or None."""
+        value = self.headers.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
 
 
 def fresh_request_id() -> str:
@@ -67,13 +77,19 @@ def fresh_request_id() -> str:
     return f"req_{time.time_ns() // 1_000_000:011x}{int.from_bytes(os.urandom(7)) >> 4:013x}"
 
 
-def client_request_id(scope: Scope) -> str | None:
-    """The caller's ``x-request-id`` (or ``x-client-request-id``) when it is sane."""
-    for name, value in scope["headers"]:
-        if name in _CLIENT_ID_HEADERS:
-            given = value.decode("latin-1")
-            return given if _REQUEST_ID_RE.match(given) else None
-    return None
+def request_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by name, in one pass: ASGI servers give the names in lowercase;
+    of a repeated header the first counts, as with Starlette's ``Headers.get``."""
+    return dict(reversed(scope["headers"]))
+
+
+def client_request_id(headers: Mapping[bytes, bytes]) -> str | None:
+    """The caller's ``x-request-id`` (else its ``x-client-request-id``) when it is sane."""
+    raw = headers.get(b"x-request-id") or headers.get(_CLIENT_ID)
+    if raw is None:
+        return None
+    given = raw.decode("latin-1")
+    return given if _REQUEST_ID_RE.match(given) else None
 
 
 def request_id_of(scope: Scope) -> str:
@@ -112,7 +128,8 @@ class Front:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        exchange = Exchange(fresh_request_id(), client_request_id(scope))
+        headers = request_headers(scope)
+        exchange = Exchange(fresh_request_id(), client_request_id(headers), headers)
         scope[EXCHANGE] = exchange
         path: str = scope["path"]
         if path in _UNBOUNDED:
