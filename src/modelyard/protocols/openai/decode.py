@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 from modelyard.core.chat import (
     ChatRequest,
@@ -18,59 +20,75 @@ from modelyard.core.chat import (
 )
 from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.protocols.validate import (
+    as_bool,
+    as_dict,
+    as_int,
+    as_list,
+    as_number,
+    as_str,
     bad,
     get_bool,
     get_dict,
     get_int,
     get_list,
-    get_number,
     get_str,
     require_dict,
 )
 
-# Fields modelled by ChatRequest; every other top-level field travels in ``extra``.
-_KNOWN = frozenset(
-    {
-        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-        "temperature", "top_p", "stop", "seed", "n", "tools", "tool_choice",
-        "parallel_tool_calls", "response_format", "user", "metadata",
-    }
-)  # fmt: skip
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 DIALECT = "openai"
 _PART_TYPES = ("text", "image_url")
+_REQUIRED = frozenset({"model", "messages"})
+# The optional fields ChatRequest models, each with its reader (called on a non-null value):
+# only the fields a body holds are read. Every other top-level field travels in ``extra``.
+_OPTIONAL: Final[Mapping[str, Callable[[Any], Any]]] = MappingProxyType(
+    {
+        "stream": lambda v: as_bool(v, "stream"),
+        "stream_options": lambda v: as_dict(v, "stream_options"),
+        "max_tokens": lambda v: as_int(v, "max_tokens", minimum=1),
+        "max_completion_tokens": lambda v: as_int(v, "max_completion_tokens", minimum=1),
+        "temperature": lambda v: as_number(v, "temperature", minimum=0, maximum=2),
+        "top_p": lambda v: as_number(v, "top_p", minimum=0, maximum=1),
+        "stop": lambda v: _stop(v),  # noqa: PLW0108 (defined below)
+        "seed": lambda v: as_int(v, "seed"),
+        "n": lambda v: as_int(v, "n", minimum=1, maximum=128),
+        "tools": lambda v: _tools(as_list(v, "tools")),
+        "tool_choice": lambda v: _tool_choice(v),  # noqa: PLW0108 (defined below)
+        "parallel_tool_calls": lambda v: as_bool(v, "parallel_tool_calls"),
+        "response_format": lambda v: _response_format(as_dict(v, "response_format")),
+        "user": lambda v: as_str(v, "user"),
+        "metadata": lambda v: _metadata(as_dict(v, "metadata")),
+    }
+)
 
 
 def decode_chat(body: Any) -> ChatRequest:
     body = require_dict(body, "body")
+    read: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in body.items():
+        reader = _OPTIONAL.get(key)
+        if reader is not None:
+            if value is not None:
+                read[key] = reader(value)
+        elif key not in _REQUIRED:
+            extra[key] = value
     messages_raw = get_list(body, "messages", "messages", required=True) or []
     if not messages_raw:
         raise bad("messages", "must contain at least one message")
-    stream_options = get_dict(body, "stream_options", "stream_options") or {}
-    max_tokens = get_int(body, "max_completion_tokens", "max_completion_tokens", minimum=1)
-    if max_tokens is None:
-        max_tokens = get_int(body, "max_tokens", "max_tokens", minimum=1)
+    options = read.pop("stream_options", None) or {}
+    include_usage = get_bool(options, "include_usage", "stream_options.include_usage")
+    newer = read.pop("max_completion_tokens", None)
+    if newer is not None:
+        read["max_tokens"] = newer
     return ChatRequest(
         model=get_str(body, "model", "model", required=True) or "",
         messages=[_message(m, f"messages[{i}]") for i, m in enumerate(messages_raw)],
-        stream=bool(get_bool(body, "stream", "stream")),
-        include_usage=bool(
-            get_bool(stream_options, "include_usage", "stream_options.include_usage")
-        ),
-        max_tokens=max_tokens,
-        temperature=get_number(body, "temperature", "temperature", minimum=0, maximum=2),
-        top_p=get_number(body, "top_p", "top_p", minimum=0, maximum=1),
-        stop=_stop(body.get("stop")),
-        seed=get_int(body, "seed", "seed"),
-        n=get_int(body, "n", "n", minimum=1, maximum=128),
-        tools=_tools(get_list(body, "tools", "tools")),
-        tool_choice=_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=get_bool(body, "parallel_tool_calls", "parallel_tool_calls"),
-        response_format=_response_format(get_dict(body, "response_format", "response_format")),
-        user=get_str(body, "user", "user"),
-        metadata=_metadata(get_dict(body, "metadata", "metadata")),
-        extra={k: v for k, v in body.items() if k not in _KNOWN},
+        stream=read.pop("stream", False),
+        include_usage=bool(include_usage),
+        extra=extra,
         extra_origin=DIALECT,
+        **read,
     )
 
 
