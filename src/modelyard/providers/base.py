@@ -133,6 +133,14 @@ class Provider(ABC):
     ) -> AsyncIterator[StreamEvent]:
         """Stream events; a call that fails early raises ``ModelyardError`` before any event."""
 
+    def stream_batches(
+        self, request: ChatRequest, model: str, ctx: CallContext
+    ) -> AsyncIterator[list[StreamEvent]]:
+        """The stream's events in batches, never empty: the events that arrived together (one
+        read from the upstream) in one list, so that the gateway relays and sends them as one.
+        By default each event alone; ``HttpAdapter`` batches by read."""
+        return _singly(self.stream(request, model, ctx))
+
     @abstractmethod
     async def embed(
         self, request: EmbeddingRequest, model: str, ctx: CallContext
@@ -140,3 +148,13 @@ class Provider(ABC):
 
     async def aclose(self) -> None:
         """Release anything the adapter holds beyond the shared transport."""
+
+
+async def _singly(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    try:
+        async for event in events:
+            yield [event]
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, NoReturn, Protocol, TypeVar
 
 from yarl import URL
 
@@ -119,6 +119,17 @@ class HttpAdapter(Provider):
     async def stream(
         self, request: ChatRequest, model: str, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]:
+        batches = self.stream_batches(request, model, ctx)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]  # an async generator
+
+    async def stream_batches(
+        self, request: ChatRequest, model: str, ctx: CallContext
+    ) -> AsyncIterator[list[StreamEvent]]:
         call = self.stream_call(request, model, ctx)
         out = call.request
         headers = await self.sign(out) if self.SIGNS else out.headers
@@ -133,21 +144,48 @@ class HttpAdapter(Provider):
                 raise self.error(self.failure(upstream.status, upstream.headers, payload))
             decoder, reader = call.decoder, call.reader
             started = False
-            try:
-                async for chunk in upstream.chunks():
-                    for frame in decoder.feed(chunk):
-                        for event in reader.event(frame):
-                            started = True
-                            yield event
-                        if reader.done:
-                            return
-                for event in reader.end():
-                    yield event
-            except UNREADABLE as exc:  # bad bytes, JSON or fields: the upstream failed
-                raise unreadable(self.label, exc, stream_started=started) from exc
-            except ModelyardError as err:  # an in-stream error event: its text is relayed
-                err.message = scrub(err.message, self.secrets)
-                err.args = (err.message,)
-                raise
+            async for chunk in upstream.chunks():
+                batch, failure = _read(decoder, reader, chunk)
+                if batch:
+                    started = True
+                    yield batch  # the events before a failure in the same read come first
+                if failure is not None:
+                    self._fail(failure, started)
+                if reader.done:
+                    return
+            batch, failure = _read(decoder, reader, None)
+            if batch:
+                yield batch
+            if failure is not None:
+                self._fail(failure, started)
         finally:
             upstream.close()
+
+    def _fail(self, exc: BaseException, started: bool) -> NoReturn:
+        """Raise what a failure while reading the stream becomes: bad bytes, JSON or fields
+        mean the upstream failed; an in-stream error event's text is relayed, scrubbed of our
+        secrets."""
+        if isinstance(exc, ModelyardError):
+            exc.message = scrub(exc.message, self.secrets)
+            exc.args = (exc.message,)
+            raise exc
+        raise unreadable(self.label, exc, stream_started=started) from exc
+
+
+def _read(
+    decoder: FrameDecoder[Any], reader: StreamReader[Any], chunk: bytes | None
+) -> tuple[list[StreamEvent], BaseException | None]:
+    """The events of one read (``chunk``; None: the end of the body, the reader's closing
+    events), up to the wire API's last frame, and the failure that cut them short, if one did."""
+    batch: list[StreamEvent] = []
+    try:
+        if chunk is None:
+            batch += reader.end()
+            return batch, None
+        for frame in decoder.feed(chunk):
+            batch += reader.event(frame)
+            if reader.done:
+                break
+    except (*UNREADABLE, ModelyardError) as exc:
+        return batch, exc
+    return batch, None

@@ -168,10 +168,11 @@ async def _frames(
         opening = writer.start()
         if opening:
             yield opening
-        async for event in streaming.events:
-            frame = writer.encode(event)
-            if frame:
-                yield frame
+        encode = writer.encode
+        async for batch in streaming.batches:  # the events of one upstream read: one frame
+            frames = [frame for event in batch if (frame := encode(event))]
+            if frames:
+                yield frames[0] if len(frames) == 1 else b"".join(frames)
         yield writer.close()
     except ModelyardError as err:
         yield dialect.error_frame(err, rid)

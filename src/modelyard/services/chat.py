@@ -11,7 +11,7 @@ import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelyard.core.chat import ChatRequest, ChatResult, estimate_prompt_tokens
 from modelyard.core.events import StreamEvent
@@ -24,6 +24,8 @@ from modelyard.services.gateway import Gateway, Resolved
 from modelyard.services.params import apply_params
 
 HeaderLookup = Callable[[str], str | None]
+# The events of one read from the upstream, relayed and sent together; never empty.
+Batch = list[StreamEvent]
 
 
 @dataclass(slots=True)
@@ -61,11 +63,12 @@ class AttemptWatch(Protocol):
 
 @dataclass(slots=True)
 class Opened:
-    """A stream whose first event has arrived (or that ended before any): failover is over."""
+    """A stream whose first events have arrived (or that ended before any): failover is over.
+    The events come in batches, those of one read from the upstream together."""
 
     served: Served
-    first: StreamEvent | None
-    rest: AsyncIterator[StreamEvent]
+    first: Batch | None
+    rest: AsyncIterator[Batch]
     health: TargetHealth  # the chosen target's breaker, told of a failure past this point
 
 
@@ -174,13 +177,13 @@ class ChatService:
         headers: HeaderLookup | None = None,
         watch: AttemptWatch | None = None,
     ) -> Opened:
-        """Open the stream and wait for its first event: failover happens only before it."""
+        """Open the stream and wait for its first events: failover happens only before them."""
 
-        async def call(chosen: Resolved) -> tuple[StreamEvent | None, AsyncIterator[StreamEvent]]:
+        async def call(chosen: Resolved) -> tuple[Batch | None, AsyncIterator[Batch]]:
             upstream = apply_params(request, chosen.target.params)
             attempt = None if watch is None else watch.attempt(chosen, _ctx(ctx, chosen))
             call_ctx = _ctx(ctx, chosen) if attempt is None else attempt.ctx
-            events = chosen.provider.stream(upstream, chosen.target.model, call_ctx)
+            events = chosen.provider.stream_batches(upstream, chosen.target.model, call_ctx)
             try:
                 first = await anext(events)
             except StopAsyncIteration:
@@ -252,7 +255,7 @@ def _served(chosen: Resolved, attempts: int, route: str | None = None) -> Served
     )
 
 
-async def close_events(events: AsyncIterator[StreamEvent]) -> None:
+async def close_events(events: AsyncIterator[Any]) -> None:
     close = getattr(events, "aclose", None)
     if close is not None:
         await close()

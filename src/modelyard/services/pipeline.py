@@ -47,6 +47,7 @@ from modelyard.providers.errors import unreadable
 from modelyard.routing import Deployment, Target, TargetHealth
 from modelyard.services.chat import (
     AttemptWatch,
+    Batch,
     ChatService,
     HeaderLookup,
     Opened,
@@ -427,7 +428,7 @@ class Pipeline:
     async def _wind_down(
         self,
         run: Run,
-        rest: AsyncIterator[StreamEvent],
+        rest: AsyncIterator[Batch],
         taps: Sequence[Tap],
         status: int,
         error: BaseException | None,
@@ -442,7 +443,7 @@ class Pipeline:
     async def end_stream(
         self,
         run: Run,
-        rest: AsyncIterator[StreamEvent],
+        rest: AsyncIterator[Batch],
         taps: Sequence[Tap],
         status: int,
         error: BaseException | None,
@@ -463,9 +464,10 @@ class EmbeddingAnswer:
 
 
 class Streaming:
-    """A streamed answer under way: iterate ``events``; ``aclose`` when done with it."""
+    """A streamed answer under way: iterate ``batches`` (the events of one upstream read
+    together) or ``events`` (one by one), not both; ``aclose`` when done with it."""
 
-    __slots__ = ("_closing", "_opened", "_pipeline", "_taps", "events", "run")
+    __slots__ = ("_closing", "_opened", "_pipeline", "_taps", "batches", "events", "run")
 
     def __init__(self, pipeline: Pipeline, run: Run, taps: list[Tap], opened: Opened) -> None:
         self._pipeline = pipeline
@@ -473,7 +475,8 @@ class Streaming:
         self._taps = taps
         self._opened = opened
         self._closing = CLIENT_GONE
-        self.events: AsyncGenerator[StreamEvent, None] = self._relay()
+        self.batches: AsyncGenerator[Batch, None] = self._relay()
+        self.events: AsyncGenerator[StreamEvent, None] = self._singly()
 
     @property
     def served(self) -> Served:
@@ -483,27 +486,24 @@ class Streaming:
     def ticket(self) -> Ticket | None:
         return self.run.ticket
 
-    async def _relay(self) -> AsyncGenerator[StreamEvent, None]:
+    async def _relay(self) -> AsyncGenerator[Batch, None]:
         run, taps, opened = self.run, self._taps, self._opened
         through = _through_expanding if self._pipeline.expands else _through
         status: int | None = None
         error: BaseException | None = None
         try:
             if opened.first is not None:
-                passed = through(taps, opened.first)
-                if type(passed) is tuple:
-                    for one in passed:
-                        yield one
-                else:
-                    yield passed  # type: ignore[misc]  # not a tuple, so one event
-            async for event in opened.rest:
-                passed = through(taps, event)
-                if type(passed) is tuple:  # rare: only a tap that holds text back makes these
-                    # Nothing passed: a tap may owe events after a wait (``Tap.owed``).
-                    for one in passed or await _settled(taps):
-                        yield one
-                else:
-                    yield passed  # type: ignore[misc]  # not a tuple, so one event
+                first, failed = await _passed(through, taps, opened.first)
+                if first:
+                    yield first
+                if failed is not None:
+                    raise failed
+            async for arrived in opened.rest:
+                batch, failed = await _passed(through, taps, arrived) if taps else (arrived, None)
+                if batch:
+                    yield batch  # what passed before a stage failed goes out first
+                if failed is not None:
+                    raise failed
             status = 200
         except _StageFailed as failed:
             cause = failed.__cause__ or failed
@@ -523,13 +523,41 @@ class Streaming:
             ending = self._closing if status is None else status
             await self._pipeline.end_stream(run, opened.rest, taps, ending, error)
 
+    async def _singly(self) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async for batch in self.batches:
+                for event in batch:
+                    yield event
+        finally:
+            await self.batches.aclose()
+
     async def aclose(self, status: int = CLIENT_GONE) -> None:
         """Stop the stream; a stream that did not end on its own is recorded with ``status``
         (499: the client left; 500: we failed to deliver it)."""
         self._closing = status
         await self.events.aclose()
+        await self.batches.aclose()
         # A stream never iterated has run no ``finally``: finish it here.
         await self._pipeline.end_stream(self.run, self._opened.rest, self._taps, status, None)
+
+
+async def _passed(
+    through: Callable[[Sequence[Tap], StreamEvent], Passed], taps: Sequence[Tap], batch: Batch
+) -> tuple[Batch, _StageFailed | None]:
+    """``batch`` through the taps, in order, event by event: what passed, and the failure of a
+    stage that stopped it, if one did."""
+    out: Batch = []
+    try:
+        for event in batch:
+            passed = through(taps, event)
+            if type(passed) is tuple:  # rare: only a tap that holds text back makes these
+                # Nothing passed: a tap may owe events after a wait (``Tap.owed``).
+                out += passed or await _settled(taps)
+            else:
+                out.append(passed)  # type: ignore[arg-type]  # not a tuple, so one event
+    except _StageFailed as failed:
+        return out, failed
+    return out, None
 
 
 class _StageFailed(Exception):
