@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
@@ -109,15 +111,30 @@ def create_app(
             await root.aclose()
             access.flush()
 
-    app = Starlette(
+    app = _Served(
+        _front(routes, lambda: holder["root"], metrics, access),
         routes=routes,
         lifespan=lifespan,
-        middleware=[_front(routes, lambda: holder["root"], metrics, access)],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
     app.state.portal = Portal.build(config_path, settings.portal)
     app.state.sso_sessions = PortalSignIn()  # a finished single sign-on opens a portal session
     return app
+
+
+class _Served(Starlette):
+    """Starlette with ``Front`` outermost, outside Starlette's own error middleware, which
+    would otherwise wrap every response message of every request in a closure of its own:
+    ``Front`` answers whatever a route raises itself, in the path's dialect."""
+
+    def __init__(self, front: Middleware, **kwargs: Any) -> None:
+        self._front = front
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        cls, args, kwargs = self._front
+        front: ASGIApp = cls(super().build_middleware_stack(), *args, **kwargs)
+        return front
 
 
 def _routes() -> list[BaseRoute]:
