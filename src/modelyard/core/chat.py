@@ -86,7 +86,10 @@ class Message:
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""
-        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+        content = self.content
+        if len(content) == 1 and type(content[0]) is TextPart:  # most messages: one text
+            return content[0].text
+        return "".join(p.text for p in content if isinstance(p, TextPart))
 
     def block_text(self) -> str:
         """The text parts joined with a blank line: how separate system blocks read as one

@@ -304,7 +304,11 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
         if finish:
             events.append(Finished(_FINISH.get(finish, "stop"), index))
     # Groq has sent the final usage under ``x_groq`` rather than ``usage``.
-    usage = parse_usage(data.get("usage") or (data.get("x_groq") or {}).get("usage"), preset)
-    if usage is not None:
-        events.append(UsageReport(usage))
+    raw = data.get("usage") or (
+        (data.get("x_groq") or {}).get("usage") if "x_groq" in data else None
+    )
+    if raw is not None:  # only the last chunk, usually
+        usage = parse_usage(raw, preset)
+        if usage is not None:
+            events.append(UsageReport(usage))
     return events
