@@ -21,7 +21,7 @@ from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import InternalError, ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.protocols.headers import error_headers
-from modelyard.server.http import EventStream, exchange_of, json_response, read_json
+from modelyard.server.http import EventStream, exchange_of, joined, json_response, read_json
 from modelyard.server.middleware import Exchange
 from modelyard.services.chat import Served
 from modelyard.services.metering import Ticket
@@ -168,11 +168,10 @@ async def _frames(
         opening = writer.start()
         if opening:
             yield opening
-        encode = writer.encode
-        async for batch in streaming.batches:  # the events of one upstream read: one frame
-            frames = [frame for event in batch if (frame := encode(event))]
+        async for batch in streaming.batches:  # the events of one upstream read: one write
+            frames = joined(writer.encode, batch)
             if frames:
-                yield frames[0] if len(frames) == 1 else b"".join(frames)
+                yield frames
         yield writer.close()
     except ModelyardError as err:
         yield dialect.error_frame(err, rid)

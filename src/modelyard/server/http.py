@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.core.errors import InvalidRequest, PayloadTooLarge
+from modelyard.core.events import StreamEvent
 from modelyard.server.middleware import (
     EXCHANGE,
     Exchange,
@@ -167,6 +168,13 @@ class EventStream(Response):
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def joined(encode: Callable[[StreamEvent], bytes | None], batch: Iterable[StreamEvent]) -> bytes:
+    """The frames of a batch of events (the events of one upstream read) as one write; empty
+    when none of them makes a frame."""
+    frames = [frame for event in batch if (frame := encode(event))]
+    return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 def json_response(

@@ -40,7 +40,7 @@ from modelyard.server.chat_route import (
     served_headers,
     state_of,
 )
-from modelyard.server.http import exchange_of, json_response, read_json
+from modelyard.server.http import exchange_of, joined, json_response, read_json
 from modelyard.server.openai_routes import DIALECT
 from modelyard.server.responses_mcp import McpRun, mcp_background, mcp_json, mcp_stream
 from modelyard.services.background import Work
@@ -202,10 +202,10 @@ async def stream_events(
     """The frames of a started response's events, up to (not including) the terminal event;
     ``writer.final`` is then set. Shared by streamed and background responses."""
     try:
-        async for event in streaming.events:
-            frame = writer.encode(event)
-            if frame:
-                yield frame
+        async for batch in streaming.batches:  # the events of one upstream read: one write
+            frames = joined(writer.encode, batch)
+            if frames:
+                yield frames
         closing = writer.close()
     except ContentBlocked as blocked:
         closing = (
