@@ -4,13 +4,12 @@ after the events before it."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 import pytest
-from aiohttp import web
+from tests.fakes.gated_sse import ERROR, FIRST_READ, SECOND_READ, GatedUpstream
 
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ModelyardError
@@ -20,63 +19,20 @@ from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvid
 from modelyard.providers.transport import Transport
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    frame = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + orjson.dumps(frame) + b"\n\n"
-
-
-FIRST_READ = _chunk({"role": "assistant", "content": "a"}) + _chunk({"content": "b"})
-SECOND_READ = _chunk({"content": "c"}) + _chunk({}, "stop") + b"data: [DONE]\n\n"
-ERROR = b'data: {"error": {"message": "the model overloaded", "type": "server_error"}}\n\n'
-
-
-class Upstream:
-    """Writes each part of its body in one write; the next part only once ``go`` is set."""
-
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-        self.go = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await response.prepare(request)
-        for n, part in enumerate(self.parts):
-            if n:
-                await self.go.wait()
-            await response.write(part)
-        await response.write_eof()
-        return response
-
-
 @pytest.fixture
 async def serve() -> AsyncIterator[Any]:
-    runners: list[web.AppRunner] = []
+    async with contextlib.AsyncExitStack() as stack:
+        transport = Transport()
+        stack.push_async_callback(transport.aclose)
 
-    async def start(upstream: Upstream) -> OpenAICompatibleProvider:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", upstream.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        settings = ProviderSettings(
-            name="up", type="openai_compatible", base_url=f"http://127.0.0.1:{port}/v1"
-        )
-        return OpenAICompatibleProvider(settings, transport)
+        async def start(upstream: GatedUpstream) -> OpenAICompatibleProvider:
+            served = upstream.serve()
+            stack.push_async_callback(served.aclose)  # type: ignore[attr-defined]
+            base = await anext(served)
+            settings = ProviderSettings(name="up", type="openai_compatible", base_url=base)
+            return OpenAICompatibleProvider(settings, transport)
 
-    transport = Transport()
-    yield start
-    await transport.aclose()
-    for runner in runners:
-        await runner.cleanup()
+        yield start
 
 
 REQUEST = ChatRequest("m", [Message("user", (TextPart("hi"),))], stream=True)
@@ -87,7 +43,7 @@ def _texts(batch: list[StreamEvent]) -> list[str]:
 
 
 async def test_the_events_of_one_read_come_as_one_batch(serve: Any) -> None:
-    upstream = Upstream([FIRST_READ, SECOND_READ])
+    upstream = GatedUpstream([FIRST_READ, SECOND_READ])
     provider = await serve(upstream)
     batches = provider.stream_batches(REQUEST, "m", CallContext("r1"))
     first = await anext(batches)
@@ -100,15 +56,13 @@ async def test_the_events_of_one_read_come_as_one_batch(serve: Any) -> None:
 
 
 async def test_events_one_by_one_are_the_batches_flattened(serve: Any) -> None:
-    upstream = Upstream([FIRST_READ + SECOND_READ])
-    provider = await serve(upstream)
+    provider = await serve(GatedUpstream([FIRST_READ + SECOND_READ]))
     events = [e async for e in provider.stream(REQUEST, "m", CallContext("r1"))]
     assert _texts(events) == ["a", "b", "c"] and isinstance(events[-1], Finished)
 
 
 async def test_an_error_later_in_a_read_comes_after_the_events_before_it(serve: Any) -> None:
-    upstream = Upstream([FIRST_READ + ERROR])
-    provider = await serve(upstream)
+    provider = await serve(GatedUpstream([FIRST_READ + ERROR]))
     batches = provider.stream_batches(REQUEST, "m", CallContext("r1"))
     assert _texts(await anext(batches)) == ["a", "b"]
     with pytest.raises(ModelyardError, match="the model overloaded"):
