@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.fakes.gated_sse import ERROR, FIRST_READ, SECOND_READ, GatedUpstream
 
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ModelyardError
@@ -17,6 +16,7 @@ from modelyard.core.events import Finished, StreamEvent, TextDelta
 from modelyard.providers.base import CallContext, ProviderSettings
 from modelyard.providers.openai_compatible.adapter import OpenAICompatibleProvider
 from modelyard.providers.transport import Transport
+from tests.fakes.gated_sse import ERROR, FIRST_READ, SECOND_READ, GatedUpstream
 
 
 @pytest.fixture

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
-from tests.fakes.gated_sse import FIRST_READ, SECOND_READ, GatedUpstream
 
 from modelyard.config.schema import Settings
 from modelyard.server.app import create_app
+from tests.fakes.gated_sse import FIRST_READ, SECOND_READ, GatedUpstream
 
 
 def _settings(base_url: str) -> Settings:
@@ -58,7 +59,7 @@ async def test_the_events_of_one_upstream_read_are_one_write_to_the_client() -> 
         given = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body":
             bodies.append(message["body"])
             first.set()
