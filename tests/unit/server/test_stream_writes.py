@@ -40,11 +40,13 @@ async def test_the_events_of_one_upstream_read_are_one_write_to_the_client() -> 
     body = orjson.dumps(
         {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     )
+    length = str(len(body)).encode()
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", length)],
     }  # fmt: skip
     bodies: list[bytes] = []
     first = asyncio.Event()
