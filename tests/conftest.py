@@ -4,7 +4,10 @@ starts a server or loads the model is marked so that the fast run leaves it out.
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,25 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test writes into the user's own data directory (the ledger's journal, a default
+    database): each test process, and the servers it starts, get a scratch one, unless the
+    run names one in ``MODELYARD_DATA_DIR``."""
+    if not os.environ.get("MODELYARD_DATA_DIR"):
+        scratch = tempfile.mkdtemp(prefix="modelyard-tests-data-")
+        os.environ["MODELYARD_DATA_DIR"] = scratch
+        config.stash[_SCRATCH] = scratch
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    scratch = config.stash.get(_SCRATCH, None)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+_SCRATCH = pytest.StashKey[str]()
 
 
 # How a test is marked without anyone remembering to: by where it lives, by the shared fixtures
