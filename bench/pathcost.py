@@ -125,6 +125,7 @@ async def _count(target: str, origin: str, stream: bool, warmup: int, requests: 
     from bench.inprocess import chat_scope
 
     work = Path(tempfile.mkdtemp(prefix=f"pathcost-{target}-"))
+    os.environ["MODELYARD_DATA_DIR"] = str(work)  # the journal too, not the user's data dir
     app, key = await _app(target, origin, work)
     body = _body(stream)
     _, scope = chat_scope(key)
