@@ -46,113 +46,33 @@ before any of the above applies.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
-from types import TracebackType
-from typing import Self
-
-import uvicorn
-
-from tests.fakes.serving import serve_in_thread
+from starlette.types import ASGIApp
 
 from .anthropic_app import FakeState, build_app
-from .openai_app import RecordedRequest, ScriptHandler
-from .openai_faults import QuietAborts
+from .fake_server import ScriptedFake
+from .openai_app import RecordedRequest
 
 __all__ = ["FakeAnthropic", "RecordedRequest"]
 
-_STOP_TIMEOUT = 10.0
 
+class FakeAnthropic(ScriptedFake[RecordedRequest]):
+    """An Anthropic Messages API look-alike on loopback; see the module docstring. Its base
+    URL is the server root, as an Anthropic client takes it."""
 
-class FakeAnthropic:
-    """An Anthropic Messages API look-alike on loopback; see the module docstring."""
+    name = "FakeAnthropic"
 
     def __init__(self, *, api_key: str | None = None) -> None:
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._scripts: dict[str, ScriptHandler] = {}
+        super().__init__()
         self._state = FakeState(api_key=api_key, record=self._record, script_for=self._script_for)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-        self._log_filter = QuietAborts()
 
-    def start(self) -> Self:
-        """Serve in a background thread; returns once the port accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("FakeAnthropic is already running")
-        self._server, self._thread, self._port = serve_in_thread(
-            build_app(self._state), "fake-anthropic", self._log_filter, 2
-        )
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; requests still waiting (``hang``, ``slow-N``) are released first."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        loop, closing = self._state.loop, self._state.closing
-        if loop is not None and closing is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                loop.call_soon_threadsafe(closing.set)
-        server.should_exit = True
-        thread.join(_STOP_TIMEOUT)
-        logging.getLogger("uvicorn.error").removeFilter(self._log_filter)
-        self._server = self._thread = self._port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _app(self) -> ASGIApp:
+        return build_app(self._state)
 
     @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeAnthropic is not running; call start() first")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """What an Anthropic client takes as its base URL: ``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    url = base_url
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def last_request(self) -> RecordedRequest:
-        with self._lock:
-            if not self._requests:
-                raise LookupError("FakeAnthropic has not received any request")
-            return self._requests[-1]
+    def _releasable(self) -> FakeState:
+        return self._state
 
     def clear(self) -> None:
         """Forget the recorded requests and the prompt cache."""
-        with self._lock:
-            self._requests.clear()
+        super().clear()
         self._state.cache.clear()
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def script(self, model: str, handler: ScriptHandler) -> None:
-        """Answer every Messages request for ``model`` with ``handler`` (before any check)."""
-        with self._lock:
-            self._scripts[model] = handler
-
-    def _script_for(self, model: str) -> ScriptHandler | None:
-        with self._lock:
-            return self._scripts.get(model)

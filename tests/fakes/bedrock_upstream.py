@@ -41,19 +41,11 @@ model id                 behaviour
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
-from types import TracebackType
-from typing import Self
-
-import uvicorn
-
-from tests.fakes.serving import serve_in_thread
+from starlette.types import ASGIApp
 
 from .bedrock_app import BedrockApp, BedrockRequest, FakeBedrockState
 from .bedrock_sigv4 import Credentials
-from .openai_faults import QuietAborts
+from .fake_server import FakeServer
 
 __all__ = ["TEST_ACCESS_KEY", "TEST_REGION", "TEST_SECRET_KEY", "BedrockRequest", "FakeBedrock"]
 
@@ -61,11 +53,13 @@ __all__ = ["TEST_ACCESS_KEY", "TEST_REGION", "TEST_SECRET_KEY", "BedrockRequest"
 TEST_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 TEST_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TEST_REGION = "us-east-1"
-_STOP_TIMEOUT = 10.0
 
 
-class FakeBedrock:
-    """A Bedrock Runtime look-alike on loopback; see the module docstring for its behaviour."""
+class FakeBedrock(FakeServer[BedrockRequest]):
+    """A Bedrock Runtime look-alike on loopback; see the module docstring for its behaviour.
+    Its base URL (the server root) replaces ``https://bedrock-runtime.{region}.amazonaws.com``."""
+
+    name = "FakeBedrock"
 
     def __init__(
         self,
@@ -76,83 +70,17 @@ class FakeBedrock:
         region: str = TEST_REGION,
         api_key: str | None = None,
     ) -> None:
-        self._lock = threading.Lock()
-        self._requests: list[BedrockRequest] = []
+        super().__init__()
         self._state = FakeBedrockState(
             credentials=Credentials(access_key, secret_key, session_token),
             region=region,
             api_key=api_key,
             record=self._record,
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-        self._log_filter = QuietAborts()
 
-    def start(self) -> Self:
-        """Serve in a background thread; returns once the port accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("FakeBedrock is already running")
-        self._server, self._thread, self._port = serve_in_thread(
-            BedrockApp(self._state), "fake-bedrock", self._log_filter, 2
-        )
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; requests still waiting (``hang``, ``slow-N``) are released first."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        loop, closing = self._state.loop, self._state.closing
-        if loop is not None and closing is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                loop.call_soon_threadsafe(closing.set)
-        server.should_exit = True
-        thread.join(_STOP_TIMEOUT)
-        logging.getLogger("uvicorn.error").removeFilter(self._log_filter)
-        self._server = self._thread = self._port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _app(self) -> ASGIApp:
+        return BedrockApp(self._state)
 
     @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeBedrock is not running; call start() first")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """What replaces ``https://bedrock-runtime.{region}.amazonaws.com``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    url = base_url
-
-    @property
-    def requests(self) -> list[BedrockRequest]:
-        """A snapshot of every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def last_request(self) -> BedrockRequest:
-        with self._lock:
-            if not self._requests:
-                raise LookupError("FakeBedrock has not received any request")
-            return self._requests[-1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
-    def _record(self, request: BedrockRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
+    def _releasable(self) -> FakeBedrockState:
+        return self._state
