@@ -7,24 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import DateTime, Integer, String, UniqueConstraint, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.store.base import Base
+from modelyard.store.versions import SpecVersion, VersionColumns, VersionLog, detach
 
 
-class AgentVersionRow(Base):
+class AgentVersionRow(VersionColumns, Base):
     __tablename__ = "agent_versions"
     __table_args__ = (UniqueConstraint("name", "version"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    spec: Mapped[str] = mapped_column(Text)
-    spec_hash: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AgentRow(Base):
@@ -36,14 +31,8 @@ class AgentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-@dataclass(frozen=True, slots=True)
-class AgentVersion:
-    name: str
-    version: int
-    spec: str
-    spec_hash: str
-    source: str
-    created_at: datetime
+# A recorded version of an agent's spec.
+AgentVersion = SpecVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +43,11 @@ class AgentHead:
     updated_at: datetime
 
 
-class Agents:
-    """Reads and writes agents within the caller's transaction."""
+class Agents(VersionLog[AgentVersionRow]):
+    """Reads and writes agents (their versions and heads) within the caller's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+        super().__init__(session, AgentVersionRow)
 
     async def head(self, name: str) -> AgentHead | None:
         row = await self._session.get(AgentRow, name)
@@ -87,55 +76,16 @@ class Agents:
     async def drop_versions(self, name: str) -> None:
         await self._session.execute(delete(AgentVersionRow).where(AgentVersionRow.name == name))
 
-    async def latest(self, name: str, source: str | None = None) -> AgentVersion | None:
-        query = select(AgentVersionRow).where(AgentVersionRow.name == name)
-        if source is not None:
-            query = query.where(AgentVersionRow.source == source)
-        query = query.order_by(AgentVersionRow.version.desc()).limit(1)
-        row = (await self._session.scalars(query)).first()
-        return _version(row) if row else None
-
-    async def get(self, name: str, version: int) -> AgentVersion | None:
-        query = select(AgentVersionRow).where(
-            AgentVersionRow.name == name, AgentVersionRow.version == version
-        )
-        row = (await self._session.scalars(query)).first()
-        return _version(row) if row else None
-
-    async def history(self, name: str) -> list[AgentVersion]:
-        query = (
-            select(AgentVersionRow)
-            .where(AgentVersionRow.name == name)
-            .order_by(AgentVersionRow.version)
-        )
-        return [_version(row) for row in await self._session.scalars(query)]
-
     async def append(
         self, name: str, spec: str, spec_hash: str, source: str, after: int
     ) -> AgentVersion:
-        """Record version ``after + 1`` (``after``: the newest number the caller read). A racing
-        writer makes the unique (name, version) constraint fire: ``VersionConflict``."""
-        row = AgentVersionRow(
-            name=name,
-            version=after + 1,
-            spec=spec,
-            spec_hash=spec_hash,
-            source=source,
-            created_at=datetime.now(UTC),
-        )
-        self._session.add(row)
-        await self._session.flush()
-        return _version(row)
+        """Record version ``after + 1`` (``VersionLog.add``: a racing writer makes the unique
+        (name, version) constraint fire, ``VersionConflict``)."""
+        return detach(await self.add(name, spec, spec_hash, source, after))
 
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _version(row: AgentVersionRow) -> AgentVersion:
-    return AgentVersion(
-        row.name, row.version, row.spec, row.spec_hash, row.source, _utc(row.created_at)
-    )
 
 
 def _head(row: AgentRow) -> AgentHead:
