@@ -36,7 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from bench.clients import AIOHTTP, CLIENTS, client_named
-from bench.servers import SERVERS, UVICORN, serve
+from bench.servers import UVICORN, add_arguments, serve
 
 FEATURELESS, PARSING = "featureless", "parsing"
 KINDS = (FEATURELESS, PARSING)
@@ -157,10 +157,8 @@ def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.proxies", description=__doc__)
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--upstream", required=True, help="http://host:port of the fake")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--server", choices=SERVERS, default=UVICORN)
     parser.add_argument("--client", choices=CLIENTS, default=AIOHTTP)
+    add_arguments(parser, UVICORN)
     parsed = parser.parse_args(args)
     os.environ[KIND_ENV], os.environ[UPSTREAM_ENV] = parsed.kind, parsed.upstream.rstrip("/")
     os.environ[CLIENT_ENV] = parsed.client

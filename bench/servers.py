@@ -107,12 +107,21 @@ def serve(server: str, factory: str, port: int, workers: int = 1) -> None:
     _RUN[server](factory, port, workers)
 
 
-def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.servers", description=__doc__)
-    parser.add_argument("--server", choices=SERVERS, required=True)
-    parser.add_argument("--factory", required=True, help="module:function building the app")
+def add_arguments(parser: argparse.ArgumentParser, server: str | None = None) -> None:
+    """``--server`` (``server`` when not given; required when None), ``--port``, ``--workers``:
+    where and how an app is served, for a module that serves one."""
+    if server is None:
+        parser.add_argument("--server", choices=SERVERS, required=True)
+    else:
+        parser.add_argument("--server", choices=SERVERS, default=server)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.servers", description=__doc__)
+    parser.add_argument("--factory", required=True, help="module:function building the app")
+    add_arguments(parser)
     parsed = parser.parse_args(args)
     serve(parsed.server, parsed.factory, parsed.port, parsed.workers)
 
