@@ -1,7 +1,7 @@
 """The server and HTTP client stack, chosen by measurement (issue 25, point 2).
 
 ``python -m bench.stacks [--rounds N] [--seconds S] [--connections C] [--only MODE]
-[--stacks NAME ...]`` starts the nginx fake upstream and, at once, one worker each of:
+[--stacks NAME ...] [--cpu N]`` starts the nginx fake upstream and, at once, one worker each of:
 
 - the parsing proxy of ``bench/proxies.py`` on each server (uvicorn with uvloop and httptools,
   granian's ASGI interface, hypercorn; ``bench/servers.py``), calling its upstream with
@@ -16,6 +16,11 @@ streaming, as ``bench.ceilings`` does. Each stack is printed as the median over 
 req/s ÷ today's stack for the same app (uvicorn + aiohttp) in the same round, with a 95 %
 interval, and of its worker's CPU time per request ÷ today's (every thread of the process
 and its children). The JSON goes to ``bench/.work/stacks-<timestamp>.json``.
+
+A server that keeps more threads busy (granian's HTTP layer runs on a Rust thread beside the
+Python one) gets more of a shared machine than a one-thread server, and serves more requests/s
+for the same CPU per request. ``--cpu N`` holds every server to CPU ``N``: each has that one
+core in its turn, so req/s then compares what one core serves.
 """
 
 from __future__ import annotations
@@ -98,15 +103,17 @@ def chosen(names: Sequence[str]) -> list[Stack]:
     return [stack for stack in STACKS if stack in picked]
 
 
-def stack_spec(stack: Stack, upstream: Upstream) -> GatewaySpec:
-    """How to start ``stack`` (one worker) in front of the fake upstream."""
+def stack_spec(stack: Stack, upstream: Upstream, cpu: int | None = None) -> GatewaySpec:
+    """How to start ``stack`` (one worker) in front of the fake upstream; with ``cpu``, its
+    processes and threads are held to that CPU (``taskset``)."""
     if stack.app == PROXY:
-        return proxy_spec(PARSING, upstream, stack=(stack.server, stack.client))
-    if stack.client != AIOHTTP:
+        spec = proxy_spec(PARSING, upstream, stack=(stack.server, stack.client))
+    elif stack.client != AIOHTTP:
         raise BenchError(f"{stack.name}: Modelyard calls its upstreams with aiohttp only")
-    name = f"modelyard-{stack.server}"
-    spec = modelyard_spec(upstream, True, DEFAULT_CONFIG, name)
-    return spec if stack.server == UVICORN else as_serve_would(spec, stack.server)
+    else:
+        spec = modelyard_spec(upstream, True, DEFAULT_CONFIG, f"modelyard-{stack.server}")
+        spec = spec if stack.server == UVICORN else as_serve_would(spec, stack.server)
+    return spec if cpu is None else replace(spec, argv=["taskset", "-c", str(cpu), *spec.argv])
 
 
 def as_serve_would(spec: GatewaySpec, server: str) -> GatewaySpec:
@@ -155,10 +162,12 @@ class Stacks(Ceilings):
 
 
 @contextlib.contextmanager
-def started(upstream: Upstream, stacks: Sequence[Stack]) -> Iterator[dict[str, Running]]:
-    """Every stack of ``stacks`` running at once, until the block ends."""
+def started(
+    upstream: Upstream, stacks: Sequence[Stack], cpu: int | None = None
+) -> Iterator[dict[str, Running]]:
+    """Every stack of ``stacks`` running at once (on ``cpu`` if given), until the block ends."""
     with contextlib.ExitStack() as exits:
-        gateways = {s.name: run_gateway(stack_spec(s, upstream)) for s in stacks}
+        gateways = {s.name: run_gateway(stack_spec(s, upstream, cpu)) for s in stacks}
         yield {name: Running(exits.enter_context(gw), BENCH_KEY) for name, gw in gateways.items()}
 
 
@@ -168,11 +177,12 @@ def measure(
     stacks: Sequence[Stack],
     modes: Sequence[str],
     settings: tuple[int, float, int, float],
+    cpu: int | None = None,
 ) -> Stacks:
     """Start ``stacks`` at once and load them in turns, mode by mode. ``settings``: rounds,
     seconds per round, connections, warm-up seconds per stack and mode."""
     result = Stacks(*settings[:3])
-    with started(upstream, stacks) as running:
+    with started(upstream, stacks, cpu) as running:
         load_in_turns(wrk, running, modes, settings[3], result)
     return result
 
@@ -189,7 +199,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"app/server+client, of: {', '.join(BY_NAME)} (today's stack of each app is "
         "added: it is what the others are divided by)",
     )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        help="hold every server (its processes and threads) to this CPU: each then has one "
+        "core in its turn, so req/s compares what a core serves, not how many threads a server "
+        "keeps busy",
+    )
     args = parser.parse_args(argv)
+    if args.cpu is not None and args.cpu not in os.sched_getaffinity(0):
+        parser.error(f"--cpu {args.cpu}: not a CPU this process may use")
     if args.rounds < 1 or args.seconds <= 0 or args.connections < 1:
         parser.error("--rounds and --connections must be at least 1, --seconds above 0")
     return args
@@ -205,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {load} on {os.cpu_count()} cores", flush=True)
     settings = (args.rounds, args.seconds, args.connections, args.warmup)
     with run_upstream(tools["nginx"]) as upstream:
-        result = measure(tools["wrk"], upstream, stacks, modes, settings)
+        result = measure(tools["wrk"], upstream, stacks, modes, settings, args.cpu)
     print_report("stacks", result, modes, [x for mode in modes for x in result.across_apps(mode)])
     return 0
 

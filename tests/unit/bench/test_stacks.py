@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +63,13 @@ def test_the_command_line() -> None:
     assert args.stacks == [stack.name for stack in STACKS]
     args = parse_args(["--rounds", "2", "--only", "stream", "--stacks", "proxy/granian+aiohttp"])
     assert (args.rounds, args.only, args.stacks) == (2, "stream", ["proxy/granian+aiohttp"])
-    for wrong in (["--rounds", "0"], ["--seconds", "0"], ["--stacks", "proxy/iis+aiohttp"]):
+    assert parse_args(["--cpu", str(min(os.sched_getaffinity(0)))]).cpu in os.sched_getaffinity(0)
+    for wrong in (
+        ["--rounds", "0"],
+        ["--seconds", "0"],
+        ["--stacks", "proxy/iis+aiohttp"],
+        ["--cpu", str(max(os.sched_getaffinity(0)) + 1)],
+    ):
         with pytest.raises(SystemExit):
             parse_args(wrong)
 
@@ -123,6 +131,9 @@ def test_a_proxy_stack_is_the_parsing_proxy_on_that_server_and_client() -> None:
     assert spec.argv[spec.argv.index("--upstream") + 1] == "http://127.0.0.1:1234"
     with pytest.raises(Exception, match="aiohttp only"):
         stack_spec(Stack(MODELYARD, UVICORN, PYREQWEST), upstream)
+    pinned = stack_spec(Stack(PROXY, GRANIAN), upstream, cpu=1)
+    assert pinned.argv[:3] == ["taskset", "-c", "1"]
+    assert pinned.argv[3:6] == [sys.executable, "-m", "bench.proxies"]
 
 
 def test_unknown_servers_and_clients_are_refused_by_name() -> None:
