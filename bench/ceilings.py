@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import proxies
+from bench.clients import AIOHTTP
 from bench.gateways import (
     MODEL,
     STREAM_MODEL,
@@ -48,6 +49,7 @@ from bench.interleaved import Sample, Turn, in_turns, median_interval
 from bench.load import BENCH_KEY, LoadSpec, run_wrk, write_script
 from bench.probe import check_chat
 from bench.procs import REPO_DIR, WORK_DIR, BenchError, free_port, stop_on_sigterm
+from bench.servers import UVICORN
 from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 
@@ -57,16 +59,22 @@ TARGETS = (FEATURELESS, PARSING, DEFAULT, FOUNDATION, METERED)
 MODES = ("nonstream", "stream")
 GOALS = {DEFAULT: 0.80, METERED: 0.70}  # ÷ parsing, both modes
 BASE = "@base"  # a target served by the code of another checkout (``--baseline``)
+DEFAULT_CONFIG: dict[str, object] = {"store": {"usage_ledger": True}}  # Modelyard as shipped
 
 
-def proxy_spec(kind: str, upstream: Upstream, workers: int = 1) -> GatewaySpec:
-    """A reference proxy of ``kind`` in front of the fake upstream."""
+def proxy_spec(
+    kind: str,
+    upstream: Upstream,
+    workers: int = 1,
+    stack: tuple[str, str] = (UVICORN, AIOHTTP),
+) -> GatewaySpec:
+    """A reference proxy of ``kind`` in front of the fake upstream; ``stack``: its server and
+    client (Modelyard's by default; any other is named in the process's name)."""
     port = free_port()
     origin = upstream.base_url.removesuffix("/v1")
     env = {"PYTHONPATH": str(REPO_DIR)}
-    return GatewaySpec(
-        f"proxy-{kind}", proxies.argv(kind, origin, port, workers), "/readyz", port, env
-    )
+    name = f"proxy-{kind}" if stack == (UVICORN, AIOHTTP) else "-".join(("proxy", kind, *stack))
+    return GatewaySpec(name, proxies.argv(kind, origin, port, workers, stack), "/readyz", port, env)
 
 
 def target_spec(
@@ -78,15 +86,15 @@ def target_spec(
         if baseline is None or name.removesuffix(BASE) not in (DEFAULT, FOUNDATION):
             raise BenchError(f"{name}: give --baseline; only default and foundation have one")
         default = name == DEFAULT + BASE
-        extra: dict[str, object] | None = {"store": {"usage_ledger": True}} if default else None
+        extra = DEFAULT_CONFIG if default else None
         label = f"modelyard-{name.replace('@', '-')}"
         spec = modelyard_spec(upstream, default, extra, label, workers)
         return replace(spec, env={**spec.env, "PYTHONPATH": str(baseline / "src")}), BENCH_KEY
     if name in (FEATURELESS, PARSING):
         return proxy_spec(name, upstream, workers), BENCH_KEY
     if name == DEFAULT:
-        ledger: dict[str, object] = {"store": {"usage_ledger": True}}
-        return modelyard_spec(upstream, True, ledger, "modelyard-default", workers), BENCH_KEY
+        spec = modelyard_spec(upstream, True, DEFAULT_CONFIG, "modelyard-default", workers)
+        return spec, BENCH_KEY
     if name == FOUNDATION:
         return modelyard_spec(upstream, False, None, "modelyard-foundation", workers), BENCH_KEY
     if name == METERED:
@@ -150,33 +158,43 @@ class Ceilings:
     connections: int
     samples: dict[str, dict[str, list[Sample]]] = field(default_factory=dict)
 
-    def ratios(self, mode: str, name: str, base: str = PARSING) -> list[float]:
-        """Per round: ``name``'s req/s ÷ ``base``'s in the same round."""
+    label = "÷ parsing"  # what every target is a ratio of
+
+    def base_of(self, name: str) -> str:
+        """The target ``name`` is compared with: the parsing proxy."""
+        return PARSING
+
+    def ratios(self, mode: str, name: str, base: str | None = None) -> list[float]:
+        """Per round: ``name``'s req/s ÷ ``base``'s (by default ``base_of(name)``) in the
+        same round."""
+        base = base or self.base_of(name)
         pairs = zip(self.samples[mode][name], self.samples[mode][base], strict=True)
         return [s.rps / b.rps for s, b in pairs if b.rps]
 
     def cpu_ratios(self, mode: str, name: str) -> list[float]:
-        """Per round: ``name``'s server CPU per request ÷ the parsing proxy's (above 1: more
-        work per request; unlike req/s it does not depend on how wrk, nginx and the servers
-        share the cores)."""
-        pairs = zip(self.samples[mode][name], self.samples[mode][PARSING], strict=True)
+        """Per round: ``name``'s server CPU per request ÷ its base's (above 1: more work per
+        request; unlike req/s it does not depend on how wrk, nginx and the servers share the
+        cores)."""
+        base = self.base_of(name)
+        pairs = zip(self.samples[mode][name], self.samples[mode][base], strict=True)
         return [s.cpu_us / b.cpu_us for s, b in pairs if b.cpu_us]
 
-    def ratio(self, mode: str, name: str) -> float:
-        return statistics.median(self.ratios(mode, name))
+    def ratio(self, mode: str, name: str, base: str | None = None) -> float:
+        return statistics.median(self.ratios(mode, name, base))
 
     def median(self, mode: str, name: str, what: str) -> float:
         return float(statistics.median(getattr(s, what) for s in self.samples[mode][name]))
 
     def table(self, mode: str) -> list[str]:
-        head = f"{mode:<16} {'req/s':>8} {'÷ parsing':>10} {'95 % interval':>14}"
-        head += f" {'CPU µs/req':>10} {'CPU ÷ p.':>8} {'p50 ms':>7} {'p99 ms':>7}"
+        width = max(16, *(len(name) for name in self.samples[mode]))
+        head = f"{mode:<{width}} {'req/s':>8} {self.label:>10} {'95 % interval':>14}"
+        head += f" {'CPU µs/req':>10} {'CPU ' + self.label[:3]:>8} {'p50 ms':>7} {'p99 ms':>7}"
         lines = [head, "-" * len(head)]
         for name in self.samples[mode]:
             interval = median_interval(self.ratios(mode, name))
             span = f"{interval[0]:.3f}–{interval[1]:.3f}" if interval else "—"
             lines.append(
-                f"{name:<16} {self.median(mode, name, 'rps'):>8,.0f} "
+                f"{name:<{width}} {self.median(mode, name, 'rps'):>8,.0f} "
                 f"{self.ratio(mode, name):>10.3f} {span:>14} "
                 f"{self.median(mode, name, 'cpu_us'):>10,.0f} "
                 f"{statistics.median(self.cpu_ratios(mode, name)):>8.2f} "
@@ -227,16 +245,23 @@ def measure(
 ) -> Ceilings:
     """Start ``names`` at once and load them in turns, mode by mode.
     ``settings``: rounds, seconds per round, connections, warm-up seconds per target and mode."""
-    rounds, seconds, connections, warmup = settings
     if PARSING not in names:
         raise BenchError("the parsing proxy is the yardstick: it must be among the targets")
-    result = Ceilings(rounds, seconds, connections)
+    result = Ceilings(*settings[:3])
     with started(upstream, names, baseline=baseline) as running:
-        warm(wrk, running, modes, warmup, connections)
-        for mode in modes:
-            turns = {name: target.turn(mode) for name, target in running.items()}
-            result.samples[mode] = in_turns(wrk, turns, rounds, seconds, connections)
-    return result
+        return load_in_turns(wrk, running, modes, settings[3], result)
+
+
+def load_in_turns(
+    wrk: str, running: dict[str, Running], modes: Sequence[str], warmup: float, into: Ceilings
+) -> Ceilings:
+    """Warm up every running target, then load them in turns, mode by mode, for ``into``'s
+    rounds, seconds and connections; the samples go to ``into``."""
+    warm(wrk, running, modes, warmup, into.connections)
+    for mode in modes:
+        turns = {name: target.turn(mode) for name, target in running.items()}
+        into.samples[mode] = in_turns(wrk, turns, into.rounds, into.seconds, into.connections)
+    return into
 
 
 def write_result(prefix: str, data: dict[str, Any]) -> str:
@@ -248,15 +273,21 @@ def write_result(prefix: str, data: dict[str, Any]) -> str:
     return str(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ceilings", description=__doc__)
+def add_load_arguments(parser: argparse.ArgumentParser, rounds: int = 8) -> None:
+    """How the targets are loaded: ``--rounds``, ``--seconds``, ``--connections``, ``--warmup``,
+    ``--only`` (a mode)."""
     parser.add_argument(
-        "--rounds", type=int, default=8, help="rounds per mode (≥ 6 for an interval)"
+        "--rounds", type=int, default=rounds, help="rounds per mode (≥ 6 for an interval)"
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per target and round")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per target and mode")
     parser.add_argument("--only", choices=MODES, help="one mode")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ceilings", description=__doc__)
+    add_load_arguments(parser)
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument(
         "--baseline",
@@ -276,13 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = (args.rounds, args.seconds, args.connections, args.warmup)
     with run_upstream(tools["nginx"]) as upstream:
         result = measure(tools["wrk"], upstream, args.targets, modes, settings, args.baseline)
+    print_report("ceilings", result, modes, result.goal_lines())
+    return 0
+
+
+def print_report(prefix: str, result: Ceilings, modes: Sequence[str], notes: list[str]) -> None:
+    """Each mode's table, then ``notes``, the load average now, and where the JSON went
+    (``write_result(prefix, ...)``)."""
     for mode in modes:
         print("\n".join(result.table(mode)), end="\n\n")
-    print("\n".join(result.goal_lines()))
+    print("\n".join(notes))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average after: {load}")
-    print(f"results written to {write_result('ceilings', result.to_json())}")
-    return 0
+    print(f"results written to {write_result(prefix, result.to_json())}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """The ceilings: two reference proxies on Modelyard's own server and client stack.
 
-``python -m bench.proxies --kind featureless|parsing --upstream URL --port P [--workers N]``
+``python -m bench.proxies --kind featureless|parsing --upstream URL --port P [--workers N]
+[--server S] [--client C]``
 serves ``POST /v1/chat/completions`` with uvicorn (uvloop, httptools: what ``modelyard serve``
 runs) and Starlette, and calls the upstream with one pooled aiohttp session (as Modelyard's
-``Transport`` does). ``GET /readyz`` answers 200.
+``Transport`` does). ``GET /readyz`` answers 200. ``--server`` and ``--client`` put the same
+proxy on another stack (``bench/servers.py``, ``bench/clients.py``; compared by
+``bench/stacks.py``).
 
 - ``featureless``: forwards the request body as is and returns the upstream's answer as is; a
   stream is passed through chunk by chunk. It picks the upstream route (``/v1`` or
@@ -26,104 +29,78 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from bench.clients import AIOHTTP, CLIENTS, client_named
+from bench.servers import UVICORN, add_arguments, serve
+
 FEATURELESS, PARSING = "featureless", "parsing"
 KINDS = (FEATURELESS, PARSING)
 KIND_ENV, UPSTREAM_ENV = "BENCH_PROXY_KIND", "BENCH_PROXY_UPSTREAM"
+CLIENT_ENV = "BENCH_PROXY_CLIENT"
 _STREAM_MARK = b'"stream":true'
-_HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench-key"}
 
 
 class _Upstream:
-    """One pooled aiohttp session for the process, opened and closed by the app's lifespan."""
+    """The upstream's two routes and the process's one pooled client."""
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, client: str) -> None:
         self.plain = f"{origin}/v1/chat/completions"
         self.stream = f"{origin}/stream/v1/chat/completions"
-        self.session: aiohttp.ClientSession | None = None
-
-    def client(self) -> aiohttp.ClientSession:
-        assert self.session is not None, "used outside the app's lifespan"
-        return self.session
-
-    async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=1000, keepalive_timeout=30.0)
-        self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
-
-    async def aclose(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        self.client = client_named(client)
 
 
-async def _passthrough(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.content.iter_any():
-            yield chunk
-    finally:
-        response.release()
-
-
-async def _reencoded(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _reencoded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Each ``data:`` event's JSON decoded and re-encoded; other lines pass through."""
     pending = b""
-    try:
-        async for chunk in response.content.iter_any():
-            pending += chunk
-            *events, pending = pending.split(b"\n\n")
-            out = []
-            for event in events:
-                payload = event[6:] if event.startswith(b"data: ") else b""
-                if payload and payload != b"[DONE]":
-                    frame = orjson.loads(payload)
-                    frame.get("usage")
-                    out.append(b"data: " + orjson.dumps(frame) + b"\n\n")
-                else:
-                    out.append(event + b"\n\n")
-            if out:
-                yield b"".join(out)
-        if pending:
-            yield pending
-    finally:
-        response.release()
+    async for chunk in chunks:
+        pending += chunk
+        *events, pending = pending.split(b"\n\n")
+        out = []
+        for event in events:
+            payload = event[6:] if event.startswith(b"data: ") else b""
+            if payload and payload != b"[DONE]":
+                frame = orjson.loads(payload)
+                frame.get("usage")
+                out.append(b"data: " + orjson.dumps(frame) + b"\n\n")
+            else:
+                out.append(event + b"\n\n")
+        if out:
+            yield b"".join(out)
+    if pending:
+        yield pending
 
 
 def _featureless(upstream: _Upstream) -> Any:
+    client = upstream.client
+
     async def chat(request: Request) -> Response:
         body = await request.body()
-        stream = _STREAM_MARK in body
-        url = upstream.stream if stream else upstream.plain
-        response = await upstream.client().post(url, data=body, headers=_HEADERS)
-        ctype = response.headers.get("Content-Type", "application/json")
-        if stream:
-            return StreamingResponse(_passthrough(response), response.status, media_type=ctype)
-        async with response:
-            payload = await response.read()
-        return Response(payload, response.status, media_type=ctype)
+        if _STREAM_MARK in body:
+            status, ctype, chunks = await client.stream(upstream.stream, body)
+            return StreamingResponse(chunks, status, media_type=ctype)
+        status, ctype, payload = await client.post(upstream.plain, body)
+        return Response(payload, status, media_type=ctype)
 
     return chat
 
 
 def _parsing(upstream: _Upstream) -> Any:
+    client = upstream.client
+
     async def chat(request: Request) -> Response:
         doc = orjson.loads(await request.body())
-        stream = doc.get("stream") is True
-        url = upstream.stream if stream else upstream.plain
-        response = await upstream.client().post(url, data=orjson.dumps(doc), headers=_HEADERS)
-        if stream:
-            return StreamingResponse(
-                _reencoded(response), response.status, media_type="text/event-stream"
-            )
-        async with response:
-            answer = orjson.loads(await response.read())
+        if doc.get("stream") is True:
+            status, _, chunks = await client.stream(upstream.stream, orjson.dumps(doc))
+            return StreamingResponse(_reencoded(chunks), status, media_type="text/event-stream")
+        status, _, payload = await client.post(upstream.plain, orjson.dumps(doc))
+        answer = orjson.loads(payload)
         answer.get("usage")
-        return Response(orjson.dumps(answer), response.status, media_type="application/json")
+        return Response(orjson.dumps(answer), status, media_type="application/json")
 
     return chat
 
@@ -132,17 +109,18 @@ async def _ready(_request: Request) -> Response:
     return Response(b"ok")
 
 
-def create_app(kind: str, origin: str) -> Starlette:
-    """The proxy of ``kind`` in front of the upstream at ``origin`` (``http://host:port``)."""
-    upstream = _Upstream(origin)
+def create_app(kind: str, origin: str, client: str = AIOHTTP) -> Starlette:
+    """The proxy of ``kind`` in front of the upstream at ``origin`` (``http://host:port``),
+    calling it with ``client`` (one of ``bench.clients.CLIENTS``)."""
+    upstream = _Upstream(origin, client)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await upstream.open()
+        await upstream.client.open()
         try:
             yield
         finally:
-            await upstream.aclose()
+            await upstream.client.aclose()
 
     handler = _featureless(upstream) if kind == FEATURELESS else _parsing(upstream)
     routes = [
@@ -153,15 +131,25 @@ def create_app(kind: str, origin: str) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    """uvicorn's factory in each worker: the kind and upstream come from the environment."""
-    return create_app(os.environ[KIND_ENV], os.environ[UPSTREAM_ENV])
+    """The server's factory in each worker: kind, upstream and client come from the
+    environment."""
+    client = os.environ.get(CLIENT_ENV) or AIOHTTP
+    return create_app(os.environ[KIND_ENV], os.environ[UPSTREAM_ENV], client)
 
 
-def argv(kind: str, origin: str, port: int, workers: int = 1) -> list[str]:
-    """The command line that serves the proxy of ``kind`` (for ``bench.procs.service``)."""
+def argv(
+    kind: str,
+    origin: str,
+    port: int,
+    workers: int = 1,
+    stack: tuple[str, str] = (UVICORN, AIOHTTP),
+) -> list[str]:
+    """The command line that serves the proxy of ``kind`` (for ``bench.procs.service``);
+    ``stack``: the server and the client (Modelyard's by default)."""
+    server, client = stack
     return [
         sys.executable, "-m", "bench.proxies", "--kind", kind, "--upstream", origin,
-        "--port", str(port), "--workers", str(workers),
+        "--port", str(port), "--workers", str(workers), "--server", server, "--client", client,
     ]  # fmt: skip
 
 
@@ -169,22 +157,12 @@ def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.proxies", description=__doc__)
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--upstream", required=True, help="http://host:port of the fake")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--client", choices=CLIENTS, default=AIOHTTP)
+    add_arguments(parser, UVICORN)
     parsed = parser.parse_args(args)
     os.environ[KIND_ENV], os.environ[UPSTREAM_ENV] = parsed.kind, parsed.upstream.rstrip("/")
-    uvicorn.run(
-        "bench.proxies:app_from_env",
-        factory=True,
-        host="127.0.0.1",
-        port=parsed.port,
-        workers=parsed.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-    )
+    os.environ[CLIENT_ENV] = parsed.client
+    serve(parsed.server, "bench.proxies:app_from_env", parsed.port, parsed.workers)
 
 
 if __name__ == "__main__":

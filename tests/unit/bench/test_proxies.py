@@ -7,12 +7,13 @@ from unittest.mock import Mock
 
 import aiohttp
 import orjson
+from bench.clients import _aiohttp_chunks
 from bench.proxies import _reencoded
 from bench.upstream import stream_body
 
 
 class _Response:
-    """What ``_reencoded`` reads of an ``aiohttp.ClientResponse``: a real stream reader."""
+    """What the aiohttp client reads of an ``aiohttp.ClientResponse``: a real stream reader."""
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.content = aiohttp.StreamReader(Mock(_reading_paused=False), 2**16)
@@ -27,7 +28,7 @@ class _Response:
 
 async def _collect(chunks: list[bytes]) -> tuple[bytes, bool]:
     response = _Response(chunks)
-    out = b"".join([piece async for piece in _reencoded(response)])  # type: ignore[arg-type]
+    out = b"".join([piece async for piece in _reencoded(_aiohttp_chunks(response))])
     return out, response.released
 
 
