@@ -17,6 +17,16 @@ the server and all its processes (every worker, the ledger's writer) after each 
 the slope of a least-squares line through the samples after the first fifth (MB per 10,000
 requests). Goal (issue 25): ≤ 100 MB and flat.
 
+``python -m bench.machine rss [--requests 5000] [--baseline PATH]``: the default configuration
+served as ``modelyard serve`` serves it (one worker, the ledger on in SQLite, the access log on,
+no keys), loaded with ``--requests`` non-streaming and as many streaming requests; then the
+resident memory of each of its processes, by role. With one worker uvicorn runs the app in the
+``serve`` process itself, so the figure of issue 25 is that process's (``worker``); the
+ledger's writer is its child (``python -I .../ledger_child.py``), reported apart. Then
+``bench.imports`` in a fresh process with the same config and data directory: the RSS of each
+start-up step and the top-level packages by what loading them cost. ``--baseline`` serves the
+same configuration from another checkout's ``src`` beside it, loaded in the same turns.
+
 Every command writes its JSON under ``bench/.work/`` and prints the load average.
 """
 
@@ -24,17 +34,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from bench.ceilings import DEFAULT, PARSING, Running, started, target_spec, warm, write_result
-from bench.gateways import run_gateway
+from bench.ceilings import (
+    BASE,
+    DEFAULT,
+    PARSING,
+    Running,
+    started,
+    target_spec,
+    warm,
+    write_result,
+)
+from bench.gateways import GatewaySpec, run_gateway
 from bench.interleaved import in_turns, load_turn, median_interval
 from bench.local_threads import busy_loops
-from bench.procs import BenchError, descendants, own_rss_bytes, rss_bytes, stop_on_sigterm
+from bench.procs import (
+    REPO_DIR,
+    WORK_DIR,
+    BenchError,
+    descendants,
+    own_rss_bytes,
+    rss_bytes,
+    stop_on_sigterm,
+)
 from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 
@@ -145,7 +175,76 @@ def soak(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, An
     return {"points": points, "slope_mb_per_10k": per_10k, "peak_mb": peak, "per_process": each}
 
 
-COMMANDS = {"workers": workers, "latency": latency, "soak": soak}
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def _roles(top: int) -> dict[int, str]:
+    """What each process of a served gateway is, from its command line: uvicorn runs one
+    worker in the ``serve`` process itself, and spawns several (``multiprocessing``) under it."""
+    lines = {pid: _cmdline(pid) for pid in descendants(top)}
+    spawned = [pid for pid, line in lines.items() if "multiprocessing" in line]
+    roles = {top: "supervisor (serve)" if spawned else "worker (serve)"}
+    for pid, line in lines.items():
+        if pid in spawned:
+            roles[pid] = "worker"
+        elif pid != top:
+            roles[pid] = "ledger writer" if "ledger_child" in line else line[:60]
+    return roles
+
+
+def _imports(spec: GatewaySpec, baseline: Path | None) -> dict[str, Any]:
+    """``bench.imports`` in a fresh process with ``spec``'s config, data dir and code."""
+    config = spec.argv[spec.argv.index("--config") + 1]
+    out = WORK_DIR / f"imports-{spec.name}.json"
+    path = [str(baseline / "src")] if baseline else []
+    env = {**os.environ, **spec.env, "MODELYARD_CONFIG": config}
+    env["PYTHONPATH"] = os.pathsep.join([*path, str(REPO_DIR)])
+    argv = [sys.executable, "-m", "bench.imports", "--top", "15", "--json", str(out)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"bench.imports failed: {done.stderr[-2000:]}")
+    print(done.stdout, end="")
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def rss(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """RSS of a served default gateway after load, by process, and its imports' costs."""
+    names = [DEFAULT] + ([DEFAULT + BASE] if args.baseline else [])
+    specs = {name: target_spec(name, upstream, 1, args.baseline) for name in names}
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        running = {
+            n: Running(stack.enter_context(run_gateway(s)), k) for n, (s, k) in specs.items()
+        }
+        warm(wrk, running, ("nonstream", "stream"), args.warmup, args.connections)
+        for mode in ("nonstream", "stream"):
+            turns = {name: target.turn(mode) for name, target in running.items()}
+            left = dict.fromkeys(turns, args.requests)
+            while any(n > 0 for n in left.values()):
+                for name in [n for n, count in left.items() if count > 0]:
+                    sample = load_turn(wrk, turns[name], args.connections, args.seconds)
+                    left[name] -= sample.requests
+        for name, target in running.items():
+            top = target.gateway.pid
+            each = {pid: (role, own_rss_bytes(pid) / MB) for pid, role in _roles(top).items()}
+            print(f"{name}: " + ", ".join(f"{role} {mb:.1f} MB" for role, mb in each.values()))
+            out[name] = {
+                "processes": {str(p): {"role": r, "mb": mb} for p, (r, mb) in each.items()}
+            }
+    for name, (spec, _) in specs.items():
+        print(f"imports of {name}:")
+        out[name]["imports"] = _imports(spec, args.baseline if name.endswith(BASE) else None)
+    return out
+
+
+COMMANDS = {"workers": workers, "latency": latency, "soak": soak, "rss": rss}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,8 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--requests", type=int, default=100_000, help="soak: requests to serve")
+    parser.add_argument(
+        "--requests", type=int, help="soak: requests to serve (100,000); rss: of each mode (5,000)"
+    )
+    parser.add_argument("--baseline", type=Path, help="rss: another checkout served beside")
     args = parser.parse_args(argv)
+    if args.requests is None:
+        args.requests = 5_000 if args.command == "rss" else 100_000
     stop_on_sigterm()
     tools = ensure_tools()
     print(f"load average before: {_load()} on {cpus} cores", flush=True)
