@@ -223,6 +223,10 @@ def rss(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any
         running = {
             n: Running(stack.enter_context(run_gateway(s)), k) for n, (s, k) in specs.items()
         }
+        for name, target in running.items():
+            started_mb = own_rss_bytes(target.gateway.pid) / MB
+            print(f"{name}: serve {started_mb:.1f} MB once ready, before any request")
+            out[name] = {"ready_mb": started_mb}
         warm(wrk, running, ("nonstream", "stream"), args.warmup, args.connections)
         for mode in ("nonstream", "stream"):
             turns = {name: target.turn(mode) for name, target in running.items()}
@@ -235,9 +239,7 @@ def rss(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any
             top = target.gateway.pid
             each = {pid: (role, own_rss_bytes(pid) / MB) for pid, role in _roles(top).items()}
             print(f"{name}: " + ", ".join(f"{role} {mb:.1f} MB" for role, mb in each.values()))
-            out[name] = {
-                "processes": {str(p): {"role": r, "mb": mb} for p, (r, mb) in each.items()}
-            }
+            out[name]["processes"] = {str(p): {"role": r, "mb": mb} for p, (r, mb) in each.items()}
     for name, (spec, _) in specs.items():
         print(f"imports of {name}:")
         out[name]["imports"] = _imports(spec, args.baseline if name.endswith(BASE) else None)
