@@ -15,7 +15,8 @@ and the latency Modelyard adds over the parsing proxy (median over rounds of the
 ``--connections`` in ``--seconds`` segments until the count is reached; the resident memory of
 the server and all its processes (every worker, the ledger's writer) after each segment, and
 the slope of a least-squares line through the samples after the first fifth (MB per 10,000
-requests). Goal (issue 25): ≤ 100 MB and flat.
+requests), and the same for the worker alone (with one worker, the ``serve`` process: uvicorn
+runs the app in it). Goal (issue 25): ≤ 100 MB and flat.
 
 ``python -m bench.machine rss [--requests 5000] [--baseline PATH]``: the default configuration
 served as ``modelyard serve`` serves it (one worker, the ledger on in SQLite, the access log on,
@@ -156,23 +157,32 @@ def soak(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, An
         warm(wrk, running, ("nonstream",), args.warmup, args.connections)
         turn = running[DEFAULT].turn("nonstream")
         done, points = 0, [(0.0, rss_bytes(gateway.pid) / MB)]
-        print(f"after warm-up: {points[0][1]:.1f} MB in {len(descendants(gateway.pid))} processes")
+        worker = [(0.0, own_rss_bytes(gateway.pid) / MB)]
+        print(f"after warm-up: {points[0][1]:.1f} MB in {len(descendants(gateway.pid))} processes"
+              f" (the worker {worker[0][1]:.1f} MB)")  # fmt: skip
         while done < args.requests:
             sample = load_turn(wrk, turn, args.connections, args.seconds)
             done += sample.requests
             points.append((float(done), rss_bytes(gateway.pid) / MB))
-            print(f"  {done:>8,} requests  {points[-1][1]:6.1f} MB  {sample.rps:,.0f} req/s",
-                  flush=True)  # fmt: skip
+            worker.append((float(done), own_rss_bytes(gateway.pid) / MB))
+            print(f"  {done:>8,} requests  {points[-1][1]:6.1f} MB (worker {worker[-1][1]:6.1f})"
+                  f"  {sample.rps:,.0f} req/s", flush=True)  # fmt: skip
         processes = len(descendants(gateway.pid))
         each = {pid: own_rss_bytes(pid) / MB for pid in descendants(gateway.pid)}
-    tail = points[max(1, len(points) // 5) :]
-    per_10k = slope(tail) * 10_000
+    first = max(1, len(points) // 5)
+    per_10k = slope(points[first:]) * 10_000
+    worker_per_10k = slope(worker[first:]) * 10_000
     peak = max(y for _, y in points)
     print(f"RSS: {points[0][1]:.1f} MB after warm-up, {points[-1][1]:.1f} MB at the end, "
           f"peak {peak:.1f} MB ({processes} processes); slope after the first fifth "
           f"{per_10k:+.3f} MB per 10k requests")  # fmt: skip
+    print(f"the worker (serve): {worker[0][1]:.1f} MB after warm-up, {worker[-1][1]:.1f} MB at "
+          f"the end, peak {max(y for _, y in worker):.1f} MB, slope after the first fifth "
+          f"{worker_per_10k:+.3f} MB per 10k requests")  # fmt: skip
     print("at the end, per process: " + ", ".join(f"{p}: {mb:.1f} MB" for p, mb in each.items()))
-    return {"points": points, "slope_mb_per_10k": per_10k, "peak_mb": peak, "per_process": each}
+    return {"points": points, "worker_points": worker, "slope_mb_per_10k": per_10k,
+            "worker_slope_mb_per_10k": worker_per_10k, "peak_mb": peak,
+            "per_process": each}  # fmt: skip
 
 
 def _cmdline(pid: int) -> str:
