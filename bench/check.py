@@ -184,10 +184,11 @@ def _memory(settings: Settings) -> dict[str, Figure]:
 
     tools = ensure_tools()
     run = argparse.Namespace(workers=[1], warmup=1.0, connections=32, requests=SOAK_REQUESTS)
+    run.baseline = None
     run.seconds = 2 * settings.seconds
     with run_upstream(tools["nginx"]) as upstream:
         result = soak(tools["wrk"], upstream, run)
-    return {"worker_mb": Figure(max(mb for _, mb in result["worker_points"]))}
+    return {"worker_mb": Figure(result["default"]["worker_peak_mb"])}
 
 
 GROUPS: dict[str, Callable[[Settings], dict[str, Figure]]] = {

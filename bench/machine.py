@@ -16,7 +16,8 @@ and the latency Modelyard adds over the parsing proxy (median over rounds of the
 the server and all its processes (every worker, the ledger's writer) after each segment, and
 the slope of a least-squares line through the samples after the first fifth (MB per 10,000
 requests), and the same for the worker alone (with one worker, the ``serve`` process: uvicorn
-runs the app in it). Goal (issue 25): ≤ 100 MB and flat.
+runs the app in it). ``--baseline PATH``: the same configuration served by another checkout's
+code beside it, loaded in alternate segments. Goal (issue 25): ≤ 100 MB and flat.
 
 ``python -m bench.machine rss [--requests 5000] [--baseline PATH]``: the default configuration
 served as ``modelyard serve`` serves it (one worker, the ledger on in SQLite, the access log on,
@@ -41,6 +42,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,40 +151,65 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
 
 
+@dataclass
+class _Soaked:
+    """One soaked gateway's samples: (requests served, MB) of all its processes and of the
+    worker alone."""
+
+    pid: int
+    done: int = 0
+    points: list[tuple[float, float]] = field(default_factory=list)
+    worker: list[tuple[float, float]] = field(default_factory=list)
+
+    def sample(self, served: int = 0) -> str:
+        self.done += served
+        self.points.append((float(self.done), rss_bytes(self.pid) / MB))
+        self.worker.append((float(self.done), own_rss_bytes(self.pid) / MB))
+        everything, worker = self.points[-1][1], self.worker[-1][1]
+        return f"{self.done:>8,} requests  {everything:6.1f} MB (worker {worker:6.1f})"
+
+    def summary(self, name: str) -> dict[str, Any]:
+        first = max(1, len(self.points) // 5)
+        figures: dict[str, Any] = {"points": self.points, "worker_points": self.worker}
+        for label, points in (("all processes", self.points), ("the worker (serve)", self.worker)):
+            per_10k = slope(points[first:]) * 10_000
+            peak = max(y for _, y in points)
+            print(f"{name}, {label}: {points[0][1]:.1f} MB after warm-up, {points[-1][1]:.1f} MB "
+                  f"at the end, peak {peak:.1f} MB; slope after the first fifth {per_10k:+.3f} MB "
+                  "per 10k requests")  # fmt: skip
+            key = "worker_" if points is self.worker else ""
+            figures.update({f"{key}slope_mb_per_10k": per_10k, f"{key}peak_mb": peak})
+        return figures
+
+
 def soak(wrk: str, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
-    """RSS of the default configuration's processes while ``--requests`` are served."""
-    spec, _ = target_spec(DEFAULT, upstream, args.workers[0])
-    with run_gateway(spec) as gateway:
-        running = {DEFAULT: Running(gateway, "sk-bench")}
+    """RSS of the default configuration's processes while ``--requests`` are served (and of
+    ``--baseline``'s, loaded in alternate segments)."""
+    names = [DEFAULT] + ([DEFAULT + BASE] if args.baseline else [])
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        running: dict[str, Running] = {}
+        for name in names:
+            spec, key = target_spec(name, upstream, args.workers[0], args.baseline)
+            running[name] = Running(stack.enter_context(run_gateway(spec)), key)
         warm(wrk, running, ("nonstream",), args.warmup, args.connections)
-        turn = running[DEFAULT].turn("nonstream")
-        done, points = 0, [(0.0, rss_bytes(gateway.pid) / MB)]
-        worker = [(0.0, own_rss_bytes(gateway.pid) / MB)]
-        print(f"after warm-up: {points[0][1]:.1f} MB in {len(descendants(gateway.pid))} processes"
-              f" (the worker {worker[0][1]:.1f} MB)")  # fmt: skip
-        while done < args.requests:
-            sample = load_turn(wrk, turn, args.connections, args.seconds)
-            done += sample.requests
-            points.append((float(done), rss_bytes(gateway.pid) / MB))
-            worker.append((float(done), own_rss_bytes(gateway.pid) / MB))
-            print(f"  {done:>8,} requests  {points[-1][1]:6.1f} MB (worker {worker[-1][1]:6.1f})"
-                  f"  {sample.rps:,.0f} req/s", flush=True)  # fmt: skip
-        processes = len(descendants(gateway.pid))
-        each = {pid: own_rss_bytes(pid) / MB for pid in descendants(gateway.pid)}
-    first = max(1, len(points) // 5)
-    per_10k = slope(points[first:]) * 10_000
-    worker_per_10k = slope(worker[first:]) * 10_000
-    peak = max(y for _, y in points)
-    print(f"RSS: {points[0][1]:.1f} MB after warm-up, {points[-1][1]:.1f} MB at the end, "
-          f"peak {peak:.1f} MB ({processes} processes); slope after the first fifth "
-          f"{per_10k:+.3f} MB per 10k requests")  # fmt: skip
-    print(f"the worker (serve): {worker[0][1]:.1f} MB after warm-up, {worker[-1][1]:.1f} MB at "
-          f"the end, peak {max(y for _, y in worker):.1f} MB, slope after the first fifth "
-          f"{worker_per_10k:+.3f} MB per 10k requests")  # fmt: skip
-    print("at the end, per process: " + ", ".join(f"{p}: {mb:.1f} MB" for p, mb in each.items()))
-    return {"points": points, "worker_points": worker, "slope_mb_per_10k": per_10k,
-            "worker_slope_mb_per_10k": worker_per_10k, "peak_mb": peak,
-            "per_process": each}  # fmt: skip
+        soaked = {name: _Soaked(target.gateway.pid) for name, target in running.items()}
+        for name, track in soaked.items():
+            print(f"{name} after warm-up: {track.sample()}")
+        turns = {name: target.turn("nonstream") for name, target in running.items()}
+        while any(track.done < args.requests for track in soaked.values()):
+            for name in [n for n in names if soaked[n].done < args.requests]:
+                sample = load_turn(wrk, turns[name], args.connections, args.seconds)
+                print(f"  {name:<13} {soaked[name].sample(sample.requests)}  {sample.rps:,.0f} "
+                      "req/s", flush=True)  # fmt: skip
+        for name, track in soaked.items():
+            each = {pid: own_rss_bytes(pid) / MB for pid in descendants(track.pid)}
+            print(f"{name} at the end, per process: "
+                  + ", ".join(f"{p}: {mb:.1f} MB" for p, mb in each.items()))  # fmt: skip
+            out[name] = {"per_process": each}
+    for name, track in soaked.items():
+        out[name].update(track.summary(name))
+    return out
 
 
 def _cmdline(pid: int) -> str:
@@ -273,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--requests", type=int, help="soak: requests to serve (100,000); rss: of each mode (5,000)"
     )
-    parser.add_argument("--baseline", type=Path, help="rss: another checkout served beside")
+    parser.add_argument("--baseline", type=Path, help="rss, soak: another checkout beside")
     args = parser.parse_args(argv)
     if args.requests is None:
         args.requests = 5_000 if args.command == "rss" else 100_000
