@@ -70,7 +70,7 @@ class Ledger:
             importer = next(
                 (m for m in reversed(self._loading) if package_of(m) != package_of(name)), ""
             )
-            entry.first_by = importer or "(the app, at run time)"
+            entry.first_by = importer or "(a function at run time, or bench.imports itself)"
 
     def measure(self, name: str, step: Callable[[], Any]) -> Any:
         self._nested.append(0)
