@@ -22,7 +22,11 @@ The groups of figures (``measure = "group.figure"`` in the budgets):
 - ``guardrails``: ``bench.guardrails``: ``default_p50_ms``, p50 CPU ms the default policy adds
   on a 1 kB prompt;
 - ``router``: ``bench.router_decision``: ``p99_ms``, p99 CPU ms of a learned decision (needs
-  the routing data: ``--routing-data DIR``).
+  the routing data: ``--routing-data DIR``);
+- ``memory``: ``bench.machine soak``, shortened to ``SOAK_REQUESTS``: ``worker_mb``, the peak
+  resident memory of the served default configuration's worker (one worker: the ``serve``
+  process) after its warm-up, in MB, as issue 25 states its goal (the 100k-request soak is
+  ``python -m bench.machine soak``).
 
 ``--only GROUP ...`` runs some groups; ``--rounds`` and ``--seconds`` set the interleaved runs.
 """
@@ -46,6 +50,7 @@ from bench.tools import ensure_tools
 from bench.upstream import run_upstream
 
 BUDGETS = BENCH_DIR / "budgets.toml"
+SOAK_REQUESTS = 30_000  # the memory group's soak: past the first growth, in well under a minute
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,18 @@ def _router(settings: Settings) -> dict[str, Figure]:
     return {"p99_ms": Figure(percentile(cpu, 0.99))}
 
 
+def _memory(settings: Settings) -> dict[str, Figure]:
+    from bench.machine import soak
+
+    tools = ensure_tools()
+    run = argparse.Namespace(workers=[1], warmup=1.0, connections=32, requests=SOAK_REQUESTS)
+    run.baseline = None
+    run.seconds = 2 * settings.seconds
+    with run_upstream(tools["nginx"]) as upstream:
+        result = soak(tools["wrk"], upstream, run)
+    return {"worker_mb": Figure(result["default"]["worker_peak_mb"])}
+
+
 GROUPS: dict[str, Callable[[Settings], dict[str, Figure]]] = {
     "ceilings": _ceilings,
     "pathcost": _pathcost,
@@ -181,6 +198,7 @@ GROUPS: dict[str, Callable[[Settings], dict[str, Figure]]] = {
     "responses": _responses,
     "guardrails": _guardrails,
     "router": _router,
+    "memory": _memory,
 }
 
 

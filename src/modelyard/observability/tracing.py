@@ -9,7 +9,9 @@ One ``Tracing`` per app with its own ``TracerProvider`` and ``MeterProvider`` (n
 process-wide ones: two apps in a process stay apart). A request's server span is started by the
 front middleware from the client's ``traceparent`` (W3C trace context) and made current; each
 upstream attempt is a client span under it, ``chat {model}``, whose own ``traceparent`` goes to
-the upstream. Nothing here is built when tracing is off.
+the upstream. Nothing here is built when tracing is off, and the SDK is imported only when a
+``Tracing`` or an exporter is (about 3 MB a process that does not trace need not carry); the
+API (spans, context, propagation) is small and imported here.
 """
 
 from __future__ import annotations
@@ -17,22 +19,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 OPERATION: Final = "gen_ai.operation.name"
 PROVIDER: Final = "gen_ai.provider.name"
@@ -82,6 +79,11 @@ class Tracing:
         processors: Sequence[SpanProcessor] = (),
         readers: Sequence[MetricReader] = (),
     ) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
         resource = Resource.create({"service.name": settings.service_name})
         sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio))
         self.provider = TracerProvider(resource=resource, sampler=sampler)
@@ -182,6 +184,9 @@ def otlp_pipeline(
     ``otlp_http``); ``none``: nothing exported."""
     if exporter == "none":
         return [], []
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     spans: SpanExporter
     metrics: MetricExporter
     if exporter == "otlp_grpc":

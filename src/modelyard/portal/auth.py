@@ -31,7 +31,7 @@ from modelyard.portal.session import COOKIE, Origin, user_of_identity, user_of_k
 from modelyard.portal.web import PREFIX, Ctx, _form, error_page, page, portal_of
 from modelyard.services.acting import key_acting_in, must_exist, requested_project
 from modelyard.services.root import Root
-from modelyard.services.sso import SignedIn
+from modelyard.services.sign_in import SignedIn
 from modelyard.store import StoreError
 from modelyard.tenancy.keys import UnknownKey
 

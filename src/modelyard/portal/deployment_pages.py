@@ -35,14 +35,13 @@ def _health(gateway: Gateway, deployment: Deployment) -> list[dict[str, Any]]:
     rows = []
     for target in deployment.targets:
         health = board.get(target.key)
-        outcomes = list(health.outcomes) if health is not None else []
-        failed = sum(1 for _, ok in outcomes if not ok)
+        calls, failed = health.recent() if health is not None else (0, 0)
         rows.append(
             {
                 "target": target,
                 "state": health.state if health is not None else "closed",
-                "calls": len(outcomes),
-                "error_rate": failed / len(outcomes) if outcomes else None,
+                "calls": calls,
+                "error_rate": failed / calls if calls else None,
                 "ttft_ms": health.ttft_ewma * 1000 if health and health.ttft_ewma else None,
             }
         )

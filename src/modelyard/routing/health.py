@@ -7,12 +7,12 @@ point of a breaker: stop this process from waiting on a failing target).
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 BreakerState = Literal["closed", "open", "half_open"]
+BUCKETS = 30  # the error-rate window's slices (1 s each for the default 30 s window)
 # Told of every breaker state change: (target key, new state). Observability's hook.
 OnChange = Callable[[str, BreakerState], None]
 
@@ -35,10 +35,16 @@ class TargetHealth:
     opened_at: float = 0.0
     probing: bool = False
     ttft_ewma: float | None = None
-    # (monotonic time, ok) of recent outcomes, for the error-rate rule.
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
     key: str = ""
     on_change: OnChange | None = None
+    # The error-rate rule's window as a ring of ``BUCKETS`` slices of ``window_s / BUCKETS``
+    # seconds: each slice's number (monotonic time // width), its calls and its failures. A
+    # slice is reset when its number comes round again, so the window covers the last
+    # ``window_s`` to within one slice. Kept as counts, not one entry per outcome: that grew
+    # with the request rate (about 4 MB at 2,500 requests/s per target, issue 25).
+    _slice: list[int] = field(default_factory=lambda: [-1] * BUCKETS, init=False, repr=False)
+    _calls: list[int] = field(default_factory=lambda: [0] * BUCKETS, init=False, repr=False)
+    _failed: list[int] = field(default_factory=lambda: [0] * BUCKETS, init=False, repr=False)
 
     def available(self, now: float | None = None) -> bool:
         """May a request go to this target now? A half-open breaker lets one probe through."""
@@ -73,7 +79,7 @@ class TargetHealth:
         now = time.monotonic() if now is None else now
         self.consecutive_failures += 1
         self._record(now, False)
-        if self.state == "half_open" or self._should_open():
+        if self.state == "half_open" or self._should_open(now):
             if self.state != "open" and self.on_change is not None:
                 self.on_change(self.key, "open")
             self.state = "open"
@@ -81,18 +87,27 @@ class TargetHealth:
             self.probing = False
 
     def _record(self, now: float, ok: bool) -> None:
-        self.outcomes.append((now, ok))
-        horizon = now - self.settings.window_s
-        while self.outcomes and self.outcomes[0][0] < horizon:
-            self.outcomes.popleft()
+        number = int(now * BUCKETS / self.settings.window_s)
+        i = number % BUCKETS
+        if self._slice[i] != number:
+            self._slice[i], self._calls[i], self._failed[i] = number, 0, 0
+        self._calls[i] += 1
+        if not ok:
+            self._failed[i] += 1
 
-    def _should_open(self) -> bool:
+    def recent(self, now: float | None = None) -> tuple[int, int]:
+        """Calls and failures within the error-rate window (``window_s``) before ``now``."""
+        now = time.monotonic() if now is None else now
+        oldest = int(now * BUCKETS / self.settings.window_s) - BUCKETS
+        live = [i for i, number in enumerate(self._slice) if number > oldest]
+        return sum(self._calls[i] for i in live), sum(self._failed[i] for i in live)
+
+    def _should_open(self, now: float) -> bool:
         if self.consecutive_failures >= self.settings.failures:
             return True
-        total = len(self.outcomes)
+        total, failed = self.recent(now)
         if total < self.settings.min_requests:
             return False
-        failed = sum(1 for _, ok in self.outcomes if not ok)
         return failed / total >= self.settings.error_rate
 
 

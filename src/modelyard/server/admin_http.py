@@ -27,7 +27,7 @@ from modelyard.services import audit
 from modelyard.services.acting import PROJECT_HEADER, key_acting_in, must_exist, requested_project
 from modelyard.services.admin_fields import parse, single_values
 from modelyard.services.root import Root
-from modelyard.services.sso import looks_like_jwt
+from modelyard.services.sign_in import looks_like_jwt
 from modelyard.services.tenancy import TenancyAdmin
 from modelyard.store import Store, StoreError
 from modelyard.tenancy.keys import Principal, bearer_token

@@ -10,7 +10,7 @@ provider's ``end_session_endpoint`` (RP-initiated logout) when it has one.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from starlette.requests import Request
@@ -21,7 +21,10 @@ from modelyard.core.errors import ModelyardError, NotFound
 from modelyard.protocols.openai import errors
 from modelyard.server.chat_route import state_of
 from modelyard.server.http import json_response, request_id
-from modelyard.services.sso import COOKIE, SIGN_IN_TTL_S, SignedIn, Sso
+from modelyard.services.sign_in import COOKIE, SIGN_IN_TTL_S, SignedIn
+
+if TYPE_CHECKING:
+    from modelyard.services.sso import Sso
 
 CALLBACK = "/auth/callback"
 

@@ -46,7 +46,6 @@ from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.readiness import Pingable, Readiness, States, state
 from modelyard.services.response_state import ResponseState, ResponseWrites
 from modelyard.services.shadow import ShadowMirror
-from modelyard.services.sso import Sso
 from modelyard.services.stages import default_stages
 from modelyard.services.tenancy import KeyRefresher, TenancyAdmin, bootstrap_keys
 from modelyard.store import Store, StoreError
@@ -61,6 +60,7 @@ from modelyard.tenancy.limits import Limiter, limiter_from_url
 
 if TYPE_CHECKING:
     from modelyard.routing.model import RouterModel
+    from modelyard.services.sso import Sso
 
 log = logging.getLogger("modelyard.server")
 REDIS_URL_ENV = "MODELYARD_REDIS_URL"
@@ -108,6 +108,16 @@ def standalone_pipeline(gateway: Gateway) -> Pipeline:
     embeddings = EmbeddingService(gateway)
     stages = default_stages(None, *guard_stages(gateway.policies))
     return Pipeline(ChatService(gateway), embeddings, meter, stages, set())
+
+
+def _sso(settings: Settings, store: Store | None) -> Sso | None:
+    """Single sign-on when ``sso:`` is set. Its module is imported only then: joserfc and
+    cryptography, about 9 MB, are nothing a gateway without it uses."""
+    if settings.sso is None:
+        return None
+    from modelyard.services.sso import Sso
+
+    return Sso(settings.sso, store)
 
 
 def limiter_for(settings: Settings) -> Limiter:
@@ -158,7 +168,7 @@ class Root:
         self._swap = asyncio.Lock()  # one gateway swap at a time (reload, following)
         self.follower: Follower | None = None
         # Single sign-on (admin API bearer tokens, /auth/*); set at start, not on reload.
-        self.sso = Sso(settings.sso, store) if settings.sso is not None else None
+        self.sso = _sso(settings, store)
         self.current = self._configure(gateway)
         # Named agents (read per agent request) and background responses (issue 19).
         self.agents = AgentBook(

@@ -20,7 +20,6 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +32,7 @@ from joserfc.jwk import OctKey
 
 from modelyard.config.sso import SsoConfig
 from modelyard.core.errors import AuthenticationFailed, InvalidRequest
+from modelyard.services.sign_in import SIGN_IN_TTL_S, SignedIn
 from modelyard.services.sso_tokens import (
     MAX_DOCUMENT_BYTES,
     Clock,
@@ -48,24 +48,7 @@ from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.model import SsoUser
 from modelyard.tenancy.sso import ClaimRule, Identity, identity_of
 
-COOKIE = "modelyard_sso"
-SIGN_IN_TTL_S = 600
 _SEEN_MAX = 10_000  # subjects remembered as recorded, per process, before starting over
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """A finished sign-in: who, their ID token (the provider wants it back at sign-out) and
-    the local path they started from."""
-
-    identity: Identity
-    id_token: str
-    return_to: str
-
-
-def looks_like_jwt(token: str) -> bool:
-    """A compact JWS (``header.payload.signature``, the header a JSON object): not a key."""
-    return token.startswith("eyJ") and token.count(".") == 2
 
 
 def _rules(config: SsoConfig) -> tuple[tuple[ClaimRule, ...], ClaimRule | None]:

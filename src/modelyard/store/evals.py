@@ -9,7 +9,7 @@ writing the same result twice is harmless. Which runs a caller may see is the ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,7 +29,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -131,6 +130,18 @@ class RunFilter:
 
 _RESULT_FIELDS = tuple(EvalResult.__dataclass_fields__)
 _KEY = ("run_id", "case_id", "deployment", "repeat")
+
+
+def _insert_of(dialect: str) -> Callable[..., Any]:
+    """The dialect's INSERT, which has ON CONFLICT. Imported here: the PostgreSQL dialect's
+    package is about 2 MB that a SQLite gateway does not use."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -237,8 +248,7 @@ class EvalRuns:
         """Insert a result; on the same key, replace the stored one only if it is an error."""
         values = asdict(result)
         dialect = self._session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(EvalResultRow).values(**values)
+        statement = _insert_of(dialect)(EvalResultRow).values(**values)
         replace = {k: statement.excluded[k] for k in values if k not in _KEY}
         await self._session.execute(
             statement.on_conflict_do_update(

@@ -19,7 +19,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -241,6 +240,10 @@ class UsageLedger:
             await conn.exec_driver_sql(_SQLITE_INSERT, sqlite_params(_CREATED_AT, list(rows)))
             await conn.exec_driver_sql(SQLITE_UPSERT, groups)
             return
+        # Imported here, where only PostgreSQL goes: the dialect package and its drivers' modules
+        # are about 2 MB a SQLite gateway does not use.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         values: list[dict[str, Any]] = []
         for row in rows:
             value: dict[str, Any] = dict(zip(_FIELDS, row, strict=True))

@@ -169,3 +169,14 @@ def test_the_playground_streams_each_deployment_once_and_saves_an_eval_item(admi
     assert f"/portal/playground/{cid}" in kept.text
     sign_in(client, admin.key(None, "operator")["secret"])  # another user
     assert client.get(f"/portal/playground/{cid}").status_code == 404
+
+
+def test_a_deployments_page_counts_its_targets_recent_calls(admin: Admin):
+    client = admin.client
+    sign_in(client, ADMIN_KEY)
+    assert "no recent calls" in client.get("/portal/deployments/chat").text
+    for _ in range(3):
+        assert admin.chat(ADMIN_KEY).status_code == 200
+    page = client.get("/portal/deployments/chat")
+    assert page.status_code == 200
+    assert "3 calls in 30 s, 0 % errors" in page.text

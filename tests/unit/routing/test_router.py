@@ -156,3 +156,26 @@ def test_a_broken_strategy_plugin_fails_only_when_named():
         registry.get("neural")
     with pytest.raises(PluginError, match="is not a strategy"):
         strategies(entries=[_Entry("odd", object())]).get("odd")
+
+
+def test_breaker_error_rate_forgets_outcomes_older_than_its_window():
+    health = TargetHealth(
+        BreakerSettings(failures=100, error_rate=0.5, min_requests=10, window_s=30)
+    )
+    for _ in range(9):
+        health.failure(now=0)
+    assert health.state == "closed"  # fewer calls than min_requests
+    for i in range(10):
+        health.success(None, now=40 + i)
+    health.failure(now=50)  # 1 of 11 in the window (10 of 20 had the old ones counted)
+    assert health.state == "closed"
+    assert health.recent(now=50) == (11, 1)
+
+
+def test_breaker_window_counts_the_last_window_s_whatever_the_rate():
+    health = TargetHealth(BreakerSettings(window_s=30))
+    for i in range(100_000):  # 1,000 calls a second for 100 s
+        health.success(None, now=i / 1000)
+    calls, failed = health.recent(now=100)
+    assert failed == 0
+    assert 29_000 <= calls <= 30_000  # the window, to within one of its 30 slices

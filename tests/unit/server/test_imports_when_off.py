@@ -1,0 +1,112 @@
+"""A feature that is off costs its memory too: what a served worker imports, by config.
+
+Each case builds the app in a fresh interpreter as a ``modelyard serve`` worker does (the serve
+command's module, then ``app_from_env``), opens it through its lifespan on a SQLite store, and
+lists ``sys.modules``. The store is already at its head revision, as on every start but the
+first (a first start migrates, and Alembic imports every dialect it knows). With the default
+config the packages made lazy for issue 25 must be absent; with the feature that needs them
+configured, present (so the case tells the two apart, and a lazy import that never happens
+fails too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelyard.store import open_store
+from modelyard.store.database import DATABASE_URL_ENV, DB_FILE
+
+_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    import modelyard.cli.serve  # what serve imports before uvicorn builds the app
+    from modelyard.server.app import app_from_env
+
+    app = app_from_env()
+
+    async def opened() -> None:
+        async with app.router.lifespan_context(app):
+            print(json.dumps(sorted(sys.modules)))
+
+    asyncio.run(opened())
+    """
+)
+
+# Imported only by the feature that uses them (about 15 MB together).
+LAZY = {
+    "opentelemetry.sdk": "tracing",  # the SDK and its exporters (the API stays: ~0.3 MB)
+    "psutil": "tracing",  # the SDK's resources import it
+    "joserfc": "sso",
+    "cryptography": "sso",  # through joserfc
+    "sqlalchemy.dialects.postgresql": "postgresql",  # a SQLite gateway's upserts are SQLite's
+}
+
+_BASE = {
+    "local": {"enabled": False},
+    "store": {"usage_ledger": True},
+    "providers": {
+        "fake": {"type": "openai_compatible", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}
+    },
+    "deployments": {"chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]}},
+}
+_TRACING = {"observability": {"tracing": {"enabled": True, "exporter": "none"}}}
+_SSO = {
+    "sso": {
+        "issuer": "https://idp.example.com",
+        "client_id": "modelyard",
+        "state_secret": "s" * 40,
+    }
+}
+
+
+async def _migrated(data: Path) -> None:
+    store = await open_store(f"sqlite+aiosqlite:///{data / DB_FILE}")
+    await store.aclose()
+
+
+def _modules(tmp_path: Path, extra: dict[str, object]) -> set[str]:
+    config = tmp_path / "modelyard.yaml"
+    config.write_text(yaml.safe_dump({**_BASE, **extra}))
+    data = tmp_path / "data"
+    data.mkdir()
+    asyncio.run(_migrated(data))
+    env = {**os.environ, "MODELYARD_CONFIG": str(config), "MODELYARD_DATA_DIR": str(data)}
+    env.pop(DATABASE_URL_ENV, None)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "modelyard.services.root" in modules  # the app was built and opened
+    return modules
+
+
+def _loaded(modules: set[str], package: str) -> bool:
+    return any(m == package or m.startswith(package + ".") for m in modules)
+
+
+def test_the_default_config_imports_none_of_the_features_it_leaves_off(tmp_path: Path) -> None:
+    modules = _modules(tmp_path, {})
+    assert [p for p in LAZY if _loaded(modules, p)] == []
+
+
+@pytest.mark.parametrize(
+    ("feature", "extra"), [("tracing", _TRACING), ("sso", _SSO)], ids=["tracing", "sso"]
+)
+def test_a_configured_feature_imports_what_it_needs(
+    tmp_path: Path, feature: str, extra: dict[str, object]
+) -> None:
+    modules = _modules(tmp_path, extra)
+    needed = [p for p, by in LAZY.items() if by == feature]
+    assert needed
+    assert [p for p in needed if not _loaded(modules, p)] == []
