@@ -63,10 +63,12 @@ test: install os-packages lint typecheck
 # tests/conftest.py; MODELYARD_TESTS_FAST fails a test that would start a server unmarked).
 # The directories left out hold only tests these markers leave out (marked by path): collecting
 # them imported every SDK and client in each worker for nothing (13 s of collection became 9 s).
+# Property tests draw a quarter of their examples here (the `fast` Hypothesis profile,
+# tests/properties.py); `make test` draws them all.
 FAST_MARKERS := not integration and not postgres and not redis and not local_model and not slow and not adversarial
 FAST_SKIPPED_DIRS := --ignore=tests/integration --ignore=tests/adversarial --ignore=tests/browser
 test-fast: install
-	$(KEEP_BYTECODE) MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -n auto -m "$(FAST_MARKERS)" $(FAST_SKIPPED_DIRS) -p no:cacheprovider $(PYTEST_ARGS)
+	$(KEEP_BYTECODE) MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -n auto -m "$(FAST_MARKERS)" $(FAST_SKIPPED_DIRS) -p no:cacheprovider --hypothesis-profile=fast $(PYTEST_ARGS)
 
 # The container image, built with podman from the Containerfile (deploy/container/build.sh: the
 # base is made from Debian packages with mmdebstrap when no registry answers; llama.cpp compiles,

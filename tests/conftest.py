@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.properties import register_profiles
+
+register_profiles()  # before Hypothesis's plugin loads the one --hypothesis-profile names
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
