@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.migrated import MigratedSqlite
 from tests.properties import register_profiles
 
 register_profiles()  # before Hypothesis's plugin loads the one --hypothesis-profile names
@@ -50,6 +51,12 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> MigratedSqlite:
+    """Migrated SQLite databases by copy of one migrated per process (``tests/migrated.py``)."""
+    return MigratedSqlite(tmp_path_factory.mktemp("migrated"))
 
 
 # How a test is marked without anyone remembering to: by where it lives, by the shared fixtures
