@@ -50,17 +50,28 @@ os-packages:
 screenshots: install os-packages
 	MODELYARD_SCREENSHOTS=$(CURDIR)/docs/portal/screenshots $(VENV)/bin/pytest -q -p no:cacheprovider tests/browser
 
+# The test runs keep compiled bytecode: with PYTHONDONTWRITEBYTECODE set (as on these machines)
+# every run compiled src/ and re-rewrote the asserts of every test module in each worker and in
+# each spawned process (the venv's packages are compiled at install): the fast run's collection
+# took 11-13 s per worker instead of 6. An empty value is "unset" for Python.
+# One BLAS/OpenMP thread per process: the suite already keeps every core busy (one pytest-xdist
+# worker each), and numpy's OpenBLAS and scikit-learn's OpenMP threads spin-waiting for each
+# other beside them made the router-training tests take 9 s of CPU instead of 5.
+TEST_ENV := PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+
 test: install os-packages lint typecheck
-	MODELYARD_TESTS_OS_PACKAGES=1 $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
+	$(TEST_ENV) MODELYARD_TESTS_OS_PACKAGES=1 $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 
 # The inner loop, on every core (pytest-xdist): no server spawned, no model loaded (the markers are applied in
 # tests/conftest.py; MODELYARD_TESTS_FAST fails a test that would start a server unmarked).
 # The directories left out hold only tests these markers leave out (marked by path): collecting
 # them imported every SDK and client in each worker for nothing (13 s of collection became 9 s).
+# Property tests draw a quarter of their examples here (the `fast` Hypothesis profile,
+# tests/properties.py); `make test` draws them all.
 FAST_MARKERS := not integration and not postgres and not redis and not local_model and not slow and not adversarial
 FAST_SKIPPED_DIRS := --ignore=tests/integration --ignore=tests/adversarial --ignore=tests/browser
 test-fast: install
-	MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -n auto -m "$(FAST_MARKERS)" $(FAST_SKIPPED_DIRS) -p no:cacheprovider $(PYTEST_ARGS)
+	$(TEST_ENV) MODELYARD_TESTS_FAST=1 $(VENV)/bin/pytest -q -n auto -m "$(FAST_MARKERS)" $(FAST_SKIPPED_DIRS) -p no:cacheprovider --hypothesis-profile=fast $(PYTEST_ARGS)
 
 # The container image, built with podman from the Containerfile (deploy/container/build.sh: the
 # base is made from Debian packages with mmdebstrap when no registry answers; llama.cpp compiles,

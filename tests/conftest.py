@@ -14,6 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests.migrated import MigratedSqlite
+from tests.properties import register_profiles
+
+register_profiles()  # before Hypothesis's plugin loads the one --hypothesis-profile names
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -68,6 +73,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _SCRATCH = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> MigratedSqlite:
+    """Migrated SQLite databases by copy of one migrated per process (``tests/migrated.py``)."""
+    return MigratedSqlite(tmp_path_factory.mktemp("migrated"))
 
 
 # How a test is marked without anyone remembering to: by where it lives, by the shared fixtures

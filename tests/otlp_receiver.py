@@ -108,7 +108,8 @@ def otlp_receiver(protocol: Protocol) -> Iterator[Received]:
             server.stop(0)
         return
     http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(received))
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    # socketserver notices a shutdown only at its next poll, every 0.5 s by default.
+    thread = threading.Thread(target=http.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     received.endpoint = f"http://127.0.0.1:{http.server_address[1]}"
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "modelyard"
@@ -23,11 +24,24 @@ def _modules() -> list[Path]:
     return sorted(SRC.rglob("*.py"))
 
 
+# Each source file is read and parsed once per test process, not once per rule: parsing all of
+# src/ takes about 0.7 s, and nine rules read every module. The trees are only read.
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of the module, in ``ast.walk`` order."""
+    return tuple(ast.walk(_tree(path)))
+
+
 def _imports(path: Path, full: bool = False) -> set[str]:
     """The modules a module imports; with ``full``, by full name (``from a.b import c`` is
     ``a.b.c``)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -50,7 +64,7 @@ def test_modules_are_small():
 def test_functions_are_short():
     long_ones = []
     for path in _modules():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _nodes(path):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:
@@ -63,7 +77,7 @@ def test_functions_are_short():
 def test_signatures_are_narrow():
     wide = []
     for path in _modules():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _nodes(path):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 args = node.args
                 count = len(args.args) + len(args.kwonlyargs) + len(args.posonlyargs)
@@ -388,7 +402,7 @@ def _mutable_globals(path: Path) -> dict[str, int]:
     """Module-level names bound to new mutable containers without a read-only ``Final`` type,
     with their line (``__all__`` is the import machinery's, and left alone)."""
     names: dict[str, int] = {}
-    for node in _module_statements(ast.parse(path.read_text())):
+    for node in _module_statements(_tree(path)):
         if isinstance(node, ast.Assign) and _is_mutable(node.value):
             targets = node.targets
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -407,7 +421,7 @@ def _mutated_names(path: Path) -> set[str]:
     """Names a module mutates in place: ``x[k] = v``, ``del x[k]``, ``x += y``, ``x.clear()``,
     or rebinds from a function (``global x``)."""
     mutated: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _nodes(path):
         if isinstance(node, ast.Global):
             mutated.update(node.names)
         elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
@@ -451,7 +465,7 @@ def test_no_module_rebinds_a_global():
     assert not [
         f"{path.relative_to(SRC)}: global {', '.join(node.names)}"
         for path in _modules()
-        for node in ast.walk(ast.parse(path.read_text()))
+        for node in _nodes(path)
         if isinstance(node, ast.Global)
     ]
 
@@ -492,7 +506,7 @@ def test_a_public_class_name_is_defined_once():
     places: dict[str, set[str]] = {}
     for path in _modules():
         rel = path.relative_to(SRC)
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _nodes(path):
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 places.setdefault(node.name, set()).add(_sibling_root(rel))
     twice = {name for name, where in places.items() if len(where) > 1}

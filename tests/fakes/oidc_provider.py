@@ -38,6 +38,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 SCOPES = ("openid", "profile", "email", "groups")
 CALLBACK = "http://127.0.0.1/cli-callback"  # where the command-line client's codes go
+_POLL_S = 0.02  # how often its server loop looks for a shutdown
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,11 @@ class OidcProvider:
         )
         self.issuer = f"http://127.0.0.1:{http.server_port}"
         self._access_tokens.issuer = self.issuer
-        thread = threading.Thread(target=http.serve_forever, name="oidc-provider", daemon=True)
+        # socketserver notices a shutdown only at its next poll (0.5 s by default): every stop
+        # of the provider waited that long.
+        thread = threading.Thread(
+            target=http.serve_forever, args=(_POLL_S,), name="oidc-provider", daemon=True
+        )
         thread.start()
         try:
             yield self

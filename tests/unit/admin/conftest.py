@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from modelyard.config.schema import Settings
 from modelyard.server.app import create_app
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.migrated import MigratedSqlite
 from tests.waiting import wait_until
 
 ADMIN_KEY = "operator-bootstrap-secret-for-tests"
@@ -95,7 +96,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
-def admin(env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI) -> Iterator[Admin]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+def admin(
+    env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI, migrated_sqlite: MigratedSqlite
+) -> Iterator[Admin]:
+    url = migrated_sqlite.url(tmp_path / "store.db")
     with TestClient(create_app(admin_settings(upstream.base_url), store_url=url)) as client:
         yield Admin(client)

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from modelyard.config.schema import Settings
 from modelyard.server.app import create_app
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.migrated import MigratedSqlite
 from tests.unit.admin.conftest import ADMIN_KEY, UPSTREAM_KEY, Admin
 
 CONFIG_AGENT = {
@@ -42,8 +43,10 @@ def agent_settings(fake_url: str, agents: dict[str, Any] | None = None) -> Setti
 
 
 @pytest.fixture
-def site(env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI) -> Iterator[Admin]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+def site(
+    env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI, migrated_sqlite: MigratedSqlite
+) -> Iterator[Admin]:
+    url = migrated_sqlite.url(tmp_path / "store.db")
     with TestClient(create_app(agent_settings(upstream.base_url), store_url=url)) as client:
         yield Admin(client)
 

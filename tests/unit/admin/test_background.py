@@ -25,6 +25,7 @@ from modelyard.services.background import RESTARTED, STOPPED
 from modelyard.store import open_store
 from modelyard.store.background import BackgroundRun, BackgroundRuns
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.migrated import MigratedSqlite
 from tests.unit.admin.conftest import ADMIN_KEY, UPSTREAM_KEY, Admin
 from tests.waiting import DEADLINE_S, wait_until
 
@@ -52,8 +53,11 @@ def _url(tmp: Path) -> str:
 
 
 @pytest.fixture
-def site(env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI) -> Iterator[Admin]:
-    with TestClient(create_app(_settings(upstream.base_url), store_url=_url(tmp_path))) as client:
+def site(
+    env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI, migrated_sqlite: MigratedSqlite
+) -> Iterator[Admin]:
+    url = migrated_sqlite.url(tmp_path / "store.db")
+    with TestClient(create_app(_settings(upstream.base_url), store_url=url)) as client:
         yield Admin(client)
 
 

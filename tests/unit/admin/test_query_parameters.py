@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelyard.server.admin_routes import openapi_document
+from tests.properties import examples
 
 from .conftest import ADMIN_KEY, Admin
 
@@ -59,7 +60,7 @@ def test_every_count_parameter_is_covered():
 def test_any_value_of_any_query_parameter_is_served_or_refused_by_name(admin: Admin):
     admin.project("a")
 
-    @settings(max_examples=300, deadline=None, database=None,
+    @settings(max_examples=examples(300), deadline=None, database=None,
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(where=st.sampled_from(QUERIES), value=st.text(max_size=300))
     def run(where: tuple[str, str], value: str) -> None:

@@ -25,6 +25,7 @@ from modelyard.store import Store, StoreError, open_store
 from modelyard.store.portal_sessions import PortalSessions
 from modelyard.tenancy.keys import Principal
 from modelyard.tenancy.sso import Identity
+from tests.migrated import MigratedSqlite
 from tests.unit.portal.conftest import ADMIN_KEY, Admin, csrf_of, sign_in
 
 OWNER = user_of_key(Principal(key_id="abc123def456", role="owner", project_id="alpha"))
@@ -45,8 +46,8 @@ class Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'modelyard.db'}")
+async def store(tmp_path: Path, migrated_sqlite: MigratedSqlite) -> AsyncIterator[Store]:
+    opened = await open_store(migrated_sqlite.url(tmp_path / "modelyard.db"))
     yield opened
     await opened.aclose()
 

@@ -13,6 +13,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from modelyard.server.middleware import EXCHANGE, Exchange, Front
+from tests.waiting import DEADLINE_S
 
 
 def _root(limit: int, access_log: bool = True) -> Any:
@@ -36,6 +37,7 @@ class _App:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.entered = 0
+        self.in_app = asyncio.Event()  # a request has entered
         self.seen: list[Exchange] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,6 +45,7 @@ class _App:
         self.seen.append(exchange)
         exchange.model = "chat"
         self.entered += 1
+        self.in_app.set()
         await self.release.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
@@ -65,8 +68,8 @@ async def test_beyond_the_bound_a_429_in_the_paths_dialect_and_the_slot_comes_ba
     app = _App()
     front = Front(app, lambda: _root(1))
     first = asyncio.create_task(_call(front, _scope("/v1/chat/completions", "req-1")))
-    while app.entered == 0:
-        await asyncio.sleep(0)
+    async with asyncio.timeout(DEADLINE_S):
+        await app.in_app.wait()
     busy = await _call(front, _scope("/v1/messages", "req-2"))
     start, body = busy
     headers = dict(start["headers"])
@@ -94,8 +97,8 @@ async def test_the_health_probes_pass_a_full_bound() -> None:
     app = _App()
     front = Front(app, lambda: _root(1))
     held = asyncio.create_task(_call(front, _scope("/v1/embeddings")))
-    while app.entered == 0:
-        await asyncio.sleep(0)
+    async with asyncio.timeout(DEADLINE_S):
+        await app.in_app.wait()
     app.release.set()  # the held request answers once it runs again; the bound is full now
     assert front.in_flight == 1
     probe = await _call(front, _scope("/readyz"))
@@ -197,8 +200,8 @@ async def test_the_bound_covers_embeddings_count_tokens_and_admin() -> None:
     app = _App()
     front = Front(app, lambda: _root(1))
     held = asyncio.create_task(_call(front, _scope("/v1/chat/completions")))
-    while app.entered == 0:
-        await asyncio.sleep(0)
+    async with asyncio.timeout(DEADLINE_S):
+        await app.in_app.wait()
     for path in ("/v1/embeddings", "/v1/messages/count_tokens", "/admin/v1/usage", "/v1/models"):
         start, _ = await _call(front, _scope(path))
         assert start["status"] == 429, path

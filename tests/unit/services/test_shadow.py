@@ -6,6 +6,8 @@ import asyncio
 import random
 from typing import Any
 
+from tests.waiting import DEADLINE_S
+
 from modelyard.core.chat import ChatRequest, ChatResult, Choice, Message, TextPart, Usage
 from modelyard.core.errors import UpstreamTimeout
 from modelyard.routing import Deployment, Shadow, Target
@@ -25,14 +27,22 @@ class SlowProvider:
         self.release = asyncio.Event()
         self.calls: list[ChatRequest] = []
         self.fail = fail
+        self._called = asyncio.Condition()
 
     async def chat(self, request: ChatRequest, model: str, ctx: Any) -> ChatResult:
-        self.calls.append(request)
+        async with self._called:
+            self.calls.append(request)
+            self._called.notify_all()
         await self.release.wait()
         if self.fail:
             raise UpstreamTimeout("candidate: no first token within 1s")
         message = Message("assistant", (TextPart("candidate says"),))
         return ChatResult([Choice(0, message, "stop")], Usage(3, 2))
+
+    async def reached(self, calls: int) -> None:
+        """Return once ``calls`` calls have reached the provider."""
+        async with asyncio.timeout(DEADLINE_S), self._called:
+            await self._called.wait_for(lambda: len(self.calls) >= calls)
 
 
 class FakeGateway:
@@ -71,7 +81,7 @@ async def test_calls_beyond_the_bound_are_skipped_and_the_rest_recorded():
     deployment = _deployment(100, max_in_flight=2)
     for i in range(5):
         mirror.mirror(pipeline, deployment, REQUEST, _caller(f"r{i}"), PRIMARY)
-    await asyncio.sleep(0)
+    await provider.reached(2)
     assert (len(provider.calls), mirror.skipped) == (2, 3)
     # The candidate is asked without streaming and with its own parameters.
     assert provider.calls[0].stream is False and provider.calls[0].temperature == 0

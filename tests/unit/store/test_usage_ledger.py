@@ -16,6 +16,7 @@ from modelyard.store import Store, StoreError, open_store
 from modelyard.store.ledger_writer import SqliteLedgerWriter, ledger_writer
 from modelyard.store.usage import UsageLedger, UsageRecord, ledger_row
 from modelyard.tenancy.model import UsageFilter
+from tests.waiting import eventually
 
 START = datetime(2026, 12, 2, 23, 59, 59, 999_000, tzinfo=UTC)
 
@@ -121,6 +122,23 @@ async def sqlite_writer(tmp_path: Path) -> AsyncIterator[tuple[Store, SqliteLedg
         await store.aclose()
 
 
+async def _answered_or_busy(pending: asyncio.Task[None], writer: SqliteLedgerWriter) -> bool:
+    """Whether the write has ended, or its process sleeps in SQLite's busy handler: it found
+    the file locked and waits to try again. Nothing else in that process sleeps on a timer (it
+    blocks reading its input or the file otherwise), so the kernel's word for where it sleeps
+    tells the two apart."""
+    child = writer._child
+    if pending.done():
+        return True
+    if child is None:  # not started yet
+        return False
+    try:
+        where = Path(f"/proc/{child.pid}/wchan").read_text()
+    except FileNotFoundError:  # it has ended: the write is about to end too
+        return False
+    return "nanosleep" in where
+
+
 async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
     sqlite_writer: tuple[Store, SqliteLedgerWriter],
 ) -> None:
@@ -128,14 +146,18 @@ async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
     async with store.transaction() as session:  # BEGIN IMMEDIATE: the file's write lock
         await session.execute(text("UPDATE tenancy_generation SET generation = generation"))
         pending = asyncio.create_task(writer.write([ledger_row(_record(1))]))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _answered_or_busy(pending, writer), "the write to try the lock")
         assert not pending.done()  # waiting on the lock, not failing
     await pending
     async with store.transaction() as session:
         assert len(await UsageLedger(session).records(UsageFilter())) == 1
         await session.execute(text("DROP TABLE usage_records"))
+    child = writer._child
+    assert child is not None
     with pytest.raises(StoreError, match="no such table: usage_records"):
         await writer.write([ledger_row(_record(2))])
+    assert writer._child is None  # a process that failed a batch is let go ...
+    assert await child.wait() == 0  # ... and ends, its input closed
 
 
 async def test_the_sqlite_writer_process_ignores_group_signals_and_is_replaced_if_killed(

@@ -19,6 +19,7 @@ from modelyard.tenancy.limits import (
     rate_headers,
     refusal,
 )
+from tests.properties import examples
 from tests.unit.tenancy.conftest import FakeClock
 
 
@@ -54,7 +55,7 @@ _limit = st.none() | st.integers(1, 6) | st.integers(1, 6) | st.integers(1, 2_00
 _pause = st.sampled_from([0, 0, 1.5, 4, 61])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     limits=st.lists(st.tuples(_limit, _limit), min_size=2, max_size=3),
     earlier=st.lists(st.tuples(_pause, st.integers(1, 7), st.integers(0, 6)), max_size=6),
@@ -174,7 +175,7 @@ _step = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     limits=st.lists(st.tuples(_small, _small, _budget, _budget), min_size=1, max_size=3),
     steps=st.lists(_step, max_size=25),
