@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import Iterator
@@ -77,6 +78,23 @@ def _as_logging_would(formatter: logging.Formatter, created: float, **extra: Any
     record.msecs = int((created - int(created)) * 1000) + 0.0
     record.__dict__.update(extra)
     return formatter.format(record)
+
+
+@contextlib.contextmanager
+def _listening() -> Iterator[list[logging.LogRecord]]:
+    """Another handler on the access logger for the block: the records it got."""
+    seen: list[logging.LogRecord] = []
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    listener = Listener()
+    access_log.addHandler(listener)
+    try:
+        yield seen
+    finally:
+        access_log.removeHandler(listener)
 
 
 async def test_text_lines_are_logging_s_lines_written_together(stream: Stream) -> None:
@@ -161,21 +179,11 @@ async def test_a_handler_added_later_is_seen_at_the_next_line(stream: Stream) ->
     _use(stream, "text")
     log = AccessLog(flush_after_s=3600.0)
     log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)  # batched
-    seen: list[logging.LogRecord] = []
-
-    class Listener(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    listener = Listener()
-    access_log.addHandler(listener)
-    try:
+    with _listening() as seen:
         log.add(_exchange(), "/v1/embeddings", 200, 1.0, traced=False)
         assert [r.getMessage().split()[1] for r in seen] == ["/v1/embeddings"]
         log.flush()  # the batched line goes to the listener too, rather than past it
         assert [r.getMessage().split()[1] for r in seen][-1] == "/v1/chat/completions"
-    finally:
-        access_log.removeHandler(listener)
 
 
 class Broken(Stream):
@@ -183,38 +191,19 @@ class Broken(Stream):
         raise OSError("stderr is gone")
 
 
-async def test_a_broken_stderr_drops_the_batch_and_serving_goes_on() -> None:
-    root = logging.getLogger()
-    before = list(root.handlers)
-    try:
-        broken = Broken()
-        _use(broken, "text")
-        log = AccessLog(flush_after_s=3600.0)
-        log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
-        log.flush()  # nothing raised into the server
-        log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
-        assert len(log._lines) == 1  # the next batch starts afresh
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in before:
-            root.addHandler(handler)
+async def test_a_broken_stderr_drops_the_batch_and_serving_goes_on(stream: Stream) -> None:
+    _use(Broken(), "text")  # ``stream``: only for the root's handlers, restored after
+    log = AccessLog(flush_after_s=3600.0)
+    log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
+    log.flush()  # nothing raised into the server
+    log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
+    assert len(log._lines) == 1  # the next batch starts afresh
 
 
 async def test_lines_batched_before_a_listener_came_keep_their_trace(stream: Stream) -> None:
     _use(stream, "json")
     log = AccessLog(flush_after_s=3600.0)
     log._lines.append((1.0, _exchange(), "/v1/chat/completions", 200, 1.0, "ab" * 16))
-    seen: list[logging.LogRecord] = []
-
-    class Listener(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    listener = Listener()
-    access_log.addHandler(listener)
-    try:
+    with _listening() as seen:
         log.flush()
-    finally:
-        access_log.removeHandler(listener)
     assert [r.__dict__.get("trace_id") for r in seen] == ["ab" * 16]
