@@ -6,7 +6,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from modelyard.portal import (
@@ -28,9 +28,16 @@ async def home(request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/catalog", 303)
 
 
-def mount() -> Mount:
-    """Every portal route under ``/portal``; its static files under ``/portal/static``."""
-    routes = [
+def router() -> Router:
+    """Every portal route, as one ASGI app for the ``Mount`` at ``/portal`` (``server.app``;
+    ``server.portal_mount`` builds it at the portal's first request); its static files under
+    ``/portal/static``."""
+    return Router(routes=routes())
+
+
+def routes() -> list[BaseRoute]:
+    """Every portal route, relative to ``/portal``."""
+    return [
         Route("/", home, methods=["GET"]),
         Route("/login", auth.login_form, methods=["GET"]),
         Route("/login", auth.login, methods=["POST"]),
@@ -63,4 +70,3 @@ def mount() -> Mount:
         Route("/evals/{run_id}/repoint", eval_pages.repoint_to_winner, methods=["POST"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="portal-static"),
     ]
-    return Mount(PREFIX, routes=routes)

@@ -58,13 +58,17 @@ NAV = (  # (path, label, who sees it)
 
 
 def templates() -> jinja2.Environment:
-    """Autoescaped HTML templates; a missing variable is an error, not an empty string."""
+    """Autoescaped HTML templates; a missing variable is an error, not an empty string. The
+    templates ship with the code: once compiled (``Portal.load_templates``) they are never
+    looked at on disk again (no ``stat`` per page on the event loop)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
         autoescape=jinja2.select_autoescape(("html", "svg"), default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=-1,  # every template stays compiled (there are a few dozen)
     )
 
 
@@ -99,6 +103,12 @@ class Portal:
         return cls(
             memory, templates(), config_path, Comparisons(), SignInAttempts(clock), config, clock
         )
+
+    def load_templates(self) -> None:
+        """Read and compile every template now (file I/O: ``server.portal_mount`` calls this
+        off the event loop), so rendering a page never reads a file."""
+        for name in self.env.list_templates():
+            self.env.get_template(name)
 
     def sessions(self, root: Root) -> Sessions:
         """The store's sessions when the server has a store (every worker and replica sees

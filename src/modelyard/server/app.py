@@ -17,14 +17,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
-from modelyard.portal.auth import PortalSignIn
-from modelyard.portal.routes import mount as portal_mount
-from modelyard.portal.web import Portal
 from modelyard.server.access_log import AccessLog
 from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
 from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
@@ -37,6 +34,8 @@ from modelyard.server.lifeline import tie_to_serve
 from modelyard.server.metrics_route import ROUTES as METRICS_ROUTES
 from modelyard.server.middleware import Front, error_in_dialect
 from modelyard.server.openai_routes import ROUTES as OPENAI_ROUTES
+from modelyard.server.portal_mount import PREFIX as PORTAL_PREFIX
+from modelyard.server.portal_mount import LazyPortal, LazySignIn
 from modelyard.server.protocol import (
     GracefulHttpToolsProtocol as GracefulHttpToolsProtocol,  # noqa: PLC0414
 )
@@ -77,7 +76,8 @@ def create_app(
     ``observation``: metrics and traces instead of the config's (tests). Root opens at start."""
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
-    routes = _routes()
+    portal = LazyPortal(config_path, settings.portal)
+    routes = _routes(portal)
     if observation is None:
         templates = [r.path for r in routes if isinstance(r, Route)]
         observation = observation_for(settings.observability, templates)
@@ -117,8 +117,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-    app.state.portal = Portal.build(config_path, settings.portal)
-    app.state.sso_sessions = PortalSignIn()  # a finished single sign-on opens a portal session
+    app.state.sso_sessions = LazySignIn(portal)  # a finished single sign-on opens a portal session
     return app
 
 
@@ -137,7 +136,7 @@ class _Served(Starlette):
         return front
 
 
-def _routes() -> list[BaseRoute]:
+def _routes(portal: LazyPortal) -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -146,7 +145,7 @@ def _routes() -> list[BaseRoute]:
         *EVAL_ROUTES,
         *AUTH_ROUTES,
         *METRICS_ROUTES,
-        portal_mount(),  # the web console at /portal (modelyard.portal)
+        Mount(PORTAL_PREFIX, app=portal),  # the web console (modelyard.portal), built at first use
     ]
 
 

@@ -183,6 +183,7 @@ def test_the_sign_in_form_refuses_an_address_after_ten_wrong_keys_even_with_a_ri
     admin: Admin,
 ):
     clock = Clock()
+    assert admin.client.get("/portal/login").status_code == 200  # the portal is built at first use
     portal = admin.client.app.state.portal  # type: ignore[attr-defined]
     portal.sign_ins = SignInAttempts(clock)
     client = admin.client

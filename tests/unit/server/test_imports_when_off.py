@@ -1,12 +1,12 @@
 """A feature that is off costs its memory too: what a served worker imports, by config.
 
 Each case builds the app in a fresh interpreter as a ``modelyard serve`` worker does (the serve
-command's module, then ``app_from_env``), opens it through its lifespan on a SQLite store, and
-lists ``sys.modules``. The store is already at its head revision, as on every start but the
-first (a first start migrates, and Alembic imports every dialect it knows). With the default
-config the packages made lazy for issue 25 must be absent; with the feature that needs them
-configured, present (so the case tells the two apart, and a lazy import that never happens
-fails too).
+command's module, then ``app_from_env``), opens it through its lifespan on a SQLite store (the
+portal's case then asks for its sign-in page), and lists ``sys.modules``. The store is already
+at its head revision, as on every start but the first (a first start migrates, and Alembic
+imports every dialect it knows). With the default config the packages made lazy for issue 25
+must be absent; with the feature that needs them configured, present (so the case tells the two
+apart, and a lazy import that never happens fails too).
 """
 
 from __future__ import annotations
@@ -34,8 +34,28 @@ _CHILD = textwrap.dedent(
 
     app = app_from_env()
 
+    async def status_of(path: str) -> int:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "root_path": "", "query_string": b"", "headers": [(b"host", b"test")],
+            "client": ("127.0.0.1", 1), "server": ("test", 80),
+        }
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
     async def opened() -> None:
         async with app.router.lifespan_context(app):
+            if "--portal" in sys.argv:
+                print("portal", await status_of("/portal/login"))
             print(json.dumps(sorted(sys.modules)))
 
     asyncio.run(opened())
@@ -49,6 +69,8 @@ LAZY = {
     "joserfc": "sso",
     "cryptography": "sso",  # through joserfc
     "sqlalchemy.dialects.postgresql": "postgresql",  # a SQLite gateway's upserts are SQLite's
+    "jinja2": "portal",  # built at the portal's first request (server/portal_mount.py)
+    "modelyard.portal": "portal",
 }
 
 _BASE = {
@@ -74,7 +96,7 @@ async def _migrated(data: Path) -> None:
     await store.aclose()
 
 
-def _modules(tmp_path: Path, extra: dict[str, object]) -> set[str]:
+def _modules(tmp_path: Path, extra: dict[str, object], portal: bool = False) -> set[str]:
     config = tmp_path / "modelyard.yaml"
     config.write_text(yaml.safe_dump({**_BASE, **extra}))
     data = tmp_path / "data"
@@ -82,11 +104,13 @@ def _modules(tmp_path: Path, extra: dict[str, object]) -> set[str]:
     asyncio.run(_migrated(data))
     env = {**os.environ, "MODELYARD_CONFIG": str(config), "MODELYARD_DATA_DIR": str(data)}
     env.pop(DATABASE_URL_ENV, None)
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=False
-    )
+    argv = [sys.executable, "-c", _CHILD, *(["--portal"] if portal else [])]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    modules = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = done.stdout.strip().splitlines()
+    if portal:
+        assert "portal 200" in lines  # the sign-in page, served by the portal built just now
+    modules = set(json.loads(lines[-1]))
     assert "modelyard.services.root" in modules  # the app was built and opened
     return modules
 
@@ -108,5 +132,12 @@ def test_a_configured_feature_imports_what_it_needs(
 ) -> None:
     modules = _modules(tmp_path, extra)
     needed = [p for p, by in LAZY.items() if by == feature]
+    assert needed
+    assert [p for p in needed if not _loaded(modules, p)] == []
+
+
+def test_the_portal_is_imported_at_its_first_request(tmp_path: Path) -> None:
+    modules = _modules(tmp_path, {}, portal=True)
+    needed = [p for p, by in LAZY.items() if by == "portal"]
     assert needed
     assert [p for p in needed if not _loaded(modules, p)] == []
