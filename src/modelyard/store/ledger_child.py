@@ -23,6 +23,7 @@ the file and exits.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pickle
 import signal
@@ -38,7 +39,13 @@ BUSY_TIMEOUT_S = 30
 # (the row INSERT, the index of the time to convert, the rows, the rollup's upsert, the index
 # of the request id)
 Batch = tuple[str, int, list[tuple[Any, ...]], str, int]
-_IN_CHUNK = 900  # request ids per ``IN (...)`` look-up (SQLite's variable limit is far above)
+# The batch's request ids already in the ledger, as one JSON array: one statement for every
+# batch size. An ``IN (?, ?, ...)`` list is a statement of its own per batch size (1 to 500), and
+# the sqlite3 module keeps its last 128 prepared statements, each holding its list: that grew
+# this process from 17 to 25 MB over a long run. SQLite still searches the unique index.
+_WRITTEN = (
+    "SELECT request_id FROM usage_records WHERE request_id IN (SELECT value FROM json_each(?))"
+)
 
 # The hourly rollup (``store.usage_rollup``): the latency histogram's upper bounds in ms; a
 # latency falls in the first bucket whose bound it does not exceed, the last bucket (index
@@ -131,13 +138,7 @@ def new_rows(rows: list[tuple[Any, ...]], written: set[str], rid_at: int) -> lis
 
 
 def _written(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        query = f"SELECT request_id FROM usage_records WHERE request_id IN ({marks})"  # noqa: S608
-        found.update(rid for (rid,) in conn.execute(query, chunk))
-    return found
+    return {rid for (rid,) in conn.execute(_WRITTEN, (json.dumps(ids),))}
 
 
 def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
