@@ -2,7 +2,8 @@
 Connect provider of ``sso:`` (authorization code flow with PKCE; ``services/sso.py``).
 
 What a finished sign-in becomes is the ``SignInSessions`` object's business: the portal provides one
-(``portal.auth.PortalSignIn``, set as ``app.state.sso_sessions`` by ``create_app``: a portal
+(``portal.auth.PortalSignIn``, behind ``server.portal_mount.LazySignIn``, which ``create_app`` sets
+as ``app.state.sso_sessions`` and which builds the portal if nobody opened it yet: a portal
 session holding the ``Identity``); an app without it answers the identity as JSON
 (``ShowSignedIn``), with no session. Sign-out ends the session, then sends the browser to the
 provider's ``end_session_endpoint`` (RP-initiated logout) when it has one.
