@@ -49,3 +49,9 @@ def test_concurrent_first_uses_build_the_portal_once_in_a_thread(
 
 def _no_file(*args: object) -> None:
     raise AssertionError("a template was read from disk after the portal was built")
+
+
+def test_the_mount_is_where_the_portal_s_pages_link() -> None:
+    from modelyard.portal.web import PREFIX
+
+    assert portal_mount.PREFIX == PREFIX
