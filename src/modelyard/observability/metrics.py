@@ -8,16 +8,20 @@ it (one process, tests, embedding) the app keeps its own registry.
 Label values are bounded by the config, never by a client: routes are the served route
 templates (anything else is ``other``), deployments, providers and models are the configured
 ones that served the call (``-`` when none did), projects are the operator's. No request ids,
-keys or free text. Label children are looked up once per label set and kept, so a request pays
-a dict lookup and a list append per series; the values are bucketed and summed once a second
-(numpy, all at once) when they are handed to prometheus-client.
+keys or free text. A finished call appends one tuple of its raw facts to one list
+(``Metrics.calls``); an HTTP request's duration is one list append on its (route, status) series.
+Once a second (and before a scrape) the flush groups the calls by label set (sorting and
+grouping run in C, not per call in Python), looks each label set's children up once and kept,
+and hands the values, bucketed and summed all at once, to prometheus-client.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from operator import attrgetter
+from functools import partial
+from itertools import groupby
+from operator import attrgetter, is_not, itemgetter
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
@@ -52,6 +56,13 @@ _USAGE_FIELDS: Final = tuple(
     attrgetter(name)
     for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
 )
+
+# A finished, served call's raw facts, as ``CallWatch.finish`` appends them: its label values
+# (endpoint, deployment, provider, model, status, project), its duration, its answering
+# attempt's duration (None: no attempt answered), its usage and its cost in micro-dollars.
+CallRecord = tuple[str, str, str, str, int, str, float, float | None, Usage | None, int | None]
+_CALL_KEY: Final = itemgetter(0, 1, 2, 3, 4, 5)
+_is_some: Final = partial(is_not, None)
 
 
 class CounterTally:
@@ -219,6 +230,8 @@ class Metrics:
         self._stream_series: dict[tuple[str, str, str], Streams] = {}
         self._spend: dict[tuple[str, str], SpendTally] = {}
         self._attempt: dict[tuple[str, str], list[float]] = {}
+        # Finished served calls since the last flush (never replaced: ``flush`` empties it).
+        self.calls: list[CallRecord] = []
         # (endpoint, deployment, provider, model, status, project) → ``CallSeries``
         self.calls_by: dict[tuple[object, ...], CallSeries] = {}
         self._http(reg)
@@ -453,8 +466,8 @@ class Metrics:
         return series
 
     def call_series(self, key: tuple[object, ...]) -> CallSeries:
-        """The ``CallSeries`` of ``key`` (``calls_by``'s), made on first use: callers look in
-        ``calls_by`` themselves and come here only when it is missing."""
+        """The ``CallSeries`` of ``key`` (``calls_by``'s), made on first use (by the flush:
+        it looks in ``calls_by`` itself and comes here only when it is missing)."""
         endpoint, deployment, provider, model, status, project = key
         assert isinstance(endpoint, str) and isinstance(status, int)  # our own
         served = (str(deployment), str(provider), str(model))
@@ -480,9 +493,26 @@ class Metrics:
     def flush(self) -> None:
         """Hand what was recorded since the last flush to prometheus-client (on the event
         loop: each second, and before a scrape)."""
+        self._flush_calls()
         for tally in self._tallies:
             tally.flush()
         self.in_flight.set(self.in_flight_of())
+
+    def _flush_calls(self) -> None:
+        """The finished calls, grouped by label set (sorted and grouped in C), into their
+        series' tallies: per label set a few lines of Python, per call none."""
+        calls = self.calls
+        if not calls:
+            return
+        calls.sort(key=_CALL_KEY)
+        for key, group in groupby(calls, _CALL_KEY):
+            series = self.calls_by.get(key) or self.call_series(key)
+            *_, seconds, answered, usages, costs = zip(*group, strict=True)
+            series.seconds.extend(seconds)
+            series.attempts.extend(filter(_is_some, answered))
+            series.spend.usages.extend(filter(_is_some, usages))
+            series.spend.costs.extend(filter(None, costs))  # no price known: None; free: 0
+        calls.clear()
 
     def render(self) -> tuple[bytes, str]:
         """Flush, then the exposition (see ``exposition``)."""
