@@ -81,7 +81,7 @@ class CounterTally:
     def flush(self) -> None:
         if self.pending:
             amount, self.pending = self.pending, 0.0
-            self.child.inc(amount)
+            self.child._value.inc(amount)  # as ``HistogramTally.flush``
 
 
 class HistogramTally:
@@ -111,16 +111,19 @@ class HistogramTally:
         import numpy as np  # already loaded by ``__init__``: a lookup
 
         values = np.asarray(seen, dtype=np.float64)
+        total = sum(seen)  # in order, as ``observe`` would add them
         seen.clear()
         # The first bound >= each value (prometheus's ``le``), as ``bisect_left`` would find.
-        at = np.searchsorted(self.bounds, values, side="left")
-        counts = np.bincount(at, minlength=len(self.bounds))
+        # The arrays' own methods, not numpy's module functions: those are Python wrappers.
+        counts = np.bincount(self.bounds.searchsorted(values), minlength=len(self.bounds))
         child = self.child
-        child._sum.inc(float(values.sum()))  # prometheus-client 0.26's own fields, as observe()
-        for index in np.flatnonzero(counts):
+        # prometheus-client 0.26's own fields, as ``observe`` and ``Counter.inc`` use them
+        # (their checks are for a caller's amounts; these are counts and sums of durations).
+        child._sum.inc(total)
+        for index in counts.nonzero()[0]:
             child._buckets[index].inc(int(counts[index]))
         if self.counter is not None:
-            self.counter.inc(len(values))
+            self.counter._value.inc(len(values))
 
 
 class SpendTally:
@@ -141,10 +144,10 @@ class SpendTally:
             for counter, field in zip(self.tokens, _USAGE_FIELDS, strict=True):
                 amount = sum(map(field, usages))
                 if amount:
-                    counter.inc(amount)
+                    counter._value.inc(amount)  # as ``HistogramTally.flush``
             usages.clear()
         if costs:
-            self.cost.inc(sum(costs) / 1_000_000)
+            self.cost._value.inc(sum(costs) / 1_000_000)
             costs.clear()
 
 
