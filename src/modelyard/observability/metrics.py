@@ -9,10 +9,10 @@ Label values are bounded by the config, never by a client: routes are the served
 templates (anything else is ``other``), deployments, providers and models are the configured
 ones that served the call (``-`` when none did), projects are the operator's. No request ids,
 keys or free text. A finished call appends one tuple of its raw facts to one list
-(``Metrics.calls``); an HTTP request's duration is one list append on its (route, status) series.
-Once a second (and before a scrape) the flush groups the calls by label set (sorting and
-grouping run in C, not per call in Python), looks each label set's children up once and kept,
-and hands the values, bucketed and summed all at once, to prometheus-client.
+(``Metrics.calls``), an answered HTTP request one to another (``Metrics.http_records``). Once a
+second (and before a scrape) the flush groups them by label set (sorting and grouping run in C,
+not per call in Python), looks each label set's children up once and kept, and hands the
+values, bucketed and summed all at once, to prometheus-client.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ _USAGE_FIELDS: Final = tuple(
 # attempt's duration (None: no attempt answered), its usage and its cost in micro-dollars.
 CallRecord = tuple[str, str, str, str, int, str, float, float | None, Usage | None, int | None]
 _CALL_KEY: Final = itemgetter(0, 1, 2, 3, 4, 5)
+# An answered HTTP request: its matched route's template ("": none matched), the status the
+# client got and the request's duration, to the end of the body.
+HttpRecord = tuple[str, int, float]
+_HTTP_KEY: Final = itemgetter(0, 1)
+_HTTP_SECONDS: Final = itemgetter(2)
 _is_some: Final = partial(is_not, None)
 
 
@@ -228,7 +233,9 @@ class Metrics:
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
         # The recording objects by the raw facts of a request (label values mapped once).
-        self.http_by: dict[tuple[str | None, int], list[float]] = {}
+        self.http_by: dict[tuple[str, int], list[float]] = {}
+        # Answered HTTP requests since the last flush (never replaced: ``flush`` empties it).
+        self.http_records: list[HttpRecord] = []
         self._call_series: dict[tuple[object, ...], list[float]] = {}
         self._stream_series: dict[tuple[str, str, str], Streams] = {}
         self._spend: dict[tuple[str, str], SpendTally] = {}
@@ -413,15 +420,16 @@ class Metrics:
     def route_of(self, path: str) -> str:
         return path if path in self.routes else OTHER
 
-    def http(self, path: str | None, status: int, seconds: float) -> None:
-        """One HTTP request answered; ``path`` is the matched route's template (None: none
-        matched). The front door looks in ``http_by`` itself (``http_seen`` on a miss)."""
-        (self.http_by.get((path, status)) or self.http_seen(path, status)).append(seconds)
+    def http(self, path: str, status: int, seconds: float) -> None:
+        """One HTTP request answered; ``path`` is the matched route's template or the raw path
+        (a refusal before routing: kept only when it is a route of ours, a bounded key). The
+        front door appends its templates to ``http_records`` itself."""
+        self.http_records.append((path if path in self.routes else "", status, seconds))
 
-    def http_seen(self, path: str | None, status: int) -> list[float]:
+    def http_seen(self, path: str, status: int) -> list[float]:
         """The durations list of HTTP requests of a route template and status, made on first
         use (``http_by``'s)."""
-        route = path if path is not None and path in self.routes else OTHER
+        route = path if path in self.routes else OTHER
         key = (route, status_class(status))
         seen = self._calls_seen(self.http_duration_of(*key), self.http_requests, key)
         self.http_by[path, status] = seen
@@ -497,6 +505,7 @@ class Metrics:
         """Hand what was recorded since the last flush to prometheus-client (on the event
         loop: each second, and before a scrape)."""
         self._flush_calls()
+        self._flush_http()
         for tally in self._tallies:
             tally.flush()
         self.in_flight.set(self.in_flight_of())
@@ -516,6 +525,17 @@ class Metrics:
             series.spend.usages.extend(filter(_is_some, usages))
             series.spend.costs.extend(filter(None, costs))  # no price known: None; free: 0
         calls.clear()
+
+    def _flush_http(self) -> None:
+        """The answered HTTP requests, grouped by (route template, status) as the calls are."""
+        records = self.http_records
+        if not records:
+            return
+        records.sort(key=_HTTP_KEY)
+        for (path, status), group in groupby(records, _HTTP_KEY):
+            seen = self.http_by.get((path, status)) or self.http_seen(path, status)
+            seen.extend(map(_HTTP_SECONDS, group))
+        records.clear()
 
     def render(self) -> tuple[bytes, str]:
         """Flush, then the exposition (see ``exposition``)."""
