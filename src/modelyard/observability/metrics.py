@@ -533,7 +533,9 @@ class Metrics:
             return
         records.sort(key=_HTTP_KEY)
         for (path, status), group in groupby(records, _HTTP_KEY):
-            seen = self.http_by.get((path, status)) or self.http_seen(path, status)
+            seen = self.http_by.get((path, status))
+            if seen is None:  # (an emptied list is falsy: ``or`` would remake it each flush)
+                seen = self.http_seen(path, status)
             seen.extend(map(_HTTP_SECONDS, group))
         records.clear()
 

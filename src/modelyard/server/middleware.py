@@ -163,10 +163,11 @@ class Front:
             if observation is not None:
                 metrics = observation.metrics
                 if metrics is not None:  # ``Metrics.http``, inlined: once per request
-                    # the router's match: its template (``/x/{id}``)
-                    matched = scope.get("route")
-                    path = matched.path if matched is not None else ""
-                    metrics.http_records.append((path, final, time.perf_counter() - started))
+                    # the route called directly, else the router's match: its template
+                    matched = route or scope.get("route")
+                    template = matched.path if matched is not None else ""
+                    seconds = time.perf_counter() - started
+                    metrics.http_records.append((template, final, seconds))
                 if span is not None:
                     _traced(observation, scope, final, span, token)
 

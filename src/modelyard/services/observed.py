@@ -191,12 +191,11 @@ class ObserveStage:
     order: it sees what the upstream sent); a whole answer it has seen as the attempt's."""
 
     name: ClassVar[str] = "observe"
+    streams_only: ClassVar[bool] = True  # not opened on whole answers (``Pipeline._whole``)
 
     def open(self, run: Run) -> Tap | None:
-        if run.request.stream:  # tested first: most calls are whole answers
-            watch = run.watched
-            return watch if isinstance(watch, CallWatch) else None
-        return None
+        watch = run.watched
+        return watch if run.request.stream and isinstance(watch, CallWatch) else None
 
 
 class CallWatch(Tap):
@@ -284,7 +283,7 @@ class CallWatch(Tap):
             return
         ticket = run.ticket
         usage = self.usage or (ticket.usage if ticket is not None else None)  # final_usage
-        if self.chunks or served.attempts > 1:
+        if self.chunks or self.failures is not None:  # a stream, or a failover
             self._streamed_or_failed_over(run, served, usage)
         metrics = self.obs.metrics
         if metrics is None:
