@@ -64,6 +64,10 @@ async def _count(config: dict[str, Any], warmup: int, requests: int) -> float:
         for _ in range(warmup):
             await one()
         observation = app.state.modelyard.observation
+        if observation is not None and observation.metrics is not None:
+            # The warm-up's flush: the label sets' series are made, as in a server's first
+            # second, and the counted requests see the steady state.
+            observation.metrics.flush()
         with opcodes() as counts:
             for _ in range(requests):
                 await one()

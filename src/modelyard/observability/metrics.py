@@ -8,16 +8,20 @@ it (one process, tests, embedding) the app keeps its own registry.
 Label values are bounded by the config, never by a client: routes are the served route
 templates (anything else is ``other``), deployments, providers and models are the configured
 ones that served the call (``-`` when none did), projects are the operator's. No request ids,
-keys or free text. Label children are looked up once per label set and kept, so a request pays
-a dict lookup and a list append per series; the values are bucketed and summed once a second
-(numpy, all at once) when they are handed to prometheus-client.
+keys or free text. A finished call appends one tuple of its raw facts to one list
+(``Metrics.calls``), an answered HTTP request one to another (``Metrics.http_records``). Once a
+second (and before a scrape) the flush groups them by label set (sorting and grouping run in C,
+not per call in Python), looks each label set's children up once and kept, and hands the
+values, bucketed and summed all at once, to prometheus-client.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from operator import attrgetter
+from functools import partial
+from itertools import groupby
+from operator import attrgetter, is_not, itemgetter
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
@@ -53,6 +57,18 @@ _USAGE_FIELDS: Final = tuple(
     for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
 )
 
+# A finished, served call's raw facts, as ``CallWatch.finish`` appends them: its label values
+# (endpoint, deployment, provider, model, status, project), its duration, its answering
+# attempt's duration (None: no attempt answered), its usage and its cost in micro-dollars.
+CallRecord = tuple[str, str, str, str, int, str, float, float | None, Usage | None, int | None]
+_CALL_KEY: Final = itemgetter(0, 1, 2, 3, 4, 5)
+# An answered HTTP request: its matched route's template ("": none matched), the status the
+# client got and the request's duration, to the end of the body.
+HttpRecord = tuple[str, int, float]
+_HTTP_KEY: Final = itemgetter(0, 1)
+_HTTP_SECONDS: Final = itemgetter(2)
+_is_some: Final = partial(is_not, None)
+
 
 class CounterTally:
     """A counter child's increments, summed in plain Python and handed to prometheus-client
@@ -70,7 +86,7 @@ class CounterTally:
     def flush(self) -> None:
         if self.pending:
             amount, self.pending = self.pending, 0.0
-            self.child.inc(amount)
+            self.child._value.inc(amount)  # as ``HistogramTally.flush``
 
 
 class HistogramTally:
@@ -100,16 +116,19 @@ class HistogramTally:
         import numpy as np  # already loaded by ``__init__``: a lookup
 
         values = np.asarray(seen, dtype=np.float64)
+        total = sum(seen)  # in order, as ``observe`` would add them
         seen.clear()
         # The first bound >= each value (prometheus's ``le``), as ``bisect_left`` would find.
-        at = np.searchsorted(self.bounds, values, side="left")
-        counts = np.bincount(at, minlength=len(self.bounds))
+        # The arrays' own methods, not numpy's module functions: those are Python wrappers.
+        counts = np.bincount(self.bounds.searchsorted(values), minlength=len(self.bounds))
         child = self.child
-        child._sum.inc(float(values.sum()))  # prometheus-client 0.26's own fields, as observe()
-        for index in np.flatnonzero(counts):
+        # prometheus-client 0.26's own fields, as ``observe`` and ``Counter.inc`` use them
+        # (their checks are for a caller's amounts; these are counts and sums of durations).
+        child._sum.inc(total)
+        for index in counts.nonzero()[0]:
             child._buckets[index].inc(int(counts[index]))
         if self.counter is not None:
-            self.counter.inc(len(values))
+            self.counter._value.inc(len(values))
 
 
 class SpendTally:
@@ -130,10 +149,10 @@ class SpendTally:
             for counter, field in zip(self.tokens, _USAGE_FIELDS, strict=True):
                 amount = sum(map(field, usages))
                 if amount:
-                    counter.inc(amount)
+                    counter._value.inc(amount)  # as ``HistogramTally.flush``
             usages.clear()
         if costs:
-            self.cost.inc(sum(costs) / 1_000_000)
+            self.cost._value.inc(sum(costs) / 1_000_000)
             costs.clear()
 
 
@@ -214,11 +233,15 @@ class Metrics:
         reg = None if self.multiprocess else self.registry
         self.routes = frozenset(routes)
         # The recording objects by the raw facts of a request (label values mapped once).
-        self.http_by: dict[tuple[str | None, int], list[float]] = {}
+        self.http_by: dict[tuple[str, int], list[float]] = {}
+        # Answered HTTP requests since the last flush (never replaced: ``flush`` empties it).
+        self.http_records: list[HttpRecord] = []
         self._call_series: dict[tuple[object, ...], list[float]] = {}
         self._stream_series: dict[tuple[str, str, str], Streams] = {}
         self._spend: dict[tuple[str, str], SpendTally] = {}
         self._attempt: dict[tuple[str, str], list[float]] = {}
+        # Finished served calls since the last flush (never replaced: ``flush`` empties it).
+        self.calls: list[CallRecord] = []
         # (endpoint, deployment, provider, model, status, project) → ``CallSeries``
         self.calls_by: dict[tuple[object, ...], CallSeries] = {}
         self._http(reg)
@@ -397,15 +420,16 @@ class Metrics:
     def route_of(self, path: str) -> str:
         return path if path in self.routes else OTHER
 
-    def http(self, path: str | None, status: int, seconds: float) -> None:
-        """One HTTP request answered; ``path`` is the matched route's template (None: none
-        matched). The front door looks in ``http_by`` itself (``http_seen`` on a miss)."""
-        (self.http_by.get((path, status)) or self.http_seen(path, status)).append(seconds)
+    def http(self, path: str, status: int, seconds: float) -> None:
+        """One HTTP request answered; ``path`` is the matched route's template or the raw path
+        (a refusal before routing: kept only when it is a route of ours, a bounded key). The
+        front door appends its templates to ``http_records`` itself."""
+        self.http_records.append((path if path in self.routes else "", status, seconds))
 
-    def http_seen(self, path: str | None, status: int) -> list[float]:
+    def http_seen(self, path: str, status: int) -> list[float]:
         """The durations list of HTTP requests of a route template and status, made on first
         use (``http_by``'s)."""
-        route = path if path is not None and path in self.routes else OTHER
+        route = path if path in self.routes else OTHER
         key = (route, status_class(status))
         seen = self._calls_seen(self.http_duration_of(*key), self.http_requests, key)
         self.http_by[path, status] = seen
@@ -453,8 +477,8 @@ class Metrics:
         return series
 
     def call_series(self, key: tuple[object, ...]) -> CallSeries:
-        """The ``CallSeries`` of ``key`` (``calls_by``'s), made on first use: callers look in
-        ``calls_by`` themselves and come here only when it is missing."""
+        """The ``CallSeries`` of ``key`` (``calls_by``'s), made on first use (by the flush:
+        it looks in ``calls_by`` itself and comes here only when it is missing)."""
         endpoint, deployment, provider, model, status, project = key
         assert isinstance(endpoint, str) and isinstance(status, int)  # our own
         served = (str(deployment), str(provider), str(model))
@@ -480,9 +504,40 @@ class Metrics:
     def flush(self) -> None:
         """Hand what was recorded since the last flush to prometheus-client (on the event
         loop: each second, and before a scrape)."""
+        self._flush_calls()
+        self._flush_http()
         for tally in self._tallies:
             tally.flush()
         self.in_flight.set(self.in_flight_of())
+
+    def _flush_calls(self) -> None:
+        """The finished calls, grouped by label set (sorted and grouped in C), into their
+        series' tallies: per label set a few lines of Python, per call none."""
+        calls = self.calls
+        if not calls:
+            return
+        calls.sort(key=_CALL_KEY)
+        for key, group in groupby(calls, _CALL_KEY):
+            series = self.calls_by.get(key) or self.call_series(key)
+            *_, seconds, answered, usages, costs = zip(*group, strict=True)
+            series.seconds.extend(seconds)
+            series.attempts.extend(filter(_is_some, answered))
+            series.spend.usages.extend(filter(_is_some, usages))
+            series.spend.costs.extend(filter(None, costs))  # no price known: None; free: 0
+        calls.clear()
+
+    def _flush_http(self) -> None:
+        """The answered HTTP requests, grouped by (route template, status) as the calls are."""
+        records = self.http_records
+        if not records:
+            return
+        records.sort(key=_HTTP_KEY)
+        for (path, status), group in groupby(records, _HTTP_KEY):
+            seen = self.http_by.get((path, status))
+            if seen is None:  # (an emptied list is falsy: ``or`` would remake it each flush)
+                seen = self.http_seen(path, status)
+            seen.extend(map(_HTTP_SECONDS, group))
+        records.clear()
 
     def render(self) -> tuple[bytes, str]:
         """Flush, then the exposition (see ``exposition``)."""

@@ -161,7 +161,15 @@ class Front:
             # logged first: while the server span is current, the line carries its trace id
             self.log_access(settings.access_log, exchange, path, final, started, span is not None)
             if observation is not None:
-                _observed(observation, scope, final, started, span, token)
+                metrics = observation.metrics
+                if metrics is not None:  # ``Metrics.http``, inlined: once per request
+                    # the route called directly, else the router's match: its template
+                    matched = route or scope.get("route")
+                    template = matched.path if matched is not None else ""
+                    seconds = time.perf_counter() - started
+                    metrics.http_records.append((template, final, seconds))
+                if span is not None:
+                    _traced(observation, scope, final, span, token)
 
     async def _guarded(
         self, scope: Scope, receive: Receive, send: Send, ex: Exchange, route: Route | None = None
@@ -302,24 +310,12 @@ def _server_span(
     return span, token
 
 
-def _observed(
-    observation: Observation,
-    scope: Scope,
-    status: int,
-    started: float,
-    span: Span | None,
-    token: object,
-) -> None:
-    """The request's end, observed: the status the client got, the whole duration (a
-    stream's end included); the span renamed by the route the router matched."""
-    matched = scope.get("route")  # the router's match: its template (``/x/{id}``)
-    metrics = observation.metrics
-    if metrics is not None:  # ``Metrics.http``, inlined: once per request
-        path = matched.path if matched is not None else None
-        seen = metrics.http_by.get((path, status)) or metrics.http_seen(path, status)
-        seen.append(time.perf_counter() - started)
+def _traced(observation: Observation, scope: Scope, status: int, span: Span, token: object) -> None:
+    """The request's server span ends with the status the client got, renamed by the route
+    the router matched."""
+    matched = scope.get("route")
     tracing = observation.tracing
-    if tracing is not None and span is not None:
+    if tracing is not None:
         template = observation.route_of(matched.path) if matched is not None else OTHER
         if template != observation.route_of(scope["path"]):
             span.update_name(f"{scope['method']} {template}")

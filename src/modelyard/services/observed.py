@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from time import perf_counter
 from types import MappingProxyType
 from typing import ClassVar, Final
@@ -73,6 +74,7 @@ __all__ = [
     "Observation",
     "ObserveStage",
     "TextStamp",
+    "TracedWatch",
     "Tracing",
     "chain_of",
     "configure_logs",
@@ -100,13 +102,15 @@ class Observation:
         self.tracing = tracing
         self.stage = ObserveStage()
         self.routes = frozenset(routes)
+        # A new watch of one call (the pipeline's ``Observer.begin``): the watch class bound
+        # to this observation, called without a method of ours in between.
+        self.begin: Callable[[Run], CallWatch] = partial(
+            CallWatch if tracing is None else TracedWatch, self
+        )
 
     def route_of(self, path: str) -> str:
         """The route template for a path we serve, else ``other`` (a bounded label)."""
         return path if path in self.routes else OTHER
-
-    def begin(self, run: Run) -> CallWatch:
-        return CallWatch(self, run)
 
     def tool_started(self, name: str, call_id: str, server: str) -> Callable[[int], None] | None:
         """The ``execute_tool`` span of a tool the gateway runs; the returned function ends it
@@ -187,6 +191,7 @@ class ObserveStage:
     order: it sees what the upstream sent); a whole answer it has seen as the attempt's."""
 
     name: ClassVar[str] = "observe"
+    streams_only: ClassVar[bool] = True  # not opened on whole answers (``Pipeline._whole``)
 
     def open(self, run: Run) -> Tap | None:
         watch = run.watched
@@ -194,11 +199,12 @@ class ObserveStage:
 
 
 class CallWatch(Tap):
-    """One call as the observer follows it: one object per call. With tracing off it is also
-    each attempt's ``Attempt`` (the attempt's facts are a start time and the target)."""
+    """One call as the observer follows it: one object per call. With tracing off (this
+    class; ``TracedWatch`` with tracing on) it is also each attempt's ``Attempt`` (the
+    attempt's facts are a start time and the target)."""
 
     # No ``__slots__``: the defaults are class attributes, so making a watch (once per call)
-    # sets three attributes, not fifteen; the rest are set as the call goes.
+    # sets two attributes, not fifteen; the rest are set as the call goes.
     chosen: Resolved  # the current attempt's target (tracing off)
     ctx: CallContext  # ... and its context
     attempt_at: float  # ... and when it began
@@ -215,16 +221,9 @@ class CallWatch(Tap):
 
     def __init__(self, obs: Observation, run: Run) -> None:
         self.obs = obs
-        self.metrics = obs.metrics
         self.started = perf_counter()
-        tracing = obs.tracing
-        if tracing is not None and tracing.settings.capture_content:
-            self.request = run.request
-            self.text = []
 
     def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
-        if self.obs.tracing is not None:
-            return _Attempt(self, chosen, ctx)
         self.chosen = chosen
         self.ctx = ctx
         self.attempt_at = perf_counter()
@@ -234,7 +233,7 @@ class CallWatch(Tap):
         self.attempt_failed(self.chosen, _error_type(error), self.attempt_at)
 
     def answered(self, result: ChatResult | None) -> None:
-        # The answering attempt's duration, recorded with the call at its finish (one lookup).
+        # The answering attempt's duration, recorded with the call at its finish.
         self.ok_seconds = perf_counter() - self.attempt_at
         if result is not None:  # finish reasons and timings of whole answers are the spans'
             self.usage = result.usage
@@ -243,8 +242,9 @@ class CallWatch(Tap):
         if self.failures is None:
             self.failures = []
         self.failures.append(f"{chosen.target.key}: {kind}")
-        if self.metrics is not None:
-            self.metrics.attempt(chosen.target.provider, kind, perf_counter() - started)
+        metrics = self.obs.metrics
+        if metrics is not None:
+            metrics.attempt(chosen.target.provider, kind, perf_counter() - started)
 
     def event(self, event: StreamEvent) -> StreamEvent:
         if isinstance(event, TextDelta | ToolCallDelta):
@@ -270,43 +270,59 @@ class CallWatch(Tap):
     def result(self, result: ChatResult) -> ChatResult:
         return result  # seen already, by ``whole``
 
+    def final_usage(self, run: Run) -> Usage | None:
+        """The call's usage: as the upstream reported it, else the meter's estimate."""
+        ticket = run.ticket
+        return self.usage or (ticket.usage if ticket is not None else None)
+
     def finish(self, run: Run) -> None:
         seconds = perf_counter() - self.started
         served = run.served
+        if served is None:
+            self._unserved(run, seconds)
+            return
         ticket = run.ticket
-        usage = self.usage or (ticket.usage if ticket is not None else None)
-        if self.open_attempt is not None:
-            self.open_attempt.end_stream(run, usage, self.reasons)
-            self.open_attempt = None
-        if served is not None and served.attempts > 1:
-            self._failover(run, served)
-        metrics = self.metrics
+        usage = self.usage or (ticket.usage if ticket is not None else None)  # final_usage
+        if self.chunks or self.failures is not None:  # a stream, or a failover
+            self._streamed_or_failed_over(run, served, usage)
+        metrics = self.obs.metrics
         if metrics is None:
             return
         if run.guarded is not None:  # a policy applied
             _guard_metrics(metrics, run.guarded)
-        if served is None:
-            metrics.call(run.caller.endpoint, _UNSERVED, run.status, seconds)
-            return
         caller = run.caller
-        key = (
-            caller.endpoint,
-            served.deployment,
-            served.provider,
-            served.model,
-            run.status,
-            caller.principal.project_id or NONE,
+        # The raw facts, grouped into series by the flush (``Metrics.calls``, ``CallRecord``)
+        metrics.calls.append(
+            (
+                caller.endpoint,
+                served.deployment,
+                served.provider,
+                served.model,
+                run.status,
+                caller.principal.project_id or NONE,
+                seconds,
+                self.ok_seconds,
+                usage,
+                ticket.cost_micros if ticket is not None else None,
+            )
         )
-        series = metrics.calls_by.get(key) or metrics.call_series(key)
-        series.seconds.append(seconds)
-        if self.ok_seconds is not None:
-            series.attempts.append(self.ok_seconds)
-        if usage is not None:  # the call is over: its usage is final, summed at the flush
-            series.spend.usages.append(usage)
-        if ticket is not None and ticket.cost_micros:
-            series.spend.costs.append(ticket.cost_micros)
-        if self.chunks or served.attempts > 1:
-            self._stream_metrics(metrics.streams(key[1:4]), run, usage)
+
+    def _unserved(self, run: Run, seconds: float) -> None:
+        """A call no target served (refused by a stage, no deployment, every attempt failed)."""
+        metrics = self.obs.metrics
+        if metrics is not None:
+            if run.guarded is not None:
+                _guard_metrics(metrics, run.guarded)
+            metrics.call(run.caller.endpoint, _UNSERVED, run.status, seconds)
+
+    def _streamed_or_failed_over(self, run: Run, served: Served, usage: Usage | None) -> None:
+        if served.attempts > 1:
+            self._failover(run, served)
+        metrics = self.obs.metrics
+        if metrics is not None:
+            self._stream_metrics(
+                metrics.streams((served.deployment, served.provider, served.model)), run, usage
+            )
 
     def _failover(self, run: Run, served: Served) -> None:
         reason = "; ".join(self.failures or ()) or "earlier targets failed"
@@ -340,6 +356,27 @@ class CallWatch(Tap):
             streams.inter_token.observe(gap / (self.chunks - 1))
         if usage is not None and usage.output_tokens and gap > 0:
             streams.output_rate.observe(usage.output_tokens / gap)
+
+
+class TracedWatch(CallWatch):
+    """The call's watch with tracing on: each attempt is an ``_Attempt`` with its span; a
+    stream's attempt span ends with the call."""
+
+    def __init__(self, obs: Observation, run: Run) -> None:
+        super().__init__(obs, run)
+        tracing = obs.tracing
+        if tracing is not None and tracing.settings.capture_content:
+            self.request = run.request
+            self.text = []
+
+    def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
+        return _Attempt(self, chosen, ctx)
+
+    def finish(self, run: Run) -> None:
+        if self.open_attempt is not None:
+            self.open_attempt.end_stream(run, self.final_usage(run), self.reasons)
+            self.open_attempt = None
+        super().finish(run)
 
 
 _UNSERVED: Final = (NONE, NONE, NONE)
@@ -395,9 +432,9 @@ class _Attempt:
 
     def answered(self, result: ChatResult | None) -> None:
         watch = self.watch
-        if watch.metrics is not None:
-            seconds = perf_counter() - self.started
-            watch.metrics.attempt(self.chosen.target.provider, "ok", seconds)
+        metrics = watch.obs.metrics
+        if metrics is not None:
+            metrics.attempt(self.chosen.target.provider, "ok", perf_counter() - self.started)
         if result is not None:
             watch.whole(result)
         span = self.span

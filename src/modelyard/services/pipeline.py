@@ -238,6 +238,9 @@ class Pipeline:
         # Stream stages that also check whole answers asynchronously (``after``: the schema
         # guard, which may ask the model again); none unless guardrails are configured.
         self._after = tuple(s for s in stages.stream if hasattr(s, "after"))
+        # Stream stages that see whole answers too; the observer's taps streams only (it has
+        # seen a whole answer as its attempt's): ``streams_only``.
+        self._whole = tuple(s for s in stages.stream if not getattr(s, "streams_only", False))
         # Whether a tap may turn one event into several or none (``expands``: the output
         # guards): only then does the relay pay for checking, tap by tap.
         self.expands = any(getattr(s, "expands", False) for s in stages.stream)
@@ -310,7 +313,7 @@ class Pipeline:
                 result, run.served = await self._chat.complete_on(
                     run.deployment, run.candidate, request, ctx, run.watched
                 )
-            for stage in self._stream:
+            for stage in self._whole:
                 tap = stage.open(run)
                 if tap is not None:
                     taps.append(tap)
