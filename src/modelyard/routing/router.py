@@ -182,15 +182,20 @@ class Router:
         reasons = [(t, req.capable(t)) for t in targets]
         fit = [t for t, why in reasons if why is None]
         if not fit:
-            why = reasons[0][1]
-            if isinstance(why, Incapable):
-                raise UnsupportedCapability(why.capability, req.deployment.name, param=why.param)
-            raise UnsupportedCapability(why or "this request", req.deployment.name)
+            raise refusal(reasons[0][1] or "this request", req.deployment.name)
         return fit
 
     def _order(self, req: PlanRequest, targets: list[Target]) -> list[Target]:
         strategy = self._strategies.get(req.deployment.strategy)
         return strategy.order(targets, req, self.health, self._rng)
+
+
+def refusal(why: str | Incapable, deployment: str) -> UnsupportedCapability:
+    """The error for a request no target of ``deployment`` can serve, ``why`` being the
+    reason of its first target."""
+    if isinstance(why, Incapable):
+        return UnsupportedCapability(why.capability, deployment, param=why.param)
+    return UnsupportedCapability(why, deployment)
 
 
 def _sticky_point(key: str) -> float:

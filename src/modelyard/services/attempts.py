@@ -20,13 +20,11 @@ from typing import Generic, TypeVar
 
 from modelyard.core.errors import ModelyardError, UpstreamUnavailable
 from modelyard.providers.errors import unreadable
-from modelyard.routing.health import TargetHealth
 from modelyard.routing.retry import backoff_s, is_retryable
 from modelyard.services.gateway import Resolved
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-HealthOf = Callable[[Resolved], TargetHealth]
 log = logging.getLogger("modelyard.attempts")
 
 
@@ -48,16 +46,14 @@ class AttemptLoop:
     # The routing decision of a strategy that reads the request, for the ledger (or None).
     route: str | None = None
 
-    async def run(
-        self, call: Callable[[Resolved], Awaitable[T]], health_of: HealthOf
-    ) -> Outcome[T]:
+    async def run(self, call: Callable[[Resolved], Awaitable[T]]) -> Outcome[T]:
         deployment = self.plan[0].deployment
         policy = deployment.retry
         started = time.monotonic()
         attempt = 0
         position = 0
         while attempt < policy.attempts:
-            chosen, position = self._next_available(position, health_of)
+            chosen, position = self._next_available(position)
             if chosen is None:
                 break
             attempt += 1
@@ -68,13 +64,13 @@ class AttemptLoop:
                 err = exc if isinstance(exc, ModelyardError) else _classified(chosen, exc)
                 if not is_retryable(err):
                     raise err from (None if err is exc else exc)
-                health_of(chosen).failure()
+                chosen.health.failure()
                 self.failures.append((chosen.target.key, err))
                 if not err.same_target:
                     self.excluded.add(position - 1)
                     if len(self.excluded) == len(self.plan):
                         break  # every target would answer the same again: no wait, no retry
-                wait = self._wait_before(position, chosen, err, attempt, health_of)
+                wait = self._wait_before(position, chosen, err, attempt)
                 if (
                     attempt >= policy.attempts
                     or time.monotonic() - started + wait > policy.budget_s
@@ -83,32 +79,27 @@ class AttemptLoop:
                 if wait > 0:
                     await self.sleep(wait)
                 continue
-            health_of(chosen).success(time.monotonic() - t0)
+            chosen.health.success(time.monotonic() - t0)
             return Outcome(value, chosen, attempt)
         raise self._exhausted(deployment.name)
 
-    def _next_available(self, position: int, health_of: HealthOf) -> tuple[Resolved | None, int]:
+    def _next_available(self, position: int) -> tuple[Resolved | None, int]:
         """The next candidate (cycling) whose breaker lets a request through."""
         for step in range(len(self.plan)):
             index = (position + step) % len(self.plan)
             candidate = self.plan[index]
-            if index not in self.excluded and health_of(candidate).available():
+            if index not in self.excluded and candidate.health.available():
                 return candidate, index + 1
         return None, position
 
     def _wait_before(
-        self,
-        position: int,
-        chosen: Resolved,
-        err: ModelyardError,
-        attempt: int,
-        health_of: HealthOf,
+        self, position: int, chosen: Resolved, err: ModelyardError, attempt: int
     ) -> float:
         upcoming = self.plan[position % len(self.plan)]
         if (
             upcoming is not chosen
             and position % len(self.plan) not in self.excluded
-            and health_of(upcoming).state == "closed"
+            and upcoming.health.state == "closed"
         ):
             return 0.0  # fail over to another healthy target at once
         wait = backoff_s(chosen.deployment.retry, attempt, self.rng)

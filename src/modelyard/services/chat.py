@@ -18,7 +18,7 @@ from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
 from modelyard.routing.learned import OPT_OUT_HEADER
-from modelyard.routing.router import Incapable
+from modelyard.routing.router import Incapable, refusal
 from modelyard.services.attempts import AttemptLoop, Sleep
 from modelyard.services.gateway import Gateway, Resolved
 from modelyard.services.params import apply_params
@@ -87,6 +87,13 @@ class ChatService:
     def _loop(
         self, deployment: Deployment, request: ChatRequest, headers: HeaderLookup | None
     ) -> AttemptLoop:
+        if len(deployment.targets) == 1:
+            # Nothing to order and no strategy to consult: the plan is the target, once fit.
+            only = self._gateway.resolved(deployment.targets[0])
+            why = self._incapable(request, only)
+            if why is not None:
+                raise refusal(why, deployment.name)
+            return AttemptLoop([only], self._rng, self._sleep)
         sticky = headers(deployment.sticky_header) if headers and deployment.sticky_header else None
         if deployment.learned is not None or deployment.semantic is not None:
             return self._reading_loop(deployment, request, headers, sticky)
@@ -94,7 +101,7 @@ class ChatService:
             PlanRequest(
                 deployment,
                 sticky_key=sticky,
-                capable=lambda target: self._incapable(request, target),
+                capable=lambda target: self._incapable(request, self._gateway.resolved(target)),
                 price_of=self._gateway.price_of,
             )
         )
@@ -114,7 +121,7 @@ class ChatService:
             PlanRequest(
                 deployment,
                 sticky_key=sticky,
-                capable=lambda target: self._incapable(request, target),
+                capable=lambda target: self._incapable(request, self._gateway.resolved(target)),
                 price_of=self._gateway.price_of,
                 request=request,
                 opt_out=opt_out,
@@ -122,9 +129,6 @@ class ChatService:
             )
         )
         return AttemptLoop(plan, self._rng, self._sleep, route=notes[-1] if notes else None)
-
-    def _health(self, chosen: Resolved) -> TargetHealth:
-        return self._gateway.router.health.of(chosen.target.key)
 
     async def complete(
         self,
@@ -149,7 +153,7 @@ class ChatService:
             return result
 
         loop = self._loop(deployment, request, headers)
-        outcome = await loop.run(call, self._health)
+        outcome = await loop.run(call)
         return outcome.value, _served(outcome.chosen, outcome.attempts, loop.route)
 
     async def complete_on(
@@ -161,7 +165,7 @@ class ChatService:
         watch: AttemptWatch | None = None,
     ) -> tuple[ChatResult, Served]:
         """One call of one given target (a shadow candidate): no plan, no retry, no breaker."""
-        chosen = Resolved(deployment, target, self._gateway.providers[target.provider])
+        chosen = self._gateway.candidate(deployment, target)
         upstream = apply_params(request, target.params)
         if watch is None:
             result = await chosen.provider.chat(upstream, target.model, _ctx(ctx, chosen))
@@ -198,14 +202,15 @@ class ChatService:
             return first, events
 
         loop = self._loop(deployment, request, headers)
-        outcome = await loop.run(call, self._health)
+        outcome = await loop.run(call)
         first, rest = outcome.value
         served = _served(outcome.chosen, outcome.attempts, loop.route)
-        return Opened(served, first, rest, self._health(outcome.chosen))
+        return Opened(served, first, rest, outcome.chosen.health)
 
-    def _incapable(self, request: ChatRequest, target: Target) -> Incapable | None:
-        provider = self._gateway.providers[target.provider]
-        info = self._gateway.catalog.lookup(provider.settings.type, target.model)
+    @staticmethod
+    def _incapable(request: ChatRequest, chosen: Resolved) -> Incapable | None:
+        """What ``chosen``'s model (by the catalog's facts) cannot do that ``request`` asks."""
+        info = chosen.info
         if info is None:
             return None
         if info.images is False and request.has_images():

@@ -26,9 +26,7 @@ class EmbeddingService:
         async def call(chosen: Resolved) -> EmbeddingResult:
             return await chosen.provider.embed(request, chosen.target.model, ctx)
 
-        outcome = await AttemptLoop(plan, self._rng).run(
-            call, lambda c: self._gateway.router.health.of(c.target.key)
-        )
+        outcome = await AttemptLoop(plan, self._rng).run(call)
         chosen = outcome.chosen
         served = Served(
             chosen.deployment.name, chosen.provider.name, chosen.target.model, outcome.attempts

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelyard.catalog import Catalog, base_rate, cost_micros
+from modelyard.catalog import Catalog, ModelInfo, base_rate, cost_micros
 from modelyard.config import Settings
 from modelyard.core.chat import Usage
 from modelyard.providers.base import Provider
@@ -24,6 +24,7 @@ from modelyard.routing import (
     Router,
     RoutingTable,
     Target,
+    TargetHealth,
 )
 from modelyard.services.build import build_components
 
@@ -33,11 +34,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A deployment resolved to one target that may serve it."""
+    """A deployment resolved to one target that may serve it, with what every request to the
+    target needs of it looked up once per config: its breaker (kept across reloads by target
+    key) and its catalog facts (for the capability checks)."""
 
     deployment: Deployment
     target: Target
     provider: Provider
+    health: TargetHealth
+    info: ModelInfo | None = None
 
 
 class Gateway:
@@ -62,12 +67,6 @@ class Gateway:
             name: factories[ps.type](ps, self.transport)
             for name, ps in components.providers.items()
         }
-        # Built once per config, not per request; keyed by target identity.
-        self._resolved: dict[int, Resolved] = {
-            id(target): Resolved(dep, target, self.providers[target.provider])
-            for dep in (self.table.resolve(name) for name in self.table.names)
-            for target in dep.targets
-        }
         breaker = settings.routing.breaker
         self.router: Router
         self.started_at: int
@@ -75,20 +74,39 @@ class Gateway:
             # Breaker state and latency history belong to the targets, not to the config.
             self.router = previous.router
             self.started_at = previous.started_at
-            return
-        self.router = Router(
-            HealthBoard(
-                BreakerSettings(
-                    breaker.failures,
-                    breaker.error_rate,
-                    breaker.min_requests,
-                    breaker.window_s,
-                    breaker.cooldown_s,
-                ),
-                settings.routing.latency_alpha,
+        else:
+            self.router = Router(
+                HealthBoard(
+                    BreakerSettings(
+                        breaker.failures,
+                        breaker.error_rate,
+                        breaker.min_requests,
+                        breaker.window_s,
+                        breaker.cooldown_s,
+                    ),
+                    settings.routing.latency_alpha,
+                )
             )
-        )
-        self.started_at = int(time.time())
+            self.started_at = int(time.time())
+        # Built once per config, not per request; keyed by target identity.
+        self._resolved: dict[int, Resolved] = {
+            id(target): self._resolve(dep, target)
+            for dep in (self.table.resolve(name) for name in self.table.names)
+            for target in dep.targets
+        }
+
+    def _resolve(self, deployment: Deployment, target: Target) -> Resolved:
+        provider = self.providers[target.provider]
+        info = self.catalog.lookup(provider.settings.type, target.model)
+        return Resolved(deployment, target, provider, self.router.health.of(target.key), info)
+
+    def resolved(self, target: Target) -> Resolved:
+        """``target``, one of this config's deployments' targets, resolved."""
+        return self._resolved[id(target)]
+
+    def candidate(self, deployment: Deployment, target: Target) -> Resolved:
+        """A target outside the deployment's plan (a shadow candidate), resolved now."""
+        return self._resolve(deployment, target)
 
     def plan(self, request: PlanRequest) -> list[Resolved]:
         """Targets of a deployment in the order to try them."""

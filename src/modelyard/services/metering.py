@@ -41,7 +41,9 @@ class Call:
     request_id: str
     endpoint: str
     model: str
-    estimate: Usage
+    # The usage to expect, worked out only when it is needed: to reserve against a limit, or
+    # to record a call whose upstream reported none (``estimate_usage``: a pass over the text).
+    estimate: Callable[[], Usage]
     stream: bool = False
     parent_id: str | None = None  # the request this call is a step of
 
@@ -114,9 +116,9 @@ class Meter:
         self._rates: dict[str, tuple[Gateway, int, int]] = {}
 
     async def admit(self, principal: Principal, call: Call) -> Ticket:
-        estimate = call.estimate
         ticket = Ticket(call, principal, time.perf_counter(), time.time())
         if self._limiter is not None and principal.scopes:
+            estimate = call.estimate()
             cost = self._estimated_cost(call.model, estimate) if principal.budgeted else 0
             tokens = estimate.input_tokens + estimate.output_tokens
             if self._memory is not None:
@@ -185,7 +187,7 @@ class Meter:
         if served is None:
             return Usage()
         output = (ticket.output_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-        return Usage(ticket.call.estimate.input_tokens, output)
+        return Usage(ticket.call.estimate().input_tokens, output)
 
     def observe_result(self, ticket: Ticket, result: ChatResult | EmbeddingResult) -> None:
         ticket.usage = result.usage

@@ -36,6 +36,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from modelyard.core.chat import ChatRequest, ChatResult, Usage
@@ -256,7 +257,8 @@ class Pipeline:
 
     async def complete(self, caller: Caller, request: ChatRequest) -> Answer:
         """A whole answer; finished (settled, recorded) before it is returned."""
-        ticket = await self._ticket(caller, request.model, estimate_usage(request), False)
+        estimate = partial(estimate_usage, request)
+        ticket = await self._ticket(caller, request.model, estimate, False)
         return await self._complete(Run(self, caller, request, ticket), request)
 
     async def step(self, caller: Caller, deployment: str, tool: Tool) -> Step:
@@ -265,7 +267,7 @@ class Pipeline:
         ledger row (its ``caller.parent_id`` the request it belongs to) and ends its span."""
         ticket = None
         if caller.metered:
-            call = Call(caller.request_id, caller.endpoint, deployment[:MAX_MODEL], Usage(),
+            call = Call(caller.request_id, caller.endpoint, deployment[:MAX_MODEL], Usage,
                         False, caller.parent_id)  # fmt: skip
             ticket = await self._meter.admit(caller.principal, call)
         end = self._observer.tool_started(*tool) if self._observer is not None else None
@@ -331,7 +333,8 @@ class Pipeline:
     async def stream(self, caller: Caller, request: ChatRequest) -> Streaming:
         """An answer whose first event has arrived. Its ``events`` must be consumed or the
         stream closed (``aclose``): the end of the stream finishes the call."""
-        ticket = await self._ticket(caller, request.model, estimate_usage(request), True)
+        estimate = partial(estimate_usage, request)
+        ticket = await self._ticket(caller, request.model, estimate, True)
         run = Run(self, caller, request, ticket)
         if self._observer is not None:
             run.watched = self._observer.begin(run)
@@ -352,7 +355,7 @@ class Pipeline:
 
     async def embed(self, caller: Caller, request: EmbeddingRequest) -> EmbeddingAnswer:
         """Embeddings: admitted and finished like chat; no chat stages apply."""
-        estimate = estimate_embedding_usage(request)
+        estimate = partial(estimate_embedding_usage, request)
         ticket = await self._ticket(caller, request.model, estimate, False)
         served: Served | None = None
         try:
@@ -369,7 +372,7 @@ class Pipeline:
         return EmbeddingAnswer(result, served, ticket)
 
     async def _ticket(
-        self, caller: Caller, model: str, estimate: Usage, stream: bool
+        self, caller: Caller, model: str, estimate: Callable[[], Usage], stream: bool
     ) -> Ticket | None:
         if not caller.metered:
             return None

@@ -40,7 +40,9 @@ async def test_a_served_request_fills_every_column() -> None:
     meter = _meter(rows)
     principal = Principal("abcdefabcdef", project_id="p1", scopes=(Scope("key:x", rpm=10),))
     before = time.time()
-    ticket = await meter.admit(principal, Call("req-1", "/v1/messages", "chat", Usage(7, 100)))
+    ticket = await meter.admit(
+        principal, Call("req-1", "/v1/messages", "chat", lambda: Usage(7, 100))
+    )
     ticket.usage = Usage(10, 20, cached_input_tokens=3, reasoning_tokens=4)
     served = Served("chat", "up", "gpt-x", attempts=2, route="learned:cost:weak:0.125")
     await meter.finish(ticket, served, 200)
@@ -85,7 +87,7 @@ async def test_a_served_request_fills_every_column() -> None:
 async def test_a_refused_call_is_recorded_with_its_status_and_no_usage() -> None:
     rows: list[LedgerRow] = []
     meter = _meter(rows)
-    call = Call("req-2", "/v1/chat/completions", "nope", Usage(5, 512), True, "req-1")
+    call = Call("req-2", "/v1/chat/completions", "nope", lambda: Usage(5, 512), True, "req-1")
     ticket = await meter.admit(Principal("k", project_id="p"), call)
     await meter.finish(ticket, None, 404)
     got = dict(zip(FIELDS, rows[0], strict=True))
@@ -111,9 +113,9 @@ async def test_with_the_journal_an_admitted_request_is_journaled_and_a_refused_o
     prices = cast(Gateway, _Prices())
     meter = Meter(MemoryLimiter(), put, lambda: prices, journal)
     principal = Principal("abcdefabcdef", project_id="p1", scopes=(Scope("key:x", rpm=1),))
-    ticket = await meter.admit(principal, Call("req-1", "/v1/chat/completions", "chat", Usage()))
+    ticket = await meter.admit(principal, Call("req-1", "/v1/chat/completions", "chat", Usage))
     with pytest.raises(RateLimited):
-        await meter.admit(principal, Call("req-2", "/v1/chat/completions", "chat", Usage()))
+        await meter.admit(principal, Call("req-2", "/v1/chat/completions", "chat", Usage))
     in_flight = replay(sorted(tmp_path.glob("*.jnl")))
     assert [(r[0], r[9], r[3], r[4], r[6]) for r in in_flight] == [
         ("req-1", INTERRUPTED, "p1", "abcdefabcdef", "chat")

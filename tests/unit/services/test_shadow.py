@@ -10,9 +10,10 @@ from tests.waiting import DEADLINE_S
 
 from modelyard.core.chat import ChatRequest, ChatResult, Choice, Message, TextPart, Usage
 from modelyard.core.errors import UpstreamTimeout
-from modelyard.routing import Deployment, Shadow, Target
+from modelyard.routing import BreakerSettings, Deployment, HealthBoard, Shadow, Target
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
+from modelyard.services.gateway import Resolved
 from modelyard.services.metering import Meter
 from modelyard.services.pipeline import Caller, Pipeline, Stages
 from modelyard.services.shadow import PrimaryAnswer, ShadowMirror
@@ -48,6 +49,11 @@ class SlowProvider:
 class FakeGateway:
     def __init__(self, provider: SlowProvider) -> None:
         self.providers = {"cand": provider}
+        self.health = HealthBoard(BreakerSettings(), 0.3)
+
+    def candidate(self, deployment: Deployment, target: Target) -> Resolved:
+        provider: Any = self.providers[target.provider]
+        return Resolved(deployment, target, provider, self.health.of(target.key))
 
     def cost_of(self, provider: str, model: str, usage: Usage | None) -> int | None:
         return None if usage is None else 10 * usage.total_tokens

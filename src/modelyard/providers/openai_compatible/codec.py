@@ -133,9 +133,12 @@ def content_json(message: Message, index: int = 0) -> str | list[dict[str, Any]]
     serve, and the two may part (a vendor that takes fewer part types) without touching each
     other.
     """
-    if not message.content:
+    content = message.content
+    if not content:
         return None
-    if all(isinstance(p, TextPart) for p in message.content):
+    if len(content) == 1 and type(content[0]) is TextPart:  # most messages: one text
+        return content[0].text
+    if all(isinstance(p, TextPart) for p in content):
         # Separate system blocks (e.g. an Anthropic client's) read as paragraphs, not run on.
         system = message.role in ("system", "developer")
         return message.block_text() if system else message.text()
@@ -254,7 +257,8 @@ def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatR
 def _choice(raw: dict[str, Any]) -> Choice:
     msg = raw["message"]
     content = msg.get("content")
-    calls = tuple(_call(c) for c in msg.get("tool_calls") or ())
+    raw_calls = msg.get("tool_calls")
+    calls = tuple(map(_call, raw_calls)) if raw_calls else ()
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
     return Choice(
         index=int(raw.get("index", 0)),
