@@ -448,8 +448,20 @@ class Pipeline:
         status: int,
         error: BaseException | None,
     ) -> None:
-        if not run.finished:
+        if run.finished:
+            return
+        if _ended(rest):
+            # The upstream's events ran out, so nothing is left to close: the finish runs here,
+            # where no cancellation can cut it short (it does not wait), rather than in a task
+            # of its own; only a remote settlement is awaited, shielded.
+            await self._settle(self._finish(run, taps, status, error))
+        else:
             await self._shielded(self._wind_down(run, rest, taps, status, error))
+
+
+def _ended(events: AsyncIterator[Batch]) -> bool:
+    """Whether ``events`` is an async generator that has run to its end (or was closed)."""
+    return getattr(events, "ag_frame", False) is None
 
 
 async def _awaited(pending: Awaitable[None]) -> None:
