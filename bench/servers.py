@@ -3,7 +3,9 @@
 ``python -m bench.servers --server S --factory module:function --port P [--workers N]`` serves
 the app the factory builds (called once per worker) with:
 
-- ``uvicorn``: uvloop and httptools, what ``modelyard serve`` runs;
+- ``uvicorn``: uvloop and httptools with Modelyard's protocol (``modelyard.server.protocol``:
+  the writes of one event-loop turn sent as one), what ``modelyard serve`` runs;
+- ``uvicorn-stock``: the same with uvicorn's own httptools protocol (a write per message);
 - ``granian``: its ASGI interface (HTTP/1 only, no websockets, no access log), the protocol
   handled in Rust (hyper on Tokio), the app on uvloop; it always runs its workers as child
   processes of a supervising one;
@@ -24,8 +26,9 @@ from typing import Any
 
 from bench.procs import LOOPBACK
 
-UVICORN, GRANIAN, HYPERCORN = "uvicorn", "granian", "hypercorn"
-SERVERS = (UVICORN, GRANIAN, HYPERCORN)
+UVICORN, UVICORN_STOCK = "uvicorn", "uvicorn-stock"
+GRANIAN, HYPERCORN = "granian", "hypercorn"
+SERVERS = (UVICORN, UVICORN_STOCK, GRANIAN, HYPERCORN)
 LOG_LEVEL = "warning"
 
 
@@ -38,8 +41,10 @@ def _factory(path: str) -> Callable[[], Any]:
     return found
 
 
-def _uvicorn(factory: str, port: int, workers: int) -> None:
+def _uvicorn(factory: str, port: int, workers: int, stock: bool = False) -> None:
     import uvicorn
+
+    from modelyard.server.protocol import GracefulHttpToolsProtocol
 
     uvicorn.run(
         factory,
@@ -48,11 +53,15 @@ def _uvicorn(factory: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="httptools" if stock else GracefulHttpToolsProtocol,
         access_log=False,
         log_level=LOG_LEVEL,
         lifespan="on",
     )
+
+
+def _uvicorn_stock(factory: str, port: int, workers: int) -> None:
+    _uvicorn(factory, port, workers, stock=True)
 
 
 def _granian(factory: str, port: int, workers: int) -> None:
@@ -97,7 +106,12 @@ def _hypercorn(factory: str, port: int, workers: int) -> None:
     uvloop.run(run())
 
 
-_RUN = {UVICORN: _uvicorn, GRANIAN: _granian, HYPERCORN: _hypercorn}
+_RUN = {
+    UVICORN: _uvicorn,
+    UVICORN_STOCK: _uvicorn_stock,
+    GRANIAN: _granian,
+    HYPERCORN: _hypercorn,
+}
 
 
 def serve(server: str, factory: str, port: int, workers: int = 1) -> None:

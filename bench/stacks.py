@@ -49,7 +49,7 @@ from bench.clients import AIOHTTP, HTTPX, HTTPX2, PYREQWEST
 from bench.gateways import GatewaySpec, modelyard_spec, run_gateway
 from bench.load import BENCH_KEY
 from bench.procs import REPO_DIR, BenchError, stop_on_sigterm
-from bench.servers import GRANIAN, HYPERCORN, UVICORN
+from bench.servers import GRANIAN, HYPERCORN, UVICORN, UVICORN_STOCK
 from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 from modelyard.observability.metrics import MULTIPROC_ENV
@@ -80,12 +80,14 @@ class Stack:
 
 STACKS = (
     Stack(PROXY, UVICORN),
+    Stack(PROXY, UVICORN_STOCK),
     Stack(PROXY, GRANIAN),
     Stack(PROXY, HYPERCORN),
     Stack(PROXY, UVICORN, HTTPX),
     Stack(PROXY, UVICORN, HTTPX2),
     Stack(PROXY, UVICORN, PYREQWEST),
     Stack(MODELYARD, UVICORN),
+    Stack(MODELYARD, UVICORN_STOCK),
     Stack(MODELYARD, GRANIAN),
     Stack(MODELYARD, HYPERCORN),
 )

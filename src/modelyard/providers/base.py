@@ -115,14 +115,19 @@ class Provider(ABC):
 
     def _json(self, body: bytes | str) -> dict[str, Any]:
         """An upstream's JSON object body; anything else is the upstream's failure."""
-        label = f"provider {self.settings.name!r}"
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"{label}: the upstream sent a body that is not JSON") from exc
+            raise UpstreamError(
+                f"{self._label()}: the upstream sent a body that is not JSON"
+            ) from exc
         if not isinstance(data, dict):
-            raise UpstreamError(f"{label}: the upstream sent JSON that is not an object")
+            raise UpstreamError(f"{self._label()}: the upstream sent JSON that is not an object")
         return data
+
+    def _label(self) -> str:
+        """How errors name this provider (made only when one is raised)."""
+        return f"provider {self.settings.name!r}"
 
     @abstractmethod
     async def chat(self, request: ChatRequest, model: str, ctx: CallContext) -> ChatResult: ...

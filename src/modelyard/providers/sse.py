@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SSEEvent:
+    """One event as the wire carried it. Not frozen: it is made once per event and read once by
+    the codec, and a frozen dataclass's ``__init__`` costs twice as much."""
+
     data: str
     event: str | None = None
 
@@ -27,21 +30,24 @@ class SSEDecoder:
             return self._feed_lines(buffer)
         # What upstreams send, nearly always: events of one ``data: `` line each, ended by a
         # blank line. Each is cut whole; any other block (comments, ``event:``, several data
-        # lines, blank-line runs) goes through the line-by-line reading below.
+        # lines, blank-line runs) goes through the line-by-line reading below. What follows
+        # the last blank line is the start of an event still arriving: kept as bytes.
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
         events: list[SSEEvent] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            block = buffer[start:end]
-            start = end + 2
+        for block in blocks:
             if block.startswith(b"data: ") and b"\n" not in block:
                 events.append(SSEEvent(block[6:].decode("utf-8")))
             else:
-                events += self._feed_lines(block + b"\n\n")
-        self._buffer = b""
-        return events + self._feed_lines(buffer[start:]) if start < len(buffer) else events
+                events += self._lines_of(block)
+        return events
+
+    def _lines_of(self, block: bytes) -> list[SSEEvent]:
+        """The events of one whole block (its lines and the blank line that ended it)."""
+        rest = self._buffer
+        events = self._feed_lines(block + b"\n\n")
+        self._buffer = rest
+        return events
 
     def _feed_lines(self, buffer: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []

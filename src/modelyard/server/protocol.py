@@ -12,6 +12,9 @@ client reusing one just then meets HTTP/1.1's keep-alive race, which clients ret
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 FIRST_REQUEST_S = 5.0
@@ -21,6 +24,10 @@ class GracefulHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that answers a fresh connection's first request during a stop."""
 
     stopping = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        coalesced = CoalescedWrites(transport, self.loop)
+        super().connection_made(coalesced)  # type: ignore[arg-type]  # a transport as uvicorn uses one
 
     def shutdown(self) -> None:
         if self.cycle is not None or self.transport.is_closing():
@@ -37,3 +44,39 @@ class GracefulHttpToolsProtocol(HttpToolsProtocol):
     def _close_if_nothing_came(self) -> None:
         if self.cycle is None and not self.transport.is_closing():
             self.transport.close()
+
+
+class CoalescedWrites:
+    """A connection's transport whose writes made in one turn of the event loop go out as one.
+
+    uvicorn writes a response's head, each part of its body and the end of a chunked body with
+    a write each: a system call and a TCP segment apiece, four for a short stream. Here the
+    first write of a turn schedules the flush for the loop's next turn (before it waits for
+    I/O again), and the writes made meanwhile join it; closing flushes first."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

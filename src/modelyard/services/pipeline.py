@@ -454,8 +454,20 @@ class Pipeline:
         status: int,
         error: BaseException | None,
     ) -> None:
-        if not run.finished:
+        if run.finished:
+            return
+        if _ended(rest):
+            # The upstream's events ran out, so nothing is left to close: the finish runs here,
+            # where no cancellation can cut it short (it does not wait), rather than in a task
+            # of its own; only a remote settlement is awaited, shielded.
+            await self._settle(self._finish(run, taps, status, error))
+        else:
             await self._shielded(self._wind_down(run, rest, taps, status, error))
+
+
+def _ended(events: AsyncIterator[Batch]) -> bool:
+    """Whether ``events`` is an async generator that has run to its end (or was closed)."""
+    return getattr(events, "ag_frame", False) is None
 
 
 async def _awaited(pending: Awaitable[None]) -> None:
@@ -473,12 +485,22 @@ class Streaming:
     """A streamed answer under way: iterate ``batches`` (the events of one upstream read
     together) or ``events`` (one by one), not both; ``aclose`` when done with it."""
 
-    __slots__ = ("_closing", "_opened", "_pipeline", "_taps", "batches", "events", "run")
+    __slots__ = (
+        "_closing",
+        "_opened",
+        "_pipeline",
+        "_taps",
+        "_watching",
+        "batches",
+        "events",
+        "run",
+    )
 
     def __init__(self, pipeline: Pipeline, run: Run, taps: list[Tap], opened: Opened) -> None:
         self._pipeline = pipeline
         self.run = run
         self._taps = taps
+        self._watching = _watching(taps)
         self._opened = opened
         self._closing = CLIENT_GONE
         self.batches: AsyncGenerator[Batch, None] = self._relay()
@@ -493,7 +515,7 @@ class Streaming:
         return self.run.ticket
 
     async def _relay(self) -> AsyncGenerator[Batch, None]:
-        run, taps, opened = self.run, self._taps, self._opened
+        run, taps, opened = self.run, self._watching, self._opened
         through = _through_expanding if self._pipeline.expands else _through
         status: int | None = None
         error: BaseException | None = None
@@ -527,7 +549,7 @@ class Streaming:
             raise broken from exc
         finally:
             ending = self._closing if status is None else status
-            await self._pipeline.end_stream(run, opened.rest, taps, ending, error)
+            await self._pipeline.end_stream(run, opened.rest, self._taps, ending, error)
 
     async def _singly(self) -> AsyncGenerator[StreamEvent, None]:
         try:
@@ -580,6 +602,12 @@ async def _settled(taps: Sequence[Tap]) -> tuple[StreamEvent, ...]:
     except BaseException as exc:
         raise _StageFailed from exc
     return out
+
+
+def _watching(taps: list[Tap]) -> list[Tap]:
+    """The taps that look at events: one that keeps ``Tap.event`` passes each event as it is,
+    so the relay leaves it out and it costs nothing per event (it still sees the end)."""
+    return [tap for tap in taps if type(tap).event is not Tap.event]
 
 
 def _through(taps: Sequence[Tap], event: StreamEvent) -> Passed:

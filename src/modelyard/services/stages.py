@@ -52,10 +52,13 @@ class _UsageTap(Tap):
 
     def event(self, event: StreamEvent) -> StreamEvent:
         ticket = self.ticket
-        if ticket.first_token_at is None and isinstance(event, TextDelta | ToolCallDelta):
-            ticket.first_token_at = time.perf_counter()
         if isinstance(event, TextDelta):
             ticket.output_chars += len(event.text)
+            if ticket.first_token_at is None:
+                ticket.first_token_at = time.perf_counter()
+        elif isinstance(event, ToolCallDelta):
+            if ticket.first_token_at is None:
+                ticket.first_token_at = time.perf_counter()
         elif isinstance(event, UsageReport):
             ticket.usage = event.usage
         return event

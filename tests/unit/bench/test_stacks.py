@@ -12,7 +12,7 @@ from bench.clients import AIOHTTP, HTTPX, PYREQWEST, client_named
 from bench.gateways import MODEL, STREAM_MODEL, GatewaySpec, run_gateway
 from bench.interleaved import Sample
 from bench.probe import check_chat
-from bench.servers import GRANIAN, HYPERCORN, UVICORN, serve
+from bench.servers import GRANIAN, HYPERCORN, UVICORN, UVICORN_STOCK, serve
 from bench.stacks import (
     APP_FACTORY,
     MODELYARD,
@@ -40,8 +40,9 @@ def test_every_stack_is_compared_with_todays_stack_for_its_app() -> None:
         assert stack.today == Stack(stack.app, UVICORN, AIOHTTP)
         assert stack.today in STACKS
     # every other server and client is measured on the same app as today's stack
-    assert {s.server for s in STACKS if s.app == PROXY} == {UVICORN, GRANIAN, HYPERCORN}
-    assert {s.server for s in STACKS if s.app == MODELYARD} == {UVICORN, GRANIAN, HYPERCORN}
+    servers = {UVICORN, UVICORN_STOCK, GRANIAN, HYPERCORN}
+    assert {s.server for s in STACKS if s.app == PROXY} == servers
+    assert {s.server for s in STACKS if s.app == MODELYARD} == servers
     assert {s.client for s in STACKS if s.app == MODELYARD} == {AIOHTTP}
 
 

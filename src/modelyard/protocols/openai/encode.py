@@ -96,20 +96,13 @@ class ChunkEncoder:
         self._started: set[int] = set()
         self._usage: Usage | None = None
 
-    def _frame(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
-        tail = b"}\n\n"
-        if usage is not None:
-            tail = b',"usage":' + orjson.dumps(usage_json(usage)) + tail
-        return self._prefix + orjson.dumps(choices) + tail
-
     def _delta(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         if index not in self._started:
             self._started.add(index)
             delta = {"role": "assistant", **delta}
             delta.setdefault("content", "")
-        return self._frame(
-            [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        )
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return self._prefix + orjson.dumps((choice,)) + b"}\n\n"
 
     def encode(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):
@@ -144,7 +137,8 @@ class ChunkEncoder:
     def close(self) -> bytes:
         """The end of a complete stream: the usage chunk when asked for, then ``[DONE]``."""
         if self._include_usage and self._usage is not None:
-            return self._frame([], self._usage) + DONE_FRAME
+            usage = orjson.dumps(usage_json(self._usage))
+            return self._prefix + b'[],"usage":' + usage + b"}\n\n" + DONE_FRAME
         return DONE_FRAME
 
 

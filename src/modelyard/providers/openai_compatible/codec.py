@@ -291,28 +291,34 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
         text = delta.get("content")
         if text:
             events.append(TextDelta(text, index))
-        for call in delta.get("tool_calls") or ():
-            custom = call.get("custom")
-            fn = custom if custom is not None else call.get("function") or {}
-            events.append(
-                ToolCallDelta(
-                    call_index=int(call.get("index", 0)),
-                    arguments=fn.get("input" if custom is not None else "arguments") or "",
-                    id=call.get("id"),
-                    name=fn.get("name"),
-                    index=index,
-                    custom=custom is not None,
-                )
-            )
+        if "tool_calls" in delta:
+            events += _tool_call_deltas(delta["tool_calls"], index)
         finish = choice.get("finish_reason")
         if finish:
             events.append(Finished(_FINISH.get(finish, "stop"), index))
-    # Groq has sent the final usage under ``x_groq`` rather than ``usage``.
-    raw = data.get("usage") or (
-        (data.get("x_groq") or {}).get("usage") if "x_groq" in data else None
-    )
-    if raw is not None:  # only the last chunk, usually
+    raw = data.get("usage")  # only in the last chunk, usually; ``null`` in the others
+    if not raw and "x_groq" in data:  # Groq has sent the final usage there instead
+        raw = (data["x_groq"] or {}).get("usage")
+    if raw is not None:
         usage = parse_usage(raw, preset)
         if usage is not None:
             events.append(UsageReport(usage))
     return events
+
+
+def _tool_call_deltas(calls: Any, index: int) -> list[StreamEvent]:
+    out: list[StreamEvent] = []
+    for call in calls or ():
+        custom = call.get("custom")
+        fn = custom if custom is not None else call.get("function") or {}
+        out.append(
+            ToolCallDelta(
+                call_index=int(call.get("index", 0)),
+                arguments=fn.get("input" if custom is not None else "arguments") or "",
+                id=call.get("id"),
+                name=fn.get("name"),
+                index=index,
+                custom=custom is not None,
+            )
+        )
+    return out
