@@ -40,11 +40,15 @@ class _Free:
         return 0
 
 
+def _estimate() -> Usage:
+    return Usage(12, 512)
+
+
 async def _pairs(meter: Meter, n: int, offset: int) -> None:
     principal = Principal("abcdefabcdef", project_id="team")
     served = Served("chat", "openai", "gpt-4o-mini", attempts=1)
     for i in range(n):
-        call = Call(f"req_{offset + i:024d}", "/v1/chat/completions", "chat", Usage(12, 512))
+        call = Call(f"req_{offset + i:024d}", "/v1/chat/completions", "chat", _estimate)
         ticket = await meter.admit(principal, call)
         ticket.usage = Usage(12, 40)
         await meter.finish(ticket, served, 200)
