@@ -84,8 +84,9 @@ def request_headers(scope: Scope) -> dict[bytes, bytes]:
     # The ``try`` shares its line with its body: on a line of its own it is one more bytecode
     # (a NOP) on every request (``bench.pathcost``).
     try: return dict(reversed(scope["headers"]))  # noqa: E701  # fmt: skip
-    except TypeError:  # not reversible (a generator, ...): read once into a list
-        return dict(reversed(list(scope["headers"])))
+    except TypeError:  # not reversible (an iterator, ...): read once, kept for later readers
+        headers = scope["headers"] = list(scope["headers"])
+        return dict(reversed(headers))
 
 
 def client_request_id(headers: Mapping[bytes, bytes]) -> str | None:

@@ -237,3 +237,4 @@ async def test_headers_are_read_from_any_iterable_of_pairs_the_first_of_a_name_c
     (exchange,) = app.seen
     assert exchange.client_rid == "mine"
     assert dict(exchange.headers) == {b"x-request-id": b"mine", b"accept": b"*/*"}
+    assert [tuple(pair) for pair in scope["headers"]] == [tuple(p) for p in pairs]  # still there
