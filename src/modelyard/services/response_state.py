@@ -198,6 +198,12 @@ class ResponseState:
     async def get(self, owner: str, response_id: str) -> JSON:
         return orjson.loads((await self._stored(owner, response_id)).body)  # type: ignore[no-any-return]
 
+    async def written(self, owner: str, response_id: str) -> JSON | None:
+        """As ``get``, but a miss is None at once (no second look after another process's
+        flush): for a caller with somewhere else to look first."""
+        found = self._pending(response_id, owner) or await self._read(owner, response_id)
+        return None if found is None else orjson.loads(found.body)
+
     async def input_items(self, owner: str, response_id: str) -> list[JSON]:
         return orjson.loads((await self._stored(owner, response_id)).input_items)  # type: ignore[no-any-return]
 
