@@ -80,10 +80,15 @@ def wait_until(probe: Callable[[], T | None], what: str, deadline_s: float = DEA
 async def eventually(
     probe: Callable[[], Awaitable[T | None]], what: str, deadline_s: float = DEADLINE_S
 ) -> T:
-    """``wait_until`` for an async probe, without blocking the event loop."""
-    give_up = time.monotonic() + deadline_s
-    while not (found := await probe()):
-        if time.monotonic() > give_up:
-            raise AssertionError(f"still waiting after {deadline_s:.0f} s: {what}")
-        await asyncio.sleep(_POLL_S)
+    """``wait_until`` for an async probe, without blocking the event loop. The deadline bounds
+    the probes too: one that hangs fails the wait at the deadline instead of hanging it."""
+    timer = asyncio.timeout(deadline_s)
+    try:
+        async with timer:
+            while not (found := await probe()):
+                await asyncio.sleep(_POLL_S)
+    except TimeoutError:
+        if not timer.expired():
+            raise  # the probe's own timeout, not the deadline
+        raise AssertionError(f"still waiting after {deadline_s:.0f} s: {what}") from None
     return found

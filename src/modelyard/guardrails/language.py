@@ -1,16 +1,17 @@
 """Allowed languages: a text in another language is found (``language_xx``).
 
 Identified by ``py3langid`` (the langid.py model, a naive Bayes over byte n-grams, 97
-languages; its model file ships in the wheel, so it runs offline), loaded once per guard when
-the config is built. Short texts say little about their language, so texts under
-``min_chars`` characters are not judged, nor are texts identified with less than
-``min_confidence``.
+languages; its model file ships in the wheel, so it runs offline), loaded once per process,
+when the first config with a language guard is built (0.3-0.6 s; a reload reuses it). Short
+texts say little about their language, so texts under ``min_chars`` characters are not
+judged, nor are texts identified with less than ``min_confidence``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final
 
 from modelyard.guardrails.model import Finding
@@ -30,6 +31,13 @@ class _Identifier:
     def classify(self, text: str) -> tuple[str, float]:
         lang, confidence = self._ident.classify(text)
         return str(lang), float(confidence)
+
+
+@cache
+def identifier() -> _Identifier:
+    """The process's identifier, loaded by the first call. It is only read after loading
+    (``classify`` keeps no state), so every guard and thread can share it."""
+    return _Identifier()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +64,12 @@ def language_guard(settings: Mapping[str, Any]) -> LanguageDetector:
         raise ValueError(
             f"unknown settings {sorted(unknown)}; accepted: allowed, min_chars, min_confidence"
         )
-    identifier = _Identifier()
+    ident = identifier()
     allowed = settings.get("allowed")
-    if not isinstance(allowed, list) or not allowed or not set(allowed) <= identifier.languages:
+    if not isinstance(allowed, list) or not allowed or not set(allowed) <= ident.languages:
         raise ValueError(
             "allowed: a list of ISO 639-1 codes such as [en, fr]; known: "
-            + ", ".join(sorted(identifier.languages))
+            + ", ".join(sorted(ident.languages))
         )
     min_chars = settings.get("min_chars", 20)
     if not isinstance(min_chars, int) or isinstance(min_chars, bool) or min_chars < 1:
@@ -71,4 +79,4 @@ def language_guard(settings: Mapping[str, Any]) -> LanguageDetector:
         raise ValueError(f"min_confidence: a number in [0, 1]; got {confidence!r}")
     if not 0 <= confidence <= 1:
         raise ValueError(f"min_confidence: a number in [0, 1]; got {confidence!r}")
-    return LanguageDetector(frozenset(allowed), identifier, min_chars, float(confidence))
+    return LanguageDetector(frozenset(allowed), ident, min_chars, float(confidence))

@@ -41,6 +41,7 @@ def _health(gateway: Gateway, deployment: Deployment) -> list[dict[str, Any]]:
                 "target": target,
                 "state": health.state if health is not None else "closed",
                 "calls": calls,
+                "window_s": health.settings.window_s if health is not None else None,
                 "error_rate": failed / calls if calls else None,
                 "ttft_ms": health.ttft_ewma * 1000 if health and health.ttft_ewma else None,
             }

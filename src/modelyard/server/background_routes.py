@@ -20,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from modelyard.core.errors import InternalError, InvalidRequest, ModelyardError, NotFound
+from modelyard.core.errors import InternalError, InvalidRequest, ModelyardError
 from modelyard.protocols.openai.responses.encode import Envelope, dump, response_json
 from modelyard.protocols.openai.responses.request import JSON
 from modelyard.protocols.openai.responses.stream import ResponseStream
@@ -160,15 +160,18 @@ async def cancel(request: Request) -> Response:
 
 
 async def _stored_body(root: Root, response_id: str, owner: str) -> JSON:
-    """As stored, or, for a background run another process still runs, its latest body."""
-    try:
-        return await ResponseState(root.store, root.response_writes).get(owner, response_id)
-    except NotFound:
-        stored = await root.background.stored(response_id, owner)
-        if stored is None:
-            raise
-        body: JSON = orjson.loads(stored.body)
+    """As stored, or, for a background run another process still runs, its latest body; only
+    an id that is neither looks again after another process's flush (``ResponseState.get``),
+    so polling another worker's run costs no wait."""
+    state = ResponseState(root.store, root.response_writes)
+    written = await state.written(owner, response_id)
+    if written is not None:
+        return written
+    run = await root.background.stored(response_id, owner)
+    if run is not None:
+        body: JSON = orjson.loads(run.body)
         return body
+    return await state.get(owner, response_id)
 
 
 def _retrieve_query(request: Request) -> tuple[bool, int]:

@@ -9,7 +9,8 @@ as for an id that never existed. Items are the wire API's JSON objects, kept as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from modelyard.core.errors import InvalidRequest, NotFound
+from modelyard.core.ids import id_time
 from modelyard.store import Store
 from modelyard.store.responses import (
     Conversations,
@@ -31,6 +33,22 @@ from modelyard.tenancy.keys import Principal
 JSON = dict[str, Any]
 # A chain of previous responses is walked one row at a time; this bounds the walk.
 MAX_CHAIN = 10_000
+# A response id is made when the response begins and written when it ends: how long after its
+# id a response may still be unwritten is the longest a response runs. The default upstream
+# ``total`` timeout is 600 s and retries add their ``budget_s`` (60 s); 15 minutes covers both
+# with a margin. A miss on an older id answers 404 at once.
+IN_FLIGHT_S = 15 * 60.0
+# How far ahead of this clock another replica's clock may be and its ids still count as fresh.
+SKEW_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The clock and the sleep of a stored-response lookup (injected by tests)."""
+
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    in_flight_s: float = IN_FLIGHT_S
 
 
 def owner_of(principal: Principal) -> str:
@@ -73,16 +91,34 @@ class ResponseWrites:
     transaction per batch instead of one per response (about 15 times less CPU per row on
     SQLite). Until its batch is written, a response is served from ``pending`` by this
     process; another process (``serve --workers N``) finds it after the flush, which is why a
-    miss is looked up once more after ``settle_s``. A hard crash can lose the responses of the
-    last flush interval, as for the ledger; a graceful stop writes them."""
+    miss on an id that may be in another process's batch is looked up once more after
+    ``settle_s`` (``may_be_unwritten``). A hard crash can lose the responses of the last flush
+    interval, as for the ledger; a graceful stop writes them."""
 
-    def __init__(self, store: Store, interval_s: float = 0.2, tick: Tick | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval_s: float = 0.2,
+        tick: Tick | None = None,
+        timing: Timing | None = None,
+    ) -> None:
         self._store = store
         self.pending: dict[str, StoredResponse] = {}
         self.settle_s = 2 * interval_s
+        self.timing = timing or Timing()
         self.sink: BatchSink[StoredResponse] = BatchSink(
             "stored responses", self._write, max_queue=10_000, interval_s=interval_s, tick=tick
         )
+
+    def may_be_unwritten(self, response_id: str) -> bool:
+        """Whether a response of this id could still sit in another process's batch: its id is
+        one of ours (``core.ids``) made at most ``in_flight_s`` + ``settle_s`` ago. An id
+        of another shape, older, or from the future (beyond a clock skew) cannot be."""
+        made = id_time(response_id, "resp")
+        if made is None:
+            return False
+        age = self.timing.clock() - made
+        return -SKEW_S <= age <= self.timing.in_flight_s + self.settle_s
 
     def start(self) -> None:
         self.sink.start()
@@ -162,6 +198,12 @@ class ResponseState:
     async def get(self, owner: str, response_id: str) -> JSON:
         return orjson.loads((await self._stored(owner, response_id)).body)  # type: ignore[no-any-return]
 
+    async def written(self, owner: str, response_id: str) -> JSON | None:
+        """As ``get``, but a miss is None at once (no second look after another process's
+        flush): for a caller with somewhere else to look first."""
+        found = self._pending(response_id, owner) or await self._read(owner, response_id)
+        return None if found is None else orjson.loads(found.body)
+
     async def input_items(self, owner: str, response_id: str) -> list[JSON]:
         return orjson.loads((await self._stored(owner, response_id)).input_items)  # type: ignore[no-any-return]
 
@@ -180,11 +222,13 @@ class ResponseState:
         return self._writes.find(response_id, owner) if self._writes is not None else None
 
     async def _find(self, owner: str, response_id: str, param: str) -> StoredResponse:
-        """This process's unwritten responses, then the store; a miss is looked up once more
-        after another process's batch has had time to be written."""
+        """This process's unwritten responses, then the store; a miss on an id another process
+        may not have written yet is looked up once more, after its batch has had time to be
+        written (any other miss answers at once)."""
         found = self._pending(response_id, owner) or await self._read(owner, response_id)
-        if found is None and self._writes is not None:
-            await asyncio.sleep(self._writes.settle_s)
+        writes = self._writes
+        if found is None and writes is not None and writes.may_be_unwritten(response_id):
+            await writes.timing.sleep(writes.settle_s)
             found = await self._read(owner, response_id)
         if found is None:
             raise _no_response(response_id, param)

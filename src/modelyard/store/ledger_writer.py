@@ -61,6 +61,9 @@ class SqliteLedgerWriter:
     def __init__(self, path: str) -> None:
         self._path = path
         self._child: asyncio.subprocess.Process | None = None
+        # Processes let go after a failed or cancelled batch, until each has ended and been
+        # waited for: the writer owns them to the end (``aclose`` waits for them too).
+        self._discarded: dict[asyncio.subprocess.Process, asyncio.Task[int]] = {}
 
     async def write(self, rows: list[LedgerRow]) -> None:
         payload = pickle.dumps(sqlite_batch(rows), protocol=pickle.HIGHEST_PROTOCOL)
@@ -96,20 +99,32 @@ class SqliteLedgerWriter:
         raise StoreError(f"ledger writer process ended (exit status {await child.wait()})")
 
     def _discard(self, child: asyncio.subprocess.Process) -> None:
+        """Let ``child`` go: its input closed, it ends after the batch under way (which it
+        finishes or drops), and is waited for in a task of its own, never by the loop."""
         if child.stdin is not None:
             child.stdin.close()
         if self._child is child:
             self._child = None
+        if child not in self._discarded:
+            ended = asyncio.get_running_loop().create_task(child.wait())
+            self._discarded[child] = ended
+            ended.add_done_callback(lambda _: self._discarded.pop(child, None))
 
     async def aclose(self) -> None:
+        """End the process (after the batch under way) and those let go before."""
         child, self._child = self._child, None
-        if child is None:
-            return
-        if child.stdin is not None:
-            child.stdin.close()  # the child ends after the batch under way
-        try:
-            await asyncio.wait_for(child.wait(), CLOSE_TIMEOUT_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()
-            await child.wait()
+        children = list(self._discarded)
+        if child is not None:
+            if child.stdin is not None:
+                child.stdin.close()  # the child ends after the batch under way
+            children.append(child)
+        await asyncio.gather(*(_end(c) for c in children))
+
+
+async def _end(child: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(child.wait(), CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()

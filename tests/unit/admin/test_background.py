@@ -20,8 +20,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.testclient import TestClient
 
 from modelyard.config.schema import Settings
+from modelyard.core.ids import timed_id
 from modelyard.server.app import create_app
 from modelyard.services.background import RESTARTED, STOPPED
+from modelyard.services.response_state import Timing
 from modelyard.store import open_store
 from modelyard.store.background import BackgroundRun, BackgroundRuns
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -224,6 +226,40 @@ def test_a_run_a_dead_gateway_left_is_failed_at_the_next_start(
         got = Admin(client).ok(ADMIN_KEY, "GET", "/v1/responses/resp_orphan")
     assert got["status"] == "failed"
     assert got["error"]["message"] == RESTARTED
+
+
+def test_another_processs_run_is_polled_without_waiting_for_a_flush(
+    env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI, migrated_sqlite: MigratedSqlite
+):
+    response_id = timed_id("resp")  # a fresh id: a stored-response miss on it would wait
+    body = {"id": response_id, "object": "response", "created_at": 1, "status": "in_progress",
+            "background": True, "output": []}  # fmt: skip
+    row = BackgroundRun(response_id, "", "in_progress", "elsewhere/1/1",
+                        orjson.dumps(body).decode(), None)  # fmt: skip
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    url = migrated_sqlite.url(tmp_path / "store.db")
+    with TestClient(create_app(_settings(upstream.base_url), store_url=url)) as client:
+        writes = client.app.state.modelyard.response_writes  # type: ignore[attr-defined]
+        writes.timing = Timing(sleep=sleep)
+        asyncio.run(_put_run(url, row))  # as another gateway process runs it
+        site = Admin(client)
+        assert _get(site, response_id)["status"] == "in_progress"
+        assert slept == []
+        missing = site.call(ADMIN_KEY, "GET", f"/v1/responses/{timed_id('resp')}")
+        assert missing.status_code == 404 and len(slept) == 1  # neither: one more look
+
+
+async def _put_run(url: str, row: BackgroundRun) -> None:
+    store = await open_store(url)
+    try:
+        async with store.transaction() as session:
+            await BackgroundRuns(session).put(row)
+    finally:
+        await store.aclose()
 
 
 def test_another_projects_key_finds_nothing(site: Admin, endless: dict[str, threading.Event]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from modelyard.guardrails import language
 from modelyard.guardrails.language import language_guard
 
 GUARD = language_guard({"allowed": ["en", "fr"]})
@@ -43,3 +44,24 @@ def test_settings_are_checked() -> None:
         language_guard({})
     with pytest.raises(ValueError, match="min_confidence"):
         language_guard({"allowed": ["en"], "min_confidence": 2})
+
+
+def test_the_model_is_loaded_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from py3langid.langid import LanguageIdentifier  # type: ignore[import-untyped]  # no stubs
+
+    loads: list[str] = []
+    load = LanguageIdentifier.from_model_file
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append("load")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(LanguageIdentifier, "from_model_file", counted)
+    language.identifier.cache_clear()  # as in a new process
+    first = language_guard({"allowed": ["en"]})
+    second = language_guard({"allowed": ["fr"], "min_chars": 5})  # another guard, or a reload
+    assert loads == ["load"]
+    assert first.identifier is second.identifier
+    assert [f.category for f in second.scan("Guten Morgen, wie geht es Ihnen heute?")] == [
+        "language_de"
+    ]

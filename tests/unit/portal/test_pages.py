@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
+import pytest
+from starlette.testclient import TestClient
+
+from modelyard.config.schema import BreakerConfig, RoutingConfig
 from modelyard.portal.session import COOKIE
+from modelyard.server.app import create_app
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.migrated import MigratedSqlite
+from tests.unit.admin.conftest import admin_settings
 from tests.unit.portal.conftest import ADMIN_KEY, Admin, csrf_of, sign_in
 
 
@@ -180,3 +189,19 @@ def test_a_deployments_page_counts_its_targets_recent_calls(admin: Admin):
     page = client.get("/portal/deployments/chat")
     assert page.status_code == 200
     assert "3 calls in 30 s, 0 % errors" in page.text
+
+
+def test_recent_calls_are_counted_over_the_configured_breaker_window(
+    env: pytest.MonkeyPatch, tmp_path: Path, upstream: FakeOpenAI, migrated_sqlite: MigratedSqlite
+):
+    routing = RoutingConfig(breaker=BreakerConfig(window_s=90))
+    settings = admin_settings(upstream.base_url).model_copy(update={"routing": routing})
+    url = migrated_sqlite.url(tmp_path / "store.db")
+    with TestClient(create_app(settings, store_url=url)) as client:
+        admin = Admin(client)
+        sign_in(client, ADMIN_KEY)
+        for _ in range(2):
+            assert admin.chat(ADMIN_KEY).status_code == 200
+        page = client.get("/portal/deployments/chat")
+    assert page.status_code == 200
+    assert "2 calls in 90 s, 0 % errors" in page.text

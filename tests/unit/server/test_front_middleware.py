@@ -220,3 +220,21 @@ def test_request_ids_are_unique_and_in_time_order() -> None:
     assert all(len(i) == 28 and i.startswith("req_") for i in ids)
     stamps = [int(i[4:15], 16) for i in ids]  # milliseconds since the epoch
     assert stamps == sorted(stamps)
+
+
+@pytest.mark.parametrize("shape", [list, tuple, iter], ids=["list", "tuple", "iterator"])
+async def test_headers_are_read_from_any_iterable_of_pairs_the_first_of_a_name_counting(
+    shape: Any,
+) -> None:
+    # ASGI's headers are an iterable of two-item iterables: not always a list of tuples.
+    pairs = [[b"x-request-id", b"mine"], (b"accept", b"*/*"), (b"x-request-id", b"later")]
+    app = _App()
+    app.release.set()
+    scope: Scope = {"type": "http", "path": "/v1/models", "method": "GET"}
+    scope["headers"] = shape(pairs)
+    start, _body = await _call(Front(app, lambda: _root(10, access_log=False)), scope)
+    assert start["status"] == 200
+    (exchange,) = app.seen
+    assert exchange.client_rid == "mine"
+    assert dict(exchange.headers) == {b"x-request-id": b"mine", b"accept": b"*/*"}
+    assert [tuple(pair) for pair in scope["headers"]] == [tuple(p) for p in pairs]  # still there

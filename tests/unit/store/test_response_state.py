@@ -3,6 +3,7 @@ chains resent in order, owners kept apart, paging, and revision 0007's downgrade
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -11,7 +12,14 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from modelyard.core.errors import NotFound
-from modelyard.services.response_state import ResponseState, ResponseWrites, page_of
+from modelyard.core.ids import timed_id
+from modelyard.services.response_state import (
+    IN_FLIGHT_S,
+    ResponseState,
+    ResponseWrites,
+    Timing,
+    page_of,
+)
 from modelyard.store import Store
 from modelyard.store.migrate import alembic_config
 
@@ -123,3 +131,52 @@ async def test_batched_writes_are_read_before_and_after_their_flush(store: Store
     await writes.aclose()
     with pytest.raises(NotFound):
         await elsewhere.get("p1", "r3")
+
+
+NOW = 1_800_000_000.0  # the other process's clock, injected
+
+
+class _Sleeps:
+    """The other process's sleep: records each wait and runs ``during`` in it (as a flush of
+    this process's batch would happen meanwhile)."""
+
+    def __init__(self, during: Callable[[], Awaitable[None]]) -> None:
+        self.slept: list[float] = []
+        self._during = during
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await self._during()
+
+
+async def test_a_miss_waits_only_for_an_id_another_process_may_not_have_written(store: Store):
+    writes = ResponseWrites(store, interval_s=0.01)  # not started: flushed in the sleep below
+    sleeps = _Sleeps(writes.sink.flush)
+    timing = Timing(clock=lambda: NOW, sleep=sleeps)
+    here = ResponseState(store, writes)
+    elsewhere = ResponseState(store, ResponseWrites(store, interval_s=0.01, timing=timing))
+    late = timed_id("resp", NOW - 5)
+    await here.save("p1", _body(late, None, []), [])
+    # Another process's response, written after the first look: found after one wait.
+    assert (await elsewhere.get("p1", late))["id"] == late
+    assert sleeps.slept == [0.02]
+    never = [
+        "resp_nope",
+        "resp_" + "ab" * 16,  # an older gateway's id: no time in it
+        "resp_" + "67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",  # OpenAI's
+        timed_id("resp", NOW - IN_FLIGHT_S - 60),  # older than any response runs
+        timed_id("resp", NOW + 3600),  # from the future: not made by a replica
+        timed_id("resp", NOW).upper(),
+        timed_id("conv", NOW),
+    ]
+    for missing in never:
+        with pytest.raises(NotFound):
+            await elsewhere.get("p1", missing)
+        with pytest.raises(NotFound):
+            await elsewhere.history("p1", missing)
+    assert sleeps.slept == [0.02]  # none of those waited
+    fresh = timed_id("resp", NOW - 1)
+    with pytest.raises(NotFound):
+        await elsewhere.input_items("p1", fresh)  # a fresh id: still looked up once more
+    assert sleeps.slept == [0.02, 0.02]
+    await writes.aclose()

@@ -160,6 +160,55 @@ async def test_the_sqlite_writer_waits_for_the_engines_write_and_fails_clearly(
     assert await child.wait() == 0  # ... and ends, its input closed
 
 
+def _reaped(pid: int) -> bool:
+    """Whether the process ``pid`` is gone, waited for (a zombie still has its /proc entry)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+async def test_a_process_let_go_mid_batch_is_waited_for_and_closing_waits_for_it(
+    sqlite_writer: tuple[Store, SqliteLedgerWriter],
+) -> None:
+    store, writer = sqlite_writer
+    await writer.write([ledger_row(_record(1))])
+    async with store.transaction() as session:  # the file's write lock: the next batch waits
+        await session.execute(text("UPDATE tenancy_generation SET generation = generation"))
+        pending = asyncio.create_task(writer.write([ledger_row(_record(2))]))
+        await eventually(lambda: _answered_or_busy(pending, writer), "the write to try the lock")
+        child = writer._child
+        assert child is not None
+        pending.cancel()  # as a shutdown's deadline does: this process is let go, busy
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        assert writer._child is None and child.returncode is None
+        closing = asyncio.create_task(writer.aclose())
+        for _ in range(5):  # let the close run as far as it can while the lock is held
+            await asyncio.sleep(0)
+        assert not closing.done()  # it waits for the process let go, not only the current
+    await closing  # the lock is free: the process finishes its batch and ends
+    assert child.returncode == 0 and _reaped(child.pid)
+    async with store.transaction() as session:
+        written = await UsageLedger(session).records(UsageFilter())
+    assert sorted(r.request_id for r in written) == [_record(i).request_id for i in (1, 2)]
+
+
+async def test_a_process_that_failed_a_batch_is_reaped_without_anyone_waiting(
+    sqlite_writer: tuple[Store, SqliteLedgerWriter],
+) -> None:
+    store, writer = sqlite_writer
+    await writer.write([ledger_row(_record(1))])
+    async with store.transaction() as session:
+        await session.execute(text("DROP TABLE usage_records"))
+    child = writer._child
+    assert child is not None
+    with pytest.raises(StoreError):
+        await writer.write([ledger_row(_record(2))])
+    await eventually(lambda: _gone(child.pid), "the failed process to be reaped")
+
+
+async def _gone(pid: int) -> bool:
+    return _reaped(pid)
+
+
 async def test_the_sqlite_writer_process_ignores_group_signals_and_is_replaced_if_killed(
     sqlite_writer: tuple[Store, SqliteLedgerWriter],
 ) -> None:

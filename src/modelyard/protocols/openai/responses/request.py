@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,14 +9,16 @@ from types import MappingProxyType
 from typing import Any
 
 from modelyard.core.chat import ChatRequest
+from modelyard.core.ids import timed_id
 from modelyard.core.mcp import McpToolRequest
 
 JSON = dict[str, Any]
 
 
 def new_id(prefix: str) -> str:
-    """An object id in OpenAI's style (``resp_…``, ``conv_…``): 128 bits from the OS."""
-    return prefix + "_" + os.urandom(16).hex()
+    """An object id in OpenAI's style (``resp_…``, ``conv_…``): the time it was made, then
+    128 bits from the OS (``core.ids``: a reader tells a fresh id from an old one)."""
+    return timed_id(prefix)
 
 
 def fresh_item_id(prefix: str) -> str:
