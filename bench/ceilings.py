@@ -82,6 +82,12 @@ def target_spec(
 ) -> tuple[GatewaySpec, str]:
     """How to start target ``name``, and the key its requests carry. ``<name>@base`` (default
     and foundation): the same configuration served by ``baseline``'s code."""
+    if name == PARSING + BASE:  # the yardstick on the baseline's server stack (its protocol)
+        if baseline is None:
+            raise BenchError(f"{name}: give --baseline")
+        spec = proxy_spec(PARSING, upstream, workers)
+        env = {**spec.env, "PYTHONPATH": f"{baseline / 'src'}:{spec.env['PYTHONPATH']}"}
+        return replace(spec, name=spec.name + "-base", env=env), BENCH_KEY
     if name.endswith(BASE):
         if baseline is None or name.removesuffix(BASE) not in (DEFAULT, FOUNDATION):
             raise BenchError(f"{name}: give --baseline; only default and foundation have one")
@@ -161,7 +167,10 @@ class Ceilings:
     label = "÷ parsing"  # what every target is a ratio of
 
     def base_of(self, name: str) -> str:
-        """The target ``name`` is compared with: the parsing proxy."""
+        """The target ``name`` is compared with: the parsing proxy on the same server stack
+        (a baseline's targets with ``parsing@base``, which is itself compared with today's)."""
+        if name.endswith(BASE) and name != PARSING + BASE:
+            return PARSING + BASE
         return PARSING
 
     def ratios(self, mode: str, name: str, base: str | None = None) -> list[float]:
@@ -294,11 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="another checkout (e.g. a worktree of main): its default and foundation "
         "configurations are measured too, in the same rounds (targets default@base, "
-        "foundation@base)",
+        "foundation@base), each ÷ the parsing proxy on that checkout's server protocol "
+        "(parsing@base)",
     )
     args = parser.parse_args(argv)
     if args.baseline is not None:
-        args.targets += [t + BASE for t in (DEFAULT, FOUNDATION) if t in args.targets]
+        args.targets += [t + BASE for t in (PARSING, DEFAULT, FOUNDATION) if t in args.targets]
     stop_on_sigterm()
     tools = ensure_tools()
     modes = (args.only,) if args.only else MODES
