@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from modelyard.config.observability import ObservabilityConfig
 from modelyard.core.chat import ChatRequest, ChatResult, Message, TextPart, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
-from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
 from modelyard.observability.logs import (
     JsonFormatter,
     TextStamp,
@@ -55,7 +55,7 @@ from modelyard.observability.tracing import (
 from modelyard.providers.base import CallContext
 from modelyard.providers.registry import genai_provider_name
 from modelyard.routing.health import BreakerState
-from modelyard.services.chat import Attempt, Served
+from modelyard.services.chat import Attempt, Batch, Served
 from modelyard.services.gateway import Resolved
 from modelyard.services.guards import Guarded
 from modelyard.services.pipeline import Caller, Run, Tap
@@ -246,20 +246,25 @@ class CallWatch(Tap):
         if metrics is not None:
             metrics.attempt(chosen.target.provider, kind, perf_counter() - started)
 
-    def event(self, event: StreamEvent) -> StreamEvent:
-        if isinstance(event, TextDelta | ToolCallDelta):
+    def saw(self, batch: Batch) -> None:
+        tokens = 0
+        for event in batch:
+            if isinstance(event, TextDelta):
+                tokens += 1
+                if self.text is not None and event.index == 0:
+                    self.text.append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                tokens += 1
+            elif isinstance(event, UsageReport):
+                self.usage = event.usage
+            elif isinstance(event, Finished):
+                self.reasons = (*self.reasons, event.reason)
+        if tokens:  # the events of a batch came together (one read from the upstream)
             now = perf_counter()
             if not self.chunks:
                 self.first_at = now
             self.last_at = now
-            self.chunks += 1
-            if self.text is not None and isinstance(event, TextDelta) and event.index == 0:
-                self.text.append(event.text)
-        elif isinstance(event, UsageReport):
-            self.usage = event.usage
-        elif isinstance(event, Finished):
-            self.reasons = (*self.reasons, event.reason)
-        return event
+            self.chunks += tokens
 
     def whole(self, result: ChatResult) -> None:
         """A whole answer, as its attempt got it."""

@@ -121,6 +121,11 @@ Passed = StreamEvent | tuple[StreamEvent, ...]
 class Tap:
     """One call as a stream stage sees it; the defaults pass everything through.
 
+    A tap that only looks at the answer (counts it, copies it) overrides ``saw``: it gets
+    each batch of events whole (the events of one upstream read), once. A tap that may
+    replace, hold back or refuse an event overrides ``event``: it gets the events one by one,
+    and the relay sends on what it returns. A tap that does neither costs nothing per event.
+
     A tap that must wait before it can pass what it holds (an output guard asking a judge at
     the end of a stream) sets ``owed`` and returns ``()``; the relay then awaits ``settle``
     and sends what it gives. Only the last stream stage may do so (the output guards are):
@@ -132,11 +137,16 @@ class Tap:
     async def settle(self) -> tuple[StreamEvent, ...]:
         return ()
 
+    def saw(self, batch: Batch) -> None:
+        """A batch of events, as the taps before this one passed it; nothing to return."""
+
     def event(self, event: StreamEvent) -> Passed:
         return event
 
     def result(self, result: ChatResult) -> ChatResult:
-        for event in result_events(result):
+        events = list(result_events(result))
+        self.saw(events)
+        for event in events:
             self.event(event)
         return result
 
@@ -489,8 +499,8 @@ class Streaming:
         "_closing",
         "_opened",
         "_pipeline",
+        "_steps",
         "_taps",
-        "_watching",
         "batches",
         "events",
         "run",
@@ -500,7 +510,7 @@ class Streaming:
         self._pipeline = pipeline
         self.run = run
         self._taps = taps
-        self._watching = _watching(taps)
+        self._steps = _steps(taps)
         self._opened = opened
         self._closing = CLIENT_GONE
         self.batches: AsyncGenerator[Batch, None] = self._relay()
@@ -515,19 +525,19 @@ class Streaming:
         return self.run.ticket
 
     async def _relay(self) -> AsyncGenerator[Batch, None]:
-        run, taps, opened = self.run, self._watching, self._opened
+        run, steps, opened = self.run, self._steps, self._opened
         through = _through_expanding if self._pipeline.expands else _through
         status: int | None = None
         error: BaseException | None = None
         try:
             if opened.first is not None:
-                first, failed = await _passed(through, taps, opened.first)
+                first, failed = await _passed(through, steps, opened.first)
                 if first:
                     yield first
                 if failed is not None:
                     raise failed
             async for arrived in opened.rest:
-                batch, failed = await _passed(through, taps, arrived) if taps else (arrived, None)
+                batch, failed = await _passed(through, steps, arrived) if steps else (arrived, None)
                 if batch:
                     yield batch  # what passed before a stage failed goes out first
                 if failed is not None:
@@ -569,11 +579,63 @@ class Streaming:
         await self._pipeline.end_stream(self.run, self._opened.rest, self._taps, status, None)
 
 
+# How the relay runs the taps: a tap that only looks (``Tap.saw``) alone, given each batch
+# whole; a run of taps that may replace, hold back or refuse events (``Tap.event``) together,
+# given the events one by one, each event through the run before the next.
+RelayStep = Tap | tuple[Tap, ...]
+
+
+def _steps(taps: Sequence[Tap]) -> tuple[RelayStep, ...]:
+    """The relay's steps for ``taps``, in their order; a tap that keeps both ``Tap.saw`` and
+    ``Tap.event`` is left out (it still sees the end)."""
+    steps: list[RelayStep] = []
+    for tap in taps:
+        kind = type(tap)
+        if kind.saw is not Tap.saw:
+            steps.append(tap)
+        elif kind.event is not Tap.event:
+            if steps and isinstance(steps[-1], tuple):
+                steps[-1] = (*steps[-1], tap)  # the run goes on
+            else:
+                steps.append((tap,))
+    return tuple(steps)
+
+
 async def _passed(
+    through: Callable[[Sequence[Tap], StreamEvent], Passed],
+    steps: Sequence[RelayStep],
+    batch: Batch,
+) -> tuple[Batch, _StageFailed | None]:
+    """``batch`` through the steps, in order: what passed, and the failure of a stage that
+    stopped it, if one did. What passed a run of taps before one of them failed still goes
+    through the steps after it (as it would have, one event at a time); a failure there, on
+    an earlier event, is the one that counts. A looking tap that fails stops the whole batch
+    it was given."""
+    out, failed = batch, None
+    for step in steps:
+        if isinstance(step, Tap):
+            try:
+                _saw(step, out)
+            except _StageFailed as refused:
+                return [], refused
+        else:
+            out, stopped = await _through_run(through, step, out)
+            failed = stopped or failed
+    return out, failed
+
+
+def _saw(tap: Tap, batch: Batch) -> None:
+    try:
+        tap.saw(batch)
+    except BaseException as exc:
+        raise _StageFailed from exc
+
+
+async def _through_run(
     through: Callable[[Sequence[Tap], StreamEvent], Passed], taps: Sequence[Tap], batch: Batch
 ) -> tuple[Batch, _StageFailed | None]:
-    """``batch`` through the taps, in order, event by event: what passed, and the failure of a
-    stage that stopped it, if one did."""
+    """``batch`` through a run of taps, event by event: what passed, and the failure of a tap
+    that stopped it, if one did."""
     out: Batch = []
     try:
         for event in batch:
@@ -602,12 +664,6 @@ async def _settled(taps: Sequence[Tap]) -> tuple[StreamEvent, ...]:
     except BaseException as exc:
         raise _StageFailed from exc
     return out
-
-
-def _watching(taps: list[Tap]) -> list[Tap]:
-    """The taps that look at events: one that keeps ``Tap.event`` passes each event as it is,
-    so the relay leaves it out and it costs nothing per event (it still sees the end)."""
-    return [tap for tap in taps if type(tap).event is not Tap.event]
 
 
 def _through(taps: Sequence[Tap], event: StreamEvent) -> Passed:

@@ -10,11 +10,15 @@ import time
 from typing import ClassVar
 
 from modelyard.core.chat import ChatResult, Usage
-from modelyard.core.events import StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import TextDelta, ToolCallDelta, UsageReport
 from modelyard.routing import Deployment
+from modelyard.services.chat import Batch
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import PreStage, Run, Stages, StreamStage, Tap
 from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_text
+
+# The events that carry the answer's first token.
+TOKENS = (TextDelta, ToolCallDelta)
 
 
 class HealthStage:
@@ -50,18 +54,15 @@ class _UsageTap(Tap):
     def __init__(self, ticket: Ticket) -> None:
         self.ticket = ticket
 
-    def event(self, event: StreamEvent) -> StreamEvent:
+    def saw(self, batch: Batch) -> None:
         ticket = self.ticket
-        if isinstance(event, TextDelta):
-            ticket.output_chars += len(event.text)
-            if ticket.first_token_at is None:
-                ticket.first_token_at = time.perf_counter()
-        elif isinstance(event, ToolCallDelta):
-            if ticket.first_token_at is None:
-                ticket.first_token_at = time.perf_counter()
-        elif isinstance(event, UsageReport):
-            ticket.usage = event.usage
-        return event
+        for event in batch:
+            if isinstance(event, TextDelta):
+                ticket.output_chars += len(event.text)
+            elif isinstance(event, UsageReport):
+                ticket.usage = event.usage
+        if ticket.first_token_at is None and any(isinstance(e, TOKENS) for e in batch):
+            ticket.first_token_at = time.perf_counter()  # the batch's events came together
 
     def result(self, result: ChatResult) -> ChatResult:
         ticket = self.ticket
@@ -100,16 +101,16 @@ class _ShadowTap(Tap):
         self.calls: dict[int, list[str]] = {}
         self.usage: Usage | None = None
 
-    def event(self, event: StreamEvent) -> StreamEvent:
-        if isinstance(event, TextDelta) and event.index == 0:
-            self.text.append(event.text)
-        elif isinstance(event, ToolCallDelta) and event.index == 0:
-            call = self.calls.setdefault(event.call_index, ["", ""])
-            call[0] += event.name or ""
-            call[1] += event.arguments
-        elif isinstance(event, UsageReport):
-            self.usage = event.usage
-        return event
+    def saw(self, batch: Batch) -> None:
+        for event in batch:
+            if isinstance(event, TextDelta) and event.index == 0:
+                self.text.append(event.text)
+            elif isinstance(event, ToolCallDelta) and event.index == 0:
+                call = self.calls.setdefault(event.call_index, ["", ""])
+                call[0] += event.name or ""
+                call[1] += event.arguments
+            elif isinstance(event, UsageReport):
+                self.usage = event.usage
 
     def result(self, result: ChatResult) -> ChatResult:
         self.text.append(result_text(result))
