@@ -53,27 +53,28 @@ _RESULT_BLOCKS = "text, image"
 _CACHE_TTLS = ("5m", "1h")
 
 
-def turn_messages(raw: Any, param: str) -> list[Message]:
-    """The core messages for one turn of ``messages``."""
-    obj = require_dict(raw, param)
-    role = get_str(obj, "role", f"{param}.role", required=True)
+def turn_messages(raw: Any) -> list[Message]:
+    """The core messages for one turn of ``messages``; an error names its field relative to the
+    turn (``content[0].text``): the caller prefixes the turn's own path (``validate.nested``)."""
+    obj = require_dict(raw, "")
+    role = get_str(obj, "role", "role", required=True)
     if role not in ("user", "assistant", "system"):
-        raise bad(f"{param}.role", f"must be 'user', 'assistant' or 'system'; got {role!r}")
+        raise bad("role", f"must be 'user', 'assistant' or 'system'; got {role!r}")
     content = obj.get("content")
     if role == "system":
-        message = system_message(content, f"{param}.content")
+        message = system_message(content, "content")
         if message is None:
-            raise bad(f"{param}.content", "must not be empty")
+            raise bad("content", "must not be empty")
         return [message]
     if isinstance(content, str):
         return [Message("user" if role == "user" else "assistant", (TextPart(content),))]
     if not isinstance(content, list):
-        raise bad(f"{param}.content", "must be a string or an array of content blocks")
+        raise bad("content", "must be a string or an array of content blocks")
     if not content:
-        raise bad(f"{param}.content", "must contain at least one content block")
+        raise bad("content", "must contain at least one content block")
     if role == "user":
-        return _user_turn(content, f"{param}.content")
-    return [_assistant_turn(content, f"{param}.content")]
+        return _user_turn(content, "content")
+    return [_assistant_turn(content, "content")]
 
 
 def system_message(raw: Any, param: str = "system") -> Message | None:

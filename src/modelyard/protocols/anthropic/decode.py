@@ -32,6 +32,7 @@ from modelyard.core.chat import (
     ToolChoice,
     ToolSpec,
 )
+from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.anthropic.content import cache_mark, system_message, turn_messages
 from modelyard.protocols.validate import (
     bad,
@@ -41,6 +42,7 @@ from modelyard.protocols.validate import (
     get_list,
     get_number,
     get_str,
+    nested,
     require_dict,
 )
 
@@ -145,7 +147,10 @@ def _messages(body: dict[str, Any]) -> list[Message]:
     if system is not None:
         messages.append(system)
     for i, turn in enumerate(raw):
-        messages.extend(turn_messages(turn, f"messages[{i}]"))
+        try:
+            messages.extend(turn_messages(turn))
+        except InvalidRequest as exc:  # a field of the turn: named whole only now
+            raise nested(f"messages[{i}]", exc) from None
     return messages
 
 
