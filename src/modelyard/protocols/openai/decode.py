@@ -193,32 +193,31 @@ def _stop(raw: Any) -> tuple[str, ...]:
 def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
     if not raw:
         return ()
-    tools = []
-    for i, item in enumerate(raw):
-        obj = require_dict(item, f"tools[{i}]")
-        kind = get_str(obj, "type", f"tools[{i}].type", required=True)
-        if kind == "custom":
-            tools.append(_custom_tool(obj, f"tools[{i}]"))
-            continue
-        if kind != "function":
-            raise bad(f"tools[{i}].type", f"must be 'function' or 'custom', got {kind!r}")
-        fn = get_dict(obj, "function", f"tools[{i}].function", required=True) or {}
-        tools.append(
-            ToolSpec(
-                name=get_str(fn, "name", f"tools[{i}].function.name", required=True) or "",
-                description=get_str(fn, "description", f"tools[{i}].function.description"),
-                parameters=get_dict(fn, "parameters", f"tools[{i}].function.parameters"),
-                strict=get_bool(fn, "strict", f"tools[{i}].function.strict"),
-            )
-        )
-    return tuple(tools)
+    return tuple(each(raw, "tools", _tool))
 
 
-def _custom_tool(obj: dict[str, Any], param: str) -> ToolSpec:
+def _tool(raw: Any) -> ToolSpec:
+    """One of ``tools``; an error names the field relative to the tool (``each``)."""
+    obj = require_dict(raw, "")
+    kind = get_str(obj, "type", "type", required=True)
+    if kind == "custom":
+        return _custom_tool(obj)
+    if kind != "function":
+        raise bad("type", f"must be 'function' or 'custom', got {kind!r}")
+    fn = get_dict(obj, "function", "function", required=True) or {}
+    return ToolSpec(
+        name=get_str(fn, "name", "function.name", required=True) or "",
+        description=get_str(fn, "description", "function.description"),
+        parameters=get_dict(fn, "parameters", "function.parameters"),
+        strict=get_bool(fn, "strict", "function.strict"),
+    )
+
+
+def _custom_tool(obj: dict[str, Any]) -> ToolSpec:
     """A free-form tool: only an OpenAI-compatible upstream runs it, so it travels whole."""
-    custom = get_dict(obj, "custom", f"{param}.custom", required=True) or {}
-    name = get_str(custom, "name", f"{param}.custom.name", required=True) or ""
-    description = get_str(custom, "description", f"{param}.custom.description")
+    custom = get_dict(obj, "custom", "custom", required=True) or {}
+    name = get_str(custom, "name", "custom.name", required=True) or ""
+    description = get_str(custom, "description", "custom.description")
     return ToolSpec(name=name, description=description, native=obj)
 
 
