@@ -173,9 +173,12 @@ class ChatRequest:
 
     def has_pdf_documents(self) -> bool:
         """Whether a message holds a PDF (text documents are read as text anywhere)."""
-        return any(
-            isinstance(p, DocumentPart) and p.text is None for m in self.messages for p in m.content
-        )
+        # Asked of every request (a target's capabilities): plain loops, no generator per call.
+        for message in self.messages:
+            for part in message.content:
+                if isinstance(part, DocumentPart) and part.text is None:
+                    return True
+        return False
 
 
 @dataclass(slots=True)
@@ -218,4 +221,10 @@ CHARS_PER_TOKEN = 4
 
 def estimate_prompt_tokens(request: ChatRequest) -> int:
     """A rough prompt size (text only), for context checks and limit reservations."""
-    return sum(len(m.text()) for m in request.messages) // CHARS_PER_TOKEN
+    # The text parts' lengths, summed where they are: no message's text is joined to be measured.
+    chars = 0
+    for message in request.messages:
+        for part in message.content:
+            if isinstance(part, TextPart):
+                chars += len(part.text)
+    return chars // CHARS_PER_TOKEN

@@ -1,13 +1,20 @@
 """Small typed field readers for decoding JSON bodies; each error names the offending field.
 
 Shared by every served dialect so that a wrong type produces the same kind of message anywhere.
+
+The elements of a long list (a request's ``messages``) are read with field paths relative to
+the element (``content``, ``tool_calls[0].id``), and ``each`` makes the path whole
+(``messages[3].content``) only when an element is refused: a valid request builds no path.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from modelyard.core.errors import InvalidRequest
+
+T = TypeVar("T")
 
 _TYPE_NAMES = {
     str: "a string",
@@ -22,22 +29,50 @@ def bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", param=param, code="invalid_value")
 
 
+def each(items: list[Any], name: str, read: Callable[[Any], T]) -> list[T]:
+    """``read`` applied to each element of the list field ``name``. ``read`` names fields
+    relative to the element (``""`` for the element itself); an error is raised again with the
+    whole path, ``name[i]`` and the relative one joined, so that the path costs nothing until
+    something is wrong."""
+    out: list[T] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(read(item))
+        except InvalidRequest as exc:
+            raise nested(f"{name}[{i}]", exc) from None
+    return out
+
+
+def nested(prefix: str, exc: InvalidRequest) -> InvalidRequest:
+    """``exc``, an error of ``bad`` naming a field relative to ``prefix``, naming it whole."""
+    param = exc.param
+    if param is None or not exc.message.startswith(param):  # not a field error of ``bad``
+        return exc
+    if not param:
+        whole = prefix
+    elif param.startswith("["):
+        whole = prefix + param
+    else:
+        whole = f"{prefix}.{param}"
+    return InvalidRequest(whole + exc.message[len(param) :], param=whole, code=exc.code)
+
+
 def as_str(value: Any, param: str) -> str:
     """``value`` (not null) when it is a string, else a 400 naming ``param``."""
     if not isinstance(value, str):
-        raise bad(param, f"must be a string, got {_json_type(value)}")
+        raise _wrong_type(param, "a string", value)
     return value
 
 
 def as_bool(value: Any, param: str) -> bool:
     if not isinstance(value, bool):
-        raise bad(param, f"must be a boolean, got {_json_type(value)}")
+        raise _wrong_type(param, "a boolean", value)
     return value
 
 
 def as_int(value: Any, param: str, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise bad(param, f"must be an integer, got {_json_type(value)}")
+        raise _wrong_type(param, "an integer", value)
     _check_range(value, param, minimum, maximum)
     return value
 
@@ -46,20 +81,20 @@ def as_number(
     value: Any, param: str, minimum: float | None = None, maximum: float | None = None
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad(param, f"must be a number, got {_json_type(value)}")
+        raise _wrong_type(param, "a number", value)
     _check_range(value, param, minimum, maximum)
     return float(value)
 
 
 def as_dict(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise bad(param, f"must be an object, got {_json_type(value)}")
+        raise _wrong_type(param, "an object", value)
     return value
 
 
 def as_list(value: Any, param: str) -> list[Any]:
     if not isinstance(value, list):
-        raise bad(param, f"must be an array, got {_json_type(value)}")
+        raise _wrong_type(param, "an array", value)
     return value
 
 
@@ -69,7 +104,9 @@ def get_str(obj: dict[str, Any], key: str, param: str, *, required: bool = False
         if required:
             raise bad(param, "is required")
         return None
-    return as_str(value, param)
+    if not isinstance(value, str):
+        raise _wrong_type(param, "a string", value)
+    return value
 
 
 def get_bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
@@ -109,7 +146,9 @@ def get_dict(
         if required:
             raise bad(param, "is required")
         return None
-    return as_dict(value, param)
+    if not isinstance(value, dict):
+        raise _wrong_type(param, "an object", value)
+    return value
 
 
 def get_list(
@@ -120,11 +159,13 @@ def get_list(
         if required:
             raise bad(param, "is required")
         return None
-    return as_list(value, param)
+    if not isinstance(value, list):
+        raise _wrong_type(param, "an array", value)
+    return value
 
 
-def require_dict(value: Any, param: str) -> dict[str, Any]:
-    return as_dict(value, param)
+# The same check, under the name that reads better where a value must be an object to go on.
+require_dict = as_dict
 
 
 def _check_range(value: float, param: str, minimum: float | None, maximum: float | None) -> None:
@@ -132,6 +173,10 @@ def _check_range(value: float, param: str, minimum: float | None, maximum: float
         raise bad(param, f"must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise bad(param, f"must be at most {maximum}, got {value}")
+
+
+def _wrong_type(param: str, expected: str, value: Any) -> InvalidRequest:
+    return bad(param, f"must be {expected}, got {_json_type(value)}")
 
 
 def _json_type(value: Any) -> str:

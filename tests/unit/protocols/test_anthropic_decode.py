@@ -364,3 +364,22 @@ def test_the_beta_header_becomes_the_requests_betas():
     with pytest.raises(InvalidRequest) as info:
         read_headers(req, {"anthropic-beta": "bad name;drop"}.get)
     assert info.value.param == "anthropic-beta"
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        ([{"role": "user", "content": "x"}, []], "messages[1]: must be an object, got an array"),
+        ([{"role": "user", "content": "x"}, {"content": "y"}], "messages[1].role: is required"),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {}}]}],
+            "messages[0].content[0].cache_control.type: is required",
+        ),
+        ([{"role": "system", "content": ""}], "messages[0].content: must not be empty"),
+    ],
+)
+def test_errors_name_the_turns_field_whole(messages, message):
+    with pytest.raises(InvalidRequest) as info:
+        decode_messages({"model": "m", "max_tokens": 5, "messages": messages})
+    assert info.value.message == message
+    assert info.value.param == message.split(":")[0]

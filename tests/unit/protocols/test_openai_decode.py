@@ -129,3 +129,58 @@ def test_embeddings_inputs():
     with pytest.raises(InvalidRequest) as info:
         decode_embeddings({"model": "e", "input": "a", "encoding_format": "hex"})
     assert info.value.param == "encoding_format"
+
+
+_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        ([{"role": "user", "content": "x"}, 7], "messages[1]: must be an object, got a number"),
+        (
+            [{"role": "user", "content": "x"}, {"role": "user", "content": ["x"]}],
+            "messages[1].content[0]: must be an object, got a string",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text"}]}],
+            "messages[0].content[1].text: is required",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 3}}]}],
+            "messages[0].content[0].image_url.url: must be a string, got a number",
+        ),
+        (
+            [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}],
+            "messages[0].content[0].type: content part type 'image_url' is not supported here;"
+            " accepted: text",
+        ),
+        (
+            [{"role": "assistant", "tool_calls": [_CALL, {**_CALL, "function": {"name": 1}}]}],
+            "messages[0].tool_calls[1].function.name: must be a string, got a number",
+        ),
+        (
+            [{"role": "assistant", "tool_calls": [{"type": "custom", "id": "c", "custom": {}}]}],
+            "messages[0].tool_calls[0].custom.name: is required",
+        ),
+        (
+            [{"role": "assistant", "tool_calls": {}}],
+            "messages[0].tool_calls: must be an array, got an object",
+        ),
+        (
+            [{"role": "assistant"}],
+            "messages[0].content: an assistant message needs content or tool_calls",
+        ),
+        (
+            [{"role": "user", "content": "x", "name": False}],
+            "messages[0].name: must be a string, got a boolean",
+        ),
+    ],
+)
+def test_errors_name_the_nested_field_whole(messages, message):
+    """A message's fields are read with paths relative to it; the error names the whole path."""
+    with pytest.raises(InvalidRequest) as info:
+        decode_chat({"model": "m", "messages": messages})
+    assert info.value.message == message
+    assert info.value.param == message.split(":")[0]
+    assert info.value.code == "invalid_value"

@@ -41,7 +41,15 @@ from modelyard.core.chat import (
     ToolCall,
 )
 from modelyard.core.errors import InvalidRequest
-from modelyard.protocols.validate import bad, get_bool, get_dict, get_str, require_dict
+from modelyard.protocols.validate import (
+    bad,
+    each,
+    get_bool,
+    get_dict,
+    get_str,
+    nested,
+    require_dict,
+)
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 ERROR_PREFIX = "Error: "
@@ -53,27 +61,28 @@ _RESULT_BLOCKS = "text, image"
 _CACHE_TTLS = ("5m", "1h")
 
 
-def turn_messages(raw: Any, param: str) -> list[Message]:
-    """The core messages for one turn of ``messages``."""
-    obj = require_dict(raw, param)
-    role = get_str(obj, "role", f"{param}.role", required=True)
+def turn_messages(raw: Any) -> list[Message]:
+    """The core messages for one turn of ``messages``; an error names its field relative to the
+    turn (``content[0].text``): the caller prefixes the turn's own path (``validate.nested``)."""
+    obj = require_dict(raw, "")
+    role = get_str(obj, "role", "role", required=True)
     if role not in ("user", "assistant", "system"):
-        raise bad(f"{param}.role", f"must be 'user', 'assistant' or 'system'; got {role!r}")
+        raise bad("role", f"must be 'user', 'assistant' or 'system'; got {role!r}")
     content = obj.get("content")
     if role == "system":
-        message = system_message(content, f"{param}.content")
+        message = system_message(content, "content")
         if message is None:
-            raise bad(f"{param}.content", "must not be empty")
+            raise bad("content", "must not be empty")
         return [message]
     if isinstance(content, str):
         return [Message("user" if role == "user" else "assistant", (TextPart(content),))]
     if not isinstance(content, list):
-        raise bad(f"{param}.content", "must be a string or an array of content blocks")
+        raise bad("content", "must be a string or an array of content blocks")
     if not content:
-        raise bad(f"{param}.content", "must contain at least one content block")
+        raise bad("content", "must contain at least one content block")
     if role == "user":
-        return _user_turn(content, f"{param}.content")
-    return [_assistant_turn(content, f"{param}.content")]
+        return _user_turn(content)
+    return [_assistant_turn(content)]
 
 
 def system_message(raw: Any, param: str = "system") -> Message | None:
@@ -85,70 +94,80 @@ def system_message(raw: Any, param: str = "system") -> Message | None:
         return Message("system", (TextPart(raw),)) if raw else None
     if not isinstance(raw, list):
         raise bad(param, "must be a string or an array of text blocks")
-    parts: list[ContentPart] = []
-    for i, item in enumerate(raw):
-        block = require_dict(item, f"{param}[{i}]")
-        kind = get_str(block, "type", f"{param}[{i}].type", required=True)
-        if kind != "text":
-            raise bad(f"{param}[{i}].type", f"must be 'text'; got {kind!r}")
-        parts.append(_text(block, f"{param}[{i}]"))
+    parts: list[ContentPart] = each(raw, param, _system_block)
     return Message("system", tuple(parts)) if parts else None
 
 
-def cache_mark(block: dict[str, Any], param: str) -> CacheMark | None:
+# Blocks are read with field paths relative to themselves (``text``, ``source.type``); the
+# loop over a list of them names the block (``content[2]``) only in an error.
+
+
+def _system_block(raw: Any) -> TextPart:
+    block = require_dict(raw, "")
+    kind = get_str(block, "type", "type", required=True)
+    if kind != "text":
+        raise bad("type", f"must be 'text'; got {kind!r}")
+    return _text(block)
+
+
+def cache_mark(block: dict[str, Any]) -> CacheMark | None:
     """A block's ``cache_control`` (``{"type": "ephemeral", "ttl"?: "5m" | "1h"}``)."""
-    raw = get_dict(block, "cache_control", f"{param}.cache_control")
+    raw = get_dict(block, "cache_control", "cache_control")
     if raw is None:
         return None
-    kind = get_str(raw, "type", f"{param}.cache_control.type", required=True)
+    kind = get_str(raw, "type", "cache_control.type", required=True)
     if kind != "ephemeral":
-        raise bad(f"{param}.cache_control.type", f"must be 'ephemeral'; got {kind!r}")
-    ttl = get_str(raw, "ttl", f"{param}.cache_control.ttl")
+        raise bad("cache_control.type", f"must be 'ephemeral'; got {kind!r}")
+    ttl = get_str(raw, "ttl", "cache_control.ttl")
     if ttl is not None and ttl not in _CACHE_TTLS:
-        raise bad(f"{param}.cache_control.ttl", f"must be one of {', '.join(_CACHE_TTLS)}")
+        raise bad("cache_control.ttl", f"must be one of {', '.join(_CACHE_TTLS)}")
     return CacheMark(ttl)
 
 
-def _user_turn(blocks: list[Any], param: str) -> list[Message]:
+def _user_turn(blocks: list[Any]) -> list[Message]:
     results: list[Message] = []
     parts: list[ContentPart] = []
     for i, item in enumerate(blocks):
-        p = f"{param}[{i}]"
-        block = require_dict(item, p)
-        kind = get_str(block, "type", f"{p}.type", required=True)
-        if kind == "tool_result":
-            results.append(_tool_result(block, p))
-        elif kind == "text":
-            parts.append(_text(block, p))
-        elif kind == "image":
-            parts.append(_image(block, p))
-        elif kind == "document":
-            parts.append(_document(block, p))
-        else:
-            raise _unsupported(p, kind, _USER_BLOCKS, "user")
+        try:
+            block = require_dict(item, "")
+            kind = get_str(block, "type", "type", required=True)
+            if kind == "tool_result":
+                results.append(_tool_result(block))
+            elif kind == "text":
+                parts.append(_text(block))
+            elif kind == "image":
+                parts.append(_image(block))
+            elif kind == "document":
+                parts.append(_document(block))
+            else:
+                raise _unsupported(kind, _USER_BLOCKS, "user")
+        except InvalidRequest as exc:
+            raise nested(f"content[{i}]", exc) from None
     if parts:
         results.append(Message("user", tuple(parts)))
     return results
 
 
-def _assistant_turn(blocks: list[Any], param: str) -> Message:
+def _assistant_turn(blocks: list[Any]) -> Message:
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     thoughts: list[str] = []
     signature: str | None = None
     for i, item in enumerate(blocks):
-        p = f"{param}[{i}]"
-        block = require_dict(item, p)
-        kind = get_str(block, "type", f"{p}.type", required=True)
-        if kind == "text":
-            parts.append(_text(block, p))
-        elif kind == "tool_use":
-            calls.append(_tool_use(block, p))
-        elif kind == "thinking":
-            thoughts.append(get_str(block, "thinking", f"{p}.thinking", required=True) or "")
-            signature = get_str(block, "signature", f"{p}.signature") or signature
-        elif kind != "redacted_thinking":
-            raise _unsupported(p, kind, _ASSISTANT_BLOCKS, "assistant")
+        try:
+            block = require_dict(item, "")
+            kind = get_str(block, "type", "type", required=True)
+            if kind == "text":
+                parts.append(_text(block))
+            elif kind == "tool_use":
+                calls.append(_tool_use(block))
+            elif kind == "thinking":
+                thoughts.append(get_str(block, "thinking", "thinking", required=True) or "")
+                signature = get_str(block, "signature", "signature") or signature
+            elif kind != "redacted_thinking":
+                raise _unsupported(kind, _ASSISTANT_BLOCKS, "assistant")
+        except InvalidRequest as exc:
+            raise nested(f"content[{i}]", exc) from None
     return Message(
         "assistant",
         tuple(parts),
@@ -158,113 +177,111 @@ def _assistant_turn(blocks: list[Any], param: str) -> Message:
     )
 
 
-def _text(block: dict[str, Any], param: str) -> TextPart:
-    text = get_str(block, "text", f"{param}.text", required=True) or ""
-    return TextPart(text, cache_mark(block, param))
+def _text(block: dict[str, Any]) -> TextPart:
+    text = get_str(block, "text", "text", required=True) or ""
+    return TextPart(text, cache_mark(block))
 
 
-def _image(block: dict[str, Any], param: str) -> ImagePart:
-    source = get_dict(block, "source", f"{param}.source", required=True) or {}
-    kind = get_str(source, "type", f"{param}.source.type", required=True)
-    cache = cache_mark(block, param)
+def _image(block: dict[str, Any]) -> ImagePart:
+    source = get_dict(block, "source", "source", required=True) or {}
+    kind = get_str(source, "type", "source.type", required=True)
+    cache = cache_mark(block)
     if kind == "url":
-        url = get_str(source, "url", f"{param}.source.url", required=True) or ""
+        url = get_str(source, "url", "source.url", required=True) or ""
         return ImagePart(url, cache=cache)
     if kind != "base64":
-        raise bad(f"{param}.source.type", f"must be 'base64' or 'url'; got {kind!r}")
-    media_type = get_str(source, "media_type", f"{param}.source.media_type", required=True)
+        raise bad("source.type", f"must be 'base64' or 'url'; got {kind!r}")
+    media_type = get_str(source, "media_type", "source.media_type", required=True)
     if media_type not in IMAGE_MEDIA_TYPES:
         raise bad(
-            f"{param}.source.media_type",
+            "source.media_type",
             f"must be one of {', '.join(IMAGE_MEDIA_TYPES)}; got {media_type!r}",
         )
-    data = get_str(source, "data", f"{param}.source.data", required=True)
+    data = get_str(source, "data", "source.data", required=True)
     if not data:
-        raise bad(f"{param}.source.data", "must not be empty")
+        raise bad("source.data", "must not be empty")
     return ImagePart(f"data:{media_type};base64,{data}", cache=cache)
 
 
-def _document(block: dict[str, Any], param: str) -> DocumentPart:
+def _document(block: dict[str, Any]) -> DocumentPart:
     """A PDF (base64 or URL), plain text, text content blocks or a Files API id. The block
     travels whole too (``native``) for upstreams of this API."""
-    source = get_dict(block, "source", f"{param}.source", required=True) or {}
-    p = f"{param}.source"
-    kind = get_str(source, "type", f"{p}.type", required=True)
+    source = get_dict(block, "source", "source", required=True) or {}
+    kind = get_str(source, "type", "source.type", required=True)
     if kind not in _DOCUMENT_SOURCES:
-        raise bad(f"{p}.type", f"must be one of {', '.join(_DOCUMENT_SOURCES)}; got {kind!r}")
-    title = get_str(block, "title", f"{param}.title")
-    cache = cache_mark(block, param)
+        raise bad("source.type", f"must be one of {', '.join(_DOCUMENT_SOURCES)}; got {kind!r}")
+    title = get_str(block, "title", "title")
+    cache = cache_mark(block)
     if kind in ("base64", "text"):
         expected = "application/pdf" if kind == "base64" else "text/plain"
-        media_type = get_str(source, "media_type", f"{p}.media_type", required=True)
+        media_type = get_str(source, "media_type", "source.media_type", required=True)
         if media_type != expected:
-            raise bad(f"{p}.media_type", f"must be {expected!r} for a {kind} source")
-        data = get_str(source, "data", f"{p}.data", required=True) or ""
+            raise bad("source.media_type", f"must be {expected!r} for a {kind} source")
+        data = get_str(source, "data", "source.data", required=True) or ""
         text = data if kind == "text" else None
         pdf = data if kind == "base64" else None
         return DocumentPart(expected, pdf, None, text, title, cache, block)
     if kind == "url":
-        url = get_str(source, "url", f"{p}.url", required=True)
+        url = get_str(source, "url", "source.url", required=True)
         return DocumentPart("application/pdf", None, url, None, title, cache, block)
     if kind == "content":
-        text = _content_source_text(source, p)
+        text = _content_source_text(source)
         return DocumentPart("text/plain", None, None, text, title, cache, block)
-    get_str(source, "file_id", f"{p}.file_id", required=True)
+    get_str(source, "file_id", "source.file_id", required=True)
     return DocumentPart("application/pdf", None, None, None, title, cache, block)
 
 
-def _content_source_text(source: dict[str, Any], param: str) -> str:
+def _content_source_text(source: dict[str, Any]) -> str:
     content = source.get("content")
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise bad(f"{param}.content", "must be a string or an array of text blocks")
-    texts = []
-    for i, item in enumerate(content):
-        inner = require_dict(item, f"{param}.content[{i}]")
-        if inner.get("type") != "text":
-            raise bad(
-                f"{param}.content[{i}].type",
-                "must be 'text' (images in documents are not supported here)",
-            )
-        texts.append(_text(inner, f"{param}.content[{i}]").text)
-    return "\n\n".join(texts)
+        raise bad("source.content", "must be a string or an array of text blocks")
+    return "\n\n".join(part.text for part in each(content, "source.content", _document_text))
 
 
-def _tool_use(block: dict[str, Any], param: str) -> ToolCall:
-    call_id = get_str(block, "id", f"{param}.id", required=True) or ""
-    name = get_str(block, "name", f"{param}.name", required=True) or ""
+def _document_text(raw: Any) -> TextPart:
+    inner = require_dict(raw, "")
+    if inner.get("type") != "text":
+        raise bad("type", "must be 'text' (images in documents are not supported here)")
+    return _text(inner)
+
+
+def _tool_use(block: dict[str, Any]) -> ToolCall:
+    call_id = get_str(block, "id", "id", required=True) or ""
+    name = get_str(block, "name", "name", required=True) or ""
     value = block.get("input")
     if not isinstance(value, dict):
-        raise bad(f"{param}.input", "must be an object")
+        raise bad("input", "must be an object")
     raw = value.get(RAW_INPUT_KEY)
     if len(value) == 1 and isinstance(raw, str):
         return ToolCall(call_id, name, raw)
     return ToolCall(call_id, name, orjson.dumps(value).decode())
 
 
-def _tool_result(block: dict[str, Any], param: str) -> Message:
-    call_id = get_str(block, "tool_use_id", f"{param}.tool_use_id", required=True) or ""
+def _tool_result(block: dict[str, Any]) -> Message:
+    call_id = get_str(block, "tool_use_id", "tool_use_id", required=True) or ""
     content = block.get("content")
     parts: list[ContentPart] = []
     if isinstance(content, str):
         parts.append(TextPart(content))
     elif isinstance(content, list):
-        for i, item in enumerate(content):
-            p = f"{param}.content[{i}]"
-            inner = require_dict(item, p)
-            kind = get_str(inner, "type", f"{p}.type", required=True)
-            if kind == "text":
-                parts.append(_text(inner, p))
-            elif kind == "image":
-                parts.append(_image(inner, p))
-            else:
-                raise _unsupported(p, kind, _RESULT_BLOCKS, "tool_result")
+        parts = each(content, "content", _result_block)
     elif content is not None:
-        raise bad(f"{param}.content", "must be a string or an array of content blocks")
-    if get_bool(block, "is_error", f"{param}.is_error"):
+        raise bad("content", "must be a string or an array of content blocks")
+    if get_bool(block, "is_error", "is_error"):
         parts = _mark_error(parts)
-    return Message("tool", tuple(parts), tool_call_id=call_id, cache=cache_mark(block, param))
+    return Message("tool", tuple(parts), tool_call_id=call_id, cache=cache_mark(block))
+
+
+def _result_block(raw: Any) -> ContentPart:
+    inner = require_dict(raw, "")
+    kind = get_str(inner, "type", "type", required=True)
+    if kind == "text":
+        return _text(inner)
+    if kind == "image":
+        return _image(inner)
+    raise _unsupported(kind, _RESULT_BLOCKS, "tool_result")
 
 
 def _mark_error(parts: list[ContentPart]) -> list[ContentPart]:
@@ -275,8 +292,8 @@ def _mark_error(parts: list[ContentPart]) -> list[ContentPart]:
     return [TextPart(ERROR_PREFIX.rstrip()), *parts]
 
 
-def _unsupported(param: str, kind: str | None, accepted: str, where: str) -> InvalidRequest:
+def _unsupported(kind: str | None, accepted: str, where: str) -> InvalidRequest:
     return bad(
-        f"{param}.type",
+        "type",
         f"content block type {kind!r} is not supported in {where} content; accepted: {accepted}",
     )

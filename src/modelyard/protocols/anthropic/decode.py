@@ -32,15 +32,18 @@ from modelyard.core.chat import (
     ToolChoice,
     ToolSpec,
 )
+from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.anthropic.content import cache_mark, system_message, turn_messages
 from modelyard.protocols.validate import (
     bad,
+    each,
     get_bool,
     get_dict,
     get_int,
     get_list,
     get_number,
     get_str,
+    nested,
     require_dict,
 )
 
@@ -145,7 +148,10 @@ def _messages(body: dict[str, Any]) -> list[Message]:
     if system is not None:
         messages.append(system)
     for i, turn in enumerate(raw):
-        messages.extend(turn_messages(turn, f"messages[{i}]"))
+        try:
+            messages.extend(turn_messages(turn))
+        except InvalidRequest as exc:  # a field of the turn: named whole only now
+            raise nested(f"messages[{i}]", exc) from None
     return messages
 
 
@@ -161,32 +167,30 @@ def _stop_sequences(raw: list[Any] | None) -> tuple[str, ...]:
 def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
     if not raw:
         return ()
-    tools = []
-    for i, item in enumerate(raw):
-        p = f"tools[{i}]"
-        obj = require_dict(item, p)
-        kind = get_str(obj, "type", f"{p}.type")
-        name = get_str(obj, "name", f"{p}.name", required=True) or ""
-        if kind not in _CUSTOM_TOOL_TYPES:
-            if not kind or not kind.startswith(SERVER_TOOL_PREFIXES):
-                raise bad(
-                    f"{p}.type",
-                    f"unknown tool type {kind!r}; accepted: custom tools (no type, or "
-                    "'custom') and the server tools "
-                    + ", ".join(f"{prefix}*" for prefix in SERVER_TOOL_PREFIXES),
-                )
-            tools.append(ToolSpec(name=name, cache=cache_mark(obj, p), native=obj))
-            continue
-        tools.append(
-            ToolSpec(
-                name=name,
-                description=get_str(obj, "description", f"{p}.description"),
-                parameters=get_dict(obj, "input_schema", f"{p}.input_schema", required=True),
-                strict=get_bool(obj, "strict", f"{p}.strict"),
-                cache=cache_mark(obj, p),
+    return tuple(each(raw, "tools", _tool))
+
+
+def _tool(raw: Any) -> ToolSpec:
+    """One of ``tools``; an error names the field relative to the tool (``each``)."""
+    obj = require_dict(raw, "")
+    kind = get_str(obj, "type", "type")
+    name = get_str(obj, "name", "name", required=True) or ""
+    if kind not in _CUSTOM_TOOL_TYPES:
+        if not kind or not kind.startswith(SERVER_TOOL_PREFIXES):
+            raise bad(
+                "type",
+                f"unknown tool type {kind!r}; accepted: custom tools (no type, or "
+                "'custom') and the server tools "
+                + ", ".join(f"{prefix}*" for prefix in SERVER_TOOL_PREFIXES),
             )
-        )
-    return tuple(tools)
+        return ToolSpec(name=name, cache=cache_mark(obj), native=obj)
+    return ToolSpec(
+        name=name,
+        description=get_str(obj, "description", "description"),
+        parameters=get_dict(obj, "input_schema", "input_schema", required=True),
+        strict=get_bool(obj, "strict", "strict"),
+        cache=cache_mark(obj),
+    )
 
 
 def _tool_choice(raw: dict[str, Any] | None) -> tuple[ToolChoice | None, bool | None]:

@@ -27,6 +27,7 @@ from modelyard.protocols.validate import (
     as_number,
     as_str,
     bad,
+    each,
     get_bool,
     get_dict,
     get_int,
@@ -76,14 +77,14 @@ def decode_chat(body: Any) -> ChatRequest:
     messages_raw = get_list(body, "messages", "messages", required=True) or []
     if not messages_raw:
         raise bad("messages", "must contain at least one message")
-    options = read.pop("stream_options", None) or {}
-    include_usage = get_bool(options, "include_usage", "stream_options.include_usage")
+    options = read.pop("stream_options", None)
+    include_usage = options and get_bool(options, "include_usage", "stream_options.include_usage")
     newer = read.pop("max_completion_tokens", None)
     if newer is not None:
         read["max_tokens"] = newer
     return ChatRequest(
         model=get_str(body, "model", "model", required=True) or "",
-        messages=[_message(m, f"messages[{i}]") for i, m in enumerate(messages_raw)],
+        messages=each(messages_raw, "messages", _message),
         stream=read.pop("stream", False),
         include_usage=bool(include_usage),
         extra=extra,
@@ -92,80 +93,89 @@ def decode_chat(body: Any) -> ChatRequest:
     )
 
 
-def _message(raw: Any, param: str) -> Message:
-    obj = require_dict(raw, param)
-    role = get_str(obj, "role", f"{param}.role", required=True)
+# A message, its parts and its tool calls are read with field paths relative to themselves:
+# ``each`` names the element (``messages[0].content[1].text``) only in an error.
+
+
+def _message(raw: Any) -> Message:
+    obj = require_dict(raw, "")
+    role = get_str(obj, "role", "role", required=True)
     if role not in _ROLES:
-        raise bad(f"{param}.role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
-    tool_calls = _tool_calls(get_list(obj, "tool_calls", f"{param}.tool_calls"), param)
-    content = _content(obj.get("content"), f"{param}.content", role)
-    empty = not content and not tool_calls and not obj.get("refusal")
-    if role == "assistant" and empty and obj.get("content") is None:
-        raise bad(f"{param}.content", "an assistant message needs content or tool_calls")
-    tool_call_id = get_str(obj, "tool_call_id", f"{param}.tool_call_id", required=role == "tool")
+        raise bad("role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
+    tool_calls = _tool_calls(obj.get("tool_calls"))
+    content = _content(obj.get("content"), role)
+    if (
+        role == "assistant"
+        and not content
+        and not tool_calls
+        and not obj.get("refusal")
+        and obj.get("content") is None
+    ):
+        raise bad("content", "an assistant message needs content or tool_calls")
+    tool_call_id = get_str(obj, "tool_call_id", "tool_call_id", required=role == "tool")
     return Message(
         role=role,  # type: ignore[arg-type]  # checked against _ROLES above
         content=content,
-        name=get_str(obj, "name", f"{param}.name"),
+        name=get_str(obj, "name", "name"),
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
-        reasoning=get_str(obj, "reasoning_content", f"{param}.reasoning_content"),
+        reasoning=get_str(obj, "reasoning_content", "reasoning_content"),
     )
 
 
-def _content(raw: Any, param: str, role: str) -> tuple[ContentPart, ...]:
-    if raw is None:
-        if role in ("assistant",):
-            return ()
-        raise bad(param, "is required")
+def _content(raw: Any, role: str) -> tuple[ContentPart, ...]:
     if isinstance(raw, str):
         return (TextPart(raw),)
+    if raw is None:
+        if role == "assistant":
+            return ()
+        raise bad("content", "is required")
     if not isinstance(raw, list):
-        raise bad(param, "must be a string or an array of content parts")
-    parts: list[ContentPart] = []
-    for i, item in enumerate(raw):
-        parts.append(_part(item, f"{param}[{i}]", role))
-    return tuple(parts)
+        raise bad("content", "must be a string or an array of content parts")
+    return tuple(each(raw, "content", _user_part if role == "user" else _text_part))
 
 
-def _part(raw: Any, param: str, role: str) -> ContentPart:
-    obj = require_dict(raw, param)
-    kind = get_str(obj, "type", f"{param}.type", required=True)
+def _user_part(raw: Any) -> ContentPart:
+    return _part(raw, images=True)
+
+
+def _text_part(raw: Any) -> ContentPart:
+    return _part(raw, images=False)
+
+
+def _part(raw: Any, *, images: bool) -> ContentPart:
+    obj = require_dict(raw, "")
+    kind = get_str(obj, "type", "type", required=True)
     if kind == "text":
-        return TextPart(get_str(obj, "text", f"{param}.text", required=True) or "")
-    if kind == "image_url" and role == "user":
-        image = get_dict(obj, "image_url", f"{param}.image_url", required=True) or {}
-        url = get_str(image, "url", f"{param}.image_url.url", required=True) or ""
-        return ImagePart(url=url, detail=get_str(image, "detail", f"{param}.image_url.detail"))
-    accepted = "text, image_url" if role == "user" else "text"
-    raise bad(
-        f"{param}.type", f"content part type {kind!r} is not supported here; accepted: {accepted}"
-    )
+        return TextPart(get_str(obj, "text", "text", required=True) or "")
+    if kind == "image_url" and images:
+        image = get_dict(obj, "image_url", "image_url", required=True) or {}
+        url = get_str(image, "url", "image_url.url", required=True) or ""
+        return ImagePart(url=url, detail=get_str(image, "detail", "image_url.detail"))
+    accepted = "text, image_url" if images else "text"
+    raise bad("type", f"content part type {kind!r} is not supported here; accepted: {accepted}")
 
 
-def _tool_calls(raw: list[Any] | None, param: str) -> tuple[ToolCall, ...]:
-    if not raw:
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    if raw is None:
         return ()
-    calls = []
-    for i, item in enumerate(raw):
-        p = f"{param}.tool_calls[{i}]"
-        obj = require_dict(item, p)
-        if obj.get("type") == "custom":
-            custom = get_dict(obj, "custom", f"{p}.custom", required=True) or {}
-            call_id = get_str(obj, "id", f"{p}.id", required=True) or ""
-            name = get_str(custom, "name", f"{p}.custom.name", required=True) or ""
-            text = get_str(custom, "input", f"{p}.custom.input") or ""
-            calls.append(ToolCall(call_id, name, text, custom=True))
-            continue
-        fn = get_dict(obj, "function", f"{p}.function", required=True) or {}
-        calls.append(
-            ToolCall(
-                id=get_str(obj, "id", f"{p}.id", required=True) or "",
-                name=get_str(fn, "name", f"{p}.function.name", required=True) or "",
-                arguments=get_str(fn, "arguments", f"{p}.function.arguments") or "",
-            )
-        )
-    return tuple(calls)
+    return tuple(each(as_list(raw, "tool_calls"), "tool_calls", _tool_call))
+
+
+def _tool_call(raw: Any) -> ToolCall:
+    obj = require_dict(raw, "")
+    if obj.get("type") == "custom":
+        custom = get_dict(obj, "custom", "custom", required=True) or {}
+        call_id = get_str(obj, "id", "id", required=True) or ""
+        name = get_str(custom, "name", "custom.name", required=True) or ""
+        text = get_str(custom, "input", "custom.input") or ""
+        return ToolCall(call_id, name, text, custom=True)
+    fn = get_dict(obj, "function", "function", required=True) or {}
+    return ToolCall(
+        id=get_str(obj, "id", "id", required=True) or "",
+        name=get_str(fn, "name", "function.name", required=True) or "",
+        arguments=get_str(fn, "arguments", "function.arguments") or "",
+    )
 
 
 def _stop(raw: Any) -> tuple[str, ...]:
@@ -183,32 +193,31 @@ def _stop(raw: Any) -> tuple[str, ...]:
 def _tools(raw: list[Any] | None) -> tuple[ToolSpec, ...]:
     if not raw:
         return ()
-    tools = []
-    for i, item in enumerate(raw):
-        obj = require_dict(item, f"tools[{i}]")
-        kind = get_str(obj, "type", f"tools[{i}].type", required=True)
-        if kind == "custom":
-            tools.append(_custom_tool(obj, f"tools[{i}]"))
-            continue
-        if kind != "function":
-            raise bad(f"tools[{i}].type", f"must be 'function' or 'custom', got {kind!r}")
-        fn = get_dict(obj, "function", f"tools[{i}].function", required=True) or {}
-        tools.append(
-            ToolSpec(
-                name=get_str(fn, "name", f"tools[{i}].function.name", required=True) or "",
-                description=get_str(fn, "description", f"tools[{i}].function.description"),
-                parameters=get_dict(fn, "parameters", f"tools[{i}].function.parameters"),
-                strict=get_bool(fn, "strict", f"tools[{i}].function.strict"),
-            )
-        )
-    return tuple(tools)
+    return tuple(each(raw, "tools", _tool))
 
 
-def _custom_tool(obj: dict[str, Any], param: str) -> ToolSpec:
+def _tool(raw: Any) -> ToolSpec:
+    """One of ``tools``; an error names the field relative to the tool (``each``)."""
+    obj = require_dict(raw, "")
+    kind = get_str(obj, "type", "type", required=True)
+    if kind == "custom":
+        return _custom_tool(obj)
+    if kind != "function":
+        raise bad("type", f"must be 'function' or 'custom', got {kind!r}")
+    fn = get_dict(obj, "function", "function", required=True) or {}
+    return ToolSpec(
+        name=get_str(fn, "name", "function.name", required=True) or "",
+        description=get_str(fn, "description", "function.description"),
+        parameters=get_dict(fn, "parameters", "function.parameters"),
+        strict=get_bool(fn, "strict", "function.strict"),
+    )
+
+
+def _custom_tool(obj: dict[str, Any]) -> ToolSpec:
     """A free-form tool: only an OpenAI-compatible upstream runs it, so it travels whole."""
-    custom = get_dict(obj, "custom", f"{param}.custom", required=True) or {}
-    name = get_str(custom, "name", f"{param}.custom.name", required=True) or ""
-    description = get_str(custom, "description", f"{param}.custom.description")
+    custom = get_dict(obj, "custom", "custom", required=True) or {}
+    name = get_str(custom, "name", "custom.name", required=True) or ""
+    description = get_str(custom, "description", "custom.description")
     return ToolSpec(name=name, description=description, native=obj)
 
 
