@@ -47,7 +47,6 @@ from modelyard.protocols.validate import (
     get_bool,
     get_dict,
     get_str,
-    nested,
     require_dict,
 )
 
@@ -125,27 +124,26 @@ def cache_mark(block: dict[str, Any]) -> CacheMark | None:
 
 
 def _user_turn(blocks: list[Any]) -> list[Message]:
-    results: list[Message] = []
-    parts: list[ContentPart] = []
-    for i, item in enumerate(blocks):
-        try:
-            block = require_dict(item, "")
-            kind = get_str(block, "type", "type", required=True)
-            if kind == "tool_result":
-                results.append(_tool_result(block))
-            elif kind == "text":
-                parts.append(_text(block))
-            elif kind == "image":
-                parts.append(_image(block))
-            elif kind == "document":
-                parts.append(_document(block))
-            else:
-                raise _unsupported(kind, _USER_BLOCKS, "user")
-        except InvalidRequest as exc:
-            raise nested(f"content[{i}]", exc) from None
+    read = each(blocks, "content", _user_block)
+    results = [item for item in read if isinstance(item, Message)]
+    parts = tuple(item for item in read if not isinstance(item, Message))
     if parts:
-        results.append(Message("user", tuple(parts)))
+        results.append(Message("user", parts))
     return results
+
+
+def _user_block(item: Any) -> Message | ContentPart:
+    """A user turn's block: a tool result (a ``tool`` message) or a part of the user's own."""
+    block, kind = _typed(item)
+    if kind == "tool_result":
+        return _tool_result(block)
+    if kind == "text":
+        return _text(block)
+    if kind == "image":
+        return _image(block)
+    if kind == "document":
+        return _document(block)
+    raise _unsupported(kind, _USER_BLOCKS, "user")
 
 
 def _assistant_turn(blocks: list[Any]) -> Message:
@@ -153,21 +151,14 @@ def _assistant_turn(blocks: list[Any]) -> Message:
     calls: list[ToolCall] = []
     thoughts: list[str] = []
     signature: str | None = None
-    for i, item in enumerate(blocks):
-        try:
-            block = require_dict(item, "")
-            kind = get_str(block, "type", "type", required=True)
-            if kind == "text":
-                parts.append(_text(block))
-            elif kind == "tool_use":
-                calls.append(_tool_use(block))
-            elif kind == "thinking":
-                thoughts.append(get_str(block, "thinking", "thinking", required=True) or "")
-                signature = get_str(block, "signature", "signature") or signature
-            elif kind != "redacted_thinking":
-                raise _unsupported(kind, _ASSISTANT_BLOCKS, "assistant")
-        except InvalidRequest as exc:
-            raise nested(f"content[{i}]", exc) from None
+    for item in each(blocks, "content", _assistant_block):
+        if isinstance(item, ToolCall):
+            calls.append(item)
+        elif isinstance(item, tuple):
+            thoughts.append(item[0])
+            signature = item[1] or signature
+        elif item is not None:
+            parts.append(item)
     return Message(
         "assistant",
         tuple(parts),
@@ -175,6 +166,28 @@ def _assistant_turn(blocks: list[Any]) -> Message:
         reasoning="".join(thoughts) if thoughts else None,
         reasoning_signature=signature,
     )
+
+
+def _assistant_block(item: Any) -> TextPart | ToolCall | tuple[str, str | None] | None:
+    """An assistant turn's block: text, a tool call, a thought with its signature, or nothing
+    (``redacted_thinking``, dropped: see the module's docstring)."""
+    block, kind = _typed(item)
+    if kind == "text":
+        return _text(block)
+    if kind == "tool_use":
+        return _tool_use(block)
+    if kind == "thinking":
+        thought = get_str(block, "thinking", "thinking", required=True) or ""
+        return thought, get_str(block, "signature", "signature")
+    if kind != "redacted_thinking":
+        raise _unsupported(kind, _ASSISTANT_BLOCKS, "assistant")
+    return None
+
+
+def _typed(item: Any) -> tuple[dict[str, Any], str]:
+    """A block and its ``type``, with paths relative to the block."""
+    block = require_dict(item, "")
+    return block, get_str(block, "type", "type", required=True) or ""
 
 
 def _text(block: dict[str, Any]) -> TextPart:
