@@ -86,7 +86,9 @@ class JSONBody(Response):
     a tenth of the work metering adds to a request, whose limits send 7 headers. Here: the
     names must already be lowercase, as ASGI wants and as every name this server sends is,
     and must not be content-length or content-type; values are encoded as Starlette encodes
-    them (latin-1, the same bytes as the default codec's fast path for ASCII).
+    them (latin-1, the same bytes as the default codec's fast path for ASCII). Headers given
+    as byte pairs (``RawHeaders``: the answers' own, made so once per target or request) are
+    taken as they are.
     """
 
     media_type = "application/json"
@@ -97,7 +99,7 @@ class JSONBody(Response):
         self.body = body
         raw = own_headers(headers)
         if not (status < 200 or status in (204, 304)):
-            raw.append((b"content-length", str(len(body)).encode()))
+            raw.append((b"content-length", b"%d" % len(body)))
         raw.append((b"content-type", b"application/json"))
         self.raw_headers = raw
 
