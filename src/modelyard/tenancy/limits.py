@@ -239,23 +239,22 @@ def _pairs_of(
     """``_headers_of`` as byte pairs, the response's form: names and values are ASCII (the
     names are ours, the values numbers), so no value goes through a text encoding."""
     out: list[RawHeader] = []
-    # Every successful response carries these. The reset is the ms until the bucket is full
-    # again, rounded up (a full bucket's, 0 or less, formats as "0s").
     if requests_limit:
-        wait = (requests_limit * UNIT - requests_level + requests_limit - 1) // requests_limit
-        _add_bucket(out, _RAW_REQUESTS, requests_limit, requests_left, wait)
+        out += _bucket_pairs(_RAW_REQUESTS, requests_left, requests_limit, requests_level)
     if tokens_limit:
-        wait = (tokens_limit * UNIT - tokens_level + tokens_limit - 1) // tokens_limit
-        _add_bucket(out, _RAW_TOKENS, tokens_limit, tokens_left, wait)
+        out += _bucket_pairs(_RAW_TOKENS, tokens_left, tokens_limit, tokens_level)
     return out
 
 
-def _add_bucket(
-    out: list[RawHeader], names: tuple[bytes, bytes, bytes], limit: int, left: int, wait: int
-) -> None:
-    """A bucket's limit, remaining and reset headers, in that order."""
+def _bucket_pairs(
+    names: tuple[bytes, bytes, bytes], left: int, limit: int, level: int
+) -> tuple[RawHeader, RawHeader, RawHeader]:
+    """A bucket's limit, remaining and reset headers, in that order. Every successful
+    response carries these. The reset is the ms until the bucket is full again, rounded up
+    (a full bucket's, 0 or less, formats as "0s")."""
+    wait = (limit * UNIT - level + limit - 1) // limit
     reset = b"%dms" % wait if 0 < wait < 1000 else format_duration(wait).encode()
-    out += ((names[0], b"%d" % limit), (names[1], b"%d" % left), (names[2], reset))
+    return (names[0], b"%d" % limit), (names[1], b"%d" % left), (names[2], reset)
 
 
 def _tightest(
