@@ -119,8 +119,8 @@ class _Ids:
     """``served_headers`` needs only the dialect's id headers."""
 
     @staticmethod
-    def id_headers(rid: str) -> dict[str, str]:
-        return {"x-request-id": rid, "request-id": rid}
+    def raw_ids(rid: bytes) -> list[tuple[bytes, bytes]]:
+        return [(b"x-request-id", rid), (b"request-id", rid)]
 
 
 _IDS: Any = _Ids()

@@ -33,15 +33,19 @@ from modelyard.server.chat_route import (
     error_response,
     state_of,
 )
-from modelyard.server.http import exchange_of, json_response, read_json
+from modelyard.server.http import RawHeaders, exchange_of, json_response, read_json
 from modelyard.services.counting import count_input_tokens
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_HEADER = "x-modelyard-token-count"
 
 
+def _raw_ids(rid: bytes) -> RawHeaders:
+    return [(b"x-request-id", rid), (b"request-id", rid)]
+
+
 def _ids(rid: str) -> dict[str, str]:
-    return {"x-request-id": rid, "request-id": rid}
+    return DIALECT.id_headers(rid)
 
 
 def _result(result: ChatResult, model: str) -> bytes:
@@ -59,7 +63,7 @@ DIALECT = Dialect(
     stream_writer=_writer,
     error_body=errors.error_body,
     error_frame=errors.stream_error_frame,
-    id_headers=_ids,
+    raw_ids=_raw_ids,
     read_headers=read_headers,
     divert=connector,  # the MCP connector: the gateway runs the tools (server/anthropic_mcp.py)
 )

@@ -8,8 +8,9 @@ The request id, the in-flight bound and the access log are the middleware's (``F
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +22,16 @@ from modelyard.core.chat import ChatRequest, ChatResult
 from modelyard.core.errors import InternalError, ModelyardError
 from modelyard.core.events import StreamEvent
 from modelyard.protocols.headers import error_headers
-from modelyard.server.http import EventStream, exchange_of, joined, json_response, read_json
+from modelyard.server.http import (
+    EventStream,
+    RawHeaders,
+    exchange_of,
+    header_value,
+    joined,
+    json_response,
+    own_headers,
+    read_json,
+)
 from modelyard.server.middleware import Exchange
 from modelyard.services.chat import Served
 from modelyard.services.metering import Ticket
@@ -31,12 +41,19 @@ from modelyard.tenancy.keys import Principal, UnknownKey, bearer_token
 
 log = logging.getLogger("modelyard.server")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_RAW_SSE = tuple((name.encode(), value.encode()) for name, value in SSE_HEADERS.items())
+_RAW_ROUTE = b"x-modelyard-route"
 
 
 class StreamWriter(Protocol):
     def start(self) -> bytes: ...
     def encode(self, event: StreamEvent) -> bytes | None: ...
     def close(self) -> bytes: ...
+
+
+def request_id_only(rid: bytes) -> RawHeaders:
+    """The usual request id header, ``x-request-id``, as a byte pair (in a new list)."""
+    return [(b"x-request-id", rid)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +66,6 @@ class Dialect:
     stream_writer: Callable[[ChatRequest], StreamWriter]
     error_body: Callable[[ModelyardError, str], bytes]  # (error, request id)
     error_frame: Callable[[ModelyardError, str], bytes]
-    id_headers: Callable[[str], Mapping[str, str]]
     # Where the client's key is, when not in ``Authorization``/``x-api-key`` (Gemini's
     # ``x-goog-api-key`` or ``key=``); None: those two headers.
     credentials: Callable[[Request], str | None] | None = None
@@ -58,6 +74,13 @@ class Dialect:
     # A request this dialect serves another way (the Messages API's MCP connector): its
     # answer, or None for the usual path. Called with the decoded JSON body.
     divert: Callable[[Request, Principal, Any], Awaitable[Response | None]] | None = None
+    # The request id's headers, given the id encoded (ours: ASCII), as byte pairs in a new
+    # list; ``x-request-id`` alone unless the dialect's clients read another name too.
+    raw_ids: Callable[[bytes], RawHeaders] = request_id_only
+
+    def id_headers(self, rid: str) -> dict[str, str]:
+        """``raw_ids`` by name, for the answers whose headers are put together as a dict."""
+        return {name.decode(): value.decode() for name, value in self.raw_ids(rid.encode())}
 
 
 def state_of(request: Request) -> Root:
@@ -81,24 +104,46 @@ async def authenticate(state: Root, request: Request, presented: str | None = No
 
 
 def error_response(dialect: Dialect, err: ModelyardError, rid: str) -> Response:
-    headers = {**dialect.id_headers(rid), **error_headers(err)}
+    headers = dialect.raw_ids(rid.encode())
+    headers += own_headers(error_headers(err))
     return json_response(dialect.error_body(err, rid), err.status, headers)
+
+
+def served_raw(
+    dialect: Dialect, served: Served, rid: str, ticket: Ticket | None = None
+) -> RawHeaders:
+    """The headers of an answer, as byte pairs (a new list): the request id's, the ticket's
+    (limits, cost, guardrails), then who served it. Only the ticket's and the route's are
+    made per request; the target's are encoded once per target (``_target_headers``)."""
+    headers = dialect.raw_ids(rid.encode())
+    if ticket is not None:
+        headers += ticket.raw_headers()
+    headers += _target_headers(served.deployment, served.provider, served.model, served.attempts)
+    if served.route is not None:
+        headers.append((_RAW_ROUTE, header_value(served.route)))
+    return headers
 
 
 def served_headers(
     dialect: Dialect, served: Served, rid: str, ticket: Ticket | None = None
 ) -> dict[str, str]:
-    headers = {
-        **dialect.id_headers(rid),
-        **(ticket.headers() if ticket else {}),
-        "x-modelyard-deployment": served.deployment,
-        "x-modelyard-provider": served.provider,
-        "x-modelyard-model": served.model,
-        "x-modelyard-attempts": str(served.attempts),
-    }
-    if served.route is not None:
-        headers["x-modelyard-route"] = served.route
-    return headers
+    """``served_raw`` by name, for the answers whose headers are put together as a dict."""
+    pairs = served_raw(dialect, served, rid, ticket)
+    return {name.decode(): value.decode("latin-1") for name, value in pairs}
+
+
+@functools.lru_cache(maxsize=1024)
+def _target_headers(
+    deployment: str, provider: str, model: str, attempts: int
+) -> tuple[tuple[bytes, bytes], ...]:
+    """Who served an answer, encoded once for each target and count of attempts (a few per
+    target): the names come from the config, so the values may need latin-1."""
+    return (
+        (b"x-modelyard-deployment", header_value(deployment)),
+        (b"x-modelyard-provider", header_value(provider)),
+        (b"x-modelyard-model", header_value(model)),
+        (b"x-modelyard-attempts", b"%d" % attempts),
+    )
 
 
 async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
@@ -123,16 +168,14 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
             streaming = await current.pipeline.stream(caller, chat_request)
             exchange.served = streaming.served
             exchange.route = streaming.served.route
-            headers = {**served_headers(dialect, streaming.served, rid, streaming.ticket)}
+            headers = served_raw(dialect, streaming.served, rid, streaming.ticket)
             frames = _frames(dialect, chat_request, streaming, rid)
             return SSEResponse(frames, streaming, exchange, headers)
         answer = await current.pipeline.complete(caller, chat_request)
         exchange.served = answer.served
         exchange.route = answer.served.route
         payload = dialect.encode_result(answer.result, chat_request.model)
-        return json_response(
-            payload, headers=served_headers(dialect, answer.served, rid, answer.ticket)
-        )
+        return json_response(payload, 200, served_raw(dialect, answer.served, rid, answer.ticket))
     except ModelyardError as err:
         return error_response(dialect, err, rid)
 
@@ -146,9 +189,11 @@ class SSEResponse(EventStream):
         body: AsyncIterator[bytes],
         streaming: Streaming,
         exchange: Exchange,
-        headers: dict[str, str],
+        headers: RawHeaders,
     ) -> None:
-        super().__init__(body, {**headers, **SSE_HEADERS})
+        """``headers``: taken over (the SSE headers are appended to them)."""
+        headers += _RAW_SSE
+        super().__init__(body, headers)
         self._streaming = streaming
         self._exchange = exchange
 

@@ -40,7 +40,7 @@ from modelyard.server.chat_route import (
     authenticate,
     chat_endpoint,
     error_response,
-    served_headers,
+    served_raw,
     state_of,
 )
 from modelyard.server.http import exchange_of, json_response, read_json
@@ -71,7 +71,6 @@ DIALECT = Dialect(
     stream_writer=lambda _request: StreamEncoder("", "", sse=True),
     error_body=errors.error_body,
     error_frame=errors.error_body,
-    id_headers=_ids,
     credentials=gemini_key,
 )
 
@@ -145,7 +144,7 @@ async def _embed(request: Request, model: str, *, batch: bool) -> Response:
         answer = await current.pipeline.embed(caller, emb_request)
         vectors = answer.result.vectors
         payload = encode.embeddings_json(vectors) if batch else encode.embedding_json(vectors[0])
-        headers = served_headers(DIALECT, answer.served, exchange.rid, answer.ticket)
+        headers = served_raw(DIALECT, answer.served, exchange.rid, answer.ticket)
         return json_response(payload, headers=headers)
     except ModelyardError as err:
         return error_response(DIALECT, err, exchange.rid)

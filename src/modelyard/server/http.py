@@ -70,6 +70,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 _EVENT_STREAM = b"text/event-stream; charset=utf-8"
+# Response headers as the ASGI server takes them: (lowercase name, value) byte pairs.
+RawHeaders = list[tuple[bytes, bytes]]
+# What the responses below take: our headers by name, or already as byte pairs (a list then
+# taken over: the response appends its own to it).
+OwnHeaders = Mapping[str, str] | RawHeaders | None
 
 
 class JSONBody(Response):
@@ -81,33 +86,38 @@ class JSONBody(Response):
     a tenth of the work metering adds to a request, whose limits send 7 headers. Here: the
     names must already be lowercase, as ASGI wants and as every name this server sends is,
     and must not be content-length or content-type; values are encoded as Starlette encodes
-    them (latin-1, the same bytes as the default codec's fast path for ASCII).
+    them (latin-1, the same bytes as the default codec's fast path for ASCII). Headers given
+    as byte pairs (``RawHeaders``: the answers' own, made so once per target or request) are
+    taken as they are.
     """
 
     media_type = "application/json"
 
-    def __init__(
-        self, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, body: bytes, status: int = 200, headers: OwnHeaders = None) -> None:
         self.status_code = status
         self.background = None
         self.body = body
         raw = own_headers(headers)
         if not (status < 200 or status in (204, 304)):
-            raw.append((b"content-length", str(len(body)).encode()))
+            raw.append((b"content-length", b"%d" % len(body)))
         raw.append((b"content-type", b"application/json"))
         self.raw_headers = raw
 
 
-def own_headers(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+def own_headers(headers: OwnHeaders) -> RawHeaders:
     """Our headers as ASGI wants them, the short way (see ``JSONBody``): lowercase names,
-    never content-length or content-type."""
+    never content-length or content-type. Byte pairs are taken as they are (the list itself)."""
     if not headers:
         return []
-    return [
-        (name.encode(), value.encode() if value.isascii() else value.encode("latin-1"))
-        for name, value in headers.items()
-    ]
+    if isinstance(headers, list):
+        return headers
+    return [(name.encode(), header_value(value)) for name, value in headers.items()]
+
+
+def header_value(value: str) -> bytes:
+    """A header value as Starlette encodes it: latin-1 (for ASCII, the same bytes as the
+    default codec's fast path)."""
+    return value.encode() if value.isascii() else value.encode("latin-1")
 
 
 class EventStream(Response):
@@ -123,11 +133,13 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(self, frames: AsyncIterator[bytes], headers: OwnHeaders) -> None:
         self.status_code = 200
         self.background = None
         self.frames = frames
-        self.raw_headers = [*own_headers(headers), (b"content-type", _EVENT_STREAM)]
+        raw = own_headers(headers)
+        raw.append((b"content-type", _EVENT_STREAM))
+        self.raw_headers = raw
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -177,7 +189,5 @@ def joined(encode: Callable[[StreamEvent], bytes | None], batch: Iterable[Stream
     return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
-def json_response(
-    body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
+def json_response(body: bytes, status: int = 200, headers: OwnHeaders = None) -> Response:
     return JSONBody(body, status, headers)

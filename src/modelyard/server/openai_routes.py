@@ -22,7 +22,7 @@ from modelyard.server.chat_route import (
     authenticate,
     chat_endpoint,
     error_response,
-    served_headers,
+    served_raw,
     state_of,
 )
 from modelyard.server.gemini_routes import wants_gemini
@@ -52,7 +52,6 @@ DIALECT = Dialect(
     stream_writer=_writer,
     error_body=lambda err, _rid: errors.error_body(err),
     error_frame=lambda err, _rid: errors.stream_error_frame(err),
-    id_headers=_ids,
 )
 
 
@@ -73,7 +72,6 @@ COMPLETIONS = Dialect(
     stream_writer=_completion_writer,
     error_body=DIALECT.error_body,
     error_frame=DIALECT.error_frame,
-    id_headers=_ids,
 )
 
 
@@ -91,7 +89,7 @@ async def embeddings(request: Request) -> Response:
         answer = await current.pipeline.embed(caller, emb_request)
         as_b64 = isinstance(body, dict) and body.get("encoding_format") == "base64"
         payload = encode.embeddings_json(answer.result, emb_request.model, as_b64)
-        headers = served_headers(DIALECT, answer.served, rid, answer.ticket)
+        headers = served_raw(DIALECT, answer.served, rid, answer.ticket)
         return json_response(payload, headers=headers)
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)

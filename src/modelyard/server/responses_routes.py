@@ -37,10 +37,10 @@ from modelyard.server.chat_route import (
     SSEResponse,
     authenticate,
     error_response,
-    served_headers,
+    served_raw,
     state_of,
 )
-from modelyard.server.http import exchange_of, joined, json_response, read_json
+from modelyard.server.http import exchange_of, joined, json_response, own_headers, read_json
 from modelyard.server.openai_routes import DIALECT
 from modelyard.server.responses_mcp import McpRun, mcp_background, mcp_json, mcp_stream
 from modelyard.services.background import Work
@@ -90,7 +90,8 @@ async def create_response(request: Request) -> Response:
             return await _with_mcp_tools(McpRun(current, caller, req, env), saver, extra)
         if req.chat.stream:
             streaming = await current.pipeline.stream(caller, req.chat)
-            headers = {**served_headers(DIALECT, streaming.served, rid, streaming.ticket), **extra}
+            headers = served_raw(DIALECT, streaming.served, rid, streaming.ticket)
+            headers += own_headers(extra)
             events = _events(ResponseStream(env), saver, streaming, rid)
             return SSEResponse(events, streaming, exchange, headers)
         try:
@@ -103,7 +104,8 @@ async def create_response(request: Request) -> Response:
             return json_response(dump(body), headers={**DIALECT.id_headers(rid), **extra})
         body, output = result_json(env, answer.result)
         await saver.save(body, output)
-        headers = {**served_headers(DIALECT, answer.served, rid, answer.ticket), **extra}
+        headers = served_raw(DIALECT, answer.served, rid, answer.ticket)
+        headers += own_headers(extra)
         return json_response(dump(body), headers=headers)
     except ModelyardError as err:
         return error_response(DIALECT, err, rid)

@@ -26,11 +26,13 @@ from modelyard.services.gateway import Gateway
 from modelyard.store.journal import Journal, Segment
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import Limiter, MemoryLimiter, Reservation, periods
+from modelyard.tenancy.limits import Limiter, MemoryLimiter, RawHeader, Reservation, periods
 
 # Output tokens assumed for a request that sets no max_tokens, when reserving.
 DEFAULT_OUTPUT_ESTIMATE = 512
 COST_HEADER = "x-modelyard-cost-micros"
+_RAW_COST = COST_HEADER.encode()
+_RAW_GUARDRAILS = b"x-modelyard-guardrails"
 
 
 @dataclass(slots=True)
@@ -74,11 +76,16 @@ class Ticket:
     def headers(self) -> dict[str, str]:
         """``x-ratelimit-*`` when limits apply; the cost once known (whole answers only); the
         guardrails' verdicts when asked for."""
-        out = self.reservation.headers() if self.reservation else {}
+        return {name.decode(): value.decode("latin-1") for name, value in self.raw_headers()}
+
+    def raw_headers(self) -> list[RawHeader]:
+        """``headers`` as the response sends them (byte pairs; a new list, the caller's)."""
+        out = self.reservation.raw_headers() if self.reservation else []
         if self.cost_micros is not None:
-            out[COST_HEADER] = str(self.cost_micros)
+            out.append((_RAW_COST, b"%d" % self.cost_micros))
         if self.show_guardrails:
-            out["x-modelyard-guardrails"] = self.guardrails or "none"
+            # Verdicts may name guards from the config: latin-1, as any header value.
+            out.append((_RAW_GUARDRAILS, (self.guardrails or "none").encode("latin-1")))
         return out
 
 

@@ -87,6 +87,11 @@ LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-tokens",
 )
+# The same names as the response sends them (ASGI's byte pairs).
+_RAW_REQUESTS = (LIMIT_REQUESTS.encode(), REMAINING_REQUESTS.encode(), RESET_REQUESTS.encode())
+_RAW_TOKENS = (LIMIT_TOKENS.encode(), REMAINING_TOKENS.encode(), RESET_TOKENS.encode())
+# A response header as the ASGI server takes it: (lowercase name, value).
+RawHeader = tuple[bytes, bytes]
 
 
 # The tightest request and token buckets: (remaining, limit, level in units) of each, a limit
@@ -114,6 +119,11 @@ class Reservation:
 
     def headers(self) -> dict[str, str]:
         return _headers_of(*self.tightest) if self.tightest is not None else {}
+
+    def raw_headers(self) -> list[RawHeader]:
+        """``headers`` as the response sends them: made straight as byte pairs (a new list,
+        the caller's to extend), since every limited request sends them."""
+        return _pairs_of(*self.tightest) if self.tightest is not None else []
 
 
 class Limiter(Protocol):
@@ -212,20 +222,39 @@ def _headers_of(
 ) -> dict[str, str]:
     """The headers of the tightest request and token buckets, each given as (remaining,
     limit, level in units); a limit of 0 means no scope has that limit."""
-    out: dict[str, str] = {}
-    # Every successful response carries these. The reset is the ms until the bucket is full
-    # again, rounded up (a full bucket's, 0 or less, formats as "0s").
+    pairs = _pairs_of(
+        requests_left, requests_limit, requests_level, tokens_left, tokens_limit, tokens_level
+    )
+    return {name.decode(): value.decode() for name, value in pairs}
+
+
+def _pairs_of(
+    requests_left: int,
+    requests_limit: int,
+    requests_level: int,
+    tokens_left: int,
+    tokens_limit: int,
+    tokens_level: int,
+) -> list[RawHeader]:
+    """``_headers_of`` as byte pairs, the response's form: names and values are ASCII (the
+    names are ours, the values numbers), so no value goes through a text encoding."""
+    out: list[RawHeader] = []
     if requests_limit:
-        wait = (requests_limit * UNIT - requests_level + requests_limit - 1) // requests_limit
-        out[LIMIT_REQUESTS] = str(requests_limit)
-        out[REMAINING_REQUESTS] = str(requests_left)
-        out[RESET_REQUESTS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
+        out += _bucket_pairs(_RAW_REQUESTS, requests_left, requests_limit, requests_level)
     if tokens_limit:
-        wait = (tokens_limit * UNIT - tokens_level + tokens_limit - 1) // tokens_limit
-        out[LIMIT_TOKENS] = str(tokens_limit)
-        out[REMAINING_TOKENS] = str(tokens_left)
-        out[RESET_TOKENS] = f"{wait}ms" if 0 < wait < 1000 else format_duration(wait)
+        out += _bucket_pairs(_RAW_TOKENS, tokens_left, tokens_limit, tokens_level)
     return out
+
+
+def _bucket_pairs(
+    names: tuple[bytes, bytes, bytes], left: int, limit: int, level: int
+) -> tuple[RawHeader, RawHeader, RawHeader]:
+    """A bucket's limit, remaining and reset headers, in that order. Every successful
+    response carries these. The reset is the ms until the bucket is full again, rounded up
+    (a full bucket's, 0 or less, formats as "0s")."""
+    wait = (limit * UNIT - level + limit - 1) // limit
+    reset = b"%dms" % wait if 0 < wait < 1000 else format_duration(wait).encode()
+    return (names[0], b"%d" % limit), (names[1], b"%d" % left), (names[2], reset)
 
 
 def _tightest(
