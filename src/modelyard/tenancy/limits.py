@@ -118,7 +118,7 @@ class Reservation:
     settled: bool = False
 
     def headers(self) -> dict[str, str]:
-        return _headers_of(*self.tightest) if self.tightest is not None else {}
+        return _headers_of(self.tightest) if self.tightest is not None else {}
 
     def raw_headers(self) -> list[RawHeader]:
         """``headers`` as the response sends them: made straight as byte pairs (a new list,
@@ -202,7 +202,7 @@ def rate_headers(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> 
 
     Tightest: fewer remaining, then the lower limit, then the longer wait to refill (the lower
     level); the first scope wins a tie (``_tighter``)."""
-    return _headers_of(*tightest_of(scopes, levels))
+    return _headers_of(tightest_of(scopes, levels))
 
 
 def tightest_of(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> Tightest:
@@ -212,20 +212,9 @@ def tightest_of(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> T
     return (*_tightest(scopes, levels, 0), *_tightest(scopes, levels, 1))
 
 
-def _headers_of(
-    requests_left: int,
-    requests_limit: int,
-    requests_level: int,
-    tokens_left: int,
-    tokens_limit: int,
-    tokens_level: int,
-) -> dict[str, str]:
-    """The headers of the tightest request and token buckets, each given as (remaining,
-    limit, level in units); a limit of 0 means no scope has that limit."""
-    pairs = _pairs_of(
-        requests_left, requests_limit, requests_level, tokens_left, tokens_limit, tokens_level
-    )
-    return {name.decode(): value.decode() for name, value in pairs}
+def _headers_of(tightest: Tightest) -> dict[str, str]:
+    """The headers of the tightest request and token buckets (``Tightest``) as text."""
+    return {name.decode(): value.decode() for name, value in _pairs_of(*tightest)}
 
 
 def _pairs_of(
@@ -236,8 +225,10 @@ def _pairs_of(
     tokens_limit: int,
     tokens_level: int,
 ) -> list[RawHeader]:
-    """``_headers_of`` as byte pairs, the response's form: names and values are ASCII (the
-    names are ours, the values numbers), so no value goes through a text encoding."""
+    """The headers of the tightest request and token buckets, each given as (remaining,
+    limit, level in units; a limit of 0: no scope has that limit), as byte pairs, the
+    response's form: names and values are ASCII (the names are ours, the values numbers), so
+    no value goes through a text encoding."""
     out: list[RawHeader] = []
     if requests_limit:
         out += _bucket_pairs(_RAW_REQUESTS, requests_left, requests_limit, requests_level)
