@@ -36,8 +36,12 @@ def test_sign_in_and_the_operators_pages(browser: BrowserContext, gateway: Gatew
     nav = page.get_by_role("navigation", name="Portal")
     for label in ("Catalog", "Deployments", "Keys and projects", "Usage and cost"):
         expect(nav.get_by_role("link", name=label)).to_be_visible()
-    page.get_by_label("Search").fill("gpt-4o-mini")
+    with page.expect_response(lambda answer: "q=gpt-4o-mini" in answer.url):
+        page.get_by_label("Search").fill("gpt-4o-mini")
     expect(page.locator("#rows")).to_contain_text("live")  # the deployment using it, via HTMX
+    with page.expect_response(lambda answer: "vendor=openai" in answer.url):
+        page.get_by_label("Vendor").select_option("openai")  # a select refilters at once
+    expect(page.locator("#rows")).to_contain_text("live")
     shoot(page, "catalog")
     page.get_by_role("link", name="gpt-4o-mini", exact=True).first.click()
     expect(page.get_by_role("heading", name="Try it").first).to_be_visible()
