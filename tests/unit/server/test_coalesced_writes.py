@@ -35,6 +35,15 @@ class _Transport:
         return f"info:{name}"
 
 
+async def _next_turn() -> None:
+    """Returns once the event loop has run the callbacks scheduled before this call (the
+    flush is one of them)."""
+    loop = asyncio.get_running_loop()
+    turn = loop.create_future()
+    loop.call_soon(turn.set_result, None)
+    await turn
+
+
 async def test_the_writes_of_one_turn_go_out_as_one_at_the_next_turn() -> None:
     transport = _Transport()
     writes = CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
@@ -42,10 +51,10 @@ async def test_the_writes_of_one_turn_go_out_as_one_at_the_next_turn() -> None:
     writes.write(b"5\r\nhello\r\n")
     writes.write(b"0\r\n\r\n")
     assert transport.writes == []  # nothing yet: more may come in this turn
-    await asyncio.sleep(0)
+    await _next_turn()
     assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n5\r\nhello\r\n0\r\n\r\n"]
     writes.write(b"later")
-    await asyncio.sleep(0)
+    await _next_turn()
     assert transport.writes[1:] == [b"later"]  # a lone write is passed on as it is
 
 
@@ -56,14 +65,14 @@ async def test_closing_sends_what_is_pending_first_and_a_closing_transport_gets_
     writes.write(b"last words")
     writes.close()
     assert transport.writes == [b"last words"] and transport.closed
-    await asyncio.sleep(0)  # the flush already scheduled finds nothing left
+    await _next_turn()  # the flush already scheduled finds nothing left
     assert transport.writes == [b"last words"]
 
     gone = _Transport()
     writes = CoalescedWrites(gone, loop)  # type: ignore[arg-type]
     writes.write(b"to a client that left")
     gone.closed = True  # the connection was lost before the flush
-    await asyncio.sleep(0)
+    await _next_turn()
     assert gone.writes == []
 
 
