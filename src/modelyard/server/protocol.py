@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol (httptools), with one change to its graceful stop.
+"""uvicorn's HTTP protocol (httptools), with two changes: its graceful stop, and its writes.
 
 When a worker begins to stop (SIGTERM, a reload replacing workers, a drain), uvicorn closes at
 once every connection that is not in the middle of a request. That includes a connection it
@@ -8,6 +8,9 @@ connection whose first request is not complete when the stop begins is kept unti
 is answered (the answer says ``connection: close``), or for ``FIRST_REQUEST_S`` when nothing
 comes. Idle keep-alive connections that have been answered are closed at once, as before: a
 client reusing one just then meets HTTP/1.1's keep-alive race, which clients retry.
+
+The writes of one turn of the event loop go out as one (``CoalescedWrites``): a JSON answer in
+one system call instead of two, a short stream in one or two instead of four.
 """
 
 from __future__ import annotations
