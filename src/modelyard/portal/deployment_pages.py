@@ -31,7 +31,7 @@ Field = Callable[[str, str], str]  # a form field's value by name, else the defa
 
 
 def _health(gateway: Gateway, deployment: Deployment) -> list[dict[str, Any]]:
-    board = gateway.router.health.snapshot()  # only targets that have been called
+    board = gateway.router.health.snapshot()  # targets resolved at load, and any called
     rows = []
     for target in deployment.targets:
         health = board.get(target.key)

@@ -46,6 +46,16 @@ class TargetHealth:
     _calls: list[int] = field(default_factory=lambda: [0] * BUCKETS, init=False, repr=False)
     _failed: list[int] = field(default_factory=lambda: [0] * BUCKETS, init=False, repr=False)
 
+    def reconfigure(self, settings: BreakerSettings, latency_alpha: float) -> None:
+        """A reload's settings from now on; the state carries over. A changed window starts
+        its counts afresh (its slices are numbered by the window's width)."""
+        if settings.window_s != self.settings.window_s:
+            self._slice = [-1] * BUCKETS
+            self._calls = [0] * BUCKETS
+            self._failed = [0] * BUCKETS
+        self.settings = settings
+        self.latency_alpha = latency_alpha
+
     def available(self, now: float | None = None) -> bool:
         """May a request go to this target now? A half-open breaker lets one probe through."""
         now = time.monotonic() if now is None else now
@@ -127,6 +137,15 @@ class HealthBoard:
             health.on_change = self._on_change
             self._targets[key] = health
         return health
+
+    def configure(self, settings: BreakerSettings, latency_alpha: float) -> None:
+        """A reload's breaker settings and latency weight, for every target from now on, each
+        keeping its state."""
+        if settings == self.settings and latency_alpha == self.latency_alpha:
+            return
+        self.settings, self.latency_alpha = settings, latency_alpha
+        for health in self._targets.values():
+            health.reconfigure(settings, latency_alpha)
 
     def watch(self, on_change: OnChange | None) -> None:
         """Tell ``on_change`` of every state change from now on, for every target."""

@@ -68,25 +68,23 @@ class Gateway:
             for name, ps in components.providers.items()
         }
         breaker = settings.routing.breaker
+        self.breaker = BreakerSettings(
+            breaker.failures,
+            breaker.error_rate,
+            breaker.min_requests,
+            breaker.window_s,
+            breaker.cooldown_s,
+        )
         self.router: Router
         self.started_at: int
         if previous is not None:
-            # Breaker state and latency history belong to the targets, not to the config.
+            # Breaker state and latency history belong to the targets, not to the config: the
+            # board carries over, and takes this config's settings when it is served
+            # (``take_over``), not before: a reload refused after this leaves them as they were.
             self.router = previous.router
             self.started_at = previous.started_at
         else:
-            self.router = Router(
-                HealthBoard(
-                    BreakerSettings(
-                        breaker.failures,
-                        breaker.error_rate,
-                        breaker.min_requests,
-                        breaker.window_s,
-                        breaker.cooldown_s,
-                    ),
-                    settings.routing.latency_alpha,
-                )
-            )
+            self.router = Router(HealthBoard(self.breaker, settings.routing.latency_alpha))
             self.started_at = int(time.time())
         # Built once per config, not per request; keyed by target identity.
         self._resolved: dict[int, Resolved] = {
@@ -94,6 +92,12 @@ class Gateway:
             for dep in (self.table.resolve(name) for name in self.table.names)
             for target in dep.targets
         }
+
+    def take_over(self) -> None:
+        """This config is served from now on: the targets' breakers and latency averages,
+        carried over from the previous config, take its ``routing.breaker`` and
+        ``routing.latency_alpha``."""
+        self.router.health.configure(self.breaker, self.settings.routing.latency_alpha)
 
     def _resolve(self, deployment: Deployment, target: Target) -> Resolved:
         provider = self.providers[target.provider]

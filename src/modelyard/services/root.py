@@ -268,6 +268,7 @@ class Root:
         return self.current.gateway
 
     def _configure(self, gateway: Gateway) -> Configured:
+        gateway.take_over()  # served from now on: the breakers take its settings
         stages = self._stages or default_stages(self.shadow, *guard_stages(gateway.policies))
         chat, embeddings = ChatService(gateway), EmbeddingService(gateway)
         observation = self.observation

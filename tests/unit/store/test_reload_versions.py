@@ -96,3 +96,43 @@ async def test_a_replica_following_a_change_serves_it_as_the_changer_does(
     assert made["chat"].targets[0].model == heard["chat"].targets[0].model == "m9"
     await rollback(sqlite_store, settings, "chat", 1)
     assert "chat" in await served_overrides(sqlite_store, settings)
+
+
+def _write_breaker(path: Path, failures: int) -> None:
+    config = {
+        "local": {"enabled": False},
+        "providers": {"p": {"type": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"}},
+        "deployments": {"chat": {"targets": [{"provider": "p", "model": "m1"}]}},
+        "routing": {"breaker": {"failures": failures}, "latency_alpha": 0.5},
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+async def test_a_reload_gives_the_targets_its_breaker_settings_and_they_keep_their_state(
+    sqlite_store: Store, tmp_path: Path
+):
+    path = tmp_path / "modelyard.yaml"
+    _write_breaker(path, failures=5)
+    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), sqlite_store, None)
+    health = state.gateway.router.health.of("p/m1")
+    for _ in range(3):
+        health.failure()
+    _write_breaker(path, failures=3)
+    assert await state.reload(path)
+    same = state.gateway.router.health.of("p/m1")
+    assert same is health and same.settings.failures == 3
+    assert same.consecutive_failures == 3  # the count carried over
+    same.failure()
+    assert same.state == "open"  # the fourth failure opens it at the new threshold of 3
+    await state.gateway.aclose()
+
+
+async def test_a_refused_reload_leaves_the_breaker_settings(sqlite_store: Store, tmp_path: Path):
+    path = tmp_path / "modelyard.yaml"
+    _write_breaker(path, failures=5)
+    broken = BrokenStore(sqlite_store.engine)
+    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), broken, None)
+    _write_breaker(path, failures=2)
+    assert not await state.reload(path)
+    assert state.gateway.router.health.of("p/m1").settings.failures == 5
+    await state.gateway.aclose()
