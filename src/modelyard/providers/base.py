@@ -119,14 +119,16 @@ class Provider(ABC):
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(
-                f"{self._label()}: the upstream sent a body that is not JSON"
+                f"{self.error_label()}: the upstream sent a body that is not JSON"
             ) from exc
         if not isinstance(data, dict):
-            raise UpstreamError(f"{self._label()}: the upstream sent JSON that is not an object")
+            raise UpstreamError(
+                f"{self.error_label()}: the upstream sent JSON that is not an object"
+            )
         return data
 
-    def _label(self) -> str:
-        """How errors name this provider (made only when one is raised)."""
+    def error_label(self) -> str:
+        """How errors and logs name this provider: ``provider 'name'``."""
         return f"provider {self.settings.name!r}"
 
     @abstractmethod

@@ -86,7 +86,7 @@ class HttpAdapter(Provider):
 
     def __init__(self, settings: ProviderSettings, transport: Transport) -> None:
         super().__init__(settings, transport)
-        self.label = f"provider {settings.name!r}"
+        self.label = self.error_label()  # made once: every request and error names the provider
         self.secrets = secrets_of(settings.api_key, settings.headers)
 
     @abstractmethod

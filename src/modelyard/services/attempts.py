@@ -132,4 +132,4 @@ def _classified(chosen: Resolved, exc: Exception) -> ModelyardError:
     site = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "?"
     log.warning("%s: unreadable answer (%s at %s)", chosen.target.key, type(exc).__name__, site)
     log.debug("unreadable answer from %s", chosen.target.key, exc_info=exc)
-    return unreadable(f"provider {chosen.provider.name!r}", exc)
+    return unreadable(chosen.provider.error_label(), exc)
