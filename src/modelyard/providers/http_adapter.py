@@ -144,7 +144,7 @@ class HttpAdapter(Provider):
                 raise self.error(self.failure(upstream.status, upstream.headers, payload))
             decoder, reader = call.decoder, call.reader
             started = False
-            async for chunk in upstream.chunks():
+            while chunk := await upstream.next_chunk():
                 batch, failure = _read(decoder, reader, chunk)
                 if batch:
                     started = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -50,10 +50,15 @@ class UpstreamStream:
         finally:
             self._response.release()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def next_chunk(self) -> bytes:
+        """The body's next piece as it arrived; ``b""`` at its end.
+
+        A method, not an async generator: a caller that stops early (at the stream's last
+        event) leaves nothing to finalize, where an unfinished generator is closed by the
+        loop's finalizer hook, a thread-safe wakeup and a task per stream.
+        """
         try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            return await self._response.content.readany()
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise _translate(exc, self._label) from exc
 

@@ -5,6 +5,8 @@ after the events before it."""
 from __future__ import annotations
 
 import contextlib
+import gc
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,3 +69,26 @@ async def test_an_error_later_in_a_read_comes_after_the_events_before_it(serve: 
     assert _texts(await anext(batches)) == ["a", "b"]
     with pytest.raises(ModelyardError, match="the model overloaded"):
         await anext(batches)
+
+
+async def test_a_stream_that_ends_at_its_last_event_leaves_nothing_to_finalize(serve: Any) -> None:
+    """The reader stops at ``[DONE]`` without reading the body to its end; no async generator
+    may be left for the loop's finalizer hook, which closes it through a thread-safe wakeup
+    and a task of its own per stream."""
+    provider = await serve(GatedUpstream([FIRST_READ + SECOND_READ]))
+    hooks = sys.get_asyncgen_hooks()
+    finalized: list[str] = []
+
+    def finalizer(agen: Any) -> None:
+        finalized.append(agen.ag_code.co_qualname)
+        assert hooks.finalizer is not None
+        hooks.finalizer(agen)
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        events = [e async for e in provider.stream(REQUEST, "m", CallContext("r1"))]
+        gc.collect()
+    finally:
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=hooks.finalizer)
+    assert isinstance(events[-1], Finished)
+    assert finalized == []
