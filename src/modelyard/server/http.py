@@ -20,6 +20,7 @@ from modelyard.server.middleware import (
     request_headers,
     request_id_of,
 )
+from modelyard.server.protocol import leaving
 
 
 def exchange_of(request: Request) -> Exchange:
@@ -126,9 +127,11 @@ class EventStream(Response):
 
     Starlette's ``StreamingResponse`` watches for the client leaving in an anyio task group
     when the server speaks ASGI before 2.4, as uvicorn does: a cancel scope and a second task
-    per stream, a sixth of the Python work of a short stream. Here one plain
-    task waits for ``http.disconnect`` and, if the frames are still being sent, cancels the
-    task sending them; that cancellation (and only it) is taken back when it arrives.
+    per stream, a sixth of the Python work of a short stream. Here the client leaving while
+    the frames are still being sent cancels the task sending them; that cancellation (and only
+    it) is taken back when it arrives. Our server tells of the leaving itself (the scope's
+    ``modelyard.leave`` extension); under another server one plain task waits on ``receive``
+    for ``http.disconnect``.
     """
 
     media_type = "text/event-stream"
@@ -147,14 +150,13 @@ class EventStream(Response):
         sending = True
         gone = False
 
-        def left(watch: asyncio.Future[None]) -> None:
+        def left() -> None:
             nonlocal gone
-            if sending and not watch.cancelled() and watch.exception() is None:
+            if sending:
                 gone = True
                 task.cancel()
 
-        watch = asyncio.ensure_future(_until_disconnect(receive))
-        watch.add_done_callback(left)
+        unwatch = _watch_leaving(scope, receive, left)
         try:
             await self._send_frames(send)
         except asyncio.CancelledError:
@@ -164,8 +166,7 @@ class EventStream(Response):
             pass
         finally:
             sending = False
-            watch.remove_done_callback(left)
-            watch.cancel()
+            unwatch()
             aclose = getattr(self.frames, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -175,6 +176,33 @@ class EventStream(Response):
         async for frame in self.frames:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _watch_leaving(scope: Scope, receive: Receive, left: Callable[[], None]) -> Callable[[], None]:
+    """Have ``left`` called if the client leaves; returns what stops the watch. Our server
+    tells the request itself (``server.protocol.Leaving``); under another server a task waits
+    on ``receive`` for ``http.disconnect``."""
+    notice = leaving(scope)
+    if notice is not None:
+        notice.callback = left
+
+        def forget() -> None:
+            notice.callback = None
+
+        return forget
+
+    def done(watch: asyncio.Future[None]) -> None:
+        if not watch.cancelled() and watch.exception() is None:
+            left()
+
+    watch = asyncio.ensure_future(_until_disconnect(receive))
+    watch.add_done_callback(done)
+
+    def stop() -> None:
+        watch.remove_done_callback(done)
+        watch.cancel()
+
+    return stop
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -11,22 +11,49 @@ client reusing one just then meets HTTP/1.1's keep-alive race, which clients ret
 
 The writes of one turn of the event loop go out as one (``CoalescedWrites``): a JSON answer in
 one system call instead of two, a short stream in one or two instead of four.
+
+A client leaving is told to the request that is being answered (``Leaving``, the scope's
+``modelyard.leave`` extension), so a streamed answer needs no task of its own waiting on
+``receive`` for ``http.disconnect``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 FIRST_REQUEST_S = 5.0
+LEAVE = "modelyard.leave"  # the scope extension: ``{"notice": Leaving}``
+
+
+class Leaving:
+    """One request's notice of its client leaving before the answer is complete: the server
+    calls ``callback`` (if one is set) once, when the connection is lost. The app sets it for as
+    long as it wants to know and clears it after."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self) -> None:
+        self.callback: Callable[[], None] | None = None
+
+
+def leaving(scope: MutableMapping[str, Any]) -> Leaving | None:
+    """The request's ``Leaving``, when its server tells of a client leaving this way."""
+    extension = (scope.get("extensions") or _NONE).get(LEAVE)
+    return extension["notice"] if extension else None
+
+
+_NONE: dict[str, Any] = {}
 
 
 class GracefulHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that answers a fresh connection's first request during a stop."""
 
     stopping = False
+    _leaving: Leaving | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalesced = CoalescedWrites(transport, self.loop)
@@ -41,8 +68,21 @@ class GracefulHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.stopping and self.cycle is not None:
+        if self.cycle is None:  # an upgrade: not ours to answer
+            return
+        if self.stopping:
             self.cycle.keep_alive = False
+        # uvicorn tells only its newest cycle of a lost connection; so does this notice.
+        notice = self._leaving = Leaving()
+        self.scope["extensions"] = {LEAVE: {"notice": notice}}  # ASGI: an extension is a dict
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        notice = self._leaving
+        if notice is not None and self.cycle is not None and self.cycle.disconnected:
+            callback, notice.callback = notice.callback, None
+            if callback is not None:
+                callback()
 
     def _close_if_nothing_came(self) -> None:
         if self.cycle is None and not self.transport.is_closing():
