@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from modelyard.core.errors import UpstreamConnectionError, UpstreamError, Upstre
 from modelyard.core.timeouts import CallTimeouts
 
 
+@functools.lru_cache(maxsize=256)  # a config holds a handful; both types are immutable
 def _client_timeout(timeouts: CallTimeouts) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(
         total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.first_token
