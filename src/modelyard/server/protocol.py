@@ -42,11 +42,9 @@ class Leaving:
 
 def leaving(scope: MutableMapping[str, Any]) -> Leaving | None:
     """The request's ``Leaving``, when its server tells of a client leaving this way."""
-    extension = (scope.get("extensions") or _NONE).get(LEAVE)
+    extensions = scope.get("extensions")
+    extension = extensions.get(LEAVE) if extensions else None
     return extension["notice"] if extension else None
-
-
-_NONE: dict[str, Any] = {}
 
 
 class GracefulHttpToolsProtocol(HttpToolsProtocol):
