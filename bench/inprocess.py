@@ -66,8 +66,19 @@ def chat_scope(key: str = "") -> tuple[bytes, dict[str, Any]]:
         "headers": headers,
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 80),
+        "extensions": _extensions(),
     }
     return body, scope
+
+
+def _extensions() -> dict[str, Any]:
+    """The scope's extensions as our server protocol gives them: a client's leaving is told to
+    the request. A baseline checkout from before that notice watched ``receive`` instead."""
+    try:
+        from modelyard.server.protocol import LEAVE, Leaving
+    except ImportError:
+        return {}
+    return {LEAVE: {"notice": Leaving()}}
 
 
 async def _drive(config: dict[str, Any], total: int, key: str) -> None:
