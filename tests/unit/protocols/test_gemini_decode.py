@@ -471,3 +471,49 @@ def test_a_refused_single_embedding_names_the_field_alone():
     with pytest.raises(InvalidRequest) as caught:
         decode_embed([], "emb")
     assert caught.value.message == "body: must be an object, got an array"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Before, a TypeError (a 500): names of other types do not sort with strings.
+        (
+            {
+                "contents": USER,
+                "tools": [{"functionDeclarations": [{"name": "f"}, {"name": "g"}]}],
+                "toolConfig": {
+                    "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f", 1]}
+                },
+            },
+            "toolConfig.functionCallingConfig.allowedFunctionNames: must name one function, "
+            "or all of them",
+        ),
+        # Before, a TypeError (a 500) with ``nullable``, or sent upstream as it was without it.
+        (
+            {
+                "contents": USER,
+                "generationConfig": {
+                    "responseMimeType": "application/json",
+                    "responseSchema": {"type": "STRING", "enum": "a", "nullable": True},
+                },
+            },
+            "generationConfig.responseSchema.enum: must be an array of values",
+        ),
+        (
+            {
+                "contents": USER,
+                "tools": [
+                    {
+                        "functionDeclarations": [
+                            {"name": "f", "parameters": {"properties": {"a": {"enum": 3}}}}
+                        ]
+                    }
+                ],
+            },
+            "tools[0].functionDeclarations[0].parameters.properties.a.enum: must be an array of "
+            "values",
+        ),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_failed_on(body: dict[str, Any], message: str):
+    assert _refused(body, message.split(": ", maxsplit=1)[0]).message == message

@@ -131,3 +131,11 @@ def test_a_conversation_item_is_named_under_the_field_it_came_in():
     assert caught.value.message == (
         "items[1].content: must be a string or an array of content parts"
     )
+
+
+@pytest.mark.parametrize("value", [[], {}, ["reasoning.encrypted_content"]])
+def test_an_include_value_that_is_not_a_string_is_refused(value: Any):
+    # Before, a TypeError (a 500): an unhashable value was looked up in a set.
+    error = _refused({"input": "hi", "include": ["reasoning.encrypted_content", value]})
+    assert error.param == "include[1]"
+    assert error.message.startswith(f"include[1]: unsupported value {value!r}; accepted: ")

@@ -267,7 +267,8 @@ def _tool_choice(raw: dict[str, Any] | None, tools: tuple[ToolSpec, ...]) -> Too
         return _MODES[mode]
     if mode != "ANY":
         raise bad(f"{p}.allowedFunctionNames", "is only allowed with mode ANY")
-    if sorted(names) == sorted(t.name for t in tools):
+    # (names of other types are refused below, not compared: they do not sort with strings)
+    if all(isinstance(n, str) for n in names) and sorted(names) == sorted(t.name for t in tools):
         return "required"
     if len(names) == 1 and isinstance(names[0], str):
         return NamedToolChoice(names[0])

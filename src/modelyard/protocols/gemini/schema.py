@@ -56,6 +56,8 @@ def _schema(raw: Any) -> dict[str, Any]:
             out[key] = value
         elif key not in _HINTS and key != "nullable":
             raise bad(key, "is not a keyword of Gemini's Schema")
+    if "enum" in out and not isinstance(out["enum"], list):
+        raise bad("enum", "must be an array of values")
     if schema.get("nullable") is True:
         kind = out.get("type")
         out["type"] = [kind, "null"] if isinstance(kind, str) else "null"
