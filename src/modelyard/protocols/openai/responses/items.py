@@ -99,8 +99,8 @@ def _item(raw: Any) -> JSON:
             "type",
             f"unknown or unsupported input item type {kind!r}; accepted: {', '.join(ITEM_TYPES)}",
         )
-    unknown = sorted(set(obj) - _ITEM_KEYS[kind])
-    if unknown:
+    if not _ITEM_KEYS[kind].issuperset(obj):  # the fields out of place, sorted only then
+        unknown = sorted(set(obj) - _ITEM_KEYS[kind])
         raise bad(unknown[0], f"unknown field of a {kind} item")
     item_id = get_str(obj, "id", "id")
     if kind.startswith("mcp_"):
