@@ -135,7 +135,9 @@ class HealthBoard:
         if health is None:
             health = TargetHealth(self.settings, self.latency_alpha, key=key)
             health.on_change = self._on_change
-            self._targets[key] = health
+            # One atomic step: a reload builds its gateway in a thread (``Root._reload``) while
+            # the loop may ask for the same new target; both must get the one that is kept.
+            health = self._targets.setdefault(key, health)
         return health
 
     def configure(self, settings: BreakerSettings, latency_alpha: float) -> None:

@@ -66,6 +66,9 @@ class Dialect:
     stream_writer: Callable[[ChatRequest], StreamWriter]
     error_body: Callable[[ModelyardError, str], bytes]  # (error, request id)
     error_frame: Callable[[ModelyardError, str], bytes]
+    # A dialect whose URL says what its body does not (Gemini: the model and the method are in
+    # the path): the body decoded given the request, instead of ``decode``.
+    decode_request: Callable[[Request, Any], ChatRequest] | None = None
     # Where the client's key is, when not in ``Authorization``/``x-api-key`` (Gemini's
     # ``x-goog-api-key`` or ``key=``); None: those two headers.
     credentials: Callable[[Request], str | None] | None = None
@@ -159,7 +162,10 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
             diverted = await dialect.divert(request, principal, body)
             if diverted is not None:
                 return diverted
-        chat_request = dialect.decode(body)
+        if dialect.decode_request is None:
+            chat_request = dialect.decode(body)
+        else:
+            chat_request = dialect.decode_request(request, body)
         if dialect.read_headers is not None:
             dialect.read_headers(chat_request, exchange.header)
         exchange.model = chat_request.model

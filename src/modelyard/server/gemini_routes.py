@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelyard.core.chat import ChatResult
-from modelyard.core.errors import ModelyardError, NotFound
+from modelyard.core.chat import ChatRequest, ChatResult
+from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.protocols.anthropic.count import estimate_input_tokens
 from modelyard.protocols.gemini import encode, errors
 from modelyard.protocols.gemini.decode import (
@@ -33,7 +32,7 @@ from modelyard.protocols.gemini.decode import (
     decode_generate,
     model_name,
 )
-from modelyard.protocols.gemini.stream import StreamEncoder
+from modelyard.protocols.gemini.stream import StreamEncoder, error_frame
 from modelyard.server.chat_route import (
     Dialect,
     SSEResponse,
@@ -64,23 +63,50 @@ def wants_gemini(request: Request) -> bool:
     return KEY_HEADER in request.headers or "key" in request.query_params
 
 
+def _decode(request: Request, body: Any) -> ChatRequest:
+    """The URL names the model and whether to stream (``models/{model}:{method}``)."""
+    name, _, method = request.path_params["target"].rpartition(":")
+    return decode_generate(body, model_name(name), stream=method == "streamGenerateContent")
+
+
+def _result(result: ChatResult, model: str) -> bytes:
+    return encode.response_json(result, model, _response_id())
+
+
+def _response_id() -> str:
+    return os.urandom(12).hex()
+
+
+def _no_url(_body: Any) -> ChatRequest:
+    raise InternalError("a Gemini body is decoded with its URL (Dialect.decode_request)")
+
+
+# The dialect of ``alt=sse`` streams and of every other route; ``_ARRAY``, of a stream sent as
+# one JSON array. Both are built once: what differs per request (the model and the method in
+# the URL, the response id) is read or made by the calls themselves.
 DIALECT = Dialect(
     path="/v1beta/models/{model}:generateContent",
-    decode=lambda _body: NotImplemented,  # replaced per request: the URL names model and mode
-    encode_result=lambda _result, _model: b"",
-    stream_writer=lambda _request: StreamEncoder("", "", sse=True),
+    decode=_no_url,
+    decode_request=_decode,
+    encode_result=_result,
+    stream_writer=lambda request: StreamEncoder(request.model, _response_id(), sse=True),
     error_body=errors.error_body,
-    error_frame=errors.error_body,
+    error_frame=lambda err, _rid: error_frame(err, sse=True),
     credentials=gemini_key,
+)
+_ARRAY = replace(
+    DIALECT,
+    stream_writer=lambda request: StreamEncoder(request.model, _response_id(), sse=False),
+    error_frame=lambda err, _rid: error_frame(err, sse=False),
 )
 
 
 async def post_model(request: Request) -> Response:
     """``models/{model}:{method}``: the method after the last colon picks the handler."""
     name, colon, method = request.path_params["target"].rpartition(":")
-    model = model_name(name)
     if colon and method in ("generateContent", "streamGenerateContent"):
-        return await _generate(request, model, stream=method == "streamGenerateContent")
+        return await _generate(request, stream=method == "streamGenerateContent")
+    model = model_name(name)
     if colon and method == "countTokens":
         return await _count_tokens(request, model)
     if colon and method in ("embedContent", "batchEmbedContents"):
@@ -92,28 +118,15 @@ async def post_model(request: Request) -> Response:
     return error_response(DIALECT, err, exchange_of(request).rid)
 
 
-async def _generate(request: Request, model: str, *, stream: bool) -> Response:
-    response_id = os.urandom(12).hex()
+async def _generate(request: Request, *, stream: bool) -> Response:
     sse = request.query_params.get("alt") == "sse"
-    writer = StreamEncoder(model, response_id, sse=sse)
-    dialect = replace(
-        DIALECT,
-        decode=partial(decode_generate, model=model, stream=stream),
-        encode_result=partial(_result, response_id),
-        stream_writer=lambda _request: writer,
-        error_frame=writer.error,
-    )
-    response = await chat_endpoint(dialect, request)
+    response = await chat_endpoint(DIALECT if sse or not stream else _ARRAY, request)
     if stream and not sse and isinstance(response, SSEResponse):
         # One JSON array, not events: the body says what it is.
         response.raw_headers = [
             (k, b"application/json" if k == b"content-type" else v) for k, v in response.raw_headers
         ]
     return response
-
-
-def _result(response_id: str, result: ChatResult, model: str) -> bytes:
-    return encode.response_json(result, model, response_id)
 
 
 async def _count_tokens(request: Request, model: str) -> Response:

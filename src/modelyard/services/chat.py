@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from modelyard.core.chat import ChatRequest, ChatResult, estimate_prompt_tokens
+from modelyard.core.chat import (
+    CHARS_PER_TOKEN,
+    ChatRequest,
+    ChatResult,
+    DocumentPart,
+    ImagePart,
+    TextPart,
+)
 from modelyard.core.events import StreamEvent
 from modelyard.providers.base import CallContext
 from modelyard.routing import Deployment, PlanRequest, Target, TargetHealth
@@ -90,9 +97,10 @@ class ChatService:
         if len(deployment.targets) == 1:
             # Nothing to order and no strategy to consult: the plan is the target, once fit.
             only = self._gateway.resolved(deployment.targets[0])
-            why = self._incapable(request, only)
-            if why is not None:
-                raise refusal(why, deployment.name)
+            if only.info is not None:  # catalog facts to check the request against
+                why = _incapable(_Asks(request, self._gateway.resolved), only)
+                if why is not None:
+                    raise refusal(why, deployment.name)
             return AttemptLoop([only], self._rng, self._sleep)
         sticky = headers(deployment.sticky_header) if headers and deployment.sticky_header else None
         if deployment.learned is not None or deployment.semantic is not None:
@@ -101,7 +109,7 @@ class ChatService:
             PlanRequest(
                 deployment,
                 sticky_key=sticky,
-                capable=lambda target: self._incapable(request, self._gateway.resolved(target)),
+                capable=_Asks(request, self._gateway.resolved),
                 price_of=self._gateway.price_of,
             )
         )
@@ -121,7 +129,7 @@ class ChatService:
             PlanRequest(
                 deployment,
                 sticky_key=sticky,
-                capable=lambda target: self._incapable(request, self._gateway.resolved(target)),
+                capable=_Asks(request, self._gateway.resolved),
                 price_of=self._gateway.price_of,
                 request=request,
                 opt_out=opt_out,
@@ -207,32 +215,72 @@ class ChatService:
         served = _served(outcome.chosen, outcome.attempts, loop.route)
         return Opened(served, first, rest, outcome.chosen.health)
 
-    @staticmethod
-    def _incapable(request: ChatRequest, chosen: Resolved) -> Incapable | None:
-        """What ``chosen``'s model (by the catalog's facts) cannot do that ``request`` asks."""
-        info = chosen.info
-        if info is None:
-            return None
-        if info.images is False and request.has_images():
-            return Incapable("image input", "messages")
-        if info.tools is False and request.tools:
-            return Incapable("tools", "tools")
-        pdf = info.input_modalities is None or "pdf" in info.input_modalities
-        if not pdf and request.has_pdf_documents():
-            return Incapable("PDF documents", "messages")
-        fmt = request.response_format
-        if info.json_schema is False and fmt is not None and fmt.kind == "json_schema":
-            return Incapable("json_schema output", "response_format")
-        if info.max_output is not None and (request.max_tokens or 0) > info.max_output:
-            return Incapable(f"max_tokens above {info.max_output}", "max_tokens")
-        if info.context_window is not None:
-            estimate = estimate_prompt_tokens(request)
-            if estimate > info.context_window:
-                return Incapable(
-                    f"a prompt of about {estimate} tokens (context {info.context_window})",
-                    "messages",
-                )
+
+class _Asks:
+    """What a request asks of a model that its messages say (images, PDF documents, the size
+    of its prompt), read in one pass over them when a target's facts first need it, then
+    compared with each target's: never read for targets without catalog facts. Called with
+    a target of a plan (``resolve``: the gateway's), it is the plan's capability check."""
+
+    __slots__ = ("_read", "_resolve", "images", "pdf", "prompt_tokens", "request")
+    images: bool  # these three set by ``read``
+    pdf: bool
+    prompt_tokens: int
+
+    def __init__(self, request: ChatRequest, resolve: Callable[[Target], Resolved]) -> None:
+        self.request = request
+        self._resolve = resolve
+        self._read = False
+
+    def __call__(self, target: Target) -> Incapable | None:
+        return _incapable(self, self._resolve(target))
+
+    def read(self) -> _Asks:
+        """Itself, its facts read (the first time only); the same facts as the request's
+        ``has_images``, ``has_pdf_documents`` and ``estimate_prompt_tokens``."""
+        if self._read:
+            return self
+        self._read = True
+        chars = 0
+        images = pdf = False
+        for message in self.request.messages:
+            for part in message.content:
+                if isinstance(part, TextPart):
+                    chars += len(part.text)
+                elif isinstance(part, ImagePart):
+                    images = True
+                elif isinstance(part, DocumentPart) and part.text is None:
+                    pdf = True
+        self.images, self.pdf, self.prompt_tokens = images, pdf, chars // CHARS_PER_TOKEN
+        return self
+
+
+def _incapable(asks: _Asks, chosen: Resolved) -> Incapable | None:
+    """What ``chosen``'s model (by the catalog's facts) cannot do that the request asks."""
+    info = chosen.info
+    if info is None:
         return None
+    request = asks.request
+    if info.images is False and asks.read().images:
+        return Incapable("image input", "messages")
+    if info.tools is False and request.tools:
+        return Incapable("tools", "tools")
+    pdf = info.input_modalities is None or "pdf" in info.input_modalities
+    if not pdf and asks.read().pdf:
+        return Incapable("PDF documents", "messages")
+    fmt = request.response_format
+    if info.json_schema is False and fmt is not None and fmt.kind == "json_schema":
+        return Incapable("json_schema output", "response_format")
+    if info.max_output is not None and (request.max_tokens or 0) > info.max_output:
+        return Incapable(f"max_tokens above {info.max_output}", "max_tokens")
+    if info.context_window is not None:
+        estimate = asks.read().prompt_tokens
+        if estimate > info.context_window:
+            return Incapable(
+                f"a prompt of about {estimate} tokens (context {info.context_window})",
+                "messages",
+            )
+    return None
 
 
 def _ctx(ctx: CallContext, chosen: Resolved) -> CallContext:

@@ -365,7 +365,13 @@ class Root:
                 overrides = await sync_versions(self.store, settings)
                 settings = with_overrides(settings, overrides)
             routers = await _routers(settings, self.store)
-            new = Gateway(settings, old.local_base_url, previous=old, routers=routers)
+            # Every provider, the catalog and the routing table, built off the event loop: the
+            # build makes nothing bound to the loop (the transport and its connection pool
+            # carry over; a provider's locks bind to the loop on first use), and of the state
+            # it shares with the running config it only adds the new targets' breakers.
+            new = await asyncio.to_thread(
+                Gateway, settings, old.local_base_url, previous=old, routers=routers
+            )
             if self.store is not None:
                 await self.agents.sync(settings)
         except ConfigError as exc:

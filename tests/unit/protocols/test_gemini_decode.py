@@ -321,3 +321,199 @@ def test_snake_case_field_names_are_read_as_google_reads_them():
 def test_unknown_declaration_fields_are_refused():
     tools = [{"functionDeclarations": [{"name": "f", "parameterz": {}}]}]
     _refused({"contents": USER, "tools": tools}, "tools[0].functionDeclarations[0].parameterz")
+
+
+# Field paths are made only when a request is refused (``validate.nested``): each case names
+# the field whole, at every depth, in the message and in ``param``.
+_CALL = {"role": "model", "parts": [{"functionCall": {"name": "f", "id": "c1"}}]}
+_SCHEMA_TOOL = {
+    "functionDeclarations": [
+        {"name": "ok"},
+        {
+            "name": "f",
+            "parameters": {
+                "type": "OBJECT",
+                "properties": {
+                    "a": {"type": "ARRAY", "items": {"anyOf": [{"type": "STRING"}, {"type": 3}]}}
+                },
+            },
+        },
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"contents": [*USER, _CALL, {"parts": [{"text": "a"}, {"functionCall": {}}]}]},
+            "contents[2].parts[1].functionCall: is only allowed in a model turn",
+        ),
+        (
+            {"contents": [{"role": "model", "parts": [{"text": "a"}, {"fileData": {}}]}]},
+            "contents[0].parts[1].fileData: is not allowed in a model turn "
+            "(text and functionCall are)",
+        ),
+        (
+            {"contents": [*USER, {"role": "model", "parts": [{"functionCall": {"args": {}}}]}]},
+            "contents[1].parts[0].functionCall.name: is required",
+        ),
+        (
+            {"contents": [*USER, {"parts": [{"inline_data": {"mime_type": "image/png"}}]}]},
+            "contents[1].parts[0].inlineData.data: is required",
+        ),
+        (
+            {"contents": [*USER, {"parts": [{"fileData": {"mimeType": "image/png"}}]}]},
+            "contents[1].parts[0].fileData.fileUri: is required",
+        ),
+        (
+            {"contents": [_CALL, {"parts": [{"functionResponse": {"name": "g", "response": {}}}]}]},
+            "contents[1].parts[0].functionResponse.name: answers function 'g', but no earlier "
+            "functionCall of that name is open; send the call's id",
+        ),
+        (
+            {
+                "contents": [
+                    _CALL,
+                    {"parts": [{"functionResponse": {"name": "f", "response": {}, "parts": [{}]}}]},
+                ]
+            },
+            "contents[1].parts[0].functionResponse.parts: multimodal function responses are "
+            "not supported",
+        ),
+        ({"contents": [*USER, "hi"]}, "contents[1]: must be an object, got a string"),
+        (
+            {"contents": [{"parts": [{}]}]},
+            "contents[0].parts[0]: must hold exactly one of "
+            "text, inlineData, fileData, functionCall, functionResponse; got none",
+        ),
+        (
+            {"contents": USER, "systemInstruction": {"parts": [{"text": "a"}, {"text": 1}]}},
+            "systemInstruction.parts[1].text: must be a string, got a number",
+        ),
+        (
+            {"contents": USER, "tools": [{"googleSearch": {}}, _SCHEMA_TOOL]},
+            "tools[1].functionDeclarations[1].parameters.properties.a.items.anyOf[1].type: "
+            "must be a string such as OBJECT or STRING",
+        ),
+        (
+            {"contents": USER, "tools": [{"functionDeclarations": [{"name": "f"}], "x": {}}]},
+            "tools[0]: put functionDeclarations and other tools in separate tool objects",
+        ),
+        (
+            {"contents": USER, "tools": [{"functionDeclarations": [{"name": "f"}, {}]}]},
+            "tools[0].functionDeclarations[1].name: is required",
+        ),
+        (
+            {
+                "contents": USER,
+                "generationConfig": {
+                    "responseMimeType": "application/json",
+                    "responseSchema": {"properties": {"": {"items": {"nope": 1}}}},
+                },
+            },
+            "generationConfig.responseSchema.properties..items.nope: is not a keyword of "
+            "Gemini's Schema",
+        ),
+        (
+            {"contents": USER, "generationConfig": {"thinkingConfig": {"thinkingBudget": -2}}},
+            "generationConfig.thinkingConfig.thinkingBudget: must be at least -1, got -2",
+        ),
+        (
+            {"contents": USER, "generationConfig": {"topK": "many"}},
+            "generationConfig.topK: must be a number, got a string",
+        ),
+        (
+            {"contents": USER, "toolConfig": {"functionCallingConfig": {"mode": 1}}},
+            "toolConfig.functionCallingConfig.mode: must be a string, got a number",
+        ),
+    ],
+)
+def test_a_refused_field_is_named_whole_at_any_depth(body: dict[str, Any], message: str):
+    error = _refused(body, message.split(": ", maxsplit=1)[0])
+    assert error.message == message
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"requests": [{"content": {"parts": [{"text": "a"}]}}, 3]},
+            "requests[1]: must be an object, got a number",
+        ),
+        (
+            {"requests": [{"content": {"parts": [{"text": "a"}]}, "title": "t"}]},
+            "requests[0].title: is not supported",
+        ),
+        (
+            {"requests": [{"content": {"parts": [{"text": "a"}, {"text": 2}]}}]},
+            "requests[0].content.parts[1].text: must be a string, got a number",
+        ),
+        (
+            {"requests": [{"content": {"parts": [{"text": "a"}]}, "task_type": 1}]},
+            "requests[0].taskType: must be a string, got a number",
+        ),
+    ],
+)
+def test_a_refused_batch_embedding_names_its_request(body: dict[str, Any], message: str):
+    with pytest.raises(InvalidRequest) as caught:
+        decode_batch_embed(body, "emb")
+    assert (caught.value.message, caught.value.param) == (
+        message,
+        message.split(": ", maxsplit=1)[0],
+    )
+
+
+def test_a_refused_single_embedding_names_the_field_alone():
+    with pytest.raises(InvalidRequest) as caught:
+        decode_embed({"content": {"parts": [{"text": "a"}, {"text": "b", "x": 1}]}}, "emb")
+    assert caught.value.message == "content.parts[1]: only text parts can be embedded"
+    with pytest.raises(InvalidRequest) as caught:
+        decode_embed([], "emb")
+    assert caught.value.message == "body: must be an object, got an array"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Before, a TypeError (a 500): names of other types do not sort with strings.
+        (
+            {
+                "contents": USER,
+                "tools": [{"functionDeclarations": [{"name": "f"}, {"name": "g"}]}],
+                "toolConfig": {
+                    "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f", 1]}
+                },
+            },
+            "toolConfig.functionCallingConfig.allowedFunctionNames: must name one function, "
+            "or all of them",
+        ),
+        # Before, a TypeError (a 500) with ``nullable``, or sent upstream as it was without it.
+        (
+            {
+                "contents": USER,
+                "generationConfig": {
+                    "responseMimeType": "application/json",
+                    "responseSchema": {"type": "STRING", "enum": "a", "nullable": True},
+                },
+            },
+            "generationConfig.responseSchema.enum: must be an array of values",
+        ),
+        (
+            {
+                "contents": USER,
+                "tools": [
+                    {
+                        "functionDeclarations": [
+                            {"name": "f", "parameters": {"properties": {"a": {"enum": 3}}}}
+                        ]
+                    }
+                ],
+            },
+            "tools[0].functionDeclarations[0].parameters.properties.a.enum: must be an array of "
+            "values",
+        ),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_failed_on(body: dict[str, Any], message: str):
+    assert _refused(body, message.split(": ", maxsplit=1)[0]).message == message

@@ -24,7 +24,7 @@ from modelyard.core.events import (
 )
 from modelyard.protocols.gemini import encode
 from modelyard.protocols.gemini.errors import error_body
-from modelyard.protocols.gemini.stream import StreamEncoder
+from modelyard.protocols.gemini.stream import StreamEncoder, error_frame
 
 USAGE = Usage(input_tokens=10, output_tokens=7, cached_input_tokens=4, reasoning_tokens=3)
 
@@ -117,10 +117,25 @@ def test_json_array_stream_is_one_array_of_the_same_chunks():
 def test_array_stream_error_closes_the_array(sent_before: bool):
     writer = StreamEncoder("chat", "r1", sse=False)
     head = writer.encode(TextDelta("x")) if sent_before else b""
-    body = (head or b"") + writer.error(UpstreamError("boom"))
+    body = writer.start() + (head or b"") + writer.error(UpstreamError("boom"))
     array = orjson.loads(body)
     assert array[-1]["error"]["status"] == "UNAVAILABLE"
     assert len(array) == (2 if sent_before else 1)
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_the_error_frame_needs_no_state_of_the_stream(sse: bool):
+    # The route's dialect frames an error without the stream's writer: the same bytes.
+    writer = StreamEncoder("chat", "r1", sse=sse)
+    writer.encode(TextDelta("x"))
+    assert error_frame(UpstreamError("boom"), sse=sse) == writer.error(UpstreamError("boom"))
+
+
+def test_array_stream_writes_end_where_the_next_may_start():
+    frames, body = _chunks(sse=False)
+    assert frames[0] == b"["
+    assert all(f.endswith(b"},\r\n") for f in frames[1:-1]) and frames[-1].endswith(b"}]")
+    assert body.count(b"},\r\n{") == len(frames) - 2  # one separator between chunks
 
 
 @pytest.mark.parametrize(

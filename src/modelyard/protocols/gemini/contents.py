@@ -17,6 +17,10 @@ Roles: ``user`` (or no role) → user, ``model`` → assistant. Parts:
 
 A user turn's function responses become tool messages placed before a user message holding the
 turn's other parts, the order every chat API expects.
+
+A content and its parts are read with field paths relative to themselves (``parts[1].text``,
+``functionCall.name``); the loop over a list names the element (``contents[3]``) only in an
+error (``validate.nested``): a valid request builds no path.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from typing import Any
 import orjson
 
 from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
+from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.gemini.fields import fields
-from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str
+from modelyard.protocols.validate import bad, each, get_bool, get_dict, get_list, get_str, nested
 
 _IGNORED = frozenset({"thoughtSignature", "thought"})
 _PART_KINDS = "text, inlineData, fileData, functionCall, functionResponse"
@@ -41,14 +46,14 @@ class _Calls:
 
     open: list[ToolCall] = field(default_factory=list)
 
-    def answer(self, call_id: str | None, name: str, param: str) -> str:
+    def answer(self, call_id: str | None, name: str) -> str:
         for i, call in enumerate(self.open):
             if (call.id == call_id) if call_id else (call.name == name):
                 return self.open.pop(i).id
         if call_id:
             return call_id  # the client's own id for a call made outside this history
         raise bad(
-            f"{param}.name",
+            "functionResponse.name",
             f"answers function {name!r}, but no earlier functionCall of that name is open; "
             "send the call's id",
         )
@@ -61,16 +66,19 @@ def system_message(raw: Any) -> Message | None:
     if isinstance(raw, str):  # the SDKs accept a plain string too
         return Message("system", (TextPart(raw),)) if raw else None
     content = fields(raw, "systemInstruction")
-    parts: list[ContentPart] = []
-    for i, item in enumerate(get_list(content, "parts", "systemInstruction.parts") or ()):
-        p = f"systemInstruction.parts[{i}]"
-        part = fields(item, p)
-        text = get_str(part, "text", f"{p}.text")
-        if text is None:
-            raise bad(p, "must be a text part: system instructions take text only")
-        if text:
-            parts.append(TextPart(text))
+    items = get_list(content, "parts", "systemInstruction.parts") or []
+    parts: list[ContentPart] = [
+        TextPart(text) for text in each(items, "systemInstruction.parts", _system_text) if text
+    ]
     return Message("system", tuple(parts)) if parts else None
+
+
+def _system_text(raw: Any) -> str:
+    part = fields(raw, "")
+    text = get_str(part, "text", "text")
+    if text is None:
+        raise bad("", "must be a text part: system instructions take text only")
+    return text
 
 
 def contents_messages(raw: list[Any]) -> list[Message]:
@@ -78,57 +86,66 @@ def contents_messages(raw: list[Any]) -> list[Message]:
     messages: list[Message] = []
     calls = _Calls()
     for i, item in enumerate(raw):
-        param = f"contents[{i}]"
-        content = fields(item, param)
-        role = get_str(content, "role", f"{param}.role") or "user"
-        parts = get_list(content, "parts", f"{param}.parts", required=True) or []
-        if role == "model":
-            messages.append(_model_turn(parts, f"{param}.parts", calls))
-        elif role in ("user", "function"):
-            messages.extend(_user_turn(parts, f"{param}.parts", calls))
-        else:
-            raise bad(f"{param}.role", f"must be 'user' or 'model'; got {role!r}")
+        try:
+            _turn(item, calls, messages)
+        except InvalidRequest as exc:  # a field of the content: named whole only now
+            raise nested(f"contents[{i}]", exc) from None
     return messages
 
 
-def _user_turn(parts: list[Any], param: str, calls: _Calls) -> list[Message]:
+def _turn(raw: Any, calls: _Calls, messages: list[Message]) -> None:
+    """One content's messages, added to ``messages``."""
+    content = fields(raw, "")
+    role = get_str(content, "role", "role") or "user"
+    parts = get_list(content, "parts", "parts", required=True) or []
+    if role == "model":
+        messages.append(_model_turn(parts, calls))
+    elif role in ("user", "function"):
+        messages.extend(_user_turn(parts, calls))
+    else:
+        raise bad("role", f"must be 'user' or 'model'; got {role!r}")
+
+
+def _user_turn(parts: list[Any], calls: _Calls) -> list[Message]:
     results: list[Message] = []
     content: list[ContentPart] = []
     for i, item in enumerate(parts):
-        p = f"{param}[{i}]"
-        part = fields(item, p)
-        kind = _kind(part, p)
-        if kind == "text":
-            content.append(TextPart(part["text"]))
-        elif kind == "functionResponse":
-            results.append(
-                _function_response(part["functionResponse"], f"{p}.functionResponse", calls)
-            )
-        elif kind in ("inlineData", "fileData"):
-            content.append(_media(part[kind], f"{p}.{kind}", inline=kind == "inlineData"))
-        else:
-            raise bad(f"{p}.{kind}", "is only allowed in a model turn")
+        try:
+            part = fields(item, "")
+            kind = _kind(part)
+            if kind == "text":
+                content.append(TextPart(part["text"]))
+            elif kind == "functionResponse":
+                results.append(_function_response(part["functionResponse"], calls))
+            elif kind in ("inlineData", "fileData"):
+                content.append(_media(part[kind], kind))
+            else:
+                raise bad(kind, "is only allowed in a model turn")
+        except InvalidRequest as exc:
+            raise nested(f"parts[{i}]", exc) from None
     if content:
         results.append(Message("user", tuple(content)))
     return results
 
 
-def _model_turn(parts: list[Any], param: str, calls: _Calls) -> Message:
+def _model_turn(parts: list[Any], calls: _Calls) -> Message:
     texts: list[str] = []
     thoughts: list[str] = []
     tool_calls: list[ToolCall] = []
     for i, item in enumerate(parts):
-        p = f"{param}[{i}]"
-        part = fields(item, p)
-        kind = _kind(part, p)
-        if kind == "text":
-            (thoughts if get_bool(part, "thought", f"{p}.thought") else texts).append(part["text"])
-        elif kind == "functionCall":
-            call = _function_call(part["functionCall"], f"{p}.functionCall")
-            calls.open.append(call)
-            tool_calls.append(call)
-        else:
-            raise bad(f"{p}.{kind}", "is not allowed in a model turn (text and functionCall are)")
+        try:
+            part = fields(item, "")
+            kind = _kind(part)
+            if kind == "text":
+                (thoughts if get_bool(part, "thought", "thought") else texts).append(part["text"])
+            elif kind == "functionCall":
+                call = _function_call(part["functionCall"])
+                calls.open.append(call)
+                tool_calls.append(call)
+            else:
+                raise bad(kind, "is not allowed in a model turn (text and functionCall are)")
+        except InvalidRequest as exc:
+            raise nested(f"parts[{i}]", exc) from None
     text = "".join(texts)
     return Message(
         "assistant",
@@ -138,47 +155,49 @@ def _model_turn(parts: list[Any], param: str, calls: _Calls) -> Message:
     )
 
 
-def _kind(part: dict[str, Any], param: str) -> str:
+def _kind(part: dict[str, Any]) -> str:
     """The part's one data field (``text``, ``functionCall``, ...), validated."""
     kinds = [k for k in part if k not in _IGNORED]
     if len(kinds) != 1:
-        raise bad(
-            param, f"must hold exactly one of {_PART_KINDS}; got {', '.join(kinds) or 'none'}"
-        )
+        raise bad("", f"must hold exactly one of {_PART_KINDS}; got {', '.join(kinds) or 'none'}")
     kind = kinds[0]
     if kind == "text":
-        get_str(part, "text", f"{param}.text", required=True)
+        get_str(part, "text", "text", required=True)
     elif kind not in ("functionCall", "functionResponse", "inlineData", "fileData"):
-        raise bad(f"{param}.{kind}", f"is not supported; parts may be {_PART_KINDS}")
+        raise bad(kind, f"is not supported; parts may be {_PART_KINDS}")
     return kind
 
 
-def _media(raw: Any, param: str, *, inline: bool) -> ImagePart:
-    media = fields(raw, param)
-    mime = get_str(media, "mimeType", f"{param}.mimeType", required=True) or ""
-    if not mime.startswith("image/"):
-        raise bad(f"{param}.mimeType", f"only images (image/*) are supported; got {mime!r}")
-    if inline:
-        data = get_str(media, "data", f"{param}.data", required=True)
-        return ImagePart(f"data:{mime};base64,{data}")
-    return ImagePart(get_str(media, "fileUri", f"{param}.fileUri", required=True) or "")
+def _media(raw: Any, kind: str) -> ImagePart:
+    """``inlineData`` or ``fileData`` (``kind``) holding an image."""
+    try:
+        media = fields(raw, "")
+        mime = get_str(media, "mimeType", "mimeType", required=True) or ""
+        if not mime.startswith("image/"):
+            raise bad("mimeType", f"only images (image/*) are supported; got {mime!r}")
+        if kind == "inlineData":
+            data = get_str(media, "data", "data", required=True)
+            return ImagePart(f"data:{mime};base64,{data}")
+        return ImagePart(get_str(media, "fileUri", "fileUri", required=True) or "")
+    except InvalidRequest as exc:
+        raise nested(kind, exc) from None
 
 
-def _function_call(raw: Any, param: str) -> ToolCall:
-    call = fields(raw, param)
-    name = get_str(call, "name", f"{param}.name", required=True) or ""
-    args = get_dict(call, "args", f"{param}.args") or {}
-    call_id = get_str(call, "id", f"{param}.id") or "call_" + uuid.uuid4().hex[:24]
+def _function_call(raw: Any) -> ToolCall:
+    call = fields(raw, "functionCall")
+    name = get_str(call, "name", "functionCall.name", required=True) or ""
+    args = get_dict(call, "args", "functionCall.args") or {}
+    call_id = get_str(call, "id", "functionCall.id") or "call_" + uuid.uuid4().hex[:24]
     return ToolCall(call_id, name, orjson.dumps(args).decode())
 
 
-def _function_response(raw: Any, param: str, calls: _Calls) -> Message:
-    response = fields(raw, param)
-    name = get_str(response, "name", f"{param}.name", required=True) or ""
+def _function_response(raw: Any, calls: _Calls) -> Message:
+    response = fields(raw, "functionResponse")
+    name = get_str(response, "name", "functionResponse.name", required=True) or ""
     if response.get("parts"):
-        raise bad(f"{param}.parts", "multimodal function responses are not supported")
-    value = get_dict(response, "response", f"{param}.response", required=True) or {}
-    call_id = calls.answer(get_str(response, "id", f"{param}.id"), name, param)
+        raise bad("functionResponse.parts", "multimodal function responses are not supported")
+    value = get_dict(response, "response", "functionResponse.response", required=True) or {}
+    call_id = calls.answer(get_str(response, "id", "functionResponse.id"), name)
     output = value.get("output")
     text = output if len(value) == 1 and isinstance(output, str) else orjson.dumps(value).decode()
     return Message("tool", (TextPart(text),), name=name, tool_call_id=call_id)

@@ -38,17 +38,20 @@ from modelyard.core.chat import (
     ToolSpec,
 )
 from modelyard.core.embeddings import EmbeddingRequest
+from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.gemini.contents import contents_messages, system_message
 from modelyard.protocols.gemini.fields import fields
 from modelyard.protocols.gemini.schema import openapi_to_json_schema
 from modelyard.protocols.validate import (
     bad,
+    each,
     get_bool,
     get_dict,
     get_int,
     get_list,
     get_number,
     get_str,
+    nested,
 )
 
 DIALECT = "gemini"
@@ -61,11 +64,12 @@ _TOP_LEVEL = frozenset(
         "safetySettings", "cachedContent", "model",
     }
 )  # fmt: skip
-_EXTRA_NUMBERS: Final[Mapping[str, str]] = MappingProxyType(
+# Each with its extra's name and its path in an error.
+_EXTRA_NUMBERS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
     {
-        "topK": "top_k",
-        "presencePenalty": "presence_penalty",
-        "frequencyPenalty": "frequency_penalty",
+        "topK": ("top_k", "generationConfig.topK"),
+        "presencePenalty": ("presence_penalty", "generationConfig.presencePenalty"),
+        "frequencyPenalty": ("frequency_penalty", "generationConfig.frequencyPenalty"),
     }
 )
 _GENERATION = frozenset(
@@ -133,45 +137,47 @@ def _object(obj: dict[str, Any], key: str, param: str) -> dict[str, Any] | None:
 
 
 def _generation(config: dict[str, Any], request: ChatRequest) -> None:
-    p = "generationConfig"
     for key in config:
         if key not in _GENERATION:
-            raise bad(f"{p}.{key}", "is not supported by this gateway")
+            raise bad(f"generationConfig.{key}", "is not supported by this gateway")
     request.temperature = get_number(
-        config, "temperature", f"{p}.temperature", minimum=0, maximum=2
+        config, "temperature", "generationConfig.temperature", minimum=0, maximum=2
     )
-    request.top_p = get_number(config, "topP", f"{p}.topP", minimum=0, maximum=1)
-    request.max_tokens = get_int(config, "maxOutputTokens", f"{p}.maxOutputTokens", minimum=1)
-    request.n = get_int(config, "candidateCount", f"{p}.candidateCount", minimum=1)
-    request.seed = get_int(config, "seed", f"{p}.seed")
-    stops = get_list(config, "stopSequences", f"{p}.stopSequences") or []
+    request.top_p = get_number(config, "topP", "generationConfig.topP", minimum=0, maximum=1)
+    request.max_tokens = get_int(
+        config, "maxOutputTokens", "generationConfig.maxOutputTokens", minimum=1
+    )
+    request.n = get_int(config, "candidateCount", "generationConfig.candidateCount", minimum=1)
+    request.seed = get_int(config, "seed", "generationConfig.seed")
+    stops = get_list(config, "stopSequences", "generationConfig.stopSequences") or []
     for i, stop in enumerate(stops):
         if not isinstance(stop, str):
-            raise bad(f"{p}.stopSequences[{i}]", "must be a string")
+            raise bad(f"generationConfig.stopSequences[{i}]", "must be a string")
     request.stop = tuple(stops)
-    for key, extra in _EXTRA_NUMBERS.items():
-        value = get_number(config, key, f"{p}.{key}")
+    for key, (extra, param) in _EXTRA_NUMBERS.items():
+        value = get_number(config, key, param)
         if value is not None:
             request.extra[extra] = int(value) if key == "topK" else value
-    modalities = get_list(config, "responseModalities", f"{p}.responseModalities") or []
-    if any(m != "TEXT" for m in modalities):
-        raise bad(f"{p}.responseModalities", "only TEXT answers are supported")
-    request.response_format = _response_format(config, p)
-    thinking = _object(config, "thinkingConfig", f"{p}.thinkingConfig")
+    modalities = get_list(config, "responseModalities", "generationConfig.responseModalities")
+    if any(m != "TEXT" for m in modalities or ()):
+        raise bad("generationConfig.responseModalities", "only TEXT answers are supported")
+    request.response_format = _response_format(config)
+    thinking = _object(config, "thinkingConfig", "generationConfig.thinkingConfig")
     if thinking is not None:
-        effort = _effort(thinking, f"{p}.thinkingConfig")
+        effort = _effort(thinking)
         if effort is not None:
             request.extra["reasoning_effort"] = effort
 
 
-def _response_format(config: dict[str, Any], p: str) -> ResponseFormat | None:
-    mime = get_str(config, "responseMimeType", f"{p}.responseMimeType")
-    openapi = get_dict(config, "responseSchema", f"{p}.responseSchema")
-    schema = get_dict(config, "responseJsonSchema", f"{p}.responseJsonSchema")
+def _response_format(config: dict[str, Any]) -> ResponseFormat | None:
+    p = "generationConfig"  # only formatted into an error's path
+    mime = get_str(config, "responseMimeType", "generationConfig.responseMimeType")
+    openapi = get_dict(config, "responseSchema", "generationConfig.responseSchema")
+    schema = get_dict(config, "responseJsonSchema", "generationConfig.responseJsonSchema")
     if openapi is not None and schema is not None:
         raise bad(f"{p}.responseSchema", "give responseSchema or responseJsonSchema, not both")
     if openapi is not None:
-        schema = openapi_to_json_schema(openapi, f"{p}.responseSchema")
+        schema = openapi_to_json_schema(openapi, "generationConfig.responseSchema")
     if mime in (None, "text/plain"):
         if schema is not None:
             raise bad(f"{p}.responseMimeType", "must be application/json when a schema is given")
@@ -183,10 +189,13 @@ def _response_format(config: dict[str, Any], p: str) -> ResponseFormat | None:
     return ResponseFormat("json_schema", schema=schema, name="response")
 
 
-def _effort(thinking: dict[str, Any], p: str) -> str | None:
-    get_bool(thinking, "includeThoughts", f"{p}.includeThoughts")
-    level = get_str(thinking, "thinkingLevel", f"{p}.thinkingLevel")
-    budget = get_int(thinking, "thinkingBudget", f"{p}.thinkingBudget", minimum=-1)
+def _effort(thinking: dict[str, Any]) -> str | None:
+    p = "generationConfig.thinkingConfig"  # only formatted into an error's path
+    get_bool(thinking, "includeThoughts", "generationConfig.thinkingConfig.includeThoughts")
+    level = get_str(thinking, "thinkingLevel", "generationConfig.thinkingConfig.thinkingLevel")
+    budget = get_int(
+        thinking, "thinkingBudget", "generationConfig.thinkingConfig.thinkingBudget", minimum=-1
+    )
     extra = set(thinking) - {"includeThoughts", "thinkingLevel", "thinkingBudget"}
     if extra:
         raise bad(f"{p}.{min(extra)}", "is not supported")
@@ -205,37 +214,37 @@ def _tools(raw: list[Any], request: ChatRequest) -> None:
     specs: list[ToolSpec] = []
     native: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
-        p = f"tools[{i}]"
-        tool = fields(item, p)
-        declarations = get_list(tool, "functionDeclarations", f"{p}.functionDeclarations")
-        if declarations is None:
-            native.append(tool)
-            continue
-        if len(tool) > 1:
-            raise bad(p, "put functionDeclarations and other tools in separate tool objects")
-        specs.extend(
-            _declaration(d, f"{p}.functionDeclarations[{j}]") for j, d in enumerate(declarations)
-        )
+        try:
+            tool = fields(item, "")
+            declarations = get_list(tool, "functionDeclarations", "functionDeclarations")
+            if declarations is None:
+                native.append(tool)
+                continue
+            if len(tool) > 1:
+                raise bad("", "put functionDeclarations and other tools in separate tool objects")
+            specs.extend(each(declarations, "functionDeclarations", _declaration))
+        except InvalidRequest as exc:  # a field of the tool: named whole only now
+            raise nested(f"tools[{i}]", exc) from None
     request.tools = tuple(specs)
     if native:
         request.extra[GEMINI_TOOLS] = native
 
 
-def _declaration(raw: Any, p: str) -> ToolSpec:
-    declaration = fields(raw, p)
-    openapi = get_dict(declaration, "parameters", f"{p}.parameters")
-    schema = get_dict(declaration, "parametersJsonSchema", f"{p}.parametersJsonSchema")
+def _declaration(raw: Any) -> ToolSpec:
+    """One of a tool's ``functionDeclarations``; fields named relative to it (``each``)."""
+    declaration = fields(raw, "")
+    openapi = get_dict(declaration, "parameters", "parameters")
+    schema = get_dict(declaration, "parametersJsonSchema", "parametersJsonSchema")
     if openapi is not None:
-        schema = openapi_to_json_schema(openapi, f"{p}.parameters")
+        schema = openapi_to_json_schema(openapi, "parameters")
     for key in declaration:
         if key not in _DECLARATION:
             raise bad(
-                f"{p}.{key}",
-                "is not supported (name, description, parameters or parametersJsonSchema are)",
+                key, "is not supported (name, description, parameters or parametersJsonSchema are)"
             )
     return ToolSpec(
-        name=get_str(declaration, "name", f"{p}.name", required=True) or "",
-        description=get_str(declaration, "description", f"{p}.description"),
+        name=get_str(declaration, "name", "name", required=True) or "",
+        description=get_str(declaration, "description", "description"),
         parameters=schema if schema is not None else {"type": "object", "properties": {}},
     )
 
@@ -243,54 +252,65 @@ def _declaration(raw: Any, p: str) -> ToolSpec:
 def _tool_choice(raw: dict[str, Any] | None, tools: tuple[ToolSpec, ...]) -> ToolChoice | None:
     if raw is None:
         return None
-    p = "toolConfig.functionCallingConfig"
+    p = "toolConfig.functionCallingConfig"  # a constant: no formatting per request
     config = _object(raw, "functionCallingConfig", p) or {}
-    mode = (get_str(config, "mode", f"{p}.mode") or "AUTO").upper()
+    mode = (get_str(config, "mode", "toolConfig.functionCallingConfig.mode") or "AUTO").upper()
     if mode not in _MODES:
         raise bad(f"{p}.mode", f"must be one of {', '.join(_MODES)}; got {mode!r}")
-    names = get_list(config, "allowedFunctionNames", f"{p}.allowedFunctionNames") or []
+    names = (
+        get_list(
+            config, "allowedFunctionNames", "toolConfig.functionCallingConfig.allowedFunctionNames"
+        )
+        or []
+    )
     if not names:
         return _MODES[mode]
     if mode != "ANY":
         raise bad(f"{p}.allowedFunctionNames", "is only allowed with mode ANY")
-    if sorted(names) == sorted(t.name for t in tools):
+    # (names of other types are refused below, not compared: they do not sort with strings)
+    if all(isinstance(n, str) for n in names) and sorted(names) == sorted(t.name for t in tools):
         return "required"
     if len(names) == 1 and isinstance(names[0], str):
         return NamedToolChoice(names[0])
     raise bad(f"{p}.allowedFunctionNames", "must name one function, or all of them")
 
 
-def decode_embed(body: Any, model: str, param: str = "") -> EmbeddingRequest:
-    """An ``embedContent`` body (or one of ``batchEmbedContents``' requests) as a core request."""
-    body = fields(body, param or "body")
-    pre = f"{param}." if param else ""
+def decode_embed(body: Any, model: str) -> EmbeddingRequest:
+    """An ``embedContent`` body as a core request."""
+    return _embed(fields(body, "body"), model)
+
+
+def _embed(body: dict[str, Any], model: str) -> EmbeddingRequest:
+    """An ``embedContent`` body or one of ``batchEmbedContents``' requests (fields named
+    relative to it: ``each`` names the request)."""
     known = {"model", "content", "taskType", "outputDimensionality", "title"}
     for key in body:
         if key not in known:
-            raise bad(f"{pre}{key}", "is not supported")
-    content = _object(body, "content", f"{pre}content") or {}
+            raise bad(key, "is not supported")
+    content = _object(body, "content", "content") or {}
     if not content:
-        raise bad(f"{pre}content", "is required")
-    texts: list[str] = []
-    for i, item in enumerate(
-        get_list(content, "parts", f"{pre}content.parts", required=True) or []
-    ):
-        part = fields(item, f"{pre}content.parts[{i}]")
-        text = get_str(part, "text", f"{pre}content.parts[{i}].text")
-        if text is None or len(part) != 1:
-            raise bad(f"{pre}content.parts[{i}]", "only text parts can be embedded")
-        texts.append(text)
+        raise bad("content", "is required")
+    parts = get_list(content, "parts", "content.parts", required=True) or []
+    texts = each(parts, "content.parts", _embedded_text)
     request = EmbeddingRequest(
         model=model,
         inputs=["\n".join(texts)],
-        dimensions=get_int(body, "outputDimensionality", f"{pre}outputDimensionality", minimum=1),
+        dimensions=get_int(body, "outputDimensionality", "outputDimensionality", minimum=1),
     )
-    task = get_str(body, "taskType", f"{pre}taskType")
+    task = get_str(body, "taskType", "taskType")
     if task:
         request.extra["task_type"] = task
-    if get_str(body, "title", f"{pre}title"):
-        raise bad(f"{pre}title", "is not supported")
+    if get_str(body, "title", "title"):
+        raise bad("title", "is not supported")
     return request
+
+
+def _embedded_text(raw: Any) -> str:
+    part = fields(raw, "")
+    text = get_str(part, "text", "text")
+    if text is None or len(part) != 1:
+        raise bad("", "only text parts can be embedded")
+    return text
 
 
 def decode_batch_embed(body: Any, model: str) -> EmbeddingRequest:
@@ -299,7 +319,7 @@ def decode_batch_embed(body: Any, model: str) -> EmbeddingRequest:
     raw = get_list(body, "requests", "requests", required=True) or []
     if not raw:
         raise bad("requests", "must contain at least one request")
-    parts = [decode_embed(item, model, f"requests[{i}]") for i, item in enumerate(raw)]
+    parts = each(raw, "requests", lambda item: _embed(fields(item, ""), model))
     first = parts[0]
     for i, other in enumerate(parts[1:], start=1):
         if other.dimensions != first.dimensions or other.extra != first.extra:

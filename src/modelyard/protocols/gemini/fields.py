@@ -26,6 +26,8 @@ def fields(value: Any, param: str) -> dict[str, Any]:
     """``value`` as an object of the API, its keys in camelCase; a 400 naming ``param`` if it
     is not an object."""
     obj = require_dict(value, param)
-    if not any("_" in key for key in obj):
-        return obj
-    return {camel(key): item for key, item in obj.items()}
+    # Asked of every content and part: a plain loop, no generator per call.
+    for key in obj:
+        if "_" in key:
+            return {camel(key): item for key, item in obj.items()}
+    return obj

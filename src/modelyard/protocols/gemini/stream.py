@@ -1,12 +1,15 @@
 """Stream core events as Gemini ``streamGenerateContent`` chunks: SSE, or one JSON array.
 
 With ``alt=sse`` each chunk is a ``data:`` frame; without it the body is a JSON array whose
-elements are the chunks, written as they come (``[{...}``, ``,\\r\\n{...}``, ..., ``]``), as
-Google's endpoint does. Each chunk is a ``GenerateContentResponse`` holding what arrived: text
-and thought parts as they stream. Gemini sends a function call whole, never in pieces, so tool
-calls are gathered and sent in the last chunk, with each candidate's ``finishReason`` and the
-``usageMetadata``. An error after the first byte is one more chunk holding the error object
-(the array is then closed).
+elements are the chunks, written as they come, as Google's endpoint does. Each chunk is a
+``GenerateContentResponse`` holding what arrived: text and thought parts as they stream. Gemini
+sends a function call whole, never in pieces, so tool calls are gathered and sent in the last
+chunk, with each candidate's ``finishReason`` and the ``usageMetadata``. An error after the
+first byte is one more chunk holding the error object (the array is then closed).
+
+The array's writes are ``[``, ``{...},\\r\\n`` per chunk, and the last chunk (or the error's)
+``{...}]``: a separator ends a chunk rather than begins the next, so the error frame needs
+nothing of the stream's state (``error_frame``) and the route's dialect is built once.
 """
 
 from __future__ import annotations
@@ -39,11 +42,10 @@ class _Call:
 class StreamEncoder:
     """One response's chunks; ``sse`` picks the framing."""
 
-    __slots__ = ("_calls", "_finished", "_sent", "_sse", "_tail", "_usage")
+    __slots__ = ("_calls", "_finished", "_sse", "_tail", "_usage")
 
     def __init__(self, model: str, response_id: str, *, sse: bool) -> None:
         self._sse = sse
-        self._sent = False
         # Every chunk ends with the same two fields; serialised once.
         self._tail = orjson.dumps({"modelVersion": model, "responseId": response_id})[1:]
         self._calls: dict[tuple[int, int], _Call] = {}
@@ -51,7 +53,7 @@ class StreamEncoder:
         self._usage: Usage | None = None
 
     def start(self) -> bytes:
-        return b""
+        return b"" if self._sse else b"["
 
     def encode(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):
@@ -87,12 +89,10 @@ class StreamEncoder:
                 candidate["content"] = {"role": "model", "parts": calls}
             candidates.append(candidate)
         body = {"candidates": candidates, "usageMetadata": usage_json(self._usage)}
-        frame = self._frame(orjson.dumps(body)[:-1] + b"," + self._tail)
-        return frame if self._sse else frame + b"]"
+        return _last(orjson.dumps(body)[:-1] + b"," + self._tail, sse=self._sse)
 
     def error(self, err: ModelyardError, _request_id: str = "") -> bytes:
-        frame = self._frame(error_body(err))
-        return frame if self._sse else frame + b"]"
+        return error_frame(err, sse=self._sse)
 
     def _parts(self, index: int, part: dict[str, object]) -> bytes:
         content = {"role": "model", "parts": [part]}
@@ -102,6 +102,14 @@ class StreamEncoder:
     def _frame(self, chunk: bytes) -> bytes:
         if self._sse:
             return b"data: " + chunk + b"\r\n\r\n"
-        prefix = b",\r\n" if self._sent else b"["
-        self._sent = True
-        return prefix + chunk
+        return chunk + b",\r\n"
+
+
+def error_frame(err: ModelyardError, *, sse: bool) -> bytes:
+    """The last frame of a stream that failed after its first byte: the error object as one
+    more chunk (the array closed)."""
+    return _last(error_body(err), sse=sse)
+
+
+def _last(chunk: bytes, *, sse: bool) -> bytes:
+    return b"data: " + chunk + b"\r\n\r\n" if sse else chunk + b"]"

@@ -187,7 +187,7 @@ def _conversation(raw: Any) -> str | None:
 
 def _include(raw: list[Any] | None) -> tuple[str, ...]:
     for i, value in enumerate(raw or ()):
-        if value not in _INCLUDE:
+        if not isinstance(value, str) or value not in _INCLUDE:
             raise bad(
                 f"include[{i}]",
                 f"unsupported value {value!r}; accepted: {', '.join(sorted(_INCLUDE))}",

@@ -20,6 +20,7 @@ from modelyard.core.mcp import call_messages_text, function_name
 from modelyard.protocols.openai.responses.request import JSON, ToolNames, fresh_item_id
 from modelyard.protocols.validate import (
     bad,
+    each,
     get_bool,
     get_dict,
     get_list,
@@ -69,7 +70,7 @@ def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
         return [_message_item("user", [{"type": "input_text", "text": raw}], None)]
     if not isinstance(raw, list):
         raise bad(param, "must be a string or an array of input items")
-    return [_item(entry, f"{param}[{i}]") for i, entry in enumerate(raw)]
+    return each(raw, param, _item)
 
 
 def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
@@ -82,98 +83,101 @@ def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
     }
 
 
-def _item(raw: Any, param: str) -> JSON:
-    obj = require_dict(raw, param)
+# An item and its parts are read with field paths relative to themselves (``content[1].text``);
+# ``each`` names the item (``input[3]``) only in an error: a valid request builds no path.
+
+
+def _item(raw: Any) -> JSON:
+    obj = require_dict(raw, "")
     if "type" not in obj and "role" not in obj:
-        raise bad(f"{param}.type", "is required (or a role, for a message)")
+        raise bad("type", "is required (or a role, for a message)")
     kind = str(obj.get("type", "message"))
     if kind == "item_reference":
-        raise bad(f"{param}.type", "item_reference is not supported; send the item itself")
+        raise bad("type", "item_reference is not supported; send the item itself")
     if kind not in _ITEM_KEYS:
         raise bad(
-            f"{param}.type",
+            "type",
             f"unknown or unsupported input item type {kind!r}; accepted: {', '.join(ITEM_TYPES)}",
         )
-    unknown = sorted(set(obj) - _ITEM_KEYS[kind])
-    if unknown:
-        raise bad(f"{param}.{unknown[0]}", f"unknown field of a {kind} item")
-    item_id = get_str(obj, "id", f"{param}.id")
+    if not _ITEM_KEYS[kind].issuperset(obj):  # the fields out of place, sorted only then
+        unknown = sorted(set(obj) - _ITEM_KEYS[kind])
+        raise bad(unknown[0], f"unknown field of a {kind} item")
+    item_id = get_str(obj, "id", "id")
     if kind.startswith("mcp_"):
-        return _mcp_item(obj, kind, param, item_id)
+        return _mcp_item(obj, kind, item_id)
     if kind == "message":
-        role = get_str(obj, "role", f"{param}.role", required=True) or ""
+        role = get_str(obj, "role", "role", required=True) or ""
         if role not in _ROLES:
-            raise bad(f"{param}.role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
-        return _message_item(role, _content(obj.get("content"), f"{param}.content", role), item_id)
+            raise bad("role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
+        return _message_item(role, _content(obj.get("content"), role), item_id)
     out: JSON = {"type": kind, "id": item_id or fresh_item_id(_ID_PREFIX.get(kind, "rs"))}
     if kind == "reasoning":
-        out["summary"] = _texts(obj, "summary", "summary_text", param)
+        out["summary"] = _texts(obj, "summary", "summary_text")
         if obj.get("content") is not None:
-            out["content"] = _texts(obj, "content", "reasoning_text", param)
-        out["encrypted_content"] = get_str(obj, "encrypted_content", f"{param}.encrypted_content")
+            out["content"] = _texts(obj, "content", "reasoning_text")
+        out["encrypted_content"] = get_str(obj, "encrypted_content", "encrypted_content")
         return out
-    out["call_id"] = get_str(obj, "call_id", f"{param}.call_id", required=True)
+    out["call_id"] = get_str(obj, "call_id", "call_id", required=True)
     if kind == "function_call":
-        out["name"] = get_str(obj, "name", f"{param}.name", required=True)
-        out["arguments"] = get_str(obj, "arguments", f"{param}.arguments", required=True)
-        namespace = get_str(obj, "namespace", f"{param}.namespace")
+        out["name"] = get_str(obj, "name", "name", required=True)
+        out["arguments"] = get_str(obj, "arguments", "arguments", required=True)
+        namespace = get_str(obj, "namespace", "namespace")
         if namespace:
             out["namespace"] = namespace
     else:
-        out["output"] = _output(obj.get("output"), f"{param}.output")
+        out["output"] = _output(obj.get("output"))
     out["status"] = "completed"
     return out
 
 
-def _mcp_item(obj: JSON, kind: str, param: str, item_id: str | None) -> JSON:
+def _mcp_item(obj: JSON, kind: str, item_id: str | None) -> JSON:
     out: JSON = {"type": kind, "id": item_id or fresh_item_id("mcpr")}
     if kind == "mcp_approval_response":
         out["approval_request_id"] = get_str(
-            obj, "approval_request_id", f"{param}.approval_request_id", required=True
+            obj, "approval_request_id", "approval_request_id", required=True
         )
-        approve = get_bool(obj, "approve", f"{param}.approve")
+        approve = get_bool(obj, "approve", "approve")
         if approve is None:
-            raise bad(f"{param}.approve", "is required (true or false)")
+            raise bad("approve", "is required (true or false)")
         out["approve"] = approve
-        out["reason"] = get_str(obj, "reason", f"{param}.reason")
+        out["reason"] = get_str(obj, "reason", "reason")
         return out
-    out["server_label"] = get_str(obj, "server_label", f"{param}.server_label", required=True)
+    out["server_label"] = get_str(obj, "server_label", "server_label", required=True)
     if kind == "mcp_list_tools":
-        out["tools"] = get_list(obj, "tools", f"{param}.tools") or []
-        out["error"] = get_str(obj, "error", f"{param}.error")
+        out["tools"] = get_list(obj, "tools", "tools") or []
+        out["error"] = get_str(obj, "error", "error")
         return out
-    out["name"] = get_str(obj, "name", f"{param}.name", required=True)
-    out["arguments"] = get_str(obj, "arguments", f"{param}.arguments") or ""
+    out["name"] = get_str(obj, "name", "name", required=True)
+    out["arguments"] = get_str(obj, "arguments", "arguments") or ""
     if kind == "mcp_call":
-        out["output"] = get_str(obj, "output", f"{param}.output")
-        out["error"] = get_dict(obj, "error", f"{param}.error")
+        out["output"] = get_str(obj, "output", "output")
+        out["error"] = get_dict(obj, "error", "error")
         out["status"] = "failed" if out["error"] else "completed"
-        out["approval_request_id"] = get_str(
-            obj, "approval_request_id", f"{param}.approval_request_id"
-        )
+        out["approval_request_id"] = get_str(obj, "approval_request_id", "approval_request_id")
     return out
 
 
-def _texts(obj: JSON, key: str, kind: str, param: str) -> list[JSON]:
-    parts = get_list(obj, key, f"{param}.{key}") or []
-    out = []
-    for i, part in enumerate(parts):
-        p = require_dict(part, f"{param}.{key}[{i}]")
+def _texts(obj: JSON, key: str, kind: str) -> list[JSON]:
+    """A reasoning item's ``summary`` or ``content``: parts of type ``kind``."""
+
+    def text(part: Any) -> JSON:
+        p = require_dict(part, "")
         if p.get("type") != kind:
-            raise bad(f"{param}.{key}[{i}].type", f"must be {kind!r}")
-        out.append({"type": kind, "text": get_str(p, "text", f"{param}.{key}[{i}].text") or ""})
-    return out
+            raise bad("type", f"must be {kind!r}")
+        return {"type": kind, "text": get_str(p, "text", "text") or ""}
+
+    return each(get_list(obj, key, key) or [], key, text)
 
 
-def _output(raw: Any, param: str) -> str | list[JSON]:
+def _output(raw: Any) -> str | list[JSON]:
     if isinstance(raw, str):
         return raw
     if isinstance(raw, list):
-        return [_part(p, f"{param}[{i}]", "user") for i, p in enumerate(raw)]
-    raise bad(param, "must be a string or an array of content parts")
+        return each(raw, "output", _input_part)
+    raise bad("output", "must be a string or an array of content parts")
 
 
-def _content(raw: Any, param: str, role: str) -> list[JSON]:
+def _content(raw: Any, role: str) -> list[JSON]:
     text_type = "output_text" if role == "assistant" else "input_text"
     if isinstance(raw, str):
         part: JSON = {"type": text_type, "text": raw}
@@ -181,49 +185,56 @@ def _content(raw: Any, param: str, role: str) -> list[JSON]:
             part["annotations"], part["logprobs"] = [], []
         return [part]
     if not isinstance(raw, list):
-        raise bad(param, "must be a string or an array of content parts")
-    return [_part(p, f"{param}[{i}]", role) for i, p in enumerate(raw)]
+        raise bad("content", "must be a string or an array of content parts")
+    return each(raw, "content", _output_part if role == "assistant" else _input_part)
 
 
-def _part(raw: Any, param: str, role: str) -> JSON:
-    obj = require_dict(raw, param)
-    kind = get_str(obj, "type", f"{param}.type", required=True)
+def _input_part(raw: Any) -> JSON:
+    """A part of a user, system or developer message, or of a function call's output."""
+    return _part(raw, assistant=False)
+
+
+def _output_part(raw: Any) -> JSON:
+    """A part of an assistant message."""
+    return _part(raw, assistant=True)
+
+
+def _part(raw: Any, *, assistant: bool) -> JSON:
+    obj = require_dict(raw, "")
+    kind = get_str(obj, "type", "type", required=True)
     if kind in ("input_text", "output_text"):
-        out: JSON = {"type": kind, "text": get_str(obj, "text", f"{param}.text", required=True)}
+        out: JSON = {"type": kind, "text": get_str(obj, "text", "text", required=True)}
         if kind == "output_text":
             out["annotations"] = obj.get("annotations") or []
             out["logprobs"] = obj.get("logprobs") or []
         return out
     if kind == "refusal":
-        return {"type": kind, "refusal": get_str(obj, "refusal", f"{param}.refusal") or ""}
-    if kind == "input_image" and role != "assistant":
+        return {"type": kind, "refusal": get_str(obj, "refusal", "refusal") or ""}
+    if kind == "input_image" and not assistant:
         if obj.get("file_id") is not None:
-            raise bad(f"{param}.file_id", "file ids are not supported; send image_url")
-        url = get_str(obj, "image_url", f"{param}.image_url", required=True)
+            raise bad("file_id", "file ids are not supported; send image_url")
+        url = get_str(obj, "image_url", "image_url", required=True)
         return {"type": kind, "image_url": url, "detail": obj.get("detail") or "auto"}
-    if kind == "input_file" and role != "assistant":
-        return _file(obj, param)
-    accepted = (
-        "output_text, refusal" if role == "assistant" else "input_text, input_image, input_file"
-    )
-    raise bad(
-        f"{param}.type", f"content part type {kind!r} is not supported here; accepted: {accepted}"
-    )
+    if kind == "input_file" and not assistant:
+        return _file(obj)
+    accepted = "output_text, refusal" if assistant else "input_text, input_image, input_file"
+    raise bad("type", f"content part type {kind!r} is not supported here; accepted: {accepted}")
 
 
-def _file(obj: JSON, param: str) -> JSON:
+def _file(obj: JSON) -> JSON:
     """A file inline as a ``data:`` URL: images and text files are carried; others refused."""
-    data = get_str(obj, "file_data", f"{param}.file_data")
+    data = get_str(obj, "file_data", "file_data")
     if data is None:
-        raise bad(f"{param}.file_data", "only inline files (file_data, a data: URL) are supported")
+        raise bad("file_data", "only inline files (file_data, a data: URL) are supported")
     mime = data[5 : data.find(";")] if data.startswith("data:") and ";base64," in data else ""
     if not (mime.startswith("image/") or mime.startswith(_TEXT_FILES)):
         raise bad(
-            f"{param}.file_data",
+            "file_data",
             f"file type {mime or 'unknown'!r} is not supported; accepted: images and text files "
             "as base64 data: URLs",
         )
-    _file_part(data)  # a text file that does not decode is refused here, by its field
+    if not mime.startswith("image/") and _text_of(data) is None:
+        raise bad("file_data", "is not a valid base64 data: URL")
     return {"type": "input_file", "file_data": data, "filename": obj.get("filename")}
 
 
@@ -291,7 +302,15 @@ def _parts(content: str | list[JSON]) -> tuple[ContentPart, ...]:
 def _file_part(data: str) -> ContentPart:
     if data.startswith("data:image/"):
         return ImagePart(data)
+    text = _text_of(data)
+    if text is None:  # checked when the item was read (``_file``): a stored item is sound
+        raise bad("input_file.file_data", "is not a valid base64 data: URL")
+    return TextPart(text)
+
+
+def _text_of(data: str) -> str | None:
+    """A text file's content from its base64 ``data:`` URL; None when it does not decode."""
     try:
-        return TextPart(base64.b64decode(data.split(",", 1)[1]).decode("utf-8", "replace"))
-    except (binascii.Error, IndexError) as exc:
-        raise bad("input_file.file_data", "is not a valid base64 data: URL") from exc
+        return base64.b64decode(data.split(",", 1)[1]).decode("utf-8", "replace")
+    except (binascii.Error, IndexError):
+        return None

@@ -12,9 +12,18 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+from modelyard.core.errors import InvalidRequest
 from modelyard.core.mcp import McpToolRequest, ToolFilter
 from modelyard.protocols.openai.responses.request import JSON
-from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
+from modelyard.protocols.validate import (
+    bad,
+    get_bool,
+    get_dict,
+    get_list,
+    get_str,
+    nested,
+    require_dict,
+)
 
 _KEYS: Final = frozenset(
     {
@@ -34,7 +43,10 @@ def decode_mcp_tools(raw: list[Any] | None) -> tuple[McpToolRequest, ...]:
     labels: set[str] = set()
     for i, entry in enumerate(raw or ()):
         if isinstance(entry, dict) and entry.get("type") == "mcp":
-            tool = _decode(entry, f"tools[{i}]")
+            try:
+                tool = _decode(entry)
+            except InvalidRequest as exc:  # a field of the tool: named whole only now
+                raise nested(f"tools[{i}]", exc) from None
             if tool.label in labels:
                 raise bad(f"tools[{i}].server_label", f"{tool.label!r} is offered twice")
             labels.add(tool.label)
@@ -42,34 +54,35 @@ def decode_mcp_tools(raw: list[Any] | None) -> tuple[McpToolRequest, ...]:
     return tuple(found)
 
 
-def _decode(obj: JSON, param: str) -> McpToolRequest:
+def _decode(obj: JSON) -> McpToolRequest:
+    """One ``mcp`` tool, its fields named relative to it."""
     unknown = sorted(set(obj) - _KEYS)
     if unknown:
-        raise bad(f"{param}.{unknown[0]}", "unknown field of an mcp tool")
+        raise bad(unknown[0], "unknown field of an mcp tool")
     for name in ("connector_id", "tunnel_id", "allowed_callers"):
         if obj.get(name) is not None:
             raise bad(
-                f"{param}.{name}",
+                name,
                 "is not supported by this gateway; give server_url or the label of a server "
                 "the operator configured",
             )
-    if get_bool(obj, "defer_loading", f"{param}.defer_loading"):
-        raise bad(f"{param}.defer_loading", "deferred MCP tools are not supported; remove it")
-    label = get_str(obj, "server_label", f"{param}.server_label", required=True) or ""
+    if get_bool(obj, "defer_loading", "defer_loading"):
+        raise bad("defer_loading", "deferred MCP tools are not supported; remove it")
+    label = get_str(obj, "server_label", "server_label", required=True) or ""
     if not _LABEL.match(label):
-        raise bad(f"{param}.server_label", "must be 1-64 letters, digits, '_' or '-'")
-    headers = _headers(get_dict(obj, "headers", f"{param}.headers"), f"{param}.headers")
-    token = get_str(obj, "authorization", f"{param}.authorization")
+        raise bad("server_label", "must be 1-64 letters, digits, '_' or '-'")
+    headers = _headers(get_dict(obj, "headers", "headers"), "headers")
+    token = get_str(obj, "authorization", "authorization")
     if token:
         headers = (*[h for h in headers if h[0].lower() != "authorization"],
                    ("Authorization", f"Bearer {token}"))  # fmt: skip
     return McpToolRequest(
         label=label,
-        url=get_str(obj, "server_url", f"{param}.server_url"),
+        url=get_str(obj, "server_url", "server_url"),
         headers=headers,
-        allowed=_allowed(obj.get("allowed_tools"), f"{param}.allowed_tools"),
-        approval=_approval(obj.get("require_approval"), f"{param}.require_approval"),
-        description=get_str(obj, "server_description", f"{param}.server_description"),
+        allowed=_allowed(obj.get("allowed_tools"), "allowed_tools"),
+        approval=_approval(obj.get("require_approval"), "require_approval"),
+        description=get_str(obj, "server_description", "server_description"),
     )
 
 

@@ -13,9 +13,19 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelyard.core.chat import NamedToolChoice, ResponseFormat, ToolChoice, ToolSpec
+from modelyard.core.errors import InvalidRequest
 from modelyard.core.mcp import function_name
 from modelyard.protocols.openai.responses.request import JSON, ToolNames
-from modelyard.protocols.validate import bad, get_bool, get_dict, get_list, get_str, require_dict
+from modelyard.protocols.validate import (
+    bad,
+    each,
+    get_bool,
+    get_dict,
+    get_list,
+    get_str,
+    nested,
+    require_dict,
+)
 
 HOSTED_TOOLS: Final = frozenset(
     {
@@ -35,41 +45,47 @@ def decode_tools(raw: list[Any] | None) -> tuple[tuple[ToolSpec, ...], tuple[str
     specs: list[ToolSpec] = []
     hosted: list[str] = []
     flat: dict[str, tuple[str, str]] = {}
-    for i, entry in enumerate(raw or ()):
-        obj = require_dict(entry, f"tools[{i}]")
-        kind = get_str(obj, "type", f"tools[{i}].type", required=True) or ""
-        if kind == "function":
-            specs.append(_function(obj, f"tools[{i}]", None))
-        elif kind == "namespace":
-            namespace = get_str(obj, "name", f"tools[{i}].name", required=True) or ""
-            members = get_list(obj, "tools", f"tools[{i}].tools", required=True) or []
-            for j, member in enumerate(members):
-                p = f"tools[{i}].tools[{j}]"
-                spec = _function(require_dict(member, p), p, namespace)
-                flat[spec.name] = (namespace, spec.name.removeprefix(namespace + "__"))
-                specs.append(spec)
-        elif kind == "mcp":
-            continue  # run by the gateway: decoded by ``mcp.decode_mcp_tools``
-        elif kind in HOSTED_TOOLS:
-            hosted.append(kind)
-        else:
-            raise bad(
-                f"tools[{i}].type",
-                f"unknown or unsupported tool type {kind!r}; accepted: function, namespace, mcp "
-                f"(hosted tools are left out or refused by the deployment: {_hosted()})",
-            )
+    for i, entry in enumerate(raw):
+        try:
+            _tool(entry, specs, hosted, flat)
+        except InvalidRequest as exc:  # a field of the tool: named whole only now
+            raise nested(f"tools[{i}]", exc) from None
     return tuple(specs), tuple(dict.fromkeys(hosted)), ToolNames(flat)
 
 
-def _function(obj: JSON, param: str, namespace: str | None) -> ToolSpec:
+def _tool(
+    entry: Any, specs: list[ToolSpec], hosted: list[str], flat: dict[str, tuple[str, str]]
+) -> None:
+    """One of ``tools``, added to what it is; fields named relative to it."""
+    obj = require_dict(entry, "")
+    kind = get_str(obj, "type", "type", required=True) or ""
+    if kind == "function":
+        specs.append(_function(obj, None))
+    elif kind == "namespace":
+        namespace = get_str(obj, "name", "name", required=True) or ""
+        members = get_list(obj, "tools", "tools", required=True) or []
+        for spec in each(members, "tools", lambda m: _function(require_dict(m, ""), namespace)):
+            flat[spec.name] = (namespace, spec.name.removeprefix(namespace + "__"))
+            specs.append(spec)
+    elif kind in HOSTED_TOOLS:
+        hosted.append(kind)
+    elif kind != "mcp":  # an mcp tool is run by the gateway: ``mcp.decode_mcp_tools`` reads it
+        raise bad(
+            "type",
+            f"unknown or unsupported tool type {kind!r}; accepted: function, namespace, mcp "
+            f"(hosted tools are left out or refused by the deployment: {_hosted()})",
+        )
+
+
+def _function(obj: JSON, namespace: str | None) -> ToolSpec:
     if obj.get("type") != "function":
-        raise bad(f"{param}.type", f"must be 'function', got {obj.get('type')!r}")
-    name = get_str(obj, "name", f"{param}.name", required=True) or ""
+        raise bad("type", f"must be 'function', got {obj.get('type')!r}")
+    name = get_str(obj, "name", "name", required=True) or ""
     return ToolSpec(
         name=f"{namespace}__{name}" if namespace else name,
-        description=get_str(obj, "description", f"{param}.description"),
-        parameters=get_dict(obj, "parameters", f"{param}.parameters"),
-        strict=get_bool(obj, "strict", f"{param}.strict"),
+        description=get_str(obj, "description", "description"),
+        parameters=get_dict(obj, "parameters", "parameters"),
+        strict=get_bool(obj, "strict", "strict"),
     )
 
 
