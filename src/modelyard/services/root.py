@@ -251,7 +251,9 @@ class Root:
             served = with_overrides(config, overrides)
             try:
                 routers = await _routers(served, self.store)
-                new = Gateway(served, old.local_base_url, previous=old, routers=routers)
+                new = await asyncio.to_thread(  # off the loop, as in ``_reload``
+                    Gateway, served, old.local_base_url, previous=old, routers=routers
+                )
             except ConfigError as exc:
                 log.error("deployment versions not followed, serving the current ones: %s", exc)
                 return

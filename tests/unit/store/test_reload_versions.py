@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import modelyard.services.root as root_module
 from modelyard.config import load_settings
 from modelyard.services.deployments import change, rollback, served_overrides, sync_versions
 from modelyard.services.gateway import Gateway
@@ -135,4 +138,29 @@ async def test_a_refused_reload_leaves_the_breaker_settings(sqlite_store: Store,
     _write_breaker(path, failures=2)
     assert not await state.reload(path)
     assert state.gateway.router.health.of("p/m1").settings.failures == 5
+    await state.gateway.aclose()
+
+
+async def test_following_a_rollback_builds_the_gateway_off_the_loop(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A replica that hears of another's rollback builds the gateway it then serves in a
+    thread, as a reload does: the loop goes on serving meanwhile."""
+    path = tmp_path / "modelyard.yaml"
+    _write(path, "m1")
+    await sync_versions(sqlite_store, load_settings(path))
+    _write(path, "m2")
+    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), sqlite_store, None)
+    assert await state.reload(path)
+    await rollback(sqlite_store, load_settings(path), "chat", 1)
+    built_in: list[int] = []
+
+    def building(*args: Any, **kwargs: Any) -> Gateway:
+        built_in.append(threading.get_ident())
+        return Gateway(*args, **kwargs)
+
+    monkeypatch.setattr(root_module, "Gateway", building)
+    await state.follow_deployments()
+    assert built_in and built_in[0] != threading.get_ident()
+    assert _served(state) == "m1"
     await state.gateway.aclose()
