@@ -83,6 +83,9 @@ class Message:
     reasoning_signature: str | None = None
     # A cache breakpoint on the message as one block (a tool result), not on one of its parts.
     cache: CacheMark | None = None
+    # The model's statement that it declines to answer (OpenAI's structured-outputs
+    # ``refusal``), instead of content: a client of any dialect can be told why it got none.
+    refusal: str | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""
@@ -194,11 +197,30 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+@dataclass(slots=True, frozen=True)
+class Native:
+    """Fields of an upstream's answer the core does not model (log probabilities, citations,
+    a service tier...), as the upstream's dialect ``origin`` wrote them, shaped like its wire
+    JSON at the level they were found: the answer's side of ``ChatRequest.extra``. An encoder
+    of the same dialect merges them into what it writes; every other leaves them out.
+
+    ``text`` is the answer text they describe (their token log probabilities, citation
+    offsets): a stage that rewrote the text (an output guardrail's redaction) makes it stale,
+    and the encoder then leaves out what would no longer fit or would reveal what was removed.
+    """
+
+    origin: str
+    fields: Mapping[str, Any]
+    text: str | None = None
+
+
 @dataclass(slots=True)
 class Choice:
     index: int
     message: Message
     finish_reason: FinishReason | None
+    # The choice's unmodelled fields (its message's under ``"message"``), when it has any.
+    native: Native | None = None
 
 
 @dataclass(slots=True)
@@ -210,6 +232,9 @@ class ChatResult:
     upstream_model: str | None = None
     upstream_id: str | None = None
     system_fingerprint: str | None = None
+    # The answer's unmodelled top-level fields (the usage as the upstream wrote it under
+    # ``"usage"``), when it has any.
+    native: Native | None = None
 
 
 # Between system blocks joined into one text.

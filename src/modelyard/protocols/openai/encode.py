@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ChatResult, ImagePart, Message, TextPart, Usage
+from modelyard.core.chat import ChatResult, Choice, ImagePart, Message, Native, TextPart, Usage
 from modelyard.core.embeddings import EmbeddingResult
 from modelyard.core.events import (
     Finished,
+    NativeDelta,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -21,9 +23,16 @@ from modelyard.core.events import (
 )
 
 DONE_FRAME = b"data: [DONE]\n\n"
+# The dialect this module writes: an answer's unmodelled fields (``core.chat.Native``) from an
+# upstream of the same dialect are written back as they came; any other's are left out.
+DIALECT = "openai"
+# Fields that describe the answer's text as the upstream wrote it (its tokens, offsets in it).
+_OF_TEXT = ("logprobs", "annotations")
 
 
-def usage_json(usage: Usage) -> dict[str, Any]:
+def usage_json(usage: Usage, native: Native | None = None) -> dict[str, Any]:
+    if native is not None and native.origin == DIALECT:
+        return _native_usage(usage, native.fields)
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
@@ -31,6 +40,44 @@ def usage_json(usage: Usage) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
+
+
+def _native_usage(usage: Usage, raw: Any) -> dict[str, Any]:
+    """The upstream's usage (its audio and prediction token details...), with the counts the
+    core models written over it."""
+    prompt = raw.get("prompt_tokens_details") if isinstance(raw, dict) else None
+    completion = raw.get("completion_tokens_details") if isinstance(raw, dict) else None
+    return {
+        **(raw if isinstance(raw, dict) else {}),
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {
+            **(prompt if isinstance(prompt, dict) else {}),
+            "cached_tokens": usage.cached_input_tokens,
+        },
+        "completion_tokens_details": {
+            **(completion if isinstance(completion, dict) else {}),
+            "reasoning_tokens": usage.reasoning_tokens,
+        },
+    }
+
+
+def _merge(out: dict[str, Any], native: Native, text: str | None) -> None:
+    """``native``'s fields into ``out`` (its ``message``/``delta`` into theirs), when they came
+    from this dialect. What describes a text that is no longer the one sent (``text``: an
+    output guardrail redacted it) is left out: it would not fit, and could tell what was cut."""
+    if native.origin != DIALECT:
+        return
+    stale = native.text is not None and native.text != text
+    for key, value in native.fields.items():
+        if stale and key in _OF_TEXT:
+            continue
+        inner = out.get(key)
+        if isinstance(inner, dict) and isinstance(value, dict):
+            inner.update({k: v for k, v in value.items() if k not in _OF_TEXT} if stale else value)
+        else:
+            out[key] = value
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -49,7 +96,7 @@ def message_json(message: Message) -> dict[str, Any]:
         ]
     if message.reasoning is not None:
         out["reasoning_content"] = message.reasoning
-    out["refusal"] = None
+    out["refusal"] = message.refusal
     return out
 
 
@@ -59,27 +106,42 @@ def completion_json(result: ChatResult, response_id: str, created: int, model: s
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [
-            {
-                "index": c.index,
-                "message": message_json(c.message),
-                "logprobs": None,
-                "finish_reason": c.finish_reason,
-            }
-            for c in result.choices
-        ],
+        "choices": [_choice_json(c) for c in result.choices],
     }
     if result.usage is not None:
         body["usage"] = usage_json(result.usage)
     if result.system_fingerprint is not None:
         body["system_fingerprint"] = result.system_fingerprint
+    if result.native is not None and result.native.origin == DIALECT:
+        _merge_top(body, result.native.fields, result.usage)
     return orjson.dumps(body)
+
+
+def _merge_top(body: dict[str, Any], fields: Mapping[str, Any], usage: Usage | None) -> None:
+    """The answer's unmodelled top-level fields; its usage as the upstream wrote it."""
+    for key, value in fields.items():
+        if key != "usage":
+            body[key] = value
+        elif usage is not None:
+            body["usage"] = _native_usage(usage, value)
+
+
+def _choice_json(c: Choice) -> dict[str, Any]:
+    out = {
+        "index": c.index,
+        "message": message_json(c.message),
+        "logprobs": None,
+        "finish_reason": c.finish_reason,
+    }
+    if c.native is not None:
+        _merge(out, c.native, c.message.text())
+    return out
 
 
 class ChunkEncoder:
     """Turns core stream events into ``chat.completion.chunk`` SSE frames for one response."""
 
-    __slots__ = ("_include_usage", "_prefix", "_started", "_usage")
+    __slots__ = ("_emit", "_include_usage", "_pending", "_prefix", "_started", "_usage")
 
     def __init__(self, response_id: str, created: int, model: str, include_usage: bool) -> None:
         # Every chunk shares these fields; serialising them once saves work per token.
@@ -94,19 +156,47 @@ class ChunkEncoder:
         self._prefix = b"data: " + head[:-1] + b',"choices":'
         self._include_usage = include_usage
         self._started: set[int] = set()
-        self._usage: Usage | None = None
+        self._usage: UsageReport | None = None
+        # Unmodelled fields waiting for the next chunk of their choice. Until a stream brings
+        # some, chunks are written by ``_delta``, which does not look for them.
+        self._pending: dict[int, Native] = {}
+        self._emit = self._delta
 
     def _delta(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         if index not in self._started:
             self._started.add(index)
             delta = {"role": "assistant", **delta}
-            delta.setdefault("content", "")
+            delta.setdefault("content", None if "refusal" in delta else "")
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         return self._prefix + orjson.dumps((choice,)) + b"}\n\n"
 
+    def _delta_native(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """``_delta`` with the choice's pending unmodelled fields written in."""
+        native = self._pending.pop(index, None)
+        if native is None:
+            return self._delta(index, delta, finish)
+        text = delta.get("content")
+        if index not in self._started:
+            self._started.add(index)
+            delta = {"role": "assistant", **delta}
+            delta.setdefault("content", None if "refusal" in delta else "")
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        _merge(choice, native, text)
+        return self._prefix + orjson.dumps((choice,)) + b"}\n\n"
+
+    def _hold(self, event: NativeDelta) -> bytes | None:
+        """Keep ``event``'s fields for the next chunk of its choice; fields already waiting
+        (a piece that brought nothing else) go out first in a chunk of their own."""
+        if event.native.origin != DIALECT:
+            return None
+        self._emit = self._delta_native
+        earlier = self._delta_native(event.index, {}) if event.index in self._pending else None
+        self._pending[event.index] = event.native
+        return earlier
+
     def encode(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):
-            return self._delta(event.index, {"content": event.text})
+            return self._emit(event.index, {"content": event.text})
         if isinstance(event, ToolCallDelta):
             kind = "custom" if event.custom else "function"
             call: dict[str, Any] = {"index": event.call_index}
@@ -117,17 +207,21 @@ class ChunkEncoder:
             if event.name is not None:
                 fn["name"] = event.name
             call[kind] = fn
-            return self._delta(event.index, {"tool_calls": [call]})
+            return self._emit(event.index, {"tool_calls": [call]})
         if isinstance(event, ReasoningDelta):
             # A signature-only delta has no text for this dialect to carry.
             return (
-                self._delta(event.index, {"reasoning_content": event.text}) if event.text else None
+                self._emit(event.index, {"reasoning_content": event.text}) if event.text else None
             )
         if isinstance(event, Finished):
-            return self._delta(event.index, {}, event.reason)
+            return self._emit(event.index, {}, event.reason)
         if isinstance(event, UsageReport):
             # Held back: OpenAI sends the usage chunk last, whatever order the upstream used.
-            self._usage = event.usage
+            self._usage = event
+        elif isinstance(event, RefusalDelta):
+            return self._emit(event.index, {"refusal": event.text})
+        elif isinstance(event, NativeDelta):
+            return self._hold(event)
         return None
 
     def start(self) -> bytes:
@@ -136,10 +230,16 @@ class ChunkEncoder:
 
     def close(self) -> bytes:
         """The end of a complete stream: the usage chunk when asked for, then ``[DONE]``."""
+        # Fields still waiting (no chunk of their choice followed) go out on their own.
+        held = (
+            b"".join([self._delta_native(i, {}) for i in list(self._pending)])
+            if self._pending
+            else b""
+        )
         if self._include_usage and self._usage is not None:
-            usage = orjson.dumps(usage_json(self._usage))
-            return self._prefix + b'[],"usage":' + usage + b"}\n\n" + DONE_FRAME
-        return DONE_FRAME
+            usage = orjson.dumps(usage_json(self._usage.usage, self._usage.native))
+            return held + self._prefix + b'[],"usage":' + usage + b"}\n\n" + DONE_FRAME
+        return held + DONE_FRAME
 
 
 def embeddings_json(result: EmbeddingResult, model: str, base64_format: bool) -> bytes:

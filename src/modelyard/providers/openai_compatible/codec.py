@@ -18,6 +18,7 @@ from modelyard.core.chat import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Native,
     TextPart,
     ToolCall,
     Usage,
@@ -25,7 +26,9 @@ from modelyard.core.chat import (
 from modelyard.core.errors import InvalidRequest, UpstreamError
 from modelyard.core.events import (
     Finished,
+    NativeDelta,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -47,6 +50,20 @@ _FINISH: dict[str, FinishReason] = {
     "content_filter": "content_filter",
     "eos": "stop",
 }
+# The dialect of the answers parsed here, for the fields the core does not model
+# (``core.chat.Native``): ``protocols.openai`` names its clients' requests the same.
+ORIGIN = "openai"
+# What the core models (or rewrites) of an answer, its choices, their messages and deltas:
+# everything else an upstream sends is carried to a client of this dialect as it came.
+# ``usage`` is carried whole: the encoder overrides the counts the core models.
+_TOP_MODELLED = frozenset(("id", "object", "created", "model", "choices", "system_fingerprint"))
+_CHOICE_MODELLED = frozenset(("index", "message", "delta", "finish_reason"))
+_MESSAGE_MODELLED = frozenset(
+    ("role", "content", "tool_calls", "reasoning_content", "reasoning", "refusal")
+)
+# Keys of a plain choice (``logprobs`` mostly ``null``) and of a plain message.
+_PLAIN_CHOICE = frozenset(("index", "message", "logprobs", "finish_reason"))
+_USAGE_MODELLED = frozenset(("prompt_tokens", "completion_tokens", "total_tokens"))
 
 
 # The rule (see ``providers.extras``): extra fields from this dialect's clients are sent as they
@@ -245,13 +262,21 @@ def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatR
         choices = [_choice(c) for c in data["choices"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed completion") from exc
+    unmodelled = data.keys() - _TOP_MODELLED  # a set difference: no Python loop per key
     return ChatResult(
         choices=choices,
         usage=parse_usage(data.get("usage"), preset),
         upstream_model=data.get("model"),
         upstream_id=data.get("id"),
         system_fingerprint=data.get("system_fingerprint"),
+        native=_native(data, unmodelled) if unmodelled else None,
     )
+
+
+def _native(raw: Mapping[str, Any], keys: Any, text: str | None = None) -> Native | None:
+    """``keys`` of ``raw`` that hold something (a ``null`` says nothing), or None."""
+    fields = {k: raw[k] for k in keys if raw[k] is not None}
+    return Native(ORIGIN, fields, text) if fields else None
 
 
 def _choice(raw: dict[str, Any]) -> Choice:
@@ -260,16 +285,33 @@ def _choice(raw: dict[str, Any]) -> Choice:
     raw_calls = msg.get("tool_calls")
     calls = tuple(map(_call, raw_calls)) if raw_calls else ()
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-    return Choice(
+    refusal = msg.get("refusal")
+    choice = Choice(
         index=int(raw.get("index", 0)),
         message=Message(
             role="assistant",
             content=(TextPart(content),) if isinstance(content, str) else (),
             tool_calls=calls,
             reasoning=reasoning if isinstance(reasoning, str) else None,
+            refusal=refusal if isinstance(refusal, str) else None,
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
     )
+    if raw.get("logprobs") is not None or not (
+        _PLAIN_CHOICE.issuperset(raw) and _MESSAGE_MODELLED.issuperset(msg)
+    ):
+        choice.native = _choice_native(raw, msg, content if isinstance(content, str) else None)
+    return choice
+
+
+def _choice_native(raw: dict[str, Any], msg: Any, text: str | None) -> Native | None:
+    """The choice's unmodelled fields, its message's under ``"message"`` (as on the wire)."""
+    fields = {k: v for k, v in raw.items() if k not in _CHOICE_MODELLED and v is not None}
+    if isinstance(msg, dict):
+        own = {k: v for k, v in msg.items() if k not in _MESSAGE_MODELLED and v is not None}
+        if own:
+            fields["message"] = own
+    return Native(ORIGIN, fields, text) if fields else None
 
 
 def _call(c: dict[str, Any]) -> ToolCall:
@@ -280,19 +322,21 @@ def _call(c: dict[str, Any]) -> ToolCall:
 
 
 def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
-    """Events in one ``chat.completion.chunk``; raises ``KeyError``/``TypeError`` on nonsense."""
+    """Events in one ``chat.completion.chunk``; raises ``KeyError``/``TypeError`` on nonsense.
+
+    Unmodelled fields of a chunk's choice (``logprobs``...) or delta come first, as a
+    ``NativeDelta``, so that the encoder of the same dialect writes them with what follows."""
     events: list[StreamEvent] = []
     for choice in data.get("choices") or ():
         index = int(choice.get("index", 0))
         delta = choice.get("delta") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning:
-            events.append(ReasoningDelta(reasoning, index))
         text = delta.get("content")
-        if text:
+        if text and len(delta) == 1:  # most chunks: a piece of text, nothing else
+            if choice.get("logprobs") is not None or len(choice) > 4:
+                _native_delta(events, choice, {}, text, index)
             events.append(TextDelta(text, index))
-        if "tool_calls" in delta:
-            events += _tool_call_deltas(delta["tool_calls"], index)
+        else:
+            _delta_events(events, choice, delta, text, index)
         finish = choice.get("finish_reason")
         if finish:
             events.append(Finished(_FINISH.get(finish, "stop"), index))
@@ -302,8 +346,43 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
     if raw is not None:
         usage = parse_usage(raw, preset)
         if usage is not None:
-            events.append(UsageReport(usage))
+            unmodelled = isinstance(raw, dict) and not _USAGE_MODELLED.issuperset(raw)
+            events.append(UsageReport(usage, Native(ORIGIN, raw) if unmodelled else None))
     return events
+
+
+def _delta_events(
+    events: list[StreamEvent], choice: Any, delta: Any, text: Any, index: int
+) -> None:
+    """The events of a delta other than a bare piece of text, its unmodelled fields first."""
+    own = None
+    if not _MESSAGE_MODELLED.issuperset(delta):
+        own = {k: v for k, v in delta.items() if k not in _MESSAGE_MODELLED and v is not None}
+    if own or choice.get("logprobs") is not None or len(choice) > 4:
+        _native_delta(
+            events, choice, own or {}, text if isinstance(text, str) and text else None, index
+        )
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning:
+        events.append(ReasoningDelta(reasoning, index))
+    refusal = delta.get("refusal")
+    if refusal:
+        events.append(RefusalDelta(refusal, index))
+    if text:
+        events.append(TextDelta(text, index))
+    if "tool_calls" in delta:
+        events += _tool_call_deltas(delta["tool_calls"], index)
+
+
+def _native_delta(
+    events: list[StreamEvent], choice: Any, delta: dict[str, Any], text: str | None, index: int
+) -> None:
+    """A ``NativeDelta`` of the choice's unmodelled fields (the delta's, ``delta``), if any."""
+    fields = {k: v for k, v in choice.items() if k not in _CHOICE_MODELLED and v is not None}
+    if delta:
+        fields["delta"] = delta
+    if fields:
+        events.append(NativeDelta(Native(ORIGIN, fields, text), index))
 
 
 def _tool_call_deltas(calls: Any, index: int) -> list[StreamEvent]:
