@@ -111,7 +111,7 @@ def test_streamed_fields_of_a_rewritten_text_are_left_out():
 
 
 def test_fields_with_nothing_after_them_still_go_out():
-    empty = {"logprobs": {"content": [], "refusal": None}}
+    empty: dict[str, Any] = {"logprobs": {"content": [], "refusal": None}}
     frames = _frames(
         [
             NativeDelta(Native("openai", empty)),
