@@ -197,12 +197,15 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Native:
     """Fields of an upstream's answer the core does not model (log probabilities, citations,
     a service tier...), as the upstream's dialect ``origin`` wrote them, shaped like its wire
-    JSON at the level they were found: the answer's side of ``ChatRequest.extra``. An encoder
-    of the same dialect merges them into what it writes; every other leaves them out.
+    JSON at the level they were found (or that level whole: an answer's top level, its usage):
+    the answer's side of ``ChatRequest.extra``. An encoder of the same dialect writes them with
+    what the core models written over them (a placeholder it writes for a field the core does
+    not model, OpenAI's ``logprobs: null``, gives way); every other leaves them out. Not
+    frozen, for the cost of making one per answer; never changed once made.
 
     ``text`` is the answer text they describe (their token log probabilities, citation
     offsets): a stage that rewrote the text (an output guardrail's redaction) makes it stale,

@@ -66,9 +66,12 @@ def test_unmodelled_top_level_fields_and_the_usage_as_sent():
     data = {**_answer({"role": "assistant", "content": "Hi"}), "usage": usage}
     data["service_tier"] = "flex"
     result = codec.parse_response(data, "p")
-    assert result.native is not None
-    assert result.native.fields == {"service_tier": "flex", "usage": usage}
+    assert result.native is not None and result.native.origin == "openai"
+    assert result.native.fields is data  # as it came: the encoder writes the core's over it
     assert result.usage is not None and result.usage.output_tokens == 2
+    bare = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    plain = {**_answer({"role": "assistant", "content": "Hi"}), "usage": bare}
+    assert codec.parse_response(plain, "p").native is None
 
 
 def _chunk(delta: dict[str, Any], **choice: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -45,22 +45,23 @@ def usage_json(usage: Usage, native: Native | None = None) -> dict[str, Any]:
 def _native_usage(usage: Usage, raw: Any) -> dict[str, Any]:
     """The upstream's usage (its audio and prediction token details...), with the counts the
     core models written over it."""
-    prompt = raw.get("prompt_tokens_details") if isinstance(raw, dict) else None
-    completion = raw.get("completion_tokens_details") if isinstance(raw, dict) else None
-    return {
-        **(raw if isinstance(raw, dict) else {}),
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {
-            **(prompt if isinstance(prompt, dict) else {}),
-            "cached_tokens": usage.cached_input_tokens,
-        },
-        "completion_tokens_details": {
-            **(completion if isinstance(completion, dict) else {}),
-            "reasoning_tokens": usage.reasoning_tokens,
-        },
-    }
+    try:
+        return {
+            **raw,
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "prompt_tokens_details": {
+                **(raw.get("prompt_tokens_details") or {}),
+                "cached_tokens": usage.cached_input_tokens,
+            },
+            "completion_tokens_details": {
+                **(raw.get("completion_tokens_details") or {}),
+                "reasoning_tokens": usage.reasoning_tokens,
+            },
+        }
+    except (TypeError, AttributeError):  # not this dialect's shapes after all: ours alone
+        return usage_json(usage)
 
 
 def _merge(out: dict[str, Any], native: Native, text: str | None) -> None:
@@ -106,24 +107,29 @@ def completion_json(result: ChatResult, response_id: str, created: int, model: s
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [_choice_json(c) for c in result.choices],
+        "choices": [
+            {
+                "index": c.index,
+                "message": message_json(c.message),
+                "logprobs": None,
+                "finish_reason": c.finish_reason,
+            }
+            if c.native is None
+            else _choice_json(c)
+            for c in result.choices
+        ],
     }
-    if result.usage is not None:
-        body["usage"] = usage_json(result.usage)
+    native, usage = result.native, result.usage
+    if native is not None and native.origin == DIALECT:
+        # The upstream's answer as it came (``service_tier``...), ours written over it.
+        body = {**native.fields, **body}
+        if usage is not None:
+            body["usage"] = _native_usage(usage, native.fields.get("usage"))
+    elif usage is not None:
+        body["usage"] = usage_json(usage)
     if result.system_fingerprint is not None:
         body["system_fingerprint"] = result.system_fingerprint
-    if result.native is not None and result.native.origin == DIALECT:
-        _merge_top(body, result.native.fields, result.usage)
     return orjson.dumps(body)
-
-
-def _merge_top(body: dict[str, Any], fields: Mapping[str, Any], usage: Usage | None) -> None:
-    """The answer's unmodelled top-level fields; its usage as the upstream wrote it."""
-    for key, value in fields.items():
-        if key != "usage":
-            body[key] = value
-        elif usage is not None:
-            body["usage"] = _native_usage(usage, value)
 
 
 def _choice_json(c: Choice) -> dict[str, Any]:
@@ -166,7 +172,7 @@ class ChunkEncoder:
         if index not in self._started:
             self._started.add(index)
             delta = {"role": "assistant", **delta}
-            delta.setdefault("content", None if "refusal" in delta else "")
+            delta.setdefault("content", "")
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         return self._prefix + orjson.dumps((choice,)) + b"}\n\n"
 
@@ -179,7 +185,7 @@ class ChunkEncoder:
         if index not in self._started:
             self._started.add(index)
             delta = {"role": "assistant", **delta}
-            delta.setdefault("content", None if "refusal" in delta else "")
+            delta.setdefault("content", "")
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         _merge(choice, native, text)
         return self._prefix + orjson.dumps((choice,)) + b"}\n\n"
@@ -219,7 +225,10 @@ class ChunkEncoder:
             # Held back: OpenAI sends the usage chunk last, whatever order the upstream used.
             self._usage = event
         elif isinstance(event, RefusalDelta):
-            return self._emit(event.index, {"refusal": event.text})
+            refusal: dict[str, Any] = {"refusal": event.text}
+            if event.index not in self._started:  # a refusal's first chunk has no content
+                refusal["content"] = None
+            return self._emit(event.index, refusal)
         elif isinstance(event, NativeDelta):
             return self._hold(event)
         return None

@@ -55,14 +55,20 @@ _FINISH: dict[str, FinishReason] = {
 ORIGIN = "openai"
 # What the core models (or rewrites) of an answer, its choices, their messages and deltas:
 # everything else an upstream sends is carried to a client of this dialect as it came.
-# ``usage`` is carried whole: the encoder overrides the counts the core models.
-_TOP_MODELLED = frozenset(("id", "object", "created", "model", "choices", "system_fingerprint"))
+# A usage is carried whole when it holds more than the counts (its token details): the encoder
+# writes the core's counts over it.
+_TOP_MODELLED = frozenset(
+    ("id", "object", "created", "model", "choices", "system_fingerprint", "usage")
+)
 _CHOICE_MODELLED = frozenset(("index", "message", "delta", "finish_reason"))
 _MESSAGE_MODELLED = frozenset(
     ("role", "content", "tool_calls", "reasoning_content", "reasoning", "refusal")
 )
-# Keys of a plain choice (``logprobs`` mostly ``null``) and of a plain message.
+# Keys of a plain choice (``logprobs`` mostly ``null``) and of a plain message (its
+# ``refusal`` ``null``): one that has no others holds nothing more than text to read.
 _PLAIN_CHOICE = frozenset(("index", "message", "logprobs", "finish_reason"))
+_PLAIN_MESSAGE = frozenset(("role", "content", "refusal"))
+# A usage with nothing more than these needs no ``Native``.
 _USAGE_MODELLED = frozenset(("prompt_tokens", "completion_tokens", "total_tokens"))
 
 
@@ -262,46 +268,52 @@ def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatR
         choices = [_choice(c) for c in data["choices"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed completion") from exc
-    unmodelled = data.keys() - _TOP_MODELLED  # a set difference: no Python loop per key
+    raw_usage = data.get("usage")
+    # A set difference, a subset test: no Python loop over the keys.
+    unmodelled = data.keys() - _TOP_MODELLED or (
+        raw_usage and not _USAGE_MODELLED.issuperset(raw_usage)
+    )
     return ChatResult(
         choices=choices,
-        usage=parse_usage(data.get("usage"), preset),
+        usage=parse_usage(raw_usage, preset),
         upstream_model=data.get("model"),
         upstream_id=data.get("id"),
         system_fingerprint=data.get("system_fingerprint"),
-        native=_native(data, unmodelled) if unmodelled else None,
+        # The answer as it came, when it holds more than the core models: copying out those
+        # fields would cost every answer; the encoder writes its own over the rest.
+        native=Native(ORIGIN, data) if unmodelled else None,
     )
-
-
-def _native(raw: Mapping[str, Any], keys: Any, text: str | None = None) -> Native | None:
-    """``keys`` of ``raw`` that hold something (a ``null`` says nothing), or None."""
-    fields = {k: raw[k] for k in keys if raw[k] is not None}
-    return Native(ORIGIN, fields, text) if fields else None
 
 
 def _choice(raw: dict[str, Any]) -> Choice:
     msg = raw["message"]
     content = msg.get("content")
+    text = content if isinstance(content, str) else None
+    if (
+        msg.get("refusal") is None
+        and raw.get("logprobs") is None
+        and _PLAIN_MESSAGE.issuperset(msg)
+        and _PLAIN_CHOICE.issuperset(raw)
+    ):  # most answers: text and nothing else, read with no more look-ups than that needs
+        message = Message("assistant", (TextPart(text),) if text is not None else ())
+        return Choice(
+            int(raw.get("index", 0)), message, _FINISH.get(raw.get("finish_reason") or "")
+        )
     raw_calls = msg.get("tool_calls")
-    calls = tuple(map(_call, raw_calls)) if raw_calls else ()
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
     refusal = msg.get("refusal")
-    choice = Choice(
+    return Choice(
         index=int(raw.get("index", 0)),
         message=Message(
             role="assistant",
-            content=(TextPart(content),) if isinstance(content, str) else (),
-            tool_calls=calls,
+            content=(TextPart(text),) if text is not None else (),
+            tool_calls=tuple(map(_call, raw_calls)) if raw_calls else (),
             reasoning=reasoning if isinstance(reasoning, str) else None,
             refusal=refusal if isinstance(refusal, str) else None,
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
+        native=_choice_native(raw, msg, text),
     )
-    if raw.get("logprobs") is not None or not (
-        _PLAIN_CHOICE.issuperset(raw) and _MESSAGE_MODELLED.issuperset(msg)
-    ):
-        choice.native = _choice_native(raw, msg, content if isinstance(content, str) else None)
-    return choice
 
 
 def _choice_native(raw: dict[str, Any], msg: Any, text: str | None) -> Native | None:
@@ -331,11 +343,11 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
         index = int(choice.get("index", 0))
         delta = choice.get("delta") or {}
         text = delta.get("content")
-        if text and len(delta) == 1:  # most chunks: a piece of text, nothing else
-            if choice.get("logprobs") is not None or len(choice) > 4:
-                _native_delta(events, choice, {}, text, index)
+        if text and len(delta) == 1 and choice.get("logprobs") is None:
+            # Most chunks: a piece of text, nothing else. (A vendor's own field beside it on
+            # the choice is not looked for: a check per token for something so rare.)
             events.append(TextDelta(text, index))
-        else:
+        elif delta or choice.get("logprobs") is not None or len(choice) > 4:
             _delta_events(events, choice, delta, text, index)
         finish = choice.get("finish_reason")
         if finish:
