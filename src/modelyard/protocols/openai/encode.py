@@ -83,7 +83,11 @@ def _merge(out: dict[str, Any], native: Native, text: str | None) -> None:
 
 def message_json(message: Message) -> dict[str, Any]:
     text = message.text()
-    out: dict[str, Any] = {"role": message.role, "content": text if message.content else None}
+    out: dict[str, Any] = {
+        "role": message.role,
+        "content": text if message.content else None,
+        "refusal": message.refusal,
+    }
     if message.tool_calls:
         out["tool_calls"] = [
             {"id": c.id, "type": "custom", "custom": {"name": c.name, "input": c.arguments}}
@@ -97,7 +101,6 @@ def message_json(message: Message) -> dict[str, Any]:
         ]
     if message.reasoning is not None:
         out["reasoning_content"] = message.reasoning
-    out["refusal"] = message.refusal
     return out
 
 
@@ -119,14 +122,16 @@ def completion_json(result: ChatResult, response_id: str, created: int, model: s
             for c in result.choices
         ],
     }
-    native, usage = result.native, result.usage
+    native = result.native
     if native is not None and native.origin == DIALECT:
-        # The upstream's answer as it came (``service_tier``...), ours written over it.
+        # The upstream's answer as it came (its ``service_tier``, the ``system_fingerprint``
+        # it was parsed from...), ours written over it.
         body = {**native.fields, **body}
-        if usage is not None:
-            body["usage"] = _native_usage(usage, native.fields.get("usage"))
-    elif usage is not None:
-        body["usage"] = usage_json(usage)
+        if result.usage is not None:
+            body["usage"] = _native_usage(result.usage, native.fields.get("usage"))
+        return orjson.dumps(body)
+    if result.usage is not None:
+        body["usage"] = usage_json(result.usage)
     if result.system_fingerprint is not None:
         body["system_fingerprint"] = result.system_fingerprint
     return orjson.dumps(body)
