@@ -3,11 +3,15 @@ refusal, citations, the service tier and the usage details the core does not mod
 
 from __future__ import annotations
 
+import anthropic
 import openai
+import pytest
+from anthropic.types import MessageParam, TextBlock
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes.openai_chat import CITED_URL, REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.server import RunningServer
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there friend"}]
 REFUSE: list[ChatCompletionMessageParam] = [{"role": "user", "content": "please refuse this"}]
@@ -112,3 +116,25 @@ def test_streamed_usage_details_reach_the_client(client: openai.OpenAI):
     assert usage is not None and usage.completion_tokens_details is not None
     assert usage.completion_tokens_details.audio_tokens == 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
+
+
+@pytest.fixture(scope="module")
+def claude(gateway: RunningServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0)
+
+
+CLAUDE_REFUSE: list[MessageParam] = [{"role": "user", "content": "please refuse this"}]
+
+
+def test_an_anthropic_client_is_told_of_the_refusal(claude: anthropic.Anthropic):
+    message = claude.messages.create(model="chat", max_tokens=64, messages=CLAUDE_REFUSE)
+    assert message.stop_reason == "refusal"
+    [block] = message.content
+    assert isinstance(block, TextBlock) and block.text == REFUSAL
+
+
+def test_an_anthropic_client_is_told_of_a_streamed_refusal(claude: anthropic.Anthropic):
+    with claude.messages.stream(model="chat", max_tokens=64, messages=CLAUDE_REFUSE) as stream:
+        message = stream.get_final_message()
+    assert message.stop_reason == "refusal"
+    assert "".join(b.text for b in message.content if isinstance(b, TextBlock)) == REFUSAL
