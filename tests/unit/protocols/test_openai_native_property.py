@@ -14,7 +14,7 @@ from tests.properties import examples
 from modelyard.protocols.openai import encode
 from modelyard.providers.openai_compatible import codec
 
-_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8)
+_TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)
 _LOGPROBS = st.none() | st.builds(
     lambda lp: {"content": [{"token": "t", "logprob": lp, "bytes": None, "top_logprobs": []}]},
     st.floats(-20, 0),
