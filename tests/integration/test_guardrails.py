@@ -357,3 +357,16 @@ def test_judge_on_output_blocks_anthropic(ant: anthropic.Anthropic, stream: bool
     with pytest.raises(anthropic.APIStatusError) as info:
         _ant_text(ant, "judged", "smash it", stream)
     assert "category 'violence'" in (info.value.api_message or "")
+
+
+def test_logprobs_go_only_with_the_text_they_describe(oai: openai.OpenAI) -> None:
+    """The upstream's log probabilities are of the text it wrote: once a guard rewrote it (the
+    placeholders restored here), they would not fit it, and could tell what was cut. (Streamed,
+    a guard's screen re-cuts the pieces, so none fit: ``ChunkEncoder`` leaves them all out.)"""
+    messages: list[Any] = [{"role": "user", "content": f"card {CARD}"}]
+    answer = oai.chat.completions.create(model="guarded", messages=messages, logprobs=True)
+    assert answer.choices[0].message.content == f"echo: card {CARD}"
+    assert answer.choices[0].logprobs is None
+    clean: list[Any] = [{"role": "user", "content": "plain words"}]
+    kept = oai.chat.completions.create(model="guarded", messages=clean, logprobs=True)
+    assert kept.choices[0].logprobs is not None and kept.choices[0].logprobs.content
