@@ -235,8 +235,8 @@ class ChatResult:
     upstream_model: str | None = None
     upstream_id: str | None = None
     system_fingerprint: str | None = None
-    # The answer's unmodelled top-level fields (the usage as the upstream wrote it under
-    # ``"usage"``), when it has any.
+    # The answer's top level as the upstream wrote it (its usage with it), when it holds
+    # fields the core does not model (``service_tier``, token details...).
     native: Native | None = None
 
 

@@ -121,3 +121,11 @@ def test_the_finish_and_usage_chunks():
     assert isinstance(plain, UsageReport) and plain.native is None
     ended = codec.parse_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     assert ended == [Finished("stop", 0)]
+
+
+def test_logprobs_go_just_before_the_text_they_describe():
+    delta = {"reasoning_content": "hmm", "content": "Hi", "refusal": 7}
+    events = codec.parse_chunk(_chunk(delta, logprobs=LOGPROBS))
+    assert [type(e).__name__ for e in events] == ["ReasoningDelta", "NativeDelta", "TextDelta"]
+    native = events[1]
+    assert isinstance(native, NativeDelta) and native.native.text == "Hi"

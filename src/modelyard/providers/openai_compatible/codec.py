@@ -366,35 +366,36 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
 def _delta_events(
     events: list[StreamEvent], choice: Any, delta: Any, text: Any, index: int
 ) -> None:
-    """The events of a delta other than a bare piece of text, its unmodelled fields first."""
+    """The events of a delta other than a bare piece of text. Its unmodelled fields go just
+    before its text, which they describe (its tokens' log probabilities), else first."""
     own = None
     if not _MESSAGE_MODELLED.issuperset(delta):
         own = {k: v for k, v in delta.items() if k not in _MESSAGE_MODELLED and v is not None}
+    native = None
     if own or choice.get("logprobs") is not None or len(choice) > 4:
-        _native_delta(
-            events, choice, own or {}, text if isinstance(text, str) and text else None, index
-        )
+        native = _native_delta(choice, own, text if isinstance(text, str) and text else None)
+    if native is not None and not text:
+        events.append(NativeDelta(native, index))
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
     if reasoning:
         events.append(ReasoningDelta(reasoning, index))
     refusal = delta.get("refusal")
-    if refusal:
+    if refusal and isinstance(refusal, str):
         events.append(RefusalDelta(refusal, index))
     if text:
+        if native is not None:
+            events.append(NativeDelta(native, index))
         events.append(TextDelta(text, index))
     if "tool_calls" in delta:
         events += _tool_call_deltas(delta["tool_calls"], index)
 
 
-def _native_delta(
-    events: list[StreamEvent], choice: Any, delta: dict[str, Any], text: str | None, index: int
-) -> None:
-    """A ``NativeDelta`` of the choice's unmodelled fields (the delta's, ``delta``), if any."""
+def _native_delta(choice: Any, delta: dict[str, Any] | None, text: str | None) -> Native | None:
+    """The chunk choice's unmodelled fields (its delta's, ``delta``, under ``"delta"``)."""
     fields = {k: v for k, v in choice.items() if k not in _CHOICE_MODELLED and v is not None}
     if delta:
         fields["delta"] = delta
-    if fields:
-        events.append(NativeDelta(Native(ORIGIN, fields, text), index))
+    return Native(ORIGIN, fields, text) if fields else None
 
 
 def _tool_call_deltas(calls: Any, index: int) -> list[StreamEvent]:
