@@ -208,13 +208,15 @@ class Native:
     frozen, for the cost of making one per answer; never changed once made.
 
     ``text`` is the answer text they describe (their token log probabilities, citation
-    offsets): a stage that rewrote the text (an output guardrail's redaction) makes it stale,
-    and the encoder then leaves out what would no longer fit or would reveal what was removed.
+    offsets), ``refusal`` the refusal text (a refusal's tokens have log probabilities too): a
+    stage that rewrote either (an output guardrail's redaction) makes them stale, and the
+    encoder then leaves out what would no longer fit or would reveal what was removed.
     """
 
     origin: str
     fields: Mapping[str, Any]
     text: str | None = None
+    refusal: str | None = None
 
 
 @dataclass(slots=True)

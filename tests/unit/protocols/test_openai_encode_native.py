@@ -141,3 +141,25 @@ def test_streamed_usage_details():
     usage = _frames([TextDelta("Hi"), report], include_usage=True)[-1]["usage"]
     assert usage["prompt_tokens"] == 3
     assert usage["completion_tokens_details"] == {"audio_tokens": 2, "reasoning_tokens": 0}
+
+
+REFUSAL_LOGPROBS = {"content": None, "refusal": LOGPROBS["content"]}
+
+
+def test_fields_of_a_rewritten_refusal_are_left_out():
+    """A refusal's tokens have log probabilities too: once a guard rewrote the refusal they
+    would tell what it cut; the refusal as the upstream wrote it keeps them."""
+    native = Native("openai", {"logprobs": REFUSAL_LOGPROBS}, None, "Hi")
+    rewritten = _body(_result("", native, refusal="[x]"))["choices"][0]
+    assert rewritten["logprobs"] is None and rewritten["message"]["refusal"] == "[x]"
+    kept = _body(_result("", native, refusal="Hi"))["choices"][0]
+    assert kept["logprobs"] == REFUSAL_LOGPROBS
+
+
+def test_streamed_fields_of_a_rewritten_refusal_are_left_out():
+    native = Native("openai", {"logprobs": REFUSAL_LOGPROBS}, None, "Hi")
+    frames = _frames([NativeDelta(native), RefusalDelta("[x]")])
+    assert frames[0]["choices"][0]["logprobs"] is None
+    assert _frames([NativeDelta(native), RefusalDelta("Hi")])[0]["choices"][0]["logprobs"] == (
+        REFUSAL_LOGPROBS
+    )

@@ -129,3 +129,15 @@ def test_logprobs_go_just_before_the_text_they_describe():
     assert [type(e).__name__ for e in events] == ["ReasoningDelta", "NativeDelta", "TextDelta"]
     native = events[1]
     assert isinstance(native, NativeDelta) and native.native.text == "Hi"
+
+
+def test_a_refusals_logprobs_are_kept_with_the_refusal_they_describe():
+    refusal_logprobs = {"content": None, "refusal": LOGPROBS["content"]}
+    message = {"role": "assistant", "content": None, "refusal": "No"}
+    native = codec.parse_response(_answer(message, logprobs=refusal_logprobs), "p").choices[0]
+    assert native.native is not None
+    assert (native.native.text, native.native.refusal) == (None, "No")
+    events = codec.parse_chunk(_chunk({"refusal": "No"}, logprobs=refusal_logprobs))
+    assert [type(e).__name__ for e in events] == ["NativeDelta", "RefusalDelta"]
+    first = events[0]
+    assert isinstance(first, NativeDelta) and first.native.refusal == "No"

@@ -64,13 +64,18 @@ def _native_usage(usage: Usage, raw: Any) -> dict[str, Any]:
         return usage_json(usage)
 
 
-def _merge(out: dict[str, Any], native: Native, text: str | None) -> None:
+def _merge(
+    out: dict[str, Any], native: Native, text: str | None, refusal: str | None = None
+) -> None:
     """``native``'s fields into ``out`` (its ``message``/``delta`` into theirs), when they came
-    from this dialect. What describes a text that is no longer the one sent (``text``: an
-    output guardrail redacted it) is left out: it would not fit, and could tell what was cut."""
+    from this dialect. What describes a text or refusal that is no longer the one sent
+    (``text``, ``refusal``: an output guardrail redacted it) is left out: it would not fit,
+    and could tell what was cut."""
     if native.origin != DIALECT:
         return
-    stale = native.text is not None and native.text != text
+    stale = (native.text is not None and native.text != text) or (
+        native.refusal is not None and native.refusal != refusal
+    )
     for key, value in native.fields.items():
         if stale and key in _OF_TEXT:
             continue
@@ -145,7 +150,7 @@ def _choice_json(c: Choice) -> dict[str, Any]:
         "finish_reason": c.finish_reason,
     }
     if c.native is not None:
-        _merge(out, c.native, c.message.text())
+        _merge(out, c.native, c.message.text(), c.message.refusal)
     return out
 
 
@@ -192,7 +197,7 @@ class ChunkEncoder:
             delta = {"role": "assistant", **delta}
             delta.setdefault("content", "")
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        _merge(choice, native, text)
+        _merge(choice, native, text, delta.get("refusal"))
         return self._prefix + orjson.dumps((choice,)) + b"}\n\n"
 
     def _hold(self, event: NativeDelta) -> bytes | None:

@@ -312,18 +312,20 @@ def _choice(raw: dict[str, Any]) -> Choice:
             refusal=refusal if isinstance(refusal, str) else None,
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
-        native=_choice_native(raw, msg, text),
+        native=_choice_native(raw, msg, text, refusal if isinstance(refusal, str) else None),
     )
 
 
-def _choice_native(raw: dict[str, Any], msg: Any, text: str | None) -> Native | None:
+def _choice_native(
+    raw: dict[str, Any], msg: Any, text: str | None, refusal: str | None
+) -> Native | None:
     """The choice's unmodelled fields, its message's under ``"message"`` (as on the wire)."""
     fields = {k: v for k, v in raw.items() if k not in _CHOICE_MODELLED and v is not None}
     if isinstance(msg, dict):
         own = {k: v for k, v in msg.items() if k not in _MESSAGE_MODELLED and v is not None}
         if own:
             fields["message"] = own
-    return Native(ORIGIN, fields, text) if fields else None
+    return Native(ORIGIN, fields, text, refusal) if fields else None
 
 
 def _call(c: dict[str, Any]) -> ToolCall:
@@ -371,16 +373,21 @@ def _delta_events(
     own = None
     if not _MESSAGE_MODELLED.issuperset(delta):
         own = {k: v for k, v in delta.items() if k not in _MESSAGE_MODELLED and v is not None}
+    refusal = delta.get("refusal")
+    if not (refusal and isinstance(refusal, str)):
+        refusal = None
     native = None
     if own or choice.get("logprobs") is not None or len(choice) > 4:
-        native = _native_delta(choice, own, text if isinstance(text, str) and text else None)
+        # Its log probabilities describe the delta's text, or its refusal's tokens.
+        native = _native_delta(
+            choice, own, text if isinstance(text, str) and text else None, refusal
+        )
     if native is not None and not text:
         events.append(NativeDelta(native, index))
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
     if reasoning:
         events.append(ReasoningDelta(reasoning, index))
-    refusal = delta.get("refusal")
-    if refusal and isinstance(refusal, str):
+    if refusal is not None:
         events.append(RefusalDelta(refusal, index))
     if text:
         if native is not None:
@@ -390,12 +397,14 @@ def _delta_events(
         events += _tool_call_deltas(delta["tool_calls"], index)
 
 
-def _native_delta(choice: Any, delta: dict[str, Any] | None, text: str | None) -> Native | None:
+def _native_delta(
+    choice: Any, delta: dict[str, Any] | None, text: str | None, refusal: str | None
+) -> Native | None:
     """The chunk choice's unmodelled fields (its delta's, ``delta``, under ``"delta"``)."""
     fields = {k: v for k, v in choice.items() if k not in _CHOICE_MODELLED and v is not None}
     if delta:
         fields["delta"] = delta
-    return Native(ORIGIN, fields, text) if fields else None
+    return Native(ORIGIN, fields, text, refusal) if fields else None
 
 
 def _tool_call_deltas(calls: Any, index: int) -> list[StreamEvent]:
