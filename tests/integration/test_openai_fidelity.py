@@ -3,6 +3,8 @@ refusal, citations, the service tier and the usage details the core does not mod
 
 from __future__ import annotations
 
+from typing import Any
+
 import anthropic
 import openai
 import pytest
@@ -138,3 +140,30 @@ def test_an_anthropic_client_is_told_of_a_streamed_refusal(claude: anthropic.Ant
         message = stream.get_final_message()
     assert message.stop_reason == "refusal"
     assert "".join(b.text for b in message.content if isinstance(b, TextBlock)) == REFUSAL
+
+
+def test_a_refusal_in_the_history_reaches_each_upstream(
+    client: openai.OpenAI, fake_upstream: FakeOpenAI, vendor_fakes: dict[str, Any]
+):
+    """The client sends back the assistant turn that refused: Azure (OpenAI's own API) gets
+    the ``refusal`` field; a generic OpenAI-compatible server and Anthropic, which have no
+    such field, get it as the turn's text."""
+    history: list[ChatCompletionMessageParam] = [
+        *REFUSE,
+        {"role": "assistant", "content": None, "refusal": REFUSAL},
+        {"role": "user", "content": "why not?"},
+    ]
+    client.chat.completions.create(model="m-azure-ok", messages=history)
+    assert fake_upstream.last_request.json["messages"][1] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": REFUSAL,
+    }
+    client.chat.completions.create(model="chat", messages=history)
+    assert fake_upstream.last_request.json["messages"][1] == {
+        "role": "assistant",
+        "content": REFUSAL,
+    }
+    client.chat.completions.create(model="m-anthropic-ok", messages=history)
+    sent = vendor_fakes["anthropic"].last_request.json["messages"]
+    assert sent[1] == {"role": "assistant", "content": [{"type": "text", "text": REFUSAL}]}

@@ -8,7 +8,7 @@ tokens), so a codec whose vendor reports them separately adds them up.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -101,6 +101,14 @@ class Message:
 
     def has_images(self) -> bool:
         return any(isinstance(p, ImagePart) for p in self.content)
+
+    def refusal_as_text(self) -> Message:
+        """This message with its refusal as a text part after its content: what an upstream
+        whose dialect has no refusal reads of an assistant turn that declined (the model then
+        knows what it said, and the turn is not left empty)."""
+        if self.refusal is None:
+            return self
+        return replace(self, content=(*self.content, TextPart(self.refusal)), refusal=None)
 
     def has_documents(self) -> bool:
         return any(isinstance(p, DocumentPart) for p in self.content)

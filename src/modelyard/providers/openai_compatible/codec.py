@@ -208,7 +208,11 @@ def _check_data_url(url: str, param: str) -> None:
 
 def _message(m: Message, preset: Preset, index: int) -> dict[str, Any]:
     role = "system" if m.role == "developer" and not preset.developer_role else m.role
+    if m.refusal is not None and not preset.refusal_field:
+        m = m.refusal_as_text()
     out: dict[str, Any] = {"role": role, "content": content_json(m, index)}
+    if m.refusal is not None:
+        out["refusal"] = m.refusal
     if m.name is not None:
         out["name"] = m.name
     ids = short_tool_id if preset.short_tool_ids else _same
