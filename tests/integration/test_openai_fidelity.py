@@ -13,6 +13,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes.openai_chat import CITED_URL, REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.responses_spec import spec_errors
 from tests.integration.server import RunningServer
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there friend"}]
@@ -167,3 +168,34 @@ def test_a_refusal_in_the_history_reaches_each_upstream(
     client.chat.completions.create(model="m-anthropic-ok", messages=history)
     sent = vendor_fakes["anthropic"].last_request.json["messages"]
     assert sent[1] == {"role": "assistant", "content": [{"type": "text", "text": REFUSAL}]}
+
+
+def test_a_responses_client_gets_a_refusal_part(client: openai.OpenAI):
+    """A Responses answer built on a chat upstream's refusal: the message's ``refusal``
+    part, whole and streamed (``response.refusal.delta`` / ``.done``), as the spec says."""
+    raw = client.responses.with_raw_response.create(model="chat", input="please refuse")
+    body = raw.http_response.json()
+    assert spec_errors("Response", body) == []
+    [message] = body["output"]
+    assert message["content"] == [{"type": "refusal", "refusal": REFUSAL}]
+    with client.responses.stream(model="chat", input="please refuse") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = [e.delta for e in events if e.type == "response.refusal.delta"]
+    assert "".join(deltas) == REFUSAL
+    [done] = [e for e in events if e.type == "response.refusal.done"]
+    assert done.refusal == REFUSAL
+    [item] = final.output
+    assert item.type == "message" and item.content[0].type == "refusal"
+    assert item.content[0].refusal == REFUSAL
+    for event in events:
+        if event.type.startswith("response.refusal") or event.type.startswith(
+            "response.content_part"
+        ):
+            name = {
+                "response.refusal.delta": "ResponseRefusalDeltaEvent",
+                "response.refusal.done": "ResponseRefusalDoneEvent",
+                "response.content_part.added": "ResponseContentPartAddedEvent",
+                "response.content_part.done": "ResponseContentPartDoneEvent",
+            }[event.type]
+            assert spec_errors(name, event.model_dump(mode="json")) == []
