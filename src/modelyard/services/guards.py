@@ -298,6 +298,10 @@ async def _schema_checked(
         return result
     started = time.perf_counter()
     text = result.choices[0].message.text()
+    if not text and result.choices[0].message.refusal:
+        # A refusal instead of JSON: what structured outputs allow a model that declines, not
+        # a mismatch (a retry would press it to comply).
+        return result
     problem = check.problem(text, schema)
     caller = run.caller
     if problem is not None and check.retries and not caller.request_id.endswith(RETRY_SUFFIX):
@@ -361,12 +365,11 @@ class _Kept:
     """One choice's streamed text and refusal, kept for the checks at its end (up to a limit,
     the two together)."""
 
-    __slots__ = ("chars", "parts", "refused", "said", "whole")
+    __slots__ = ("chars", "parts", "refused", "whole")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.refused: list[str] = []
-        self.said = False  # text came (the schema checks read the text, not a refusal)
         self.chars = 0
         self.whole = True  # False: a piece past the limit was not kept
 
@@ -478,7 +481,6 @@ class _OutputTap(Tap):
             text = self._screen(event.index, self.screens).feed(event.text)
             if self.judges or self.schemas:  # the text as the client gets it: redacted
                 kept = self._kept(event.index)
-                kept.said = True
                 if text:
                     kept.add(text, self.limit)
             return TextDelta(text, event.index) if text else ()
@@ -515,8 +517,8 @@ class _OutputTap(Tap):
             if kept is None:
                 continue
             self._hold_tail(index, kept)
-            if self.schemas and (kept.said or not kept.refused):
-                self._check_schemas(kept)
+            if self.schemas and (kept.parts or not kept.refused):
+                self._check_schemas(kept)  # a refusal instead of JSON is not a mismatch
         if self.judges and any(i in self.texts for i in ended):
             self.owing.append(event)  # the relay awaits ``settle`` next
             self.owed = True
