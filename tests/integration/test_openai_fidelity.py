@@ -199,19 +199,3 @@ def test_a_responses_client_gets_a_refusal_part(client: openai.OpenAI):
                 "response.content_part.done": "ResponseContentPartDoneEvent",
             }[event.type]
             assert spec_errors(name, event.model_dump(mode="json")) == []
-
-
-def test_a_streams_top_level_fields_reach_the_client(client: openai.OpenAI):
-    """The upstream's ``service_tier`` and ``system_fingerprint`` (the same in each of its
-    chunks) are in each chunk the client gets, the usage chunk too."""
-    whole = client.chat.completions.create(model="chat", messages=USER)
-    chunks = list(
-        client.chat.completions.create(
-            model="chat", messages=USER, stream=True, stream_options={"include_usage": True}
-        )
-    )
-    assert len(chunks) > 2 and chunks[-1].usage is not None
-    assert whole.system_fingerprint is not None
-    for chunk in chunks:
-        assert chunk.service_tier == "default"
-        assert chunk.system_fingerprint == whole.system_fingerprint

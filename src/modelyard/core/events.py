@@ -25,17 +25,11 @@ class RefusalDelta:
     index: int = 0
 
 
-# The ``NativeDelta.index`` of a stream's own top-level fields (OpenAI's ``service_tier``,
-# ``system_fingerprint``), not a choice's: they come first, from the stream's first chunk.
-HEAD = -1
-
-
 @dataclass(slots=True, frozen=True)
 class NativeDelta:
     """Unmodelled fields of one streamed piece of choice ``index`` (``core.chat.Native``):
     they belong with the events of that choice that follow (an encoder of the same dialect
-    writes them in the same chunk); every other encoder ignores them. At ``HEAD``: the
-    stream's top-level fields, for every chunk's head."""
+    writes them in the same chunk); every other encoder ignores them."""
 
     native: Native
     index: int = 0

@@ -9,7 +9,6 @@ import orjson
 
 from modelyard.core.chat import ChatResult, Choice, Message, Native, TextPart, Usage
 from modelyard.core.events import (
-    HEAD,
     Finished,
     NativeDelta,
     RefusalDelta,
@@ -164,30 +163,3 @@ def test_streamed_fields_of_a_rewritten_refusal_are_left_out():
     assert _frames([NativeDelta(native), RefusalDelta("Hi")])[0]["choices"][0]["logprobs"] == (
         REFUSAL_LOGPROBS
     )
-
-
-HEAD_FIELDS = {"service_tier": "flex", "system_fingerprint": "fp_1"}
-
-
-def test_a_streams_top_level_fields_go_in_every_chunk():
-    head = NativeDelta(Native("openai", HEAD_FIELDS), HEAD)
-    usage = UsageReport(Usage(input_tokens=1, output_tokens=1))
-    frames = _frames([head, TextDelta("Hi"), Finished("stop"), usage], include_usage=True)
-    assert len(frames) == 3
-    for frame in frames:  # the usage chunk too, as OpenAI sends it
-        assert (frame["service_tier"], frame["system_fingerprint"]) == ("flex", "fp_1")
-        assert list(frame)[:6] == [
-            "id",
-            "object",
-            "created",
-            "model",
-            "service_tier",
-            "system_fingerprint",
-        ]
-
-
-def test_top_level_fields_too_late_or_of_another_dialect_are_left_out():
-    late = _frames([TextDelta("Hi"), NativeDelta(Native("openai", HEAD_FIELDS), HEAD)])
-    other = _frames([NativeDelta(Native("gemini", HEAD_FIELDS), HEAD), TextDelta("Hi")])
-    for frame in (*late, *other):
-        assert "service_tier" not in frame and "system_fingerprint" not in frame

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard.core.events import (
-    HEAD,
     Finished,
     NativeDelta,
     RefusalDelta,
@@ -142,20 +141,3 @@ def test_a_refusals_logprobs_are_kept_with_the_refusal_they_describe():
     assert [type(e).__name__ for e in events] == ["NativeDelta", "RefusalDelta"]
     first = events[0]
     assert isinstance(first, NativeDelta) and first.native.refusal == "No"
-
-
-def test_a_streams_top_level_fields_from_its_first_chunk():
-    chunk = {
-        "id": "c",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "gpt",
-        "service_tier": "default",
-        "system_fingerprint": "fp_1",
-        "obfuscation": "xyz",  # a chunk's own padding: not the stream's
-        "choices": [],
-    }
-    head = codec.chunk_head(chunk)
-    assert head is not None and head.index == HEAD and head.native.origin == "openai"
-    assert head.native.fields == {"service_tier": "default", "system_fingerprint": "fp_1"}
-    assert codec.chunk_head({**chunk, "service_tier": None, "system_fingerprint": None}) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -12,7 +12,6 @@ import orjson
 from modelyard.core.chat import ChatResult, Choice, ImagePart, Message, Native, TextPart, Usage
 from modelyard.core.embeddings import EmbeddingResult
 from modelyard.core.events import (
-    HEAD,
     Finished,
     NativeDelta,
     ReasoningDelta,
@@ -158,15 +157,7 @@ def _choice_json(c: Choice) -> dict[str, Any]:
 class ChunkEncoder:
     """Turns core stream events into ``chat.completion.chunk`` SSE frames for one response."""
 
-    __slots__ = (
-        "_base",
-        "_emit",
-        "_include_usage",
-        "_pending",
-        "_prefix",
-        "_started",
-        "_usage",
-    )
+    __slots__ = ("_emit", "_include_usage", "_pending", "_prefix", "_started", "_usage")
 
     def __init__(self, response_id: str, created: int, model: str, include_usage: bool) -> None:
         # Every chunk shares these fields; serialising them once saves work per token.
@@ -178,7 +169,7 @@ class ChunkEncoder:
                 "model": model,
             }
         )
-        self._prefix = self._base = b"data: " + head[:-1] + b',"choices":'
+        self._prefix = b"data: " + head[:-1] + b',"choices":'
         self._include_usage = include_usage
         self._started: set[int] = set()
         self._usage: UsageReport | None = None
@@ -214,22 +205,10 @@ class ChunkEncoder:
         (a piece that brought nothing else) go out first in a chunk of their own."""
         if event.native.origin != DIALECT:
             return None
-        if event.index == HEAD:
-            self._head(event.native.fields)
-            return None
         self._emit = self._delta_native
         earlier = self._delta_native(event.index, {}) if event.index in self._pending else None
         self._pending[event.index] = event.native
         return earlier
-
-    def _head(self, fields: Mapping[str, Any]) -> None:
-        """The stream's top-level fields (``service_tier``, ``system_fingerprint``) in every
-        chunk's head from now on: the head is rebuilt once (before the first chunk, as they
-        come from the upstream's first), not written per chunk."""
-        if fields and not self._started:
-            tail = b',"choices":'
-            inner = orjson.dumps(dict(fields))[1:-1]
-            self._prefix = self._base[: -len(tail)] + b"," + inner + tail
 
     def encode(self, event: StreamEvent) -> bytes | None:
         if isinstance(event, TextDelta):

@@ -88,12 +88,11 @@ class OpenAICompatibleProvider(HttpAdapter):
 class _ChunkReader:
     """``chat.completion.chunk`` events until ``[DONE]``; an ``{"error": ...}`` chunk raises."""
 
-    __slots__ = ("_adapter", "_headed", "_preset", "done")
+    __slots__ = ("_adapter", "_preset", "done")
 
     def __init__(self, adapter: OpenAICompatibleProvider, preset: Preset) -> None:
         self._adapter = adapter
         self._preset = preset
-        self._headed = False  # the first chunk's top-level fields were read
         self.done = False
 
     def event(self, frame: SSEEvent) -> list[StreamEvent]:
@@ -105,16 +104,10 @@ class _ChunkReader:
         if "error" in parsed:
             raise self._adapter.error(stream_failure(parsed, data))
         try:
-            events = codec.parse_chunk(parsed, self._preset)
+            return codec.parse_chunk(parsed, self._preset)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             label = self._adapter.label
             raise UpstreamError(f"{label}: the upstream sent a malformed chunk") from exc
-        if not self._headed:
-            self._headed = True
-            head = codec.chunk_head(parsed)
-            if head is not None:
-                events.insert(0, head)
-        return events
 
     def end(self) -> list[StreamEvent]:
         raise UpstreamConnectionError(f"{self._adapter.label}: the stream ended before [DONE]")

@@ -25,7 +25,6 @@ from modelyard.core.chat import (
 )
 from modelyard.core.errors import InvalidRequest, UpstreamError
 from modelyard.core.events import (
-    HEAD,
     Finished,
     NativeDelta,
     ReasoningDelta,
@@ -69,10 +68,6 @@ _MESSAGE_MODELLED = frozenset(
 # ``refusal`` ``null``): one that has no others holds nothing more than text to read.
 _PLAIN_CHOICE = frozenset(("index", "message", "logprobs", "finish_reason"))
 _PLAIN_MESSAGE = frozenset(("role", "content", "refusal"))
-# A stream's top-level fields the core does not model, as OpenAI documents a chunk's (the same
-# in every chunk of a stream, so read from its first; a chunk's ``obfuscation`` padding is
-# its own and not carried).
-_STREAM_HEAD = ("service_tier", "system_fingerprint")
 # A usage with nothing more than these needs no ``Native``.
 _USAGE_MODELLED = frozenset(("prompt_tokens", "completion_tokens", "total_tokens"))
 
@@ -372,13 +367,6 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
             unmodelled = isinstance(raw, dict) and not _USAGE_MODELLED.issuperset(raw)
             events.append(UsageReport(usage, Native(ORIGIN, raw) if unmodelled else None))
     return events
-
-
-def chunk_head(data: Any) -> NativeDelta | None:
-    """A stream's unmodelled top-level fields, from its first chunk ``data`` (a
-    ``NativeDelta`` at ``HEAD``), or None when it has none."""
-    fields = {k: data[k] for k in _STREAM_HEAD if data.get(k) is not None}
-    return NativeDelta(Native(ORIGIN, fields), HEAD) if fields else None
 
 
 def _delta_events(
