@@ -7,7 +7,14 @@ How an answer is chosen (first rule that applies):
   is false or ``tool_choice`` names a function), arguments sampled from its parameter schema.
 * The conversation ends with ``tool`` messages: ``"tool said: " + their contents`` (joined by
   ``" | "`` when several results follow one parallel call).
+* The last user message contains ``"please refuse"``: a refusal (``message.refusal`` set to
+  ``REFUSAL``, ``content`` null, finish reason ``stop``), as a structured-outputs refusal reads.
 * Otherwise ``"echo: " + <text of the last user message>``.
+
+With ``logprobs: true`` each choice carries ``logprobs`` (``content``, or ``refusal`` for a
+refusal): one entry per word token with ``top_logprobs`` alternatives (``top_logprobs`` of
+them). With ``web_search_options`` the text answer cites a source: ``message.annotations``
+holds one ``url_citation`` spanning the text (``CITED_URL``), as the search models write it.
 
 ``response_format`` turns the text into JSON (``{"answer": text}`` for ``json_object``, a schema
 sample for ``json_schema``); then ``stop`` cuts the text before the first stop sequence and
@@ -44,12 +51,18 @@ class ToolCall:
     arguments: str
 
 
+REFUSAL = "I'm sorry, I can't help with that request."
+CITED_URL = "https://example.com/source"
+_REFUSE_TRIGGER = "please refuse"
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     index: int
     content: str | None
     tool_calls: tuple[ToolCall, ...]
     finish_reason: str
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,9 @@ class ChatAnswer:
     system_fingerprint: str
     choices: tuple[Choice, ...]
     usage: JSONObject
+    # ``top_logprobs`` when the request asked for ``logprobs`` (0 without it), else None.
+    logprobs: int | None = None
+    cited: bool = False  # the request named ``web_search_options``
 
 
 def validate_chat_request(body: Mapping[str, Any]) -> Response | None:
@@ -87,6 +103,16 @@ def validate_chat_request(body: Mapping[str, Any]) -> Response | None:
         return invalid_value(
             "stream_options", "this parameter is only allowed when 'stream' is enabled."
         )
+    top = body.get("top_logprobs")
+    if top is not None:
+        if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
+            return invalid_value(
+                "top_logprobs", f"expected an integer between 0 and 20, got {top!r}."
+            )
+        if body.get("logprobs") is not True:
+            return invalid_value(
+                "top_logprobs", "'logprobs' must be set to true if 'top_logprobs' is used."
+            )
     return None
 
 
@@ -99,6 +125,8 @@ def build_answer(body: Mapping[str, Any], ids: IdFactory) -> ChatAnswer:
         if calls:
             made = tuple(ToolCall(ids.tool_call(), name, args) for name, args in calls)
             choices.append(Choice(index, None, made, "tool_calls"))
+        elif _REFUSE_TRIGGER in _last_user_text(messages).lower():
+            choices.append(Choice(index, None, (), "stop", REFUSAL))
         else:
             text, finish = _limit(_reply_text(body, messages), body)
             choices.append(Choice(index, text, (), finish))
@@ -110,7 +138,43 @@ def build_answer(body: Mapping[str, Any], ids: IdFactory) -> ChatAnswer:
         system_fingerprint=fingerprint(model),
         choices=tuple(choices),
         usage=_usage(messages, choices),
+        logprobs=int(body.get("top_logprobs") or 0) if body.get("logprobs") is True else None,
+        cited=body.get("web_search_options") is not None,
     )
+
+
+def token_logprobs(text: str, top: int) -> list[JSONObject]:
+    """Log probabilities of ``text``'s word tokens, each with ``top`` alternatives (the token
+    itself first): deterministic, so tests can predict them."""
+    entries: list[JSONObject] = []
+    for position, word in enumerate(split_words(text)):
+        logprob = -round(0.01 * (position + 1), 4)
+        alternatives = [word] + [f"{word.strip()}#{n}" for n in range(1, top)]
+        entries.append(
+            {
+                "token": word,
+                "logprob": logprob,
+                "bytes": list(word.encode()),
+                "top_logprobs": [
+                    {"token": alt, "logprob": logprob - n, "bytes": list(alt.encode())}
+                    for n, alt in enumerate(alternatives[:top])
+                ],
+            }
+        )
+    return entries
+
+
+def choice_logprobs(choice: Choice, top: int, text: str | None = None) -> JSONObject:
+    """A choice's ``logprobs`` object (of ``text``, a piece of it, when given)."""
+    if choice.refusal is not None:
+        return {"content": None, "refusal": token_logprobs(text or choice.refusal, top)}
+    return {"content": token_logprobs(text or choice.content or "", top), "refusal": None}
+
+
+def citation(text: str) -> JSONObject:
+    """The ``url_citation`` annotation the fake's search answers carry: all of ``text``."""
+    span = {"end_index": len(text), "start_index": 0, "url": CITED_URL, "title": "A source"}
+    return {"type": "url_citation", "url_citation": span}
 
 
 def completion_body(answer: ChatAnswer) -> JSONObject:
@@ -119,7 +183,7 @@ def completion_body(answer: ChatAnswer) -> JSONObject:
         "object": "chat.completion",
         "created": answer.created,
         "model": answer.model,
-        "choices": [_choice_body(choice) for choice in answer.choices],
+        "choices": [_choice_body(answer, choice) for choice in answer.choices],
         "usage": answer.usage,
         "service_tier": "default",
         "system_fingerprint": answer.system_fingerprint,
@@ -141,24 +205,31 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _choice_body(choice: Choice) -> JSONObject:
+def _choice_body(answer: ChatAnswer, choice: Choice) -> JSONObject:
+    cited = answer.cited and choice.content is not None
     message: JSONObject = {
         "role": "assistant",
         "content": choice.content,
-        "refusal": None,
-        "annotations": [],
+        "refusal": choice.refusal,
+        "annotations": [citation(choice.content or "")] if cited else [],
     }
     if choice.tool_calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in choice.tool_calls
         ]
+    top = answer.logprobs
     return {
         "index": choice.index,
         "message": message,
-        "logprobs": None,
+        "logprobs": None if top is None else choice_logprobs(choice, top),
         "finish_reason": choice.finish_reason,
     }
+
+
+def _last_user_text(messages: list[Mapping[str, Any]]) -> str:
+    users = [m for m in messages if m.get("role") == "user"]
+    return message_text(users[-1]) if users else ""
 
 
 def _planned_tool_calls(
@@ -233,7 +304,7 @@ def _usage(messages: list[Mapping[str, Any]], choices: list[Choice]) -> JSONObje
     prompt = sum(count_tokens(message_text(m)) + _call_tokens(m) for m in messages)
     completion = 0
     for choice in choices:
-        completion += count_tokens(choice.content or "")
+        completion += count_tokens(choice.content or choice.refusal or "")
         completion += sum(count_tokens(f"{c.name} {c.arguments}") for c in choice.tool_calls)
     return {
         "prompt_tokens": prompt,

@@ -7,7 +7,14 @@ The sequence per choice mirrors the real endpoint:
 * text as several word-sized ``content`` deltas;
 * each tool call as a header delta (``index``, ``id``, ``type``, ``function.name``, empty
   ``function.arguments``) followed by deltas carrying only ``index`` and argument fragments;
+* a refusal (``Choice.refusal``) as a first delta with ``content: null`` and ``refusal: ""``,
+  then word-sized ``refusal`` deltas;
+* for a search answer (``ChatAnswer.cited``), a delta carrying only ``annotations``, after the
+  text (the search models send their citations so, outside the documented delta schema);
 * a delta ``{}`` with the ``finish_reason``.
+
+With ``ChatAnswer.logprobs`` set, each text or refusal delta's choice carries the ``logprobs``
+of its piece (the first delta's: an empty ``content`` list); the others carry ``null``.
 
 With ``n > 1`` the choices' deltas are interleaved, as the real API does. With
 ``stream_options.include_usage`` every chunk carries ``"usage": null`` and one more chunk with
@@ -24,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .openai_chat import ChatAnswer, Choice, ToolCall
+from .openai_chat import ChatAnswer, Choice, ToolCall, choice_logprobs, citation
 from .openai_wire import JSONObject, split_words
 
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -42,7 +49,8 @@ def stream_frames(answer: ChatAnswer, stream_options: object) -> list[bytes]:
     include_usage = bool(options.get("include_usage"))
     obfuscate = options.get("include_obfuscation") is not False
     frames: list[bytes] = []
-    for serial, choice_delta in enumerate(_interleave([_deltas(c) for c in answer.choices])):
+    per_choice = [_deltas(answer, c) for c in answer.choices]
+    for serial, choice_delta in enumerate(_interleave(per_choice)):
         chunk = _chunk(answer, [choice_delta], obfuscation=_padding(serial) if obfuscate else None)
         if include_usage:
             chunk["usage"] = None
@@ -77,16 +85,30 @@ def _chunk(answer: ChatAnswer, choices: list[JSONObject], *, obfuscation: str | 
     return chunk
 
 
-def _deltas(choice: Choice) -> list[JSONObject]:
+def _deltas(answer: ChatAnswer, choice: Choice) -> list[JSONObject]:
+    top = answer.logprobs
     if choice.tool_calls:
         deltas = _tool_call_deltas(choice.tool_calls)
+    elif choice.refusal is not None:
+        first: JSONObject = {"role": "assistant", "content": None, "refusal": ""}
+        deltas = [first] + [{"refusal": piece} for piece in split_words(choice.refusal)]
     else:
-        first: JSONObject = {"role": "assistant", "content": "", "refusal": None}
+        first = {"role": "assistant", "content": "", "refusal": None}
         deltas = [first] + [{"content": piece} for piece in split_words(choice.content or "")]
     wrapped: list[JSONObject] = [
-        {"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": None}
+        {
+            "index": choice.index,
+            "delta": delta,
+            "logprobs": _piece_logprobs(choice, delta, top),
+            "finish_reason": None,
+        }
         for delta in deltas
     ]
+    if answer.cited and choice.content is not None:
+        cited = {"annotations": [citation(choice.content)]}
+        wrapped.append(
+            {"index": choice.index, "delta": cited, "logprobs": None, "finish_reason": None}
+        )
     wrapped.append(
         {
             "index": choice.index,
@@ -96,6 +118,15 @@ def _deltas(choice: Choice) -> list[JSONObject]:
         }
     )
     return wrapped
+
+
+def _piece_logprobs(choice: Choice, delta: JSONObject, top: int | None) -> JSONObject | None:
+    if top is None or choice.tool_calls:
+        return None
+    if "role" in delta:  # the first delta, before any token
+        return {"content": [], "refusal": None}
+    piece = delta.get("refusal") or delta.get("content")
+    return choice_logprobs(choice, top, piece if isinstance(piece, str) else None)
 
 
 def _tool_call_deltas(calls: Sequence[ToolCall]) -> list[JSONObject]:

@@ -46,7 +46,10 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             "fake": {"type": "openai_compatible", "base_url": fake.base_url, "api_key": "env::K"}
         },
         "deployments": {
-            **{n: {"targets": target} for n in ("guarded", "outblock", "flagged", "judged")},
+            **{
+                n: {"targets": target}
+                for n in ("guarded", "outblock", "flagged", "judged", "apologetic")
+            },
             "judge": {"targets": [{"provider": "fake", "model": "judge-model"}]},
         },
         "guardrails": {
@@ -66,6 +69,16 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
                     ]
                 },
                 "flag": {"guards": [{**pii, "action": "flag"}]},
+                "apologetic": {
+                    "guards": [
+                        {
+                            "kind": "deny",
+                            "phases": ["output"],
+                            "action": "redact",
+                            "settings": {"words": ["sorry"], "category": "apology"},
+                        }
+                    ]
+                },
                 "judged": {
                     "guards": [
                         {
@@ -81,6 +94,7 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
                 "outblock": "outblock",
                 "flagged": "flag",
                 "judged": "judged",
+                "apologetic": "apologetic",
             },
         },
     }
@@ -357,3 +371,39 @@ def test_judge_on_output_blocks_anthropic(ant: anthropic.Anthropic, stream: bool
     with pytest.raises(anthropic.APIStatusError) as info:
         _ant_text(ant, "judged", "smash it", stream)
     assert "category 'violence'" in (info.value.api_message or "")
+
+
+def test_logprobs_go_only_with_the_text_they_describe(oai: openai.OpenAI) -> None:
+    """The upstream's log probabilities are of the text it wrote: once a guard rewrote it (the
+    placeholders restored here), they would not fit it, and could tell what was cut. (Streamed,
+    a guard's screen re-cuts the pieces, so none fit: ``ChunkEncoder`` leaves them all out.)"""
+    messages: list[Any] = [{"role": "user", "content": f"card {CARD}"}]
+    answer = oai.chat.completions.create(model="guarded", messages=messages, logprobs=True)
+    assert answer.choices[0].message.content == f"echo: card {CARD}"
+    assert answer.choices[0].logprobs is None
+    clean: list[Any] = [{"role": "user", "content": "plain words"}]
+    kept = oai.chat.completions.create(model="guarded", messages=clean, logprobs=True)
+    assert kept.choices[0].logprobs is not None and kept.choices[0].logprobs.content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_refusal_is_screened_like_text(oai: openai.OpenAI, stream: bool) -> None:
+    """The fake upstream refuses ("I'm sorry, I can't help with that request.") when asked to
+    "please refuse"; the output guard redacts the refusal's words as it would the text's, and
+    the refusal's log probabilities, which would tell what was cut, are left out."""
+    messages: list[Any] = [{"role": "user", "content": "please refuse"}]
+    redacted = "I'm [APOLOGY_1], I can't help with that request."
+    if not stream:
+        answer = oai.chat.completions.create(model="apologetic", messages=messages, logprobs=True)
+        choice = answer.choices[0]
+        assert choice.message.refusal == redacted and choice.message.content is None
+        assert choice.logprobs is None
+        return
+    chunks = list(
+        oai.chat.completions.create(
+            model="apologetic", messages=messages, stream=True, logprobs=True
+        )
+    )
+    pieces = [c.choices[0] for c in chunks if c.choices]
+    assert "".join(p.delta.refusal or "" for p in pieces) == redacted
+    assert not any(p.logprobs and p.logprobs.refusal for p in pieces)

@@ -8,7 +8,7 @@ tokens), so a codec whose vendor reports them separately adds them up.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -83,6 +83,9 @@ class Message:
     reasoning_signature: str | None = None
     # A cache breakpoint on the message as one block (a tool result), not on one of its parts.
     cache: CacheMark | None = None
+    # The model's statement that it declines to answer (OpenAI's structured-outputs
+    # ``refusal``), instead of content: a client of any dialect can be told why it got none.
+    refusal: str | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""
@@ -98,6 +101,14 @@ class Message:
 
     def has_images(self) -> bool:
         return any(isinstance(p, ImagePart) for p in self.content)
+
+    def refusal_as_text(self) -> Message:
+        """This message with its refusal as a text part after its content: what an upstream
+        whose dialect has no refusal reads of an assistant turn that declined (the model then
+        knows what it said, and the turn is not left empty)."""
+        if self.refusal is None:
+            return self
+        return replace(self, content=(*self.content, TextPart(self.refusal)), refusal=None)
 
     def has_documents(self) -> bool:
         return any(isinstance(p, DocumentPart) for p in self.content)
@@ -195,10 +206,34 @@ class Usage:
 
 
 @dataclass(slots=True)
+class Native:
+    """Fields of an upstream's answer the core does not model (log probabilities, citations,
+    a service tier...), as the upstream's dialect ``origin`` wrote them, shaped like its wire
+    JSON at the level they were found (or that level whole: an answer's top level, its usage):
+    the answer's side of ``ChatRequest.extra``. An encoder of the same dialect writes them with
+    what the core models written over them (a placeholder it writes for a field the core does
+    not model, OpenAI's ``logprobs: null``, gives way); every other leaves them out. Not
+    frozen, for the cost of making one per answer; never changed once made.
+
+    ``text`` is the answer text they describe (their token log probabilities, citation
+    offsets), ``refusal`` the refusal text (a refusal's tokens have log probabilities too): a
+    stage that rewrote either (an output guardrail's redaction) makes them stale, and the
+    encoder then leaves out what would no longer fit or would reveal what was removed.
+    """
+
+    origin: str
+    fields: Mapping[str, Any]
+    text: str | None = None
+    refusal: str | None = None
+
+
+@dataclass(slots=True)
 class Choice:
     index: int
     message: Message
     finish_reason: FinishReason | None
+    # The choice's unmodelled fields (its message's under ``"message"``), when it has any.
+    native: Native | None = None
 
 
 @dataclass(slots=True)
@@ -210,6 +245,9 @@ class ChatResult:
     upstream_model: str | None = None
     upstream_id: str | None = None
     system_fingerprint: str | None = None
+    # The answer's top level as the upstream wrote it (its usage with it), when it holds
+    # fields the core does not model (``service_tier``, token details...).
+    native: Native | None = None
 
 
 # Between system blocks joined into one text.

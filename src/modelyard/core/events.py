@@ -8,12 +8,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelyard.core.chat import FinishReason, Usage
+from modelyard.core.chat import FinishReason, Native, Usage
 
 
 @dataclass(slots=True, frozen=True)
 class TextDelta:
     text: str
+    index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class RefusalDelta:
+    """A piece of the model's refusal (``core.chat.Message.refusal``)."""
+
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class NativeDelta:
+    """Unmodelled fields of one streamed piece of choice ``index`` (``core.chat.Native``):
+    they belong with the events of that choice that follow (an encoder of the same dialect
+    writes them in the same chunk); every other encoder ignores them."""
+
+    native: Native
     index: int = 0
 
 
@@ -41,6 +59,8 @@ class ToolCallDelta:
 @dataclass(slots=True, frozen=True)
 class UsageReport:
     usage: Usage
+    # The usage as the upstream wrote it (its unmodelled token details), for its dialect.
+    native: Native | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,4 +69,6 @@ class Finished:
     index: int = 0
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageReport | Finished
+StreamEvent = (
+    TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | UsageReport | Finished | NativeDelta
+)

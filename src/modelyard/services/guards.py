@@ -7,8 +7,10 @@ to the output tap. Nothing is registered when no policy is attached anywhere, so
 that are off cost nothing on the request path.
 
 Phases: ``input`` screens the text of system, developer, user and assistant messages;
-``tool_output`` the tool results sent back (``tool`` messages); ``output`` the answer's text;
-``tool_input`` the arguments of the tool calls the model asks for.
+``tool_output`` the tool results sent back (``tool`` messages); ``output`` the answer's text
+and its refusal (``Message.refusal``, ``RefusalDelta``: the model's own words too, screened
+apart from the text by the same rules); ``tool_input`` the arguments of the tool calls the
+model asks for.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from modelyard.core.chat import (
 )
 from modelyard.core.embeddings import EmbeddingRequest
 from modelyard.core.errors import ContentBlocked, InternalError
-from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import (
+    Finished,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from modelyard.guardrails.engine import StreamScreen, Vault, Verdicts, ascreen, screen
 from modelyard.guardrails.model import Finding, Guard, Phase, Policy
 from modelyard.guardrails.moderation import MAX_TEXT, Models
@@ -257,10 +266,20 @@ class OutputGuards:
             return result
         judges = _judges(state.policy.for_phase("output"))
         if judges:
+            models = _Models(run)
             try:
                 for choice in result.choices:
-                    text = choice.message.text()[:MAX_TEXT]
-                    await ascreen(judges, "output", text, state.vault, state.verdicts, _Models(run))
+                    message = choice.message
+                    for text in (message.text(), message.refusal):
+                        if text:
+                            await ascreen(
+                                judges,
+                                "output",
+                                text[:MAX_TEXT],
+                                state.vault,
+                                state.verdicts,
+                                models,
+                            )
             finally:
                 state.note(run.ticket)  # before the call's finish writes its row
         for guard in state.policy.for_phase("output"):
@@ -279,6 +298,10 @@ async def _schema_checked(
         return result
     started = time.perf_counter()
     text = result.choices[0].message.text()
+    if not text and result.choices[0].message.refusal:
+        # A refusal instead of JSON: what structured outputs allow a model that declines, not
+        # a mismatch (a retry would press it to comply).
+        return result
     problem = check.problem(text, schema)
     caller = run.caller
     if problem is not None and check.retries and not caller.request_id.endswith(RETRY_SUFFIX):
@@ -339,24 +362,29 @@ def _schemas(guards: Sequence[Guard], request: ChatRequest) -> Schemas:
 
 
 class _Kept:
-    """One choice's streamed text, kept for the checks at its end (up to a limit)."""
+    """One choice's streamed text and refusal, kept for the checks at its end (up to a limit,
+    the two together)."""
 
-    __slots__ = ("chars", "parts", "whole")
+    __slots__ = ("chars", "parts", "refused", "whole")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.refused: list[str] = []
         self.chars = 0
         self.whole = True  # False: a piece past the limit was not kept
 
-    def add(self, text: str, limit: int) -> None:
+    def add(self, text: str, limit: int, refusal: bool = False) -> None:
         if self.chars < limit:
-            self.parts.append(text)
+            (self.refused if refusal else self.parts).append(text)
             self.chars += len(text)
         else:
             self.whole = False
 
     def text(self) -> str:
         return "".join(self.parts)
+
+    def refusal(self) -> str:
+        return "".join(self.refused)
 
 
 class _OutputTap(Tap):
@@ -376,6 +404,7 @@ class _OutputTap(Tap):
         "out",
         "owed",
         "owing",
+        "refusal_screens",
         "restore",
         "schemas",
         "screens",
@@ -402,6 +431,7 @@ class _OutputTap(Tap):
         self.restore = restore
         self.active = bool(out or tools or restore)  # else: here only to log the verdicts
         self.screens: dict[int, StreamScreen] = {}
+        self.refusal_screens: dict[int, StreamScreen] = {}  # a refusal's, apart from the text
         self.tool_screens: dict[tuple[int, int], StreamScreen] = {}
         # Calls of free-form tools, whose held-back input must go out as such.
         self.custom_calls: set[tuple[int, int]] = set()
@@ -414,12 +444,12 @@ class _OutputTap(Tap):
         self.owing: list[Finished | UsageReport] = []  # endings held for the judges
         self.owed = False
 
-    def _screen(self, index: int) -> StreamScreen:
-        found = self.screens.get(index)
+    def _screen(self, index: int, screens: dict[int, StreamScreen]) -> StreamScreen:
+        found = screens.get(index)
         if found is None:
             state = self.state
             found = StreamScreen(self.out, "output", state.vault, state.verdicts, self.restore)
-            self.screens[index] = found
+            screens[index] = found
         return found
 
     def _tool_screen(self, key: tuple[int, int]) -> StreamScreen:
@@ -433,7 +463,7 @@ class _OutputTap(Tap):
     def event(self, event: StreamEvent) -> Passed:
         if not self.active:
             return event
-        if isinstance(event, TextDelta | ToolCallDelta):
+        if isinstance(event, TextDelta | ToolCallDelta | RefusalDelta):
             try:
                 return self._screened(event)
             except ContentBlocked:
@@ -446,16 +476,21 @@ class _OutputTap(Tap):
                 self.state.note(self.ticket)
         return event
 
-    def _screened(self, event: TextDelta | ToolCallDelta) -> Passed:
+    def _screened(self, event: TextDelta | ToolCallDelta | RefusalDelta) -> Passed:
         if isinstance(event, TextDelta):
-            text = self._screen(event.index).feed(event.text)
+            text = self._screen(event.index, self.screens).feed(event.text)
             if self.judges or self.schemas:  # the text as the client gets it: redacted
-                kept = self.texts.get(event.index)
-                if kept is None:
-                    kept = self.texts[event.index] = _Kept()
+                kept = self._kept(event.index)
                 if text:
                     kept.add(text, self.limit)
             return TextDelta(text, event.index) if text else ()
+        if isinstance(event, RefusalDelta):
+            text = self._screen(event.index, self.refusal_screens).feed(event.text)
+            if self.judges or self.schemas:
+                kept = self._kept(event.index)
+                if text:
+                    kept.add(text, self.limit, refusal=True)
+            return RefusalDelta(text, event.index) if text else ()
         if isinstance(event, ToolCallDelta) and self.tools:
             key = (event.index, event.call_index)
             if event.custom:
@@ -467,6 +502,12 @@ class _OutputTap(Tap):
             return ()
         return event
 
+    def _kept(self, index: int) -> _Kept:
+        kept = self.texts.get(index)
+        if kept is None:
+            kept = self.texts[index] = _Kept()
+        return kept
+
     def _ending(self, event: Finished | UsageReport) -> Passed:
         if not self.texts:
             return self._released(event)
@@ -476,8 +517,8 @@ class _OutputTap(Tap):
             if kept is None:
                 continue
             self._hold_tail(index, kept)
-            if self.schemas:
-                self._check_schemas(kept)
+            if self.schemas and (kept.parts or not kept.refused):
+                self._check_schemas(kept)  # a refusal instead of JSON is not a mismatch
         if self.judges and any(i in self.texts for i in ended):
             self.owing.append(event)  # the relay awaits ``settle`` next
             self.owed = True
@@ -494,6 +535,8 @@ class _OutputTap(Tap):
         for event in tail:
             if isinstance(event, TextDelta):
                 kept.add(event.text, self.limit)
+            elif isinstance(event, RefusalDelta):
+                kept.add(event.text, self.limit, refusal=True)
         self.tails[index] = tail
 
     def _check_schemas(self, kept: _Kept) -> None:
@@ -517,11 +560,18 @@ class _OutputTap(Tap):
                 ended = [event.index] if isinstance(event, Finished) else sorted(self.texts)
                 for index in ended:
                     kept = self.texts.pop(index, None)
-                    text = kept.text()[:MAX_TEXT] if kept is not None else ""
-                    if text and self.models is not None:
-                        await ascreen(
-                            self.judges, "output", text, state.vault, state.verdicts, self.models
-                        )
+                    if kept is None or self.models is None:
+                        continue
+                    for text in (kept.text(), kept.refusal()):
+                        if text:
+                            await ascreen(
+                                self.judges,
+                                "output",
+                                text[:MAX_TEXT],
+                                state.vault,
+                                state.verdicts,
+                                self.models,
+                            )
                 released = self._released(event)
                 out.extend(released if isinstance(released, tuple) else (released,))
         finally:
@@ -531,9 +581,14 @@ class _OutputTap(Tap):
     def _released(self, event: Finished | UsageReport) -> Passed:
         if isinstance(event, Finished):
             return (*self._held(event.index), event)
-        if self.screens or self.tool_screens or self.tails:
+        if self.screens or self.refusal_screens or self.tool_screens or self.tails:
             # Usage comes last: anything still held (no finish came) goes out before it.
-            indexes = {*self.screens, *(i for i, _ in self.tool_screens), *self.tails}
+            indexes = {
+                *self.screens,
+                *self.refusal_screens,
+                *(i for i, _ in self.tool_screens),
+                *self.tails,
+            }
             return (*(e for i in sorted(indexes) for e in self._held(i)), event)
         return event
 
@@ -548,6 +603,9 @@ class _OutputTap(Tap):
             if i == index and (args := screen_.flush()):
                 custom = (i, call) in self.custom_calls
                 held.append(ToolCallDelta(call, args, index=index, custom=custom))
+        refusal_screen = self.refusal_screens.get(index)
+        if refusal_screen is not None and (refusal := refusal_screen.flush()):
+            held.insert(0, RefusalDelta(refusal, index))
         text_screen = self.screens.get(index)
         if text_screen is not None and (text := text_screen.flush()):
             held.insert(0, TextDelta(text, index))
@@ -564,9 +622,9 @@ class _OutputTap(Tap):
     def _choice(self, choice: Choice) -> Choice:
         state, message = self.state, choice.message
         text = message.text()
-        new_text = screen(self.out, "output", text, state.vault, state.verdicts)
-        if self.restore:
-            new_text = state.vault.restore(new_text)
+        new_text = self._said(text)
+        refusal = message.refusal
+        new_refusal = self._said(refusal) if refusal else refusal
         calls = tuple(
             ToolCall(
                 c.id,
@@ -576,10 +634,19 @@ class _OutputTap(Tap):
             )
             for c in message.tool_calls
         )
-        if new_text is text and calls == message.tool_calls:
+        if new_text is text and new_refusal is refusal and calls == message.tool_calls:
             return choice
-        content = (TextPart(new_text),) if new_text else ()
-        return replace(choice, message=replace(message, content=content, tool_calls=calls))
+        content: tuple[ContentPart, ...] = message.content
+        if new_text is not text:
+            content = (TextPart(new_text),) if new_text else ()
+        message = replace(message, content=content, tool_calls=calls, refusal=new_refusal)
+        return replace(choice, message=message)
+
+    def _said(self, text: str) -> str:
+        """The answer's ``text`` (or refusal) after the output guards, restored if asked."""
+        state = self.state
+        new = screen(self.out, "output", text, state.vault, state.verdicts)
+        return state.vault.restore(new) if self.restore else new
 
     def end(self, run: Run) -> None:
         _log(run, self.state)

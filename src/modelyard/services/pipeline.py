@@ -42,7 +42,14 @@ from typing import Any, Protocol
 from modelyard.core.chat import ChatRequest, ChatResult, Usage
 from modelyard.core.embeddings import EmbeddingRequest, EmbeddingResult
 from modelyard.core.errors import ModelyardError
-from modelyard.core.events import Finished, StreamEvent, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import (
+    Finished,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from modelyard.providers.base import CallContext
 from modelyard.providers.errors import unreadable
 from modelyard.routing import Deployment, Target, TargetHealth
@@ -716,13 +723,16 @@ def _client(caller: Caller) -> str | None:
 
 def result_events(result: ChatResult) -> list[StreamEvent]:
     """A whole answer as the events a stream of it would carry (for taps that only read
-    events): text, tool calls, usage, finish."""
+    events): refusal, text, tool calls, usage, finish."""
     events: list[StreamEvent] = []
     for choice in result.choices:
-        text = choice.message.text()
+        message = choice.message
+        if message.refusal:
+            events.append(RefusalDelta(message.refusal, choice.index))
+        text = message.text()
         if text:
             events.append(TextDelta(text, choice.index))
-        for n, call in enumerate(choice.message.tool_calls):
+        for n, call in enumerate(message.tool_calls):
             delta = ToolCallDelta(n, call.arguments, call.id, call.name, choice.index, call.custom)
             events.append(delta)
         if choice.finish_reason is not None:

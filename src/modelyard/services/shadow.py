@@ -175,8 +175,9 @@ def result_text(result: ChatResult) -> str:
 
 
 def message_text(message: Message) -> str:
-    """The answer as text; tool calls as ``name(arguments)`` lines after it."""
-    parts = [message.text()]
+    """The answer as text (a refusal's after it); tool calls as ``name(arguments)`` lines
+    after them."""
+    parts = [message.text(), message.refusal or ""]
     parts.extend(f"{call.name}({call.arguments})" for call in message.tool_calls)
     return "\n".join(p for p in parts if p)
 

@@ -10,7 +10,7 @@ import time
 from typing import ClassVar
 
 from modelyard.core.chat import ChatResult, Usage
-from modelyard.core.events import TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import RefusalDelta, TextDelta, ToolCallDelta, UsageReport
 from modelyard.routing import Deployment
 from modelyard.services.chat import Batch
 from modelyard.services.metering import Ticket
@@ -18,7 +18,7 @@ from modelyard.services.pipeline import PreStage, Run, Stages, StreamStage, Tap
 from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_text
 
 # The events that carry the answer's first token.
-TOKENS = (TextDelta, ToolCallDelta)
+TOKENS = (TextDelta, ToolCallDelta, RefusalDelta)
 
 
 class HealthStage:
@@ -61,6 +61,8 @@ class _UsageTap(Tap):
                 ticket.output_chars += len(event.text)
             elif isinstance(event, UsageReport):
                 ticket.usage = event.usage
+            elif isinstance(event, RefusalDelta):  # its tokens are output tokens too
+                ticket.output_chars += len(event.text)
         if ticket.first_token_at is None and any(isinstance(e, TOKENS) for e in batch):
             ticket.first_token_at = time.perf_counter()  # the batch's events came together
 
@@ -68,7 +70,9 @@ class _UsageTap(Tap):
         ticket = self.ticket
         ticket.usage = result.usage
         if result.usage is None:
-            ticket.output_chars = sum(len(c.message.text()) for c in result.choices)
+            ticket.output_chars = sum(
+                len(c.message.text()) + len(c.message.refusal or "") for c in result.choices
+            )
         return result
 
 
@@ -91,13 +95,14 @@ class ShadowStage:
 
 
 class _ShadowTap(Tap):
-    __slots__ = ("calls", "deployment", "mirror", "started", "text", "usage")
+    __slots__ = ("calls", "deployment", "mirror", "refused", "started", "text", "usage")
 
     def __init__(self, mirror: ShadowMirror, deployment: Deployment) -> None:
         self.mirror = mirror
         self.deployment = deployment
         self.started = time.perf_counter()
         self.text: list[str] = []
+        self.refused: list[str] = []  # a refusal, after the text (``shadow.message_text``)
         self.calls: dict[int, list[str]] = {}
         self.usage: Usage | None = None
 
@@ -111,6 +116,8 @@ class _ShadowTap(Tap):
                 call[1] += event.arguments
             elif isinstance(event, UsageReport):
                 self.usage = event.usage
+            elif isinstance(event, RefusalDelta) and event.index == 0:
+                self.refused.append(event.text)
 
     def result(self, result: ChatResult) -> ChatResult:
         self.text.append(result_text(result))
@@ -120,7 +127,11 @@ class _ShadowTap(Tap):
     def end(self, run: Run) -> None:
         if run.status != 200 or run.served is None:
             return
-        lines = ["".join(self.text), *(f"{name}({args})" for name, args in self.calls.values())]
+        lines = [
+            "".join(self.text),
+            "".join(self.refused),
+            *(f"{name}({args})" for name, args in self.calls.values()),
+        ]
         served = run.served
         answer = PrimaryAnswer(
             served.provider,

@@ -169,7 +169,7 @@ _CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": 
         ),
         (
             [{"role": "assistant"}],
-            "messages[0].content: an assistant message needs content or tool_calls",
+            "messages[0].content: an assistant message needs content, tool_calls or refusal",
         ),
         (
             [{"role": "user", "content": "x", "name": False}],

@@ -220,3 +220,20 @@ def test_stream_failure_ends_with_response_failed():
         "message": "connection dropped",
     }
     assert events[-2]["type"] == "response.output_item.done"  # the open item was closed first
+
+
+def test_an_assistant_refusal_part_is_the_messages_refusal():
+    """A turn that declined, sent back (or stored): the message's refusal, which an OpenAI
+    upstream gets as ``refusal`` and any other as the turn's text."""
+    items = [
+        {"role": "user", "content": "x"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "refusal", "refusal": "I can't."}],
+        },
+        {"role": "user", "content": "why?"},
+    ]
+    messages = _decode(input=items).chat.messages
+    assert messages[1].refusal == "I can't." and messages[1].content == ()
+    assert messages[0].refusal is None and messages[2].refusal is None

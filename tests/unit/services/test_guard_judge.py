@@ -10,12 +10,13 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from tests.fakes import FakeOpenAI
+from tests.fakes.openai_chat import REFUSAL
 
 from modelyard.config import ConfigError
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ContentBlocked
-from modelyard.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from modelyard.core.events import Finished, RefusalDelta, StreamEvent, TextDelta, UsageReport
 from modelyard.guardrails.moderation import parse_scores
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
@@ -315,3 +316,22 @@ async def test_the_judge_reads_a_streamed_answer_after_its_redactions(
     (judged,) = _judged_texts(fake, since)
     assert judged.count("[EMAIL_1]") == 1 and EMAIL not in judged and "w59 write to" in judged
     assert isinstance(got[-1], Finished | UsageReport)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_judge_reads_a_refusal(
+    pipeline: Pipeline, fake: FakeOpenAI, stream: bool
+) -> None:
+    """A refusal is the model's own words too: the judge is shown it (the fake upstream
+    refuses when asked to "please refuse")."""
+    since = len(fake.requests)
+    if stream:
+        got: list[StreamEvent] = []
+        await _streamed(pipeline, "out-flagged", "please refuse", got)
+        sent = "".join(e.text for e in got if isinstance(e, RefusalDelta))
+    else:
+        answer = await pipeline.complete(CALLER, _ask("out-flagged", "please refuse"))
+        sent = answer.result.choices[0].message.refusal or ""
+    assert sent == REFUSAL
+    (judged,) = _judged_texts(fake, since)
+    assert REFUSAL in judged

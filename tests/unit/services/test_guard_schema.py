@@ -11,12 +11,13 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from tests.fakes import FakeOpenAI
+from tests.fakes.openai_chat import REFUSAL
 
 from modelyard.config import ConfigError
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, ResponseFormat, TextPart
 from modelyard.core.errors import ContentBlocked
-from modelyard.core.events import Finished, StreamEvent, TextDelta
+from modelyard.core.events import Finished, RefusalDelta, StreamEvent, TextDelta
 from modelyard.services.chat import ChatService
 from modelyard.services.embeddings import EmbeddingService
 from modelyard.services.gateway import Gateway
@@ -232,3 +233,32 @@ async def test_a_flagged_stream_mismatch_passes_with_its_verdict(
     await _streamed(pipeline, "streamed-flag", got)
     assert "n" in orjson.loads(_text(got))
     assert rows[-1][22] == "json_schema:output:flag:schema_mismatch:1.00"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_refusal_instead_of_json_is_not_a_mismatch(
+    setup: tuple[Pipeline, list[LedgerRow]], fake: FakeOpenAI, stream: bool
+) -> None:
+    """Structured outputs let a model that declines say so (``refusal``) instead of writing
+    JSON: that passes the schema guard, unretried (the fake refuses "please refuse")."""
+    pipeline, rows = setup
+    request = ChatRequest(
+        "streamed",
+        [Message("user", (TextPart("please refuse"),))],
+        response_format=ResponseFormat("json_schema", SCHEMA, "count"),
+        stream=stream,
+    )
+    before = len(fake.requests)
+    if stream:
+        streaming = await pipeline.stream(CALLER, request)
+        try:
+            got = [e async for e in streaming.events]
+        finally:
+            await streaming.aclose()
+        refusal = "".join(e.text for e in got if isinstance(e, RefusalDelta))
+    else:
+        answer = await pipeline.complete(CALLER, request)
+        refusal = answer.result.choices[0].message.refusal or ""
+    assert refusal == REFUSAL
+    assert len(fake.requests) == before + 1  # no retry
+    assert rows[-1][9] == 200 and rows[-1][22] is None

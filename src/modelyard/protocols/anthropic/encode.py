@@ -6,7 +6,9 @@ them apart, so ``input_tokens`` = core input - cached - cache writes, and the ot
 both.
 
 Stop reasons: ``stop`` → ``end_turn``, ``length`` → ``max_tokens``, ``tool_calls`` →
-``tool_use``, ``content_filter`` → ``refusal``. An answer that made tool calls is ``tool_use``
+``tool_use``, ``content_filter`` → ``refusal``. A refusal another dialect's upstream explained
+(``Message.refusal``, OpenAI's) is ``refusal`` too, its explanation a text block: this API has
+no field of its own for one. An answer that made tool calls is ``tool_use``
 even when the upstream said ``stop`` (some OpenAI-compatible servers do), because clients loop
 on that value. ``stop_sequence`` is always null: the core's ``stop`` does not say whether a stop
 sequence matched, so ``end_turn`` is reported for both.
@@ -76,6 +78,8 @@ def content_json(message: Message) -> list[dict[str, Any]]:
     text = message.text()
     if text:
         blocks.append({"type": "text", "text": text})
+    if message.refusal:
+        blocks.append({"type": "text", "text": message.refusal})
     for call in message.tool_calls:
         blocks.append(
             {
@@ -93,6 +97,8 @@ def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
     choice = result.choices[0] if result.choices else None
     message = choice.message if choice is not None else Message("assistant")
     reason = choice.finish_reason if choice is not None else None
+    if message.refusal is not None:
+        reason = "content_filter"
     body = {
         "id": message_id,
         "type": "message",

@@ -28,6 +28,7 @@ from modelyard.core.chat import FinishReason, Usage
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -49,7 +50,17 @@ class _Block:
 class StreamEncoder:
     """Turns one response's core events into SSE frames; call ``start``, ``encode``, ``finish``."""
 
-    __slots__ = ("_calls", "_estimate", "_id", "_model", "_next", "_open", "_reason", "_usage")
+    __slots__ = (
+        "_calls",
+        "_estimate",
+        "_id",
+        "_model",
+        "_next",
+        "_open",
+        "_reason",
+        "_refused",
+        "_usage",
+    )
 
     def __init__(self, message_id: str, model: str, input_estimate: int = 0) -> None:
         self._id = message_id
@@ -60,6 +71,7 @@ class StreamEncoder:
         self._calls: dict[int, int] = {}  # core call_index → block index
         self._reason: FinishReason | None = None
         self._usage: Usage | None = None
+        self._refused = False  # a refusal came (``RefusalDelta``): the stop reason says so
 
     def start(self) -> bytes:
         message: dict[str, Any] = {
@@ -94,14 +106,26 @@ class StreamEncoder:
             return self._reasoning(event)
         if isinstance(event, Finished):
             self._reason = event.reason
+        elif isinstance(event, RefusalDelta):
+            return self._refusal(event)
         return b""
+
+    def _refusal(self, event: RefusalDelta) -> bytes:
+        """A refusal's explanation, as text (this API has no field of its own for one)."""
+        self._refused = True
+        if not event.text:
+            return b""
+        head, index = self._ensure("text", {"type": "text", "text": ""})
+        return head + _delta(index, {"type": "text_delta", "text": event.text})
 
     def close(self) -> bytes:
         """The closing frames, once the core stream has ended without an error."""
         delta = {
             "type": "message_delta",
             "delta": {
-                "stop_reason": stop_reason(self._reason, bool(self._calls)),
+                "stop_reason": "refusal"
+                if self._refused
+                else stop_reason(self._reason, bool(self._calls)),
                 "stop_sequence": None,
             },
             "usage": usage_json(self._usage),

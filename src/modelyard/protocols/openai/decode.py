@@ -104,14 +104,11 @@ def _message(raw: Any) -> Message:
         raise bad("role", f"must be one of {', '.join(_ROLES)}; got {role!r}")
     tool_calls = _tool_calls(obj.get("tool_calls"))
     content = _content(obj.get("content"), role)
-    if (
-        role == "assistant"
-        and not content
-        and not tool_calls
-        and not obj.get("refusal")
-        and obj.get("content") is None
-    ):
-        raise bad("content", "an assistant message needs content or tool_calls")
+    refusal = None
+    if role == "assistant":  # the only role with a refusal: no look-up for the others
+        refusal = get_str(obj, "refusal", "refusal") or None
+        if not content and not tool_calls and not refusal and obj.get("content") is None:
+            raise bad("content", "an assistant message needs content, tool_calls or refusal")
     tool_call_id = get_str(obj, "tool_call_id", "tool_call_id", required=role == "tool")
     return Message(
         role=role,  # type: ignore[arg-type]  # checked against _ROLES above
@@ -120,6 +117,7 @@ def _message(raw: Any) -> Message:
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         reasoning=get_str(obj, "reasoning_content", "reasoning_content"),
+        refusal=refusal,
     )
 
 

@@ -91,6 +91,8 @@ def _text_block(part: TextPart) -> Block:
 
 
 def _blocks(message: Message, i: int, provider: str) -> list[Block]:
+    if message.refusal is not None:  # no refusal in this dialect: what it said, as text
+        message = message.refusal_as_text()
     if message.role == "tool":
         return [_tool_result(message, i, provider)]
     blocks: list[Block] = []

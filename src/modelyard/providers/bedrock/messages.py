@@ -112,6 +112,8 @@ def _system_blocks(message: Message, i: int) -> list[Block]:
 
 
 def _blocks(message: Message, i: int, model: str, out: Converted) -> list[Block]:
+    if message.refusal is not None:  # no refusal in this dialect: what it said, as text
+        message = message.refusal_as_text()
     if message.role == "tool":
         result = _tool_result(message, i, model, out)
         cached = message.cache is not None or any(p.cache for p in message.content)

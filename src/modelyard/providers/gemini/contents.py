@@ -102,6 +102,8 @@ def _image(part: ImagePart, param: str, model: str) -> Part:
 
 
 def _model_parts(message: Message, param: str, call_names: dict[str, str]) -> list[Part]:
+    if message.refusal is not None:  # no refusal in this dialect: what it said, as text
+        message = message.refusal_as_text()
     if message.has_images():
         raise InvalidRequest(
             "Gemini takes no images in assistant messages", param=f"{param}.content"

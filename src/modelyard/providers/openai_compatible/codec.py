@@ -18,6 +18,7 @@ from modelyard.core.chat import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Native,
     TextPart,
     ToolCall,
     Usage,
@@ -25,7 +26,9 @@ from modelyard.core.chat import (
 from modelyard.core.errors import InvalidRequest, UpstreamError
 from modelyard.core.events import (
     Finished,
+    NativeDelta,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -47,6 +50,26 @@ _FINISH: dict[str, FinishReason] = {
     "content_filter": "content_filter",
     "eos": "stop",
 }
+# The dialect of the answers parsed here, for the fields the core does not model
+# (``core.chat.Native``): ``protocols.openai`` names its clients' requests the same.
+ORIGIN = "openai"
+# What the core models (or rewrites) of an answer, its choices, their messages and deltas:
+# everything else an upstream sends is carried to a client of this dialect as it came.
+# A usage is carried whole when it holds more than the counts (its token details): the encoder
+# writes the core's counts over it.
+_TOP_MODELLED = frozenset(
+    ("id", "object", "created", "model", "choices", "system_fingerprint", "usage")
+)
+_CHOICE_MODELLED = frozenset(("index", "message", "delta", "finish_reason"))
+_MESSAGE_MODELLED = frozenset(
+    ("role", "content", "tool_calls", "reasoning_content", "reasoning", "refusal")
+)
+# Keys of a plain choice (``logprobs`` mostly ``null``) and of a plain message (its
+# ``refusal`` ``null``): one that has no others holds nothing more than text to read.
+_PLAIN_CHOICE = frozenset(("index", "message", "logprobs", "finish_reason"))
+_PLAIN_MESSAGE = frozenset(("role", "content", "refusal"))
+# A usage with nothing more than these needs no ``Native``.
+_USAGE_MODELLED = frozenset(("prompt_tokens", "completion_tokens", "total_tokens"))
 
 
 # The rule (see ``providers.extras``): extra fields from this dialect's clients are sent as they
@@ -185,7 +208,11 @@ def _check_data_url(url: str, param: str) -> None:
 
 def _message(m: Message, preset: Preset, index: int) -> dict[str, Any]:
     role = "system" if m.role == "developer" and not preset.developer_role else m.role
+    if m.refusal is not None and not preset.refusal_field:
+        m = m.refusal_as_text()
     out: dict[str, Any] = {"role": role, "content": content_json(m, index)}
+    if m.refusal is not None:
+        out["refusal"] = m.refusal
     if m.name is not None:
         out["name"] = m.name
     ids = short_tool_id if preset.short_tool_ids else _same
@@ -245,31 +272,64 @@ def parse_response(data: Any, label: str, preset: Preset | None = None) -> ChatR
         choices = [_choice(c) for c in data["choices"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed completion") from exc
+    raw_usage = data.get("usage")
+    # A set difference, a subset test: no Python loop over the keys.
+    unmodelled = data.keys() - _TOP_MODELLED or (
+        raw_usage and not _USAGE_MODELLED.issuperset(raw_usage)
+    )
     return ChatResult(
         choices=choices,
-        usage=parse_usage(data.get("usage"), preset),
+        usage=parse_usage(raw_usage, preset),
         upstream_model=data.get("model"),
         upstream_id=data.get("id"),
         system_fingerprint=data.get("system_fingerprint"),
+        # The answer as it came, when it holds more than the core models: copying out those
+        # fields would cost every answer; the encoder writes its own over the rest.
+        native=Native(ORIGIN, data) if unmodelled else None,
     )
 
 
 def _choice(raw: dict[str, Any]) -> Choice:
     msg = raw["message"]
     content = msg.get("content")
+    text = content if isinstance(content, str) else None
+    if (
+        msg.get("refusal") is None
+        and raw.get("logprobs") is None
+        and _PLAIN_MESSAGE.issuperset(msg)
+        and _PLAIN_CHOICE.issuperset(raw)
+    ):  # most answers: text and nothing else, read with no more look-ups than that needs
+        message = Message("assistant", (TextPart(text),) if text is not None else ())
+        return Choice(
+            int(raw.get("index", 0)), message, _FINISH.get(raw.get("finish_reason") or "")
+        )
     raw_calls = msg.get("tool_calls")
-    calls = tuple(map(_call, raw_calls)) if raw_calls else ()
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+    refusal = msg.get("refusal")
     return Choice(
         index=int(raw.get("index", 0)),
         message=Message(
             role="assistant",
-            content=(TextPart(content),) if isinstance(content, str) else (),
-            tool_calls=calls,
+            content=(TextPart(text),) if text is not None else (),
+            tool_calls=tuple(map(_call, raw_calls)) if raw_calls else (),
             reasoning=reasoning if isinstance(reasoning, str) else None,
+            refusal=refusal if isinstance(refusal, str) else None,
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
+        native=_choice_native(raw, msg, text, refusal if isinstance(refusal, str) else None),
     )
+
+
+def _choice_native(
+    raw: dict[str, Any], msg: Any, text: str | None, refusal: str | None
+) -> Native | None:
+    """The choice's unmodelled fields, its message's under ``"message"`` (as on the wire)."""
+    fields = {k: v for k, v in raw.items() if k not in _CHOICE_MODELLED and v is not None}
+    if isinstance(msg, dict):
+        own = {k: v for k, v in msg.items() if k not in _MESSAGE_MODELLED and v is not None}
+        if own:
+            fields["message"] = own
+    return Native(ORIGIN, fields, text, refusal) if fields else None
 
 
 def _call(c: dict[str, Any]) -> ToolCall:
@@ -280,19 +340,21 @@ def _call(c: dict[str, Any]) -> ToolCall:
 
 
 def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
-    """Events in one ``chat.completion.chunk``; raises ``KeyError``/``TypeError`` on nonsense."""
+    """Events in one ``chat.completion.chunk``; raises ``KeyError``/``TypeError`` on nonsense.
+
+    Unmodelled fields of a chunk's choice (``logprobs``...) or delta come first, as a
+    ``NativeDelta``, so that the encoder of the same dialect writes them with what follows."""
     events: list[StreamEvent] = []
     for choice in data.get("choices") or ():
         index = int(choice.get("index", 0))
         delta = choice.get("delta") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning:
-            events.append(ReasoningDelta(reasoning, index))
         text = delta.get("content")
-        if text:
+        if text and len(delta) == 1 and choice.get("logprobs") is None:
+            # Most chunks: a piece of text, nothing else. (A vendor's own field beside it on
+            # the choice is not looked for: a check per token for something so rare.)
             events.append(TextDelta(text, index))
-        if "tool_calls" in delta:
-            events += _tool_call_deltas(delta["tool_calls"], index)
+        elif delta or choice.get("logprobs") is not None or len(choice) > 4:
+            _delta_events(events, choice, delta, text, index)
         finish = choice.get("finish_reason")
         if finish:
             events.append(Finished(_FINISH.get(finish, "stop"), index))
@@ -302,8 +364,51 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
     if raw is not None:
         usage = parse_usage(raw, preset)
         if usage is not None:
-            events.append(UsageReport(usage))
+            unmodelled = isinstance(raw, dict) and not _USAGE_MODELLED.issuperset(raw)
+            events.append(UsageReport(usage, Native(ORIGIN, raw) if unmodelled else None))
     return events
+
+
+def _delta_events(
+    events: list[StreamEvent], choice: Any, delta: Any, text: Any, index: int
+) -> None:
+    """The events of a delta other than a bare piece of text. Its unmodelled fields go just
+    before its text, which they describe (its tokens' log probabilities), else first."""
+    own = None
+    if not _MESSAGE_MODELLED.issuperset(delta):
+        own = {k: v for k, v in delta.items() if k not in _MESSAGE_MODELLED and v is not None}
+    refusal = delta.get("refusal")
+    if not (refusal and isinstance(refusal, str)):
+        refusal = None
+    native = None
+    if own or choice.get("logprobs") is not None or len(choice) > 4:
+        # Its log probabilities describe the delta's text, or its refusal's tokens.
+        native = _native_delta(
+            choice, own, text if isinstance(text, str) and text else None, refusal
+        )
+    if native is not None and not text:
+        events.append(NativeDelta(native, index))
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning:
+        events.append(ReasoningDelta(reasoning, index))
+    if refusal is not None:
+        events.append(RefusalDelta(refusal, index))
+    if text:
+        if native is not None:
+            events.append(NativeDelta(native, index))
+        events.append(TextDelta(text, index))
+    if "tool_calls" in delta:
+        events += _tool_call_deltas(delta["tool_calls"], index)
+
+
+def _native_delta(
+    choice: Any, delta: dict[str, Any] | None, text: str | None, refusal: str | None
+) -> Native | None:
+    """The chunk choice's unmodelled fields (its delta's, ``delta``, under ``"delta"``)."""
+    fields = {k: v for k, v in choice.items() if k not in _CHOICE_MODELLED and v is not None}
+    if delta:
+        fields["delta"] = delta
+    return Native(ORIGIN, fields, text, refusal) if fields else None
 
 
 def _tool_call_deltas(calls: Any, index: int) -> list[StreamEvent]:

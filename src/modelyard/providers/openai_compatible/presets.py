@@ -28,6 +28,10 @@ class Preset:
     omit_fields: tuple[str, ...] = ()
     # xAI counts reasoning tokens outside ``completion_tokens``; core output includes them.
     reasoning_outside_completion: bool = False
+    # An assistant message's ``refusal`` (a structured-outputs refusal in the history) is
+    # OpenAI's own field; vendors that check messages strictly reject it as unknown, so
+    # elsewhere it is sent as the message's text.
+    refusal_field: bool = False
 
 
 _LIST = [
@@ -39,6 +43,7 @@ _LIST = [
         "OPENAI_API_KEY",
         max_tokens_field="max_completion_tokens",
         developer_role=True,
+        refusal_field=True,
     ),
     Preset("xai", "https://api.x.ai/v1", True, "XAI_API_KEY", reasoning_outside_completion=True),
     Preset("deepseek", "https://api.deepseek.com/v1", True, "DEEPSEEK_API_KEY"),
@@ -66,6 +71,7 @@ _LIST = [
         True,
         "AZURE_OPENAI_API_KEY",
         max_tokens_field="max_completion_tokens",
+        refusal_field=True,
     ),
     # The embedded llama.cpp runtime; its base_url is set by the supervisor at start.
     Preset("local", None, False),

@@ -133,18 +133,32 @@ def reasoning_item(text: str, signature: str | None, item_id: str | None = None)
     }
 
 
-def message_item(text: str, item_id: str | None = None, status: str = "completed") -> JSON:
+def message_item(
+    text: str, item_id: str | None = None, status: str = "completed", refusal: str | None = None
+) -> JSON:
+    """The answer's message; a refusal (``Message.refusal``) is its ``refusal`` part, after
+    the text if there is any."""
+    content: list[JSON] = []
+    if status == "completed":
+        if text or refusal is None:
+            content.append(text_part(text))
+        if refusal is not None:
+            content.append(refusal_part(refusal))
     return {
         "type": "message",
         "id": item_id or fresh_item_id("msg"),
         "status": status,
         "role": "assistant",
-        "content": [text_part(text)] if status == "completed" else [],
+        "content": content,
     }
 
 
 def text_part(text: str) -> JSON:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def refusal_part(refusal: str) -> JSON:
+    return {"type": "refusal", "refusal": refusal}
 
 
 def call_item(call: ToolCall, req: ResponsesRequest, item_id: str | None = None) -> JSON:
@@ -174,8 +188,8 @@ def result_output(
     if message.reasoning or message.reasoning_signature:
         output.append(reasoning_item(message.reasoning or "", message.reasoning_signature))
     text = message.text()
-    if text or not message.tool_calls:
-        output.append(message_item(text))
+    if text or message.refusal or not message.tool_calls:
+        output.append(message_item(text, refusal=message.refusal or None))
     output.extend(call_item(call, req) for call in message.tool_calls)
     return output, choice.finish_reason
 

@@ -273,8 +273,10 @@ def to_messages(items: Iterable[JSON], names: ToolNames) -> list[Message]:
             messages.append(Message("tool", _parts(item["output"]), tool_call_id=item["call_id"]))
         else:
             pending = None
-            messages.append(Message(item["role"], _parts(item["content"])))
-            if item["role"] == "assistant":
+            content, role = item["content"], item["role"]
+            refusal = _refusal(content) if role == "assistant" else None
+            messages.append(Message(role, _parts(content), refusal=refusal))
+            if role == "assistant":
                 pending = messages[-1]
         if reasoning is not None and pending is not None and pending.reasoning is None:
             pending.reasoning, pending.reasoning_signature = reasoning
@@ -291,12 +293,21 @@ def _parts(content: str | list[JSON]) -> tuple[ContentPart, ...]:
         if kind in ("input_text", "output_text"):
             out.append(TextPart(part["text"]))
         elif kind == "refusal":
-            out.append(TextPart(part["refusal"]))
+            continue  # the message's refusal (``_refusal``)
         elif kind == "input_image":
             out.append(ImagePart(part["image_url"], part.get("detail")))
         else:
             out.append(_file_part(part["file_data"]))
     return tuple(out)
+
+
+def _refusal(content: str | list[JSON]) -> str | None:
+    """An assistant message's ``refusal`` parts (a turn that declined) as its refusal: an
+    upstream that has the field gets it as such, any other as the turn's text."""
+    if isinstance(content, str):
+        return None
+    found = [part["refusal"] for part in content if part["type"] == "refusal"]
+    return "".join(found) if found else None
 
 
 def _file_part(data: str) -> ContentPart:

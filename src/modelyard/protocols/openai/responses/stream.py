@@ -23,6 +23,7 @@ from modelyard.core.errors import ContentBlocked, ModelyardError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -35,6 +36,7 @@ from modelyard.protocols.openai.responses.encode import (
     filtered_json,
     message_item,
     reasoning_item,
+    refusal_part,
     response_json,
     status_of,
     text_part,
@@ -44,7 +46,7 @@ from modelyard.protocols.openai.responses.request import JSON, fresh_item_id
 
 @dataclass(slots=True)
 class _Open:
-    kind: str  # "reasoning", "message" or "call"
+    kind: str  # "reasoning", "message", "refusal" (a message refusing) or "call"
     index: int  # in the output
     item: JSON
     pieces: list[str] = field(default_factory=list)
@@ -93,6 +95,8 @@ class ResponseStream:
             return self._call(event)
         if isinstance(event, ReasoningDelta):
             return self._reasoning(event)
+        if isinstance(event, RefusalDelta):
+            return self._refusal(event.text) if event.text else b""
         if isinstance(event, Finished):
             self._reason = event.reason
         return b""
@@ -159,6 +163,18 @@ class ResponseStream:
         delta = {**self._at(opened), "content_index": 0, "delta": text, "logprobs": []}
         return out + self._frame("response.output_text.delta", delta)
 
+    def _refusal(self, text: str) -> bytes:
+        """A piece of a refusal: a message item whose part is a ``refusal``."""
+        out = b""
+        opened = self._open
+        if opened is None or opened.kind != "refusal":
+            out, opened = self._begin("refusal", message_item("", status="in_progress"))
+            part = {**self._at(opened), "content_index": 0, "part": refusal_part("")}
+            out += self._frame("response.content_part.added", part)
+        opened.pieces.append(text)
+        delta = {**self._at(opened), "content_index": 0, "delta": text}
+        return out + self._frame("response.refusal.delta", delta)
+
     def _reasoning(self, event: ReasoningDelta) -> bytes:
         out = b""
         opened = self._open
@@ -211,6 +227,12 @@ class ResponseStream:
                 {**at, "content_index": 0, "text": text, "logprobs": []},
             )
             part = {**at, "content_index": 0, "part": text_part(text)}
+            out += self._frame("response.content_part.done", part)
+        elif opened.kind == "refusal":
+            item["content"], item["status"] = [refusal_part(text)], status
+            done = {**at, "content_index": 0, "refusal": text}
+            out = self._frame("response.refusal.done", done)
+            part = {**at, "content_index": 0, "part": refusal_part(text)}
             out += self._frame("response.content_part.done", part)
         elif opened.kind == "reasoning":
             item["summary"] = [_summary(text)] if text else []
