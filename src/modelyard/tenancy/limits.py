@@ -398,12 +398,47 @@ def check_arguments(scopes: Sequence[Scope], tokens: int, cost_micros: int) -> t
 _NAME = operator.attrgetter("name")
 
 
-def _refilled(level: int, at_ms: int, limit: int, now_ms: int) -> int:
-    """A bucket's level at ``now_ms``: ``limit`` units more per ms since ``at_ms``, at most full."""
-    if now_ms > at_ms:
-        level += (now_ms - at_ms) * limit
-    cap = limit * UNIT
-    return cap if level > cap else level
+class _Bucket:
+    """One token bucket of one scope: its level in units at ``at`` (ms), refilled at ``limit``
+    units per ms. A ``limit`` of 0: never used, or the scope's limit was lifted since; such a
+    bucket starts full when it is next used."""
+
+    __slots__ = ("at", "level", "limit")
+
+    def __init__(self) -> None:
+        self.at = self.level = self.limit = 0
+
+    def refill(self, limit: int, now_ms: int) -> int:
+        """The level brought to ``now_ms`` at ``limit`` (a reload may change it since the last
+        refill), at most full; refilling again at the same ms changes nothing."""
+        cap = limit * UNIT
+        level = self.level if self.limit else cap
+        if now_ms > self.at:
+            if self.limit:
+                level += (now_ms - self.at) * limit
+            self.at = now_ms
+        self.limit = limit
+        self.level = level = cap if level > cap else level
+        return level
+
+    def correct(self, limit: int, extra: int, now: Callable[[], int]) -> None:
+        """Settle's correction: ``extra`` tokens more than reserved were used (a debt), or
+        fewer (a refund, when negative). A refund at an unchanged limit needs no refill:
+        capped, refund then refill comes to the same level as refill then refund, now and at
+        every later refill; a debt does (the level may go below 0, and stays owed)."""
+        if extra > 0 or self.limit != limit:
+            self.refill(limit, now())
+        level = self.level - extra * UNIT
+        cap = limit * UNIT
+        self.level = cap if level > cap else level
+
+    def full(self, now_ms: int) -> bool:
+        """Whether forgetting the bucket changes nothing: full at its limit, or not in use."""
+        limit = self.limit
+        if not limit:
+            return True
+        level = self.level + max(0, now_ms - self.at) * limit
+        return level >= limit * UNIT
 
 
 @dataclass(slots=True)
@@ -412,65 +447,79 @@ class _Spend:
     reserved: int = 0
 
 
-class _Counters:
-    """One scope's counters. Its two buckets: the limit each was last refilled with (0: never
-    used, or unlimited since), the level in units; ``at``, the ms of their last refill. Its
-    spend in the current UTC day and month (``None`` without that budget), looked up in
-    ``MemoryLimiter._spend`` once a day rather than on every request; ``period`` is the day
-    they belong to, ``scope`` the scope they were looked up for (a reload may bring the same
-    name with other budgets)."""
-
-    __slots__ = ("at", "day", "month", "period", "rpm", "rpm_level", "scope", "tpm", "tpm_level")
-
-    def __init__(self) -> None:
-        self.at = 0
-        self.rpm = self.rpm_level = 0
-        self.tpm = self.tpm_level = 0
-        self.period = ""
-        self.scope: Scope | None = None
-        self.day: _Spend | None = None
-        self.month: _Spend | None = None
-
-    def refill(self, rpm: int | None, tpm: int | None, now_ms: int) -> None:
-        """Both buckets brought to ``now_ms`` at the scope's limits (a reload may change them):
-        ``limit`` units more per ms, at most full; a bucket first used starts full. Refilling
-        again at the same ms changes nothing. This is ``_refilled`` inline, twice: it runs for
-        every scope of every request."""
-        elapsed = now_ms - self.at
-        if elapsed > 0:
-            self.at = now_ms
-        else:
-            elapsed = 0
-        if rpm is not None:
-            cap = rpm * UNIT
-            level = self.rpm_level + elapsed * rpm if self.rpm else cap
-            self.rpm, self.rpm_level = rpm, cap if level > cap else level
-        else:
-            self.rpm = 0  # should the limit come back, its bucket starts full
-        if tpm is not None:
-            cap = tpm * UNIT
-            level = self.tpm_level + elapsed * tpm if self.tpm else cap
-            self.tpm, self.tpm_level = tpm, cap if level > cap else level
-        else:
-            self.tpm = 0
-
-    def full(self, now_ms: int) -> bool:
-        """Both buckets full at their last limits, so forgetting them changes nothing."""
-        rpm, tpm = self.rpm, self.tpm
-        return (not rpm or _refilled(self.rpm_level, self.at, rpm, now_ms) == rpm * UNIT) and (
-            not tpm or _refilled(self.tpm_level, self.at, tpm, now_ms) == tpm * UNIT
-        )
+# A scope's limited bucket and its limit, as a plan holds it.
+_Limited = tuple[_Bucket, int]
+# (remaining, limit, level) of the tightest bucket of one kind; a limit of 0: none.
+_NO_BUCKET = (0, 0, 0)
 
 
-def _committed(spend: _Spend | None) -> int:
-    return spend.spent + spend.reserved if spend is not None else 0
+class _Plan:
+    """What ``acquire`` needs of one tuple of scopes, resolved once, not on every request: the
+    buckets the scopes limit (request buckets, token buckets, each with its limit, in scope
+    order) and the spends of their budgets in the UTC day ``days`` names (each with its
+    budget). Valid for that day, and until the sweep that may drop its buckets or spends
+    (``generation``); a reservation keeps its plan for ``settle``."""
+
+    __slots__ = ("budgets", "day", "days", "generation", "month", "requests", "scopes", "tokens")
+
+    def __init__(
+        self,
+        scopes: tuple[Scope, ...],
+        days: int,
+        generation: int,
+        buckets: tuple[tuple[_Limited, ...], tuple[_Limited, ...]],
+        budgets: tuple[tuple[_Spend, int], ...],
+    ) -> None:
+        self.scopes, self.days, self.generation = scopes, days, generation
+        self.requests, self.tokens = buckets
+        self.budgets = budgets
+        self.day, self.month = _periods_of_day(days)
+
+    def admits(self, tokens: int, now_ms: int) -> bool:
+        """Every bucket refilled to ``now_ms``; whether each holds one request and ``tokens``
+        and no budget is spent (spent + reserved reached it)."""
+        units = tokens * UNIT
+        for bucket, limit in self.requests:
+            if bucket.refill(limit, now_ms) < UNIT:
+                return False
+        for bucket, limit in self.tokens:
+            if tokens > limit or bucket.refill(limit, now_ms) < units:
+                return False
+        return all(spend.spent + spend.reserved < budget for spend, budget in self.budgets)
+
+    def take(self, tokens: int, cost_micros: int) -> Tightest:
+        """Take one request, ``tokens`` and ``cost_micros`` (``admits`` said they are there);
+        the tightest buckets after the take."""
+        for spend, _ in self.budgets:
+            spend.reserved += cost_micros
+        return (*_take(self.requests, UNIT), *_take(self.tokens, tokens * UNIT))
+
+
+def _take(buckets: tuple[_Limited, ...], units: int) -> tuple[int, int, int]:
+    """Take ``units`` from every bucket; the tightest one after it (ranked as ``rate_headers``
+    ranks). No clamping is needed: an admitted request bucket held at least one request, so it
+    keeps between 0 and limit - 1 whole requests; a token bucket between 0 and limit tokens."""
+    best = _NO_BUCKET
+    for bucket, limit in buckets:
+        level = bucket.level = bucket.level - units
+        left = level // UNIT
+        if best is _NO_BUCKET or _tighter(left, limit, level, *best):
+            best = (left, limit, level)
+    return best
+
+
+@dataclass(slots=True)
+class _Held(Reservation):
+    """A memory limiter's reservation: with the plan it was taken through, to settle by."""
+
+    plan: _Plan | None = None
 
 
 @functools.lru_cache(maxsize=4)
-def _period_keys(days: int) -> tuple[str, str, str, str]:
-    """(day, month, day key, month key) of a day since the epoch, keys as ``_spend`` has them."""
+def _period_keys(days: int) -> tuple[str, str]:
+    """(day key, month key) of a day since the epoch, as ``_spend`` has them."""
     day, month = _periods_of_day(days)
-    return day, month, f"day:{day}", f"month:{month}"
+    return f"day:{day}", f"month:{month}"
 
 
 class MemoryLimiter:
@@ -480,35 +529,25 @@ class MemoryLimiter:
     buckets and past periods with nothing reserved are dropped once a minute, so memory follows
     the scopes in use, not every scope ever seen.
 
-    Every admitted request goes through ``acquire`` and ``settle``, so both make one pass over
-    the scopes' counters and build nothing they do not return; refusals take the general
-    ``check_scope`` and ``refusal``.
+    Every admitted request goes through ``acquire`` and ``settle``, so what does not change
+    between requests is resolved once per tuple of scopes (a principal's, built once per key):
+    its ``_Plan``, kept until the day turns or the minute's sweep. Acquiring refills and checks
+    the plan's buckets and spends and takes from them; settling corrects them. Refusals take
+    the general ``check_scope`` and ``refusal``.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._counters: dict[str, _Counters] = {}  # by scope name
+        self._requests: dict[str, _Bucket] = {}  # by scope name
+        self._tokens: dict[str, _Bucket] = {}
         self._spend: dict[tuple[str, str], _Spend] = {}  # (period key, scope name)
+        # Plans by the id of their scopes tuple; the plan holds the tuple, so the id stays its.
+        self._plans: dict[int, _Plan] = {}
+        self._generation = 0  # counts the sweeps
         self._swept_ms = 0
 
-    def _spend_of(self, key: tuple[str, str]) -> _Spend:
-        spend = self._spend.get(key)
-        if spend is None:
-            spend = self._spend[key] = _Spend()
-        return spend
-
-    def _counters_of(self, scope: Scope, periods: tuple[str, str, str, str]) -> _Counters:
-        """The scope's counters, their spends those of the period ``periods`` names."""
-        name = scope.name
-        held = self._counters.get(name)
-        if held is None:
-            held = self._counters[name] = _Counters()
-        if held.scope is not scope or held.period != periods[0]:
-            held.scope, held.period = scope, periods[0]
-            daily, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
-            held.day = None if daily is None else self._spend_of((periods[2], name))
-            held.month = None if monthly is None else self._spend_of((periods[3], name))
-        return held
+    def _now_ms(self) -> int:
+        return round(self._clock() * 1000)
 
     async def acquire(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
         return self.acquire_now(scopes, tokens, cost_micros)
@@ -517,90 +556,77 @@ class MemoryLimiter:
         self.settle_now(reservation, tokens, cost_micros)
 
     def acquire_now(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
-        """``acquire`` without a coroutine: nothing here waits (the meter calls this one).
-
-        One pass: each scope is checked and taken from in turn, and the tightest request and
-        token buckets after the take are picked out as it goes (ranked by ``_tighter``, as
-        ``rate_headers`` ranks). A refusal gives back what the scopes before it gave. No
-        clamping is needed: an admitted request bucket held at least one request, so it keeps
-        between 0 and limit - 1 whole requests; an admitted token bucket keeps between 0 and
-        limit whole tokens."""
-        chosen = check_arguments(scopes, tokens, cost_micros)
+        """``acquire`` without a coroutine: nothing here waits (the meter calls this one)."""
+        if tokens < 0 or cost_micros < 0:
+            raise ValueError("tokens and cost must not be negative")
         now = round(self._clock() * 1000)
-        periods = _period_keys(now // DAY_MS)
-        period = periods[0]
-        counters = self._counters
-        units = tokens * UNIT
-        r_left = r_limit = r_level = t_left = t_limit = t_level = 0  # limit 0: none yet
-        for taken, scope in enumerate(chosen):
-            held = counters.get(scope.name)
-            if held is None or held.scope is not scope or held.period != period:
-                held = self._counters_of(scope, periods)
-            rpm, tpm = scope.rpm, scope.tpm
-            held.refill(rpm, tpm, now)
-            day, month = held.day, held.month  # set exactly when the scope has that budget
-            if (
-                (rpm is not None and held.rpm_level < UNIT)
-                or (tpm is not None and (tokens > tpm or held.tpm_level < units))
-                or (
-                    day is not None and day.spent + day.reserved >= (scope.daily_budget_micros or 0)
-                )
-                or (
-                    month is not None
-                    and month.spent + month.reserved >= (scope.monthly_budget_micros or 0)
-                )
-            ):
-                self._refuse(chosen, taken, units, cost_micros, tokens, now)
-            if rpm is not None:
-                level = held.rpm_level = held.rpm_level - UNIT
-                left = level // UNIT
-                if not r_limit or _tighter(left, rpm, level, r_left, r_limit, r_level):
-                    r_left, r_limit, r_level = left, rpm, level
-            if tpm is not None:
-                level = held.tpm_level = held.tpm_level - units
-                left = level // UNIT
-                if not t_limit or _tighter(left, tpm, level, t_left, t_limit, t_level):
-                    t_left, t_limit, t_level = left, tpm, level
-            if day is not None:
-                day.reserved += cost_micros
-            if month is not None:
-                month.reserved += cost_micros
+        plan = self._plans.get(id(scopes))
+        if plan is None or plan.scopes is not scopes or plan.days != now // DAY_MS:
+            plan = self._plan(scopes, now)
+        if not plan.admits(tokens, now):
+            self._refuse(plan.scopes, tokens, now)
+        tightest = plan.take(tokens, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
-        tightest = (r_left, r_limit, r_level, t_left, t_limit, t_level)
-        return Reservation(chosen, tokens, cost_micros, period, periods[1], tightest)
+        return _Held(plan.scopes, tokens, cost_micros, plan.day, plan.month, tightest, plan=plan)
 
-    def _refuse(
-        self,
-        scopes: tuple[Scope, ...],
-        taken: int,
-        units: int,
-        cost_micros: int,
-        tokens: int,
-        now_ms: int,
-    ) -> NoReturn:
-        """Give back what the first ``taken`` scopes gave, then raise the refusal made from
-        every scope's levels and spends (refilled to ``now_ms``, as ``acquire_now`` left them)."""
-        periods = _period_keys(now_ms // DAY_MS)
+    def _plan(self, scopes: Sequence[Scope], now_ms: int) -> _Plan:
+        """The plan of ``scopes`` today, kept for the next requests when they come as a tuple
+        (a principal's scopes); a bucket whose scope lost its limit is marked lifted."""
+        chosen = check_arguments(scopes, 0, 0)
+        days = now_ms // DAY_MS
+        day_key, month_key = _period_keys(days)
+        requests: list[_Limited] = []
+        tokens: list[_Limited] = []
+        budgets: list[tuple[_Spend, int]] = []
+        for scope in chosen:
+            name = scope.name
+            for limit, buckets, held in (
+                (scope.rpm, self._requests, requests),
+                (scope.tpm, self._tokens, tokens),
+            ):
+                bucket = buckets.get(name)
+                if limit is not None:
+                    if bucket is None:
+                        bucket = buckets[name] = _Bucket()
+                    held.append((bucket, limit))
+                elif bucket is not None:
+                    bucket.limit = 0  # should the limit come back, its bucket starts full
+            for key, budget in (
+                (day_key, scope.daily_budget_micros),
+                (month_key, scope.monthly_budget_micros),
+            ):
+                if budget is not None:
+                    budgets.append((self._spend_of((key, name)), budget))
+        plan = _Plan(
+            chosen, days, self._generation, (tuple(requests), tuple(tokens)), tuple(budgets)
+        )
+        if chosen is scopes:
+            self._plans[id(scopes)] = plan
+        return plan
+
+    def _spend_of(self, key: tuple[str, str]) -> _Spend:
+        spend = self._spend.get(key)
+        if spend is None:
+            spend = self._spend[key] = _Spend()
+        return spend
+
+    def _refuse(self, scopes: tuple[Scope, ...], tokens: int, now_ms: int) -> NoReturn:
+        """Raise the refusal made from every scope's levels and spends at ``now_ms`` (the plan's
+        check refilled them, and took nothing)."""
+        day_key, month_key = _period_keys(now_ms // DAY_MS)
         levels: list[tuple[int, int]] = []
         failures: list[Failure] = []
         for i, scope in enumerate(scopes):
-            held = self._counters_of(scope, periods)
-            if i < taken:
-                if scope.rpm is not None:
-                    held.rpm_level += UNIT
-                if scope.tpm is not None:
-                    held.tpm_level += units
-                for spend in (held.day, held.month):
-                    if spend is not None:
-                        spend.reserved -= cost_micros
-            held.refill(scope.rpm, scope.tpm, now_ms)
+            name = scope.name
             level = (
-                held.rpm_level if scope.rpm is not None else 0,
-                held.tpm_level if scope.tpm is not None else 0,
+                self._requests[name].refill(scope.rpm, now_ms) if scope.rpm is not None else 0,
+                self._tokens[name].refill(scope.tpm, now_ms) if scope.tpm is not None else 0,
             )
             levels.append(level)
-            snapshot = (*level, _committed(held.day), _committed(held.month))
+            day = self._spend.get((day_key, name))
+            month = self._spend.get((month_key, name))
+            snapshot = (*level, _committed(day), _committed(month))
             failures.extend(check_scope(i, scope, snapshot, tokens))
         raise refusal(scopes, failures, levels, tokens, now_ms)
 
@@ -610,53 +636,64 @@ class MemoryLimiter:
         if tokens < 0 or cost_micros < 0:
             raise ValueError("tokens and cost must not be negative")
         reservation.settled = True
+        plan = reservation.plan if isinstance(reservation, _Held) else None
+        if plan is None or plan.generation != self._generation:
+            # A sweep since may have dropped its buckets or spends: look them up by name.
+            self._settle_by_name(reservation, tokens, cost_micros)
+            return
         extra = tokens - reservation.tokens
-        now = 0  # read from the clock only when a bucket must be refilled first
+        if extra:
+            for bucket, limit in plan.tokens:
+                bucket.correct(limit, extra, self._now_ms)
         reserved = reservation.cost_micros
-        counters = self._counters
+        for spend, _ in plan.budgets:
+            spend.reserved -= reserved
+            spend.spent += cost_micros
+
+    def _settle_by_name(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
+        """``settle_now`` through the limiter's dicts: the token buckets as they are now (one
+        dropped while full is made again for a debt; a refund would leave it full), the spends
+        of the day and month the reservation was taken in."""
+        extra = tokens - reservation.tokens
+        reserved = reservation.cost_micros
         for scope in reservation.scopes:
-            held = counters.get(scope.name)
-            limit = scope.tpm
-            if limit is not None and extra and (held is not None or extra > 0):
-                if held is None:  # swept while full (a refund would leave it full)
-                    held = counters[scope.name] = _Counters()
-                # A refund needs no refill: capped, refund then refill comes to the same level
-                # as refill then refund, now and at every later refill. A debt does.
-                if extra > 0 or held.tpm != limit:
-                    now = now or round(self._clock() * 1000)
-                    held.refill(scope.rpm, limit, now)
-                level = held.tpm_level - extra * UNIT
-                cap = limit * UNIT
-                held.tpm_level = cap if level > cap else level
-            if held is not None and held.scope is scope and held.period == reservation.day:
-                day, month = held.day, held.month  # set exactly for this scope's budgets
-            else:  # the day has turned since, or the counters were swept: look the spends up
-                daily = scope.daily_budget_micros is not None
-                monthly = scope.monthly_budget_micros is not None
-                day = self._spend_of((f"day:{reservation.day}", scope.name)) if daily else None
-                month = (
-                    self._spend_of((f"month:{reservation.month}", scope.name)) if monthly else None
-                )
-            if day is not None:
-                day.reserved -= reserved
-                day.spent += cost_micros
-            if month is not None:
-                month.reserved -= reserved
-                month.spent += cost_micros
+            name = scope.name
+            if scope.tpm is not None and extra:
+                bucket = self._tokens.get(name)
+                if bucket is None and extra > 0:
+                    bucket = self._tokens[name] = _Bucket()
+                if bucket is not None:
+                    bucket.correct(scope.tpm, extra, self._now_ms)
+            for key, budget in (
+                (f"day:{reservation.day}", scope.daily_budget_micros),
+                (f"month:{reservation.month}", scope.monthly_budget_micros),
+            ):
+                if budget is not None:
+                    spend = self._spend_of((key, name))
+                    spend.reserved -= reserved
+                    spend.spent += cost_micros
 
     def _sweep(self, now_ms: int) -> None:
+        """Drop the buckets that are full and the spends of past periods with nothing reserved;
+        every plan made before may hold them, so none is used again."""
         self._swept_ms = now_ms
-        full = [name for name, held in self._counters.items() if held.full(now_ms)]
-        for name in full:
-            del self._counters[name]
-        _, _, day_key, month_key = _period_keys(now_ms // DAY_MS)
-        current = {day_key, month_key}
+        self._generation += 1
+        self._plans.clear()
+        for buckets in (self._requests, self._tokens):
+            full = [name for name, bucket in buckets.items() if bucket.full(now_ms)]
+            for name in full:
+                del buckets[name]
+        current = set(_period_keys(now_ms // DAY_MS))
         stale = [k for k, s in self._spend.items() if k[0] not in current and s.reserved <= 0]
         for key in stale:
             del self._spend[key]
 
     async def aclose(self) -> None:
         return None
+
+
+def _committed(spend: _Spend | None) -> int:
+    return spend.spent + spend.reserved if spend is not None else 0
 
 
 def limiter_from_url(redis_url: str | None, *, fail_open: bool = True) -> Limiter:
