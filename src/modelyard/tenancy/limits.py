@@ -400,45 +400,56 @@ _NAME = operator.attrgetter("name")
 
 class _Bucket:
     """One token bucket of one scope: its level in units at ``at`` (ms), refilled at ``limit``
-    units per ms. A ``limit`` of 0: never used, or the scope's limit was lifted since; such a
-    bucket starts full when it is next used."""
+    units per ms up to ``cap`` (``limit * UNIT``). A bucket is made full; its limit is the
+    one of the newest plan made for its scope (a reload may change it: the time since the
+    last refill then refills at the new limit)."""
 
-    __slots__ = ("at", "level", "limit")
+    __slots__ = ("at", "cap", "level", "limit")
 
-    def __init__(self) -> None:
-        self.at = self.level = self.limit = 0
+    def __init__(self, limit: int, now_ms: int) -> None:
+        self.limit, self.cap = limit, limit * UNIT
+        self.level, self.at = self.cap, now_ms
 
-    def refill(self, limit: int, now_ms: int) -> int:
-        """The level brought to ``now_ms`` at ``limit`` (a reload may change it since the last
-        refill), at most full; refilling again at the same ms changes nothing."""
-        cap = limit * UNIT
-        level = self.level if self.limit else cap
-        if now_ms > self.at:
-            if self.limit:
-                level += (now_ms - self.at) * limit
-            self.at = now_ms
-        self.limit = limit
-        self.level = level = cap if level > cap else level
-        return level
+    def limit_to(self, limit: int) -> None:
+        """Refill at ``limit`` from now on, holding at most its cap from now."""
+        self.limit, self.cap = limit, limit * UNIT
+        self.level = min(self.level, self.cap)
 
-    def correct(self, limit: int, extra: int, now: Callable[[], int]) -> None:
+    def level_at(self, now_ms: int) -> int:
+        """The level refilled to ``now_ms``, as the bucket now holds it."""
+        _refill((self,), 0, now_ms)
+        return self.level
+
+    def correct(self, extra: int, now: Callable[[], int]) -> None:
         """Settle's correction: ``extra`` tokens more than reserved were used (a debt), or
-        fewer (a refund, when negative). A refund at an unchanged limit needs no refill:
-        capped, refund then refill comes to the same level as refill then refund, now and at
-        every later refill; a debt does (the level may go below 0, and stays owed)."""
-        if extra > 0 or self.limit != limit:
-            self.refill(limit, now())
+        fewer (a refund, when negative). A refund needs no refill: capped, refund then refill
+        comes to the same level as refill then refund, now and at every later refill; a debt
+        does (the level may go below 0: the scope waits until it has paid it back)."""
+        if extra > 0:
+            _refill((self,), 0, now())
         level = self.level - extra * UNIT
-        cap = limit * UNIT
-        self.level = cap if level > cap else level
+        self.level = self.cap if level > self.cap else level
 
     def full(self, now_ms: int) -> bool:
-        """Whether forgetting the bucket changes nothing: full at its limit, or not in use."""
-        limit = self.limit
-        if not limit:
-            return True
-        level = self.level + max(0, now_ms - self.at) * limit
-        return level >= limit * UNIT
+        """Whether it is full at ``now_ms``, so that forgetting it changes nothing."""
+        return self.level + max(0, now_ms - self.at) * self.limit >= self.cap
+
+
+def _refill(buckets: tuple[_Bucket, ...], need: int, now_ms: int) -> bool:
+    """Every bucket brought to ``now_ms`` (``limit`` units more per ms since ``at``, at most
+    full; again at the same ms changes nothing); whether each holds ``need`` units. The one
+    refill: every request runs it over its plan's buckets."""
+    enough = True
+    for bucket in buckets:
+        level = bucket.level
+        if now_ms > bucket.at:
+            level += (now_ms - bucket.at) * bucket.limit
+            bucket.at = now_ms
+            cap = bucket.cap
+            bucket.level = level = cap if level > cap else level
+        if level < need:
+            enough = False
+    return enough
 
 
 @dataclass(slots=True)
@@ -447,18 +458,16 @@ class _Spend:
     reserved: int = 0
 
 
-# A scope's limited bucket and its limit, as a plan holds it.
-_Limited = tuple[_Bucket, int]
 # (remaining, limit, level) of the tightest bucket of one kind; a limit of 0: none.
 _NO_BUCKET = (0, 0, 0)
 
 
 class _Plan:
-    """What ``acquire`` needs of one tuple of scopes, resolved once, not on every request: the
-    buckets the scopes limit (request buckets, token buckets, each with its limit, in scope
-    order) and the spends of their budgets in the UTC day ``days`` names (each with its
-    budget). Valid for that day, and until the sweep that may drop its buckets or spends
-    (``generation``); a reservation keeps its plan for ``settle``."""
+    """What ``acquire`` needs of one tuple of scopes, resolved once rather than on every
+    request: the buckets its scopes limit (request buckets, token buckets, in scope order) and
+    the spends of their budgets in the UTC day ``days`` (each with its budget). Valid for that
+    day, and until the next sweep, which may drop its buckets or spends (``generation``); a
+    reservation keeps its plan to settle through."""
 
     __slots__ = ("budgets", "day", "days", "generation", "month", "requests", "scopes", "tokens")
 
@@ -467,7 +476,7 @@ class _Plan:
         scopes: tuple[Scope, ...],
         days: int,
         generation: int,
-        buckets: tuple[tuple[_Limited, ...], tuple[_Limited, ...]],
+        buckets: tuple[tuple[_Bucket, ...], tuple[_Bucket, ...]],
         budgets: tuple[tuple[_Spend, int], ...],
     ) -> None:
         self.scopes, self.days, self.generation = scopes, days, generation
@@ -476,16 +485,13 @@ class _Plan:
         self.day, self.month = _periods_of_day(days)
 
     def admits(self, tokens: int, now_ms: int) -> bool:
-        """Every bucket refilled to ``now_ms``; whether each holds one request and ``tokens``
-        and no budget is spent (spent + reserved reached it)."""
-        units = tokens * UNIT
-        for bucket, limit in self.requests:
-            if bucket.refill(limit, now_ms) < UNIT:
+        """Whether no budget is spent (spent + reserved has reached it) and, every bucket
+        refilled to ``now_ms``, each holds one request and ``tokens``."""
+        for spend, budget in self.budgets:
+            if spend.spent + spend.reserved >= budget:
                 return False
-        for bucket, limit in self.tokens:
-            if tokens > limit or bucket.refill(limit, now_ms) < units:
-                return False
-        return all(spend.spent + spend.reserved < budget for spend, budget in self.budgets)
+        # A token bucket holds at most its limit: an estimate above it never fits.
+        return _refill(self.requests, UNIT, now_ms) & _refill(self.tokens, tokens * UNIT, now_ms)
 
     def take(self, tokens: int, cost_micros: int) -> Tightest:
         """Take one request, ``tokens`` and ``cost_micros`` (``admits`` said they are there);
@@ -495,16 +501,16 @@ class _Plan:
         return (*_take(self.requests, UNIT), *_take(self.tokens, tokens * UNIT))
 
 
-def _take(buckets: tuple[_Limited, ...], units: int) -> tuple[int, int, int]:
+def _take(buckets: tuple[_Bucket, ...], units: int) -> tuple[int, int, int]:
     """Take ``units`` from every bucket; the tightest one after it (ranked as ``rate_headers``
     ranks). No clamping is needed: an admitted request bucket held at least one request, so it
     keeps between 0 and limit - 1 whole requests; a token bucket between 0 and limit tokens."""
     best = _NO_BUCKET
-    for bucket, limit in buckets:
+    for bucket in buckets:
         level = bucket.level = bucket.level - units
         left = level // UNIT
-        if best is _NO_BUCKET or _tighter(left, limit, level, *best):
-            best = (left, limit, level)
+        if best is _NO_BUCKET or _tighter(left, bucket.limit, level, *best):
+            best = (left, bucket.limit, level)
     return best
 
 
@@ -572,35 +578,37 @@ class MemoryLimiter:
 
     def _plan(self, scopes: Sequence[Scope], now_ms: int) -> _Plan:
         """The plan of ``scopes`` today, kept for the next requests when they come as a tuple
-        (a principal's scopes); a bucket whose scope lost its limit is marked lifted."""
+        (a principal's scopes). A scope that has lost a limit forgets its bucket: should the
+        limit come back, the bucket starts full."""
         chosen = check_arguments(scopes, 0, 0)
         days = now_ms // DAY_MS
         day_key, month_key = _period_keys(days)
-        requests: list[_Limited] = []
-        tokens: list[_Limited] = []
+        requests: list[_Bucket] = []
+        tokens: list[_Bucket] = []
         budgets: list[tuple[_Spend, int]] = []
         for scope in chosen:
             name = scope.name
-            for limit, buckets, held in (
+            for limit, buckets, limited in (
                 (scope.rpm, self._requests, requests),
                 (scope.tpm, self._tokens, tokens),
             ):
                 bucket = buckets.get(name)
-                if limit is not None:
-                    if bucket is None:
-                        bucket = buckets[name] = _Bucket()
-                    held.append((bucket, limit))
-                elif bucket is not None:
-                    bucket.limit = 0  # should the limit come back, its bucket starts full
+                if limit is None:
+                    buckets.pop(name, None)
+                elif bucket is None:
+                    limited.append(buckets.setdefault(name, _Bucket(limit, now_ms)))
+                else:
+                    if bucket.limit != limit:
+                        bucket.limit_to(limit)
+                    limited.append(bucket)
             for key, budget in (
                 (day_key, scope.daily_budget_micros),
                 (month_key, scope.monthly_budget_micros),
             ):
                 if budget is not None:
                     budgets.append((self._spend_of((key, name)), budget))
-        plan = _Plan(
-            chosen, days, self._generation, (tuple(requests), tuple(tokens)), tuple(budgets)
-        )
+        kinds = (tuple(requests), tuple(tokens))
+        plan = _Plan(chosen, days, self._generation, kinds, tuple(budgets))
         if chosen is scopes:
             self._plans[id(scopes)] = plan
         return plan
@@ -612,16 +620,16 @@ class MemoryLimiter:
         return spend
 
     def _refuse(self, scopes: tuple[Scope, ...], tokens: int, now_ms: int) -> NoReturn:
-        """Raise the refusal made from every scope's levels and spends at ``now_ms`` (the plan's
-        check refilled them, and took nothing)."""
+        """Raise the refusal made from every scope's levels and spends at ``now_ms`` (the plan
+        made their buckets and checked them, and took nothing)."""
         day_key, month_key = _period_keys(now_ms // DAY_MS)
         levels: list[tuple[int, int]] = []
         failures: list[Failure] = []
         for i, scope in enumerate(scopes):
             name = scope.name
             level = (
-                self._requests[name].refill(scope.rpm, now_ms) if scope.rpm is not None else 0,
-                self._tokens[name].refill(scope.tpm, now_ms) if scope.tpm is not None else 0,
+                self._requests[name].level_at(now_ms) if scope.rpm is not None else 0,
+                self._tokens[name].level_at(now_ms) if scope.tpm is not None else 0,
             )
             levels.append(level)
             day = self._spend.get((day_key, name))
@@ -643,8 +651,8 @@ class MemoryLimiter:
             return
         extra = tokens - reservation.tokens
         if extra:
-            for bucket, limit in plan.tokens:
-                bucket.correct(limit, extra, self._now_ms)
+            for bucket in plan.tokens:
+                bucket.correct(extra, self._now_ms)
         reserved = reservation.cost_micros
         for spend, _ in plan.budgets:
             spend.reserved -= reserved
@@ -661,9 +669,9 @@ class MemoryLimiter:
             if scope.tpm is not None and extra:
                 bucket = self._tokens.get(name)
                 if bucket is None and extra > 0:
-                    bucket = self._tokens[name] = _Bucket()
+                    bucket = self._tokens[name] = _Bucket(scope.tpm, self._now_ms())
                 if bucket is not None:
-                    bucket.correct(scope.tpm, extra, self._now_ms)
+                    bucket.correct(extra, self._now_ms)
             for key, budget in (
                 (f"day:{reservation.day}", scope.daily_budget_micros),
                 (f"month:{reservation.month}", scope.monthly_budget_micros),
