@@ -201,7 +201,7 @@ def rate_headers(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> 
     from each scope's (rpm level, tpm level); none for a kind no scope limits.
 
     Tightest: fewer remaining, then the lower limit, then the longer wait to refill (the lower
-    level); the first scope wins a tie (``_tighter``)."""
+    level); the first scope wins a tie (``_tightest``)."""
     return _headers_of(tightest_of(scopes, levels))
 
 
@@ -252,8 +252,10 @@ def _tightest(
     scopes: Sequence[Scope], levels: Sequence[tuple[int, int]], kind: int
 ) -> tuple[int, int, int]:
     """(remaining, limit, level) of the tightest request (``kind`` 0) or token (1) bucket;
-    (0, 0, 0) when no scope has that limit."""
-    best_remaining = best_limit = best_level = 0  # best_limit 0: no candidate yet
+    (0, 0, 0) when no scope has that limit. Tightest: fewer remaining, then the lower limit,
+    then, at the same limit, the lower level (it waits longer to be full): the least such
+    triple; the first scope wins a tie."""
+    best = _NO_BUCKET
     for i, scope in enumerate(scopes):
         limit = scope.tpm if kind else scope.rpm
         if not limit:
@@ -264,25 +266,14 @@ def _tightest(
             remaining = 0
         elif remaining > limit:
             remaining = limit
-        if _tighter(remaining, limit, level, best_remaining, best_limit, best_level):
-            best_remaining, best_limit, best_level = remaining, limit, level
-    return best_remaining, best_limit, best_level
+        bucket = (remaining, limit, level)
+        if best is _NO_BUCKET or bucket < best:
+            best = bucket
+    return best
 
 
-def _tighter(
-    left: int, limit: int, level: int, best_left: int, best_limit: int, best_level: int
-) -> bool:
-    """Whether a bucket (whole ``left``, ``limit``, ``level`` in units) is tighter than the
-    best so far (a ``best_limit`` of 0: none yet): fewer left, then the lower limit, then,
-    at the same limit, the lower level (it waits longer to be full)."""
-    return (
-        not best_limit
-        or left < best_left
-        or (
-            left == best_left
-            and (limit < best_limit or (limit == best_limit and level < best_level))
-        )
-    )
+# (remaining, limit, level) of the tightest bucket of one kind; a limit of 0: none.
+_NO_BUCKET = (0, 0, 0)
 
 
 def check_scope(
@@ -417,7 +408,7 @@ class _Bucket:
 
     def level_at(self, now_ms: int) -> int:
         """The level refilled to ``now_ms``, as the bucket now holds it."""
-        _refill((self,), 0, now_ms)
+        _refill((self,), now_ms)
         return self.level
 
     def correct(self, extra: int, now: Callable[[], int]) -> None:
@@ -426,7 +417,7 @@ class _Bucket:
         comes to the same level as refill then refund, now and at every later refill; a debt
         does (the level may go below 0: the scope waits until it has paid it back)."""
         if extra > 0:
-            _refill((self,), 0, now())
+            _refill((self,), now())
         level = self.level - extra * UNIT
         self.level = self.cap if level > self.cap else level
 
@@ -435,31 +426,47 @@ class _Bucket:
         return self.level + max(0, now_ms - self.at) * self.limit >= self.cap
 
 
-def _refill(buckets: tuple[_Bucket, ...], need: int, now_ms: int) -> bool:
-    """Every bucket brought to ``now_ms`` (``limit`` units more per ms since ``at``, at most
-    full; again at the same ms changes nothing); whether each holds ``need`` units. The one
-    refill: every request runs it over its plan's buckets."""
-    enough = True
+def _refill(buckets: tuple[_Bucket, ...], now_ms: int) -> None:
+    """Every bucket brought to ``now_ms``: ``limit`` units more per ms since ``at``, at most
+    full; again at the same ms changes nothing."""
+    for bucket in buckets:
+        if now_ms > bucket.at:
+            level = bucket.level + (now_ms - bucket.at) * bucket.limit
+            bucket.at, cap = now_ms, bucket.cap
+            bucket.level = cap if level > cap else level
+
+
+def _take(buckets: tuple[_Bucket, ...], units: int, now_ms: int) -> tuple[int, int, int] | None:
+    """Refill every bucket (as ``_refill``) and take ``units`` from each; the tightest bucket
+    after it (ranked as ``_tightest`` ranks), or None when one holds too few: then nothing
+    is taken (the buckets before it get theirs back).
+
+    No clamping is needed: an admitted request bucket held at least one request, so it keeps
+    between 0 and limit - 1 whole requests; a token bucket between 0 and limit tokens."""
+    best = _NO_BUCKET
     for bucket in buckets:
         level = bucket.level
         if now_ms > bucket.at:
             level += (now_ms - bucket.at) * bucket.limit
-            bucket.at = now_ms
-            cap = bucket.cap
-            bucket.level = level = cap if level > cap else level
-        if level < need:
-            enough = False
-    return enough
+            bucket.at, cap = now_ms, bucket.cap
+            level = cap if level > cap else level
+        if level < units:  # a token bucket holds at most its limit: a bigger estimate never fits
+            bucket.level = level
+            for earlier in buckets:
+                if earlier is bucket:
+                    return None
+                earlier.level += units
+        bucket.level = level = level - units
+        taken = (level // UNIT, bucket.limit, level)
+        if best is _NO_BUCKET or taken < best:
+            best = taken
+    return best
 
 
 @dataclass(slots=True)
 class _Spend:
     spent: int = 0
     reserved: int = 0
-
-
-# (remaining, limit, level) of the tightest bucket of one kind; a limit of 0: none.
-_NO_BUCKET = (0, 0, 0)
 
 
 class _Plan:
@@ -484,34 +491,24 @@ class _Plan:
         self.budgets = budgets
         self.day, self.month = _periods_of_day(days)
 
-    def admits(self, tokens: int, now_ms: int) -> bool:
-        """Whether no budget is spent (spent + reserved has reached it) and, every bucket
-        refilled to ``now_ms``, each holds one request and ``tokens``."""
+    def take(self, tokens: int, cost_micros: int, now_ms: int) -> Tightest | None:
+        """Take one request, ``tokens`` and ``cost_micros`` from every scope at ``now_ms``;
+        the tightest buckets after it. None when a budget is spent (spent + reserved has
+        reached it) or a bucket holds too few: then nothing is taken."""
         for spend, budget in self.budgets:
             if spend.spent + spend.reserved >= budget:
-                return False
-        # A token bucket holds at most its limit: an estimate above it never fits.
-        return _refill(self.requests, UNIT, now_ms) & _refill(self.tokens, tokens * UNIT, now_ms)
-
-    def take(self, tokens: int, cost_micros: int) -> Tightest:
-        """Take one request, ``tokens`` and ``cost_micros`` (``admits`` said they are there);
-        the tightest buckets after the take."""
+                return None
+        requests = _take(self.requests, UNIT, now_ms)
+        if requests is None:
+            return None
+        tokens_taken = _take(self.tokens, tokens * UNIT, now_ms)
+        if tokens_taken is None:
+            for bucket in self.requests:
+                bucket.level += UNIT
+            return None
         for spend, _ in self.budgets:
             spend.reserved += cost_micros
-        return (*_take(self.requests, UNIT), *_take(self.tokens, tokens * UNIT))
-
-
-def _take(buckets: tuple[_Bucket, ...], units: int) -> tuple[int, int, int]:
-    """Take ``units`` from every bucket; the tightest one after it (ranked as ``rate_headers``
-    ranks). No clamping is needed: an admitted request bucket held at least one request, so it
-    keeps between 0 and limit - 1 whole requests; a token bucket between 0 and limit tokens."""
-    best = _NO_BUCKET
-    for bucket in buckets:
-        level = bucket.level = bucket.level - units
-        left = level // UNIT
-        if best is _NO_BUCKET or _tighter(left, bucket.limit, level, *best):
-            best = (left, bucket.limit, level)
-    return best
+        return (*requests, *tokens_taken)
 
 
 @dataclass(slots=True)
@@ -569,9 +566,9 @@ class MemoryLimiter:
         plan = self._plans.get(id(scopes))
         if plan is None or plan.scopes is not scopes or plan.days != now // DAY_MS:
             plan = self._plan(scopes, now)
-        if not plan.admits(tokens, now):
+        tightest = plan.take(tokens, cost_micros, now)
+        if tightest is None:
             self._refuse(plan.scopes, tokens, now)
-        tightest = plan.take(tokens, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
         return _Held(plan.scopes, tokens, cost_micros, plan.day, plan.month, tightest, plan=plan)
