@@ -476,7 +476,17 @@ class _Plan:
     day, and until the next sweep, which may drop its buckets or spends (``generation``); a
     reservation keeps its plan to settle through."""
 
-    __slots__ = ("budgets", "day", "days", "generation", "month", "requests", "scopes", "tokens")
+    __slots__ = (
+        "budgets",
+        "day",
+        "days",
+        "generation",
+        "month",
+        "requests",
+        "scopes",
+        "spends",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -489,6 +499,7 @@ class _Plan:
         self.scopes, self.days, self.generation = scopes, days, generation
         self.requests, self.tokens = buckets
         self.budgets = budgets
+        self.spends = tuple(spend for spend, _ in budgets)  # what taking and settling move
         self.day, self.month = _periods_of_day(days)
 
     def take(self, tokens: int, cost_micros: int, now_ms: int) -> Tightest | None:
@@ -506,7 +517,7 @@ class _Plan:
             for bucket in self.requests:
                 bucket.level += UNIT
             return None
-        for spend, _ in self.budgets:
+        for spend in self.spends:
             spend.reserved += cost_micros
         return (*requests, *tokens_taken)
 
@@ -651,7 +662,7 @@ class MemoryLimiter:
             for bucket in plan.tokens:
                 bucket.correct(extra, self._now_ms)
         reserved = reservation.cost_micros
-        for spend, _ in plan.budgets:
+        for spend in plan.spends:
             spend.reserved -= reserved
             spend.spent += cost_micros
 
