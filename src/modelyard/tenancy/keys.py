@@ -238,6 +238,7 @@ def bearer_token(authorization: str | None, api_key_header: str | None) -> str |
     """The key from ``Authorization: Bearer`` or the ``x-api-key`` header some SDKs use."""
     if authorization:
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+        token = token.strip()
+        if token and scheme.lower() == "bearer":
+            return token
     return api_key_header or None

@@ -411,13 +411,14 @@ class _Bucket:
         _refill((self,), now_ms)
         return self.level
 
-    def correct(self, extra: int, now: Callable[[], int]) -> None:
+    def correct(self, extra: int, now_ms: int) -> None:
         """Settle's correction: ``extra`` tokens more than reserved were used (a debt), or
-        fewer (a refund, when negative). A refund needs no refill: capped, refund then refill
-        comes to the same level as refill then refund, now and at every later refill; a debt
-        does (the level may go below 0: the scope waits until it has paid it back)."""
+        fewer (a refund, when negative). A refund needs no refill (nor ``now_ms``): capped,
+        refund then refill comes to the same level as refill then refund, now and at every
+        later refill; a debt does (the level may go below 0: the scope waits until it has paid
+        it back)."""
         if extra > 0:
-            _refill((self,), now())
+            _refill((self,), now_ms)
         level = self.level - extra * UNIT
         self.level = self.cap if level > self.cap else level
 
@@ -659,8 +660,9 @@ class MemoryLimiter:
             return
         extra = tokens - reservation.tokens
         if extra:
+            now = self._now_ms() if extra > 0 else 0
             for bucket in plan.tokens:
-                bucket.correct(extra, self._now_ms)
+                bucket.correct(extra, now)
         reserved = reservation.cost_micros
         for spend in plan.spends:
             spend.reserved -= reserved
@@ -679,7 +681,7 @@ class MemoryLimiter:
                 if bucket is None and extra > 0:
                     bucket = self._tokens[name] = _Bucket(scope.tpm, self._now_ms())
                 if bucket is not None:
-                    bucket.correct(extra, self._now_ms)
+                    bucket.correct(extra, self._now_ms() if extra > 0 else 0)
             for key, budget in (
                 (f"day:{reservation.day}", scope.daily_budget_micros),
                 (f"month:{reservation.month}", scope.monthly_budget_micros),
