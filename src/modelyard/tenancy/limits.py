@@ -88,8 +88,16 @@ LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
     "x-ratelimit-reset-tokens",
 )
 # The same names as the response sends them (ASGI's byte pairs).
-_RAW_REQUESTS = (LIMIT_REQUESTS.encode(), REMAINING_REQUESTS.encode(), RESET_REQUESTS.encode())
-_RAW_TOKENS = (LIMIT_TOKENS.encode(), REMAINING_TOKENS.encode(), RESET_TOKENS.encode())
+_RAW_LIMIT_REQUESTS, _RAW_REMAINING_REQUESTS, _RAW_RESET_REQUESTS = (
+    LIMIT_REQUESTS.encode(),
+    REMAINING_REQUESTS.encode(),
+    RESET_REQUESTS.encode(),
+)
+_RAW_LIMIT_TOKENS, _RAW_REMAINING_TOKENS, _RAW_RESET_TOKENS = (
+    LIMIT_TOKENS.encode(),
+    REMAINING_TOKENS.encode(),
+    RESET_TOKENS.encode(),
+)
 # A response header as the ASGI server takes it: (lowercase name, value).
 RawHeader = tuple[bytes, bytes]
 
@@ -228,24 +236,29 @@ def _pairs_of(
     """The headers of the tightest request and token buckets, each given as (remaining,
     limit, level in units; a limit of 0: no scope has that limit), as byte pairs, the
     response's form: names and values are ASCII (the names are ours, the values numbers), so
-    no value goes through a text encoding."""
+    no value goes through a text encoding. Each bucket's limit, remaining and reset, in that
+    order; every successful limited response carries them."""
     out: list[RawHeader] = []
     if requests_limit:
-        out += _bucket_pairs(_RAW_REQUESTS, requests_left, requests_limit, requests_level)
+        out += (
+            (_RAW_LIMIT_REQUESTS, b"%d" % requests_limit),
+            (_RAW_REMAINING_REQUESTS, b"%d" % requests_left),
+            (_RAW_RESET_REQUESTS, _reset(requests_limit, requests_level)),
+        )
     if tokens_limit:
-        out += _bucket_pairs(_RAW_TOKENS, tokens_left, tokens_limit, tokens_level)
+        out += (
+            (_RAW_LIMIT_TOKENS, b"%d" % tokens_limit),
+            (_RAW_REMAINING_TOKENS, b"%d" % tokens_left),
+            (_RAW_RESET_TOKENS, _reset(tokens_limit, tokens_level)),
+        )
     return out
 
 
-def _bucket_pairs(
-    names: tuple[bytes, bytes, bytes], left: int, limit: int, level: int
-) -> tuple[RawHeader, RawHeader, RawHeader]:
-    """A bucket's limit, remaining and reset headers, in that order. Every successful
-    response carries these. The reset is the ms until the bucket is full again, rounded up
-    (a full bucket's, 0 or less, formats as "0s")."""
+def _reset(limit: int, level: int) -> bytes:
+    """The reset header's value: the ms until the bucket is full again, rounded up (a full
+    bucket's, 0 or less, formats as "0s")."""
     wait = (limit * UNIT - level + limit - 1) // limit
-    reset = b"%dms" % wait if 0 < wait < 1000 else format_duration(wait).encode()
-    return (names[0], b"%d" % limit), (names[1], b"%d" % left), (names[2], reset)
+    return b"%dms" % wait if 0 < wait < 1000 else format_duration(wait).encode()
 
 
 def _tightest(
