@@ -477,10 +477,14 @@ def _take(buckets: tuple[_Bucket, ...], units: int, now_ms: int) -> tuple[int, i
     return best
 
 
-@dataclass(slots=True)
 class _Spend:
-    spent: int = 0
-    reserved: int = 0
+    """One scope's spend in one UTC day or month: micro-dollars spent plus reserved, the one
+    sum a budget is checked against (the ledger, not this, records what was spent)."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self) -> None:
+        self.committed = 0
 
 
 class _Plan:
@@ -521,7 +525,7 @@ class _Plan:
         the tightest buckets after it. None when a budget is spent (spent + reserved has
         reached it) or a bucket holds too few: then nothing is taken."""
         for spend, budget in self.budgets:
-            if spend.spent + spend.reserved >= budget:
+            if spend.committed >= budget:
                 return None
         requests = _take(self.requests, UNIT, now_ms)
         if requests is None:
@@ -532,7 +536,7 @@ class _Plan:
                 bucket.level += UNIT
             return None
         for spend in self.spends:
-            spend.reserved += cost_micros
+            spend.committed += cost_micros
         return (*requests, *tokens_taken)
 
 
@@ -554,7 +558,7 @@ class MemoryLimiter:
     """Counters in this process: the limiter for a single node.
 
     ``clock`` returns seconds since the epoch (``time.time``); tests inject their own. Full
-    buckets and past periods with nothing reserved are dropped once a minute, so memory follows
+    buckets and the spends of past periods are dropped once a minute, so memory follows
     the scopes in use, not every scope ever seen.
 
     Every admitted request goes through ``acquire`` and ``settle``, so what does not change
@@ -676,17 +680,16 @@ class MemoryLimiter:
             now = self._now_ms() if extra > 0 else 0
             for bucket in plan.tokens:
                 bucket.correct(extra, now)
-        reserved = reservation.cost_micros
+        correction = cost_micros - reservation.cost_micros
         for spend in plan.spends:
-            spend.reserved -= reserved
-            spend.spent += cost_micros
+            spend.committed += correction
 
     def _settle_by_name(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         """``settle_now`` through the limiter's dicts: the token buckets as they are now (one
         dropped while full is made again for a debt; a refund would leave it full), the spends
         of the day and month the reservation was taken in."""
         extra = tokens - reservation.tokens
-        reserved = reservation.cost_micros
+        correction = cost_micros - reservation.cost_micros
         for scope in reservation.scopes:
             name = scope.name
             if scope.tpm is not None and extra:
@@ -700,13 +703,12 @@ class MemoryLimiter:
                 (f"month:{reservation.month}", scope.monthly_budget_micros),
             ):
                 if budget is not None:
-                    spend = self._spend_of((key, name))
-                    spend.reserved -= reserved
-                    spend.spent += cost_micros
+                    self._spend_of((key, name)).committed += correction
 
     def _sweep(self, now_ms: int) -> None:
-        """Drop the buckets that are full and the spends of past periods with nothing reserved;
-        every plan made before may hold them, so none is used again."""
+        """Drop the buckets that are full and the spends of past periods (no check reads them;
+        a late settle into one makes it again, to be dropped at the next sweep). Every plan
+        made before may hold them, so none is used again."""
         self._swept_ms = now_ms
         self._generation += 1
         self._plans.clear()
@@ -715,7 +717,7 @@ class MemoryLimiter:
             for name in full:
                 del buckets[name]
         current = set(_period_keys(now_ms // DAY_MS))
-        stale = [k for k, s in self._spend.items() if k[0] not in current and s.reserved <= 0]
+        stale = [key for key in self._spend if key[0] not in current]
         for key in stale:
             del self._spend[key]
 
@@ -724,7 +726,7 @@ class MemoryLimiter:
 
 
 def _committed(spend: _Spend | None) -> int:
-    return spend.spent + spend.reserved if spend is not None else 0
+    return spend.committed if spend is not None else 0
 
 
 def limiter_from_url(redis_url: str | None, *, fail_open: bool = True) -> Limiter:
