@@ -445,9 +445,8 @@ def _refill(buckets: tuple[_Bucket, ...], now_ms: int) -> None:
     full; again at the same ms changes nothing."""
     for bucket in buckets:
         if now_ms > bucket.at:
-            level = bucket.level + (now_ms - bucket.at) * bucket.limit
-            bucket.at, cap = now_ms, bucket.cap
-            bucket.level = cap if level > cap else level
+            bucket.level = min(bucket.level + (now_ms - bucket.at) * bucket.limit, bucket.cap)
+            bucket.at = now_ms
 
 
 def _take(buckets: tuple[_Bucket, ...], units: int, now_ms: int) -> tuple[int, int, int] | None:
@@ -461,9 +460,8 @@ def _take(buckets: tuple[_Bucket, ...], units: int, now_ms: int) -> tuple[int, i
     for bucket in buckets:
         level = bucket.level
         if now_ms > bucket.at:
-            level += (now_ms - bucket.at) * bucket.limit
-            bucket.at, cap = now_ms, bucket.cap
-            level = cap if level > cap else level
+            level = min(level + (now_ms - bucket.at) * bucket.limit, bucket.cap)
+            bucket.at = now_ms
         if level < units:  # a token bucket holds at most its limit: a bigger estimate never fits
             bucket.level = level
             for earlier in buckets:
