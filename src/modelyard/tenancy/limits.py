@@ -476,8 +476,9 @@ def _take(buckets: tuple[_Bucket, ...], units: int, now_ms: int) -> tuple[int, i
 
 
 class _Spend:
-    """One scope's spend in one UTC day or month: micro-dollars spent plus reserved, the one
-    sum a budget is checked against (the ledger, not this, records what was spent)."""
+    """One scope's spend in one UTC day: micro-dollars spent plus reserved, the one sum a
+    budget is checked against (the ledger, not this, records what was spent). A month's is
+    the sum of its days'."""
 
     __slots__ = ("committed",)
 
@@ -488,9 +489,12 @@ class _Spend:
 class _Plan:
     """What ``acquire`` needs of one tuple of scopes, resolved once rather than on every
     request: the buckets its scopes limit (request buckets, token buckets, in scope order) and
-    the spends of their budgets in the UTC day ``days`` (each with its budget). Valid for that
-    day, and until the next sweep, which may drop its buckets or spends (``generation``); a
-    reservation keeps its plan to settle through."""
+    the spend in the UTC day ``days`` of each scope with a budget, with the room it has that
+    day: the daily budget, or what the monthly one leaves after the month's earlier days,
+    whichever is less. So a request moves one spend per scope, whatever its budgets. Valid for
+    that day, and until the next sweep (which may drop its buckets) or the next change to an
+    earlier day's spend (a late settle): ``generation``. A reservation keeps its plan to
+    settle through."""
 
     __slots__ = (
         "budgets",
@@ -522,8 +526,8 @@ class _Plan:
         """Take one request, ``tokens`` and ``cost_micros`` from every scope at ``now_ms``;
         the tightest buckets after it. None when a budget is spent (spent + reserved has
         reached it) or a bucket holds too few: then nothing is taken."""
-        for spend, budget in self.budgets:
-            if spend.committed >= budget:
+        for spend, room in self.budgets:
+            if spend.committed >= room:
                 return None
         requests = _take(self.requests, UNIT, now_ms)
         if requests is None:
@@ -546,17 +550,18 @@ class _Held(Reservation):
 
 
 @functools.lru_cache(maxsize=4)
-def _period_keys(days: int) -> tuple[str, str]:
-    """(day key, month key) of a day since the epoch, as ``_spend`` has them."""
-    day, month = _periods_of_day(days)
-    return f"day:{day}", f"month:{month}"
+def _earlier_days(days: int) -> tuple[str, ...]:
+    """The UTC days of the month of ``days`` (since the epoch) before it, as ``_spend`` keys
+    them (``2026-12-01``)."""
+    day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).date()
+    return tuple(day.replace(day=d).isoformat() for d in range(1, day.day))
 
 
 class MemoryLimiter:
     """Counters in this process: the limiter for a single node.
 
     ``clock`` returns seconds since the epoch (``time.time``); tests inject their own. Full
-    buckets and the spends of past periods are dropped once a minute, so memory follows
+    buckets and the spends of past months are dropped once a minute, so memory follows
     the scopes in use, not every scope ever seen.
 
     Every admitted request goes through ``acquire`` and ``settle``, so what does not change
@@ -570,10 +575,12 @@ class MemoryLimiter:
         self._clock = clock
         self._requests: dict[str, _Bucket] = {}  # by scope name
         self._tokens: dict[str, _Bucket] = {}
-        self._spend: dict[tuple[str, str], _Spend] = {}  # (period key, scope name)
+        self._spend: dict[tuple[str, str], _Spend] = {}  # (UTC day, scope name)
         # Plans by the id of their scopes tuple; the plan holds the tuple, so the id stays its.
         self._plans: dict[int, _Plan] = {}
-        self._generation = 0  # counts the sweeps
+        # Counts what retires every plan made before: sweeps, a new day, a late settle.
+        self._generation = 0
+        self._day = ""  # the day of the plans of this generation
         self._swept_ms = 0
 
     def _now_ms(self) -> int:
@@ -606,7 +613,10 @@ class MemoryLimiter:
         limit come back, the bucket starts full."""
         chosen = check_arguments(scopes, 0, 0)
         days = now_ms // DAY_MS
-        day_key, month_key = _period_keys(days)
+        day = _periods_of_day(days)[0]
+        if day != self._day:  # plans of another day: their settles move that day's spends
+            self._day = day
+            self._retire_plans()
         requests: list[_Bucket] = []
         tokens: list[_Bucket] = []
         budgets: list[tuple[_Spend, int]] = []
@@ -625,17 +635,27 @@ class MemoryLimiter:
                     if bucket.limit != limit:
                         bucket.limit_to(limit)
                     limited.append(bucket)
-            for key, budget in (
-                (day_key, scope.daily_budget_micros),
-                (month_key, scope.monthly_budget_micros),
-            ):
-                if budget is not None:
-                    budgets.append((self._spend_of((key, name)), budget))
+            room, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
+            if monthly is not None:
+                left = monthly - self._month_before(name, days)
+                room = left if room is None or left < room else room
+            if room is not None:
+                budgets.append((self._spend_of((day, name)), room))
         kinds = (tuple(requests), tuple(tokens))
         plan = _Plan(chosen, days, self._generation, kinds, tuple(budgets))
         if chosen is scopes:
             self._plans[id(scopes)] = plan
         return plan
+
+    def _retire_plans(self) -> None:
+        """No plan made before is used again: acquiring makes new ones, settling through one
+        looks its counters up by name."""
+        self._generation += 1
+        self._plans.clear()
+
+    def _month_before(self, name: str, days: int) -> int:
+        """What the scope ``name`` committed in the days of the month before ``days``."""
+        return sum(_committed(self._spend.get((day, name))) for day in _earlier_days(days))
 
     def _spend_of(self, key: tuple[str, str]) -> _Spend:
         spend = self._spend.get(key)
@@ -646,7 +666,8 @@ class MemoryLimiter:
     def _refuse(self, scopes: tuple[Scope, ...], tokens: int, now_ms: int) -> NoReturn:
         """Raise the refusal made from every scope's levels and spends at ``now_ms`` (the plan
         made their buckets and checked them, and took nothing)."""
-        day_key, month_key = _period_keys(now_ms // DAY_MS)
+        days = now_ms // DAY_MS
+        today = _periods_of_day(days)[0]
         levels: list[tuple[int, int]] = []
         failures: list[Failure] = []
         for i, scope in enumerate(scopes):
@@ -656,9 +677,8 @@ class MemoryLimiter:
                 self._tokens[name].level_at(now_ms) if scope.tpm is not None else 0,
             )
             levels.append(level)
-            day = self._spend.get((day_key, name))
-            month = self._spend.get((month_key, name))
-            snapshot = (*level, _committed(day), _committed(month))
+            day = _committed(self._spend.get((today, name)))
+            snapshot = (*level, day, self._month_before(name, days) + day)
             failures.extend(check_scope(i, scope, snapshot, tokens))
         raise refusal(scopes, failures, levels, tokens, now_ms)
 
@@ -685,7 +705,8 @@ class MemoryLimiter:
     def _settle_by_name(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         """``settle_now`` through the limiter's dicts: the token buckets as they are now (one
         dropped while full is made again for a debt; a refund would leave it full), the spends
-        of the day and month the reservation was taken in."""
+        of the day the reservation was taken in. Settling into another day than the plans'
+        may change what their month has left: they are retired."""
         extra = tokens - reservation.tokens
         correction = cost_micros - reservation.cost_micros
         for scope in reservation.scopes:
@@ -696,26 +717,23 @@ class MemoryLimiter:
                     bucket = self._tokens[name] = _Bucket(scope.tpm, self._now_ms())
                 if bucket is not None:
                     bucket.correct(extra, self._now_ms() if extra > 0 else 0)
-            for key, budget in (
-                (f"day:{reservation.day}", scope.daily_budget_micros),
-                (f"month:{reservation.month}", scope.monthly_budget_micros),
-            ):
-                if budget is not None:
-                    self._spend_of((key, name)).committed += correction
+            if scope.daily_budget_micros is not None or scope.monthly_budget_micros is not None:
+                self._spend_of((reservation.day, name)).committed += correction
+        if reservation.day != self._day:
+            self._retire_plans()
 
     def _sweep(self, now_ms: int) -> None:
-        """Drop the buckets that are full and the spends of past periods (no check reads them;
+        """Drop the buckets that are full and the spends of past months (no check reads them;
         a late settle into one makes it again, to be dropped at the next sweep). Every plan
         made before may hold them, so none is used again."""
         self._swept_ms = now_ms
-        self._generation += 1
-        self._plans.clear()
+        self._retire_plans()
         for buckets in (self._requests, self._tokens):
             full = [name for name, bucket in buckets.items() if bucket.full(now_ms)]
             for name in full:
                 del buckets[name]
-        current = set(_period_keys(now_ms // DAY_MS))
-        stale = [key for key in self._spend if key[0] not in current]
+        month = _periods_of_day(now_ms // DAY_MS)[1]
+        stale = [key for key in self._spend if not key[0].startswith(month)]
         for key in stale:
             del self._spend[key]
 
