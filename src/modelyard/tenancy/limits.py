@@ -524,8 +524,8 @@ class _Plan:
 
     def take(self, tokens: int, cost_micros: int, now_ms: int) -> Tightest | None:
         """Take one request, ``tokens`` and ``cost_micros`` from every scope at ``now_ms``;
-        the tightest buckets after it. None when a budget is spent (spent + reserved has
-        reached it) or a bucket holds too few: then nothing is taken."""
+        the tightest buckets after it. None when a scope has spent its room (spent + reserved
+        has reached it) or a bucket holds too few: then nothing is taken."""
         for spend, room in self.budgets:
             if spend.committed >= room:
                 return None
@@ -566,9 +566,11 @@ class MemoryLimiter:
 
     Every admitted request goes through ``acquire`` and ``settle``, so what does not change
     between requests is resolved once per tuple of scopes (a principal's, built once per key):
-    its ``_Plan``, kept until the day turns or the minute's sweep. Acquiring refills and checks
-    the plan's buckets and spends and takes from them; settling corrects them. Refusals take
-    the general ``check_scope`` and ``refusal``.
+    its ``_Plan``, kept until the day turns, the minute's sweep or a settle into an earlier
+    day. Acquiring refills and checks the plan's buckets and spends and takes from them;
+    settling corrects them. Refusals take the general ``check_scope`` and ``refusal``. The
+    spends are kept by UTC day (a month's is the sum of its days'), so each request moves one
+    per scope, and the memory a budgeted scope takes grows with the days of the month.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
