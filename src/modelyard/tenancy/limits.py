@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.money import MICROS_PER_DOLLAR
@@ -604,7 +604,14 @@ class MemoryLimiter:
             plan = self._plan(scopes, now)
         tightest = plan.take(tokens, cost_micros, now)
         if tightest is None:
-            self._refuse(plan.scopes, tokens, now)
+            refused = self._refusal(plan.scopes, tokens, now)
+            if refused is not None:
+                raise refused
+            # The plan's buckets have other limits now, or are no longer held: a plan made
+            # since for scopes of the same names (a reload's) changed them. Made afresh from
+            # these scopes, the plan and the refusal see the same limits.
+            self._retire_plans()
+            return self.acquire_now(scopes, tokens, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
         return _Held(plan.scopes, tokens, cost_micros, plan.day, plan.month, tightest, plan=plan)
@@ -665,9 +672,11 @@ class MemoryLimiter:
             spend = self._spend[key] = _Spend()
         return spend
 
-    def _refuse(self, scopes: tuple[Scope, ...], tokens: int, now_ms: int) -> NoReturn:
-        """Raise the refusal made from every scope's levels and spends at ``now_ms`` (the plan
-        made their buckets and checked them, and took nothing)."""
+    def _refusal(
+        self, scopes: tuple[Scope, ...], tokens: int, now_ms: int
+    ) -> ModelyardError | None:
+        """The refusal made from every scope's limits, levels and spends at ``now_ms`` (a plan
+        checked them and took nothing); None if no limit refuses (a bucket not held is full)."""
         days = now_ms // DAY_MS
         today = _periods_of_day(days)[0]
         levels: list[tuple[int, int]] = []
@@ -675,14 +684,14 @@ class MemoryLimiter:
         for i, scope in enumerate(scopes):
             name = scope.name
             level = (
-                self._requests[name].level_at(now_ms) if scope.rpm is not None else 0,
-                self._tokens[name].level_at(now_ms) if scope.tpm is not None else 0,
+                _level(self._requests.get(name), scope.rpm, now_ms),
+                _level(self._tokens.get(name), scope.tpm, now_ms),
             )
             levels.append(level)
             day = _committed(self._spend.get((today, name)))
             snapshot = (*level, day, self._month_before(name, days) + day)
             failures.extend(check_scope(i, scope, snapshot, tokens))
-        raise refusal(scopes, failures, levels, tokens, now_ms)
+        return refusal(scopes, failures, levels, tokens, now_ms) if failures else None
 
     def settle_now(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         if reservation.settled or not reservation.enforced:
@@ -741,6 +750,13 @@ class MemoryLimiter:
 
     async def aclose(self) -> None:
         return None
+
+
+def _level(bucket: _Bucket | None, limit: int | None, now_ms: int) -> int:
+    """A scope's bucket level for a refusal: 0 without that limit, full when not held."""
+    if limit is None:
+        return 0
+    return limit * UNIT if bucket is None else bucket.level_at(now_ms)
 
 
 def _committed(spend: _Spend | None) -> int:

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,31 @@ async def test_idle_full_buckets_and_past_periods_are_dropped() -> None:
     clock.advance(61)
     await limiter.acquire([], 0, 0)
     assert limiter._spend == {}
+
+
+async def test_limits_changed_by_a_reload_apply_to_a_principal_made_before() -> None:
+    """A request authenticated just before a reload acquires with the old scopes, after the new
+    ones (same names, other limits) have been planned: it is judged by its own scopes' limits,
+    as each acquisition always is, and never fails for the buckets having moved under it."""
+    clock = FakeClock()
+    limiter = MemoryLimiter(clock=clock)
+    before = (Scope("key:a", rpm=1),)
+    lifted = (Scope("key:a"),)  # the reload lifted the RPM: the bucket is forgotten
+    limiter.acquire_now((), 0, 0)  # the first sweep: from here on, plans are kept
+    limiter.acquire_now(before, 0, 0)
+    limiter.acquire_now(lifted, 0, 0)
+    # Should the limit come back, its bucket starts full: admitted once, then refused.
+    limiter.acquire_now(before, 0, 0)
+    with pytest.raises(LimitExceeded, match="1 requests per minute"):
+        limiter.acquire_now(before, 0, 0)
+
+    raised = (Scope("key:a", rpm=3),)  # another reload: 3 a minute, from the level it has
+    with pytest.raises(LimitExceeded, match="3 requests per minute reached; retry in 20s"):
+        limiter.acquire_now(raised, 0, 0)
+    clock.advance(20)
+    limiter.acquire_now(raised, 0, 0)
+    with pytest.raises(LimitExceeded, match="1 requests per minute"):
+        limiter.acquire_now(before, 0, 0)
 
 
 # Small limits and usage, so that scopes often tie on what remains; now and then a huge one.
