@@ -118,11 +118,16 @@ def cost_micros(prices: ModelPrices, usage: Usage) -> int:
     size = usage.input_tokens
     cached = usage.cached_input_tokens
     written = usage.cache_write_tokens
+    reasoning = usage.reasoning_tokens
+    fast = prices.integer_rates
+    if fast is not None and not (cached or written or reasoning):
+        # Most calls: input and output tokens alone, at flat prices.
+        output = usage.output_tokens
+        if size >= 0 and output >= 0:
+            return (size * fast[0] + output * fast[1] + _SCALE // 2) // _SCALE
     # A codec that reports more cached than total input must not make the cost negative.
     fresh = max(usage.input_tokens - cached - written, 0)
-    reasoning = usage.reasoning_tokens
     visible = max(usage.output_tokens - reasoning, 0)
-    fast = prices.integer_rates
     if fast is not None:
         scaled = (
             fresh * fast[0]

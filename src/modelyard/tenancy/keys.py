@@ -153,11 +153,9 @@ class KeyRing:
             )
         self._bootstrap = [(hashlib.sha256(k.encode()).digest(), p) for k, p in bootstrap]
         self.stored = len(self._entries)
-
-    @property
-    def enabled(self) -> bool:
-        """Once any key exists, every request needs one."""
-        return bool(self._entries or self._bootstrap)
+        # Once any key exists, every request needs one. (A ring never changes: a new one is
+        # built when the keys do, so this is worked out once, not on every request.)
+        self.enabled = bool(self._entries or self._bootstrap)
 
     def authenticate(
         self, presented: str | None, now: datetime | None = None, *, may_look_up: bool = False
@@ -238,6 +236,7 @@ def bearer_token(authorization: str | None, api_key_header: str | None) -> str |
     """The key from ``Authorization: Bearer`` or the ``x-api-key`` header some SDKs use."""
     if authorization:
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+        token = token.strip()
+        if token and scheme.lower() == "bearer":
+            return token
     return api_key_header or None

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.money import MICROS_PER_DOLLAR
@@ -88,8 +88,16 @@ LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
     "x-ratelimit-reset-tokens",
 )
 # The same names as the response sends them (ASGI's byte pairs).
-_RAW_REQUESTS = (LIMIT_REQUESTS.encode(), REMAINING_REQUESTS.encode(), RESET_REQUESTS.encode())
-_RAW_TOKENS = (LIMIT_TOKENS.encode(), REMAINING_TOKENS.encode(), RESET_TOKENS.encode())
+_RAW_LIMIT_REQUESTS, _RAW_REMAINING_REQUESTS, _RAW_RESET_REQUESTS = (
+    LIMIT_REQUESTS.encode(),
+    REMAINING_REQUESTS.encode(),
+    RESET_REQUESTS.encode(),
+)
+_RAW_LIMIT_TOKENS, _RAW_REMAINING_TOKENS, _RAW_RESET_TOKENS = (
+    LIMIT_TOKENS.encode(),
+    REMAINING_TOKENS.encode(),
+    RESET_TOKENS.encode(),
+)
 # A response header as the ASGI server takes it: (lowercase name, value).
 RawHeader = tuple[bytes, bytes]
 
@@ -201,7 +209,7 @@ def rate_headers(scopes: Sequence[Scope], levels: Sequence[tuple[int, int]]) -> 
     from each scope's (rpm level, tpm level); none for a kind no scope limits.
 
     Tightest: fewer remaining, then the lower limit, then the longer wait to refill (the lower
-    level); the first scope wins a tie (``_tighter``)."""
+    level); the first scope wins a tie (``_tightest``)."""
     return _headers_of(tightest_of(scopes, levels))
 
 
@@ -228,32 +236,39 @@ def _pairs_of(
     """The headers of the tightest request and token buckets, each given as (remaining,
     limit, level in units; a limit of 0: no scope has that limit), as byte pairs, the
     response's form: names and values are ASCII (the names are ours, the values numbers), so
-    no value goes through a text encoding."""
+    no value goes through a text encoding. Each bucket's limit, remaining and reset, in that
+    order; every successful limited response carries them."""
     out: list[RawHeader] = []
     if requests_limit:
-        out += _bucket_pairs(_RAW_REQUESTS, requests_left, requests_limit, requests_level)
+        out += (
+            (_RAW_LIMIT_REQUESTS, b"%d" % requests_limit),
+            (_RAW_REMAINING_REQUESTS, b"%d" % requests_left),
+            (_RAW_RESET_REQUESTS, _reset(requests_limit, requests_level)),
+        )
     if tokens_limit:
-        out += _bucket_pairs(_RAW_TOKENS, tokens_left, tokens_limit, tokens_level)
+        out += (
+            (_RAW_LIMIT_TOKENS, b"%d" % tokens_limit),
+            (_RAW_REMAINING_TOKENS, b"%d" % tokens_left),
+            (_RAW_RESET_TOKENS, _reset(tokens_limit, tokens_level)),
+        )
     return out
 
 
-def _bucket_pairs(
-    names: tuple[bytes, bytes, bytes], left: int, limit: int, level: int
-) -> tuple[RawHeader, RawHeader, RawHeader]:
-    """A bucket's limit, remaining and reset headers, in that order. Every successful
-    response carries these. The reset is the ms until the bucket is full again, rounded up
-    (a full bucket's, 0 or less, formats as "0s")."""
+def _reset(limit: int, level: int) -> bytes:
+    """The reset header's value: the ms until the bucket is full again, rounded up (a full
+    bucket's, 0 or less, formats as "0s")."""
     wait = (limit * UNIT - level + limit - 1) // limit
-    reset = b"%dms" % wait if 0 < wait < 1000 else format_duration(wait).encode()
-    return (names[0], b"%d" % limit), (names[1], b"%d" % left), (names[2], reset)
+    return b"%dms" % wait if 0 < wait < 1000 else format_duration(wait).encode()
 
 
 def _tightest(
     scopes: Sequence[Scope], levels: Sequence[tuple[int, int]], kind: int
 ) -> tuple[int, int, int]:
     """(remaining, limit, level) of the tightest request (``kind`` 0) or token (1) bucket;
-    (0, 0, 0) when no scope has that limit."""
-    best_remaining = best_limit = best_level = 0  # best_limit 0: no candidate yet
+    (0, 0, 0) when no scope has that limit. Tightest: fewer remaining, then the lower limit,
+    then, at the same limit, the lower level (it waits longer to be full): the least such
+    triple; the first scope wins a tie."""
+    best = _NO_BUCKET
     for i, scope in enumerate(scopes):
         limit = scope.tpm if kind else scope.rpm
         if not limit:
@@ -264,25 +279,14 @@ def _tightest(
             remaining = 0
         elif remaining > limit:
             remaining = limit
-        if _tighter(remaining, limit, level, best_remaining, best_limit, best_level):
-            best_remaining, best_limit, best_level = remaining, limit, level
-    return best_remaining, best_limit, best_level
+        bucket = (remaining, limit, level)
+        if best is _NO_BUCKET or bucket < best:
+            best = bucket
+    return best
 
 
-def _tighter(
-    left: int, limit: int, level: int, best_left: int, best_limit: int, best_level: int
-) -> bool:
-    """Whether a bucket (whole ``left``, ``limit``, ``level`` in units) is tighter than the
-    best so far (a ``best_limit`` of 0: none yet): fewer left, then the lower limit, then,
-    at the same limit, the lower level (it waits longer to be full)."""
-    return (
-        not best_limit
-        or left < best_left
-        or (
-            left == best_left
-            and (limit < best_limit or (limit == best_limit and level < best_level))
-        )
-    )
+# (remaining, limit, level) of the tightest bucket of one kind; a limit of 0: none.
+_NO_BUCKET = (0, 0, 0)
 
 
 def check_scope(
@@ -398,117 +402,191 @@ def check_arguments(scopes: Sequence[Scope], tokens: int, cost_micros: int) -> t
 _NAME = operator.attrgetter("name")
 
 
-def _refilled(level: int, at_ms: int, limit: int, now_ms: int) -> int:
-    """A bucket's level at ``now_ms``: ``limit`` units more per ms since ``at_ms``, at most full."""
-    if now_ms > at_ms:
-        level += (now_ms - at_ms) * limit
-    cap = limit * UNIT
-    return cap if level > cap else level
+class _Bucket:
+    """One token bucket of one scope: its level in units at ``at`` (ms), refilled at ``limit``
+    units per ms up to ``cap`` (``limit * UNIT``). A bucket is made full; its limit is the
+    one of the newest plan made for its scope (a reload may change it: the time since the
+    last refill then refills at the new limit)."""
+
+    __slots__ = ("at", "cap", "level", "limit")
+
+    def __init__(self, limit: int, now_ms: int) -> None:
+        self.limit, self.cap = limit, limit * UNIT
+        self.level, self.at = self.cap, now_ms
+
+    def limit_to(self, limit: int) -> None:
+        """Refill at ``limit`` from now on, holding at most its cap from now."""
+        self.limit, self.cap = limit, limit * UNIT
+        self.level = min(self.level, self.cap)
+
+    def level_at(self, now_ms: int) -> int:
+        """The level refilled to ``now_ms``, as the bucket now holds it."""
+        _refill((self,), now_ms)
+        return self.level
+
+    def correct(self, extra: int, now_ms: int) -> None:
+        """Settle's correction: ``extra`` tokens more than reserved were used (a debt), or
+        fewer (a refund, when negative). A refund needs no refill (nor ``now_ms``): capped,
+        refund then refill comes to the same level as refill then refund, now and at every
+        later refill; a debt does (the level may go below 0: the scope waits until it has paid
+        it back)."""
+        if extra > 0:
+            _refill((self,), now_ms)
+        level = self.level - extra * UNIT
+        self.level = self.cap if level > self.cap else level
+
+    def full(self, now_ms: int) -> bool:
+        """Whether it is full at ``now_ms``, so that forgetting it changes nothing."""
+        return self.level + max(0, now_ms - self.at) * self.limit >= self.cap
+
+
+def _refill(buckets: tuple[_Bucket, ...], now_ms: int) -> None:
+    """Every bucket brought to ``now_ms``: ``limit`` units more per ms since ``at``, at most
+    full; again at the same ms changes nothing."""
+    for bucket in buckets:
+        if now_ms > bucket.at:
+            bucket.level = min(bucket.level + (now_ms - bucket.at) * bucket.limit, bucket.cap)
+            bucket.at = now_ms
+
+
+def _take(buckets: tuple[_Bucket, ...], units: int, now_ms: int) -> tuple[int, int, int] | None:
+    """Refill every bucket (as ``_refill``) and take ``units`` from each; the tightest bucket
+    after it (ranked as ``_tightest`` ranks), or None when one holds too few: then nothing
+    is taken (the buckets before it get theirs back).
+
+    No clamping is needed: an admitted request bucket held at least one request, so it keeps
+    between 0 and limit - 1 whole requests; a token bucket between 0 and limit tokens."""
+    best = _NO_BUCKET
+    for bucket in buckets:
+        level = bucket.level
+        if now_ms > bucket.at:
+            level = min(level + (now_ms - bucket.at) * bucket.limit, bucket.cap)
+            bucket.at = now_ms
+        if level < units:  # a token bucket holds at most its limit: a bigger estimate never fits
+            bucket.level = level
+            for earlier in buckets:
+                if earlier is bucket:
+                    return None
+                earlier.level += units
+        bucket.level = level = level - units
+        taken = (level // UNIT, bucket.limit, level)
+        if best is _NO_BUCKET or taken < best:
+            best = taken
+    return best
+
+
+class _Spend:
+    """One scope's spend in one UTC day: micro-dollars spent plus reserved, the one sum a
+    budget is checked against (the ledger, not this, records what was spent). A month's is
+    the sum of its days'."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self) -> None:
+        self.committed = 0
+
+
+class _Plan:
+    """What ``acquire`` needs of one tuple of scopes, resolved once rather than on every
+    request: the buckets its scopes limit (request buckets, token buckets, in scope order) and
+    the spend in the UTC day ``days`` of each scope with a budget, with the room it has that
+    day: the daily budget, or what the monthly one leaves after the month's earlier days,
+    whichever is less. So a request moves one spend per scope, whatever its budgets. Valid for
+    that day, and until the next sweep (which may drop its buckets) or the next change to an
+    earlier day's spend (a late settle): ``generation``. A reservation keeps its plan to
+    settle through."""
+
+    __slots__ = (
+        "budgets",
+        "day",
+        "days",
+        "generation",
+        "month",
+        "requests",
+        "scopes",
+        "spends",
+        "tokens",
+    )
+
+    def __init__(
+        self,
+        scopes: tuple[Scope, ...],
+        days: int,
+        generation: int,
+        buckets: tuple[tuple[_Bucket, ...], tuple[_Bucket, ...]],
+        budgets: tuple[tuple[_Spend, int], ...],
+    ) -> None:
+        self.scopes, self.days, self.generation = scopes, days, generation
+        self.requests, self.tokens = buckets
+        self.budgets = budgets
+        self.spends = tuple(spend for spend, _ in budgets)  # what taking and settling move
+        self.day, self.month = _periods_of_day(days)
+
+    def take(self, tokens: int, cost_micros: int, now_ms: int) -> Tightest | None:
+        """Take one request, ``tokens`` and ``cost_micros`` from every scope at ``now_ms``;
+        the tightest buckets after it. None when a scope has spent its room (spent + reserved
+        has reached it) or a bucket holds too few: then nothing is taken."""
+        for spend, room in self.budgets:
+            if spend.committed >= room:
+                return None
+        requests = _take(self.requests, UNIT, now_ms)
+        if requests is None:
+            return None
+        tokens_taken = _take(self.tokens, tokens * UNIT, now_ms)
+        if tokens_taken is None:
+            for bucket in self.requests:
+                bucket.level += UNIT
+            return None
+        for spend in self.spends:
+            spend.committed += cost_micros
+        return (*requests, *tokens_taken)
 
 
 @dataclass(slots=True)
-class _Spend:
-    spent: int = 0
-    reserved: int = 0
+class _Held(Reservation):
+    """A memory limiter's reservation: with the plan it was taken through, to settle by."""
 
-
-class _Counters:
-    """One scope's counters. Its two buckets: the limit each was last refilled with (0: never
-    used, or unlimited since), the level in units; ``at``, the ms of their last refill. Its
-    spend in the current UTC day and month (``None`` without that budget), looked up in
-    ``MemoryLimiter._spend`` once a day rather than on every request; ``period`` is the day
-    they belong to, ``scope`` the scope they were looked up for (a reload may bring the same
-    name with other budgets)."""
-
-    __slots__ = ("at", "day", "month", "period", "rpm", "rpm_level", "scope", "tpm", "tpm_level")
-
-    def __init__(self) -> None:
-        self.at = 0
-        self.rpm = self.rpm_level = 0
-        self.tpm = self.tpm_level = 0
-        self.period = ""
-        self.scope: Scope | None = None
-        self.day: _Spend | None = None
-        self.month: _Spend | None = None
-
-    def refill(self, rpm: int | None, tpm: int | None, now_ms: int) -> None:
-        """Both buckets brought to ``now_ms`` at the scope's limits (a reload may change them):
-        ``limit`` units more per ms, at most full; a bucket first used starts full. Refilling
-        again at the same ms changes nothing. This is ``_refilled`` inline, twice: it runs for
-        every scope of every request."""
-        elapsed = now_ms - self.at
-        if elapsed > 0:
-            self.at = now_ms
-        else:
-            elapsed = 0
-        if rpm is not None:
-            cap = rpm * UNIT
-            level = self.rpm_level + elapsed * rpm if self.rpm else cap
-            self.rpm, self.rpm_level = rpm, cap if level > cap else level
-        else:
-            self.rpm = 0  # should the limit come back, its bucket starts full
-        if tpm is not None:
-            cap = tpm * UNIT
-            level = self.tpm_level + elapsed * tpm if self.tpm else cap
-            self.tpm, self.tpm_level = tpm, cap if level > cap else level
-        else:
-            self.tpm = 0
-
-    def full(self, now_ms: int) -> bool:
-        """Both buckets full at their last limits, so forgetting them changes nothing."""
-        rpm, tpm = self.rpm, self.tpm
-        return (not rpm or _refilled(self.rpm_level, self.at, rpm, now_ms) == rpm * UNIT) and (
-            not tpm or _refilled(self.tpm_level, self.at, tpm, now_ms) == tpm * UNIT
-        )
-
-
-def _committed(spend: _Spend | None) -> int:
-    return spend.spent + spend.reserved if spend is not None else 0
+    plan: _Plan | None = None
 
 
 @functools.lru_cache(maxsize=4)
-def _period_keys(days: int) -> tuple[str, str, str, str]:
-    """(day, month, day key, month key) of a day since the epoch, keys as ``_spend`` has them."""
-    day, month = _periods_of_day(days)
-    return day, month, f"day:{day}", f"month:{month}"
+def _earlier_days(days: int) -> tuple[str, ...]:
+    """The UTC days of the month of ``days`` (since the epoch) before it, as ``_spend`` keys
+    them (``2026-12-01``)."""
+    day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).date()
+    return tuple(day.replace(day=d).isoformat() for d in range(1, day.day))
 
 
 class MemoryLimiter:
     """Counters in this process: the limiter for a single node.
 
     ``clock`` returns seconds since the epoch (``time.time``); tests inject their own. Full
-    buckets and past periods with nothing reserved are dropped once a minute, so memory follows
+    buckets and the spends of past months are dropped once a minute, so memory follows
     the scopes in use, not every scope ever seen.
 
-    Every admitted request goes through ``acquire`` and ``settle``, so both make one pass over
-    the scopes' counters and build nothing they do not return; refusals take the general
-    ``check_scope`` and ``refusal``.
+    Every admitted request goes through ``acquire`` and ``settle``, so what does not change
+    between requests is resolved once per tuple of scopes (a principal's, built once per key):
+    its ``_Plan``, kept until the day turns, the minute's sweep or a settle into an earlier
+    day. Acquiring refills and checks the plan's buckets and spends and takes from them;
+    settling corrects them. Refusals take the general ``check_scope`` and ``refusal``. The
+    spends are kept by UTC day (a month's is the sum of its days'), so each request moves one
+    per scope, and the memory a budgeted scope takes grows with the days of the month.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._counters: dict[str, _Counters] = {}  # by scope name
-        self._spend: dict[tuple[str, str], _Spend] = {}  # (period key, scope name)
+        self._requests: dict[str, _Bucket] = {}  # by scope name
+        self._tokens: dict[str, _Bucket] = {}
+        self._spend: dict[tuple[str, str], _Spend] = {}  # (UTC day, scope name)
+        # Plans by the id of their scopes tuple; the plan holds the tuple, so the id stays its.
+        self._plans: dict[int, _Plan] = {}
+        # Counts what retires every plan made before: sweeps, a new day, a late settle.
+        self._generation = 0
+        self._day = ""  # the day of the plans of this generation
         self._swept_ms = 0
 
-    def _spend_of(self, key: tuple[str, str]) -> _Spend:
-        spend = self._spend.get(key)
-        if spend is None:
-            spend = self._spend[key] = _Spend()
-        return spend
-
-    def _counters_of(self, scope: Scope, periods: tuple[str, str, str, str]) -> _Counters:
-        """The scope's counters, their spends those of the period ``periods`` names."""
-        name = scope.name
-        held = self._counters.get(name)
-        if held is None:
-            held = self._counters[name] = _Counters()
-        if held.scope is not scope or held.period != periods[0]:
-            held.scope, held.period = scope, periods[0]
-            daily, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
-            held.day = None if daily is None else self._spend_of((periods[2], name))
-            held.month = None if monthly is None else self._spend_of((periods[3], name))
-        return held
+    def _now_ms(self) -> int:
+        return round(self._clock() * 1000)
 
     async def acquire(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
         return self.acquire_now(scopes, tokens, cost_micros)
@@ -517,92 +595,103 @@ class MemoryLimiter:
         self.settle_now(reservation, tokens, cost_micros)
 
     def acquire_now(self, scopes: Sequence[Scope], tokens: int, cost_micros: int) -> Reservation:
-        """``acquire`` without a coroutine: nothing here waits (the meter calls this one).
-
-        One pass: each scope is checked and taken from in turn, and the tightest request and
-        token buckets after the take are picked out as it goes (ranked by ``_tighter``, as
-        ``rate_headers`` ranks). A refusal gives back what the scopes before it gave. No
-        clamping is needed: an admitted request bucket held at least one request, so it keeps
-        between 0 and limit - 1 whole requests; an admitted token bucket keeps between 0 and
-        limit whole tokens."""
-        chosen = check_arguments(scopes, tokens, cost_micros)
+        """``acquire`` without a coroutine: nothing here waits (the meter calls this one)."""
+        if tokens < 0 or cost_micros < 0:
+            raise ValueError("tokens and cost must not be negative")
         now = round(self._clock() * 1000)
-        periods = _period_keys(now // DAY_MS)
-        period = periods[0]
-        counters = self._counters
-        units = tokens * UNIT
-        r_left = r_limit = r_level = t_left = t_limit = t_level = 0  # limit 0: none yet
-        for taken, scope in enumerate(chosen):
-            held = counters.get(scope.name)
-            if held is None or held.scope is not scope or held.period != period:
-                held = self._counters_of(scope, periods)
-            rpm, tpm = scope.rpm, scope.tpm
-            held.refill(rpm, tpm, now)
-            day, month = held.day, held.month  # set exactly when the scope has that budget
-            if (
-                (rpm is not None and held.rpm_level < UNIT)
-                or (tpm is not None and (tokens > tpm or held.tpm_level < units))
-                or (
-                    day is not None and day.spent + day.reserved >= (scope.daily_budget_micros or 0)
-                )
-                or (
-                    month is not None
-                    and month.spent + month.reserved >= (scope.monthly_budget_micros or 0)
-                )
-            ):
-                self._refuse(chosen, taken, units, cost_micros, tokens, now)
-            if rpm is not None:
-                level = held.rpm_level = held.rpm_level - UNIT
-                left = level // UNIT
-                if not r_limit or _tighter(left, rpm, level, r_left, r_limit, r_level):
-                    r_left, r_limit, r_level = left, rpm, level
-            if tpm is not None:
-                level = held.tpm_level = held.tpm_level - units
-                left = level // UNIT
-                if not t_limit or _tighter(left, tpm, level, t_left, t_limit, t_level):
-                    t_left, t_limit, t_level = left, tpm, level
-            if day is not None:
-                day.reserved += cost_micros
-            if month is not None:
-                month.reserved += cost_micros
+        plan = self._plans.get(id(scopes))
+        if plan is None or plan.scopes is not scopes or plan.days != now // DAY_MS:
+            plan = self._plan(scopes, now)
+        tightest = plan.take(tokens, cost_micros, now)
+        if tightest is None:
+            refused = self._refusal(plan.scopes, tokens, now)
+            if refused is not None:
+                raise refused
+            # The plan's buckets have other limits now, or are no longer held: a plan made
+            # since for scopes of the same names (a reload's) changed them. Made afresh from
+            # these scopes, the plan and the refusal see the same limits.
+            self._retire_plans()
+            return self.acquire_now(scopes, tokens, cost_micros)
         if now - self._swept_ms >= SWEEP_EVERY_MS:
             self._sweep(now)
-        tightest = (r_left, r_limit, r_level, t_left, t_limit, t_level)
-        return Reservation(chosen, tokens, cost_micros, period, periods[1], tightest)
+        return _Held(plan.scopes, tokens, cost_micros, plan.day, plan.month, tightest, plan=plan)
 
-    def _refuse(
-        self,
-        scopes: tuple[Scope, ...],
-        taken: int,
-        units: int,
-        cost_micros: int,
-        tokens: int,
-        now_ms: int,
-    ) -> NoReturn:
-        """Give back what the first ``taken`` scopes gave, then raise the refusal made from
-        every scope's levels and spends (refilled to ``now_ms``, as ``acquire_now`` left them)."""
-        periods = _period_keys(now_ms // DAY_MS)
+    def _plan(self, scopes: Sequence[Scope], now_ms: int) -> _Plan:
+        """The plan of ``scopes`` today, kept for the next requests when they come as a tuple
+        (a principal's scopes). A scope that has lost a limit forgets its bucket: should the
+        limit come back, the bucket starts full."""
+        chosen = check_arguments(scopes, 0, 0)
+        days = now_ms // DAY_MS
+        day = _periods_of_day(days)[0]
+        if day != self._day:  # plans of another day: their settles move that day's spends
+            self._day = day
+            self._retire_plans()
+        requests: list[_Bucket] = []
+        tokens: list[_Bucket] = []
+        budgets: list[tuple[_Spend, int]] = []
+        for scope in chosen:
+            name = scope.name
+            for limit, buckets, limited in (
+                (scope.rpm, self._requests, requests),
+                (scope.tpm, self._tokens, tokens),
+            ):
+                bucket = buckets.get(name)
+                if limit is None:
+                    buckets.pop(name, None)
+                elif bucket is None:
+                    limited.append(buckets.setdefault(name, _Bucket(limit, now_ms)))
+                else:
+                    if bucket.limit != limit:
+                        bucket.limit_to(limit)
+                    limited.append(bucket)
+            room, monthly = scope.daily_budget_micros, scope.monthly_budget_micros
+            if monthly is not None:
+                left = monthly - self._month_before(name, days)
+                room = left if room is None or left < room else room
+            if room is not None:
+                budgets.append((self._spend_of((day, name)), room))
+        kinds = (tuple(requests), tuple(tokens))
+        plan = _Plan(chosen, days, self._generation, kinds, tuple(budgets))
+        if chosen is scopes:
+            self._plans[id(scopes)] = plan
+        return plan
+
+    def _retire_plans(self) -> None:
+        """No plan made before is used again: acquiring makes new ones, settling through one
+        looks its counters up by name."""
+        self._generation += 1
+        self._plans.clear()
+
+    def _month_before(self, name: str, days: int) -> int:
+        """What the scope ``name`` committed in the days of the month before ``days``."""
+        return sum(_committed(self._spend.get((day, name))) for day in _earlier_days(days))
+
+    def _spend_of(self, key: tuple[str, str]) -> _Spend:
+        spend = self._spend.get(key)
+        if spend is None:
+            spend = self._spend[key] = _Spend()
+        return spend
+
+    def _refusal(
+        self, scopes: tuple[Scope, ...], tokens: int, now_ms: int
+    ) -> ModelyardError | None:
+        """The refusal made from every scope's limits, levels and spends at ``now_ms`` (a plan
+        checked them and took nothing); None if no limit refuses (a bucket not held is full)."""
+        days = now_ms // DAY_MS
+        today = _periods_of_day(days)[0]
         levels: list[tuple[int, int]] = []
         failures: list[Failure] = []
         for i, scope in enumerate(scopes):
-            held = self._counters_of(scope, periods)
-            if i < taken:
-                if scope.rpm is not None:
-                    held.rpm_level += UNIT
-                if scope.tpm is not None:
-                    held.tpm_level += units
-                for spend in (held.day, held.month):
-                    if spend is not None:
-                        spend.reserved -= cost_micros
-            held.refill(scope.rpm, scope.tpm, now_ms)
+            name = scope.name
             level = (
-                held.rpm_level if scope.rpm is not None else 0,
-                held.tpm_level if scope.tpm is not None else 0,
+                _level(self._requests.get(name), scope.rpm, now_ms),
+                _level(self._tokens.get(name), scope.tpm, now_ms),
             )
             levels.append(level)
-            snapshot = (*level, _committed(held.day), _committed(held.month))
+            day = _committed(self._spend.get((today, name)))
+            snapshot = (*level, day, self._month_before(name, days) + day)
             failures.extend(check_scope(i, scope, snapshot, tokens))
-        raise refusal(scopes, failures, levels, tokens, now_ms)
+        return refusal(scopes, failures, levels, tokens, now_ms) if failures else None
 
     def settle_now(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
         if reservation.settled or not reservation.enforced:
@@ -610,53 +699,68 @@ class MemoryLimiter:
         if tokens < 0 or cost_micros < 0:
             raise ValueError("tokens and cost must not be negative")
         reservation.settled = True
+        plan = reservation.plan if isinstance(reservation, _Held) else None
+        if plan is None or plan.generation != self._generation:
+            # A sweep since may have dropped its buckets or spends: look them up by name.
+            self._settle_by_name(reservation, tokens, cost_micros)
+            return
         extra = tokens - reservation.tokens
-        now = 0  # read from the clock only when a bucket must be refilled first
-        reserved = reservation.cost_micros
-        counters = self._counters
+        if extra:
+            now = self._now_ms() if extra > 0 else 0
+            for bucket in plan.tokens:
+                bucket.correct(extra, now)
+        correction = cost_micros - reservation.cost_micros
+        for spend in plan.spends:
+            spend.committed += correction
+
+    def _settle_by_name(self, reservation: Reservation, tokens: int, cost_micros: int) -> None:
+        """``settle_now`` through the limiter's dicts: the token buckets as they are now (one
+        dropped while full is made again for a debt; a refund would leave it full), the spends
+        of the day the reservation was taken in. Settling into another day than the plans'
+        may change what their month has left: they are retired."""
+        extra = tokens - reservation.tokens
+        correction = cost_micros - reservation.cost_micros
         for scope in reservation.scopes:
-            held = counters.get(scope.name)
-            limit = scope.tpm
-            if limit is not None and extra and (held is not None or extra > 0):
-                if held is None:  # swept while full (a refund would leave it full)
-                    held = counters[scope.name] = _Counters()
-                # A refund needs no refill: capped, refund then refill comes to the same level
-                # as refill then refund, now and at every later refill. A debt does.
-                if extra > 0 or held.tpm != limit:
-                    now = now or round(self._clock() * 1000)
-                    held.refill(scope.rpm, limit, now)
-                level = held.tpm_level - extra * UNIT
-                cap = limit * UNIT
-                held.tpm_level = cap if level > cap else level
-            if held is not None and held.scope is scope and held.period == reservation.day:
-                day, month = held.day, held.month  # set exactly for this scope's budgets
-            else:  # the day has turned since, or the counters were swept: look the spends up
-                daily = scope.daily_budget_micros is not None
-                monthly = scope.monthly_budget_micros is not None
-                day = self._spend_of((f"day:{reservation.day}", scope.name)) if daily else None
-                month = (
-                    self._spend_of((f"month:{reservation.month}", scope.name)) if monthly else None
-                )
-            if day is not None:
-                day.reserved -= reserved
-                day.spent += cost_micros
-            if month is not None:
-                month.reserved -= reserved
-                month.spent += cost_micros
+            name = scope.name
+            if scope.tpm is not None and extra:
+                bucket = self._tokens.get(name)
+                if bucket is None and extra > 0:
+                    bucket = self._tokens[name] = _Bucket(scope.tpm, self._now_ms())
+                if bucket is not None:
+                    bucket.correct(extra, self._now_ms() if extra > 0 else 0)
+            if scope.daily_budget_micros is not None or scope.monthly_budget_micros is not None:
+                self._spend_of((reservation.day, name)).committed += correction
+        if reservation.day != self._day:
+            self._retire_plans()
 
     def _sweep(self, now_ms: int) -> None:
+        """Drop the buckets that are full and the spends of past months (no check reads them;
+        a late settle into one makes it again, to be dropped at the next sweep). Every plan
+        made before may hold them, so none is used again."""
         self._swept_ms = now_ms
-        full = [name for name, held in self._counters.items() if held.full(now_ms)]
-        for name in full:
-            del self._counters[name]
-        _, _, day_key, month_key = _period_keys(now_ms // DAY_MS)
-        current = {day_key, month_key}
-        stale = [k for k, s in self._spend.items() if k[0] not in current and s.reserved <= 0]
+        self._retire_plans()
+        for buckets in (self._requests, self._tokens):
+            full = [name for name, bucket in buckets.items() if bucket.full(now_ms)]
+            for name in full:
+                del buckets[name]
+        month = _periods_of_day(now_ms // DAY_MS)[1]
+        stale = [key for key in self._spend if not key[0].startswith(month)]
         for key in stale:
             del self._spend[key]
 
     async def aclose(self) -> None:
         return None
+
+
+def _level(bucket: _Bucket | None, limit: int | None, now_ms: int) -> int:
+    """A scope's bucket level for a refusal: 0 without that limit, full when not held."""
+    if limit is None:
+        return 0
+    return limit * UNIT if bucket is None else bucket.level_at(now_ms)
+
+
+def _committed(spend: _Spend | None) -> int:
+    return spend.committed if spend is not None else 0
 
 
 def limiter_from_url(redis_url: str | None, *, fail_open: bool = True) -> Limiter:

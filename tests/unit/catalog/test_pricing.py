@@ -124,3 +124,24 @@ def test_the_integer_fast_path_equals_the_exact_decimal_sum():
             + usage.reasoning_tokens * (optional[2] if optional[2] is not None else rates[1])
         )
         assert cost_micros(prices, usage) == int(expected.quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def test_input_and_output_alone_cost_the_exact_decimal_sum():
+    """The plain shape (no cached, cache-write or reasoning tokens) has its own short path."""
+    import random
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from modelyard.catalog.pricing import ModelPrices, cost_micros
+    from modelyard.core.chat import Usage
+
+    rng = random.Random(11)
+    for _ in range(2000):
+        rates = [Decimal(rng.randint(0, 10**7)) / Decimal(10 ** rng.randint(0, 12)) for _ in "io"]
+        prices = ModelPrices(rates[0], rates[1], Decimal(0), Decimal(0), Decimal(0))
+        inp, out = rng.randint(0, 10**6), rng.randint(0, 10**5)
+        expected = inp * rates[0] + out * rates[1]
+        assert cost_micros(prices, Usage(inp, out)) == int(
+            expected.quantize(Decimal(1), ROUND_HALF_UP)
+        )
+    # Counts a broken codec made negative cost nothing, as on the general path.
+    assert cost_micros(ModelPrices(Decimal(1), Decimal(2)), Usage(-5, 3)) == 6

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -32,22 +34,52 @@ async def test_idle_full_buckets_and_past_periods_are_dropped() -> None:
     indebted = await limiter.acquire([Scope("key:debt", tpm=1000)], 100, 0)
     await limiter.settle(indebted, 5000, 0)  # 4,000 tokens of debt: 5 minutes to full
     in_flight = await limiter.acquire([Scope("key:busy", daily_budget_micros=100)], 0, 10)
-    assert len(limiter._counters) == 502  # by scope name, both buckets of one scope together
+    assert (len(limiter._requests), len(limiter._tokens)) == (500, 501)  # by scope name
     assert len(limiter._spend) == 501
 
     clock.advance(61)  # everything refilled but the debt
     await limiter.acquire([], 0, 0)
-    assert list(limiter._counters) == ["key:debt"]
+    assert (limiter._requests, list(limiter._tokens)) == ({}, ["key:debt"])
     assert len(limiter._spend) == 501  # today's spend stays
 
-    clock.advance(86_400)  # the next day: yesterday's spend goes, unless still reserved
+    clock.advance(86_400)  # the next day: the month's days stay, its sum is the month's spend
     await limiter.acquire([], 0, 0)
-    assert limiter._counters == {}
-    assert list(limiter._spend) == [("day:2026-12-02", "key:busy")]
-    await limiter.settle(in_flight, 0, 10)
+    assert limiter._requests == limiter._tokens == {}
+    assert len(limiter._spend) == 501
+
+    clock.advance(30 * 86_400)  # the next month: last month's days go, reserved or not
+    await limiter.acquire([], 0, 0)
+    assert limiter._spend == {}
+    await limiter.settle(in_flight, 0, 10)  # counted in a day no check reads, until the sweep
+    assert list(limiter._spend) == [("2026-12-02", "key:busy")]
     clock.advance(61)
     await limiter.acquire([], 0, 0)
     assert limiter._spend == {}
+
+
+async def test_limits_changed_by_a_reload_apply_to_a_principal_made_before() -> None:
+    """A request authenticated just before a reload acquires with the old scopes, after the new
+    ones (same names, other limits) have been planned: it is judged by its own scopes' limits,
+    as each acquisition always is, and never fails for the buckets having moved under it."""
+    clock = FakeClock()
+    limiter = MemoryLimiter(clock=clock)
+    before = (Scope("key:a", rpm=1),)
+    lifted = (Scope("key:a"),)  # the reload lifted the RPM: the bucket is forgotten
+    limiter.acquire_now((), 0, 0)  # the first sweep: from here on, plans are kept
+    limiter.acquire_now(before, 0, 0)
+    limiter.acquire_now(lifted, 0, 0)
+    # Should the limit come back, its bucket starts full: admitted once, then refused.
+    limiter.acquire_now(before, 0, 0)
+    with pytest.raises(LimitExceeded, match="1 requests per minute"):
+        limiter.acquire_now(before, 0, 0)
+
+    raised = (Scope("key:a", rpm=3),)  # another reload: 3 a minute, from the level it has
+    with pytest.raises(LimitExceeded, match="3 requests per minute reached; retry in 20s"):
+        limiter.acquire_now(raised, 0, 0)
+    clock.advance(20)
+    limiter.acquire_now(raised, 0, 0)
+    with pytest.raises(LimitExceeded, match="1 requests per minute"):
+        limiter.acquire_now(before, 0, 0)
 
 
 # Small limits and usage, so that scopes often tie on what remains; now and then a huge one.
@@ -86,11 +118,12 @@ def test_the_fast_headers_rank_as_the_general_ones(
         return  # refused: the general path made the headers
     levels = []
     for scope in scopes:
-        held = limiter._counters.get(scope.name)
-        if held is None:  # swept as full right after the take (0 tokens from a full bucket)
-            levels.append(((scope.rpm or 0) * UNIT, (scope.tpm or 0) * UNIT))
-        else:
-            levels.append((held.rpm_level if scope.rpm else 0, held.tpm_level if scope.tpm else 0))
+        level = []
+        for limit, buckets in ((scope.rpm, limiter._requests), (scope.tpm, limiter._tokens)):
+            held = buckets.get(scope.name)
+            # None: swept as full right after the take (0 tokens from a full bucket)
+            level.append(0 if not limit else limit * UNIT if held is None else held.level)
+        levels.append((level[0], level[1]))
     assert reservation.headers() == rate_headers(scopes, levels)
 
 
@@ -117,7 +150,7 @@ class _Reference:
         return self.spends.setdefault((period, scope.name), [0, 0])
 
     def acquire(
-        self, scopes: list[Scope], tokens: int, cost: int, now: int
+        self, scopes: Sequence[Scope], tokens: int, cost: int, now: int
     ) -> tuple[ModelyardError | None, list[tuple[int, int]]]:
         """The refusal (None: admitted) and the levels after the take (before, if refused)."""
         day, month = periods(now)
@@ -141,7 +174,7 @@ class _Reference:
 
     def settle(
         self,
-        scopes: list[Scope],
+        scopes: Sequence[Scope],
         reserved: tuple[int, int],
         used: tuple[int, int],
         at: int,
@@ -160,6 +193,10 @@ class _Reference:
                     spend[1] -= reserved[1]
 
 
+def _budgets_of(scope: Scope) -> tuple[int | None, int | None]:
+    return scope.daily_budget_micros, scope.monthly_budget_micros
+
+
 def _budgets(scope: Scope, day: str, month: str) -> tuple[tuple[str, int | None], ...]:
     return (day, scope.daily_budget_micros), (month, scope.monthly_budget_micros)
 
@@ -169,6 +206,8 @@ _budget = st.none() | st.integers(0, 40)
 _cost = st.integers(0, 12)
 _step = st.one_of(
     st.tuples(st.just("wait"), st.sampled_from([0.001, 0.5, 7.5, 61, 86_400, 2_678_400])),
+    # the same limits in new Scope objects, as a reload of the keys brings them
+    st.tuples(st.just("reload")),
     st.tuples(st.just("acquire"), st.integers(1, 7), st.integers(0, 9), _cost),
     # settle: which open reservation, tokens used beyond the estimate (a refund if < 0), cost
     st.tuples(st.just("settle"), st.integers(0, 5), st.sampled_from([-9, -1, 0, 1, 2, 7]), _cost),
@@ -194,6 +233,19 @@ _step = st.one_of(
     limits=[(None, None, 5, 20)],
     steps=[("acquire", 1, 0, 4), ("wait", 86_400), ("settle", 0, 0, 4), ("acquire", 1, 0, 1)],
 )
+# A late settle (the request began yesterday) changes what the month has left today, while
+# today's plan is in use.
+@example(
+    limits=[(None, None, None, 10)],
+    steps=[
+        ("acquire", 1, 0, 8),
+        ("wait", 86_400),
+        ("acquire", 1, 0, 0),
+        ("acquire", 1, 0, 0),
+        ("settle", 0, 0, 12),
+        ("acquire", 1, 0, 0),
+    ],
+)
 def test_the_memory_limiter_behaves_as_the_plain_definition(
     limits: list[tuple[int | None, int | None, int | None, int | None]],
     steps: list[tuple[Any, ...]],
@@ -202,9 +254,17 @@ def test_the_memory_limiter_behaves_as_the_plain_definition(
     limiter = MemoryLimiter(clock=clock)
     reference = _Reference()
     scopes = [Scope(f"s{i}", *limit) for i, limit in enumerate(limits)]
-    open_: list[tuple[Reservation, list[Scope], int]] = []  # reservation, its scopes, its ms
+    open_: list[tuple[Reservation, tuple[Scope, ...], int]] = []  # reservation, its scopes, its ms
+    # Each subset of the scopes as one tuple, as a principal passes them every time: the
+    # limiter's plans for them are kept, and used again, until the day turns or a sweep.
+    subsets: dict[int, tuple[Scope, ...]] = {}
 
-    def acquire(chosen: list[Scope], tokens: int, cost: int) -> None:
+    def subset(which: int) -> tuple[Scope, ...]:
+        if which not in subsets:
+            subsets[which] = tuple(s for i, s in enumerate(scopes) if which >> i & 1)
+        return subsets[which]
+
+    def acquire(chosen: tuple[Scope, ...], tokens: int, cost: int) -> None:
         now = round(clock() * 1000)
         expected, levels = reference.acquire(chosen, tokens, cost, now)
         try:
@@ -229,9 +289,12 @@ def test_the_memory_limiter_behaves_as_the_plain_definition(
         now = round(clock() * 1000)
         if step[0] == "wait":
             clock.advance(step[1])
+        elif step[0] == "reload":
+            scopes = [Scope(s.name, s.rpm, s.tpm, *_budgets_of(s)) for s in scopes]
+            subsets.clear()
         elif step[0] == "acquire":
             _, which, tokens, cost = step
-            acquire([s for i, s in enumerate(scopes) if which >> i & 1], tokens, cost)
+            acquire(subset(which), tokens, cost)
         elif open_:
             _, index, extra, cost = step
             reservation, chosen, at = open_[index % len(open_)]
@@ -243,12 +306,11 @@ def test_the_memory_limiter_behaves_as_the_plain_definition(
     # In the end, every bucket and spend of the limiter is the definition's.
     day, month = periods(round(clock() * 1000))
     for scope in scopes:
-        acquire([scope], 0, 0)  # its headers show both its buckets, or it is refused alike
-        for key, period, budget in (
-            (f"day:{day}", day, scope.daily_budget_micros),
-            (f"month:{month}", month, scope.monthly_budget_micros),
-        ):
-            if budget is not None:
-                spend = limiter._spend.get((key, scope.name))
-                held_spend = [spend.spent, spend.reserved] if spend else [0, 0]
-                assert held_spend == reference.spend(period, scope)
+        acquire((scope,), 0, 0)  # its headers show both its buckets, or it is refused alike
+        # The limiter keeps a spend per day; a month's is the sum of its days'.
+        held = {d: s.committed for (d, name), s in limiter._spend.items() if name == scope.name}
+        if scope.daily_budget_micros is not None:
+            assert held.get(day, 0) == sum(reference.spend(day, scope))
+        if scope.monthly_budget_micros is not None:
+            in_month = sum(c for d, c in held.items() if d.startswith(month))
+            assert in_month == sum(reference.spend(month, scope))
