@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from modelyard.server.protocol import CoalescedWrites, GracefulHttpToolsProtocol
-from tests.waiting import eventually
+from modelyard.server.protocol import CoalescedWrites
+from tests.unit.server.serving import served
 
 
 class _Transport:
@@ -94,30 +92,11 @@ async def _stream_app(scope: Scope, receive: Receive, send: Send) -> None:
 async def test_a_served_response_through_the_protocol_arrives_whole() -> None:
     """uvicorn on the protocol: a chunked response written in five writes, read by a client
     on a keep-alive connection twice (the second request after the first answer)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        _stream_app,
-        host="127.0.0.1",
-        port=port,
-        http=GracefulHttpToolsProtocol,
-        lifespan="off",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return server.started
-
-    try:
-        await eventually(started, "uvicorn listening")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(2):
-                answer = await client.get("/")
-                assert answer.status_code == 200
-                assert answer.content == b"one two three"
-    finally:
-        server.should_exit = True
-        await serving
+    async with (
+        served(_stream_app) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        for _ in range(2):
+            answer = await client.get("/")
+            assert answer.status_code == 200
+            assert answer.content == b"one two three"

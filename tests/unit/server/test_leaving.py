@@ -5,18 +5,15 @@ closed, with no task waiting on ``receive``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from modelyard.server.http import EventStream
 from modelyard.server.protocol import GracefulHttpToolsProtocol, Leaving, leaving
-from tests.waiting import eventually
+from tests.unit.server.serving import served
 
 
 class _App:
@@ -45,37 +42,10 @@ class _App:
             self.closed.set()
 
 
-@contextlib.asynccontextmanager
-async def _served(app: Any) -> AsyncIterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=GracefulHttpToolsProtocol,
-        lifespan="off",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return server.started
-
-    try:
-        await eventually(started, "uvicorn listening")
-        yield port
-    finally:
-        server.should_exit = True
-        await serving
-
-
 @pytest.mark.integration
 async def test_a_client_leaving_mid_stream_closes_the_frames_without_a_receive() -> None:
     app = _App()
-    async with _served(app) as port:
+    async with served(app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         await writer.drain()

@@ -49,16 +49,24 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.aclose()
 
 
+async def _serving_m2_with_m1_rolled_back_to(store: Store, path: Path) -> Root:
+    """A root serving version 2 (model m2) of ``chat``, whose rollback to version 1 (m1) the
+    store has just recorded (the root has not re-read it yet)."""
+    _write(path, "m1")
+    await sync_versions(store, load_settings(path))
+    _write(path, "m2")
+    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), store, None)
+    assert await state.reload(path)
+    assert _served(state) == "m2"
+    await rollback(store, load_settings(path), "chat", 1)
+    return state
+
+
 async def test_reload_serves_a_rollback_until_the_config_changes(
     sqlite_store: Store, tmp_path: Path
 ):
     path = tmp_path / "modelyard.yaml"
-    _write(path, "m1")
-    await sync_versions(sqlite_store, load_settings(path))
-    _write(path, "m2")
-    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), sqlite_store, None)
-    assert await state.reload(path)
-    await rollback(sqlite_store, load_settings(path), "chat", 1)
+    state = await _serving_m2_with_m1_rolled_back_to(sqlite_store, path)
     assert await state.reload(path)
     assert _served(state) == "m1"
     _write(path, "m3")
@@ -147,12 +155,7 @@ async def test_following_a_rollback_builds_the_gateway_off_the_loop(
     """A replica that hears of another's rollback builds the gateway it then serves in a
     thread, as a reload does: the loop goes on serving meanwhile."""
     path = tmp_path / "modelyard.yaml"
-    _write(path, "m1")
-    await sync_versions(sqlite_store, load_settings(path))
-    _write(path, "m2")
-    state = Root(Gateway(load_settings(path), None), MemoryLimiter(), sqlite_store, None)
-    assert await state.reload(path)
-    await rollback(sqlite_store, load_settings(path), "chat", 1)
+    state = await _serving_m2_with_m1_rolled_back_to(sqlite_store, path)
     built_in: list[int] = []
 
     def building(*args: Any, **kwargs: Any) -> Gateway:
