@@ -50,13 +50,8 @@ def _gateway(targets: int) -> Gateway:
     return Gateway(settings_from_data(settings), None)
 
 
-@pytest.mark.parametrize("targets", [1, 3])
-async def test_the_messages_are_read_once_whatever_the_targets(targets: int) -> None:
-    gateway = _gateway(targets)
-    messages = _Walked(
-        [Message("user", (TextPart("x" * 70_000),)), Message("user", (TextPart("y"),))]
-    )
-    request = ChatRequest("chat", messages)
+async def _refused(gateway: Gateway, request: ChatRequest) -> UnsupportedCapability:
+    """The refusal of ``request`` by deployment ``chat`` (the gateway closed after)."""
     try:
         with pytest.raises(UnsupportedCapability) as refused:
             await ChatService(gateway).complete(
@@ -64,12 +59,23 @@ async def test_the_messages_are_read_once_whatever_the_targets(targets: int) -> 
             )
     finally:
         await gateway.aclose()
+    return refused.value
+
+
+@pytest.mark.parametrize("targets", [1, 3])
+async def test_the_messages_are_read_once_whatever_the_targets(targets: int) -> None:
+    gateway = _gateway(targets)
+    messages = _Walked(
+        [Message("user", (TextPart("x" * 70_000),)), Message("user", (TextPart("y"),))]
+    )
+    request = ChatRequest("chat", messages)
+    refused = await _refused(gateway, request)
     # Before, every target walked them for images, for PDFs and for the prompt's size.
     assert messages.passes == 1
-    assert refused.value.message == (
+    assert refused.message == (
         "model 'chat' does not support a prompt of about 17500 tokens (context 16385)"
     )
-    assert refused.value.param == "messages"
+    assert refused.param == "messages"
 
 
 @pytest.mark.parametrize(
@@ -82,14 +88,8 @@ async def test_the_messages_are_read_once_whatever_the_targets(targets: int) -> 
 async def test_the_first_thing_a_target_cannot_do_is_named(part: Any, capability: str) -> None:
     gateway = _gateway(2)
     request = ChatRequest("chat", [Message("user", (TextPart("look"), part))])
-    try:
-        with pytest.raises(UnsupportedCapability) as refused:
-            await ChatService(gateway).complete(
-                gateway.table.resolve("chat"), request, CallContext("r1")
-            )
-    finally:
-        await gateway.aclose()
-    assert refused.value.message == f"model 'chat' does not support {capability}"
+    refused = await _refused(gateway, request)
+    assert refused.message == f"model 'chat' does not support {capability}"
 
 
 @pytest.mark.parametrize(
