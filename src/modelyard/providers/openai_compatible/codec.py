@@ -68,6 +68,9 @@ _MESSAGE_MODELLED = frozenset(
 # ``refusal`` ``null``): one that has no others holds nothing more than text to read.
 _PLAIN_CHOICE = frozenset(("index", "message", "logprobs", "finish_reason"))
 _PLAIN_MESSAGE = frozenset(("role", "content", "refusal"))
+# A chunk's choice with more keys than its plain ones (index, delta, logprobs, finish_reason)
+# carries a vendor's own field.
+_PLAIN_CHUNK_CHOICE_KEYS = 4
 # A usage with nothing more than these needs no ``Native``.
 _USAGE_MODELLED = frozenset(("prompt_tokens", "completion_tokens", "total_tokens"))
 
@@ -306,6 +309,8 @@ def _choice(raw: dict[str, Any]) -> Choice:
     raw_calls = msg.get("tool_calls")
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
     refusal = msg.get("refusal")
+    if not isinstance(refusal, str):
+        refusal = None
     return Choice(
         index=int(raw.get("index", 0)),
         message=Message(
@@ -313,10 +318,10 @@ def _choice(raw: dict[str, Any]) -> Choice:
             content=(TextPart(text),) if text is not None else (),
             tool_calls=tuple(map(_call, raw_calls)) if raw_calls else (),
             reasoning=reasoning if isinstance(reasoning, str) else None,
-            refusal=refusal if isinstance(refusal, str) else None,
+            refusal=refusal,
         ),
         finish_reason=_FINISH.get(raw.get("finish_reason") or ""),
-        native=_choice_native(raw, msg, text, refusal if isinstance(refusal, str) else None),
+        native=_choice_native(raw, msg, text, refusal),
     )
 
 
@@ -353,7 +358,7 @@ def parse_chunk(data: Any, preset: Preset | None = None) -> list[StreamEvent]:
             # Most chunks: a piece of text, nothing else. (A vendor's own field beside it on
             # the choice is not looked for: a check per token for something so rare.)
             events.append(TextDelta(text, index))
-        elif delta or choice.get("logprobs") is not None or len(choice) > 4:
+        elif delta or choice.get("logprobs") is not None or len(choice) > _PLAIN_CHUNK_CHOICE_KEYS:
             _delta_events(events, choice, delta, text, index)
         finish = choice.get("finish_reason")
         if finish:
@@ -381,7 +386,7 @@ def _delta_events(
     if not (refusal and isinstance(refusal, str)):
         refusal = None
     native = None
-    if own or choice.get("logprobs") is not None or len(choice) > 4:
+    if own or choice.get("logprobs") is not None or len(choice) > _PLAIN_CHUNK_CHOICE_KEYS:
         # Its log probabilities describe the delta's text, or its refusal's tokens.
         native = _native_delta(
             choice, own, text if isinstance(text, str) and text else None, refusal
