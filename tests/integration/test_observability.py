@@ -41,6 +41,10 @@ def _config(fake: FakeOpenAI, collector: str) -> dict[str, Any]:
                 ]
             },
         },
+        # Every failover call must try the failing target first: a worker that took five or
+        # more of them in a row would otherwise open its breaker and skip it (a loaded machine
+        # can hand one worker all six).
+        "routing": {"breaker": {"failures": REQUESTS}},
         "observability": {
             "metrics": {"enabled": True, "token": SCRAPE_TOKEN},
             "tracing": {"enabled": True, "exporter": "otlp_http", "endpoint": collector},
@@ -101,7 +105,8 @@ def test_two_workers_one_scrape_traces_and_clean_json_logs(
             )
             scrapes = [httpx.get(f"{server.url}/metrics", timeout=30) for _ in range(6)]
             workers = {p.name.split("_")[-1] for p in (tmp_path / "data/prometheus").glob("*.db")}
-        spans = receiver.wait_for_spans(2 * (REQUESTS + 1))
+        # A server and an attempt span per call, and one more per failover's failed attempt.
+        spans = receiver.wait_for_spans(2 * (REQUESTS + 1) + len(range(0, REQUESTS, 4)))
     for scrape in scrapes:  # whichever worker answered, it counted both
         assert scrape.status_code == 200
         assert _chat_count(scrape.text) == REQUESTS + 1
