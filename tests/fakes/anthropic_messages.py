@@ -8,6 +8,8 @@ How an answer is chosen (first rule that applies):
   for ``{"type": "tool"}``, only the first with ``disable_parallel_tool_use``), inputs sampled
   from the input schema (a string property ``city`` is ``"Paris"``, other strings ``"x"``,
   numbers 1, booleans true).
+* The last user turn's text contains ``"please refuse"``: ``REFUSAL`` as the text, with
+  ``stop_reason: "refusal"`` (how Claude's streaming classifier declines).
 * Otherwise ``"echo: " + <text of the last user turn>``; with ``output_config.format`` a sample
   of its JSON schema instead.
 
@@ -56,6 +58,10 @@ class Block:
         return {"type": "text", "text": self.text}
 
 
+REFUSAL = "I can't help with that."
+_REFUSE_TRIGGER = "please refuse"
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     id: str
@@ -77,6 +83,9 @@ def build_answer(body: Mapping[str, Any], ids: AnthropicIds, cache: set[str]) ->
     if calls:
         blocks.extend(calls)
         stop_reason = "tool_use"
+    elif _REFUSE_TRIGGER in _last_user_text(body):
+        stop_reason = "refusal"
+        blocks.append(Block("text", REFUSAL))
     else:
         text, stop_reason, stop_sequence = _limit(_reply_text(body), body)
         blocks.append(Block("text", text))

@@ -17,6 +17,8 @@ MAX_KEPT = 200  # comparisons kept per process (the oldest dropped first)
 class Column:
     deployment: str
     text: str = ""
+    refusal: str = ""  # the model's refusal, apart from its text (``core.chat.Message.refusal``)
+    finish: str | None = None  # the first choice's finish reason
     started: bool = False
     done: bool = False
     error: str | None = None

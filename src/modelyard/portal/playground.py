@@ -1,6 +1,9 @@
 """The playground: one prompt (system, user, optional JSON schema, temperature, max tokens) sent
 to two to four deployments at once, each answer streamed into its own column over SSE (HTMX's
-SSE extension), with latency, time to first token, tokens and cost. A comparison is kept (in
+SSE extension), with latency, time to first token, tokens and cost. A refusal (the model
+declining, ``RefusalDelta``) streams into a labelled block of its own, apart from the answer; an
+answer the upstream stopped for its content (finish reason ``content_filter``: how an
+Anthropic-dialect refusal arrives) is labelled so under it. A comparison is kept (in
 this process, for the signed-in user) and can be downloaded as an evaluation dataset item.
 
 Each call goes through the request pipeline as the signed-in key (``Caller``): it is admitted,
@@ -21,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from modelyard.core.chat import ChatRequest, Message, ResponseFormat, TextPart
 from modelyard.core.errors import InvalidRequest, ModelyardError, NotFound
-from modelyard.core.events import TextDelta, UsageReport
+from modelyard.core.events import Finished, RefusalDelta, TextDelta, UsageReport
 from modelyard.evals.datasets import parse_case
 from modelyard.portal.comparisons import Column, SideBySide
 from modelyard.portal.web import Ctx, page
@@ -29,6 +32,8 @@ from modelyard.services.pipeline import Caller
 
 MAX_PROMPT = 32_000
 MAX_ANSWER = 64_000  # characters of an answer kept for the page and the dataset item
+# The label the first piece of a refusal carries into its block (escaped pieces follow it).
+REFUSED = '<strong class="label">Refused: </strong>'
 
 
 def _visible(ctx: Ctx) -> list[str]:
@@ -137,10 +142,18 @@ async def stream(ctx: Ctx) -> Response:
     async def frames() -> AsyncIterator[bytes]:
         if not column.started:
             column.started = True
-            async for chunk in _call(ctx, comparison, column, index):
-                yield _frame("delta", escape(chunk))
-        elif column.text:  # a browser reconnecting: what was answered, once
-            yield _frame("delta", escape(column.text))
+            refused = False
+            async for kind, chunk in _call(ctx, comparison, column, index):
+                if kind == "refusal" and not refused:
+                    refused = True
+                    yield _frame(kind, REFUSED + escape(chunk))
+                else:
+                    yield _frame(kind, escape(chunk))
+        else:  # a browser reconnecting: what was answered, once
+            if column.text:
+                yield _frame("delta", escape(column.text))
+            if column.refusal:
+                yield _frame("refusal", REFUSED + escape(column.refusal))
         stats = ctx.portal.env.get_template("_stats.html").render(col=column)
         yield _frame("stats", stats)
         yield _frame("done", "")
@@ -149,8 +162,11 @@ async def stream(ctx: Ctx) -> Response:
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
 
 
-async def _call(ctx: Ctx, c: SideBySide, column: Column, index: int) -> AsyncIterator[str]:
-    """The column's answer, chunk by chunk; its figures recorded on ``column``."""
+async def _call(
+    ctx: Ctx, c: SideBySide, column: Column, index: int
+) -> AsyncIterator[tuple[str, str]]:
+    """The column's answer, chunk by chunk, each as its frame's name (``delta`` for the text,
+    ``refusal`` for a refusal's) and its text; its figures recorded on ``column``."""
     caller = Caller(ctx.user.principal, f"portal-{c.id}-{index}", "/portal/playground")
     pipeline, gateway = ctx.root.current.pipeline, ctx.root.current.gateway
     started = time.monotonic()
@@ -159,14 +175,14 @@ async def _call(ctx: Ctx, c: SideBySide, column: Column, index: int) -> AsyncIte
         try:
             column.served = f"{answer.served.provider}/{answer.served.model}"
             async for event in answer.events:
-                if isinstance(event, TextDelta) and event.text:
+                if isinstance(event, TextDelta | RefusalDelta) and event.text:
                     if column.ttft_ms is None:
                         column.ttft_ms = (time.monotonic() - started) * 1000
-                    if len(column.text) < MAX_ANSWER:
-                        column.text += event.text
-                    yield event.text
+                    yield _kept(column, event)
                 elif isinstance(event, UsageReport):
                     column.usage = event.usage
+                elif isinstance(event, Finished) and event.index == 0:
+                    column.finish = event.reason
         finally:
             await answer.events.aclose()
         column.cost_micros = gateway.cost_of(
@@ -177,6 +193,17 @@ async def _call(ctx: Ctx, c: SideBySide, column: Column, index: int) -> AsyncIte
     finally:
         column.latency_ms = (time.monotonic() - started) * 1000
         column.done = True
+
+
+def _kept(column: Column, event: TextDelta | RefusalDelta) -> tuple[str, str]:
+    """``event``'s piece noted on ``column`` (up to ``MAX_ANSWER``), as ``_call`` yields it."""
+    if isinstance(event, RefusalDelta):
+        if len(column.refusal) < MAX_ANSWER:
+            column.refusal += event.text
+        return "refusal", event.text
+    if len(column.text) < MAX_ANSWER:
+        column.text += event.text
+    return "delta", event.text
 
 
 @page
@@ -191,6 +218,11 @@ async def dataset_item(ctx: Ctx) -> Response:
         item["system"] = c.system
     if c.schema is not None:
         item.update(grader="json_schema", schema=c.schema)
+    elif c.columns[index].refusal and not c.columns[index].text:
+        raise InvalidRequest(
+            f"column {index}: the model refused; a refusal is no reference answer "
+            "(choose a column that answered)"
+        )
     else:
         item.update(grader="similarity", reference=c.columns[index].text)
     for name in ("max_tokens", "temperature"):

@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from modelyard.config.schema import BreakerConfig, RoutingConfig
 from modelyard.portal.session import COOKIE
 from modelyard.server.app import create_app
+from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.migrated import MigratedSqlite
 from tests.unit.admin.conftest import admin_settings
@@ -205,3 +206,21 @@ def test_recent_calls_are_counted_over_the_configured_breaker_window(
         page = client.get("/portal/deployments/chat")
     assert page.status_code == 200
     assert "2 calls in 90 s, 0 % errors" in page.text
+
+
+def test_a_playground_refusal_streams_as_refusal_frames_and_is_no_eval_reference(admin: Admin):
+    client = admin.client
+    csrf = sign_in(client, ADMIN_KEY)
+    form = {"csrf": csrf, "user": "please refuse", "deployment": ["chat", "other"]}
+    page = client.post("/portal/playground", data=form)
+    cid = page.text.split('sse-connect="/portal/playground/')[1].split("/")[0]
+    streamed = client.get(f"/portal/playground/{cid}/0/stream").text
+    events = [b.split("\n") for b in streamed.split("\n\n") if b.startswith("event:")]
+    assert [e[0] for e in events if e[0] != "event: refusal"] == ["event: stats", "event: done"]
+    pieces = [line.removeprefix("data: ") for e in events[:-2] for line in e[1:]]
+    assert pieces[0].startswith('<strong class="label">Refused: </strong>')
+    assert html.unescape("".join(pieces)).endswith(REFUSAL)
+    again = client.get(f"/portal/playground/{cid}/0/stream").text  # a reconnect: replayed
+    assert again.count("event: refusal") == 1 and html.escape(REFUSAL) in again
+    item = client.get(f"/portal/playground/{cid}/0/item")
+    assert item.status_code == 400 and "refused" in item.text
