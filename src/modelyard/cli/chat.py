@@ -1,4 +1,12 @@
-"""``modelyard chat``: one prompt or an interactive chat, streamed to the terminal."""
+"""``modelyard chat``: one prompt or an interactive chat, streamed to the terminal.
+
+A refusal (the model declining: OpenAI's ``refusal``, ``core.events.RefusalDelta``) is written
+to stdout like an answer, on a line of its own that starts ``[refused] ``: it is the model's
+reply to the prompt, so it stays in the transcript in its place, and the tag keeps a script
+that reads stdout from taking it for an answer. An answer the upstream stopped for its content
+(finish reason ``content_filter``, how a refusal explained as text arrives) is followed by a
+note on stderr, which says something about the answer rather than being part of it.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,51 @@ from modelyard.cli.client import auth_headers
 from modelyard.config import ConfigError, config_path_from_env, load_settings
 from modelyard.core.chat import ChatRequest, Message, TextPart
 from modelyard.core.errors import ModelyardError
-from modelyard.core.events import TextDelta
+from modelyard.core.events import Finished, RefusalDelta, TextDelta
 from modelyard.providers.sse import SSEDecoder
+
+REFUSED = "[refused] "
+STOPPED = "[stopped: the upstream's content filter ended this answer, or the model refused]"
+# What ``stream`` yields: ("text" | "refusal", a piece), or ("finish", the reason).
+Piece = tuple[str, str]
+
+
+class Reply:
+    """One answer as the terminal gets it (see the module docstring), and as the history
+    keeps it."""
+
+    __slots__ = ("refusal", "stopped", "text")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.stopped: str | None = None
+
+    def write(self, kind: str, piece: str) -> None:
+        if kind == "finish":
+            self.stopped = piece
+            return
+        if kind == "refusal":
+            if not self.refusal:
+                sys.stdout.write("\n" + REFUSED if self.text else REFUSED)
+            self.refusal.append(piece)
+        else:
+            self.text.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    def end(self) -> None:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        if self.stopped == "content_filter":
+            print(STOPPED, file=sys.stderr)
+
+    def turn(self) -> dict[str, Any]:
+        """The assistant's turn to send back: a refusal as ``refusal``, as OpenAI's API has it."""
+        text = "".join(self.text)
+        if not self.refusal:
+            return {"role": "assistant", "content": text}
+        return {"role": "assistant", "content": text or None, "refusal": "".join(self.refusal)}
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -25,7 +76,7 @@ def run_chat(args: argparse.Namespace) -> int:
         from modelyard.cli.chat_responses import run_responses_chat
 
         return run_responses_chat(args)
-    history: list[dict[str, str]] = []
+    history: list[dict[str, Any]] = []
     if args.system:
         history.append({"role": "system", "content": args.system})
     try:
@@ -37,7 +88,7 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 async def _turns(
-    args: argparse.Namespace, history: list[dict[str, str]], prompts: list[str] | None
+    args: argparse.Namespace, history: list[dict[str, Any]], prompts: list[str] | None
 ) -> int:
     async with _Backend.open(args) as backend:
         while True:
@@ -45,17 +96,15 @@ async def _turns(
             if prompt is None:
                 return 0
             history.append({"role": "user", "content": prompt})
-            reply: list[str] = []
+            reply = Reply()
             try:
-                async for piece in backend.stream(history):
-                    reply.append(piece)
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
+                async for kind, piece in backend.stream(history):
+                    reply.write(kind, piece)
             except (ModelyardError, aiohttp.ClientError, OSError) as exc:
                 print(f"\nerror: {exc}", file=sys.stderr)
                 return 1
-            sys.stdout.write("\n")
-            history.append({"role": "assistant", "content": "".join(reply)})
+            reply.end()
+            history.append(reply.turn())
 
 
 def _ask() -> str | None:
@@ -78,7 +127,7 @@ class _Backend:
     def open(cls, args: argparse.Namespace) -> _BackendContext:
         return _BackendContext(cls(args))
 
-    def _body(self, history: list[dict[str, str]]) -> dict[str, Any]:
+    def _body(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.args.model, "messages": history, "stream": True}
         if self.args.max_tokens is not None:
             body["max_tokens"] = self.args.max_tokens
@@ -86,7 +135,7 @@ class _Backend:
             body["temperature"] = self.args.temperature
         return body
 
-    async def stream(self, history: list[dict[str, str]]) -> AsyncIterator[str]:
+    async def stream(self, history: list[dict[str, Any]]) -> AsyncIterator[Piece]:
         if self._inproc is not None:
             async for piece in self._inproc.stream(self._body(history)):
                 yield piece
@@ -103,19 +152,29 @@ class _Backend:
             decoder = SSEDecoder()
             async for chunk in resp.content.iter_any():
                 for event in decoder.feed(chunk):
-                    text = _text_of(event.data)
-                    if text:
-                        yield text
+                    for piece in _pieces_of(event.data):
+                        yield piece
 
 
-def _text_of(data: str) -> str | None:
+def _pieces_of(data: str) -> list[Piece]:
+    """A chunk's text, refusal and finish reason (the first choice's), as ``stream`` yields."""
     if data == "[DONE]":
-        return None
+        return []
     parsed = orjson.loads(data)
     if "error" in parsed:
         raise ModelyardError(str(parsed["error"].get("message")))
     choices = parsed.get("choices") or []
-    return choices[0].get("delta", {}).get("content") if choices else None
+    if not choices:
+        return []
+    delta = choices[0].get("delta") or {}
+    pieces: list[Piece] = []
+    if delta.get("content"):
+        pieces.append(("text", str(delta["content"])))
+    if delta.get("refusal"):
+        pieces.append(("refusal", str(delta["refusal"])))
+    if choices[0].get("finish_reason"):
+        pieces.append(("finish", str(choices[0]["finish_reason"])))
+    return pieces
 
 
 class _InProcess:
@@ -129,11 +188,16 @@ class _InProcess:
         self.gateway = Gateway(settings, self.runtime.base_url if self.runtime else None)
         self.pipeline = standalone_pipeline(self.gateway)
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Piece]:
         request = ChatRequest(
             model=body["model"],
             messages=[
-                Message(role=m["role"], content=(TextPart(m["content"]),)) for m in body["messages"]
+                Message(
+                    role=m["role"],
+                    content=(TextPart(m["content"]),) if m["content"] else (),
+                    refusal=m.get("refusal"),
+                )
+                for m in body["messages"]
             ],
             stream=True,
             max_tokens=body.get("max_tokens"),
@@ -146,7 +210,11 @@ class _InProcess:
         opened = await self.pipeline.stream(caller, request)
         async for event in opened.events:
             if isinstance(event, TextDelta):
-                yield event.text
+                yield "text", event.text
+            elif isinstance(event, RefusalDelta):
+                yield "refusal", event.text
+            elif isinstance(event, Finished) and event.index == 0:
+                yield "finish", event.reason
 
     async def close(self) -> None:
         await self.gateway.aclose()

@@ -3,7 +3,8 @@
 Each turn is ``POST /v1/responses`` (streamed) with the previous turn's id as
 ``previous_response_id``, so the server keeps the conversation and only the new prompt is sent.
 The last response id is printed on stderr; ``--previous ID`` continues that conversation in a
-later invocation.
+later invocation. A refusal (the message's ``refusal`` part, streamed as
+``response.refusal.delta``) is written as ``modelyard chat`` writes one (``cli.chat.Reply``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import aiohttp
 import orjson
 
 from modelyard.cli import flags
+from modelyard.cli.chat import Piece, Reply
 from modelyard.cli.client import auth_headers
 from modelyard.core.errors import ModelyardError
 
@@ -40,15 +42,14 @@ async def _turns(args: argparse.Namespace) -> int:
             prompt = prompts.pop(0) if prompts else (None if prompts is not None else _ask())
             if prompt is None:
                 return 0
-            turn = _Turn()
+            turn, reply = _Turn(), Reply()
             try:
-                async for piece in turn.stream(session, args, _body(args, prompt, previous)):
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
+                async for kind, piece in turn.stream(session, args, _body(args, prompt, previous)):
+                    reply.write(kind, piece)
             except (ModelyardError, aiohttp.ClientError, OSError) as exc:
                 print(f"\nerror: {exc}", file=sys.stderr)
                 return 1
-            sys.stdout.write("\n")
+            reply.end()
             previous = turn.response_id
             print(f"response: {previous}", file=sys.stderr)
 
@@ -75,14 +76,15 @@ def _body(args: argparse.Namespace, prompt: str, previous: str | None) -> dict[s
 
 
 class _Turn:
-    """One streamed response: yields its text; ``response_id`` once it has ended."""
+    """One streamed response: yields its text and refusal (``cli.chat.Piece``); ``response_id``
+    once it has ended."""
 
     def __init__(self) -> None:
         self.response_id: str | None = None
 
     async def stream(
         self, session: aiohttp.ClientSession, args: argparse.Namespace, body: dict[str, Any]
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[Piece]:
         url = f"{args.url.rstrip('/')}/v1/responses"
         headers = {"content-type": "application/json", **auth_headers(args.api_key)}
         async with session.post(url, data=orjson.dumps(body), headers=headers) as resp:
@@ -95,16 +97,20 @@ class _Turn:
             async for chunk in resp.content.iter_any():
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
-                    text = self._event(orjson.loads(line[5:])) if line[:5] == b"data:" else None
-                    if text:
-                        yield text
+                    piece = self._event(orjson.loads(line[5:])) if line[:5] == b"data:" else None
+                    if piece is not None and piece[1]:
+                        yield piece
 
-    def _event(self, event: dict[str, Any]) -> str | None:
+    def _event(self, event: dict[str, Any]) -> Piece | None:
         kind = event.get("type")
         if kind == "response.output_text.delta":
-            return str(event.get("delta") or "")
+            return "text", str(event.get("delta") or "")
+        if kind == "response.refusal.delta":
+            return "refusal", str(event.get("delta") or "")
         if kind in ("response.completed", "response.incomplete"):
             self.response_id = event["response"]["id"]
+            details = event["response"].get("incomplete_details") or {}
+            return ("finish", str(details["reason"])) if details.get("reason") else None
         elif kind == "response.failed":
             error = event["response"].get("error") or {}
             raise ModelyardError(f"the response failed: {error.get('message')}")
