@@ -3,9 +3,10 @@
 A refusal (the model declining: OpenAI's ``refusal``, ``core.events.RefusalDelta``) is written
 to stdout like an answer, on a line of its own that starts ``[refused] ``: it is the model's
 reply to the prompt, so it stays in the transcript in its place, and the tag keeps a script
-that reads stdout from taking it for an answer. An answer the upstream stopped for its content
-(finish reason ``content_filter``, how a refusal explained as text arrives) is followed by a
-note on stderr, which says something about the answer rather than being part of it.
+that reads stdout from taking it for an answer. An answer stopped for its content (finish reason
+``content_filter``: an upstream's filter or a guardrail, or a refusal that a dialect without
+one explained as text) is followed by a note on stderr, which says something about the answer
+rather than being part of it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from modelyard.core.events import Finished, RefusalDelta, TextDelta
 from modelyard.providers.sse import SSEDecoder
 
 REFUSED = "[refused] "
-STOPPED = "[stopped: the upstream's content filter ended this answer, or the model refused]"
+STOPPED = "[stopped for its content: by a content filter or guardrail, or the model refused]"
 # What ``stream`` yields: ("text" | "refusal", a piece), or ("finish", the reason).
 Piece = tuple[str, str]
 

@@ -2,8 +2,8 @@
 to two to four deployments at once, each answer streamed into its own column over SSE (HTMX's
 SSE extension), with latency, time to first token, tokens and cost. A refusal (the model
 declining, ``RefusalDelta``) streams into a labelled block of its own, apart from the answer; an
-answer the upstream stopped for its content (finish reason ``content_filter``: how a refusal
-arrives from a dialect that explains it as text) is labelled so under it. A comparison is kept (in
+answer stopped for its content (finish reason ``content_filter``: a filter or guardrail, or a
+refusal from a dialect that explains it as text) is labelled so under it. A comparison is kept (in
 this process, for the signed-in user) and can be downloaded as an evaluation dataset item.
 
 Each call goes through the request pipeline as the signed-in key (``Caller``): it is admitted,
