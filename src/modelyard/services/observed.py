@@ -239,8 +239,9 @@ class CallWatch(Tap):
         self.ok_seconds = perf_counter() - self.attempt_at
         if result is not None:  # finish reasons and timings of whole answers are the spans'
             self.usage = result.usage
-            if _refused(result):
-                self.refused = True
+            for choice in result.choices:  # a plain loop: no generator per answer
+                if choice.message.refusal is not None:
+                    self.refused = True
 
     def attempt_failed(self, chosen: Resolved, kind: str, started: float) -> None:
         if self.failures is None:
@@ -280,8 +281,9 @@ class CallWatch(Tap):
         self.first_at = self.last_at = perf_counter()
         self.usage = result.usage
         self.reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
-        if _refused(result):
-            self.refused = True
+        for choice in result.choices:
+            if choice.message.refusal is not None:
+                self.refused = True
 
     def result(self, result: ChatResult) -> ChatResult:
         return result  # seen already, by ``whole``
@@ -426,11 +428,6 @@ _UNSERVED: Final = (NONE, NONE, NONE)
 # server span (the GenAI conventions have no attribute for it; its finish reason stays the
 # upstream's: ``stop`` for an OpenAI refusal, ``content_filter`` for Anthropic's).
 REFUSED: Final = "modelyard.response.refused"
-
-
-def _refused(result: ChatResult) -> bool:
-    """Whether a choice of a whole answer is a refusal."""
-    return any(choice.message.refusal is not None for choice in result.choices)
 
 
 def _guard_metrics(metrics: Metrics, guarded: object) -> None:
