@@ -28,8 +28,9 @@ Custom graders are callables ``(case, output) -> float | Grade`` (or a coroutine
 registered under the entry-point group ``modelyard.graders``; the entry point's name is the
 grader name. A float passes at the case's ``threshold`` option (0.5 by default).
 
-A refusal (the model declined: OpenAI's ``refusal``, Anthropic's ``stop_reason: "refusal"``)
-is not an answer, and is decided before any grader runs, by the case's ``on_refusal`` option:
+A refusal (the model declined: ``Message.refusal``, which an OpenAI client reads as
+``refusal``) is not an answer, and is decided before any grader runs, by the case's
+``on_refusal`` option:
 
 =========== ========================================================================
 ``fail``    (default) score 0, failed, the reason says it refused; no grader, judge or

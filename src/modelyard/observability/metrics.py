@@ -313,8 +313,7 @@ class Metrics:
         )
         self.model_refusals = Counter(
             "modelyard_model_refusals",
-            "Answers in which the model declined (a refusal: OpenAI's refusal, Anthropic's "
-            "stop_reason refusal), by the target that answered",
+            "Answers in which the model declined (a refusal), by the target that answered",
             served,
             registry=reg,
         )

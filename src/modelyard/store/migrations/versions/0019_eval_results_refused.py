@@ -1,8 +1,8 @@
 """eval_results: add refused, whether the model declined the case.
 
-A refusal (OpenAI's ``refusal``, Anthropic's ``stop_reason: "refusal"``) is recorded as the
-result's ``output`` with this mark, so a run's rows, its report and the portal tell a refusal
-from an empty or wrong answer. NOT NULL with a server default of false: the results already
+A refusal (the model declined: the answer's ``refusal``) is recorded as the result's ``output``
+with this mark, so a run's rows, its report and the portal tell a refusal from an empty or
+wrong answer. NOT NULL with a server default of false: the results already
 stored were graded as answers (a refusal then read as an empty one), and no result written by
 an older gateway can know. No index (no query filters by it).
 
