@@ -350,7 +350,9 @@ class CallWatch(Tap):
         obs = self.obs
         if obs.metrics is not None:
             obs.metrics.model_refusals_of(served.deployment, served.provider, served.model).inc()
-        if obs.tracing is not None:  # the request's server span (current: the front's)
+        # The request's server span (current: the front's), when this call is the request's
+        # own: an unmetered call (a shadow candidate, a judge) has the request's context too.
+        if obs.tracing is not None and run.caller.metered:
             trace.get_current_span().set_attribute(REFUSED, True)
         events.info(
             "request %s: deployment %s answered by %s/%s with a refusal",

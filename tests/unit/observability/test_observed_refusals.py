@@ -17,6 +17,7 @@ from modelyard.core.events import RefusalDelta
 from modelyard.observability.tracing import TracingSettings, redactor
 from modelyard.services.gateway import Gateway
 from modelyard.services.observed import REFUSED
+from modelyard.services.pipeline import Caller
 from tests.fakes.openai_chat import REFUSAL
 from tests.unit.observability.harness import Observed, _request
 
@@ -27,15 +28,18 @@ def _refuse(stream: bool) -> ChatRequest:
     return ChatRequest("chat", [Message("user", (TextPart("please refuse this"),))], stream=stream)
 
 
-async def _call(observed: Observed, request: ChatRequest, rid: str) -> str:
+async def _call(
+    observed: Observed, request: ChatRequest, rid: str, caller: Caller | None = None
+) -> str:
     """The call under a server span; what the model refused with."""
+    caller = caller or observed.caller(rid)
     server = observed.tracing.tracer.start_span("POST /v1/chat/completions", kind=SpanKind.SERVER)
     with trace.use_span(server, end_on_exit=True):
         if request.stream:
-            streaming = await observed.pipeline.stream(observed.caller(rid), request)
+            streaming = await observed.pipeline.stream(caller, request)
             events = [e async for e in streaming.events]
             return "".join(e.text for e in events if isinstance(e, RefusalDelta))
-        done = await observed.pipeline.complete(observed.caller(rid), request)
+        done = await observed.pipeline.complete(caller, request)
         return done.result.choices[0].message.refusal or ""
 
 
@@ -68,6 +72,17 @@ async def test_an_answer_is_not_marked(gateway: Gateway, stream: bool) -> None:
     assert REFUSED not in dict(client.attributes or {})
     assert REFUSED not in dict(server.attributes or {})
     assert observed.value("modelyard_model_refusals_total", **SERVED) == 0
+
+
+async def test_an_unmetered_calls_refusal_leaves_the_requests_span_alone(gateway: Gateway) -> None:
+    """A shadow candidate or a judge runs in the request's context: its refusal is its own
+    attempt's, not the answer the client got."""
+    observed = Observed(gateway)
+    shadow = Caller(observed.principal, "s1-shadow", "shadow", "s1", metered=False)
+    assert await _call(observed, _refuse(False), "s1", shadow) == REFUSAL
+    client, server = observed.finished()
+    assert dict(client.attributes or {})[REFUSED] is True
+    assert REFUSED not in dict(server.attributes or {})
 
 
 async def test_a_refusal_only_stream_has_a_first_token(gateway: Gateway) -> None:
