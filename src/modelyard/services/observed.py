@@ -427,9 +427,8 @@ class TracedWatch(CallWatch):
 
 _UNSERVED: Final = (NONE, NONE, NONE)
 # A bounded mark of an answer the model declined, on its attempt's span and the request's
-# server span (the GenAI conventions have no attribute for it; its finish reason stays the
-# upstream's: ``stop`` for a structured-outputs refusal, ``content_filter`` where the vendor
-# ends a refused answer with its own refusal reason).
+# server span: the GenAI conventions have no attribute for it, and its finish reason stays
+# the upstream's (``stop`` for a structured-outputs refusal).
 REFUSED: Final = "modelyard.response.refused"
 
 
