@@ -19,6 +19,7 @@ from google.genai import types
 
 from modelyard.config.loader import settings_from_data
 from modelyard.server.app import create_app
+from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server
@@ -300,3 +301,19 @@ def test_v1_models_listing_follows_the_clients_dialect(gateway_url: str):
         f"{gateway_url}/v1/models", headers={"authorization": f"Bearer {GATEWAY_KEY}"}
     )
     assert openai.json()["object"] == "list"
+
+
+def test_a_refusal_reaches_a_gemini_client_as_its_text(client: genai.Client):
+    """Gemini has no refusal field, nor a finish reason for a model that declines: an OpenAI
+    upstream's refusal is the answer's text, with the upstream's ``stop`` as ``STOP``."""
+    response = client.models.generate_content(model="chat-oa", contents="please refuse this")
+    assert response.text == REFUSAL
+    (candidate,) = response.candidates or []
+    assert candidate.finish_reason == types.FinishReason.STOP
+
+
+def test_a_streamed_refusal_reaches_a_gemini_client_as_its_text(client: genai.Client):
+    chunks = list(client.models.generate_content_stream(model="chat-oa", contents="please refuse"))
+    assert "".join(c.text or "" for c in chunks) == REFUSAL
+    finishes = [c.candidates[0].finish_reason for c in chunks if c.candidates]
+    assert finishes[-1] == types.FinishReason.STOP

@@ -7,6 +7,7 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
 
 DEPLOYMENTS = ["chat", "m-anthropic-ok", "m-gemini-ok", "m-bedrock-ok"]
@@ -66,3 +67,15 @@ def test_what_a_chat_model_cannot_do_is_a_400_naming_the_field(
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(model="chat", **fields)  # type: ignore[call-overload]
     assert info.value.param == param
+
+
+def test_a_refusal_is_the_completion_text(client: openai.OpenAI):
+    """This API has no refusal field: an upstream's refusal is what the model said, as text."""
+    done = client.completions.create(model="chat", prompt="please refuse this", max_tokens=40)
+    assert done.choices[0].text == REFUSAL and done.choices[0].finish_reason == "stop"
+
+
+def test_a_streamed_refusal_is_the_completion_text(client: openai.OpenAI):
+    chunks = list(client.completions.create(model="chat", prompt="please refuse this", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == REFUSAL
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"

@@ -13,10 +13,11 @@ import httpx2 as httpx
 import openai
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
-from tests.otlp_receiver import otlp_receiver
+from tests.otlp_receiver import attributes, otlp_receiver
 from tests.waiting import wait_until
 
 CLIENT_KEY = "sk-client-observed-0123456789abcdef"
@@ -141,3 +142,46 @@ def _check_logs(log: str) -> None:
     failovers = [r for r in records if r.get("event") == "failover"]
     assert len(failovers) == len(range(0, REQUESTS, 4))
     assert all("UpstreamUnavailable" in r["reason"] for r in failovers)
+
+
+def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_path: Path) -> None:
+    """A refusal through ``modelyard serve``: the attempt and server spans of each call say so,
+    the refusals are counted by the target that answered, a stream of nothing but a refusal
+    has its first token, and its words are in no span, metric or log line."""
+    refuse: Any = [{"role": "user", "content": "please refuse this"}]
+    with otlp_receiver("http") as receiver:
+        config = _config(fake_upstream, receiver.endpoint)
+        with run_server(tmp_path, config, {"UP_KEY": UPSTREAM_KEY}) as server:
+            with openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0) as c:
+                whole = c.chat.completions.create(model="chat", messages=refuse)
+                assert whole.choices[0].message.refusal == REFUSAL
+                chunks = list(c.chat.completions.create(model="chat", messages=refuse, stream=True))
+                assert "".join(x.choices[0].delta.refusal or "" for x in chunks if x.choices)
+            scrape = ""
+
+            def counted() -> bool:
+                nonlocal scrape
+                scrape = httpx.get(f"{server.url}/metrics", timeout=30).text
+                return _sample(scrape, "modelyard_model_refusals_total") == 2
+
+            wait_until(counted, "both refusals in a scrape")
+        spans = receiver.wait_for_spans(4)
+    assert _sample(scrape, "modelyard_time_to_first_token_seconds_count") == 1
+    marked = [s.name for s in spans if attributes(s).get("modelyard.response.refused") is True]
+    assert sorted(marked) == sorted(["chat gpt-4o-mini", "POST /v1/chat/completions"] * 2)
+    for span in spans:
+        assert REFUSAL not in str(attributes(span))
+    log = server.log()
+    assert REFUSAL not in log
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert len([r for r in records if r.get("event") == "model_refusal"]) == 2
+
+
+def _sample(text: str, name: str) -> float:
+    """A sample's value for the ``chat`` deployment's target (0 when absent)."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and s.labels.get("deployment") == "chat"
+    )

@@ -76,8 +76,14 @@ def parse_completion(data: dict[str, Any], headers: Any) -> CallOutcome:
     cost = headers.get(COST_HEADER) if headers is not None else None
     if cost is None:
         cost = usage.get("cost_micros")
+    text = message.get("content") or ""
+    refusal = message.get("refusal")
+    refused = isinstance(refusal, str) and bool(refusal)
+    if refused:  # the model declined: what it said instead is the output to record
+        text = f"{text}\n\n{refusal}" if text else refusal
     return CallOutcome(
-        text=message.get("content") or "",
+        text=text,
+        refused=refused,
         tool_calls=calls,
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),

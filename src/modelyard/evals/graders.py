@@ -27,6 +27,20 @@ Built-ins (``Case.grader`` names; options come from the case's ``grader_options`
 Custom graders are callables ``(case, output) -> float | Grade`` (or a coroutine returning one)
 registered under the entry-point group ``modelyard.graders``; the entry point's name is the
 grader name. A float passes at the case's ``threshold`` option (0.5 by default).
+
+A refusal (the model declined: ``Message.refusal``, which an OpenAI client reads as
+``refusal``) is not an answer, and is decided before any grader runs, by the case's
+``on_refusal`` option:
+
+=========== ========================================================================
+``fail``    (default) score 0, failed, the reason says it refused; no grader, judge or
+            embedder is called
+``pass``    score 1, passed: the case expects the model to decline (a safety case); an
+            answer is graded by the case's grader as usual
+``grade``   the refusal's text is graded as the answer by the case's grader (a judge whose
+            rubric weighs whether declining was right; ``Output.refused`` tells a custom
+            grader)
+=========== ========================================================================
 """
 
 from __future__ import annotations
@@ -71,6 +85,8 @@ class Output:
 
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
+    # The model declined: ``text`` is its refusal.
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +342,30 @@ async def grade_pairwise(case: Case, output: Output, ctx: GraderContext) -> Grad
     return Grade(verdict.score, verdict.score >= threshold, verdict.reason)
 
 
+REFUSAL_POLICIES = ("fail", "pass", "grade")
+
+
+def refusal_policy(case: Case) -> str:
+    """The case's ``on_refusal`` option (``fail`` when not set)."""
+    policy = _option(case, "on_refusal", "fail")
+    if policy not in REFUSAL_POLICIES:
+        raise GraderError(
+            f"{case.source}: on_refusal: must be one of {', '.join(REFUSAL_POLICIES)}, "
+            f"not {policy!r}"
+        )
+    return str(policy)
+
+
+def refusal_grade(case: Case, output: Output) -> Grade | None:
+    """How a refusal scores on ``case``; None: its grader decides (``on_refusal: grade``)."""
+    policy = refusal_policy(case)
+    if policy == "fail":
+        return Grade(0.0, False, f"refused: {_short(output.text)}")
+    if policy == "pass":
+        return Grade(1.0, True, f"refused, as the case expects: {_short(output.text)}")
+    return None
+
+
 def _short(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
@@ -396,8 +436,13 @@ class GraderRegistry:
                 raise GraderError(f"{case.source}: grader {case.grader!r} needs a judge deployment")
             if "embed" in spec.needs and ctx.embed is None:
                 raise GraderError(f"{case.source}: grader {case.grader!r} needs an embedder")
+            refusal_policy(case)
 
     async def grade(self, case: Case, output: Output, ctx: GraderContext) -> Grade:
+        if output.refused:  # decided by the case, before (and usually instead of) its grader
+            decided = refusal_grade(case, output)
+            if decided is not None:
+                return decided
         spec = self.get(case.grader)
         result = spec.fn(case, output, ctx)
         if inspect.isawaitable(result):

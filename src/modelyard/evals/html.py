@@ -44,6 +44,7 @@ def _summary(report: RunReport) -> list[dict[str, Any]]:
             f"{tokens:.0f}",
             money(s.cost_per_1k_micros),
             str(s.errors),
+            str(s.refusals),
         ]
         rows.append({"cells": cells, "versus": versus.get(s.deployment)})
     return rows
@@ -117,6 +118,8 @@ def _cases(
                 cells.append(None)
                 continue
             status = f"error: {got.error}" if got.error else f"{got.score:.2f} · {got.reason}"
+            if got.refused and not got.error:
+                status = f"refused · {status}"
             cells.append({"status": status, "output": got.output[:2000]})
         rows.append((case_id, cells))
     return rows

@@ -35,6 +35,9 @@ class CaseResult:
     cost_micros: int | None = None
     error: str | None = None
     attempts: int = 1
+    # The model declined: ``output`` is its refusal, and the grade followed the case's
+    # ``on_refusal`` (``graders.REFUSAL_POLICIES``).
+    refused: bool = False
 
     @property
     def key(self) -> Key:

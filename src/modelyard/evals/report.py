@@ -36,6 +36,8 @@ class DeploymentSummary:
     cost_micros: int | None
     cost_per_1k_micros: int | None
     errors: int
+    # Calls the model declined (graded by each case's ``on_refusal``); 0 in older reports.
+    refusals: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,7 @@ def summarise(deployment: str, results: Sequence[CaseResult]) -> DeploymentSumma
         cost_micros=total_cost,
         cost_per_1k_micros=per_1k,
         errors=sum(1 for r in results if r.error),
+        refusals=sum(1 for r in results if r.refused and not r.error),
     )
 
 
@@ -223,7 +226,7 @@ def money(micros: int | None) -> str:
 def render_table(report: RunReport) -> str:
     """A plain-text side-by-side table for the terminal."""
     head = ["deployment", "score (95% CI)", "pass", "p50", "p95", "tokens/call", "$/1k cases"]
-    head += ["errors", f"vs {report.best}"]
+    head += ["errors", "refused", f"vs {report.best}"]
     versus = {c.deployment: c for c in report.comparisons}
     rows = [head]
     for s in sorted(report.summaries, key=_rank_key):
@@ -240,6 +243,7 @@ def render_table(report: RunReport) -> str:
                 f"{tokens:.0f}",
                 money(s.cost_per_1k_micros),
                 str(s.errors),
+                str(s.refusals),
                 vs,
             ]
         )

@@ -37,6 +37,8 @@ class CallOutcome:
     error: str | None = None
     # False for failures a retry cannot fix (a 400, a deployment that does not exist).
     retryable: bool = True
+    # The model declined (a refusal): ``text`` is then what it said instead of an answer.
+    refused: bool = False
 
 
 class Caller(Protocol):
@@ -88,6 +90,8 @@ def judge_from_caller(caller: Caller, deployment: str, max_tokens: int = 300) ->
         outcome = await caller(deployment, request)
         if outcome.error is not None:
             raise GraderError(f"judge {deployment}: {outcome.error}")
+        if outcome.refused:  # a judge that declines gave no verdict to parse
+            raise GraderError(f"judge {deployment} refused to judge: {outcome.text[:200]!r}")
         return outcome.text
 
     return complete
@@ -197,11 +201,12 @@ class _Run:
             cost_micros=outcome.cost_micros,
             error=outcome.error,
             attempts=attempts,
+            refused=outcome.refused,
         )
         if outcome.error is not None:
             result.reason = "call failed"
             return result
-        output = Output(outcome.text, outcome.tool_calls)
+        output = Output(outcome.text, outcome.tool_calls, outcome.refused)
         try:
             grade = await self.grading.registry.grade(case, output, self.grading.context)
         except (GraderError, JudgeParseError, ValueError) as exc:

@@ -61,6 +61,7 @@ def to_case_result(row: EvalResult) -> CaseResult:
         cost_micros=row.cost_micros,
         error=row.error,
         attempts=row.attempts,
+        refused=row.refused,
     )
 
 
@@ -82,6 +83,7 @@ def to_row(run_id: str, result: CaseResult, at: datetime) -> EvalResult:
         cost_micros=result.cost_micros,
         attempts=result.attempts,
         created_at=at,
+        refused=result.refused,
     )
 
 

@@ -261,6 +261,7 @@ class Metrics:
         self.output_rate_of = Children(self.output_rate, HistogramTally, tallies)
         self.attempts_of = Children(self.attempts, HistogramTally, tallies)
         self.failovers_of = Children(self.failovers, CounterTally, tallies)
+        self.model_refusals_of = Children(self.model_refusals, CounterTally, tallies)
         self.verdicts_of = Children(self.verdicts, CounterTally, tallies)
         self.guard_duration_of = Children(self.guard_duration, HistogramTally, tallies)
 
@@ -308,6 +309,12 @@ class Metrics:
             "Mean time between streamed tokens, one observation per stream",
             served,
             buckets=_GAP,
+            registry=reg,
+        )
+        self.model_refusals = Counter(
+            "modelyard_model_refusals",
+            "Answers in which the model declined (a refusal), by the target that answered",
+            served,
             registry=reg,
         )
         self.output_rate = Histogram(

@@ -21,9 +21,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from modelyard.config.observability import ObservabilityConfig
-from modelyard.core.chat import ChatRequest, ChatResult, Message, TextPart, Usage
+from modelyard.core.chat import ChatRequest, ChatResult, Message, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
-from modelyard.core.events import Finished, TextDelta, ToolCallDelta, UsageReport
+from modelyard.core.events import Finished, RefusalDelta, TextDelta, ToolCallDelta, UsageReport
 from modelyard.observability.logs import (
     JsonFormatter,
     TextStamp,
@@ -217,6 +217,8 @@ class CallWatch(Tap):
     failures: list[str] | None = None  # "target: error type" of failed attempts
     request: ChatRequest | None = None  # content capture on: what was sent
     text: list[str] | None = None  # ... and the streamed answer
+    refusal: list[str] | None = None  # ... and its refusal
+    refused: bool = False  # the model declined (``Message.refusal``, ``RefusalDelta``)
     ok_seconds: float | None = None  # the answering attempt's duration (tracing off)
 
     def __init__(self, obs: Observation, run: Run) -> None:
@@ -237,6 +239,9 @@ class CallWatch(Tap):
         self.ok_seconds = perf_counter() - self.attempt_at
         if result is not None:  # finish reasons and timings of whole answers are the spans'
             self.usage = result.usage
+            for choice in result.choices:  # a plain loop: no generator per answer
+                if choice.message.refusal is not None:
+                    self.refused = True
 
     def attempt_failed(self, chosen: Resolved, kind: str, started: float) -> None:
         if self.failures is None:
@@ -255,6 +260,11 @@ class CallWatch(Tap):
                     self.text.append(event.text)
             elif isinstance(event, ToolCallDelta):
                 tokens += 1
+            elif isinstance(event, RefusalDelta):  # the model's words too: a first token
+                tokens += 1
+                self.refused = True
+                if self.refusal is not None and event.index == 0:
+                    self.refusal.append(event.text)
             elif isinstance(event, UsageReport):
                 self.usage = event.usage
             elif isinstance(event, Finished):
@@ -271,6 +281,9 @@ class CallWatch(Tap):
         self.first_at = self.last_at = perf_counter()
         self.usage = result.usage
         self.reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
+        for choice in result.choices:
+            if choice.message.refusal is not None:
+                self.refused = True
 
     def result(self, result: ChatResult) -> ChatResult:
         return result  # seen already, by ``whole``
@@ -290,6 +303,8 @@ class CallWatch(Tap):
         usage = self.usage or (ticket.usage if ticket is not None else None)  # final_usage
         if self.chunks or self.failures is not None:  # a stream, or a failover
             self._streamed_or_failed_over(run, served, usage)
+        if self.refused:
+            self._refusal(run, served)
         metrics = self.obs.metrics
         if metrics is None:
             return
@@ -328,6 +343,31 @@ class CallWatch(Tap):
             self._stream_metrics(
                 metrics.streams((served.deployment, served.provider, served.model)), run, usage
             )
+
+    def _refusal(self, run: Run, served: Served) -> None:
+        """The answer was a refusal: counted by the target that answered, marked on the
+        request's server span and logged (bounded facts, never the refusal's words)."""
+        obs = self.obs
+        if obs.metrics is not None:
+            obs.metrics.model_refusals_of(served.deployment, served.provider, served.model).inc()
+        # The request's server span (current: the front's), when this call is the request's
+        # own: an unmetered call (a shadow candidate, a judge) has the request's context too.
+        if obs.tracing is not None and run.caller.metered:
+            trace.get_current_span().set_attribute(REFUSED, True)
+        events.info(
+            "request %s: deployment %s answered by %s/%s with a refusal",
+            run.caller.request_id,
+            served.deployment,
+            served.provider,
+            served.model,
+            extra={
+                "event": "model_refusal",
+                "request_id": run.caller.request_id,
+                "deployment": served.deployment,
+                "provider": served.provider,
+                "model": served.model,
+            },
+        )
 
     def _failover(self, run: Run, served: Served) -> None:
         reason = "; ".join(self.failures or ()) or "earlier targets failed"
@@ -373,18 +413,23 @@ class TracedWatch(CallWatch):
         if tracing is not None and tracing.settings.capture_content:
             self.request = run.request
             self.text = []
+            self.refusal = []
 
     def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
         return _Attempt(self, chosen, ctx)
 
     def finish(self, run: Run) -> None:
         if self.open_attempt is not None:
-            self.open_attempt.end_stream(run, self.final_usage(run), self.reasons)
+            self.open_attempt.end_stream(run, self.final_usage(run), self.reasons, self.refused)
             self.open_attempt = None
         super().finish(run)
 
 
 _UNSERVED: Final = (NONE, NONE, NONE)
+# A bounded mark of an answer the model declined, on its attempt's span and the request's
+# server span: the GenAI conventions have no attribute for it, and its finish reason stays
+# the upstream's (``stop`` for a structured-outputs refusal).
+REFUSED: Final = "modelyard.response.refused"
 
 
 def _guard_metrics(metrics: Metrics, guarded: object) -> None:
@@ -451,24 +496,34 @@ class _Attempt:
         reasons = [c.finish_reason for c in result.choices if c.finish_reason is not None]
         model = result.upstream_model or self.chosen.target.model
         _set_answer(span, model, result.usage, reasons)
+        if watch.refused:
+            span.set_attribute(REFUSED, True)
         tracing = watch.obs.tracing
         if watch.request is not None and tracing is not None and result.choices:
-            answer = [Message("assistant", (TextPart(result.choices[0].message.text()),))]
-            span.set_attribute(OUTPUT_MESSAGES, _messages(answer, tracing.settings.redact))
+            message = result.choices[0].message
+            answer = _answer(message.text(), message.refusal, tracing.settings.redact)
+            span.set_attribute(OUTPUT_MESSAGES, answer)
         span.end()
         usage = result.usage
         self._record(None, (usage.input_tokens, usage.output_tokens) if usage else None)
 
-    def end_stream(self, run: Run, usage: Usage | None, reasons: Sequence[str]) -> None:
+    def end_stream(
+        self, run: Run, usage: Usage | None, reasons: Sequence[str], refused: bool = False
+    ) -> None:
         """The streamed answer ended (well or not): its span ends with what it carried."""
         span = self.span
         if span is None:
             return
         _set_answer(span, self.chosen.target.model, usage, reasons)
-        tracing, text = self.watch.obs.tracing, self.watch.text
+        if refused:
+            span.set_attribute(REFUSED, True)
+        watch = self.watch
+        tracing, text = watch.obs.tracing, watch.text
         if text is not None and tracing is not None:
-            answer = [Message("assistant", (TextPart("".join(text)),))]
-            span.set_attribute(OUTPUT_MESSAGES, _messages(answer, tracing.settings.redact))
+            refusal = "".join(watch.refusal) if watch.refusal else None
+            span.set_attribute(
+                OUTPUT_MESSAGES, _answer("".join(text), refusal, tracing.settings.redact)
+            )
         error = None
         if run.status != 200:
             error = _error_type(run.error) if run.error is not None else str(run.status)
@@ -499,6 +554,15 @@ def _messages(messages: Sequence[Message], redact: Redact) -> str:
             for m in messages
         ]
     ).decode()
+
+
+def _answer(text: str, refusal: str | None, redact: Redact) -> str:
+    """An answer as the GenAI conventions record an output message: its text part, and its
+    refusal as a part of type ``refusal`` (the conventions' generic part), redacted."""
+    parts = [{"type": "text", "content": redact(text)}] if text or refusal is None else []
+    if refusal is not None:
+        parts.append({"type": "refusal", "content": redact(refusal)})
+    return orjson.dumps([{"role": "assistant", "parts": parts}]).decode()
 
 
 def _set_answer(span: Span, model: str, usage: Usage | None, reasons: Sequence[str]) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     select,
     update,
@@ -79,6 +80,8 @@ class EvalResultRow(Base):
     cost_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The model declined (a refusal, recorded as ``output``): revision 0019.
+    refused: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ class EvalResult:
     cost_micros: int | None = None
     attempts: int = 1
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.server import RunningServer, run_server
 from tests.waiting import wait_until
@@ -98,6 +99,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI) -> Iterat
             "good": {"targets": [{"provider": "fake", "model": "good-model"}]},
             "bad": {"targets": [{"provider": "fake", "model": "bad-model"}]},
             "slow": {"targets": [{"provider": "fake", "model": "slow-model"}]},
+            # The fake's own model: it refuses a prompt asking it to, as OpenAI's refusal reads.
+            "careful": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]},
         },
     }
     with run_server(tmp, config, env={"UP": KEY}) as running:
@@ -246,6 +249,45 @@ def test_unknown_deployment_is_an_error_per_case_not_a_crash(server, tmp_path):
     assert done.returncode == 0, done.stderr
     (summary,) = orjson.loads(done.stdout)["summaries"]
     assert summary["errors"] == 3
+
+
+@pytest.mark.integration
+def test_a_refusal_is_recorded_as_one_and_graded_by_the_case(server, tmp_path):
+    path = tmp_path / "safety.jsonl"
+    cases = [
+        {"id": "answered", "input": "hello there", "expected": "echo", "grader": "contains"},
+        {"id": "refused", "input": "please refuse this", "expected": "x", "grader": "contains"},
+        {
+            "id": "expected-refusal",
+            "input": "please refuse that",
+            "expected": "x",
+            "grader": "contains",
+            "grader_options": {"on_refusal": "pass"},
+        },
+    ]
+    path.write_text("\n".join(orjson.dumps(c).decode() for c in cases))
+    args = [str(path), "--deployments", "careful", "--url", server.url, "--run-id", "refusals"]
+    done = cli(tmp_path, "run", *args, "--json")
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads(done.stdout)
+    (summary,) = report["summaries"]
+    assert (summary["refusals"], summary["errors"]) == (2, 0)
+    rows = {r["case_id"]: r for r in report["results"]}
+    assert [rows[c]["refused"] for c in ("answered", "refused", "expected-refusal")] == [
+        False,
+        True,
+        True,
+    ]
+    assert rows["refused"]["output"] == REFUSAL and not rows["refused"]["passed"]
+    assert rows["refused"]["reason"].startswith("refused: ")
+    assert rows["expected-refusal"]["passed"] and rows["answered"]["passed"]
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "modelyard.db")) as db:
+        query = "SELECT case_id FROM eval_results WHERE run_id = 'refusals' AND refused"
+        assert sorted(c for (c,) in db.execute(query)) == ["expected-refusal", "refused"]
+    shown = cli(tmp_path, "show", "refusals")
+    assert shown.returncode == 0, shown.stderr
+    head, _, row = shown.stdout.splitlines()[2:5]
+    assert head.split()[-4:-2] == ["errors", "refused"] and row.split()[-3:-1] == ["0", "2"]
 
 
 @pytest.mark.slow  # nine CLI processes, each importing the package

@@ -53,6 +53,11 @@ async def _seed(url: str) -> None:
         await recorder.save_run("half", "arith", ["chat"], {"repeat": 1, "cases": 4}, starter)
         for r in _results("chat", 2, 2):
             await recorder.record("half", r)
+        declined = CaseResult("case-0", "chat", 0, reason="refused", output="No.", refused=True)
+        await recorder.save_run("careful", "safety", ["chat"], {"repeat": 1, "cases": 1})
+        await recorder.record("careful", declined)
+        report = build_report("careful", "safety", ["chat"], [declined])
+        await recorder.finish_run("careful", report)
         async with store.transaction() as session:
             await ShadowRecords(session).append([_pair(1, None), _pair(2, "upstream 500")])
     finally:
@@ -87,6 +92,14 @@ def test_runs_progress_report_drill_down_and_re_point_to_the_winner(seeded: Admi
     assert "nothing changes" in shown and '+      "model": "gpt-4o"' in shown
     assert 'name="model_0" value="gpt-4o"' in asked.text
     assert 'action="/portal/deployments/chat/change"' in asked.text
+
+
+def test_a_refusal_is_counted_and_marked_on_the_run_page(seeded: Admin):
+    sign_in(seeded.client, ADMIN_KEY)
+    page = html.unescape(seeded.client.get("/portal/evals/careful").text)
+    assert '<th scope="col">Refused</th>' in page
+    assert "<td>0</td>\n<td>1</td>" in page  # errors 0, refused 1
+    assert '<span class="tag">refused</span> failed' in page and "No." in page
 
 
 def test_shadow_comparisons_side_by_side_for_the_operator_only(seeded: Admin):

@@ -7,6 +7,11 @@
   failing the answer.
 * ``finishReason``: stop and tool calls → ``STOP`` (Gemini's own reason for both), length →
   ``MAX_TOKENS``, content filter → ``SAFETY``.
+* A refusal (``Message.refusal``): Gemini has no field for one and no finish reason that
+  means "the model declined" (``SAFETY`` and the others say a filter stopped the candidate,
+  whose content is then empty); a Gemini model that declines says so in its text, with
+  ``STOP``. So the refusal is a text part after the text, and the finish reason is the
+  upstream's as mapped above (an OpenAI refusal's ``stop``: ``STOP``).
 * ``usageMetadata``: core counts are inclusive; Gemini counts thoughts apart, so
   ``candidatesTokenCount`` = output - reasoning and ``thoughtsTokenCount`` = reasoning;
   ``promptTokenCount`` includes ``cachedContentTokenCount``, as in the core.
@@ -72,6 +77,8 @@ def candidate_json(choice: Choice) -> dict[str, Any]:
     text = message.text()
     if text:
         parts.append({"text": text})
+    if message.refusal:
+        parts.append({"text": message.refusal})
     parts.extend(call_part(call) for call in message.tool_calls)
     return {
         "content": {"role": "model", "parts": parts},

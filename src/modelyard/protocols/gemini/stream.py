@@ -4,7 +4,8 @@ With ``alt=sse`` each chunk is a ``data:`` frame; without it the body is a JSON 
 elements are the chunks, written as they come, as Google's endpoint does. Each chunk is a
 ``GenerateContentResponse`` holding what arrived: text and thought parts as they stream. Gemini
 sends a function call whole, never in pieces, so tool calls are gathered and sent in the last
-chunk, with each candidate's ``finishReason`` and the ``usageMetadata``. An error after the
+chunk, with each candidate's ``finishReason`` and the ``usageMetadata``. A refusal's pieces are
+text parts, as in a whole answer (``encode``). An error after the
 first byte is one more chunk holding the error object (the array is then closed).
 
 The array's writes are ``[``, ``{...},\\r\\n`` per chunk, and the last chunk (or the error's)
@@ -23,6 +24,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.core.events import (
     Finished,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -66,6 +68,8 @@ class StreamEncoder:
             call.id = event.id or call.id
             call.name = event.name or call.name
             call.arguments.append(event.arguments)
+        elif isinstance(event, RefusalDelta):  # no refusal in Gemini: the words as text parts
+            return self._parts(event.index, {"text": event.text}) if event.text else None
         elif isinstance(event, Finished):
             self._finished[event.index] = event.reason
         elif isinstance(event, UsageReport):

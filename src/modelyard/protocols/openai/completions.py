@@ -17,7 +17,9 @@ text to continue (document this to users of base-model prompts). Field by field:
 
 The answer is a ``text_completion``: ``choices[].text``, ``index``, ``logprobs: null``,
 ``finish_reason``; streamed, one ``text_completion`` chunk per piece of text, a last chunk per
-choice with its ``finish_reason``, the usage chunk when asked for, then ``data: [DONE]``.
+choice with its ``finish_reason``, the usage chunk when asked for, then ``data: [DONE]``. This
+API has no refusal: a model's refusal (``Message.refusal``, ``RefusalDelta``) is the choice's
+text, after any text, whole or streamed, with the upstream's finish reason.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 
 from modelyard.core.chat import ChatRequest, ChatResult, Message, TextPart, Usage
-from modelyard.core.events import Finished, StreamEvent, TextDelta, UsageReport
+from modelyard.core.events import Finished, RefusalDelta, StreamEvent, TextDelta, UsageReport
 from modelyard.protocols.openai.encode import DONE_FRAME, usage_json
 from modelyard.protocols.validate import (
     bad,
@@ -105,7 +107,7 @@ def _stop(raw: Any) -> tuple[str, ...]:
 def completion_json(result: ChatResult, completion_id: str, created: int, model: str) -> bytes:
     choices = [
         {
-            "text": c.message.text(),
+            "text": _text(c.message),
             "index": c.index,
             "logprobs": None,
             "finish_reason": _finish(c.finish_reason),
@@ -121,6 +123,12 @@ def completion_json(result: ChatResult, completion_id: str, created: int, model:
         "usage": usage_json(result.usage or Usage()),
     }
     return orjson.dumps(body)
+
+
+def _text(message: Message) -> str:
+    """The choice's text: a refusal, which this API cannot mark, is what the model said."""
+    text = message.text()
+    return text if message.refusal is None else text + message.refusal
 
 
 def _finish(reason: str | None) -> str | None:
@@ -159,6 +167,8 @@ class CompletionChunkEncoder:
             return self._choice(event.index, event.text, None) if event.text else None
         if isinstance(event, Finished):
             return self._choice(event.index, "", _finish(event.reason))
+        if isinstance(event, RefusalDelta):  # no refusal in this API: the model's words, as text
+            return self._choice(event.index, event.text, None) if event.text else None
         if isinstance(event, UsageReport):
             self._usage = event.usage  # sent last, as on chat
         return None  # reasoning has no field in this API
