@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from time import perf_counter
 from types import MappingProxyType
@@ -468,7 +469,8 @@ class _Attempt:
                 )
             parent = tracing.traceparent(span)
             if parent is not None:
-                self.ctx = CallContext(ctx.request_id, ctx.client_id, ctx.timeouts, parent)
+                # Every other fact of the call kept: a field added to CallContext is not lost.
+                self.ctx = replace(ctx, traceparent=parent)
 
     def failed(self, error: BaseException) -> None:
         kind = _error_type(error)
