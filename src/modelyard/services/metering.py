@@ -26,7 +26,8 @@ from modelyard.services.gateway import Gateway
 from modelyard.store.journal import Journal, Segment
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import Limiter, MemoryLimiter, RawHeader, Reservation, periods
+from modelyard.tenancy.limits import Limiter, RawHeader, Reservation, periods
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 # Output tokens assumed for a request that sets no max_tokens, when reserving.
 DEFAULT_OUTPUT_ESTIMATE = 512

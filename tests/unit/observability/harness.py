@@ -24,7 +24,8 @@ from modelyard.services.observed import Observation
 from modelyard.services.pipeline import Caller, Pipeline, Stages
 from modelyard.services.stages import default_stages
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter, Scope
+from modelyard.tenancy.limits import Scope
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from tests.fakes import FakeOpenAI
 
 UPSTREAM_KEY = "sk-observed-test-0123456789"

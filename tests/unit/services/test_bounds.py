@@ -19,7 +19,8 @@ from modelyard.services.pipeline import MAX_MODEL, Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter, Scope
+from modelyard.tenancy.limits import Scope
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 HUGE = "m" * 15_000_000
 

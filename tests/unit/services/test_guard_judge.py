@@ -26,7 +26,7 @@ from modelyard.services.metering import Meter
 from modelyard.services.pipeline import Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 KEY = "sk-judge-test-0123456789"
 

@@ -25,7 +25,7 @@ from modelyard.services.pipeline import Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 KEY = "sk-guard-refusal-0123456789"
 PRINCIPAL = Principal("key000000001", project_id="p1")

@@ -27,7 +27,7 @@ from modelyard.services.pipeline import Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 KEY = "sk-schema-test-0123456789"
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}

@@ -32,7 +32,7 @@ from modelyard.services.pipeline import Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 KEY = "sk-guards-test-0123456789"
 CARD = "4111 1111 1111 1111"

@@ -28,7 +28,7 @@ from modelyard.services.stages import default_stages
 from modelyard.store import open_store
 from modelyard.store.usage import LedgerRow, UsageLedger
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from modelyard.tenancy.model import UsageFilter
 
 UPSTREAM_KEY = "sk-learned-test-0123456789"

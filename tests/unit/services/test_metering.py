@@ -16,7 +16,8 @@ from modelyard.services.metering import Call, Meter
 from modelyard.store.journal import open_journal, replay
 from modelyard.store.usage import INTERRUPTED, LedgerRow, UsageRecord
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter, Scope
+from modelyard.tenancy.limits import Scope
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 FIELDS = tuple(UsageRecord.__dataclass_fields__)
 

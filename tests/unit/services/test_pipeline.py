@@ -26,7 +26,8 @@ from modelyard.services.stages import HealthStage, UsageStage, default_stages
 from modelyard.store import open_store
 from modelyard.store.usage import LedgerRow, UsageLedger, UsageRecord
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import Limiter, MemoryLimiter, Reservation, Scope
+from modelyard.tenancy.limits import Limiter, Reservation, Scope
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from modelyard.tenancy.limits_redis import RedisLimiter
 from modelyard.tenancy.model import UsageFilter
 

@@ -23,7 +23,7 @@ from modelyard.services.pipeline import Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 # Neither looks like a key to a pattern: only knowing them keeps them out.
 API_KEY = "plainpassword42zebra"

@@ -32,7 +32,8 @@ from modelyard.services.pipeline import Caller, Pipeline, Run, Stages, Tap
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import Limiter, MemoryLimiter, Reservation, Scope
+from modelyard.tenancy.limits import Limiter, Reservation, Scope
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from modelyard.tenancy.limits_redis import RedisLimiter
 
 BUDGET = 10_000  # micro-dollars: $0.01 a day, as in the issue

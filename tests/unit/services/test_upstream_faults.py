@@ -24,7 +24,8 @@ from modelyard.services.pipeline import Caller, Pipeline
 from modelyard.services.stages import default_stages
 from modelyard.store.usage import LedgerRow
 from modelyard.tenancy.keys import Principal
-from modelyard.tenancy.limits import MemoryLimiter, Scope
+from modelyard.tenancy.limits import Scope
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 SECRET = "sk-hostile-upstream-key-0123456789"
 PRINCIPAL = Principal("key000000002", project_id="p1", scopes=(Scope("key:k2", rpm=10**6),))

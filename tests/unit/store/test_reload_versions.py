@@ -18,7 +18,7 @@ from modelyard.services.deployments import change, rollback, served_overrides, s
 from modelyard.services.gateway import Gateway
 from modelyard.services.root import Root
 from modelyard.store import Store, StoreError, open_store
-from modelyard.tenancy.limits import MemoryLimiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 
 
 def _write(path: Path, model: str) -> None:

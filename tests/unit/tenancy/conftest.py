@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from modelyard.tenancy.limits import Limiter, MemoryLimiter
+from modelyard.tenancy.limits import Limiter
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from modelyard.tenancy.limits_redis import RedisLimiter
 from tests.redis_server import running_redis
 

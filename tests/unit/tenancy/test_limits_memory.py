@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.tenancy.limits import (
     UNIT,
-    MemoryLimiter,
     Reservation,
     Scope,
     check_scope,
@@ -21,6 +20,7 @@ from modelyard.tenancy.limits import (
     rate_headers,
     refusal,
 )
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from tests.properties import examples
 from tests.unit.tenancy.conftest import FakeClock
 

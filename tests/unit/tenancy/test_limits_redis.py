@@ -14,13 +14,8 @@ import pytest
 from redis.asyncio import Redis
 
 from modelyard.core.errors import LimitExceeded, UpstreamUnavailable
-from modelyard.tenancy.limits import (
-    MemoryLimiter,
-    Reservation,
-    Scope,
-    limiter_from_url,
-    periods,
-)
+from modelyard.tenancy.limits import Reservation, Scope, limiter_from_url, periods
+from modelyard.tenancy.limits_memory import MemoryLimiter
 from modelyard.tenancy.limits_redis import RedisLimiter
 from tests.redis_server import free_port, running_redis
 
