@@ -61,13 +61,15 @@ class Dialect:
     """What one served API contributes to the shared endpoint."""
 
     path: str
-    decode: Callable[[Any], ChatRequest]
     encode_result: Callable[[ChatResult, str], bytes]  # (result, requested model)
     stream_writer: Callable[[ChatRequest], StreamWriter]
     error_body: Callable[[ModelyardError, str], bytes]  # (error, request id)
     error_frame: Callable[[ModelyardError, str], bytes]
-    # A dialect whose URL says what its body does not (Gemini: the model and the method are in
-    # the path): the body decoded given the request, instead of ``decode``.
+    # How the JSON body becomes a ``ChatRequest``; exactly one of the two is given (checked
+    # when the dialect is made). ``decode``: from the body alone (OpenAI, Anthropic). Or
+    # ``decode_request``: given the request too, for a dialect whose URL says what its body
+    # does not (Gemini: the model and the method are in the path).
+    decode: Callable[[Any], ChatRequest] | None = None
     decode_request: Callable[[Request, Any], ChatRequest] | None = None
     # Where the client's key is, when not in ``Authorization``/``x-api-key`` (Gemini's
     # ``x-goog-api-key`` or ``key=``); None: those two headers.
@@ -80,6 +82,10 @@ class Dialect:
     # The request id's headers, given the id encoded (ours: ASCII), as byte pairs in a new
     # list; ``x-request-id`` alone unless the dialect's clients read another name too.
     raw_ids: Callable[[bytes], RawHeaders] = request_id_only
+
+    def __post_init__(self) -> None:
+        if (self.decode is None) == (self.decode_request is None):
+            raise ValueError(f"dialect {self.path}: give one of decode and decode_request")
 
     def id_headers(self, rid: str) -> dict[str, str]:
         """``raw_ids`` by name, for the answers whose headers are put together as a dict."""
@@ -162,10 +168,12 @@ async def chat_endpoint(dialect: Dialect, request: Request) -> Response:
             diverted = await dialect.divert(request, principal, body)
             if diverted is not None:
                 return diverted
-        if dialect.decode_request is None:
+        if dialect.decode is not None:
             chat_request = dialect.decode(body)
         else:
-            chat_request = dialect.decode_request(request, body)
+            decode_request = dialect.decode_request
+            assert decode_request is not None  # one of the two: ``Dialect.__post_init__``
+            chat_request = decode_request(request, body)
         if dialect.read_headers is not None:
             dialect.read_headers(chat_request, exchange.header)
         exchange.model = chat_request.model

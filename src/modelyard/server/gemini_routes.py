@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelyard.core.chat import ChatRequest, ChatResult
-from modelyard.core.errors import InternalError, ModelyardError, NotFound
+from modelyard.core.errors import ModelyardError, NotFound
 from modelyard.protocols.anthropic.count import estimate_input_tokens
 from modelyard.protocols.gemini import encode, errors
 from modelyard.protocols.gemini.decode import (
@@ -77,16 +77,11 @@ def _response_id() -> str:
     return os.urandom(12).hex()
 
 
-def _no_url(_body: Any) -> ChatRequest:
-    raise InternalError("a Gemini body is decoded with its URL (Dialect.decode_request)")
-
-
 # The dialect of ``alt=sse`` streams and of every other route; ``_ARRAY``, of a stream sent as
 # one JSON array. Both are built once: what differs per request (the model and the method in
 # the URL, the response id) is read or made by the calls themselves.
 DIALECT = Dialect(
     path="/v1beta/models/{model}:generateContent",
-    decode=_no_url,
     decode_request=_decode,
     encode_result=_result,
     stream_writer=lambda request: StreamEncoder(request.model, _response_id(), sse=True),
