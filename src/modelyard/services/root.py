@@ -462,7 +462,10 @@ async def _versioned(
         overrides = await sync_versions(store, settings)
         if overrides:
             served = with_overrides(settings, overrides)
-            return Gateway(served, gateway.local_base_url, previous=gateway), overrides
+            new = await asyncio.to_thread(  # off the loop, as in ``_reload``
+                Gateway, served, gateway.local_base_url, previous=gateway
+            )
+            return new, overrides
     except ConfigError as exc:
         log.error("rolled-back deployments not applied, serving the config: %s", exc)
     return gateway, {}
@@ -486,7 +489,9 @@ async def _with_stored_routers(gateway: Gateway, store: Store | None) -> Gateway
     if not any(d.router and d.router.name for d in settings.deployments.values()):
         return gateway
     routers = await _routers(settings, store)
-    return Gateway(settings, gateway.local_base_url, previous=gateway, routers=routers)
+    return await asyncio.to_thread(  # off the loop, as in ``_reload``
+        Gateway, settings, gateway.local_base_url, previous=gateway, routers=routers
+    )
 
 
 async def _journal(settings: Settings, writers: _Writers) -> Journal | None:
