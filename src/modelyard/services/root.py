@@ -196,7 +196,8 @@ class Root:
         """Everything started. With a store (taken over: ``aclose`` closes it), the config's
         deployment versions are recorded and any rollback served before the first request;
         a store that fails here fails the start rather than serve a rolled-back deployment
-        wrong."""
+        wrong. A gateway built here (rollbacks applied, routers read from the store) is built
+        in a worker thread, as on reload: start-up's other tasks run on meanwhile."""
         writers = None
         config = gateway.settings
         overrides: Mapping[str, DeploymentConfig] = {}
