@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.genai_messages import output_messages
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
 from tests.otlp_receiver import attributes, otlp_receiver
@@ -185,3 +186,29 @@ def _sample(text: str, name: str) -> float:
         for s in family.samples
         if s.name == name and s.labels.get("deployment") == "chat"
     )
+
+
+def test_captured_answers_are_output_messages_with_finish_reasons(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Content capture through ``modelyard serve``: each choice of a whole and of a streamed
+    answer is an output message with the finish reason the conventions' schema requires."""
+    asked: Any = [{"role": "user", "content": "tell me a long story about ships"}]
+    with otlp_receiver("http") as receiver:
+        config = _config(fake_upstream, receiver.endpoint)
+        config["observability"]["tracing"]["capture_content"] = True
+        with (
+            run_server(tmp_path, config, {"UP_KEY": UPSTREAM_KEY}) as server,
+            openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0) as c,
+        ):
+            whole = c.chat.completions.create(model="chat", messages=asked, n=2, max_tokens=2)
+            assert [x.finish_reason for x in whole.choices] == ["length", "length"]
+            assert list(c.chat.completions.create(model="chat", messages=asked, stream=True))
+        spans = receiver.wait_for_spans(4)
+    recorded = [
+        output_messages(attributes(s)["gen_ai.output.messages"])
+        for s in spans
+        if s.name == "chat gpt-4o-mini"
+    ]
+    reasons = sorted([m["finish_reason"] for m in messages] for messages in recorded)
+    assert reasons == [["length", "length"], ["stop"]]

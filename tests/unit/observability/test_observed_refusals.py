@@ -102,4 +102,5 @@ async def test_captured_content_records_the_refusal_as_its_own_part(
     client, _ = observed.finished()
     got = json.loads(str(dict(client.attributes or {})["gen_ai.output.messages"]))
     redacted = REFUSAL.replace("help", "[redacted]")
-    assert got == [{"role": "assistant", "parts": [{"type": "refusal", "content": redacted}]}]
+    refusal = {"type": "refusal", "content": redacted}
+    assert got == [{"role": "assistant", "parts": [refusal], "finish_reason": "stop"}]
