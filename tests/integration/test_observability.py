@@ -136,6 +136,7 @@ def _check_logs(log: str) -> None:
     assert len(chat) == REQUESTS + 1
     for record in chat:
         assert record["status"] == 200 and record["duration_ms"] > 0
+        assert "refused" not in record
         assert record["request_id"] and len(record["trace_id"]) == 32
         assert record["key_id"] and record["deployment"] in ("chat", "failover")
         assert record["provider"] in ("fake", "spare")
@@ -148,7 +149,8 @@ def _check_logs(log: str) -> None:
 def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_path: Path) -> None:
     """A refusal through ``modelyard serve``: the attempt and server spans of each call say so,
     the refusals are counted by the target that answered, a stream of nothing but a refusal
-    has its first token, and its words are in no span, metric or log line."""
+    has its first token, the access line carries ``refused`` (a plain call's does not), and
+    its words are in no span, metric or log line."""
     refuse: Any = [{"role": "user", "content": "please refuse this"}]
     with otlp_receiver("http") as receiver:
         config = _config(fake_upstream, receiver.endpoint)
@@ -158,6 +160,8 @@ def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_pa
                 assert whole.choices[0].message.refusal == REFUSAL
                 chunks = list(c.chat.completions.create(model="chat", messages=refuse, stream=True))
                 assert "".join(x.choices[0].delta.refusal or "" for x in chunks if x.choices)
+                plain = c.chat.completions.create(model="chat", messages=[_HELLO])
+                assert plain.choices[0].message.refusal is None
             scrape = ""
 
             def counted() -> bool:
@@ -166,7 +170,7 @@ def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_pa
                 return _sample(scrape, "modelyard_model_refusals_total") == 2
 
             wait_until(counted, "both refusals in a scrape")
-        spans = receiver.wait_for_spans(4)
+        spans = receiver.wait_for_spans(6)
     assert _sample(scrape, "modelyard_time_to_first_token_seconds_count") == 1
     marked = [s.name for s in spans if attributes(s).get("modelyard.response.refused") is True]
     assert sorted(marked) == sorted(["chat gpt-4o-mini", "POST /v1/chat/completions"] * 2)
@@ -176,6 +180,13 @@ def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_pa
     assert REFUSAL not in log
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len([r for r in records if r.get("event") == "model_refusal"]) == 2
+    # The access lines: the two refused calls say so, the plain one has no such key.
+    access = [r for r in records if r["logger"] == "modelyard.access"]
+    chat = [r.get("refused", "absent") for r in access if r["route"] == "/v1/chat/completions"]
+    assert chat == [True, True, "absent"]
+
+
+_HELLO: Any = {"role": "user", "content": "hello"}
 
 
 def _sample(text: str, name: str) -> float:

@@ -347,7 +347,9 @@ class CallWatch(Tap):
 
     def _refusal(self, run: Run, served: Served) -> None:
         """The answer was a refusal: counted by the target that answered, marked on the
-        request's server span and logged (bounded facts, never the refusal's words)."""
+        call's ``Served`` (the access line) and the request's server span, and logged
+        (bounded facts, never the refusal's words)."""
+        served.refused = True  # the access line's mark (this call's own ``Served``)
         obs = self.obs
         if obs.metrics is not None:
             obs.metrics.model_refusals_of(served.deployment, served.provider, served.model).inc()

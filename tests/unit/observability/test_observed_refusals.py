@@ -38,8 +38,11 @@ async def _call(
         if request.stream:
             streaming = await observed.pipeline.stream(caller, request)
             events = [e async for e in streaming.events]
-            return "".join(e.text for e in events if isinstance(e, RefusalDelta))
+            refusal = "".join(e.text for e in events if isinstance(e, RefusalDelta))
+            assert streaming.served.refused is bool(refusal)  # the access line's mark
+            return refusal
         done = await observed.pipeline.complete(caller, request)
+        assert done.served.refused is bool(done.result.choices[0].message.refusal)
         return done.result.choices[0].message.refusal or ""
 
 
