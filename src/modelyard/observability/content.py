@@ -15,6 +15,7 @@ from typing import Final
 import orjson
 
 from modelyard.core.chat import ChatResult, Message
+from modelyard.core.events import ToolCallDelta
 from modelyard.observability.tracing import Redact
 
 # Our finish reasons as the conventions name theirs (``stop``, ``length``, ``content_filter``,
@@ -32,8 +33,10 @@ GENAI_FINISH: Final[Mapping[str, str]] = MappingProxyType(
 CUT_SHORT: Final = "error"
 ENDED: Final = "stop"
 
-# One choice as recorded: its text, its refusal (None: none) and its finish reason.
-Choice = tuple[str, str | None, str]
+# A tool call as recorded: its id, the tool's name, the arguments as the model wrote them.
+Call = tuple[str | None, str, str]
+# One choice as recorded: its text, its refusal (None: none), its finish reason, its calls.
+Choice = tuple[str, str | None, str, Sequence[Call]]
 
 
 def input_messages(messages: Sequence[Message], redact: Redact) -> str:
@@ -48,12 +51,19 @@ def input_messages(messages: Sequence[Message], redact: Redact) -> str:
 
 def output_messages(choices: Sequence[Choice], redact: Redact) -> str:
     """One output message per choice: its text part, its refusal as a part of type
-    ``refusal`` (the conventions' generic part), and its finish reason, redacted."""
+    ``refusal`` (the conventions' generic part), its tool calls as ``tool_call`` parts (the
+    arguments as the model wrote them), and its finish reason, redacted."""
     messages = []
-    for text, refusal, reason in choices:
-        parts = [{"type": "text", "content": redact(text)}] if text or refusal is None else []
+    for text, refusal, reason, calls in choices:
+        parts: list[dict[str, object]] = []
+        if text or (refusal is None and not calls):  # an empty answer is an empty text
+            parts.append({"type": "text", "content": redact(text)})
         if refusal is not None:
             parts.append({"type": "refusal", "content": redact(refusal)})
+        parts.extend(
+            {"type": "tool_call", "id": call_id, "name": name, "arguments": redact(arguments)}
+            for call_id, name, arguments in calls
+        )
         messages.append({"role": "assistant", "parts": parts, "finish_reason": reason})
     return orjson.dumps(messages).decode()
 
@@ -66,6 +76,7 @@ def whole_answer(result: ChatResult, redact: Redact) -> str:
                 c.message.text(),
                 c.message.refusal,
                 ENDED if c.finish_reason is None else GENAI_FINISH[c.finish_reason],
+                [(t.id, t.name, t.arguments) for t in c.message.tool_calls],
             )
             for c in sorted(result.choices, key=lambda c: c.index)
         ],
@@ -76,18 +87,29 @@ def whole_answer(result: ChatResult, redact: Redact) -> str:
 class Captured:
     """A streamed answer's words and finish reasons, per choice, as they arrive."""
 
-    __slots__ = ("finishes", "refusals", "texts")
+    __slots__ = ("calls", "finishes", "refusals", "texts")
 
     def __init__(self) -> None:
         self.texts: dict[int, list[str]] = {}
         self.refusals: dict[int, list[str]] = {}
         self.finishes: dict[int, str] = {}
+        # choice -> call index -> [id, name, arguments so far]
+        self.calls: dict[int, dict[int, list[str | None]]] = {}
 
     def text(self, index: int, piece: str) -> None:
         self.texts.setdefault(index, []).append(piece)
 
     def refusal(self, index: int, piece: str) -> None:
         self.refusals.setdefault(index, []).append(piece)
+
+    def tool_call(self, delta: ToolCallDelta) -> None:
+        """A piece of a tool call: its id and name come with its first piece."""
+        call = self.calls.setdefault(delta.index, {}).setdefault(delta.call_index, [None, "", ""])
+        if delta.id is not None:
+            call[0] = delta.id
+        if delta.name is not None:
+            call[1] = delta.name
+        call[2] = f"{call[2] or ''}{delta.arguments}"
 
     def finished(self, index: int, reason: str) -> None:
         self.finishes[index] = GENAI_FINISH.get(reason, reason)
@@ -96,13 +118,17 @@ class Captured:
         """The answer as far as it went: a choice that never finished ended with ``error``
         when the call failed (or the client left), else ``stop``; choice 0 at least."""
         missing = CUT_SHORT if failed else ENDED
-        refusals = self.refusals
+        refusals, calls = self.refusals, self.calls
         choices = [
             (
                 "".join(self.texts.get(i, ())),
                 "".join(refusals[i]) if i in refusals else None,
                 self.finishes.get(i, missing),
+                [
+                    (call_id, str(name), str(arguments))
+                    for _, (call_id, name, arguments) in sorted(calls.get(i, {}).items())
+                ],
             )
-            for i in sorted({0, *self.texts, *refusals, *self.finishes})
+            for i in sorted({0, *self.texts, *refusals, *self.finishes, *calls})
         ]
         return output_messages(choices, redact)

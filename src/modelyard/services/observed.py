@@ -259,6 +259,8 @@ class CallWatch(Tap):
                     self.captured.text(event.index, event.text)
             elif isinstance(event, ToolCallDelta):
                 tokens += 1
+                if self.captured is not None:
+                    self.captured.tool_call(event)
             elif isinstance(event, RefusalDelta):  # the model's words too: a first token
                 tokens += 1
                 self.refused = True

@@ -6,8 +6,10 @@ stream cut short; every message is checked against the schema's required fields.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -15,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from modelyard.config.loader import settings_from_data
 from modelyard.core.chat import ChatRequest, Message, TextPart, ToolSpec
 from modelyard.core.errors import ModelyardError
+from modelyard.core.events import ToolCallDelta
 from modelyard.observability.content import Captured
 from modelyard.observability.tracing import TracingSettings, redactor
 from modelyard.services.gateway import Gateway
@@ -94,6 +97,10 @@ async def test_a_tool_call_finish_is_named_as_the_conventions_name_it(
 ) -> None:
     (message,) = await _captured(gateway, _ask(stream=stream, tools=(TOOL,)))
     assert message["finish_reason"] == "tool_call"  # ours is ``tool_calls``
+    # The call itself, as a ``tool_call`` part (no empty text part beside it).
+    (part,) = message["parts"]
+    assert part["type"] == "tool_call" and part["name"] == "lookup" and part["id"]
+    assert json.loads(part["arguments"]) == {"q": ANY}
 
 
 async def test_a_stream_cut_short_ends_with_error(gateway: Gateway) -> None:
@@ -130,3 +137,26 @@ def test_choices_are_recorded_in_index_order_with_refusals_apart() -> None:
         },
         {"role": "assistant", "parts": [{"type": "text", "content": "b"}], "finish_reason": "stop"},
     ]
+
+
+def test_a_streamed_tool_call_is_put_together_from_its_pieces() -> None:
+    captured = Captured()
+    captured.tool_call(ToolCallDelta(1, '{"q": ', id="c2", name="other"))
+    captured.tool_call(ToolCallDelta(0, '{"city": "Pa', id="c1", name="weather"))
+    captured.tool_call(ToolCallDelta(0, 'ris secret-9"}'))
+    captured.tool_call(ToolCallDelta(1, "1}"))
+    captured.finished(0, "tool_calls")
+    (message,) = output_messages(captured.messages(False, redactor([r"secret-\d"])))
+    assert message == {
+        "role": "assistant",
+        "parts": [
+            {
+                "type": "tool_call",
+                "id": "c1",
+                "name": "weather",
+                "arguments": '{"city": "Paris [redacted]"}',
+            },
+            {"type": "tool_call", "id": "c2", "name": "other", "arguments": '{"q": 1}'},
+        ],
+        "finish_reason": "tool_call",
+    }
