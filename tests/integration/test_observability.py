@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_chat import REFUSAL
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.genai_messages import output_messages
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import run_server
 from tests.otlp_receiver import attributes, otlp_receiver
@@ -135,6 +136,7 @@ def _check_logs(log: str) -> None:
     assert len(chat) == REQUESTS + 1
     for record in chat:
         assert record["status"] == 200 and record["duration_ms"] > 0
+        assert "refused" not in record
         assert record["request_id"] and len(record["trace_id"]) == 32
         assert record["key_id"] and record["deployment"] in ("chat", "failover")
         assert record["provider"] in ("fake", "spare")
@@ -147,7 +149,8 @@ def _check_logs(log: str) -> None:
 def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_path: Path) -> None:
     """A refusal through ``modelyard serve``: the attempt and server spans of each call say so,
     the refusals are counted by the target that answered, a stream of nothing but a refusal
-    has its first token, and its words are in no span, metric or log line."""
+    has its first token, the access line carries ``refused`` (a plain call's does not), and
+    its words are in no span, metric or log line."""
     refuse: Any = [{"role": "user", "content": "please refuse this"}]
     with otlp_receiver("http") as receiver:
         config = _config(fake_upstream, receiver.endpoint)
@@ -157,6 +160,8 @@ def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_pa
                 assert whole.choices[0].message.refusal == REFUSAL
                 chunks = list(c.chat.completions.create(model="chat", messages=refuse, stream=True))
                 assert "".join(x.choices[0].delta.refusal or "" for x in chunks if x.choices)
+                plain = c.chat.completions.create(model="chat", messages=[_HELLO])
+                assert plain.choices[0].message.refusal is None
             scrape = ""
 
             def counted() -> bool:
@@ -165,7 +170,7 @@ def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_pa
                 return _sample(scrape, "modelyard_model_refusals_total") == 2
 
             wait_until(counted, "both refusals in a scrape")
-        spans = receiver.wait_for_spans(4)
+        spans = receiver.wait_for_spans(6)
     assert _sample(scrape, "modelyard_time_to_first_token_seconds_count") == 1
     marked = [s.name for s in spans if attributes(s).get("modelyard.response.refused") is True]
     assert sorted(marked) == sorted(["chat gpt-4o-mini", "POST /v1/chat/completions"] * 2)
@@ -175,6 +180,13 @@ def test_a_refusal_is_marked_counted_and_timed(fake_upstream: FakeOpenAI, tmp_pa
     assert REFUSAL not in log
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len([r for r in records if r.get("event") == "model_refusal"]) == 2
+    # The access lines: the two refused calls say so, the plain one has no such key.
+    access = [r for r in records if r["logger"] == "modelyard.access"]
+    chat = [r.get("refused", "absent") for r in access if r["route"] == "/v1/chat/completions"]
+    assert chat == [True, True, "absent"]
+
+
+_HELLO: Any = {"role": "user", "content": "hello"}
 
 
 def _sample(text: str, name: str) -> float:
@@ -185,3 +197,29 @@ def _sample(text: str, name: str) -> float:
         for s in family.samples
         if s.name == name and s.labels.get("deployment") == "chat"
     )
+
+
+def test_captured_answers_are_output_messages_with_finish_reasons(
+    fake_upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Content capture through ``modelyard serve``: each choice of a whole and of a streamed
+    answer is an output message with the finish reason the conventions' schema requires."""
+    asked: Any = [{"role": "user", "content": "tell me a long story about ships"}]
+    with otlp_receiver("http") as receiver:
+        config = _config(fake_upstream, receiver.endpoint)
+        config["observability"]["tracing"]["capture_content"] = True
+        with (
+            run_server(tmp_path, config, {"UP_KEY": UPSTREAM_KEY}) as server,
+            openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0) as c,
+        ):
+            whole = c.chat.completions.create(model="chat", messages=asked, n=2, max_tokens=2)
+            assert [x.finish_reason for x in whole.choices] == ["length", "length"]
+            assert list(c.chat.completions.create(model="chat", messages=asked, stream=True))
+        spans = receiver.wait_for_spans(4)
+    recorded = [
+        output_messages(attributes(s)["gen_ai.output.messages"])
+        for s in spans
+        if s.name == "chat gpt-4o-mini"
+    ]
+    reasons = sorted([m["finish_reason"] for m in messages] for messages in recorded)
+    assert reasons == [["length", "length"], ["stop"]]

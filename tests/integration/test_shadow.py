@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from modelyard.store import open_store
 from modelyard.store.shadow_records import ShadowRecord, ShadowRecords
-from tests.fakes.openai_chat import build_answer, completion_body
+from tests.fakes.openai_chat import REFUSAL, build_answer, completion_body
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.openai_wire import IdFactory
 from tests.integration.conftest import UPSTREAM_KEY
@@ -217,3 +217,37 @@ def test_shadow_percent_outside_0_to_100_is_a_config_error(percent: int, tmp_pat
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert "deployments.d.shadow.percent" in str(info.value)
+
+
+def test_refusals_are_recorded_apart_and_marked(fake_upstream: FakeOpenAI, tmp_path: Path) -> None:
+    """A primary and a candidate that both decline (the fake refuses when asked to), whole and
+    streamed: each side's refusal is stored apart from its text, which stays empty."""
+    config = _config(fake_upstream)
+    config["deployments"] = {
+        "careful": {
+            "targets": [{"provider": "fake", "model": "gpt-4o-mini"}],
+            "shadow": {"provider": "fake", "model": "gpt-4o", "percent": 100},
+        }
+    }
+    refuse: Any = [{"role": "user", "content": "please refuse this"}]
+    with run_server(tmp_path, config, env={"K": UPSTREAM_KEY}) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+        whole = client.chat.completions.create(model="careful", messages=refuse)
+        assert whole.choices[0].message.refusal == REFUSAL
+        chunks = client.chat.completions.create(model="careful", messages=refuse, stream=True)
+        assert "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices) == REFUSAL
+        answered = client.chat.completions.create(
+            model="careful", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answered.choices[0].message.content == "echo: hi"
+    records = asyncio.run(_records(tmp_path / "data", "careful"))
+    assert len(records) == 3
+    declined = [r for r in records if r.primary_refused]
+    assert len(declined) == 2
+    for record in declined:
+        assert (record.primary_output, record.primary_refusal) == ("", REFUSAL)
+        assert (record.candidate_output, record.candidate_refusal) == ("", REFUSAL)
+        assert record.candidate_refused
+    (plain,) = [r for r in records if not r.primary_refused]
+    assert plain.primary_output == plain.candidate_output == "echo: hi"
+    assert plain.primary_refusal is None and plain.candidate_refusal is None

@@ -151,6 +151,8 @@ def _render(
         facts["deployment"] = served.deployment
         facts["provider"] = served.provider
         facts["attempts"] = served.attempts
+        if served.refused:  # only then: a plain call's line stays as small as it was
+            facts["refused"] = True
     return message, facts
 
 

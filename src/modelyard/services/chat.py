@@ -45,6 +45,9 @@ class Served:
     attempts: int = 1
     # A request-reading strategy's decision (``learned:balanced:weak:0.213``), else None.
     route: str | None = None
+    # The model declined (a refusal), as the observer saw the answer (observability on): the
+    # access line's ``refused``. Not a constructor argument: no call site knows it yet.
+    refused: bool = dataclasses.field(default=False, init=False)
 
 
 class Attempt(Protocol):

@@ -17,14 +17,14 @@ from time import perf_counter
 from types import MappingProxyType
 from typing import ClassVar, Final
 
-import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from modelyard.config.observability import ObservabilityConfig
-from modelyard.core.chat import ChatRequest, ChatResult, Message, Usage
+from modelyard.core.chat import ChatRequest, ChatResult, Usage
 from modelyard.core.errors import BudgetExceeded, LimitExceeded, ModelyardError
 from modelyard.core.events import Finished, RefusalDelta, TextDelta, ToolCallDelta, UsageReport
+from modelyard.observability.content import Captured, input_messages, whole_answer
 from modelyard.observability.logs import (
     JsonFormatter,
     TextStamp,
@@ -47,7 +47,6 @@ from modelyard.observability.tracing import (
     PROVIDER,
     REQUEST_MODEL,
     RESPONSE_MODEL,
-    Redact,
     Tracing,
     TracingSettings,
     otlp_pipeline,
@@ -217,8 +216,7 @@ class CallWatch(Tap):
     open_attempt: _Attempt | None = None  # a stream's, open until the call ends
     failures: list[str] | None = None  # "target: error type" of failed attempts
     request: ChatRequest | None = None  # content capture on: what was sent
-    text: list[str] | None = None  # ... and the streamed answer
-    refusal: list[str] | None = None  # ... and its refusal
+    captured: Captured | None = None  # ... and the streamed answer, per choice
     refused: bool = False  # the model declined (``Message.refusal``, ``RefusalDelta``)
     ok_seconds: float | None = None  # the answering attempt's duration (tracing off)
 
@@ -257,19 +255,23 @@ class CallWatch(Tap):
         for event in batch:
             if isinstance(event, TextDelta):
                 tokens += 1
-                if self.text is not None and event.index == 0:
-                    self.text.append(event.text)
+                if self.captured is not None:
+                    self.captured.text(event.index, event.text)
             elif isinstance(event, ToolCallDelta):
                 tokens += 1
+                if self.captured is not None:
+                    self.captured.tool_call(event)
             elif isinstance(event, RefusalDelta):  # the model's words too: a first token
                 tokens += 1
                 self.refused = True
-                if self.refusal is not None and event.index == 0:
-                    self.refusal.append(event.text)
+                if self.captured is not None:
+                    self.captured.refusal(event.index, event.text)
             elif isinstance(event, UsageReport):
                 self.usage = event.usage
             elif isinstance(event, Finished):
                 self.reasons = (*self.reasons, event.reason)
+                if self.captured is not None:
+                    self.captured.finished(event.index, event.reason)
         if tokens:  # the events of a batch came together (one read from the upstream)
             now = perf_counter()
             if not self.chunks:
@@ -347,7 +349,9 @@ class CallWatch(Tap):
 
     def _refusal(self, run: Run, served: Served) -> None:
         """The answer was a refusal: counted by the target that answered, marked on the
-        request's server span and logged (bounded facts, never the refusal's words)."""
+        call's ``Served`` (the access line) and the request's server span, and logged
+        (bounded facts, never the refusal's words)."""
+        served.refused = True  # the access line's mark (this call's own ``Served``)
         obs = self.obs
         if obs.metrics is not None:
             obs.metrics.model_refusals_of(served.deployment, served.provider, served.model).inc()
@@ -413,8 +417,7 @@ class TracedWatch(CallWatch):
         tracing = obs.tracing
         if tracing is not None and tracing.settings.capture_content:
             self.request = run.request
-            self.text = []
-            self.refusal = []
+            self.captured = Captured()
 
     def attempt(self, chosen: Resolved, ctx: CallContext) -> Attempt:
         return _Attempt(self, chosen, ctx)
@@ -465,7 +468,7 @@ class _Attempt:
             self.span = span
             if watch.request is not None:
                 span.set_attribute(
-                    INPUT_MESSAGES, _messages(watch.request.messages, tracing.settings.redact)
+                    INPUT_MESSAGES, input_messages(watch.request.messages, tracing.settings.redact)
                 )
             parent = tracing.traceparent(span)
             if parent is not None:
@@ -502,9 +505,7 @@ class _Attempt:
             span.set_attribute(REFUSED, True)
         tracing = watch.obs.tracing
         if watch.request is not None and tracing is not None and result.choices:
-            message = result.choices[0].message
-            answer = _answer(message.text(), message.refusal, tracing.settings.redact)
-            span.set_attribute(OUTPUT_MESSAGES, answer)
+            span.set_attribute(OUTPUT_MESSAGES, whole_answer(result, tracing.settings.redact))
         span.end()
         usage = result.usage
         self._record(None, (usage.input_tokens, usage.output_tokens) if usage else None)
@@ -520,12 +521,10 @@ class _Attempt:
         if refused:
             span.set_attribute(REFUSED, True)
         watch = self.watch
-        tracing, text = watch.obs.tracing, watch.text
-        if text is not None and tracing is not None:
-            refusal = "".join(watch.refusal) if watch.refusal else None
-            span.set_attribute(
-                OUTPUT_MESSAGES, _answer("".join(text), refusal, tracing.settings.redact)
-            )
+        tracing, captured = watch.obs.tracing, watch.captured
+        if captured is not None and tracing is not None:
+            answer = captured.messages(run.status != 200, tracing.settings.redact)
+            span.set_attribute(OUTPUT_MESSAGES, answer)
         error = None
         if run.status != 200:
             error = _error_type(run.error) if run.error is not None else str(run.status)
@@ -546,25 +545,6 @@ class _Attempt:
         if error is not None:
             attrs[ERROR_TYPE] = error
         tracing.record(attrs, perf_counter() - self.started, tokens)
-
-
-def _messages(messages: Sequence[Message], redact: Redact) -> str:
-    """Messages as the GenAI conventions record them (role and text parts), redacted."""
-    return orjson.dumps(
-        [
-            {"role": m.role, "parts": [{"type": "text", "content": redact(m.text())}]}
-            for m in messages
-        ]
-    ).decode()
-
-
-def _answer(text: str, refusal: str | None, redact: Redact) -> str:
-    """An answer as the GenAI conventions record an output message: its text part, and its
-    refusal as a part of type ``refusal`` (the conventions' generic part), redacted."""
-    parts = [{"type": "text", "content": redact(text)}] if text or refusal is None else []
-    if refusal is not None:
-        parts.append({"type": "refusal", "content": redact(refusal)})
-    return orjson.dumps([{"role": "assistant", "parts": parts}]).decode()
 
 
 def _set_answer(span: Span, model: str, usage: Usage | None, reasons: Sequence[str]) -> None:

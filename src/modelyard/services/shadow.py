@@ -50,6 +50,7 @@ class PrimaryAnswer:
     text: str
     usage: Usage | None
     latency_s: float
+    refusal: str | None = None  # the primary declined, in these words (apart from ``text``)
 
 
 class ShadowMirror:
@@ -114,11 +115,12 @@ class ShadowMirror:
         caller = Caller(call.caller.principal, f"{rid}-shadow", "shadow", rid, metered=False)
         started = self._clock()
         output: str | None = None
+        refusal: str | None = None
         usage: Usage | None = None
         error: str | None = None
         try:
             result = await call.pipeline.candidate(caller, call.deployment, target, upstream)
-            output, usage = result_text(result), result.usage
+            output, refusal, usage = result_text(result), result_refusal(result), result.usage
         except ModelyardError as err:
             error = f"{err.status} {err.kind}: {err.message}"
         latency = self._clock() - started
@@ -144,6 +146,8 @@ class ShadowMirror:
             candidate_output_tokens=usage.output_tokens if usage else 0,
             candidate_cost_micros=gateway.cost_of(target.provider, target.model, usage),
             candidate_error=error,
+            primary_refusal=primary.refusal,
+            candidate_refusal=refusal,
         )
 
     async def aclose(self, grace_s: float = 5.0) -> None:
@@ -169,14 +173,29 @@ class _Call:
 
 
 def result_text(result: ChatResult) -> str:
+    """The first choice's answer as text (``answer_text``); its refusal is apart
+    (``result_refusal``)."""
     if not result.choices:
         return ""
-    return message_text(result.choices[0].message)
+    return answer_text(result.choices[0].message)
+
+
+def result_refusal(result: ChatResult) -> str | None:
+    """The first choice's refusal: the words the model declined with, None when it did not."""
+    return result.choices[0].message.refusal if result.choices else None
+
+
+def answer_text(message: Message) -> str:
+    """What a model answered, as text: its text, then its tool calls as ``name(arguments)``
+    lines."""
+    parts = [message.text()]
+    parts.extend(f"{call.name}({call.arguments})" for call in message.tool_calls)
+    return "\n".join(p for p in parts if p)
 
 
 def message_text(message: Message) -> str:
-    """The answer as text (a refusal's after it); tool calls as ``name(arguments)`` lines
-    after them."""
+    """A turn of the request as text: its text, a refusal it holds, then its tool calls as
+    ``name(arguments)`` lines."""
     parts = [message.text(), message.refusal or ""]
     parts.extend(f"{call.name}({call.arguments})" for call in message.tool_calls)
     return "\n".join(p for p in parts if p)

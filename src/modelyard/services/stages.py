@@ -15,7 +15,7 @@ from modelyard.routing import Deployment
 from modelyard.services.chat import Batch
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import PreStage, Run, Stages, StreamStage, Tap
-from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_text
+from modelyard.services.shadow import PrimaryAnswer, ShadowMirror, result_refusal, result_text
 
 # The events that carry the answer's first token.
 TOKENS = (TextDelta, ToolCallDelta, RefusalDelta)
@@ -102,7 +102,7 @@ class _ShadowTap(Tap):
         self.deployment = deployment
         self.started = time.perf_counter()
         self.text: list[str] = []
-        self.refused: list[str] = []  # a refusal, after the text (``shadow.message_text``)
+        self.refused: list[str] = []  # a refusal, recorded apart from the text
         self.calls: dict[int, list[str]] = {}
         self.usage: Usage | None = None
 
@@ -121,17 +121,16 @@ class _ShadowTap(Tap):
 
     def result(self, result: ChatResult) -> ChatResult:
         self.text.append(result_text(result))
+        refusal = result_refusal(result)
+        if refusal is not None:
+            self.refused.append(refusal)
         self.usage = result.usage
         return result
 
     def end(self, run: Run) -> None:
         if run.status != 200 or run.served is None:
             return
-        lines = [
-            "".join(self.text),
-            "".join(self.refused),
-            *(f"{name}({args})" for name, args in self.calls.values()),
-        ]
+        lines = ["".join(self.text), *(f"{name}({args})" for name, args in self.calls.values())]
         served = run.served
         answer = PrimaryAnswer(
             served.provider,
@@ -139,6 +138,7 @@ class _ShadowTap(Tap):
             "\n".join(x for x in lines if x),
             self.usage,
             time.perf_counter() - self.started,
+            "".join(self.refused) if self.refused else None,
         )
         self.mirror.mirror(run.pipeline, self.deployment, run.request, run.caller, answer)
 

@@ -1,5 +1,10 @@
 """The ``shadow_records`` aggregate: a deployment's primary answer beside a candidate's answer
-to the same request, appended in batches, read back by ``modelyard eval shadow``."""
+to the same request, appended in batches, read back by ``modelyard eval shadow``.
+
+An answer the model declined keeps its refusal apart from its text (``*_refusal``, revision
+0020): ``*_output`` is what it answered (its text, its tool calls as lines), ``*_refusal`` the
+words it declined with, None when it did not (the ``refused`` mark). Records written before
+0020 have no mark and keep a refusal in their text, after it."""
 
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ class ShadowRecordRow(Base):
     candidate_output_tokens: Mapped[int] = mapped_column(Integer)
     candidate_cost_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     candidate_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    primary_refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
+    candidate_refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,16 @@ class ShadowRecord:
     candidate_output_tokens: int
     candidate_cost_micros: int | None
     candidate_error: str | None
+    primary_refusal: str | None = None  # the primary declined, in these words
+    candidate_refusal: str | None = None  # ... the candidate
+
+    @property
+    def primary_refused(self) -> bool:
+        return self.primary_refusal is not None
+
+    @property
+    def candidate_refused(self) -> bool:
+        return self.candidate_refusal is not None
 
 
 _FIELDS = tuple(ShadowRecord.__dataclass_fields__)

@@ -1,6 +1,7 @@
 """Shadow traffic at a glance, per deployment: how many requests were mirrored, the primary's
-and the candidate's mean latency, tokens and cost, the candidate's errors (one grouped query),
-and the newest pairs. Grading the pairs is ``modelyard eval shadow``'s business."""
+and the candidate's mean latency, tokens and cost, the candidate's errors, how often each side
+declined (refusals; one grouped query), and the newest pairs. Grading the pairs is
+``modelyard eval shadow``'s business."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class ShadowTotals:
     candidate_tokens: int
     primary_cost_micros: int
     candidate_cost_micros: int
+    primary_refusals: int = 0
+    candidate_refusals: int = 0
 
 
 async def shadow_totals(session: AsyncSession, since: datetime) -> list[ShadowTotals]:
@@ -39,6 +42,8 @@ async def shadow_totals(session: AsyncSession, since: datetime) -> list[ShadowTo
             func.sum(r.candidate_input_tokens + r.candidate_output_tokens),
             func.sum(r.primary_cost_micros),
             func.sum(r.candidate_cost_micros),
+            func.sum(func.cast(r.primary_refusal.is_not(None), Integer)),
+            func.sum(func.cast(r.candidate_refusal.is_not(None), Integer)),
         )
         .where(r.created_at >= since)
         .group_by(r.deployment)
@@ -46,7 +51,7 @@ async def shadow_totals(session: AsyncSession, since: datetime) -> list[ShadowTo
     )
     found = []
     for row in (await session.execute(query)).all():
-        counts = [int(v or 0) for v in (row[1], row[2], row[5], row[6], row[7], row[8])]
+        counts = [int(v or 0) for v in (row[1], row[2], *row[5:11])]
         found.append(
             ShadowTotals(
                 row[0], counts[0], counts[1], float(row[3] or 0), float(row[4] or 0), *counts[2:]

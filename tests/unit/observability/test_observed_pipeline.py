@@ -162,4 +162,5 @@ async def test_content_is_captured_only_when_asked_and_redacted(
     redacted = answer.replace("secret-abc", "[redacted]").replace(
         "sk-abcdefghijklmnopqrst", "[redacted]"
     )
-    assert got == [{"role": "assistant", "parts": [{"type": "text", "content": redacted}]}]
+    part = {"type": "text", "content": redacted}
+    assert got == [{"role": "assistant", "parts": [part], "finish_reason": "stop"}]

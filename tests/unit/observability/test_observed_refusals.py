@@ -38,8 +38,11 @@ async def _call(
         if request.stream:
             streaming = await observed.pipeline.stream(caller, request)
             events = [e async for e in streaming.events]
-            return "".join(e.text for e in events if isinstance(e, RefusalDelta))
+            refusal = "".join(e.text for e in events if isinstance(e, RefusalDelta))
+            assert streaming.served.refused is bool(refusal)  # the access line's mark
+            return refusal
         done = await observed.pipeline.complete(caller, request)
+        assert done.served.refused is bool(done.result.choices[0].message.refusal)
         return done.result.choices[0].message.refusal or ""
 
 
@@ -102,4 +105,5 @@ async def test_captured_content_records_the_refusal_as_its_own_part(
     client, _ = observed.finished()
     got = json.loads(str(dict(client.attributes or {})["gen_ai.output.messages"]))
     redacted = REFUSAL.replace("help", "[redacted]")
-    assert got == [{"role": "assistant", "parts": [{"type": "refusal", "content": redacted}]}]
+    refusal = {"type": "refusal", "content": redacted}
+    assert got == [{"role": "assistant", "parts": [refusal], "finish_reason": "stop"}]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def _results(deployment: str, passed: int, cases: int) -> list[CaseResult]:
                    reason="contains" if i < passed else "missing", output=f"{deployment} says {i}")
         for i in range(cases)
     ]  # fmt: skip
+
+
+DECLINED = "I can't help with that."
 
 
 def _pair(n: int, error: str | None) -> ShadowRecord:
@@ -59,7 +63,8 @@ async def _seed(url: str) -> None:
         report = build_report("careful", "safety", ["chat"], [declined])
         await recorder.finish_run("careful", report)
         async with store.transaction() as session:
-            await ShadowRecords(session).append([_pair(1, None), _pair(2, "upstream 500")])
+            refused = replace(_pair(1, None), candidate_output="", candidate_refusal=DECLINED)
+            await ShadowRecords(session).append([refused, _pair(2, "upstream 500")])
     finally:
         await store.aclose()
 
@@ -109,11 +114,17 @@ def test_shadow_comparisons_side_by_side_for_the_operator_only(seeded: Admin):
     assert page.status_code == 200, page.text
     row = page.text.split("<tbody>")[1].split("</tr>")[0]
     assert ">chat<" in row and "<td>2</td>" in row and "100 / 300 ms" in row
-    assert "$0.000060 / $0.000180" in row and row.rstrip().endswith("<td>1</td>")
-    pairs = client.get("/portal/evals/shadows?deployment=chat")
-    assert (
-        "primary 2" in pairs.text and "upstream 500" in pairs.text and "candidate 1" in pairs.text
-    )
+    assert "$0.000060 / $0.000180" in row and "<td>1</td>" in row  # one candidate error
+    assert row.rstrip().endswith("<td>0 / 1</td>")  # refusals: the primary none, the candidate one
+    pairs = html.unescape(client.get("/portal/evals/shadows?deployment=chat").text)
+    assert "primary 2" in pairs and "upstream 500" in pairs and "primary 1" in pairs
+    # The candidate's refusal is marked and shown apart from its (empty) text.
+    (refused,) = [card for card in pairs.split("<section")[1:] if "req-1" in card]
+    candidate = refused.split("<strong>candidate")[1]
+    assert '<span class="tag">refused</span>' in candidate
+    assert f'<pre class="refusal" aria-label="candidate refusal">{DECLINED}</pre>' in candidate
+    assert '<pre class="answer">' not in candidate
+    assert "refused" not in refused.split("<strong>candidate")[0]
     seeded.project("alpha")
     sign_in(client, seeded.key("alpha", "owner")["secret"])
     assert client.get("/portal/evals/shadows").status_code == 403

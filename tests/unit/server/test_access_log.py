@@ -16,6 +16,7 @@ import pytest
 from modelyard.observability.logs import TEXT_FORMAT, JsonFormatter, configure_logging
 from modelyard.server.access_log import AccessLog, access_log
 from modelyard.server.middleware import Exchange
+from modelyard.services.chat import Served
 
 
 class Stream(io.StringIO):
@@ -67,7 +68,7 @@ def _exchange() -> Exchange:
     ex = Exchange("req_0001", "client-7")
     ex.model, ex.route = "bench", "strong"
     ex.caller = SimpleNamespace(principal=SimpleNamespace(key_id="k1", project_id="p1"))  # type: ignore[assignment]
-    ex.served = SimpleNamespace(deployment="bench", provider="fake", attempts=2)  # type: ignore[assignment]
+    ex.served = Served("bench", "fake", "bench-model", attempts=2)
     return ex
 
 
@@ -139,6 +140,23 @@ async def test_json_lines_carry_the_request_s_facts(stream: Stream) -> None:
     created = _created_of(line["ts"])
     expected = orjson.loads(_as_logging_would(JsonFormatter(), created, **fields))
     assert line == expected
+
+
+async def test_a_refused_call_s_line_says_so_and_only_then(stream: Stream) -> None:
+    _use(stream, "json")
+    log = AccessLog(flush_after_s=3600.0)
+    refused = _exchange()
+    assert refused.served is not None
+    refused.served.refused = True  # as the observer marks a refusal
+    log.add(_exchange(), "/v1/chat/completions", 200, 1.0, traced=False)
+    log.add(refused, "/v1/chat/completions", 200, 1.0, traced=False)
+    log.flush()
+    plain, marked = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert "refused" not in plain
+    assert marked["refused"] is True
+    assert {k: v for k, v in marked.items() if k not in ("refused", "ts")} == {
+        k: v for k, v in plain.items() if k != "ts"
+    }
 
 
 def _created_of(ts: str) -> float:

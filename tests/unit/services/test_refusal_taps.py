@@ -1,6 +1,6 @@
 """The stream taps see a refusal (``RefusalDelta``) whether the answer came streamed or whole
 (``result_events``): the usage tap counts its characters and its first piece as the first
-token, the shadow tap compares it with the candidate's answer."""
+token, the shadow tap keeps it apart from the answer's text, to compare with the candidate's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from modelyard.core.events import Finished, RefusalDelta, StreamEvent, TextDelta
 from modelyard.services.chat import Batch
 from modelyard.services.metering import Ticket
 from modelyard.services.pipeline import Tap, result_events
-from modelyard.services.shadow import PrimaryAnswer, result_text
+from modelyard.services.shadow import PrimaryAnswer, result_refusal, result_text
 from modelyard.services.stages import _ShadowTap, _UsageTap
 
 REFUSAL = "I can't help with that."
@@ -80,7 +80,8 @@ class _Mirror:
         self.answers.append(args[-1])
 
 
-def _shadowed(feed: Any) -> str:
+def _shadowed(feed: Any) -> tuple[str, str | None]:
+    """The primary's answer as the shadow tap hands it to the mirror: text, refusal."""
     mirror = _Mirror()
     tap = _ShadowTap(cast(Any, mirror), cast(Any, None))
     feed(tap)
@@ -88,15 +89,15 @@ def _shadowed(feed: Any) -> str:
     run = SimpleNamespace(status=200, served=served, pipeline=None, request=None, caller=None)
     tap.end(cast(Any, run))
     (answer,) = mirror.answers
-    return answer.text
+    return answer.text, answer.refusal
 
 
-def test_the_shadow_compares_a_refusal_streamed_or_whole() -> None:
+def test_the_shadow_keeps_a_refusal_apart_streamed_or_whole() -> None:
     call = ToolCall("c1", "look", "{}")
     message = Message("assistant", (TextPart("Hi"),), tool_calls=(call,), refusal="No")
     whole = ChatResult([Choice(0, message, "stop")], None)
-    assert result_text(whole) == "Hi\nNo\nlook({})"
-    assert _shadowed(lambda tap: tap.result(whole)) == "Hi\nNo\nlook({})"
+    assert (result_text(whole), result_refusal(whole)) == ("Hi\nlook({})", "No")
+    assert _shadowed(lambda tap: tap.result(whole)) == ("Hi\nlook({})", "No")
     streamed: list[StreamEvent] = [
         TextDelta("H", 0),
         RefusalDelta("N", 0),
@@ -104,4 +105,10 @@ def test_the_shadow_compares_a_refusal_streamed_or_whole() -> None:
         RefusalDelta("o", 0),
         RefusalDelta("other choice", 1),
     ]
-    assert _shadowed(lambda tap: tap.saw(streamed)) == "Hi\nNo"
+    assert _shadowed(lambda tap: tap.saw(streamed)) == ("Hi", "No")
+
+
+def test_an_answer_is_no_refusal_for_the_shadow() -> None:
+    whole = ChatResult([Choice(0, Message("assistant", (TextPart("Hi"),)), "stop")], None)
+    assert _shadowed(lambda tap: tap.result(whole)) == ("Hi", None)
+    assert _shadowed(lambda tap: tap.saw([TextDelta("Hi", 0)])) == ("Hi", None)

@@ -24,10 +24,11 @@ from modelyard.tenancy.keys import Principal
 class SlowProvider:
     name = "cand"
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, refuse: str | None = None) -> None:
         self.release = asyncio.Event()
         self.calls: list[ChatRequest] = []
         self.fail = fail
+        self.refuse = refuse
         self._called = asyncio.Condition()
 
     async def chat(self, request: ChatRequest, model: str, ctx: Any) -> ChatResult:
@@ -38,6 +39,8 @@ class SlowProvider:
         if self.fail:
             raise UpstreamTimeout("candidate: no first token within 1s")
         message = Message("assistant", (TextPart("candidate says"),))
+        if self.refuse is not None:  # as a structured-outputs refusal reads: no content
+            message = Message("assistant", refusal=self.refuse)
         return ChatResult([Choice(0, message, "stop")], Usage(3, 2))
 
     async def reached(self, calls: int) -> None:
@@ -111,6 +114,25 @@ async def test_a_failing_candidate_is_recorded_with_its_error():
     assert records[0].candidate_output is None
     assert records[0].candidate_error == "504 timeout: candidate: no first token within 1s"
     assert records[0].candidate_cost_micros is None
+
+
+async def test_refusals_are_recorded_apart_from_the_text_on_both_sides():
+    provider = SlowProvider(refuse="I can't help with that.")
+    provider.release.set()
+    records: list[ShadowRecord] = []
+    mirror = ShadowMirror(records.append)
+    declined = PrimaryAnswer("prim", "p-model", "", Usage(3, 4), 0.05, refusal="No.")
+    mirror.mirror(_pipeline(provider), _deployment(100), REQUEST, _caller("r"), declined)
+    answering = SlowProvider()
+    answering.release.set()
+    mirror.mirror(_pipeline(answering), _deployment(100), REQUEST, _caller("s"), PRIMARY)
+    await mirror.aclose()
+    refused, answered = sorted(records, key=lambda r: r.request_id)
+    assert (refused.candidate_output, refused.candidate_refusal) == ("", "I can't help with that.")
+    assert (refused.primary_output, refused.primary_refusal) == ("", "No.")
+    assert refused.candidate_refused and refused.primary_refused
+    assert answered.candidate_output == "candidate says" and answered.primary_output
+    assert not answered.candidate_refused and not answered.primary_refused
 
 
 def test_sampling_follows_the_percentage():
