@@ -251,3 +251,29 @@ def test_refusals_are_recorded_apart_and_marked(fake_upstream: FakeOpenAI, tmp_p
     (plain,) = [r for r in records if not r.primary_refused]
     assert plain.primary_output == plain.candidate_output == "echo: hi"
     assert plain.primary_refusal is None and plain.candidate_refusal is None
+    # `modelyard eval shadow` grades the stored pairs with each side's refusal as a refusal:
+    # both declined twice (0, marked), and agreed once.
+    config_flag = ("--config", str(tmp_path / "modelyard.yaml"))
+    graded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelyard.cli.main",
+            "eval",
+            "shadow",
+            "careful",
+            *GRADE,
+            *config_flag,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data"), "K": UPSTREAM_KEY},
+        timeout=120,
+        check=False,
+    )
+    assert graded.returncode == 0, graded.stderr
+    report = orjson.loads(graded.stdout)
+    for summary in report["summaries"]:
+        assert summary["refusals"] == 2 and summary["score"] == pytest.approx(1 / 3)
+    refused = [r for r in report["results"] if r["refused"]]
+    assert len(refused) == 4 and {r["output"] for r in refused} == {REFUSAL}

@@ -403,6 +403,8 @@ def _stored_shadow_records(args: argparse.Namespace) -> list[tuple[dict[str, Any
                     "primary_cost_micros": r.primary_cost_micros,
                     "candidate_cost_micros": r.candidate_cost_micros,
                     "candidate_error": r.candidate_error,
+                    "primary_refusal": r.primary_refusal,
+                    "candidate_refusal": r.candidate_refusal,
                 },
                 f"shadow record {r.request_id}",
             )

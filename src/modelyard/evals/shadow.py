@@ -8,6 +8,12 @@ Modes (``ShadowOptions.mode``):
 * ``similarity``, ``exact``, ``contains``: the primary's answer is the reference; the candidate
   is scored by agreement with it and the primary scores 1 by definition.
 
+A side that refused (``primary_refusal``/``candidate_refusal``: the model declined) gave no
+answer to compare: its result is the refusal, marked ``refused``, scored 0 and failed, as a
+dataset case's default ``on_refusal: fail``. The other side is then graded alone: by the judge
+in ``judge`` mode, else it passes with 1 (an answer where the other declined). Both refused:
+both score 0.
+
 The report has the same shape as a dataset run's, with deployments ``primary`` and ``candidate``.
 """
 
@@ -43,6 +49,9 @@ class ShadowPair:
     primary_cost_micros: int | None = None
     candidate_cost_micros: int | None = None
     candidate_error: str | None = None
+    # The model declined (a refusal, apart from the answer text); None: it did not.
+    primary_refusal: str | None = None
+    candidate_refusal: str | None = None
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], where: str = "record") -> ShadowPair:
@@ -58,6 +67,10 @@ class ShadowPair:
         primary = raw.get("primary_output")
         if not isinstance(primary, str):
             raise ValueError(f"{where}: primary_output: must be a string")
+        refusals = [raw.get(f"{who}_refusal") for who in (PRIMARY, CANDIDATE)]
+        for who, refusal in zip((PRIMARY, CANDIDATE), refusals, strict=True):
+            if refusal is not None and not isinstance(refusal, str):
+                raise ValueError(f"{where}: {who}_refusal: must be a string or null")
         return cls(
             id=str(raw.get("id") or where),
             messages=messages,
@@ -68,6 +81,8 @@ class ShadowPair:
             primary_cost_micros=raw.get("primary_cost_micros"),
             candidate_cost_micros=raw.get("candidate_cost_micros"),
             candidate_error=raw.get("candidate_error"),
+            primary_refusal=refusals[0] or None,
+            candidate_refusal=refusals[1] or None,
         )
 
     def question(self) -> str:
@@ -111,20 +126,24 @@ async def evaluate_shadow(
 
 def _result(pair: ShadowPair, who: str) -> CaseResult:
     primary = who == PRIMARY
+    refusal = pair.primary_refusal if primary else pair.candidate_refusal
+    output = pair.primary_output if primary else pair.candidate_output or ""
     return CaseResult(
         case_id=pair.id,
         deployment=who,
         repeat=0,
-        output=pair.primary_output if primary else pair.candidate_output or "",
+        # A refusal is what the side said instead of an answer (as a dataset run records it).
+        output=refusal if refusal is not None else output,
         latency_s=pair.primary_latency_s if primary else pair.candidate_latency_s,
         cost_micros=pair.primary_cost_micros if primary else pair.candidate_cost_micros,
         error=None if primary else pair.candidate_error,
+        refused=refusal is not None,
     )
 
 
 async def _grade_pair(pair: ShadowPair, grading: Grading, opts: ShadowOptions) -> list[CaseResult]:
     primary, candidate = _result(pair, PRIMARY), _result(pair, CANDIDATE)
-    if candidate.error is None and pair.candidate_output is None:
+    if candidate.error is None and pair.candidate_output is None and not candidate.refused:
         candidate.error = "no candidate answer"
     try:
         await _score(pair, (primary, candidate), grading, opts)
@@ -138,6 +157,17 @@ async def _score(
     pair: ShadowPair, both: tuple[CaseResult, CaseResult], grading: Grading, opts: ShadowOptions
 ) -> None:
     primary, candidate = both
+    refused = [r for r in both if r.refused and r.error is None]
+    for result in refused:
+        _set(result, 0.0, False, f"refused: {result.output[:200]}")
+    if refused:
+        answered = [r for r in both if not r.refused and r.error is None]
+        if opts.mode == "judge":
+            await _judge_each(pair, answered, grading, opts)
+        else:
+            for result in answered:
+                _set(result, 1.0, True, "answered where the other side refused")
+        return
     if candidate.error is not None and opts.mode != "judge":
         _set(primary, 1.0, True, "candidate failed")
         return
@@ -153,7 +183,19 @@ async def _score(
         _set(candidate, verdict.score, verdict.score >= 0.5, verdict.reason)
         _set(primary, 1 - verdict.score, verdict.score <= 0.5, verdict.reason)
         return
-    case = Case(
+    if opts.mode == "judge":
+        await _judge_each(pair, both, grading, opts)
+        return
+    _set(primary, 1.0, True, "the reference")
+    if candidate.error is None:
+        output = Output(candidate.output)
+        grade = await grading.registry.grade(_case(pair, opts), output, grading.context)
+        _set(candidate, grade.score, grade.passed, grade.reason)
+
+
+def _case(pair: ShadowPair, opts: ShadowOptions) -> Case:
+    """The pair as a case for the mode's grader: the primary's answer is the reference."""
+    return Case(
         id=pair.id,
         messages=pair.messages,
         grader=opts.mode,
@@ -163,10 +205,14 @@ async def _score(
         options=opts.grader_options,
         source=f"shadow:{pair.id}",
     )
-    targets = [primary, candidate] if opts.mode == "judge" else [candidate]
-    if opts.mode != "judge":
-        _set(primary, 1.0, True, "the reference")
-    for result in targets:
+
+
+async def _judge_each(
+    pair: ShadowPair, results: Iterable[CaseResult], grading: Grading, opts: ShadowOptions
+) -> None:
+    """``judge`` mode: each answer scored on its own against the rubric."""
+    case = _case(pair, opts)
+    for result in results:
         if result.error is None:
             grade = await grading.registry.grade(case, Output(result.output), grading.context)
             _set(result, grade.score, grade.passed, grade.reason)

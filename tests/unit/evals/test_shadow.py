@@ -65,3 +65,63 @@ async def test_modes_need_their_models_and_records_are_checked():
         ShadowPair.from_mapping({"messages": [{"role": "user", "content": "q"}]}, "f:3")
     with pytest.raises(ValueError, match="f:3: input"):
         ShadowPair.from_mapping({"primary_output": "x"}, "f:3")
+
+
+def refusing_pair(primary: str | None, candidate: str | None) -> ShadowPair:
+    return ShadowPair.from_mapping(
+        {
+            "id": "r",
+            "messages": [{"role": "user", "content": "capital?"}],
+            "primary_output": "" if primary else "Paris",
+            "candidate_output": "" if candidate else "Paris",
+            "primary_refusal": primary,
+            "candidate_refusal": candidate,
+        }
+    )
+
+
+@pytest.mark.parametrize("mode", ["exact", "pairwise", "judge"])
+async def test_a_refusal_is_no_answer_and_the_other_side_is_graded_alone(mode: str):
+    asked: list[str] = []
+
+    async def judge(messages: Sequence[Message]) -> str:
+        asked.append(messages[-1].text())
+        return '{"score": 9, "reason": "fine"}'
+
+    grading = Grading(context=GraderContext(complete=judge))
+    for primary, candidate in (("I can't help.", None), (None, "I won't say.")):
+        asked.clear()
+        report = await evaluate_shadow(
+            [refusing_pair(primary, candidate)], grading, ShadowOptions(mode=mode)
+        )
+        got = {r.deployment: r for r in report.results}
+        refuser, answerer = (
+            (got["primary"], got["candidate"]) if primary else (got["candidate"], got["primary"])
+        )
+        assert refuser.refused and refuser.output == (primary or candidate)
+        assert (refuser.score, refuser.passed) == (0.0, False)
+        assert refuser.reason.startswith("refused: ") and refuser.error is None
+        assert not answerer.refused and answerer.output == "Paris" and answerer.passed
+        # The judge is asked about the answer alone in judge mode; no pairwise verdict is
+        # asked of a refusal, and reference modes have no reference to grade against.
+        if mode == "judge":
+            assert len(asked) == 1 and "Paris" in asked[0] and answerer.score == 0.9
+        else:
+            assert asked == [] and answerer.score == 1.0
+        assert report.summary(refuser.deployment).refusals == 1
+
+
+async def test_both_refused_both_fail_and_a_bad_refusal_is_named():
+    report = await evaluate_shadow(
+        [refusing_pair("No.", "Nope.")], Grading(), ShadowOptions(mode="exact")
+    )
+    assert [(r.refused, r.score, r.passed) for r in report.results] == [(True, 0.0, False)] * 2
+    with pytest.raises(ValueError, match="f:2: candidate_refusal: must be a string or null"):
+        ShadowPair.from_mapping(
+            {
+                "messages": [{"role": "user", "content": "q"}],
+                "primary_output": "x",
+                "candidate_refusal": 3,
+            },
+            "f:2",
+        )
