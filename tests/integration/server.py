@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,15 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_finished(self, request_ids: Iterable[str]) -> None:
+        """Until the access log (the text format) has a line for each request: the server is
+        done with them. The line is written after the request gives its in-flight slot back,
+        so a client that left is only known to be let go of once its line is there (the
+        server notices the leaving in its own time, maybe after the client's next request)."""
+        lines = [f" modelyard.access: {rid} " for rid in request_ids]
+        log = self.log
+        wait_until(lambda: all(line in log() for line in lines), f"the access lines of {lines}")
 
 
 @contextlib.contextmanager
