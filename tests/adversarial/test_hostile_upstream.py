@@ -38,6 +38,10 @@ SECRETS = [API_KEY, HEADER_SECRET]
 EARLY = ["bad-usage", "bad-utf8", "reset", "garbage", "echo-500", "echo-429", "echo-402"]
 # Faults the client sees: after the first event, or not retryable (the client's input).
 LATE = ["late-utf8", "partial", "stall", "bad-usage", "echo-stream", "echo-400", "echo-401"]
+# Faults that fall silent: only a short timeout ends them (first_token is also the silence
+# limit). On these targets alone: a healthy target with it would fail on a loaded machine.
+SILENT = ("hang", "stall")
+SHORT = {"first_token": 1.0, "total": 5.0}
 WIRES = ["openai", "anthropic"]
 MAX_IN_FLIGHT = 4
 USER: list[dict[str, str]] = [{"role": "user", "content": "hi"}]
@@ -57,16 +61,16 @@ def _config(hostile: Hostile) -> dict[str, Any]:
             targets = [{"provider": wire, "model": fault}, {"provider": wire, "model": "ok"}]
             deployments[f"{wire}-{fault}"] = {"targets": targets}
         for fault in [*LATE, "hang"]:  # alone: the client sees the failure
-            target = {"provider": wire, "model": fault}
+            target: dict[str, Any] = {"provider": wire, "model": fault}
+            if fault in SILENT:
+                target["timeouts"] = SHORT
             deployments[f"solo-{wire}-{fault}"] = {"targets": [target], "retry": {"attempts": 1}}
+    # For clients that leave after the first chunk: no timeout can end it before they do.
+    deployments["left-stall"] = {"targets": [{"provider": "anthropic", "model": "stall"}]}
     return {
         "server": {"max_in_flight": MAX_IN_FLIGHT},
         "local": {"enabled": False},
-        # Short, so a hung upstream ends the request (first_token is also the silence limit).
-        "providers": {
-            name: {**p, "timeouts": {"first_token": 1.0, "total": 5.0}}
-            for name, p in providers.items()
-        },
+        "providers": providers,
         "deployments": deployments,
     }
 
@@ -197,7 +201,8 @@ def test_a_hostile_upstream_breaks_no_invariant(served: Any, hostile: Hostile) -
                         if ids and "x-request-id" in ids:  # refused before any byte
                             seen.ids.append(ids["x-request-id"])
     assert all(hostile.hits[f] > 0 for f in [*EARLY, *LATE])
-    _leave_mid_stream(server, key, seen, 2 * MAX_IN_FLIGHT)
+    left = _leave_mid_stream(server, key, seen, 2 * MAX_IN_FLIGHT)
+    server.wait_finished(left)  # the server noticed each leaving in its own time
     _check_in_flight_is_free(server, key)
     _check_nothing_secret(server, seen)
     # One ledger row per admitted request (and the in-flight check's), each id once.
@@ -239,16 +244,19 @@ def _check_nothing_secret(server: RunningServer, seen: Seen) -> None:
         assert half not in log, f"a secret reached the log: {secret}"
 
 
-def _leave_mid_stream(server: RunningServer, key: str, seen: Seen, times: int) -> None:
+def _leave_mid_stream(server: RunningServer, key: str, seen: Seen, times: int) -> list[str]:
     """Clients that leave after the first chunk of a stream the upstream keeps open: each
-    must give its in-flight slot back (checked next) and leave one ledger row."""
-    body = {"model": "solo-anthropic-stall", "stream": True, "messages": USER}
+    must give its in-flight slot back (checked next) and leave one ledger row. Their ids."""
+    body = {"model": "left-stall", "stream": True, "messages": USER}
     headers = {"authorization": f"Bearer {key}"}
+    left = []
     for _ in range(times):
         url = f"{server.base_url}/chat/completions"
         with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
             assert response.status_code == 200
             seen.ids.append(response.headers["x-request-id"])
+            left.append(response.headers["x-request-id"])
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     break  # the client leaves
+    return left

@@ -23,7 +23,7 @@ from typing import Any
 import httpx2 as httpx
 import yaml
 
-from tests.integration.server import free_port
+from tests.integration.server import PORT_TRIES, free_port
 from tests.spawning import spawning
 from tests.waiting import wait_until
 
@@ -56,6 +56,10 @@ class Replica:
             self.process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
+
+    def log(self) -> str:
+        """What the latest start wrote."""
+        return (self.root / f"serve-{self.starts}.log").read_text(errors="replace")
 
     def ready(self) -> bool:
         if self.process is None or self.process.poll() is not None:
@@ -189,10 +193,25 @@ def running_replicas(
             replica.root.mkdir(parents=True, exist_ok=True)
             replica.start()
         for replica in replicas:
-            wait_until(replica.ready, f"replica {replica.name} ready (logs in {replica.root})")
+            _first_ready(replica)
         yield replicas
     finally:
         for replica in replicas:
             if replica.process is not None and replica.process.poll() is None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     replica.stop()
+
+
+def _first_ready(replica: Replica) -> None:
+    """Until the replica's first start is ready. Its port was picked before ``serve`` bound it
+    (as ``run_server``'s): taken in between by another process, it is started again on
+    another, which nothing (nginx) knows of yet. A restart keeps its port."""
+    for tries_left in reversed(range(PORT_TRIES)):
+        try:
+            wait_until(replica.ready, f"replica {replica.name} ready (logs in {replica.root})")
+            return
+        except RuntimeError:
+            if not tries_left or "address already in use" not in replica.log().lower():
+                raise
+        replica.port = free_port()
+        replica.start()

@@ -10,11 +10,13 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.fakes.held import HeldAnswers
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.server import RunningServer, run_server
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+HELD = "held-in-flight"  # scripted on the fake by the in-flight test: answers when released
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def keyed(
         },
         "deployments": {
             "chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]},
-            "slow": {"targets": [{"provider": "fake", "model": "slow-1500"}]},
+            "held": {"targets": [{"provider": "fake", "model": HELD}]},
         },
     }
     with run_server(
@@ -75,18 +77,34 @@ def test_the_callers_key_id_stays_inside_the_platform(
     assert not [name for name in seen if name.startswith("x-modelyard")]
 
 
-def test_in_flight_limit_answers_429_with_retry_after(keyed: RunningServer):
+def test_in_flight_limit_answers_429_with_retry_after(
+    keyed: RunningServer, fake_upstream: FakeOpenAI
+):
+    """Two calls held upstream fill the bound of 2; two more are refused while they are held.
+    (With a fixed upstream delay instead, a loaded machine could start the later calls after
+    the first two had ended, and admit them.)"""
     client = _client(keyed, "my-gateway-key")
 
     def call() -> int:
         try:
-            client.chat.completions.create(model="slow", messages=USER)
+            client.chat.completions.create(model="held", messages=USER)
             return 200
         except openai.RateLimitError as exc:
             assert exc.response.headers["retry-after"] == "1"
             assert exc.code == "gateway_busy"
             return 429
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        statuses = sorted(pool.map(lambda _: call(), range(4)))
-    assert statuses.count(200) == 2 and statuses.count(429) == 2
+    held = HeldAnswers()
+    fake_upstream.script(HELD, held)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            admitted = [pool.submit(call) for _ in range(2)]
+            held.wait_for_calls(2)  # both under way upstream: the gateway's two slots taken
+            refused = [call() for _ in range(2)]
+            held.release()
+            statuses = [future.result() for future in admitted]
+    finally:
+        held.release()
+        fake_upstream.unscript(HELD)
+    assert (statuses, refused) == ([200, 200], [429, 429])
+    assert held.calls == 2  # the refused calls never reached the upstream

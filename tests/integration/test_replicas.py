@@ -12,9 +12,12 @@ revoked through the admin API. Then:
   the ledger table's write lock over the replica's last answers, so some certainly are), with
   its request id and its tokens, and no request twice; a stream it was serving when killed is
   there as ``interrupted`` (``store/journal.py``), and no request of a live replica is;
-- the revoked key is refused by every replica within one second of the admin call's answer,
-  and every replica answers from the new target within one second of the re-point, each
-  measured by asking the replicas directly until they do.
+- the revoked key is refused by every replica, and every replica answers from the new target,
+  by the change notifications alone: the polls behind them are an hour apart here, so only a
+  notification (or the re-read after the listener connects) can have told them. How long each
+  took is measured by asking the replicas directly until they do, and printed: well under the
+  design's second on a quiet machine, but a loaded one keeps no wall-clock promise (a replica
+  that gets no CPU for a second sees nothing for a second), so it is not asserted.
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ RPM = 40  # per key: tight enough that the run hits it
 KEYS = 4
 RUN_S = 24.0
 CLIENTS = 6
-BOUND_S = 1.0
 
 
 @dataclass
@@ -76,7 +78,8 @@ def _config(fake: FakeOpenAI, model: str) -> dict[str, object]:
     provider = {"type": "openai_compatible", "base_url": fake.base_url, "api_key": "env::K"}
     return {
         "local": {"enabled": False},
-        "store": {"resync_interval_s": 0.5},
+        # Polls an hour apart: a change seen during the run was pushed (a notification).
+        "store": {"resync_interval_s": 3600},
         "limits": {"fail_open": False},
         "providers": {"fake": provider},
         "deployments": {
@@ -314,8 +317,6 @@ def _events(
     events.revoke_s = _first_time(
         replicas, lambda r: _refused(r, secret, events.probes), "revoked everywhere"
     )
-    assert max(events.repoint_s.values()) <= BOUND_S, events.repoint_s
-    assert max(events.revoke_s.values()) <= BOUND_S, events.revoke_s
     wait_until(lambda: time.monotonic() - began > RUN_S, "the rest of the run")
     return events
 

@@ -16,27 +16,24 @@ from tests.waiting import eventually
 
 @contextlib.asynccontextmanager
 async def served(app: Any) -> AsyncIterator[int]:
-    """Serve ``app`` on a free loopback port (yielded) until the block ends."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """Serve ``app`` on a free loopback port (yielded) until the block ends.
+
+    The socket is bound here and handed to uvicorn: a port picked, closed and bound again later
+    could be taken in between by another process (another test run's server or client)."""
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=GracefulHttpToolsProtocol,
-        lifespan="off",
-        log_level="warning",
+        app, http=GracefulHttpToolsProtocol, lifespan="off", log_level="warning"
     )
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
 
     async def started() -> bool:
         return server.started
 
-    try:
-        await eventually(started, "uvicorn listening")
-        yield port
-    finally:
-        server.should_exit = True
-        await serving
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        try:
+            await eventually(started, "uvicorn listening")
+            yield listening.getsockname()[1]
+        finally:
+            server.should_exit = True
+            await serving

@@ -27,10 +27,21 @@ REFETCH_S = 30
 
 
 class Clock:
-    """Seconds since the epoch, moved by hand."""
+    """Seconds since the epoch: the real time until a test sets ``now``, then moved by hand.
+
+    Frozen from the start, it would call a token the provider signs (at the real time) more
+    than the leeway after the fixture was made "issued in the future", as a slow machine can."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self._set: float | None = None
+
+    @property
+    def now(self) -> float:
+        return time.time() if self._set is None else self._set
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._set = value
 
     def __call__(self) -> float:
         return self.now

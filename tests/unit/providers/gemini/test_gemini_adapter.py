@@ -368,17 +368,18 @@ def test_options_are_checked():
 
 
 async def test_slow_answers_wait_and_silent_upstreams_time_out(fake):
-    settings = ProviderSettings(
-        name="gem",
-        type="gemini",
-        base_url=fake.base_url,
-        api_key=KEY,
-        timeouts=CallTimeouts(connect=1, first_token=0.3, total=2),
-    )
     transport = Transport()
-    provider = GeminiProvider(settings, transport)
+
+    def gemini(first_token: float) -> GeminiProvider:
+        timeouts = CallTimeouts(connect=30, first_token=first_token, total=60)
+        settings = ProviderSettings("gem", "gemini", fake.base_url, KEY, timeouts=timeouts)
+        return GeminiProvider(settings, transport)
+
+    # The slow answer takes longer than the silent one is given: only the limit ends a wait.
+    # (A 100 ms answer under a 0.3 s limit on one provider left a busy machine 0.2 s.)
+    patient, provider = gemini(first_token=30), gemini(first_token=0.3)
     try:
-        result = await provider.chat(ask(user("hi")), "slow-100", CTX)
+        result = await patient.chat(ask(user("hi")), "slow-300", CTX)
         assert result.choices[0].message.text() == "echo: hi"
         with pytest.raises(UpstreamTimeout):
             await provider.chat(ask(user("hi")), "hang", CTX)
