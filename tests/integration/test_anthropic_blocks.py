@@ -31,6 +31,7 @@ WEATHER = {
 }
 SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
 REDACTED = {"type": "redacted_thinking", "data": REDACTED_DATA}
+QUESTION = "search the web: the capital of France?"
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_redacted_thinking_goes_round_a_tool_loop_unchanged(
 def test_web_search_blocks_and_citations_reach_the_client_in_place(
     client: anthropic.Anthropic, streamed: bool
 ) -> None:
-    messages = [{"role": "user", "content": "search the web: the capital of France?"}]
+    messages = [{"role": "user", "content": QUESTION}]
     answer = _ask(
         client, streamed, model="blocks-an", max_tokens=256, messages=messages, tools=[SEARCH]
     )
@@ -120,7 +121,7 @@ def test_web_search_blocks_and_citations_reach_the_client_in_place(
     ]
     use, result, found, cited = answer.content
     assert use.type == "server_tool_use" and use.name == "web_search"
-    assert use.input == {"query": "search the web: the capital of France?"}
+    assert use.input == {"query": QUESTION}
     assert result.type == "web_search_tool_result" and result.tool_use_id == use.id
     assert isinstance(result.content, list)
     assert [(r.url, r.title) for r in result.content] == [(SEARCH_URL, SEARCH_TITLE)]
@@ -133,34 +134,45 @@ def test_web_search_blocks_and_citations_reach_the_client_in_place(
     assert answer.stop_reason == "end_turn"
 
 
+def _searched(fake: FakeAnthropic) -> list[dict[str, Any]]:
+    """A web search answer's blocks as the upstream writes them (asked of it directly)."""
+    upstream = anthropic.Anthropic(base_url=fake.base_url, api_key=UPSTREAM_KEY, max_retries=0)
+    raw = upstream.messages.with_raw_response.create(
+        model="claude-opus-4-6",
+        max_tokens=256,
+        tools=[SEARCH],
+        messages=[{"role": "user", "content": QUESTION}],
+    )
+    content: list[dict[str, Any]] = raw.http_response.json()["content"]
+    assert [b["type"] for b in content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+        "text",
+    ]
+    return content
+
+
 def test_web_search_blocks_go_back_to_anthropic_unchanged(
     client: anthropic.Anthropic, vendor_fakes: dict[str, Any]
 ) -> None:
     fake: FakeAnthropic = vendor_fakes["anthropic"]
-    ask = {"model": "blocks-an", "max_tokens": 256, "tools": [SEARCH]}
-    messages: list[Any] = [{"role": "user", "content": "search the web: the capital of France?"}]
-    raw = client.messages.with_raw_response.create(messages=messages, **ask)
-    content = raw.http_response.json()["content"]
-    messages += [
+    content = _searched(fake)
+    messages = [
+        {"role": "user", "content": QUESTION},
         {"role": "assistant", "content": content},
         {"role": "user", "content": "thanks"},
     ]
-    client.messages.create(messages=messages, **ask)
+    client.messages.create(model="blocks-an", max_tokens=256, tools=[SEARCH], messages=messages)
     assert fake.last_request.json["messages"][1]["content"] == content
 
 
 def test_an_upstream_of_another_api_gets_the_text_without_them(
     client: anthropic.Anthropic, vendor_fakes: dict[str, Any], fake_upstream: FakeOpenAI
 ) -> None:
-    first = client.messages.create(
-        model="blocks-an",
-        max_tokens=256,
-        tools=[SEARCH],
-        messages=[{"role": "user", "content": "search the web: the capital of France?"}],
-    )
     history = [
-        {"role": "user", "content": "search the web: the capital of France?"},
-        {"role": "assistant", "content": [REDACTED, *_content(first)]},
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": [REDACTED, *_searched(vendor_fakes["anthropic"])]},
         {"role": "user", "content": "thanks"},
     ]
     client.messages.create(model="blocks-oa", max_tokens=64, messages=history)
