@@ -35,6 +35,7 @@ Lossy points, decided here, for upstreams of other APIs:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -165,59 +166,81 @@ def _user_block(item: Any) -> Message | ContentPart:
     raise _unsupported(kind, _USER_BLOCKS, "user")
 
 
-def _assistant_turn(blocks: list[Any]) -> Message:
+_Read = TextPart | ToolCall | tuple[str, str | None] | None
+
+
+def _assistant_block(item: Any) -> _Read:
+    """An assistant turn's block: text, a tool call, a thought with its signature; ``None``
+    when the core loses some of it (``citations``, of which ``null`` is what the SDKs write
+    back for none; ``cache_control`` on a tool use or a thought) or all of it (a server's
+    block, see the module's docstring)."""
+    block, kind = _typed(item)
+    # Membership first: these fields are rare, and a plain block costs one test.
+    if kind == "text":
+        return _text(block) if "citations" not in block or not block["citations"] else None
+    if kind == "tool_use":
+        return _tool_use(block) if "cache_control" not in block else None
+    if kind == "thinking" and "cache_control" not in block:
+        thought = get_str(block, "thinking", "thinking", required=True) or ""
+        return thought, get_str(block, "signature", "signature")
+    if kind == "thinking":
+        return None
+    _server_block(kind)
+    return None
+
+
+def _assistant_turn(blocks: list[Any], read: Callable[[Any], _Read] = _assistant_block) -> Message:
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     thoughts: list[str] = []
     signature: str | None = None
-    whole = False  # the turn holds what the core does not model: it is kept as written too
-    for raw, item in zip(blocks, each(blocks, "content", _assistant_block), strict=True):
+    whole = False  # the core loses some of a block: the turn is kept as written too
+    for item in each(blocks, "content", read):
         if isinstance(item, ToolCall):
             calls.append(item)
         elif isinstance(item, tuple):
             thoughts.append(item[0])
             signature = item[1] or signature
-        elif item is None:
-            whole = True
-            continue
-        else:
+        elif item is not None:
             parts.append(item)
-        if not whole and _loses_fields(raw, item):
+        else:
             whole = True
-    message = Message(
+    if whole and read is _assistant_block:
+        # Rare: read again for what the core keeps of each block, and keep the turn whole.
+        message = _assistant_turn(blocks, _kept_block)
+        message.native = Native(DIALECT, {"content": blocks}, text=message.text())
+        return message
+    return Message(
         "assistant",
         tuple(parts),
         tool_calls=tuple(calls),
         reasoning="".join(thoughts) if thoughts else None,
         reasoning_signature=signature,
     )
-    if whole:
-        message.native = Native(DIALECT, {"content": blocks}, text=message.text())
-    return message
 
 
-def _loses_fields(block: dict[str, Any], item: object) -> bool:
-    """Whether a modelled block carries a field its core part does not: ``citations`` on text
-    (``null`` is what the SDKs write back for none), ``cache_control`` on a tool use or a
-    thought."""
-    if type(item) is TextPart:
-        return bool(block.get("citations"))
-    return block.get("cache_control") is not None
-
-
-def _assistant_block(item: Any) -> TextPart | ToolCall | tuple[str, str | None] | None:
-    """An assistant turn's block: text, a tool call, a thought with its signature, or nothing
-    the core models (a server's block, see the module's docstring)."""
+def _kept_block(item: Any) -> _Read:
+    """What the core keeps of an assistant turn's block (``None`` for a server's block)."""
     block, kind = _typed(item)
     if kind == "text":
         return _text(block)
     if kind == "tool_use":
         return _tool_use(block)
     if kind == "thinking":
-        thought = get_str(block, "thinking", "thinking", required=True) or ""
-        return thought, get_str(block, "signature", "signature")
+        return _thought(block)
+    _server_block(kind)
+    return None
+
+
+def _thought(block: dict[str, Any]) -> tuple[str, str | None]:
+    thought = get_str(block, "thinking", "thinking", required=True) or ""
+    return thought, get_str(block, "signature", "signature")
+
+
+def _server_block(kind: str) -> None:
+    """Nothing the core models (a server's block), or an error naming the accepted types."""
     if kind in _SERVER_BLOCKS or kind.endswith(_SERVER_RESULT_SUFFIX):
-        return None
+        return
     raise _unsupported(kind, _ASSISTANT_BLOCKS, "assistant")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, Usage
+from modelyard.core.chat import ChatResult, FinishReason, Message, Native, Usage
 from modelyard.protocols.anthropic.content import DIALECT, RAW_INPUT_KEY
 
 _STOP_REASONS: dict[str, str] = {
@@ -97,22 +97,28 @@ def content_json(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def _native_content(choice: Choice | None, message: Message) -> list[Any] | None:
-    """The upstream's own blocks, when it was of this dialect and they still fit the text."""
-    native = choice.native if choice is not None else None
-    if native is None or native.origin != DIALECT or message.refusal is not None:
-        return None
+def _content(native: Native, message: Message) -> list[Any]:
+    """The upstream's own blocks, when it was of this dialect and they still fit the text;
+    else the blocks the core models."""
     content = native.fields.get("content")
-    if not isinstance(content, list) or native.text != message.text():
-        return None
+    if (
+        native.origin != DIALECT
+        or not isinstance(content, list)
+        or native.text != message.text()
+        or message.refusal is not None
+    ):
+        return content_json(message)
     return content
 
 
 def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
     """A whole answer as a ``message`` object; ``model`` is what the client asked for."""
-    choice = result.choices[0] if result.choices else None
-    message = choice.message if choice is not None else Message("assistant")
-    reason = choice.finish_reason if choice is not None else None
+    native: Native | None = None
+    if result.choices:
+        choice = result.choices[0]
+        message, reason, native = choice.message, choice.finish_reason, choice.native
+    else:
+        message, reason = Message("assistant"), None
     if message.refusal is not None:
         reason = "content_filter"
     body = {
@@ -120,7 +126,7 @@ def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": _native_content(choice, message) or content_json(message),
+        "content": content_json(message) if native is None else _content(native, message),
         "stop_reason": stop_reason(reason, bool(message.tool_calls)),
         "stop_sequence": None,
         "usage": usage_json(result.usage),

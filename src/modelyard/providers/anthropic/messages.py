@@ -95,10 +95,9 @@ def _text_block(part: TextPart) -> Block:
 
 
 def _blocks(message: Message, i: int, provider: str) -> list[Block]:
-    native = message.native
-    if native is not None and native.origin == ORIGIN and native.text == message.text():
+    if message.native is not None and _as_written(message):
         # A Messages client's turn with blocks the core does not model: sent as written.
-        return list(native.fields["content"])
+        return list(message.native.fields["content"])
     if message.refusal is not None:  # no refusal in this dialect: what it said, as text
         message = message.refusal_as_text()
     if message.role == "tool":
@@ -117,6 +116,12 @@ def _blocks(message: Message, i: int, provider: str) -> list[Block]:
     for j, call in enumerate(message.tool_calls):
         blocks.append(_tool_use(call, f"messages[{i}].tool_calls[{j}].function.arguments"))
     return blocks
+
+
+def _as_written(message: Message) -> bool:
+    """Whether ``message.native`` holds the turn as this dialect wrote it, its text unchanged."""
+    native = message.native
+    return native is not None and native.origin == ORIGIN and native.text == message.text()
 
 
 def _content_blocks(message: Message, i: int, provider: str) -> list[Block]:

@@ -96,7 +96,8 @@ def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Messa
         kind = block["type"]
         if kind == "text":
             texts.append(block["text"])
-            whole = whole or bool(block.get("citations"))
+            if block.get("citations"):
+                whole = True
         elif kind == "thinking":
             thoughts.append(block["thinking"])
             signature = block.get("signature") or signature

@@ -59,7 +59,6 @@ class StreamState:
     _calls: int = 0
     _usage: dict[str, Any] = field(default_factory=dict)
     _stop_reason: str | None = None
-    _last: str = ""  # the kind of the block started last
 
     @property
     def done(self) -> bool:
@@ -106,15 +105,11 @@ class StreamState:
 
     def _start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
         kind = block["type"]
-        last, self._last = self._last, kind
         if kind == "text":
             self._blocks[index] = _Block("text")
-            events: list[StreamEvent] = []
-            if last in ("text", "native") or block.get("citations"):
-                events.append(_native({"content_block": block}))
-            if block.get("text"):
-                events.append(TextDelta(block["text"]))
-            return events
+            if block.get("citations") or (index and self._follows_text(index)):
+                return self._text_block(block)
+            return [TextDelta(block["text"])] if block.get("text") else []
         if kind == "thinking":
             self._blocks[index] = _Block("thinking")
             return [ReasoningDelta(block["thinking"])] if block.get("thinking") else []
@@ -127,9 +122,20 @@ class StreamState:
             self._blocks[index] = call
             return [ToolCallDelta(call.call_index, "", id=block["id"], name=block["name"])]
         # redacted_thinking, a server tool's call or result: no core counterpart
-        self._last = "native"
         self._blocks[index] = _Block("native")
         return [_native({"content_block": block})]
+
+    def _follows_text(self, index: int) -> bool:
+        """Whether the block before ``index`` is one the core would merge a text block into."""
+        before = self._blocks.get(index - 1)
+        return before is not None and before.kind in ("text", "native")
+
+    def _text_block(self, block: dict[str, Any]) -> list[StreamEvent]:
+        """A text block that starts where a Messages client must see it start (see above)."""
+        events: list[StreamEvent] = [_native({"content_block": block})]
+        if block.get("text"):
+            events.append(TextDelta(block["text"]))
+        return events
 
     def _delta(self, block: _Block | None, delta: dict[str, Any]) -> list[StreamEvent]:
         kind = delta["type"]
