@@ -29,7 +29,7 @@ WEATHER = {
         "required": ["city"],
     },
 }
-SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+SEARCH: Any = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
 REDACTED = {"type": "redacted_thinking", "data": REDACTED_DATA}
 QUESTION = "search the web: the capital of France?"
 
@@ -67,7 +67,8 @@ def _ask(client: anthropic.Anthropic, streamed: bool, **kwargs: Any) -> anthropi
     if streamed:
         with client.messages.stream(**kwargs) as stream:
             return stream.get_final_message()
-    return client.messages.create(**kwargs)
+    message: anthropic.types.Message = client.messages.create(**kwargs)
+    return message
 
 
 def _content(message: anthropic.types.Message) -> list[dict[str, Any]]:
@@ -128,7 +129,7 @@ def test_web_search_blocks_and_citations_reach_the_client_in_place(
     assert found.type == "text" and found.text == SEARCH_FOUND and not found.citations
     assert cited.type == "text" and cited.text == SEARCH_CITED
     assert cited.citations is not None
-    assert [(c.type, c.url) for c in cited.citations] == [
+    assert [(c.type, c.model_dump().get("url")) for c in cited.citations] == [
         ("web_search_result_location", SEARCH_URL)
     ]
     assert answer.stop_reason == "end_turn"
@@ -158,7 +159,7 @@ def test_web_search_blocks_go_back_to_anthropic_unchanged(
 ) -> None:
     fake: FakeAnthropic = vendor_fakes["anthropic"]
     content = _searched(fake)
-    messages = [
+    messages: list[Any] = [
         {"role": "user", "content": QUESTION},
         {"role": "assistant", "content": content},
         {"role": "user", "content": "thanks"},
@@ -170,7 +171,7 @@ def test_web_search_blocks_go_back_to_anthropic_unchanged(
 def test_an_upstream_of_another_api_gets_the_text_without_them(
     client: anthropic.Anthropic, vendor_fakes: dict[str, Any], fake_upstream: FakeOpenAI
 ) -> None:
-    history = [
+    history: list[Any] = [
         {"role": "user", "content": QUESTION},
         {"role": "assistant", "content": [REDACTED, *_searched(vendor_fakes["anthropic"])]},
         {"role": "user", "content": "thanks"},
