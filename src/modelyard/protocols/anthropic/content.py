@@ -70,8 +70,8 @@ _ASSISTANT_BLOCKS = (
     "text, tool_use, thinking, redacted_thinking, server_tool_use, mcp_tool_use, "
     "mcp_tool_result, container_upload, *_tool_result (a server tool's result)"
 )
-# Blocks the vendor's server wrote (its own tools' calls and results): they go back only to an
-# Anthropic upstream, whole (``Message.native``).
+# Blocks the core does not model (encrypted thinking, the server's own tools' calls and
+# results): they go back only to an Anthropic upstream, with their turn whole (``Message.native``).
 _SERVER_BLOCKS = frozenset(
     {"redacted_thinking", "server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload"}
 )
