@@ -13,8 +13,17 @@ How an answer is chosen (first rule that applies):
 * Otherwise ``"echo: " + <text of the last user turn>``; with ``output_config.format`` a sample
   of its JSON schema instead.
 
-With ``thinking`` enabled (or adaptive) a signed ``thinking`` block comes first. Then
-``stop_sequences`` cut the text (``stop_reason: stop_sequence``) and ``max_tokens`` keeps that
+With ``thinking`` enabled (or adaptive) a signed ``thinking`` block comes first; when the
+conversation's first user turn says ``"think in secret"``, a ``redacted_thinking`` block
+(``REDACTED_DATA``) instead, as the API sends thinking its safety systems flagged.
+
+Web search: when ``tools`` hold a ``web_search_*`` server tool and the last user turn says
+``"search the web"``, the answer is the server's search and a cited text, as the real API writes
+them (before any other rule): a ``server_tool_use`` (``input.query`` the turn's text), its
+``web_search_tool_result`` (one ``web_search_result``), a plain text block and a text block with
+one ``web_search_result_location`` citation; ``usage.server_tool_use.web_search_requests`` is 1.
+
+Then ``stop_sequences`` cut the text (``stop_reason: stop_sequence``) and ``max_tokens`` keeps that
 many words (``max_tokens``). Tokens are whitespace-separated words.
 
 Prompt caching: when the request carries a top-level ``cache_control`` or any tool, system or
@@ -33,20 +42,37 @@ from typing import Any
 
 import orjson
 
-from .anthropic_wire import AnthropicIds, signature_for
+from .anthropic_wire import REDACTED_DATA, AnthropicIds, signature_for
 from .openai_schema import sample_for_schema
 from .openai_wire import count_tokens, split_words
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    type: str  # "text", "thinking" or "tool_use"
+    # "text", "thinking", "tool_use", "redacted_thinking", "server_tool_use" (``id``, ``name``,
+    # ``input``) or a server tool's result (``raw``, the whole block)
+    type: str
     text: str = ""  # the text, or the thinking
     id: str = ""
     name: str = ""
     input: dict[str, Any] = field(default_factory=dict)
+    citations: tuple[dict[str, Any], ...] = ()  # a text block's
+    raw: dict[str, Any] | None = None
 
     def json(self) -> dict[str, Any]:
+        if self.raw is not None:
+            return dict(self.raw)
+        if self.type == "redacted_thinking":
+            return {"type": "redacted_thinking", "data": REDACTED_DATA}
+        if self.type == "server_tool_use":
+            return {
+                "type": "server_tool_use",
+                "id": self.id,
+                "name": self.name,
+                "input": self.input,
+            }
+        if self.citations:
+            return {"type": "text", "text": self.text, "citations": list(self.citations)}
         if self.type == "thinking":
             return {
                 "type": "thinking",
@@ -60,6 +86,12 @@ class Block:
 
 REFUSAL = "I can't help with that."
 _REFUSE_TRIGGER = "please refuse"
+_SECRET_TRIGGER = "think in secret"
+_SEARCH_TRIGGER = "search the web"
+SEARCH_URL = "https://en.wikipedia.org/wiki/Paris"
+SEARCH_TITLE = "Paris - Wikipedia"
+SEARCH_FOUND = "Here is what I found. "
+SEARCH_CITED = "Paris is the capital of France."
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +109,16 @@ def build_answer(body: Mapping[str, Any], ids: AnthropicIds, cache: set[str]) ->
     thinking = body.get("thinking")
     if isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive"):
         subject = _last_user_text(body) or "the tool results"
-        blocks.append(Block("thinking", "Let me think about: " + subject))
+        if _SECRET_TRIGGER in _first_user_text(body):
+            blocks.append(Block("redacted_thinking"))
+        else:
+            blocks.append(Block("thinking", "Let me think about: " + subject))
     calls = _tool_uses(body, ids)
     stop_sequence = None
-    if calls:
+    if _searches(body):
+        blocks.extend(_web_search(_last_user_text(body), ids))
+        stop_reason = "end_turn"
+    elif calls:
         blocks.extend(calls)
         stop_reason = "tool_use"
     elif _REFUSE_TRIGGER in _last_user_text(body):
@@ -121,6 +159,51 @@ def _last_user(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         if message["role"] == "user":
             return _blocks(message)
     return []
+
+
+def _first_user_text(body: Mapping[str, Any]) -> str:
+    for message in body["messages"]:
+        if message["role"] == "user":
+            return " ".join(b["text"] for b in _blocks(message) if b.get("type") == "text")
+    return ""
+
+
+def _searches(body: Mapping[str, Any]) -> bool:
+    tools = body.get("tools") or []
+    if not any(str(t.get("type", "")).startswith("web_search_") for t in tools):
+        return False
+    return _SEARCH_TRIGGER in _last_user_text(body)
+
+
+def _web_search(query: str, ids: AnthropicIds) -> list[Block]:
+    call_id = ids.server_tool_use()
+    encrypted = hashlib.sha256(SEARCH_URL.encode()).hexdigest()
+    result = {
+        "type": "web_search_tool_result",
+        "tool_use_id": call_id,
+        "content": [
+            {
+                "type": "web_search_result",
+                "url": SEARCH_URL,
+                "title": SEARCH_TITLE,
+                "encrypted_content": encrypted,
+                "page_age": "April 30, 2025",
+            }
+        ],
+    }
+    citation = {
+        "type": "web_search_result_location",
+        "url": SEARCH_URL,
+        "title": SEARCH_TITLE,
+        "encrypted_index": encrypted[:32],
+        "cited_text": "Paris is the capital and largest city of France.",
+    }
+    return [
+        Block("server_tool_use", id=call_id, name="web_search", input={"query": query}),
+        Block("web_search_tool_result", raw=result),
+        Block("text", SEARCH_FOUND),
+        Block("text", SEARCH_CITED, citations=(citation,)),
+    ]
 
 
 def _last_user_text(body: Mapping[str, Any]) -> str:
@@ -204,7 +287,13 @@ def usage(body: Mapping[str, Any], blocks: list[Block], cache: set[str]) -> dict
         },
         "output_tokens": sum(count_tokens(_block_text(b.json())) for b in blocks),
         "service_tier": "standard",
+        **_server_tool_use(blocks),
     }
+
+
+def _server_tool_use(blocks: list[Block]) -> dict[str, Any]:
+    searches = sum(1 for b in blocks if b.type == "server_tool_use" and b.name == "web_search")
+    return {"server_tool_use": {"web_search_requests": searches}} if searches else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,10 @@ it, as the real API sends them:
 * per content block ``content_block_start``, its deltas, ``content_block_stop``; a ``ping``
   follows the first block's start. Text streams as word-sized ``text_delta``\\ s; thinking as
   ``thinking_delta``\\ s and then one ``signature_delta``; tool use starts with ``input: {}``,
-  then an empty ``input_json_delta`` and the input JSON in several ``partial_json`` pieces;
+  then an empty ``input_json_delta`` and the input JSON in several ``partial_json`` pieces (a
+  ``server_tool_use`` too); ``redacted_thinking`` and a server tool's result come whole in their
+  ``content_block_start``, with no delta; a text block with citations starts without them and
+  gets each in a ``citations_delta`` before its text;
 * ``message_delta`` with ``stop_reason``, ``stop_sequence`` and the cumulative usage;
 * ``message_stop``.
 """
@@ -77,6 +80,10 @@ def error_event(error_type: str, message: str, request_id: str) -> bytes:
 
 
 def _shell(block: Block) -> dict[str, Any]:
+    if block.raw is not None or block.type == "redacted_thinking":
+        return block.json()
+    if block.type == "server_tool_use":
+        return {"type": "server_tool_use", "id": block.id, "name": block.name, "input": {}}
     if block.type == "thinking":
         return {"type": "thinking", "thinking": "", "signature": ""}
     if block.type == "tool_use":
@@ -91,10 +98,13 @@ def _deltas(block: Block) -> list[dict[str, Any]]:
         ]
         pieces.append({"type": "signature_delta", "signature": signature_for(block.text)})
         return pieces
-    if block.type == "tool_use":
+    if block.raw is not None or block.type == "redacted_thinking":
+        return []
+    if block.type in ("tool_use", "server_tool_use"):
         arguments = orjson.dumps(block.input).decode()
         return [{"type": "input_json_delta", "partial_json": ""}] + [
             {"type": "input_json_delta", "partial_json": piece}
             for piece in _FRAGMENT.findall(arguments)
         ]
-    return [{"type": "text_delta", "text": piece} for piece in split_words(block.text)]
+    cited = [{"type": "citations_delta", "citation": c} for c in block.citations]
+    return cited + [{"type": "text_delta", "text": piece} for piece in split_words(block.text)]

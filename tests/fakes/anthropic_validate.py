@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .anthropic_wire import signature_for
+from .anthropic_wire import REDACTED_DATA, signature_for
 
 FIELDS = frozenset(
     {
@@ -27,12 +27,20 @@ MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _BLOCKS = {
     "user": {"text", "image", "tool_result", "document"},
-    "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
+    "assistant": {
+        "text",
+        "tool_use",
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+    },
     "system": {"text"},
 }
 
 
 MID_SYSTEM_BETA = "mid-conversation-system-"
+_THOUGHTS = ("thinking", "redacted_thinking")
 
 
 def check_request(
@@ -132,6 +140,8 @@ def _block(block: Any, role: str, where: str) -> str | None:
         return f"{where}.tool_use.input: Input should be a valid dictionary"
     if kind == "thinking" and block.get("signature") != signature_for(str(block.get("thinking"))):
         return f"{where}: Invalid `signature` in `thinking` block"
+    if kind == "redacted_thinking" and block.get("data") != REDACTED_DATA:
+        return f"{where}: Invalid `data` in `redacted_thinking` block"
     return None
 
 
@@ -222,7 +232,8 @@ def _thinking_before_tool_results(messages: list[Mapping[str, Any]]) -> str | No
         blocks = message["content"] if isinstance(message["content"], list) else []
         answered = any(b.get("type") == "tool_result" for b in blocks)
         earlier = previous["content"] if isinstance(previous["content"], list) else []
-        if answered and i == len(messages) - 1 and earlier[:1] and earlier[0]["type"] != "thinking":
+        thought = earlier[:1] and earlier[0]["type"] in _THOUGHTS
+        if answered and i == len(messages) - 1 and earlier[:1] and not thought:
             return (
                 f"messages.{i - 1}.content.0.type: Expected `thinking` or `redacted_thinking`, "
                 f"but found `{earlier[0]['type']}`. When `thinking` is enabled, a final "

@@ -42,8 +42,17 @@ class AnthropicIds:
     def tool_use(self) -> str:
         return self._ids.make("toolu_01", 22)
 
+    def server_tool_use(self) -> str:
+        return self._ids.make("srvtoolu_01", 22)
+
     def request(self) -> str:
         return self._ids.make("req_01", 22)
+
+
+# The fake's redacted thinking: opaque (encrypted, for the real API), checked when sent back.
+REDACTED_DATA = base64.b64encode(
+    hashlib.sha256(b"fake-anthropic-redacted-thinking").digest() * 4
+).decode()
 
 
 def signature_for(thinking: str) -> str:

@@ -86,6 +86,11 @@ class Message:
     # The model's statement that it declines to answer (OpenAI's structured-outputs
     # ``refusal``), instead of content: a client of any dialect can be told why it got none.
     refusal: str | None = None
+    # The turn's blocks as the client's dialect wrote them, when it held some the core does
+    # not model (encrypted thinking, a vendor's server-tool blocks, citations): only an
+    # upstream of that dialect sends them, in place of what the core rebuilds, while the text
+    # is still ``native.text`` (a stage that rewrote it makes them stale).
+    native: Native | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images ignored)."""

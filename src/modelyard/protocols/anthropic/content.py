@@ -13,20 +13,29 @@ message where it stands; each upstream adapter places or folds it.
 part's (or the tool message's) ``CacheMark``; a top-level ``cache_control`` (automatic caching)
 travels as an extra field.
 
-Lossy points, decided here:
+An assistant turn holding blocks the core does not model (``redacted_thinking``, server-tool
+blocks such as ``server_tool_use`` and ``web_search_tool_result``, text with ``citations``, a
+``cache_control`` on ``tool_use`` or ``thinking``) is also kept whole, as the client wrote it
+(``Message.native``): an Anthropic upstream gets the turn unchanged, with every block in its
+place, which the API requires of the thinking blocks of a tool loop's last assistant turn.
 
-* ``cache_control`` on ``tool_use`` and ``thinking`` blocks (assistant turns) has no core
-  counterpart and is not carried; the breakpoints on the turns around it still are.
+Lossy points, decided here, for upstreams of other APIs:
+
+* ``cache_control`` on ``tool_use`` and ``thinking`` blocks has no core counterpart there; the
+  breakpoints on the turns around it still are carried.
 * ``is_error`` on a tool result has no core counterpart; the result's text is prefixed with
   ``ERROR_PREFIX`` so the model of any target still learns that the call failed.
-* ``redacted_thinking`` is dropped: its data is encrypted, readable by no other model, and the
-  core has no field to carry it back. Signed ``thinking`` keeps its signature.
+* ``redacted_thinking`` is left out: its data is encrypted, readable by no other model. Signed
+  ``thinking`` keeps its signature.
+* Server-tool blocks are left out (another vendor has no record of the server's call); the
+  turn's text stays, without its ``citations``.
 * A tool-use ``input`` of exactly ``{"_raw": "<text>"}`` is the encoder's wrapping of arguments
   that were not valid JSON; it is unwrapped back to that text, so a round trip is lossless.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -37,6 +46,7 @@ from modelyard.core.chat import (
     DocumentPart,
     ImagePart,
     Message,
+    Native,
     TextPart,
     ToolCall,
 )
@@ -50,12 +60,22 @@ from modelyard.protocols.validate import (
     require_dict,
 )
 
+DIALECT = "anthropic"
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 ERROR_PREFIX = "Error: "
 RAW_INPUT_KEY = "_raw"
 _USER_BLOCKS = "text, image, document, tool_result"
 _DOCUMENT_SOURCES = ("base64", "text", "url", "content", "file")
-_ASSISTANT_BLOCKS = "text, tool_use, thinking, redacted_thinking"
+_ASSISTANT_BLOCKS = (
+    "text, tool_use, thinking, redacted_thinking, server_tool_use, mcp_tool_use, "
+    "mcp_tool_result, container_upload, *_tool_result (a server tool's result)"
+)
+# Blocks the core does not model (encrypted thinking, the server's own tools' calls and
+# results): they go back only to an Anthropic upstream, with their turn whole (``Message.native``).
+_SERVER_BLOCKS = frozenset(
+    {"redacted_thinking", "server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload"}
+)
+_SERVER_RESULT_SUFFIX = "_tool_result"
 _RESULT_BLOCKS = "text, image"
 _CACHE_TTLS = ("5m", "1h")
 
@@ -146,12 +166,36 @@ def _user_block(item: Any) -> Message | ContentPart:
     raise _unsupported(kind, _USER_BLOCKS, "user")
 
 
-def _assistant_turn(blocks: list[Any]) -> Message:
+_Read = TextPart | ToolCall | tuple[str, str | None] | None
+
+
+def _assistant_block(item: Any) -> _Read:
+    """An assistant turn's block: text, a tool call, a thought with its signature; ``None``
+    when the core loses some of it (``citations``, of which ``null`` is what the SDKs write
+    back for none; ``cache_control`` on a tool use or a thought) or all of it (a server's
+    block, see the module's docstring)."""
+    block, kind = _typed(item)
+    # Membership first: these fields are rare, and a plain block costs one test.
+    if kind == "text":
+        return _text(block) if "citations" not in block or not block["citations"] else None
+    if kind == "tool_use":
+        return _tool_use(block) if "cache_control" not in block else None
+    if kind == "thinking" and "cache_control" not in block:
+        thought = get_str(block, "thinking", "thinking", required=True) or ""
+        return thought, get_str(block, "signature", "signature")
+    if kind == "thinking":
+        return None
+    _server_block(kind)
+    return None
+
+
+def _assistant_turn(blocks: list[Any], read: Callable[[Any], _Read] = _assistant_block) -> Message:
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     thoughts: list[str] = []
     signature: str | None = None
-    for item in each(blocks, "content", _assistant_block):
+    whole = False  # the core loses some of a block: the turn is kept as written too
+    for item in each(blocks, "content", read):
         if isinstance(item, ToolCall):
             calls.append(item)
         elif isinstance(item, tuple):
@@ -159,6 +203,13 @@ def _assistant_turn(blocks: list[Any]) -> Message:
             signature = item[1] or signature
         elif item is not None:
             parts.append(item)
+        else:
+            whole = True
+    if whole and read is _assistant_block:
+        # Rare: read again for what the core keeps of each block, and keep the turn whole.
+        message = _assistant_turn(blocks, _kept_block)
+        message.native = Native(DIALECT, {"content": blocks}, text=message.text())
+        return message
     return Message(
         "assistant",
         tuple(parts),
@@ -168,20 +219,29 @@ def _assistant_turn(blocks: list[Any]) -> Message:
     )
 
 
-def _assistant_block(item: Any) -> TextPart | ToolCall | tuple[str, str | None] | None:
-    """An assistant turn's block: text, a tool call, a thought with its signature, or nothing
-    (``redacted_thinking``, dropped: see the module's docstring)."""
+def _kept_block(item: Any) -> _Read:
+    """What the core keeps of an assistant turn's block (``None`` for a server's block)."""
     block, kind = _typed(item)
     if kind == "text":
         return _text(block)
     if kind == "tool_use":
         return _tool_use(block)
     if kind == "thinking":
-        thought = get_str(block, "thinking", "thinking", required=True) or ""
-        return thought, get_str(block, "signature", "signature")
-    if kind != "redacted_thinking":
-        raise _unsupported(kind, _ASSISTANT_BLOCKS, "assistant")
+        return _thought(block)
+    _server_block(kind)
     return None
+
+
+def _thought(block: dict[str, Any]) -> tuple[str, str | None]:
+    thought = get_str(block, "thinking", "thinking", required=True) or ""
+    return thought, get_str(block, "signature", "signature")
+
+
+def _server_block(kind: str) -> None:
+    """Nothing the core models (a server's block), or an error naming the accepted types."""
+    if kind in _SERVER_BLOCKS or kind.endswith(_SERVER_RESULT_SUFFIX):
+        return
+    raise _unsupported(kind, _ASSISTANT_BLOCKS, "assistant")
 
 
 def _typed(item: Any) -> tuple[dict[str, Any], str]:

@@ -33,7 +33,12 @@ from modelyard.core.chat import (
     ToolSpec,
 )
 from modelyard.core.errors import InvalidRequest
-from modelyard.protocols.anthropic.content import cache_mark, system_message, turn_messages
+from modelyard.protocols.anthropic.content import (
+    DIALECT,
+    cache_mark,
+    system_message,
+    turn_messages,
+)
 from modelyard.protocols.validate import (
     bad,
     each,
@@ -63,7 +68,6 @@ BETA_HEADER = "anthropic-beta"
 _MAX_BETAS = 64
 _MAX_BETA_CHARS = 128
 _BETA_NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{_MAX_BETA_CHARS}}}")
-DIALECT = "anthropic"
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 _THINKING_TYPES = ("enabled", "disabled", "adaptive")
 

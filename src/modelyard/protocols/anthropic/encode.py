@@ -13,6 +13,11 @@ even when the upstream said ``stop`` (some OpenAI-compatible servers do), becaus
 on that value. ``stop_sequence`` is always null: the core's ``stop`` does not say whether a stop
 sequence matched, so ``end_turn`` is reported for both.
 
+An Anthropic upstream's answer holding blocks the core does not model (``redacted_thinking``,
+server-tool blocks, text with ``citations``) comes with its whole ``content`` (``Native``): it
+is written as the upstream sent it, every block in its place, unless a stage rewrote the text
+(an output guardrail's redaction), when the blocks the core models are written instead.
+
 Tool-call arguments are sent as the parsed object in ``input``. Arguments that are not a JSON
 object (a model's malformed output) are sent as ``{"_raw": "<text>"}`` rather than failing the
 whole answer: the client sees exactly what the model wrote and can answer with an error result;
@@ -25,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ChatResult, FinishReason, Message, Usage
-from modelyard.protocols.anthropic.content import RAW_INPUT_KEY
+from modelyard.core.chat import ChatResult, FinishReason, Message, Native, Usage
+from modelyard.protocols.anthropic.content import DIALECT, RAW_INPUT_KEY
 
 _STOP_REASONS: dict[str, str] = {
     "stop": "end_turn",
@@ -92,11 +97,28 @@ def content_json(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
+def _content(native: Native, message: Message) -> list[Any]:
+    """The upstream's own blocks, when it was of this dialect and they still fit the text;
+    else the blocks the core models."""
+    content = native.fields.get("content")
+    if (
+        native.origin != DIALECT
+        or not isinstance(content, list)
+        or native.text != message.text()
+        or message.refusal is not None
+    ):
+        return content_json(message)
+    return content
+
+
 def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
     """A whole answer as a ``message`` object; ``model`` is what the client asked for."""
-    choice = result.choices[0] if result.choices else None
-    message = choice.message if choice is not None else Message("assistant")
-    reason = choice.finish_reason if choice is not None else None
+    native: Native | None = None
+    if result.choices:
+        choice = result.choices[0]
+        message, reason, native = choice.message, choice.finish_reason, choice.native
+    else:
+        message, reason = Message("assistant"), None
     if message.refusal is not None:
         reason = "content_filter"
     body = {
@@ -104,7 +126,7 @@ def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": content_json(message),
+        "content": content_json(message) if native is None else _content(native, message),
         "stop_reason": stop_reason(reason, bool(message.tool_calls)),
         "stop_sequence": None,
         "usage": usage_json(result.usage),

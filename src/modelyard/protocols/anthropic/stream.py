@@ -14,6 +14,10 @@ let those overwrite the start's). Should an upstream interleave the argument
 pieces of several calls, a late piece goes to its call's block by index even though that block
 was closed: dropping it would corrupt the call, and the SDKs' accumulators address blocks by
 index. Only the first choice is encoded: this API has no ``n``.
+
+An Anthropic upstream's blocks the core does not model come as ``NativeDelta``\\ s (see
+``providers.anthropic.stream``): a ``content_block`` opens a block as the upstream wrote it (a
+text one is then the open text block), a ``delta`` goes to the open block, in place.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import orjson
 from modelyard.core.chat import FinishReason, Usage
 from modelyard.core.events import (
     Finished,
+    NativeDelta,
     ReasoningDelta,
     RefusalDelta,
     StreamEvent,
@@ -34,6 +39,7 @@ from modelyard.core.events import (
     ToolCallDelta,
     UsageReport,
 )
+from modelyard.protocols.anthropic.content import DIALECT
 from modelyard.protocols.anthropic.encode import stop_reason, usage_json
 
 
@@ -43,7 +49,7 @@ def frame(event: str, payload: dict[str, Any]) -> bytes:
 
 @dataclass(slots=True)
 class _Block:
-    kind: str  # "thinking", "text" or "tool"
+    kind: str  # "thinking", "text", "tool" or "native" (a block the core does not model)
     index: int
 
 
@@ -108,7 +114,24 @@ class StreamEncoder:
             self._reason = event.reason
         elif isinstance(event, RefusalDelta):
             return self._refusal(event)
+        elif isinstance(event, NativeDelta):
+            return self._native(event)
         return b""
+
+    def _native(self, event: NativeDelta) -> bytes:
+        """An upstream block the core does not model, or a piece of one, written in place."""
+        native = event.native
+        if native.origin != DIALECT:
+            return b""
+        block = native.fields.get("content_block")
+        if block is not None:
+            kind = "text" if block.get("type") == "text" else "native"
+            content = {**block, "text": ""} if kind == "text" else block
+            return self._close() + self._begin(_Block(kind, self._next), content)
+        delta = native.fields.get("delta")
+        if delta is None or self._open is None:
+            return b""
+        return _delta(self._open.index, delta)
 
     def _refusal(self, event: RefusalDelta) -> bytes:
         """A refusal's explanation, as text (this API has no field of its own for one)."""

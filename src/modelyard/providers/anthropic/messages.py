@@ -5,7 +5,9 @@ with its cache breakpoint. Later ones (mid-conversation system messages) stay wh
 as ``system`` turns when the request may send them (``mid_system``: the client named the beta);
 otherwise they are hoisted, in order, into ``system`` (their position is lost; Claude reads them
 as part of the preamble). Cache breakpoints (``CacheMark``) become ``cache_control`` on the
-block they follow. Tool results travel as ``tool_result`` blocks in a user turn, and
+block they follow. An assistant turn a Messages client wrote with blocks the core does not model
+(``redacted_thinking``, server-tool blocks, citations; ``Message.native``) is sent as written,
+unless a stage rewrote its text. Tool results travel as ``tool_result`` blocks in a user turn, and
 consecutive turns of the same role are merged into one, so parallel tool results share a
 single user message.
 """
@@ -30,6 +32,8 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Tool-use ids must match ^[a-zA-Z0-9_-]+$; ids minted by other vendors may not, so they are
 # rewritten the same way on the call and on its result, which keeps the pair matched.
 _ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+# The dialect whose turns (``Message.native``) this module sends as their client wrote them.
+ORIGIN = "anthropic"
 # Within one turn these blocks must come first: thinking before an assistant's text and tool
 # use, tool results before a user's own text.
 _LEADING_BLOCKS = frozenset({"thinking", "redacted_thinking", "tool_result"})
@@ -91,6 +95,9 @@ def _text_block(part: TextPart) -> Block:
 
 
 def _blocks(message: Message, i: int, provider: str) -> list[Block]:
+    if message.native is not None and _as_written(message):
+        # A Messages client's turn with blocks the core does not model: sent as written.
+        return list(message.native.fields["content"])
     if message.refusal is not None:  # no refusal in this dialect: what it said, as text
         message = message.refusal_as_text()
     if message.role == "tool":
@@ -109,6 +116,12 @@ def _blocks(message: Message, i: int, provider: str) -> list[Block]:
     for j, call in enumerate(message.tool_calls):
         blocks.append(_tool_use(call, f"messages[{i}].tool_calls[{j}].function.arguments"))
     return blocks
+
+
+def _as_written(message: Message) -> bool:
+    """Whether ``message.native`` holds the turn as this dialect wrote it, its text unchanged."""
+    native = message.native
+    return native is not None and native.origin == ORIGIN and native.text == message.text()
 
 
 def _content_blocks(message: Message, i: int, provider: str) -> list[Block]:

@@ -1,4 +1,10 @@
-"""Parse a Messages API ``message`` (the non-streamed answer) and its usage into core."""
+"""Parse a Messages API ``message`` (the non-streamed answer) and its usage into core.
+
+An answer holding blocks the core does not model (``redacted_thinking``, server-tool blocks
+such as ``server_tool_use`` and ``web_search_tool_result``, text with ``citations``) keeps its
+whole ``content`` as the choice's ``Native`` (``{"content": [...]}``, the JSON-answer tool's
+block as the text block it stands for): a Messages client gets every block in its place.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,18 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall, Usage
+from modelyard.core.chat import (
+    ChatResult,
+    Choice,
+    FinishReason,
+    Message,
+    Native,
+    TextPart,
+    ToolCall,
+    Usage,
+)
 from modelyard.core.errors import UpstreamError
+from modelyard.providers.anthropic.messages import ORIGIN
 from modelyard.providers.base import token_count
 
 _STOP_REASONS: dict[str, FinishReason] = {
@@ -55,10 +71,11 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
 
 def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> ChatResult:
     try:
-        message, client_calls = _message(data["content"], json_tool)
+        message, client_calls, whole = _message(data["content"], json_tool)
+        native = _native(data["content"], json_tool, message) if whole else None
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed message") from exc
-    choice = Choice(0, message, finish_reason(data.get("stop_reason"), client_calls))
+    choice = Choice(0, message, finish_reason(data.get("stop_reason"), client_calls), native)
     return ChatResult(
         choices=[choice],
         usage=parse_usage(data.get("usage")),
@@ -67,15 +84,20 @@ def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> Ch
     )
 
 
-def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Message, bool]:
+def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Message, bool, bool]:
+    """The message, whether it calls a client's tool, and whether a block has no core
+    counterpart (the answer is then kept whole, see the module's docstring)."""
     texts: list[str] = []
     thoughts: list[str] = []
     signature: str | None = None
     calls: list[ToolCall] = []
+    whole = False
     for block in blocks:
         kind = block["type"]
         if kind == "text":
             texts.append(block["text"])
+            if block.get("citations"):
+                whole = True
         elif kind == "thinking":
             thoughts.append(block["thinking"])
             signature = block.get("signature") or signature
@@ -85,7 +107,8 @@ def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Messa
                 texts.append(arguments)
             else:
                 calls.append(ToolCall(block["id"], block["name"], arguments))
-        # redacted_thinking and server-tool blocks have no core counterpart; they are skipped.
+        else:  # redacted_thinking, a server tool's call or result
+            whole = True
     message = Message(
         role="assistant",
         content=(TextPart("".join(texts)),) if texts else (),
@@ -93,4 +116,18 @@ def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Messa
         reasoning="".join(thoughts) if thoughts else None,
         reasoning_signature=signature,
     )
-    return message, bool(calls)
+    return message, bool(calls), whole
+
+
+def _native(blocks: list[dict[str, Any]], json_tool: str | None, message: Message) -> Native:
+    if json_tool is not None:
+        blocks = [_json_text(b) if _is_json_tool(b, json_tool) else b for b in blocks]
+    return Native(ORIGIN, {"content": blocks}, text=message.text())
+
+
+def _is_json_tool(block: dict[str, Any], json_tool: str) -> bool:
+    return bool(block["type"] == "tool_use" and block["name"] == json_tool)
+
+
+def _json_text(block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "text", "text": orjson.dumps(block.get("input") or {}).decode()}

@@ -5,6 +5,13 @@ The API streams ``message_start`` (input usage), then per content block ``conten
 cumulative output count) and ``message_stop``; ``ping`` may come anywhere, and an ``error`` event
 may replace the rest of the stream. Block indices count every block (thinking, text, tool use),
 while core tool-call indices count tool calls only, so they are renumbered here.
+
+Blocks the core does not model (``redacted_thinking``, server-tool blocks such as
+``server_tool_use`` and ``web_search_tool_result``) travel as ``NativeDelta``\\ s: the block as
+it started (``{"content_block": ...}``), then each of its deltas (``{"delta": ...}``); so do a
+text block's ``citations_delta``\\ s, and the start of a text block that has ``citations`` or
+follows a text or such a block (the core would merge the two), so that a Messages client gets
+every block in its place. An encoder of another dialect ignores them.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import Usage
+from modelyard.core.chat import Native, Usage
 from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import (
     Finished,
+    NativeDelta,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -25,13 +33,16 @@ from modelyard.core.events import (
     UsageReport,
 )
 from modelyard.providers.anthropic.errors import stream_error
+from modelyard.providers.anthropic.messages import ORIGIN
 from modelyard.providers.anthropic.response import finish_reason, parse_usage
 from modelyard.providers.sse import SSEEvent
 
 
 @dataclass(slots=True)
 class _Block:
-    kind: str  # "text", "thinking", "tool" (a client's tool), "json" (the JSON-answer tool)
+    # "text", "thinking", "tool" (a client's tool), "json" (the JSON-answer tool), "native" (a
+    # block the core does not model)
+    kind: str
     call_index: int = -1
     start_input: Any = None
     emitted: bool = False
@@ -96,6 +107,8 @@ class StreamState:
         kind = block["type"]
         if kind == "text":
             self._blocks[index] = _Block("text")
+            if block.get("citations") or (index and self._follows_text(index)):
+                return self._text_block(block)
             return [TextDelta(block["text"])] if block.get("text") else []
         if kind == "thinking":
             self._blocks[index] = _Block("thinking")
@@ -108,7 +121,21 @@ class StreamState:
             self._calls += 1
             self._blocks[index] = call
             return [ToolCallDelta(call.call_index, "", id=block["id"], name=block["name"])]
-        return []  # redacted_thinking and server-tool blocks have no core counterpart
+        # redacted_thinking, a server tool's call or result: no core counterpart
+        self._blocks[index] = _Block("native")
+        return [_native({"content_block": block})]
+
+    def _follows_text(self, index: int) -> bool:
+        """Whether the block before ``index`` is one the core would merge a text block into."""
+        before = self._blocks.get(index - 1)
+        return before is not None and before.kind in ("text", "native")
+
+    def _text_block(self, block: dict[str, Any]) -> list[StreamEvent]:
+        """A text block that starts where a Messages client must see it start (see above)."""
+        events: list[StreamEvent] = [_native({"content_block": block})]
+        if block.get("text"):
+            events.append(TextDelta(block["text"]))
+        return events
 
     def _delta(self, block: _Block | None, delta: dict[str, Any]) -> list[StreamEvent]:
         kind = delta["type"]
@@ -116,6 +143,8 @@ class StreamState:
             return []
         if kind == "text_delta":
             return [TextDelta(delta["text"])] if delta["text"] else []
+        if block.kind == "native" or kind == "citations_delta":
+            return [_native({"delta": delta})]
         if kind == "thinking_delta":
             return [ReasoningDelta(delta["thinking"])] if delta["thinking"] else []
         if kind == "signature_delta":
@@ -151,3 +180,7 @@ class StreamState:
         if not isinstance(payload, dict):
             raise UpstreamError(f"{self.label}: the upstream sent an event that is not an object")
         return payload
+
+
+def _native(fields: dict[str, Any]) -> NativeDelta:
+    return NativeDelta(Native(ORIGIN, fields))
