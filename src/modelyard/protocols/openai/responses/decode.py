@@ -11,7 +11,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelyard.core.chat import ChatRequest, Message, TextPart
-from modelyard.protocols.openai.responses.items import canonical_items, to_messages
+from modelyard.protocols.openai.responses.items import (
+    canonical_items,
+    reference_positions,
+    to_messages,
+)
 from modelyard.protocols.openai.responses.mcp import decode_mcp_tools, redacted_tools
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.tools import decode_text, decode_tool_choice, decode_tools
@@ -92,7 +96,10 @@ def decode_response_request(body: Any) -> ResponsesRequest:
     instructions = get_str(body, "instructions", "instructions")
     if "input" not in body and not body.get("previous_response_id"):
         raise bad("input", "is required")
-    items = canonical_items(body["input"]) if body.get("input") is not None else []
+    raw_input = body.get("input")
+    items = canonical_items(raw_input) if raw_input is not None else []
+    # A string is one message: only an array can hold references.
+    references = reference_positions(items) if isinstance(raw_input, list) else ()
     reasoning = get_dict(body, "reasoning", "reasoning")
     max_output = get_int(body, "max_output_tokens", "max_output_tokens", minimum=16)
     chat = ChatRequest(
@@ -111,13 +118,14 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         extra=_extra(body, reasoning, text),
         extra_origin=DIALECT,
     )
-    if not chat.messages and not body.get("previous_response_id"):
+    if not chat.messages and not references and not body.get("previous_response_id"):
         raise bad("input", "must contain at least one item")
     background = _background(body)
     previous, conversation = _chain(body)
     return ResponsesRequest(
         chat=chat,
         items=items,
+        references=references,
         instructions=instructions,
         tools=redacted_tools(raw_tools or []) if mcp else list(raw_tools or []),
         tool_choice=body.get("tool_choice", "auto"),
