@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import chain
+from operator import itemgetter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +37,7 @@ from modelyard.store.ticks import Tick
 from modelyard.tenancy.keys import Principal
 
 JSON = dict[str, Any]
+_ID = itemgetter("id")
 # A chain of previous responses is walked one row at a time; this bounds the walk.
 MAX_CHAIN = 10_000
 # A response id is made when the response begins and written when it ends: how long after its
@@ -201,7 +204,7 @@ class ResponseState:
             body.get("previous_response_id"),
             orjson.dumps(body).decode(),
             orjson.dumps(items).decode(),
-            tuple(item["id"] for item in (*items, *body["output"])),
+            tuple(map(_ID, chain(items, body["output"]))),
         )
         if self._writes is not None:
             await self._writes.save(record)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any, Final
 
 from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
@@ -72,6 +73,7 @@ REFERENCE: Final = "item_reference"
 # bounds both the query and how much a small body can grow into. Agents resend an item or two
 # by id; a long history goes by ``previous_response_id`` or ``conversation`` instead.
 MAX_REFERENCES: Final = 100
+_TYPE: Final = itemgetter("type")
 
 
 def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
@@ -86,6 +88,8 @@ def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
 
 def reference_positions(items: list[JSON], param: str = "input") -> tuple[int, ...]:
     """Where ``items`` holds references (a 400 beyond ``MAX_REFERENCES``)."""
+    if REFERENCE not in map(_TYPE, items):  # most requests have none: looked for in C
+        return ()
     at = tuple(i for i, item in enumerate(items) if item["type"] == REFERENCE)
     if len(at) > MAX_REFERENCES:
         raise bad(
@@ -113,11 +117,15 @@ def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
 def _item(raw: Any) -> JSON:
     obj = require_dict(raw, "")
     kind = obj.get("type")
-    if kind == REFERENCE or (kind is None and "role" not in obj and "id" in obj):
+    if kind is None:
+        if "role" not in obj:
+            if "id" in obj:  # the spec's item_reference may leave its type out
+                return _reference(obj)
+            raise bad("type", "is required (or a role, for a message)")
+        kind = "message"
+    elif kind == REFERENCE:
         return _reference(obj)
-    if kind is None and "role" not in obj:
-        raise bad("type", "is required (or a role, for a message)")
-    kind = "message" if kind is None else str(kind)
+    kind = str(kind)
     if kind not in _ITEM_KEYS:
         raise bad(
             "type",

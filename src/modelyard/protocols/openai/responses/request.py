@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-import time
+from time import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -27,7 +27,7 @@ def fresh_item_id(prefix: str) -> str:
     tells an item another process may not have written yet (``item_reference``) from an old
     one; unique, not secret (items are reached only through their owner's responses and
     conversations), so a fast generator will do: no system call."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{random.getrandbits(128):032x}"
+    return f"{prefix}_{int(time() * 1000):012x}{random.getrandbits(128):032x}"
 
 
 @dataclass(slots=True, frozen=True)
