@@ -351,10 +351,12 @@ def test_item_reference_in_background_and_in_conversations(site: Site):
     queued = client.responses.create(
         model="oa", input=[{"type": "item_reference", "id": seed}], background=True
     )
-    done = wait_until(
-        lambda: (r := client.responses.retrieve(queued.id)).status == "completed" and r,
-        "the background response to complete",
-    )
+
+    def completed() -> Any:
+        found = client.responses.retrieve(queued.id)
+        return found if found.status == "completed" else None
+
+    done = wait_until(completed, "the background response to complete")
     assert done.output_text == "echo: CONV-ITEM-5120"
     other = client.conversations.create()
     client.conversations.items.create(other.id, items=[{"type": "item_reference", "id": seed}])

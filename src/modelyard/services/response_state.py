@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from itertools import chain
-from operator import itemgetter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson

@@ -116,16 +116,9 @@ def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
 
 def _item(raw: Any) -> JSON:
     obj = require_dict(raw, "")
-    kind = obj.get("type")
-    if kind is None:
-        if "role" not in obj:
-            if "id" in obj:  # the spec's item_reference may leave its type out
-                return _reference(obj)
-            raise bad("type", "is required (or a role, for a message)")
-        kind = "message"
-    elif kind == REFERENCE:
+    kind = _kind(obj)
+    if kind == REFERENCE:
         return _reference(obj)
-    kind = str(kind)
     if kind not in _ITEM_KEYS:
         raise bad(
             "type",
@@ -160,6 +153,19 @@ def _item(raw: Any) -> JSON:
         out["output"] = _output(obj.get("output"))
     out["status"] = "completed"
     return out
+
+
+def _kind(obj: JSON) -> str:
+    """An item's type; without one, a message (it has a role) or a reference (an id alone:
+    the spec's ``item_reference`` may leave its type out)."""
+    kind = obj.get("type")
+    if kind is not None:
+        return str(kind)
+    if "role" in obj:
+        return "message"
+    if "id" in obj:
+        return REFERENCE
+    raise bad("type", "is required (or a role, for a message)")
 
 
 def _reference(obj: JSON) -> JSON:

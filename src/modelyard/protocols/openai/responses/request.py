@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from time import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from time import time
 from types import MappingProxyType
 from typing import Any
 
