@@ -76,6 +76,10 @@ _COLUMNS = (
 )
 
 
+_INDEX_COLUMNS = ("owner", "item_id", "response_id")
+_SQLITE_INDEX = f"INSERT INTO response_items ({', '.join(_INDEX_COLUMNS)}) VALUES (?, ?, ?)"  # noqa: S608
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     id: str
@@ -109,14 +113,26 @@ class Responses:
         # Core, not the ORM's unit of work: one executemany, nothing tracked.
         if records:
             await self._session.execute(insert(ResponseRow), [_fields(r) for r in records])
-            index = [
-                {"owner": r.owner, "item_id": item_id, "response_id": r.id}
-                for r in records
-                for item_id in dict.fromkeys(r.item_ids)  # once each, in order
-                if len(item_id) <= ITEM_ID_CHARS
-            ]
-            if index:
-                await self._session.execute(insert(ResponseItemRow), index)
+            await self._index(records)
+
+    async def _index(self, records: Sequence[StoredResponse]) -> None:
+        """The records' items into ``response_items``: on SQLite one executemany of plain
+        values (about 8 bytecodes a row, against some 400 through the ORM: a stored response
+        has a row per item), elsewhere one executemany through Core."""
+        index = [
+            (r.owner, item_id, r.id)
+            for r in records
+            for item_id in dict.fromkeys(r.item_ids)  # once each, in order
+            if len(item_id) <= ITEM_ID_CHARS
+        ]
+        if not index:
+            return
+        conn = await self._session.connection()
+        if conn.dialect.name == "sqlite":
+            await conn.exec_driver_sql(_SQLITE_INDEX, index)
+        else:
+            rows = [dict(zip(_INDEX_COLUMNS, row, strict=True)) for row in index]
+            await conn.execute(insert(ResponseItemRow), rows)
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         query = select(*_COLUMNS).where(ResponseRow.id == response_id, ResponseRow.owner == owner)
@@ -143,7 +159,9 @@ class Responses:
             .group_by(ResponseItemRow.item_id)
             .subquery()
         )
-        query = select(*_COLUMNS).where(ResponseRow.id.in_(select(latest.c.rid)))
+        query = select(*_COLUMNS).where(
+            ResponseRow.id.in_(select(latest.c.rid)), ResponseRow.owner == owner
+        )
         return [
             StoredResponse(rid, found_owner, _utc(created), previous, body, items)
             for rid, found_owner, created, previous, body, items in (
