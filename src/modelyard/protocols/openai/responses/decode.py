@@ -94,12 +94,7 @@ def decode_response_request(body: Any) -> ResponsesRequest:
     mcp = decode_mcp_tools(raw_tools) if raw_tools else ()
     response_format, text = decode_text(get_dict(body, "text", "text"))
     instructions = get_str(body, "instructions", "instructions")
-    if "input" not in body and not body.get("previous_response_id"):
-        raise bad("input", "is required")
-    raw_input = body.get("input")
-    items = canonical_items(raw_input) if raw_input is not None else []
-    # A string is one message: only an array can hold references.
-    references = reference_positions(items) if isinstance(raw_input, list) else ()
+    items, references = _input(body)
     reasoning = get_dict(body, "reasoning", "reasoning")
     max_output = get_int(body, "max_output_tokens", "max_output_tokens", minimum=16)
     chat = ChatRequest(
@@ -145,6 +140,18 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         max_tool_calls=get_int(body, "max_tool_calls", "max_tool_calls", minimum=1),
         echo={k: body[k] for k in ("user", "max_tool_calls", *_PASSED) if body.get(k) is not None},
     )
+
+
+def _input(body: JSON) -> tuple[list[JSON], tuple[int, ...]]:
+    """The input items, and where ``item_reference`` items stand among them."""
+    if "input" not in body and not body.get("previous_response_id"):
+        raise bad("input", "is required")
+    raw = body.get("input")
+    if raw is None:
+        return [], ()
+    items = canonical_items(raw)
+    # A string is one message: only an array can hold references.
+    return items, (reference_positions(items) if isinstance(raw, list) else ())
 
 
 def instruction_messages(instructions: str | None) -> list[Message]:
