@@ -290,3 +290,77 @@ def test_each_upstream_call_is_a_ledger_step_linked_to_the_response(site: Site):
     )
     assert stepped.parent_id == streamed.id and stepped.stream
     assert stepped.output_tokens == streamed.usage.output_tokens
+
+
+def test_item_reference_resends_the_callers_stored_item(site: Site, fake_upstream: FakeOpenAI):
+    """A stored response's input and output items, named by id alone, are sent upstream in
+    their place and stored as the items themselves; another project's key gets OpenAI's 404."""
+    client = site.client()
+    first = client.responses.create(model="oa", input="REF-SOURCE-9031")
+    question = str(client.responses.input_items.list(first.id).data[0].id)
+    answer = str(first.output[0].id)
+    second = client.responses.create(
+        model="oa",
+        input=[
+            {"type": "item_reference", "id": question},
+            {"type": "item_reference", "id": answer},
+            {"role": "user", "content": "REF-FOLLOW-UP"},
+        ],
+    )
+    assert second.output_text == "echo: REF-FOLLOW-UP"
+    sent = fake_upstream.last_request.json["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [
+        ("user", "REF-SOURCE-9031"),
+        ("assistant", "echo: REF-SOURCE-9031"),
+        ("user", "REF-FOLLOW-UP"),
+    ]
+    listed = client.responses.input_items.list(second.id, order="asc").data
+    assert [item.id for item in listed[:2]] == [question, answer]
+    assert all(item.type == "message" for item in listed)
+    # Alone, with previous_response_id, and streamed.
+    alone = client.responses.create(model="oa", input=[{"type": "item_reference", "id": question}])
+    assert alone.output_text == "echo: REF-SOURCE-9031"
+    chained = client.responses.create(
+        model="oa",
+        input=[{"type": "item_reference", "id": question}],
+        previous_response_id=second.id,
+    )
+    assert chained.output_text == "echo: REF-SOURCE-9031"
+    sent = fake_upstream.last_request.json["messages"]
+    assert len(sent) == 5 and sent[-1]["content"] == "REF-SOURCE-9031"  # 3, an answer, the ref
+    with client.responses.stream(
+        model="oa",
+        input=[{"type": "item_reference", "id": answer}, {"role": "user", "content": "s"}],
+    ) as stream:
+        assert stream.get_final_response().output_text == "echo: s"
+    for who, ref in (("b", question), ("a", "msg_does_not_exist")):
+        raw = site.client(who).responses.with_raw_response
+        with pytest.raises(openai.NotFoundError) as caught:
+            raw.create(model="oa", input=[{"role": "user", "content": "x"}, {"id": ref}])
+        error = caught.value.response.json()["error"]
+        assert error["param"] == "input[1].id"
+        assert error["message"].startswith(f"Item with id '{ref}' not found")
+
+
+def test_item_reference_in_background_and_in_conversations(site: Site):
+    client = site.client()
+    conv = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "CONV-ITEM-5120"}]
+    )
+    seed = str(client.conversations.items.list(conv.id).data[0].id)
+    queued = client.responses.create(
+        model="oa", input=[{"type": "item_reference", "id": seed}], background=True
+    )
+
+    def completed() -> Any:
+        found = client.responses.retrieve(queued.id)
+        return found if found.status == "completed" else None
+
+    done = wait_until(completed, "the background response to complete")
+    assert done.output_text == "echo: CONV-ITEM-5120"
+    other = client.conversations.create()
+    client.conversations.items.create(other.id, items=[{"type": "item_reference", "id": seed}])
+    copied = client.conversations.items.list(other.id).data
+    assert [(item.id, item.type) for item in copied] == [(seed, "message")]
+    with pytest.raises(openai.NotFoundError):
+        site.client("b").conversations.create(items=[{"type": "item_reference", "id": seed}])

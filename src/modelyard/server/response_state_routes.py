@@ -14,7 +14,7 @@ from starlette.routing import Route
 from modelyard.core.errors import ModelyardError, NotFound
 from modelyard.protocols.openai.responses.decode import decode_metadata
 from modelyard.protocols.openai.responses.encode import dump
-from modelyard.protocols.openai.responses.items import canonical_items
+from modelyard.protocols.openai.responses.items import canonical_items, reference_positions
 from modelyard.protocols.openai.responses.request import JSON, new_id
 from modelyard.protocols.validate import bad, get_list, require_dict
 from modelyard.server.background_routes import retrieve
@@ -70,11 +70,16 @@ async def list_input_items(request: Request, state: ResponseState, owner: str) -
     return page_of(items, after, limit, order).body()
 
 
-def _items(body: JSON, required: bool) -> list[JSON]:
+async def _items(body: JSON, required: bool, state: ResponseState, owner: str) -> list[JSON]:
+    """A conversation's new items; an ``item_reference`` among them is the stored item."""
     raw = get_list(body, "items", "items", required=required) or []
     if len(raw) > MAX_ITEMS_PER_CALL:
         raise bad("items", f"at most {MAX_ITEMS_PER_CALL} items per call; got {len(raw)}")
-    return canonical_items(raw, "items")
+    items = canonical_items(raw, "items")
+    at = reference_positions(items, "items")
+    if at:
+        await state.resolve(owner, items, at, "items")
+    return items
 
 
 async def _body(request: Request, allowed: frozenset[str]) -> JSON:
@@ -87,7 +92,7 @@ async def _body(request: Request, allowed: frozenset[str]) -> JSON:
 
 async def create_conversation(request: Request, state: ResponseState, owner: str) -> JSON:
     body = await _body(request, frozenset({"items", "metadata"}))
-    items = _items(body, required=False)
+    items = await _items(body, False, state, owner)
     conv = {
         "id": new_id("conv"),
         "object": "conversation",
@@ -123,7 +128,7 @@ async def list_items(request: Request, state: ResponseState, owner: str) -> JSON
 
 
 async def add_items(request: Request, state: ResponseState, owner: str) -> JSON:
-    items = _items(await _body(request, frozenset({"items"})), required=True)
+    items = await _items(await _body(request, frozenset({"items"})), True, state, owner)
     await state.append_items(owner, request.path_params["conversation_id"], items)
     return page_of(items, None, len(items) or 1, "asc").body()
 

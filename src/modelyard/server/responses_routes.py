@@ -138,14 +138,19 @@ class Saver:
 
     async def resend_history(self) -> None:
         """The earlier turns of ``previous_response_id`` or ``conversation``, resent upstream
-        before this request's input (404 before anything is sent when not found)."""
+        before this request's input, and the stored items its ``item_reference`` items name
+        put in their place (404 before anything is sent when not found)."""
         req = self.req
         if req.previous_response_id:
             history = await self.state.history(self.owner, req.previous_response_id)
         elif req.conversation:
             history = await self.state.conversation_items(self.owner, req.conversation)
+        elif req.references:
+            history = []
         else:
             return
+        if req.references:
+            await self.state.resolve(self.owner, req.items, req.references)
         self.history = history
         items = history + req.items
         req.chat.messages = instruction_messages(req.instructions) + to_messages(items, req.names)

@@ -4,20 +4,26 @@ resend, and what the retrieve, delete and list routes read.
 Owners: a row belongs to the project of the key that created it ('' for keys of no project and
 for keyless mode); every read is by id and owner, so another project's key gets the same 404
 as for an id that never existed. Items are the wire API's JSON objects, kept as they are.
+
+An ``item_reference`` input item is replaced by the stored item of that id (``resolve``): of
+the caller's own responses (inputs and outputs) or conversations, all of a request's
+references in one transaction; an unknown id, or another owner's, is the same 404.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
-from modelyard.core.errors import InvalidRequest, NotFound
+from modelyard.core.errors import InvalidRequest, NotFound, clipped
 from modelyard.core.ids import id_time
 from modelyard.store import Store
 from modelyard.store.responses import (
@@ -31,6 +37,7 @@ from modelyard.store.ticks import Tick
 from modelyard.tenancy.keys import Principal
 
 JSON = dict[str, Any]
+_ID = itemgetter("id")
 # A chain of previous responses is walked one row at a time; this bounds the walk.
 MAX_CHAIN = 10_000
 # A response id is made when the response begins and written when it ends: how long after its
@@ -110,11 +117,12 @@ class ResponseWrites:
             "stored responses", self._write, max_queue=10_000, interval_s=interval_s, tick=tick
         )
 
-    def may_be_unwritten(self, response_id: str) -> bool:
-        """Whether a response of this id could still sit in another process's batch: its id is
-        one of ours (``core.ids``) made at most ``in_flight_s`` + ``settle_s`` ago. An id
-        of another shape, older, or from the future (beyond a clock skew) cannot be."""
-        made = id_time(response_id, "resp")
+    def may_be_unwritten(self, response_id: str, prefix: str = "resp") -> bool:
+        """Whether a response of this id (or an item of this id and prefix) could still sit in
+        another process's batch: its id is one of ours (``core.ids``) made at most
+        ``in_flight_s`` + ``settle_s`` ago. An id of another shape, older, or from the future
+        (beyond a clock skew) cannot be."""
+        made = id_time(response_id, prefix)
         if made is None:
             return False
         age = self.timing.clock() - made
@@ -136,6 +144,14 @@ class ResponseWrites:
     def find(self, response_id: str, owner: str) -> StoredResponse | None:
         found = self.pending.get(response_id)
         return found if found is not None and found.owner == owner else None
+
+    def holding(self, item_ids: set[str], owner: str) -> list[StoredResponse]:
+        """The owner's unwritten responses that hold any of these items."""
+        return [
+            r
+            for r in self.pending.values()
+            if r.owner == owner and not item_ids.isdisjoint(r.item_ids)
+        ]
 
     async def _write(self, batch: list[StoredResponse]) -> None:
         async with self._store.transaction() as session:
@@ -188,6 +204,7 @@ class ResponseState:
             body.get("previous_response_id"),
             orjson.dumps(body).decode(),
             orjson.dumps(items).decode(),
+            tuple(map(_ID, chain(items, body["output"]))),
         )
         if self._writes is not None:
             await self._writes.save(record)
@@ -237,6 +254,48 @@ class ResponseState:
     async def _read(self, owner: str, response_id: str) -> StoredResponse | None:
         async with self._need().transaction() as session:
             return await Responses(session).get(response_id, owner)
+
+    # Item references
+
+    async def resolve(
+        self, owner: str, items: list[JSON], at: Sequence[int], param: str = "input"
+    ) -> None:
+        """Put in place of each reference in ``items`` (at the positions ``at``) the stored item
+        it names: this process's unwritten responses first, then the store in one transaction;
+        a miss another process may not have written yet is looked for once more after its
+        batch has had time to be written (as ``_find``). 404 naming ``{param}[i].id``."""
+        wanted = {items[i]["id"] for i in at}
+        found: dict[str, JSON] = {}
+        writes = self._writes
+        if writes is not None:
+            _collect(found, wanted, writes.holding(wanted, owner))
+        missing = wanted - found.keys()
+        if missing:
+            found.update(await self._stored_items(owner, missing))
+        missing = wanted - found.keys()
+        if missing and writes is not None and any(_fresh(writes, i) for i in missing):
+            await writes.timing.sleep(writes.settle_s)
+            found.update(await self._stored_items(owner, missing))
+        for i in at:
+            item_id = items[i]["id"]
+            if item_id not in found:
+                raise NotFound(
+                    f"Item with id {clipped(item_id)!r} not found: no stored response or "
+                    "conversation of this project has it",
+                    param=f"{param}[{i}].id",
+                )
+            items[i] = found[item_id]
+
+    async def _stored_items(self, owner: str, ids: set[str]) -> dict[str, JSON]:
+        """The stored items of these ids: responses' first, then conversations'."""
+        found: dict[str, JSON] = {}
+        async with self._need().transaction() as session:
+            _collect(found, ids, await Responses(session).holding(sorted(ids), owner))
+            rest = sorted(ids - found.keys())
+            if rest:
+                for item_id, text in await Conversations(session).owned_items(rest, owner):
+                    found[item_id] = orjson.loads(text)
+        return found
 
     # Conversations
 
@@ -307,6 +366,19 @@ def _conversation_json(found: StoredConversation) -> JSON:
         "created_at": int(found.created_at.timestamp()),
         "metadata": orjson.loads(found.metadata),
     }
+
+
+def _collect(found: dict[str, JSON], ids: set[str], holding: Iterable[StoredResponse]) -> None:
+    """The items of ``ids`` that these responses hold, into ``found`` (a later one wins)."""
+    for stored in holding:
+        for item in (*orjson.loads(stored.input_items), *orjson.loads(stored.body)["output"]):
+            if item.get("id") in ids:
+                found[item["id"]] = item
+
+
+def _fresh(writes: ResponseWrites, item_id: str) -> bool:
+    """Whether another process may not have written the response holding this item yet."""
+    return writes.may_be_unwritten(item_id, item_id.partition("_")[0])
 
 
 def _rows(items: list[JSON]) -> list[tuple[str, str]]:

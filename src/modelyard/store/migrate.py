@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision. A new migration moves it; ``tests/unit/store/test_migrate.py`` holds it
 # to Alembic's own head, so a stale value fails the suite rather than skipping a migration.
-HEAD = "0020"
+HEAD = "0021"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -26,7 +26,7 @@ def _refused(body: dict[str, Any]) -> InvalidRequest:
     ("body", "message"),
     [
         ({"input": [_USER, 3]}, "input[1]: must be an object, got a number"),
-        ({"input": [_USER, {"id": "x"}]}, "input[1].type: is required (or a role, for a message)"),
+        ({"input": [_USER, {"n": 1}]}, "input[1].type: is required (or a role, for a message)"),
         (
             {"input": [_USER, {"type": "message", "role": "user", "content": "a", "x": 1}]},
             "input[1].x: unknown field of a message item",

@@ -11,7 +11,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelyard.core.chat import ChatRequest, Message, TextPart
-from modelyard.protocols.openai.responses.items import canonical_items, to_messages
+from modelyard.protocols.openai.responses.items import (
+    canonical_items,
+    reference_positions,
+    to_messages,
+)
 from modelyard.protocols.openai.responses.mcp import decode_mcp_tools, redacted_tools
 from modelyard.protocols.openai.responses.request import JSON, ResponsesRequest
 from modelyard.protocols.openai.responses.tools import decode_text, decode_tool_choice, decode_tools
@@ -90,9 +94,7 @@ def decode_response_request(body: Any) -> ResponsesRequest:
     mcp = decode_mcp_tools(raw_tools) if raw_tools else ()
     response_format, text = decode_text(get_dict(body, "text", "text"))
     instructions = get_str(body, "instructions", "instructions")
-    if "input" not in body and not body.get("previous_response_id"):
-        raise bad("input", "is required")
-    items = canonical_items(body["input"]) if body.get("input") is not None else []
+    items, references = _input(body)
     reasoning = get_dict(body, "reasoning", "reasoning")
     max_output = get_int(body, "max_output_tokens", "max_output_tokens", minimum=16)
     chat = ChatRequest(
@@ -111,13 +113,14 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         extra=_extra(body, reasoning, text),
         extra_origin=DIALECT,
     )
-    if not chat.messages and not body.get("previous_response_id"):
+    if not chat.messages and not references and not body.get("previous_response_id"):
         raise bad("input", "must contain at least one item")
     background = _background(body)
     previous, conversation = _chain(body)
     return ResponsesRequest(
         chat=chat,
         items=items,
+        references=references,
         instructions=instructions,
         tools=redacted_tools(raw_tools or []) if mcp else list(raw_tools or []),
         tool_choice=body.get("tool_choice", "auto"),
@@ -137,6 +140,18 @@ def decode_response_request(body: Any) -> ResponsesRequest:
         max_tool_calls=get_int(body, "max_tool_calls", "max_tool_calls", minimum=1),
         echo={k: body[k] for k in ("user", "max_tool_calls", *_PASSED) if body.get(k) is not None},
     )
+
+
+def _input(body: JSON) -> tuple[list[JSON], tuple[int, ...]]:
+    """The input items, and where ``item_reference`` items stand among them."""
+    if "input" not in body and not body.get("previous_response_id"):
+        raise bad("input", "is required")
+    raw = body.get("input")
+    if raw is None:
+        return [], ()
+    items = canonical_items(raw)
+    # A string is one message: only an array can hold references.
+    return items, (reference_positions(items) if isinstance(raw, list) else ())
 
 
 def instruction_messages(instructions: str | None) -> list[Message]:

@@ -6,6 +6,11 @@ with an ``input_text`` part; each item gets an id; a type-less ``{role, content}
 Agents SDK's shape) becomes a ``message``. ``to_messages`` folds consecutive ``function_call``
 items (and a reasoning item before them) into one assistant message with tool calls, because
 every upstream wants one assistant turn per batch of parallel calls.
+
+An ``item_reference`` (``{"type": "item_reference", "id": ...}``, or ``{"id": ...}`` alone:
+the spec's type may be left out) is kept as ``{"type": "item_reference", "id": ...}`` until the
+service puts the stored item in its place (``services.response_state``); ``to_messages``
+passes over it. ``reference_positions`` finds them, within ``MAX_REFERENCES``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any, Final
 
 from modelyard.core.chat import ContentPart, ImagePart, Message, TextPart, ToolCall
@@ -61,6 +67,13 @@ _ID_PREFIX: Final[Mapping[str, str]] = {
     "function_call_output": "fco",
 }
 _TEXT_FILES: Final = ("text/", "application/json")
+REFERENCE: Final = "item_reference"
+# References per request (input, or a conversation's items): each is one id in one indexed
+# query and may bring back an item as large as the request that first sent it, so the count
+# bounds both the query and how much a small body can grow into. Agents resend an item or two
+# by id; a long history goes by ``previous_response_id`` or ``conversation`` instead.
+MAX_REFERENCES: Final = 100
+_TYPE: Final = itemgetter("type")
 
 
 def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
@@ -71,6 +84,20 @@ def canonical_items(raw: Any, param: str = "input") -> list[JSON]:
     if not isinstance(raw, list):
         raise bad(param, "must be a string or an array of input items")
     return each(raw, param, _item)
+
+
+def reference_positions(items: list[JSON], param: str = "input") -> tuple[int, ...]:
+    """Where ``items`` holds references (a 400 beyond ``MAX_REFERENCES``)."""
+    if REFERENCE not in map(_TYPE, items):  # most requests have none: looked for in C
+        return ()
+    at = tuple(i for i, item in enumerate(items) if item["type"] == REFERENCE)
+    if len(at) > MAX_REFERENCES:
+        raise bad(
+            param,
+            f"at most {MAX_REFERENCES} item_reference items per request; got {len(at)} (send "
+            "a long history with previous_response_id or conversation)",
+        )
+    return at
 
 
 def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
@@ -89,11 +116,9 @@ def _message_item(role: str, content: list[JSON], item_id: str | None) -> JSON:
 
 def _item(raw: Any) -> JSON:
     obj = require_dict(raw, "")
-    if "type" not in obj and "role" not in obj:
-        raise bad("type", "is required (or a role, for a message)")
-    kind = str(obj.get("type", "message"))
-    if kind == "item_reference":
-        raise bad("type", "item_reference is not supported; send the item itself")
+    kind = _kind(obj)
+    if kind == REFERENCE:
+        return _reference(obj)
     if kind not in _ITEM_KEYS:
         raise bad(
             "type",
@@ -128,6 +153,29 @@ def _item(raw: Any) -> JSON:
         out["output"] = _output(obj.get("output"))
     out["status"] = "completed"
     return out
+
+
+def _kind(obj: JSON) -> str:
+    """An item's type; without one, a message (it has a role) or a reference (an id alone:
+    the spec's ``item_reference`` may leave its type out)."""
+    kind = obj.get("type")
+    if kind is not None:
+        return str(kind)
+    if "role" in obj:
+        return "message"
+    if "id" in obj:
+        return REFERENCE
+    raise bad("type", "is required (or a role, for a message)")
+
+
+def _reference(obj: JSON) -> JSON:
+    extra = sorted(set(obj) - {"type", "id"})
+    if extra:
+        raise bad(extra[0], "unknown field of an item_reference item; accepted: type, id")
+    item_id = get_str(obj, "id", "id", required=True)
+    if not item_id:
+        raise bad("id", "must be the id of a stored item")
+    return {"type": REFERENCE, "id": item_id}
 
 
 def _mcp_item(obj: JSON, kind: str, item_id: str | None) -> JSON:
@@ -249,7 +297,7 @@ def to_messages(items: Iterable[JSON], names: ToolNames) -> list[Message]:
             text = "".join(p["text"] for p in item.get("content") or item["summary"])
             reasoning = (text, item.get("encrypted_content"))
             continue
-        if kind.startswith("mcp_"):
+        if kind.startswith("mcp_") or kind == REFERENCE:
             if kind == "mcp_call":  # a call the gateway ran: the model's call and its result
                 name = function_name(item["server_label"], item["name"])
                 call = ToolCall(item["id"], name, item["arguments"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from time import time
 from types import MappingProxyType
 from typing import Any
 
@@ -22,9 +23,11 @@ def new_id(prefix: str) -> str:
 
 
 def fresh_item_id(prefix: str) -> str:
-    """An item id (``msg_…``, ``fc_…``, ``rs_…``): unique, not secret (items are reached only
-    through their response or conversation), so a fast generator will do: no system call."""
-    return f"{prefix}_{random.getrandbits(128):032x}"
+    """An item id (``msg_…``, ``fc_…``, ``rs_…``) in ``core.ids``' shape, so that a reader
+    tells an item another process may not have written yet (``item_reference``) from an old
+    one; unique, not secret (items are reached only through their owner's responses and
+    conversations), so a fast generator will do: no system call."""
+    return f"{prefix}_{int(time() * 1000):012x}{random.getrandbits(128):032x}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,8 +50,10 @@ class ResponsesRequest:
     stored, or steers the service (``store``, ``previous_response_id``, ``conversation``).
 
     ``items`` are the request's input items in their canonical (listed) shape, each with an
-    id; ``instructions`` become the first message of ``chat`` but are never stored as items
-    (the spec: they do not carry over to a later response).
+    id; ``references`` are the positions in ``items`` of ``item_reference`` items, replaced by
+    the stored items they name before the request is sent; ``instructions`` become the first
+    message of ``chat`` but are never stored as items (the spec: they do not carry over to a
+    later response).
     """
 
     chat: ChatRequest
@@ -71,6 +76,7 @@ class ResponsesRequest:
     mcp: tuple[McpToolRequest, ...] = ()  # the ``mcp`` tools, run by the gateway
     max_tool_calls: int | None = None
     echo: JSON = field(default_factory=dict)  # other fields echoed as sent (user, ...)
+    references: tuple[int, ...] = ()
 
     @property
     def encrypted_reasoning(self) -> bool:

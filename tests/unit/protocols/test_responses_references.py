@@ -1,0 +1,74 @@
+"""``item_reference`` input items: decoded as a placeholder with its position, bounded in
+number, refused with a 400 naming the field when malformed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelyard.core.errors import InvalidRequest
+from modelyard.protocols.openai.responses.decode import decode_response_request
+from modelyard.protocols.openai.responses.items import (
+    MAX_REFERENCES,
+    reference_positions,
+    to_messages,
+)
+from modelyard.protocols.openai.responses.request import ToolNames
+
+_USER = {"role": "user", "content": "hi"}
+
+
+def _decode(items: list[Any]) -> Any:
+    return decode_response_request({"model": "m", "input": items})
+
+
+def test_a_reference_is_kept_in_place_with_its_position():
+    req = _decode([_USER, {"type": "item_reference", "id": "msg_1"}, {"id": "fc_2"}, _USER])
+    assert req.references == (1, 2)
+    assert req.items[1] == {"type": "item_reference", "id": "msg_1"}
+    assert req.items[2] == {
+        "type": "item_reference",
+        "id": "fc_2",
+    }  # the spec's type may be left out
+    # Until resolved, a reference sends nothing: the two user messages only.
+    assert [m.text() for m in req.chat.messages] == ["hi", "hi"]
+    assert to_messages(req.items, ToolNames()) == req.chat.messages
+
+
+def test_references_alone_are_an_input():
+    req = _decode([{"type": "item_reference", "id": "msg_1"}])
+    assert req.references == (0,) and req.chat.messages == []
+
+
+def test_a_request_without_references_has_none():
+    assert _decode([_USER]).references == ()
+    assert decode_response_request({"model": "m", "input": "hi"}).references == ()
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"type": "item_reference"}, "input[0].id: is required"),
+        ({"type": "item_reference", "id": 5}, "input[0].id"),
+        ({"type": "item_reference", "id": ""}, "input[0].id: must be the id of a stored item"),
+        ({"type": "item_reference", "id": "x", "role": "user"}, "input[0].role: unknown field"),
+        ({"id": "x", "content": "hi"}, "input[0].content: unknown field"),
+    ],
+)
+def test_a_malformed_reference_is_a_400_naming_its_field(item: dict[str, Any], message: str):
+    with pytest.raises(InvalidRequest) as caught:
+        _decode([item])
+    assert str(caught.value.message).startswith(message) or message in caught.value.message
+
+
+def test_the_number_of_references_is_capped():
+    refs = [{"type": "item_reference", "id": f"msg_{n}"} for n in range(MAX_REFERENCES)]
+    assert len(_decode(refs).references) == MAX_REFERENCES
+    with pytest.raises(InvalidRequest) as caught:
+        _decode([*refs, {"id": "one_more"}])
+    assert caught.value.param == "input"
+    assert f"at most {MAX_REFERENCES} item_reference items" in caught.value.message
+    with pytest.raises(InvalidRequest) as caught:
+        reference_positions([{"type": "item_reference", "id": "x"}] * 101, "items")
+    assert caught.value.param == "items"
