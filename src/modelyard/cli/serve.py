@@ -20,7 +20,7 @@ from modelyard.config import ConfigError, Settings, config_path_from_env, data_d
 from modelyard.local.cpus import cpu_count, default_threads
 from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV, GracefulHttpToolsProtocol
 from modelyard.services.build import build_components, local_models
-from modelyard.services.observed import (
+from modelyard.services.observing import (
     LOG_FORMAT_ENV,
     LOG_LEVEL_ENV,
     MULTIPROC_ENV,
