@@ -42,4 +42,3 @@ def test_observes_exactly_when_an_observation_is_built(
         for made in (built, lazily):
             if made is not None:
                 made.shutdown()
-
