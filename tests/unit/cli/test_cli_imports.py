@@ -111,3 +111,35 @@ def test_help_imports_no_command(tmp_path: Path) -> None:
     assert code == 0
     assert "modelyard.cli.parser" in modules
     assert _loaded(modules, HEAVY) == []
+
+
+_PREPARED = textwrap.dedent(
+    """
+    import argparse, os, sys
+    from pathlib import Path
+
+    from modelyard.cli import serve
+    from modelyard.config import load_settings
+
+    settings = load_settings(Path(sys.argv[1]))
+    args = argparse.Namespace(log_level="warning", workers=1)
+    serve._prepare_workers(settings, args, Path(sys.argv[2]))
+    from modelyard.observability.metrics import MULTIPROC_ENV, multiprocess
+
+    print(multiprocess(), os.environ[MULTIPROC_ENV] == sys.argv[2] + "/prometheus")
+    """
+)
+
+
+def test_serve_keeps_prometheus_client_in_one_process_mode_in_its_own_process(
+    tmp_path: Path,
+) -> None:
+    """``serve`` no longer imports prometheus-client with its module; with metrics on it loads
+    it before it sets the workers' metrics directory, so its own process (the one worker,
+    without ``--workers``) counts in memory as it did, and the spawned workers share files."""
+    config = tmp_path / "modelyard.yaml"
+    config.write_text(yaml.safe_dump({**_CONFIG, "observability": {"metrics": {"enabled": True}}}))
+    argv = [sys.executable, "-c", _PREPARED, str(config), str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"]
