@@ -20,7 +20,7 @@ from modelyard.config import ConfigError, Settings, config_path_from_env, data_d
 from modelyard.local.cpus import cpu_count, default_threads
 from modelyard.server.app import LOCAL_URL_ENV, SERVE_PID_ENV, GracefulHttpToolsProtocol
 from modelyard.services.build import build_components, local_models
-from modelyard.services.observed import (
+from modelyard.services.observing import (
     LOG_FORMAT_ENV,
     LOG_LEVEL_ENV,
     MULTIPROC_ENV,
@@ -170,6 +170,11 @@ def _prepare_workers(settings: Settings, args: argparse.Namespace, data: Path) -
     _log_as_configured(settings, args.log_level)
     _warn_unshared_limits(settings, args.workers)
     if settings.observability.metrics.enabled:
+        # prometheus-client fixes its mode when imported: this process (uvicorn runs the one
+        # worker in it) loads it before the directory is set, in one-process mode, as when
+        # this module imported it; the workers spawned under it load it after, sharing files.
+        import modelyard.services.observed  # noqa: F401
+
         _metrics_directory(data)
 
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Final, TextIO
 
 import orjson
-from opentelemetry import trace
 
 FIELDS: Final = (
     "request_id",
@@ -42,6 +41,11 @@ _HANDLER_NAME: Final = "modelyard"
 
 def current_trace_id() -> str | None:
     """The trace id of the span current now, when there is one (tracing on)."""
+    # Looked up, not imported: a process that never loaded OpenTelemetry's API (tracing off)
+    # has no current span, and a JSON log line must not load it (``services/observing.py``).
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 

@@ -37,10 +37,9 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from modelyard.core.chat import Usage
-
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-NONE: Final = "-"  # a label with no value (no deployment resolved, no project)
-OTHER: Final = "other"  # a route that is not one we serve
+from modelyard.observability.labels import MULTIPROC_ENV as MULTIPROC_ENV  # noqa: PLC0414
+from modelyard.observability.labels import NONE as NONE  # noqa: PLC0414
+from modelyard.observability.labels import OTHER as OTHER  # noqa: PLC0414
 
 _LATENCY: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFT: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 import orjson
 
-from modelyard.services.observed import (
+from modelyard.services.observing import (
     JsonFormatter,
     TextStamp,
     chain_of,

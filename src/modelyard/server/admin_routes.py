@@ -15,6 +15,8 @@ created and revoked keys act without a restart.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -346,12 +348,17 @@ def openapi_document() -> dict[str, Any]:
     return document(PREFIX, (*OPERATIONS, *AGENT_OPERATIONS, *EVAL_OPERATIONS, *SESSION_OPERATIONS))
 
 
-_DOCUMENT = orjson.dumps(openapi_document())  # a constant: built once, at import
+@functools.cache
+def _document() -> bytes:
+    return orjson.dumps(openapi_document())
 
 
 async def openapi(request: Request) -> Response:
-    """The OpenAPI 3.1 document of this API; public, like any API's reference."""
-    return json_response(_DOCUMENT, headers={"x-request-id": request_id(request)})
+    """The OpenAPI 3.1 document of this API; public, like any API's reference. Generated at
+    its first request, in a worker thread, then kept: pydantic's schema generation takes
+    about 80 ms of CPU, which a server that is never asked for it need not spend at start."""
+    body = await asyncio.to_thread(_document)
+    return json_response(body, headers={"x-request-id": request_id(request)})
 
 
 ROUTES = [

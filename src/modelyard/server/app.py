@@ -10,7 +10,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -42,16 +42,17 @@ from modelyard.server.protocol import (
 from modelyard.server.response_state_routes import ROUTES as STATE_ROUTES
 from modelyard.server.responses_routes import ROUTES as RESPONSES_ROUTES
 from modelyard.services.gateway import Gateway
-from modelyard.services.observed import (
+from modelyard.services.observing import (
     LOG_FORMAT_ENV,
     LOG_LEVEL_ENV,
-    Metrics,
-    Observation,
     configure_logs,
     observation_for,
 )
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
+
+if TYPE_CHECKING:  # metrics and traces: imported when the config turns them on
+    from modelyard.services.observed import Metrics, Observation
 
 log = logging.getLogger("modelyard.server")
 LOCAL_URL_ENV = "MODELYARD_LOCAL_URL"

@@ -18,8 +18,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from opentelemetry.trace import Span
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,9 +31,14 @@ from modelyard.protocols.headers import error_headers
 from modelyard.protocols.openai import errors as openai_errors
 from modelyard.server.access_log import AccessLog
 from modelyard.services.chat import Served
-from modelyard.services.observed import OTHER, Metrics, Observation, Tracing
+from modelyard.services.observing import OTHER
 from modelyard.services.pipeline import Caller
 from modelyard.services.root import Root
+
+if TYPE_CHECKING:  # metrics and traces: imported when the config turns them on
+    from opentelemetry.trace import Span
+
+    from modelyard.services.observed import Metrics, Observation, Tracing
 
 log = logging.getLogger("modelyard.server")
 EXCHANGE = "modelyard.exchange"

@@ -10,11 +10,10 @@ and pays one ``is None`` test per seam.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
 from time import perf_counter
-from types import MappingProxyType
 from typing import ClassVar, Final
 
 from opentelemetry import trace
@@ -58,11 +57,10 @@ from modelyard.routing.health import BreakerState
 from modelyard.services.chat import Attempt, Batch, Served
 from modelyard.services.gateway import Resolved
 from modelyard.services.guards import Guarded
+from modelyard.services.observing import LOG_FORMAT_ENV, LOG_LEVEL_ENV, log_breaker
 from modelyard.services.pipeline import Caller, Run, Tap
 
 events = logging.getLogger("modelyard.events")
-LOG_FORMAT_ENV = "MODELYARD_LOG_FORMAT"  # serve's choice, for the workers it spawns
-LOG_LEVEL_ENV = "MODELYARD_LOG_LEVEL"
 __all__ = [
     "LOG_FORMAT_ENV",
     "LOG_LEVEL_ENV",
@@ -162,28 +160,6 @@ class Observation:
 
 
 _LIMIT_KINDS = frozenset({"requests", "tokens", "daily_budget", "monthly_budget"})  # limits.py
-
-
-def log_breaker(target: str, state: BreakerState) -> None:
-    """A breaker's state change, logged once, with why it happens."""
-    level = logging.WARNING if state == "open" else logging.INFO
-    events.log(
-        level,
-        "breaker of %s is now %s (%s)",
-        target,
-        state,
-        _BREAKER_REASONS[state],
-        extra={"event": "breaker", "target": target, "state": state},
-    )
-
-
-_BREAKER_REASONS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "open": "too many failures: requests skip this target until the cool-down ends",
-        "half_open": "cool-down over: one probe request may go through",
-        "closed": "a request succeeded: the target is healthy again",
-    }
-)
 
 
 class ObserveStage:

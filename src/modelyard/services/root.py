@@ -29,7 +29,6 @@ from modelyard.config.loader import data_dir
 from modelyard.config.schema import DeploymentConfig
 from modelyard.core.errors import ModelyardError
 from modelyard.core.timeouts import CallTimeouts
-from modelyard.observability.metrics import Metrics
 from modelyard.services.agents import AgentBook
 from modelyard.services.background import BackgroundRunner
 from modelyard.services.build import with_overrides
@@ -41,7 +40,7 @@ from modelyard.services.gateway import Gateway
 from modelyard.services.guards import guard_stages
 from modelyard.services.metering import Meter
 from modelyard.services.models import ModelService
-from modelyard.services.observed import Observation, log_breaker
+from modelyard.services.observing import log_breaker
 from modelyard.services.pipeline import Pipeline, Stages
 from modelyard.services.readiness import Pingable, Readiness, States, state
 from modelyard.services.response_state import ResponseState, ResponseWrites
@@ -59,7 +58,9 @@ from modelyard.tenancy.keys import KeyRing
 from modelyard.tenancy.limits import Limiter, limiter_from_url
 
 if TYPE_CHECKING:
+    from modelyard.observability.metrics import Metrics
     from modelyard.routing.model import RouterModel
+    from modelyard.services.observed import Observation
     from modelyard.services.sso import Sso
 
 log = logging.getLogger("modelyard.server")

@@ -56,16 +56,24 @@ _CHILD = textwrap.dedent(
         async with app.router.lifespan_context(app):
             if "--portal" in sys.argv:
                 print("portal", await status_of("/portal/login"))
+            from modelyard.server import admin_routes
+
+            if "--openapi" in sys.argv:
+                print("served", await status_of("/admin/v1/openapi.json"))
+            print("openapi documents", admin_routes._document.cache_info().currsize)
             print(json.dumps(sorted(sys.modules)))
 
     asyncio.run(opened())
     """
 )
 
-# Imported only by the feature that uses them (about 15 MB together).
+# Imported only by the feature that uses them (about 17 MB together).
 LAZY = {
-    "opentelemetry.sdk": "tracing",  # the SDK and its exporters (the API stays: ~0.3 MB)
+    "opentelemetry": "tracing",  # the API too: only observed.py and tracing.py import it
+    "opentelemetry.sdk": "tracing",  # the SDK and its exporters
     "psutil": "tracing",  # the SDK's resources import it
+    "prometheus_client": "metrics",
+    "modelyard.observability.metrics": "metrics",
     "joserfc": "sso",
     "cryptography": "sso",  # through joserfc
     "sqlalchemy.dialects.postgresql": "postgresql",  # a SQLite gateway's upserts are SQLite's
@@ -82,6 +90,7 @@ _BASE = {
     "deployments": {"chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]}},
 }
 _TRACING = {"observability": {"tracing": {"enabled": True, "exporter": "none"}}}
+_METRICS = {"observability": {"metrics": {"enabled": True}}}
 _SSO = {
     "sso": {
         "issuer": "https://idp.example.com",
@@ -96,20 +105,26 @@ async def _migrated(data: Path) -> None:
     await store.aclose()
 
 
-def _modules(tmp_path: Path, extra: dict[str, object], portal: bool = False) -> set[str]:
-    config = tmp_path / "modelyard.yaml"
-    config.write_text(yaml.safe_dump({**_BASE, **extra}))
+def _child_lines(tmp_path: Path, config: Path, child: str, *args: str) -> list[str]:
+    """What ``child`` printed, run as a worker on ``config`` and a migrated SQLite store."""
     data = tmp_path / "data"
     data.mkdir()
     asyncio.run(_migrated(data))
     env = {**os.environ, "MODELYARD_CONFIG": str(config), "MODELYARD_DATA_DIR": str(data)}
     env.pop(DATABASE_URL_ENV, None)
-    argv = [sys.executable, "-c", _CHILD, *(["--portal"] if portal else [])]
+    argv = [sys.executable, "-c", child, *args]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
+    return done.stdout.strip().splitlines()
+
+
+def _modules(tmp_path: Path, extra: dict[str, object], portal: bool = False) -> set[str]:
+    config = tmp_path / "modelyard.yaml"
+    config.write_text(yaml.safe_dump({**_BASE, **extra}))
+    lines = _child_lines(tmp_path, config, _CHILD, *(["--portal"] if portal else []))
     if portal:
         assert "portal 200" in lines  # the sign-in page, served by the portal built just now
+    assert "openapi documents 0" in lines  # the admin API's, built at its first request
     modules = set(json.loads(lines[-1]))
     assert "modelyard.services.root" in modules  # the app was built and opened
     return modules
@@ -124,8 +139,18 @@ def test_the_default_config_imports_none_of_the_features_it_leaves_off(tmp_path:
     assert [p for p in LAZY if _loaded(modules, p)] == []
 
 
+def test_the_admin_openapi_document_is_generated_at_its_first_request(tmp_path: Path) -> None:
+    """Not at start (pydantic's schema generation, about 80 ms); then once."""
+    config = tmp_path / "modelyard.yaml"
+    config.write_text(yaml.safe_dump(_BASE))
+    lines = _child_lines(tmp_path, config, _CHILD, "--openapi")
+    assert lines[:2] == ["served 200", "openapi documents 1"]
+
+
 @pytest.mark.parametrize(
-    ("feature", "extra"), [("tracing", _TRACING), ("sso", _SSO)], ids=["tracing", "sso"]
+    ("feature", "extra"),
+    [("tracing", _TRACING), ("metrics", _METRICS), ("sso", _SSO)],
+    ids=["tracing", "metrics", "sso"],
 )
 def test_a_configured_feature_imports_what_it_needs(
     tmp_path: Path, feature: str, extra: dict[str, object]
