@@ -10,7 +10,9 @@ import pytest
 from modelyard.core.errors import InvalidRequest
 from modelyard.protocols.openai.responses.decode import decode_response_request
 from modelyard.protocols.openai.responses.items import (
+    ITEM_ID_CHARS,
     MAX_REFERENCES,
+    canonical_items,
     reference_positions,
     to_messages,
 )
@@ -72,3 +74,26 @@ def test_the_number_of_references_is_capped():
     with pytest.raises(InvalidRequest) as caught:
         reference_positions([{"type": "item_reference", "id": "x"}] * 101, "items")
     assert caught.value.param == "items"
+
+
+@pytest.mark.parametrize("kind", ["message", "item_reference", "function_call_output"])
+def test_an_item_id_longer_than_the_store_keeps_is_a_400(kind: str):
+    """The store keeps an item id in 64 characters (conversation items, the reference index):
+    a longer one was a 500 on PostgreSQL when a conversation stored it."""
+    item: dict[str, Any] = {"type": kind, "id": "i" * ITEM_ID_CHARS}
+    if kind == "message":
+        item.update(role="user", content="hi")
+    elif kind == "function_call_output":
+        item.update(call_id="c", output="ok")
+    assert canonical_items([item], "items")[0]["id"] == "i" * ITEM_ID_CHARS
+    with pytest.raises(InvalidRequest) as caught:
+        canonical_items([{**item, "id": "i" * (ITEM_ID_CHARS + 1)}], "items")
+    assert caught.value.param == "items[0].id"
+    assert "at most 64 characters; got 65" in caught.value.message
+
+
+def test_the_limit_is_the_store_s_width():
+    from modelyard.store.responses import ConversationItemRow, ResponseItemRow
+
+    for row in (ConversationItemRow, ResponseItemRow):
+        assert row.__table__.c.item_id.type.length == ITEM_ID_CHARS

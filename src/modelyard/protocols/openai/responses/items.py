@@ -73,6 +73,9 @@ REFERENCE: Final = "item_reference"
 # bounds both the query and how much a small body can grow into. Agents resend an item or two
 # by id; a long history goes by ``previous_response_id`` or ``conversation`` instead.
 MAX_REFERENCES: Final = 100
+# The longest item id a client may send: the store's width for an item id (conversation items,
+# the reference index). The gateway's ids and OpenAI's are about 50 characters.
+ITEM_ID_CHARS: Final = 64
 _TYPE: Final = itemgetter("type")
 
 
@@ -127,7 +130,7 @@ def _item(raw: Any) -> JSON:
     if not _ITEM_KEYS[kind].issuperset(obj):  # the fields out of place, sorted only then
         unknown = sorted(set(obj) - _ITEM_KEYS[kind])
         raise bad(unknown[0], f"unknown field of a {kind} item")
-    item_id = get_str(obj, "id", "id")
+    item_id = _item_id(obj)
     if kind.startswith("mcp_"):
         return _mcp_item(obj, kind, item_id)
     if kind == "message":
@@ -172,10 +175,19 @@ def _reference(obj: JSON) -> JSON:
     extra = sorted(set(obj) - {"type", "id"})
     if extra:
         raise bad(extra[0], "unknown field of an item_reference item; accepted: type, id")
-    item_id = get_str(obj, "id", "id", required=True)
+    item_id = _item_id(obj)
+    if item_id is None:
+        raise bad("id", "is required")
     if not item_id:
         raise bad("id", "must be the id of a stored item")
     return {"type": REFERENCE, "id": item_id}
+
+
+def _item_id(obj: JSON) -> str | None:
+    item_id = get_str(obj, "id", "id")
+    if item_id is not None and len(item_id) > ITEM_ID_CHARS:
+        raise bad("id", f"must be at most {ITEM_ID_CHARS} characters; got {len(item_id)}")
+    return item_id
 
 
 def _mcp_item(obj: JSON, kind: str, item_id: str | None) -> JSON:
