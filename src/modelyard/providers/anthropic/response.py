@@ -45,7 +45,7 @@ _STOP_REASONS: Final[Mapping[str, FinishReason]] = {
     "refusal": "content_filter",
 }
 # The stop reasons the core's finish reason says in full: an answer with any other keeps its own.
-_PLAIN_STOPS: Final = frozenset({"end_turn", "tool_use", "max_tokens"})
+PLAIN_STOPS: Final = frozenset({"end_turn", "tool_use", "max_tokens"})
 # The fields of a stop, at the top of a message and in a stream's ``message_delta``.
 STOP_FIELDS: Final = ("stop_reason", "stop_sequence", "stop_details")
 
@@ -60,7 +60,7 @@ def finish_reason(stop_reason: object, client_calls: bool) -> FinishReason:
 
 def own_stop(reason: object) -> bool:
     """Whether an answer that stopped for ``reason`` keeps the upstream's stop fields."""
-    return reason not in _PLAIN_STOPS and isinstance(reason, str)
+    return reason not in PLAIN_STOPS and isinstance(reason, str)
 
 
 def stop_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,13 +91,13 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
 
 
 def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> ChatResult:
-    reason = data.get("stop_reason")
+    reason: object = data.get("stop_reason")
     try:
         message, client_calls, whole = _message(data["content"], json_tool)
         native = _native(data["content"], json_tool, message) if whole else None
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed message") from exc
-    if own_stop(reason):
+    if reason not in PLAIN_STOPS and isinstance(reason, str):  # own_stop, inlined
         native = _with_stop(native, data, message)
     choice = Choice(0, message, finish_reason(reason, client_calls), native)
     return ChatResult(

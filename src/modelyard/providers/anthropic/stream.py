@@ -39,6 +39,7 @@ from modelyard.core.events import (
 from modelyard.providers.anthropic.errors import stream_error
 from modelyard.providers.anthropic.messages import ORIGIN
 from modelyard.providers.anthropic.response import (
+    PLAIN_STOPS,
     finish_reason,
     own_stop,
     parse_usage,
@@ -103,23 +104,21 @@ class StreamState:
             delta = payload.get("delta", {})
             reason = delta.get("stop_reason")
             self._stop_reason = reason or self._stop_reason
-            if own_stop(reason):
+            if reason not in PLAIN_STOPS and own_stop(reason):
                 self._kept_stop = stop_fields(delta)
             self._merge_usage(payload.get("usage"))
         elif kind == "message_stop":
-            return self._finish()
+            self.finished = True
+            usage = parse_usage(self._usage) or Usage()
+            reason = finish_reason(self._stop_reason, self._calls > 0)
+            if self._kept_stop is None:
+                return [UsageReport(usage), Finished(reason)]
+            kept = _native({"message_delta": self._kept_stop})
+            return [UsageReport(usage), kept, Finished(reason)]
         elif kind == "error":
             raise stream_error(payload, self.label)
         # ping, and event types added after this was written, carry nothing for us.
         return []
-
-    def _finish(self) -> list[StreamEvent]:
-        self.finished = True
-        usage = parse_usage(self._usage) or Usage()
-        reason = finish_reason(self._stop_reason, self._calls > 0)
-        if self._kept_stop is None:
-            return [UsageReport(usage), Finished(reason)]
-        return [UsageReport(usage), _native({"message_delta": self._kept_stop}), Finished(reason)]
 
     def _start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
         kind = block["type"]
