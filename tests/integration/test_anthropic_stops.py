@@ -26,8 +26,22 @@ def gateway(
 ) -> Iterator[RunningServer]:
     fake: FakeAnthropic = vendor_fakes["anthropic"]
     providers = {"an": {"type": "anthropic", "base_url": fake.base_url, "api_key": "env::K"}}
-    deployments = {"stops-an": {"targets": [{"provider": "an", "model": "claude-sonnet-4-5"}]}}
-    config = {"local": {"enabled": False}, "providers": providers, "deployments": deployments}
+    target = {"targets": [{"provider": "an", "model": "claude-sonnet-4-5"}]}
+    deployments = {name: target for name in ("stops-an", "stops-redacted", "stops-blocked")}
+    deny = {"kind": "deny", "phases": ["output"], "settings": {"words": ["two"]}}
+    guardrails = {
+        "policies": {
+            "redact": {"guards": [{**deny, "action": "redact"}]},
+            "block": {"guards": [{**deny, "action": "block"}]},
+        },
+        "deployments": {"stops-redacted": "redact", "stops-blocked": "block"},
+    }
+    config = {
+        "local": {"enabled": False},
+        "providers": providers,
+        "deployments": deployments,
+        "guardrails": guardrails,
+    }
     with run_server(tmp_path_factory.mktemp("anthropic-stops"), config, {"K": UPSTREAM_KEY}) as s:
         yield s
 
@@ -37,13 +51,13 @@ def client(gateway: RunningServer) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0)
 
 
-def _ask(client: anthropic.Anthropic, streamed: bool, **kwargs: Any) -> anthropic.types.Message:
+def _ask(
+    client: anthropic.Anthropic, streamed: bool, model: str = "stops-an", **kwargs: Any
+) -> anthropic.types.Message:
     if streamed:
-        with client.messages.stream(model="stops-an", max_tokens=256, **kwargs) as stream:
+        with client.messages.stream(model=model, max_tokens=256, **kwargs) as stream:
             return stream.get_final_message()
-    message: anthropic.types.Message = client.messages.create(
-        model="stops-an", max_tokens=256, **kwargs
-    )
+    message: anthropic.types.Message = client.messages.create(model=model, max_tokens=256, **kwargs)
     return message
 
 
@@ -58,6 +72,22 @@ def test_the_matched_stop_sequence_is_named(client: anthropic.Anthropic, streame
     assert message.stop_reason == "stop_sequence"
     assert message.stop_sequence == "END"
     assert _text(message) == "echo: one two "
+
+
+@STREAMED
+def test_a_redacted_answer_keeps_its_stop(client: anthropic.Anthropic, streamed: bool) -> None:
+    messages = [{"role": "user", "content": "one two END three"}]
+    kwargs = {"messages": messages, "stop_sequences": ["END"]}
+    message = _ask(client, streamed, model="stops-redacted", **kwargs)
+    assert "two" not in _text(message) and _text(message).startswith("echo: one ")
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
+
+
+@STREAMED
+def test_a_blocked_answer_has_no_stop(client: anthropic.Anthropic, streamed: bool) -> None:
+    messages = [{"role": "user", "content": "one two END three"}]
+    with pytest.raises(anthropic.APIError):
+        _ask(client, streamed, model="stops-blocked", messages=messages, stop_sequences=["END"])
 
 
 @STREAMED
