@@ -134,7 +134,7 @@ class StreamEncoder:
             return self._close() + self._begin(_Block(kind, self._next), content)
         delta = native.fields.get("delta")
         if delta is None:
-            self._stop = native.fields.get("message_delta")
+            self._stop = native.fields.get("message_delta", self._stop)
             return b""
         if self._open is None:
             return b""
