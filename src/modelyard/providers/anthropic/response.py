@@ -95,10 +95,11 @@ def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> Ch
     try:
         message, client_calls, whole = _message(data["content"], json_tool)
         native = _native(data["content"], json_tool, message) if whole else None
+        # own_stop, inlined; a stop reason that is not hashable is malformed (TypeError)
+        if reason not in PLAIN_STOPS and isinstance(reason, str):
+            native = _with_stop(native, data, message)
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed message") from exc
-    if reason not in PLAIN_STOPS and isinstance(reason, str):  # own_stop, inlined
-        native = _with_stop(native, data, message)
     choice = Choice(0, message, finish_reason(reason, client_calls), native)
     return ChatResult(
         choices=[choice],

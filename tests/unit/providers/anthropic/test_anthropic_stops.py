@@ -15,6 +15,7 @@ from tests.fakes.anthropic_stream import stream_events
 from tests.fakes.anthropic_wire import AnthropicIds
 
 from modelyard.core.chat import ChatResult, Native, TextPart
+from modelyard.core.errors import UpstreamError
 from modelyard.core.events import Finished, NativeDelta, StreamEvent
 from modelyard.protocols.anthropic import encode
 from modelyard.protocols.anthropic.stream import StreamEncoder
@@ -202,3 +203,9 @@ def test_another_encoder_writes_the_core_finish_of_a_stream():
     openai = ChunkEncoder("chatcmpl-x", 0, "dep", include_usage=False)
     frames = b"".join(openai.encode(e) or b"" for e in events) + openai.close()
     assert b'"finish_reason":"stop"' in frames and b"pause_turn" not in frames
+
+
+def test_a_stop_reason_that_is_no_string_is_a_malformed_answer():
+    data = {**_answers()["stop_sequence"], "stop_reason": ["stop_sequence"]}
+    with pytest.raises(UpstreamError, match="malformed message"):
+        parse_message(data, None, LABEL)
