@@ -23,6 +23,15 @@ them (before any other rule): a ``server_tool_use`` (``input.query`` the turn's 
 ``web_search_tool_result`` (one ``web_search_result``), a plain text block and a text block with
 one ``web_search_result_location`` citation; ``usage.server_tool_use.web_search_requests`` is 1.
 
+A turn that pauses: with a ``web_search_*`` tool, when the last user turn says ``"search the
+web at length"`` and is the last message, the answer is the search's ``server_tool_use`` alone
+with ``stop_reason: "pause_turn"`` (the server paused before running it); sent back as the last
+(assistant) message, the turn goes on: the search's result and the cited text, ``end_turn``.
+
+The last user turn's text contains ``"fill the context"``: its first two words of the echo, with
+``stop_reason: "model_context_window_exceeded"`` (the context window, not ``max_tokens``, ended
+it).
+
 Then ``stop_sequences`` cut the text (``stop_reason: stop_sequence``) and ``max_tokens`` keeps that
 many words (``max_tokens``). Tokens are whitespace-separated words.
 
@@ -88,6 +97,8 @@ REFUSAL = "I can't help with that."
 _REFUSE_TRIGGER = "please refuse"
 _SECRET_TRIGGER = "think in secret"
 _SEARCH_TRIGGER = "search the web"
+_PAUSE_TRIGGER = "search the web at length"
+_CONTEXT_TRIGGER = "fill the context"
 SEARCH_URL = "https://en.wikipedia.org/wiki/Paris"
 SEARCH_TITLE = "Paris - Wikipedia"
 SEARCH_FOUND = "Here is what I found. "
@@ -116,14 +127,16 @@ def build_answer(body: Mapping[str, Any], ids: AnthropicIds, cache: set[str]) ->
     calls = _tool_uses(body, ids)
     stop_sequence = None
     if _searches(body):
-        blocks.extend(_web_search(_last_user_text(body), ids))
-        stop_reason = "end_turn"
+        stop_reason = _search(body, ids, blocks)
     elif calls:
         blocks.extend(calls)
         stop_reason = "tool_use"
     elif _REFUSE_TRIGGER in _last_user_text(body):
         stop_reason = "refusal"
         blocks.append(Block("text", REFUSAL))
+    elif _CONTEXT_TRIGGER in _last_user_text(body):
+        stop_reason = "model_context_window_exceeded"
+        blocks.append(Block("text", "".join(split_words(_reply_text(body))[:2])))
     else:
         text, stop_reason, stop_sequence = _limit(_reply_text(body), body)
         blocks.append(Block("text", text))
@@ -175,8 +188,24 @@ def _searches(body: Mapping[str, Any]) -> bool:
     return _SEARCH_TRIGGER in _last_user_text(body)
 
 
-def _web_search(query: str, ids: AnthropicIds) -> list[Block]:
-    call_id = ids.server_tool_use()
+def _search(body: Mapping[str, Any], ids: AnthropicIds, blocks: list[Block]) -> str:
+    """The search's blocks (added to ``blocks``) and the stop reason: a long search pauses
+    after its call, and the paused turn sent back goes on from there."""
+    query = _last_user_text(body)
+    last = body["messages"][-1]
+    if _PAUSE_TRIGGER not in query:
+        blocks.extend(_web_search(query, ids.server_tool_use()))
+        return "end_turn"
+    if last["role"] == "user":
+        blocks.append(_web_search(query, ids.server_tool_use())[0])
+        return "pause_turn"
+    # The paused call, as the client sent it back.
+    (call,) = [b for b in _blocks(last) if b.get("type") == "server_tool_use"]
+    blocks.extend(_web_search(query, str(call["id"]))[1:])
+    return "end_turn"
+
+
+def _web_search(query: str, call_id: str) -> list[Block]:
     encrypted = hashlib.sha256(SEARCH_URL.encode()).hexdigest()
     result = {
         "type": "web_search_tool_result",

@@ -10,8 +10,12 @@ Stop reasons: ``stop`` → ``end_turn``, ``length`` → ``max_tokens``, ``tool_c
 (``Message.refusal``, OpenAI's) is ``refusal`` too, its explanation a text block: this API has
 no field of its own for one. An answer that made tool calls is ``tool_use``
 even when the upstream said ``stop`` (some OpenAI-compatible servers do), because clients loop
-on that value. ``stop_sequence`` is always null: the core's ``stop`` does not say whether a stop
-sequence matched, so ``end_turn`` is reported for both.
+on that value. The core's ``stop`` does not say whether a stop sequence matched (nor that a
+turn paused, ``length`` that the context window rather than ``max_tokens`` ended it): an
+Anthropic upstream's answer that stopped so carries its own ``stop_reason``, ``stop_sequence``
+and ``stop_details`` (``Native``), written over the derived ones while the finish reason still
+says what they say (``_FOLDED``): a stage that changed the finish wins. Otherwise
+``stop_sequence`` is null.
 
 An Anthropic upstream's answer holding blocks the core does not model (``redacted_thinking``,
 server-tool blocks, text with ``citations``) comes with its whole ``content`` (``Native``): it
@@ -26,19 +30,29 @@ the decoder turns that wrapping back into the original text.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 import orjson
 
 from modelyard.core.chat import ChatResult, FinishReason, Message, Native, Usage
 from modelyard.protocols.anthropic.content import DIALECT, RAW_INPUT_KEY
 
-_STOP_REASONS: dict[str, str] = {
+_STOP_REASONS: Final[Mapping[str, str]] = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool_calls": "tool_use",
     "content_filter": "refusal",
 }
+# The stop reason derived from the core's finish reason for each an upstream keeps; one this
+# does not know is ``stop`` to the core (``end_turn``).
+_FOLDED: Final[Mapping[str, str]] = {
+    "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "tool_use": "tool_use",
+    "refusal": "refusal",
+}
+_STOP_FIELDS: Final = ("stop_reason", "stop_sequence", "stop_details")
 
 
 def usage_json(usage: Usage | None) -> dict[str, int]:
@@ -56,6 +70,15 @@ def stop_reason(reason: FinishReason | None, made_tool_calls: bool) -> str:
     if made_tool_calls and reason in (None, "stop", "tool_calls"):
         return "tool_use"
     return _STOP_REASONS.get(reason or "stop", "end_turn")
+
+
+def own_stop(fields: Mapping[str, Any], derived: str) -> dict[str, Any]:
+    """The upstream's own stop fields in ``fields`` (a ``Native``'s), when the stop reason
+    ``derived`` from the finish reason still says what theirs says; else none."""
+    own = fields.get("stop_reason")
+    if not isinstance(own, str) or _FOLDED.get(own, "end_turn") != derived:
+        return {}
+    return {key: fields[key] for key in _STOP_FIELDS if key in fields}
 
 
 def tool_input(arguments: str) -> dict[str, Any]:
@@ -121,16 +144,19 @@ def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
         message, reason = Message("assistant"), None
     if message.refusal is not None:
         reason = "content_filter"
+    derived = stop_reason(reason, bool(message.tool_calls))
     body = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content_json(message) if native is None else _content(native, message),
-        "stop_reason": stop_reason(reason, bool(message.tool_calls)),
+        "stop_reason": derived,
         "stop_sequence": None,
         "usage": usage_json(result.usage),
     }
+    if native is not None and native.origin == DIALECT and "stop_reason" in native.fields:
+        body.update(own_stop(native.fields, derived))
     return orjson.dumps(body)
 
 

@@ -17,7 +17,9 @@ index. Only the first choice is encoded: this API has no ``n``.
 
 An Anthropic upstream's blocks the core does not model come as ``NativeDelta``\\ s (see
 ``providers.anthropic.stream``): a ``content_block`` opens a block as the upstream wrote it (a
-text one is then the open text block), a ``delta`` goes to the open block, in place.
+text one is then the open text block), a ``delta`` goes to the open block, in place; a
+``message_delta`` (the upstream's own stop fields) goes to the closing ``message_delta``, see
+``encode.own_stop``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from modelyard.core.events import (
     UsageReport,
 )
 from modelyard.protocols.anthropic.content import DIALECT
-from modelyard.protocols.anthropic.encode import stop_reason, usage_json
+from modelyard.protocols.anthropic.encode import own_stop, stop_reason, usage_json
 
 
 def frame(event: str, payload: dict[str, Any]) -> bytes:
@@ -65,6 +67,7 @@ class StreamEncoder:
         "_open",
         "_reason",
         "_refused",
+        "_stop",
         "_usage",
     )
 
@@ -78,6 +81,7 @@ class StreamEncoder:
         self._reason: FinishReason | None = None
         self._usage: Usage | None = None
         self._refused = False  # a refusal came (``RefusalDelta``): the stop reason says so
+        self._stop: dict[str, Any] | None = None  # the upstream's own stop fields
 
     def start(self) -> bytes:
         message: dict[str, Any] = {
@@ -129,7 +133,10 @@ class StreamEncoder:
             content = {**block, "text": ""} if kind == "text" else block
             return self._close() + self._begin(_Block(kind, self._next), content)
         delta = native.fields.get("delta")
-        if delta is None or self._open is None:
+        if delta is None:
+            self._stop = native.fields.get("message_delta", self._stop)
+            return b""
+        if self._open is None:
             return b""
         return _delta(self._open.index, delta)
 
@@ -143,16 +150,11 @@ class StreamEncoder:
 
     def close(self) -> bytes:
         """The closing frames, once the core stream has ended without an error."""
-        delta = {
-            "type": "message_delta",
-            "delta": {
-                "stop_reason": "refusal"
-                if self._refused
-                else stop_reason(self._reason, bool(self._calls)),
-                "stop_sequence": None,
-            },
-            "usage": usage_json(self._usage),
-        }
+        reason = "refusal" if self._refused else stop_reason(self._reason, bool(self._calls))
+        stop: dict[str, Any] = {"stop_reason": reason, "stop_sequence": None}
+        if self._stop is not None:
+            stop.update(own_stop(self._stop, reason))
+        delta = {"type": "message_delta", "delta": stop, "usage": usage_json(self._usage)}
         return (
             self._close()
             + frame("message_delta", delta)

@@ -4,12 +4,19 @@ An answer holding blocks the core does not model (``redacted_thinking``, server-
 such as ``server_tool_use`` and ``web_search_tool_result``, text with ``citations``) keeps its
 whole ``content`` as the choice's ``Native`` (``{"content": [...]}``, the JSON-answer tool's
 block as the text block it stands for): a Messages client gets every block in its place.
+
+The core's four finish reasons fold several stop reasons into one (``pause_turn`` and
+``stop_sequence`` are ``stop``, ``model_context_window_exceeded`` is ``length``); an answer
+stopped for any reason but ``end_turn``, ``tool_use`` and ``max_tokens`` also keeps the
+upstream's ``stop_reason``, ``stop_sequence`` and ``stop_details`` in its ``Native``, so that a
+Messages client learns that the turn paused (and must be sent back), which stop sequence
+matched, or why the model refused. The finish reason stays the core's for everything else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -27,7 +34,7 @@ from modelyard.core.errors import UpstreamError
 from modelyard.providers.anthropic.messages import ORIGIN
 from modelyard.providers.base import token_count
 
-_STOP_REASONS: dict[str, FinishReason] = {
+_STOP_REASONS: Final[Mapping[str, FinishReason]] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     # The server paused a long-running turn (server tools); the answer so far is whole.
@@ -37,6 +44,10 @@ _STOP_REASONS: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+# The stop reasons the core's finish reason says in full: an answer with any other keeps its own.
+PLAIN_STOPS: Final = frozenset({"end_turn", "tool_use", "max_tokens"})
+# The fields of a stop, at the top of a message and in a stream's ``message_delta``.
+STOP_FIELDS: Final = ("stop_reason", "stop_sequence", "stop_details")
 
 
 def finish_reason(stop_reason: object, client_calls: bool) -> FinishReason:
@@ -45,6 +56,16 @@ def finish_reason(stop_reason: object, client_calls: bool) -> FinishReason:
     if reason == "tool_calls" and not client_calls:
         return "stop"
     return reason
+
+
+def own_stop(reason: object) -> bool:
+    """Whether an answer that stopped for ``reason`` keeps the upstream's stop fields."""
+    return reason not in PLAIN_STOPS and isinstance(reason, str)
+
+
+def stop_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The stop fields of a message or a ``message_delta``'s delta, as the upstream wrote them."""
+    return {key: raw[key] for key in STOP_FIELDS if raw.get(key) is not None}
 
 
 def parse_usage(raw: object) -> Usage | None:
@@ -70,12 +91,16 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
 
 
 def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> ChatResult:
+    reason: object = data.get("stop_reason")
     try:
         message, client_calls, whole = _message(data["content"], json_tool)
         native = _native(data["content"], json_tool, message) if whole else None
+        # own_stop, inlined; a stop reason that is not hashable is malformed (TypeError)
+        if reason not in PLAIN_STOPS and isinstance(reason, str):
+            native = _with_stop(native, data, message)
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed message") from exc
-    choice = Choice(0, message, finish_reason(data.get("stop_reason"), client_calls), native)
+    choice = Choice(0, message, finish_reason(reason, client_calls), native)
     return ChatResult(
         choices=[choice],
         usage=parse_usage(data.get("usage")),
@@ -123,6 +148,13 @@ def _native(blocks: list[dict[str, Any]], json_tool: str | None, message: Messag
     if json_tool is not None:
         blocks = [_json_text(b) if _is_json_tool(b, json_tool) else b for b in blocks]
     return Native(ORIGIN, {"content": blocks}, text=message.text())
+
+
+def _with_stop(native: Native | None, data: Mapping[str, Any], message: Message) -> Native:
+    """``native`` (or a new one) with the answer's stop fields."""
+    if native is None:
+        return Native(ORIGIN, stop_fields(data), text=message.text())
+    return Native(ORIGIN, {**native.fields, **stop_fields(data)}, text=native.text)
 
 
 def _is_json_tool(block: dict[str, Any], json_tool: str) -> bool:

@@ -12,6 +12,10 @@ it started (``{"content_block": ...}``), then each of its deltas (``{"delta": ..
 text block's ``citations_delta``\\ s, and the start of a text block that has ``citations`` or
 follows a text or such a block (the core would merge the two), so that a Messages client gets
 every block in its place. An encoder of another dialect ignores them.
+
+A stream that stopped for a reason the core's finish reason folds (see
+``providers.anthropic.response``) ends with one more ``NativeDelta`` before its ``Finished``:
+``{"message_delta": {...}}``, the stop fields of the upstream's ``message_delta``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from modelyard.core.events import (
 )
 from modelyard.providers.anthropic.errors import stream_error
 from modelyard.providers.anthropic.messages import ORIGIN
-from modelyard.providers.anthropic.response import finish_reason, parse_usage
+from modelyard.providers.anthropic.response import (
+    PLAIN_STOPS,
+    finish_reason,
+    own_stop,
+    parse_usage,
+    stop_fields,
+)
 from modelyard.providers.sse import SSEEvent
 
 
@@ -59,6 +69,7 @@ class StreamState:
     _calls: int = 0
     _usage: dict[str, Any] = field(default_factory=dict)
     _stop_reason: str | None = None
+    _kept_stop: dict[str, Any] | None = None  # the stop fields, when the finish reason folds them
 
     @property
     def done(self) -> bool:
@@ -90,14 +101,20 @@ class StreamState:
         elif kind == "content_block_stop":
             return self._stop(self._blocks.get(int(payload["index"])))
         elif kind == "message_delta":
-            reason = payload.get("delta", {}).get("stop_reason")
+            delta = payload.get("delta", {})
+            reason = delta.get("stop_reason")
             self._stop_reason = reason or self._stop_reason
+            if reason not in PLAIN_STOPS and own_stop(reason):
+                self._kept_stop = stop_fields(delta)
             self._merge_usage(payload.get("usage"))
         elif kind == "message_stop":
             self.finished = True
             usage = parse_usage(self._usage) or Usage()
             reason = finish_reason(self._stop_reason, self._calls > 0)
-            return [UsageReport(usage), Finished(reason)]
+            if self._kept_stop is None:
+                return [UsageReport(usage), Finished(reason)]
+            kept = _native({"message_delta": self._kept_stop})
+            return [UsageReport(usage), kept, Finished(reason)]
         elif kind == "error":
             raise stream_error(payload, self.label)
         # ping, and event types added after this was written, carry nothing for us.
