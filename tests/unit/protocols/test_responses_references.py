@@ -93,7 +93,10 @@ def test_an_item_id_longer_than_the_store_keeps_is_a_400(kind: str):
 
 
 def test_the_limit_is_the_store_s_width():
+    from sqlalchemy import String
+
     from modelyard.store.responses import ConversationItemRow, ResponseItemRow
 
     for row in (ConversationItemRow, ResponseItemRow):
-        assert row.__table__.c.item_id.type.length == ITEM_ID_CHARS
+        column_type = row.__table__.c.item_id.type
+        assert isinstance(column_type, String) and column_type.length == ITEM_ID_CHARS
