@@ -18,7 +18,14 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
-from modelyard.catalog.pricing import ModelPrices, PricePeriod, PriceSchedule, Rate, Tiered
+from modelyard.catalog.pricing import (
+    ModelPrices,
+    PricePeriod,
+    PriceSchedule,
+    Rate,
+    Tiered,
+    with_one_hour_rule,
+)
 
 if TYPE_CHECKING:
     from genai_prices import types as gp
@@ -79,7 +86,7 @@ def provider_models(provider_id: str) -> tuple[SourceModel, ...]:
     provider = _providers().get(provider_id)
     if provider is None:
         return ()
-    return tuple(_convert(m) for m in provider.models)
+    return tuple(_convert(m, provider_id) for m in provider.models)
 
 
 def find(provider_id: str, model: str) -> SourceModel | None:
@@ -92,28 +99,28 @@ def find(provider_id: str, model: str) -> SourceModel | None:
         return None
     # Converted on every call: a catalog looks each (provider type, model) up once and keeps
     # the answer (``Catalog.lookup``), and the prices it holds carry their integer rates.
-    return _convert(found)
+    return _convert(found, provider_id)
 
 
-def _convert(model: gp.ModelInfo) -> SourceModel:
+def _convert(model: gp.ModelInfo, provider_id: str) -> SourceModel:
     return SourceModel(
         id=model.id,
         name=model.name,
         context_window=model.context_window,
         deprecated=bool(model.deprecated),
-        prices=_schedule(model),
+        prices=_schedule(model, provider_id),
     )
 
 
-def _schedule(model: gp.ModelInfo) -> PriceSchedule | None:
+def _schedule(model: gp.ModelInfo, provider_id: str) -> PriceSchedule | None:
     from genai_prices import types as gpt
 
     if isinstance(model.prices, gpt.ModelPrice):
-        prices = _prices(model.prices)
+        prices = _prices(model.prices, provider_id, model.id)
         return None if prices is None else PriceSchedule.flat(prices)
     periods: list[PricePeriod] = []
     for conditional in model.prices:
-        prices = _prices(conditional.prices)
+        prices = _prices(conditional.prices, provider_id, model.id)
         if prices is None:
             continue
         constraint = conditional.constraint
@@ -134,22 +141,25 @@ def _utc(value: time) -> time:
     return moment.time()
 
 
-def _prices(price: gp.ModelPrice) -> ModelPrices | None:
+def _prices(price: gp.ModelPrice, provider_id: str, model_id: str) -> ModelPrices | None:
     """Token prices only; a model priced by other units (audio hours, pages) has none here.
 
     A model with an input price and no output price (embeddings) gets an output price of 0: it
-    produces no output tokens to price.
+    produces no output tokens to price. A one-hour cache write is priced by the data's own rate
+    (``cache_write_1h_mtok``), else by the vendor's documented rule (``one_hour_rule``).
     """
     inp = _rate(price.input_mtok)
     if inp is None:
         return None
-    return ModelPrices(
+    prices = ModelPrices(
         input=inp,
         output=_rate(price.output_mtok) or Decimal(0),
         cached_input=_rate(price.cache_read_mtok),
         cache_write=_rate(price.cache_write_mtok),
         reasoning=_rate(price.output_reasoning_mtok),
+        cache_write_1h=_rate(price.cache_write_1h_mtok),
     )
+    return with_one_hour_rule(prices, provider_id, model_id)
 
 
 def _rate(value: Decimal | gp.TieredPrices | None) -> Rate | None:

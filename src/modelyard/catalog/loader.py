@@ -30,6 +30,8 @@ class PriceSpec(Protocol):
     def cache_write(self) -> float | None: ...
     @property
     def reasoning(self) -> float | None: ...
+    @property
+    def cache_write_1h(self) -> float | None: ...
 
 
 def price_overrides(specs: Mapping[str, PriceSpec]) -> dict[str, ModelPrices]:
@@ -46,6 +48,7 @@ def _prices(spec: PriceSpec) -> ModelPrices:
         cache_write=_optional(spec.cache_write),
         reasoning=_optional(spec.reasoning),
         source="config",
+        cache_write_1h=_optional(spec.cache_write_1h),
     )
 
 

@@ -8,6 +8,12 @@ Usage is inclusive (see ``core.chat.Usage``): ``input_tokens`` includes cached r
 writes, ``output_tokens`` includes reasoning. A missing cached-input or cache-write price falls
 back to the input price, a missing reasoning price to the output price.
 
+Cache writes are billed by their lifetime: ``cache_write`` prices the five-minute writes (and a
+vendor's only kind), ``cache_write_1h`` the one-hour writes (``Usage.cache_write_1h_tokens``, a
+part of ``cache_write_tokens``). A missing one-hour price falls back to the cache-write price: the
+catalog fills it first from the vendor's documented rule where it knows one
+(:func:`with_one_hour_rule`), so the fallback is reached only for vendors without one.
+
 Tiered prices ("every token of a request whose prompt exceeds N tokens costs more") pick their
 tier by the request's whole input (``input_tokens``, cached and cache-write tokens included): a
 tier applies when the input is strictly above its threshold, and then to every token of the
@@ -17,9 +23,10 @@ request, input and output alike. This is the rule of the vendors that publish su
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
 
 from modelyard.core.chat import Usage
 
@@ -52,7 +59,11 @@ def base_rate(rate: Rate) -> Decimal:
 # Flat prices as integers of 10^-9 dollars per million tokens: the same exact sum as with
 # Decimals, at a fraction of the cost (metering prices every request, twice).
 _SCALE = 10**9
-IntegerRates = tuple[int, int, int, int, int]
+IntegerRates = tuple[int, int, int, int, int, int]
+
+# Vendors' documented price of a one-hour cache write, as a multiple of the input price:
+# Anthropic's Claude, on its own API and on Bedrock, 2x the base input (five-minute writes 1.25x).
+_ONE_HOUR_MULTIPLE: Final = Decimal(2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +71,8 @@ class ModelPrices:
     """Dollars per million tokens. ``source``: ``catalog``, ``config`` or ``local``.
 
     ``integer_rates`` is derived when the prices are made: (input, output, cached input, cache
-    write, reasoning), fallbacks applied, in 10^-9 dollars per million tokens; None when a rate
-    is tiered or finer than that (those are priced with Decimals)."""
+    write, reasoning, one-hour cache write), fallbacks applied, in 10^-9 dollars per million
+    tokens; None when a rate is tiered or finer than that (those are priced with Decimals)."""
 
     input: Rate
     output: Rate
@@ -69,6 +80,7 @@ class ModelPrices:
     cache_write: Rate | None = None
     reasoning: Rate | None = None
     source: str = "catalog"
+    cache_write_1h: Rate | None = None
     integer_rates: IntegerRates | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +99,7 @@ class ModelPrices:
             "cached_input": self.cached_input,
             "cache_write": self.cache_write,
             "reasoning": self.reasoning,
+            "cache_write_1h": self.cache_write_1h,
         }
         return {name: rate for name, rate in named.items() if rate is not None}
 
@@ -96,18 +109,20 @@ def _integer_rates(prices: ModelPrices) -> IntegerRates | None:
     if prices.tiered:
         return None
     inp, out = prices.input, prices.output
+    write = prices.cache_write if prices.cache_write is not None else inp
     named = (
         inp,
         out,
         prices.cached_input if prices.cached_input is not None else inp,
-        prices.cache_write if prices.cache_write is not None else inp,
+        write,
         prices.reasoning if prices.reasoning is not None else out,
+        prices.cache_write_1h if prices.cache_write_1h is not None else write,
     )
     exact = [Decimal(r) * _SCALE for r in named]  # type: ignore[arg-type]
     if not all(v == v.to_integral_value() for v in exact):
         return None
-    a, b, c, d, e = (int(v) for v in exact)
-    return (a, b, c, d, e)
+    a, b, c, d, e, f = (int(v) for v in exact)
+    return (a, b, c, d, e, f)
 
 
 FREE = ModelPrices(Decimal(0), Decimal(0), source="local")
@@ -128,6 +143,9 @@ def cost_micros(prices: ModelPrices, usage: Usage) -> int:
     # A codec that reports more cached than total input must not make the cost negative.
     fresh = max(usage.input_tokens - cached - written, 0)
     visible = max(usage.output_tokens - reasoning, 0)
+    # The one-hour writes are a part of the writes: never more, never negative.
+    hour = min(max(usage.cache_write_1h_tokens, 0), max(written, 0))
+    written -= hour
     if fast is not None:
         scaled = (
             fresh * fast[0]
@@ -135,14 +153,17 @@ def cost_micros(prices: ModelPrices, usage: Usage) -> int:
             + cached * fast[2]
             + written * fast[3]
             + reasoning * fast[4]
+            + hour * fast[5]
         )
         return (scaled + _SCALE // 2) // _SCALE
     input_rate = rate_at(prices.input, size)
     output_rate = rate_at(prices.output, size)
+    write_rate = _or(prices.cache_write, input_rate, size)
     total = (
         fresh * input_rate
         + cached * _or(prices.cached_input, input_rate, size)
-        + written * _or(prices.cache_write, input_rate, size)
+        + written * write_rate
+        + hour * _or(prices.cache_write_1h, write_rate, size)
         + visible * output_rate
         + reasoning * _or(prices.reasoning, output_rate, size)
     )
@@ -151,6 +172,36 @@ def cost_micros(prices: ModelPrices, usage: Usage) -> int:
 
 def _or(rate: Rate | None, fallback: Decimal, size: int) -> Decimal:
     return fallback if rate is None else rate_at(rate, size)
+
+
+def one_hour_rule(vendor: str, model: str) -> Decimal | None:
+    """The vendor's documented one-hour cache-write price as a multiple of the input price, or
+    None when we know no such rule. ``vendor`` is a provider type (``anthropic``, ``bedrock``)
+    or genai-prices' provider id (``anthropic``, ``aws``); on Bedrock only Claude models have
+    one-hour writes."""
+    if vendor == "anthropic":
+        return _ONE_HOUR_MULTIPLE
+    if vendor in ("bedrock", "aws") and "claude" in model.lower():
+        return _ONE_HOUR_MULTIPLE
+    return None
+
+
+def with_one_hour_rule(prices: ModelPrices, vendor: str, model: str) -> ModelPrices:
+    """``prices`` with a one-hour cache-write price from the vendor's rule when they have none
+    (the price data's or the config's own one-hour price is kept); unchanged otherwise."""
+    if prices.cache_write_1h is not None:
+        return prices
+    multiple = one_hour_rule(vendor, model)
+    if multiple is None:
+        return prices
+    return replace(prices, cache_write_1h=scaled(prices.input, multiple))
+
+
+def scaled(rate: Rate, factor: Decimal) -> Rate:
+    """``rate`` times ``factor``, tier by tier."""
+    if isinstance(rate, Tiered):
+        return Tiered(rate.base * factor, tuple((t, p * factor) for t, p in rate.tiers))
+    return rate * factor
 
 
 @dataclass(frozen=True, slots=True)

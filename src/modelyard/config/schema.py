@@ -279,13 +279,17 @@ class RoutingConfig(_Strict):
 class PriceConfig(_Strict):
     """Dollars per million tokens, overriding the catalog's (negotiated prices, local models).
     Unset optional prices fall back to ``input`` (cached input, cache writes) and ``output``
-    (reasoning)."""
+    (reasoning). ``cache_write`` prices five-minute cache writes, ``cache_write_1h`` one-hour
+    ones (Anthropic's ``ttl: "1h"``); unset, a one-hour write costs the vendor's documented
+    multiple of ``input`` where one is known (Claude on Anthropic and Bedrock: 2x), else
+    ``cache_write``."""
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(None, ge=0)
     cache_write: float | None = Field(None, ge=0)
     reasoning: float | None = Field(None, ge=0)
+    cache_write_1h: float | None = Field(None, ge=0)
 
 
 class LocalModelConfig(_Strict):

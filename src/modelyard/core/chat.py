@@ -199,11 +199,18 @@ class ChatRequest:
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts of one call, inclusive (see the module's docstring).
+
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written to a one-hour cache
+    (Anthropic's ``ttl: "1h"``), billed at its own, higher rate; the rest of the cache writes
+    lived five minutes (or the vendor has one lifetime only)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

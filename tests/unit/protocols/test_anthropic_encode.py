@@ -50,7 +50,14 @@ def _result(message: Message, reason="stop", usage=None) -> ChatResult:
 
 
 def test_message_json_shape_and_usage_arithmetic():
-    usage = Usage(100, 20, cached_input_tokens=30, cache_write_tokens=10, reasoning_tokens=5)
+    usage = Usage(
+        100,
+        20,
+        cached_input_tokens=30,
+        cache_write_tokens=10,
+        reasoning_tokens=5,
+        cache_write_1h_tokens=4,
+    )
     body = orjson.loads(
         encode.message_json(
             _result(Message("assistant", (TextPart("hi"),)), usage=usage), "msg_1", "dep"
@@ -69,6 +76,8 @@ def test_message_json_shape_and_usage_arithmetic():
             "output_tokens": 20,
             "cache_creation_input_tokens": 10,
             "cache_read_input_tokens": 30,
+            # the writes by lifetime, as the API splits them
+            "cache_creation": {"ephemeral_5m_input_tokens": 6, "ephemeral_1h_input_tokens": 4},
         },
     }
 
@@ -163,6 +172,7 @@ def test_stream_text_sequence():
             "output_tokens": 3,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 2,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         },
     }
 

@@ -3,7 +3,9 @@
 Usage: core counts are inclusive (input includes cached and cache-write tokens); this API counts
 them apart, so ``input_tokens`` = core input - cached - cache writes, and the other two go to
 ``cache_read_input_tokens`` and ``cache_creation_input_tokens``. Output includes reasoning in
-both.
+both. The writes are split by lifetime in ``cache_creation`` (``ephemeral_1h_input_tokens``
+from the core's one-hour writes, the rest ``ephemeral_5m_input_tokens``), as the API does; a
+stream sends it in ``message_delta``, the only event that carries the upstream's counts.
 
 Stop reasons: ``stop`` → ``end_turn``, ``length`` → ``max_tokens``, ``tool_calls`` →
 ``tool_use``, ``content_filter`` → ``refusal``. A refusal another dialect's upstream explained
@@ -55,14 +57,19 @@ _FOLDED: Final[Mapping[str, str]] = {
 _STOP_FIELDS: Final = ("stop_reason", "stop_sequence", "stop_details")
 
 
-def usage_json(usage: Usage | None) -> dict[str, int]:
+def usage_json(usage: Usage | None) -> dict[str, Any]:
     usage = usage or Usage()
     cached, written = usage.cached_input_tokens, usage.cache_write_tokens
+    hour = usage.cache_write_1h_tokens
     return {
         "input_tokens": max(0, usage.input_tokens - cached - written),
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": max(0, written - hour),
+            "ephemeral_1h_input_tokens": hour,
+        },
     }
 
 

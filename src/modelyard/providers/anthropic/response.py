@@ -69,7 +69,10 @@ def stop_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_usage(raw: object) -> Usage | None:
-    """Core usage is inclusive: the API's ``input_tokens`` excludes cache reads and writes."""
+    """Core usage is inclusive: the API's ``input_tokens`` excludes cache reads and writes.
+
+    ``cache_creation`` splits the writes by lifetime; its one-hour part is billed at its own
+    rate, so it is kept (``Usage.cache_write_1h_tokens``), never more than the writes."""
     if not isinstance(raw, dict):
         return None
     fresh = _count(raw, "input_tokens")
@@ -77,12 +80,15 @@ def parse_usage(raw: object) -> Usage | None:
     cache_write = _count(raw, "cache_creation_input_tokens")
     details = raw.get("output_tokens_details")
     thinking = _count(details, "thinking_tokens") if isinstance(details, dict) else 0
+    by_ttl = raw.get("cache_creation")
+    hour = _count(by_ttl, "ephemeral_1h_input_tokens") if isinstance(by_ttl, dict) else 0
     return Usage(
         input_tokens=fresh + cache_read + cache_write,
         output_tokens=_count(raw, "output_tokens"),
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
         reasoning_tokens=thinking,
+        cache_write_1h_tokens=min(hour, cache_write),
     )
 
 

@@ -40,16 +40,30 @@ def finish_reason(stop_reason: object, client_calls: bool, label: str) -> Finish
 
 
 def parse_usage(raw: object) -> Usage | None:
-    """Core usage is inclusive; Converse's ``inputTokens`` excludes cache reads and writes."""
+    """Core usage is inclusive; Converse's ``inputTokens`` excludes cache reads and writes.
+
+    ``cacheDetails`` splits the writes by lifetime (``{"inputTokens", "ttl": "5m" | "1h"}``);
+    the one-hour part is billed at its own rate, so it is kept, never more than the writes."""
     if not isinstance(raw, dict):
         return None
     cache_read = _count(raw, "cacheReadInputTokens")
     cache_write = _count(raw, "cacheWriteInputTokens")
+    details = raw.get("cacheDetails")
+    hour = _one_hour(details) if isinstance(details, list) else 0
     return Usage(
         input_tokens=_count(raw, "inputTokens") + cache_read + cache_write,
         output_tokens=_count(raw, "outputTokens"),
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(hour, cache_write),
+    )
+
+
+def _one_hour(details: list[Any]) -> int:
+    return sum(
+        _count(item, "inputTokens")
+        for item in details
+        if isinstance(item, dict) and item.get("ttl") == "1h"
     )
 
 
