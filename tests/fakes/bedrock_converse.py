@@ -16,7 +16,8 @@ from that schema; otherwise ``"echo: <last user text>"``. With ``thinking`` in
 Usage: ``inputTokens`` counts the words of every text in the request, ``outputTokens`` the
 words of the answer's text plus 8 per tool use; a model id containing ``cache-hit`` also
 reports ``cacheReadInputTokens: 1024`` and ``cacheWriteInputTokens: 256``, which (as on
-Bedrock) ``inputTokens`` does not include and ``totalTokens`` does.
+Bedrock) ``inputTokens`` does not include and ``totalTokens`` does, with the writes by lifetime in
+``cacheDetails`` (``ttl: "5m"``; ``"1h"`` for a model id containing ``cache-hit-1h``).
 """
 
 from __future__ import annotations
@@ -208,8 +209,11 @@ def build_answer(body: dict[str, Any], model: str, serial: int) -> Answer:
     }
     if "cache-hit" in model:
         usage |= {"cacheReadInputTokens": CACHE_READ, "cacheWriteInputTokens": CACHE_WRITE}
-    usage["totalTokens"] = sum(usage.values())
-    return Answer(blocks, "tool_use" if uses else "end_turn", usage)
+    answer_usage: dict[str, Any] = {**usage, "totalTokens": sum(usage.values())}
+    if "cache-hit" in model:
+        ttl = "1h" if "cache-hit-1h" in model else "5m"
+        answer_usage["cacheDetails"] = [{"inputTokens": CACHE_WRITE, "ttl": ttl}]
+    return Answer(blocks, "tool_use" if uses else "end_turn", answer_usage)
 
 
 def _thinking(body: dict[str, Any]) -> list[dict[str, Any]]:

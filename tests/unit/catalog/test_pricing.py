@@ -107,19 +107,24 @@ def test_the_integer_fast_path_equals_the_exact_decimal_sum():
     rng = random.Random(7)
     for _ in range(2000):
         rates = [
-            Decimal(rng.randint(0, 10**7)) / Decimal(10 ** rng.randint(0, 12)) for _ in range(5)
+            Decimal(rng.randint(0, 10**7)) / Decimal(10 ** rng.randint(0, 12)) for _ in range(6)
         ]
         optional = [r if rng.random() < 0.7 else None for r in rates[2:]]
-        prices = ModelPrices(rates[0], rates[1], optional[0], optional[1], optional[2])
+        prices = ModelPrices(
+            rates[0], rates[1], optional[0], optional[1], optional[2], cache_write_1h=optional[3]
+        )
         inp, out = rng.randint(0, 10**6), rng.randint(0, 10**5)
         cached, written = rng.randint(0, inp // 2), rng.randint(0, inp // 4)
-        usage = Usage(inp, out, cached, written, rng.randint(0, out))
+        hour = rng.randint(0, written)
+        usage = Usage(inp, out, cached, written, rng.randint(0, out), hour)
         fresh = inp - cached - written
         visible = out - usage.reasoning_tokens
+        write_rate = optional[1] if optional[1] is not None else rates[0]
         expected = (
             fresh * rates[0]
             + cached * (optional[0] if optional[0] is not None else rates[0])
-            + written * (optional[1] if optional[1] is not None else rates[0])
+            + (written - hour) * write_rate
+            + hour * (optional[3] if optional[3] is not None else write_rate)
             + visible * rates[1]
             + usage.reasoning_tokens * (optional[2] if optional[2] is not None else rates[1])
         )

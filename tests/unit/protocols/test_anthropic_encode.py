@@ -177,6 +177,21 @@ def test_stream_text_sequence():
     }
 
 
+def test_stream_sends_the_one_hour_cache_writes_in_message_delta():
+    enc = StreamEncoder("msg_h", "dep")
+    raw = enc.start()
+    usage = Usage(500, 3, cache_write_tokens=400, cache_write_1h_tokens=300)
+    for event in (TextDelta("hi"), Finished("stop"), UsageReport(usage)):
+        raw += enc.encode(event)
+    frames = _frames(raw + enc.close())
+    [delta] = [data for event, data in frames if event == "message_delta"]
+    assert delta["usage"]["cache_creation_input_tokens"] == 400
+    assert delta["usage"]["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 100,
+        "ephemeral_1h_input_tokens": 300,
+    }
+
+
 def test_stream_thinking_then_text_then_tool_calls():
     enc = StreamEncoder("msg_t", "dep")
     raw = b""

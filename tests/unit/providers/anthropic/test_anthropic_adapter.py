@@ -243,6 +243,27 @@ async def test_usage_in_stream_is_exact_with_cache_tokens(provider):
     assert isinstance(first[-2], UsageReport)
 
 
+async def test_one_hour_cache_writes_are_kept_whole_and_streamed(provider):
+    marked = {"type": "ephemeral", "ttl": "1h"}
+    request = ask(
+        Message("system", (TextPart("you are a careful assistant"),)),
+        user("hello there"),
+        extra={"cache_control": marked},
+    )
+    answer = await provider.chat(request, "claude-x", CTX)
+    assert answer.usage == Usage(
+        input_tokens=7, output_tokens=3, cache_write_tokens=7, cache_write_1h_tokens=7
+    )
+    other = ask(
+        Message("system", (TextPart("you are a patient assistant"),)),
+        user("hello there"),
+        extra={"cache_control": marked},
+    )
+    events = await collect(provider, other)
+    [report] = [e for e in events if isinstance(e, UsageReport)]
+    assert report.usage == answer.usage
+
+
 async def test_thinking_round_trip_with_tools(provider, fake):
     request = ask(user("weather?"), tools=(WEATHER,), extra={"reasoning_effort": "low"})
     events = await collect(provider, request)

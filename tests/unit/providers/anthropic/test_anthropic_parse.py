@@ -50,6 +50,25 @@ def test_usage_is_made_inclusive_of_cache_reads_and_writes():
     assert parse_usage(None) is None
 
 
+def test_usage_keeps_the_one_hour_part_of_the_cache_writes():
+    raw: dict[str, Any] = {
+        "input_tokens": 12,
+        "cache_creation_input_tokens": 300,
+        "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+        "output_tokens": 40,
+    }
+    assert parse_usage(raw) == Usage(
+        input_tokens=312, output_tokens=40, cache_write_tokens=300, cache_write_1h_tokens=200
+    )
+    # Never more than the writes; a broken count is a broken answer, as for every count.
+    raw["cache_creation"] = {"ephemeral_1h_input_tokens": 900}
+    usage = parse_usage(raw)
+    assert usage is not None and usage.cache_write_1h_tokens == 300
+    raw["cache_creation"] = {"ephemeral_1h_input_tokens": -1}
+    with pytest.raises(ValueError):
+        parse_usage(raw)
+
+
 @pytest.mark.parametrize(
     ("stop_reason", "expected"),
     [

@@ -286,6 +286,16 @@ async def test_usage_is_exact_and_inclusive(provider: BedrockProvider) -> None:
     assert report.usage == result.usage
 
 
+async def test_one_hour_cache_writes_are_read_from_cache_details(provider: BedrockProvider) -> None:
+    request = ask(user("three four five"))
+    result = await provider.chat(request, "model-cache-hit-1h", CTX)
+    assert result.usage is not None
+    assert (result.usage.cache_write_tokens, result.usage.cache_write_1h_tokens) == (256, 256)
+    events = await collect(provider, request, "model-cache-hit-1h")
+    [report] = [e for e in events if isinstance(e, UsageReport)]
+    assert report.usage == result.usage
+
+
 async def test_reasoning_comes_back_with_its_signature(provider: BedrockProvider) -> None:
     thinking = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
     request = ask(user("think"), extra={"additionalModelRequestFields": thinking})

@@ -351,6 +351,24 @@ def test_usage_adds_cache_counts_to_input() -> None:
     assert result.usage.total_tokens == usage["totalTokens"]
 
 
+def test_usage_keeps_the_one_hour_part_of_the_cache_writes() -> None:
+    usage = {
+        "inputTokens": 10,
+        "outputTokens": 5,
+        "cacheWriteInputTokens": 100,
+        # Sorted by TTL, 1h first, as Converse sends them.
+        "cacheDetails": [{"inputTokens": 70, "ttl": "1h"}, {"inputTokens": 30, "ttl": "5m"}],
+    }
+    result = parse_converse(_answer([{"text": "x"}], usage=usage), _info())
+    assert result.usage == Usage(
+        input_tokens=110, output_tokens=5, cache_write_tokens=100, cache_write_1h_tokens=70
+    )
+    # A detail that claims more than the writes counts as the writes, never more.
+    usage["cacheDetails"] = [{"inputTokens": 500, "ttl": "1h"}]
+    result = parse_converse(_answer([{"text": "x"}], usage=usage), _info())
+    assert result.usage is not None and result.usage.cache_write_1h_tokens == 100
+
+
 @pytest.mark.parametrize(
     ("name", "status", "error", "code"),
     [
