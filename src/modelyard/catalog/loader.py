@@ -14,7 +14,7 @@ from typing import Protocol
 from modelyard.catalog import genai
 from modelyard.catalog.facts import all_facts
 from modelyard.catalog.models import Catalog
-from modelyard.catalog.pricing import ModelPrices, dollars
+from modelyard.catalog.pricing import ModelPrices, dollars, with_one_hour_rule
 
 
 class PriceSpec(Protocol):
@@ -34,10 +34,21 @@ class PriceSpec(Protocol):
     def cache_write_1h(self) -> float | None: ...
 
 
-def price_overrides(specs: Mapping[str, PriceSpec]) -> dict[str, ModelPrices]:
+def price_overrides(
+    specs: Mapping[str, PriceSpec], provider_types: Mapping[str, str] | None = None
+) -> dict[str, ModelPrices]:
     """Config prices keyed ``"<provider name>/<model>"`` as exact decimals (the digits the
-    operator wrote, not the float's binary expansion)."""
-    return {key: _prices(spec) for key, spec in specs.items()}
+    operator wrote, not the float's binary expansion). An entry without a one-hour cache-write
+    price gets the vendor's rule, when ``provider_types`` (provider name -> type) names its
+    provider's type and the vendor has one: done here, once per config, not per request."""
+    types = provider_types or {}
+    out: dict[str, ModelPrices] = {}
+    for key, spec in specs.items():
+        provider, _, model = key.partition("/")
+        kind = types.get(provider)
+        prices = _prices(spec)
+        out[key] = prices if kind is None else with_one_hour_rule(prices, kind, model)
+    return out
 
 
 def _prices(spec: PriceSpec) -> ModelPrices:
@@ -56,9 +67,13 @@ def _optional(value: float | None) -> Decimal | None:
     return None if value is None else dollars(value)
 
 
-def build_catalog(prices: Mapping[str, PriceSpec] | None = None) -> Catalog:
-    """A catalog with the shipped facts and these config price overrides. Called at start-up
+def build_catalog(
+    prices: Mapping[str, PriceSpec] | None = None,
+    provider_types: Mapping[str, str] | None = None,
+) -> Catalog:
+    """A catalog with the shipped facts and these config price overrides (``provider_types``:
+    each provider name's type, for the vendors' one-hour cache-write rule). Called at start-up
     and at each reload (off the event loop); it loads the shipped data if not yet loaded."""
     genai.load()
     all_facts()
-    return Catalog(price_overrides(prices or {}))
+    return Catalog(price_overrides(prices or {}, provider_types))

@@ -16,13 +16,7 @@ from typing import Literal
 
 from modelyard.catalog import genai
 from modelyard.catalog.facts import Facts, all_facts, candidates, find_facts
-from modelyard.catalog.pricing import (
-    FREE,
-    ModelPrices,
-    PriceSchedule,
-    base_rate,
-    with_one_hour_rule,
-)
+from modelyard.catalog.pricing import FREE, ModelPrices, PriceSchedule, base_rate
 
 Capability = Literal["tools", "images", "json_schema", "reasoning"]
 CAPABILITIES: tuple[Capability, ...] = ("tools", "images", "json_schema", "reasoning")
@@ -65,9 +59,6 @@ class Catalog:
     ) -> None:
         self._entries: dict[tuple[str, str], ModelInfo] = {}
         self._overrides = dict(overrides or {})
-        # Overrides completed by the vendor's one-hour cache-write rule, by key and provider
-        # type (a config names providers, not vendors): made once, read on every request.
-        self._completed: dict[tuple[str, str], ModelPrices] = {}
         self._shipped = shipped
         self._cache: dict[tuple[str, str], ModelInfo | None] = {}
 
@@ -99,23 +90,11 @@ class Catalog:
         the catalog's list price at ``when`` (default now); None when unknown."""
         override = self._overrides.get(f"{provider_name}/{model}")
         if override is not None:
-            if override.cache_write_1h is not None:
-                return override
-            return self._completed_override(override, provider_name, provider_type, model)
+            return override
         if provider_type == "local":
             return FREE
         info = self.lookup(provider_type, model)
         return None if info is None else info.list_prices(when)
-
-    def _completed_override(
-        self, override: ModelPrices, provider_name: str, provider_type: str, model: str
-    ) -> ModelPrices:
-        key = (f"{provider_name}/{model}", provider_type)
-        completed = self._completed.get(key)
-        if completed is None:
-            completed = with_one_hour_rule(override, provider_type, model)
-            self._completed[key] = completed
-        return completed
 
     def search(
         self,

@@ -85,7 +85,8 @@ def build_components(
             issues.append(ConfigIssue(f"providers.{name}.{problem[0]}", problem[1]))
         providers[name] = ps
     # Shipped model facts and list prices, with the config's negotiated/local price overrides.
-    catalog = build_catalog(settings.prices)
+    types = {name: cfg.type for name, cfg in settings.providers.items()}
+    catalog = build_catalog(settings.prices, types)
     deployments = {
         name: _deployment(name, d, providers) for name, d in settings.deployments.items()
     }

@@ -110,14 +110,15 @@ def test_a_config_price_sets_the_one_hour_rate_else_the_vendor_rule_completes_it
             "claude/claude-sonnet-4-0": PriceConfig(input=2, output=10, cache_write=2.5),
             "claude/claude-opus-4-1": PriceConfig(input=10, output=50, cache_write_1h=15),
             "vllm/claude-sonnet-4-0": PriceConfig(input=2, output=10, cache_write=2.5),
-        }
+        },
+        {"claude": "anthropic", "vllm": "vllm"},
     )
     ruled = catalog.price("claude", "anthropic", "claude-sonnet-4-0")
     own = catalog.price("claude", "anthropic", "claude-opus-4-1")
     unknown = catalog.price("vllm", "vllm", "claude-sonnet-4-0")
     assert ruled is not None and own is not None and unknown is not None
     assert (ruled.cache_write_1h, ruled.source) == (D(4), "config")  # 2 x the config's input
-    assert catalog.price("claude", "anthropic", "claude-sonnet-4-0") is ruled  # made once
+    assert catalog.price("claude", "anthropic", "claude-sonnet-4-0") is ruled  # made at build
     assert own.cache_write_1h == D(15)
     assert unknown.cache_write_1h is None  # no rule for a self-hosted server: the write rate
     usage = Usage(input_tokens=1_000, cache_write_tokens=1_000, cache_write_1h_tokens=1_000)
