@@ -280,8 +280,8 @@ class PriceConfig(_Strict):
     """Dollars per million tokens, overriding the catalog's (negotiated prices, local models).
     Unset optional prices fall back to ``input`` (cached input, cache writes) and ``output``
     (reasoning). ``cache_write`` prices five-minute cache writes, ``cache_write_1h`` one-hour
-    ones (Anthropic's ``ttl: "1h"``); unset, a one-hour write costs the vendor's documented
-    multiple of ``input`` where one is known (Claude on Anthropic and Bedrock: 2x), else
+    ones (a cache breakpoint's ``ttl: "1h"``); unset, a one-hour write costs the vendor's
+    documented multiple of ``input`` where the catalog knows one (Claude's: 2x), else
     ``cache_write``."""
 
     input: float = Field(ge=0)

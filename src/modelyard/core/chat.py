@@ -202,7 +202,7 @@ class Usage:
     """Token counts of one call, inclusive (see the module's docstring).
 
     ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written to a one-hour cache
-    (Anthropic's ``ttl: "1h"``), billed at its own, higher rate; the rest of the cache writes
+    (a cache breakpoint's ``ttl: "1h"``), billed at its own, higher rate; the rest of the writes
     lived five minutes (or the vendor has one lifetime only)."""
 
     input_tokens: int = 0
