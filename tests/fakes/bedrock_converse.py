@@ -354,7 +354,10 @@ def stream_frames(answer: Answer) -> list[bytes]:
     events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
     for index, block in enumerate(answer.blocks):
         events.extend(_block_events(index, block))
-    events.append(("messageStop", {"stopReason": answer.stop_reason}))
+    stop: dict[str, Any] = {"stopReason": answer.stop_reason}
+    if answer.fields is not None:
+        stop["additionalModelResponseFields"] = answer.fields
+    events.append(("messageStop", stop))
     events.append(("metadata", {"usage": answer.usage, "metrics": {"latencyMs": 42}}))
     return [event_frame(kind, payload, serial) for serial, (kind, payload) in enumerate(events)]
 

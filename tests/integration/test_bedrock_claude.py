@@ -128,6 +128,7 @@ def test_the_stop_reasons_the_core_folds_keep_their_own_value(
     messages: Any = [{"role": "user", "content": "one two END three"}]
     cut = _ask(client, streamed, messages=messages, stop_sequences=["END"])
     assert cut.stop_reason == "stop_sequence" and _text(cut) == "echo: one two "
+    assert cut.stop_sequence == "END"
     plain = _ask(client, streamed, messages=[{"role": "user", "content": "hello"}])
     assert plain.stop_reason == "end_turn"
 

@@ -20,9 +20,10 @@ is the dialect with names for them. Every other client's encoder ignores them.
   location needs the result's ``encrypted_index``): that citation is left out, its text stays.
 * Stop reasons: ``stop_sequence`` and ``model_context_window_exceeded`` are the Messages API's
   own values, which the core folds (``stop``, ``length``); an answer stopped so keeps them
-  (``stop_sequence`` names the sequence when ``additionalModelResponseFields`` does, else
-  null). ``guardrail_intervened`` (a Bedrock guardrail) and ``content_filtered`` (the model's
-  own filter) are the core's ``content_filter``, which a Messages client reads as ``refusal``,
+  (``stop_sequence`` names the sequence from ``additionalModelResponseFields``, which the
+  codec asks for whenever stop sequences are set; null should the model not say).
+  ``guardrail_intervened`` (a Bedrock guardrail) and ``content_filtered`` (the model's own
+  filter) are the core's ``content_filter``, which a Messages client reads as ``refusal``,
   that API's one stop reason for a turn withheld for its content.
 """
 
@@ -65,9 +66,11 @@ def with_stop(native: Native | None, reason: str, data: Mapping[str, Any], text:
     return Native(MESSAGES, {**native.fields, **fields}, text=native.text)
 
 
-def stop_delta(reason: str) -> Native:
-    """The stop fields a Messages API stream's ``message_delta`` carries for ``reason``."""
-    return Native(MESSAGES, {"message_delta": {"stop_reason": reason, "stop_sequence": None}})
+def stop_delta(reason: str, event: Mapping[str, Any]) -> Native:
+    """The stop fields a Messages API stream's ``message_delta`` carries for ``reason``, from
+    ConverseStream's ``messageStop`` ``event``."""
+    fields = {"stop_reason": reason, "stop_sequence": _matched(event, reason)}
+    return Native(MESSAGES, {"message_delta": fields})
 
 
 def redacted_block(data: object) -> Native:

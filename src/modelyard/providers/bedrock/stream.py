@@ -41,7 +41,16 @@ _JSON_ANSWER = -1  # marks the block of the synthetic JSON-answer tool: its inpu
 
 
 class StreamTranslator:
-    __slots__ = ("_blocks", "_calls", "_json_tool", "_label", "_stop_reason", "_usage", "done")
+    __slots__ = (
+        "_blocks",
+        "_calls",
+        "_json_tool",
+        "_label",
+        "_stop",
+        "_stop_reason",
+        "_usage",
+        "done",
+    )
 
     def __init__(self, json_tool: str | None, label: str) -> None:
         self._json_tool = json_tool
@@ -49,6 +58,7 @@ class StreamTranslator:
         self._blocks: dict[int, int] = {}  # content block index → core tool-call index
         self._calls = 0
         self._stop_reason: object = None
+        self._stop: dict[str, Any] = {}  # the messageStop event, for a stop the core folds
         self._usage: UsageReport | None = None
         self.done = False
 
@@ -79,6 +89,7 @@ class StreamTranslator:
             return self._start(int(data["contentBlockIndex"]), data["start"])
         if kind == "messageStop":
             self._stop_reason = data.get("stopReason")
+            self._stop = data
             return self._maybe_finish()
         if kind == "metadata":
             usage = parse_usage(data.get("usage"))
@@ -136,6 +147,6 @@ class StreamTranslator:
         self.done = True
         reason: FinishReason = finish_reason(self._stop_reason, self._calls > 0, self._label)
         if self._stop_reason in claude.OWN_STOPS:
-            stop = NativeDelta(claude.stop_delta(str(self._stop_reason)))
+            stop = NativeDelta(claude.stop_delta(str(self._stop_reason), self._stop))
             return [self._usage, stop, Finished(reason)]
         return [self._usage, Finished(reason)]
