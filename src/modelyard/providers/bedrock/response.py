@@ -103,7 +103,7 @@ def parse_converse(data: dict[str, Any], info: ResponseInfo) -> ChatResult:
 
 def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Message, bool, bool]:
     """The message, whether it calls a client's tool, and whether a block has a part the core
-    does not model (``claude.unmodelled``)."""
+    does not model (a redacted reasoning block, a cited text: see ``claude``)."""
     texts: list[str] = []
     whole = False
     thoughts: list[str] = []
