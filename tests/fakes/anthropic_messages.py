@@ -35,6 +35,12 @@ it).
 Then ``stop_sequences`` cut the text (``stop_reason: stop_sequence``) and ``max_tokens`` keeps that
 many words (``max_tokens``). Tokens are whitespace-separated words.
 
+Code execution: when ``tools`` hold a ``code_execution_*`` server tool, or the request names a
+``container`` (its id, or an object with an ``id``), the answer carries a top-level
+``container`` (``id``, ``expires_at``), as the real API's does (in a stream, the
+``message_delta``'s ``delta.container``): the one the request named, else a new one, so that
+a client that sends it back is seen reusing it.
+
 Prompt caching: when the request carries a top-level ``cache_control`` or any tool, system or
 message block carries one, the prompt up to the last such breakpoint (all of it for the
 top-level form) is the cached prefix: the first request with a given prefix reports it as
@@ -103,6 +109,7 @@ SEARCH_URL = "https://en.wikipedia.org/wiki/Paris"
 SEARCH_TITLE = "Paris - Wikipedia"
 SEARCH_FOUND = "Here is what I found. "
 SEARCH_CITED = "Paris is the capital of France."
+CONTAINER_EXPIRES = "2026-12-07T13:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,7 @@ class Answer:
     stop_reason: str
     stop_sequence: str | None
     usage: dict[str, Any]
+    container: dict[str, Any] | None = None
 
 
 def build_answer(body: Mapping[str, Any], ids: AnthropicIds, cache: set[str]) -> Answer:
@@ -147,11 +155,28 @@ def build_answer(body: Mapping[str, Any], ids: AnthropicIds, cache: set[str]) ->
         stop_reason=stop_reason,
         stop_sequence=stop_sequence,
         usage=usage(body, blocks, cache),
+        container=_container(body),
     )
 
 
+def _container(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The container the answer ran in: the one the request named, else a new one when a
+    code execution tool is on offer, else none."""
+    named = body.get("container")
+    if isinstance(named, Mapping):
+        named = named.get("id")
+    if isinstance(named, str) and named:
+        return {"id": named, "expires_at": CONTAINER_EXPIRES}
+    tools = body.get("tools") or []
+    if any(str(t.get("type", "")).startswith("code_execution_") for t in tools):
+        seed = orjson.dumps(body.get("messages"))
+        name = "container_" + hashlib.sha256(seed).hexdigest()[:24]
+        return {"id": name, "expires_at": CONTAINER_EXPIRES}
+    return None
+
+
 def message_body(answer: Answer) -> dict[str, Any]:
-    return {
+    body = {
         "id": answer.id,
         "type": "message",
         "role": "assistant",
@@ -161,6 +186,9 @@ def message_body(answer: Answer) -> dict[str, Any]:
         "stop_sequence": answer.stop_sequence,
         "usage": answer.usage,
     }
+    if answer.container is not None:
+        body["container"] = answer.container
+    return body
 
 
 def prompt_tokens(body: Mapping[str, Any]) -> int:

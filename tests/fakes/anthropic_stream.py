@@ -12,7 +12,8 @@ it, as the real API sends them:
   ``server_tool_use`` too); ``redacted_thinking`` and a server tool's result come whole in their
   ``content_block_start``, with no delta; a text block with citations starts without them and
   gets each in a ``citations_delta`` before its text;
-* ``message_delta`` with ``stop_reason``, ``stop_sequence`` and the cumulative usage;
+* ``message_delta`` with ``stop_reason``, ``stop_sequence`` (and the answer's ``container``,
+  when it ran in one) and the cumulative usage;
 * ``message_stop``.
 """
 
@@ -68,7 +69,12 @@ def stream_events(answer: Answer) -> list[bytes]:
             "output_tokens",
         )
     }
-    delta = {"stop_reason": answer.stop_reason, "stop_sequence": answer.stop_sequence}
+    delta: dict[str, Any] = {
+        "stop_reason": answer.stop_reason,
+        "stop_sequence": answer.stop_sequence,
+    }
+    if answer.container is not None:
+        delta["container"] = answer.container
     events.append(_event("message_delta", delta=delta, usage=final_usage))
     events.append(_event("message_stop"))
     return events

@@ -48,6 +48,9 @@ _IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
 CACHE_READ, CACHE_WRITE = 1024, 256
 TOOL_USE_TOKENS = 8
 THINKING = "Let me think about that."
+REDACTED = base64.b64encode(b"\x00encrypted thinking\xff").decode()
+CITED = "The grass is green."
+GUARDRAIL_TEXT = "Sorry, the model cannot answer this question."
 
 
 START_WITH_USER = (
@@ -71,6 +74,7 @@ class Answer:
     blocks: list[dict[str, Any]]
     stop_reason: str
     usage: dict[str, int]
+    fields: dict[str, Any] | None = None  # additionalModelResponseFields
 
 
 def validate(body: dict[str, Any]) -> None:
@@ -91,6 +95,8 @@ def validate(body: dict[str, Any]) -> None:
         raise Invalid(
             f"Malformed input request: extraneous key [{sorted(unknown)[0]}] is not permitted"
         )
+    if "thinking" in (body.get("additionalModelRequestFields") or {}):
+        _validate_thinking_turns(messages)
     has_tool_blocks = any(
         "toolUse" in b or "toolResult" in b for m in messages for b in m["content"]
     )
@@ -127,6 +133,19 @@ def _validate_turns(messages: list[Any]) -> None:
         previous_role, previous_calls = role, calls
 
 
+def _validate_thinking_turns(messages: list[Any]) -> None:
+    for i, message in enumerate(messages):
+        content = message.get("content") or []
+        if message.get("role") != "assistant" or not any("toolUse" in b for b in content):
+            continue
+        if "reasoningContent" not in content[0]:
+            raise Invalid(
+                f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+                "found `tool_use`. When `thinking` is enabled, a final `assistant` message must "
+                "start with a thinking block."
+            )
+
+
 def _validate_block(block: Any, where: str, previous_calls: set[str]) -> None:
     if not isinstance(block, dict) or len(block) != 1 or next(iter(block)) not in _BLOCK_KINDS:
         raise Invalid(f"Malformed input request: {where} must hold exactly one known member")
@@ -144,6 +163,12 @@ def _validate_block(block: Any, where: str, previous_calls: set[str]) -> None:
         for item in result.get("content", []):
             if "image" in item:
                 _validate_image(item["image"], where)
+    redacted = block.get("reasoningContent", {}).get("redactedContent")
+    if redacted is not None:
+        try:
+            base64.b64decode(redacted, validate=True)
+        except (TypeError, binascii.Error) as exc:
+            raise Invalid(f"{where}.reasoningContent.redactedContent: not valid base64") from exc
     if "toolUse" in block and not isinstance(block["toolUse"].get("input"), dict):
         raise Invalid(f"{where}.toolUse.input must be a JSON object")
 
@@ -213,15 +238,59 @@ def build_answer(body: dict[str, Any], model: str, serial: int) -> Answer:
     if "cache-hit" in model:
         ttl = "1h" if "cache-hit-1h" in model else "5m"
         answer_usage["cacheDetails"] = [{"inputTokens": CACHE_WRITE, "ttl": ttl}]
-    return Answer(blocks, "tool_use" if uses else "end_turn", answer_usage)
+    answer = Answer(blocks, "tool_use" if uses else "end_turn", answer_usage)
+    return answer if uses else _on_cue(body, answer)
 
 
 def _thinking(body: dict[str, Any]) -> list[dict[str, Any]]:
     if "thinking" not in (body.get("additionalModelRequestFields") or {}):
         return []
-    return [
-        {"reasoningContent": {"reasoningText": {"text": THINKING, "signature": "sig-fake-0001"}}}
-    ]
+    signed = {
+        "reasoningContent": {"reasoningText": {"text": THINKING, "signature": "sig-fake-0001"}}
+    }
+    first = body["messages"][0]["content"]
+    if any("think in secret" in b.get("text", "") for b in first):
+        return [{"reasoningContent": {"redactedContent": REDACTED}}, signed]
+    return [signed]
+
+
+def _on_cue(body: dict[str, Any], answer: Answer) -> Answer:
+    """Claude's other answer shapes, on the cues of the module docstring."""
+    said = " ".join(b.get("text", "") for b in body["messages"][-1]["content"])
+    if "cite the source" in said:
+        answer.blocks.append({"citationsContent": _citations()})
+    elif "fill the context" in said:
+        answer.stop_reason = "model_context_window_exceeded"
+    elif "please refuse" in said:
+        answer.stop_reason = "content_filtered"
+    elif "trip the guardrail" in said:
+        answer.stop_reason = "guardrail_intervened"
+        answer.blocks = [*answer.blocks[:-1], {"text": GUARDRAIL_TEXT}]
+    else:
+        _cut_at_stop(body, answer)
+    return answer
+
+
+def _citations() -> dict[str, Any]:
+    citation = {
+        "title": "Grass facts",
+        "sourceContent": [{"text": CITED}],
+        "location": {"documentChar": {"documentIndex": 0, "start": 0, "end": len(CITED)}},
+    }
+    return {"content": [{"text": CITED}], "citations": [citation]}
+
+
+def _cut_at_stop(body: dict[str, Any], answer: Answer) -> None:
+    last = answer.blocks[-1]
+    stops = (body.get("inferenceConfig") or {}).get("stopSequences") or []
+    found = [(last["text"].find(s), s) for s in stops if "text" in last and s in last["text"]]
+    if not found:
+        return
+    at, sequence = min(found)
+    answer.blocks[-1] = {"text": last["text"][:at]}
+    answer.stop_reason = "stop_sequence"
+    if "/stop_sequence" in (body.get("additionalModelResponseFieldPaths") or []):
+        answer.fields = {"stop_sequence": sequence}
 
 
 def _reply(body: dict[str, Any], serial: int) -> list[dict[str, Any]]:
@@ -273,12 +342,15 @@ def _words_in_request(body: dict[str, Any]) -> int:
 
 
 def converse_body(answer: Answer) -> dict[str, Any]:
-    return {
+    body = {
         "output": {"message": {"role": "assistant", "content": answer.blocks}},
         "stopReason": answer.stop_reason,
         "usage": answer.usage,
         "metrics": {"latencyMs": 42},
     }
+    if answer.fields is not None:
+        body["additionalModelResponseFields"] = answer.fields
+    return body
 
 
 def stream_frames(answer: Answer) -> list[bytes]:
@@ -286,7 +358,10 @@ def stream_frames(answer: Answer) -> list[bytes]:
     events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
     for index, block in enumerate(answer.blocks):
         events.extend(_block_events(index, block))
-    events.append(("messageStop", {"stopReason": answer.stop_reason}))
+    stop: dict[str, Any] = {"stopReason": answer.stop_reason}
+    if answer.fields is not None:
+        stop["additionalModelResponseFields"] = answer.fields
+    events.append(("messageStop", stop))
     events.append(("metadata", {"usage": answer.usage, "metrics": {"latencyMs": 42}}))
     return [event_frame(kind, payload, serial) for serial, (kind, payload) in enumerate(events)]
 
@@ -301,6 +376,17 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[tuple[str, dict
                 "contentBlockDelta",
                 {"contentBlockIndex": index, "delta": {"toolUse": {"input": piece}}},
             )
+    elif "redactedContent" in block.get("reasoningContent", {}):
+        delta = {
+            "reasoningContent": {"redactedContent": block["reasoningContent"]["redactedContent"]}
+        }
+        yield "contentBlockDelta", {"contentBlockIndex": index, "delta": delta}
+    elif "citationsContent" in block:
+        cited = block["citationsContent"]
+        for piece in _words_with_spaces(cited["content"][0]["text"]):
+            yield "contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}}
+        for citation in cited["citations"]:
+            yield "contentBlockDelta", {"contentBlockIndex": index, "delta": {"citation": citation}}
     elif "reasoningContent" in block:
         reasoning = block["reasoningContent"]["reasoningText"]
         for piece in _words_with_spaces(reasoning["text"]):

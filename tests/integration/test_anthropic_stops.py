@@ -1,7 +1,8 @@
 """An Anthropic upstream's own stop reaches a Messages client (the official ``anthropic`` SDK)
 as the upstream wrote it, whole and streamed: the stop sequence that matched, a turn paused
 by a long server-tool search (sent back as is, it goes on), the context window; an OpenAI
-client of the same upstream gets the core's finish reason."""
+client of the same upstream gets the core's finish reason. The code execution tool's container
+reaches the client and goes back to the upstream when the client names it."""
 
 from __future__ import annotations
 
@@ -144,3 +145,31 @@ def test_an_openai_client_gets_the_core_finish_reason(
         else:
             answer = oa.chat.completions.create(model="stops-an", messages=messages, stop=stop)
             assert answer.choices[0].finish_reason == finish
+
+
+CODE: Any = {"type": "code_execution_20250825", "name": "code_execution"}
+
+
+@STREAMED
+def test_the_code_execution_container_round_trips(
+    client: anthropic.Anthropic, vendor_fakes: dict[str, Any], streamed: bool
+) -> None:
+    fake: FakeAnthropic = vendor_fakes["anthropic"]
+    messages: list[Any] = [{"role": "user", "content": "run some code"}]
+    first = _ask(client, streamed, messages=messages, tools=[CODE])
+    assert first.container is not None and first.container.id.startswith("container_")
+    assert first.container.expires_at.year == 2026
+    # The client reuses the container by naming it; the upstream gets it as sent.
+    messages += [
+        {"role": "assistant", "content": _text(first)},
+        {"role": "user", "content": "and again"},
+    ]
+    second = _ask(client, streamed, messages=messages, tools=[CODE], container=first.container.id)
+    assert fake.last_request.json["container"] == first.container.id
+    assert second.container is not None and second.container.id == first.container.id
+
+
+@STREAMED
+def test_a_plain_answer_has_no_container(client: anthropic.Anthropic, streamed: bool) -> None:
+    message = _ask(client, streamed, messages=[{"role": "user", "content": "hello"}])
+    assert message.container is None

@@ -24,6 +24,9 @@ server-tool blocks, text with ``citations``) comes with its whole ``content`` (`
 is written as the upstream sent it, every block in its place, unless a stage rewrote the text
 (an output guardrail's redaction), when the blocks the core models are written instead.
 
+An answer that ran in a container (the code execution tool) comes with the upstream's
+``container`` (the answer's ``Native``), written as it came so that the client can reuse it.
+
 Tool-call arguments are sent as the parsed object in ``input``. Arguments that are not a JSON
 object (a model's malformed output) are sent as ``{"_raw": "<text>"}`` rather than failing the
 whole answer: the client sees exactly what the model wrote and can answer with an error result;
@@ -164,6 +167,9 @@ def message_json(result: ChatResult, message_id: str, model: str) -> bytes:
     }
     if native is not None and native.origin == DIALECT and "stop_reason" in native.fields:
         body.update(own_stop(native.fields, derived))
+    top = result.native
+    if top is not None and top.origin == DIALECT and "container" in top.fields:
+        body["container"] = top.fields["container"]
     return orjson.dumps(body)
 
 

@@ -18,8 +18,8 @@ index. Only the first choice is encoded: this API has no ``n``.
 An Anthropic upstream's blocks the core does not model come as ``NativeDelta``\\ s (see
 ``providers.anthropic.stream``): a ``content_block`` opens a block as the upstream wrote it (a
 text one is then the open text block), a ``delta`` goes to the open block, in place; a
-``message_delta`` (the upstream's own stop fields) goes to the closing ``message_delta``, see
-``encode.own_stop``.
+``message_delta`` (the upstream's own stop fields, its ``container``) goes to the closing
+``message_delta``, see ``encode.own_stop``; the container as it came.
 """
 
 from __future__ import annotations
@@ -154,6 +154,8 @@ class StreamEncoder:
         stop: dict[str, Any] = {"stop_reason": reason, "stop_sequence": None}
         if self._stop is not None:
             stop.update(own_stop(self._stop, reason))
+            if "container" in self._stop:
+                stop["container"] = self._stop["container"]
         delta = {"type": "message_delta", "delta": stop, "usage": usage_json(self._usage)}
         return (
             self._close()

@@ -11,6 +11,11 @@ stopped for any reason but ``end_turn``, ``tool_use`` and ``max_tokens`` also ke
 upstream's ``stop_reason``, ``stop_sequence`` and ``stop_details`` in its ``Native``, so that a
 Messages client learns that the turn paused (and must be sent back), which stop sequence
 matched, or why the model refused. The finish reason stays the core's for everything else.
+
+An answer that ran in a container (the code execution tool) keeps the top-level ``container``
+(``id``, ``expires_at``) as the answer's ``Native`` (``ChatResult.native``): a Messages client
+reuses the container by sending it back in its next request's ``container``, which reaches
+the upstream as an ``extra`` field.
 """
 
 from __future__ import annotations
@@ -107,11 +112,13 @@ def parse_message(data: dict[str, Any], json_tool: str | None, label: str) -> Ch
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"{label}: the upstream sent a malformed message") from exc
     choice = Choice(0, message, finish_reason(reason, client_calls), native)
+    container = data.get("container")
     return ChatResult(
         choices=[choice],
         usage=parse_usage(data.get("usage")),
         upstream_model=data.get("model"),
         upstream_id=data.get("id"),
+        native=None if container is None else Native(ORIGIN, {"container": container}),
     )
 
 

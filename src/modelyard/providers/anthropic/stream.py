@@ -15,7 +15,9 @@ every block in its place. An encoder of another dialect ignores them.
 
 A stream that stopped for a reason the core's finish reason folds (see
 ``providers.anthropic.response``) ends with one more ``NativeDelta`` before its ``Finished``:
-``{"message_delta": {...}}``, the stop fields of the upstream's ``message_delta``.
+``{"message_delta": {...}}``, the stop fields of the upstream's ``message_delta``; so does one
+whose ``message_delta`` names the ``container`` the answer ran in (the code execution tool),
+with that ``container``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class StreamState:
     _usage: dict[str, Any] = field(default_factory=dict)
     _stop_reason: str | None = None
     _kept_stop: dict[str, Any] | None = None  # the stop fields, when the finish reason folds them
+    _container: Any = None  # the message_delta's container (code execution), when it names one
 
     @property
     def done(self) -> bool:
@@ -106,19 +109,27 @@ class StreamState:
             self._stop_reason = reason or self._stop_reason
             if reason not in PLAIN_STOPS and own_stop(reason):
                 self._kept_stop = stop_fields(delta)
+            self._container = delta.get("container") or self._container
             self._merge_usage(payload.get("usage"))
         elif kind == "message_stop":
             self.finished = True
             usage = parse_usage(self._usage) or Usage()
             reason = finish_reason(self._stop_reason, self._calls > 0)
-            if self._kept_stop is None:
+            if self._kept_stop is None and self._container is None:
                 return [UsageReport(usage), Finished(reason)]
-            kept = _native({"message_delta": self._kept_stop})
-            return [UsageReport(usage), kept, Finished(reason)]
+            return [UsageReport(usage), self._kept(), Finished(reason)]
         elif kind == "error":
             raise stream_error(payload, self.label)
         # ping, and event types added after this was written, carry nothing for us.
         return []
+
+    def _kept(self) -> NativeDelta:
+        """The upstream's own ``message_delta`` fields the core does not say: its folded stop
+        fields, its container."""
+        fields = dict(self._kept_stop or {})
+        if self._container is not None:
+            fields["container"] = self._container
+        return _native({"message_delta": fields})
 
     def _start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
         kind = block["type"]

@@ -18,6 +18,9 @@ lossy:
   newer models accept); ``json_object`` always uses the tool, with an open object schema.
 * ``reasoning_effort`` becomes ``outputConfig.effort`` (``minimal`` → ``low``).
 * ``metadata`` and ``user`` become ``requestMetadata`` (visible in invocation logs only).
+* With ``stop`` sequences, ``additionalModelResponseFieldPaths`` asks for ``/stop_sequence``
+  (with the client's own paths), so that an answer cut by one names it as Claude does (Converse
+  ignores a path the model's answer lacks).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from modelyard.providers.json_tool import tool_name as json_tool_name
 
 StructuredOutput = Literal["tool", "native"]
 _OPEN_OBJECT: dict[str, Any] = {"type": "object"}
+# Where a Claude answer names the stop sequence that cut it (a JSON pointer into its answer).
+STOP_SEQUENCE_PATH = "/stop_sequence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ def build_request(request: ChatRequest, model: str, options: BuildOptions) -> Co
     inference = _inference(request)
     if inference:
         body["inferenceConfig"] = inference
+    if request.stop:
+        _ask_for_stop_sequence(body)
     metadata = params.request_metadata(request)
     if metadata and "requestMetadata" not in body:
         body["requestMetadata"] = metadata
@@ -101,6 +108,13 @@ def _inference(r: ChatRequest) -> dict[str, Any]:
     if r.stop:
         out["stopSequences"] = list(r.stop)
     return out
+
+
+def _ask_for_stop_sequence(body: dict[str, Any]) -> None:
+    paths = body.get("additionalModelResponseFieldPaths")
+    own = list(paths) if isinstance(paths, list | tuple) else []
+    if STOP_SEQUENCE_PATH not in own:
+        body["additionalModelResponseFieldPaths"] = [*own, STOP_SEQUENCE_PATH]
 
 
 def _output_config(body: dict[str, Any]) -> dict[str, Any]:

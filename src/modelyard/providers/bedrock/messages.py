@@ -8,7 +8,8 @@ of one role are merged (parallel tool results share a turn, tool results first),
 is left out because Converse rejects blank text blocks. Images must be inline (``data:`` URLs):
 Converse takes bytes (base64 in JSON) or S3 locations, never web URLs, and the gateway does not
 fetch. Reasoning goes back upstream only with its signature, since models reject unsigned
-reasoning blocks.
+reasoning blocks. A Messages client's assistant turn holding ``redacted_thinking`` sends its
+thinking blocks in their order, the redacted ones as ``redactedContent`` (``claude``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import orjson
 
 from modelyard.core.chat import ContentPart, DocumentPart, Message, TextPart
 from modelyard.core.errors import InvalidRequest, UnsupportedCapability
+from modelyard.providers.bedrock import claude
 from modelyard.providers.documents import inline_pdf
 
 Block = dict[str, Any]
@@ -119,7 +121,14 @@ def _blocks(message: Message, i: int, model: str, out: Converted) -> list[Block]
         cached = message.cache is not None or any(p.cache for p in message.content)
         return [result, cache_point()] if cached else [result]
     blocks: list[Block] = []
-    if message.role == "assistant" and message.reasoning and message.reasoning_signature:
+    kept = (
+        None
+        if message.native is None
+        else claude.history_reasoning(message, f"messages[{i}].content")
+    )
+    if kept is not None:
+        blocks.extend(kept)
+    elif message.role == "assistant" and message.reasoning and message.reasoning_signature:
         text = {"text": message.reasoning, "signature": message.reasoning_signature}
         blocks.append({"reasoningContent": {"reasoningText": text}})
     blocks.extend(_content(message.content, f"messages[{i}].content", model, cache=True))

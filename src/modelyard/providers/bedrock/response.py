@@ -1,4 +1,9 @@
-"""Parse a Converse response (the non-streamed answer), its stop reason and usage into core."""
+"""Parse a Converse response (the non-streamed answer), its stop reason and usage into core.
+
+Claude's answer parts the core does not model (redacted thinking, citations, the stop reasons
+it folds) are kept for a Messages API client in that API's shapes: see ``claude``. A plain
+answer pays one membership test per block and one per answer.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,19 @@ from typing import Any
 
 import orjson
 
-from modelyard.core.chat import ChatResult, Choice, FinishReason, Message, TextPart, ToolCall, Usage
+from modelyard.core.chat import (
+    ChatResult,
+    Choice,
+    FinishReason,
+    Message,
+    Native,
+    TextPart,
+    ToolCall,
+    Usage,
+)
 from modelyard.core.errors import UpstreamError
 from modelyard.providers.base import token_count
+from modelyard.providers.bedrock import claude
 
 _STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -80,22 +95,31 @@ class ResponseInfo:
 
 
 def parse_converse(data: dict[str, Any], info: ResponseInfo) -> ChatResult:
+    stop = data.get("stopReason")
     try:
         blocks = data["output"]["message"]["content"]
-        message, client_calls = _message(blocks, info.json_tool)
-    except (KeyError, TypeError, ValueError) as exc:
+        message, client_calls, whole = _message(blocks, info.json_tool)
+        native: Native | None = None
+        if whole:
+            native = claude.answer_native(blocks, info.json_tool, message)
+        if stop in claude.OWN_STOPS:  # a stop reason that is not hashable is malformed
+            native = claude.with_stop(native, stop, data, message.text())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UpstreamError(f"{info.label}: the upstream sent a malformed answer") from exc
-    reason = finish_reason(data.get("stopReason"), client_calls, info.label)
+    reason = finish_reason(stop, client_calls, info.label)
     return ChatResult(
-        choices=[Choice(0, message, reason)],
+        choices=[Choice(0, message, reason, native)],
         usage=parse_usage(data.get("usage")),
         upstream_model=info.model,
         upstream_id=info.request_id,
     )
 
 
-def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Message, bool]:
+def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Message, bool, bool]:
+    """The message, whether it calls a client's tool, and whether a block has a part the core
+    does not model (a redacted reasoning block, a cited text: see ``claude``)."""
     texts: list[str] = []
+    whole = False
     thoughts: list[str] = []
     signature: str | None = None
     calls: list[ToolCall] = []
@@ -113,7 +137,11 @@ def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Messa
             reasoning = block["reasoningContent"].get("reasoningText") or {}
             thoughts.append(reasoning.get("text") or "")
             signature = reasoning.get("signature") or signature
-        # Redacted reasoning, citations and other blocks have no core counterpart.
+            whole = whole or "redactedContent" in block["reasoningContent"]
+        elif "citationsContent" in block:
+            texts.append(claude.cited_text(block))
+            whole = True
+        # Other blocks (an image...) have no core counterpart in an answer.
     message = Message(
         role="assistant",
         content=(TextPart("".join(texts)),) if texts else (),
@@ -121,4 +149,4 @@ def _message(blocks: list[dict[str, Any]], json_tool: str | None) -> tuple[Messa
         reasoning="".join(thoughts) if thoughts else None,
         reasoning_signature=signature,
     )
-    return message, bool(calls)
+    return message, bool(calls), whole

@@ -7,6 +7,13 @@ of JSON text, ``reasoningContent.text``/``signature``) and ``contentBlockStop``,
 block; core tool-call indices count tool calls only, so they are renumbered from 0. The usage
 and the finish reason are emitted together once both have arrived (usage first), which ends the
 stream; a stream that closes before that was cut short.
+
+Claude's parts the core does not model travel as ``NativeDelta``\\ s in the Messages API's
+shapes (see ``claude``): a ``redactedContent`` reasoning delta is a whole ``redacted_thinking``
+block, and a stop reason the core folds comes as the ``message_delta``'s stop fields before
+the ``Finished``. A cited text streams as ``text`` deltas; its ``citation`` deltas are not
+relayed (a Messages stream's ``citations_delta`` belongs to a text block the core cannot place
+in a Converse stream's order), so a streamed answer's citations reach no client.
 """
 
 from __future__ import annotations
@@ -19,13 +26,14 @@ from modelyard.core.chat import FinishReason
 from modelyard.core.errors import UpstreamConnectionError, UpstreamError
 from modelyard.core.events import (
     Finished,
+    NativeDelta,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
     UsageReport,
 )
-from modelyard.providers.bedrock import errors
+from modelyard.providers.bedrock import claude, errors
 from modelyard.providers.bedrock.eventstream import Frame
 from modelyard.providers.bedrock.response import finish_reason, parse_usage
 
@@ -33,7 +41,16 @@ _JSON_ANSWER = -1  # marks the block of the synthetic JSON-answer tool: its inpu
 
 
 class StreamTranslator:
-    __slots__ = ("_blocks", "_calls", "_json_tool", "_label", "_stop_reason", "_usage", "done")
+    __slots__ = (
+        "_blocks",
+        "_calls",
+        "_json_tool",
+        "_label",
+        "_stop",
+        "_stop_reason",
+        "_usage",
+        "done",
+    )
 
     def __init__(self, json_tool: str | None, label: str) -> None:
         self._json_tool = json_tool
@@ -41,6 +58,7 @@ class StreamTranslator:
         self._blocks: dict[int, int] = {}  # content block index → core tool-call index
         self._calls = 0
         self._stop_reason: object = None
+        self._stop: dict[str, Any] = {}  # the messageStop event, for a stop the core folds
         self._usage: UsageReport | None = None
         self.done = False
 
@@ -71,6 +89,7 @@ class StreamTranslator:
             return self._start(int(data["contentBlockIndex"]), data["start"])
         if kind == "messageStop":
             self._stop_reason = data.get("stopReason")
+            self._stop = data
             return self._maybe_finish()
         if kind == "metadata":
             usage = parse_usage(data.get("usage"))
@@ -106,7 +125,8 @@ class StreamTranslator:
         reasoning = delta.get("reasoningContent")
         if isinstance(reasoning, dict):
             return self._reasoning(reasoning)
-        return []  # citations and other deltas have no core counterpart
+        # A ``citation`` delta (its text came as text) and others have no core counterpart.
+        return []
 
     def _reasoning(self, reasoning: dict[str, Any]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -116,11 +136,17 @@ class StreamTranslator:
         signature = reasoning.get("signature")
         if isinstance(signature, str) and signature:
             events.append(ReasoningDelta("", signature=signature))
-        return events  # redactedContent is opaque and has no core counterpart
+        redacted = reasoning.get("redactedContent")
+        if redacted:
+            events.append(NativeDelta(claude.redacted_block(redacted)))
+        return events
 
     def _maybe_finish(self) -> list[StreamEvent]:
         if self._usage is None or self._stop_reason is None or self.done:
             return []
         self.done = True
         reason: FinishReason = finish_reason(self._stop_reason, self._calls > 0, self._label)
+        if self._stop_reason in claude.OWN_STOPS:
+            stop = NativeDelta(claude.stop_delta(str(self._stop_reason), self._stop))
+            return [self._usage, stop, Finished(reason)]
         return [self._usage, Finished(reason)]
