@@ -136,6 +136,7 @@ class ToolLoop:
             usage.output_tokens += got.output_tokens
             usage.cached_input_tokens += got.cached_input_tokens
             usage.cache_write_tokens += got.cache_write_tokens
+            usage.cache_write_1h_tokens += got.cache_write_1h_tokens
             usage.reasoning_tokens += got.reasoning_tokens
 
     async def _listing(self, server: ToolServer, history: list[JSON]) -> list[ToolSpec]:
