@@ -2,12 +2,14 @@
 
 The shipped data (genai-prices' bundled snapshot and our ``data/facts.json``) is parsed once per
 process and cached at module level (see ``genai.py`` and ``facts.py``); building a catalog per
-config reload only converts the handful of overrides.
+config reload only converts the handful of overrides. genai-prices' snapshot is parsed only when
+the config has a provider it prices: the catalog built for a gateway of self-hosted providers
+never reads it (the listing, ``Catalog.search``, reads it at its first use).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
@@ -53,9 +55,15 @@ def _optional(value: float | None) -> Decimal | None:
     return None if value is None else dollars(value)
 
 
-def build_catalog(prices: Mapping[str, PriceSpec] | None = None) -> Catalog:
+def build_catalog(
+    prices: Mapping[str, PriceSpec] | None = None,
+    provider_types: Iterable[str] | None = None,
+) -> Catalog:
     """A catalog with the shipped facts and these config price overrides. Called at start-up
-    and at each reload (off the event loop); it loads the shipped data if not yet loaded."""
-    genai.load()
+    and at each reload (off the event loop); it loads the shipped data if not yet loaded, the
+    list prices only if a provider of ``provider_types`` (the config's; None: any) has them, so
+    that no lookup parses them later on a request path."""
+    if provider_types is None or genai.needs_prices(provider_types):
+        genai.load()
     all_facts()
     return Catalog(price_overrides(prices or {}))

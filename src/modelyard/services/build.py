@@ -85,7 +85,7 @@ def build_components(
             issues.append(ConfigIssue(f"providers.{name}.{problem[0]}", problem[1]))
         providers[name] = ps
     # Shipped model facts and list prices, with the config's negotiated/local price overrides.
-    catalog = build_catalog(settings.prices)
+    catalog = build_catalog(settings.prices, [p.type for p in providers.values()])
     deployments = {
         name: _deployment(name, d, providers) for name, d in settings.deployments.items()
     }
