@@ -94,9 +94,9 @@ def create_app(
         store = await _open_store(store_url) if store_url else None
         root = await Root.open(gateway, store, observation=observation, config_path=config_path)
         holder["root"] = app.state.modelyard = root
-        # Everything built at start-up (the catalog's price data above all) lives as long as
-        # the process: keep it out of the cyclic collector's way, so collections triggered by
-        # request garbage stay small.
+        # Everything built at start-up (the catalog's price data above all, when a provider
+        # has list prices) lives as long as the process: keep it out of the cyclic collector's
+        # way, so collections triggered by request garbage stay small.
         gc.collect()
         gc.freeze()
         try:
