@@ -5,14 +5,17 @@ use ``UpdatePrices`` (the optional background thread that fetches a newer snapsh
 nor ``calc_price`` (which would consult a snapshot such a thread had installed), so nothing here
 touches the network and prices change only when the pinned dependency does.
 
-Parsing the bundled data costs about half a second, so it happens once per process, on first use,
-and is cached at module level; every catalog built afterwards (each config reload) reuses it.
+Parsing the bundled data costs about half a second of CPU and 4.7 MB, so it happens once per
+process, only when something needs list prices (``needs_prices``: a configured provider whose type
+has them, the catalog listing, an explicit lookup), and is cached at module level; every catalog
+built afterwards (each config reload) reuses it. A gateway whose providers are all self-hosted or
+generic never imports ``genai_prices`` at all.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -50,6 +53,12 @@ PROVIDER_IDS: Final[Mapping[str, str | None]] = {
     "openai_compatible": None,
     "local": None,
 }
+
+
+def needs_prices(provider_types: Iterable[str]) -> bool:
+    """Whether a provider of one of these types is priced by genai-prices' data (a type it
+    does not list, such as ``vllm`` or a plugin's, never looks it up)."""
+    return any(PROVIDER_IDS.get(kind) is not None for kind in provider_types)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 The shipped data (genai-prices' bundled snapshot and our ``data/facts.json``) is parsed once per
 process and cached at module level (see ``genai.py`` and ``facts.py``); building a catalog per
-config reload only converts the handful of overrides.
+config reload only converts the handful of overrides. genai-prices' snapshot is parsed only when
+the config has a provider it prices: the catalog built for a gateway of self-hosted providers
+never reads it (the listing, ``Catalog.search``, reads it at its first use).
 """
 
 from __future__ import annotations
@@ -72,8 +74,11 @@ def build_catalog(
     provider_types: Mapping[str, str] | None = None,
 ) -> Catalog:
     """A catalog with the shipped facts and these config price overrides (``provider_types``:
-    each provider name's type, for the vendors' one-hour cache-write rule). Called at start-up
-    and at each reload (off the event loop); it loads the shipped data if not yet loaded."""
-    genai.load()
+    each provider name's type, the config's; None: any). Called at start-up and at each reload
+    (off the event loop); it loads the shipped data if not yet loaded, the list prices only if
+    a provider of those types has them, so that no lookup parses them later on a request path.
+    The types also give a price override the vendor's one-hour cache-write rule."""
+    if provider_types is None or genai.needs_prices(provider_types.values()):
+        genai.load()
     all_facts()
     return Catalog(price_overrides(prices or {}, provider_types))

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from modelyard.catalog import CAPABILITIES, ModelInfo
+from modelyard.catalog import CAPABILITIES, ModelInfo, shipped_models
 from modelyard.core.errors import InvalidRequest, NotFound
 from modelyard.portal.web import Ctx, page
 from modelyard.services.gateway import Gateway
@@ -15,6 +15,13 @@ from modelyard.services.models import prices_json
 
 SHOWN = 200  # rows on one page of results; a narrower search shows the rest
 MAX_QUERY = 200
+
+
+def load_listing() -> None:
+    """Build the shipped listing these pages search now (blocking: the portal's build thread
+    calls it). A gateway whose providers have no list prices has not parsed genai-prices'
+    data (``catalog/loader.py``); the catalog page's first request must not, on the loop."""
+    shipped_models()
 
 
 def _uses(gateway: Gateway, allowed: frozenset[str] | None) -> dict[tuple[str, str], list[str]]:

@@ -23,8 +23,7 @@ from starlette.types import ASGIApp
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.core.errors import InternalError, ModelyardError, NotFound
 from modelyard.server.access_log import AccessLog
-from modelyard.server.admin_evals import ROUTES as EVAL_ROUTES
-from modelyard.server.admin_routes import ROUTES as ADMIN_ROUTES
+from modelyard.server.admin_mount import LazyAdmin, admin_routes
 from modelyard.server.anthropic_routes import ROUTES as ANTHROPIC_ROUTES
 from modelyard.server.auth_routes import ROUTES as AUTH_ROUTES
 from modelyard.server.gemini_routes import ROUTES as GEMINI_ROUTES
@@ -47,6 +46,7 @@ from modelyard.services.observing import (
     LOG_LEVEL_ENV,
     configure_logs,
     observation_for,
+    observes,
 )
 from modelyard.services.root import Root
 from modelyard.store import Store, database_url, open_store, redact
@@ -78,7 +78,9 @@ def create_app(
     gateway = Gateway(settings, local_base_url)  # a bad config fails here, not at start-up
     holder: dict[str, Root] = {}
     portal = LazyPortal(config_path, settings.portal)
-    routes = _routes(portal)
+    # An observation lists every route's template now; else the admin routes wait for a request.
+    admin = admin_routes() if observation is not None or observes(settings.observability) else []
+    routes = _routes(portal, admin or [LazyAdmin()])
     if observation is None:
         templates = [r.path for r in routes if isinstance(r, Route)]
         observation = observation_for(settings.observability, templates)
@@ -92,9 +94,9 @@ def create_app(
         store = await _open_store(store_url) if store_url else None
         root = await Root.open(gateway, store, observation=observation, config_path=config_path)
         holder["root"] = app.state.modelyard = root
-        # Everything built at start-up (the catalog's price data above all) lives as long as
-        # the process: keep it out of the cyclic collector's way, so collections triggered by
-        # request garbage stay small.
+        # Everything built at start-up (the catalog's price data above all, when a provider
+        # has list prices) lives as long as the process: keep it out of the cyclic collector's
+        # way, so collections triggered by request garbage stay small.
         gc.collect()
         gc.freeze()
         try:
@@ -137,13 +139,13 @@ class _Served(Starlette):
         return front
 
 
-def _routes(portal: LazyPortal) -> list[BaseRoute]:
+def _routes(portal: LazyPortal, admin: list[BaseRoute]) -> list[BaseRoute]:
+    """``admin``: the admin and evaluation routes, or the ``LazyAdmin`` that imports them."""
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *_DIALECT_ROUTES,
-        *ADMIN_ROUTES,
-        *EVAL_ROUTES,
+        *admin,
         *AUTH_ROUTES,
         *METRICS_ROUTES,
         Mount(PORTAL_PREFIX, app=portal),  # the web console (modelyard.portal), built at first use

@@ -45,13 +45,16 @@ class BuiltPortal:
 
 
 def build_portal(config_path: Path | None, config: PortalConfig) -> BuiltPortal:
-    """Import and build the portal, its templates compiled (blocking: call it off the loop)."""
+    """Import and build the portal, its templates compiled and the catalog page's listing
+    built (blocking: call it off the loop)."""
     from modelyard.portal.auth import PortalSignIn
+    from modelyard.portal.catalog_pages import load_listing
     from modelyard.portal.routes import router
     from modelyard.portal.web import Portal
 
     portal = Portal.build(config_path, config)
     portal.load_templates()
+    load_listing()
     return BuiltPortal(portal, router(), PortalSignIn())
 
 

@@ -34,8 +34,10 @@ _CHILD = textwrap.dedent(
 )
 
 # Imported only where their feature is on: tracing, metrics, single sign-on, the portal, the
-# PostgreSQL dialect, the learned router's training.
+# PostgreSQL dialect, the learned router's training; genai-prices' data, for a config with no
+# provider it prices.
 OFF = (
+    "genai_prices",
     "opentelemetry",
     "prometheus_client",
     "psutil",
@@ -104,6 +106,21 @@ def test_config_check_imports_none_of_the_features_its_config_leaves_off(tmp_pat
     assert code == 0
     assert "modelyard.services.build" in modules  # the config was built, as serve builds it
     assert _loaded(modules, OFF) == []
+
+
+def test_config_check_reads_the_list_prices_for_a_provider_that_has_them(tmp_path: Path) -> None:
+    provider = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}
+    config = tmp_path / "modelyard.yaml"
+    config.write_text(yaml.safe_dump({**_CONFIG, "providers": {"fake": provider}}))
+    code, modules = _run(tmp_path, "config", "check", "--config", str(config))
+    assert code == 0
+    assert "genai_prices.data" in modules
+
+
+def test_the_catalog_listing_reads_the_list_prices(tmp_path: Path) -> None:
+    code, modules = _run(tmp_path, "models", "--catalog", "--search", "gpt-4o-mini", "--json")
+    assert code == 0
+    assert "genai_prices.data" in modules
 
 
 def test_help_imports_no_command(tmp_path: Path) -> None:

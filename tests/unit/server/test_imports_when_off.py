@@ -56,12 +56,13 @@ _CHILD = textwrap.dedent(
         async with app.router.lifespan_context(app):
             if "--portal" in sys.argv:
                 print("portal", await status_of("/portal/login"))
-            from modelyard.server import admin_routes
-
             if "--openapi" in sys.argv:
                 print("served", await status_of("/admin/v1/openapi.json"))
+            modules = sorted(sys.modules)  # before this script imports the admin routes below
+            from modelyard.server import admin_routes
+
             print("openapi documents", admin_routes._document.cache_info().currsize)
-            print(json.dumps(sorted(sys.modules)))
+            print(json.dumps(modules))
 
     asyncio.run(opened())
     """
@@ -79,6 +80,13 @@ LAZY = {
     "sqlalchemy.dialects.postgresql": "postgresql",  # a SQLite gateway's upserts are SQLite's
     "jinja2": "portal",  # built at the portal's first request (server/portal_mount.py)
     "modelyard.portal": "portal",
+    # genai-prices' data (about 4.7 MB, 0.5 s of CPU): parsed only for a provider it prices.
+    "genai_prices": "prices",
+    # The admin and evaluation APIs (about 3.4 MB): at their first request (server/admin_mount.py)
+    "modelyard.server.admin_routes": "admin",
+    "modelyard.server.admin_evals": "admin",
+    "modelyard.evals": "admin",
+    "modelyard.store.evals": "admin",
 }
 
 _BASE = {
@@ -89,8 +97,12 @@ _BASE = {
     },
     "deployments": {"chat": {"targets": [{"provider": "fake", "model": "gpt-4o-mini"}]}},
 }
+# The same target served by OpenAI itself: its list prices come from genai-prices.
+_OPENAI = {
+    "providers": {"fake": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}}
+}
 _TRACING = {"observability": {"tracing": {"enabled": True, "exporter": "none"}}}
-_METRICS = {"observability": {"metrics": {"enabled": True}}}
+_METRICS: dict[str, object] = {"observability": {"metrics": {"enabled": True}}}
 _SSO = {
     "sso": {
         "issuer": "https://idp.example.com",
@@ -118,13 +130,19 @@ def _child_lines(tmp_path: Path, config: Path, child: str, *args: str) -> list[s
     return done.stdout.strip().splitlines()
 
 
-def _modules(tmp_path: Path, extra: dict[str, object], portal: bool = False) -> set[str]:
+def _modules(
+    tmp_path: Path, extra: dict[str, object], portal: bool = False, admin: bool = False
+) -> set[str]:
     config = tmp_path / "modelyard.yaml"
     config.write_text(yaml.safe_dump({**_BASE, **extra}))
-    lines = _child_lines(tmp_path, config, _CHILD, *(["--portal"] if portal else []))
+    flags = [*(["--portal"] if portal else []), *(["--openapi"] if admin else [])]
+    lines = _child_lines(tmp_path, config, _CHILD, *flags)
     if portal:
         assert "portal 200" in lines  # the sign-in page, served by the portal built just now
-    assert "openapi documents 0" in lines  # the admin API's, built at its first request
+    if admin:
+        assert "served 200" in lines  # the admin API's document, its routes imported just now
+    else:
+        assert "openapi documents 0" in lines  # the admin API's, built at its first request
     modules = set(json.loads(lines[-1]))
     assert "modelyard.services.root" in modules  # the app was built and opened
     return modules
@@ -149,8 +167,8 @@ def test_the_admin_openapi_document_is_generated_at_its_first_request(tmp_path: 
 
 @pytest.mark.parametrize(
     ("feature", "extra"),
-    [("tracing", _TRACING), ("metrics", _METRICS), ("sso", _SSO)],
-    ids=["tracing", "metrics", "sso"],
+    [("tracing", _TRACING), ("metrics", _METRICS), ("sso", _SSO), ("prices", _OPENAI)],
+    ids=["tracing", "metrics", "sso", "prices"],
 )
 def test_a_configured_feature_imports_what_it_needs(
     tmp_path: Path, feature: str, extra: dict[str, object]
@@ -166,3 +184,19 @@ def test_the_portal_is_imported_at_its_first_request(tmp_path: Path) -> None:
     needed = [p for p, by in LAZY.items() if by == "portal"]
     assert needed
     assert [p for p in needed if not _loaded(modules, p)] == []
+    # Its catalog page lists every shipped model: the build thread read the price data, so
+    # that page's first request does not, on the event loop.
+    assert "genai_prices.data" in modules
+
+
+def test_the_admin_routes_are_imported_at_their_first_request(tmp_path: Path) -> None:
+    modules = _modules(tmp_path, {}, admin=True)
+    needed = [p for p, by in LAZY.items() if by == "admin"]
+    assert needed
+    assert [p for p in needed if not _loaded(modules, p)] == []
+
+
+def test_an_observing_config_lists_the_admin_routes_when_the_app_is_built(tmp_path: Path) -> None:
+    """Metrics label a request by its route's template, every template known at build."""
+    modules = _modules(tmp_path, _METRICS)
+    assert _loaded(modules, "modelyard.server.admin_routes")
