@@ -25,9 +25,9 @@ Lossy points, decided here, for upstreams of other APIs:
   breakpoints on the turns around it still are carried.
 * ``is_error`` on a tool result has no core counterpart; the result's text is prefixed with
   ``ERROR_PREFIX`` so the model of any target still learns that the call failed.
-* ``redacted_thinking`` is left out: its data is encrypted, readable by no other model (Claude
-  on Bedrock reads it back: its adapter sends it as ``redactedContent``). Signed ``thinking``
-  keeps its signature.
+* ``redacted_thinking`` is left out: its data is encrypted, readable by no other model (the
+  same model behind another cloud's API reads it back: its adapter translates it). Signed
+  ``thinking`` keeps its signature.
 * Server-tool blocks are left out (another vendor has no record of the server's call); the
   turn's text stays, without its ``citations``.
 * A tool-use ``input`` of exactly ``{"_raw": "<text>"}`` is the encoder's wrapping of arguments
