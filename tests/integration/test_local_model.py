@@ -90,8 +90,15 @@ def test_local_model_calls_a_tool_then_answers_with_its_result(client: openai.Op
             },
         },
     }
+    # Greedy: a sampled call can run past max_tokens inside its JSON, and a cut-off call is
+    # kept as text (``local/tools.py`` ``parse``).
     asked = client.chat.completions.create(
-        model="local", messages=QUESTION, tools=[tool], tool_choice="required", max_tokens=48
+        model="local",
+        messages=QUESTION,
+        tools=[tool],
+        tool_choice="required",
+        max_tokens=48,
+        temperature=0,
     )
     choice = asked.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
