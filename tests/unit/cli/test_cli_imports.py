@@ -15,7 +15,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
+
+# Each case runs a CLI command in a fresh interpreter (about a second of CPU): `make test` runs
+# them; `make test-fast`, the inner loop, leaves them out.
+pytestmark = pytest.mark.slow
 
 _CHILD = textwrap.dedent(
     """

@@ -25,6 +25,10 @@ import yaml
 from modelyard.store import open_store
 from modelyard.store.database import DATABASE_URL_ENV, DB_FILE
 
+# Each case starts a fresh interpreter that imports and opens the whole app (about a second of
+# CPU): `make test` runs them; `make test-fast`, the inner loop, leaves them out.
+pytestmark = pytest.mark.slow
+
 _CHILD = textwrap.dedent(
     """
     import asyncio, json, sys
