@@ -54,7 +54,7 @@ from bench.tools import ensure_tools
 from bench.upstream import Upstream, run_upstream
 from modelyard.observability.metrics import MULTIPROC_ENV
 from modelyard.server.app import LOCAL_URL_ENV
-from modelyard.services.observed import LOG_FORMAT_ENV, LOG_LEVEL_ENV
+from modelyard.services.observing import LOG_FORMAT_ENV, LOG_LEVEL_ENV
 
 PROXY, MODELYARD = "proxy", "modelyard"  # the parsing proxy; Modelyard's default configuration
 APP_FACTORY = "modelyard.server.app:app_from_env"  # what ``modelyard serve``'s workers build

@@ -57,13 +57,11 @@ from modelyard.routing.health import BreakerState
 from modelyard.services.chat import Attempt, Batch, Served
 from modelyard.services.gateway import Resolved
 from modelyard.services.guards import Guarded
-from modelyard.services.observing import LOG_FORMAT_ENV, LOG_LEVEL_ENV, log_breaker
+from modelyard.services.observing import log_breaker
 from modelyard.services.pipeline import Caller, Run, Tap
 
 events = logging.getLogger("modelyard.events")
 __all__ = [
-    "LOG_FORMAT_ENV",
-    "LOG_LEVEL_ENV",
     "MULTIPROC_ENV",
     "OTHER",
     "CallWatch",
